@@ -1,0 +1,58 @@
+# Two commands for a newcomer: `make demo` and `make test`. Both bootstrap everything they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAGE ?= dev
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help bootstrap demo test bench synth lint diff deploy destroy clean
+
+help:
+	@echo "make demo                 run the reconciler end to end on an embedded local AWS stack"
+	@echo "make test                 every test (unit, integration, infrastructure, cdk-nag, cfn-lint)"
+	@echo "make bench                benchmarks; rewrites docs/benchmarks.md"
+	@echo "make synth STAGE=prod     synthesize CloudFormation for a stage (no credentials needed)"
+	@echo "make diff|deploy|destroy STAGE=NAME   the same against an AWS account"
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --silent --no-audit --no-fund
+	touch $@
+
+bootstrap: $(BIN)/.installed node_modules/.installed
+
+demo: bootstrap
+	$(BIN)/python -m reconciler.local.demo
+
+test: bootstrap
+	$(BIN)/python -m pytest -n 2 -p no:cacheprovider
+
+bench: bootstrap
+	$(BIN)/python -m benchmarks.run
+
+synth: bootstrap
+	npx cdk synth --quiet --context stage=$(STAGE)
+
+lint: bootstrap
+	npx cdk synth --quiet --context stage=$(STAGE) --output cdk.out/$(STAGE)
+	$(BIN)/cfn-lint -i W3005 -- cdk.out/$(STAGE)/*.template.json
+
+diff: bootstrap
+	npx cdk diff --context stage=$(STAGE) --all
+
+deploy: bootstrap
+	npx cdk deploy --context stage=$(STAGE) --all --require-approval broadening
+
+destroy: bootstrap
+	npx cdk destroy --context stage=$(STAGE) --all
+
+clean:
+	rm -rf $(VENV) node_modules cdk.out .pytest_cache

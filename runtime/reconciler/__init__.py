@@ -1,0 +1,1 @@
+"""Credit reconciler: exactly-once settlement of video jobs against prepaid credits."""

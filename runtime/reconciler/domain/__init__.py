@@ -1,0 +1,1 @@
+"""Pure settlement logic: no AWS, no I/O. Credits are whole numbers; prices are Decimal."""

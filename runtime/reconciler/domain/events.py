@@ -1,0 +1,121 @@
+"""The two events the video pipeline publishes, and the rules that make one settleable."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any, Mapping
+
+from reconciler.domain.errors import InvalidEvent
+
+EVENT_SOURCE = "video.generation"
+RENDERED = "video.rendered"
+FAILED = "video.failed"
+DETAIL_TYPES = (RENDERED, FAILED)
+
+# Longer than any render the pipeline allows (4 h); a bigger number is a unit or encoding bug upstream.
+MAX_RENDER_SECONDS = Decimal(4 * 3600)
+MAX_ID_LENGTH = 256
+MAX_REASON_LENGTH = 1000
+
+
+@dataclass(frozen=True)
+class VideoRendered:
+    event_id: str
+    job_id: str
+    user_id: str
+    seconds: Decimal
+    model: str
+
+    kind = "rendered"
+
+
+@dataclass(frozen=True)
+class VideoFailed:
+    event_id: str
+    job_id: str
+    user_id: str
+    reason: str | None = None
+
+    kind = "failed"
+
+
+VideoEvent = VideoRendered | VideoFailed
+
+
+def parse_envelope(raw: str | bytes | Mapping[str, Any]) -> VideoEvent:
+    """Validates an EventBridge envelope (dict, or its JSON text) and returns the event it carries."""
+    envelope = _as_object(raw, "event")
+    event_id = envelope.get("id")
+    if not isinstance(event_id, str) or not event_id:
+        raise InvalidEvent("id", "the EventBridge event id is missing")
+    source = envelope.get("source")
+    if source != EVENT_SOURCE:
+        raise InvalidEvent("source", f"expected {EVENT_SOURCE!r}, got {source!r}")
+    detail_type = envelope.get("detail-type")
+    if detail_type not in DETAIL_TYPES:
+        raise InvalidEvent("detail-type", f"unknown detail-type {detail_type!r}; expected one of {', '.join(DETAIL_TYPES)}")
+    detail = _as_object(envelope.get("detail"), "detail")
+    return parse_detail(detail_type, detail, event_id)
+
+
+def parse_detail(detail_type: str, detail: Mapping[str, Any], event_id: str) -> VideoEvent:
+    job_id = _identifier(detail, "jobId")
+    user_id = _identifier(detail, "userId")
+    if detail_type == RENDERED:
+        return VideoRendered(
+            event_id=event_id,
+            job_id=job_id,
+            user_id=user_id,
+            seconds=_seconds(detail.get("seconds")),
+            model=_identifier(detail, "model"),
+        )
+    if detail_type == FAILED:
+        reason = detail.get("reason")
+        if reason is not None and not isinstance(reason, str):
+            raise InvalidEvent("reason", f"must be a string when present, got {type(reason).__name__}")
+        return VideoFailed(event_id=event_id, job_id=job_id, user_id=user_id, reason=reason[:MAX_REASON_LENGTH] if reason else None)
+    raise InvalidEvent("detail-type", f"unknown detail-type {detail_type!r}")
+
+
+def _as_object(value: Any, field: str) -> Mapping[str, Any]:
+    if isinstance(value, (str, bytes)):
+        try:
+            value = json.loads(value, parse_float=Decimal)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise InvalidEvent(field, "is not JSON") from None
+    if not isinstance(value, Mapping):
+        raise InvalidEvent(field, f"must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _identifier(detail: Mapping[str, Any], field: str) -> str:
+    value = detail.get(field)
+    if value is None:
+        raise InvalidEvent(field, "is missing")
+    if not isinstance(value, str):
+        raise InvalidEvent(field, f"must be a string, got {type(value).__name__}")
+    if not value.strip() or len(value) > MAX_ID_LENGTH or not value.isprintable():
+        raise InvalidEvent(field, f"must be 1 to {MAX_ID_LENGTH} printable characters")
+    return value
+
+
+def _seconds(value: Any) -> Decimal:
+    if value is None:
+        raise InvalidEvent("seconds", "is missing")
+    # bool is an int in Python; a JSON true is still not a duration.
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+        raise InvalidEvent("seconds", f"must be a number, got {type(value).__name__}")
+    try:
+        # str() first: the Lambda runtime hands us floats, and Decimal(float) would keep binary noise.
+        seconds = Decimal(str(value))
+    except InvalidOperation:
+        raise InvalidEvent("seconds", f"is not a number: {value!r}") from None
+    if not seconds.is_finite():
+        raise InvalidEvent("seconds", f"must be finite, got {value!r}")
+    if seconds <= 0:
+        raise InvalidEvent("seconds", f"must be positive, got {seconds}")
+    if seconds > MAX_RENDER_SECONDS:
+        raise InvalidEvent("seconds", f"{seconds} is implausibly large (limit {MAX_RENDER_SECONDS})")
+    return seconds

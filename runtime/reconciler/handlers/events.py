@@ -1,0 +1,56 @@
+"""Entry point for video.rendered and video.failed events from EventBridge."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
+
+from reconciler.observability import COUNT, logger, metrics, tracer
+from reconciler.service.container import event_processor
+from reconciler.service.settlement import CONFLICT, DUPLICATE, REJECTED, SETTLED, Outcome, deadline_from_remaining_ms
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE, clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    envelope = EventBridgeEvent(event) if isinstance(event, dict) else None
+    if envelope is not None:
+        logger.append_keys(detail_type=event.get("detail-type"), job_id=_detail_value(envelope, "jobId"))
+    outcome = event_processor().process(event, deadline_from_remaining_ms(context.get_remaining_time_in_millis()))
+    record(outcome)
+    return outcome.summary()
+
+
+def record(outcome: Outcome) -> None:
+    """Metrics (namespace Reconciler) and one structured log line per outcome."""
+    summary = outcome.summary()
+    if outcome.kind == SETTLED:
+        settlement = outcome.settlement
+        metrics.add_metric("Settlements", COUNT, 1)
+        metrics.add_metric("Adjustments", COUNT, len(settlement.entries))
+        metrics.add_metric("CreditsDebited", COUNT, settlement.debited)
+        metrics.add_metric("CreditsRefunded", COUNT, settlement.credited)
+        if settlement.is_overdraft:
+            metrics.add_metric("Overdrafts", COUNT, 1)
+            logger.warning("settled into overdraft", extra=summary)
+        else:
+            logger.info("settled", extra=summary)
+    elif outcome.kind == DUPLICATE:
+        metrics.add_metric("DuplicateEvents", COUNT, 1)
+        logger.info("duplicate event, nothing to do", extra=summary)
+    elif outcome.kind == CONFLICT:
+        metrics.add_metric("ConflictingEvents", COUNT, 1)
+        logger.error("conflicting terminal event recorded; no credits moved", extra=summary)
+    elif outcome.kind == REJECTED:
+        metrics.add_metric("InvalidEvents", COUNT, 1)
+        logger.error("invalid event sent to the dead-letter queue", extra=summary)
+    if outcome.attempts > 1:
+        metrics.add_metric("SettlementRetries", COUNT, outcome.attempts - 1)
+
+
+def _detail_value(envelope: EventBridgeEvent, key: str) -> Any:
+    detail = envelope.get("detail")
+    return detail.get(key) if isinstance(detail, dict) else None

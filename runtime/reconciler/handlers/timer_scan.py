@@ -1,0 +1,44 @@
+"""Entry point for the scheduled timer scan."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import lru_cache
+from typing import Any
+
+from reconciler.config import load_config
+from reconciler.handlers.events import record
+from reconciler.observability import COUNT, logger, metrics, tracer
+from reconciler.service.container import event_processor
+from reconciler.service.settlement import deadline_from_remaining_ms
+from reconciler.service.timer_scan import TimerScan
+
+
+@lru_cache(maxsize=1)
+def timer_scan() -> TimerScan:
+    config = load_config()
+    settlement = event_processor().settlement
+    return TimerScan(
+        settlement.store,
+        settlement,
+        grace=timedelta(minutes=config.scan_grace_minutes),
+        stuck_after=timedelta(hours=config.stuck_job_hours),
+    )
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    report = timer_scan().run(deadline_from_remaining_ms(context.get_remaining_time_in_millis()))
+    summary = report.summary()
+    metrics.add_metric("ScannedJobs", COUNT, report.examined)
+    metrics.add_metric("ScanSettlements", COUNT, len(report.settled))
+    metrics.add_metric("StuckJobs", COUNT, len(report.stuck))
+    for outcome in report.settled:
+        record(outcome)
+    if report.stuck or report.unsettleable:
+        logger.warning("timer scan found jobs that need a person", extra=summary)
+    else:
+        logger.info("timer scan done", extra=summary)
+    return summary

@@ -1,0 +1,367 @@
+"""The reconciler's tables behind a small interface: load a job and a balance, commit a decision."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Iterator
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
+
+from reconciler.config import (
+    JOBS_UNSETTLED_INDEX,
+    LEDGER_BY_USER_INDEX,
+    UNSETTLED_ATTRIBUTE,
+    UNSETTLED_VALUE,
+    RuntimeConfig,
+)
+from reconciler.domain.ledger import LedgerEntry
+from reconciler.domain.settlement import Conflict, JobRecord, Reservation, Settlement, SUBMITTED
+from reconciler.repository.errors import AmbiguousWrite, Contention, StaleState
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+_CONTENTION_CODES = {
+    "TransactionConflict",
+    "TransactionConflictException",
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "TransactionInProgressException",
+    "InternalServerError",
+}
+_AMBIGUOUS_ERRORS = (ReadTimeoutError, ConnectionClosedError, EndpointConnectionError)
+
+
+def to_item(values: dict[str, Any]) -> dict[str, dict]:
+    return {key: _serializer.serialize(value) for key, value in values.items() if value is not None}
+
+
+def from_item(item: dict[str, dict]) -> dict[str, Any]:
+    return {key: _deserializer.deserialize(value) for key, value in item.items()}
+
+
+def _whole(value: Any) -> int | None:
+    return None if value is None else int(Decimal(value))
+
+
+def job_from_item(values: dict[str, Any]) -> JobRecord:
+    return JobRecord(
+        job_id=values["jobId"],
+        user_id=values.get("userId", ""),
+        status=values.get("status"),
+        model=values.get("model"),
+        seconds=values.get("seconds"),
+        reserved_credits=_whole(values.get("reservedCredits")),
+        created_at=values.get("createdAt"),
+        updated_at=values.get("updatedAt"),
+        settled_as=values.get("settledAs"),
+        settled_by_event=values.get("settledByEvent"),
+        conflict_event_ids=frozenset(values.get("conflictEventIds", ())),
+    )
+
+
+def ledger_item(entry: LedgerEntry) -> dict[str, Any]:
+    return {
+        "ledgerId": entry.ledger_id,
+        "userId": entry.user_id,
+        "timestamp": entry.timestamp,
+        "type": entry.type,
+        "amount": entry.amount,
+        "description": entry.description,
+        "reference": entry.reference,
+        "eventId": entry.event_id,
+        "actor": entry.actor,
+    }
+
+
+def ledger_from_item(values: dict[str, Any]) -> LedgerEntry:
+    return LedgerEntry(
+        ledger_id=values["ledgerId"],
+        user_id=values["userId"],
+        type=values["type"],
+        amount=int(values["amount"]),
+        description=values.get("description", ""),
+        reference=values.get("reference", ""),
+        timestamp=values.get("timestamp", ""),
+        event_id=values.get("eventId"),
+        actor=values.get("actor"),
+    )
+
+
+class DynamoDBStore:
+    """Every DynamoDB request the reconciler makes goes through here."""
+
+    def __init__(self, client: Any, config: RuntimeConfig) -> None:
+        self._client = client
+        self.jobs_table = config.jobs_table
+        self.credits_table = config.credits_table
+        self.ledger_table = config.ledger_table
+
+    # --- reads -------------------------------------------------------------------------------
+
+    def load(self, job_id: str, user_id: str) -> tuple[JobRecord | None, int | None]:
+        """The job and the user's balance, in one consistent request (TransactGetItems)."""
+        response = self._call(
+            "transact_get_items",
+            TransactItems=[
+                {"Get": {"TableName": self.jobs_table, "Key": to_item({"jobId": job_id})}},
+                {
+                    "Get": {
+                        "TableName": self.credits_table,
+                        "Key": to_item({"userId": user_id}),
+                        "ProjectionExpression": "remaining",
+                    }
+                },
+            ],
+        )
+        job_response, credits_response = response["Responses"]
+        job = job_from_item(from_item(job_response["Item"])) if job_response.get("Item") else None
+        credits = from_item(credits_response.get("Item") or {})
+        return job, _whole(credits.get("remaining"))
+
+    def get_job(self, job_id: str) -> JobRecord | None:
+        item = self._call("get_item", TableName=self.jobs_table, Key=to_item({"jobId": job_id}), ConsistentRead=True).get("Item")
+        return job_from_item(from_item(item)) if item else None
+
+    def get_balance(self, user_id: str) -> dict[str, Any] | None:
+        """The Credits item as stored (remaining as int), or None for a user with no balance."""
+        item = self._call("get_item", TableName=self.credits_table, Key=to_item({"userId": user_id}), ConsistentRead=True).get("Item")
+        if not item:
+            return None
+        values = from_item(item)
+        values["remaining"] = _whole(values.get("remaining"))
+        return values
+
+    def ledger_for_user(self, user_id: str, since: str | None = None, until: str | None = None) -> Iterator[LedgerEntry]:
+        """One user's entries oldest first, through the userId/timestamp index (never a scan)."""
+        condition = "userId = :u"
+        values: dict[str, Any] = {":u": user_id}
+        if since and until:
+            condition += " AND #ts BETWEEN :since AND :until"
+            values.update({":since": since, ":until": until})
+        elif since:
+            condition += " AND #ts >= :since"
+            values[":since"] = since
+        elif until:
+            condition += " AND #ts <= :until"
+            values[":until"] = until
+        query = dict(
+            TableName=self.ledger_table,
+            IndexName=LEDGER_BY_USER_INDEX,
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=to_item(values),
+        )
+        if "#ts" in condition:
+            query["ExpressionAttributeNames"] = {"#ts": "timestamp"}
+        for item in self._paginate("query", query):
+            yield ledger_from_item(from_item(item))
+
+    def unsettled_jobs(self, created_before: str) -> Iterator[JobRecord]:
+        """Jobs still carrying the unsettled marker, created before a moment: a sparse-index query."""
+        query = dict(
+            TableName=self.jobs_table,
+            IndexName=JOBS_UNSETTLED_INDEX,
+            KeyConditionExpression="#u = :pending AND createdAt <= :before",
+            ExpressionAttributeNames={"#u": UNSETTLED_ATTRIBUTE},
+            ExpressionAttributeValues=to_item({":pending": UNSETTLED_VALUE, ":before": created_before}),
+        )
+        for item in self._paginate("query", query):
+            yield job_from_item(from_item(item))
+
+    # --- writes ------------------------------------------------------------------------------
+
+    def commit_settlement(self, settlement: Settlement) -> None:
+        """Balance, ledger entries and job in one TransactWriteItems; refused if anything moved since load."""
+        items = []
+        if settlement.entries:
+            items.append(self._balance_update(settlement.event.user_id, settlement.balance_before, settlement.balance_delta, settlement.timestamp))
+            items.extend(self._ledger_put(entry) for entry in settlement.entries)
+        items.append(self._job_settlement(settlement))
+        self._transact(items)
+
+    def commit_reservation(self, reservation: Reservation) -> None:
+        timestamp = reservation.entry.timestamp
+        items = [
+            self._balance_update(reservation.user_id, reservation.balance_before, -reservation.credits, timestamp),
+            self._ledger_put(reservation.entry),
+        ]
+        marker = {":pending": UNSETTLED_VALUE, ":r": reservation.credits}
+        if reservation.job_before is None:
+            job_item = {
+                "jobId": reservation.job_id,
+                "userId": reservation.user_id,
+                "model": reservation.model,
+                "status": SUBMITTED,
+                "createdAt": timestamp,
+                "reservedCredits": reservation.credits,
+                UNSETTLED_ATTRIBUTE: UNSETTLED_VALUE,
+            }
+            items.append({"Put": {"TableName": self.jobs_table, "Item": to_item(job_item), "ConditionExpression": "attribute_not_exists(jobId)"}})
+        else:
+            items.append(
+                {
+                    "Update": {
+                        "TableName": self.jobs_table,
+                        "Key": to_item({"jobId": reservation.job_id}),
+                        "UpdateExpression": "SET reservedCredits = :r, #u = :pending, createdAt = if_not_exists(createdAt, :now)",
+                        "ConditionExpression": "attribute_exists(jobId) AND userId = :user AND attribute_not_exists(settledAs) AND attribute_not_exists(reservedCredits)",
+                        "ExpressionAttributeNames": {"#u": UNSETTLED_ATTRIBUTE},
+                        "ExpressionAttributeValues": to_item({**marker, ":user": reservation.user_id, ":now": timestamp}),
+                    }
+                }
+            )
+        self._transact(items)
+
+    def commit_adjustment(self, entry: LedgerEntry, balance_before: int | None) -> None:
+        """An operator's adjustment: balance and its ledger entry in one transaction."""
+        self._transact([self._balance_update(entry.user_id, balance_before, entry.signed_amount, entry.timestamp), self._ledger_put(entry)])
+
+    def record_conflict(self, conflict: Conflict) -> None:
+        """Notes a contradicting event on the settled job (idempotent per event id); moves no credits."""
+        self._write(
+            "update_item",
+            TableName=self.jobs_table,
+            Key=to_item({"jobId": conflict.job.job_id}),
+            UpdateExpression="ADD conflictEventIds :ids, conflictCount :one SET lastConflictAt = :now, lastConflictType = :kind",
+            ConditionExpression="settledAs = :settled AND NOT contains(conflictEventIds, :id)",
+            ExpressionAttributeValues=to_item(
+                {
+                    ":ids": {conflict.event.event_id},
+                    ":id": conflict.event.event_id,
+                    ":one": 1,
+                    ":now": conflict.timestamp,
+                    ":kind": conflict.event.kind,
+                    ":settled": conflict.job.settled_as,
+                }
+            ),
+        )
+
+    # --- transaction parts -------------------------------------------------------------------
+
+    def _balance_update(self, user_id: str, balance_before: int | None, delta: int, timestamp: str) -> dict:
+        # Optimistic: the balance must still be what the decision saw, so balance-dependent outcomes
+        # (overdraft, reservation cover) are exact; a concurrent change makes us reload and decide again.
+        if balance_before is None:
+            condition, values = "attribute_not_exists(remaining)", {":delta": delta, ":now": timestamp}
+            update = "SET remaining = :delta, updatedAt = :now"
+        else:
+            condition = "remaining = :seen"
+            values = {":delta": delta, ":now": timestamp, ":seen": balance_before}
+            update = "SET remaining = remaining + :delta, updatedAt = :now"
+        return {
+            "Update": {
+                "TableName": self.credits_table,
+                "Key": to_item({"userId": user_id}),
+                "UpdateExpression": update,
+                "ConditionExpression": condition,
+                "ExpressionAttributeValues": to_item(values),
+            }
+        }
+
+    def _ledger_put(self, entry: LedgerEntry) -> dict:
+        return {
+            "Put": {
+                "TableName": self.ledger_table,
+                "Item": to_item(ledger_item(entry)),
+                "ConditionExpression": "attribute_not_exists(ledgerId)",
+            }
+        }
+
+    def _job_settlement(self, settlement: Settlement) -> dict:
+        event = settlement.event
+        outcome = {
+            "settledAs": settlement.settled_as,
+            "settledAt": settlement.timestamp,
+            "settledByEvent": event.event_id,
+            "chargedCredits": settlement.charged,
+            "releasedCredits": settlement.released,
+            "refundedCredits": settlement.refunded,
+        }
+        job = settlement.job_before
+        if job is None:
+            # A job the table did not hold: recorded from the event alone.
+            item = {
+                "jobId": event.job_id,
+                "userId": event.user_id,
+                "status": settlement.settled_as,
+                "createdAt": settlement.timestamp,
+                "model": getattr(event, "model", None),
+                "seconds": getattr(event, "seconds", None),
+                "failureReason": getattr(event, "reason", None),
+                **outcome,
+            }
+            return {"Put": {"TableName": self.jobs_table, "Item": to_item(item), "ConditionExpression": "attribute_not_exists(jobId)"}}
+        values: dict[str, Any] = {f":{key}": value for key, value in outcome.items()}
+        values[":user"] = event.user_id
+        sets = [f"{key} = :{key}" for key in outcome] + ["#status = :settledAs"]
+        for attribute, value in (("model", getattr(event, "model", None)), ("seconds", getattr(event, "seconds", None)), ("failureReason", getattr(event, "reason", None))):
+            if value is not None:
+                sets.append(f"{attribute} = if_not_exists({attribute}, :{attribute})")
+                values[f":{attribute}"] = value
+        condition = "attribute_exists(jobId) AND attribute_not_exists(settledAs) AND userId = :user"
+        if job.reserved_credits is None:
+            condition += " AND attribute_not_exists(reservedCredits)"
+        else:
+            condition += " AND reservedCredits = :reserved"
+            values[":reserved"] = job.reserved_credits
+        return {
+            "Update": {
+                "TableName": self.jobs_table,
+                "Key": to_item({"jobId": event.job_id}),
+                "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE #u",
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": {"#status": "status", "#u": UNSETTLED_ATTRIBUTE},
+                "ExpressionAttributeValues": to_item(values),
+            }
+        }
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    def _transact(self, items: list[dict]) -> None:
+        self._write("transact_write_items", TransactItems=items)
+
+    def _write(self, operation: str, **request: Any) -> None:
+        try:
+            getattr(self._client, operation)(**request)
+        except _AMBIGUOUS_ERRORS as error:
+            raise AmbiguousWrite(str(error)) from error
+        except ClientError as error:
+            mapped = _map_error(error)
+            if mapped is error:
+                raise
+            raise mapped from error
+
+    def _call(self, operation: str, **request: Any) -> dict:
+        try:
+            return getattr(self._client, operation)(**request)
+        except ClientError as error:
+            mapped = _map_error(error)
+            if isinstance(mapped, Contention):
+                raise mapped from error
+            raise
+
+    def _paginate(self, operation: str, request: dict) -> Iterator[dict]:
+        while True:
+            page = self._call(operation, **request)
+            yield from page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                return
+            request = {**request, "ExclusiveStartKey": page["LastEvaluatedKey"]}
+
+
+def _map_error(error: ClientError) -> Exception:
+    code = error.response.get("Error", {}).get("Code", "")
+    if code == "ConditionalCheckFailedException":
+        return StaleState(str(error))
+    if code == "TransactionCanceledException":
+        reasons = [reason.get("Code") for reason in error.response.get("CancellationReasons", [])]
+        if "ConditionalCheckFailed" in reasons:
+            return StaleState(f"transaction cancelled: {reasons}")
+        if any(reason in _CONTENTION_CODES for reason in reasons):
+            return Contention(f"transaction cancelled: {reasons}")
+        return error
+    if code in _CONTENTION_CODES:
+        return Contention(code)
+    return error

@@ -1,0 +1,36 @@
+"""The reservation library call for the video pipeline: balance, ledger and job in one transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from reconciler.domain.ledger import iso_timestamp
+from reconciler.domain.settlement import Reservation, plan_reservation
+from reconciler.repository.retry import Backoff
+from reconciler.service.ports import SettlementStore
+from reconciler.service.retrying import with_retries
+
+
+@dataclass
+class ReservationService:
+    store: SettlementStore
+    clock: Callable[[], str] = iso_timestamp
+    backoff: Callable[[], Backoff] = field(default=Backoff)
+
+    def reserve(self, job_id: str, user_id: str, model: str, credits: int) -> Reservation | None:
+        """Takes `credits` from the balance for a job, or raises InsufficientCredits moving nothing.
+
+        Returns the reservation made, or None when this exact reservation was already in place
+        (so a pipeline may retry the call safely).
+        """
+
+        def attempt() -> Reservation | None:
+            job, balance = self.store.load(job_id, user_id)
+            plan = plan_reservation(job_id, user_id, model, credits, job, balance, self.clock())
+            if plan is not None:
+                self.store.commit_reservation(plan)
+            return plan
+
+        plan, _ = with_retries(attempt, self.backoff())
+        return plan

@@ -1,0 +1,123 @@
+"""One call to get a working local reconciler: endpoint, resources from the templates, handler wired."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterator
+
+import boto3
+
+from reconciler.local.invoker import LocalInvoker
+from reconciler.local.resources import LocalResources, provision
+from reconciler.local.server import LOCAL_ENV, LOCAL_REGION, moto_server
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+STATE_FILE = REPO_ROOT / ".local-stack" / "state.json"
+
+
+@lru_cache(maxsize=4)
+def templates_for(stage: str) -> dict[str, dict]:
+    """The stage's synthesized CloudFormation templates (CDK synthesis in-process, no credentials)."""
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    from infra.app import synthesize_templates
+
+    return synthesize_templates(stage)
+
+
+@dataclass
+class LocalStack:
+    endpoint: str
+    resources: LocalResources
+
+    @property
+    def stage(self) -> str:
+        return self.resources.stage
+
+    def environment(self) -> dict[str, str]:
+        return {**LOCAL_ENV, "AWS_ENDPOINT_URL": self.endpoint, **self.resources.runtime_environment()}
+
+    def activate(self) -> None:
+        """Points this process (boto3 and the runtime's configuration) at the local stack."""
+        os.environ.update(self.environment())
+        from reconciler.config import load_config
+        from reconciler.service.container import event_processor
+
+        load_config.cache_clear()
+        event_processor.cache_clear()
+
+    def session(self) -> boto3.session.Session:
+        return boto3.session.Session(aws_access_key_id="local", aws_secret_access_key="local", region_name=LOCAL_REGION)
+
+    def client(self, service: str) -> Any:
+        return self.session().client(service, endpoint_url=self.endpoint)
+
+    def invoker(self) -> LocalInvoker:
+        from reconciler.handlers.entry import handler
+
+        return LocalInvoker(
+            sqs=self.client("sqs"),
+            queue_url=self.resources.invoke_queue_url,
+            dlq_url=self.resources.dlq_url,
+            function_name=self.resources.function_name,
+            handler=handler,
+        )
+
+    def publish(self, events: list[dict]) -> list[str]:
+        """Puts events on the local default bus, as the video pipeline does (Source, DetailType, Detail)."""
+        client = self.client("events")
+        ids = []
+        for start in range(0, len(events), 10):
+            batch = events[start : start + 10]
+            response = client.put_events(Entries=[_entry(event) for event in batch])
+            ids.extend(entry.get("EventId", "") for entry in response["Entries"])
+        return ids
+
+    def save(self, path: Path = STATE_FILE) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"endpoint": self.endpoint, "resources": asdict(self.resources)}, indent=2))
+
+    @classmethod
+    def load(cls, path: Path = STATE_FILE) -> "LocalStack":
+        if not path.exists():
+            raise FileNotFoundError("no local stack is running: start one with `reconciler local up`")
+        data = json.loads(path.read_text())
+        return cls(endpoint=data["endpoint"], resources=LocalResources(**data["resources"]))
+
+
+def _entry(event: dict) -> dict:
+    """Accepts either put_events entries or EventBridge envelopes (source/detail-type/detail)."""
+    if "DetailType" in event:
+        detail = event["Detail"]
+        return {**event, "Detail": detail if isinstance(detail, str) else json.dumps(detail)}
+    detail = event.get("detail", {})
+    return {
+        "Source": event.get("source", "video.generation"),
+        "DetailType": event.get("detail-type", ""),
+        "Detail": detail if isinstance(detail, str) else json.dumps(detail),
+    }
+
+
+def provision_stack(endpoint: str, stage: str = "dev") -> LocalStack:
+    session = boto3.session.Session(aws_access_key_id="local", aws_secret_access_key="local", region_name=LOCAL_REGION)
+
+    class _EndpointSession:
+        def client(self, service: str) -> Any:
+            return session.client(service, endpoint_url=endpoint)
+
+    return LocalStack(endpoint=endpoint, resources=provision(templates_for(stage), stage, _EndpointSession()))
+
+
+@contextmanager
+def local_stack(stage: str = "dev") -> Iterator[LocalStack]:
+    """A fresh moto server with the stage's resources, activated for this process; stopped on exit."""
+    with moto_server() as endpoint:
+        stack = provision_stack(endpoint, stage)
+        stack.activate()
+        yield stack

@@ -24,6 +24,7 @@ STATE_FILE = REPO_ROOT / ".local-stack" / "state.json"
 @lru_cache(maxsize=4)
 def templates_for(stage: str) -> dict[str, dict]:
     """The stage's synthesized CloudFormation templates (CDK synthesis in-process, no credentials)."""
+    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
     from infra.app import synthesize_templates

@@ -45,7 +45,7 @@ EVENT_STREAM = [
     ("bob's render failed: his reservation is refunded", failed("job-b1", "bob", "GPU out of memory")),
     ("a render of bob's job arriving after its failure", rendered("job-b1", "bob", 4, "hd-v1")),
     ("a render for a job the table never saw (no reservation)", rendered("job-a2", "alice", 3, "test")),
-    ("carol's render without reservation costs more than she has", rendered("job-c2", "carol", 2, "hd-v1")),
+    ("carol's render without reservation costs more than she has", rendered("job-c2", "carol", 1, "4k-v1")),
     ("malformed: negative seconds", rendered("job-a3", "alice", -3, "test")),
     ("malformed: someone else's job", rendered("job-a1", "mallory", 1, "test")),
     ("malformed: unknown model", rendered("job-a4", "alice", 2, "no-such-model")),

@@ -1,0 +1,31 @@
+"""Shared by every test: no test may ever reach a real AWS account."""
+
+import os
+
+import pytest
+
+# Set before any boto3 client exists: fake credentials, a fixed region, no profile or real endpoint.
+for variable in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL"):
+    os.environ.pop(variable, None)
+os.environ.update(
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_DEFAULT_REGION="us-east-1",
+    AWS_REGION="us-east-1",
+    POWERTOOLS_TRACE_DISABLED="true",
+    POWERTOOLS_DEV="false",
+    JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20",
+)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_runtime_caches():
+    """The runtime caches its configuration per container; every test starts a new 'container'."""
+    from reconciler.config import load_config
+    from reconciler.service.container import event_processor
+
+    load_config.cache_clear()
+    event_processor.cache_clear()
+    yield
+    load_config.cache_clear()
+    event_processor.cache_clear()

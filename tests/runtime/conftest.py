@@ -1,0 +1,191 @@
+"""The runtime's fixtures: the dev stage's resources, created from the synthesized template, in moto."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from reconciler.config import RuntimeConfig
+from reconciler.domain.ledger import adjustment_entry, balance_delta, iso_timestamp
+from reconciler.domain.pricing import PriceBook
+from reconciler.local.resources import LocalResources, provision
+from reconciler.local.server import moto_server, reset
+from reconciler.local.stack import templates_for
+from reconciler.repository.dead_letters import SqsDeadLetters
+from reconciler.repository.dynamodb import DynamoDBStore
+from reconciler.repository.retry import Backoff
+from reconciler.service.settlement import EventProcessor, SettlementService
+
+
+@pytest.fixture(scope="session")
+def dev_templates() -> dict[str, dict]:
+    return templates_for("dev")
+
+
+@dataclass
+class Aws:
+    """A provisioned dev stage on some endpoint, with helpers to arrange and inspect state."""
+
+    resources: LocalResources
+    session: Any
+    endpoint: str | None = None
+
+    def client(self, service: str) -> Any:
+        return self.session.client(service, endpoint_url=self.endpoint)
+
+    @property
+    def config(self) -> RuntimeConfig:
+        return RuntimeConfig.from_env(self.resources.runtime_environment())
+
+    def store(self, dynamodb: Any = None) -> DynamoDBStore:
+        return DynamoDBStore(dynamodb or self.client("dynamodb"), self.config)
+
+    def processor(self, dynamodb: Any = None, prices: PriceBook | None = None, sleep=lambda _: None) -> EventProcessor:
+        service = SettlementService(self.store(dynamodb), prices or PriceBook(), backoff=lambda deadline: Backoff(deadline=deadline, sleep=sleep))
+        return EventProcessor(service, SqsDeadLetters(self.client("sqs"), self.resources.dlq_url, "dev"))
+
+    def activate(self) -> None:
+        """Lets the real Lambda handler find these resources through its environment."""
+        os.environ.update(self.resources.runtime_environment())
+        if self.endpoint:
+            os.environ["AWS_ENDPOINT_URL"] = self.endpoint
+
+    # --- arrange -----------------------------------------------------------------------------
+
+    def seed_balance(self, user_id: str, credits: int) -> None:
+        """An opening balance written the reconciler's way: balance and ledger entry together."""
+        store = self.store()
+        entry = adjustment_entry(user_id, credits, "opening balance", f"opening-{user_id}", "test", iso_timestamp())
+        current = store.get_balance(user_id)
+        store.commit_adjustment(entry, current["remaining"] if current else None)
+
+    def put_job(self, **item: Any) -> None:
+        self.store()  # table names from config
+        self.client("dynamodb").put_item(TableName=self.config.jobs_table, Item={k: _attr(v) for k, v in item.items()})
+
+    # --- inspect -----------------------------------------------------------------------------
+
+    def balance(self, user_id: str) -> int | None:
+        found = self.store().get_balance(user_id)
+        return found["remaining"] if found else None
+
+    def ledger(self, user_id: str) -> list:
+        return list(self.store().ledger_for_user(user_id))
+
+    def ledger_sum(self, user_id: str) -> int:
+        return balance_delta(self.ledger(user_id))
+
+    def all_ledger_ids(self) -> list[str]:
+        items = self.client("dynamodb").scan(TableName=self.config.ledger_table, ProjectionExpression="ledgerId")["Items"]
+        return sorted(item["ledgerId"]["S"] for item in items)
+
+    def job(self, job_id: str):
+        return self.store().get_job(job_id)
+
+    def dead_letters(self) -> list[dict]:
+        sqs = self.client("sqs")
+        messages = sqs.receive_message(
+            QueueUrl=self.resources.dlq_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], VisibilityTimeout=0
+        ).get("Messages", [])
+        return [
+            {"body": m["Body"], **{name: value["StringValue"] for name, value in m.get("MessageAttributes", {}).items()}}
+            for m in messages
+        ]
+
+    def item_counts(self) -> dict[str, int]:
+        dynamodb = self.client("dynamodb")
+        config = self.config
+        return {table: dynamodb.scan(TableName=table, Select="COUNT")["Count"] for table in (config.jobs_table, config.credits_table, config.ledger_table)}
+
+
+def _attr(value: Any) -> dict:
+    from reconciler.repository.dynamodb import to_item
+
+    return to_item({"v": value})["v"]
+
+
+@pytest.fixture
+def aws(dev_templates) -> Iterator[Aws]:
+    """In-process moto with the dev stage's tables, queue, topic and rule."""
+    with mock_aws():
+        session = boto3.session.Session()
+        resources = provision(dev_templates, "dev", session)
+        yield Aws(resources=resources, session=session)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """One moto server on 127.0.0.1 for the session (real HTTP); tests reset it."""
+    with moto_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def aws_server(moto_endpoint, dev_templates) -> Iterator[Aws]:
+    """The dev stage on the moto server, freshly provisioned for each test."""
+    reset(moto_endpoint)
+    session = boto3.session.Session()
+
+    class _Endpoint:
+        def client(self, service: str) -> Any:
+            return session.client(service, endpoint_url=moto_endpoint)
+
+    resources = provision(dev_templates, "dev", _Endpoint())
+    previous = os.environ.get("AWS_ENDPOINT_URL")
+    yield Aws(resources=resources, session=session, endpoint=moto_endpoint)
+    if previous is None:
+        os.environ.pop("AWS_ENDPOINT_URL", None)
+
+
+def envelope(detail_type: str, detail: Any, event_id: str = "evt-1", source: str = "video.generation") -> dict:
+    return {
+        "version": "0",
+        "id": event_id,
+        "detail-type": detail_type,
+        "source": source,
+        "account": "123456789012",
+        "time": "2026-11-28T12:00:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": detail,
+    }
+
+
+def rendered(job_id: str, user_id: str, seconds: Any = 5, model: str = "test", event_id: str | None = None) -> dict:
+    return envelope("video.rendered", {"jobId": job_id, "userId": user_id, "seconds": seconds, "model": model}, event_id or f"evt-r-{job_id}")
+
+
+def failed(job_id: str, user_id: str, reason: str | None = "boom", event_id: str | None = None) -> dict:
+    detail = {"jobId": job_id, "userId": user_id, **({"reason": reason} if reason else {})}
+    return envelope("video.failed", detail, event_id or f"evt-f-{job_id}")
+
+
+class LambdaContext:
+    function_name = "cc-agent-reconciler-dev"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:cc-agent-reconciler-dev"
+    aws_request_id = "request-1"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+def emitted_metrics(captured_stdout: str) -> dict[str, float]:
+    """Sums the EMF metrics Powertools printed."""
+    totals: dict[str, float] = {}
+    for line in captured_stdout.splitlines():
+        if '"_aws"' not in line:
+            continue
+        blob = json.loads(line)
+        for definition in blob["_aws"]["CloudWatchMetrics"]:
+            for metric in definition["Metrics"]:
+                values = blob[metric["Name"]]
+                totals[metric["Name"]] = totals.get(metric["Name"], 0) + sum(values if isinstance(values, list) else [values])
+    return totals

@@ -1,0 +1,181 @@
+"""Fixtures for the ops-alert tests: moto (SNS -> SQS, Secrets Manager) in process, a fake model on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+for _name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+    os.environ.pop(_name, None)
+os.environ.update(
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_SESSION_TOKEN="testing",
+    AWS_DEFAULT_REGION="us-east-1",
+    AWS_REGION="us-east-1",
+    POWERTOOLS_TRACE_DISABLED="true",
+    POWERTOOLS_METRICS_NAMESPACE="Reconciler",
+)
+
+import boto3  # noqa: E402
+from moto import mock_aws  # noqa: E402
+
+from reconciler.observability import metrics  # noqa: E402
+
+SECRET_NAME = "meta-agents/openai"
+API_KEY = "sk-test-DO-NOT-LEAK-7c1f9e2b"
+STAGE = "prod"
+
+
+@dataclass
+class Published:
+    subject: str
+    attributes: dict[str, str]
+    document: dict[str, Any]
+
+
+@dataclass
+class Aws:
+    topic_arn: str
+    queue_url: str
+    sqs: Any
+    sns: Any
+    secrets: Any
+
+    def published(self) -> list[Published]:
+        """Everything the topic delivered to the subscribed queue so far (drains the queue)."""
+        found = []
+        while True:
+            response = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+            messages = response.get("Messages", [])
+            if not messages:
+                return found
+            for message in messages:
+                envelope = json.loads(message["Body"])
+                found.append(
+                    Published(
+                        subject=envelope.get("Subject", ""),
+                        attributes={k: v["Value"] for k, v in envelope.get("MessageAttributes", {}).items()},
+                        document=json.loads(envelope["Message"]),
+                    )
+                )
+                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def put_secret(self, value: str) -> None:
+        self.secrets.create_secret(Name=SECRET_NAME, SecretString=value)
+
+
+@pytest.fixture
+def aws():
+    with mock_aws():
+        sns = boto3.client("sns", region_name="us-east-1")
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        topic_arn = sns.create_topic(Name=f"ops-alerts-{STAGE}")["TopicArn"]
+        queue_url = sqs.create_queue(QueueName="ops-alerts-reader")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
+        yield Aws(topic_arn, queue_url, sqs, sns, boto3.client("secretsmanager", region_name="us-east-1"))
+
+
+@dataclass
+class FakeModel:
+    """An OpenAI-compatible /v1/chat/completions on 127.0.0.1. mode: ok | hang | error | garbage."""
+
+    url: str
+    mode: str = "ok"
+    answer: str = "Likely cause: the producer sends negative seconds. Run `dlq show` first."
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    release: threading.Event = field(default_factory=threading.Event)
+
+
+@pytest.fixture
+def fake_model():
+    state: dict[str, FakeModel] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:  # keep test output quiet
+            pass
+
+        def do_POST(self) -> None:  # noqa: N802
+            model = state["model"]
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            model.requests.append(
+                {"path": self.path, "authorization": self.headers.get("Authorization"), "body": json.loads(body)}
+            )
+            if model.mode == "hang":
+                model.release.wait(15)
+                return
+            if model.mode == "error":
+                payload, status = b'{"error": {"message": "boom"}}', 500
+            elif model.mode == "garbage":
+                payload, status = b"<html>definitely not json", 200
+            else:
+                payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": model.answer}}]}).encode()
+                status = 200
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    state["model"] = FakeModel(url=f"http://127.0.0.1:{server.server_address[1]}")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state["model"]
+    state["model"].release.set()
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def metric_counts(monkeypatch):
+    """Counts what the code adds to the shared Powertools metrics (Powertools itself flushes every 100 values)."""
+    counts: Counter[str] = Counter()
+
+    def add_metric(name: str, unit: Any, value: float, *args: Any, **kwargs: Any) -> None:
+        counts[name] += value
+
+    monkeypatch.setattr(metrics, "add_metric", add_metric)
+    return counts
+
+
+@pytest.fixture
+def secret_reads():
+    """A Powertools SecretsProvider factory whose client counts GetSecretValue calls."""
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+    calls = Counter()
+
+    def factory():
+        client = boto3.client("secretsmanager", region_name="us-east-1")
+        client.meta.events.register("before-call.secrets-manager.GetSecretValue", lambda **_: calls.update(["get"]))
+        return SecretsProvider(boto3_client=client)
+
+    factory.calls = calls  # type: ignore[attr-defined]
+    return factory
+
+
+class Clock:
+    def __init__(self, start: float = 1_780_000_201.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock():
+    return Clock()

@@ -1,0 +1,138 @@
+"""Faults injected at the DynamoDB client: the outcome is still exactly once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError, ReadTimeoutError
+
+from reconciler.repository.errors import RetriesExhausted
+from reconciler.service.reservations import ReservationService
+from tests.runtime.conftest import rendered
+
+
+def cancelled(reason: str) -> ClientError:
+    return ClientError(
+        {"Error": {"Code": "TransactionCanceledException", "Message": "cancelled"}, "CancellationReasons": [{"Code": reason}, {"Code": "None"}]},
+        "TransactWriteItems",
+    )
+
+
+def throttled(operation: str) -> ClientError:
+    return ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}, operation)
+
+
+class FaultyClient:
+    """Wraps a real client; `faults[operation]` is a list of what each next call does:
+    an exception to raise instead, "lose-answer" to commit and then lose the reply, or None to pass."""
+
+    def __init__(self, real: Any, **faults: list) -> None:
+        self._real = real
+        self.faults = {op: list(plan) for op, plan in faults.items()}
+        self.calls: list[str] = []
+
+    def __getattr__(self, operation: str) -> Any:
+        real = getattr(self._real, operation)
+
+        def call(**request: Any) -> Any:
+            self.calls.append(operation)
+            plan = self.faults.get(operation)
+            fault = plan.pop(0) if plan else None
+            if isinstance(fault, Exception):
+                raise fault
+            response = real(**request)
+            if fault == "lose-answer":
+                raise ReadTimeoutError(endpoint_url="http://dynamodb")
+            return response
+
+        return call
+
+
+@pytest.fixture
+def user_with_reservation(aws):
+    aws.seed_balance("u", 100)
+    ReservationService(aws.store()).reserve("j", "u", "test", 10)
+    return aws
+
+
+def assert_settled_exactly_once(aws, expected_balance: int) -> None:
+    assert aws.balance("u") == expected_balance == aws.ledger_sum("u")
+    assert [e.ledger_id for e in aws.ledger("u")].count("j#charge") == 1
+    assert aws.job("j").settled_as == "rendered"
+
+
+def test_transaction_conflicts_are_retried_until_the_settlement_commits(user_with_reservation):
+    aws = user_with_reservation
+    client = FaultyClient(aws.client("dynamodb"), transact_write_items=[cancelled("TransactionConflict")] * 3)
+    outcome = aws.processor(client).process(rendered("j", "u", seconds=4))
+    assert outcome.kind == "settled" and outcome.attempts == 4
+    assert_settled_exactly_once(aws, 96)
+
+
+def test_throttled_reads_and_writes_are_retried(user_with_reservation):
+    aws = user_with_reservation
+    client = FaultyClient(
+        aws.client("dynamodb"),
+        transact_get_items=[throttled("TransactGetItems")],
+        transact_write_items=[throttled("TransactWriteItems")],
+    )
+    outcome = aws.processor(client).process(rendered("j", "u", seconds=4))
+    assert outcome.kind == "settled" and outcome.attempts == 3
+    assert_settled_exactly_once(aws, 96)
+
+
+def test_a_lost_commit_answer_is_recognised_as_applied_on_retry(user_with_reservation):
+    # Given DynamoDB commits the settlement but the reply never reaches us
+    aws = user_with_reservation
+    client = FaultyClient(aws.client("dynamodb"), transact_write_items=["lose-answer"])
+    # When the service retries
+    outcome = aws.processor(client).process(rendered("j", "u", seconds=4))
+    # Then it reads the job as settled by this very event: success, no second charge
+    assert outcome.kind == "duplicate" and outcome.decision.same_event and outcome.attempts == 2
+    assert client.calls == ["transact_get_items", "transact_write_items", "transact_get_items"]
+    assert_settled_exactly_once(aws, 96)
+
+
+def test_a_lost_answer_then_a_lambda_retry_of_the_same_event_is_still_one_charge(user_with_reservation):
+    aws = user_with_reservation
+    client = FaultyClient(aws.client("dynamodb"), transact_write_items=["lose-answer"], transact_get_items=[None] + [throttled("TransactGetItems")] * 20)
+    with pytest.raises(RetriesExhausted):
+        aws.processor(client).process(rendered("j", "u", seconds=4))
+    # Lambda delivers the event again later; the stored state says it was applied.
+    assert aws.processor().process(rendered("j", "u", seconds=4)).kind == "duplicate"
+    assert_settled_exactly_once(aws, 96)
+
+
+def test_contention_that_outlasts_the_budget_raises_so_lambda_retries_and_writes_nothing(user_with_reservation):
+    aws = user_with_reservation
+    client = FaultyClient(aws.client("dynamodb"), transact_write_items=[cancelled("TransactionConflict")] * 50)
+    with pytest.raises(RetriesExhausted):
+        aws.processor(client).process(rendered("j", "u", seconds=4))
+    assert aws.balance("u") == 90 and aws.job("j").settled_as is None
+
+
+def test_a_balance_changed_between_read_and_write_is_reread_and_the_overdraft_judged_on_the_new_balance(aws):
+    # Given a user whose balance an operator changes right after our read
+    aws.seed_balance("u", 3)
+    real = aws.client("dynamodb")
+
+    class OperatorInTheMiddle(FaultyClient):
+        def __getattr__(self, operation):
+            call = super().__getattr__(operation)
+            if operation != "transact_write_items" or self.calls.count("transact_write_items"):
+                return call
+
+            def adjust_then_call(**request):
+                real.update_item(
+                    TableName=aws.config.credits_table, Key={"userId": {"S": "u"}},
+                    UpdateExpression="SET remaining = :r", ExpressionAttributeValues={":r": {"N": "10"}},
+                )
+                return call(**request)
+
+            return adjust_then_call
+
+    outcome = aws.processor(OperatorInTheMiddle(real)).process(rendered("j", "u", seconds=5))
+    # Then the first write is refused, the second sees 10, and 10 - 5 is no overdraft
+    assert outcome.attempts == 2 and outcome.settlement.balance_before == 10 and not outcome.settlement.is_overdraft
+    assert aws.balance("u") == 5

@@ -1,0 +1,167 @@
+"""Property: whatever the schedule (duplicates, reorderings, conflicts, racing deliveries), every balance
+equals its ledger and every job is settled at most once, against the real repository on moto."""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+
+import boto3
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from moto import mock_aws
+
+from reconciler.domain.errors import InsufficientCredits
+from reconciler.domain.pricing import PriceBook
+from reconciler.local.resources import provision
+from reconciler.repository.dead_letters import SqsDeadLetters
+from reconciler.service.reservations import ReservationService
+from reconciler.service.settlement import EventProcessor, SettlementService
+from tests.runtime.conftest import Aws, failed, rendered
+
+USERS = ("ann", "ben", "cid")
+JOBS = 3
+
+job_plans = st.lists(
+    st.tuples(st.sampled_from(USERS), st.one_of(st.none(), st.integers(1, 30))),  # owner, reservation
+    min_size=JOBS, max_size=JOBS,
+)
+steps = st.lists(
+    st.tuples(
+        st.integers(0, JOBS - 1),  # which job
+        st.sampled_from(("rendered", "failed")),
+        st.integers(1, 25),  # seconds
+        st.integers(0, 2),  # which delivery of the event (same id = redelivery)
+        st.booleans(),  # does the next step race this one (runs between its read and its write)?
+    ),
+    min_size=1, max_size=12,
+)
+
+
+class RacingStore:
+    """Delegates to the real store; before a write it may run another delivery to completion, the worst
+    interleaving two concurrent invocations can produce."""
+
+    def __init__(self, store):
+        self._store = store
+        self.racers: list = []
+
+    def __getattr__(self, name):
+        attribute = getattr(self._store, name)
+        if name not in ("commit_settlement", "record_conflict"):
+            return attribute
+
+        def write(*args, **kwargs):
+            if self.racers:
+                self.racers.pop()()
+            return attribute(*args, **kwargs)
+
+        return write
+
+
+@pytest.fixture(scope="module")
+def stage(dev_templates):
+    with mock_aws():
+        session = boto3.session.Session()
+        yield Aws(resources=provision(dev_templates, "dev", session), session=session)
+
+
+run_ids = itertools.count()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(opening=st.tuples(*[st.integers(0, 60)] * len(USERS)), jobs=job_plans, schedule=steps)
+def test_books_balance_and_each_job_settles_at_most_once(stage, opening, jobs, schedule):
+    run = next(run_ids)
+    user = {name: f"{name}-{run}" for name in USERS}
+    store = RacingStore(stage.store())
+    service = SettlementService(store, PriceBook(), backoff=_no_sleep_backoff)
+    processor = EventProcessor(service, SqsDeadLetters(stage.client("sqs"), stage.resources.dlq_url, "dev"))
+
+    # Given opening balances and some reserved jobs
+    for name, credits in zip(USERS, opening):
+        if credits:
+            stage.seed_balance(user[name], credits)
+    reserved: dict[str, int] = {}
+    for index, (owner, credits) in enumerate(jobs):
+        job_id = f"job-{run}-{index}"
+        try:
+            if credits is None:
+                raise InsufficientCredits(user[owner], 0, None)
+            ReservationService(store).reserve(job_id, user[owner], "test", credits)
+            reserved[job_id] = credits
+        except InsufficientCredits:
+            # Submitted by the pipeline without a reservation (every other one), or never recorded at all.
+            if index % 2 == 0:
+                stage.put_job(jobId=job_id, userId=user[owner], status="submitted", createdAt="2026-01-01T00:00:00.000Z")
+
+    # When the schedule's events are delivered, some racing each other
+    def event_for(index, kind, seconds, delivery):
+        job_id, owner = f"job-{run}-{index}", user[jobs[index][0]]
+        event_id = f"{kind}-{job_id}-{delivery}"
+        return rendered(job_id, owner, seconds, event_id=event_id) if kind == "rendered" else failed(job_id, owner, event_id=event_id)
+
+    events = [event_for(index, kind, seconds, delivery) for index, kind, seconds, delivery, _ in schedule]
+    races = [race for *_, race in schedule]
+    outcomes = []
+    position = 0
+    while position < len(events):
+        if races[position] and position + 1 < len(events):
+            racer = events[position + 1]
+            store.racers.append(lambda racer=racer: outcomes.append(processor.process(racer)))
+            outcomes.append(processor.process(events[position]))
+            store.racers.clear()
+            position += 2
+        else:
+            outcomes.append(processor.process(events[position]))
+            position += 1
+
+    # Then every balance is its ledger, and each job carries at most one settlement
+    for name in USERS:
+        assert (stage.balance(user[name]) or 0) == stage.ledger_sum(user[name]), f"{name}'s balance is not explained by the ledger"
+    entries = [entry for name in USERS for entry in stage.ledger(user[name])]
+    assert all(count == 1 for count in Counter(e.ledger_id for e in entries).values())
+    settled_kinds = Counter()
+    for outcome in outcomes:
+        assert outcome.kind in ("settled", "duplicate", "conflict"), outcome
+        if outcome.kind == "settled":
+            settled_kinds[outcome.event.job_id] += 1
+    assert all(count == 1 for count in settled_kinds.values()), "a job was settled twice"
+    for job_id, count in settled_kinds.items():
+        job = stage.job(job_id)
+        suffixes = {e.ledger_id.split("#")[1] for e in entries if e.reference == job_id}
+        expected = {"reserve"} if job_id in reserved else set()
+        if job.settled_as == "rendered":
+            expected |= {"charge"} | ({"release"} if job_id in reserved else set())
+        else:
+            expected |= {"refund"} if job_id in reserved else set()
+        assert suffixes == expected, f"{job_id} settled as {job.settled_as} has entries {suffixes}"
+
+
+def _no_sleep_backoff(deadline):
+    from reconciler.repository.retry import Backoff
+
+    return Backoff(deadline=deadline, sleep=lambda _: None)
+
+
+@pytest.mark.parametrize("reservation", [None, 7])
+def test_a_failure_racing_a_render_of_the_same_job_settles_it_once(stage, reservation):
+    # Given a job, optionally reserved
+    run = next(run_ids)
+    owner, job_id = f"dan-{run}", f"job-{run}"
+    stage.seed_balance(owner, 20)
+    store = RacingStore(stage.store())
+    if reservation:
+        ReservationService(store).reserve(job_id, owner, "test", reservation)
+    else:
+        stage.put_job(jobId=job_id, userId=owner, status="rendering", createdAt="2026-01-01T00:00:00.000Z")
+    processor = EventProcessor(SettlementService(store, PriceBook(), backoff=_no_sleep_backoff), SqsDeadLetters(stage.client("sqs"), stage.resources.dlq_url, "dev"))
+    # When its failure is delivered between the render's read and the render's write
+    racer_outcomes = []
+    store.racers.append(lambda: racer_outcomes.append(processor.process(failed(job_id, owner))))
+    render_outcome = processor.process(rendered(job_id, owner, 3))
+    # Then the failure settled it, and the render, on re-reading, is a recorded conflict
+    assert racer_outcomes[0].kind == "settled" and render_outcome.kind == "conflict"
+    assert stage.job(job_id).settled_as == "failed"
+    assert stage.balance(owner) == 20 == stage.ledger_sum(owner)

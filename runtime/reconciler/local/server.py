@@ -44,7 +44,7 @@ def moto_server(port: int | None = None) -> Iterator[str]:
     port = port or free_port()
     endpoint = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "reconciler.local.moto_serve", "--host", "127.0.0.1", "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env={**os.environ, **LOCAL_ENV},

@@ -13,8 +13,9 @@ class Backoff:
     """Full-jitter backoff (AWS Architecture Blog), bounded by attempts and by a deadline."""
 
     base_seconds: float = 0.02
-    cap_seconds: float = 1.0
-    max_attempts: int = 12
+    cap_seconds: float = 0.5
+    # The deadline (the Lambda's remaining time) is the real bound; this one only stops a runaway loop.
+    max_attempts: int = 50
     deadline: float | None = None  # time.monotonic() value after which no attempt starts
     sleep: Callable[[float], None] = time.sleep
     random_fraction: Callable[[], float] = random.random

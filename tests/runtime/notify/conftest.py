@@ -30,9 +30,7 @@ from moto import mock_aws  # noqa: E402
 
 from reconciler.observability import metrics  # noqa: E402
 
-SECRET_NAME = "meta-agents/openai"
-API_KEY = "sk-test-DO-NOT-LEAK-7c1f9e2b"
-STAGE = "prod"
+from notify_samples import SECRET_NAME, STAGE  # noqa: E402
 
 
 @dataclass
@@ -179,3 +177,20 @@ class Clock:
 @pytest.fixture
 def clock():
     return Clock()
+
+
+@pytest.fixture
+def ops_logs():
+    """Everything the shared Powertools logger writes, as the JSON lines CloudWatch would receive."""
+    import io
+    import logging
+
+    from reconciler.observability import logger
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logger.registered_formatter)
+    underlying = logging.getLogger(logger.name)
+    underlying.addHandler(handler)
+    yield stream
+    underlying.removeHandler(handler)

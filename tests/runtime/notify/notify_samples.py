@@ -56,3 +56,7 @@ def scan_report() -> ScanReport:
                    reserved_credits=5), "model: unknown model 'mystery-model'"),
     ]
     return report
+
+SECRET_NAME = "meta-agents/openai"
+API_KEY = "sk-test-DO-NOT-LEAK-7c1f9e2b"
+STAGE = "prod"

@@ -6,7 +6,7 @@ import json
 import time
 
 import pytest
-from conftest import API_KEY, STAGE
+from notify_samples import API_KEY, STAGE
 from notify_samples import conflict_outcome, invalid_outcome, scan_report
 
 from reconciler.config import RuntimeConfig
@@ -168,7 +168,7 @@ def test_without_a_cache_period_the_secret_is_read_each_time(aws, fake_model, se
     assert secret_reads.calls["get"] == 2
 
 
-def test_no_secret_value_in_logs_or_messages(aws, fake_model, capfd):
+def test_no_secret_value_in_logs_or_messages(aws, fake_model, ops_logs):
     # Given a model that echoes the key back, and failures in between
     aws.put_secret(json.dumps({"api_key": API_KEY}))
     fake_model.answer = f"your key is {API_KEY}; check the ledger"
@@ -178,21 +178,21 @@ def test_no_secret_value_in_logs_or_messages(aws, fake_model, capfd):
     notifier.notify_outcome(*invalid_outcome(1))
     # When everything published and logged is collected
     published = json.dumps([m.document for m in aws.published()])
-    captured = capfd.readouterr()
+    logs = ops_logs.getvalue()
     # Then the key appears nowhere, and the echoed note is redacted
     assert API_KEY not in published and "[redacted]" in published
-    assert API_KEY not in captured.out + captured.err
-    assert "ops alert sent without a triage note" in captured.out
+    assert API_KEY not in logs
+    assert "ops alert sent without a triage note" in logs and "HTTP 500" in logs
 
 
-def test_sns_failure_is_swallowed_logged_and_counted(aws, metric_counts, capfd):
+def test_sns_failure_is_swallowed_logged_and_counted(aws, metric_counts, ops_logs):
     # Given a topic that does not exist (SNS answers NotFound)
     notifier = Notifier(STAGE, aws.topic_arn + "-gone")
     # When an alert is notified
     assert notifier.notify_outcome(conflict_outcome()) == []
     # Then nothing is raised, the failure is counted and logged
     assert metric_counts["AlertFailures"] == 1
-    assert "ops alert could not be published" in capfd.readouterr().out
+    assert "ops alert could not be published" in ops_logs.getvalue()
 
 
 def test_build_notifier_end_to_end_with_the_stage_switch(aws, fake_model, monkeypatch):

@@ -106,7 +106,7 @@ def test_a_lost_answer_then_a_lambda_retry_of_the_same_event_is_still_one_charge
 
 def test_contention_that_outlasts_the_budget_raises_so_lambda_retries_and_writes_nothing(user_with_reservation):
     aws = user_with_reservation
-    client = FaultyClient(aws.client("dynamodb"), transact_write_items=[cancelled("TransactionConflict")] * 50)
+    client = FaultyClient(aws.client("dynamodb"), transact_write_items=[cancelled("TransactionConflict")] * 60)
     with pytest.raises(RetriesExhausted):
         aws.processor(client).process(rendered("j", "u", seconds=4))
     assert aws.balance("u") == 90 and aws.job("j").settled_as is None

@@ -1,0 +1,39 @@
+"""moto's server with one request at a time, so a TransactWriteItems is atomic as in DynamoDB.
+
+moto's own server handles requests on parallel threads without a lock, and two concurrent transactions
+can both pass their conditions and both apply: a fault of the emulator that real DynamoDB (serializable
+transactions) does not have. Serializing requests costs no throughput here (moto is GIL-bound anyway),
+while clients still race between their reads and writes exactly as against AWS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import run_simple
+
+
+class SerializedApp:
+    def __init__(self, app) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        with self._lock:
+            # Materialise the body inside the lock: the response is computed lazily by some backends.
+            return list(self._app(environ, start_response))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    app = SerializedApp(DomainDispatcherApplication(create_backend_app))
+    run_simple(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
+
+
+if __name__ == "__main__":
+    main()

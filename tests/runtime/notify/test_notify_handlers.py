@@ -1,0 +1,80 @@
+"""The handlers call the notifier after recording the outcome, and nothing it does can fail settlement."""
+
+from __future__ import annotations
+
+import pytest
+from notify_samples import conflict_outcome, invalid_outcome, scan_report
+
+import reconciler.notify as notify
+from reconciler.handlers import events, timer_scan
+from reconciler.notify.notifier import Notifier
+
+
+class Context:
+    function_name = "cc-agent-reconciler-prod"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:cc-agent-reconciler-prod"
+    aws_request_id = "req-1"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+@pytest.fixture
+def container_notifier(aws, monkeypatch):
+    """The container's cached notifier, pointed at the moto topic."""
+    built = Notifier("prod", aws.topic_arn)
+    monkeypatch.setattr(notify, "notifier", lambda: built)
+    return built
+
+
+def test_the_event_handler_alerts_after_recording_and_returns_the_same_summary(aws, container_notifier, monkeypatch, metric_counts):
+    # Given a processor that refuses the event
+    outcome, raw = invalid_outcome(5)
+
+    class Processor:
+        def process(self, event, deadline):
+            return outcome
+
+    monkeypatch.setattr(events, "event_processor", lambda: Processor())
+    # When the handler runs
+    summary = events.handler(raw, Context())
+    # Then the outcome is recorded as before and an alert is on the topic
+    assert summary == outcome.summary()
+    assert metric_counts["InvalidEvents"] == 1
+    [message] = aws.published()
+    assert message.attributes["kind"] == "invalid-event" and "evt-bad-5" in message.document["text"]
+
+
+def test_a_broken_notifier_never_reaches_settlement(monkeypatch, metric_counts):
+    # Given a notifier that cannot even be built
+    def broken():
+        raise RuntimeError("no config")
+
+    monkeypatch.setattr(notify, "notifier", broken)
+    # When an outcome that needs a person is alerted
+    events.alert(conflict_outcome())
+    # Then nothing is raised and the failure is counted
+    assert metric_counts["AlertFailures"] == 1
+
+
+def test_settled_outcomes_only_flush_held_counts(container_notifier, monkeypatch):
+    # Given a container whose notifier exists
+    calls = []
+    monkeypatch.setattr(notify, "flush_due", lambda: calls.append("flush"))
+    from reconciler.service.settlement import Outcome
+
+    # When a settled outcome goes through alert()
+    events.alert(Outcome("settled"))
+    # Then no alert is built, only held-back counts are offered a flush
+    assert calls == ["flush"]
+
+
+def test_the_timer_scan_alerts_stuck_and_unsettleable_jobs(aws, container_notifier, monkeypatch):
+    class Scan:
+        def run(self, deadline):
+            return scan_report()
+
+    monkeypatch.setattr(timer_scan, "timer_scan", lambda: Scan())
+    timer_scan.handler({"source": "aws.events", "detail-type": "Scheduled Event"}, Context())
+    assert sorted(m.attributes["kind"] for m in aws.published()) == ["stuck-jobs", "unsettleable-jobs"]

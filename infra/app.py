@@ -1,0 +1,56 @@
+"""Builds the reconciler's CDK app for one stage."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import aws_cdk as cdk
+
+from infra.config import DEFAULT_STAGE, config_for
+from infra.stacks.compute_stack import ComputeStack
+from infra.stacks.data_stack import DataStack
+from infra.stacks.monitoring_stack import MonitoringStack
+
+CDK_JSON = Path(__file__).resolve().parents[1] / "cdk.json"
+
+
+def _context() -> dict:
+    """cdk.json's feature flags, overlaid with the CLI's context (CDK_CONTEXT_JSON).
+
+    Read here rather than left to the App: `python app.py` and the tests must see the same flags
+    as the CLI, and the jsii kernel only sees the environment of the moment it started.
+    """
+    context = json.loads(CDK_JSON.read_text()).get("context", {})
+    context.update(json.loads(os.environ.get("CDK_CONTEXT_JSON") or "{}"))
+    return context
+
+
+def build_app(stage: str | None = None, outdir: str | None = None) -> cdk.App:
+    """The app for `stage`, else the `stage` context (`--context stage=NAME` or CDK_CONTEXT_JSON), else dev."""
+    app = cdk.App(outdir=outdir, context=_context())
+    config = config_for(stage or app.node.try_get_context("stage") or DEFAULT_STAGE)
+    names = config.names
+    tags = {"project": "credit-reconciler", "stage": config.stage}
+
+    data = DataStack(app, names.data_stack, config=config, stack_name=names.data_stack, tags=tags)
+    compute = ComputeStack(app, names.compute_stack, config=config, data=data, stack_name=names.compute_stack, tags=tags)
+    MonitoringStack(
+        app,
+        names.monitoring_stack,
+        config=config,
+        data=data,
+        compute=compute,
+        stack_name=names.monitoring_stack,
+        tags=tags,
+    )
+    return app
+
+
+def synthesize_templates(stage: str) -> dict[str, dict]:
+    """Stack display name -> CloudFormation template, synthesized into a throw-away folder."""
+    with tempfile.TemporaryDirectory(prefix="cc-reconciler-synth-") as outdir:
+        assembly = build_app(stage, outdir).synth()
+        return {stack.display_name: stack.template for stack in assembly.stacks}

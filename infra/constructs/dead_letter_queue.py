@@ -1,0 +1,50 @@
+"""The queue where events the reconciler could not settle wait for an operator."""
+
+from __future__ import annotations
+
+from aws_cdk import Acknowledgment, Duration, Stack, Validations
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra.config import StageConfig
+
+
+class DeadLetterQueue(Construct):
+    """Receives EventBridge delivery failures, Lambda async on-failure records and the
+    invalid events the function parks itself."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig) -> None:
+        super().__init__(scope, construct_id)
+        self.queue = sqs.Queue(
+            self,
+            "Queue",
+            queue_name=config.names.dead_letter_queue,
+            retention_period=Duration.days(14),  # the SQS maximum: time for an operator to replay
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            removal_policy=config.removal_policy,
+        )
+        # EventBridge's delivery-failure messages need the queue's permission. The rule lives in the
+        # compute stack, which already depends on this one, so the grant names the rule by its contract
+        # name instead of by reference (a reference would make the two stacks depend on each other).
+        # The compute stack hands the rule an imported view of this queue so CDK adds no second grant.
+        events_rule_arn = Stack.of(self).format_arn(
+            service="events", resource="rule", resource_name=config.names.events_rule
+        )
+        self.queue.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowReconcilerEventRuleDeadLetters",
+                principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                actions=["sqs:SendMessage"],
+                resources=[self.queue.queue_arn],
+                conditions={"ArnEquals": {"aws:SourceArn": events_rule_arn}},
+            )
+        )
+        Validations.of(self.queue).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions::AwsSolutions-SQS3",
+                reason="This queue is itself the dead-letter queue of the reconciler's EventBridge target "
+                "and async invocations; a dead-letter queue of a dead-letter queue would only hide messages.",
+            )
+        )

@@ -1,0 +1,247 @@
+"""The reconciler Lambda and everything that invokes it or that it may touch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from aws_cdk import Acknowledgment, ArnFormat, Duration, Stack, Validations
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+from reconciler import config as runtime_config
+
+from infra.config import METRICS_NAMESPACE, POWERTOOLS_VERSION, SERVICE_NAME, StageConfig
+from infra.constructs.tables import ReconcilerTables
+
+RUNTIME_DIR = Path(__file__).resolve().parents[2] / "runtime"
+# Operator tooling and local emulation ship with the repository, not with the function.
+RUNTIME_EXCLUDES = [
+    "reconciler/cli",
+    "reconciler/cli/**",
+    "reconciler/local",
+    "reconciler/local/**",
+    "**/__pycache__",
+    "**/*.pyc",
+    "*.egg-info",
+    "*.egg-info/**",
+]
+HANDLER = "reconciler.handlers.entry.handler"
+OPENAI_SECRET_NAME = "meta-agents/openai"
+
+RENDER_EVENTS = events.EventPattern(source=["video.generation"], detail_type=["video.rendered", "video.failed"])
+# EventBridge keeps retrying a failed delivery (throttling, reserved concurrency full) this long,
+# then parks the event in the dead-letter queue.
+EVENT_DELIVERY_RETRIES = 8
+EVENT_DELIVERY_MAX_AGE = Duration.hours(2)
+
+# The actions the runtime issues. Transactions (TransactWriteItems) are authorised per item
+# by PutItem, UpdateItem and ConditionCheckItem.
+TABLE_ACTIONS = [
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:Query",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:ConditionCheckItem",
+]
+
+
+class ReconcilerFunction(Construct):
+    """`cc-agent-reconciler-{stage}` with its log group, triggers, event archive and IAM role."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        tables: ReconcilerTables,
+        dead_letter_queue: sqs.IQueue,
+        ops_topic: sns.ITopic,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        names = config.names
+
+        self.log_group = logs.LogGroup(
+            self,
+            "LogGroup",
+            log_group_name=names.log_group,
+            retention=config.log_retention,
+            removal_policy=config.removal_policy,
+        )
+        # An explicit role keeps AWSLambdaBasicExecutionRole (log writes to every log group) off it.
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"Least-privilege role of {names.function}",
+        )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            function_name=names.function,
+            runtime=lambda_.Runtime.PYTHON_3_12,
+            architecture=lambda_.Architecture.ARM_64,
+            handler=HANDLER,
+            code=lambda_.Code.from_asset(str(RUNTIME_DIR), exclude=RUNTIME_EXCLUDES),
+            layers=[self._powertools_layer()],
+            memory_size=512,
+            timeout=Duration.seconds(30),
+            reserved_concurrent_executions=config.reserved_concurrency,
+            # Adds xray:PutTraceSegments/PutTelemetryRecords on "*": X-Ray has no resource-level permissions.
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=self.log_group,
+            role=self.role,
+            environment=self._environment(config, tables, dead_letter_queue, ops_topic),
+            retry_attempts=config.async_invoke_max_retries,
+            max_event_age=config.async_invoke_max_event_age,
+            on_failure=destinations.SqsDestination(dead_letter_queue),
+        )
+
+        self.events_rule = events.Rule(
+            self,
+            "EventsRule",
+            rule_name=names.events_rule,
+            description="Video render outcomes to settle against credits",
+            event_pattern=RENDER_EVENTS,
+            targets=[
+                targets.LambdaFunction(
+                    self.function,
+                    retry_attempts=EVENT_DELIVERY_RETRIES,
+                    max_event_age=EVENT_DELIVERY_MAX_AGE,
+                    # An imported view: the queue's own construct grants EventBridge access
+                    # (see DeadLetterQueue), which keeps the data stack free of compute references.
+                    dead_letter_queue=sqs.Queue.from_queue_arn(
+                        self, "EventsRuleDeadLetterQueue", dead_letter_queue.queue_arn
+                    ),
+                )
+            ],
+        )
+        self.timer_scan_rule = events.Rule(
+            self,
+            "TimerScanRule",
+            rule_name=names.timer_scan_rule,
+            description="Periodic scan that settles jobs whose render event never arrived",
+            schedule=events.Schedule.rate(config.timer_scan_rate),
+            # A scan that could not be delivered before the next tick is superseded by it.
+            targets=[targets.LambdaFunction(self.function, max_event_age=config.timer_scan_rate)],
+        )
+        self.archive = events.Archive(
+            self,
+            "Archive",
+            archive_name=names.event_archive,
+            description="Render events, kept for replay after an incident",
+            source_event_bus=events.EventBus.from_event_bus_name(self, "DefaultBus", "default"),
+            event_pattern=RENDER_EVENTS,
+            retention=Duration.days(config.event_archive_retention_days),
+        )
+
+        self._grant_least_privilege(config, tables, dead_letter_queue, ops_topic)
+        Validations.of(self.function).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions::AwsSolutions-L1",
+                reason="Pinned to python3.12: AWS publishes the Powertools layer per Python version and the "
+                "runtime is tested on 3.12; upgrading is a deliberate change, not a drift.",
+            )
+        )
+
+    def _powertools_layer(self) -> lambda_.ILayerVersion:
+        # CloudFormation resolves AWS's public SSM parameter at deploy time, so synthesis
+        # needs no credentials and the template names no account-specific layer ARN.
+        parameter = f"/aws/service/powertools/python/arm64/python3.12/{POWERTOOLS_VERSION}"
+        return lambda_.LayerVersion.from_layer_version_arn(self, "Powertools", f"{{{{resolve:ssm:{parameter}}}}}")
+
+    @staticmethod
+    def _environment(
+        config: StageConfig, tables: ReconcilerTables, dead_letter_queue: sqs.IQueue, ops_topic: sns.ITopic
+    ) -> dict[str, str]:
+        return {
+            runtime_config.ENV_STAGE: config.stage,
+            runtime_config.ENV_JOBS_TABLE: tables.jobs.table_name,
+            runtime_config.ENV_CREDITS_TABLE: tables.credits.table_name,
+            runtime_config.ENV_LEDGER_TABLE: tables.ledger.table_name,
+            runtime_config.ENV_DLQ_URL: dead_letter_queue.queue_url,
+            runtime_config.ENV_OPS_TOPIC_ARN: ops_topic.topic_arn,
+            runtime_config.ENV_OPENAI_SECRET_NAME: OPENAI_SECRET_NAME,
+            runtime_config.ENV_PRICE_OVERRIDES: json.dumps(dict(config.price_overrides), sort_keys=True),
+            runtime_config.ENV_SCAN_GRACE_MINUTES: str(config.scan_grace_minutes),
+            runtime_config.ENV_STUCK_JOB_HOURS: str(config.stuck_job_hours),
+            runtime_config.ENV_TRIAGE_ENABLED: "true" if config.triage_enabled else "false",
+            "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+            "POWERTOOLS_LOG_LEVEL": "INFO",
+            "POWERTOOLS_LOGGER_LOG_EVENT": "false",  # events carry user ids; keep them out of the logs
+        }
+
+    def _grant_least_privilege(
+        self,
+        config: StageConfig,
+        tables: ReconcilerTables,
+        dead_letter_queue: sqs.IQueue,
+        ops_topic: sns.ITopic,
+    ) -> None:
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReconcilerTables",
+                actions=TABLE_ACTIONS,
+                resources=[table.table_arn for table in tables.all],
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReconcilerIndexes",
+                actions=["dynamodb:Query"],
+                resources=[
+                    f"{tables.jobs.table_arn}/index/{runtime_config.JOBS_UNSETTLED_INDEX}",
+                    f"{tables.ledger.table_arn}/index/{runtime_config.LEDGER_BY_USER_INDEX}",
+                ],
+            )
+        )
+        # Invalid events are parked here by the function itself (the on-failure destination adds its own grant).
+        dead_letter_queue.grant(self.role, "sqs:SendMessage")
+        ops_topic.grant_publish(self.role)  # also kms:GenerateDataKey*/Decrypt on the topic's key
+        self.log_group.grant_write(self.role)
+        if config.triage_enabled:  # only triage calls OpenAI
+            self.role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="OpenAiSecret",
+                    actions=["secretsmanager:GetSecretValue"],
+                    # Secrets Manager appends six random characters to a secret's name in its ARN.
+                    resources=[
+                        Stack.of(self).format_arn(
+                            service="secretsmanager",
+                            resource="secret",
+                            resource_name=f"{OPENAI_SECRET_NAME}-??????",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    ],
+                )
+            )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReconcilerMetrics",
+                actions=["cloudwatch:PutMetricData"],
+                # PutMetricData supports no resource-level permissions; the namespace condition scopes it.
+                resources=["*"],
+                conditions={"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}},
+            )
+        )
+        Validations.of(self.role).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
+                reason="Only actions without resource-level permissions: cloudwatch:PutMetricData (limited to the "
+                "Reconciler namespace by condition) and X-Ray PutTraceSegments/PutTelemetryRecords.",
+            ),
+            Acknowledgment(
+                id="AwsSolutions::AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
+                reason="SNS needs the GenerateDataKey family to encrypt published messages; it is granted on "
+                "the ops topic's key only.",
+            ),
+        )

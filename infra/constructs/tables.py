@@ -1,0 +1,57 @@
+"""The reconciler's three DynamoDB tables and the indexes the runtime queries."""
+
+from __future__ import annotations
+
+from aws_cdk import aws_dynamodb as dynamodb
+from constructs import Construct
+from reconciler.config import JOBS_UNSETTLED_INDEX, LEDGER_BY_USER_INDEX, UNSETTLED_ATTRIBUTE
+
+from infra.config import StageConfig
+
+
+class ReconcilerTables(Construct):
+    """Jobs, Credits and Ledger, with the stage's durability settings."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig) -> None:
+        super().__init__(scope, construct_id)
+        self._config = config
+        names = config.names
+
+        self.jobs = self._table("Jobs", names.jobs_table, partition_key="jobId")
+        # Sparse: only unsettled jobs carry the attribute, so the timer scan reads
+        # the unsettled jobs rather than the whole table.
+        self.jobs.add_global_secondary_index(
+            index_name=JOBS_UNSETTLED_INDEX,
+            partition_key=dynamodb.Attribute(name=UNSETTLED_ATTRIBUTE, type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="createdAt", type=dynamodb.AttributeType.STRING),
+            projection_type=dynamodb.ProjectionType.ALL,
+        )
+
+        self.credits = self._table("Credits", names.credits_table, partition_key="userId")
+
+        self.ledger = self._table("Ledger", names.ledger_table, partition_key="ledgerId")
+        self.ledger.add_global_secondary_index(
+            index_name=LEDGER_BY_USER_INDEX,
+            partition_key=dynamodb.Attribute(name="userId", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="timestamp", type=dynamodb.AttributeType.STRING),
+            projection_type=dynamodb.ProjectionType.ALL,
+        )
+
+    @property
+    def all(self) -> tuple[dynamodb.Table, ...]:
+        return (self.jobs, self.credits, self.ledger)
+
+    def _table(self, construct_id: str, table_name: str, *, partition_key: str) -> dynamodb.Table:
+        return dynamodb.Table(
+            self,
+            construct_id,
+            table_name=table_name,
+            partition_key=dynamodb.Attribute(name=partition_key, type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=self._config.point_in_time_recovery,
+            ),
+            deletion_protection=self._config.deletion_protection,
+            removal_policy=self._config.removal_policy,
+        )

@@ -1,0 +1,23 @@
+"""The reconciler function and the rules, schedule and archive around it."""
+
+from __future__ import annotations
+
+from aws_cdk import Stack
+from constructs import Construct
+
+from infra.config import StageConfig
+from infra.constructs.reconciler_function import ReconcilerFunction
+from infra.stacks.data_stack import DataStack
+
+
+class ComputeStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig, data: DataStack, **kwargs) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.reconciler = ReconcilerFunction(
+            self,
+            "Reconciler",
+            config=config,
+            tables=data.tables,
+            dead_letter_queue=data.dead_letter_queue.queue,
+            ops_topic=data.ops_topic.topic,
+        )

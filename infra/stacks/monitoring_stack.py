@@ -1,0 +1,37 @@
+"""Alarms and the dashboard; they watch the other two stacks and nothing depends on them."""
+
+from __future__ import annotations
+
+from aws_cdk import Stack
+from constructs import Construct
+
+from infra.config import StageConfig
+from infra.constructs.alarms import ReconcilerAlarms
+from infra.constructs.dashboard import ReconcilerDashboard
+from infra.stacks.compute_stack import ComputeStack
+from infra.stacks.data_stack import DataStack
+
+
+class MonitoringStack(Stack):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: StageConfig, data: DataStack, compute: ComputeStack, **kwargs
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        function = compute.reconciler.function
+        dead_letter_queue = data.dead_letter_queue.queue
+        self.alarms = ReconcilerAlarms(
+            self,
+            "Alarms",
+            config=config,
+            function=function,
+            dead_letter_queue=dead_letter_queue,
+            ops_topic=data.ops_topic.topic,
+        )
+        self.dashboard = ReconcilerDashboard(
+            self,
+            "Dashboard",
+            config=config,
+            function=function,
+            dead_letter_queue=dead_letter_queue,
+            alarms=self.alarms.all,
+        )

@@ -1,0 +1,215 @@
+"""The reconciler function, its triggers, archive and least-privilege role."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+from reconciler import config as runtime_config
+
+from infra.config import POWERTOOLS_VERSION
+from infra_helpers import as_list, identity_policy_statements, only_resource, refers_to, resource_named
+
+RENDER_EVENTS = {"source": ["video.generation"], "detail-type": ["video.rendered", "video.failed"]}
+RETENTION_DAYS = {"dev": 7, "staging": 30, "prod": 90}
+
+
+def function_of(synthesized) -> dict:
+    name = f"cc-agent-reconciler-{synthesized.config.stage}"
+    return resource_named(synthesized.compute, "AWS::Lambda::Function", "FunctionName", name)["Properties"]
+
+
+def test_function_shape(synthesized):
+    # Given the stage's compute stack, When we read the function, Then it matches the runbook.
+    function = function_of(synthesized)
+    assert function["Runtime"] == "python3.12"
+    assert function["Architectures"] == ["arm64"]
+    assert function["MemorySize"] == 512
+    assert function["Timeout"] == 30
+    assert function["ReservedConcurrentExecutions"] == 10
+    assert function["TracingConfig"] == {"Mode": "Active"}
+    assert function["Handler"] == "reconciler.handlers.entry.handler"
+
+
+def test_function_uses_aws_published_powertools_layer(synthesized):
+    assert function_of(synthesized)["Layers"] == [
+        f"{{{{resolve:ssm:/aws/service/powertools/python/arm64/python3.12/{POWERTOOLS_VERSION}}}}}"
+    ], "the layer ARN must be resolved by CloudFormation from AWS's public SSM parameter"
+
+
+def test_function_logs_to_its_own_log_group_with_stage_retention(synthesized):
+    stage = synthesized.config.stage
+    log_group = resource_named(
+        synthesized.compute, "AWS::Logs::LogGroup", "LogGroupName", f"/aws/lambda/cc-agent-reconciler-{stage}"
+    )
+    assert log_group["Properties"]["RetentionInDays"] == RETENTION_DAYS[stage]
+    assert log_group["DeletionPolicy"] == ("Delete" if stage == "dev" else "Retain")
+    assert "Ref" in function_of(synthesized)["LoggingConfig"]["LogGroup"], "the function must log to that group"
+
+
+def test_function_environment_is_the_runtime_contract(synthesized):
+    config = synthesized.config
+    env = function_of(synthesized)["Environment"]["Variables"]
+    expected_literals = {
+        runtime_config.ENV_STAGE: config.stage,
+        runtime_config.ENV_OPENAI_SECRET_NAME: "meta-agents/openai",
+        runtime_config.ENV_PRICE_OVERRIDES: json.dumps(dict(config.price_overrides), sort_keys=True),
+        runtime_config.ENV_SCAN_GRACE_MINUTES: "15",
+        runtime_config.ENV_STUCK_JOB_HOURS: "6",
+        runtime_config.ENV_TRIAGE_ENABLED: "false" if config.stage == "dev" else "true",
+        "POWERTOOLS_SERVICE_NAME": "credit-reconciler",
+        "POWERTOOLS_METRICS_NAMESPACE": "Reconciler",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+        "POWERTOOLS_LOGGER_LOG_EVENT": "false",
+    }
+    references = {
+        runtime_config.ENV_JOBS_TABLE: "TablesJobs",
+        runtime_config.ENV_CREDITS_TABLE: "TablesCredits",
+        runtime_config.ENV_LEDGER_TABLE: "TablesLedger",
+        runtime_config.ENV_DLQ_URL: "DeadLetterQueue",
+        runtime_config.ENV_OPS_TOPIC_ARN: "OpsTopic",
+    }
+    assert set(env) == set(expected_literals) | set(references), f"unexpected variables: {sorted(env)}"
+    for name, value in expected_literals.items():
+        assert env[name] == value, f"{name}={env[name]!r}, expected {value!r}"
+    for name, resource in references.items():
+        assert refers_to(env[name], resource), f"{name} should reference the data stack's {resource}: {env[name]}"
+
+
+def test_price_overrides_are_a_json_object(synthesized):
+    # Given the value the function receives
+    raw = function_of(synthesized)["Environment"]["Variables"][runtime_config.ENV_PRICE_OVERRIDES]
+    # When the runtime parses it
+    environment = {"STAGE": "x", "JOBS_TABLE_NAME": "j", "CREDITS_TABLE_NAME": "c", "LEDGER_TABLE_NAME": "l", "DLQ_URL": "q"}
+    parsed = runtime_config.RuntimeConfig.from_env({**environment, runtime_config.ENV_PRICE_OVERRIDES: raw})
+    # Then it gets the stage's overrides as decimals
+    assert parsed.price_overrides == {model: Decimal(price) for model, price in synthesized.config.price_overrides.items()}
+
+
+def test_async_invocations_retry_twice_then_go_to_the_dead_letter_queue(synthesized):
+    invoke_config = only_resource(synthesized.compute, "AWS::Lambda::EventInvokeConfig")["Properties"]
+    assert invoke_config["MaximumRetryAttempts"] == 2
+    assert invoke_config["MaximumEventAgeInSeconds"] == 6 * 3600
+    assert refers_to(invoke_config["DestinationConfig"]["OnFailure"]["Destination"], "DeadLetterQueue")
+
+
+def test_render_events_rule_targets_the_function_with_retries_and_dead_letters(synthesized):
+    stage = synthesized.config.stage
+    rule = resource_named(synthesized.compute, "AWS::Events::Rule", "Name", f"cc-reconciler-events-{stage}")
+    properties = rule["Properties"]
+    assert properties["EventPattern"] == RENDER_EVENTS
+    assert "EventBusName" not in properties, "the rule must be on the default bus"
+    (target,) = properties["Targets"]
+    assert refers_to(target["Arn"], "ReconcilerFunction")
+    assert target["RetryPolicy"] == {"MaximumRetryAttempts": 8, "MaximumEventAgeInSeconds": 7200}
+    assert refers_to(target["DeadLetterConfig"]["Arn"], "DeadLetterQueue")
+
+
+def test_timer_scan_schedule_targets_the_function(synthesized):
+    config = synthesized.config
+    rule = resource_named(synthesized.compute, "AWS::Events::Rule", "Name", f"cc-reconciler-timer-scan-{config.stage}")
+    minutes = int(config.timer_scan_rate.to_minutes())
+    assert rule["Properties"]["ScheduleExpression"] == f"rate({minutes} minutes)"
+    (target,) = rule["Properties"]["Targets"]
+    assert refers_to(target["Arn"], "ReconcilerFunction")
+
+
+def test_eventbridge_may_invoke_the_function_from_both_rules_only(synthesized):
+    permissions = list(synthesized.compute.find_resources("AWS::Lambda::Permission").values())
+    assert all(p["Properties"]["Principal"] == "events.amazonaws.com" for p in permissions)
+    source_rules = sorted(p["Properties"]["SourceArn"]["Fn::GetAtt"][0] for p in permissions)
+    assert len(source_rules) == 2, f"expected the two rules, got {source_rules}"
+    assert source_rules[0].startswith("ReconcilerEventsRule") and source_rules[1].startswith("ReconcilerTimerScanRule")
+
+
+def test_archive_keeps_render_events_for_the_stage_retention(synthesized):
+    config = synthesized.config
+    archive = resource_named(synthesized.compute, "AWS::Events::Archive", "ArchiveName", f"cc-reconciler-archive-{config.stage}")
+    assert archive["Properties"]["EventPattern"] == RENDER_EVENTS
+    assert archive["Properties"]["RetentionDays"] == config.event_archive_retention_days
+    assert archive["Properties"]["SourceArn"]["Fn::Join"][1][-1] == ":event-bus/default"
+
+
+# --- IAM ---------------------------------------------------------------------------------
+
+ACTIONS_ALLOWED_ON_ANY_RESOURCE = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "cloudwatch:PutMetricData"}
+TABLE_ACTIONS = {
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:Query",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:ConditionCheckItem",
+}
+
+
+def statements_with_action_prefix(synthesized, prefix: str) -> list[dict]:
+    return [
+        s for s in identity_policy_statements(synthesized.compute) if any(a.startswith(prefix) for a in as_list(s["Action"]))
+    ]
+
+
+def test_role_has_no_managed_policies(synthesized):
+    role = only_resource(synthesized.compute, "AWS::IAM::Role")
+    assert "ManagedPolicyArns" not in role["Properties"], "AWSLambdaBasicExecutionRole grants logs on every group"
+
+
+def test_only_actions_without_resource_level_permissions_get_a_wildcard(synthesized):
+    for statement in identity_policy_statements(synthesized.compute):
+        assert statement["Effect"] == "Allow"
+        if "*" in as_list(statement["Resource"]):
+            assert set(as_list(statement["Action"])) <= ACTIONS_ALLOWED_ON_ANY_RESOURCE, (
+                f"wildcard resource for {statement['Action']}"
+            )
+        for action in as_list(statement["Action"]):
+            assert action != "*" and not action.endswith(":*"), f"wildcard action {action}"
+
+
+def test_put_metric_data_is_limited_to_the_reconciler_namespace(synthesized):
+    (statement,) = statements_with_action_prefix(synthesized, "cloudwatch:")
+    assert statement["Condition"] == {"StringEquals": {"cloudwatch:namespace": "Reconciler"}}
+
+
+def test_dynamodb_access_is_the_used_actions_on_the_three_tables_and_their_indexes(synthesized):
+    statements = statements_with_action_prefix(synthesized, "dynamodb:")
+    granted = {action for s in statements for action in as_list(s["Action"])}
+    assert granted == TABLE_ACTIONS, f"granted {sorted(granted)}"
+    resources = json.dumps([s["Resource"] for s in statements])
+    for table in ("TablesJobs", "TablesCredits", "TablesLedger"):
+        assert table in resources
+    index_resources = [r for s in statements for r in as_list(s["Resource"]) if "/index/" in json.dumps(r)]
+    assert sorted(r["Fn::Join"][1][-1] for r in index_resources) == [
+        f"/index/{runtime_config.JOBS_UNSETTLED_INDEX}",
+        f"/index/{runtime_config.LEDGER_BY_USER_INDEX}",
+    ], "only the two contract indexes, no index wildcard"
+
+
+def test_sqs_sns_kms_and_logs_are_scoped_to_their_one_resource(synthesized):
+    expectations = {
+        "sqs:": ("DeadLetterQueue", {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"}),
+        "sns:": ("OpsTopic", {"sns:Publish"}),
+        "kms:": ("OpsTopicKey", {"kms:Decrypt", "kms:GenerateDataKey*"}),
+        "logs:": ("ReconcilerLogGroup", {"logs:CreateLogStream", "logs:PutLogEvents"}),
+    }
+    for prefix, (resource, actions) in expectations.items():
+        (statement,) = statements_with_action_prefix(synthesized, prefix)
+        assert set(as_list(statement["Action"])) == actions, f"{prefix} actions: {statement['Action']}"
+        assert len(as_list(statement["Resource"])) == 1 and refers_to(statement["Resource"], resource), (
+            f"{prefix} must be scoped to {resource}: {statement['Resource']}"
+        )
+
+
+def test_openai_secret_is_readable_only_where_triage_runs(synthesized):
+    statements = statements_with_action_prefix(synthesized, "secretsmanager:")
+    if not synthesized.config.triage_enabled:
+        assert statements == [], "without triage the function has no reason to read the OpenAI key"
+        return
+    (statement,) = statements
+    assert statement["Action"] == "secretsmanager:GetSecretValue"
+    assert statement["Resource"]["Fn::Join"][1][-1] == ":secret:meta-agents/openai-??????"
+
+
+def test_compute_stack_holds_no_state(synthesized):
+    resources = synthesized.compute.to_json()["Resources"].values()
+    stateful = {"AWS::DynamoDB::Table", "AWS::SQS::Queue", "AWS::SNS::Topic", "AWS::CloudWatch::Alarm"}
+    assert not stateful & {r["Type"] for r in resources}

@@ -1,0 +1,84 @@
+"""The stage table in infra/config.py and how the app picks a stage."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import FrozenInstanceError
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from aws_cdk import Duration, RemovalPolicy
+from reconciler import config as runtime_config
+
+from infra.app import build_app
+from infra.config import POWERTOOLS_VERSION, STAGES, UnknownStageError, config_for
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_stages_are_the_runtime_stages():
+    assert STAGES == runtime_config.STAGES, "infra and runtime must agree on the stage names"
+
+
+def test_powertools_layer_version_matches_the_requirements_pin():
+    # Given the pin the runtime is tested with
+    pins = dict(re.findall(r"^([\w-]+)==(\S+)", (REPO / "requirements.txt").read_text(), re.MULTILINE))
+    # Then the deployed layer is the same version
+    assert pins["aws-lambda-powertools"] == POWERTOOLS_VERSION, (
+        f"requirements.txt pins aws-lambda-powertools {pins['aws-lambda-powertools']} but the function "
+        f"gets the {POWERTOOLS_VERSION} layer; change both together"
+    )
+
+
+def test_stage_config_is_immutable():
+    config = config_for("dev")
+    with pytest.raises(FrozenInstanceError):
+        config.reserved_concurrency = 100  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        config.price_overrides["new-model"] = "1"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_invariants_hold_in_every_stage(stage):
+    config = config_for(stage)
+    assert config.point_in_time_recovery, f"{stage}: PITR must be on everywhere"
+    assert config.reserved_concurrency == 10, f"{stage}: reserved concurrency {config.reserved_concurrency}"
+    assert config.async_invoke_max_retries == 2
+    assert all(Decimal(price) > 0 for price in config.price_overrides.values())
+    # The stuck-jobs alarm period (1 h) must span several timer scans.
+    assert config.timer_scan_rate.to_minutes() <= 15
+
+
+def test_stage_differences():
+    dev, staging, prod = (config_for(stage) for stage in ("dev", "staging", "prod"))
+    assert (dev.removal_policy, dev.deletion_protection) == (RemovalPolicy.DESTROY, False)
+    assert (staging.removal_policy, staging.deletion_protection) == (RemovalPolicy.RETAIN, False)
+    assert (prod.removal_policy, prod.deletion_protection) == (RemovalPolicy.RETAIN, True)
+    assert not dev.triage_enabled and staging.triage_enabled and prod.triage_enabled
+    assert not dev.alarm_actions_enabled and prod.alarm_actions_enabled
+    assert dict(prod.price_overrides) == {}, "prod charges published prices only"
+    assert prod.timer_scan_rate.to_seconds() == Duration.minutes(5).to_seconds()
+
+
+def test_unknown_stage_fails_with_the_valid_stages_listed():
+    with pytest.raises(UnknownStageError, match=r"unknown stage 'qa'; valid stages: dev, staging, prod"):
+        build_app("qa")
+
+
+def test_unknown_stage_from_cli_context_fails_too(monkeypatch):
+    # Given the CLI passed --context stage=qa (it does so through CDK_CONTEXT_JSON)
+    monkeypatch.setenv("CDK_CONTEXT_JSON", json.dumps({"stage": "qa"}))
+    # Then building the app names the valid stages
+    with pytest.raises(UnknownStageError, match="valid stages: dev, staging, prod"):
+        build_app()
+
+
+@pytest.mark.parametrize(("context", "expected"), [({}, "dev"), ({"stage": "staging"}, "staging")])
+def test_stage_comes_from_cli_context_else_dev(monkeypatch, context, expected):
+    monkeypatch.setenv("CDK_CONTEXT_JSON", json.dumps(context))
+    app = build_app()
+    assert sorted(child.node.id for child in app.node.children) == sorted(
+        f"cc-reconciler-{kind}-{expected}" for kind in ("data", "compute", "monitoring")
+    )

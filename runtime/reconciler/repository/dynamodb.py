@@ -329,6 +329,9 @@ class DynamoDBStore:
             raise AmbiguousWrite(str(error)) from error
         except ClientError as error:
             mapped = _map_error(error)
+            if mapped is error and _is_server_error(error):
+                # botocore already retried the 5xx; whether the write landed is unknown, so re-read.
+                raise AmbiguousWrite(str(error)) from error
             if mapped is error:
                 raise
             raise mapped from error
@@ -340,6 +343,8 @@ class DynamoDBStore:
             mapped = _map_error(error)
             if isinstance(mapped, Contention):
                 raise mapped from error
+            if _is_server_error(error):
+                raise Contention(str(error)) from error
             raise
 
     def _paginate(self, operation: str, request: dict) -> Iterator[dict]:

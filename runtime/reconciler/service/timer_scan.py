@@ -11,9 +11,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from reconciler.domain.errors import InvalidEvent
-from reconciler.domain.events import FAILED, RENDERED, parse_detail
+from reconciler.domain import events
 from reconciler.domain.ledger import iso_timestamp
-from reconciler.domain.settlement import TERMINAL_STATUSES, JobRecord
+from reconciler.domain.settlement import RENDERED, TERMINAL_STATUSES, JobRecord
 from reconciler.service.ports import SettlementStore
 from reconciler.service.settlement import Outcome, SettlementService
 
@@ -74,7 +74,9 @@ class TimerScan:
         if job.status == RENDERED:
             detail.update(seconds=job.seconds, model=job.model)
         try:
-            event = parse_detail(RENDERED if job.status == RENDERED else FAILED, detail, SCAN_EVENT_PREFIX + job.job_id)
+            # The job's pipeline status ("rendered") stands in for the lost event's detail-type ("video.rendered").
+            detail_type = events.RENDERED if job.status == RENDERED else events.FAILED
+            event = events.parse_detail(detail_type, detail, SCAN_EVENT_PREFIX + job.job_id)
             outcome = self.settlement.settle(event, deadline)
         except InvalidEvent as error:
             report.unsettleable.append((job, str(error)))

@@ -1,0 +1,78 @@
+"""The DynamoDB store against moto, in-process and over real HTTP (moto server on 127.0.0.1)."""
+
+from decimal import Decimal
+
+import pytest
+
+from reconciler.domain.events import VideoRendered
+from reconciler.domain.ledger import adjustment_entry
+from reconciler.domain.pricing import PriceBook
+from reconciler.domain.settlement import decide
+from reconciler.repository.errors import StaleState
+
+NOW = "2026-11-28T12:00:00.000Z"
+
+
+@pytest.fixture(params=["in-process", pytest.param("server", marks=pytest.mark.server)])
+def stage(request):
+    return request.getfixturevalue("aws" if request.param == "in-process" else "aws_server")
+
+
+def test_load_reads_the_job_and_the_balance_in_one_request(stage):
+    stage.seed_balance("u", 12)
+    stage.put_job(jobId="j", userId="u", status="rendering", reservedCredits=4, createdAt=NOW)
+    calls = []
+    client = stage.client("dynamodb")
+    client.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
+    job, balance = stage.store(client).load("j", "u")
+    assert (job.job_id, job.reserved_credits, balance) == ("j", 4, 12)
+    assert calls == ["TransactGetItems"]
+
+
+def test_load_of_nothing_is_none_and_none(stage):
+    assert stage.store().load("nobody's job", "nobody") == (None, None)
+
+
+def test_a_settlement_commits_in_one_transaction(stage):
+    stage.seed_balance("u", 12)
+    store = stage.store()
+    job, balance = store.load("j", "u")
+    settlement = decide(VideoRendered("e", "j", "u", Decimal(3), "test"), job, balance, PriceBook(), NOW)
+    calls = []
+    client = stage.client("dynamodb")
+    client.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
+    stage.store(client).commit_settlement(settlement)
+    assert calls == ["TransactWriteItems"]
+    assert stage.balance("u") == 9 and stage.job("j").settled_by_event == "e"
+
+
+def test_a_stale_decision_is_refused_and_writes_nothing(stage):
+    stage.seed_balance("u", 12)
+    store = stage.store()
+    job, balance = store.load("j", "u")
+    settlement = decide(VideoRendered("e", "j", "u", Decimal(3), "test"), job, balance, PriceBook(), NOW)
+    store.commit_adjustment(adjustment_entry("u", 5, "gift", "gift-1", "test", NOW), balance)
+    with pytest.raises(StaleState):
+        store.commit_settlement(settlement)
+    assert stage.balance("u") == 17 and stage.job("j") is None
+
+
+def test_an_adjustment_cannot_be_written_twice(stage):
+    store = stage.store()
+    entry = adjustment_entry("u", 5, "gift", "gift-1", "test", NOW)
+    store.commit_adjustment(entry, None)
+    with pytest.raises(StaleState):
+        store.commit_adjustment(entry, 5)
+    assert stage.balance("u") == 5 and len(stage.ledger("u")) == 1
+
+
+def test_a_users_ledger_pages_through_the_index_in_time_order_and_filters_by_time(stage):
+    store = stage.store()
+    balance = None
+    for day in range(1, 31):
+        store.commit_adjustment(adjustment_entry("u", day, "daily", f"d{day}", "test", f"2026-11-{day:02d}T00:00:00.000Z"), balance)
+        balance = (balance or 0) + day
+    entries = list(store.ledger_for_user("u"))
+    assert [e.amount for e in entries] == list(range(1, 31))
+    window = list(store.ledger_for_user("u", since="2026-11-10T00:00:00.000Z", until="2026-11-12T23:59:59.999Z"))
+    assert [e.amount for e in window] == [10, 11, 12]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
@@ -21,6 +22,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         logger.append_keys(detail_type=event.get("detail-type"), job_id=_detail_value(envelope, "jobId"))
     outcome = event_processor().process(event, deadline_from_remaining_ms(context.get_remaining_time_in_millis()))
     record(outcome)
+    alert(outcome, event, deadline_from_remaining_ms(context.get_remaining_time_in_millis(), margin_ms=1000))
     return outcome.summary()
 
 
@@ -49,6 +51,23 @@ def record(outcome: Outcome) -> None:
         logger.error("invalid event sent to the dead-letter queue", extra=summary)
     if outcome.attempts > 1:
         metrics.add_metric("SettlementRetries", COUNT, outcome.attempts - 1)
+
+
+def alert(outcome: Outcome, raw_event: Any = None, deadline: float | None = None) -> None:
+    """Tells a person when the outcome needs one. Never raises: alerts are not on the settlement path."""
+    try:
+        if outcome.kind not in (CONFLICT, REJECTED):
+            # Any later invocation sends counts held back by an earlier one, once their window ended;
+            # a container that never alerted has no notifier and pays nothing here.
+            if "reconciler.notify" in sys.modules:
+                sys.modules["reconciler.notify"].flush_due()
+            return
+        from reconciler.notify import notifier  # loaded on the first outcome that needs a person
+
+        notifier().notify_outcome(outcome, raw_event, deadline)
+    except Exception as error:  # the notifier swallows its own failures; this guards building it
+        metrics.add_metric("AlertFailures", COUNT, 1)
+        logger.warning("ops alert failed", extra={"error_type": type(error).__name__})
 
 
 def _detail_value(envelope: EventBridgeEvent, key: str) -> Any:

@@ -1,0 +1,207 @@
+"""Publishes alerts to the ops topic: grouped, rate-limited, optionally with a triage note; never raises.
+
+Not on the settlement path: the handlers call it after the outcome is committed and recorded, and every
+failure here (SNS, the model, the key) is logged without secrets and counted (AlertFailures,
+TriageFailures), never raised. Importing this module loads no HTTP client, no Powertools parameters and
+no triage code; the SNS client is created on the first publish, the triage client on the first note.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any, Callable, Iterable, Mapping
+
+from reconciler.config import RuntimeConfig
+from reconciler.notify import alerts as build
+from reconciler.notify.alerts import Alert
+from reconciler.notify.grouping import DEFAULT_MAX_PER_WINDOW, DEFAULT_WINDOW_SECONDS, GroupingWindow
+from reconciler.observability import COUNT, logger, metrics
+
+# Optional tuning; the infrastructure sets none of them today, the defaults apply.
+ENV_OPENAI_BASE_URL = "OPENAI_BASE_URL"
+ENV_TRIAGE_MODEL = "TRIAGE_MODEL"
+ENV_TRIAGE_TIMEOUT = "TRIAGE_TIMEOUT_SECONDS"
+ENV_ALERT_WINDOW = "ALERT_WINDOW_SECONDS"
+ENV_ALERT_MAX_PER_WINDOW = "ALERT_MAX_PER_WINDOW"
+
+# Leave the invocation this much time after the note, for the publish itself and the metrics flush.
+PUBLISH_RESERVE_SECONDS = 2.0
+
+
+def _sns_client() -> Any:
+    import boto3
+    from botocore.config import Config
+
+    # Tighter than the settlement clients: an alert is worth less than the invocation's time.
+    config = Config(connect_timeout=1, read_timeout=3, retries={"mode": "standard", "max_attempts": 2})
+    return boto3.session.Session().client("sns", config=config)
+
+
+class Notifier:
+    def __init__(
+        self,
+        stage: str,
+        topic_arn: str,
+        *,
+        sns: Any = None,
+        sns_factory: Callable[[], Any] = _sns_client,
+        grouping: GroupingWindow | None = None,
+        triage: Any = None,
+        triage_factory: Callable[[], Any] | None = None,
+        prices: Any = None,
+    ) -> None:
+        self.stage = stage
+        self.topic_arn = topic_arn
+        self.grouping = grouping or GroupingWindow()
+        self.prices = prices
+        self._sns = sns
+        self._sns_factory = sns_factory
+        self._triage = triage
+        self._triage_factory = triage_factory
+
+    # --- entry points (each never raises) ------------------------------------------------------------
+    def notify_outcome(self, outcome: Any, raw_event: Any = None, deadline: float | None = None) -> list[str]:
+        """Alerts for an event's outcome that needs a person (invalid, conflict); nothing for the others."""
+        return self._guarded(lambda: build.from_outcome(outcome, self.stage, raw_event, self.prices), deadline)
+
+    def notify_scan(self, report: Any, deadline: float | None = None) -> list[str]:
+        """Alerts for a timer scan's stuck and unsettleable jobs; also sends summaries that are due."""
+        return self._guarded(lambda: build.from_scan_report(report, self.stage), deadline)
+
+    def notify_audit(self, findings: Iterable[Mapping[str, Any]], deadline: float | None = None) -> list[str]:
+        """For the CLI's `audit`: findings are {"userId", "balance", "ledgerBalance"[, "difference"]}."""
+        return self._guarded(lambda: build.audit_discrepancy(self.stage, list(findings)), deadline)
+
+    def notify(self, alert: Alert, deadline: float | None = None) -> list[str]:
+        return self._guarded(lambda: alert, deadline)
+
+    def flush(self, force: bool = False) -> list[str]:
+        """Sends the held-back counts that are due (all of them with force=True, for a process about to exit)."""
+        try:
+            return [mid for mid in (self._publish(summary) for summary in self.grouping.due(force=force)) if mid]
+        except Exception as error:
+            self._failed("alert flush failed", error)
+            return []
+
+    # --- internals ------------------------------------------------------------------------------------
+    def _guarded(self, make: Callable[[], Alert | list[Alert] | None], deadline: float | None) -> list[str]:
+        sent: list[str] = []
+        try:
+            made = make()
+            for alert in made if isinstance(made, list) else [made] if made is not None else []:
+                admitted = self.grouping.admit(alert)
+                if admitted is None:
+                    metrics.add_metric("AlertsGrouped", COUNT, alert.count)
+                    continue
+                message_id = self._publish(self._with_note(admitted, deadline))
+                if message_id:
+                    sent.append(message_id)
+            sent += self.flush()
+        except Exception as error:
+            self._failed("building or sending an ops alert failed", error)
+        return sent
+
+    def _with_note(self, alert: Alert, deadline: float | None) -> Alert:
+        triage = self._get_triage()
+        if triage is None:
+            return alert
+        budget = None if deadline is None else deadline - time.monotonic() - PUBLISH_RESERVE_SECONDS
+        try:
+            note, reason = triage.note(alert, budget)
+        except Exception as error:  # a Triage never raises; a substitute might
+            note, reason = None, f"unexpected {type(error).__name__}"
+        if note is None:
+            metrics.add_metric("TriageFailures", COUNT, 1)
+            logger.warning("ops alert sent without a triage note", extra={"alert_kind": alert.kind, "triage_reason": reason})
+            return alert
+        return alert.with_note(note)
+
+    def _get_triage(self) -> Any:
+        if self._triage is None and self._triage_factory is not None:
+            try:
+                self._triage = self._triage_factory()
+            except Exception as error:
+                self._triage_factory = None
+                metrics.add_metric("TriageFailures", COUNT, 1)
+                logger.warning("triage disabled for this container", extra={"error_type": type(error).__name__})
+        return self._triage
+
+    def _publish(self, alert: Alert) -> str | None:
+        if not self.topic_arn:
+            metrics.add_metric("AlertFailures", COUNT, 1)
+            logger.warning("no ops topic configured; alert not sent", extra={"alert_kind": alert.kind, "alert_subject": alert.subject})
+            return None
+        try:
+            if self._sns is None:
+                self._sns = self._sns_factory()
+            document = alert.document()
+            response = self._sns.publish(
+                TopicArn=self.topic_arn,
+                Subject=alert.subject,
+                # Email subscribers get the text; everything else (SQS, Lambda, HTTPS, chat bots) the JSON.
+                MessageStructure="json",
+                Message=json.dumps({"default": json.dumps(document), "email": alert.text}),
+                MessageAttributes=alert.message_attributes(),
+            )
+        except Exception as error:
+            self._failed("ops alert could not be published", error, alert)
+            return None
+        metrics.add_metric("AlertsPublished", COUNT, 1)
+        logger.info("ops alert published", extra={"alert_kind": alert.kind, "alert_group": alert.group_key, "alert_subject": alert.subject})
+        return response.get("MessageId")
+
+    @staticmethod
+    def _failed(message: str, error: Exception, alert: Alert | None = None) -> None:
+        metrics.add_metric("AlertFailures", COUNT, 1)
+        code = getattr(error, "response", {}).get("Error", {}).get("Code") if isinstance(getattr(error, "response", None), dict) else None
+        logger.warning(
+            message,
+            extra={
+                "error_type": type(error).__name__,
+                "error_code": code,
+                **({"alert_kind": alert.kind, "alert_subject": alert.subject} if alert else {}),
+            },
+        )
+
+
+def _float_env(name: str, default: float, env: Mapping[str, str]) -> float:
+    try:
+        value = float(env.get(name, "") or default)
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+def build_notifier(config: RuntimeConfig, env: Mapping[str, str] | None = None, **overrides: Any) -> Notifier:
+    """The notifier a handler (or the CLI) uses; triage only when the stage enables it."""
+    env = os.environ if env is None else env
+    triage_factory = None
+    if config.triage_enabled:
+
+        def triage_factory() -> Any:
+            from reconciler.notify.triage import DEFAULT_BASE_URL, DEFAULT_MODEL, DEFAULT_TIMEOUT_SECONDS, Triage
+
+            return Triage(
+                secret_name=config.openai_secret_name,
+                base_url=env.get(ENV_OPENAI_BASE_URL) or DEFAULT_BASE_URL,
+                model=env.get(ENV_TRIAGE_MODEL) or DEFAULT_MODEL,
+                timeout=_float_env(ENV_TRIAGE_TIMEOUT, DEFAULT_TIMEOUT_SECONDS, env),
+            )
+
+    def prices() -> Any:
+        from reconciler.domain.pricing import PriceBook
+
+        return PriceBook.with_overrides(config.price_overrides)
+
+    options: dict[str, Any] = dict(
+        grouping=GroupingWindow(
+            window_seconds=_float_env(ENV_ALERT_WINDOW, DEFAULT_WINDOW_SECONDS, env),
+            max_per_window=int(_float_env(ENV_ALERT_MAX_PER_WINDOW, DEFAULT_MAX_PER_WINDOW, env)),
+        ),
+        triage_factory=triage_factory,
+        prices=prices(),
+    )
+    options.update(overrides)
+    return Notifier(config.stage, config.ops_topic_arn, **options)

@@ -1,0 +1,165 @@
+"""Code that runs in a fresh child interpreter (cold imports, CPU timing with stdout on /dev/null).
+
+    python -m benchmarks._child cpu  OUT.json EVENTS_PER_KIND
+    python -m benchmarks._child cold OUT.json      (environment points at a local stack; one invocation)
+    python -m benchmarks._child modules OUT.json MODULE
+
+Results go to OUT.json; the child's stdout (the handler's logs and EMF metrics) is the parent's choice,
+/dev/null when timing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+
+# Names a Lambda entry point must not pull in on the event path (they serve other paths or tools).
+NOT_ON_EVENT_PATH = (
+    "aws_lambda_powertools.utilities.parameters",
+    "reconciler.handlers.timer_scan",
+    "reconciler.service.timer_scan",
+    "reconciler.notify",
+    "reconciler.cli",
+    "reconciler.ops",
+    "reconciler.local",
+    "moto",
+)
+
+STUB_ENV = {
+    "STAGE": "dev",
+    "JOBS_TABLE_NAME": "Jobs-dev",
+    "CREDITS_TABLE_NAME": "Credits-dev",
+    "LEDGER_TABLE_NAME": "Ledger-dev",
+    "DLQ_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/cc-reconciler-dlq-dev",
+    "POWERTOOLS_SERVICE_NAME": "credit-reconciler",
+    "POWERTOOLS_METRICS_NAMESPACE": "Reconciler",
+    "POWERTOOLS_LOG_LEVEL": "INFO",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "stub",
+    "AWS_SECRET_ACCESS_KEY": "stub",
+}
+
+KINDS = ("reserved", "no_job", "duplicate", "conflict", "invalid")
+
+
+class StubDynamoDB:
+    """Answers the three calls of the event path with canned responses; the job id's prefix picks the state."""
+
+    BALANCE = {"remaining": {"N": "1000"}}
+
+    def transact_get_items(self, TransactItems):  # noqa: N803 (boto3's parameter name)
+        job_id = TransactItems[0]["Get"]["Key"]["jobId"]["S"]
+        user = {"S": "user-1"}
+        job: dict = {}
+        if job_id.startswith("reserved"):
+            job = {"jobId": {"S": job_id}, "userId": user, "status": {"S": "submitted"}, "reservedCredits": {"N": "30"},
+                   "createdAt": {"S": "2025-06-21T12:00:00.000Z"}, "unsettled": {"S": "PENDING"}}
+        elif job_id.startswith(("duplicate", "conflict")):
+            job = {"jobId": {"S": job_id}, "userId": user, "status": {"S": "rendered"}, "settledAs": {"S": "rendered"},
+                   "settledByEvent": {"S": "first"}, "createdAt": {"S": "2025-06-21T12:00:00.000Z"}}
+        return {"Responses": [{"Item": job} if job else {}, {"Item": self.BALANCE}]}
+
+    def transact_write_items(self, TransactItems):  # noqa: N803
+        return {}
+
+    def update_item(self, **_):
+        return {}
+
+
+class StubSQS:
+    def send_message(self, **_):
+        return {"MessageId": "00000000-0000-0000-0000-000000000000"}
+
+
+def event_for(kind: str, index: int) -> dict:
+    from benchmarks.common import failed, rendered
+
+    job = f"{kind}-{index}"
+    if kind == "conflict":
+        return failed(f"ev-{kind}-{index}", job, "user-1")
+    event = rendered(f"ev-{kind}-{index}", job, "user-1", seconds=12.5)
+    if kind == "invalid":
+        del event["detail"]["userId"]
+    return event
+
+
+def cpu(out: str, per_kind: int) -> None:
+    os.environ.update(STUB_ENV)
+    from reconciler.config import load_config
+    from reconciler.handlers import entry, events
+    from reconciler.local.invoker import LocalContext
+    from reconciler.service.container import build_processor
+
+    processor = build_processor(load_config(), dynamodb=StubDynamoDB(), sqs=StubSQS())
+    events.event_processor = lambda: processor  # the handler's container, with the stub instead of the network
+    context = LocalContext("cc-agent-reconciler-dev")
+    # Warm up (first call builds caches), then interleave the kinds so no kind gets a warmer cache.
+    for kind in KINDS:
+        entry.handler(event_for(kind, -1), context)
+    results: dict[str, dict[str, list[int]]] = {kind: {"cpu": [], "wall": []} for kind in KINDS}
+    core: dict[str, list[int]] = {kind: [] for kind in KINDS}
+    for index in range(per_kind):
+        for kind in KINDS:
+            event = event_for(kind, index)
+            c0, w0 = time.process_time_ns(), time.perf_counter_ns()
+            entry.handler(event, context)
+            c1, w1 = time.process_time_ns(), time.perf_counter_ns()
+            results[kind]["cpu"].append(c1 - c0)
+            results[kind]["wall"].append(w1 - w0)
+    # The same events without the Powertools decorators (parse, validate, decide, build the request).
+    for index in range(per_kind):
+        for kind in KINDS:
+            event = event_for(kind, index)
+            w0 = time.perf_counter_ns()
+            processor.process(event)
+            core[kind].append(time.perf_counter_ns() - w0)
+    with open(out, "w") as handle:
+        json.dump({"handler": results, "core": core}, handle)
+
+
+def cold(out: str) -> None:
+    """One cold invocation against the environment's endpoint (the local stack): imports, clients, one event."""
+    t0 = time.perf_counter_ns()
+    from reconciler.handlers.entry import handler
+    from reconciler.local.invoker import LocalContext  # after the measured import: not on the Lambda path
+
+    t1 = time.perf_counter_ns()
+    event = json.loads(os.environ["BENCH_COLD_EVENT"])
+    result = handler(event, LocalContext("cc-agent-reconciler-dev"))
+    t2 = time.perf_counter_ns()
+    with open(out, "w") as handle:
+        json.dump(
+            {
+                "import_ms": (t1 - t0) / 1e6,
+                "first_invoke_ms": (t2 - t1) / 1e6,
+                "outcome": result.get("outcome"),
+                "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            },
+            handle,
+        )
+
+
+def modules(out: str, module: str) -> None:
+    import importlib
+
+    importlib.import_module(module)
+    present = sorted({name for name in sys.modules for banned in NOT_ON_EVENT_PATH if name == banned or name.startswith(banned + ".")})
+    with open(out, "w") as handle:
+        json.dump({"present": present, "all": sorted(sys.modules)}, handle)
+
+
+if __name__ == "__main__":
+    command, target = sys.argv[1], sys.argv[2]
+    if command == "cpu":
+        cpu(target, int(sys.argv[3]))
+    elif command == "cold":
+        cold(target)
+    elif command == "modules":
+        modules(target, sys.argv[3])
+    else:
+        raise SystemExit(f"unknown command {command}")

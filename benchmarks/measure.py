@@ -1,0 +1,379 @@
+"""The measurements behind `make bench`, one function per item of issue #5. Each returns plain data."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from benchmarks._child import STUB_ENV
+from benchmarks.baseline_v1 import V1Baseline
+from benchmarks.common import RequestCounter, batch_put, item_size, median, percentile, rendered
+from reconciler.config import RuntimeConfig
+from reconciler.domain.ledger import iso_timestamp
+from reconciler.repository.dynamodb import DynamoDBStore, to_item
+from reconciler.service.container import build_processor
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+
+
+class LockedCounter(RequestCounter):
+    """RequestCounter safe for worker threads sharing one client."""
+
+    def __init__(self, *clients: Any) -> None:
+        self._lock = threading.Lock()
+        super().__init__(*clients)
+
+    def _on_call(self, model: Any = None, **_: Any) -> None:
+        with self._lock:
+            self.calls[model.name] += 1
+
+    def _on_send(self, **_: Any) -> None:
+        with self._lock:
+            self.attempts += 1
+
+
+def _child(args: list[str], env: dict[str, str] | None = None, stdout=subprocess.DEVNULL) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "out.json")
+        subprocess.run([PYTHON, "-m", "benchmarks._child", args[0], out, *args[1:]], cwd=REPO_ROOT, env=env or os.environ.copy(),
+                       stdout=stdout, check=True)
+        with open(out) as handle:
+            return json.load(handle)
+
+
+# --- item 2: handler CPU time with a stubbed DynamoDB ---------------------------------------
+
+
+def handler_cpu(per_kind: int = 2000, repetitions: int = 3) -> dict:
+    """Median/p99 per kind of event, per repetition (a fresh child each), then the median over repetitions."""
+    env = {**os.environ, **STUB_ENV}
+    env.pop("AWS_ENDPOINT_URL", None)
+    runs = [_child(["cpu", str(per_kind)], env) for _ in range(repetitions)]
+    kinds = list(runs[0]["handler"])
+    table = {}
+    for kind in kinds:
+        table[kind] = {
+            "cpu_median_ms": median(median(r["handler"][kind]["cpu"]) for r in runs) / 1e6,
+            "cpu_p99_ms": median(percentile(r["handler"][kind]["cpu"], 0.99) for r in runs) / 1e6,
+            "wall_median_ms": median(median(r["handler"][kind]["wall"]) for r in runs) / 1e6,
+            "core_median_ms": median(median(r["core"][kind]) for r in runs) / 1e6,
+        }
+    all_cpu = [median([v for kind in kinds for v in r["handler"][kind]["cpu"]]) for r in runs]
+    all_p99 = [percentile([v for kind in kinds for v in r["handler"][kind]["cpu"]], 0.99) for r in runs]
+    return {"per_kind": table, "events": per_kind * len(kinds), "repetitions": repetitions,
+            "all_median_ms": median(all_cpu) / 1e6, "all_p99_ms": median(all_p99) / 1e6}
+
+
+# --- item 3: cold start ---------------------------------------------------------------------
+
+ENTRY_MODULES = ("reconciler.handlers.entry", "reconciler.handlers.events", "reconciler.handlers.timer_scan")
+
+
+def import_times(repetitions: int = 7) -> dict:
+    """Wall time of `import X` in fresh interpreters, interleaved with `import boto3` (the reference)."""
+    env = {**os.environ, **STUB_ENV}
+    modules = ("boto3",) + ENTRY_MODULES
+    samples: dict[str, list[float]] = defaultdict(list)
+    code = "import time; t = time.perf_counter_ns(); import {m}; print(time.perf_counter_ns() - t)"
+    for _ in range(repetitions):
+        for module in modules:
+            out = subprocess.run([PYTHON, "-c", code.format(m=module)], env=env, cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+            samples[module].append(int(out.stdout.strip()) / 1e6)
+    boto3_ms = median(samples["boto3"])
+    rows = {module: {"median_ms": median(values), "ratio_to_boto3": median(values) / boto3_ms} for module, values in samples.items()}
+    return {"rows": rows, "repetitions": repetitions}
+
+
+def heaviest_imports(module: str = "reconciler.handlers.entry", top: int = 10) -> list[tuple[str, float]]:
+    """Self import time summed by top-level package, from one `-X importtime` run (microseconds -> ms)."""
+    env = {**os.environ, **STUB_ENV}
+    out = subprocess.run([PYTHON, "-X", "importtime", "-c", f"import {module}"], env=env, cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    by_package: Counter[str] = Counter()
+    for line in out.stderr.splitlines():
+        match = re.match(r"import time:\s+(\d+)\s+\|\s+(\d+)\s+\|\s*(\S+)", line)
+        if match:
+            by_package[match.group(3).split(".")[0]] += int(match.group(1))
+    return [(name, micros / 1000) for name, micros in by_package.most_common(top)]
+
+
+def modules_on_event_path() -> dict:
+    return _child(["modules", "reconciler.handlers.entry"], {**os.environ, **STUB_ENV})
+
+
+def cold_invocations(stack: Any, repetitions: int = 5) -> dict:
+    """Peak RSS and times of a fresh process doing one real invocation against the local stack."""
+    dynamodb = stack.client("dynamodb")
+    config = RuntimeConfig.from_env()
+    runs = []
+    for index in range(repetitions):
+        user = f"cold-user-{index}"
+        dynamodb.put_item(TableName=config.credits_table, Item=to_item({"userId": user, "remaining": 1000}))
+        env = {**os.environ, **stack.environment(), "BENCH_COLD_EVENT": json.dumps(rendered(f"cold-e{index}", f"cold-j{index}", user))}
+        runs.append(_child(["cold"], env))
+    reference = []
+    code = ("import resource, boto3; boto3.client('dynamodb', region_name='us-east-1'); boto3.client('sqs', region_name='us-east-1'); "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    for _ in range(repetitions):
+        out = subprocess.run([PYTHON, "-c", code], env={**os.environ, **STUB_ENV}, capture_output=True, text=True, check=True)
+        reference.append(int(out.stdout.strip()))
+    return {
+        "repetitions": repetitions,
+        "outcomes": sorted({r["outcome"] for r in runs}),
+        "maxrss_mb": median(r["maxrss_kb"] for r in runs) / 1024,
+        "import_ms": median(r["import_ms"] for r in runs),
+        "first_invoke_ms": median(r["first_invoke_ms"] for r in runs),
+        "boto3_two_clients_maxrss_mb": median(reference) / 1024,
+    }
+
+
+# --- item 4: throughput against the moto server ---------------------------------------------
+
+INITIAL_CREDITS = 1_000_000
+COST_PER_EVENT = 20  # 10 s of standard-v1 at 2 credits/s
+
+
+def throughput(stack: Any, events_per_run: int = 200, repetitions: int = 3, threads: int = 10) -> dict:
+    config = RuntimeConfig.from_env()
+    dynamodb = stack.client("dynamodb")
+    sqs = stack.client("sqs")
+    processor = build_processor(config, dynamodb=dynamodb, sqs=sqs)
+    baseline = V1Baseline(dynamodb, config.jobs_table, config.credits_table, config.ledger_table)
+    store = DynamoDBStore(dynamodb, config)
+    counter = LockedCounter(dynamodb)
+    results: dict[str, dict[str, list[dict]]] = {"spread": {"ours": [], "v1": []}, "hot": {"ours": [], "v1": []}}
+
+    def ours(event: dict) -> tuple[str, int]:
+        try:
+            outcome = processor.process(event)
+            return outcome.kind, outcome.attempts
+        except Exception as error:  # noqa: BLE001 - counted and reported, e.g. RetriesExhausted
+            return f"error:{_describe(error)}", 0
+
+    def v1(event: dict) -> tuple[str, int]:
+        try:
+            return baseline.process(event).kind, 1
+        except Exception as error:  # noqa: BLE001
+            return f"error:{type(error).__name__}", 0
+
+    for mode in ("spread", "hot"):
+        for rep in range(repetitions):
+            order = ("ours", "v1") if rep % 2 == 0 else ("v1", "ours")
+            for who in order:
+                prefix = f"tp-{mode}-{who}-{rep}"
+                users = [f"{prefix}-u{i}" for i in range(events_per_run if mode == "spread" else 1)]
+                batch_put(dynamodb, config.credits_table, (to_item({"userId": u, "remaining": INITIAL_CREDITS}) for u in users))
+                events = [rendered(f"{prefix}-e{i}", f"{prefix}-j{i}", users[i % len(users)], seconds=10) for i in range(events_per_run)]
+                counter.reset()
+                started = time.perf_counter()
+                with ThreadPoolExecutor(threads) as pool:
+                    outcomes = list(pool.map(ours if who == "ours" else v1, events))
+                elapsed = time.perf_counter() - started
+                requests = counter.total
+                books = _check_books(store, dynamodb, config, users, events_per_run)
+                kinds = Counter(kind for kind, _ in outcomes)
+                results[mode][who].append({
+                    "seconds": elapsed,
+                    "events_per_s": events_per_run / elapsed,
+                    "requests": requests,
+                    "requests_per_event": requests / events_per_run,
+                    "attempts_per_event": sum(a for _, a in outcomes) / events_per_run,
+                    "max_attempts": max(a for _, a in outcomes),
+                    "outcomes": dict(kinds),
+                    **books,
+                })
+    summary = {}
+    for mode, by_who in results.items():
+        summary[mode] = {}
+        for who, runs in by_who.items():
+            summary[mode][who] = {
+                "events_per_s": median(r["events_per_s"] for r in runs),
+                "requests_per_event": median(r["requests_per_event"] for r in runs),
+                "attempts_per_event": median(r["attempts_per_event"] for r in runs),
+                "max_attempts": max(r["max_attempts"] for r in runs),
+                "errors": sum(v for r in runs for k, v in r["outcomes"].items() if k.startswith("error")),
+                "books_balance_runs": sum(1 for r in runs if r["books_balance"]),
+                "lost_updates": [r["lost_updates"] for r in runs],
+                "runs": runs,
+            }
+    return {"events_per_run": events_per_run, "repetitions": repetitions, "threads": threads, "summary": summary}
+
+
+def _describe(error: BaseException) -> str:
+    """The exception's type and, for AWS errors, its code (following the cause chain)."""
+    cause: BaseException | None = error
+    while cause is not None:
+        response = getattr(cause, "response", None)
+        if isinstance(response, dict):
+            code = response.get("Error", {}).get("Code", "?")
+            reasons = [r.get("Code") for r in response.get("CancellationReasons", [])]
+            return f"{type(error).__name__}({code}{' ' + ','.join(map(str, reasons)) if reasons else ''})"
+        cause = cause.__cause__
+    return type(error).__name__
+
+
+def _check_books(store: DynamoDBStore, dynamodb: Any, config: RuntimeConfig, users: list[str], events: int) -> dict:
+    """Balance == initial + ledger sum for every user; lost updates = charges in the ledger the balance lacks."""
+    mismatched = 0
+    lost = 0
+    ledger_entries = 0
+    for user in users:
+        balance = store.get_balance(user)["remaining"]
+        entries = list(store.ledger_for_user(user))
+        ledger_entries += len(entries)
+        ledger_sum = sum(e.signed_amount for e in entries)
+        if balance != INITIAL_CREDITS + ledger_sum:
+            mismatched += 1
+            lost += (balance - (INITIAL_CREDITS + ledger_sum)) // COST_PER_EVENT
+    return {"books_balance": mismatched == 0, "users_mismatched": mismatched, "lost_updates": lost, "ledger_entries": ledger_entries}
+
+
+# --- item 5: timer scan on a big Jobs table -------------------------------------------------
+
+
+def timer_scan(stack: Any, settled_jobs: int = 20_000, unsettled_jobs: int = 100) -> dict:
+    from reconciler.service.settlement import SettlementService
+    from reconciler.domain.pricing import PriceBook
+    from reconciler.service.timer_scan import TimerScan
+
+    config = RuntimeConfig.from_env()
+    dynamodb = stack.client("dynamodb")
+    store = DynamoDBStore(dynamodb, config)
+    old = "2025-01-01T00:00:00.000Z"
+    users = [f"scan-user-{i}" for i in range(10)]
+    batch_put(dynamodb, config.credits_table, (to_item({"userId": u, "remaining": 100_000}) for u in users))
+
+    def unsettled(phase: str):
+        for i in range(unsettled_jobs):
+            item = {"jobId": f"unsettled-{phase}-{i:05d}", "userId": users[i % len(users)], "status": "rendered" if i % 2 == 0 else "failed",
+                    "model": "standard-v1", "seconds": 10, "createdAt": old, "updatedAt": old, "unsettled": "PENDING"}
+            if i % 4 == 0:
+                item["reservedCredits"] = 20
+            yield to_item(item)
+
+    # Settlement side, on a table that holds only the unsettled jobs (moto copies tables per transaction).
+    batch_put(dynamodb, config.jobs_table, unsettled("a"))
+    settlement = SettlementService(store, PriceBook.with_overrides(config.price_overrides))
+    scan = TimerScan(store, settlement, grace=timedelta(minutes=config.scan_grace_minutes), stuck_after=timedelta(hours=config.stuck_job_hours))
+    counter = RequestCounter(dynamodb)
+    started = time.perf_counter()
+    report = scan.run()
+    settle_side = {"requests": counter.snapshot(), "total": counter.total, "settled": len(report.settled), "examined": report.examined,
+                   "seconds": time.perf_counter() - started}
+
+    # Query side, on the big table: 20,000 settled jobs (no marker) + 100 unsettled.
+    def settled():
+        for i in range(settled_jobs):
+            yield to_item({"jobId": f"settled-{i:06d}", "userId": users[i % len(users)], "status": "rendered", "model": "standard-v1",
+                           "seconds": 10, "createdAt": old, "updatedAt": old, "settledAs": "rendered", "settledAt": old,
+                           "settledByEvent": f"event-{i:06d}", "chargedCredits": 20, "releasedCredits": 0, "refundedCredits": 0})
+    started = time.perf_counter()
+    load_requests = batch_put(dynamodb, config.jobs_table, settled()) + batch_put(dynamodb, config.jobs_table, unsettled("b"))
+    load_seconds = time.perf_counter() - started
+
+    pages: list[tuple[int, int]] = []  # (items, bytes) per response
+
+    def on_page(parsed: Any = None, **_: Any) -> None:
+        items = parsed.get("Items", [])
+        pages.append((len(items), sum(item_size(i) for i in items)))
+
+    dynamodb.meta.events.register("after-call.dynamodb.Query", on_page)
+    dynamodb.meta.events.register("after-call.dynamodb.Scan", on_page)
+    counter.reset()
+    before = iso_timestamp(datetime.now(timezone.utc) - timedelta(minutes=config.scan_grace_minutes))
+    started = time.perf_counter()
+    found = list(store.unsettled_jobs(created_before=before))
+    query_seconds = time.perf_counter() - started
+    query = {"requests": counter.total, "items": sum(p[0] for p in pages), "bytes": sum(p[1] for p in pages), "found": len(found),
+             "rcu": sum(math.ceil(b / 4096) * 0.5 for _, b in pages), "seconds": query_seconds}
+    pages.clear()
+    counter.reset()
+    request: dict[str, Any] = {"TableName": config.jobs_table}
+    while True:
+        page = dynamodb.scan(**request)
+        if "LastEvaluatedKey" not in page:
+            break
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    total_bytes = sum(p[1] for p in pages)
+    # Real DynamoDB returns at most 1 MB a page and charges each page's bytes rounded up to 4 KB.
+    real_pages = max(1, math.ceil(total_bytes / (1024 * 1024)))
+    full_scan = {"requests_moto": counter.total, "requests_dynamodb": real_pages, "items": sum(p[0] for p in pages), "bytes": total_bytes,
+                 "rcu": math.ceil(total_bytes / 4096) * 0.5}
+    return {"settled_jobs": settled_jobs, "unsettled_jobs": unsettled_jobs, "settle_side": settle_side, "load_requests": load_requests,
+            "load_seconds": load_seconds, "query": query, "full_scan": full_scan}
+
+
+# --- item 6: audit and DLQ replay (the CLI engineer's runtime/reconciler/ops) ----------------
+
+
+def dlq_replay(stack: Any, messages: int = 1000) -> dict:
+    try:
+        from reconciler.ops.aws import SqsQueue
+        from reconciler.ops.dead_letters import replay
+        from reconciler.ops.invokers import InProcessInvoker
+    except ImportError as error:
+        return {"missing": f"reconciler.ops.dead_letters.replay / reconciler.ops.invokers.InProcessInvoker / reconciler.ops.aws.SqsQueue: {error}"}
+    config = RuntimeConfig.from_env()
+    dynamodb, sqs = stack.client("dynamodb"), stack.client("sqs")
+    url = config.dlq_url
+    load_started = time.perf_counter()
+    for start in range(0, messages, 10):
+        entries = []
+        for i in range(start, min(start + 10, messages)):
+            event = rendered(f"dlq-e{i}", f"dlq-j{i}", f"dlq-user-{i % 100}")
+            attributes = {"errorType": "RetriesExhausted", "field": "-", "reason": "benchmark", "stage": config.stage, "eventId": event["id"]}
+            entries.append({"Id": str(i), "MessageBody": json.dumps(event),
+                            "MessageAttributes": {k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()}})
+        sqs.send_message_batch(QueueUrl=url, Entries=entries)
+    load_seconds = time.perf_counter() - load_started
+    ddb_counter, sqs_counter = RequestCounter(dynamodb), RequestCounter(sqs)
+    started = time.perf_counter()
+    report = replay(SqsQueue(sqs, url), InProcessInvoker.build(dynamodb, config), max_messages=messages)
+    elapsed = time.perf_counter() - started
+    left = int(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]["ApproximateNumberOfMessages"])
+    return {"messages": messages, "seconds": elapsed, "load_seconds": load_seconds, "summary": report.summary(),
+            "dynamodb": ddb_counter.snapshot(), "dynamodb_total": ddb_counter.total, "sqs": sqs_counter.snapshot(), "sqs_total": sqs_counter.total,
+            "left_in_queue": left}
+
+
+def audit(stack: Any, users: int = 1000, entries: int = 20_000, discrepancies: int = 10) -> dict:
+    try:
+        from reconciler.ops.audit import Auditor
+    except ImportError as error:
+        return {"missing": f"reconciler.ops.audit.Auditor: {error}"}
+    config = RuntimeConfig.from_env()
+    dynamodb = stack.client("dynamodb")
+    store = DynamoDBStore(dynamodb, config)
+    if not hasattr(store, "scan_balances") or not hasattr(store, "scan_ledger"):
+        return {"missing": "DynamoDBStore.scan_balances / DynamoDBStore.scan_ledger (Auditor.audit_all needs them)"}
+    per_user = entries // users
+    ledger, sums = [], Counter()
+    for i in range(entries):
+        user = f"audit-user-{i % users:04d}"
+        kind = "credit" if i < users else "debit"  # each user: one top-up, then debits
+        amount = 1000 if kind == "credit" else 7
+        sums[user] += amount if kind == "credit" else -amount
+        ledger.append(to_item({"ledgerId": f"audit-{i:06d}#charge", "userId": user, "timestamp": f"2025-06-21T12:{i // 3600 % 60:02d}:{i // 60 % 60:02d}.{i % 1000:03d}Z",
+                               "type": kind, "amount": amount, "description": "benchmark", "reference": f"audit-{i:06d}"}))
+    balances = [to_item({"userId": user, "remaining": total + (1 if n < discrepancies else 0)}) for n, (user, total) in enumerate(sorted(sums.items()))]
+    started = time.perf_counter()
+    load_requests = batch_put(dynamodb, config.ledger_table, ledger) + batch_put(dynamodb, config.credits_table, balances)
+    load_seconds = time.perf_counter() - started
+    counter = RequestCounter(dynamodb)
+    started = time.perf_counter()
+    found = Auditor(store).audit_all()
+    elapsed = time.perf_counter() - started
+    return {"users": users, "entries": entries, "per_user": per_user, "seconds": elapsed, "requests": counter.snapshot(), "total": counter.total,
+            "discrepancies_found": len(found), "discrepancies_planted": discrepancies, "load_requests": load_requests, "load_seconds": load_seconds}

@@ -124,10 +124,10 @@ def cold_invocations(stack: Any, repetitions: int = 5) -> dict:
         env = {**os.environ, **stack.environment(), "BENCH_COLD_EVENT": json.dumps(rendered(f"cold-e{index}", f"cold-j{index}", user))}
         runs.append(_child(["cold"], env))
     reference = []
-    code = ("import resource, boto3; boto3.client('dynamodb', region_name='us-east-1'); boto3.client('sqs', region_name='us-east-1'); "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    code = ("import boto3; from benchmarks._child import peak_rss_kb; boto3.client('dynamodb', region_name='us-east-1'); "
+            "boto3.client('sqs', region_name='us-east-1'); print(peak_rss_kb())")
     for _ in range(repetitions):
-        out = subprocess.run([PYTHON, "-c", code], env={**os.environ, **STUB_ENV}, capture_output=True, text=True, check=True)
+        out = subprocess.run([PYTHON, "-c", code], env={**os.environ, **STUB_ENV}, cwd=REPO_ROOT, capture_output=True, text=True, check=True)
         reference.append(int(out.stdout.strip()))
     return {
         "repetitions": repetitions,

@@ -355,6 +355,36 @@ class DynamoDBStore:
                 return
             request = {**request, "ExclusiveStartKey": page["LastEvaluatedKey"]}
 
+    # --- operations (CLI) ----------------------------------------------------------------------
+
+    def get_ledger_entry(self, ledger_id: str) -> LedgerEntry | None:
+        item = self._call("get_item", TableName=self.ledger_table, Key=to_item({"ledgerId": ledger_id}), ConsistentRead=True).get("Item")
+        return ledger_from_item(from_item(item)) if item else None
+
+    def scan_balances(self) -> Iterator[dict[str, Any]]:
+        """Every Credits item (remaining as int): for whole-table audits only, never on the event path."""
+        for item in self._paginate("scan", {"TableName": self.credits_table, "ConsistentRead": True}):
+            values = from_item(item)
+            values["remaining"] = _whole(values.get("remaining"))
+            yield values
+
+    def scan_ledger(self) -> Iterator[LedgerEntry]:
+        """Every ledger entry: for whole-table audits only."""
+        for item in self._paginate("scan", {"TableName": self.ledger_table, "ConsistentRead": True}):
+            yield ledger_from_item(from_item(item))
+
+    def commit_correction(self, entry: LedgerEntry, balance_seen: int | None) -> None:
+        """An audit correction: a ledger entry that explains the balance, which itself must not have moved.
+
+        The balance update adds 0 under the same optimistic condition as every other write, so a
+        settlement that lands between the audit's read and this write cancels the correction.
+        """
+        self._transact([self._balance_update(entry.user_id, balance_seen, 0, entry.timestamp), self._ledger_put(entry)])
+
+
+def _is_server_error(error: ClientError) -> bool:
+    return error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500
+
 
 def _map_error(error: ClientError) -> Exception:
     code = error.response.get("Error", {}).get("Code", "")

@@ -1,0 +1,1 @@
+"""The `reconciler` operations CLI: thin typer commands over reconciler.ops."""

@@ -1,0 +1,120 @@
+"""One moto server per session (127.0.0.1); each test gets freshly provisioned resources on it."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+import pytest
+from typer.testing import CliRunner
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+from reconciler.cli.main import app  # noqa: E402
+from reconciler.config import RuntimeConfig  # noqa: E402
+from reconciler.local.server import LOCAL_ENV, moto_server, reset  # noqa: E402
+from reconciler.local.stack import LocalStack, provision_stack  # noqa: E402
+from reconciler.ops.aws import STATE_PATH_ENV  # noqa: E402
+from reconciler.repository.dynamodb import DynamoDBStore, to_item  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def endpoint():
+    with moto_server() as url:
+        yield url
+
+
+@dataclass
+class Env:
+    stack: LocalStack
+    store: DynamoDBStore
+
+    def client(self, service: str):
+        return self.stack.client(service)
+
+    def put(self, table: str, item: dict) -> None:
+        self.client("dynamodb").put_item(TableName=table, Item=to_item(item))
+
+    def dlq_messages(self) -> list[dict]:
+        sqs = self.client("sqs")
+        found, handles = {}, []
+        for _ in range(5):
+            batch = sqs.receive_message(QueueUrl=self.stack.resources.dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=30,
+                                        MessageAttributeNames=["All"]).get("Messages", [])
+            handles += [m["ReceiptHandle"] for m in batch]
+            found.update({m["MessageId"]: m for m in batch})
+        for handle in handles:
+            sqs.change_message_visibility(QueueUrl=self.stack.resources.dlq_url, ReceiptHandle=handle, VisibilityTimeout=0)
+        return list(found.values())
+
+    def dead_letter(self, body: str, **attributes: str) -> str:
+        return self.client("sqs").send_message(
+            QueueUrl=self.stack.resources.dlq_url, MessageBody=body,
+            MessageAttributes={k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()},
+        )["MessageId"]
+
+    def create_function(self, concurrency: int = 10, max_event_age: int = 21600) -> str:
+        """A function in moto (a dummy zip: create works without Docker, only invoke would need it)."""
+        iam, lam = self.client("iam"), self.client("lambda")
+        role = iam.create_role(RoleName="reconciler-test", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        name = self.stack.resources.function_name
+        lam.create_function(FunctionName=name, Runtime="python3.12", Role=role, Handler="x.handler",
+                            Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18})
+        lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=concurrency)
+        lam.put_function_event_invoke_config(FunctionName=name, MaximumEventAgeInSeconds=max_event_age, MaximumRetryAttempts=2)
+        return name
+
+
+@pytest.fixture
+def env(endpoint, tmp_path, monkeypatch) -> Env:
+    """Given a fresh local dev stack, saved where `--local` looks for it, and local-only credentials."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in LOCAL_ENV.items():
+        monkeypatch.setenv(name, value)
+    reset(endpoint)
+    stack = provision_stack(endpoint, "dev")
+    state_file = tmp_path / "state.json"
+    stack.save(state_file)
+    monkeypatch.setenv(STATE_PATH_ENV, str(state_file))
+    return Env(stack, DynamoDBStore(stack.client("dynamodb"), RuntimeConfig.for_stage("dev")))
+
+
+@dataclass
+class Run:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    def json(self):
+        return json.loads(self.stdout)
+
+
+@pytest.fixture
+def cli():
+    """Runs `reconciler --local --no-progress ARGS` in-process."""
+    runner = CliRunner()
+
+    def run(*args: str, local: bool = True) -> Run:
+        prefix = ["--local", "--no-progress"] if local else ["--no-progress"]
+        result = runner.invoke(app, [*prefix, *args])
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise result.exception  # a bug, not an operator error: show its traceback
+        return Run(result.exit_code, result.stdout, result.stderr)
+
+    return run
+
+
+def assert_one_line_error(run: Run, *fragments: str) -> None:
+    assert run.exit_code != 0
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), run.stderr
+    assert "Traceback" not in run.stdout + run.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.fixture
+def one_line_error():
+    return assert_one_line_error

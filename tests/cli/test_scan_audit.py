@@ -1,0 +1,98 @@
+"""scan settles lost events exactly once; audit finds and fixes a balance corrupted behind its back."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from reconciler.config import UNSETTLED_ATTRIBUTE, UNSETTLED_VALUE
+
+OLD = "2020-01-01T00:00:00.000Z"
+
+
+def lost_job(env, job_id: str, status: str, reserved: int | None = None) -> None:
+    """A job the pipeline finished (status rendered/failed) whose event never arrived."""
+    env.put("Jobs-dev", {"jobId": job_id, "userId": "u1", "status": status, "model": "test", "seconds": 1, "reservedCredits": reserved,
+                         "createdAt": OLD, "updatedAt": OLD, UNSETTLED_ATTRIBUTE: UNSETTLED_VALUE})
+
+
+def test_scan_charges_a_render_whose_event_was_lost(env, cli):
+    # Given a rendered job whose event was lost
+    cli("local", "seed", "u1", "10")
+    lost_job(env, "job-lost", "rendered")
+    # When the scan runs
+    assert cli("--json", "scan").json()["settled"] == ["job-lost"]
+    # Then the render is charged
+    assert env.store.get_job("job-lost").settled_as == "rendered"
+    assert env.store.get_balance("u1")["remaining"] == 9
+
+
+def test_scan_settles_a_lost_event_exactly_once_even_when_the_event_arrives_late(env, cli, tmp_path):
+    # Given a failed job that held a 3-credit reservation, whose video.failed event was lost
+    cli("local", "seed", "u1", "7")
+    lost_job(env, "job-lost", "failed", reserved=3)
+    # When the scan runs
+    run = cli("--json", "scan")
+    # Then it settles that job: the reservation is refunded
+    assert run.exit_code == 0, run.stderr
+    assert run.json()["settled"] == ["job-lost"]
+    assert env.store.get_balance("u1")["remaining"] == 10
+    # And a second scan and the late event itself change nothing
+    assert cli("--json", "scan").json()["settled"] == []
+    late = events_file(tmp_path, {"detail-type": "video.failed", "detail": {"jobId": "job-lost", "userId": "u1"}})
+    assert [o["outcome"] for o in cli("--json", "local", "send", str(late)).json()] == ["duplicate"]
+    assert env.store.get_balance("u1")["remaining"] == 10
+    assert [e.ledger_id for e in env.store.ledger_for_user("u1")].count("job-lost#refund") == 1
+
+
+def events_file(tmp_path: Path, *events: dict) -> Path:
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps({"source": "video.generation", **event}) + "\n" for event in events))
+    return path
+
+
+def test_scan_dry_run_reports_without_settling(env, cli):
+    lost_job(env, "job-lost", "failed", reserved=3)
+    run = cli("--json", "scan", "--dry-run")
+    assert run.json()["settled"] == ["job-lost"] and run.json()["dryRun"] is True
+    assert env.store.get_balance("u1") is None
+    assert env.store.get_job("job-lost").settled_as is None
+
+
+def test_audit_finds_a_corrupted_balance_fixes_it_and_then_is_clean(env, cli):
+    # Given two users whose balances match their ledgers, then one balance overwritten behind the tool's back
+    cli("local", "seed", "u1", "10")
+    cli("local", "seed", "u2", "5")
+    env.put("Credits-dev", {"userId": "u1", "remaining": 25})
+    # When the whole table is audited
+    report = cli("--json", "audit")
+    # Then exactly that discrepancy is reported (and the exit code says so)
+    assert report.exit_code == 1
+    assert report.json()["discrepancies"] == [{"userId": "u1", "stored": 25, "ledgerSum": 10, "difference": 15}]
+    # When it is fixed (a dry run first writes nothing)
+    assert cli("--json", "audit", "--fix", "--reason", "INC-9", "--min-age", "0", "--dry-run").json()["fixes"][0]["status"] == "would-fix"
+    assert cli("--json", "audit", "u1").exit_code == 1
+    fixed = cli("--json", "audit", "--fix", "--reason", "INC-9", "--min-age", "0")
+    assert fixed.json()["fixes"][0]["status"] == "fixed"
+    # Then the ledger explains the balance, and re-audits are clean
+    entry = list(env.store.ledger_for_user("u1"))[-1]
+    assert (entry.signed_amount, entry.description) == (15, "Audit correction: INC-9")
+    assert cli("audit").exit_code == 0 and cli("audit", "u1").exit_code == 0
+
+
+def test_audit_uses_opening_balance_wording_for_a_user_without_ledger(env, cli):
+    env.put("Credits-dev", {"userId": "legacy", "remaining": 40})
+    cli("audit", "legacy", "--fix", "--reason", "v1 migration", "--min-age", "0")
+    (entry,) = env.store.ledger_for_user("legacy")
+    assert (entry.signed_amount, entry.description) == (40, "Opening balance: v1 migration")
+
+
+def test_audit_leaves_a_balance_that_just_changed_alone(env, cli):
+    cli("local", "seed", "u1", "10")
+    env.put("Credits-dev", {"userId": "u1", "remaining": 12, "updatedAt": "2999-01-01T00:00:00.000Z"})
+    run = cli("--json", "audit", "--fix", "--reason", "r")
+    assert run.json()["fixes"][0]["status"] == "recently-changed"
+
+
+def test_audit_fix_needs_a_reason(env, cli, one_line_error):
+    one_line_error(cli("audit", "--fix"), "--reason")

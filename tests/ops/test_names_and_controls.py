@@ -1,0 +1,30 @@
+import re
+from datetime import datetime, timezone
+
+import pytest
+
+from reconciler.ops.control import backup_name, describe_hold, replay_name
+from reconciler.ops.names import StageNames
+
+
+@pytest.mark.parametrize("stage", ["dev", "staging", "prod"])
+def test_the_cli_names_are_the_ones_infra_deploys(stage):
+    from infra.config import config_for
+
+    infra, ops = config_for(stage).names, StageNames(stage)
+    assert (ops.function, ops.dead_letter_queue, ops.events_rule, ops.event_archive, ops.ops_topic) == (
+        infra.function, infra.dead_letter_queue, infra.events_rule, infra.event_archive, infra.ops_topic)
+    assert ops.tables == (infra.jobs_table, infra.credits_table, infra.ledger_table)
+    assert ops.is_alarm(infra.alarm("errors")) and not ops.is_alarm(f"cc-reconciler-errors-{stage}x")
+
+
+def test_backup_and_replay_names_are_valid_and_sortable():
+    moment = datetime(2026, 11, 28, 10, 15, 0, tzinfo=timezone.utc)
+    assert backup_name("Credits-prod", moment) == "Credits-prod-20261128T101500Z"
+    assert re.fullmatch(r"[A-Za-z0-9_.-]{3,255}", backup_name("Ledger-staging", moment))
+    assert len(replay_name("staging", moment)) <= 64
+
+
+def test_the_hold_is_said_in_hours():
+    assert describe_hold(21600) == "events are held for up to 6 hours, then go to the DLQ"
+    assert describe_hold(5400) == "events are held for up to 90 minutes, then go to the DLQ"

@@ -137,10 +137,7 @@ def aws_server(moto_endpoint, dev_templates) -> Iterator[Aws]:
             return session.client(service, endpoint_url=moto_endpoint)
 
     resources = provision(dev_templates, "dev", _Endpoint())
-    previous = os.environ.get("AWS_ENDPOINT_URL")
     yield Aws(resources=resources, session=session, endpoint=moto_endpoint)
-    if previous is None:
-        os.environ.pop("AWS_ENDPOINT_URL", None)
 
 
 def envelope(detail_type: str, detail: Any, event_id: str = "evt-1", source: str = "video.generation") -> dict:

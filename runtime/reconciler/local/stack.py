@@ -117,8 +117,14 @@ def provision_stack(endpoint: str, stage: str = "dev") -> LocalStack:
 
 @contextmanager
 def local_stack(stage: str = "dev") -> Iterator[LocalStack]:
-    """A fresh moto server with the stage's resources, activated for this process; stopped on exit."""
-    with moto_server() as endpoint:
-        stack = provision_stack(endpoint, stage)
-        stack.activate()
-        yield stack
+    """A fresh moto server with the stage's resources, activated for this process; stopped on exit,
+    and the process's environment is given back as it was."""
+    saved_environment = dict(os.environ)
+    try:
+        with moto_server() as endpoint:
+            stack = provision_stack(endpoint, stage)
+            stack.activate()
+            yield stack
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_environment)

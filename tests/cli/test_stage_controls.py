@@ -88,6 +88,9 @@ def test_local_send_publishes_each_line_and_prints_each_outcome(env, cli, tmp_pa
     path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
     outcomes = cli("--json", "local", "send", str(path)).json()
     assert sorted((o["jobId"], o["outcome"]) for o in outcomes) == [("j1", "settled"), ("j2", "settled")]
+    # `local` commands imply --local: the same file again, without it, is two duplicates
+    again = cli("--json", "local", "send", str(path), local=False).json()
+    assert sorted((o["jobId"], o["outcome"]) for o in again) == [("j1", "duplicate"), ("j2", "duplicate")]
 
 
 def test_smoke_test_passes_against_the_local_stack(env):

@@ -445,8 +445,11 @@ def local_up(ctx: typer.Context) -> None:
 
 
 def _local_stack(state: State):
+    if not state.use_local and state.endpoint_url is None:
+        # A `local` command means the local stack: --local is implied.
+        state.use_local, state._target = True, None
     if state.target.local is None:
-        raise OpsError("this command needs the local stack: pass --local (after `reconciler local up`)")
+        raise OpsError("this command needs the stack started by `reconciler local up` (--local)")
     return state.target.local
 
 

@@ -27,6 +27,8 @@ RUNTIME_EXCLUDES = [
     "reconciler/cli/**",
     "reconciler/local",
     "reconciler/local/**",
+    "reconciler/ops",
+    "reconciler/ops/**",
     "**/__pycache__",
     "**/*.pyc",
     "*.egg-info",

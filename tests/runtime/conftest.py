@@ -62,8 +62,7 @@ class Aws:
         """An opening balance written the reconciler's way: balance and ledger entry together."""
         store = self.store()
         entry = adjustment_entry(user_id, credits, "opening balance", f"opening-{user_id}", "test", iso_timestamp())
-        current = store.get_balance(user_id)
-        store.commit_adjustment(entry, current["remaining"] if current else None)
+        store.commit_adjustment(entry)
 
     def put_job(self, **item: Any) -> None:
         self.store()  # table names from config

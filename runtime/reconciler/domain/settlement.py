@@ -85,6 +85,8 @@ class Settlement:
 
     @property
     def balance_after(self) -> int:
+        """The balance this settlement leaves, counted from the one it read (another settlement of the same
+        user may commit in between; the overdraft decision is guarded against that, this figure is not)."""
         return (self.balance_before or 0) + self.balance_delta
 
     @property

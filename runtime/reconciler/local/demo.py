@@ -78,7 +78,7 @@ def main() -> int:
         console.rule("Seeding users (opening balances are ledger entries too)")
         for user, credits in OPENING_BALANCES.items():
             entry = adjustment_entry(user, credits, "opening balance", f"demo-opening-{user}", "local:demo", iso_timestamp())
-            store.commit_adjustment(entry, store.get_balance(user) and store.get_balance(user)["remaining"])
+            store.commit_adjustment(entry)
             console.print(f"  {user}: {credits} credits")
 
         console.rule("Submitting jobs with reservations (the pipeline's library call)")

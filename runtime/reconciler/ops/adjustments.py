@@ -66,7 +66,7 @@ class Adjuster:
             before = balance["remaining"] if balance else None
             if dry_run:
                 return AdjustmentResult(WOULD_APPLY, entry, before)
-            self.store.commit_adjustment(entry, before)
+            self.store.commit_adjustment(entry)
             return AdjustmentResult(APPLIED, entry, before)
 
         result, _ = with_retries(attempt, self.backoff())

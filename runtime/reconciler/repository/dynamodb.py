@@ -173,10 +173,11 @@ class DynamoDBStore:
     # --- writes ------------------------------------------------------------------------------
 
     def commit_settlement(self, settlement: Settlement) -> None:
-        """Balance, ledger entries and job in one TransactWriteItems; refused if anything moved since load."""
+        """Balance, ledger entries and job in one TransactWriteItems; refused (StaleState) if the job changed
+        since load, or if the balance crossed the overdraft threshold the decision was made on."""
         items = []
         if settlement.entries:
-            items.append(self._balance_update(settlement.event.user_id, settlement.balance_before, settlement.balance_delta, settlement.timestamp))
+            items.append(self._balance_update(settlement.event.user_id, settlement.balance_delta, settlement.timestamp, _settlement_guard(settlement)))
             items.extend(self._ledger_put(entry) for entry in settlement.entries)
         items.append(self._job_settlement(settlement))
         self._transact(items)
@@ -184,7 +185,7 @@ class DynamoDBStore:
     def commit_reservation(self, reservation: Reservation) -> None:
         timestamp = reservation.entry.timestamp
         items = [
-            self._balance_update(reservation.user_id, reservation.balance_before, -reservation.credits, timestamp),
+            self._balance_update(reservation.user_id, -reservation.credits, timestamp, ("covers", reservation.credits)),
             self._ledger_put(reservation.entry),
         ]
         marker = {":pending": UNSETTLED_VALUE, ":r": reservation.credits}
@@ -214,9 +215,9 @@ class DynamoDBStore:
             )
         self._transact(items)
 
-    def commit_adjustment(self, entry: LedgerEntry, balance_before: int | None) -> None:
-        """An operator's adjustment: balance and its ledger entry in one transaction."""
-        self._transact([self._balance_update(entry.user_id, balance_before, entry.signed_amount, entry.timestamp), self._ledger_put(entry)])
+    def commit_adjustment(self, entry: LedgerEntry) -> None:
+        """An operator's adjustment: balance and its ledger entry in one transaction (once per ledger id)."""
+        self._transact([self._balance_update(entry.user_id, entry.signed_amount, entry.timestamp, ("none", None)), self._ledger_put(entry)])
 
     def record_conflict(self, conflict: Conflict) -> None:
         """Notes a contradicting event on the settled job (idempotent per event id); moves no credits."""
@@ -240,25 +241,37 @@ class DynamoDBStore:
 
     # --- transaction parts -------------------------------------------------------------------
 
-    def _balance_update(self, user_id: str, balance_before: int | None, delta: int, timestamp: str) -> dict:
-        # Optimistic: the balance must still be what the decision saw, so balance-dependent outcomes
-        # (overdraft, reservation cover) are exact; a concurrent change makes us reload and decide again.
-        if balance_before is None:
-            condition, values = "attribute_not_exists(remaining)", {":delta": delta, ":now": timestamp}
-            update = "SET remaining = :delta, updatedAt = :now"
-        else:
-            condition = "remaining = :seen"
-            values = {":delta": delta, ":now": timestamp, ":seen": balance_before}
-            update = "SET remaining = remaining + :delta, updatedAt = :now"
-        return {
-            "Update": {
-                "TableName": self.credits_table,
-                "Key": to_item({"userId": user_id}),
-                "UpdateExpression": update,
-                "ConditionExpression": condition,
-                "ExpressionAttributeValues": to_item(values),
-            }
+    def _balance_update(self, user_id: str, delta: int, timestamp: str, guard: tuple[str, int | None]) -> dict:
+        """ADD `delta` to the balance (a missing balance counts as 0), under one of these guards:
+
+        ("none", _)          always: credits and operator adjustments.
+        ("covers", n)        the balance is at least n: a debit that leaves it >= 0, or a reservation.
+        ("short-of", n)      the balance is below n (or missing): a debit that overdraws it.
+        ("equals", seen)     the balance is exactly what was read (None: there is none): audit corrections.
+
+        The threshold guards make the overdraft decision exact without serialising a user's settlements:
+        a concurrent change fails them only when it moves the balance across the threshold.
+        """
+        kind, amount = guard
+        values: dict[str, Any] = {":delta": delta, ":now": timestamp, ":zero": 0}
+        conditions = {
+            "none": None,
+            "covers": "remaining >= :amount",
+            "short-of": "attribute_not_exists(remaining) OR remaining < :amount",
+            "equals": "attribute_not_exists(remaining)" if amount is None else "remaining = :amount",
         }
+        condition = conditions[kind]
+        if condition and ":amount" in condition:
+            values[":amount"] = amount
+        update = {
+            "TableName": self.credits_table,
+            "Key": to_item({"userId": user_id}),
+            "UpdateExpression": "SET remaining = if_not_exists(remaining, :zero) + :delta, updatedAt = :now",
+            "ExpressionAttributeValues": to_item(values),
+        }
+        if condition:
+            update["ConditionExpression"] = condition
+        return {"Update": update}
 
     def _ledger_put(self, entry: LedgerEntry) -> dict:
         return {
@@ -376,10 +389,18 @@ class DynamoDBStore:
     def commit_correction(self, entry: LedgerEntry, balance_seen: int | None) -> None:
         """An audit correction: a ledger entry that explains the balance, which itself must not have moved.
 
-        The balance update adds 0 under the same optimistic condition as every other write, so a
+        The balance update adds 0 on condition that the balance is exactly what the audit read, so a
         settlement that lands between the audit's read and this write cancels the correction.
         """
-        self._transact([self._balance_update(entry.user_id, balance_seen, 0, entry.timestamp), self._ledger_put(entry)])
+        self._transact([self._balance_update(entry.user_id, 0, entry.timestamp, ("equals", balance_seen)), self._ledger_put(entry)])
+
+
+def _settlement_guard(settlement: Settlement) -> tuple[str, int | None]:
+    """The balance condition under which the settlement's overdraft decision stays true."""
+    if settlement.balance_delta >= 0:
+        return ("none", None)
+    needed = -settlement.balance_delta
+    return ("short-of", needed) if settlement.is_overdraft else ("covers", needed)
 
 
 def _is_server_error(error: ClientError) -> bool:

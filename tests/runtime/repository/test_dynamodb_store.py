@@ -46,32 +46,56 @@ def test_a_settlement_commits_in_one_transaction(stage):
     assert stage.balance("u") == 9 and stage.job("j").settled_by_event == "e"
 
 
-def test_a_stale_decision_is_refused_and_writes_nothing(stage):
+def settle_render(store, cost):
+    job, balance = store.load("j", "u")
+    return decide(VideoRendered("e", "j", "u", Decimal(cost), "test"), job, balance, PriceBook(), NOW)
+
+
+def test_a_balance_that_moved_without_crossing_the_overdraft_threshold_does_not_refuse_the_settlement(stage):
+    # Given a settlement of 3 decided on a balance of 12 (no overdraft), then a gift of 5 lands
     stage.seed_balance("u", 12)
     store = stage.store()
-    job, balance = store.load("j", "u")
-    settlement = decide(VideoRendered("e", "j", "u", Decimal(3), "test"), job, balance, PriceBook(), NOW)
-    store.commit_adjustment(adjustment_entry("u", 5, "gift", "gift-1", "test", NOW), balance)
+    settlement = settle_render(store, 3)
+    store.commit_adjustment(adjustment_entry("u", 5, "gift", "gift-1", "test", NOW))
+    # When it commits, the decision still holds: no retry for a concurrent change of the same user
+    store.commit_settlement(settlement)
+    assert stage.balance("u") == 14 == stage.ledger_sum("u")
+
+
+def test_a_decision_on_the_wrong_side_of_the_overdraft_threshold_is_refused_and_writes_nothing(stage):
+    stage.seed_balance("u", 2)
+    store = stage.store()
+    overdraft = settle_render(store, 3)
+    assert overdraft.is_overdraft
+    store.commit_adjustment(adjustment_entry("u", 5, "gift", "gift-1", "test", NOW))
     with pytest.raises(StaleState):
-        store.commit_settlement(settlement)
-    assert stage.balance("u") == 17 and stage.job("j") is None
+        store.commit_settlement(overdraft)
+    assert stage.balance("u") == 7 and stage.job("j") is None
+
+
+def test_a_debit_decided_as_covered_is_refused_once_the_balance_no_longer_covers_it(stage):
+    stage.seed_balance("u", 4)
+    store = stage.store()
+    covered = settle_render(store, 3)
+    store.commit_adjustment(adjustment_entry("u", -2, "chargeback", "cb-1", "test", NOW))
+    with pytest.raises(StaleState):
+        store.commit_settlement(covered)
+    assert stage.balance("u") == 2 and stage.job("j") is None
 
 
 def test_an_adjustment_cannot_be_written_twice(stage):
     store = stage.store()
     entry = adjustment_entry("u", 5, "gift", "gift-1", "test", NOW)
-    store.commit_adjustment(entry, None)
+    store.commit_adjustment(entry)
     with pytest.raises(StaleState):
-        store.commit_adjustment(entry, 5)
+        store.commit_adjustment(entry)
     assert stage.balance("u") == 5 and len(stage.ledger("u")) == 1
 
 
 def test_a_users_ledger_pages_through_the_index_in_time_order_and_filters_by_time(stage):
     store = stage.store()
-    balance = None
     for day in range(1, 31):
-        store.commit_adjustment(adjustment_entry("u", day, "daily", f"d{day}", "test", f"2026-11-{day:02d}T00:00:00.000Z"), balance)
-        balance = (balance or 0) + day
+        store.commit_adjustment(adjustment_entry("u", day, "daily", f"d{day}", "test", f"2026-11-{day:02d}T00:00:00.000Z"))
     entries = list(store.ledger_for_user("u"))
     assert [e.amount for e in entries] == list(range(1, 31))
     window = list(store.ledger_for_user("u", since="2026-11-10T00:00:00.000Z", until="2026-11-12T23:59:59.999Z"))

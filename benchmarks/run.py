@@ -265,16 +265,14 @@ def render(r: dict) -> str:
         w("Errors seen (exception and AWS error code): " + "; ".join(f"`{k}`" for k in kinds) + ".")
         w("")
     if kinds or tp["hot"]["ours"]["books_balance_runs"] < r["throughput"]["repetitions"]:
-        w("**Caveat, a moto artifact, not a property of DynamoDB:** moto 5.2.5's `transact_write_items` deep-copies every table a transaction "
-          "touches before applying it and, when the transaction is cancelled (a failed condition), puts those copies back "
-          "(moto/dynamodb/models/__init__.py, `original_table_state`). The moto server handles requests on several threads, so a cancelled "
-          "transaction can restore a table state that predates another thread's committed transaction (its writes vanish: the ours-side "
-          "mismatches above), and a deep copy taken while another thread mutates the table fails as an HTTP 500 (the `ClientError(500)`s). "
-          "On DynamoDB a cancelled transaction changes nothing. The ours-side error, rate and books figures under concurrency therefore measure moto; "
-          "the request counts and retry counts do not depend on it.")
+        w("**Caveat:** errors or unbalanced books on our side under concurrency point at the emulator first: moto 5.2.5's "
+          "`transact_write_items` deep-copies the tables it touches and restores them when a transaction is cancelled, so on moto's own "
+          "multi-threaded server a cancelled transaction can undo another thread's commit. The local stack therefore runs moto one request "
+          "at a time (`reconciler/local/moto_serve.py`); if this note appears, that serialisation did not hold for this run.")
         w("")
     w(f"v1 claims 10 concurrent ≈ {V1_CLAIMED_EPS:.0f} events/s on AWS; these rates are moto's and are not comparable to it. "
-      "On one user every concurrent settlement but one fails its balance condition and is re-read and re-decided: that is the price of exact balances. "
+      "On one user, a settlement is re-read and re-decided only when a concurrent one moved the balance across its overdraft threshold "
+      "(the attempts column shows how often); the job and ledger conditions keep every retry exactly once. "
       "The baseline has no such condition and so loses balance updates (its ledger says one thing and its balance another).")
     w("")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections import Counter
@@ -13,20 +12,8 @@ from typing import Any
 
 import pytest
 
-for _name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
-    os.environ.pop(_name, None)
-os.environ.update(
-    AWS_ACCESS_KEY_ID="testing",
-    AWS_SECRET_ACCESS_KEY="testing",
-    AWS_SESSION_TOKEN="testing",
-    AWS_DEFAULT_REGION="us-east-1",
-    AWS_REGION="us-east-1",
-    POWERTOOLS_TRACE_DISABLED="true",
-    POWERTOOLS_METRICS_NAMESPACE="Reconciler",
-)
-
-import boto3  # noqa: E402
-from moto import mock_aws  # noqa: E402
+import boto3
+from moto import mock_aws
 
 from reconciler.observability import metrics  # noqa: E402
 

@@ -6,6 +6,7 @@ holds only jobs still carrying the `unsettled` marker (settlement removes it).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable
@@ -28,6 +29,8 @@ class ScanReport:
     waiting: list[JobRecord] = field(default_factory=list)
     stuck: list[JobRecord] = field(default_factory=list)
     unsettleable: list[tuple[JobRecord, str]] = field(default_factory=list)
+    # The invocation ran out of time; the jobs not reached are still in the index for the next tick.
+    stopped_early: bool = False
 
     def summary(self) -> dict:
         return {
@@ -37,6 +40,7 @@ class ScanReport:
             "waiting": len(self.waiting),
             "stuck": [job.job_id for job in self.stuck],
             "unsettleable": [{"jobId": job.job_id, "reason": reason} for job, reason in self.unsettleable],
+            "stoppedEarly": self.stopped_early,
         }
 
 
@@ -54,6 +58,9 @@ class TimerScan:
         stuck_before = iso_timestamp(now - self.stuck_after)
         report = ScanReport()
         for job in self.store.unsettled_jobs(created_before=settle_before):
+            if deadline is not None and time.monotonic() >= deadline:
+                report.stopped_early = True
+                break
             report.examined += 1
             if job.is_settled:
                 continue

@@ -1,5 +1,6 @@
 """The timer scan settles what no event settled, reports what is stuck, and never settles twice."""
 
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -78,3 +79,11 @@ def test_a_rendered_job_without_seconds_is_reported_not_guessed(aws, scan):
     report = scan.run()
     assert [(job.job_id, reason) for job, reason in report.unsettleable] == [("odd", "seconds: is missing")]
     assert aws.job("odd").settled_as is None
+
+
+def test_a_scan_out_of_time_stops_and_leaves_the_rest_for_the_next_tick(aws, scan):
+    pipeline_job(aws, "late-1", "failed", ago(hours=2))
+    pipeline_job(aws, "late-2", "failed", ago(hours=1))
+    report = scan.run(deadline=time.monotonic() - 1)
+    assert report.stopped_early and report.examined == 0
+    assert scan.run().examined == 2

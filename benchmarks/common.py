@@ -1,4 +1,4 @@
-"""Shared pieces of the benchmarks: request counting, tables, events, statistics, machine description."""
+"""Shared pieces of the benchmarks: request counting, bulk loading, events, statistics, machine description."""
 
 from __future__ import annotations
 
@@ -12,12 +12,6 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Iterable
 
-from reconciler.config import (
-    JOBS_UNSETTLED_INDEX,
-    LEDGER_BY_USER_INDEX,
-    UNSETTLED_ATTRIBUTE,
-    RuntimeConfig,
-)
 
 STAGE = "dev"
 
@@ -61,36 +55,7 @@ class RequestCounter:
         return dict(sorted(self.calls.items()))
 
 
-# --- tables (same key schema and indexes as infra/constructs/tables.py) --------------------
-
-
-def create_tables(dynamodb: Any, config: RuntimeConfig) -> None:
-    """The three tables as the CDK stack defines them; for in-process moto tests (no CDK synthesis)."""
-
-    def table(name: str, key: str, extra: list[tuple[str, str]] = (), index: tuple[str, str, str] | None = None) -> None:
-        attributes = [{"AttributeName": key, "AttributeType": "S"}] + [
-            {"AttributeName": a, "AttributeType": t} for a, t in extra
-        ]
-        request: dict[str, Any] = {
-            "TableName": name,
-            "KeySchema": [{"AttributeName": key, "KeyType": "HASH"}],
-            "AttributeDefinitions": attributes,
-            "BillingMode": "PAY_PER_REQUEST",
-        }
-        if index:
-            index_name, pk, sk = index
-            request["GlobalSecondaryIndexes"] = [
-                {
-                    "IndexName": index_name,
-                    "KeySchema": [{"AttributeName": pk, "KeyType": "HASH"}, {"AttributeName": sk, "KeyType": "RANGE"}],
-                    "Projection": {"ProjectionType": "ALL"},
-                }
-            ]
-        dynamodb.create_table(**request)
-
-    table(config.jobs_table, "jobId", [(UNSETTLED_ATTRIBUTE, "S"), ("createdAt", "S")], (JOBS_UNSETTLED_INDEX, UNSETTLED_ATTRIBUTE, "createdAt"))
-    table(config.credits_table, "userId")
-    table(config.ledger_table, "ledgerId", [("userId", "S"), ("timestamp", "S")], (LEDGER_BY_USER_INDEX, "userId", "timestamp"))
+# --- tables -----------------------------------------------------------------------------------
 
 
 def batch_put(dynamodb: Any, table: str, items: Iterable[dict[str, dict]]) -> int:

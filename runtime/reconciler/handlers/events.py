@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, Callable
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
@@ -55,17 +55,25 @@ def record(outcome: Outcome) -> None:
 
 def alert(outcome: Outcome, raw_event: Any = None, deadline: float | None = None) -> None:
     """Tells a person when the outcome needs one. Never raises: alerts are not on the settlement path."""
-    try:
-        if outcome.kind not in (CONFLICT, REJECTED):
-            # Any later invocation sends counts held back by an earlier one, once their window ended;
-            # a container that never alerted has no notifier and pays nothing here.
-            if "reconciler.notify" in sys.modules:
-                sys.modules["reconciler.notify"].flush_due()
-            return
-        from reconciler.notify import notifier  # loaded on the first outcome that needs a person
+    if outcome.kind in (CONFLICT, REJECTED):
+        guarded_alert(lambda: container_notifier().notify_outcome(outcome, raw_event, deadline))
+    elif "reconciler.notify" in sys.modules:
+        # Any later invocation sends counts held back by an earlier one, once their window ended;
+        # a container that never alerted has no notifier and pays nothing here.
+        guarded_alert(sys.modules["reconciler.notify"].flush_due)
 
-        notifier().notify_outcome(outcome, raw_event, deadline)
-    except Exception as error:  # the notifier swallows its own failures; this guards building it
+
+def container_notifier() -> Any:
+    from reconciler.notify import notifier  # loaded on the first outcome that needs a person
+
+    return notifier()
+
+
+def guarded_alert(send: Callable[[], object]) -> None:
+    """Runs one alerting step; the notifier swallows its own failures, this guards building it."""
+    try:
+        send()
+    except Exception as error:
         metrics.add_metric("AlertFailures", COUNT, 1)
         logger.warning("ops alert failed", extra={"error_type": type(error).__name__})
 

@@ -7,7 +7,7 @@ from functools import lru_cache
 from typing import Any
 
 from reconciler.config import load_config
-from reconciler.handlers.events import record
+from reconciler.handlers.events import container_notifier, guarded_alert, record
 from reconciler.observability import COUNT, logger, metrics, tracer
 from reconciler.service.container import event_processor
 from reconciler.service.settlement import deadline_from_remaining_ms
@@ -26,17 +26,6 @@ def timer_scan() -> TimerScan:
     )
 
 
-def _alert(report, deadline: float | None) -> None:
-    """Stuck and unsettleable jobs go to the ops topic; the tick also sends held-back alert counts. Never raises."""
-    try:
-        from reconciler.notify import notifier
-
-        notifier().notify_scan(report, deadline)
-    except Exception as error:
-        metrics.add_metric("AlertFailures", COUNT, 1)
-        logger.warning("ops alert failed", extra={"error_type": type(error).__name__})
-
-
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
@@ -48,7 +37,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     metrics.add_metric("StuckJobs", COUNT, len(report.stuck))
     for outcome in report.settled:
         record(outcome)
-    _alert(report, deadline_from_remaining_ms(context.get_remaining_time_in_millis(), margin_ms=1000))
+    # Stuck and unsettleable jobs go to the ops topic; the tick also sends held-back alert counts.
+    alert_deadline = deadline_from_remaining_ms(context.get_remaining_time_in_millis(), margin_ms=1000)
+    guarded_alert(lambda: container_notifier().notify_scan(report, alert_deadline))
     if report.stuck or report.unsettleable:
         logger.warning("timer scan found jobs that need a person", extra=summary)
     else:

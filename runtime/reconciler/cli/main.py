@@ -26,7 +26,8 @@ from reconciler.ops.aws import INVOKE_CONFIG, SqsQueue, Target, local_state_path
 from reconciler.ops.dead_letters import peek, replay
 from reconciler.ops.errors import OpsError
 from reconciler.ops.invokers import InProcessInvoker, LambdaInvoker
-from reconciler.ops.scanning import DryRunStore, build_timer_scan
+from reconciler.ops.scanning import DryRunStore
+from reconciler.service.container import build_timer_scan
 from reconciler.repository.errors import RetriesExhausted
 
 _MISSING_RESOURCE_CODES = {

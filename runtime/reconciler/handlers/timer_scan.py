@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
 from reconciler.config import load_config
 from reconciler.handlers.events import container_notifier, guarded_alert, record
 from reconciler.observability import COUNT, logger, metrics, tracer
-from reconciler.service.container import event_processor
+from reconciler.service.container import build_timer_scan, event_processor
 from reconciler.service.settlement import deadline_from_remaining_ms
 from reconciler.service.timer_scan import TimerScan
 
 
 @lru_cache(maxsize=1)
 def timer_scan() -> TimerScan:
-    config = load_config()
-    settlement = event_processor().settlement
-    return TimerScan(
-        settlement.store,
-        settlement,
-        grace=timedelta(minutes=config.scan_grace_minutes),
-        stuck_after=timedelta(hours=config.stuck_job_hours),
-    )
+    return build_timer_scan(event_processor().settlement.store, load_config())
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -7,10 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.config import RuntimeConfig
-from reconciler.domain.pricing import PriceBook
 from reconciler.ops.dead_letters import InvokeResult
-from reconciler.repository.dynamodb import DynamoDBStore
-from reconciler.service.settlement import REJECTED, EventProcessor, SettlementService
+from reconciler.service.container import build_processor
+from reconciler.service.settlement import REJECTED, EventProcessor
 
 
 def _rejection(summary: dict) -> str:
@@ -61,8 +60,7 @@ class InProcessInvoker:
 
     @classmethod
     def build(cls, dynamodb: Any, config: RuntimeConfig) -> "InProcessInvoker":
-        settlement = SettlementService(DynamoDBStore(dynamodb, config), PriceBook.with_overrides(config.price_overrides))
-        return cls(EventProcessor(settlement, RecordingDeadLetters()))
+        return cls(build_processor(config, dynamodb=dynamodb, dead_letters=RecordingDeadLetters()))
 
     def __call__(self, event: dict) -> InvokeResult:
         try:

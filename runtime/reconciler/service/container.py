@@ -9,13 +9,25 @@ from reconciler.domain.pricing import PriceBook
 from reconciler.repository.aws import client
 from reconciler.repository.dead_letters import SqsDeadLetters
 from reconciler.repository.dynamodb import DynamoDBStore
+from reconciler.service.ports import DeadLetters
 from reconciler.service.settlement import EventProcessor, SettlementService
 
 
-def build_processor(config: RuntimeConfig, dynamodb=None, sqs=None) -> EventProcessor:
+def build_processor(config: RuntimeConfig, dynamodb=None, sqs=None, dead_letters: DeadLetters | None = None) -> EventProcessor:
     store = DynamoDBStore(dynamodb or client("dynamodb"), config)
     settlement = SettlementService(store, PriceBook.with_overrides(config.price_overrides))
-    return EventProcessor(settlement, SqsDeadLetters(sqs or client("sqs"), config.dlq_url, config.stage))
+    return EventProcessor(settlement, dead_letters or SqsDeadLetters(sqs or client("sqs"), config.dlq_url, config.stage))
+
+
+def build_timer_scan(store, config: RuntimeConfig):
+    """The timer scan with the function's prices, grace and stuck thresholds (the handler and the CLI)."""
+    from datetime import timedelta
+
+    # Imported here: the event path's cold start does not load the scan.
+    from reconciler.service.timer_scan import TimerScan
+
+    settlement = SettlementService(store, PriceBook.with_overrides(config.price_overrides))
+    return TimerScan(store, settlement, grace=timedelta(minutes=config.scan_grace_minutes), stuck_after=timedelta(hours=config.stuck_job_hours))
 
 
 @lru_cache(maxsize=1)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Smoke test: one real `video.rendered` event for `smoke-test-user`, checked end to end, then undone.
 
-    python scripts/smoke-test.py --env dev|staging|prod|local [--timeout 60] [--endpoint-url URL]
+    python scripts/smoke-test.py --env dev|staging|prod|local [--timeout 60] [--endpoint-url URL] [--stage STAGE]
 
 Publishes a 1-second render on model `test` (1 credit) with jobId `smoke-<uuid>`, waits for the ledger
 entry `<jobId>#charge` and the balance change, then gives the credit back with an adjustment that
@@ -9,23 +9,51 @@ references the job (same transaction path as `reconciler adjust`), so the books 
 nothing is deleted. Exits non-zero with one clear line when anything is off.
 
 `--env local` starts its own local stack (or uses the running one, from `reconciler local up`, with
---endpoint-url); there is no Lambda locally, so it drives the local invoker while waiting.
+--endpoint-url; `--stage` names its stage, dev by default); there is no Lambda locally, so it drives the
+local invoker while waiting. Progress goes to stderr, the result line to stdout.
+
+Runs from any Python 3.11+: without boto3 and the reconciler's dependencies it re-runs itself with the
+checkout's .venv/bin/python when there is one, and otherwise says how to get them.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
 import uuid
+import os
 from contextlib import ExitStack
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime"))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "runtime"))
+
+
+def _ensure_dependencies() -> None:
+    try:
+        import boto3  # noqa: F401
+        import rich  # noqa: F401
+    except ImportError as error:
+        venv_python = REPO / ".venv" / "bin" / "python"
+        if venv_python.exists() and Path(sys.executable).resolve() != venv_python.resolve() and not os.environ.get("SMOKE_TEST_REEXEC"):
+            os.environ["SMOKE_TEST_REEXEC"] = "1"
+            os.execv(str(venv_python), [str(venv_python), str(Path(__file__).resolve()), *sys.argv[1:]])
+        print(f"SMOKE TEST NOT RUN: this Python ({sys.executable}) lacks {error.name}; run `make bootstrap` and use "
+              f"{venv_python}, or `pip install -r {REPO / 'requirements.txt'} -e {REPO}`", file=sys.stderr)
+        sys.exit(2)
+
+
+_ensure_dependencies()
 
 from reconciler.ops.adjustments import Adjuster  # noqa: E402
 from reconciler.ops.aws import Target, local_state_path  # noqa: E402
+
+
+def progress(message: str) -> None:
+    print(f"[smoke] {message}", file=sys.stderr, flush=True)
 
 USER = "smoke-test-user"
 EXPECTED_CHARGE = 1  # 1 s on model `test`: 1 credit at every stage's price of `test`
@@ -35,7 +63,7 @@ class SmokeFailure(Exception):
     pass
 
 
-def run(target: Target, timeout: float, drain=None, log=print) -> dict:
+def run(target: Target, timeout: float, drain=None, log=progress) -> dict:
     store = target.store
     job_id = f"smoke-{uuid.uuid4()}"
     before = (store.get_balance(USER) or {}).get("remaining") or 0
@@ -47,15 +75,18 @@ def run(target: Target, timeout: float, drain=None, log=print) -> dict:
         raise SmokeFailure(f"EventBridge refused the test event: {response['Entries']}")
     log(f"published video.rendered for {job_id}; waiting up to {timeout:.0f} s")
 
+    from reconciler.domain import ledger
+
+    charge_id = ledger.job_ledger_id(job_id, "charge") if hasattr(ledger, "job_ledger_id") else f"{job_id}#charge"
     deadline = time.monotonic() + timeout
     charge = None
     while charge is None:
         if drain is not None:
             drain()
-        charge = store.get_ledger_entry(f"{job_id}#charge")
+        charge = store.get_ledger_entry(charge_id)
         if charge is None:
             if time.monotonic() > deadline:
-                raise SmokeFailure(f"no ledger entry {job_id}#charge after {timeout:.0f} s (check the DLQ: reconciler dlq list)")
+                raise SmokeFailure(f"no ledger entry {charge_id} after {timeout:.0f} s (check the DLQ: reconciler dlq list)")
             time.sleep(1 if drain is None else 0.2)
     after = (store.get_balance(USER) or {}).get("remaining") or 0
     problems = []
@@ -77,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--env", required=True, choices=["dev", "staging", "prod", "local"])
     parser.add_argument("--timeout", type=float, default=60.0)
     parser.add_argument("--endpoint-url", help="with --env local: the running local stack's endpoint")
+    parser.add_argument("--stage", default="dev", help="with --env local: the running local stack's stage (default dev)")
     args = parser.parse_args(argv)
     try:
         with ExitStack() as resources:
@@ -85,14 +117,21 @@ def main(argv: list[str] | None = None) -> int:
                 from reconciler.local.stack import LocalStack, local_stack
 
                 if args.endpoint_url:
-                    stack = LocalStack.load(local_state_path())
+                    progress(f"using the running local {args.stage} stack at {args.endpoint_url}")
+                    stack = LocalStack.load(local_state_path(args.stage))
                     stack.endpoint = args.endpoint_url
                     stack.activate()
                 else:
+                    progress("starting a local dev stack (synthesis and moto: about 20 s) ...")
                     stack = resources.enter_context(local_stack("dev"))
-                target = Target(stack.stage, stack.endpoint, stack)
-                drain = stack.invoker().drain
+                target = Target.resolve(stack.stage, stack.endpoint)
+                invoker = stack.invoker()
+
+                def drain() -> int:
+                    with contextlib.redirect_stdout(sys.stderr):  # the handler's logs are not the result
+                        return invoker.drain()
             else:
+                progress(f"checking the deployed {args.env} stage")
                 target = Target.resolve(args.env)
             result = run(target, args.timeout, drain)
     except SmokeFailure as failure:

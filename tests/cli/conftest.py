@@ -15,7 +15,7 @@ from reconciler.cli.main import app  # noqa: E402
 from reconciler.config import RuntimeConfig  # noqa: E402
 from reconciler.local.server import LOCAL_ENV, moto_server, reset  # noqa: E402
 from reconciler.local.stack import LocalStack, provision_stack  # noqa: E402
-from reconciler.ops.aws import STATE_PATH_ENV  # noqa: E402
+from reconciler.ops.aws import STATE_DIR_ENV  # noqa: E402
 from reconciler.repository.dynamodb import DynamoDBStore, to_item  # noqa: E402
 
 
@@ -75,9 +75,8 @@ def env(endpoint, tmp_path, monkeypatch) -> Env:
         monkeypatch.setenv(name, value)
     reset(endpoint)
     stack = provision_stack(endpoint, "dev")
-    state_file = tmp_path / "state.json"
-    stack.save(state_file)
-    monkeypatch.setenv(STATE_PATH_ENV, str(state_file))
+    stack.save(tmp_path / "state" / "dev.json")
+    monkeypatch.setenv(STATE_DIR_ENV, str(tmp_path / "state"))
     return Env(stack, DynamoDBStore(stack.client("dynamodb"), RuntimeConfig.for_stage("dev")))
 
 

@@ -21,7 +21,7 @@ def test_list_and_show_explain_each_message_and_leave_it_in_the_queue(env, cli):
     failure_id = env.dead_letter(on_failure(rendered("job-of")))
     env.dead_letter(json.dumps(rendered("job-bad", model="nope")), errorType="InvalidEvent", field="model", reason="unknown model 'nope'")
     # When they are listed
-    listed = {m["jobId"]: m for m in cli("--json", "dlq", "list").json()}
+    listed = {m["jobId"]: m for m in cli("--json", "dlq", "list").json()["messages"]}
     # Then each names its kind and reason, and all are still there
     assert listed["job-eb"]["kind"] == "eventbridge" and "Throttling" in listed["job-eb"]["reason"]
     assert listed["job-of"]["kind"] == "lambda-on-failure" and listed["job-of"]["reason"] == "Task timed out"

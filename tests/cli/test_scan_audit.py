@@ -59,40 +59,73 @@ def test_scan_dry_run_reports_without_settling(env, cli):
     assert env.store.get_job("job-lost").settled_as is None
 
 
-def test_audit_finds_a_corrupted_balance_fixes_it_and_then_is_clean(env, cli):
+def test_audit_reports_both_corrections_and_books_nothing_without_a_choice(env, cli, one_line_error):
     # Given two users whose balances match their ledgers, then one balance overwritten behind the tool's back
     cli("local", "seed", "u1", "10")
     cli("local", "seed", "u2", "5")
     env.put("Credits-dev", {"userId": "u1", "remaining": 25})
     # When the whole table is audited
     report = cli("--json", "audit")
-    # Then exactly that discrepancy is reported (and the exit code says so)
+    # Then exactly that discrepancy is reported with the two possible corrections (and exit 1 says so)
     assert report.exit_code == 1
-    assert report.json()["discrepancies"] == [{"userId": "u1", "stored": 25, "ledgerSum": 10, "difference": 15}]
-    # When it is fixed (a dry run first writes nothing)
-    assert cli("--json", "audit", "--fix", "--reason", "INC-9", "--min-age", "0", "--dry-run").json()["fixes"][0]["status"] == "would-fix"
-    assert cli("--json", "audit", "u1").exit_code == 1
-    fixed = cli("--json", "audit", "--fix", "--reason", "INC-9", "--min-age", "0")
+    (found,) = report.json()["discrepancies"]
+    assert (found["userId"], found["stored"], found["ledgerSum"], found["difference"]) == ("u1", 25, 10, 15)
+    assert set(found["corrections"]) == {"ledger", "balance"} and found["recentEntries"][-1]["amount"] == 10
+    # And --fix without --trust (no terminal to ask on) is a usage error that writes nothing
+    refused = cli("audit", "--fix", "--reason", "INC-9", "--min-age", "0")
+    assert refused.exit_code == 2 and "--trust" in refused.stderr
+    assert env.store.get_balance("u1")["remaining"] == 25 and len(list(env.store.ledger_for_user("u1"))) == 1
+    one_line_error(cli("audit", "--trust", "ledger"), "--fix")
+
+
+def test_audit_fix_trusting_the_ledger_restores_a_corrupted_balance_and_books_nothing(env, cli):
+    # Given a balance corrupted to +500 over its ledger (the trap: booking it as an "Audit correction")
+    cli("local", "seed", "u1", "10")
+    env.put("Credits-dev", {"userId": "u1", "remaining": 510})
+    # When it is fixed trusting the ledger (a dry run first writes nothing)
+    dry = cli("--json", "audit", "u1", "--fix", "--trust", "ledger", "--reason", "INC-9", "--min-age", "0", "--dry-run")
+    assert dry.json()["fixes"][0]["status"] == "would-fix" and env.store.get_balance("u1")["remaining"] == 510
+    fixed = cli("--json", "audit", "u1", "--fix", "--trust", "ledger", "--reason", "INC-9", "--min-age", "0")
+    # Then the balance is the ledger sum again, no entry was booked, and the audit is clean (exit 0)
+    assert fixed.exit_code == 0, fixed.stderr
     assert fixed.json()["fixes"][0]["status"] == "fixed"
-    # Then the ledger explains the balance, and re-audits are clean
+    balance = env.store.get_balance("u1")
+    assert balance["remaining"] == 10 and balance["lastAuditFix"]["reason"] == "INC-9"
+    assert len(list(env.store.ledger_for_user("u1"))) == 1
+    assert cli("audit").exit_code == 0
+
+
+def test_audit_fix_trusting_the_balance_books_an_entry_that_explains_it(env, cli):
+    cli("local", "seed", "u1", "10")
+    env.put("Credits-dev", {"userId": "u1", "remaining": 25})
+    fixed = cli("--json", "audit", "--fix", "--trust", "balance", "--reason", "INC-9", "--min-age", "0")
+    assert fixed.exit_code == 0 and fixed.json()["fixes"][0]["status"] == "fixed"
     entry = list(env.store.ledger_for_user("u1"))[-1]
     assert (entry.signed_amount, entry.description) == (15, "Audit correction: INC-9")
+    assert env.store.get_balance("u1")["remaining"] == 25
     assert cli("audit").exit_code == 0 and cli("audit", "u1").exit_code == 0
 
 
 def test_audit_uses_opening_balance_wording_for_a_user_without_ledger(env, cli):
     env.put("Credits-dev", {"userId": "legacy", "remaining": 40})
-    cli("audit", "legacy", "--fix", "--reason", "v1 migration", "--min-age", "0")
+    cli("audit", "legacy", "--fix", "--trust", "balance", "--reason", "v1 migration", "--min-age", "0")
     (entry,) = env.store.ledger_for_user("legacy")
     assert (entry.signed_amount, entry.description) == (40, "Opening balance: v1 migration")
 
 
-def test_audit_leaves_a_balance_that_just_changed_alone(env, cli):
+def test_audit_fix_exits_1_and_says_why_when_it_skips_a_balance_that_just_changed(env, cli):
+    # Given a discrepancy on a balance that changed "just now"
     cli("local", "seed", "u1", "10")
     env.put("Credits-dev", {"userId": "u1", "remaining": 12, "updatedAt": "2999-01-01T00:00:00.000Z"})
-    run = cli("--json", "audit", "--fix", "--reason", "r")
-    assert run.json()["fixes"][0]["status"] == "recently-changed"
+    # When it is fixed with the default --min-age
+    run = cli("--json", "audit", "--fix", "--trust", "ledger", "--reason", "r")
+    # Then nothing is written, the exit status says a discrepancy is left, and the reason says how to include it
+    assert run.exit_code == 1
+    (skipped,) = run.json()["fixes"]
+    assert skipped["status"] == "recently-changed" and "--min-age 0" in skipped["detail"]
+    assert run.json()["remaining"] == 1 and env.store.get_balance("u1")["remaining"] == 12
 
 
 def test_audit_fix_needs_a_reason(env, cli, one_line_error):
-    one_line_error(cli("audit", "--fix"), "--reason")
+    one_line_error(cli("audit", "--fix", "--trust", "ledger"), "--reason")
+    one_line_error(cli("audit", "--fix", "--trust", "nobody", "--reason", "r"), "--trust")

@@ -1,11 +1,17 @@
-"""Tables for people, JSON for scripts, progress on stderr (so --json output stays clean)."""
+"""What a command prints: `--output table|json|text` and `--query` on stdout; prompts, progress, notes on stderr.
+
+* table: for people; every value in full (long ids wrap on a terminal, and a pipe gets one row a line).
+* json: one JSON document, the command's result (`--query` selects from it, like the aws CLI).
+* text: tab-separated full values, one record a line, no headers (for grep, cut and awk); the messages
+  meant for people go to stderr.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
 import typer
@@ -15,50 +21,150 @@ from rich.table import Table
 
 from reconciler.ops.errors import OpsError
 
+FORMATS = ("table", "json", "text")
+_UNSET = object()
+
+
+def text_value(value: Any) -> str:
+    """One field of a text record: full, on one line, tabs and newlines escaped."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        value = json.dumps(value, sort_keys=True, default=str)
+    return str(value).replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def text_records(payload: Any) -> list[str]:
+    """A result as text records: a list gives one line per element, a mapping one `key<TAB>value` per key."""
+    if isinstance(payload, list):
+        lines = []
+        for element in payload:
+            if isinstance(element, dict):
+                lines.append("\t".join(text_value(v) for v in element.values()))
+            elif isinstance(element, list):
+                lines.append("\t".join(text_value(v) for v in element))
+            else:
+                lines.append(text_value(element))
+        return lines
+    if isinstance(payload, dict):
+        return [f"{key}\t{text_value(value)}" for key, value in payload.items()]
+    return [] if payload is None else [text_value(payload)]
+
 
 @dataclass
 class Output:
-    json_mode: bool = False
+    format: str = "table"
+    query: Any = None  # a compiled JMESPath expression
     progress_enabled: bool = True
+    _payload: Any = field(default=_UNSET, repr=False)
+    _records_written: bool = False
+
+    @property
+    def json_mode(self) -> bool:
+        return self.format == "json"
 
     @property
     def console(self) -> Console:
-        return Console(soft_wrap=True)
+        # A terminal wraps long values (never cuts them); anything else gets each row on one line.
+        width = None if sys.stdout.isatty() else 100_000
+        return Console(soft_wrap=True, width=width, file=sys.stdout)
+
+    @property
+    def err_console(self) -> Console:
+        return Console(stderr=True, soft_wrap=True, highlight=False)
+
+    def data(self, payload: Any) -> None:
+        """The command's result: printed now for json (and any --query), kept for text otherwise."""
+        self._payload = payload
+        if self.query is not None:
+            self._render_query(self.query.search(json.loads(json.dumps(payload, default=str))))
+        elif self.json_mode:
+            typer.echo(json.dumps(payload, indent=2, sort_keys=True, default=str))
 
     def table(self, title: str, columns: Iterable[str], rows: Iterable[Iterable[Any]]) -> None:
-        if self.json_mode:
+        if self.query is not None or self.json_mode:
+            return
+        rows = [list(row) for row in rows]
+        if self.format == "text":
+            for row in rows:
+                typer.echo("\t".join(text_value(value) for value in row))
+            self._records_written = True
             return
         table = Table(title=title)
         for column in columns:
-            table.add_column(column)
+            table.add_column(column, overflow="fold")
         for row in rows:
             table.add_row(*("" if value is None else str(value) for value in row))
         self.console.print(table)
 
     def line(self, text: str) -> None:
-        if not self.json_mode:
+        """A message for people: stdout in table mode, stderr in text mode, nothing in json mode."""
+        if self.query is not None or self.json_mode:
+            return
+        if self.format == "text":
+            self.err_console.print(text)
+        else:
             self.console.print(text, highlight=False)
 
-    def data(self, payload: Any) -> None:
-        """The command's result for --json (one JSON document on stdout)."""
-        if self.json_mode:
-            typer.echo(json.dumps(payload, indent=2, sort_keys=True, default=str))
+    def note(self, text: str) -> None:
+        """A warning or remark: always stderr, whatever the format."""
+        self.err_console.print(text)
+
+    def finish(self) -> None:
+        """Text mode: a command that printed no records prints its result as records."""
+        if self.format == "text" and self.query is None and not self._records_written and self._payload is not _UNSET:
+            for record in text_records(self._payload):
+                typer.echo(record)
+
+    def _render_query(self, result: Any) -> None:
+        if self.format == "text":
+            for record in text_records(result):
+                typer.echo(record)
+        elif self.format == "json" or not isinstance(result, list) or not result or not all(isinstance(r, dict) for r in result):
+            typer.echo(json.dumps(result, indent=2, sort_keys=True, default=str))
+        else:
+            columns = list(dict.fromkeys(key for row in result for key in row))
+            table = Table()
+            for column in columns:
+                table.add_column(column, overflow="fold")
+            for row in result:
+                table.add_row(*(text_value(row.get(column)) for column in columns))
+            self.console.print(table)
 
     @contextmanager
     def progress(self, description: str, total: int | None = None) -> Iterator[Any]:
-        """Yields advance(n); a spinner when the total is unknown."""
-        enabled = self.progress_enabled and not self.json_mode
+        """Yields advance(n); a spinner on stderr when the total is unknown."""
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed}"), TimeElapsedColumn(),
-                      console=Console(stderr=True), disable=not enabled, transient=True) as progress:
+                      console=Console(stderr=True), disable=not self.progress_enabled, transient=True) as progress:
             task = progress.add_task(description, total=total)
             yield lambda n=1: progress.advance(task, n)
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def confirm(question: str, refusal: str) -> None:
+    """Asks on the terminal (stderr), never on stdout; without a terminal, refuses with `refusal`."""
+    if not _interactive():
+        raise OpsError(refusal)
+    if not typer.confirm(question, default=False, err=True):
+        raise OpsError("not confirmed; nothing was changed")
+
+
+def confirm_typed(question: str, expected: str, refusal: str) -> None:
+    """The operator must type `expected` (e.g. the stage name before a purge in prod)."""
+    if not _interactive():
+        raise OpsError(refusal)
+    answer = typer.prompt(f"{question} Type {expected!r} to go on", default="", show_default=False, err=True)
+    if answer.strip() != expected:
+        raise OpsError("not confirmed; nothing was changed")
 
 
 def confirm_write(stage: str, action: str, yes: bool, dry_run: bool) -> None:
     """In prod every write asks first; without a terminal to ask on, only --yes lets it through."""
     if dry_run or yes or stage != "prod":
         return
-    if not sys.stdin.isatty():
-        raise OpsError(f"refusing to {action} in prod without --yes (no terminal to confirm on)")
-    if not typer.confirm(f"prod: {action}?", default=False):
-        raise OpsError("not confirmed; nothing was changed")
+    confirm(f"prod: {action}?", f"refusing to {action} in prod without --yes (no terminal to confirm on)")

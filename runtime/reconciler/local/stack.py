@@ -18,7 +18,6 @@ from reconciler.local.resources import LocalResources, provision
 from reconciler.local.server import LOCAL_ENV, LOCAL_REGION, moto_server
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-STATE_FILE = REPO_ROOT / ".local-stack" / "state.json"
 
 
 @lru_cache(maxsize=4)
@@ -72,22 +71,39 @@ class LocalStack:
 
     def publish(self, events: list[dict]) -> list[str]:
         """Puts events on the local default bus, as the video pipeline does (Source, DetailType, Detail)."""
+        return [entry.get("EventId", "") for entry in self.publish_entries(events)]
+
+    def publish_entries(self, events: list[dict]) -> list[dict]:
+        """Like publish, but returns put_events' result entry per event: EventId, or ErrorCode/ErrorMessage."""
         client = self.client("events")
-        ids = []
+        entries: list[dict] = []
         for start in range(0, len(events), 10):
             batch = events[start : start + 10]
             response = client.put_events(Entries=[_entry(event) for event in batch])
-            ids.extend(entry.get("EventId", "") for entry in response["Entries"])
-        return ids
+            entries.extend(response["Entries"])
+        return entries
 
-    def save(self, path: Path = STATE_FILE) -> None:
+    def save(self, path: Path, pid: int | None = None) -> None:
+        """The state file `--local` reads (reconciler.ops.aws.LocalEndpoint): one per stage."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"endpoint": self.endpoint, "resources": asdict(self.resources)}, indent=2))
+        state = {
+            "stage": self.stage,
+            "endpoint": self.endpoint,
+            "region": LOCAL_REGION,
+            "credentials": {"aws_access_key_id": LOCAL_ENV["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": LOCAL_ENV["AWS_SECRET_ACCESS_KEY"]},
+            "dlqUrl": self.resources.dlq_url,
+            "runtimeEnvironment": self.resources.runtime_environment(),
+            "pid": pid,
+            "resources": asdict(self.resources),
+        }
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(state, indent=2))
+        temporary.replace(path)
 
     @classmethod
-    def load(cls, path: Path = STATE_FILE) -> "LocalStack":
+    def load(cls, path: Path) -> "LocalStack":
         if not path.exists():
-            raise FileNotFoundError("no local stack is running: start one with `reconciler local up`")
+            raise FileNotFoundError(f"no local stack is running (no {path}): start one with `reconciler local up`")
         data = json.loads(path.read_text())
         return cls(endpoint=data["endpoint"], resources=LocalResources(**data["resources"]))
 

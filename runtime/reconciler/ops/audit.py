@@ -1,18 +1,22 @@
 """Balance audit: each stored balance against the sum of its ledger (opening balance 0).
 
-Policy of a fix: the stored balance is what every settlement was conditioned on (and what the user could
-spend), and the ledger is append-only, so a correction is a ledger entry that explains the balance;
-history is never rewritten. If the balance itself is wrong, follow the fix with `reconciler adjust`,
-which moves it back with its own entry: both steps stay in the books.
+A fix never guesses which side is right: the operator says which one to trust.
+  * trust "balance": the stored balance is right and the ledger lacks an entry (a v1 opening balance, a
+    write made behind the books): a ledger entry explaining the difference is booked, in one transaction
+    conditioned on the balance still being what the audit read. History is never rewritten.
+  * trust "ledger": the ledger is right and the balance was corrupted (a stray put-item): the balance is set
+    back to the ledger sum, conditioned on it still being what the audit read; no entry is booked (the
+    ledger already explains the right value), and the Credits item records who restored it and why.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Iterable, Mapping, Protocol
 
-from reconciler.domain.ledger import CREDIT, DEBIT, LedgerEntry, iso_timestamp
+from reconciler.domain import ledger as ledger_ids
+from reconciler.domain.ledger import CREDIT, DEBIT, LedgerEntry, iso_timestamp, correction_ledger_id
 from reconciler.ops.errors import OpsError
 from reconciler.repository.retry import Backoff
 from reconciler.service.retrying import with_retries
@@ -24,6 +28,8 @@ class Discrepancy:
     stored: int | None  # None: the user has no Credits item
     ledger_sum: int
     entry_count: int
+    recent: tuple[LedgerEntry, ...] = ()  # the latest few entries, newest last
+    updated_at: str | None = None  # when the balance last changed
 
     @property
     def difference(self) -> int:
@@ -32,6 +38,20 @@ class Discrepancy:
 
     def as_dict(self) -> dict:
         return {"userId": self.user_id, "stored": self.stored, "ledgerSum": self.ledger_sum, "difference": self.difference}
+
+    def corrections(self) -> dict[str, str]:
+        """The two possible fixes, in words."""
+        difference = self.difference
+        wording = "an opening-balance entry" if self.entry_count == 0 else "a correction entry"
+        return {
+            TRUST_BALANCE: f"keep the balance {self.stored or 0}; book {wording} of {difference:+d} (ledger becomes {self.stored or 0})",
+            TRUST_LEDGER: f"set the balance {self.stored if self.stored is not None else '(none)'} -> {self.ledger_sum}; no entry booked",
+        }
+
+
+TRUST_BALANCE, TRUST_LEDGER = "balance", "ledger"
+TRUSTS = (TRUST_LEDGER, TRUST_BALANCE)
+RECENT_ENTRIES = 3
 
 
 def ledger_sums(entries: Iterable[LedgerEntry]) -> dict[str, tuple[int, int]]:
@@ -43,12 +63,22 @@ def ledger_sums(entries: Iterable[LedgerEntry]) -> dict[str, tuple[int, int]]:
     return sums
 
 
-def find_discrepancies(balances: Mapping[str, int | None], sums: Mapping[str, tuple[int, int]]) -> list[Discrepancy]:
+def recent_entries(entries: Iterable[LedgerEntry], limit: int = RECENT_ENTRIES) -> dict[str, tuple[LedgerEntry, ...]]:
+    latest: dict[str, list[LedgerEntry]] = {}
+    for entry in entries:
+        latest.setdefault(entry.user_id, []).append(entry)
+    return {user: tuple(sorted(items, key=lambda e: e.timestamp)[-limit:]) for user, items in latest.items()}
+
+
+def find_discrepancies(balances: Mapping[str, int | None], sums: Mapping[str, tuple[int, int]],
+                       recent: Mapping[str, tuple[LedgerEntry, ...]] | None = None,
+                       updated: Mapping[str, str | None] | None = None) -> list[Discrepancy]:
     """Users whose stored balance (missing counts as 0) differs from their ledger sum, by user id."""
     found = []
     for user_id in sorted(set(balances) | set(sums)):
         total, count = sums.get(user_id, (0, 0))
-        candidate = Discrepancy(user_id, balances.get(user_id), total, count)
+        candidate = Discrepancy(user_id, balances.get(user_id), total, count, (recent or {}).get(user_id, ()),
+                                (updated or {}).get(user_id))
         if candidate.difference != 0:
             found.append(candidate)
     return found
@@ -61,7 +91,7 @@ def correction_entry(discrepancy: Discrepancy, reason: str, actor: str, timestam
     wording = "Opening balance" if discrepancy.entry_count == 0 else "Audit correction"
     return LedgerEntry(
         # One per user and moment; a retry re-audits first, so a committed correction is never doubled.
-        ledger_id=f"audit#{discrepancy.user_id}#{timestamp}",
+        ledger_id=correction_ledger_id(discrepancy.user_id, timestamp),
         user_id=discrepancy.user_id,
         type=CREDIT if difference > 0 else DEBIT,
         amount=abs(difference),
@@ -72,11 +102,37 @@ def correction_entry(discrepancy: Discrepancy, reason: str, actor: str, timestam
     )
 
 
+def _correction_id(user_id: str, timestamp: str) -> str:
+    helper = getattr(ledger_ids, "correction_ledger_id", None)  # the domain's unambiguous ids, where present
+    return helper(user_id, timestamp) if helper else f"audit#{user_id}#{timestamp}"
+
+
+FIXED, WOULD_FIX, RECENTLY_CHANGED = "fixed", "would-fix", "recently-changed"
+
+
 @dataclass(frozen=True)
 class FixResult:
     discrepancy: Discrepancy
-    status: str  # "fixed", "would-fix" or "recently-changed" (left alone, see fix)
+    status: str  # FIXED, WOULD_FIX or RECENTLY_CHANGED (left alone, see fix)
+    trust: str = TRUST_BALANCE
     entry: LedgerEntry | None = None
+
+    @property
+    def resolved(self) -> bool:
+        return self.status == FIXED
+
+    def explain(self, min_age_seconds: int) -> str:
+        if self.status == RECENTLY_CHANGED:
+            return (f"skipped: the balance changed at {self.discrepancy.updated_at}, less than {min_age_seconds} s ago, and the "
+                    "ledger index may not show the newest entry yet; wait a minute and re-run, or pass --min-age 0 to include it")
+        verb = "fixed" if self.status == FIXED else "would fix"
+        if self.trust == TRUST_LEDGER:
+            return f"{verb}: balance {self.discrepancy.stored} -> {self.discrepancy.ledger_sum} (trusting the ledger)"
+        return f"{verb}: booked {self.entry.ledger_id} {self.entry.signed_amount:+d} ({self.entry.description}) (trusting the balance)"
+
+
+class BalanceRestorer(Protocol):
+    def restore(self, user_id: str, seen: int | None, value: int, timestamp: str, actor: str, reason: str) -> None: ...
 
 
 @dataclass
@@ -84,46 +140,56 @@ class Auditor:
     """Audits through a store (DynamoDBStore or any object with the same reads and commit_correction)."""
 
     store: object
+    restorer: BalanceRestorer | None = None  # needed to trust the ledger
     clock: Callable[[], str] = iso_timestamp
     backoff: Callable[[], Backoff] = Backoff
 
     def audit_user(self, user_id: str) -> Discrepancy | None:
         balance = self.store.get_balance(user_id)
-        sums = ledger_sums(self.store.ledger_for_user(user_id))
-        found = find_discrepancies({user_id: balance["remaining"] if balance else None}, sums)
+        entries = list(self.store.ledger_for_user(user_id))
+        found = find_discrepancies({user_id: balance["remaining"] if balance else None}, ledger_sums(entries),
+                                   recent_entries(entries), {user_id: (balance or {}).get("updatedAt")})
         return found[0] if found else None
 
     def audit_all(self, progress: Callable[[int], None] = lambda n: None) -> list[Discrepancy]:
-        balances = {}
+        balances, updated = {}, {}
         for item in self.store.scan_balances():
             balances[item["userId"]] = item["remaining"]
+            updated[item["userId"]] = item.get("updatedAt")
             progress(1)
         entries = []
         for entry in self.store.scan_ledger():
             entries.append(entry)
             progress(1)
-        return find_discrepancies(balances, ledger_sums(entries))
+        return find_discrepancies(balances, ledger_sums(entries), recent_entries(entries), updated)
 
-    def fix(self, user_id: str, reason: str, actor: str, dry_run: bool, min_age: timedelta) -> FixResult | None:
+    def fix(self, user_id: str, reason: str, actor: str, dry_run: bool, min_age: timedelta,
+            trust: str = TRUST_BALANCE) -> FixResult | None:
         """Corrects one user from a fresh, per-user read; optimistic on the balance that read saw."""
+        if trust not in TRUSTS:
+            raise OpsError(f"trust must be one of {', '.join(TRUSTS)}, got {trust!r}")
+        if trust == TRUST_LEDGER and self.restorer is None:
+            raise OpsError("trusting the ledger needs a balance restorer")
+        if not reason.strip():
+            raise OpsError("a correction needs a reason (--reason)")
 
         def attempt() -> FixResult | None:
-            balance = self.store.get_balance(user_id)
-            sums = ledger_sums(self.store.ledger_for_user(user_id))
-            found = find_discrepancies({user_id: balance["remaining"] if balance else None}, sums)
-            if not found:
+            discrepancy, now = self.audit_user(user_id), self.clock()
+            if discrepancy is None:
                 return None
-            discrepancy, now = found[0], self.clock()
             # The Ledger index is eventually consistent: an entry committed a moment ago may not be
             # in the query yet, and "fixing" that would double it. Leave fresh balances alone.
-            updated_at = (balance or {}).get("updatedAt")
-            if updated_at and _parse(updated_at) > _parse(now) - min_age:
-                return FixResult(discrepancy, "recently-changed")
+            if discrepancy.updated_at and _parse(discrepancy.updated_at) > _parse(now) - min_age:
+                return FixResult(discrepancy, RECENTLY_CHANGED, trust)
+            if trust == TRUST_LEDGER:
+                if not dry_run:
+                    self.restorer.restore(user_id, discrepancy.stored, discrepancy.ledger_sum, now, actor, reason)
+                return FixResult(discrepancy, WOULD_FIX if dry_run else FIXED, trust)
             entry = correction_entry(discrepancy, reason, actor, now)
             if dry_run:
-                return FixResult(discrepancy, "would-fix", entry)
+                return FixResult(discrepancy, WOULD_FIX, trust, entry)
             self.store.commit_correction(entry, discrepancy.stored)
-            return FixResult(discrepancy, "fixed", entry)
+            return FixResult(discrepancy, FIXED, trust, entry)
 
         result, _ = with_retries(attempt, self.backoff())
         return result

@@ -1,49 +1,97 @@
-"""Where the operations run: a deployed stage (standard credential chain) or a local endpoint."""
+"""Where the operations run: a deployed stage (standard credential chain) or a local endpoint.
+
+This module does not import reconciler.local: the stack that `reconciler local up` runs is known here
+only through its state file (one per stage), a small JSON contract that local/stack.py writes.
+"""
 
 from __future__ import annotations
 
 import getpass
+import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from reconciler.config import RuntimeConfig
-from reconciler.local.stack import STATE_FILE, LocalStack
 from reconciler.ops.errors import OpsError
 from reconciler.ops.names import StageNames
 from reconciler.repository.aws import CLIENT_CONFIG
 from reconciler.repository.dynamodb import DynamoDBStore
 
-# A RequestResponse invoke waits for the whole function run (30 s timeout).
-# Where `--local` finds the stack `reconciler local up` saved (tests point it at a temporary file).
-STATE_PATH_ENV = "RECONCILER_LOCAL_STATE"
+# Where `--local` finds the stacks `reconciler local up` saved: a directory, one `{stage}.json` each
+# (tests point it at a temporary directory).
+STATE_DIR_ENV = "RECONCILER_LOCAL_STATE_DIR"
 
+# A RequestResponse invoke waits for the whole function run (30 s timeout).
 INVOKE_CONFIG = CLIENT_CONFIG.merge(Config(read_timeout=60, retries={"mode": "standard", "max_attempts": 1}))
+
+
+def local_state_dir() -> Path:
+    configured = os.environ.get(STATE_DIR_ENV)
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "credit-reconciler"
+
+
+def local_state_path(stage: str) -> Path:
+    return local_state_dir() / f"{stage}.json"
+
+
+@dataclass(frozen=True)
+class LocalEndpoint:
+    """What the CLI needs of a running local stack (the state file `reconciler local up` writes)."""
+
+    stage: str
+    endpoint: str
+    region: str
+    credentials: dict[str, str]
+    dlq_url: str
+    runtime_environment: dict[str, str] = field(default_factory=dict)
+    pid: int | None = None
+
+    @classmethod
+    def load(cls, stage: str) -> "LocalEndpoint":
+        path = local_state_path(stage)
+        if not path.exists():
+            running = sorted(p.stem for p in local_state_dir().glob("*.json"))
+            hint = f" (running: {', '.join(running)}; pass --stage)" if running else ""
+            raise OpsError(f"no local {stage} stack is running: start one with `reconciler --stage {stage} local up`{hint}")
+        data = json.loads(path.read_text())
+        return cls(
+            stage=data["stage"],
+            endpoint=data["endpoint"],
+            region=data["region"],
+            credentials=data["credentials"],
+            dlq_url=data["dlqUrl"],
+            runtime_environment=data.get("runtimeEnvironment", {}),
+            pid=data.get("pid"),
+        )
 
 
 @dataclass
 class Target:
     stage: str
     endpoint_url: str | None = None
-    local: LocalStack | None = None
+    local: LocalEndpoint | None = None
+    profile: str | None = None
+    region: str | None = None
+    notes: list[str] = field(default_factory=list)  # said on stderr by the CLI
 
     @classmethod
-    def resolve(cls, stage: str, endpoint_url: str | None = None, use_local: bool = False) -> "Target":
+    def resolve(cls, stage: str, endpoint_url: str | None = None, use_local: bool = False,
+                profile: str | None = None, region: str | None = None) -> "Target":
         RuntimeConfig.for_stage(stage)  # unknown stage -> ConfigError
         if use_local:
-            try:
-                stack = LocalStack.load(local_state_path())
-            except FileNotFoundError as error:
-                raise OpsError(str(error)) from None
-            if stack.stage != stage:
-                raise OpsError(f"the local stack runs stage {stack.stage!r}; pass --stage {stack.stage}")
+            stack = LocalEndpoint.load(stage)
             return cls(stage, endpoint_url or stack.endpoint, stack)
-        return cls(stage, endpoint_url)
+        return cls(stage, endpoint_url, profile=profile, region=region)
 
     @property
     def names(self) -> StageNames:
@@ -51,13 +99,21 @@ class Target:
 
     @property
     def is_local(self) -> bool:
-        """An endpoint override means no real Lambda: replay and the smoke test run the code in-process."""
+        """An endpoint override means no real Lambda: replay and the scan run the code in-process."""
         return self.endpoint_url is not None
 
-    def client(self, service: str, config: Config = CLIENT_CONFIG) -> Any:
+    @cached_property
+    def session(self) -> Any:
         if self.local is not None:
-            return self.local.session().client(service, endpoint_url=self.endpoint_url, config=config)
-        return boto3.session.Session().client(service, endpoint_url=self.endpoint_url, config=config)
+            return boto3.session.Session(
+                aws_access_key_id=self.local.credentials["aws_access_key_id"],
+                aws_secret_access_key=self.local.credentials["aws_secret_access_key"],
+                region_name=self.local.region,
+            )
+        return boto3.session.Session(profile_name=self.profile, region_name=self.region)
+
+    def client(self, service: str, config: Config = CLIENT_CONFIG) -> Any:
+        return self.session.client(service, endpoint_url=self.endpoint_url, config=config)
 
     @cached_property
     def store(self) -> DynamoDBStore:
@@ -73,16 +129,25 @@ class Target:
     @cached_property
     def dlq_url(self) -> str:
         if self.local is not None:
-            return self.local.resources.dlq_url
+            return self.local.dlq_url
         return self.client("sqs").get_queue_url(QueueName=self.names.dead_letter_queue)["QueueUrl"]
 
     def runtime_config(self) -> RuntimeConfig:
-        """The function's configuration (prices, scan timings) as deployed, so the CLI decides as it does."""
+        """The function's configuration (prices, scan timings) as deployed, so the CLI decides as it does.
+
+        Locally: the local stack's own environment; behind a bare --endpoint-url, the function's
+        configuration there if it has one, else the stage's defaults (said in a note)."""
         if self.local is not None:
-            env = self.local.resources.runtime_environment()
-        else:
+            return RuntimeConfig.from_env(self.local.runtime_environment)
+        try:
             response = self.client("lambda").get_function_configuration(FunctionName=self.names.function)
-            env = response.get("Environment", {}).get("Variables", {})
+        except ClientError as error:
+            if not self.is_local or error.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+                raise
+            self.notes.append(f"no function {self.names.function} at {self.endpoint_url}: using the {self.stage} stage's "
+                              "default prices and scan timings")
+            return RuntimeConfig.for_stage(self.stage, dlq_url=self.dlq_url)
+        env = response.get("Environment", {}).get("Variables", {})
         return RuntimeConfig.from_env(env)
 
 
@@ -109,10 +174,44 @@ class SqsQueue:
     def release(self, receipt_handle: str) -> None:
         self._client.change_message_visibility(QueueUrl=self.url, ReceiptHandle=receipt_handle, VisibilityTimeout=0)
 
+    def depth(self) -> dict[str, int]:
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"]
+        attributes = self._client.get_queue_attributes(QueueUrl=self.url, AttributeNames=names)["Attributes"]
+        return {name: int(attributes.get(name, 0)) for name in names}
+
     def approximate_count(self) -> int:
-        attributes = self._client.get_queue_attributes(QueueUrl=self.url, AttributeNames=["ApproximateNumberOfMessages"])
-        return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
+        return self.depth()["ApproximateNumberOfMessages"]
+
+    def purge(self) -> None:
+        self._client.purge_queue(QueueUrl=self.url)
 
 
-def local_state_path() -> Path:
-    return Path(os.environ.get(STATE_PATH_ENV) or STATE_FILE)
+class CreditsRestorer:
+    """`audit --fix --trust ledger`: sets a balance back to its ledger sum, on condition that it is still the
+    value the audit read (else StaleState: the audit reads again). Records who did it and why on the item."""
+
+    def __init__(self, client: Any, credits_table: str) -> None:
+        self._client = client
+        self._table = credits_table
+
+    def restore(self, user_id: str, seen: int | None, value: int, timestamp: str, actor: str, reason: str) -> None:
+        from reconciler.repository.dynamodb import to_item
+        from reconciler.repository.errors import StaleState
+
+        values = {":value": value, ":now": timestamp, ":fix": {"actor": actor, "reason": reason, "previous": seen, "at": timestamp}}
+        if seen is None:
+            condition = "attribute_not_exists(userId)"
+        else:
+            condition, values[":seen"] = "remaining = :seen", seen
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=to_item({"userId": user_id}),
+                UpdateExpression="SET remaining = :value, updatedAt = :now, lastAuditFix = :fix",
+                ConditionExpression=condition,
+                ExpressionAttributeValues=to_item(values),
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                raise StaleState(f"the balance of {user_id} moved since the audit read it") from error
+            raise

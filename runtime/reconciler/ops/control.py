@@ -46,6 +46,34 @@ def stage_alarms(cloudwatch: Any, names: StageNames) -> list[dict]:
     return sorted(alarms, key=lambda alarm: alarm["AlarmName"])
 
 
+def select_alarms(available: list[str], wanted: list[str], names: StageNames) -> list[str]:
+    """The alarms named (full names or concerns such as `errors`), or all of the stage's when none are."""
+    if not wanted:
+        return list(available)
+    chosen = []
+    for name in wanted:
+        full = name if name.startswith(ALARM_PREFIX) else names.alarm(name)
+        if full not in available:
+            raise OpsError(f"no alarm {full}; this stage's alarms: {', '.join(available) or 'none'}")
+        chosen.append(full)
+    return chosen
+
+
+def alarm_history(cloudwatch: Any, names: StageNames, alarm_names: list[str], since: datetime, until: datetime, limit: int) -> list[dict]:
+    """State changes and action/configuration updates of the stage's alarms, newest first."""
+    items = []
+    request: dict = {"StartDate": since, "EndDate": until, "ScanBy": "TimestampDescending"}
+    for page in cloudwatch.get_paginator("describe_alarm_history").paginate(**request):
+        for item in page.get("AlarmHistoryItems", []):
+            name = item.get("AlarmName", "")
+            if names.is_alarm(name) and (not alarm_names or name in alarm_names):
+                items.append({"timestamp": item.get("Timestamp"), "alarm": name, "type": item.get("HistoryItemType"),
+                              "summary": item.get("HistorySummary")})
+        if len(items) >= limit:
+            break
+    return items[:limit]
+
+
 def set_alarm_actions(cloudwatch: Any, alarm_names: list[str], enabled: bool) -> None:
     for start in range(0, len(alarm_names), 100):  # the API's limit per call
         batch = alarm_names[start : start + 100]
@@ -82,10 +110,8 @@ def set_concurrency(lambda_client: Any, function_name: str, concurrency: int) ->
 
 
 def configured_concurrency(stage: str) -> int:
-    """The stage's reserved concurrency as infra deploys it (imported late: it loads aws-cdk)."""
-    from infra.config import config_for
-
-    return config_for(stage).reserved_concurrency
+    """The stage's reserved concurrency as infra deploys it (ops/names.py; a test keeps it equal to infra's)."""
+    return StageNames(stage).limits.reserved_concurrency
 
 
 # --- backups ---------------------------------------------------------------------------------

@@ -184,3 +184,99 @@ def _replay_one(letter: DeadLetter, queue: Queue, invoke, dry_run: bool, tried: 
         return ReplayItem(letter, FAILED, f"{result.detail} (re-dead-lettered as {result.replaced_by})")
     to_release.append(letter.receipt_handle)
     return ReplayItem(letter, FAILED, result.detail)
+
+
+# --- one message: find by id or unique prefix, delete, replay (optionally a corrected payload) -------
+
+
+@dataclass
+class Found:
+    """One message, held invisible (its receipt handle valid) until the caller deletes or releases it."""
+
+    letter: DeadLetter
+    queue: Queue
+
+    def delete(self) -> None:
+        self.queue.delete(self.letter.receipt_handle)
+
+    def release(self) -> None:
+        self.queue.release(self.letter.receipt_handle)
+
+
+def find(queue: Queue, id_prefix: str, limit: int, hold_seconds: int = VISIBILITY_SECONDS) -> Found:
+    """The message whose id is `id_prefix` or starts with it (unique among the first `limit`); the others are
+    made visible again at once. Raises LookupError saying what was found otherwise."""
+    prefix = id_prefix.strip()
+    if not prefix:
+        raise LookupError("give a message id (or a unique prefix of one): `reconciler dlq list` shows them")
+    matches: dict[str, dict] = {}
+    seen: set[str] = set()
+    others: list[str] = []
+    try:
+        while len(seen) < limit:
+            batch = queue.receive(min(10, limit - len(seen)), hold_seconds)
+            fresh = [message for message in batch if message["MessageId"] not in seen]
+            others.extend(message["ReceiptHandle"] for message in batch if message["MessageId"] in seen)
+            if not fresh:
+                break
+            for message in fresh:
+                seen.add(message["MessageId"])
+                if message["MessageId"].startswith(prefix):
+                    matches[message["MessageId"]] = message
+                else:
+                    others.append(message["ReceiptHandle"])
+            if prefix in matches:
+                break
+    finally:
+        for receipt in others:
+            queue.release(receipt)
+    exact = matches.get(prefix)
+    if exact is None and len(matches) != 1:
+        for message in matches.values():
+            queue.release(message["ReceiptHandle"])
+        if not matches:
+            raise LookupError(f"no message {prefix} among the {len(seen)} visible in the DLQ (a message being replayed is invisible for a while)")
+        raise LookupError(f"{len(matches)} messages start with {prefix!r}: give more of the id ({', '.join(sorted(matches)[:5])})")
+    chosen = exact or next(iter(matches.values()))
+    for message in matches.values():
+        if message is not chosen:
+            queue.release(message["ReceiptHandle"])
+    return Found(parse_message(chosen), queue)
+
+
+def corrected_event(original: DeadLetter, payload: Any) -> dict:
+    """A corrected event to replay in place of a dead letter: an EventBridge envelope or a bare detail.
+
+    Its id says what it is (`corrected:{original id}`), so the job records that a corrected payload settled
+    it, and a second correction of the same message is a duplicate rather than a second charge."""
+    if not isinstance(payload, dict):
+        raise ValueError("the payload must be a JSON object: an EventBridge event, or its `detail` alone")
+    base = dict(original.event or {})
+    event = dict(payload) if "detail" in payload else {**base, "detail": payload}
+    if "detail-type" not in event or "source" not in event:
+        raise ValueError("the payload has no detail-type/source and the dead letter holds no event to take them from")
+    original_id = original.event_id or original.message_id
+    event["id"] = f"corrected:{original_id}"
+    return event
+
+
+def replay_one(found: Found, invoke: Callable[[dict], InvokeResult], event: dict | None = None, dry_run: bool = False) -> ReplayItem:
+    """Sends one message's event (or a corrected one) through the reconciler; deletes the message only if it
+    succeeded (or the function dead-lettered it again, which leaves its new copy in its place)."""
+    letter = found.letter
+    event = event if event is not None else letter.event
+    if event is None:
+        found.release()
+        return ReplayItem(letter, SKIPPED, letter.reason)
+    if dry_run:
+        found.release()
+        return ReplayItem(letter, WOULD_REPLAY, f"would send event {event.get('id')} to the function")
+    result = invoke(event)
+    if result.ok:
+        found.delete()
+        return ReplayItem(letter, REPLAYED, result.detail)
+    if result.replaced_by:
+        found.delete()
+        return ReplayItem(letter, FAILED, f"{result.detail} (re-dead-lettered as {result.replaced_by})")
+    found.release()
+    return ReplayItem(letter, FAILED, result.detail)

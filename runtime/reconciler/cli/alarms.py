@@ -1,0 +1,82 @@
+"""alarms status | disable | enable | history: the reconciler's CloudWatch alarms (cc-reconciler-*-{stage})."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated, Optional
+
+import typer
+
+from reconciler.cli.app import CONTEXT_SETTINGS, DryRun, Yes, app, state_of
+from reconciler.cli.output import confirm_write
+from reconciler.cli.times import optional_moment, parse_moment
+from reconciler.ops import control
+from reconciler.ops.errors import OpsError
+
+alarms_app = typer.Typer(no_args_is_help=True, context_settings=CONTEXT_SETTINGS, help="The reconciler's alarms (cc-reconciler-*-{stage}).")
+app.add_typer(alarms_app, name="alarms")
+
+Names = Annotated[Optional[list[str]], typer.Argument(help="Alarm names or concerns (errors, adjustments, dlq-depth ...); all when omitted.",
+                                                       show_default=False)]
+
+
+@alarms_app.command("status")
+def alarms_status(ctx: typer.Context) -> None:
+    """State and whether actions are enabled, per alarm."""
+    state = state_of(ctx)
+    alarms = control.stage_alarms(state.target.client("cloudwatch"), state.target.names)
+    rows = [{"name": a["AlarmName"], "state": a.get("StateValue"), "actionsEnabled": a.get("ActionsEnabled"),
+             "reason": a.get("StateReason")} for a in alarms]
+    state.out.data(rows)
+    state.out.table(f"Alarms ({state.stage})", ["alarm", "state", "actions", "reason"],
+                    [[r["name"], r["state"], "enabled" if r["actionsEnabled"] else "DISABLED", r["reason"]] for r in rows])
+
+
+def _set_alarms(ctx: typer.Context, wanted: Optional[list[str]], enabled: bool, dry_run: bool, yes: bool) -> None:
+    state = state_of(ctx)
+    cloudwatch = state.target.client("cloudwatch")
+    available = [a["AlarmName"] for a in control.stage_alarms(cloudwatch, state.target.names)]
+    if not available:
+        raise OpsError(f"no cc-reconciler-*-{state.stage} alarms found")
+    names = control.select_alarms(available, list(wanted or []), state.target.names)
+    verb = "enable" if enabled else "disable"
+    confirm_write(state.stage, f"{verb} actions of {len(names)} alarms", yes, dry_run)
+    if not dry_run:
+        control.set_alarm_actions(cloudwatch, names, enabled)
+    state.out.data({"alarms": names, "actionsEnabled": enabled, "dryRun": dry_run})
+    state.out.line(("dry run: would " + verb if dry_run else verb + "d") + " actions of: " + ", ".join(names))
+    if not enabled and not dry_run:
+        state.out.line(f"re-enable them after the maintenance: reconciler --stage {state.stage} alarms enable {' '.join(names)}")
+
+
+@alarms_app.command("disable")
+def alarms_disable(ctx: typer.Context, names: Names = None, dry_run: DryRun = False, yes: Yes = False) -> None:
+    """Silence the actions of the named alarms, or of all (maintenance); states still change."""
+    _set_alarms(ctx, names, False, dry_run, yes)
+
+
+@alarms_app.command("enable")
+def alarms_enable(ctx: typer.Context, names: Names = None, dry_run: DryRun = False, yes: Yes = False) -> None:
+    """Turn the actions of the named alarms (or all) back on."""
+    _set_alarms(ctx, names, True, dry_run, yes)
+
+
+@alarms_app.command("history")
+def alarms_history(
+    ctx: typer.Context,
+    names: Names = None,
+    since: Annotated[str, typer.Option(help="From: ISO 8601, 2h, 3d, yesterday ...")] = "1d",
+    until: Annotated[Optional[str], typer.Option(help="Up to (default now).")] = None,
+    limit: Annotated[int, typer.Option("--max", min=1, help="At most this many items.")] = 100,
+) -> None:
+    """State changes and updates of the stage's alarms, newest first (describe-alarm-history)."""
+    state = state_of(ctx)
+    cloudwatch = state.target.client("cloudwatch")
+    wanted = [n if n.startswith(control.ALARM_PREFIX) else state.target.names.alarm(n) for n in (names or [])]
+    start = parse_moment(since, "--since")
+    end = optional_moment(until, "--until") or datetime.now(timezone.utc)
+    items = control.alarm_history(cloudwatch, state.target.names, wanted, start, end, limit)
+    state.out.data(items)
+    state.out.table(f"Alarm history ({state.stage})", ["time", "alarm", "type", "summary"],
+                    [[i["timestamp"], i["alarm"], i["type"], i["summary"]] for i in items])
+    state.out.line(f"{len(items)} items from {start.isoformat()} to {end.isoformat()}")

@@ -1,0 +1,115 @@
+"""balance, ledger, adjust: a user's credits and the entries that explain them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Optional
+
+import typer
+
+from reconciler.cli.app import DryRun, Yes, app, state_of
+from reconciler.cli.output import confirm, confirm_write
+from reconciler.cli.times import optional_moment
+from reconciler.domain.ledger import iso_timestamp
+from reconciler.ops.adjustments import ALREADY_APPLIED, APPLIED, Adjuster, parse_amount
+from reconciler.ops.ledger_scan import scan_ledger_window
+
+
+def entry_dict(entry: Any) -> dict:
+    return {"ledgerId": entry.ledger_id, "userId": entry.user_id, "timestamp": entry.timestamp, "type": entry.type,
+            "amount": entry.signed_amount, "description": entry.description, "reference": entry.reference,
+            "eventId": entry.event_id, "actor": entry.actor}
+
+
+@app.command()
+def balance(ctx: typer.Context, user: str) -> None:
+    """A user's balance (Credits table)."""
+    state = state_of(ctx)
+    item = state.target.store.get_balance(user)
+    result = {"userId": user, "remaining": item["remaining"] if item else None, "updatedAt": (item or {}).get("updatedAt")}
+    state.out.data(result)
+    if item is None:
+        state.out.line(f"{user} has no balance")
+    else:
+        state.out.table(f"Balance ({state.stage})", ["user", "remaining", "updated"], [[user, result["remaining"], result["updatedAt"]]])
+
+
+@app.command()
+def ledger(
+    ctx: typer.Context,
+    user: Annotated[Optional[str], typer.Argument(help="The user (their index; never a scan). Omit with --all.")] = None,
+    all_users: Annotated[bool, typer.Option("--all", help="Every user's entries in the window: a full table scan (cost stated).")] = False,
+    since: Annotated[Optional[str], typer.Option(help="From: ISO 8601 (UTC if no zone), 2h, 3d, yesterday ...")] = None,
+    until: Annotated[Optional[str], typer.Option(help="Up to: same forms as --since.")] = None,
+) -> None:
+    """A user's ledger entries, oldest first; or with --all, every user's in a time window (v1's scan)."""
+    state = state_of(ctx)
+    start, end = optional_moment(since, "--since"), optional_moment(until, "--until")
+    if all_users == (user is not None):
+        raise typer.BadParameter("give a USER, or --all with --since (not both)", param_hint="USER / --all")
+    if all_users:
+        if start is None:
+            raise typer.BadParameter("--all reads the whole Ledger table: give --since (and --until) to bound what it returns",
+                                     param_hint="--since")
+        table = state.target.names.tables[2]
+        with state.out.progress(f"scanning {table}") as advance:
+            window = scan_ledger_window(state.target.client("dynamodb"), table, iso_timestamp(start), end and iso_timestamp(end), advance)
+        entries = window.entries
+        state.out.note(f"read all {window.scanned} items of {table} (a Scan, {window.capacity_units:g} read capacity units) "
+                       f"to find {len(entries)} in the window")
+        title = f"Ledger of all users ({state.stage})"
+    else:
+        entries = list(state.target.store.ledger_for_user(user, start and iso_timestamp(start), end and iso_timestamp(end)))
+        title = f"Ledger of {user} ({state.stage})"
+    state.out.data([entry_dict(entry) for entry in entries])
+    state.out.table(title, ["timestamp", "userId", "ledgerId", "type", "amount", "reference", "description", "actor"],
+                    [[e.timestamp, e.user_id, e.ledger_id, e.type, e.signed_amount, e.reference, e.description, e.actor] for e in entries])
+    state.out.line(f"{len(entries)} entries, net {sum(e.signed_amount for e in entries):+d}")
+
+
+@app.command(context_settings={"ignore_unknown_options": True})
+def adjust(
+    ctx: typer.Context,
+    user: str,
+    amount: Annotated[str, typer.Argument(help="Whole credits, signed: 10 adds, -10 takes.")],
+    reason: Annotated[str, typer.Option(help="Why (kept in the ledger).")],
+    reference: Annotated[str, typer.Option(help="Ticket or incident id; the adjustment's idempotency key.")],
+    create_user: Annotated[bool, typer.Option("--create-user", help="Allow a user who has no balance yet.")] = False,
+    yes_large: Annotated[bool, typer.Option("--yes-large", help="Confirm an amount above the stage's cap.")] = False,
+    dry_run: DryRun = False,
+    yes: Yes = False,
+) -> None:
+    """Move a user's balance with a ledger entry, in one transaction; re-running with the same reference does nothing.
+
+    Guard rails: an unknown user needs --create-user; an amount above the stage's cap needs --yes-large (or a
+    typed confirmation); a result below zero is confirmed (or --yes)."""
+    state = state_of(ctx)
+    target = state.target
+    credits = parse_amount(amount)
+    adjuster = Adjuster(target.store)
+    preview = adjuster.preview(user, credits, reason, reference, target.actor)
+    if preview.status == ALREADY_APPLIED:
+        state.out.data(preview.as_dict())
+        state.out.line(f"already applied: {preview.entry.ledger_id} ({preview.entry.signed_amount:+d}) exists; nothing changed")
+        return
+    if not preview.user_exists and not create_user:
+        raise typer.BadParameter(f"user {user!r} has no balance: check the id (`reconciler balance {user}`), "
+                                 "or pass --create-user to open one", param_hint="USER")
+    cap = state.target.names.limits.large_adjustment
+    after = preview.balance_after or 0
+    if abs(credits) > cap and not yes_large and not dry_run:
+        confirm(f"{credits:+d} credits is above the {state.stage} cap of {cap}: go on?",
+                f"{credits:+d} credits is above the {state.stage} cap of {cap}: pass --yes-large to confirm it")
+    if credits < 0 and after < 0:
+        state.out.note(f"warning: {user} goes below zero: {preview.balance_before or 0} -> {after}")
+        if not yes and not dry_run:
+            confirm(f"leave {user} at {after} credits?", f"refusing to leave {user} at {after} credits without --yes")
+    confirm_write(state.stage, f"adjust {user} by {credits:+d} credits", yes, dry_run)
+    result = adjuster.adjust(user, credits, reason, reference, target.actor, dry_run=dry_run)
+    state.out.data(result.as_dict())
+    before = result.balance_before or 0
+    if result.status == ALREADY_APPLIED:
+        state.out.line(f"already applied: {result.entry.ledger_id} ({result.entry.signed_amount:+d}) exists; nothing changed")
+    elif result.status == APPLIED:
+        state.out.line(f"adjusted {user} by {credits:+d}: {before} -> {result.balance_after} ({result.entry.ledger_id}, by {result.entry.actor})")
+    else:
+        state.out.line(f"dry run: would adjust {user} by {credits:+d}: {before} -> {result.balance_after} ({result.entry.ledger_id})")

@@ -1,0 +1,165 @@
+"""dlq list | show | delete | purge | replay: the dead-letter queue cc-reconciler-dlq-{stage}."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from reconciler.cli.app import CONTEXT_SETTINGS, DryRun, State, Yes, app, state_of
+from reconciler.cli.output import confirm_typed, confirm_write
+from reconciler.ops.aws import INVOKE_CONFIG, SqsQueue, Target
+from reconciler.ops.dead_letters import Found, corrected_event, find, peek, replay, replay_one
+from reconciler.ops.errors import OpsError
+
+dlq_app = typer.Typer(no_args_is_help=True, context_settings=CONTEXT_SETTINGS, help="The dead-letter queue cc-reconciler-dlq-{stage}.")
+app.add_typer(dlq_app, name="dlq")
+
+Max = Annotated[int, typer.Option("--max", min=1, help="Look at most at this many messages.")]
+
+
+def queue_of(target: Target) -> SqsQueue:
+    return SqsQueue(target.client("sqs"), target.dlq_url)
+
+
+def invoker_for(state: State):
+    """The deployed function (RequestResponse), or its code in this process behind --local / --endpoint-url."""
+    target = state.target
+    if target.is_local:
+        from reconciler.ops.invokers import InProcessInvoker
+
+        invoke = InProcessInvoker.build(target.client("dynamodb"), target.runtime_config())
+        state.say_notes()
+        return invoke
+    from reconciler.ops.invokers import LambdaInvoker
+
+    return LambdaInvoker(target.client("lambda", INVOKE_CONFIG), target.names.function)
+
+
+def _find(state: State, message_id: str, max_messages: int) -> Found:
+    with state.out.progress("searching the DLQ"):
+        try:
+            return find(queue_of(state.target), message_id, max_messages)
+        except LookupError as error:
+            raise OpsError(str(error)) from None
+
+
+@dlq_app.command("list")
+def dlq_list(ctx: typer.Context, max_messages: Max = 100) -> None:
+    """The messages in the DLQ, with why each is there (they stay in the queue), and the queue's depth."""
+    state = state_of(ctx)
+    queue = queue_of(state.target)
+    with state.out.progress("reading the DLQ"):
+        letters = peek(queue, max_messages)
+    depth = queue.depth()
+    state.out.data({"queue": state.target.names.dead_letter_queue, "approximateNumberOfMessages": depth["ApproximateNumberOfMessages"],
+                    "approximateNumberOfMessagesNotVisible": depth["ApproximateNumberOfMessagesNotVisible"],
+                    "messages": [letter.as_dict() for letter in letters]})
+    state.out.table(f"{state.target.names.dead_letter_queue}", ["messageId", "kind", "jobId", "eventId", "reason"],
+                    [[m.message_id, m.kind, m.job_id, m.event_id, m.reason] for m in letters])
+    state.out.line(f"{len(letters)} shown; about {depth['ApproximateNumberOfMessages']} in the queue, "
+                   f"{depth['ApproximateNumberOfMessagesNotVisible']} in flight")
+
+
+@dlq_app.command("show")
+def dlq_show(ctx: typer.Context, message_id: Annotated[str, typer.Argument(help="The id or a unique prefix of it.")],
+             max_messages: Max = 1000) -> None:
+    """One message in full: its kind, reason and the event it carries (it stays in the queue)."""
+    state = state_of(ctx)
+    found = _find(state, message_id, max_messages)
+    found.release()
+    details = found.letter.as_dict(with_body=True)
+    state.out.data(details)
+    if state.out.format == "table" and state.out.query is None:
+        for key in ("messageId", "kind", "jobId", "eventId", "reason", "receiveCount"):
+            state.out.line(f"{key}: {details[key]}")
+        state.out.console.print_json(json.dumps(details["event"]) if details["event"] is not None else json.dumps(details["body"]))
+
+
+@dlq_app.command("delete")
+def dlq_delete(ctx: typer.Context, message_id: Annotated[str, typer.Argument(help="The id or a unique prefix of it.")],
+               max_messages: Max = 1000, dry_run: DryRun = False, yes: Yes = False) -> None:
+    """Delete one message (after you settled or dismissed its event by other means)."""
+    state = state_of(ctx)
+    found = _find(state, message_id, max_messages)
+    letter = found.letter
+    try:
+        confirm_write(state.stage, f"delete DLQ message {letter.message_id} (job {letter.job_id})", yes, dry_run)
+    except BaseException:
+        found.release()
+        raise
+    if dry_run:
+        found.release()
+    else:
+        found.delete()
+    state.out.data({**letter.as_dict(), "deleted": not dry_run})
+    state.out.line(f"{'dry run: would delete' if dry_run else 'deleted'} {letter.message_id} ({letter.kind}, job {letter.job_id}, {letter.reason})")
+
+
+@dlq_app.command("purge")
+def dlq_purge(ctx: typer.Context, dry_run: DryRun = False, yes: Yes = False) -> None:
+    """Delete every message in the DLQ (SQS allows one purge a minute). Prod asks you to type the stage name."""
+    state = state_of(ctx)
+    queue = queue_of(state.target)
+    count = queue.approximate_count()
+    name = state.target.names.dead_letter_queue
+    if not dry_run:
+        if state.stage == "prod":
+            confirm_typed(f"prod: purge {name} (about {count} messages, unrecoverable)?", state.stage,
+                          "refusing to purge the prod DLQ without a terminal to type the stage name on")
+        else:
+            confirm_write(state.stage, f"purge {name}", yes, dry_run)
+        queue.purge()
+    state.out.data({"queue": name, "approximateNumberOfMessages": count, "purged": not dry_run})
+    state.out.line(f"{'dry run: would purge' if dry_run else 'purged'} {name} (about {count} messages)")
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    ctx: typer.Context,
+    message_id: Annotated[Optional[str], typer.Argument(help="Only this message (id or unique prefix); all when omitted.")] = None,
+    payload: Annotated[Optional[Path], typer.Option("--payload", exists=True, dir_okay=False, readable=True,
+                                                     help="With MESSAGE_ID: replay this corrected event (JSON) instead.")] = None,
+    max_messages: Annotated[int, typer.Option("--max", min=1, help="At most this many messages.")] = 100,
+    dry_run: DryRun = False,
+    yes: Yes = False,
+) -> None:
+    """Send messages through the reconciler again; delete each only if that succeeded."""
+    state = state_of(ctx)
+    target = state.target
+    if payload is not None and message_id is None:
+        raise typer.BadParameter("--payload replaces one message's event: give its MESSAGE_ID", param_hint="--payload")
+    corrected = None
+    if payload is not None:
+        try:
+            corrected = json.loads(payload.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise typer.BadParameter(f"{payload} is not JSON ({error})", param_hint="--payload") from None
+    what = f"replay DLQ message {message_id}" + (" with a corrected payload" if corrected is not None else "") if message_id \
+        else f"replay up to {max_messages} DLQ messages"
+    confirm_write(state.stage, what, yes, dry_run)
+    invoke = invoker_for(state)
+    if message_id is not None:
+        found = _find(state, message_id, 1000)
+        event = None
+        if corrected is not None:
+            try:
+                event = corrected_event(found.letter, corrected)
+            except ValueError as error:
+                found.release()
+                raise OpsError(f"{payload}: {error}") from None
+        items = [replay_one(found, invoke, event, dry_run)]
+        if event is not None:
+            state.out.note(f"replaying a corrected event {event['id']} in place of message {found.letter.message_id}")
+    else:
+        with state.out.progress("replaying") as advance:
+            items = replay(queue_of(target), invoke, max_messages, dry_run=dry_run, on_item=lambda item: advance()).items
+    summary = {status: sum(1 for i in items if i.status == status) for status in ("replayed", "failed", "skipped", "would-replay")}
+    state.out.data({"summary": summary, "items": [{**item.as_dict(), **({"corrected": True} if corrected is not None else {})} for item in items]})
+    state.out.table("DLQ replay" + (" (dry run)" if dry_run else ""), ["messageId", "jobId", "status", "detail"],
+                    [[i.letter.message_id, i.letter.job_id, i.status, i.detail] for i in items])
+    state.out.line(", ".join(f"{name} {count}" for name, count in summary.items()))
+    if summary["failed"]:
+        raise typer.Exit(1)

@@ -1,0 +1,109 @@
+"""Every error an operator can act on, as one line saying what to do next.
+
+Mapped from botocore's exception classes and AWS error codes (structured fields), never from message
+text. Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from botocore import exceptions as boto
+
+from reconciler.config import ConfigError
+from reconciler.ops.errors import OpsError
+from reconciler.repository.errors import AmbiguousWrite, Contention, RetriesExhausted
+
+_MISSING_RESOURCE_CODES = {
+    "ResourceNotFoundException",
+    "AWS.SimpleQueueService.NonExistentQueue",
+    "QueueDoesNotExist",
+    "ResourceNotFound",
+}
+_EXPIRED_CODES = {"ExpiredToken", "ExpiredTokenException", "RequestExpired", "InvalidClientTokenId", "UnrecognizedClientException",
+                  "InvalidSignatureException", "SignatureDoesNotMatch"}
+_DENIED_CODES = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError"}
+_THROTTLED_CODES = {"ThrottlingException", "Throttling", "RequestLimitExceeded", "ProvisionedThroughputExceededException",
+                    "TooManyRequestsException"}
+
+
+@dataclass(frozen=True)
+class Where:
+    """What the command was pointed at, so a message can say what to change."""
+
+    stage: str
+    endpoint_url: str | None = None
+    profile: str | None = None
+    local: bool = False
+
+
+def _profile_hint(where: Where) -> str:
+    return f" --profile {where.profile}" if where.profile else ""
+
+
+def one_line(error: BaseException, where: Where) -> str | None:
+    """The message for an error an operator can act on; None for a bug."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:  # wrapped errors: look at what caused them
+        seen.add(id(current))
+        message = _message(current, where)
+        if message is not None:
+            return message
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _message(error: BaseException, where: Where) -> str | None:
+    if isinstance(error, (OpsError, ConfigError)):
+        return str(error)
+    if isinstance(error, ValueError) and hasattr(error, "field") and hasattr(error, "reason"):  # domain InvalidEvent
+        return f"invalid {error.field}: {error.reason}"
+    if isinstance(error, boto.ProfileNotFound):
+        return (f"AWS profile {error.kwargs.get('profile')!r} is not in your AWS config: check --profile / AWS_PROFILE "
+                "(`aws configure list-profiles` lists them)")
+    if isinstance(error, (boto.SSOTokenLoadError, boto.UnauthorizedSSOTokenError, boto.TokenRetrievalError, boto.SSOError)):
+        return f"your AWS SSO session is missing or expired: run `aws sso login{_profile_hint(where)}`, then retry"
+    if isinstance(error, (boto.NoCredentialsError, boto.PartialCredentialsError, boto.CredentialRetrievalError)):
+        if where.endpoint_url:
+            return (f"no AWS credentials for {where.endpoint_url}: a local endpoint still needs some (any values), e.g. "
+                    "AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local, or use --local for the stack of `reconciler local up`")
+        return ("no AWS credentials found: pass --profile NAME or set AWS_PROFILE (`aws sso login` first for SSO), "
+                "or use --local for the stack of `reconciler local up`")
+    if isinstance(error, boto.NoRegionError):
+        return "no AWS region configured: pass --region, set AWS_DEFAULT_REGION (boto3 ignores AWS_REGION), or set region in your profile"
+    if isinstance(error, boto.InvalidRegionError):
+        return f"invalid AWS region {error.kwargs.get('region_name')!r}: pass a region such as --region us-east-1"
+    if isinstance(error, (boto.EndpointConnectionError, boto.ConnectTimeoutError, boto.ProxyConnectionError)):
+        url = getattr(error, "kwargs", {}).get("endpoint_url") or where.endpoint_url or "AWS"
+        if where.endpoint_url or where.local:
+            return (f"cannot reach {url}: is the local stack running? start it with `reconciler --stage {where.stage} local up` "
+                    "(or check --endpoint-url)")
+        return f"cannot reach {url}: check your network, proxy (HTTPS_PROXY) and --region"
+    if isinstance(error, (boto.ReadTimeoutError, boto.ConnectionClosedError)):
+        return "AWS did not answer in time (the request may or may not have been applied): check with a read command, then retry"
+    if isinstance(error, boto.ParamValidationError):
+        return f"AWS would refuse this request: {error.kwargs.get('report', error)}".replace("\n", " ")
+    if isinstance(error, boto.ClientError):
+        return _client_error(error, where)
+    if isinstance(error, (RetriesExhausted, Contention)):
+        return "DynamoDB stayed busy (throttling or conflicts) through every retry: nothing was left half-written; retry in a minute"
+    if isinstance(error, AmbiguousWrite):
+        return "the write's answer was lost, so it may or may not have been applied: check with a read command (re-running is safe)"
+    return None
+
+
+def _client_error(error: boto.ClientError, where: Where) -> str:
+    details = error.response.get("Error", {})
+    code, message = details.get("Code", ""), details.get("Message", "")
+    operation = getattr(error, "operation_name", "")
+    if code in _MISSING_RESOURCE_CODES:
+        return f"missing resource: {message or code} (is stage {where.stage} deployed there, and is --stage right?)"
+    if code in _EXPIRED_CODES:
+        return (f"AWS refused the credentials ({code}): they are expired or wrong; refresh them "
+                f"(`aws sso login{_profile_hint(where)}` for SSO) and retry")
+    if code in _DENIED_CODES:
+        return f"access denied to {operation or 'this call'}: your role lacks the permission ({message or code}); use the operator role"
+    if code in _THROTTLED_CODES:
+        return f"AWS throttled {operation or 'the call'} ({code}): retry in a minute"
+    return f"AWS refused {operation or 'the call'}: {code}: {message}"

@@ -1,0 +1,90 @@
+"""pause, resume, backup, events replay: stage-level controls for an incident."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated, Optional
+
+import typer
+
+from reconciler.cli.app import CONTEXT_SETTINGS, DryRun, Yes, app, state_of
+from reconciler.cli.output import confirm_write
+from reconciler.cli.times import parse_moment
+from reconciler.ops import control
+
+events_app = typer.Typer(no_args_is_help=True, context_settings=CONTEXT_SETTINGS, help="EventBridge archive cc-reconciler-archive-{stage}.")
+app.add_typer(events_app, name="events")
+
+
+@app.command()
+def pause(ctx: typer.Context, dry_run: DryRun = False, yes: Yes = False) -> None:
+    """Emergency stop that loses no event: reserved concurrency 0, Lambda's async queue holds the events."""
+    state = state_of(ctx)
+    client, function = state.target.client("lambda"), state.target.names.function
+    current = control.function_state(client, function)
+    hold = control.describe_hold(current.max_event_age_seconds)
+    confirm_write(state.stage, f"pause {function}", yes, dry_run)
+    if not dry_run:
+        control.set_concurrency(client, function, 0)
+    state.out.data({"function": function, "reservedConcurrency": 0, "previous": current.reserved_concurrency,
+                    "maxEventAgeSeconds": current.max_event_age_seconds, "dryRun": dry_run})
+    state.out.line(f"{'dry run: would pause' if dry_run else 'paused'} {function} (reserved concurrency "
+                   f"{current.reserved_concurrency} -> 0): {hold}. Resume with `reconciler --stage {state.stage} resume`.")
+
+
+@app.command()
+def resume(
+    ctx: typer.Context,
+    concurrency: Annotated[Optional[int], typer.Option(min=1, help="Override the stage's configured concurrency.")] = None,
+    dry_run: DryRun = False,
+    yes: Yes = False,
+) -> None:
+    """Restore the configured reserved concurrency; held events are then delivered."""
+    state = state_of(ctx)
+    client, function = state.target.client("lambda"), state.target.names.function
+    current = control.function_state(client, function)
+    wanted = concurrency or control.configured_concurrency(state.stage)
+    confirm_write(state.stage, f"resume {function} with concurrency {wanted}", yes, dry_run)
+    if not dry_run:
+        control.set_concurrency(client, function, wanted)
+    state.out.data({"function": function, "reservedConcurrency": wanted, "previous": current.reserved_concurrency, "dryRun": dry_run})
+    state.out.line(f"{'dry run: would resume' if dry_run else 'resumed'} {function}: reserved concurrency {current.reserved_concurrency} -> {wanted}")
+
+
+@events_app.command("replay")
+def events_replay(
+    ctx: typer.Context,
+    start: Annotated[str, typer.Option("--from", help="ISO 8601 (UTC if no zone), or 2h, yesterday ...")],
+    end: Annotated[str, typer.Option("--to", help="Same forms as --from.")],
+    dry_run: DryRun = False,
+    yes: Yes = False,
+) -> None:
+    """Replay archived render events onto the bus, to the reconciler's rule only (settlement is exactly once)."""
+    state = state_of(ctx)
+    events = state.target.client("events")
+    plan = control.plan_replay(events, state.target.names, parse_moment(start, "--from"), parse_moment(end, "--to"),
+                               datetime.now(timezone.utc))
+    confirm_write(state.stage, f"replay archived events {plan.start.isoformat()} to {plan.end.isoformat()}", yes, dry_run)
+    if not dry_run:
+        events.start_replay(**plan.request())
+    state.out.data({"replayName": plan.name, "archiveArn": plan.archive_arn, "ruleArn": plan.rule_arn,
+                    "from": plan.start.isoformat(), "to": plan.end.isoformat(), "dryRun": dry_run})
+    state.out.line(f"{'dry run: would start' if dry_run else 'started'} replay {plan.name} of {state.target.names.event_archive} "
+                   f"to {state.target.names.events_rule}")
+    state.out.line(f"watch it: aws events describe-replay --replay-name {plan.name}")
+
+
+@app.command()
+def backup(ctx: typer.Context, dry_run: DryRun = False, yes: Yes = False) -> None:
+    """On-demand backups of the Jobs, Credits and Ledger tables."""
+    state = state_of(ctx)
+    now = datetime.now(timezone.utc)
+    tables = state.target.names.tables
+    confirm_write(state.stage, f"back up {', '.join(tables)}", yes, dry_run)
+    if dry_run:
+        created = [{"table": t, "backupName": control.backup_name(t, now), "backupArn": None} for t in tables]
+    else:
+        created = control.create_backups(state.target.client("dynamodb"), tables, now)
+    state.out.data(created)
+    state.out.table("Backups" + (" (dry run)" if dry_run else ""), ["table", "backup", "arn"],
+                    [[b["table"], b["backupName"], b["backupArn"]] for b in created])

@@ -1,0 +1,85 @@
+"""logs tail and metrics: the function's log group and the numbers the v1 runbook watched."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Annotated, Optional
+
+import typer
+
+from reconciler.cli.app import CONTEXT_SETTINGS, app, state_of
+from reconciler.cli.output import text_value
+from reconciler.cli.times import optional_moment, parse_moment
+from reconciler.ops.telemetry import log_events, metric_series, runbook_metrics
+
+logs_app = typer.Typer(no_args_is_help=True, context_settings=CONTEXT_SETTINGS, help="The function's logs (/aws/lambda/cc-agent-reconciler-{stage}).")
+app.add_typer(logs_app, name="logs")
+
+
+def _when(millis: int) -> str:
+    return datetime.fromtimestamp(millis / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+@logs_app.command("tail")
+def logs_tail(
+    ctx: typer.Context,
+    since: Annotated[str, typer.Option(help="From: ISO 8601, 10m, 2h, yesterday ...")] = "10m",
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events until Ctrl-C.")] = False,
+    errors: Annotated[bool, typer.Option("--errors", help=f"Only errors (ERROR level, timeouts, tracebacks).")] = False,
+    poll: Annotated[float, typer.Option(help="Seconds between polls with --follow.", min=0.2)] = 2.0,
+) -> None:
+    """Print the function's log events (one a line: time, message), like `aws logs tail`."""
+    state = state_of(ctx)
+    logs = state.target.client("logs")
+    group = state.target.names.log_group
+    start = parse_moment(since, "--since")
+    seen: set[str] = set()
+    events: list[dict] = []
+
+    def emit(batch: list[dict]) -> None:
+        for event in batch:
+            if event["eventId"] in seen:
+                continue
+            seen.add(event["eventId"])
+            events.append(event)
+            if state.out.format != "json":
+                typer.echo(f"{_when(event['timestamp'])}\t{text_value(event['message']) if state.out.format == 'text' else event['message']}")
+
+    emit(list(log_events(logs, group, start, None, errors)))
+    try:
+        while follow:
+            time.sleep(poll)
+            newest = max((e["timestamp"] for e in events), default=int(start.timestamp() * 1000))
+            emit(list(log_events(logs, group, datetime.fromtimestamp(newest / 1000, timezone.utc), None, errors)))
+    except KeyboardInterrupt:
+        pass
+    if state.out.format == "json" or state.out.query is not None:
+        state.out.data([{**e, "time": _when(e["timestamp"])} for e in events])
+    else:
+        state.out.note(f"{len(events)} events from {group} since {start.isoformat()}" + (" (errors only)" if errors else ""))
+
+
+@app.command()
+def metrics(
+    ctx: typer.Context,
+    since: Annotated[str, typer.Option(help="From: ISO 8601, 2h, 1d, yesterday ...")] = "1d",
+    until: Annotated[Optional[str], typer.Option(help="Up to (default now).")] = None,
+    period: Annotated[int, typer.Option(help="Minutes per data point.", min=1)] = 60,
+) -> None:
+    """The runbook's numbers: Adjustments (the rate alarm's metric), the function's Errors, Invocations, Throttles, InvalidEvents."""
+    state = state_of(ctx)
+    cloudwatch = state.target.client("cloudwatch")
+    start = parse_moment(since, "--since")
+    end = optional_moment(until, "--until") or datetime.now(timezone.utc)
+    result, rows = [], []
+    for query in runbook_metrics(state.target.names):
+        points = metric_series(cloudwatch, query, start, end, timedelta(minutes=period))
+        total = sum(point["value"] or 0 for point in points)
+        result.append({"metric": query.label, "namespace": query.namespace, "name": query.name, "total": total, "datapoints": points})
+        peak = max(points, key=lambda p: p["value"] or 0) if points else None
+        rows.append([query.label, f"{query.namespace}/{query.name}", f"{total:g}",
+                     f"{peak['value']:g} at {peak['timestamp']}" if peak else "no data"])
+    state.out.data(result)
+    state.out.table(f"Metrics ({state.stage}), {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC, {period} min periods",
+                    ["metric", "source", "sum", "peak period"], rows)

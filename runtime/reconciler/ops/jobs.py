@@ -1,0 +1,34 @@
+"""One job as an operator needs it: the item, its settlement, its ledger entries and any DLQ messages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reconciler.domain import ledger as ledger_ids
+from reconciler.domain.ledger import LedgerEntry
+from reconciler.repository.dynamodb import from_item, to_item
+
+POSTINGS = ("reserve", "release", "charge", "refund")
+
+
+def job_item(dynamodb: Any, jobs_table: str, job_id: str) -> dict | None:
+    """The Jobs item as stored, every attribute (consistent read)."""
+    item = dynamodb.get_item(TableName=jobs_table, Key=to_item({"jobId": job_id}), ConsistentRead=True).get("Item")
+    return from_item(item) if item else None
+
+
+def candidate_ledger_ids(job_id: str) -> list[str]:
+    """The ids a job's entries can have: the current scheme's and v2.0's `{jobId}#{posting}`."""
+    ids = []
+    helper = getattr(ledger_ids, "job_ledger_id", None)
+    for posting in POSTINGS:
+        if helper is not None:
+            ids.append(helper(job_id, posting))
+        ids.append(f"{job_id}#{posting}")
+    return list(dict.fromkeys(ids))
+
+
+def job_entries(store: Any, job_id: str) -> list[LedgerEntry]:
+    """The job's ledger entries, by their deterministic ids (one GetItem each, never a scan)."""
+    found = [store.get_ledger_entry(ledger_id) for ledger_id in candidate_ledger_ids(job_id)]
+    return sorted((entry for entry in found if entry is not None), key=lambda entry: entry.timestamp)

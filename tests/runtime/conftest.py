@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from dataclasses import dataclass
@@ -162,12 +163,18 @@ def failed(job_id: str, user_id: str, reason: str | None = "boom", event_id: str
     return envelope("video.failed", detail, event_id or f"evt-f-{job_id}")
 
 
+_request_numbers = itertools.count(1)
+
+
 class LambdaContext:
     function_name = "cc-agent-reconciler-dev"
     function_version = "$LATEST"
     memory_limit_in_mb = 512
     invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:cc-agent-reconciler-dev"
-    aws_request_id = "request-1"
+
+    def __init__(self, aws_request_id: str | None = None) -> None:
+        # Each invocation has its own id; Lambda reuses it only when it retries that invocation.
+        self.aws_request_id = aws_request_id or f"request-{next(_request_numbers)}"
 
     def get_remaining_time_in_millis(self) -> int:
         return 30_000

@@ -24,3 +24,27 @@ class InsufficientCredits(Exception):
 
 class ReservationRefused(Exception):
     """A reservation that conflicts with the job as it stands (settled, reserved already, other user)."""
+
+
+class DamagedJob(InvalidEvent):
+    """A Jobs item the reconciler cannot use (a fractional reservation, a numeric timestamp, no owner).
+
+    Events for it go to the DLQ with this reason and the timer scan reports it as unsettleable; nothing is
+    written until a person repairs the item, after which a replay or the next scan settles it.
+    """
+
+    def __init__(self, job_id: str, reason: str) -> None:
+        super().__init__("job", f"stored job {job_id!r} is unusable: {reason}")
+        self.job_id = job_id
+
+
+class LedgerEntryTaken(InvalidEvent):
+    """The ledger already holds an entry under the id this posting needs, though the job is unsettled.
+
+    Ids are unambiguous across writers, so this is damaged or hand-written data (a v1 manual entry, a restored
+    backup): retrying cannot help, a person must look.
+    """
+
+    def __init__(self, ledger_ids: list[str]) -> None:
+        super().__init__("ledgerId", f"ledger entry {', '.join(repr(i) for i in ledger_ids)} already exists for an unsettled job")
+        self.ledger_ids = ledger_ids

@@ -8,6 +8,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping
 
 from reconciler.domain.errors import InvalidEvent
+from reconciler.domain.validation import identifier, printable_text, storable_decimal
 
 EVENT_SOURCE = "video.generation"
 RENDERED = "video.rendered"
@@ -16,7 +17,6 @@ DETAIL_TYPES = (RENDERED, FAILED)
 
 # Longer than any render the pipeline allows (4 h); a bigger number is a unit or encoding bug upstream.
 MAX_RENDER_SECONDS = Decimal(4 * 3600)
-MAX_ID_LENGTH = 256
 MAX_REASON_LENGTH = 1000
 
 
@@ -47,9 +47,9 @@ VideoEvent = VideoRendered | VideoFailed
 def parse_envelope(raw: str | bytes | Mapping[str, Any]) -> VideoEvent:
     """Validates an EventBridge envelope (dict, or its JSON text) and returns the event it carries."""
     envelope = _as_object(raw, "event")
-    event_id = envelope.get("id")
-    if not isinstance(event_id, str) or not event_id:
+    if envelope.get("id") in (None, ""):
         raise InvalidEvent("id", "the EventBridge event id is missing")
+    event_id = identifier("id", envelope.get("id"))
     source = envelope.get("source")
     if source != EVENT_SOURCE:
         raise InvalidEvent("source", f"expected {EVENT_SOURCE!r}, got {source!r}")
@@ -75,15 +75,16 @@ def parse_detail(detail_type: str, detail: Mapping[str, Any], event_id: str) -> 
         reason = detail.get("reason")
         if reason is not None and not isinstance(reason, str):
             raise InvalidEvent("reason", f"must be a string when present, got {type(reason).__name__}")
-        return VideoFailed(event_id=event_id, job_id=job_id, user_id=user_id, reason=reason[:MAX_REASON_LENGTH] if reason else None)
+        return VideoFailed(event_id=event_id, job_id=job_id, user_id=user_id, reason=printable_text(reason, MAX_REASON_LENGTH) if reason else None)
     raise InvalidEvent("detail-type", f"unknown detail-type {detail_type!r}")
 
 
 def _as_object(value: Any, field: str) -> Mapping[str, Any]:
     if isinstance(value, (str, bytes)):
         try:
-            value = json.loads(value, parse_float=Decimal)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            # Decimal for every number: exact, and no int conversion to hit Python's 4,300-digit limit.
+            value = json.loads(value, parse_float=Decimal, parse_int=Decimal)
+        except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
             raise InvalidEvent(field, "is not JSON") from None
     if not isinstance(value, Mapping):
         raise InvalidEvent(field, f"must be a JSON object, got {type(value).__name__}")
@@ -91,14 +92,7 @@ def _as_object(value: Any, field: str) -> Mapping[str, Any]:
 
 
 def _identifier(detail: Mapping[str, Any], field: str) -> str:
-    value = detail.get(field)
-    if value is None:
-        raise InvalidEvent(field, "is missing")
-    if not isinstance(value, str):
-        raise InvalidEvent(field, f"must be a string, got {type(value).__name__}")
-    if not value.strip() or len(value) > MAX_ID_LENGTH or not value.isprintable():
-        raise InvalidEvent(field, f"must be 1 to {MAX_ID_LENGTH} printable characters")
-    return value
+    return identifier(field, detail.get(field))
 
 
 def _seconds(value: Any) -> Decimal:
@@ -108,14 +102,16 @@ def _seconds(value: Any) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
         raise InvalidEvent("seconds", f"must be a number, got {type(value).__name__}")
     try:
-        # str() first: the Lambda runtime hands us floats, and Decimal(float) would keep binary noise.
-        seconds = Decimal(str(value))
-    except InvalidOperation:
-        raise InvalidEvent("seconds", f"is not a number: {value!r}") from None
+        # Floats via str(): the Lambda runtime hands us floats, and Decimal(float) would keep binary noise.
+        # Ints directly: str() of an int over 4,300 digits raises in Python 3.11.
+        seconds = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
+    except (InvalidOperation, ValueError):
+        raise InvalidEvent("seconds", "is not a number") from None
     if not seconds.is_finite():
-        raise InvalidEvent("seconds", f"must be finite, got {value!r}")
+        raise InvalidEvent("seconds", "must be finite")
     if seconds <= 0:
-        raise InvalidEvent("seconds", f"must be positive, got {seconds}")
+        raise InvalidEvent("seconds", "must be positive")
     if seconds > MAX_RENDER_SECONDS:
-        raise InvalidEvent("seconds", f"{seconds} is implausibly large (limit {MAX_RENDER_SECONDS})")
-    return seconds
+        raise InvalidEvent("seconds", f"is implausibly large (limit {MAX_RENDER_SECONDS})")
+    # Stored on the job as given: refuse here what DynamoDB would refuse later (1e-200, 39 digits).
+    return storable_decimal("seconds", seconds)

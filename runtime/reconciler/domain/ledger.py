@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from reconciler.domain.validation import identifier, whole_credits
+
 DEBIT = "debit"
 CREDIT = "credit"
 
@@ -43,18 +45,50 @@ def balance_delta(entries: tuple[LedgerEntry, ...] | list[LedgerEntry]) -> int:
     return sum(entry.signed_amount for entry in entries)
 
 
+# Ledger ids. Each writer has its own prefix, and every id it embeds is length-prefixed, so no id a job,
+# an adjustment or an audit can hold (whatever its characters: '#', ':', digits) ever produces another
+# writer's ledger id: "job:10:adjustment:charge" and "adjustment:6:charge" cannot meet. Entries written
+# before this scheme ("{jobId}#charge", "adjustment#{reference}", "audit#{user}#{time}") stay readable.
+JOB_POSTINGS = ("reserve", "release", "charge", "refund")
+
+
+def job_ledger_id(job_id: str, posting: str) -> str:
+    if posting not in JOB_POSTINGS:
+        raise ValueError(f"unknown job posting {posting!r}")
+    return f"job:{_counted(job_id)}:{posting}"
+
+
+def adjustment_ledger_id(reference: str) -> str:
+    return f"adjustment:{_counted(reference)}"
+
+
+def legacy_adjustment_ledger_id(reference: str) -> str:
+    """The id v2.0 gave an adjustment; a re-run of an adjustment applied before the upgrade must see it."""
+    return f"adjustment#{reference}"
+
+
+def correction_ledger_id(user_id: str, timestamp: str) -> str:
+    return f"audit:{_counted(user_id)}:{timestamp}"
+
+
+def _counted(value: str) -> str:
+    return f"{len(value)}:{value}"
+
+
 def adjustment_entry(
     user_id: str, amount: int, reason: str, reference: str, actor: str, timestamp: str
 ) -> LedgerEntry:
-    """An operator's manual adjustment; its id derives from the reference, so re-running it is a no-op."""
-    if amount == 0:
-        raise ValueError("an adjustment of 0 credits changes nothing")
-    if not reason.strip():
+    """An operator's manual adjustment; its id derives from the reference, so re-running it is a no-op.
+
+    Validated as events are (InvalidEvent, a ValueError, names the field): ids, a whole bounded amount.
+    """
+    user_id = identifier("userId", user_id)
+    reference = identifier("reference", reference)
+    amount = whole_credits("amount", amount, allow_negative=True)
+    if not isinstance(reason, str) or not reason.strip():
         raise ValueError("an adjustment needs a reason")
-    if not reference.strip():
-        raise ValueError("an adjustment needs a reference")
     return LedgerEntry(
-        ledger_id=f"adjustment#{reference}",
+        ledger_id=adjustment_ledger_id(reference),
         user_id=user_id,
         type=CREDIT if amount > 0 else DEBIT,
         amount=abs(amount),

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from decimal import ROUND_CEILING, Decimal
+from decimal import ROUND_CEILING, Context, Decimal, Inexact
+from functools import lru_cache
 from importlib import resources
+from types import MappingProxyType
 from typing import Mapping
 
 from reconciler.domain.errors import InvalidEvent
 
 
-def _load_reviewed_prices() -> dict[str, Decimal]:
+@lru_cache(maxsize=1)
+def _load_reviewed_prices() -> Mapping[str, Decimal]:
+    """Read once per process: every PriceBook() (a reservation, a scan) shares it, read-only."""
     raw = json.loads(resources.files("reconciler.domain").joinpath("prices.json").read_text(), parse_float=Decimal)
-    return {model: Decimal(str(price)) for model, price in raw.items() if not model.startswith("_")}
+    return MappingProxyType({model: Decimal(str(price)) for model, price in raw.items() if not model.startswith("_")})
 
 
 @dataclass(frozen=True)
@@ -32,4 +36,11 @@ class PriceBook:
 
     def cost(self, model: str, seconds: Decimal) -> int:
         """Whole credits for `seconds` of `model`, rounded up: a started credit is a spent credit."""
-        return int((seconds * self.price_of(model)).to_integral_value(rounding=ROUND_CEILING))
+        # Exact product, then the ceiling: the default context keeps 28 digits and would round a long
+        # duration (30 significant digits is valid JSON) down before the ceiling, undercharging it.
+        product = _EXACT.multiply(seconds, self.price_of(model))
+        return int(product.to_integral_value(rounding=ROUND_CEILING))
+
+
+# Wide enough for any storable duration (38 digits) times any price; Inexact traps if it ever is not.
+_EXACT = Context(prec=200, traps=[Inexact])

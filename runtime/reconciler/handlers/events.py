@@ -20,7 +20,11 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     envelope = EventBridgeEvent(event) if isinstance(event, dict) else None
     if envelope is not None:
         logger.append_keys(detail_type=event.get("detail-type"), job_id=_detail_value(envelope, "jobId"))
-    outcome = event_processor().process(event, deadline_from_remaining_ms(context.get_remaining_time_in_millis()))
+    # Lambda keeps the request id when it retries an invocation: the settlement stores it, so a retry after a
+    # timeout recognises its own committed write (and counts it once) instead of calling it a duplicate.
+    outcome = event_processor().process(
+        event, deadline_from_remaining_ms(context.get_remaining_time_in_millis()), getattr(context, "aws_request_id", None)
+    )
     record(outcome)
     alert(outcome, event, deadline_from_remaining_ms(context.get_remaining_time_in_millis(), margin_ms=1000))
     return outcome.summary()
@@ -64,9 +68,9 @@ def alert(outcome: Outcome, raw_event: Any = None, deadline: float | None = None
 
 
 def container_notifier() -> Any:
-    from reconciler.notify import notifier  # loaded on the first outcome that needs a person
+    from reconciler.notify import shared_notifier  # loaded on the first outcome that needs a person
 
-    return notifier()
+    return shared_notifier()
 
 
 def guarded_alert(send: Callable[[], object]) -> None:

@@ -22,17 +22,23 @@ def timer_scan() -> TimerScan:
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    report = timer_scan().run(deadline_from_remaining_ms(context.get_remaining_time_in_millis()))
+    report = timer_scan().run(
+        deadline_from_remaining_ms(context.get_remaining_time_in_millis()), getattr(context, "aws_request_id", None)
+    )
     summary = report.summary()
     metrics.add_metric("ScannedJobs", COUNT, report.examined)
     metrics.add_metric("ScanSettlements", COUNT, len(report.settled))
     metrics.add_metric("StuckJobs", COUNT, len(report.stuck))
-    for outcome in report.settled:
+    metrics.add_metric("UnsettleableJobs", COUNT, len(report.unsettleable))
+    metrics.add_metric("ScanDeferredJobs", COUNT, len(report.deferred))
+    for outcome in report.settled + report.conflicts:
         record(outcome)
-    # Stuck and unsettleable jobs go to the ops topic; the tick also sends held-back alert counts.
+    # Stuck and unsettleable jobs and conflicts go to the ops topic; the tick also sends held-back counts.
     alert_deadline = deadline_from_remaining_ms(context.get_remaining_time_in_millis(), margin_ms=1000)
+    for outcome in report.conflicts:
+        guarded_alert(lambda outcome=outcome: container_notifier().notify_outcome(outcome, None, alert_deadline))
     guarded_alert(lambda: container_notifier().notify_scan(report, alert_deadline))
-    if report.stuck or report.unsettleable:
+    if report.stuck or report.unsettleable or report.deferred:
         logger.warning("timer scan found jobs that need a person", extra=summary)
     else:
         logger.info("timer scan done", extra=summary)

@@ -13,8 +13,10 @@ if TYPE_CHECKING:
     from reconciler.notify.notifier import Notifier
 
 
+# Not named `notifier`: importing the submodule reconciler.notify.notifier sets that attribute on this
+# package, and a function of the same name was replaced by the module after the first alert of a container.
 @lru_cache(maxsize=1)
-def notifier() -> "Notifier":
+def shared_notifier() -> "Notifier":
     """The container's notifier (its grouping state lives as long as the container)."""
     from reconciler.config import load_config
     from reconciler.notify.notifier import build_notifier
@@ -24,5 +26,5 @@ def notifier() -> "Notifier":
 
 def flush_due() -> None:
     """Sends held-back counts whose window ended, if this container has a notifier; never builds one."""
-    if notifier.cache_info().currsize:
-        notifier().flush()
+    if shared_notifier.cache_info().currsize:
+        shared_notifier().flush()

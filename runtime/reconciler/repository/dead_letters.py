@@ -13,13 +13,55 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
-def encode_body(original: Any) -> str:
-    """The event as it arrived (text stays text, so a body that was not JSON is kept byte for byte)."""
+# SQS's rules for SendMessage (botocore's sqs model, SendMessage.MessageBody; AWS SQS developer guide,
+# "Amazon SQS message attributes"): bodies and string attribute values may hold only #x9, #xA, #xD,
+# #x20-#xD7FF, #xE000-#xFFFD and #x10000-#x10FFFF; a string attribute value may not be empty; body and
+# attributes together fit the queue's maximum size. We budget 256 KiB, the smallest maximum a queue of
+# ours may have (the service allows up to 1 MiB), which any EventBridge event (at most 256 KB) fits
+# unless escaping grows it.
+MAX_MESSAGE_BYTES = 256 * 1024
+MAX_ATTRIBUTE_VALUE_CHARS = 1024
+# Attribute set on a message whose body had to be escaped: the body is a JSON string literal holding
+# the original text exactly (json.loads gives it back).
+BODY_ENCODING_ATTRIBUTE = "bodyEncoding"
+JSON_STRING_ENCODING = "json-string"
+
+
+def sqs_allowed(char: str) -> bool:
+    code = ord(char)
+    return code in (0x9, 0xA, 0xD) or 0x20 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD or 0x10000 <= code <= 0x10FFFF
+
+
+def is_sqs_text(text: str) -> bool:
+    return all(sqs_allowed(char) for char in text)
+
+
+def escape_for_sqs(text: str) -> str:
+    """Printable stand-ins for what SQS refuses, as JSON-style escapes (\u0007), the rest unchanged."""
+    return "".join(char if sqs_allowed(char) else f"\\u{ord(char):04x}" for char in text)
+
+
+def encode_body(original: Any) -> tuple[str, dict[str, str]]:
+    """The event as it arrived, in a form SQS accepts, with the attributes that say how to read it back.
+
+    A mapping is JSON with every non-ASCII character escaped (SQS-safe whatever it holds, and json.loads
+    restores it exactly). Text that SQS accepts stays text, byte for byte; text that it would refuse
+    (control characters, lone surrogates) becomes a JSON string literal, marked bodyEncoding=json-string.
+    """
     if isinstance(original, bytes):
-        return original.decode("utf-8", errors="replace")
-    if isinstance(original, str):
-        return original
-    return json.dumps(original, default=_json_default, separators=(",", ":"))
+        original = original.decode("utf-8", errors="surrogateescape")
+    if not isinstance(original, str):
+        return json.dumps(original, default=_json_default, separators=(",", ":")), {}
+    if original and is_sqs_text(original):
+        return original, {}
+    # ensure_ascii escapes every control character and surrogate: the literal is plain ASCII.
+    return json.dumps(original), {BODY_ENCODING_ATTRIBUTE: JSON_STRING_ENCODING}
+
+
+def attribute_value(value: str) -> str:
+    """A string attribute SQS accepts: escaped, cut to a readable length, never empty."""
+    value = escape_for_sqs(value)[:MAX_ATTRIBUTE_VALUE_CHARS]
+    return value or "(empty)"
 
 
 class SqsDeadLetters:
@@ -29,16 +71,27 @@ class SqsDeadLetters:
         self._stage = stage
 
     def send(self, original: Any, *, error_type: str, field: str, reason: str, event_id: str | None = None) -> str:
+        body, encoding = encode_body(original)
         attributes: Mapping[str, str] = {
             "errorType": error_type,
             "field": field,
-            "reason": reason[:1024],
+            "reason": reason,
             "stage": self._stage,
             **({"eventId": event_id} if event_id else {}),
+            **encoding,
         }
-        response = self._client.send_message(
-            QueueUrl=self._queue_url,
-            MessageBody=encode_body(original),
-            MessageAttributes={name: {"DataType": "String", "StringValue": value} for name, value in attributes.items()},
-        )
+        message_attributes = {name: {"DataType": "String", "StringValue": attribute_value(value)} for name, value in attributes.items()}
+        body = _within_budget(body, message_attributes)
+        response = self._client.send_message(QueueUrl=self._queue_url, MessageBody=body, MessageAttributes=message_attributes)
         return response["MessageId"]
+
+
+def _within_budget(body: str, attributes: dict[str, dict[str, str]]) -> str:
+    """The body, cut if escaping made body and attributes outgrow the budget; the cut is recorded, never silent."""
+    attribute_bytes = sum(len(name.encode()) + len(value["DataType"]) + len(value["StringValue"].encode()) for name, value in attributes.items())
+    budget = MAX_MESSAGE_BYTES - attribute_bytes - 200  # room for the truncation attribute itself
+    encoded = body.encode("utf-8")
+    if len(encoded) <= budget:
+        return body
+    attributes["bodyTruncated"] = {"DataType": "String", "StringValue": f"first {budget} of {len(encoded)} bytes kept"}
+    return encoded[:budget].decode("utf-8", errors="ignore")

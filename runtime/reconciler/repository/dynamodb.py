@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Any, Iterator
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
+from botocore.exceptions import ClientError, ConnectionClosedError, ConnectionError, EndpointConnectionError, ReadTimeoutError
 
 from reconciler.config import (
     JOBS_UNSETTLED_INDEX,
@@ -15,23 +15,32 @@ from reconciler.config import (
     UNSETTLED_VALUE,
     RuntimeConfig,
 )
-from reconciler.domain.ledger import LedgerEntry
-from reconciler.domain.settlement import Conflict, JobRecord, Reservation, Settlement, SUBMITTED
+from reconciler.domain.errors import DamagedJob, LedgerEntryTaken
+from reconciler.domain.ledger import LedgerEntry, legacy_adjustment_ledger_id
+from reconciler.domain.settlement import SUBMITTED, Conflict, JobRecord, Reservation, Settlement, UnreadableJob
 from reconciler.repository.errors import AmbiguousWrite, Contention, StaleState
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
+# Error codes of a single request that mean "not now": throttling and transaction contention
+# (botocore's dynamodb-2012-08-10 model and AWS's DynamoDB error-handling page).
 _CONTENTION_CODES = {
-    "TransactionConflict",
     "TransactionConflictException",
     "ProvisionedThroughputExceededException",
     "ThrottlingException",
     "RequestLimitExceeded",
     "TransactionInProgressException",
-    "InternalServerError",
 }
-_AMBIGUOUS_ERRORS = (ReadTimeoutError, ConnectionClosedError, EndpointConnectionError)
+# CancellationReasons codes of a TransactionCanceledException that mean the same. They are not the
+# request-level codes: an on-demand table throttles a transaction as "ThrottlingError", a provisioned
+# one as "ProvisionedThroughputExceeded", and botocore retries neither.
+_CONTENTION_REASONS = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
+# No answer: the request may or may not have reached DynamoDB (ConnectTimeoutError is an EndpointConnectionError).
+_NO_ANSWER_ERRORS = (ReadTimeoutError, ConnectionClosedError, EndpointConnectionError, ConnectionError)
+
+# What each item of a transaction is, so a cancellation can say which condition failed.
+BALANCE, LEDGER, JOB, CHECK = "balance", "ledger", "job", "check"
 
 
 def to_item(values: dict[str, Any]) -> dict[str, dict]:
@@ -47,19 +56,52 @@ def _whole(value: Any) -> int | None:
 
 
 def job_from_item(values: dict[str, Any]) -> JobRecord:
+    """The stored item as a JobRecord; DamagedJob (never a TypeError or ValueError) when it is unusable."""
     return JobRecord(
-        job_id=values["jobId"],
-        user_id=values.get("userId", ""),
+        job_id=values.get("jobId"),  # type: ignore[arg-type]  # JobRecord checks every type itself
+        user_id=values.get("userId"),  # type: ignore[arg-type]
         status=values.get("status"),
         model=values.get("model"),
         seconds=values.get("seconds"),
-        reserved_credits=_whole(values.get("reservedCredits")),
+        reserved_credits=values.get("reservedCredits"),
         created_at=values.get("createdAt"),
         updated_at=values.get("updatedAt"),
         settled_as=values.get("settledAs"),
         settled_by_event=values.get("settledByEvent"),
-        conflict_event_ids=frozenset(values.get("conflictEventIds", ())),
+        conflict_event_ids=_string_set(values.get("conflictEventIds")),
+        settled_by_request=values.get("settledByRequest"),
+        conflict_request_ids=_string_set(values.get("conflictRequestIds")),
+        charged_credits=values.get("chargedCredits", 0),
+        released_credits=values.get("releasedCredits", 0),
+        refunded_credits=values.get("refundedCredits", 0),
+        settled_at=values.get("settledAt"),
+        settled_into_overdraft=values.get("settledIntoOverdraft", False),
     )
+
+
+def readable_job(values: dict[str, Any]) -> JobRecord | UnreadableJob:
+    try:
+        return job_from_item(values)
+    except DamagedJob as damage:
+        job_id, user_id = values.get("jobId"), values.get("userId")
+        return UnreadableJob(
+            job_id=job_id if isinstance(job_id, str) else repr(job_id),
+            reason=str(damage),
+            user_id=user_id if isinstance(user_id, str) else "",
+            status=values.get("status"),
+            model=values.get("model"),
+            seconds=values.get("seconds"),
+            reserved_credits=values.get("reservedCredits"),
+            created_at=values.get("createdAt"),
+            updated_at=values.get("updatedAt"),
+        )
+
+
+def _string_set(value: Any) -> Any:
+    # A string set deserialises to set(); anything else is passed on for JobRecord to refuse.
+    if value is None:
+        return frozenset()
+    return frozenset(value) if isinstance(value, (set, frozenset)) else value
 
 
 def ledger_item(entry: LedgerEntry) -> dict[str, Any]:
@@ -158,8 +200,11 @@ class DynamoDBStore:
         for item in self._paginate("query", query):
             yield ledger_from_item(from_item(item))
 
-    def unsettled_jobs(self, created_before: str) -> Iterator[JobRecord]:
-        """Jobs still carrying the unsettled marker, created before a moment: a sparse-index query."""
+    def unsettled_jobs(self, created_before: str) -> Iterator[JobRecord | UnreadableJob]:
+        """Jobs still carrying the unsettled marker, created before a moment: a sparse-index query.
+
+        An item the reconciler cannot use comes out as an UnreadableJob, so one bad item never stops the scan.
+        """
         query = dict(
             TableName=self.jobs_table,
             IndexName=JOBS_UNSETTLED_INDEX,
@@ -168,7 +213,7 @@ class DynamoDBStore:
             ExpressionAttributeValues=to_item({":pending": UNSETTLED_VALUE, ":before": created_before}),
         )
         for item in self._paginate("query", query):
-            yield job_from_item(from_item(item))
+            yield readable_job(from_item(item))
 
     # --- writes ------------------------------------------------------------------------------
 
@@ -177,16 +222,16 @@ class DynamoDBStore:
         since load, or if the balance crossed the overdraft threshold the decision was made on."""
         items = []
         if settlement.entries:
-            items.append(self._balance_update(settlement.event.user_id, settlement.balance_delta, settlement.timestamp, _settlement_guard(settlement)))
-            items.extend(self._ledger_put(entry) for entry in settlement.entries)
-        items.append(self._job_settlement(settlement))
+            items.append((BALANCE, self._balance_update(settlement.event.user_id, settlement.balance_delta, settlement.timestamp, _settlement_guard(settlement))))
+            items.extend((LEDGER, self._ledger_put(entry)) for entry in settlement.entries)
+        items.append((JOB, self._job_settlement(settlement)))
         self._transact(items)
 
     def commit_reservation(self, reservation: Reservation) -> None:
         timestamp = reservation.entry.timestamp
         items = [
-            self._balance_update(reservation.user_id, -reservation.credits, timestamp, ("covers", reservation.credits)),
-            self._ledger_put(reservation.entry),
+            (BALANCE, self._balance_update(reservation.user_id, -reservation.credits, timestamp, ("covers", reservation.credits))),
+            (LEDGER, self._ledger_put(reservation.entry)),
         ]
         marker = {":pending": UNSETTLED_VALUE, ":r": reservation.credits}
         if reservation.job_before is None:
@@ -199,9 +244,9 @@ class DynamoDBStore:
                 "reservedCredits": reservation.credits,
                 UNSETTLED_ATTRIBUTE: UNSETTLED_VALUE,
             }
-            items.append({"Put": {"TableName": self.jobs_table, "Item": to_item(job_item), "ConditionExpression": "attribute_not_exists(jobId)"}})
+            items.append((JOB, {"Put": {"TableName": self.jobs_table, "Item": to_item(job_item), "ConditionExpression": "attribute_not_exists(jobId)"}}))
         else:
-            items.append(
+            items.append((JOB,
                 {
                     "Update": {
                         "TableName": self.jobs_table,
@@ -211,13 +256,25 @@ class DynamoDBStore:
                         "ExpressionAttributeNames": {"#u": UNSETTLED_ATTRIBUTE},
                         "ExpressionAttributeValues": to_item({**marker, ":user": reservation.user_id, ":now": timestamp}),
                     }
-                }
+                })
             )
         self._transact(items)
 
     def commit_adjustment(self, entry: LedgerEntry) -> None:
-        """An operator's adjustment: balance and its ledger entry in one transaction (once per ledger id)."""
-        self._transact([self._balance_update(entry.user_id, entry.signed_amount, entry.timestamp, ("none", None)), self._ledger_put(entry)])
+        """An operator's adjustment: balance and its ledger entry in one transaction (once per ledger id, and
+        never again if the same reference was applied under v2.0's id, checked in the same transaction)."""
+        items = [
+            (BALANCE, self._balance_update(entry.user_id, entry.signed_amount, entry.timestamp, ("none", None))),
+            (LEDGER, self._ledger_put(entry)),
+        ]
+        if entry.reference:
+            legacy_check = {
+                "TableName": self.ledger_table,
+                "Key": to_item({"ledgerId": legacy_adjustment_ledger_id(entry.reference)}),
+                "ConditionExpression": "attribute_not_exists(ledgerId)",
+            }
+            items.append((LEDGER, {"ConditionCheck": legacy_check}))
+        self._transact(items)
 
     def record_conflict(self, conflict: Conflict) -> None:
         """Notes a contradicting event on the settled job (idempotent per event id); moves no credits."""
@@ -225,7 +282,11 @@ class DynamoDBStore:
             "update_item",
             TableName=self.jobs_table,
             Key=to_item({"jobId": conflict.job.job_id}),
-            UpdateExpression="ADD conflictEventIds :ids, conflictCount :one SET lastConflictAt = :now, lastConflictType = :kind",
+            UpdateExpression=(
+                "ADD conflictEventIds :ids, conflictCount :one"
+                + (", conflictRequestIds :requests" if conflict.request_id else "")
+                + " SET lastConflictAt = :now, lastConflictType = :kind"
+            ),
             ConditionExpression="settledAs = :settled AND NOT contains(conflictEventIds, :id)",
             ExpressionAttributeValues=to_item(
                 {
@@ -235,6 +296,7 @@ class DynamoDBStore:
                     ":now": conflict.timestamp,
                     ":kind": conflict.event.kind,
                     ":settled": conflict.job.settled_as,
+                    ":requests": {conflict.request_id} if conflict.request_id else None,
                 }
             ),
         )
@@ -291,7 +353,10 @@ class DynamoDBStore:
             "chargedCredits": settlement.charged,
             "releasedCredits": settlement.released,
             "refundedCredits": settlement.refunded,
+            "settledIntoOverdraft": settlement.is_overdraft,
+            "settledByRequest": settlement.request_id,
         }
+        outcome = {key: value for key, value in outcome.items() if value is not None}
         job = settlement.job_before
         if job is None:
             # A job the table did not hold: recorded from the event alone.
@@ -314,6 +379,14 @@ class DynamoDBStore:
                 sets.append(f"{attribute} = if_not_exists({attribute}, :{attribute})")
                 values[f":{attribute}"] = value
         condition = "attribute_exists(jobId) AND attribute_not_exists(settledAs) AND userId = :user"
+        # The pipeline's fields as this decision saw them: a status or update written since (the pipeline
+        # changing its mind under the timer scan) fails the write, and the decision is made again.
+        for attribute, seen in (("status", job.status), ("updatedAt", job.updated_at)):
+            if seen is None:
+                condition += f" AND attribute_not_exists(#{attribute})"
+            else:
+                condition += f" AND #{attribute} = :seen_{attribute}"
+                values[f":seen_{attribute}"] = seen
         if job.reserved_credits is None:
             condition += " AND attribute_not_exists(reservedCredits)"
         else:
@@ -325,23 +398,23 @@ class DynamoDBStore:
                 "Key": to_item({"jobId": event.job_id}),
                 "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE #u",
                 "ConditionExpression": condition,
-                "ExpressionAttributeNames": {"#status": "status", "#u": UNSETTLED_ATTRIBUTE},
+                "ExpressionAttributeNames": {"#status": "status", "#updatedAt": "updatedAt", "#u": UNSETTLED_ATTRIBUTE},
                 "ExpressionAttributeValues": to_item(values),
             }
         }
 
     # --- plumbing ----------------------------------------------------------------------------
 
-    def _transact(self, items: list[dict]) -> None:
-        self._write("transact_write_items", TransactItems=items)
+    def _transact(self, items: list[tuple[str, dict]]) -> None:
+        self._write("transact_write_items", [role for role, _ in items], TransactItems=[item for _, item in items])
 
-    def _write(self, operation: str, **request: Any) -> None:
+    def _write(self, operation: str, roles: list[str] | None = None, **request: Any) -> None:
         try:
             getattr(self._client, operation)(**request)
-        except _AMBIGUOUS_ERRORS as error:
-            raise AmbiguousWrite(str(error)) from error
+        except _NO_ANSWER_ERRORS as error:
+            raise AmbiguousWrite(f"{type(error).__name__}: {error}") from error
         except ClientError as error:
-            mapped = _map_error(error)
+            mapped = _map_error(error, roles, request)
             if mapped is error and _is_server_error(error):
                 # botocore already retried the 5xx; whether the write landed is unknown, so re-read.
                 raise AmbiguousWrite(str(error)) from error
@@ -350,8 +423,11 @@ class DynamoDBStore:
             raise mapped from error
 
     def _call(self, operation: str, **request: Any) -> dict:
+        """A read: whatever failed transiently (throttling, timeouts, 5xx) is Contention: read again later."""
         try:
             return getattr(self._client, operation)(**request)
+        except _NO_ANSWER_ERRORS as error:
+            raise Contention(f"{type(error).__name__}: {error}") from error
         except ClientError as error:
             mapped = _map_error(error)
             if isinstance(mapped, Contention):
@@ -392,7 +468,7 @@ class DynamoDBStore:
         The balance update adds 0 on condition that the balance is exactly what the audit read, so a
         settlement that lands between the audit's read and this write cancels the correction.
         """
-        self._transact([self._balance_update(entry.user_id, 0, entry.timestamp, ("equals", balance_seen)), self._ledger_put(entry)])
+        self._transact([(BALANCE, self._balance_update(entry.user_id, 0, entry.timestamp, ("equals", balance_seen))), (LEDGER, self._ledger_put(entry))])
 
 
 def _settlement_guard(settlement: Settlement) -> tuple[str, int | None]:
@@ -403,19 +479,34 @@ def _settlement_guard(settlement: Settlement) -> tuple[str, int | None]:
     return ("short-of", needed) if settlement.is_overdraft else ("covers", needed)
 
 
+def _taken_ledger_ids(roles: list[str], reasons: list[str], request: dict) -> list[str]:
+    taken = []
+    for role, reason, item in zip(roles, reasons, request.get("TransactItems", [])):
+        if role == LEDGER and reason == "ConditionalCheckFailed":
+            operation = item.get("Put") or item.get("ConditionCheck") or {}
+            key = operation.get("Item") or operation.get("Key") or {}
+            taken.append(str(key.get("ledgerId", {}).get("S", "?")))
+    return taken
+
+
 def _is_server_error(error: ClientError) -> bool:
     return error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500
 
 
-def _map_error(error: ClientError) -> Exception:
+def _map_error(error: ClientError, roles: list[str] | None = None, request: dict | None = None) -> Exception:
     code = error.response.get("Error", {}).get("Code", "")
     if code == "ConditionalCheckFailedException":
         return StaleState(str(error))
     if code == "TransactionCanceledException":
-        reasons = [reason.get("Code") for reason in error.response.get("CancellationReasons", [])]
+        reasons = [reason.get("Code") or "None" for reason in error.response.get("CancellationReasons", [])]
+        failed = {role for role, reason in zip(roles or [], reasons) if reason == "ConditionalCheckFailed"}
+        if failed and failed <= {LEDGER}:
+            # Only a ledger id is taken, while the job and the balance are as decided: not a race
+            # (a racing settlement fails the job's condition too), so reading again cannot help.
+            return LedgerEntryTaken(_taken_ledger_ids(roles or [], reasons, request or {}))
         if "ConditionalCheckFailed" in reasons:
             return StaleState(f"transaction cancelled: {reasons}")
-        if any(reason in _CONTENTION_CODES for reason in reasons):
+        if any(reason in _CONTENTION_REASONS for reason in reasons):
             return Contention(f"transaction cancelled: {reasons}")
         return error
     if code in _CONTENTION_CODES:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from reconciler.domain.errors import LedgerEntryTaken, ReservationRefused
 from reconciler.domain.ledger import iso_timestamp
+from reconciler.domain.pricing import PriceBook
 from reconciler.domain.settlement import Reservation, plan_reservation
 from reconciler.repository.retry import Backoff
 from reconciler.service.ports import SettlementStore
@@ -15,6 +17,7 @@ from reconciler.service.retrying import with_retries
 @dataclass
 class ReservationService:
     store: SettlementStore
+    prices: PriceBook = field(default_factory=PriceBook)
     clock: Callable[[], str] = iso_timestamp
     backoff: Callable[[], Backoff] = field(default=Backoff)
 
@@ -27,9 +30,12 @@ class ReservationService:
 
         def attempt() -> Reservation | None:
             job, balance = self.store.load(job_id, user_id)
-            plan = plan_reservation(job_id, user_id, model, credits, job, balance, self.clock())
+            plan = plan_reservation(job_id, user_id, model, credits, job, balance, self.clock(), self.prices)
             if plan is not None:
-                self.store.commit_reservation(plan)
+                try:
+                    self.store.commit_reservation(plan)
+                except LedgerEntryTaken as taken:
+                    raise ReservationRefused(f"job {job_id}: {taken.reason}") from taken
             return plan
 
         plan, _ = with_retries(attempt, self.backoff())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -10,12 +11,13 @@ from reconciler.domain.errors import InvalidEvent
 from reconciler.domain.events import VideoEvent, parse_envelope
 from reconciler.domain.ledger import iso_timestamp
 from reconciler.domain.pricing import PriceBook
-from reconciler.domain.settlement import Conflict, Decision, Duplicate, Settlement, decide
+from reconciler.domain.settlement import Conflict, Decision, Duplicate, Settlement, Superseded, decide, lost_event_for
 from reconciler.repository.retry import Backoff
 from reconciler.service.ports import DeadLetters, SettlementStore
 from reconciler.service.retrying import with_retries
 
-SETTLED, DUPLICATE, CONFLICT, REJECTED = "settled", "duplicate", "conflict", "rejected"
+SETTLED, DUPLICATE, CONFLICT, REJECTED, SUPERSEDED = "settled", "duplicate", "conflict", "rejected", "superseded"
+_KINDS = {Settlement: SETTLED, Conflict: CONFLICT, Duplicate: DUPLICATE, Superseded: SUPERSEDED}
 
 
 @dataclass(frozen=True)
@@ -42,10 +44,13 @@ class Outcome:
             summary.update(
                 settledAs=settlement.settled_as,
                 balanceDelta=settlement.balance_delta,
-                balanceAfter=settlement.balance_after,
                 ledgerIds=[entry.ledger_id for entry in settlement.entries],
                 overdraft=settlement.is_overdraft,
             )
+            if settlement.recovered:
+                summary["recovered"] = True  # our own earlier attempt committed it; its answer was lost
+            else:
+                summary["balanceAfter"] = settlement.balance_after
         if isinstance(self.decision, (Conflict, Duplicate)):
             job = self.decision.job
             summary.update(settledAs=job.settled_as, settledByEvent=job.settled_by_event)
@@ -61,21 +66,52 @@ class SettlementService:
     clock: Callable[[], str] = iso_timestamp
     backoff: Callable[[float | None], Backoff] = field(default=lambda deadline: Backoff(deadline=deadline))
 
-    def settle(self, event: VideoEvent, deadline: float | None = None) -> Outcome:
-        """Exactly once: a job already settled by this or an equal event is a duplicate, never a second charge."""
+    def settle(self, event: VideoEvent, deadline: float | None = None, request_id: str | None = None) -> Outcome:
+        """Exactly once: a job already settled by this or an equal event is a duplicate, never a second charge.
+
+        `request_id` (the Lambda request's id, which Lambda keeps when it retries an invocation) is stored with
+        the settlement: a re-read that finds the job settled by this event in this request is this settlement,
+        whose answer was lost, and is reported as settled, not as a duplicate.
+        """
+        request_id = request_id or _new_request_id()
 
         def attempt() -> Decision:
             job, balance = self.store.load(event.job_id, event.user_id)
-            decision = decide(event, job, balance, self.prices, self.clock())
-            if isinstance(decision, Settlement):
-                self.store.commit_settlement(decision)
-            elif isinstance(decision, Conflict):
-                self.store.record_conflict(decision)
-            return decision
+            return self._commit(decide(event, job, balance, self.prices, self.clock(), request_id))
+
+        return self._outcome(event, with_retries(attempt, self.backoff(deadline)))
+
+    def settle_lost_event(
+        self, job_id: str, user_id: str, settle_before: str, deadline: float | None = None, request_id: str | None = None
+    ) -> Outcome:
+        """The timer scan's settlement of a finished job: the event is rebuilt from the job as read in the same
+        attempt, and the write is conditioned on that job's status and update time, so a job the pipeline
+        changes meanwhile is decided again from what it now says (or left for the next tick)."""
+        request_id = request_id or _new_request_id()
+        rebuilt: list[VideoEvent] = []
+
+        def attempt() -> Decision:
+            job, balance = self.store.load(job_id, user_id)
+            event = lost_event_for(job, settle_before) if job is not None else None
+            if event is None:
+                return Superseded(None, job)
+            rebuilt[:] = [event]
+            return self._commit(decide(event, job, balance, self.prices, self.clock(), request_id))
 
         decision, attempts = with_retries(attempt, self.backoff(deadline))
-        kind = SETTLED if isinstance(decision, Settlement) else CONFLICT if isinstance(decision, Conflict) else DUPLICATE
-        return Outcome(kind, event=event, decision=decision, attempts=attempts)
+        return self._outcome(rebuilt[0] if rebuilt and not isinstance(decision, Superseded) else None, (decision, attempts))
+
+    def _commit(self, decision: Decision) -> Decision:
+        if isinstance(decision, Settlement) and not decision.recovered:
+            self.store.commit_settlement(decision)
+        elif isinstance(decision, Conflict) and not decision.recovered:
+            self.store.record_conflict(decision)
+        return decision
+
+    @staticmethod
+    def _outcome(event: VideoEvent | None, result: tuple[Decision, int]) -> Outcome:
+        decision, attempts = result
+        return Outcome(_KINDS[type(decision)], event=event, decision=decision, attempts=attempts)
 
 
 @dataclass
@@ -85,19 +121,27 @@ class EventProcessor:
     settlement: SettlementService
     dead_letters: DeadLetters
 
-    def process(self, raw_event: str | bytes | Mapping[str, Any], deadline: float | None = None) -> Outcome:
+    def process(
+        self, raw_event: str | bytes | Mapping[str, Any], deadline: float | None = None, request_id: str | None = None
+    ) -> Outcome:
         event = None
         try:
             event = parse_envelope(raw_event)
-            return self.settlement.settle(event, deadline)
+            return self.settlement.settle(event, deadline, request_id)
         except InvalidEvent as error:
-            # Nothing was written (validation and the userId check happen before any write).
+            # Nothing was written: validation, the userId check and a damaged job are all found before any
+            # write, and a taken ledger id cancels the whole transaction.
             event_id = raw_event.get("id") if isinstance(raw_event, Mapping) else None
             message_id = self.dead_letters.send(
-                raw_event, error_type="InvalidEvent", field=error.field, reason=error.reason,
+                raw_event, error_type=type(error).__name__, field=error.field, reason=error.reason,
                 event_id=event_id if isinstance(event_id, str) else None,
             )
             return Outcome(REJECTED, event=event, error=error, dead_letter_id=message_id)
+
+
+def _new_request_id() -> str:
+    # Outside Lambda (CLI replay, tests) each call is its own request.
+    return f"local-{uuid.uuid4()}"
 
 
 def deadline_from_remaining_ms(remaining_ms: int, margin_ms: int = 3000) -> float:

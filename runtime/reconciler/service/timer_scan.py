@@ -12,13 +12,12 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from reconciler.domain.errors import InvalidEvent
-from reconciler.domain import events
 from reconciler.domain.ledger import iso_timestamp
-from reconciler.domain.settlement import RENDERED, TERMINAL_STATUSES, JobRecord
+from reconciler.domain.settlement import TERMINAL_STATUSES, TIMER_SCAN_EVENT_PREFIX, JobRecord, UnreadableJob
 from reconciler.service.ports import SettlementStore
-from reconciler.service.settlement import Outcome, SettlementService
+from reconciler.service.settlement import CONFLICT, SETTLED, SUPERSEDED, Outcome, SettlementService
 
-SCAN_EVENT_PREFIX = "timer-scan:"
+SCAN_EVENT_PREFIX = TIMER_SCAN_EVENT_PREFIX
 
 
 @dataclass
@@ -26,20 +25,27 @@ class ScanReport:
     examined: int = 0
     settled: list[Outcome] = field(default_factory=list)
     already_settled: list[Outcome] = field(default_factory=list)
+    conflicts: list[Outcome] = field(default_factory=list)
     waiting: list[JobRecord] = field(default_factory=list)
     stuck: list[JobRecord] = field(default_factory=list)
-    unsettleable: list[tuple[JobRecord, str]] = field(default_factory=list)
+    # Jobs no retry can settle (damaged item, bad stored detail, taken ledger id): a person must look.
+    unsettleable: list[tuple[JobRecord | UnreadableJob, str]] = field(default_factory=list)
+    # Jobs whose settlement failed this tick for a passing reason (throttling past the retries, an AWS
+    # error): left in the index for the next tick; they never stop the jobs behind them.
+    deferred: list[tuple[JobRecord, str]] = field(default_factory=list)
     # The invocation ran out of time; the jobs not reached are still in the index for the next tick.
     stopped_early: bool = False
 
     def summary(self) -> dict:
         return {
             "examined": self.examined,
-            "settled": [o.event.job_id for o in self.settled],
-            "alreadySettled": [o.event.job_id for o in self.already_settled],
+            "settled": [o.event.job_id for o in self.settled if o.event],
+            "alreadySettled": [o.event.job_id for o in self.already_settled if o.event],
+            "conflicts": [o.event.job_id for o in self.conflicts if o.event],
             "waiting": len(self.waiting),
             "stuck": [job.job_id for job in self.stuck],
             "unsettleable": [{"jobId": job.job_id, "reason": reason} for job, reason in self.unsettleable],
+            "deferred": [{"jobId": job.job_id, "reason": reason} for job, reason in self.deferred],
             "stoppedEarly": self.stopped_early,
         }
 
@@ -52,7 +58,7 @@ class TimerScan:
     stuck_after: timedelta
     now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
 
-    def run(self, deadline: float | None = None) -> ScanReport:
+    def run(self, deadline: float | None = None, request_id: str | None = None) -> ScanReport:
         now = self.now()
         settle_before = iso_timestamp(now - self.grace)
         stuck_before = iso_timestamp(now - self.stuck_after)
@@ -62,30 +68,36 @@ class TimerScan:
                 report.stopped_early = True
                 break
             report.examined += 1
-            if job.is_settled:
+            if isinstance(job, UnreadableJob):
+                report.unsettleable.append((job, job.reason))
+            elif job.is_settled:
                 continue
-            if job.status in TERMINAL_STATUSES:
+            elif job.status in TERMINAL_STATUSES:
                 # A status that changed within the grace period may still have its event in flight.
                 if job.updated_at and job.updated_at > settle_before:
                     report.waiting.append(job)
                     continue
-                self._settle(job, report, deadline)
+                self._settle(job, settle_before, report, deadline, request_id)
             elif job.created_at and job.created_at <= stuck_before:
                 report.stuck.append(job)
             else:
                 report.waiting.append(job)
         return report
 
-    def _settle(self, job: JobRecord, report: ScanReport, deadline: float | None) -> None:
-        detail = {"jobId": job.job_id, "userId": job.user_id}
-        if job.status == RENDERED:
-            detail.update(seconds=job.seconds, model=job.model)
+    def _settle(self, job: JobRecord, settle_before: str, report: ScanReport, deadline: float | None, request_id: str | None) -> None:
         try:
-            # The job's pipeline status ("rendered") stands in for the lost event's detail-type ("video.rendered").
-            detail_type = events.RENDERED if job.status == RENDERED else events.FAILED
-            event = events.parse_detail(detail_type, detail, SCAN_EVENT_PREFIX + job.job_id)
-            outcome = self.settlement.settle(event, deadline)
+            outcome = self.settlement.settle_lost_event(job.job_id, job.user_id, settle_before, deadline, request_id)
         except InvalidEvent as error:
             report.unsettleable.append((job, str(error)))
             return
-        (report.settled if outcome.kind == "settled" else report.already_settled).append(outcome)
+        except Exception as error:  # one job's failure never stops the jobs behind it
+            report.deferred.append((job, f"{type(error).__name__}: {error}"[:500]))
+            return
+        if outcome.kind == SETTLED:
+            report.settled.append(outcome)
+        elif outcome.kind == CONFLICT:
+            report.conflicts.append(outcome)
+        elif outcome.kind == SUPERSEDED:
+            report.waiting.append(job)
+        else:
+            report.already_settled.append(outcome)

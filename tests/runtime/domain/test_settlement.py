@@ -32,13 +32,13 @@ def entries(decision):
 def test_rendered_without_reservation_debits_the_cost():
     decision = decide(render("5"), job(status="rendering"), 10, PRICES, NOW)
     assert isinstance(decision, Settlement)
-    assert entries(decision) == [("j1#charge", "debit", 5)]
+    assert entries(decision) == [("job:2:j1:charge", "debit", 5)]
     assert decision.balance_after == 5 and not decision.is_overdraft
 
 
 def test_rendered_with_reservation_releases_it_and_charges_the_cost():
     decision = decide(render("5"), job(reserved_credits=8), 2, PRICES, NOW)
-    assert entries(decision) == [("j1#release", "credit", 8), ("j1#charge", "debit", 5)]
+    assert entries(decision) == [("job:2:j1:release", "credit", 8), ("job:2:j1:charge", "debit", 5)]
     assert decision.balance_delta == 3
 
 
@@ -49,7 +49,7 @@ def test_a_render_that_ran_over_its_reservation_debits_the_difference():
 
 def test_failed_with_reservation_refunds_it():
     decision = decide(failure(), job(reserved_credits=8), 2, PRICES, NOW)
-    assert entries(decision) == [("j1#refund", "credit", 8)]
+    assert entries(decision) == [("job:2:j1:refund", "credit", 8)]
 
 
 def test_failed_without_reservation_moves_nothing_but_settles_the_job():
@@ -59,7 +59,7 @@ def test_failed_without_reservation_moves_nothing_but_settles_the_job():
 
 def test_an_unknown_job_is_settled_on_the_event_alone():
     decision = decide(render("3"), None, None, PRICES, NOW)
-    assert entries(decision) == [("j1#charge", "debit", 3)] and decision.balance_after == -3
+    assert entries(decision) == [("job:2:j1:charge", "debit", 3)] and decision.balance_after == -3
 
 
 def test_the_same_terminal_event_again_is_a_duplicate():
@@ -98,7 +98,7 @@ def test_a_reservation_needs_cover_and_moves_nothing_without_it():
 
 def test_a_reservation_debits_the_balance_with_a_ledger_entry():
     plan = plan_reservation("j1", "u1", "test", 10, None, 10, NOW)
-    assert (plan.entry.ledger_id, plan.entry.type, plan.entry.amount) == ("j1#reserve", "debit", 10)
+    assert (plan.entry.ledger_id, plan.entry.type, plan.entry.amount) == ("job:2:j1:reserve", "debit", 10)
 
 
 def test_the_same_reservation_again_is_a_no_op_and_a_different_one_is_refused():

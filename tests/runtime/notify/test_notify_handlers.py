@@ -24,7 +24,7 @@ class Context:
 def container_notifier(aws, monkeypatch):
     """The container's cached notifier, pointed at the moto topic."""
     built = Notifier("prod", aws.topic_arn)
-    monkeypatch.setattr(notify, "notifier", lambda: built)
+    monkeypatch.setattr(notify, "shared_notifier", lambda: built)
     return built
 
 
@@ -33,7 +33,7 @@ def test_the_event_handler_alerts_after_recording_and_returns_the_same_summary(a
     outcome, raw = invalid_outcome(5)
 
     class Processor:
-        def process(self, event, deadline):
+        def process(self, event, deadline, request_id=None):
             return outcome
 
     monkeypatch.setattr(events, "event_processor", lambda: Processor())
@@ -51,7 +51,7 @@ def test_a_broken_notifier_never_reaches_settlement(monkeypatch, metric_counts):
     def broken():
         raise RuntimeError("no config")
 
-    monkeypatch.setattr(notify, "notifier", broken)
+    monkeypatch.setattr(notify, "shared_notifier", broken)
     # When an outcome that needs a person is alerted
     events.alert(conflict_outcome())
     # Then nothing is raised and the failure is counted
@@ -72,9 +72,27 @@ def test_settled_outcomes_only_flush_held_counts(container_notifier, monkeypatch
 
 def test_the_timer_scan_alerts_stuck_and_unsettleable_jobs(aws, container_notifier, monkeypatch):
     class Scan:
-        def run(self, deadline):
+        def run(self, deadline, request_id=None):
             return scan_report()
 
     monkeypatch.setattr(timer_scan, "timer_scan", lambda: Scan())
     timer_scan.handler({"source": "aws.events", "detail-type": "Scheduled Event"}, Context())
     assert sorted(m.attributes["kind"] for m in aws.published()) == ["stuck-jobs", "unsettleable-jobs"]
+
+
+def test_every_alert_of_a_container_goes_through_the_real_import_path(aws, monkeypatch, metric_counts):
+    # Given a container configured like the deployed function, with nothing patched on reconciler.notify
+    monkeypatch.setenv("STAGE", "prod")
+    for name, value in {"JOBS_TABLE_NAME": "Jobs-prod", "CREDITS_TABLE_NAME": "Credits-prod", "LEDGER_TABLE_NAME": "Ledger-prod",
+                        "DLQ_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/dlq", "OPS_TOPIC_ARN": aws.topic_arn}.items():
+        monkeypatch.setenv(name, value)
+    notify.shared_notifier.cache_clear()
+    # When three outcomes that need a person are alerted, one after the other
+    for number in range(3):
+        events.alert(invalid_outcome(number)[0])
+    events.alert(conflict_outcome())
+    # Then none of them failed (the package's function was once replaced by its submodule after the first)
+    assert metric_counts["AlertFailures"] == 0
+    assert callable(notify.shared_notifier) and notify.shared_notifier() is notify.shared_notifier()
+    assert aws.published(), "the first alert of each kind is published at once"
+    notify.shared_notifier.cache_clear()

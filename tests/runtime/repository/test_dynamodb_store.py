@@ -4,6 +4,8 @@ from decimal import Decimal
 
 import pytest
 
+from reconciler.domain.errors import LedgerEntryTaken
+
 from reconciler.domain.events import VideoRendered
 from reconciler.domain.ledger import adjustment_entry
 from reconciler.domain.pricing import PriceBook
@@ -87,7 +89,7 @@ def test_an_adjustment_cannot_be_written_twice(stage):
     store = stage.store()
     entry = adjustment_entry("u", 5, "gift", "gift-1", "test", NOW)
     store.commit_adjustment(entry)
-    with pytest.raises(StaleState):
+    with pytest.raises(LedgerEntryTaken):
         store.commit_adjustment(entry)
     assert stage.balance("u") == 5 and len(stage.ledger("u")) == 1
 

@@ -58,7 +58,7 @@ def user_with_reservation(aws):
 
 def assert_settled_exactly_once(aws, expected_balance: int) -> None:
     assert aws.balance("u") == expected_balance == aws.ledger_sum("u")
-    assert [e.ledger_id for e in aws.ledger("u")].count("j#charge") == 1
+    assert [e.ledger_id for e in aws.ledger("u")].count("job:1:j:charge") == 1
     assert aws.job("j").settled_as == "rendered"
 
 
@@ -88,8 +88,10 @@ def test_a_lost_commit_answer_is_recognised_as_applied_on_retry(user_with_reserv
     client = FaultyClient(aws.client("dynamodb"), transact_write_items=["lose-answer"])
     # When the service retries
     outcome = aws.processor(client).process(rendered("j", "u", seconds=4))
-    # Then it reads the job as settled by this very event: success, no second charge
-    assert outcome.kind == "duplicate" and outcome.decision.same_event and outcome.attempts == 2
+    # Then it reads the job as settled by this very event in this very request: that settlement, reported
+    # as settled (so its metrics are emitted), never a duplicate, and no second charge
+    assert outcome.kind == "settled" and outcome.decision.recovered and outcome.attempts == 2
+    assert (outcome.settlement.charged, outcome.settlement.released) == (4, 10)
     assert client.calls == ["transact_get_items", "transact_write_items", "transact_get_items"]
     assert_settled_exactly_once(aws, 96)
 

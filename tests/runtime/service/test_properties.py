@@ -130,7 +130,7 @@ def test_books_balance_and_each_job_settles_at_most_once(stage, opening, jobs, s
     assert all(count == 1 for count in settled_kinds.values()), "a job was settled twice"
     for job_id, count in settled_kinds.items():
         job = stage.job(job_id)
-        suffixes = {e.ledger_id.split("#")[1] for e in entries if e.reference == job_id}
+        suffixes = {e.ledger_id.rsplit(":", 1)[1] for e in entries if e.reference == job_id}
         expected = {"reserve"} if job_id in reserved else set()
         if job.settled_as == "rendered":
             expected |= {"charge"} | ({"release"} if job_id in reserved else set())

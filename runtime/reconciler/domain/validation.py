@@ -1,0 +1,74 @@
+"""What the reconciler accepts as an id, a credit amount or a duration: one set of rules for every writer.
+
+Events, the timer scan, `reserve()` and the CLI's adjustments all validate through here, so nothing can be
+held, stored or charged that settlement would later refuse. The bounds come from what DynamoDB can store
+(38 significant digits, magnitude 1E-130 to 9.99E+125) and what Python converts safely (4,300 digits).
+"""
+
+from __future__ import annotations
+
+from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow, Underflow
+from typing import Any
+
+from reconciler.domain.errors import InvalidEvent
+
+MAX_ID_LENGTH = 256
+# A trillion credits: larger than any real balance, far inside DynamoDB's 38 digits even summed over years.
+MAX_CREDITS = 10**12
+# DynamoDB's number type (AWS docs, "Naming rules and data types"); boto3's serializer uses the same context.
+DYNAMODB_NUMBER_CONTEXT = Context(prec=38, Emin=-128, Emax=126, traps=[Inexact, Overflow, Underflow, InvalidOperation])
+
+
+def identifier(field: str, value: Any) -> str:
+    """An id: 1 to 256 printable characters, storable as UTF-8 (no lone surrogates), not only blanks."""
+    if value is None:
+        raise InvalidEvent(field, "is missing")
+    if not isinstance(value, str):
+        raise InvalidEvent(field, f"must be a string, got {type(value).__name__}")
+    if not value.strip() or len(value) > MAX_ID_LENGTH or not value.isprintable():
+        raise InvalidEvent(field, f"must be 1 to {MAX_ID_LENGTH} printable characters")
+    if not is_utf8_encodable(value):  # isprintable() refuses surrogates today; this keeps it explicit
+        raise InvalidEvent(field, "must be valid Unicode text (no lone surrogates)")
+    return value
+
+
+def whole_credits(field: str, value: Any, *, allow_negative: bool = False) -> int:
+    """A whole number of credits, 1 to MAX_CREDITS (or its negative when allowed); never a bool or a fraction."""
+    if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
+        raise InvalidEvent(field, f"must be a whole number of credits, got {type(value).__name__}")
+    number = value if isinstance(value, int) else _finite(field, value)
+    if number != int(number):
+        raise InvalidEvent(field, f"must be a whole number of credits, got {value}")
+    number = int(number)
+    if number == 0 or abs(number) > MAX_CREDITS or (number < 0 and not allow_negative):
+        low = -MAX_CREDITS if allow_negative else 1
+        raise InvalidEvent(field, f"must be between {low} and {MAX_CREDITS}{' and not 0' if allow_negative else ''}")
+    return number
+
+
+def storable_decimal(field: str, value: Decimal) -> Decimal:
+    """The value unchanged if DynamoDB can store it exactly, else InvalidEvent (instead of boto3's Inexact)."""
+    try:
+        return DYNAMODB_NUMBER_CONTEXT.create_decimal(value)
+    except (Inexact, Overflow, Underflow, InvalidOperation):
+        raise InvalidEvent(field, "cannot be stored exactly (DynamoDB keeps 38 significant digits, magnitude 1E-130 to 9.99E+125)") from None
+
+
+def _finite(field: str, value: Decimal) -> Decimal:
+    if not value.is_finite():
+        raise InvalidEvent(field, f"must be finite, got {value}")
+    return value
+
+
+def is_utf8_encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable_text(text: str, limit: int) -> str:
+    """Free text (a failure reason) cut to `limit` characters, with what UTF-8 cannot hold replaced."""
+    cut = text[:limit]
+    return cut if is_utf8_encodable(cut) else cut.encode("utf-8", "replace").decode("utf-8")

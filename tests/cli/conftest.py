@@ -117,3 +117,24 @@ def assert_one_line_error(run: Run, *fragments: str) -> None:
 @pytest.fixture
 def one_line_error():
     return assert_one_line_error
+
+
+
+
+@pytest.fixture
+def console(tmp_path):
+    """Runs the INSTALLED `reconciler` console script in a subprocess, from a directory outside the repository,
+    so packaging and import faults (a module only importable from the checkout) are caught."""
+    import subprocess
+    import sys
+
+    script = os.path.join(os.path.dirname(sys.executable), "reconciler")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir(exist_ok=True)
+
+    def run(*args: str, stdin: str | None = None, timeout: float = 90) -> Run:
+        done = subprocess.run([script, *(["--no-progress"] if args else []), *args], cwd=outside, capture_output=True, text=True, input=stdin,
+                              timeout=timeout, env={**os.environ, "PYTHONPATH": ""})
+        return Run(done.returncode, done.stdout, done.stderr)
+
+    return run

@@ -28,3 +28,29 @@ def test_backup_and_replay_names_are_valid_and_sortable():
 def test_the_hold_is_said_in_hours():
     assert describe_hold(21600) == "events are held for up to 6 hours, then go to the DLQ"
     assert describe_hold(5400) == "events are held for up to 90 minutes, then go to the DLQ"
+
+
+@pytest.mark.parametrize("stage", ["dev", "staging", "prod"])
+def test_the_cli_restores_the_reserved_concurrency_infra_deploys(stage):
+    from infra.config import config_for
+
+    from reconciler.ops.control import configured_concurrency
+
+    assert configured_concurrency(stage) == config_for(stage).reserved_concurrency
+
+
+def test_ops_code_imports_neither_infra_nor_the_local_emulation():
+    """issue #14: the CLI and ops never import `local` (except the `local` command group) nor `infra`."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "runtime" / "reconciler"
+    offenders = []
+    for path in [*root.joinpath("ops").glob("*.py"), *root.joinpath("cli").glob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            for name in names:
+                if name.startswith("infra") or (name.startswith("reconciler.local") and path.name != "local_stack.py"):
+                    offenders.append(f"{path.name}: {name}")
+    assert offenders == []

@@ -43,14 +43,17 @@ def _profile_hint(where: Where) -> str:
 
 def one_line(error: BaseException, where: Where) -> str | None:
     """The message for an error an operator can act on; None for a bug."""
-    seen: set[int] = set()
+    chain: list[BaseException] = []
     current: BaseException | None = error
-    while current is not None and id(current) not in seen:  # wrapped errors: look at what caused them
-        seen.add(id(current))
-        message = _message(current, where)
+    while current is not None and all(current is not seen for seen in chain):  # wrapped errors: what caused them
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    # AWS's own exception says most precisely what to do (an unreachable endpoint wrapped as "busy" is not busy).
+    ordered = [e for e in chain if isinstance(e, (boto.BotoCoreError, boto.ClientError))] + chain
+    for candidate in ordered:
+        message = _message(candidate, where)
         if message is not None:
             return message
-        current = current.__cause__ or current.__context__
     return None
 
 
@@ -106,4 +109,11 @@ def _client_error(error: boto.ClientError, where: Where) -> str:
         return f"access denied to {operation or 'this call'}: your role lacks the permission ({message or code}); use the operator role"
     if code in _THROTTLED_CODES:
         return f"AWS throttled {operation or 'the call'} ({code}): retry in a minute"
-    return f"AWS refused {operation or 'the call'}: {code}: {message}"
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    if status >= 500:
+        if where.endpoint_url or where.local:
+            return (f"{where.endpoint_url or 'the local endpoint'} failed {operation or 'the call'} (HTTP {status}); "
+                    "the local emulator (moto) may not implement it: run it against a deployed stage")
+        return f"AWS failed {operation or 'the call'} (HTTP {status}, after retries): retry in a minute"
+    text = " ".join(str(message).split())
+    return f"AWS refused {operation or 'the call'}: {code}: {text[:300]}"

@@ -44,11 +44,16 @@ def handler_output_to_stderr() -> Iterator[None]:
     """The handler's logs and metrics go to stderr (in Lambda they go to stdout, to CloudWatch)."""
     from reconciler.observability import SERVICE
 
-    for handler in logging.getLogger(SERVICE).handlers:
-        if isinstance(handler, logging.StreamHandler):
-            handler.stream = sys.stderr  # was bound to stdout as it was when Powertools was imported
-    with redirect_stdout(sys.stderr):
-        yield
+    handlers = [h for h in logging.getLogger(SERVICE).handlers if isinstance(h, logging.StreamHandler)]
+    previous = [h.stream for h in handlers]
+    for handler in handlers:
+        handler.stream = sys.stderr  # was bound to stdout as it was when Powertools was imported
+    try:
+        with redirect_stdout(sys.stderr):
+            yield
+    finally:
+        for handler, stream in zip(handlers, previous):
+            handler.stream = stream
 
 
 def _function_paused(lambda_client: Any, function_name: str) -> bool:

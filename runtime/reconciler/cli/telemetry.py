@@ -71,7 +71,8 @@ def metrics(
     state = state_of(ctx)
     cloudwatch = state.target.client("cloudwatch")
     start = parse_moment(since, "--since")
-    end = optional_moment(until, "--until") or datetime.now(timezone.utc)
+    # A minute past now: the current period's data points are included (CloudWatch takes an end in the future).
+    end = optional_moment(until, "--until") or datetime.now(timezone.utc) + timedelta(minutes=1)
     result, rows = [], []
     for query in runbook_metrics(state.target.names):
         points = metric_series(cloudwatch, query, start, end, timedelta(minutes=period))

@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from reconciler.config import STAGES, RuntimeConfig
 
 ALARM_PREFIX = "cc-reconciler-"
-# The alarms infra/constructs/alarms.py creates, by concern: cc-reconciler-{concern}-{stage}.
-ALARM_CONCERNS = ("errors", "adjustments", "dlq-depth", "throttles", "conflicts", "stuck-jobs", "invalid-events")
 METRICS_NAMESPACE = "Reconciler"
 SERVICE_DIMENSION = {"Name": "service", "Value": "credit-reconciler"}
 

@@ -33,10 +33,15 @@ def build_app(stage: str | None = None, outdir: str | None = None) -> cdk.App:
     app = cdk.App(outdir=outdir, context=_context())
     config = config_for(stage or app.node.try_get_context("stage") or DEFAULT_STAGE)
     names = config.names
-    tags = {"project": "credit-reconciler", "stage": config.stage}
+    common = dict(
+        tags={"project": "credit-reconciler", "stage": config.stage},
+        # Environment-specific stacks: credentials for another account make `cdk deploy` fail, not go there.
+        env=cdk.Environment(account=config.account, region=config.region),
+        termination_protection=config.termination_protection,
+    )
 
-    data = DataStack(app, names.data_stack, config=config, stack_name=names.data_stack, tags=tags)
-    compute = ComputeStack(app, names.compute_stack, config=config, data=data, stack_name=names.compute_stack, tags=tags)
+    data = DataStack(app, names.data_stack, config=config, stack_name=names.data_stack, **common)
+    compute = ComputeStack(app, names.compute_stack, config=config, data=data, stack_name=names.compute_stack, **common)
     MonitoringStack(
         app,
         names.monitoring_stack,
@@ -44,7 +49,7 @@ def build_app(stage: str | None = None, outdir: str | None = None) -> cdk.App:
         data=data,
         compute=compute,
         stack_name=names.monitoring_stack,
-        tags=tags,
+        **common,
     )
     return app
 

@@ -5,10 +5,11 @@ Constructs and stacks read a `StageConfig`; none of them branches on the stage n
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Mapping
+from typing import Literal, Mapping
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_logs as logs
@@ -89,10 +90,43 @@ class ResourceNames:
     def alarm(self, concern: str) -> str:
         return f"cc-reconciler-{concern}-{self.stage}"
 
+    @property
+    def operator_read_only_policy(self) -> str:
+        return f"cc-reconciler-operator-read-only-{self.stage}"
+
+    @property
+    def operator_break_glass_policy(self) -> str:
+        return f"cc-reconciler-operator-break-glass-{self.stage}"
+
+
+@dataclass(frozen=True)
+class AlertSubscription:
+    """Where `ops-alerts-{stage}` delivers: an e-mail address, an HTTPS endpoint (a chat or paging webhook)
+    or an SQS queue ARN (e.g. a chat integration's queue). E-mail and HTTPS subscriptions must be confirmed
+    by their owner after the first deploy (docs/infrastructure.md)."""
+
+    protocol: Literal["email", "https", "sqs"]
+    endpoint: str
+
+    def __post_init__(self) -> None:
+        checks = {
+            "email": r"[^@\s]+@[^@\s]+\.[^@\s]+",
+            "https": r"https://\S+",
+            "sqs": r"arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]+",
+        }
+        if self.protocol not in checks:
+            raise ValueError(f"unsupported alert subscription protocol {self.protocol!r}; use one of {sorted(checks)}")
+        if not re.fullmatch(checks[self.protocol], self.endpoint):
+            raise ValueError(f"{self.endpoint!r} is not a valid {self.protocol} endpoint")
+
 
 @dataclass(frozen=True)
 class StageConfig:
     stage: str
+    # Where the stage deploys: the stacks are environment-specific, so `cdk deploy` with credentials for any
+    # other account fails instead of deploying there. CI checks its role's account against this too.
+    account: str
+    region: str
     removal_policy: RemovalPolicy
     deletion_protection: bool
     point_in_time_recovery: bool
@@ -108,8 +142,19 @@ class StageConfig:
     scan_grace_minutes: int
     stuck_job_hours: int
     triage_enabled: bool
+    # Stack termination protection: a `cdk destroy` or a console delete of the stack fails.
+    termination_protection: bool
+    # Subscribers of ops-alerts-{stage}; none in the constructs themselves.
+    alert_subscriptions: tuple[AlertSubscription, ...]
+    # Also emit every metric without dimensions (the v1 runbook's series). At most one stage per account and
+    # region may do so, or their counts mix (a test checks; docs/metrics.md).
+    dimensionless_metrics: bool
 
     def __post_init__(self) -> None:
+        if not re.fullmatch(r"\d{12}", self.account):
+            raise ValueError(f"{self.stage}: account must be 12 digits, got {self.account!r}")
+        if not re.fullmatch(r"[a-z]{2}(-gov)?-[a-z]+-\d", self.region):
+            raise ValueError(f"{self.stage}: not a region name: {self.region!r}")
         for model, price in self.price_overrides.items():
             if not Decimal(price) > 0:
                 raise ValueError(f"price override for {model!r} must be a positive decimal, got {price!r}")
@@ -121,9 +166,18 @@ class StageConfig:
         return ResourceNames(self.stage)
 
 
+# PLACEHOLDERS until the accounts exist: replace with the real account ids before the first deploy
+# (docs/infrastructure.md, "Before the first deploy"). Until then a deploy fails on the account check
+# rather than landing anywhere else.
+DEV_ACCOUNT = "111111111111"
+STAGING_ACCOUNT = "222222222222"
+PROD_ACCOUNT = "333333333333"
+
 _STAGES: dict[str, StageConfig] = {
     "dev": StageConfig(
         stage="dev",
+        account=DEV_ACCOUNT,
+        region="us-east-1",
         removal_policy=RemovalPolicy.DESTROY,
         deletion_protection=False,
         point_in_time_recovery=True,
@@ -139,11 +193,19 @@ _STAGES: dict[str, StageConfig] = {
         scan_grace_minutes=15,
         stuck_job_hours=6,
         triage_enabled=False,  # no OpenAI calls from dev
+        termination_protection=False,
+        alert_subscriptions=(),  # dev alarm actions are disabled; the function's own alerts have no reader
+        dimensionless_metrics=True,
     ),
     "staging": StageConfig(
         stage="staging",
+        account=STAGING_ACCOUNT,
+        region="us-east-1",
         # Staging data is disposable but keeping it on stack deletion makes a mistaken destroy recoverable.
-        removal_policy=RemovalPolicy.RETAIN,
+        # RETAIN_ON_UPDATE_OR_DELETE (CloudFormation `RetainExceptOnCreate`): kept on update and delete, but
+        # removed when the create that made it rolls back, so a failed first deploy can simply be retried
+        # (with plain Retain the fixed-name tables survive the rollback and the retry fails "already exists").
+        removal_policy=RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
         deletion_protection=False,
         point_in_time_recovery=True,
         log_retention=logs.RetentionDays.ONE_MONTH,
@@ -157,10 +219,15 @@ _STAGES: dict[str, StageConfig] = {
         scan_grace_minutes=15,
         stuck_job_hours=6,
         triage_enabled=True,
+        termination_protection=False,
+        alert_subscriptions=(AlertSubscription("email", "reconciler-staging-alerts@example.com"),),
+        dimensionless_metrics=True,
     ),
     "prod": StageConfig(
         stage="prod",
-        removal_policy=RemovalPolicy.RETAIN,
+        account=PROD_ACCOUNT,
+        region="us-east-1",
+        removal_policy=RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
         deletion_protection=True,
         point_in_time_recovery=True,
         log_retention=logs.RetentionDays.THREE_MONTHS,
@@ -174,6 +241,12 @@ _STAGES: dict[str, StageConfig] = {
         scan_grace_minutes=15,
         stuck_job_hours=6,
         triage_enabled=True,
+        termination_protection=True,
+        alert_subscriptions=(
+            AlertSubscription("email", "reconciler-oncall@example.com"),
+            AlertSubscription("https", "https://paging.example.com/hooks/reconciler-prod"),
+        ),
+        dimensionless_metrics=True,
     ),
 }
 
@@ -189,3 +262,24 @@ def config_for(stage: str) -> StageConfig:
 # Powertools names, shared by the function's environment and the alarms that read its metrics.
 SERVICE_NAME = "credit-reconciler"
 METRICS_NAMESPACE = "Reconciler"
+
+# The alarms of a stage, cc-reconciler-{concern}-{stage} (infra/constructs/alarms.py, in this order). The ops
+# topic's and its key's policies admit CloudWatch for exactly these alarm ARNs.
+ALARM_CONCERNS: tuple[str, ...] = (
+    "errors",
+    "adjustments",
+    "dlq-depth",
+    "dlq-age",
+    "throttles",
+    "conflicts",
+    "stuck-jobs",
+    "invalid-events",
+    "alert-failures",
+    "unsettleable-jobs",
+    "dynamodb-throttles",
+    "contention",
+    "events-failed",
+    "events-dropped",
+    "events-dead-lettered",
+    "duration",
+)

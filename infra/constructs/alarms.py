@@ -1,29 +1,41 @@
-"""The alarms that page operators through the ops topic."""
+"""The alarms that page operators through the ops topic.
+
+Every alarm is named `cc-reconciler-{concern}-{stage}` with a concern from `ALARM_CONCERNS`; the ops topic's
+policy admits exactly those alarm ARNs (infra/constructs/ops_topic.py), so a new alarm is added there too.
+"""
 
 from __future__ import annotations
+
+from typing import Sequence
 
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.config import METRICS_NAMESPACE, SERVICE_NAME, StageConfig
+from infra.config import ALARM_CONCERNS, METRICS_NAMESPACE, SERVICE_NAME, StageConfig
 
 GTE = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
 GT = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
 NO_DATA_IS_HEALTHY = cloudwatch.TreatMissingData.NOT_BREACHING
 NO_DATA_IS_AN_OUTAGE = cloudwatch.TreatMissingData.BREACHING
 
+FUNCTION_TIMEOUT = Duration.seconds(30)  # infra/constructs/reconciler_function.py
+DLQ_RETENTION = Duration.days(14)  # infra/constructs/dead_letter_queue.py
 
-def reconciler_metric(name: str, statistic: str, period: Duration) -> cloudwatch.Metric:
-    """A metric the function emits through Powertools (EMF adds the `service` dimension)."""
+
+def reconciler_metric(name: str, statistic: str, period: Duration, stage: str) -> cloudwatch.Metric:
+    """A metric the function emits through Powertools, in the stage's own series (service and stage dimensions;
+    runtime/reconciler/observability.py). The dimensionless copy exists for the v1 runbook only."""
     return cloudwatch.Metric(
         namespace=METRICS_NAMESPACE,
         metric_name=name,
-        dimensions_map={"service": SERVICE_NAME},
+        dimensions_map={"service": SERVICE_NAME, "stage": stage},
         statistic=statistic,
         period=period,
     )
@@ -41,11 +53,18 @@ class ReconcilerAlarms(Construct):
         function: lambda_.IFunction,
         dead_letter_queue: sqs.IQueue,
         ops_topic: sns.ITopic,
+        tables: Sequence[dynamodb.ITable],
+        events_rule: events.IRule,
     ) -> None:
         super().__init__(scope, construct_id)
         self._config = config
         self._notify = cloudwatch_actions.SnsAction(ops_topic)
+        self._alarms: dict[str, cloudwatch.Alarm] = {}
+        stage = config.stage
         five_minutes = Duration.minutes(5)
+
+        def metric(name: str, statistic: str, period: Duration = five_minutes) -> cloudwatch.Metric:
+            return reconciler_metric(name, statistic, period, stage)
 
         self.errors = self._alarm(
             "errors",
@@ -58,7 +77,7 @@ class ReconcilerAlarms(Construct):
         )
         self.adjustments = self._alarm(
             "adjustments",
-            reconciler_metric("Adjustments", "Sum", Duration.hours(1)),
+            metric("Adjustments", "Sum", Duration.hours(1)),
             threshold=100,
             comparison=GT,
             # Powertools emits Adjustments only when a settlement adjusts credits.
@@ -74,18 +93,48 @@ class ReconcilerAlarms(Construct):
             missing_data=NO_DATA_IS_HEALTHY,
             description="Events wait in the dead-letter queue: inspect and replay them (see the runbook).",
         )
+        # The queue deletes a message 14 days after it arrived (the SQS maximum), and a deleted event is a
+        # settlement lost for good. dlq-depth pages on the first message; this one escalates when nobody has
+        # acted for 10 days: 4 days (a long weekend plus a working day) remain to replay before the first
+        # expiry. Hourly maximum: the age grows by an hour per hour, so finer periods add nothing.
+        dlq_age_threshold = Duration.days(10)
+        assert dlq_age_threshold.to_seconds() < DLQ_RETENTION.to_seconds()
+        self.dlq_age = self._alarm(
+            "dlq-age",
+            dead_letter_queue.metric_approximate_age_of_oldest_message(statistic="Maximum", period=Duration.hours(1)),
+            threshold=dlq_age_threshold.to_seconds(),
+            comparison=GTE,
+            missing_data=NO_DATA_IS_HEALTHY,
+            description="The oldest dead-lettered event is 10 days old; SQS deletes it at 14 days. Replay or "
+            "archive it now (reconciler dlq list / dlq replay).",
+        )
+        # A pause (`reconciler pause`) sets reserved concurrency to 0: every delivery is then throttled and
+        # held on purpose, so raw Throttles would page during every pause. Throttles are counted only in
+        # periods where the function also ran (Invocations > 0): a paused function runs nothing, so its
+        # throttles are masked to 0, while throttling at the concurrency limit (some invocations run, others
+        # wait) still shows. The period in which a pause starts can have both; two consecutive 5-minute periods
+        # are required, and the second one of a pause has no invocations, so a pause never fires it.
+        invocations = function.metric_invocations(statistic="Sum", period=five_minutes)
+        throttles = function.metric_throttles(statistic="Sum", period=five_minutes)
         self.throttles = self._alarm(
             "throttles",
-            function.metric_throttles(statistic="Sum", period=five_minutes),
+            cloudwatch.MathExpression(
+                expression="IF(invocations > 0, throttles, 0)",
+                using_metrics={"invocations": invocations, "throttles": throttles},
+                label="Throttles while running (pauses excluded)",
+                period=five_minutes,
+            ),
             threshold=1,
             comparison=GTE,
-            # Like Errors, Throttles is published only when something was invoked or throttled.
+            evaluation_periods=2,
+            # Like Errors, both metrics exist only when something was invoked or throttled.
             missing_data=NO_DATA_IS_HEALTHY,
-            description="Invocations were throttled by the reserved concurrency: events are being delayed.",
+            description="Invocations were throttled by the reserved concurrency for 10 minutes while the function "
+            "was running (not paused): events are being delayed.",
         )
         self.conflicts = self._alarm(
             "conflicts",
-            reconciler_metric("ConflictingEvents", "Sum", five_minutes),
+            metric("ConflictingEvents", "Sum"),
             threshold=1,
             comparison=GTE,
             # Emitted only when a conflict is seen.
@@ -95,7 +144,7 @@ class ReconcilerAlarms(Construct):
         self.stuck_jobs = self._alarm(
             "stuck-jobs",
             # An hour spans several timer scans in every stage, so one late scan neither flaps nor fires it.
-            reconciler_metric("StuckJobs", "Maximum", Duration.hours(1)),
+            metric("StuckJobs", "Maximum", Duration.hours(1)),
             threshold=1,
             comparison=GTE,
             # Every timer scan emits StuckJobs, 0 included: an hour without it means the scan stopped,
@@ -105,24 +154,132 @@ class ReconcilerAlarms(Construct):
         )
         self.invalid_events = self._alarm(
             "invalid-events",
-            reconciler_metric("InvalidEvents", "Sum", five_minutes),
+            metric("InvalidEvents", "Sum"),
             threshold=1,
             comparison=GTE,
             # Emitted only when an event fails validation.
             missing_data=NO_DATA_IS_HEALTHY,
             description="Events failed validation and were parked in the dead-letter queue.",
         )
+        # An alert that failed to publish is a page nobody received; any one matters. This alarm reaches the
+        # topic through CloudWatch's own grant, not the function's, so it still arrives when the function's
+        # publish is what broke (its role, the key, a throttle).
+        self.alert_failures = self._alarm(
+            "alert-failures",
+            metric("AlertFailures", "Sum"),
+            threshold=1,
+            comparison=GTE,
+            missing_data=NO_DATA_IS_HEALTHY,
+            description="The reconciler could not publish one or more ops alerts: check its logs for the alerts "
+            "that were lost and for the publish error.",
+        )
+        # The timer scan found a job whose stored data cannot be settled (e.g. an unknown model or no seconds):
+        # it will never settle without a person, and every scan finds it again, so the alarm holds until fixed.
+        self.unsettleable_jobs = self._alarm(
+            "unsettleable-jobs",
+            metric("UnsettleableJobs", "Maximum"),
+            threshold=0,
+            comparison=GT,
+            missing_data=NO_DATA_IS_HEALTHY,
+            description="The timer scan found jobs whose stored data cannot be settled: fix them by hand "
+            "(reconciler scan --dry-run lists them).",
+        )
+        # On-demand tables throttle only on sudden bursts beyond their adapted capacity or on a hot partition
+        # (one user). A throttled request is retried with backoff inside the invocation, so a few are harmless;
+        # 5 or more in each of two consecutive 5-minute periods is sustained pressure that will soon turn into
+        # timeouts and Lambda retries. Read and write throttle events of the three tables and the scan's index.
+        throttle_metrics: dict[str, cloudwatch.IMetric] = {}
+        for index, table in enumerate(tables):
+            for kind, name in (("r", "ReadThrottleEvents"), ("w", "WriteThrottleEvents")):
+                throttle_metrics[f"{kind}{index}"] = cloudwatch.Metric(
+                    namespace="AWS/DynamoDB",
+                    metric_name=name,
+                    dimensions_map={"TableName": table.table_name},
+                    statistic="Sum",
+                    period=five_minutes,
+                )
+        self.dynamodb_throttles = self._alarm(
+            "dynamodb-throttles",
+            cloudwatch.MathExpression(
+                expression="SUM([" + ", ".join(f"FILL({key}, 0)" for key in throttle_metrics) + "])",
+                using_metrics=throttle_metrics,
+                label="DynamoDB throttle events (3 tables)",
+                period=five_minutes,
+            ),
+            threshold=5,
+            comparison=GTE,
+            evaluation_periods=2,
+            missing_data=NO_DATA_IS_HEALTHY,
+            description="DynamoDB throttled the reconciler's tables for 10 minutes: settlements are slowing down.",
+        )
+        # The reconciler's own view of contention: every refused condition, TransactionConflict or throttle
+        # (including transactional throttles, which CloudWatch reports as cancelled transactions) is a retry.
+        # Concurrent settlements of one user retry now and then by design (balance guards); 50 retries in
+        # 5 minutes is ten times what the concurrency test of 10 workers on one user produces, i.e. a hot user,
+        # a throttled table or a retry loop that stopped converging.
+        self.contention = self._alarm(
+            "contention",
+            metric("SettlementRetries", "Sum"),
+            threshold=50,
+            comparison=GTE,
+            missing_data=NO_DATA_IS_HEALTHY,
+            description="More than 50 settlement retries in 5 minutes: DynamoDB throttling or write contention.",
+        )
+        # EventBridge gave up on delivering render events to the function (after 8 retries / 2 hours). Each
+        # one is an event that reached the DLQ at best, so any one pages.
+        self.events_failed = self._alarm(
+            "events-failed",
+            self._rule_metric(events_rule, "FailedInvocations"),
+            threshold=1,
+            comparison=GTE,
+            missing_data=NO_DATA_IS_HEALTHY,
+            description="EventBridge failed to deliver render events to the reconciler (retries exhausted).",
+        )
+        # Events that could not even be put in the DLQ are lost: only the archive still has them.
+        self.events_dropped = self._alarm(
+            "events-dropped",
+            self._rule_metric(events_rule, "InvocationsFailedToBeSentToDlq"),
+            threshold=1,
+            comparison=GTE,
+            missing_data=NO_DATA_IS_HEALTHY,
+            description="Render events failed delivery AND could not be dead-lettered: they are lost unless "
+            "replayed from the archive (reconciler events replay).",
+        )
+        self.events_dead_lettered = self._alarm(
+            "events-dead-lettered",
+            self._rule_metric(events_rule, "DeadLetterInvocations"),
+            threshold=1,
+            comparison=GTE,
+            missing_data=NO_DATA_IS_HEALTHY,
+            description="EventBridge dead-lettered render events it could not deliver: replay them from the DLQ.",
+        )
+        # The function times out at 30 s; a settlement retries within the invocation's remaining time, so a
+        # p99 at 80 % of the timeout (24 s) means retries are eating the budget and timeouts (Errors, Lambda
+        # retries) are next. Two consecutive periods, so a single burst of cold starts does not page.
+        duration_threshold_ms = FUNCTION_TIMEOUT.to_milliseconds() * 0.8
+        self.duration = self._alarm(
+            "duration",
+            function.metric_duration(statistic="p99", period=five_minutes),
+            threshold=duration_threshold_ms,
+            comparison=GTE,
+            evaluation_periods=2,
+            missing_data=NO_DATA_IS_HEALTHY,
+            description="Duration p99 reached 24 s of the 30 s timeout for 10 minutes: timeouts are imminent.",
+        )
+        assert tuple(self._alarms) == ALARM_CONCERNS, "ALARM_CONCERNS (infra/config.py) lists every alarm, in order"
 
     @property
     def all(self) -> tuple[cloudwatch.Alarm, ...]:
-        return (
-            self.errors,
-            self.adjustments,
-            self.dlq_depth,
-            self.throttles,
-            self.conflicts,
-            self.stuck_jobs,
-            self.invalid_events,
+        return tuple(self._alarms.values())
+
+    @staticmethod
+    def _rule_metric(rule: events.IRule, name: str) -> cloudwatch.Metric:
+        return cloudwatch.Metric(
+            namespace="AWS/Events",
+            metric_name=name,
+            dimensions_map={"RuleName": rule.rule_name},
+            statistic="Sum",
+            period=Duration.minutes(5),
         )
 
     def _alarm(
@@ -134,6 +291,7 @@ class ReconcilerAlarms(Construct):
         comparison: cloudwatch.ComparisonOperator,
         missing_data: cloudwatch.TreatMissingData,
         description: str,
+        evaluation_periods: int = 1,
     ) -> cloudwatch.Alarm:
         alarm = cloudwatch.Alarm(
             self,
@@ -143,10 +301,12 @@ class ReconcilerAlarms(Construct):
             metric=metric,
             threshold=threshold,
             comparison_operator=comparison,
-            evaluation_periods=1,
+            evaluation_periods=evaluation_periods,
+            datapoints_to_alarm=evaluation_periods if evaluation_periods > 1 else None,
             treat_missing_data=missing_data,
             actions_enabled=self._config.alarm_actions_enabled,
         )
         alarm.add_alarm_action(self._notify)
         alarm.add_ok_action(self._notify)
+        self._alarms[concern] = alarm
         return alarm

@@ -1,4 +1,4 @@
-"""One dashboard for the reconciler's health and its money flow."""
+"""One dashboard for the reconciler's health and its money flow, in the stage's own metric series."""
 
 from __future__ import annotations
 
@@ -6,18 +6,16 @@ from typing import Sequence
 
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.config import StageConfig
-from infra.constructs.alarms import reconciler_metric
+from infra.constructs.alarms import FUNCTION_TIMEOUT, reconciler_metric
 
 FIVE_MINUTES = Duration.minutes(5)
-
-
-def _sums(*names: str) -> list[cloudwatch.IMetric]:
-    return [reconciler_metric(name, "Sum", FIVE_MINUTES) for name in names]
 
 
 class ReconcilerDashboard(Construct):
@@ -30,8 +28,24 @@ class ReconcilerDashboard(Construct):
         function: lambda_.IFunction,
         dead_letter_queue: sqs.IQueue,
         alarms: Sequence[cloudwatch.IAlarm],
+        tables: Sequence[dynamodb.ITable],
+        events_rule: events.IRule,
     ) -> None:
         super().__init__(scope, construct_id)
+        stage = config.stage
+
+        def sums(*names: str) -> list[cloudwatch.IMetric]:
+            return [reconciler_metric(name, "Sum", FIVE_MINUTES, stage) for name in names]
+
+        def rule_metric(name: str) -> cloudwatch.IMetric:
+            return cloudwatch.Metric(
+                namespace="AWS/Events",
+                metric_name=name,
+                dimensions_map={"RuleName": events_rule.rule_name},
+                statistic="Sum",
+                period=FIVE_MINUTES,
+            )
+
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=config.names.dashboard)
         self.dashboard.add_widgets(
             cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(alarms), width=24),
@@ -47,32 +61,65 @@ class ReconcilerDashboard(Construct):
                 width=8,
             ),
             cloudwatch.GraphWidget(
-                title="Duration p99",
+                title="Duration p99 (timeout 30 s)",
                 left=[function.metric_duration(statistic="p99", period=FIVE_MINUTES)],
+                left_annotations=[
+                    cloudwatch.HorizontalAnnotation(value=FUNCTION_TIMEOUT.to_milliseconds() * 0.8, label="alarm: 80% of timeout")
+                ],
                 width=8,
             ),
             cloudwatch.GraphWidget(
-                title="Dead-letter queue depth",
+                title="Dead-letter queue depth and oldest message age",
                 left=[
                     dead_letter_queue.metric_approximate_number_of_messages_visible(
                         statistic="Maximum", period=FIVE_MINUTES
                     )
                 ],
+                right=[dead_letter_queue.metric_approximate_age_of_oldest_message(statistic="Maximum", period=FIVE_MINUTES)],
                 width=8,
             ),
         )
         self.dashboard.add_widgets(
-            cloudwatch.GraphWidget(title="Adjustments", left=_sums("Adjustments"), width=8),
-            cloudwatch.GraphWidget(title="Credits debited / refunded", left=_sums("CreditsDebited", "CreditsRefunded"), width=8),
+            cloudwatch.GraphWidget(title="Adjustments", left=sums("Adjustments"), width=8),
+            cloudwatch.GraphWidget(title="Credits debited / refunded", left=sums("CreditsDebited", "CreditsRefunded"), width=8),
             cloudwatch.GraphWidget(
                 title="Duplicate / conflicting / invalid events",
-                left=_sums("DuplicateEvents", "ConflictingEvents", "InvalidEvents"),
+                left=sums("DuplicateEvents", "ConflictingEvents", "InvalidEvents"),
                 width=8,
             ),
         )
         self.dashboard.add_widgets(
-            cloudwatch.GraphWidget(title="Overdrafts", left=_sums("Overdrafts"), width=12),
+            cloudwatch.GraphWidget(title="Overdrafts", left=sums("Overdrafts"), width=8),
             cloudwatch.GraphWidget(
-                title="Stuck jobs", left=[reconciler_metric("StuckJobs", "Maximum", FIVE_MINUTES)], width=12
+                title="Stuck / unsettleable jobs",
+                left=[
+                    reconciler_metric("StuckJobs", "Maximum", FIVE_MINUTES, stage),
+                    reconciler_metric("UnsettleableJobs", "Maximum", FIVE_MINUTES, stage),
+                ],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(title="Alert failures", left=sums("AlertFailures"), width=8),
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="DynamoDB throttle events",
+                left=[
+                    cloudwatch.Metric(
+                        namespace="AWS/DynamoDB",
+                        metric_name=name,
+                        dimensions_map={"TableName": table.table_name},
+                        statistic="Sum",
+                        period=FIVE_MINUTES,
+                    )
+                    for table in tables
+                    for name in ("ReadThrottleEvents", "WriteThrottleEvents")
+                ],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(title="Settlement retries (contention)", left=sums("SettlementRetries"), width=8),
+            cloudwatch.GraphWidget(
+                title="Render events rule: failed, dead-lettered, dropped",
+                left=[rule_metric(name) for name in ("FailedInvocations", "DeadLetterInvocations", "InvocationsFailedToBeSentToDlq")],
+                width=8,
             ),
         )

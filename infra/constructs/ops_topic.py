@@ -2,23 +2,52 @@
 
 from __future__ import annotations
 
+from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from infra.config import StageConfig
+from infra.config import ALARM_CONCERNS, StageConfig
+
+SUBSCRIPTION_PROTOCOLS = {
+    "email": sns.SubscriptionProtocol.EMAIL,
+    "https": sns.SubscriptionProtocol.HTTPS,
+    "sqs": sns.SubscriptionProtocol.SQS,
+}
+
+
+def alarm_arns(scope: Construct, config: StageConfig) -> list[str]:
+    """The ARNs of the stage's alarms, built from their contract names: the alarms live in the monitoring
+    stack, which depends on this one, so a reference would be a cycle."""
+    stack = Stack.of(scope)
+    return [
+        stack.format_arn(
+            service="cloudwatch",
+            resource="alarm",
+            resource_name=config.names.alarm(concern),
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        for concern in ALARM_CONCERNS
+    ]
 
 
 class OpsTopic(Construct):
-    """An SSL-only topic encrypted with its own customer-managed key.
+    """An SSL-only topic encrypted with its own customer-managed key, that the stage's alarms may publish to.
 
-    Not the AWS-managed alias/aws/sns key: its policy cannot be changed, so CloudWatch
-    alarms could never publish to a topic encrypted with it.
+    Not the AWS-managed alias/aws/sns key: its policy cannot be changed, so CloudWatch alarms could never
+    publish to a topic encrypted with it. A CloudFormation topic policy replaces SNS's default policy, so the
+    CloudWatch grant must be in it explicitly (with only the SSL-only deny, no alarm notification arrives).
     """
 
     def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig) -> None:
         super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        # Confused-deputy protection: CloudWatch acts for this account's alarms of this stage only.
+        from_this_stages_alarms = {
+            "StringEquals": {"aws:SourceAccount": stack.account},
+            "ArnLike": {"aws:SourceArn": alarm_arns(self, config)},
+        }
         self.key = kms.Key(
             self,
             "Key",
@@ -32,6 +61,7 @@ class OpsTopic(Construct):
                 principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
                 actions=["kms:GenerateDataKey*", "kms:Decrypt"],
                 resources=["*"],  # in a key policy "*" means this key
+                conditions=from_this_stages_alarms,
             )
         )
         self.topic = sns.Topic(
@@ -42,3 +72,21 @@ class OpsTopic(Construct):
             enforce_ssl=True,
         )
         self.topic.apply_removal_policy(config.removal_policy)
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchAlarmsToPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions=from_this_stages_alarms,
+            )
+        )
+        # Subscribers come from the stage's configuration only; e-mail and HTTPS ones must be confirmed.
+        for number, subscription in enumerate(config.alert_subscriptions, 1):
+            sns.Subscription(
+                self,
+                f"Subscription{number}",
+                topic=self.topic,
+                protocol=SUBSCRIPTION_PROTOCOLS[subscription.protocol],
+                endpoint=subscription.endpoint,
+            )

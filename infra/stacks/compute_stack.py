@@ -1,4 +1,4 @@
-"""The reconciler function and the rules, schedule and archive around it."""
+"""The reconciler function, the rules, schedule and archive around it, and the operators' managed policies."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from aws_cdk import Stack
 from constructs import Construct
 
 from infra.config import StageConfig
+from infra.constructs.operator_access import OperatorAccess
 from infra.constructs.reconciler_function import ReconcilerFunction
 from infra.stacks.data_stack import DataStack
 
@@ -20,4 +21,12 @@ class ComputeStack(Stack):
             tables=data.tables,
             dead_letter_queue=data.dead_letter_queue.queue,
             ops_topic=data.ops_topic.topic,
+        )
+        self.operator_access = OperatorAccess(
+            self,
+            "OperatorAccess",
+            config=config,
+            tables=data.tables,
+            dead_letter_queue=data.dead_letter_queue.queue,
+            function=self.reconciler.function,
         )

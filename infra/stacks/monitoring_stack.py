@@ -26,6 +26,8 @@ class MonitoringStack(Stack):
             function=function,
             dead_letter_queue=dead_letter_queue,
             ops_topic=data.ops_topic.topic,
+            tables=data.tables.all,
+            events_rule=compute.reconciler.events_rule,
         )
         self.dashboard = ReconcilerDashboard(
             self,
@@ -34,4 +36,6 @@ class MonitoringStack(Stack):
             function=function,
             dead_letter_queue=dead_letter_queue,
             alarms=self.alarms.all,
+            tables=data.tables.all,
+            events_rule=compute.reconciler.events_rule,
         )

@@ -1,15 +1,66 @@
-"""The one place that creates the logger, metrics and tracer every handler shares."""
+"""The one place that creates the logger, metrics and tracer every handler shares.
+
+Every metric carries the dimensions `service` and `stage` (the stage from the STAGE environment variable the
+infrastructure sets), so stages sharing an account and region never mix their series; alarms and the dashboard
+read that series. Each EMF record also declares the empty dimension set, so the v1 runbook's dimensionless
+`aws cloudwatch get-metric-statistics --namespace Reconciler --metric-name Adjustments` keeps working: one
+record, one value, two series (see docs/metrics.md, including the trade-off in an account shared by stages).
+"""
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 
 SERVICE = "credit-reconciler"
 NAMESPACE = "Reconciler"
+STAGE_DIMENSION = "stage"
+# Set by the infrastructure; "false" drops the dimensionless (runbook) series for a stage.
+ENV_STAGE = "STAGE"
+ENV_DIMENSIONLESS = "METRICS_DIMENSIONLESS"
+
+
+class StageMetricsProvider(AmazonCloudWatchEMFProvider):
+    """Powertools' EMF provider, with the stage as a dimension and the dimensionless set added on output.
+
+    Both are read when a record is serialized, not at import: the Lambda environment is there from the start,
+    but tests and the local stack set STAGE after this module is imported.
+    """
+
+    def serialize_metric_set(self, metrics: dict | None = None, dimensions: dict | None = None, metadata: dict | None = None) -> Any:
+        stage = os.environ.get(ENV_STAGE, "").strip()
+        if dimensions is None:
+            if self.service:
+                self.dimension_set.setdefault("service", self.service)
+            if stage:
+                self.dimension_set[STAGE_DIMENSION] = stage  # a plain write: the value may change between tests
+        record = super().serialize_metric_set(metrics=metrics, dimensions=dimensions, metadata=metadata)
+        if os.environ.get(ENV_DIMENSIONLESS, "true").strip().lower() != "false":
+            for definition in record["_aws"]["CloudWatchMetrics"]:
+                if [] not in definition["Dimensions"]:
+                    definition["Dimensions"].append([])
+        return record
+
+
+def _metrics() -> Metrics:
+    # The same shared class-level stores Metrics() would use, so every Metrics instance sees one metric set.
+    provider = StageMetricsProvider(
+        namespace=NAMESPACE,
+        service=SERVICE,
+        metric_set=Metrics._metrics,
+        dimension_set=Metrics._dimensions,
+        metadata_set=Metrics._metadata,
+        default_dimensions=Metrics._default_dimensions,
+    )
+    return Metrics(namespace=NAMESPACE, service=SERVICE, provider=provider)
+
 
 logger = Logger(service=SERVICE)
-metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+metrics = _metrics()
 tracer = Tracer(service=SERVICE)
 
 COUNT = MetricUnit.Count

@@ -22,6 +22,8 @@ class SynthesizedStage:
     data: Template
     compute: Template
     monitoring: Template
+    # Stack name -> (termination protection, account, region), as the CLI deploys them.
+    deployment: dict[str, tuple[bool, str, str]]
 
     def template(self, kind: str) -> Template:
         return getattr(self, kind)
@@ -42,6 +44,9 @@ def synthesize(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Synt
                 data=Template.from_stack(stacks[names.data_stack]),
                 compute=Template.from_stack(stacks[names.compute_stack]),
                 monitoring=Template.from_stack(stacks[names.monitoring_stack]),
+                deployment={
+                    name: (stack.termination_protection, stack.account, stack.region) for name, stack in stacks.items()
+                },
             )
         return built[stage]
 

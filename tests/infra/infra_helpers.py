@@ -29,6 +29,12 @@ def only_resource(template: Template, resource_type: str) -> dict[str, Any]:
     return next(iter(found.values()))
 
 
+def resource_id(template: Template, resource_type: str) -> str:
+    found = template.find_resources(resource_type)
+    assert len(found) == 1, f"expected one {resource_type}, found {len(found)}: {sorted(found)}"
+    return next(iter(found))
+
+
 def as_list(value: Any) -> list:
     return value if isinstance(value, list) else [value]
 

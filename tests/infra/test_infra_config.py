@@ -54,8 +54,10 @@ def test_invariants_hold_in_every_stage(stage):
 def test_stage_differences():
     dev, staging, prod = (config_for(stage) for stage in ("dev", "staging", "prod"))
     assert (dev.removal_policy, dev.deletion_protection) == (RemovalPolicy.DESTROY, False)
-    assert (staging.removal_policy, staging.deletion_protection) == (RemovalPolicy.RETAIN, False)
-    assert (prod.removal_policy, prod.deletion_protection) == (RemovalPolicy.RETAIN, True)
+    # Kept on update and delete, not after a failed create (so a failed first deploy can be retried).
+    assert (staging.removal_policy, staging.deletion_protection) == (RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE, False)
+    assert (prod.removal_policy, prod.deletion_protection) == (RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE, True)
+    assert (dev.termination_protection, staging.termination_protection, prod.termination_protection) == (False, False, True)
     assert not dev.triage_enabled and staging.triage_enabled and prod.triage_enabled
     assert not dev.alarm_actions_enabled and prod.alarm_actions_enabled
     assert dict(prod.price_overrides) == {}, "prod charges published prices only"
@@ -82,3 +84,41 @@ def test_stage_comes_from_cli_context_else_dev(monkeypatch, context, expected):
     assert sorted(child.node.id for child in app.node.children) == sorted(
         f"cc-reconciler-{kind}-{expected}" for kind in ("data", "compute", "monitoring")
     )
+
+
+def test_no_stage_is_retained_with_plain_retain():
+    # A retained fixed-name resource survives a rolled-back create and the retry fails "already exists".
+    assert all(config_for(stage).removal_policy != RemovalPolicy.RETAIN for stage in STAGES)
+
+
+def test_every_stage_names_its_account_and_region():
+    for stage in STAGES:
+        config = config_for(stage)
+        assert re.fullmatch(r"\d{12}", config.account) and re.fullmatch(r"[a-z]{2}-[a-z]+-\d", config.region), stage
+
+
+def test_stages_sharing_an_account_and_region_do_not_both_write_the_dimensionless_series():
+    # The runbook's dimensionless Adjustments series would mix their counts (docs/metrics.md).
+    writers: dict[tuple[str, str], list[str]] = {}
+    for stage in STAGES:
+        config = config_for(stage)
+        if config.dimensionless_metrics:
+            writers.setdefault((config.account, config.region), []).append(stage)
+    assert all(len(stages) == 1 for stages in writers.values()), writers
+
+
+def test_alert_subscriptions_are_validated():
+    from infra.config import AlertSubscription
+
+    AlertSubscription("sqs", "arn:aws:sqs:us-east-1:123456789012:chat-alerts")
+    for protocol, endpoint in (("email", "not-an-address"), ("https", "http://plain.example.com"), ("sms", "+15555550100")):
+        with pytest.raises(ValueError):
+            AlertSubscription(protocol, endpoint)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_stacks_deploy_to_the_stage_account_and_region_with_its_termination_protection(synthesize, stage):
+    built = synthesize(stage)
+    config = built.config
+    assert set(built.deployment) == {config.names.data_stack, config.names.compute_stack, config.names.monitoring_stack}
+    assert set(built.deployment.values()) == {(config.termination_protection, config.account, config.region)}

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
-from aws_cdk.assertions import Match
 from reconciler.config import JOBS_UNSETTLED_INDEX, LEDGER_BY_USER_INDEX
 
-from infra_helpers import as_list, only_resource, resource_named
+from infra.config import ALARM_CONCERNS
+from infra_helpers import as_list, only_resource, resource_id, resource_named
 
 TABLE_KEYS = {"Jobs": "jobId", "Credits": "userId", "Ledger": "ledgerId"}
 
@@ -29,9 +31,11 @@ def test_table_is_on_demand_encrypted_and_recoverable(synthesized, table):
 def test_table_durability_follows_the_stage(synthesized, table):
     config = synthesized.config
     resource = resource_named(synthesized.data, "AWS::DynamoDB::Table", "TableName", f"{table}-{config.stage}")
-    expected_policy = {"dev": "Delete", "staging": "Retain", "prod": "Retain"}[config.stage]
+    # RetainExceptOnCreate: kept on update and delete, removed when the create that made it rolls back, so a
+    # failed first deploy can be retried (a retained fixed-name table would make the retry fail "already exists").
+    expected_policy = {"dev": "Delete", "staging": "RetainExceptOnCreate", "prod": "RetainExceptOnCreate"}[config.stage]
     assert resource["DeletionPolicy"] == expected_policy, f"{table}-{config.stage}: {resource['DeletionPolicy']}"
-    assert resource["UpdateReplacePolicy"] == expected_policy
+    assert resource["UpdateReplacePolicy"] == ("Delete" if config.stage == "dev" else "Retain")
     assert resource["Properties"].get("DeletionProtectionEnabled", False) is (config.stage == "prod"), (
         "deletion protection is on in prod only"
     )
@@ -85,7 +89,9 @@ def test_dead_letter_queue_policy_denies_plain_http_and_admits_only_the_events_r
     assert allow["Principal"] == {"Service": "events.amazonaws.com"}
     assert allow["Action"] == "sqs:SendMessage"
     source_arn = allow["Condition"]["ArnEquals"]["aws:SourceArn"]
-    assert source_arn["Fn::Join"][1][-1] == f":rule/cc-reconciler-events-{stage}", f"unexpected source: {source_arn}"
+    config = synthesized.config
+    expected = f"arn:aws:events:{config.region}:{config.account}:rule/cc-reconciler-events-{stage}"
+    assert _joined(source_arn) == expected, f"unexpected source: {source_arn}"
 
 
 def test_ops_topic_is_ssl_only_and_encrypted_with_a_rotating_customer_key(synthesized):
@@ -95,28 +101,83 @@ def test_ops_topic_is_ssl_only_and_encrypted_with_a_rotating_customer_key(synthe
     assert "Fn::GetAtt" in key_id, f"topic must use the stack's own key, not {key_id}"
     key = synthesized.data.find_resources("AWS::KMS::Key")[key_id["Fn::GetAtt"][0]]
     assert key["Properties"]["EnableKeyRotation"] is True
-    expected_policy = "Delete" if stage == "dev" else "Retain"
+    expected_policy = "Delete" if stage == "dev" else "RetainExceptOnCreate"
     assert topic.get("DeletionPolicy", "Delete") == expected_policy and key["DeletionPolicy"] == expected_policy
 
-    synthesized.data.has_resource_properties(
-        "AWS::SNS::TopicPolicy",
-        {
-            "PolicyDocument": {
-                "Statement": Match.array_with(
-                    [Match.object_like({"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}})]
-                )
-            }
-        },
-    )
+
+def _joined(value) -> str:
+    """A Fn::Join of literals and the partition, as a plain string (aws for the partition)."""
+    if isinstance(value, str):
+        return value
+    separator, parts = value["Fn::Join"]
+    return separator.join("aws" if part == {"Ref": "AWS::Partition"} else part for part in parts)
 
 
-def test_cloudwatch_alarms_can_use_the_topic_key(synthesized):
+def _stage_alarm_arns(config) -> set[str]:
+    return {f"arn:aws:cloudwatch:{config.region}:{config.account}:alarm:{config.names.alarm(c)}" for c in ALARM_CONCERNS}
+
+
+def _assert_scoped_to_this_stages_alarms(statement: dict, config) -> None:
+    condition = statement["Condition"]
+    assert set(condition) == {"StringEquals", "ArnLike"}, f"unexpected condition operators: {condition}"
+    assert condition["StringEquals"] == {"aws:SourceAccount": config.account}
+    assert set(condition["ArnLike"]) == {"aws:SourceArn"}
+    arns = {_joined(v) for v in as_list(condition["ArnLike"]["aws:SourceArn"])}
+    assert arns == _stage_alarm_arns(config), f"source ARNs {sorted(arns)}"
+
+
+def test_ops_topic_policy_admits_only_this_stages_alarms_over_ssl(synthesized):
+    # Given the topic policy (CloudFormation replaces SNS's default policy with it)
+    config = synthesized.config
+    policy = only_resource(synthesized.data, "AWS::SNS::TopicPolicy")["Properties"]
+    topic_id = resource_id(synthesized.data, "AWS::SNS::Topic")
+    assert policy["Topics"] == [{"Ref": topic_id}]
+    statements = policy["PolicyDocument"]["Statement"]
+    # Then the SSL-only deny stays, for every principal
+    (deny,) = [s for s in statements if s["Effect"] == "Deny"]
+    assert deny["Principal"] == "*" and deny["Action"] == "sns:Publish"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    # And the only allow is CloudWatch publishing for this account's alarms of this stage (confused deputy)
+    (allow,) = [s for s in statements if s["Effect"] == "Allow"]
+    assert allow["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert allow["Action"] == "sns:Publish"
+    assert allow["Resource"] == {"Ref": topic_id}
+    _assert_scoped_to_this_stages_alarms(allow, config)
+
+
+def test_cloudwatch_alarms_can_use_the_topic_key_for_this_stages_alarms_only(synthesized):
     key = only_resource(synthesized.data, "AWS::KMS::Key")
-    cloudwatch_statements = [
-        s for s in key["Properties"]["KeyPolicy"]["Statement"] if s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}
-    ]
-    assert cloudwatch_statements, "without a key-policy grant CloudWatch alarms cannot publish to the encrypted topic"
-    assert set(as_list(cloudwatch_statements[0]["Action"])) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+    statements = key["Properties"]["KeyPolicy"]["Statement"]
+    cloudwatch_statements = [s for s in statements if s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}]
+    assert len(cloudwatch_statements) == 1, "without a key-policy grant CloudWatch alarms cannot publish to the encrypted topic"
+    (statement,) = cloudwatch_statements
+    assert statement["Effect"] == "Allow" and statement["Resource"] == "*"  # "*" in a key policy: this key
+    assert set(as_list(statement["Action"])) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+    _assert_scoped_to_this_stages_alarms(statement, synthesized.config)
+    # Every other principal is the account itself (CDK's default key administration statement).
+    others = [s for s in statements if s is not statement]
+    assert all(s["Principal"] == {"AWS": f"arn:aws:iam::{synthesized.config.account}:root"} or "Fn::Join" in json.dumps(s["Principal"]) for s in others), others
+
+
+def test_topic_policy_alarm_arns_are_the_alarms_the_monitoring_stack_creates(synthesized):
+    config = synthesized.config
+    created = {
+        a["Properties"]["AlarmName"] for a in synthesized.monitoring.find_resources("AWS::CloudWatch::Alarm").values()
+    }
+    assert {arn.rsplit(":", 1)[1] for arn in _stage_alarm_arns(config)} == created
+
+
+def test_ops_topic_subscriptions_are_the_stage_configuration(synthesized):
+    config = synthesized.config
+    topic_id = resource_id(synthesized.data, "AWS::SNS::Topic")
+    subscriptions = sorted(
+        (s["Properties"]["Protocol"], s["Properties"]["Endpoint"])
+        for s in synthesized.data.find_resources("AWS::SNS::Subscription").values()
+        if s["Properties"]["TopicArn"] == {"Ref": topic_id}
+    )
+    assert subscriptions == sorted((s.protocol, s.endpoint) for s in config.alert_subscriptions)
+    if config.alarm_actions_enabled:
+        assert subscriptions, f"{config.stage}: alarms notify the topic, so someone must be subscribed to it"
 
 
 def test_data_stack_holds_only_state_and_imports_nothing(synthesized):
@@ -128,5 +189,5 @@ def test_data_stack_holds_only_state_and_imports_nothing(synthesized):
         "AWS::SNS::Topic",
         "AWS::SNS::TopicPolicy",
         "AWS::KMS::Key",
-    }
+    } | ({"AWS::SNS::Subscription"} if synthesized.config.alert_subscriptions else set())
     assert "Fn::ImportValue" not in str(synthesized.data.to_json()), "the data stack must depend on no other stack"

@@ -6,18 +6,29 @@ import json
 
 import pytest
 
+from infra.config import ALARM_CONCERNS
 from infra_helpers import only_resource, refers_to, resource_named
 
-# concern -> (namespace, metric, statistic, period seconds, operator, threshold)
+# concern -> (namespace, metric, statistic, period seconds, operator, threshold); metric-math alarms separately.
 ALARMS = {
     "errors": ("AWS/Lambda", "Errors", "Sum", 300, "GreaterThanOrEqualToThreshold", 1),
     "adjustments": ("Reconciler", "Adjustments", "Sum", 3600, "GreaterThanThreshold", 100),
     "dlq-depth": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 300, "GreaterThanThreshold", 0),
-    "throttles": ("AWS/Lambda", "Throttles", "Sum", 300, "GreaterThanOrEqualToThreshold", 1),
+    "dlq-age": ("AWS/SQS", "ApproximateAgeOfOldestMessage", "Maximum", 3600, "GreaterThanOrEqualToThreshold", 10 * 86400),
     "conflicts": ("Reconciler", "ConflictingEvents", "Sum", 300, "GreaterThanOrEqualToThreshold", 1),
     "stuck-jobs": ("Reconciler", "StuckJobs", "Maximum", 3600, "GreaterThanOrEqualToThreshold", 1),
     "invalid-events": ("Reconciler", "InvalidEvents", "Sum", 300, "GreaterThanOrEqualToThreshold", 1),
+    "alert-failures": ("Reconciler", "AlertFailures", "Sum", 300, "GreaterThanOrEqualToThreshold", 1),
+    "unsettleable-jobs": ("Reconciler", "UnsettleableJobs", "Maximum", 300, "GreaterThanThreshold", 0),
+    "contention": ("Reconciler", "SettlementRetries", "Sum", 300, "GreaterThanOrEqualToThreshold", 50),
+    "events-failed": ("AWS/Events", "FailedInvocations", "Sum", 300, "GreaterThanOrEqualToThreshold", 1),
+    "events-dropped": ("AWS/Events", "InvocationsFailedToBeSentToDlq", "Sum", 300, "GreaterThanOrEqualToThreshold", 1),
+    "events-dead-lettered": ("AWS/Events", "DeadLetterInvocations", "Sum", 300, "GreaterThanOrEqualToThreshold", 1),
+    "duration": ("AWS/Lambda", "Duration", "p99", 300, "GreaterThanOrEqualToThreshold", 24000),
 }
+MATH_ALARMS = {"throttles", "dynamodb-throttles"}
+# Alarms that need two consecutive breaching periods (reasons in infra/constructs/alarms.py).
+TWO_PERIODS = {"throttles", "dynamodb-throttles", "duration"}
 
 
 def alarm(synthesized, concern: str) -> dict:
@@ -28,7 +39,8 @@ def alarm(synthesized, concern: str) -> dict:
 def test_exactly_the_runbook_alarms_exist(synthesized):
     stage = synthesized.config.stage
     names = {a["Properties"]["AlarmName"] for a in synthesized.monitoring.find_resources("AWS::CloudWatch::Alarm").values()}
-    assert names == {f"cc-reconciler-{concern}-{stage}" for concern in ALARMS}
+    assert names == {f"cc-reconciler-{concern}-{stage}" for concern in set(ALARMS) | MATH_ALARMS}
+    assert set(ALARMS) | MATH_ALARMS == set(ALARM_CONCERNS)
 
 
 @pytest.mark.parametrize("concern", sorted(ALARMS))
@@ -38,16 +50,58 @@ def test_alarm_watches_the_right_metric_with_the_right_threshold(synthesized, co
     observed = (
         properties["Namespace"],
         properties["MetricName"],
-        properties["Statistic"],
+        properties.get("Statistic") or properties.get("ExtendedStatistic"),  # p99 is an extended statistic
         properties["Period"],
         properties["ComparisonOperator"],
         properties["Threshold"],
     )
     assert observed == ALARMS[concern], f"{concern}: got {observed}, expected {ALARMS[concern]}"
-    assert properties["EvaluationPeriods"] == 1
+    periods = 2 if concern in TWO_PERIODS else 1
+    assert properties["EvaluationPeriods"] == periods
+    assert properties.get("DatapointsToAlarm", 1) == periods
 
 
-@pytest.mark.parametrize("concern", sorted(ALARMS))
+def test_lambda_throttles_are_counted_only_while_the_function_runs_so_a_pause_does_not_page(synthesized):
+    # A pause sets reserved concurrency 0: every delivery is throttled but nothing runs (Invocations = 0).
+    properties = alarm(synthesized, "throttles")
+    queries = {q["Id"]: q for q in properties["Metrics"]}
+    assert queries["expr_1"]["Expression"] == "IF(invocations > 0, throttles, 0)" and queries["expr_1"].get("ReturnData", True)
+    for name in ("invocations", "throttles"):
+        stat = queries[name]["MetricStat"]
+        assert stat["Metric"]["Namespace"] == "AWS/Lambda" and stat["Metric"]["MetricName"] == name.capitalize()
+        assert refers_to(stat["Metric"]["Dimensions"], "ReconcilerFunction") and stat["Stat"] == "Sum"
+        assert queries[name]["ReturnData"] is False
+    assert (properties["Threshold"], properties["EvaluationPeriods"], properties["DatapointsToAlarm"]) == (1, 2, 2)
+
+
+def test_dynamodb_throttling_sums_read_and_write_throttle_events_of_the_three_tables(synthesized):
+    stage = synthesized.config.stage
+    properties = alarm(synthesized, "dynamodb-throttles")
+    inputs = [q for q in properties["Metrics"] if "MetricStat" in q]
+    seen = {(q["MetricStat"]["Metric"]["MetricName"], json.dumps(q["MetricStat"]["Metric"]["Dimensions"])) for q in inputs}
+    assert {name for name, _ in seen} == {"ReadThrottleEvents", "WriteThrottleEvents"} and len(seen) == 6
+    for table in ("Jobs", "Credits", "Ledger"):
+        assert sum(f"Tables{table}" in dims for _, dims in seen) == 2, f"{table}-{stage} read and write throttles"
+    (expression,) = [q for q in properties["Metrics"] if "Expression" in q]
+    assert expression["Expression"].startswith("SUM([FILL(") and expression["Expression"].count("FILL(") == 6
+    assert (properties["Threshold"], properties["ComparisonOperator"]) == (5, "GreaterThanOrEqualToThreshold")
+
+
+def test_eventbridge_alarms_watch_the_render_events_rule(synthesized):
+    stage = synthesized.config.stage
+    for concern in ("events-failed", "events-dropped", "events-dead-lettered"):
+        dimensions = alarm(synthesized, concern)["Dimensions"]
+        assert len(dimensions) == 1 and dimensions[0]["Name"] == "RuleName" and refers_to(dimensions[0]["Value"], "EventsRule"), (
+            f"{concern} ({stage}): {dimensions}"
+        )
+
+
+@pytest.mark.parametrize("concern", ALARM_CONCERNS)
+def test_alarm_has_a_description_for_the_person_it_pages(synthesized, concern):
+    assert len(alarm(synthesized, concern)["AlarmDescription"]) > 30
+
+
+@pytest.mark.parametrize("concern", ALARM_CONCERNS)
 def test_alarm_notifies_ops_on_alarm_and_on_recovery(synthesized, concern):
     properties = alarm(synthesized, concern)
     for actions in ("AlarmActions", "OKActions"):
@@ -57,7 +111,7 @@ def test_alarm_notifies_ops_on_alarm_and_on_recovery(synthesized, concern):
     assert properties["ActionsEnabled"] is synthesized.config.alarm_actions_enabled
 
 
-@pytest.mark.parametrize("concern", sorted(ALARMS))
+@pytest.mark.parametrize("concern", ALARM_CONCERNS)
 def test_missing_data_treatment(synthesized, concern):
     # Every timer scan reports StuckJobs, so its silence is an outage; the other metrics are
     # published only when their event occurs (reasons in infra/constructs/alarms.py).
@@ -69,10 +123,16 @@ def test_alarm_dimensions_point_at_this_stage(synthesized):
     stage = synthesized.config.stage
     assert refers_to(alarm(synthesized, "errors")["Dimensions"], "ReconcilerFunction")
     assert refers_to(alarm(synthesized, "dlq-depth")["Dimensions"], "DeadLetterQueue")
-    for concern in ("adjustments", "conflicts", "stuck-jobs", "invalid-events"):
-        assert alarm(synthesized, concern)["Dimensions"] == [{"Name": "service", "Value": "credit-reconciler"}], (
-            f"{concern}: Powertools' EMF default dimension is service=credit-reconciler ({stage})"
-        )
+    assert refers_to(alarm(synthesized, "dlq-age")["Dimensions"], "DeadLetterQueue")
+    assert refers_to(alarm(synthesized, "duration")["Dimensions"], "ReconcilerFunction")
+    reconciler_alarms = [concern for concern, spec in ALARMS.items() if spec[0] == "Reconciler"]
+    assert len(reconciler_alarms) == 7
+    for concern in reconciler_alarms:
+        # The stage's own series: never the dimensionless one, which stages sharing an account would mix.
+        assert alarm(synthesized, concern)["Dimensions"] == [
+            {"Name": "service", "Value": "credit-reconciler"},
+            {"Name": "stage", "Value": stage},
+        ], f"{concern} ({stage})"
 
 
 def test_dashboard_shows_health_money_and_alarms(synthesized):
@@ -83,9 +143,15 @@ def test_dashboard_shows_health_money_and_alarms(synthesized):
     for metric in (
         "Invocations", "Errors", "Throttles", "p99", "ApproximateNumberOfMessagesVisible", "Adjustments",
         "CreditsDebited", "CreditsRefunded", "DuplicateEvents", "ConflictingEvents", "InvalidEvents",
-        "Overdrafts", "StuckJobs",
+        "Overdrafts", "StuckJobs", "UnsettleableJobs", "AlertFailures", "SettlementRetries",
+        "ApproximateAgeOfOldestMessage", "ReadThrottleEvents", "WriteThrottleEvents", "FailedInvocations",
+        "DeadLetterInvocations", "InvocationsFailedToBeSentToDlq",
     ):  # fmt: skip
         assert metric in body, f"dashboard lacks {metric}"
+    # Every Reconciler metric on it is the stage's series.
+    reconciler_series = body.count('\\"Reconciler\\"')
+    stage_series = body.count(f'\\"stage\\",\\"{synthesized.config.stage}\\"')
+    assert reconciler_series > 0 and reconciler_series == stage_series, (reconciler_series, stage_series)
     assert '\\"alarms\\":[' in body, "dashboard lacks the alarm status widget"
 
 

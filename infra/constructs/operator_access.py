@@ -1,0 +1,136 @@
+"""Least-privilege managed policies for the people who run the `reconciler` CLI against a stage.
+
+Two variants, attached by the account's admins to an on-call role or group (docs/infrastructure.md):
+
+- read-only: every inspecting command (`balance`, `ledger`, `audit` without --fix, `dlq list|show`,
+  `alarms status`, and the --dry-run of `scan`, `pause`, `resume`, `events replay`);
+- break-glass: read-only plus every writing command (`adjust`, `audit --fix`, `scan`, `dlq replay`,
+  `alarms enable|disable`, `pause`, `resume`, `events replay`, `backup`).
+
+The statements are exactly what `reconciler.cli`/`reconciler.ops` call (tests/least_privilege records the CLI's
+calls across the test suite and fails if a call is not allowed, or a grant is never used). `sts:GetCallerIdentity`
+(who is acting, written on every manual ledger entry) needs no permission.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Acknowledgment, ArnFormat, Stack, Validations
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+from reconciler import config as runtime_config
+
+from infra.config import StageConfig
+from infra.constructs.tables import ReconcilerTables
+
+
+@dataclass(frozen=True)
+class Grant:
+    sid: str
+    actions: tuple[str, ...]
+    resources: tuple[str, ...]
+
+
+class OperatorAccess(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        tables: ReconcilerTables,
+        dead_letter_queue: sqs.IQueue,
+        function: lambda_.IFunction,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        names = config.names
+        jobs, credits, ledger = tables.jobs.table_arn, tables.credits.table_arn, tables.ledger.table_arn
+        ledger_by_user = f"{ledger}/index/{runtime_config.LEDGER_BY_USER_INDEX}"
+        jobs_unsettled = f"{jobs}/index/{runtime_config.JOBS_UNSETTLED_INDEX}"
+        # `alarms disable|enable` acts on every cc-reconciler-*-{stage} alarm the CLI finds (its own filter).
+        alarms = stack.format_arn(
+            service="cloudwatch",
+            resource="alarm",
+            resource_name=names.alarm("*"),
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        archive = stack.format_arn(service="events", resource="archive", resource_name=names.event_archive)
+        rule = stack.format_arn(service="events", resource="rule", resource_name=names.events_rule)
+
+        read_only = (
+            # balance, audit (and adjust/audit --fix read the balance first); scan reads job and balance together;
+            # adjust and audit --fix look their ledger entry up before writing it.
+            Grant("ReadItems", ("dynamodb:GetItem",), (credits, jobs, ledger)),
+            # ledger USER, audit USER: one user's history through the index, never a scan.
+            Grant("ReadLedgerByUser", ("dynamodb:Query",), (ledger_by_user,)),
+            # audit (all users): a consistent scan of balances and ledger.
+            Grant("AuditScan", ("dynamodb:Scan",), (credits, ledger)),
+            # scan --dry-run: the timer scan's sparse-index query.
+            Grant("ReadUnsettledJobs", ("dynamodb:Query",), (jobs_unsettled,)),
+            # dlq list/show: receive, then release at once (visibility 0); the queue URL and its depth.
+            Grant(
+                "PeekDeadLetters",
+                ("sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"),
+                (dead_letter_queue.queue_arn,),
+            ),
+            # scan, dlq replay: the function's configuration (prices, scan timings) as deployed;
+            # pause/resume: its state before changing it.
+            Grant(
+                "ReadFunction",
+                ("lambda:GetFunctionConfiguration", "lambda:GetFunctionConcurrency", "lambda:GetFunctionEventInvokeConfig"),
+                (function.function_arn,),
+            ),
+            # events replay: the archive and the rule the replay is filtered to.
+            Grant("ReadArchiveAndRule", ("events:DescribeArchive", "events:DescribeRule"), (archive, rule)),
+            # alarms status: DescribeAlarms has no resource-level permissions.
+            Grant("ReadAlarms", ("cloudwatch:DescribeAlarms",), ("*",)),
+        )
+        break_glass = read_only + (
+            # adjust, audit --fix, scan: balance and its ledger entry in one transaction; scan settles jobs.
+            Grant("WriteBalances", ("dynamodb:UpdateItem",), (credits,)),
+            # Append-only for people too: new entries (and, in adjust, a check that the v1-style id of the same
+            # reference is not taken), never an update or delete of an entry.
+            Grant("AppendLedger", ("dynamodb:PutItem", "dynamodb:ConditionCheckItem"), (ledger,)),
+            Grant("SettleJobs", ("dynamodb:UpdateItem",), (jobs,)),
+            # backup: on-demand backups of the three tables.
+            Grant("BackUpTables", ("dynamodb:CreateBackup",), (jobs, credits, ledger)),
+            # dlq replay: a message is deleted only once the function settled it.
+            Grant("DrainDeadLetters", ("sqs:DeleteMessage",), (dead_letter_queue.queue_arn,)),
+            # dlq replay (the deployed function), pause and resume.
+            Grant("ReplayAndPause", ("lambda:InvokeFunction", "lambda:PutFunctionConcurrency"), (function.function_arn,)),
+            # alarms enable/disable (maintenance).
+            Grant("AlarmActions", ("cloudwatch:EnableAlarmActions", "cloudwatch:DisableAlarmActions"), (alarms,)),
+            # events replay: from the stage's archive.
+            Grant("ReplayArchive", ("events:StartReplay",), (archive,)),
+        )
+        self.read_only = self._policy("ReadOnly", names.operator_read_only_policy, read_only, "read-only", config)
+        self.break_glass = self._policy("BreakGlass", names.operator_break_glass_policy, break_glass, "break-glass", config)
+        for policy in (self.read_only, self.break_glass):
+            Validations.of(policy).acknowledge(
+                Acknowledgment(
+                    id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
+                    reason="Only cloudwatch:DescribeAlarms, which has no resource-level permissions; the CLI "
+                    "filters the result to this stage's alarms.",
+                ),
+                Acknowledgment(
+                    id=f"AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:cloudwatch:{config.region}:"
+                    f"{config.account}:alarm:{names.alarm('*')}]",
+                    reason="Alarm actions on every alarm of this stage (cc-reconciler-*-{stage}), the set the CLI's "
+                    "`alarms disable|enable` acts on.",
+                ),
+            )
+
+    def _policy(self, construct_id: str, name: str, grants: tuple[Grant, ...], variant: str, config: StageConfig) -> iam.ManagedPolicy:
+        return iam.ManagedPolicy(
+            self,
+            construct_id,
+            managed_policy_name=name,
+            description=f"Operators of the credit reconciler ({config.stage}), {variant}: the reconciler CLI's calls only",
+            statements=[
+                iam.PolicyStatement(sid=grant.sid, actions=list(grant.actions), resources=list(grant.resources)) for grant in grants
+            ],
+        )

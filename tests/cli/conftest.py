@@ -138,3 +138,48 @@ def console(tmp_path):
         return Run(done.returncode, done.stdout, done.stderr)
 
     return run
+
+
+@dataclass
+class RunningStack:
+    endpoint: str
+    state_dir: object
+    log: object  # the stderr of `local up`: its progress and one line per delivered event
+    stage: str
+
+
+@pytest.fixture(scope="session")
+def running_stack(tmp_path_factory):
+    """`reconciler --stage prod local up` as an operator starts it (the installed console script, a subprocess),
+    with this session's synthesized templates (--templates) so it does not synthesize again."""
+    import subprocess
+    import sys
+    import time
+
+    from reconciler.local.stack import templates_for
+
+    base = tmp_path_factory.mktemp("local-up")
+    templates = base / "cdk.out"
+    templates.mkdir()
+    for name, template in templates_for("prod").items():
+        (templates / f"{name}.template.json").write_text(json.dumps(template))
+    state_dir, log = base / "state", base / "local-up.log"
+    environment = {**os.environ, STATE_DIR_ENV: str(state_dir), "PYTHONPATH": ""}
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
+        environment.pop(name, None)
+    with log.open("w") as log_file:
+        process = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "reconciler"), "--stage", "prod", "local", "up",
+                                    "--templates", str(templates)], cwd=base, stdout=subprocess.PIPE, stderr=log_file, env=environment,
+                                   text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while not (state_dir / "prod.json").exists():
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        endpoint = json.loads((state_dir / "prod.json").read_text())["endpoint"]
+        yield RunningStack(endpoint, state_dir, log, "prod")
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert not (state_dir / "prod.json").exists(), "local up left its state file behind"

@@ -106,7 +106,7 @@ def test_logs_tail_and_metrics_read_what_the_runbook_queried(env, cli):
     assert "settlement failed" in tail.stdout and "settled" in tail.stdout
     assert len(cli("--json", "logs", "tail", "--since", "5m").json()) == 2
     env.client("cloudwatch").put_metric_data(Namespace="Reconciler", MetricData=[
-        {"MetricName": "Adjustments", "Dimensions": [{"Name": "service", "Value": "credit-reconciler"}], "Value": 3,
+        {"MetricName": "Adjustments", "Dimensions": [{"Name": "service", "Value": "credit-reconciler"}, {"Name": "stage", "Value": "dev"}], "Value": 3,
          "Timestamp": datetime.now(timezone.utc)}])
     metrics = {m["metric"]: m for m in cli("--json", "metrics", "--since", "2h").json()}
     assert metrics["Adjustments"]["total"] == 3 and metrics["Lambda Errors"]["total"] == 0

@@ -40,16 +40,16 @@ def _alive(pid: int | None) -> bool:
 
 
 @contextmanager
-def handler_output_to_stderr() -> Iterator[None]:
-    """The handler's logs and metrics go to stderr (in Lambda they go to stdout, to CloudWatch)."""
+def handler_output_to(stream: Any) -> Iterator[None]:
+    """The handler's logs and metrics go to `stream` (in Lambda they go to stdout, to CloudWatch)."""
     from reconciler.observability import SERVICE
 
     handlers = [h for h in logging.getLogger(SERVICE).handlers if isinstance(h, logging.StreamHandler)]
     previous = [h.stream for h in handlers]
     for handler in handlers:
-        handler.stream = sys.stderr  # was bound to stdout as it was when Powertools was imported
+        handler.stream = stream  # was bound to stdout as it was when Powertools was imported
     try:
-        with redirect_stdout(sys.stderr):
+        with redirect_stdout(stream):
             yield
     finally:
         for handler, stream in zip(handlers, previous):
@@ -67,11 +67,21 @@ def _function_paused(lambda_client: Any, function_name: str) -> bool:
     return concurrency == 0
 
 
+def handler_output_to_stderr():
+    return handler_output_to(sys.stderr)
+
+
 def deliver_forever(stack: Any, stop: threading.Event, say) -> None:
     """Lambda's async invocation, locally: every event the rule routes is handed to the handler within a second,
-    whoever put it on the bus (reconciler, the aws CLI, the pipeline's SDK); held while the function is paused."""
+    whoever put it on the bus (reconciler, the aws CLI, the pipeline's SDK); held while the function is paused.
+    The handler's output goes where Lambda sends it: the log group, and its EMF metrics into CloudWatch."""
+    import io
+
+    from reconciler.local.telemetry_sink import CloudWatchSink
+
     invoker = stack.invoker()
     lambda_client = stack.client("lambda")
+    sink = CloudWatchSink(stack.client("logs"), stack.client("cloudwatch"), stack.resources.log_group)
     paused = False
     while not stop.is_set():
         now_paused = _function_paused(lambda_client, stack.resources.function_name)
@@ -80,9 +90,18 @@ def deliver_forever(stack: Any, stop: threading.Event, say) -> None:
             say("function paused (reserved concurrency 0): events are held" if paused else "function resumed: delivering held events")
         if not paused:
             before = len(invoker.results)
-            with handler_output_to_stderr():
+            captured = io.StringIO()
+            with handler_output_to(captured):
                 invoker.drain(idle_polls=1)
-            for record in invoker.results[before:]:
+            sink.ship(captured.getvalue())
+            batch = invoker.results[before:]
+            if batch:
+                from reconciler.local.telemetry_sink import lambda_metrics
+
+                errors = sum(1 for record in batch if "error" in record)
+                stack.client("cloudwatch").put_metric_data(
+                    Namespace="AWS/Lambda", MetricData=lambda_metrics(stack.resources.function_name, len(batch), errors))
+            for record in batch:
                 say(_describe(record))
             del invoker.results[:]
         stop.wait(DELIVERY_POLL_SECONDS)
@@ -97,9 +116,25 @@ def _describe(record: dict) -> str:
     return f"event {event.get('id')}: {event.get('detail-type')} {detail.get('jobId')} -> {outcome} {extra}".rstrip()
 
 
+def load_templates(directory: Path, stage: str) -> dict[str, dict]:
+    """The stage's templates from a `cdk synth` output directory (`{stack}.template.json`)."""
+    found = {path.name[: -len(".template.json")]: json.loads(path.read_text())
+             for path in sorted(directory.glob(f"*-{stage}.template.json"))}
+    if not found:
+        raise OpsError(f"no *-{stage}.template.json in {directory}: run `npx cdk synth --context stage={stage} --output {directory}`")
+    return found
+
+
 @local_app.command("up")
-def local_up(ctx: typer.Context) -> None:
-    """Start a local stack for --stage, save its state for --local, deliver events as Lambda would, until Ctrl-C."""
+def local_up(
+    ctx: typer.Context,
+    templates: Annotated[Path | None, typer.Option("--templates", file_okay=False, exists=True,
+                                                   help="Use these synthesized templates (a cdk.out directory) instead of synthesizing.")] = None,
+) -> None:
+    """Start a local stack for --stage, save its state for --local, deliver events as Lambda would, until Ctrl-C.
+
+    Creates from the synthesized templates the tables, queues, topic and rule, and what the operator's commands
+    act on: the function (configuration; the handler runs in this process), its log group, the alarms, the archive."""
     from reconciler.local.server import moto_server
     from reconciler.local.stack import provision_stack, templates_for
 
@@ -117,12 +152,16 @@ def local_up(ctx: typer.Context) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     started = time.monotonic()
-    say(f"[1/3] synthesizing the {state.stage} templates (CDK, in-process) ...")
-    templates_for(state.stage)
+    if templates is not None:
+        loaded = load_templates(templates, state.stage)
+        say(f"[1/3] using the templates in {templates}")
+    else:
+        say(f"[1/3] synthesizing the {state.stage} templates (CDK, in-process) ...")
+        loaded = templates_for(state.stage)
     say(f"[2/3] starting moto on 127.0.0.1 ({time.monotonic() - started:.1f} s) ...")
     with moto_server() as endpoint:
         say(f"[3/3] creating the resources from the templates ({time.monotonic() - started:.1f} s) ...")
-        stack = provision_stack(endpoint, state.stage)
+        stack = provision_stack(endpoint, state.stage, operable=True, templates=loaded)
         stack.save(state_file, pid=os.getpid())
         try:
             state.out.data({"endpoint": endpoint, "stage": state.stage, "stateFile": str(state_file)})

@@ -32,6 +32,13 @@ class LocalResources:
     function_name: str = ""
     function_environment: dict[str, str] = field(default_factory=dict)
     invoke_queue_url: str = ""
+    # Lambda's async invocation as the template configures it (EventInvokeConfig).
+    max_retry_attempts: int = 2
+    max_event_age_seconds: int = 21600
+    # What `provision(..., operable=True)` also created, so the operator's commands have something to act on.
+    alarms: list[str] = field(default_factory=list)
+    archive: str = ""
+    log_group: str = ""
 
     @property
     def dlq_url(self) -> str:
@@ -65,7 +72,9 @@ def resources_of(templates: Mapping[str, dict], *types: str) -> Iterable[tuple[s
                 yield logical_id, resource.get("Properties", {})
 
 
-def provision(templates: Mapping[str, dict], stage: str, session: Any) -> LocalResources:
+def provision(templates: Mapping[str, dict], stage: str, session: Any, operable: bool = False) -> LocalResources:
+    """The data resources, the rule (to the local invoke queue) and, with `operable`, what the operator's
+    commands act on: the function (as configuration; it runs in-process), its log group, alarms, archive."""
     local = LocalResources(stage=stage)
     dynamodb, sqs, sns, events = (session.client(name) for name in ("dynamodb", "sqs", "sns", "events"))
     for _, props in resources_of(templates, "AWS::DynamoDB::Table", "AWS::DynamoDB::GlobalTable"):
@@ -103,6 +112,11 @@ def provision(templates: Mapping[str, dict], stage: str, session: Any) -> LocalR
         events.put_rule(Name=name, EventPattern=json.dumps(pattern), State="ENABLED")
         events.put_targets(Rule=name, Targets=[{"Id": "local-invoker", "Arn": invoke_queue_arn}])
         local.rules[name] = pattern
+    for _, props in resources_of(templates, "AWS::Lambda::EventInvokeConfig"):
+        local.max_retry_attempts = int(props.get("MaximumRetryAttempts", local.max_retry_attempts))
+        local.max_event_age_seconds = int(props.get("MaximumEventAgeInSeconds", local.max_event_age_seconds))
+    if operable:
+        _provision_operable(templates, local, session)
     missing = [role for role in ("Jobs", "Credits", "Ledger") if role not in local.tables]
     if missing or f"cc-reconciler-dlq-{stage}" not in local.queues or f"ops-alerts-{stage}" not in local.topics:
         raise RuntimeError(f"the templates for {stage} lack expected resources (tables missing: {missing})")
@@ -113,3 +127,95 @@ def _literal(value: Any, what: str) -> str:
     if not isinstance(value, str):
         raise RuntimeError(f"{what} must be a literal name in the template, got {value!r}")
     return value
+
+
+# A zip with an empty central directory: enough for moto to create the function (it is never invoked there).
+_EMPTY_ZIP = b"PK\x05\x06" + b"\x00" * 18
+
+
+def _provision_operable(templates: Mapping[str, dict], local: LocalResources, session: Any) -> None:
+    lambda_client, iam, logs, cloudwatch, events = (session.client(n) for n in ("lambda", "iam", "logs", "cloudwatch", "events"))
+    for _, props in resources_of(templates, "AWS::Logs::LogGroup"):
+        name = props.get("LogGroupName")
+        if isinstance(name, str) and name.startswith("/aws/lambda/"):
+            logs.create_log_group(logGroupName=name)
+            local.log_group = name
+    for _, props in resources_of(templates, "AWS::Lambda::Function"):
+        role = iam.create_role(RoleName=f"{local.function_name}-local", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))
+        lambda_client.create_function(
+            FunctionName=local.function_name, Runtime=props.get("Runtime", "python3.12"), Role=role["Role"]["Arn"],
+            Handler=props.get("Handler", "reconciler.handlers.entry.handler"), Code={"ZipFile": _EMPTY_ZIP},
+            Timeout=int(props.get("Timeout", 30)), MemorySize=int(props.get("MemorySize", 512)),
+            Environment={"Variables": local.runtime_environment()},
+            Description="local stand-in: configuration only; `reconciler local up` runs the handler in-process",
+        )
+        if "ReservedConcurrentExecutions" in props:
+            lambda_client.put_function_concurrency(FunctionName=local.function_name,
+                                                   ReservedConcurrentExecutions=int(props["ReservedConcurrentExecutions"]))
+        lambda_client.put_function_event_invoke_config(FunctionName=local.function_name, MaximumRetryAttempts=local.max_retry_attempts,
+                                                       MaximumEventAgeInSeconds=local.max_event_age_seconds)
+    for _, props in resources_of(templates, "AWS::CloudWatch::Alarm"):
+        request = _alarm_request(props, local)
+        if request is not None:
+            cloudwatch.put_metric_alarm(**request)
+            local.alarms.append(request["AlarmName"])
+    bus_arn = events.describe_event_bus(Name="default")["Arn"]
+    for _, props in resources_of(templates, "AWS::Events::Archive"):
+        request = {"ArchiveName": _literal(props["ArchiveName"], "ArchiveName"), "EventSourceArn": bus_arn,
+                   "RetentionDays": int(props.get("RetentionDays", 0))}
+        if "EventPattern" in props:
+            request["EventPattern"] = json.dumps(props["EventPattern"])
+        events.create_archive(**request)
+        local.archive = request["ArchiveName"]
+
+
+def _reference(value: Any, local: LocalResources) -> str | None:
+    """A cross-stack reference in an alarm, resolved locally where its target is known (else None)."""
+    if isinstance(value, str):
+        return value
+    text = json.dumps(value)
+    if "ReconcilerFunction" in text:
+        return local.function_name
+    if "DeadLetterQueue" in text and "QueueName" in text:
+        return f"cc-reconciler-dlq-{local.stage}"
+    if "OpsTopic" in text:
+        return local.ops_topic_arn
+    for role, name in local.tables.items():
+        if role in text:
+            return name
+    return None
+
+
+def _alarm_request(props: dict, local: LocalResources) -> dict | None:
+    keys = ("AlarmName", "AlarmDescription", "ActionsEnabled", "ComparisonOperator", "EvaluationPeriods", "DatapointsToAlarm",
+            "MetricName", "Namespace", "Statistic", "ExtendedStatistic", "Period", "Threshold", "TreatMissingData", "Unit")
+    request = {key: props[key] for key in keys if key in props}
+    if not isinstance(request.get("AlarmName"), str):
+        return None
+    for key in ("AlarmActions", "OKActions", "InsufficientDataActions"):
+        resolved = [_reference(action, local) for action in props.get(key, [])]
+        request[key] = [arn for arn in resolved if arn]
+    dimensions = []
+    for dimension in props.get("Dimensions", []):
+        value = _reference(dimension.get("Value"), local)
+        if value is None:
+            return None
+        dimensions.append({"Name": dimension["Name"], "Value": value})
+    if dimensions:
+        request["Dimensions"] = dimensions
+    if "Metrics" in props:
+        metrics = json.loads(json.dumps(props["Metrics"]))
+        for query in metrics:
+            stat = query.get("MetricStat", {})
+            for dimension in stat.get("Metric", {}).get("Dimensions", []):
+                value = _reference(dimension.get("Value"), local)
+                if value is None:
+                    return None
+                dimension["Value"] = value
+        request["Metrics"] = metrics
+    for key in ("EvaluationPeriods", "DatapointsToAlarm", "Period"):
+        if key in request:
+            request[key] = int(request[key])
+    if "Threshold" in request:
+        request["Threshold"] = float(request["Threshold"])
+    return request

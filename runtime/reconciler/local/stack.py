@@ -67,6 +67,7 @@ class LocalStack:
             dlq_url=self.resources.dlq_url,
             function_name=self.resources.function_name,
             handler=handler,
+            max_attempts=1 + self.resources.max_retry_attempts,
         )
 
     def publish(self, events: list[dict]) -> list[str]:
@@ -121,14 +122,14 @@ def _entry(event: dict) -> dict:
     }
 
 
-def provision_stack(endpoint: str, stage: str = "dev") -> LocalStack:
+def provision_stack(endpoint: str, stage: str = "dev", operable: bool = False, templates: dict[str, dict] | None = None) -> LocalStack:
     session = boto3.session.Session(aws_access_key_id="local", aws_secret_access_key="local", region_name=LOCAL_REGION)
 
     class _EndpointSession:
         def client(self, service: str) -> Any:
             return session.client(service, endpoint_url=endpoint)
 
-    return LocalStack(endpoint=endpoint, resources=provision(templates_for(stage), stage, _EndpointSession()))
+    return LocalStack(endpoint=endpoint, resources=provision(templates or templates_for(stage), stage, _EndpointSession(), operable=operable))
 
 
 @contextmanager

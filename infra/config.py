@@ -17,6 +17,9 @@ from aws_cdk import aws_logs as logs
 # AWS's published Powertools layer of this version is attached to the function;
 # keep it equal to the aws-lambda-powertools pin in requirements.txt (a test checks).
 POWERTOOLS_VERSION = "3.37.0"
+# AWS's public SSM parameter holding that layer's ARN (CloudFormation resolves it at deploy time; CI checks
+# that it exists in the stage's region before deploying).
+POWERTOOLS_LAYER_PARAMETER = f"/aws/service/powertools/python/arm64/python3.12/{POWERTOOLS_VERSION}"
 
 DEFAULT_STAGE = "dev"
 

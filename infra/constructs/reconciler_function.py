@@ -17,7 +17,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 from reconciler import config as runtime_config
 
-from infra.config import METRICS_NAMESPACE, POWERTOOLS_VERSION, SERVICE_NAME, StageConfig
+from infra.config import METRICS_NAMESPACE, POWERTOOLS_LAYER_PARAMETER, SERVICE_NAME, StageConfig
 from infra.constructs.tables import ReconcilerTables
 
 RUNTIME_DIR = Path(__file__).resolve().parents[2] / "runtime"
@@ -166,8 +166,9 @@ class ReconcilerFunction(Construct):
     def _powertools_layer(self) -> lambda_.ILayerVersion:
         # CloudFormation resolves AWS's public SSM parameter at deploy time, so synthesis
         # needs no credentials and the template names no account-specific layer ARN.
-        parameter = f"/aws/service/powertools/python/arm64/python3.12/{POWERTOOLS_VERSION}"
-        return lambda_.LayerVersion.from_layer_version_arn(self, "Powertools", f"{{{{resolve:ssm:{parameter}}}}}")
+        return lambda_.LayerVersion.from_layer_version_arn(
+            self, "Powertools", f"{{{{resolve:ssm:{POWERTOOLS_LAYER_PARAMETER}}}}}"
+        )
 
     @staticmethod
     def _environment(

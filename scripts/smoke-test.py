@@ -38,7 +38,8 @@ def _ensure_dependencies() -> None:
         import rich  # noqa: F401
     except ImportError as error:
         venv_python = REPO / ".venv" / "bin" / "python"
-        if venv_python.exists() and Path(sys.executable).resolve() != venv_python.resolve() and not os.environ.get("SMOKE_TEST_REEXEC"):
+        in_venv = Path(sys.prefix).resolve() == (REPO / ".venv").resolve()
+        if venv_python.exists() and not in_venv and not os.environ.get("SMOKE_TEST_REEXEC"):
             os.environ["SMOKE_TEST_REEXEC"] = "1"
             os.execv(str(venv_python), [str(venv_python), str(Path(__file__).resolve()), *sys.argv[1:]])
         print(f"SMOKE TEST NOT RUN: this Python ({sys.executable}) lacks {error.name}; run `make bootstrap` and use "

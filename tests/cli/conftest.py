@@ -90,9 +90,20 @@ class Run:
         return json.loads(self.stdout)
 
 
+@pytest.fixture(scope="session")
+def cli_command():
+    """The click command of the app, built once (typer builds it again on every CliRunner.invoke: 0.15 s)."""
+    import typer.main
+
+    return typer.main.get_command(app)
+
+
 @pytest.fixture
-def cli():
+def cli(cli_command, monkeypatch):
     """Runs `reconciler --local --no-progress ARGS` in-process."""
+    import typer.testing
+
+    monkeypatch.setattr(typer.testing, "_get_command", lambda typer_app: cli_command)
     runner = CliRunner()
 
     def run(*args: str, local: bool = True) -> Run:

@@ -32,6 +32,19 @@ STATE_DIR_ENV = "RECONCILER_LOCAL_STATE_DIR"
 INVOKE_CONFIG = CLIENT_CONFIG.merge(Config(read_timeout=60, retries={"mode": "standard", "max_attempts": 1}))
 
 
+_BOTOCORE_SESSION: Any = None
+
+
+def _shared_botocore_session() -> Any:
+    """One botocore session (its loaded service models) for local stacks, whose credentials are explicit."""
+    global _BOTOCORE_SESSION
+    if _BOTOCORE_SESSION is None:
+        import botocore.session
+
+        _BOTOCORE_SESSION = botocore.session.get_session()
+    return _BOTOCORE_SESSION
+
+
 def local_state_dir() -> Path:
     configured = os.environ.get(STATE_DIR_ENV)
     if configured:
@@ -109,6 +122,7 @@ class Target:
                 aws_access_key_id=self.local.credentials["aws_access_key_id"],
                 aws_secret_access_key=self.local.credentials["aws_secret_access_key"],
                 region_name=self.local.region,
+                botocore_session=_shared_botocore_session(),
             )
         return boto3.session.Session(profile_name=self.profile, region_name=self.region)
 

@@ -2,9 +2,9 @@
 
 Two variants, attached by the account's admins to an on-call role or group (docs/infrastructure.md):
 
-- read-only: every inspecting command (`balance`, `ledger`, `audit` without --fix, `dlq list|show`,
-  `alarms status`, and the --dry-run of `scan`, `pause`, `resume`, `events replay`);
-- break-glass: read-only plus every writing command (`adjust`, `audit --fix`, `scan`, `dlq replay`,
+- read-only: every inspecting command (`balance`, `ledger`, `job show`, `audit` without --fix, `dlq list|show`,
+  `alarms status|history`, `metrics`, `logs tail`, and the --dry-run of `scan`, `pause`, `resume`, `events replay`);
+- break-glass: read-only plus every writing command (`adjust`, `audit --fix`, `scan`, `dlq replay|delete|purge`,
   `alarms enable|disable`, `pause`, `resume`, `events replay`, `backup`).
 
 The statements are exactly what `reconciler.cli`/`reconciler.ops` call (tests/least_privilege records the CLI's
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from aws_cdk import Acknowledgment, ArnFormat, Stack, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 from reconciler import config as runtime_config
@@ -44,6 +45,7 @@ class OperatorAccess(Construct):
         tables: ReconcilerTables,
         dead_letter_queue: sqs.IQueue,
         function: lambda_.IFunction,
+        log_group: logs.ILogGroup,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -85,9 +87,17 @@ class OperatorAccess(Construct):
                 (function.function_arn,),
             ),
             # events replay: the archive and the rule the replay is filtered to.
-            Grant("ReadArchiveAndRule", ("events:DescribeArchive", "events:DescribeRule"), (archive, rule)),
-            # alarms status: DescribeAlarms has no resource-level permissions.
-            Grant("ReadAlarms", ("cloudwatch:DescribeAlarms",), ("*",)),
+            Grant("ReadArchive", ("events:DescribeArchive",), (archive,)),
+            Grant("ReadRule", ("events:DescribeRule",), (rule,)),
+            # alarms status / history: listing calls over every alarm (the CLI keeps this stage's); metrics: the
+            # runbook's numbers. None of the three has resource-level permissions.
+            Grant(
+                "ReadAlarmsAndMetrics",
+                ("cloudwatch:DescribeAlarms", "cloudwatch:DescribeAlarmHistory", "cloudwatch:GetMetricStatistics"),
+                ("*",),
+            ),
+            # logs tail: the function's own log group.
+            Grant("ReadFunctionLogs", ("logs:FilterLogEvents",), (log_group.log_group_arn,)),
         )
         break_glass = read_only + (
             # adjust, audit --fix, scan: balance and its ledger entry in one transaction; scan settles jobs.
@@ -98,8 +108,8 @@ class OperatorAccess(Construct):
             Grant("SettleJobs", ("dynamodb:UpdateItem",), (jobs,)),
             # backup: on-demand backups of the three tables.
             Grant("BackUpTables", ("dynamodb:CreateBackup",), (jobs, credits, ledger)),
-            # dlq replay: a message is deleted only once the function settled it.
-            Grant("DrainDeadLetters", ("sqs:DeleteMessage",), (dead_letter_queue.queue_arn,)),
+            # dlq replay (a message is deleted only once the function settled it), dlq delete, dlq purge.
+            Grant("DrainDeadLetters", ("sqs:DeleteMessage", "sqs:PurgeQueue"), (dead_letter_queue.queue_arn,)),
             # dlq replay (the deployed function), pause and resume.
             Grant("ReplayAndPause", ("lambda:InvokeFunction", "lambda:PutFunctionConcurrency"), (function.function_arn,)),
             # alarms enable/disable (maintenance).
@@ -113,8 +123,9 @@ class OperatorAccess(Construct):
             Validations.of(policy).acknowledge(
                 Acknowledgment(
                     id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
-                    reason="Only cloudwatch:DescribeAlarms, which has no resource-level permissions; the CLI "
-                    "filters the result to this stage's alarms.",
+                    reason="Only cloudwatch:DescribeAlarms, DescribeAlarmHistory and GetMetricStatistics, used without "
+                    "resource-level permissions (the CLI filters alarms to this stage's); and logs:FilterLogEvents on "
+                    "the function's own log group (its ARN ends in :*).",
                 ),
                 Acknowledgment(
                     id=f"AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:cloudwatch:{config.region}:"

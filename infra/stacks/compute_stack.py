@@ -29,4 +29,5 @@ class ComputeStack(Stack):
             tables=data.tables,
             dead_letter_queue=data.dead_letter_queue.queue,
             function=self.reconciler.function,
+            log_group=self.reconciler.log_group,
         )

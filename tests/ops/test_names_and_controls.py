@@ -51,6 +51,6 @@ def test_ops_code_imports_neither_infra_nor_the_local_emulation():
             names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else \
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             for name in names:
-                if name.startswith("infra") or (name.startswith("reconciler.local") and path.name != "local_stack.py"):
+                if name.startswith("infra") or (name.startswith("reconciler.local") and path.name != "local_commands.py"):
                     offenders.append(f"{path.name}: {name}")
     assert offenders == []

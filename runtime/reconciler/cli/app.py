@@ -1,7 +1,6 @@
 """The root of the `reconciler` CLI: global options (before or after the command), output, one-line errors.
 
-Each command group lives in its own module (balances, jobs, dlq, books, alarms, stage_control,
-telemetry, local_stack); cli/main.py puts them together.
+Each command group lives in its own module (cli/*_commands.py); cli/main.py puts them together.
 """
 
 from __future__ import annotations

@@ -1,11 +1,21 @@
 """`reconciler`: the operations CLI (see docs/operations.md). Commands parse, call reconciler.ops, print.
 
-One module per command group; importing them registers their commands on the root `app`.
+One module per command group (`*_commands.py`); importing them registers their commands on the root `app`
+(cli/app.py: global options, output, one-line errors). Only local_commands.py imports reconciler.local.
 """
 
 from __future__ import annotations
 
-from reconciler.cli import alarms, balances, books, dlq, jobs, local_stack, stage_control, telemetry  # noqa: F401  (registration)
+from reconciler.cli import (  # noqa: F401  (registration)
+    alarm_commands,
+    balance_commands,
+    book_commands,
+    dlq_commands,
+    job_commands,
+    local_commands,
+    stage_commands,
+    telemetry_commands,
+)
 from reconciler.cli.app import app
 
 __all__ = ["app", "main"]

@@ -128,9 +128,9 @@ def dlq_replay(
 ) -> None:
     """Send messages through the reconciler again; delete each only if that succeeded."""
     state = state_of(ctx)
-    target = state.target
     if payload is not None and message_id is None:
         raise typer.BadParameter("--payload replaces one message's event: give its MESSAGE_ID", param_hint="--payload")
+    target = state.target
     corrected = None
     if payload is not None:
         try:

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from reconciler.cli.app import CONTEXT_SETTINGS, app, state_of
-from reconciler.cli.balances import entry_dict
-from reconciler.cli.dlq import queue_of
+from reconciler.cli.balance_commands import entry_dict
+from reconciler.cli.dlq_commands import queue_of
 from reconciler.ops.dead_letters import peek
 from reconciler.ops.errors import OpsError
 from reconciler.ops.jobs import job_entries, job_item

@@ -36,12 +36,14 @@ class MetricQuery:
 def runbook_metrics(names: StageNames) -> list[MetricQuery]:
     """The v1 runbook's queries: manual adjustments (its rate alarm) and the function's errors."""
     function = ({"Name": "FunctionName", "Value": names.function},)
+    # The stage's own series, as the alarms read it (service and stage dimensions; observability.py).
+    series = (SERVICE_DIMENSION, {"Name": "stage", "Value": names.stage})
     return [
-        MetricQuery("Adjustments", METRICS_NAMESPACE, "Adjustments", (SERVICE_DIMENSION,)),
+        MetricQuery("Adjustments", METRICS_NAMESPACE, "Adjustments", series),
         MetricQuery("Lambda Errors", "AWS/Lambda", "Errors", function),
         MetricQuery("Lambda Invocations", "AWS/Lambda", "Invocations", function),
         MetricQuery("Lambda Throttles", "AWS/Lambda", "Throttles", function),
-        MetricQuery("InvalidEvents", METRICS_NAMESPACE, "InvalidEvents", (SERVICE_DIMENSION,)),
+        MetricQuery("InvalidEvents", METRICS_NAMESPACE, "InvalidEvents", series),
     ]
 
 

@@ -1,0 +1,179 @@
+"""pytest plugin: record every AWS call the suite causes and hold the synthesized IAM policies to them.
+
+- Recording: botocore's `BaseClient._make_api_call` is wrapped when the plugin loads. The wrapper chains to the
+  implementation installed before it (e.g. a simulator's fidelity patch) and always calls through, so it changes
+  nothing; a patch installed later wraps this one and must call through as well. Each call is attributed to a
+  principal by its call stack (calls.attribute) and turned into the IAM authorisations it needs (calls.needs,
+  per item for transactions).
+- pytest-xdist: each worker hands its records to the controller through `workeroutput`; the controller merges
+  them when the workers finish and checks once.
+- Checking (only on a full run, `pytest` / `make test` with the configured test paths and no -k/-m/--lf or
+  deselection, or with --aws-calls-check): every stage's app is synthesized and
+    * each function call must be allowed by the function's role, and each grant of the role must be used by a
+      function call (or be one of the platform grants in policies.PLATFORM_GRANTS, with its reason);
+    * each CLI call must be allowed by the break-glass operator policy, each read also by the read-only one,
+      and each grant of both policies must be used.
+  Any finding fails the run (exit status 1) with one line per finding.
+- `--aws-calls-report PATH` writes the observed calls (principal, action, resource, code paths) as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from tests.least_privilege.calls import Need, attribute, needs
+
+_lock = threading.Lock()
+# (principal, action, resource) -> code paths
+_records: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+_findings: list[str] = []
+_INSTALLED_FLAG = "_reconciler_call_recorder"
+
+
+# A call refused because its resource does not exist (tests of a deleted queue or topic) needs no grant.
+_MISSING = {"ResourceNotFoundException", "NotFound", "NotFoundException", "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
+
+
+def _record(client, operation_name: str, api_params: dict, frame) -> None:
+    service = client.meta.service_model.service_name
+    principal, code_path = attribute(frame)
+    for need in needs(service, operation_name, api_params or {}):
+        with _lock:
+            _records[(principal, need.action, need.resource)].add(code_path)
+
+
+def _missing_resource(error: Exception) -> bool:
+    response = getattr(error, "response", None) or {}
+    return response.get("Error", {}).get("Code") in _MISSING
+
+
+def install() -> None:
+    from botocore.client import BaseClient
+
+    previous = BaseClient._make_api_call
+    if getattr(previous, _INSTALLED_FLAG, False):
+        return
+
+    def _make_api_call(self, operation_name, api_params):
+        caller = sys._getframe(1)
+        try:
+            result = previous(self, operation_name, api_params)
+        except Exception as error:
+            if not _missing_resource(error):
+                _safely_record(self, operation_name, api_params, caller)
+            raise
+        _safely_record(self, operation_name, api_params, caller)
+        return result
+
+    setattr(_make_api_call, _INSTALLED_FLAG, True)
+    _make_api_call.__wrapped__ = previous  # type: ignore[attr-defined]
+    BaseClient._make_api_call = _make_api_call
+
+
+def _safely_record(client, operation_name, api_params, frame) -> None:
+    try:
+        _record(client, operation_name, api_params, frame)
+    except Exception as error:  # noqa: BLE001 - recording must never change what the call does
+        with _lock:
+            _records[("unrecorded", f"{type(error).__name__}: {error}", operation_name)].add("recorder")
+
+
+def records() -> list[list]:
+    with _lock:
+        return [[principal, action, resource, sorted(paths)] for (principal, action, resource), paths in sorted(_records.items())]
+
+
+def merge(rows: list[list]) -> None:
+    with _lock:
+        for principal, action, resource, paths in rows:
+            _records[(principal, action, resource)].update(paths)
+
+
+# --- hooks -----------------------------------------------------------------------------------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("aws-calls", "AWS calls versus the synthesized IAM policies")
+    group.addoption("--aws-calls-check", action="store_true", help="check even on a partial run")
+    group.addoption("--no-aws-calls-check", action="store_true", help="never check")
+    group.addoption("--aws-calls-report", metavar="PATH", help="write the observed calls as JSON")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    install()
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _full_run(config: pytest.Config) -> bool:
+    option = config.option
+    return (
+        config.args_source == pytest.Config.ArgsSource.TESTPATHS
+        and not option.keyword
+        and not option.markexpr
+        and not getattr(option, "lf", False)
+        and not getattr(option, "deselect", None)
+    )
+
+
+def pytest_testnodedown(node, error) -> None:  # pytest-xdist, on the controller
+    merge(node.workeroutput.get("aws_calls", []))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    if _is_worker(config):
+        config.workeroutput["aws_calls"] = records()
+        return
+    report = config.getoption("--aws-calls-report")
+    if report:
+        Path(report).write_text(json.dumps(records(), indent=1) + "\n")
+    wanted = config.getoption("--aws-calls-check") or _full_run(config)
+    if config.getoption("--no-aws-calls-check") or not wanted or os.environ.get("AWS_CALLS_CHECK") == "0":
+        return
+    # After a failed or interrupted run some code paths did not run: only calls that are not allowed count.
+    _findings.extend(check(records(), complete=exitstatus == 0))
+    if _findings:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    if _is_worker(config) or not _findings:
+        return
+    terminalreporter.section("AWS calls versus the synthesized IAM policies", sep="=", red=True)
+    for finding in _findings:
+        terminalreporter.line(finding, red=True)
+    terminalreporter.line("(tests/least_privilege: fix the policy in infra/constructs, or the code path that calls)")
+
+
+def check(rows: list[list], complete: bool = True) -> list[str]:
+    """Synthesizes every stage and returns one line per finding."""
+    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    from infra.app import synthesize_templates
+    from infra.config import STAGES, config_for
+
+    from tests.least_privilege.policies import Observed, Templates, check_function, check_operator
+
+    by_principal: dict[str, dict[Need, set[str]]] = defaultdict(dict)
+    findings = [f"a call could not be recorded: {action} ({resource})" for principal, action, resource, _ in rows if principal == "unrecorded"]
+    for principal, action, resource, paths in rows:
+        by_principal[principal].setdefault(Need(action, resource), set()).update(paths)
+    observed = Observed(dict(by_principal))
+    for stage in STAGES:
+        config = config_for(stage)
+        templates = Templates(stage, config.account, config.region, synthesize_templates(stage))
+        findings += check_function(templates, observed, config.triage_enabled)
+        findings += check_operator(templates, observed)
+    if not complete:
+        findings = [f for f in findings if "never calls" not in f and "which no function code path calls" not in f]
+    return findings

@@ -107,6 +107,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    install()  # after the initial conftests: tests/conftest.py's fidelity patch is already in, and gets wrapped
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
+    # Stay outermost: a patch installed later (by a fixture) that refuses a call without calling through would
+    # otherwise hide it. Wrapping again costs a second record of the same call, and records are sets.
     install()
 
 
@@ -125,6 +132,49 @@ def _full_run(config: pytest.Config) -> bool:
     )
 
 
+def _wanted(config: pytest.Config) -> bool:
+    if config.getoption("--no-aws-calls-check") or os.environ.get("AWS_CALLS_CHECK") == "0":
+        return False
+    return config.getoption("--aws-calls-check") or _full_run(config)
+
+
+class _Synthesis(threading.Thread):
+    """The stages' templates, synthesized by the xdist controller while its workers run the tests (it is idle
+    then); the check at the end waits for it instead of starting the synthesis only then."""
+
+    def __init__(self) -> None:
+        super().__init__(name="aws-calls-synthesis", daemon=True)
+        self.templates: dict[str, dict] = {}
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.templates = _synthesize_all()
+        except BaseException as error:  # noqa: BLE001 - reported by the check, which then synthesizes itself
+            self.error = error
+
+
+_synthesis: _Synthesis | None = None
+
+
+def _synthesize_all() -> dict[str, dict]:
+    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    from infra.app import synthesize_templates
+    from infra.config import STAGES
+
+    return {stage: synthesize_templates(stage) for stage in STAGES}
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    global _synthesis
+    config = session.config
+    # Only on an xdist controller: it runs no test, so nothing else in the process uses the jsii kernel.
+    if not _is_worker(config) and getattr(config.option, "numprocesses", None) and _wanted(config):
+        _synthesis = _Synthesis()
+        _synthesis.start()
+
+
 def pytest_testnodedown(node, error) -> None:  # pytest-xdist, on the controller
     merge(node.workeroutput.get("aws_calls", []))
 
@@ -138,11 +188,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     report = config.getoption("--aws-calls-report")
     if report:
         Path(report).write_text(json.dumps(records(), indent=1) + "\n")
-    wanted = config.getoption("--aws-calls-check") or _full_run(config)
-    if config.getoption("--no-aws-calls-check") or not wanted or os.environ.get("AWS_CALLS_CHECK") == "0":
+    if not _wanted(config):
         return
+    templates = None
+    if _synthesis is not None:
+        _synthesis.join()
+        templates = _synthesis.templates if _synthesis.error is None else None
     # After a failed or interrupted run some code paths did not run: only calls that are not allowed count.
-    _findings.extend(check(records(), complete=exitstatus == 0))
+    _findings.extend(check(records(), complete=exitstatus == 0, templates=templates))
     if _findings:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
@@ -156,10 +209,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     terminalreporter.line("(tests/least_privilege: fix the policy in infra/constructs, or the code path that calls)")
 
 
-def check(rows: list[list], complete: bool = True) -> list[str]:
-    """Synthesizes every stage and returns one line per finding."""
-    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-    from infra.app import synthesize_templates
+def check(rows: list[list], complete: bool = True, templates: dict[str, dict] | None = None) -> list[str]:
+    """Checks the calls against every stage's templates (synthesized here unless given); one line per finding."""
+    templates = templates or _synthesize_all()
     from infra.config import STAGES, config_for
 
     from tests.least_privilege.policies import Observed, Templates, check_function, check_operator
@@ -171,9 +223,9 @@ def check(rows: list[list], complete: bool = True) -> list[str]:
     observed = Observed(dict(by_principal))
     for stage in STAGES:
         config = config_for(stage)
-        templates = Templates(stage, config.account, config.region, synthesize_templates(stage))
-        findings += check_function(templates, observed, config.triage_enabled)
-        findings += check_operator(templates, observed)
+        stage_templates = Templates(stage, config.account, config.region, templates[stage])
+        findings += check_function(stage_templates, observed, config.triage_enabled)
+        findings += check_operator(stage_templates, observed)
     if not complete:
         findings = [f for f in findings if "never calls" not in f and "which no function code path calls" not in f]
     return findings

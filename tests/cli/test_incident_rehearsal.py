@@ -38,13 +38,17 @@ def prod(running_stack, cli, monkeypatch):
     return lambda *args: cli("--stage", "prod", *args)
 
 
-def test_incident_rehearsal_and_the_v1_runbook_commands_against_local_up(running_stack, prod, tmp_path):
+def test_incident_rehearsal_and_the_v1_runbook_commands_against_local_up(running_stack, prod, console, tmp_path):
     session = boto3.session.Session(**{k.lower(): v for k, v in LOCAL_ENV.items() if k.startswith("AWS_") and "REGION" not in k},
                                     region_name="us-east-1")
     events, dynamodb = (session.client(name, endpoint_url=running_stack.endpoint) for name in ("events", "dynamodb"))
 
     def balance(user: str):
         return prod("--json", "balance", user).json()["remaining"]
+
+    # A second `local up` of the same stage refuses, rather than overwrite the running one's state
+    second = console("--stage", "prod", "local", "up", timeout=60)
+    assert second.exit_code == 1 and "already running" in second.stderr
 
     assert prod("local", "seed", "u1", "20").exit_code == 0
     # 1. The pipeline (any client) publishes a render on a model the price list does not know: dead-lettered

@@ -4,8 +4,6 @@ each stage smoke-tested before the next, prod's diff of that exact assembly befo
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -78,13 +76,14 @@ def test_pull_request_tests_then_diffs_every_stage_with_that_stages_role_and_reg
     index_of(diff, runs("cdk diff --context stage=${{ matrix.stage }}"), "diffs the stage")
 
 
-def test_ci_stage_settings_come_from_the_stage_config():
-    # Given the CLI CI runs, When it prints prod's settings, Then they are infra/config.py's.
+def test_ci_stage_settings_come_from_the_stage_config(capsys):
+    # Given the command CI runs (`python -m infra.ci_stage prod`), When it prints prod's settings,
+    # Then they are infra/config.py's, one GitHub output per line.
+    from infra.ci_stage import main
     from infra.config import POWERTOOLS_LAYER_PARAMETER, config_for
 
-    result = subprocess.run([sys.executable, "-m", "infra.ci_stage", "prod"], cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    outputs = dict(line.split("=", 1) for line in result.stdout.splitlines())
+    assert main(["prod"]) == 0
+    outputs = dict(line.split("=", 1) for line in capsys.readouterr().out.splitlines())
     prod = config_for("prod")
     assert outputs == {
         "stage": "prod",
@@ -94,6 +93,7 @@ def test_ci_stage_settings_come_from_the_stage_config():
         "deploy_role": f"arn:aws:iam::{prod.account}:role/cc-reconciler-ci-deploy",
         "powertools_parameter": POWERTOOLS_LAYER_PARAMETER,
     }
+    assert main(["qa"]) == 2 and "unknown stage 'qa'" in capsys.readouterr().err
 
 
 def test_the_assembly_is_synthesized_once_and_uploaded_as_one_artifact():

@@ -17,7 +17,7 @@ from reconciler.local.server import LOCAL_ENV
 from reconciler.ops.aws import STATE_DIR_ENV
 
 
-def wait_until(predicate, timeout: float = 5.0, what: str = "") -> None:
+def wait_until(predicate, timeout: float = 15.0, what: str = "") -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
@@ -70,6 +70,11 @@ def test_incident_rehearsal_and_the_v1_runbook_commands_against_local_up(running
     assert balance("u1") == 18
     assert prod("resume", "--yes").exit_code == 0
     wait_until(lambda: balance("u1") == 17, what="the held event is delivered after resume")
+    # 3b. Events feared missing: replay the archive to the rule; what was settled is a duplicate, nothing moves twice
+    replay = prod("--json", "events", "replay", "--from", "10m", "--to", "now", "--yes")
+    assert replay.exit_code == 0, replay.stderr
+    wait_until(lambda: "job-r2 -> duplicate" in running_stack.log.read_text(), what="the replayed events are delivered")
+    assert balance("u1") == 17
     # 4. One alarm silenced for the maintenance, then back
     assert prod("alarms", "disable", "errors", "--yes").exit_code == 0
     status = {a["name"]: a["actionsEnabled"] for a in prod("--json", "alarms", "status").json()}

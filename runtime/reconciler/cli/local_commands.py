@@ -77,33 +77,37 @@ def deliver_forever(stack: Any, stop: threading.Event, say) -> None:
     The handler's output goes where Lambda sends it: the log group, and its EMF metrics into CloudWatch."""
     import io
 
-    from reconciler.local.telemetry_sink import CloudWatchSink
+    from reconciler.local.telemetry_sink import CloudWatchSink, lambda_metrics
 
     invoker = stack.invoker()
     lambda_client = stack.client("lambda")
     sink = CloudWatchSink(stack.client("logs"), stack.client("cloudwatch"), stack.resources.log_group)
     paused = False
-    while not stop.is_set():
+
+    def running() -> bool:
+        nonlocal paused
         now_paused = _function_paused(lambda_client, stack.resources.function_name)
         if now_paused != paused:
             paused = now_paused
             say("function paused (reserved concurrency 0): events are held" if paused else "function resumed: delivering held events")
-        if not paused:
-            before = len(invoker.results)
+        return not paused
+
+    while not stop.is_set():
+        if running():
             captured = io.StringIO()
             with handler_output_to(captured):
-                invoker.drain(idle_polls=1)
+                while not stop.is_set():
+                    delivered, held = invoker.deliver_batch(running)
+                    if held or not delivered:
+                        break
             sink.ship(captured.getvalue())
-            batch = invoker.results[before:]
+            batch, invoker.results = invoker.results, []
             if batch:
-                from reconciler.local.telemetry_sink import lambda_metrics
-
                 errors = sum(1 for record in batch if "error" in record)
                 stack.client("cloudwatch").put_metric_data(
                     Namespace="AWS/Lambda", MetricData=lambda_metrics(stack.resources.function_name, len(batch), errors))
             for record in batch:
                 say(_describe(record))
-            del invoker.results[:]
         stop.wait(DELIVERY_POLL_SECONDS)
 
 

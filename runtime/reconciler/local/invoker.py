@@ -71,6 +71,20 @@ class LocalInvoker:
                     return None
         return None
 
+    def deliver_batch(self, may_invoke: Callable[[], bool] = lambda: True) -> tuple[int, bool]:
+        """Up to 10 queued events, each checked just before its invocation as Lambda throttles at invoke time:
+        once `may_invoke()` says no (the function is paused), the rest go back to the queue, held.
+        Returns (how many were invoked, whether delivery was held)."""
+        messages = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+        for index, message in enumerate(messages):
+            if not may_invoke():
+                for held in messages[index:]:
+                    self.sqs.change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=held["ReceiptHandle"], VisibilityTimeout=0)
+                return index, True
+            self.invoke(json.loads(message["Body"]))
+            self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return len(messages), False
+
     def drain(self, idle_polls: int = 2) -> int:
         """Delivers everything the rule routed to the queue; returns how many events it invoked."""
         delivered, idle = 0, 0

@@ -76,9 +76,9 @@ def run(target: Target, timeout: float, drain=None, log=progress) -> dict:
         raise SmokeFailure(f"EventBridge refused the test event: {response['Entries']}")
     log(f"published video.rendered for {job_id}; waiting up to {timeout:.0f} s")
 
-    from reconciler.domain import ledger
+    from reconciler.domain.ledger import job_ledger_id
 
-    charge_id = ledger.job_ledger_id(job_id, "charge") if hasattr(ledger, "job_ledger_id") else f"{job_id}#charge"
+    charge_id = job_ledger_id(job_id, "charge")
     deadline = time.monotonic() + timeout
     charge = None
     while charge is None:

@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from reconciler.domain import ledger as ledger_ids
-from reconciler.domain.ledger import LedgerEntry, adjustment_entry, iso_timestamp
+from reconciler.domain.ledger import LedgerEntry, adjustment_entry, iso_timestamp, legacy_adjustment_ledger_id
 from reconciler.domain.validation import identifier, whole_credits
 from reconciler.ops.errors import OpsError
 from reconciler.repository.retry import Backoff
@@ -106,9 +105,8 @@ class Adjuster:
 
     def _existing(self, entry: LedgerEntry, reference: str) -> LedgerEntry | None:
         found = self.store.get_ledger_entry(entry.ledger_id)
-        legacy = getattr(ledger_ids, "legacy_adjustment_ledger_id", None)  # ids before the unambiguous scheme
-        if found is None and legacy is not None and legacy(reference) != entry.ledger_id:
-            found = self.store.get_ledger_entry(legacy(reference))
+        if found is None:  # an adjustment applied before the unambiguous ids had `adjustment#{reference}`
+            found = self.store.get_ledger_entry(legacy_adjustment_ledger_id(reference))
         return found
 
     @staticmethod

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable, Iterable, Mapping, Protocol
 
-from reconciler.domain import ledger as ledger_ids
-from reconciler.domain.ledger import CREDIT, DEBIT, LedgerEntry, iso_timestamp, correction_ledger_id
+from reconciler.domain.ledger import CREDIT, DEBIT, LedgerEntry, correction_ledger_id, iso_timestamp, correction_ledger_id
 from reconciler.ops.errors import OpsError
 from reconciler.repository.retry import Backoff
 from reconciler.service.retrying import with_retries
@@ -100,11 +99,6 @@ def correction_entry(discrepancy: Discrepancy, reason: str, actor: str, timestam
         timestamp=timestamp,
         actor=actor,
     )
-
-
-def _correction_id(user_id: str, timestamp: str) -> str:
-    helper = getattr(ledger_ids, "correction_ledger_id", None)  # the domain's unambiguous ids, where present
-    return helper(user_id, timestamp) if helper else f"audit#{user_id}#{timestamp}"
 
 
 FIXED, WOULD_FIX, RECENTLY_CHANGED = "fixed", "would-fix", "recently-changed"

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from reconciler.domain import ledger as ledger_ids
-from reconciler.domain.ledger import LedgerEntry
+from reconciler.domain.ledger import JOB_POSTINGS, LedgerEntry, job_ledger_id
 from reconciler.repository.dynamodb import from_item, to_item
 
-POSTINGS = ("reserve", "release", "charge", "refund")
 
 
 def job_item(dynamodb: Any, jobs_table: str, job_id: str) -> dict | None:
@@ -18,14 +16,12 @@ def job_item(dynamodb: Any, jobs_table: str, job_id: str) -> dict | None:
 
 
 def candidate_ledger_ids(job_id: str) -> list[str]:
-    """The ids a job's entries can have: the current scheme's and v2.0's `{jobId}#{posting}`."""
+    """The ids a job's entries can have: the current scheme's and v2.0's `{jobId}#{posting}` (entries written
+    before the unambiguous ids stay readable)."""
     ids = []
-    helper = getattr(ledger_ids, "job_ledger_id", None)
-    for posting in POSTINGS:
-        if helper is not None:
-            ids.append(helper(job_id, posting))
-        ids.append(f"{job_id}#{posting}")
-    return list(dict.fromkeys(ids))
+    for posting in JOB_POSTINGS:
+        ids += [job_ledger_id(job_id, posting), f"{job_id}#{posting}"]
+    return ids
 
 
 def job_entries(store: Any, job_id: str) -> list[LedgerEntry]:

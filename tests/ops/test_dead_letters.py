@@ -59,3 +59,16 @@ def test_a_rejection_the_function_re_dead_lettered_replaces_the_old_copy_and_is_
     report = replay(queue, invoke, max_messages=10)
     assert report.summary()["failed"] == 1 and len(report.items) == 1
     assert queue.deleted == ["rh-old"] and queue.released == ["rh-new-copy"]
+
+
+def test_a_replay_that_stops_on_an_error_makes_the_messages_it_held_visible_again():
+    queue = FakeQueue([message(json.dumps(EVENT), "first"), message(json.dumps(EVENT), "second")])
+
+    def invoke(event):
+        raise ConnectionError("the function's endpoint went away")
+
+    try:
+        replay(queue, invoke, max_messages=10)
+    except ConnectionError:
+        pass
+    assert queue.deleted == [] and sorted(queue.released) == ["rh-first", "rh-second"]

@@ -147,6 +147,7 @@ def replay(
     report = ReplayReport()
     tried: set[str] = set()
     to_release: list[str] = []
+    unprocessed: list[str] = []  # received in this batch, not yet handled: released if the run stops (Ctrl-C, an error)
     try:
         while len(report.items) < max_messages:
             batch = queue.receive(min(10, max_messages - len(report.items)), VISIBILITY_SECONDS)
@@ -154,13 +155,15 @@ def replay(
             to_release.extend(message["ReceiptHandle"] for message in batch if message["MessageId"] in tried)
             if not fresh:
                 break
+            unprocessed = [message["ReceiptHandle"] for message in fresh]
             for message in fresh:
                 tried.add(message["MessageId"])
                 item = _replay_one(parse_message(message), queue, invoke, dry_run, tried, to_release)
+                unprocessed.remove(message["ReceiptHandle"])
                 report.items.append(item)
                 on_item(item)
     finally:
-        for receipt in to_release:
+        for receipt in to_release + unprocessed:
             queue.release(receipt)
     return report
 
@@ -271,7 +274,11 @@ def replay_one(found: Found, invoke: Callable[[dict], InvokeResult], event: dict
     if dry_run:
         found.release()
         return ReplayItem(letter, WOULD_REPLAY, f"would send event {event.get('id')} to the function")
-    result = invoke(event)
+    try:
+        result = invoke(event)
+    except BaseException:
+        found.release()  # visible again at once, not after the 10-minute hold
+        raise
     if result.ok:
         found.delete()
         return ReplayItem(letter, REPLAYED, result.detail)

@@ -191,6 +191,11 @@ def running_stack(tmp_path_factory):
         endpoint = json.loads((state_dir / "prod.json").read_text())["endpoint"]
         yield RunningStack(endpoint, state_dir, log, "prod")
     finally:
-        process.terminate()
+        # As an operator stops a background stack: `local down` (SIGTERM to the pid in the state file)
+        stopped = subprocess.run([os.path.join(os.path.dirname(sys.executable), "reconciler"), "--stage", "prod", "local", "down"],
+                                 cwd=base, env=environment, capture_output=True, text=True, timeout=60)
+        if process.poll() is None:
+            process.terminate()
         process.wait(timeout=30)
+    assert stopped.returncode == 0, stopped.stderr
     assert not (state_dir / "prod.json").exists(), "local up left its state file behind"

@@ -186,6 +186,25 @@ def local_up(
                 state_file.unlink(missing_ok=True)
 
 
+@local_app.command("down")
+def local_down(ctx: typer.Context, wait: Annotated[float, typer.Option(help="Seconds to wait for it to stop.", min=0)] = 15) -> None:
+    """Stop the local stack of --stage that `local up` runs in another terminal or in the background."""
+    state = state_of(ctx)
+    running = LocalEndpoint.load(state.stage)
+    if not _alive(running.pid):
+        local_state_path(state.stage).unlink(missing_ok=True)
+        state.out.line(f"the local {state.stage} stack was not running any more; its state file is removed")
+        return
+    os.kill(running.pid, signal.SIGTERM)
+    deadline = time.monotonic() + wait
+    while local_state_path(state.stage).exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if local_state_path(state.stage).exists():
+        raise OpsError(f"the local {state.stage} stack (pid {running.pid}) did not stop within {wait:g} s")
+    state.out.data({"stage": state.stage, "endpoint": running.endpoint, "stopped": True})
+    state.out.line(f"stopped the local {state.stage} stack at {running.endpoint}")
+
+
 def _local_stack(state: State):
     from reconciler.local.stack import LocalStack
 

@@ -7,12 +7,14 @@ STAGE ?= dev
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help bootstrap demo test bench synth lint diff deploy destroy clean
+.PHONY: help bootstrap demo test bench sim synth lint diff deploy destroy clean
+SEEDS ?= 10000
 
 help:
 	@echo "make demo                 run the reconciler end to end on an embedded local AWS stack"
 	@echo "make test                 every test (unit, integration, infrastructure, cdk-nag, cfn-lint)"
 	@echo "make bench                benchmarks; rewrites docs/benchmarks.md"
+	@echo "make sim [SEEDS=N|SEED=S] the money-path simulator: 10,000 seeded runs, or replay one seed"
 	@echo "make synth STAGE=prod     synthesize CloudFormation for a stage (no credentials needed)"
 	@echo "make diff|deploy|destroy STAGE=NAME   the same against an AWS account"
 
@@ -34,6 +36,14 @@ demo: bootstrap
 
 test: bootstrap
 	$(BIN)/python -m pytest -n 2 -p no:cacheprovider
+
+# Seeds split over both cores; SEED=S replays one run with its tasks printed.
+sim: bootstrap
+	@if [ -n "$(SEED)" ]; then $(BIN)/python -m simulator.sim --seed $(SEED) -v; \
+	else half=$$(( $(SEEDS) / 2 )); \
+	  $(BIN)/python -m simulator.sim --first 0 --seeds $$half & first=$$!; \
+	  $(BIN)/python -m simulator.sim --first $$half --seeds $$(( $(SEEDS) - half )); second=$$?; \
+	  wait $$first; first=$$?; [ $$first -eq 0 ] && [ $$second -eq 0 ]; fi
 
 bench: bootstrap
 	$(BIN)/python -m benchmarks.run

@@ -4,6 +4,12 @@ import os
 
 import pytest
 
+from simulator import fidelity
+
+# moto made faithful where AWS differs (SQS characters and sizes, SNS subjects, DynamoDB key sizes,
+# serialisable in-process transactions): one place, every test (simulator/fidelity.py).
+fidelity.install()
+
 # Set before any boto3 client exists: fake credentials, a fixed region, no profile or real endpoint.
 for variable in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL"):
     os.environ.pop(variable, None)

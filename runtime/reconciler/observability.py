@@ -10,11 +10,14 @@ record, one value, two series (see docs/metrics.md, including the trade-off in a
 from __future__ import annotations
 
 import os
+from functools import partial
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
+
+from reconciler import json_text
 
 SERVICE = "credit-reconciler"
 NAMESPACE = "Reconciler"
@@ -59,7 +62,9 @@ def _metrics() -> Metrics:
     return Metrics(namespace=NAMESPACE, service=SERVICE, provider=provider)
 
 
-logger = Logger(service=SERVICE)
+# ASCII JSON: an id or reason holding a lone surrogate (refused, but logged with its reason) cannot be
+# written to a UTF-8 stream, and the log line would be lost; escaped, every line reaches CloudWatch.
+logger = Logger(service=SERVICE, json_serializer=partial(json_text.dumps, separators=(",", ":"), default=str, ensure_ascii=True))
 metrics = _metrics()
 tracer = Tracer(service=SERVICE)
 

@@ -288,8 +288,11 @@ TIMER_SCAN_EVENT_PREFIX = "timer-scan:"
 
 def lost_event_for(job: JobRecord, settle_before: str) -> VideoEvent | None:
     """The event a finished job's pipeline should have sent, rebuilt from the job as just read; None when the
-    job is not (or no longer) finished, or changed within the grace period (its event may be in flight)."""
-    if job.is_settled or job.status not in TERMINAL_STATUSES:
+    job is not (or no longer) finished, or changed within the grace period (its event may be in flight).
+
+    A job settled meanwhile still gets its event: `decide` then tells the scan's own earlier attempt (a lost
+    answer: that settlement, counted) from another writer's settlement (a duplicate or a conflict)."""
+    if job.status not in TERMINAL_STATUSES:
         return None
     if job.updated_at and job.updated_at > settle_before:
         return None

@@ -38,7 +38,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     for outcome in report.conflicts:
         guarded_alert(lambda outcome=outcome: container_notifier().notify_outcome(outcome, None, alert_deadline))
     guarded_alert(lambda: container_notifier().notify_scan(report, alert_deadline))
-    if report.stuck or report.unsettleable or report.deferred:
+    if report.stuck or report.unsettleable or report.deferred or report.interrupted:
         logger.warning("timer scan found jobs that need a person", extra=summary)
     else:
         logger.info("timer scan done", extra=summary)

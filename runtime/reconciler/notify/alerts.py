@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Iterable, Mapping
 
+from reconciler import json_text
 from reconciler.notify import commands as cli
 from reconciler.notify.commands import Command
 
@@ -25,14 +26,17 @@ AUDIT_DISCREPANCY = "audit-discrepancy"
 WARNING, ERROR, CRITICAL = "warning", "error", "critical"
 SEVERITY_RANK = {WARNING: 0, ERROR: 1, CRITICAL: 2}
 
-SUBJECT_LIMIT = 100  # SNS rejects longer subjects
+SUBJECT_LIMIT = 99  # SNS: "must be less than 100 characters long" (botocore sns model, Publish.Subject)
 TEXT_LIMIT = 8_000  # far below SNS's 256 KB; an alert is read by a person
 VALUE_LIMIT = 128  # one id or value from an event, as given
 LIST_LIMIT = 20  # jobs listed in one alert; the rest are counted
 
 
 def clip(value: Any, limit: int = VALUE_LIMIT) -> str:
-    text = value if isinstance(value, str) else str(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 13_000:
+        text = f"an integer of about {int(value.bit_length() * 0.30103)} digits"  # str() would raise past 4,300
+    else:
+        text = value if isinstance(value, str) else str(value)
     text = "".join(ch if ch.isprintable() else "?" for ch in text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -122,7 +126,8 @@ class Alert:
 
 
 def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=_default))
+    # An integer too long for Python's int/str conversion (an event may carry one) is shown as its digits.
+    return json.loads(json_text.dumps(value, default=_default), parse_int=lambda digits: int(digits) if len(digits) < 4000 else digits)
 
 
 def _default(value: Any) -> Any:

@@ -6,6 +6,8 @@ import json
 from decimal import Decimal
 from typing import Any, Mapping
 
+from reconciler import json_text
+
 
 def _json_default(value: Any) -> Any:
     if isinstance(value, Decimal):
@@ -51,7 +53,7 @@ def encode_body(original: Any) -> tuple[str, dict[str, str]]:
     if isinstance(original, bytes):
         original = original.decode("utf-8", errors="surrogateescape")
     if not isinstance(original, str):
-        return json.dumps(original, default=_json_default, separators=(",", ":")), {}
+        return json_text.dumps(original, default=_json_default, separators=(",", ":")), {}
     if original and is_sqs_text(original):
         return original, {}
     # ensure_ascii escapes every control character and surrogate: the literal is plain ASCII.

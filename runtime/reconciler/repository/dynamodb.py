@@ -84,17 +84,20 @@ def readable_job(values: dict[str, Any]) -> JobRecord | UnreadableJob:
         return job_from_item(values)
     except DamagedJob as damage:
         job_id, user_id = values.get("jobId"), values.get("userId")
+        # Only what is safe to show: an alert about a damaged item must not trip over the damage itself.
         return UnreadableJob(
             job_id=job_id if isinstance(job_id, str) else repr(job_id),
             reason=str(damage),
             user_id=user_id if isinstance(user_id, str) else "",
-            status=values.get("status"),
-            model=values.get("model"),
-            seconds=values.get("seconds"),
-            reserved_credits=values.get("reservedCredits"),
-            created_at=values.get("createdAt"),
-            updated_at=values.get("updatedAt"),
+            **{field: _shown(values.get(attribute)) for field, attribute in _SHOWN_ATTRIBUTES.items()},
         )
+
+
+_SHOWN_ATTRIBUTES = {"status": "status", "model": "model", "seconds": "seconds", "created_at": "createdAt", "updated_at": "updatedAt"}
+
+
+def _shown(value: Any) -> str | None:
+    return None if value is None else value if isinstance(value, str) else repr(value)[:100]
 
 
 def _string_set(value: Any) -> Any:

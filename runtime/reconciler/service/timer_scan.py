@@ -35,6 +35,9 @@ class ScanReport:
     deferred: list[tuple[JobRecord, str]] = field(default_factory=list)
     # The invocation ran out of time; the jobs not reached are still in the index for the next tick.
     stopped_early: bool = False
+    # Reading the index failed part-way (throttling past the retries): what was settled is still reported
+    # (and counted), the rest waits for the next tick.
+    interrupted: str | None = None
 
     def summary(self) -> dict:
         return {
@@ -47,6 +50,7 @@ class ScanReport:
             "unsettleable": [{"jobId": job.job_id, "reason": reason} for job, reason in self.unsettleable],
             "deferred": [{"jobId": job.job_id, "reason": reason} for job, reason in self.deferred],
             "stoppedEarly": self.stopped_early,
+            "interrupted": self.interrupted,
         }
 
 
@@ -63,7 +67,15 @@ class TimerScan:
         settle_before = iso_timestamp(now - self.grace)
         stuck_before = iso_timestamp(now - self.stuck_after)
         report = ScanReport()
-        for job in self.store.unsettled_jobs(created_before=settle_before):
+        jobs = self.store.unsettled_jobs(created_before=settle_before)
+        while True:
+            try:
+                job = next(jobs)
+            except StopIteration:
+                break
+            except Exception as error:  # never lose the report of what this tick already settled
+                report.interrupted = f"{type(error).__name__}: {error}"[:500]
+                break
             if deadline is not None and time.monotonic() >= deadline:
                 report.stopped_early = True
                 break

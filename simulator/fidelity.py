@@ -1,0 +1,268 @@
+"""Where moto is not AWS, made faithful in one place: every test and the simulator go through here.
+
+Installed once per process (`install()`), it wraps botocore's `BaseClient._make_api_call`, the point every
+boto3 call of the runtime, the CLI and the tests passes, above botocore's own retries. It:
+
+1. refuses what AWS refuses and moto accepts, in AWS's error shape (`ClientError` with AWS's code):
+   - SQS SendMessage: body characters (#x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF,
+     botocore sqs model, SendMessage.MessageBody), body + attributes at most the queue's maximum
+     (we hold every queue to 256 KiB), at most 10 attributes, names of [A-Za-z0-9_.-] up to 256 without an
+     AWS./Amazon. prefix, non-empty String values of the same characters (AWS SQS developer guide,
+     "Amazon SQS message attributes"): InvalidMessageContents / InvalidParameterValue.
+   - SNS Publish: message at most 256 KB; a subject of ASCII without line breaks or control characters,
+     under 100 characters (botocore sns model, Publish.Subject): InvalidParameter.
+   - DynamoDB: a partition key at most 2,048 bytes, an item at most 400 KB (AWS DynamoDB developer guide,
+     "Service, account, and table quotas"): ValidationException.
+2. serialises DynamoDB requests against in-process moto, whose cancelled transaction restores whole-table
+   copies and can undo another thread's commit (toolchain notes); AWS's transactions are serialisable.
+3. lets a fault plan (the simulator's) answer a call instead of AWS, before or after the real call
+   (`set_fault_plan`), with the exact shapes below: the throttling and conflict cancellation reasons that
+   botocore does not retry, single-request throttling, 5xx, timeouts.
+
+Each difference is listed with its source in docs/emulator-fidelity.md.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from typing import Any, Callable
+
+from botocore.client import BaseClient
+from botocore.exceptions import ClientError, ConnectTimeoutError, ReadTimeoutError
+
+MAX_SQS_MESSAGE_BYTES = 256 * 1024
+MAX_SQS_ATTRIBUTES = 10
+MAX_SNS_MESSAGE_BYTES = 256 * 1024
+MAX_DYNAMODB_ITEM_BYTES = 400 * 1024
+MAX_DYNAMODB_PARTITION_KEY_BYTES = 2048
+_SQS_ATTRIBUTE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,256}$")
+
+# What a fault plan may return: None (call AWS), or a Fault.
+FaultPlan = Callable[[str, str, dict], "Fault | None"]
+
+_lock = threading.RLock()
+_fault_plan: FaultPlan | None = None
+_call_observers: list[Callable[[str, str, dict], None]] = []
+violations: list[str] = []  # every refusal this layer made, for the simulator's checks
+_original: Any = None
+
+
+class Fault:
+    """An answer in AWS's shape. `after_call`: the request reached AWS (and committed) and the answer is lost."""
+
+    def __init__(self, error: BaseException, after_call: bool = False, label: str = "") -> None:
+        self.error = error
+        self.after_call = after_call
+        self.label = label or type(error).__name__
+
+
+def install() -> None:
+    global _original
+    if _original is not None:
+        return
+    _original = BaseClient._make_api_call
+
+    def _make_api_call(client: BaseClient, operation_name: str, api_params: dict) -> Any:
+        service = client.meta.service_model.service_name
+        for observer in list(_call_observers):
+            observer(service, operation_name, api_params)
+        _refuse_what_aws_refuses(client, service, operation_name, api_params)
+        fault = _fault_plan(service, operation_name, api_params) if _fault_plan else None
+        if fault is not None and not fault.after_call:
+            raise fault.error
+        if service == "dynamodb" and _in_process(client):
+            with _lock:
+                response = _original(client, operation_name, api_params)
+        else:
+            response = _original(client, operation_name, api_params)
+        if fault is not None:
+            raise fault.error
+        return response
+
+    BaseClient._make_api_call = _make_api_call
+
+
+def set_fault_plan(plan: FaultPlan | None) -> None:
+    global _fault_plan
+    _fault_plan = plan
+
+
+def observe_calls(observer: Callable[[str, str, dict], None]) -> Callable[[], None]:
+    """Calls `observer(service, operation, params)` before every call; returns the function that stops it."""
+    _call_observers.append(observer)
+    return lambda: _call_observers.remove(observer)
+
+
+def _in_process(client: BaseClient) -> bool:
+    return "127.0.0.1" not in client.meta.endpoint_url and "localhost" not in client.meta.endpoint_url
+
+
+# --- AWS's error shapes (botocore models; AWS DynamoDB "Error handling" and TransactWriteItems pages) --------
+
+def client_error(operation: str, code: str, message: str, status: int = 400, **extra: Any) -> ClientError:
+    response = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}, **extra}
+    return ClientError(response, operation)
+
+
+def transaction_cancelled(operation: str, item_count: int, reason_code: str, message: str, index: int = 0) -> ClientError:
+    """TransactionCanceledException with one reason per item, "None" for the items that did not fail."""
+    reasons = [{"Code": "None"} for _ in range(item_count)]
+    reasons[min(index, item_count - 1)] = {"Code": reason_code, "Message": message}
+    text = ", ".join(reason["Code"] for reason in reasons)
+    return client_error(
+        operation, "TransactionCanceledException",
+        f"Transaction cancelled, please refer cancellation reasons for specific reasons [{text}]",
+        CancellationReasons=reasons,
+    )
+
+
+THROTTLING_REASON = ("ThrottlingError", "Throughput exceeds the current capacity of your table or index. DynamoDB is automatically scaling your table or index so please try again shortly.")
+PROVISIONED_REASON = ("ProvisionedThroughputExceeded", "The level of configured provisioned throughput for the table was exceeded.")
+CONFLICT_REASON = ("TransactionConflict", "Transaction is ongoing for the item")
+
+
+def single_request_throttle(operation: str, code: str) -> ClientError:
+    messages = {
+        "ProvisionedThroughputExceededException": "The level of configured provisioned throughput for the table was exceeded. Consider increasing your provisioning level with the UpdateTable API.",
+        "ThrottlingException": "Rate of requests exceeds the allowed throughput.",
+        "RequestLimitExceeded": "Throughput exceeds the current throughput limit for your account.",
+    }
+    return client_error(operation, code, messages[code])
+
+
+def internal_server_error(operation: str) -> ClientError:
+    return client_error(operation, "InternalServerError", "Internal server error", status=500)
+
+
+def read_timeout(endpoint: str = "https://dynamodb.us-east-1.amazonaws.com/") -> ReadTimeoutError:
+    return ReadTimeoutError(endpoint_url=endpoint)
+
+
+def connect_timeout(endpoint: str = "https://dynamodb.us-east-1.amazonaws.com/") -> ConnectTimeoutError:
+    return ConnectTimeoutError(endpoint_url=endpoint)
+
+
+# --- refusals ----------------------------------------------------------------------------------------------
+
+def sqs_allowed(char: str) -> bool:
+    code = ord(char)
+    return code in (0x9, 0xA, 0xD) or 0x20 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD or 0x10000 <= code <= 0x10FFFF
+
+
+def _refuse(operation: str, code: str, message: str) -> None:
+    violations.append(f"{operation}: {code}: {message}")
+    raise client_error(operation, code, message)
+
+
+def _refuse_what_aws_refuses(client: BaseClient, service: str, operation: str, params: dict) -> None:
+    if service == "sqs" and operation == "SendMessage":
+        _check_sqs_message(operation, params.get("MessageBody", ""), params.get("MessageAttributes") or {})
+    elif service == "sqs" and operation == "SendMessageBatch":
+        for entry in params.get("Entries", []):
+            _check_sqs_message(operation, entry.get("MessageBody", ""), entry.get("MessageAttributes") or {})
+    elif service == "sns" and operation == "Publish":
+        _check_sns_publish(operation, params)
+    elif service == "dynamodb":
+        _check_dynamodb(client, operation, params)
+
+
+def _check_sqs_message(operation: str, body: str, attributes: dict) -> None:
+    if not body:
+        _refuse(operation, "InvalidParameterValue", "The request must contain the parameter MessageBody.")
+    bad = next((char for char in body if not sqs_allowed(char)), None)
+    if bad is not None:
+        _refuse(operation, "InvalidMessageContents", f"Invalid characters found. Unicode #x{ord(bad):X} is not allowed in the message body.")
+    if len(attributes) > MAX_SQS_ATTRIBUTES:
+        _refuse(operation, "InvalidParameterValue", f"Number of message attributes [{len(attributes)}] exceeds the allowed maximum [10].")
+    size = len(body.encode("utf-8", "surrogatepass"))
+    for name, value in attributes.items():
+        if not _SQS_ATTRIBUTE_NAME.match(name) or name.lower().startswith(("aws.", "amazon.")) or ".." in name or name.startswith(".") or name.endswith("."):
+            _refuse(operation, "InvalidParameterValue", f"Message attribute name '{name}' is invalid.")
+        data_type = value.get("DataType", "")
+        if data_type.startswith("String") or data_type.startswith("Number"):
+            text = value.get("StringValue")
+            if not text:
+                _refuse(operation, "InvalidParameterValue", f"Message (user) attribute '{name}' must contain a non-empty value of type 'String'.")
+            bad = next((char for char in text if not sqs_allowed(char)), None)
+            if bad is not None:
+                _refuse(operation, "InvalidParameterValue", f"Message (user) attribute '{name}' value contains invalid characters (#x{ord(bad):X}).")
+            size += len(text.encode("utf-8", "surrogatepass"))
+        size += len(name.encode()) + len(data_type.encode())
+    if size > MAX_SQS_MESSAGE_BYTES:
+        _refuse(operation, "InvalidParameterValue", f"One or more parameters are invalid. Reason: Message must be shorter than {MAX_SQS_MESSAGE_BYTES} bytes.")
+
+
+def _check_sns_publish(operation: str, params: dict) -> None:
+    message = params.get("Message", "")
+    if len(message.encode("utf-8", "surrogatepass")) > MAX_SNS_MESSAGE_BYTES:
+        _refuse(operation, "InvalidParameter", "Invalid parameter: Message too long")
+    subject = params.get("Subject")
+    if subject is not None:
+        if not subject or len(subject) >= 100 or not subject.isascii() or any(ord(c) < 0x20 or ord(c) == 0x7F for c in subject):
+            _refuse(operation, "InvalidParameter", "Invalid parameter: Subject")
+    for char in message:
+        if 0xD800 <= ord(char) <= 0xDFFF:
+            _refuse(operation, "InvalidParameter", "Invalid parameter: Message must be valid UTF-8")
+
+
+def _check_dynamodb(client: BaseClient, operation: str, params: dict) -> None:
+    puts: list[tuple[str, dict]] = []
+    if operation == "PutItem":
+        puts.append((params.get("TableName", ""), params.get("Item", {})))
+    elif operation == "TransactWriteItems":
+        for entry in params.get("TransactItems", []):
+            if "Put" in entry:
+                puts.append((entry["Put"].get("TableName", ""), entry["Put"].get("Item", {})))
+    for table, item in puts:
+        if _attribute_bytes(item) > MAX_DYNAMODB_ITEM_BYTES:
+            _refuse(operation, "ValidationException", "Item size has exceeded the maximum allowed size")
+        # AWS refuses an item whose table or index key attribute has another type than declared; moto
+        # stores it, and a later index query then fails inside moto comparing a number with a string.
+        for attribute, (declared, index) in _key_types(client, table).items():
+            value = item.get(attribute)
+            if value is not None and declared not in value:
+                actual = next(iter(value), "?")
+                _refuse(operation, "ValidationException",
+                        f"One or more parameter values were invalid: Type mismatch for Index Key {attribute} Expected: {declared} Actual: {actual} IndexName: {index}")
+    for key in _keys(operation, params):
+        for value in key.values():
+            text = value.get("S")
+            if text is not None and len(text.encode("utf-8", "surrogatepass")) > MAX_DYNAMODB_PARTITION_KEY_BYTES:
+                _refuse(operation, "ValidationException", "One or more parameter values were invalid: Size of hashkey has exceeded the maximum size limit of 2048 bytes")
+            if text is not None and any(0xD800 <= ord(c) <= 0xDFFF for c in text):
+                _refuse(operation, "ValidationException", "One or more parameter values were invalid: a string is not valid UTF-8")
+
+
+_key_type_cache: dict[tuple[str, str], dict[str, tuple[str, str]]] = {}
+
+
+def _key_types(client: BaseClient, table: str) -> dict[str, tuple[str, str]]:
+    """Key attribute -> (declared type, index name) of a table and its indexes, read once per endpoint."""
+    cache_key = (client.meta.endpoint_url, table)
+    if cache_key not in _key_type_cache:
+        try:  # straight to botocore: no fault plan, no observers, no refusal checks for our own look-up
+            description = _original(client, "DescribeTable", {"TableName": table})["Table"]
+        except ClientError:
+            return {}
+        declared = {d["AttributeName"]: d["AttributeType"] for d in description.get("AttributeDefinitions", [])}
+        keys = {k["AttributeName"]: (declared.get(k["AttributeName"], "S"), "(table)") for k in description.get("KeySchema", [])}
+        for index in description.get("GlobalSecondaryIndexes", []) + description.get("LocalSecondaryIndexes", []):
+            for key in index["KeySchema"]:
+                keys.setdefault(key["AttributeName"], (declared.get(key["AttributeName"], "S"), index["IndexName"]))
+        _key_type_cache[cache_key] = keys
+    return _key_type_cache[cache_key]
+
+
+def _keys(operation: str, params: dict) -> list[dict]:
+    keys = [params["Key"]] if "Key" in params else []
+    for entry in params.get("TransactItems", []):
+        for op in entry.values():
+            if "Key" in op:
+                keys.append(op["Key"])
+    return keys
+
+
+def _attribute_bytes(item: dict) -> int:
+    return len(json.dumps(item, ensure_ascii=False).encode("utf-8", "surrogatepass"))

@@ -189,9 +189,9 @@ class Harness:
         self.dynamodb = self.session.client("dynamodb")
         self.sqs = self.session.client("sqs")
         self.log_sink = io.StringIO()
+        import reconciler.notify
         from reconciler.config import RuntimeConfig, load_config
         from reconciler.handlers import timer_scan
-        from reconciler.notify import shared_notifier
         from reconciler.observability import logger
         from reconciler.repository.aws import client
         from reconciler.repository.dynamodb import DynamoDBStore
@@ -199,7 +199,8 @@ class Harness:
 
         # One warm container for all runs (the tables are emptied between runs, their names stay): a Lambda
         # container lives across invocations too, and building clients per run would cost most of the time.
-        for cache in (load_config, event_processor, timer_scan.timer_scan, shared_notifier):
+        notify_caches = [value for value in vars(reconciler.notify).values() if hasattr(value, "cache_clear")]
+        for cache in (load_config, event_processor, timer_scan.timer_scan, *notify_caches):
             cache.cache_clear()
         self.store = DynamoDBStore(client("dynamodb"), RuntimeConfig.from_env())
         self.key_names = {name: [k["AttributeName"] for k in self.dynamodb.describe_table(TableName=name)["Table"]["KeySchema"]]
@@ -409,6 +410,15 @@ class Run:
         self.result.covered["lambda-on-failure-destination"] += 1
 
     def execute(self, task: Task) -> None:
+        self.result.covered[f"task:{task.kind}"] += 1
+        try:
+            self._execute(task)
+        except Exception as error:  # the task's own caller would see this: a bug unless Lambda/pipeline retries it
+            if not _lambda_should_retry(error):
+                where = traceback.extract_tb(error.__traceback__)[-1]
+                self.result.failures.append(f"{task.kind} raised {type(error).__name__}: {str(error)[:200]} (at {where.filename}:{where.lineno}) for {task.describe()[:200]}")
+
+    def _execute(self, task: Task) -> None:
         from reconciler.domain.errors import InsufficientCredits, InvalidEvent, ReservationRefused
         from reconciler.ops.adjustments import Adjuster
         from reconciler.ops.errors import OpsError
@@ -416,7 +426,6 @@ class Run:
         from reconciler.service.reservations import ReservationService
 
         store = self._store()
-        self.result.covered[f"task:{task.kind}"] += 1
         if task.kind == "event":
             self.invoke(task, task.args[0])
         elif task.kind == "scan":

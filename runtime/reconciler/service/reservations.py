@@ -8,7 +8,7 @@ from typing import Callable
 from reconciler.domain.errors import LedgerEntryTaken, ReservationRefused
 from reconciler.domain.ledger import iso_timestamp
 from reconciler.domain.pricing import PriceBook
-from reconciler.domain.settlement import Reservation, plan_reservation
+from reconciler.domain.settlement import Reservation, plan_reservation, validate_reservation
 from reconciler.repository.retry import Backoff
 from reconciler.service.ports import SettlementStore
 from reconciler.service.retrying import with_retries
@@ -27,6 +27,9 @@ class ReservationService:
         Returns the reservation made, or None when this exact reservation was already in place
         (so a pipeline may retry the call safely).
         """
+
+        # Before any read: an id DynamoDB cannot even look up (a lone surrogate) is refused here, by name.
+        validate_reservation(job_id, user_id, model, credits, self.prices)
 
         def attempt() -> Reservation | None:
             job, balance = self.store.load(job_id, user_id)

@@ -250,8 +250,9 @@ def test_the_fidelity_layer_refuses_what_sqs_refuses(aws):
 
 @pytest.mark.parametrize(
     ("job_id", "model", "credits", "field"),
-    [("job\x01", "test", 5, "jobId"), ("x" * 2000, "test", 5, "jobId"), ("j", "no-such-model", 5, "model"), ("j", "test", 10**13, "credits")],
-    ids=["unprintable-id", "2000-characters", "unknown-model", "too-many-credits"],
+    [("job\x01", "test", 5, "jobId"), ("x" * 2000, "test", 5, "jobId"), ("lone\ud800", "test", 5, "jobId"), ("j", "no-such-model", 5, "model"),
+     ("j", "test", 10**13, "credits")],
+    ids=["unprintable-id", "2000-characters", "lone-surrogate-refused-before-any-read", "unknown-model", "too-many-credits"],
 )
 def test_reserve_refuses_what_settlement_would_refuse_and_holds_nothing(aws, job_id, model, credits, field):
     aws.seed_balance("u", 50)

@@ -172,7 +172,7 @@ def test_no_secret_value_in_logs_or_messages(aws, fake_model, ops_logs):
     # Given a model that echoes the key back, and failures in between
     aws.put_secret(json.dumps({"api_key": API_KEY}))
     fake_model.answer = f"your key is {API_KEY}; check the ledger"
-    notifier = make_notifier(aws, triage=make_triage(fake_model, timeout=1.0))
+    notifier = make_notifier(aws, triage=make_triage(fake_model, timeout=5.0))
     notifier.notify_outcome(conflict_outcome())
     fake_model.mode = "error"
     notifier.notify_outcome(*invalid_outcome(1))

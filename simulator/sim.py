@@ -595,7 +595,7 @@ class Run:
             if not attributes.get("reason") or not attributes.get("errorType") or not attributes.get("field"):
                 fail(f"a dead letter lacks its reason: {attributes}")
         # Metrics against the ground truth.
-        emitted = _emitted_metrics(self.emitted.getvalue())
+        emitted = emitted_metrics(self.emitted.getvalue())
         settled_jobs = [job for job in jobs.values() if job.get("settledAs")]
         # The two documented gaps (README, "Proving it"): metrics of a write committed by an invocation that never
         # completed, because (1) it was a timer-scan tick killed after the commit, whose retry no longer finds the
@@ -651,7 +651,8 @@ def _iso(hours_ago: float) -> str:
     return iso_timestamp(datetime.now(timezone.utc) - timedelta(hours=hours_ago))
 
 
-def _emitted_metrics(printed: str) -> dict[str, float]:
+def emitted_metrics(printed: str) -> dict[str, float]:
+    """Sums the EMF metrics Powertools printed, by name (whatever dimension sets each record declares)."""
     totals: Counter = Counter()
     for line in printed.splitlines():
         if '"_aws"' not in line:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 import os
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -22,6 +21,7 @@ from reconciler.repository.dead_letters import SqsDeadLetters
 from reconciler.repository.dynamodb import DynamoDBStore
 from reconciler.repository.retry import Backoff
 from reconciler.service.settlement import EventProcessor, SettlementService
+from simulator.sim import emitted_metrics  # re-exported for the tests: one EMF parser, shared with the simulator
 
 
 @pytest.fixture(scope="session")
@@ -180,15 +180,3 @@ class LambdaContext:
         return 30_000
 
 
-def emitted_metrics(captured_stdout: str) -> dict[str, float]:
-    """Sums the EMF metrics Powertools printed."""
-    totals: dict[str, float] = {}
-    for line in captured_stdout.splitlines():
-        if '"_aws"' not in line:
-            continue
-        blob = json.loads(line)
-        for definition in blob["_aws"]["CloudWatchMetrics"]:
-            for metric in definition["Metrics"]:
-                values = blob[metric["Name"]]
-                totals[metric["Name"]] = totals.get(metric["Name"], 0) + sum(values if isinstance(values, list) else [values])
-    return totals

@@ -72,3 +72,14 @@ def test_a_replay_that_stops_on_an_error_makes_the_messages_it_held_visible_agai
     except ConnectionError:
         pass
     assert queue.deleted == [] and sorted(queue.released) == ["rh-first", "rh-second"]
+
+
+def test_a_body_sent_as_a_json_string_is_read_back_as_the_event_it_holds():
+    from reconciler.ops.dead_letters import INVALID_EVENT, parse_message
+
+    event = {"id": "e\x07", "detail-type": "video.failed", "detail": {"jobId": "j\x00"}}
+    message = {"MessageId": "m", "ReceiptHandle": "r", "Body": json.dumps(json.dumps(event)),
+               "MessageAttributes": {"errorType": {"StringValue": "InvalidEvent"}, "field": {"StringValue": "id"},
+                                     "reason": {"StringValue": "bad"}, "bodyEncoding": {"StringValue": "json-string"}}}
+    letter = parse_message(message)
+    assert letter.kind == INVALID_EVENT and letter.event == event

@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
+from reconciler.repository.dead_letters import BODY_ENCODING_ATTRIBUTE, JSON_STRING_ENCODING
+
 EVENTBRIDGE, ON_FAILURE, INVALID_EVENT, UNKNOWN = "eventbridge", "lambda-on-failure", "invalid-event", "unknown"
 REPLAYED, FAILED, SKIPPED, WOULD_REPLAY = "replayed", "failed", "skipped", "would-replay"
 
@@ -57,6 +59,9 @@ def parse_message(message: dict) -> DeadLetter:
     common = dict(message_id=message["MessageId"], receipt_handle=message["ReceiptHandle"], body=body, receive_count=receive_count)
     try:
         payload: Any = json.loads(body)
+        if attributes.get(BODY_ENCODING_ATTRIBUTE) == JSON_STRING_ENCODING and isinstance(payload, str):
+            # Text SQS would have refused, sent as a JSON string literal: the original is inside it.
+            payload = json.loads(payload)
     except json.JSONDecodeError:
         payload = None
     if "errorType" in attributes:

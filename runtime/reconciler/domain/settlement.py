@@ -290,17 +290,20 @@ def lost_event_for(job: JobRecord, settle_before: str) -> VideoEvent | None:
     """The event a finished job's pipeline should have sent, rebuilt from the job as just read; None when the
     job is not (or no longer) finished, or changed within the grace period (its event may be in flight).
 
-    A job settled meanwhile still gets its event: `decide` then tells the scan's own earlier attempt (a lost
-    answer: that settlement, counted) from another writer's settlement (a duplicate or a conflict)."""
-    if job.status not in TERMINAL_STATUSES:
+    A job settled meanwhile gets the event of how it was settled, whatever the pipeline wrote since: `decide`
+    then tells the scan's own earlier attempt (a lost answer: that settlement, counted) from another
+    writer's settlement (a duplicate or a conflict)."""
+    if job.is_settled:
+        status = job.settled_as
+    elif job.status not in TERMINAL_STATUSES or (job.updated_at and job.updated_at > settle_before):
         return None
-    if job.updated_at and job.updated_at > settle_before:
-        return None
+    else:
+        status = job.status
     detail: dict[str, Any] = {"jobId": job.job_id, "userId": job.user_id}
-    if job.status == RENDERED:
+    if status == RENDERED:
         detail.update(seconds=job.seconds, model=job.model)
     # The pipeline's status ("rendered") stands in for the lost event's detail-type ("video.rendered").
-    detail_type = RENDERED_EVENT if job.status == RENDERED else FAILED_EVENT
+    detail_type = RENDERED_EVENT if status == RENDERED else FAILED_EVENT
     return parse_detail(detail_type, detail, TIMER_SCAN_EVENT_PREFIX + job.job_id)
 
 

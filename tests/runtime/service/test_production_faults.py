@@ -271,3 +271,38 @@ def test_a_scan_settlement_whose_answer_was_lost_is_reported_as_settled(aws):
     # Then it is this tick's settlement (counted), not a job left waiting
     assert [o.event.job_id for o in report.settled] == ["quiet"] and report.settled[0].decision.recovered
     assert report.waiting == []
+
+
+class CommitsThenPipelineWrites(FaultyClient):
+    """The scan's commit lands, the pipeline then writes the job, and only then the lost answer surfaces."""
+
+    def __init__(self, real: Any, pipeline_write: Any) -> None:
+        super().__init__(real)
+        self.pipeline_write = pipeline_write
+
+    def __getattr__(self, operation: str) -> Any:
+        call = super().__getattr__(operation)
+        if operation != "transact_write_items" or self.pipeline_write is None:
+            return call
+
+        def write(**request: Any) -> Any:
+            call(**request)
+            self.pipeline_write()
+            self.pipeline_write = None
+            raise fidelity.read_timeout()
+
+        return write
+
+
+def test_a_scan_settlement_stays_its_own_when_the_pipeline_writes_before_the_re_read(aws):
+    # Given a finished job, whose scan settlement commits while its answer is lost
+    finished_job(aws, "late")
+
+    def pipeline_touches_the_job() -> None:
+        aws.client("dynamodb").update_item(TableName="Jobs-dev", Key={"jobId": {"S": "late"}}, UpdateExpression="SET updatedAt = :t",
+                                           ExpressionAttributeValues={":t": {"S": ago(minutes=1)}})
+
+    # When the pipeline writes the job (within the grace period) before the scan reads it again
+    report = scan_of(aws, CommitsThenPipelineWrites(aws.client("dynamodb"), pipeline_touches_the_job)).run()
+    # Then the scan still reports (and counts) its own settlement, instead of a job left waiting
+    assert [o.event.job_id for o in report.settled] == ["late"] and report.waiting == []

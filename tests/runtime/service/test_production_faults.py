@@ -81,23 +81,28 @@ def test_an_event_for_a_damaged_job_goes_to_the_dlq_with_its_reason_and_writes_n
 
 # --- the scan settles only on the job state it decided on --------------------------------------------------------
 
-class PipelineWritesFirst(FaultyClient):
-    """Lets the pipeline change the job just before the reconciler's first transactional write."""
+class PipelineWritesAroundTheCommit(FaultyClient):
+    """Lets the pipeline write the job around the reconciler's first transactional write: just before it, or
+    just after it committed (and then loses the commit's answer, so the reconciler reads the job again)."""
 
-    def __init__(self, real: Any, change: Any) -> None:
+    def __init__(self, real: Any, pipeline_write: Any, *, after_commit: bool = False) -> None:
         super().__init__(real)
-        self.change = change
+        self.pipeline_write = pipeline_write
+        self.after_commit = after_commit
 
     def __getattr__(self, operation: str) -> Any:
         call = super().__getattr__(operation)
-        if operation != "transact_write_items":
+        if operation != "transact_write_items" or self.pipeline_write is None:
             return call
 
         def write(**request: Any) -> Any:
-            if self.change:
-                self.change()
-                self.change = None
-            return call(**request)
+            pipeline_write, self.pipeline_write = self.pipeline_write, None
+            if not self.after_commit:
+                pipeline_write()
+                return call(**request)
+            call(**request)
+            pipeline_write()
+            raise fidelity.read_timeout()
 
         return write
 
@@ -114,7 +119,7 @@ def test_the_scan_does_not_settle_a_job_the_pipeline_changed_between_its_read_an
                                            ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues={":s": {"S": "rendered"}, ":t": {"S": ago(minutes=1)}, ":n": {"N": "3"}})
 
     # When the pipeline writes "rendered" between the scan's read and its write
-    report = scan_of(aws, PipelineWritesFirst(aws.client("dynamodb"), pipeline_says_rendered)).run()
+    report = scan_of(aws, PipelineWritesAroundTheCommit(aws.client("dynamodb"), pipeline_says_rendered)).run()
     # Then nothing is refunded as a failure and the pipeline's write stands; the job waits for its event
     job = aws.job("flip")
     assert report.settled == [] and job.settled_as is None and job.status == "rendered"
@@ -273,27 +278,6 @@ def test_a_scan_settlement_whose_answer_was_lost_is_reported_as_settled(aws):
     assert report.waiting == []
 
 
-class CommitsThenPipelineWrites(FaultyClient):
-    """The scan's commit lands, the pipeline then writes the job, and only then the lost answer surfaces."""
-
-    def __init__(self, real: Any, pipeline_write: Any) -> None:
-        super().__init__(real)
-        self.pipeline_write = pipeline_write
-
-    def __getattr__(self, operation: str) -> Any:
-        call = super().__getattr__(operation)
-        if operation != "transact_write_items" or self.pipeline_write is None:
-            return call
-
-        def write(**request: Any) -> Any:
-            call(**request)
-            self.pipeline_write()
-            self.pipeline_write = None
-            raise fidelity.read_timeout()
-
-        return write
-
-
 def test_a_scan_settlement_stays_its_own_when_the_pipeline_writes_before_the_re_read(aws):
     # Given a finished job, whose scan settlement commits while its answer is lost
     finished_job(aws, "late")
@@ -303,6 +287,6 @@ def test_a_scan_settlement_stays_its_own_when_the_pipeline_writes_before_the_re_
                                            ExpressionAttributeValues={":t": {"S": ago(minutes=1)}})
 
     # When the pipeline writes the job (within the grace period) before the scan reads it again
-    report = scan_of(aws, CommitsThenPipelineWrites(aws.client("dynamodb"), pipeline_touches_the_job)).run()
+    report = scan_of(aws, PipelineWritesAroundTheCommit(aws.client("dynamodb"), pipeline_touches_the_job, after_commit=True)).run()
     # Then the scan still reports (and counts) its own settlement, instead of a job left waiting
     assert [o.event.job_id for o in report.settled] == ["late"] and report.waiting == []

@@ -1,21 +1,8 @@
 import re
 from datetime import datetime, timezone
 
-import pytest
 
 from reconciler.ops.control import backup_name, describe_hold, replay_name
-from reconciler.ops.names import StageNames
-
-
-@pytest.mark.parametrize("stage", ["dev", "staging", "prod"])
-def test_the_cli_names_are_the_ones_infra_deploys(stage):
-    from infra.config import config_for
-
-    infra, ops = config_for(stage).names, StageNames(stage)
-    assert (ops.function, ops.dead_letter_queue, ops.events_rule, ops.event_archive, ops.ops_topic) == (
-        infra.function, infra.dead_letter_queue, infra.events_rule, infra.event_archive, infra.ops_topic)
-    assert ops.tables == (infra.jobs_table, infra.credits_table, infra.ledger_table)
-    assert ops.is_alarm(infra.alarm("errors")) and not ops.is_alarm(f"cc-reconciler-errors-{stage}x")
 
 
 def test_backup_and_replay_names_are_valid_and_sortable():
@@ -28,15 +15,6 @@ def test_backup_and_replay_names_are_valid_and_sortable():
 def test_the_hold_is_said_in_hours():
     assert describe_hold(21600) == "events are held for up to 6 hours, then go to the DLQ"
     assert describe_hold(5400) == "events are held for up to 90 minutes, then go to the DLQ"
-
-
-@pytest.mark.parametrize("stage", ["dev", "staging", "prod"])
-def test_the_cli_restores_the_reserved_concurrency_infra_deploys(stage):
-    from infra.config import config_for
-
-    from reconciler.ops.control import configured_concurrency
-
-    assert configured_concurrency(stage) == config_for(stage).reserved_concurrency
 
 
 def test_ops_code_imports_neither_infra_nor_the_local_emulation():

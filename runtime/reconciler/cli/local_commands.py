@@ -18,8 +18,8 @@ import typer
 from reconciler.cli.app import CONTEXT_SETTINGS, State, app, state_of
 from reconciler.domain.ledger import iso_timestamp
 from reconciler.ops.adjustments import Adjuster
-from reconciler.ops.aws import LocalEndpoint, local_state_path
-from reconciler.ops.errors import OpsError
+from reconciler.ops.target import LocalEndpoint, local_state_path
+from reconciler.ops.operator_error import OpsError
 
 local_app = typer.Typer(no_args_is_help=True, context_settings=CONTEXT_SETTINGS, help="The local stack (moto server on 127.0.0.1).")
 app.add_typer(local_app, name="local")

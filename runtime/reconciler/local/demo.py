@@ -17,13 +17,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from reconciler import bootstrap
 from reconciler.config import load_config
 from reconciler.domain.errors import InsufficientCredits
 from reconciler.domain.ledger import adjustment_entry, balance_delta, iso_timestamp
 from reconciler.local.stack import REPO_ROOT, local_stack
 from reconciler.observability import logger
-from reconciler.repository.dynamodb import DynamoDBStore
-from reconciler.service.reservations import ReservationService
 
 console = Console(highlight=False)
 
@@ -73,7 +72,8 @@ def main() -> int:
         console.print(f"  tables {', '.join(resources.tables.values())}; queue {resources.dlq_url.rsplit('/', 1)[-1]}; topic {resources.ops_topic_arn.rsplit(':', 1)[-1]}")
         for name, pattern in resources.rules.items():
             console.print(f"  rule {name} with pattern {json.dumps(pattern, sort_keys=True)}")
-        store = DynamoDBStore(stack.client("dynamodb"), load_config())
+        config = load_config()
+        store = bootstrap.operations_store(config, stack.client("dynamodb"))
 
         console.rule("Seeding users (opening balances are ledger entries too)")
         for user, credits in OPENING_BALANCES.items():
@@ -82,7 +82,7 @@ def main() -> int:
             console.print(f"  {user}: {credits} credits")
 
         console.rule("Submitting jobs with reservations (the pipeline's library call)")
-        reservations = ReservationService(store)
+        reservations = bootstrap.build_reservations(store, config)
         for job_id, user, model, credits in RESERVATIONS:
             try:
                 reservations.reserve(job_id, user, model, credits)

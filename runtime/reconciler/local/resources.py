@@ -10,13 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from reconciler.config import (
-    ENV_CREDITS_TABLE,
-    ENV_DLQ_URL,
-    ENV_JOBS_TABLE,
-    ENV_LEDGER_TABLE,
-    ENV_OPS_TOPIC_ARN,
-)
+from reconciler.contract import ENV_CREDITS_TABLE, ENV_DLQ_URL, ENV_JOBS_TABLE, ENV_LEDGER_TABLE, ENV_OPS_TOPIC_ARN
 
 # EventBridge cannot invoke an in-process handler, so the rule targets this queue and a poller invokes.
 INVOKE_QUEUE = "cc-reconciler-local-invocations"

@@ -12,8 +12,8 @@ from typing import Callable
 
 from reconciler.domain.ledger import LedgerEntry, adjustment_entry, iso_timestamp, legacy_adjustment_ledger_id
 from reconciler.domain.validation import identifier, whole_credits
-from reconciler.ops.errors import OpsError
-from reconciler.repository.retry import Backoff
+from reconciler.ops.operator_error import OpsError
+from reconciler.service.retrying import Backoff
 from reconciler.service.retrying import with_retries
 
 APPLIED, ALREADY_APPLIED, WOULD_APPLY = "applied", "already-applied", "would-apply"

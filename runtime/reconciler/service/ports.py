@@ -1,4 +1,7 @@
-"""What the use cases need from storage and queues; repository/ provides the DynamoDB and SQS versions."""
+"""What the use cases need from storage and queues, and the failures the adapters report in their terms.
+
+repository/ provides the DynamoDB and SQS versions, tests/fakes.py the in-memory ones.
+"""
 
 from __future__ import annotations
 
@@ -19,3 +22,22 @@ class SettlementStore(Protocol):
 
 class DeadLetters(Protocol):
     def send(self, original: Any, *, error_type: str, field: str, reason: str, event_id: str | None = None) -> str: ...
+
+
+# --- what an adapter raises when a write or read does not go through -----------------------------
+
+
+class StaleState(Exception):
+    """A condition failed: the job, balance or ledger changed since we read them. Reload and decide again."""
+
+
+class Contention(Exception):
+    """DynamoDB refused for now (transaction conflict, throttling): retry the same decision after a backoff."""
+
+
+class AmbiguousWrite(Exception):
+    """The write may or may not have committed (the answer was lost). Reload: the stored state tells."""
+
+
+class RetriesExhausted(Exception):
+    """Contention outlasted the retry budget; raised so that Lambda retries the event later."""

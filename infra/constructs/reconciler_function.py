@@ -17,7 +17,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 from reconciler import contract
 
-from reconciler.contract import METRICS_NAMESPACE, OPENAI_SECRET_NAME, SERVICE_NAME, SETTLED_DETAIL_TYPES, SETTLED_EVENT_SOURCE
+from reconciler.contract import HANDLER, METRICS_NAMESPACE, OPENAI_SECRET_NAME, SERVICE_NAME, SETTLED_DETAIL_TYPES, SETTLED_EVENT_SOURCE
 
 from infra.config import POWERTOOLS_LAYER_PARAMETER, StageConfig
 from infra.constructs.tables import ReconcilerTables
@@ -36,7 +36,6 @@ RUNTIME_EXCLUDES = [
     "*.egg-info",
     "*.egg-info/**",
 ]
-HANDLER = "reconciler.handlers.entry.handler"
 
 RENDER_EVENTS = events.EventPattern(source=[SETTLED_EVENT_SOURCE], detail_type=list(SETTLED_DETAIL_TYPES))
 # EventBridge keeps retrying a failed delivery (throttling, reserved concurrency full) this long,
@@ -192,7 +191,7 @@ class ReconcilerFunction(Construct):
             "POWERTOOLS_LOG_LEVEL": "INFO",
             "POWERTOOLS_LOGGER_LOG_EVENT": "false",  # events carry user ids; keep them out of the logs
             # Also the dimensionless series the v1 runbook reads (docs/metrics.md).
-            "METRICS_DIMENSIONLESS": "true" if config.dimensionless_metrics else "false",
+            contract.ENV_METRICS_DIMENSIONLESS: "true" if config.dimensionless_metrics else "false",
         }
 
     def _grant_least_privilege(

@@ -27,6 +27,9 @@ STAGE_DIMENSION = "stage"
 # Secrets Manager secret holding the triage model's API key (read only when a stage enables triage).
 OPENAI_SECRET_NAME = "meta-agents/openai"
 
+# The function's handler (one for events and timer-scan ticks).
+HANDLER = "reconciler.handlers.entry.handler"
+
 # The events the function settles (EventBridge source and detail-types); the rule's pattern is built from them.
 SETTLED_EVENT_SOURCE = EVENT_SOURCE
 SETTLED_DETAIL_TYPES: tuple[str, ...] = (RENDERED, FAILED)

@@ -42,7 +42,7 @@ def _alive(pid: int | None) -> bool:
 @contextmanager
 def handler_output_to(stream: Any) -> Iterator[None]:
     """The handler's logs and metrics go to `stream` (in Lambda they go to stdout, to CloudWatch)."""
-    from reconciler.observability import SERVICE
+    from reconciler.contract import SERVICE_NAME as SERVICE
 
     handlers = [h for h in logging.getLogger(SERVICE).handlers if isinstance(h, logging.StreamHandler)]
     previous = [h.stream for h in handlers]

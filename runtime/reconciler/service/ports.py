@@ -5,10 +5,11 @@ repository/ provides the DynamoDB and SQS versions, tests/fakes.py the in-memory
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Protocol
+from collections.abc import Iterator
+from typing import Any, Protocol
 
 from reconciler.domain.ledger import LedgerEntry
-from reconciler.domain.settlement import Conflict, JobRecord, Reservation, Settlement
+from reconciler.domain.settlement import Conflict, JobRecord, Reservation, Settlement, UnreadableJob
 
 
 class SettlementStore(Protocol):
@@ -17,7 +18,7 @@ class SettlementStore(Protocol):
     def record_conflict(self, conflict: Conflict) -> None: ...
     def commit_reservation(self, reservation: Reservation) -> None: ...
     def commit_adjustment(self, entry: LedgerEntry) -> None: ...
-    def unsettled_jobs(self, created_before: str) -> Iterator[JobRecord]: ...
+    def unsettled_jobs(self, created_before: str) -> Iterator[JobRecord | UnreadableJob]: ...
 
 
 class DeadLetters(Protocol):

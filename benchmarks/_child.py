@@ -15,6 +15,7 @@ import os
 import resource
 import sys
 import time
+from typing import ClassVar
 
 # Names a Lambda entry point must not pull in on the event path (they serve other paths or tools).
 NOT_ON_EVENT_PATH = (
@@ -60,7 +61,7 @@ KINDS = ("reserved", "no_job", "duplicate", "conflict", "invalid")
 class StubDynamoDB:
     """Answers the three calls of the event path with canned responses; the job id's prefix picks the state."""
 
-    BALANCE = {"remaining": {"N": "1000"}}
+    BALANCE: ClassVar[dict] = {"remaining": {"N": "1000"}}
 
     def transact_get_items(self, TransactItems):  # noqa: N803 (boto3's parameter name)
         job_id = TransactItems[0]["Get"]["Key"]["jobId"]["S"]
@@ -100,14 +101,14 @@ def event_for(kind: str, index: int) -> dict:
 
 def cpu(out: str, per_kind: int) -> None:
     os.environ.update(STUB_ENV)
-    from reconciler.config import load_config
     from reconciler import bootstrap
+    from reconciler.bootstrap import build_processor
+    from reconciler.config import load_config
     from reconciler.handlers import entry
     from reconciler.local.invoker import LocalContext
-    from reconciler.bootstrap import build_processor
 
     processor = build_processor(load_config(), dynamodb=StubDynamoDB(), sqs=StubSQS())
-    bootstrap.event_processor = lambda: processor  # the handler's container, with the stub instead of the network
+    bootstrap.event_processor = lambda: processor  # type: ignore[assignment]  # the handler's container, with the stub instead of the network
     context = LocalContext("cc-agent-reconciler-dev")
     # Warm up (first call builds caches), then interleave the kinds so no kind gets a warmer cache.
     for kind in KINDS:

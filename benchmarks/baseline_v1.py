@@ -21,9 +21,10 @@ The ledger ids are the same deterministic ids as ours, so a ledger sum is compar
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any
 
 from reconciler.domain.ledger import iso_timestamp
 from reconciler.domain.pricing import PriceBook

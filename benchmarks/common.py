@@ -8,10 +8,10 @@ import platform
 import statistics
 import sys
 from collections import Counter
-from datetime import datetime, timezone
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Iterable
-
+from typing import Any
 
 STAGE = "dev"
 
@@ -98,7 +98,7 @@ def envelope(event_id: str, detail_type: str, detail: dict[str, Any]) -> dict[st
     }
 
 
-def rendered(event_id: str, job_id: str, user_id: str, seconds: int = 10, model: str = "standard-v1") -> dict[str, Any]:
+def rendered(event_id: str, job_id: str, user_id: str, seconds: float = 10, model: str = "standard-v1") -> dict[str, Any]:
     return envelope(event_id, "video.rendered", {"jobId": job_id, "userId": user_id, "seconds": seconds, "model": model})
 
 
@@ -158,16 +158,16 @@ def machine() -> dict[str, str]:
             cores = sum(1 for line in handle if line.startswith("processor"))
     except OSError:
         cores = 0
+    import aws_lambda_powertools
     import boto3
     import botocore
     import moto
-    import aws_lambda_powertools
 
     return {
         "cpu": f"{cpu} ({cores} cores visible, shared with other jobs)",
         "python": f"{platform.python_implementation()} {sys.version.split()[0]}",
         "platform": platform.platform(),
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "boto3": boto3.__version__,
         "botocore": botocore.__version__,
         "moto": moto.__version__,

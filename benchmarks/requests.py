@@ -9,14 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.config import RuntimeConfig
-from reconciler.repository.dynamodb import to_item
-from reconciler import bootstrap
-from reconciler.bootstrap import build_processor
-from reconciler.service.reservations import ReservationService
-
 from benchmarks.baseline_v1 import V1Baseline
 from benchmarks.common import RequestCounter, failed, rendered
+from reconciler import bootstrap
+from reconciler.bootstrap import build_processor
+from reconciler.config import RuntimeConfig
+from reconciler.repository.dynamodb import to_item
+from reconciler.service.reservations import ReservationService
 
 SCENARIOS = (
     ("reserved", "first settlement of a job with a reservation"),

@@ -6,13 +6,15 @@ Constructs and stacks read a `StageConfig`; none of them branches on the stage n
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Literal, Mapping
+from typing import Literal
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_logs as logs
+
 from reconciler.contract import STAGE_LIMITS, STAGES, ResourceNames, checked_stage
 
 # AWS's published Powertools layer of this version is attached to the function;

@@ -21,10 +21,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 import time
 import uuid
-import os
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -41,7 +41,7 @@ def _ensure_dependencies() -> None:
         in_venv = Path(sys.prefix).resolve() == (REPO / ".venv").resolve()
         if venv_python.exists() and not in_venv and not os.environ.get("SMOKE_TEST_REEXEC"):
             os.environ["SMOKE_TEST_REEXEC"] = "1"
-            os.execv(str(venv_python), [str(venv_python), str(Path(__file__).resolve()), *sys.argv[1:]])
+            os.execv(str(venv_python), [str(venv_python), str(Path(__file__).resolve()), *sys.argv[1:]])  # noqa: S606 - re-run under the checkout's venv, same arguments
         print(f"SMOKE TEST NOT RUN: this Python ({sys.executable}) lacks {error.name}; run `make bootstrap` and use "
               f"{venv_python}, or `pip install -r {REPO / 'requirements.txt'} -e {REPO}`", file=sys.stderr)
         sys.exit(2)
@@ -49,7 +49,7 @@ def _ensure_dependencies() -> None:
 
 _ensure_dependencies()
 
-from reconciler.ops.adjustments import Adjuster  # noqa: E402
+from reconciler.ops.adjustments import Adjuster  # noqa: E402 - only once the dependencies are known to be there
 from reconciler.ops.target import Target, local_state_path  # noqa: E402
 
 

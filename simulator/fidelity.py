@@ -27,7 +27,8 @@ from __future__ import annotations
 import json
 import re
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError, ConnectTimeoutError, ReadTimeoutError
@@ -62,7 +63,7 @@ def install() -> None:
     global _original
     if _original is not None:
         return
-    _original = BaseClient._make_api_call
+    _original = BaseClient._make_api_call  # type: ignore[attr-defined]  # private: not in botocore's stubs
 
     def _make_api_call(client: BaseClient, operation_name: str, api_params: dict) -> Any:
         service = client.meta.service_model.service_name
@@ -81,7 +82,7 @@ def install() -> None:
             raise fault.error
         return response
 
-    BaseClient._make_api_call = _make_api_call
+    BaseClient._make_api_call = _make_api_call  # type: ignore[attr-defined]
 
 
 def set_fault_plan(plan: FaultPlan | None) -> None:
@@ -102,7 +103,7 @@ def _in_process(client: BaseClient) -> bool:
 # --- AWS's error shapes (botocore models; AWS DynamoDB "Error handling" and TransactWriteItems pages) --------
 
 def client_error(operation: str, code: str, message: str, status: int = 400, **extra: Any) -> ClientError:
-    response = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}, **extra}
+    response: Any = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}, **extra}
     return ClientError(response, operation)
 
 
@@ -118,14 +119,16 @@ def transaction_cancelled(operation: str, item_count: int, reason_code: str, mes
     )
 
 
-THROTTLING_REASON = ("ThrottlingError", "Throughput exceeds the current capacity of your table or index. DynamoDB is automatically scaling your table or index so please try again shortly.")
+THROTTLING_REASON = ("ThrottlingError", "Throughput exceeds the current capacity of your table or index. DynamoDB is automatically scaling your "
+                                        "table or index so please try again shortly.")
 PROVISIONED_REASON = ("ProvisionedThroughputExceeded", "The level of configured provisioned throughput for the table was exceeded.")
 CONFLICT_REASON = ("TransactionConflict", "Transaction is ongoing for the item")
 
 
 def single_request_throttle(operation: str, code: str) -> ClientError:
     messages = {
-        "ProvisionedThroughputExceededException": "The level of configured provisioned throughput for the table was exceeded. Consider increasing your provisioning level with the UpdateTable API.",
+        "ProvisionedThroughputExceededException": "The level of configured provisioned throughput for the table was exceeded. Consider increasing "
+                                                  "your provisioning level with the UpdateTable API.",
         "ThrottlingException": "Rate of requests exceeds the allowed throughput.",
         "RequestLimitExceeded": "Throughput exceeds the current throughput limit for your account.",
     }
@@ -178,7 +181,13 @@ def _check_sqs_message(operation: str, body: str, attributes: dict) -> None:
         _refuse(operation, "InvalidParameterValue", f"Number of message attributes [{len(attributes)}] exceeds the allowed maximum [10].")
     size = len(body.encode("utf-8", "surrogatepass"))
     for name, value in attributes.items():
-        if not _SQS_ATTRIBUTE_NAME.match(name) or name.lower().startswith(("aws.", "amazon.")) or ".." in name or name.startswith(".") or name.endswith("."):
+        if (
+            not _SQS_ATTRIBUTE_NAME.match(name)
+            or name.lower().startswith(("aws.", "amazon."))
+            or ".." in name
+            or name.startswith(".")
+            or name.endswith(".")
+        ):
             _refuse(operation, "InvalidParameterValue", f"Message attribute name '{name}' is invalid.")
         data_type = value.get("DataType", "")
         if data_type.startswith("String") or data_type.startswith("Number"):
@@ -191,7 +200,8 @@ def _check_sqs_message(operation: str, body: str, attributes: dict) -> None:
             size += len(text.encode("utf-8", "surrogatepass"))
         size += len(name.encode()) + len(data_type.encode())
     if size > MAX_SQS_MESSAGE_BYTES:
-        _refuse(operation, "InvalidParameterValue", f"One or more parameters are invalid. Reason: Message must be shorter than {MAX_SQS_MESSAGE_BYTES} bytes.")
+        _refuse(operation, "InvalidParameterValue", "One or more parameters are invalid. Reason: Message must be shorter than "
+                                                    f"{MAX_SQS_MESSAGE_BYTES} bytes.")
 
 
 def _check_sns_publish(operation: str, params: dict) -> None:
@@ -199,9 +209,10 @@ def _check_sns_publish(operation: str, params: dict) -> None:
     if len(message.encode("utf-8", "surrogatepass")) > MAX_SNS_MESSAGE_BYTES:
         _refuse(operation, "InvalidParameter", "Invalid parameter: Message too long")
     subject = params.get("Subject")
-    if subject is not None:
-        if not subject or len(subject) >= 100 or not subject.isascii() or any(ord(c) < 0x20 or ord(c) == 0x7F for c in subject):
-            _refuse(operation, "InvalidParameter", "Invalid parameter: Subject")
+    if subject is not None and (
+        not subject or len(subject) >= 100 or not subject.isascii() or any(ord(c) < 0x20 or ord(c) == 0x7F for c in subject)
+    ):
+        _refuse(operation, "InvalidParameter", "Invalid parameter: Subject")
     for char in message:
         if 0xD800 <= ord(char) <= 0xDFFF:
             _refuse(operation, "InvalidParameter", "Invalid parameter: Message must be valid UTF-8")
@@ -225,12 +236,14 @@ def _check_dynamodb(client: BaseClient, operation: str, params: dict) -> None:
             if value is not None and declared not in value:
                 actual = next(iter(value), "?")
                 _refuse(operation, "ValidationException",
-                        f"One or more parameter values were invalid: Type mismatch for Index Key {attribute} Expected: {declared} Actual: {actual} IndexName: {index}")
+                        f"One or more parameter values were invalid: Type mismatch for Index Key {attribute} Expected: {declared} Actual: {actual} "
+                        f"IndexName: {index}")
     for key in _keys(operation, params):
         for value in key.values():
             text = value.get("S")
             if text is not None and len(text.encode("utf-8", "surrogatepass")) > MAX_DYNAMODB_PARTITION_KEY_BYTES:
-                _refuse(operation, "ValidationException", "One or more parameter values were invalid: Size of hashkey has exceeded the maximum size limit of 2048 bytes")
+                _refuse(operation, "ValidationException", "One or more parameter values were invalid: Size of hashkey has exceeded the maximum size "
+                                                          "limit of 2048 bytes")
             if text is not None and any(0xD800 <= ord(c) <= 0xDFFF for c in text):
                 _refuse(operation, "ValidationException", "One or more parameter values were invalid: a string is not valid UTF-8")
 

@@ -15,8 +15,8 @@ run the invariants below are checked. A failing run is shrunk to the shortest ta
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
-import warnings
 import json
 import logging
 import os
@@ -25,10 +25,14 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC
 from decimal import Decimal
-from typing import Any, Callable
+from functools import partial
+from typing import Any
 
 INVARIANTS = (
     "every balance equals its ledger (opening balances are ledger entries)",
@@ -91,14 +95,14 @@ def _envelope(detail_type: str, detail: Any, event_id: Any) -> dict:
 
 
 # Numbers at the edges: (value, valid?) — valid ones are settleable durations.
-EDGE_SECONDS = [
+EDGE_SECONDS: list[tuple[Any, bool]] = [
     (5, True), (Decimal("0.001"), True), (14400, True), (Decimal("1.00000000000000000000000000001"), True), (2.5, True),
     (0, False), (-3, False), (14401, False), (True, False), ("7", False), (float("nan"), False), (float("inf"), False),
     (Decimal("1e-200"), False), (10**5000, False), (Decimal("1." + "1" * 40), False), (None, False),
 ]
 # Crafted ids: (value, valid?)
-EDGE_IDS = [
-    ("job#1", True), ("adjustment#charge", True), ("a:b#c", True), ("ü-ñ-✓", True), ("x" * 256, True), ("𝒥ob", True),
+EDGE_IDS: list[tuple[Any, bool]] = [
+    ("job#1", True), ("adjustment#charge", True), ("a:b#c", True), ("ü-ñ-✓", True), ("x" * 256, True), ("\U0001d4a5ob", True),
     ("x" * 257, False), ("bad\nid", False), ("nul\x00", False), ("lone\ud800", False), ("", False), ("   ", False), (7, False),
 ]
 
@@ -112,7 +116,7 @@ def generate(seed: int) -> Scenario:
         setup.append(Task("adjust", (user, rng.choice([0, 5, 50, 200]), f"opening-{user}")))
     job_count = rng.randint(2, 5)
     for index in range(job_count):
-        job_id = rng.choice([f"j{index}", f"j{index}#charge", f"adjustment" if index == 0 else f"j:{index}"])
+        job_id = rng.choice([f"j{index}", f"j{index}#charge", "adjustment" if index == 0 else f"j:{index}"])
         user = rng.choice(users)
         reserved = rng.random() < 0.5
         if reserved:
@@ -126,14 +130,22 @@ def generate(seed: int) -> Scenario:
             other = "failed" if outcome == "rendered" else "rendered"
             tasks.append(Task("event", (_terminal_event(other, job_id, user, f"e-{index}-other", rng),), "valid"))
     if rng.random() < 0.5:  # a render of a job never seen
-        tasks.append(Task("event", (_envelope("video.rendered", {"jobId": "ghost", "userId": users[0], "seconds": 3, "model": "test"}, "e-ghost"),), "valid"))
+        tasks.append(
+            Task("event", (_envelope("video.rendered", {"jobId": "ghost", "userId": users[0], "seconds": 3, "model": "test"}, "e-ghost"),), "valid")
+        )
     if rng.random() < 0.4:  # the ledger-id collision case: a job named "adjustment" and a reference "charge"
         tasks.append(Task("adjust", (users[0], 7, "charge")))
     for number in range(rng.randint(0, 3)):  # numbers and ids at the edges
         seconds, ok_seconds = rng.choice(EDGE_SECONDS)
         job_id, ok_id = rng.choice(EDGE_IDS)
-        detail = {"jobId": job_id, "userId": users[-1], "seconds": seconds, "model": "test"}
-        if rng.random() < 0.3 and ok_id and isinstance(seconds, (int, Decimal)) and not isinstance(seconds, bool) and abs(Decimal(seconds)).adjusted() < 4000:
+        detail: Any = {"jobId": job_id, "userId": users[-1], "seconds": seconds, "model": "test"}
+        if (
+            rng.random() < 0.3
+            and ok_id
+            and isinstance(seconds, (int, Decimal))
+            and not isinstance(seconds, bool)
+            and abs(Decimal(seconds)).adjusted() < 4000
+        ):
             detail = json.dumps(detail, default=str).replace(f'"{seconds}"', str(seconds))  # the detail as JSON text
         tasks.append(Task("event", (_envelope("video.rendered", detail, f"e-edge-{number}"),), "valid" if ok_seconds and ok_id else "invalid"))
     if rng.random() < 0.3:  # a reservation settlement would refuse: it must hold nothing
@@ -149,7 +161,9 @@ def generate(seed: int) -> Scenario:
         setup.append(Task("damage", ("broken", users[0], json.dumps(damage))))
         tasks.append(Task("event", (_envelope("video.failed", {"jobId": "broken", "userId": users[0]}, "e-broken"),), "invalid"))
     for number in range(rng.randint(0, 2)):  # finished jobs whose events were lost, for the timer scan
-        setup.append(Task("seed-job", (f"lost-{number}", rng.choice(users), rng.choice(["rendered", "failed"]), rng.choice([0, 4]), rng.choice([3, "bad"]))))
+        setup.append(
+            Task("seed-job", (f"lost-{number}", rng.choice(users), rng.choice(["rendered", "failed"]), rng.choice([0, 4]), rng.choice([3, "bad"])))
+        )
         if rng.random() < 0.5:
             tasks.append(Task("pipeline", (f"lost-{number}", rng.choice(["rendered", "failed"]))))
     for _ in range(rng.randint(0, 2)):
@@ -160,7 +174,9 @@ def generate(seed: int) -> Scenario:
 
 def _terminal_event(kind: str, job_id: str, user: str, event_id: str, rng: random.Random) -> dict:
     if kind == "rendered":
-        return _envelope("video.rendered", {"jobId": job_id, "userId": user, "seconds": rng.choice([1, 7, 30, 2.5]), "model": rng.choice(MODELS)}, event_id)
+        return _envelope(
+            "video.rendered", {"jobId": job_id, "userId": user, "seconds": rng.choice([1, 7, 30, 2.5]), "model": rng.choice(MODELS)}, event_id
+        )
     return _envelope("video.failed", {"jobId": job_id, "userId": user, "reason": rng.choice([None, "gpu", "bad\x07reason"])}, event_id)
 
 
@@ -333,7 +349,7 @@ class Run:
         items = len(params.get("TransactItems", [])) or 1
         if service == "dynamodb":
             choices: list[tuple[str, Callable[[], Any]]] = [
-                ("throttle-single", lambda: fidelity.Fault(fidelity.single_request_throttle(operation, self.fault_rng.choice(
+                ("throttle-single", lambda: fidelity.Fault(fidelity.single_request_throttle(operation, rng.choice(
                     ["ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"])))),
                 ("5xx-before", lambda: fidelity.Fault(fidelity.internal_server_error(operation))),
                 ("5xx-after", lambda: fidelity.Fault(fidelity.internal_server_error(operation), after_call=True)),
@@ -345,19 +361,21 @@ class Run:
             if operation.startswith("Transact"):
                 for label, (code, message) in (("cancel-throttling", fidelity.THROTTLING_REASON), ("cancel-provisioned", fidelity.PROVISIONED_REASON),
                                                ("cancel-conflict", fidelity.CONFLICT_REASON)):
-                    index = self.fault_rng.randrange(items)
-                    choices.append((label, lambda code=code, message=message, index=index: fidelity.Fault(
+                    index = rng.randrange(items)
+                    choices.append((label, lambda code=code, message=message, index=index: fidelity.Fault(  # type: ignore[misc]  # default args
                         fidelity.transaction_cancelled(operation, items, code, message, index))))
         elif service == "sqs":
-            choices = [("sqs-5xx", lambda: fidelity.Fault(fidelity.client_error(operation, "InternalError", "We encountered an internal error.", 500))),
-                       ("lambda-timeout-after-sqs", lambda: fidelity.Fault(SimulatedTimeout("after-sqs"), after_call=True))]
+            choices = [
+                ("sqs-5xx", lambda: fidelity.Fault(fidelity.client_error(operation, "InternalError", "We encountered an internal error.", 500))),
+                ("lambda-timeout-after-sqs", lambda: fidelity.Fault(SimulatedTimeout("after-sqs"), after_call=True)),
+            ]
         elif service == "sns":
             self.sns_faults += 1
             choices = [("sns-throttled", lambda: fidelity.Fault(fidelity.client_error(operation, "Throttling", "Rate exceeded"))),
                        ("sns-5xx", lambda: fidelity.Fault(fidelity.client_error(operation, "InternalError", "Internal error", 500)))]
         else:
             return None
-        label, make = self.fault_rng.choice(choices)
+        label, make = rng.choice(choices)
         self.result.covered[f"fault:{label}"] += 1
         return make()
 
@@ -381,7 +399,7 @@ class Run:
         from reconciler.observability import metrics
 
         request_id = f"req-{self.s.seed}-{next(self.request_numbers)}"
-        for attempt in range(3):
+        for _attempt in range(3):
             try:
                 summary = handler(event, self.context(request_id))
                 self.outcomes.append((task, summary))
@@ -392,12 +410,13 @@ class Run:
                 if task.kind == "scan":
                     self.killed_scans.add(request_id)
                 self.result.covered["lambda-retry-after-timeout"] += 1
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 - judged below: a bug unless Lambda retries it
                 metrics.clear_metrics()
                 if not _lambda_should_retry(error):
                     where = traceback.extract_tb(error.__traceback__)[-1]
                     self.result.failures.append(
-                        f"the handler raised {type(error).__name__}: {str(error)[:200]} (at {where.filename}:{where.lineno}) for {task.describe()[:300]}")
+                        f"the handler raised {type(error).__name__}: {str(error)[:200]} (at {where.filename}:{where.lineno}) for "
+                        f"{task.describe()[:300]}")
                     return
                 self.result.covered["lambda-retry-after-error"] += 1
                 self.retried.append((task.kind, request_id, f"{type(error).__name__}: {error}"[:300]))
@@ -405,14 +424,19 @@ class Run:
         self.failed_requests.add(request_id)
         self.result.covered["lambda-on-failure-destination"] += 1
 
+    def execute_queue(self, queue: list[Task]) -> None:
+        for task in queue:
+            self.execute(task)
+
     def execute(self, task: Task) -> None:
         self.result.covered[f"task:{task.kind}"] += 1
         try:
             self._execute(task)
-        except Exception as error:  # the task's own caller would see this: a bug unless Lambda/pipeline retries it
+        except Exception as error:  # noqa: BLE001 - the task's own caller would see this: a bug unless Lambda/pipeline retries it
             if not _lambda_should_retry(error):
                 where = traceback.extract_tb(error.__traceback__)[-1]
-                self.result.failures.append(f"{task.kind} raised {type(error).__name__}: {str(error)[:200]} (at {where.filename}:{where.lineno}) for {task.describe()[:200]}")
+                self.result.failures.append(f"{task.kind} raised {type(error).__name__}: {str(error)[:200]} (at {where.filename}:{where.lineno}) for "
+                                            f"{task.describe()[:200]}")
 
     def _execute(self, task: Task) -> None:
         from reconciler.domain.errors import InsufficientCredits, InvalidEvent, ReservationRefused
@@ -440,10 +464,8 @@ class Run:
         elif task.kind == "adjust":
             user, amount, reference = task.args
             if amount:
-                try:
+                with contextlib.suppress(OpsError, InvalidEvent, RetriesExhausted, Contention, AmbiguousWrite, SimulatedTimeout):
                     Adjuster(store, backoff=self._backoff).adjust(user, amount, "simulated", reference, "sim")
-                except (OpsError, InvalidEvent, RetriesExhausted, Contention, AmbiguousWrite, SimulatedTimeout):
-                    pass
         elif task.kind == "pipeline":
             job_id, status = task.args
             try:
@@ -453,7 +475,7 @@ class Run:
                     ExpressionAttributeValues={":s": {"S": status}, ":now": {"S": _iso(0)}},
                 ).get("Attributes", {})
                 self.pipeline_writes[job_id] = (status, "settledAs" in old)
-            except (Exception, SimulatedTimeout):  # an injected fault: the pipeline's write may or may not have happened
+            except (Exception, SimulatedTimeout):  # noqa: BLE001 - an injected fault: the pipeline's write may or may not have happened
                 self.pipeline_writes.pop(job_id, None)
                 self.pipeline_writes[job_id + "?"] = (status, True)
 
@@ -507,7 +529,7 @@ class Run:
             self.alert_attempts.append(outcome.kind)
             return original_notify(notifier, outcome, *args, **kwargs)
 
-        Notifier.notify_outcome = spied  # the import path stays the real one; only the attempt is counted
+        Notifier.notify_outcome = spied  # type: ignore[method-assign,assignment]  # the import path stays the real one; only the attempt is counted
         queues: list[list[Task]] = [[] for _ in range(self.s.workers)]
         for task in self.s.tasks:
             queues[self.rng.randrange(self.s.workers)].append(task)
@@ -517,11 +539,11 @@ class Run:
         self.h.fidelity.violations.clear()
         self.h.fidelity.set_fault_plan(self.plan)
         try:
-            finished = self.scheduler.run([lambda queue=queue: [self.execute(task) for task in queue] for queue in queues])
+            finished = self.scheduler.run([partial(self.execute_queue, queue) for queue in queues])
         finally:
             self.h.fidelity.set_fault_plan(None)
             sys.stdout = stdout
-            Notifier.notify_outcome = original_notify
+            Notifier.notify_outcome = original_notify  # type: ignore[method-assign]
         if not finished:
             self.result.failures.append("a worker never finished (deadlock or livelock)")
 
@@ -563,7 +585,12 @@ class Run:
         for job_id, job in jobs.items():
             if job.get("settledAs") and job.get("unsettled"):
                 fail(f"job {job_id!r} is settled but still in the unsettled index")
-            if job.get("settledAs") and job.get("settledAs") != "failed" and job.get("chargedCredits", 0) and "charge" not in postings.get(job_id, {}):
+            if (
+                job.get("settledAs")
+                and job.get("settledAs") != "failed"
+                and job.get("chargedCredits", 0)
+                and "charge" not in postings.get(job_id, {})
+            ):
                 fail(f"job {job_id!r} records a charge with no ledger entry")
         # Every delivered event ended somewhere, and as its construction says.
         ended = {id(task) for task, _ in self.outcomes} | {id(task) for task in self.lambda_dead_letters}
@@ -580,7 +607,9 @@ class Run:
                 fail(f"an invalid event was {kind}: {task.describe()[:200]}")
             if task.expect == "valid" and kind == "rejected" and summary.get("field") not in ("ledgerId", "job"):
                 fail(f"a valid event was rejected ({summary.get('field')}: {summary.get('reason')}): {task.describe()[:200]}")
-        dead = self.h.sqs.receive_message(QueueUrl=self.h.resources.dlq_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], VisibilityTimeout=0).get("Messages", [])
+        dead = self.h.sqs.receive_message(
+            QueueUrl=self.h.resources.dlq_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], VisibilityTimeout=0
+        ).get("Messages", [])
         rejected = [summary for _, summary in self.outcomes if summary.get("outcome") == "rejected"]
         if rejected and not dead:
             fail(f"{len(rejected)} event(s) rejected but the DLQ is empty")
@@ -611,12 +640,13 @@ class Run:
             "CreditsDebited": sum(int(e["amount"]) for e in ledger_for_truth if _posting(e) == "charge"),
             "CreditsRefunded": sum(int(e["amount"]) for e in ledger_for_truth if _posting(e) in ("release", "refund")),
             "Overdrafts": sum(1 for job in settled_jobs if job.get("settledIntoOverdraft")),
-            "ConflictingEvents": sum(len(job["conflictEventIds"]) for job in jobs.values() if isinstance(job.get("conflictEventIds"), set)) - unreported_conflicts,
+            "ConflictingEvents": sum(len(job["conflictEventIds"]) for job in jobs.values() if isinstance(job.get("conflictEventIds"), set))
+            - unreported_conflicts,
             "InvalidEvents": len(rejected),
         }
-        for name, expected in truth.items():
-            if emitted.get(name, 0) != expected:
-                fail(f"metric {name} is {emitted.get(name, 0)}, ground truth {expected}")
+        for name, true_value in truth.items():
+            if emitted.get(name, 0) != true_value:
+                fail(f"metric {name} is {emitted.get(name, 0)}, ground truth {true_value}")
         needs_person = sum(1 for _, summary in self.outcomes if summary.get("outcome") in ("conflict", "rejected"))
         needs_person += sum(len(summary.get("conflicts", [])) for _, summary in self.outcomes if "examined" in summary)
         if len([kind for kind in self.alert_attempts if kind in ("conflict", "rejected")]) < needs_person:
@@ -638,11 +668,11 @@ def _posting(entry: dict) -> str | None:
 
 
 def _iso(hours_ago: float) -> str:
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from reconciler.domain.ledger import iso_timestamp
 
-    return iso_timestamp(datetime.now(timezone.utc) - timedelta(hours=hours_ago))
+    return iso_timestamp(datetime.now(UTC) - timedelta(hours=hours_ago))
 
 
 def emitted_metrics(printed: str) -> dict[str, float]:
@@ -688,7 +718,9 @@ def describe(scenario: Scenario) -> str:
     return "\n".join(lines)
 
 
-def simulate(seeds: list[int], *, verbose: bool = False, shrink_failures: bool = True, templates: dict | None = None, progress: bool = False) -> tuple[list[RunResult], Counter]:
+def simulate(
+    seeds: list[int], *, verbose: bool = False, shrink_failures: bool = True, templates: dict | None = None, progress: bool = False
+) -> tuple[list[RunResult], Counter]:
     harness = Harness(templates)
     covered: Counter = Counter()
     failed: list[RunResult] = []

@@ -6,7 +6,7 @@ policy admits exactly those alarm ARNs (infra/constructs/ops_topic.py), so a new
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch

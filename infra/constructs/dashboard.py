@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -12,10 +12,9 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from reconciler.contract import Metric
-
 from infra.config import StageConfig
 from infra.constructs.alarms import FUNCTION_TIMEOUT, reconciler_metric
+from reconciler.contract import Metric
 
 FIVE_MINUTES = Duration.minutes(5)
 

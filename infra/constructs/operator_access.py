@@ -22,10 +22,10 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
-from reconciler import contract
 
 from infra.config import StageConfig
 from infra.constructs.tables import ReconcilerTables
+from reconciler import contract
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,8 @@ class OperatorAccess(Construct):
             # logs tail: the function's own log group.
             Grant("ReadFunctionLogs", ("logs:FilterLogEvents",), (log_group.log_group_arn,)),
         )
-        break_glass = read_only + (
+        break_glass = (
+            *read_only,
             # adjust, audit --fix, scan: balance and its ledger entry in one transaction; scan settles jobs.
             Grant("WriteBalances", ("dynamodb:UpdateItem",), (credits,)),
             # Append-only for people too: new entries (and, in adjust, a check that the v1-style id of the same

@@ -15,12 +15,11 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
-from reconciler import contract
-
-from reconciler.contract import HANDLER, METRICS_NAMESPACE, OPENAI_SECRET_NAME, SERVICE_NAME, SETTLED_DETAIL_TYPES, SETTLED_EVENT_SOURCE
 
 from infra.config import POWERTOOLS_LAYER_PARAMETER, StageConfig
 from infra.constructs.tables import ReconcilerTables
+from reconciler import contract
+from reconciler.contract import HANDLER, METRICS_NAMESPACE, OPENAI_SECRET_NAME, SERVICE_NAME, SETTLED_DETAIL_TYPES, SETTLED_EVENT_SOURCE
 
 RUNTIME_DIR = Path(__file__).resolve().parents[2] / "runtime"
 # Operator tooling and local emulation ship with the repository, not with the function.

@@ -12,9 +12,10 @@ so the event path's cold start does not pay for them.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from datetime import timedelta
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
@@ -29,7 +30,12 @@ from reconciler.service.ports import DeadLetters
 if TYPE_CHECKING:
     from reconciler.notify.notifier import Notifier
     from reconciler.repository.dynamodb_operations import OperationsStore
+    from reconciler.service.ports import SettlementStore
     from reconciler.service.timer_scan import TimerScan
+
+    # mypy (make gate) holds the AWS adapters to the ports' Protocols; tests/port_conformance.py does the fakes.
+    def _adapters_implement_the_ports(store: DynamoDBStore, letters: SqsDeadLetters) -> tuple[SettlementStore, DeadLetters]:
+        return store, letters
 
 # Short timeouts: a hung call must fail fast enough for our own retries inside the 30 s Lambda timeout.
 # botocore's standard mode retries throttling and 5xx; the service layer retries conflicts on top.
@@ -65,7 +71,8 @@ def aws_session(
 
 def aws_client(service: str, *, session: Any = None, endpoint_url: str | None = None, config: Config = CLIENT_CONFIG) -> Any:
     """A client for `service`; AWS_ENDPOINT_URL (the local stack) and the credential chain apply as usual."""
-    return (session or boto3.session.Session()).client(service, endpoint_url=endpoint_url, config=config)
+    chosen: Any = session or boto3.session.Session()  # Any: the stubs type a client only for a literal service name
+    return chosen.client(service, endpoint_url=endpoint_url, config=config)
 
 
 def alert_sns_client() -> Any:
@@ -86,7 +93,7 @@ def settlement_store(config: RuntimeConfig, dynamodb: Any = None) -> DynamoDBSto
     return DynamoDBStore(dynamodb or aws_client("dynamodb"), config)
 
 
-def operations_store(config: RuntimeConfig, dynamodb: Any = None) -> "OperationsStore":
+def operations_store(config: RuntimeConfig, dynamodb: Any = None) -> OperationsStore:
     """The CLI's whole-table reads and repairs (audit, ledger scans, corrections): never on the event path."""
     from reconciler.repository.dynamodb_operations import OperationsStore
 
@@ -102,7 +109,7 @@ def build_processor(config: RuntimeConfig, dynamodb: Any = None, sqs: Any = None
     return EventProcessor(settlement, dead_letters or SqsDeadLetters(sqs or aws_client("sqs"), config.dlq_url, config.stage))
 
 
-def build_timer_scan(store: Any, config: RuntimeConfig) -> "TimerScan":
+def build_timer_scan(store: Any, config: RuntimeConfig) -> TimerScan:
     """The timer scan with the function's prices, grace and stuck thresholds (the handler and the CLI)."""
     from reconciler.service.timer_scan import TimerScan
 
@@ -120,7 +127,7 @@ def build_reservations(store: Any, config: RuntimeConfig) -> Any:
     return ReservationService(store, PriceBook.with_overrides(config.price_overrides))
 
 
-def build_notifier(config: RuntimeConfig, env: Mapping[str, str] | None = None, **overrides: Any) -> "Notifier":
+def build_notifier(config: RuntimeConfig, env: Mapping[str, str] | None = None, **overrides: Any) -> Notifier:
     """The notifier a handler (or the CLI) uses; triage only when the stage enables it."""
     from reconciler.notify.grouping import DEFAULT_MAX_PER_WINDOW, DEFAULT_WINDOW_SECONDS, GroupingWindow
     from reconciler.notify.notifier import Notifier
@@ -170,12 +177,12 @@ def event_processor() -> EventProcessor:
 
 
 @lru_cache(maxsize=1)
-def timer_scan() -> "TimerScan":
+def timer_scan() -> TimerScan:
     return build_timer_scan(event_processor().settlement.store, load_config())
 
 
 @lru_cache(maxsize=1)
-def shared_notifier() -> "Notifier":
+def shared_notifier() -> Notifier:
     """The container's notifier (its grouping state lives as long as the container); built on first alert."""
     return build_notifier(load_config())
 

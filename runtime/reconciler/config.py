@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any
 
 from reconciler.contract import (
     ENV_CREDITS_TABLE,
@@ -42,10 +43,10 @@ class RuntimeConfig:
     triage_enabled: bool = False
 
     @classmethod
-    def for_stage(cls, stage: str, **overrides: Any) -> "RuntimeConfig":
+    def for_stage(cls, stage: str, **overrides: Any) -> RuntimeConfig:
         """The runbook's resource names for a stage (used by the CLI and the local stack)."""
         names = ResourceNames(stage)  # unknown stage -> UnknownStageError, a ConfigError
-        values = dict(
+        values: dict[str, Any] = dict(
             stage=stage,
             jobs_table=names.jobs_table,
             credits_table=names.credits_table,
@@ -56,7 +57,7 @@ class RuntimeConfig:
         return cls(**values)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "RuntimeConfig":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> RuntimeConfig:
         env = os.environ if env is None else env
         missing = [name for name in (ENV_STAGE, ENV_JOBS_TABLE, ENV_CREDITS_TABLE, ENV_LEDGER_TABLE, ENV_DLQ_URL) if not env.get(name)]
         if missing:

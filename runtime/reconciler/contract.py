@@ -25,7 +25,7 @@ SERVICE_DIMENSION = {"Name": "service", "Value": SERVICE_NAME}
 STAGE_DIMENSION = "stage"
 
 # Secrets Manager secret holding the triage model's API key (read only when a stage enables triage).
-OPENAI_SECRET_NAME = "meta-agents/openai"
+OPENAI_SECRET_NAME = "meta-agents/openai"  # noqa: S105 - the secret's name, not its value
 
 # The function's handler (one for events and timer-scan ticks).
 HANDLER = "reconciler.handlers.entry.handler"
@@ -69,7 +69,7 @@ ENV_CREDITS_TABLE = "CREDITS_TABLE_NAME"
 ENV_LEDGER_TABLE = "LEDGER_TABLE_NAME"
 ENV_DLQ_URL = "DLQ_URL"
 ENV_OPS_TOPIC_ARN = "OPS_TOPIC_ARN"
-ENV_OPENAI_SECRET_NAME = "OPENAI_SECRET_NAME"
+ENV_OPENAI_SECRET_NAME = "OPENAI_SECRET_NAME"  # noqa: S105 - an environment variable's name
 ENV_PRICE_OVERRIDES = "PRICE_OVERRIDES"
 ENV_SCAN_GRACE_MINUTES = "SCAN_GRACE_MINUTES"
 ENV_STUCK_JOB_HOURS = "STUCK_JOB_HOURS"

@@ -21,7 +21,6 @@ from reconciler import json_text
 from reconciler.contract import ENV_METRICS_DIMENSIONLESS, ENV_STAGE, METRICS_NAMESPACE, SERVICE_NAME, STAGE_DIMENSION
 
 
-
 class StageMetricsProvider(AmazonCloudWatchEMFProvider):
     """Powertools' EMF provider, with the stage as a dimension and the dimensionless set added on output.
 

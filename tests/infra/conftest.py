@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import pytest
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
-from aws_cdk.assertions import Template  # noqa: E402  (after the jsii banner is silenced)
+from aws_cdk.assertions import Template
 
-from infra.app import build_app  # noqa: E402
-from infra.config import StageConfig, config_for  # noqa: E402
-from reconciler.contract import STAGES  # noqa: E402
+from infra.app import build_app
+from infra.config import StageConfig, config_for
+from reconciler.contract import STAGES
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
-from reconciler import config as runtime_config
-from reconciler import contract
+from infra_helpers import as_list, only_resource, refers_to, resource_named
 
 from infra.config import POWERTOOLS_VERSION
-from infra_helpers import as_list, identity_policy_statements, only_resource, refers_to, resource_named
+from reconciler import config as runtime_config
+from reconciler import contract
 
 RENDER_EVENTS = {"source": ["video.generation"], "detail-type": ["video.rendered", "video.failed"]}
 RETENTION_DAYS = {"dev": 7, "staging": 30, "prod": 90}
@@ -165,7 +165,8 @@ def granted_pairs(statements: list[dict]) -> set[tuple[str, str]]:
 
 
 def test_role_has_no_managed_policies(synthesized):
-    role = resource_named(synthesized.compute, "AWS::IAM::Role", "Description", f"Least-privilege role of cc-agent-reconciler-{synthesized.config.stage}")
+    role = resource_named(synthesized.compute, "AWS::IAM::Role", "Description", "Least-privilege role of "
+                                                                                f"cc-agent-reconciler-{synthesized.config.stage}")
     assert "ManagedPolicyArns" not in role["Properties"], "AWSLambdaBasicExecutionRole grants logs on every group"
 
 

@@ -112,7 +112,7 @@ def test_alert_subscriptions_are_validated():
 
     AlertSubscription("sqs", "arn:aws:sqs:us-east-1:123456789012:chat-alerts")
     for protocol, endpoint in (("email", "not-an-address"), ("https", "http://plain.example.com"), ("sms", "+15555550100")):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=f"not a valid {protocol} endpoint|unsupported alert subscription protocol '{protocol}'"):
             AlertSubscription(protocol, endpoint)  # type: ignore[arg-type]
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from reconciler.contract import JOBS_UNSETTLED_INDEX, LEDGER_BY_USER_INDEX
-
-from reconciler.contract import ALARM_CONCERNS
 from infra_helpers import as_list, only_resource, resource_id, resource_named
+
+from reconciler.contract import ALARM_CONCERNS, JOBS_UNSETTLED_INDEX, LEDGER_BY_USER_INDEX
 
 TABLE_KEYS = {"Jobs": "jobId", "Credits": "userId", "Ledger": "ledgerId"}
 
@@ -156,7 +155,9 @@ def test_cloudwatch_alarms_can_use_the_topic_key_for_this_stages_alarms_only(syn
     _assert_scoped_to_this_stages_alarms(statement, synthesized.config)
     # Every other principal is the account itself (CDK's default key administration statement).
     others = [s for s in statements if s is not statement]
-    assert all(s["Principal"] == {"AWS": f"arn:aws:iam::{synthesized.config.account}:root"} or "Fn::Join" in json.dumps(s["Principal"]) for s in others), others
+    assert all(
+        s["Principal"] == {"AWS": f"arn:aws:iam::{synthesized.config.account}:root"} or "Fn::Join" in json.dumps(s["Principal"]) for s in others
+    ), others
 
 
 def test_topic_policy_alarm_arns_are_the_alarms_the_monitoring_stack_creates(synthesized):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from infra_helpers import only_resource, refers_to, resource_named
 
 from reconciler.contract import ALARM_CONCERNS
-from infra_helpers import only_resource, refers_to, resource_named
 
 # concern -> (namespace, metric, statistic, period seconds, operator, threshold); metric-math alarms separately.
 ALARMS = {
@@ -45,7 +45,6 @@ def test_exactly_the_runbook_alarms_exist(synthesized):
 
 @pytest.mark.parametrize("concern", sorted(ALARMS))
 def test_alarm_watches_the_right_metric_with_the_right_threshold(synthesized, concern):
-    namespace, metric, statistic, period, operator, threshold = ALARMS[concern]
     properties = alarm(synthesized, concern)
     observed = (
         properties["Namespace"],

@@ -6,10 +6,10 @@ import shutil
 
 import pytest
 from aws_cdk.assertions import Template
+from infra_helpers import STACK_KINDS, normalised
 
 from infra.app import build_app
 from infra.constructs import reconciler_function
-from infra_helpers import STACK_KINDS, normalised
 
 
 @pytest.mark.parametrize("kind", STACK_KINDS)

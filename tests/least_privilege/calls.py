@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 # Who makes a call, decided by the innermost "principal boundary" on the stack (the code that would hold the
 # credentials in AWS); without one, function code (service, notify) called directly by a test counts as the

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from tests.least_privilege.calls import FUNCTION, OPERATOR, Need, arn
 
@@ -175,7 +176,8 @@ def check_function(templates: Templates, observed: Observed, triage_enabled: boo
     for need, paths in sorted(calls.items()):
         resource_arn = arn(need.resource, templates.stage, templates.account, templates.region)
         if not any(g.allows(need.action, resource_arn) for g in role_grants):
-            problems.append(f"{templates.stage}: the function calls {need.action} on {resource_arn} ({', '.join(sorted(paths))}) but its role does not allow it")
+            problems.append(f"{templates.stage}: the function calls {need.action} on {resource_arn} ({', '.join(sorted(paths))}) but its role does "
+                            "not allow it")
     published = any(need.action == "sns:Publish" for need in calls)
     for grant in role_grants:
         if _uses(grant, calls, templates):
@@ -183,14 +185,19 @@ def check_function(templates: Templates, observed: Observed, triage_enabled: boo
         platform = PLATFORM_GRANTS.get((grant.action, _kind(grant.resource)))
         if platform and (not grant.action.startswith("kms:") or published):
             continue
-        problems.append(f"{templates.stage}: the function role allows {grant.action} on {grant.resource} (statement {grant.sid}), which no function code path calls")
+        problems.append(f"{templates.stage}: the function role allows {grant.action} on {grant.resource} (statement {grant.sid}), which no function "
+                        "code path calls")
     return problems
 
 
 def check_operator(templates: Templates, observed: Observed) -> list[str]:
     names = templates.stage
     policies = {
-        variant: grants(templates, "AWS::IAM::ManagedPolicy", lambda lid, r, v=variant: r["Properties"].get("ManagedPolicyName") == f"cc-reconciler-operator-{v}-{names}")
+        variant: grants(
+            templates,
+            "AWS::IAM::ManagedPolicy",
+            lambda lid, r, v=variant: r["Properties"].get("ManagedPolicyName") == f"cc-reconciler-operator-{v}-{names}",
+        )
         for variant in ("read-only", "break-glass")
     }
     calls = observed.of(OPERATOR)
@@ -211,5 +218,6 @@ def check_operator(templates: Templates, observed: Observed) -> list[str]:
             if variant == "read-only" and not grant.action.split(":", 1)[1].startswith(READ_ACTION_PREFIXES):
                 problems.append(f"{names}: the read-only policy allows {grant.action}, which is not a read")
             if not _uses(grant, calls, templates):
-                problems.append(f"{names}: the {variant} policy allows {grant.action} on {grant.resource} (statement {grant.sid}), which the CLI never calls")
+                problems.append(f"{names}: the {variant} policy allows {grant.action} on {grant.resource} (statement {grant.sid}), which the CLI "
+                                "never calls")
     return problems

@@ -214,7 +214,6 @@ def check(rows: list[list], complete: bool = True, templates: dict[str, dict] | 
     templates = templates or _synthesize_all()
     from infra.config import config_for
     from reconciler.contract import STAGES
-
     from tests.least_privilege.policies import Observed, Templates, check_function, check_operator
 
     by_principal: dict[str, dict[Need, set[str]]] = defaultdict(dict)

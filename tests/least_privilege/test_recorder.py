@@ -45,18 +45,55 @@ def _frames(*modules: tuple[str, str]):
     """A fake call stack, outermost first."""
     frame = None
     for module, qualname in modules:
-        frame = types.SimpleNamespace(f_globals={"__name__": module}, f_code=types.SimpleNamespace(co_qualname=qualname, co_name=qualname), f_back=frame)
+        frame = types.SimpleNamespace(
+            f_globals={"__name__": module}, f_code=types.SimpleNamespace(co_qualname=qualname, co_name=qualname), f_back=frame
+        )
     return frame
 
 
 @pytest.mark.parametrize(
     ("stack", "principal"),
     [
-        ([("reconciler.local.invoker", "LocalInvoker.drain"), ("reconciler.handlers.entry", "handler"), ("reconciler.repository.dynamodb", "DynamoDBStore.load")], FUNCTION),
-        ([("tests.x", "test"), ("reconciler.service.event_settlement", "EventProcessor.process"), ("reconciler.repository.dynamodb", "DynamoDBStore.load")], FUNCTION),
-        ([("reconciler.cli.books", "scan"), ("reconciler.service.timer_scan", "TimerScan.run"), ("reconciler.repository.dynamodb", "DynamoDBStore.load")], OPERATOR),
-        ([("reconciler.cli.dlq", "dlq_replay"), ("reconciler.ops.invokers", "InProcessInvoker.__call__"), ("reconciler.service.event_settlement", "EventProcessor.process")], FUNCTION),
-        ([("tests.x", "test"), ("reconciler.service.reservations", "ReservationService.reserve"), ("reconciler.repository.dynamodb", "DynamoDBStore.commit_reservation")], PIPELINE),
+        (
+            [
+                ("reconciler.local.invoker", "LocalInvoker.drain"),
+                ("reconciler.handlers.entry", "handler"),
+                ("reconciler.repository.dynamodb", "DynamoDBStore.load"),
+            ],
+            FUNCTION,
+        ),
+        (
+            [
+                ("tests.x", "test"),
+                ("reconciler.service.event_settlement", "EventProcessor.process"),
+                ("reconciler.repository.dynamodb", "DynamoDBStore.load"),
+            ],
+            FUNCTION,
+        ),
+        (
+            [
+                ("reconciler.cli.books", "scan"),
+                ("reconciler.service.timer_scan", "TimerScan.run"),
+                ("reconciler.repository.dynamodb", "DynamoDBStore.load"),
+            ],
+            OPERATOR,
+        ),
+        (
+            [
+                ("reconciler.cli.dlq", "dlq_replay"),
+                ("reconciler.ops.invokers", "InProcessInvoker.__call__"),
+                ("reconciler.service.event_settlement", "EventProcessor.process"),
+            ],
+            FUNCTION,
+        ),
+        (
+            [
+                ("tests.x", "test"),
+                ("reconciler.service.reservations", "ReservationService.reserve"),
+                ("reconciler.repository.dynamodb", "DynamoDBStore.commit_reservation"),
+            ],
+            PIPELINE,
+        ),
         ([("tests.x", "test"), ("reconciler.repository.dynamodb", "DynamoDBStore.ledger_for_user")], SETUP),
         ([("reconciler.cli.local_stack", "local_up"), ("reconciler.local.resources", "provision")], SETUP),
     ],

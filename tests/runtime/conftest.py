@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -17,11 +18,10 @@ from reconciler.domain.pricing import PriceBook
 from reconciler.local.resources import LocalResources, provision
 from reconciler.local.server import moto_server, reset
 from reconciler.local.stack import templates_for
-from reconciler.repository.sqs_dead_letters import SqsDeadLetters
 from reconciler.repository.dynamodb_operations import OperationsStore
-from reconciler.service.retrying import Backoff
+from reconciler.repository.sqs_dead_letters import SqsDeadLetters
 from reconciler.service.event_settlement import EventProcessor, SettlementService
-from simulator.sim import emitted_metrics  # re-exported for the tests: one EMF parser, shared with the simulator
+from reconciler.service.retrying import Backoff
 
 
 @pytest.fixture(scope="session")
@@ -101,7 +101,9 @@ class Aws:
     def item_counts(self) -> dict[str, int]:
         dynamodb = self.client("dynamodb")
         config = self.config
-        return {table: dynamodb.scan(TableName=table, Select="COUNT")["Count"] for table in (config.jobs_table, config.credits_table, config.ledger_table)}
+        return {
+            table: dynamodb.scan(TableName=table, Select="COUNT")["Count"] for table in (config.jobs_table, config.credits_table, config.ledger_table)
+        }
 
 
 def _attr(value: Any) -> dict:
@@ -127,7 +129,7 @@ def moto_endpoint() -> Iterator[str]:
 
 
 @pytest.fixture
-def aws_server(moto_endpoint, dev_templates) -> Iterator[Aws]:
+def aws_server(moto_endpoint, dev_templates) -> Aws:
     """The dev stage on the moto server, freshly provisioned for each test."""
     reset(moto_endpoint)
     session = boto3.session.Session()
@@ -137,7 +139,7 @@ def aws_server(moto_endpoint, dev_templates) -> Iterator[Aws]:
             return session.client(service, endpoint_url=moto_endpoint)
 
     resources = provision(dev_templates, "dev", _Endpoint())
-    yield Aws(resources=resources, session=session, endpoint=moto_endpoint)
+    return Aws(resources=resources, session=session, endpoint=moto_endpoint)
 
 
 def envelope(detail_type: str, detail: Any, event_id: str = "evt-1", source: str = "video.generation") -> dict:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Annotated, Optional
+from datetime import UTC, datetime
+from typing import Annotated
 
 import typer
 
@@ -16,7 +16,7 @@ from reconciler.ops.operator_error import OpsError
 alarms_app = typer.Typer(no_args_is_help=True, context_settings=CONTEXT_SETTINGS, help="The reconciler's alarms (cc-reconciler-*-{stage}).")
 app.add_typer(alarms_app, name="alarms")
 
-Names = Annotated[Optional[list[str]], typer.Argument(help="Alarm names or concerns (errors, adjustments, dlq-depth ...); all when omitted.",
+Names = Annotated[list[str] | None, typer.Argument(help="Alarm names or concerns (errors, adjustments, dlq-depth ...); all when omitted.",
                                                        show_default=False)]
 
 
@@ -32,7 +32,7 @@ def alarms_status(ctx: typer.Context) -> None:
                     [[r["name"], r["state"], "enabled" if r["actionsEnabled"] else "DISABLED", r["reason"]] for r in rows])
 
 
-def _set_alarms(ctx: typer.Context, wanted: Optional[list[str]], enabled: bool, dry_run: bool, yes: bool) -> None:
+def _set_alarms(ctx: typer.Context, wanted: list[str] | None, enabled: bool, dry_run: bool, yes: bool) -> None:
     state = state_of(ctx)
     cloudwatch = state.target.client("cloudwatch")
     available = [a["AlarmName"] for a in control.stage_alarms(cloudwatch, state.target.names)]
@@ -66,7 +66,7 @@ def alarms_history(
     ctx: typer.Context,
     names: Names = None,
     since: Annotated[str, typer.Option(help="From: ISO 8601, 2h, 3d, yesterday ...")] = "1d",
-    until: Annotated[Optional[str], typer.Option(help="Up to (default now).")] = None,
+    until: Annotated[str | None, typer.Option(help="Up to (default now).")] = None,
     limit: Annotated[int, typer.Option("--max", min=1, help="At most this many items.")] = 100,
 ) -> None:
     """State changes and updates of the stage's alarms, newest first (describe-alarm-history)."""
@@ -74,7 +74,7 @@ def alarms_history(
     cloudwatch = state.target.client("cloudwatch")
     wanted = [n if n.startswith(control.ALARM_PREFIX) else state.target.names.alarm(n) for n in (names or [])]
     start = parse_moment(since, "--since")
-    end = optional_moment(until, "--until") or datetime.now(timezone.utc)
+    end = optional_moment(until, "--until") or datetime.now(UTC)
     items = control.alarm_history(cloudwatch, state.target.names, wanted, start, end, limit)
     state.out.data(items)
     state.out.table(f"Alarm history ({state.stage})", ["time", "alarm", "type", "summary"],

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Annotated, Optional
+from typing import Annotated
 
 import jmespath
 import typer
@@ -38,9 +38,7 @@ def hoist_global_options(args: list[str]) -> list[str]:
             rest.extend(args[index:])
             break
         name = arg.split("=", 1)[0]
-        if arg in _GLOBAL_FLAGS:
-            front.append(arg)
-        elif name in _GLOBAL_VALUES and "=" in arg:
+        if arg in _GLOBAL_FLAGS or (name in _GLOBAL_VALUES and "=" in arg):
             front.append(arg)
         elif arg in _GLOBAL_VALUES and index + 1 < len(args):
             front.extend(args[index : index + 2])
@@ -57,7 +55,8 @@ class RootGroup(TyperGroup):
     Exit codes: 0 done, 1 failed or found something (an audit discrepancy, a failed replay), 2 usage error.
     """
 
-    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # noqa: ANN001
+    # click's main is overloaded on standalone_mode; this one always exits, so it keeps click's parameters untyped
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[override]
         args = hoist_global_options(list(sys.argv[1:] if args is None else args))
         try:
             code = super().main(args, prog_name or "reconciler", complete_var, standalone_mode=False, **extra)
@@ -73,10 +72,10 @@ class RootGroup(TyperGroup):
             typer.echo(f"error: {error.format_message()}", err=True)
             sys.exit(getattr(error, "exit_code", 2))
         except Exception as error:
-            message = one_line(error, _where)
-            if message is None:
+            line = one_line(error, _where)
+            if line is None:
                 raise
-            typer.echo(f"error: {message}", err=True)
+            typer.echo(f"error: {line}", err=True)
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
 
@@ -104,12 +103,12 @@ app = typer.Typer(cls=RootGroup, no_args_is_help=True, pretty_exceptions_enable=
 @dataclass
 class State:
     stage: str
-    endpoint_url: Optional[str]
+    endpoint_url: str | None
     use_local: bool
     out: Output
-    profile: Optional[str] = None
-    region: Optional[str] = None
-    _target: Optional[Target] = field(default=None, repr=False)
+    profile: str | None = None
+    region: str | None = None
+    _target: Target | None = field(default=None, repr=False)
 
     @property
     def target(self) -> Target:
@@ -135,13 +134,13 @@ Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmat
 def main_options(
     ctx: typer.Context,
     stage: Annotated[str, typer.Option(help=f"Stage: {' | '.join(STAGES)}.", envvar="RECONCILER_STAGE")] = "dev",
-    endpoint_url: Annotated[Optional[str], typer.Option("--endpoint-url", help="AWS endpoint (a local stack).")] = None,
+    endpoint_url: Annotated[str | None, typer.Option("--endpoint-url", help="AWS endpoint (a local stack).")] = None,
     local: Annotated[bool, typer.Option("--local", help="Use the stack started by `reconciler local up` for --stage.")] = False,
-    profile: Annotated[Optional[str], typer.Option(help="AWS profile (default: the standard credential chain).")] = None,
-    region: Annotated[Optional[str], typer.Option(help="AWS region (default: your profile's, or AWS_DEFAULT_REGION).")] = None,
+    profile: Annotated[str | None, typer.Option(help="AWS profile (default: the standard credential chain).")] = None,
+    region: Annotated[str | None, typer.Option(help="AWS region (default: your profile's, or AWS_DEFAULT_REGION).")] = None,
     output: Annotated[str, typer.Option("--output", help="table (people), json (one document), text (tab-separated records).")] = "table",
     json_output: Annotated[bool, typer.Option("--json", help="Same as --output json.")] = False,
-    query: Annotated[Optional[str], typer.Option("--query", help="JMESPath over the JSON result, as in the aws CLI.")] = None,
+    query: Annotated[str | None, typer.Option("--query", help="JMESPath over the JSON result, as in the aws CLI.")] = None,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress display (stderr).")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
 ) -> None:
@@ -161,4 +160,9 @@ def main_options(
     out = Output("json" if json_output else output, compiled, progress_enabled=not no_progress)
     _where = Where(stage, endpoint_url, profile, local)
     ctx.obj = State(stage, endpoint_url, local, out, profile, region)
-    ctx.call_on_close(lambda: (ctx.obj.say_notes(), out.finish()))
+
+    def close() -> None:
+        ctx.obj.say_notes()
+        out.finish()
+
+    ctx.call_on_close(close)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, cast
 
 import typer
 
@@ -36,10 +36,10 @@ def balance(ctx: typer.Context, user: str) -> None:
 @app.command()
 def ledger(
     ctx: typer.Context,
-    user: Annotated[Optional[str], typer.Argument(help="The user (their index; never a scan). Omit with --all.")] = None,
+    user: Annotated[str | None, typer.Argument(help="The user (their index; never a scan). Omit with --all.")] = None,
     all_users: Annotated[bool, typer.Option("--all", help="Every user's entries in the window: a full table scan (cost stated).")] = False,
-    since: Annotated[Optional[str], typer.Option(help="From: ISO 8601 (UTC if no zone), 2h, 3d, yesterday ...")] = None,
-    until: Annotated[Optional[str], typer.Option(help="Up to: same forms as --since.")] = None,
+    since: Annotated[str | None, typer.Option(help="From: ISO 8601 (UTC if no zone), 2h, 3d, yesterday ...")] = None,
+    until: Annotated[str | None, typer.Option(help="Up to: same forms as --since.")] = None,
 ) -> None:
     """A user's ledger entries, oldest first; or with --all, every user's in a time window (v1's scan)."""
     state = state_of(ctx)
@@ -52,13 +52,14 @@ def ledger(
                                      param_hint="--since")
         table = state.target.names.tables[2]
         with state.out.progress(f"scanning {table}") as advance:
-            window = scan_ledger_window(state.target.client("dynamodb"), table, iso_timestamp(start), end and iso_timestamp(end), advance)
+            window = scan_ledger_window(state.target.client("dynamodb"), table, iso_timestamp(start), iso_timestamp(end) if end else None, advance)
         entries = window.entries
         state.out.note(f"read all {window.scanned} items of {table} (a Scan, {window.capacity_units:g} read capacity units) "
                        f"to find {len(entries)} in the window")
         title = f"Ledger of all users ({state.stage})"
     else:
-        entries = list(state.target.store.ledger_for_user(user, start and iso_timestamp(start), end and iso_timestamp(end)))
+        since, until = (iso_timestamp(start) if start else None), (iso_timestamp(end) if end else None)
+        entries = list(state.target.store.ledger_for_user(cast(str, user), since, until))  # a USER, without --all (checked above)
         title = f"Ledger of {user} ({state.stage})"
     state.out.data([entry_dict(entry) for entry in entries])
     state.out.table(title, ["timestamp", "userId", "ledgerId", "type", "amount", "reference", "description", "actor"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from datetime import timedelta
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -30,7 +30,7 @@ def scan(ctx: typer.Context, dry_run: DryRun = False, yes: Yes = False) -> None:
     summary = report.summary()
     state.out.data({**summary, "dryRun": dry_run})
     verb = "would settle" if dry_run else "settled"
-    rows = [[o.event.job_id, verb, f"{o.settlement.balance_delta:+d}" if o.settlement else ""] for o in report.settled]
+    rows = [[o.event.job_id if o.event else "", verb, f"{o.settlement.balance_delta:+d}" if o.settlement else ""] for o in report.settled]
     rows += [[job.job_id, "stuck", f"created {job.created_at}, status {job.status}"] for job in report.stuck]
     rows += [[job.job_id, "unsettleable", reason] for job, reason in report.unsettleable]
     state.out.table("Timer scan" + (" (dry run)" if dry_run else ""), ["jobId", "result", "detail"], rows)
@@ -38,7 +38,7 @@ def scan(ctx: typer.Context, dry_run: DryRun = False, yes: Yes = False) -> None:
                    f"unsettleable {len(report.unsettleable)}, waiting {len(report.waiting)}")
 
 
-def _ask_trust(discrepancy: Discrepancy) -> Optional[str]:
+def _ask_trust(discrepancy: Discrepancy) -> str | None:
     """Per user, on the terminal (stderr): ledger, balance or skip."""
     answer = typer.prompt(f"{discrepancy.user_id}: trust the [l]edger, the [b]alance, or [s]kip?", default="s", err=True)
     return {"l": TRUST_LEDGER, "ledger": TRUST_LEDGER, "b": TRUST_BALANCE, "balance": TRUST_BALANCE}.get(answer.strip().lower())
@@ -47,11 +47,11 @@ def _ask_trust(discrepancy: Discrepancy) -> Optional[str]:
 @app.command()
 def audit(
     ctx: typer.Context,
-    user: Annotated[Optional[str], typer.Argument(help="One user; all users (a table scan) when omitted.")] = None,
+    user: Annotated[str | None, typer.Argument(help="One user; all users (a table scan) when omitted.")] = None,
     fix: Annotated[bool, typer.Option("--fix", help="Correct each discrepancy as --trust says (or as you answer, per user).")] = False,
-    trust: Annotated[Optional[str], typer.Option("--trust", help="ledger: set the balance to the ledger sum; "
+    trust: Annotated[str | None, typer.Option("--trust", help="ledger: set the balance to the ledger sum; "
                                                  "balance: book an entry explaining the balance.")] = None,
-    reason: Annotated[Optional[str], typer.Option(help="Why (required with --fix; kept with the correction).")] = None,
+    reason: Annotated[str | None, typer.Option(help="Why (required with --fix; kept with the correction).")] = None,
     min_age: Annotated[int, typer.Option("--min-age", min=0, help="Leave balances changed in the last N seconds alone.")] = 60,
     dry_run: DryRun = False,
     yes: Yes = False,
@@ -89,7 +89,7 @@ def audit(
             if chosen is None:
                 state.out.note(f"{d.user_id}: skipped (no choice made)")
                 continue
-            result = auditor.fix(d.user_id, reason, target.actor, dry_run, timedelta(seconds=min_age), chosen)
+            result = auditor.fix(d.user_id, reason or "", target.actor, dry_run, timedelta(seconds=min_age), chosen)
             if result is not None:
                 fixes.append(result)
     resolved = {f.discrepancy.user_id for f in fixes if f.resolved}

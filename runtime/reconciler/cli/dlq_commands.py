@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from reconciler.cli.app import CONTEXT_SETTINGS, DryRun, State, Yes, app, state_of
 from reconciler.cli.output import confirm_typed, confirm_write
-from reconciler.ops.target import INVOKE_CONFIG, SqsQueue, Target
 from reconciler.ops.dead_letter_replay import Found, corrected_event, find, peek, replay, replay_one
 from reconciler.ops.operator_error import OpsError
+from reconciler.ops.target import INVOKE_CONFIG, SqsQueue, Target
 
 dlq_app = typer.Typer(no_args_is_help=True, context_settings=CONTEXT_SETTINGS, help="The dead-letter queue cc-reconciler-dlq-{stage}.")
 app.add_typer(dlq_app, name="dlq")
@@ -119,8 +119,8 @@ def dlq_purge(ctx: typer.Context, dry_run: DryRun = False, yes: Yes = False) -> 
 @dlq_app.command("replay")
 def dlq_replay(
     ctx: typer.Context,
-    message_id: Annotated[Optional[str], typer.Argument(help="Only this message (id or unique prefix); all when omitted.")] = None,
-    payload: Annotated[Optional[Path], typer.Option("--payload", exists=True, dir_okay=False, readable=True,
+    message_id: Annotated[str | None, typer.Argument(help="Only this message (id or unique prefix); all when omitted.")] = None,
+    payload: Annotated[Path | None, typer.Option("--payload", exists=True, dir_okay=False, readable=True,
                                                      help="With MESSAGE_ID: replay this corrected event (JSON) instead.")] = None,
     max_messages: Annotated[int, typer.Option("--max", min=1, help="At most this many messages.")] = 100,
     dry_run: DryRun = False,

@@ -11,8 +11,8 @@ from reconciler.cli.app import CONTEXT_SETTINGS, app, state_of
 from reconciler.cli.balance_commands import entry_dict
 from reconciler.cli.dlq_commands import queue_of
 from reconciler.ops.dead_letter_replay import peek
-from reconciler.ops.operator_error import OpsError
 from reconciler.ops.jobs import job_entries, job_item
+from reconciler.ops.operator_error import OpsError
 
 job_app = typer.Typer(no_args_is_help=True, context_settings=CONTEXT_SETTINGS, help="One job of the Jobs table.")
 app.add_typer(job_app, name="job")
@@ -57,5 +57,6 @@ def job_show(
                     [[e.timestamp, e.ledger_id, e.type, f"{e.signed_amount:+d}", e.description] for e in entries])
     state.out.table("Dead letters", ["messageId", "kind", "eventId", "reason"],
                     [[m.message_id, m.kind, m.event_id, m.reason] for m in letters])
-    settled = (job or {}).get("settledAs")
-    state.out.line(f"settled as {settled} by {job.get('settledByEvent')} at {job.get('settledAt')}" if settled else "not settled")
+    shown = job or {}
+    settled = shown.get("settledAs")
+    state.out.line(f"settled as {settled} by {shown.get('settledByEvent')} at {shown.get('settledAt')}" if settled else "not settled")

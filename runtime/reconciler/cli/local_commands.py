@@ -9,17 +9,18 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
-from typing import Annotated, Any, Iterator
+from typing import Annotated, Any
 
 import typer
 
 from reconciler.cli.app import CONTEXT_SETTINGS, State, app, state_of
 from reconciler.domain.ledger import iso_timestamp
 from reconciler.ops.adjustments import Adjuster
-from reconciler.ops.target import LocalEndpoint, local_state_path
 from reconciler.ops.operator_error import OpsError
+from reconciler.ops.target import LocalEndpoint, local_state_path
 
 local_app = typer.Typer(no_args_is_help=True, context_settings=CONTEXT_SETTINGS, help="The local stack (moto server on 127.0.0.1).")
 app.add_typer(local_app, name="local")
@@ -52,7 +53,7 @@ def handler_output_to(stream: Any) -> Iterator[None]:
         with redirect_stdout(stream):
             yield
     finally:
-        for handler, stream in zip(handlers, previous):
+        for handler, stream in zip(handlers, previous, strict=True):
             handler.stream = stream
 
 
@@ -113,7 +114,8 @@ def deliver_forever(stack: Any, stop: threading.Event, say) -> None:
 
 def _describe(record: dict) -> str:
     event = record.get("event") or {}
-    detail = event.get("detail") if isinstance(event.get("detail"), dict) else {}
+    detail = event.get("detail")
+    detail = detail if isinstance(detail, dict) else {}
     result = record.get("result") or {}
     outcome = result.get("outcome") or f"error ({record.get('error')})"
     extra = result.get("reason") or (f"balance {result['balanceDelta']:+d}" if "balanceDelta" in result else "")
@@ -191,7 +193,7 @@ def local_down(ctx: typer.Context, wait: Annotated[float, typer.Option(help="Sec
     """Stop the local stack of --stage that `local up` runs in another terminal or in the background."""
     state = state_of(ctx)
     running = LocalEndpoint.load(state.stage)
-    if not _alive(running.pid):
+    if running.pid is None or not _alive(running.pid):
         local_state_path(state.stage).unlink(missing_ok=True)
         state.out.line(f"the local {state.stage} stack was not running any more; its state file is removed")
         return
@@ -239,7 +241,7 @@ def local_send(ctx: typer.Context, events_file: Annotated[Path, typer.Argument(e
         invoker.drain()
     by_id = {(r.get("event") or {}).get("id"): r for r in invoker.results}
     outcomes = []
-    for line_number, (event, entry) in enumerate(zip(events, published), 1):
+    for line_number, (event, entry) in enumerate(zip(events, published, strict=False), 1):
         if entry.get("ErrorCode"):
             outcomes.append({"line": line_number, "eventId": None, "jobId": _job_of(event), "outcome": "refused-by-eventbridge",
                              "reason": f"{entry['ErrorCode']}: {entry.get('ErrorMessage', '')}"})

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Annotated, Optional
+from datetime import UTC, datetime
+from typing import Annotated
 
 import typer
 
@@ -35,7 +35,7 @@ def pause(ctx: typer.Context, dry_run: DryRun = False, yes: Yes = False) -> None
 @app.command()
 def resume(
     ctx: typer.Context,
-    concurrency: Annotated[Optional[int], typer.Option(min=1, help="Override the stage's configured concurrency.")] = None,
+    concurrency: Annotated[int | None, typer.Option(min=1, help="Override the stage's configured concurrency.")] = None,
     dry_run: DryRun = False,
     yes: Yes = False,
 ) -> None:
@@ -63,7 +63,7 @@ def events_replay(
     state = state_of(ctx)
     events = state.target.client("events")
     plan = control.plan_replay(events, state.target.names, parse_moment(start, "--from"), parse_moment(end, "--to"),
-                               datetime.now(timezone.utc))
+                               datetime.now(UTC))
     confirm_write(state.stage, f"replay archived events {plan.start.isoformat()} to {plan.end.isoformat()}", yes, dry_run)
     if not dry_run:
         events.start_replay(**plan.request())
@@ -78,7 +78,7 @@ def events_replay(
 def backup(ctx: typer.Context, dry_run: DryRun = False, yes: Yes = False) -> None:
     """On-demand backups of the Jobs, Credits and Ledger tables."""
     state = state_of(ctx)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     tables = state.target.names.tables
     confirm_write(state.stage, f"back up {', '.join(tables)}", yes, dry_run)
     if dry_run:

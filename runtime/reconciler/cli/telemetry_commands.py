@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
-from typing import Annotated, Optional
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
 
 import typer
 
@@ -18,7 +18,7 @@ app.add_typer(logs_app, name="logs")
 
 
 def _when(millis: int) -> str:
-    return datetime.fromtimestamp(millis / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return datetime.fromtimestamp(millis / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 @logs_app.command("tail")
@@ -26,7 +26,7 @@ def logs_tail(
     ctx: typer.Context,
     since: Annotated[str, typer.Option(help="From: ISO 8601, 10m, 2h, yesterday ...")] = "10m",
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events until Ctrl-C.")] = False,
-    errors: Annotated[bool, typer.Option("--errors", help=f"Only errors (ERROR level, timeouts, tracebacks).")] = False,
+    errors: Annotated[bool, typer.Option("--errors", help="Only errors (ERROR level, timeouts, tracebacks).")] = False,
     poll: Annotated[float, typer.Option(help="Seconds between polls with --follow.", min=0.2)] = 2.0,
 ) -> None:
     """Print the function's log events (one a line: time, message), like `aws logs tail`."""
@@ -51,7 +51,7 @@ def logs_tail(
         while follow:
             time.sleep(poll)
             newest = max((e["timestamp"] for e in events), default=int(start.timestamp() * 1000))
-            emit(list(log_events(logs, group, datetime.fromtimestamp(newest / 1000, timezone.utc), None, errors)))
+            emit(list(log_events(logs, group, datetime.fromtimestamp(newest / 1000, UTC), None, errors)))
     except KeyboardInterrupt:
         pass
     if state.out.format == "json" or state.out.query is not None:
@@ -64,7 +64,7 @@ def logs_tail(
 def metrics(
     ctx: typer.Context,
     since: Annotated[str, typer.Option(help="From: ISO 8601, 2h, 1d, yesterday ...")] = "1d",
-    until: Annotated[Optional[str], typer.Option(help="Up to (default now).")] = None,
+    until: Annotated[str | None, typer.Option(help="Up to (default now).")] = None,
     period: Annotated[int, typer.Option(help="Minutes per data point.", min=1)] = 60,
 ) -> None:
     """The runbook's numbers: Adjustments (the rate alarm's metric), the function's Errors, Invocations, Throttles, InvalidEvents."""
@@ -72,7 +72,7 @@ def metrics(
     cloudwatch = state.target.client("cloudwatch")
     start = parse_moment(since, "--since")
     # A minute past now: the current period's data points are included (CloudWatch takes an end in the future).
-    end = optional_moment(until, "--until") or datetime.now(timezone.utc) + timedelta(minutes=1)
+    end = optional_moment(until, "--until") or datetime.now(UTC) + timedelta(minutes=1)
     result, rows = [], []
     for query in runbook_metrics(state.target.names):
         points = metric_series(cloudwatch, query, start, end, timedelta(minutes=period))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import typer
 
@@ -13,7 +13,7 @@ _RELATIVE = re.compile(r"(\d{1,6})\s*([smhdw])(?:\s+ago)?")
 
 def parse_moment(value: str, option: str, now: datetime | None = None) -> datetime:
     """`2h` or `2h ago` (before now), `now`, `today`/`yesterday` (00:00 UTC), or ISO 8601."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     text = value.strip().lower()
     if text == "now":
         return now
@@ -31,7 +31,7 @@ def parse_moment(value: str, option: str, now: datetime | None = None) -> dateti
         raise typer.BadParameter(
             f"{value!r} is not a time: use ISO 8601 (2026-11-28T10:00:00, UTC unless a zone is given), "
             "a span before now (90s, 30m, 2h, 3d, 1w) or today / yesterday / now", param_hint=option) from None
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def optional_moment(value: str | None, option: str) -> datetime | None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any, Mapping
+from typing import Any
 
 from reconciler.domain.errors import InvalidEvent
 from reconciler.domain.validation import identifier, printable_text, storable_decimal

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from reconciler.domain.validation import identifier, whole_credits
 
@@ -13,7 +13,7 @@ CREDIT = "credit"
 
 def iso_timestamp(moment: datetime | None = None) -> str:
     """ISO-8601 UTC with milliseconds and Z, the runbook's ledger timestamp format."""
-    moment = (moment or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    moment = (moment or datetime.now(UTC)).astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Context, Decimal, Inexact
 from functools import lru_cache
 from importlib import resources
 from types import MappingProxyType
-from typing import Mapping
 
 from reconciler.domain.errors import InvalidEvent
 
@@ -25,7 +25,7 @@ class PriceBook:
     prices: Mapping[str, Decimal] = field(default_factory=_load_reviewed_prices)
 
     @classmethod
-    def with_overrides(cls, overrides: Mapping[str, Decimal]) -> "PriceBook":
+    def with_overrides(cls, overrides: Mapping[str, Decimal]) -> PriceBook:
         return cls({**_load_reviewed_prices(), **overrides})
 
     def price_of(self, model: str) -> Decimal:

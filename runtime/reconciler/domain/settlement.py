@@ -33,7 +33,7 @@ SUBMITTED, RENDERING, RENDERED, FAILED = "submitted", "rendering", "rendered", "
 TERMINAL_STATUSES = (RENDERED, FAILED)
 
 
-class SettlementState(str, Enum):
+class SettlementState(str, Enum):  # noqa: UP042 - StrEnum would change str() of a state, which logs and messages show
     UNKNOWN = "unknown"
     OPEN = "open"
     RESERVED = "reserved"

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from reconciler import bootstrap
+from reconciler.contract import Metric
 from reconciler.handlers.video_events import guarded_alert, record
 from reconciler.observability import COUNT, logger, metrics, tracer
 from reconciler.service.event_settlement import deadline_from_remaining_ms
-from reconciler.contract import Metric
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -29,7 +29,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     # Stuck and unsettleable jobs and conflicts go to the ops topic; the tick also sends held-back counts.
     alert_deadline = deadline_from_remaining_ms(context.get_remaining_time_in_millis(), margin_ms=1000)
     for outcome in report.conflicts:
-        guarded_alert(lambda outcome=outcome: bootstrap.shared_notifier().notify_outcome(outcome, None, alert_deadline))
+        # mypy cannot type a lambda's default argument (here the loop variable, bound per conflict)
+        guarded_alert(lambda outcome=outcome: bootstrap.shared_notifier().notify_outcome(outcome, None, alert_deadline))  # type: ignore[misc]
     guarded_alert(lambda: bootstrap.shared_notifier().notify_scan(report, alert_deadline))
     if report.stuck or report.unsettleable or report.deferred or report.interrupted:
         logger.warning("timer scan found jobs that need a person", extra=summary)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
 
-from reconciler.observability import COUNT, logger, metrics, tracer
 from reconciler import bootstrap
 from reconciler.contract import Metric
+from reconciler.observability import COUNT, logger, metrics, tracer
 from reconciler.service.event_settlement import CONFLICT, DUPLICATE, REJECTED, SETTLED, Outcome, deadline_from_remaining_ms
+
+if TYPE_CHECKING:
+    from reconciler.domain.settlement import Settlement
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE, clear_state=True)
@@ -34,7 +38,7 @@ def record(outcome: Outcome) -> None:
     """Metrics (namespace Reconciler) and one structured log line per outcome."""
     summary = outcome.summary()
     if outcome.kind == SETTLED:
-        settlement = outcome.settlement
+        settlement = cast("Settlement", outcome.settlement)  # a settled outcome carries its settlement
         metrics.add_metric(Metric.SETTLEMENTS, COUNT, 1)
         metrics.add_metric(Metric.ADJUSTMENTS, COUNT, len(settlement.entries))
         metrics.add_metric(Metric.CREDITS_DEBITED, COUNT, settlement.debited)
@@ -71,7 +75,7 @@ def guarded_alert(send: Callable[[], object]) -> None:
     """Runs one alerting step; the notifier swallows its own failures, this guards building it."""
     try:
         send()
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - alerting must never fail the settlement it reports
         metrics.add_metric(Metric.ALERT_FAILURES, COUNT, 1)
         logger.warning("ops alert failed", extra={"error_type": type(error).__name__})
 

@@ -13,6 +13,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -31,7 +32,11 @@ RESERVATIONS = [("job-a1", "alice", "standard-v1", 20), ("job-b1", "bob", "hd-v1
 
 
 def rendered(job_id: str, user_id: str, seconds, model: str) -> dict:
-    return {"source": "video.generation", "detail-type": "video.rendered", "detail": {"jobId": job_id, "userId": user_id, "seconds": seconds, "model": model}}
+    return {
+        "source": "video.generation",
+        "detail-type": "video.rendered",
+        "detail": {"jobId": job_id, "userId": user_id, "seconds": seconds, "model": model},
+    }
 
 
 def failed(job_id: str, user_id: str, reason: str) -> dict:
@@ -54,7 +59,7 @@ EVENT_STREAM = [
 def deliver_with_logs_to(path: Path, invoker) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as log_file, contextlib.redirect_stdout(log_file):
-        handler = logger.registered_handler
+        handler: Any = logger.registered_handler  # Powertools' StreamHandler (typed as a plain Handler)
         previous = handler.setStream(log_file)
         try:
             return invoker.drain()
@@ -69,7 +74,8 @@ def main() -> int:
     with local_stack("dev") as stack:
         resources = stack.resources
         console.print(f"Endpoint {stack.endpoint}; created from the synthesized templates:")
-        console.print(f"  tables {', '.join(resources.tables.values())}; queue {resources.dlq_url.rsplit('/', 1)[-1]}; topic {resources.ops_topic_arn.rsplit(':', 1)[-1]}")
+        console.print(f"  tables {', '.join(resources.tables.values())}; queue {resources.dlq_url.rsplit('/', 1)[-1]}; topic "
+                      f"{resources.ops_topic_arn.rsplit(':', 1)[-1]}")
         for name, pattern in resources.rules.items():
             console.print(f"  rule {name} with pattern {json.dumps(pattern, sort_keys=True)}")
         config = load_config()
@@ -103,7 +109,9 @@ def main() -> int:
         outcomes = Table("event", "job", "outcome", "detail", title="What the handler did")
         for record in invoker.results:
             event, result = record["event"], record.get("result") or {}
-            detail = result.get("reason") or (f"balance {result['balanceDelta']:+d} -> {result['balanceAfter']}" if "balanceDelta" in result else result.get("settledAs", ""))
+            detail = result.get("reason") or (
+                f"balance {result['balanceDelta']:+d} -> {result['balanceAfter']}" if "balanceDelta" in result else result.get("settledAs", "")
+            )
             if result.get("overdraft"):
                 detail += " (overdraft)"
             outcomes.add_row(event["detail-type"], str(event["detail"].get("jobId")), result.get("outcome", "error"), str(detail))
@@ -112,7 +120,7 @@ def main() -> int:
         console.rule("Balances and ledgers")
         books_balance = True
         for user in OPENING_BALANCES:
-            balance = store.get_balance(user)["remaining"]
+            balance = (store.get_balance(user) or {})["remaining"]
             entries = list(store.ledger_for_user(user))
             explained = balance_delta(entries)
             books_balance &= explained == balance
@@ -123,7 +131,9 @@ def main() -> int:
 
         console.rule("Dead-letter queue")
         sqs = stack.client("sqs")
-        messages = sqs.receive_message(QueueUrl=resources.dlq_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], VisibilityTimeout=0).get("Messages", [])
+        messages = sqs.receive_message(QueueUrl=resources.dlq_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], VisibilityTimeout=0).get(
+            "Messages", []
+        )
         for message in messages:
             attributes = {name: value["StringValue"] for name, value in message.get("MessageAttributes", {}).items()}
             console.print(f"  {attributes.get('field')}: {attributes.get('reason')}  (event {attributes.get('eventId')})")
@@ -134,7 +144,9 @@ def main() -> int:
             console.print("[green]Every balance equals its opening balance plus its ledger entries.[/green]")
         else:
             console.print("[red]A balance is not explained by its ledger.[/red]")
-        console.print(f"Done in {time.monotonic() - started:.1f} s. Run your own events: reconciler local up, then reconciler local send events.jsonl")
+        console.print(
+            f"Done in {time.monotonic() - started:.1f} s. Run your own events: reconciler local up, then reconciler local send events.jsonl"
+        )
         return 0 if books_balance and len(messages) == 3 else 1
 
 

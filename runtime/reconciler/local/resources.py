@@ -7,8 +7,9 @@ names, the event rule's pattern and the function's environment all come from wha
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from reconciler.contract import ENV_CREDITS_TABLE, ENV_DLQ_URL, ENV_JOBS_TABLE, ENV_LEDGER_TABLE, ENV_OPS_TOPIC_ARN, HANDLER
 
@@ -135,7 +136,9 @@ def _provision_operable(templates: Mapping[str, dict], local: LocalResources, se
             logs.create_log_group(logGroupName=name)
             local.log_group = name
     for _, props in resources_of(templates, "AWS::Lambda::Function"):
-        role = iam.create_role(RoleName=f"{local.function_name}-local", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))
+        role = iam.create_role(
+            RoleName=f"{local.function_name}-local", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []})
+        )
         lambda_client.create_function(
             FunctionName=local.function_name, Runtime=props.get("Runtime", "python3.12"), Role=role["Role"]["Arn"],
             Handler=props.get("Handler", HANDLER), Code={"ZipFile": _EMPTY_ZIP},

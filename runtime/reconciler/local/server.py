@@ -8,8 +8,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 LOCAL_REGION = "us-east-1"
 LOCAL_ENV = {
@@ -30,7 +30,7 @@ def wait_until_up(endpoint: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1):
+            with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1):  # noqa: S310 - our own http://127.0.0.1 endpoint
                 return
         except OSError:
             if time.monotonic() > deadline:
@@ -62,5 +62,5 @@ def moto_server(port: int | None = None) -> Iterator[str]:
 
 def reset(endpoint: str) -> None:
     """Forgets every resource of the server (between tests)."""
-    request = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
-    urllib.request.urlopen(request, timeout=5).close()
+    request = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")  # noqa: S310 - our own http://127.0.0.1 endpoint
+    urllib.request.urlopen(request, timeout=5).close()  # noqa: S310

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -20,7 +20,7 @@ def emf_metric_data(line: str) -> tuple[str, list[dict]] | None:
     meta = document.get("_aws") if isinstance(document, dict) else None
     if not isinstance(meta, dict):
         return None
-    moment = datetime.fromtimestamp(meta.get("Timestamp", time.time() * 1000) / 1000, timezone.utc)
+    moment = datetime.fromtimestamp(meta.get("Timestamp", time.time() * 1000) / 1000, UTC)
     for directive in meta.get("CloudWatchMetrics", []):
         data = []
         for dimension_names in directive.get("Dimensions") or [[]]:
@@ -41,7 +41,7 @@ class CloudWatchSink:
     logs: Any
     cloudwatch: Any
     log_group: str
-    stream: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y/%m/%d/[$LATEST]local"))
+    stream: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y/%m/%d/[$LATEST]local"))
     _stream_ready: bool = False
 
     def ship(self, output: str) -> None:
@@ -63,7 +63,7 @@ class CloudWatchSink:
 
 def lambda_metrics(function_name: str, invocations: int, errors: int) -> list[dict]:
     """AWS/Lambda's own Invocations and Errors for a batch of local invocations."""
-    moment = datetime.now(timezone.utc)
+    moment = datetime.now(UTC)
     dimensions = [{"Name": "FunctionName", "Value": function_name}]
     return [{"MetricName": name, "Dimensions": dimensions, "Value": float(value), "Unit": "Count", "Timestamp": moment}
             for name, value in (("Invocations", invocations), ("Errors", errors)) if value]

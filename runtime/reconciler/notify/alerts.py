@@ -8,9 +8,10 @@ is loaded on the event path when an outcome needs a person.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from reconciler import json_text
 from reconciler.notify import commands as cli
@@ -118,10 +119,10 @@ class Alert:
         values = {"kind": self.kind, "stage": self.stage, "severity": self.severity}
         return {name: {"DataType": "String", "StringValue": value} for name, value in values.items()}
 
-    def with_suppressed(self, suppressed: int) -> "Alert":
+    def with_suppressed(self, suppressed: int) -> Alert:
         return replace(self, suppressed_before=suppressed)
 
-    def with_note(self, note: str | None) -> "Alert":
+    def with_note(self, note: str | None) -> Alert:
         return replace(self, triage_note=note)
 
 
@@ -251,7 +252,7 @@ def _conflict_money(event: Any, job: Any, prices: Any, stage: str) -> tuple[int 
     if prices is not None and model and seconds is not None:
         try:
             cost = prices.cost(model, Decimal(str(seconds)))
-        except Exception:  # unknown model or odd seconds: the alert says "not known"
+        except Exception:  # noqa: BLE001 - unknown model or odd seconds: the alert says "not known"
             cost = None
     reference = f"conflict-{event.job_id}"
     if cost is None:
@@ -312,7 +313,8 @@ def from_scan_report(report: Any, stage: str) -> list[Alert]:
                     + (f"; and {len(pairs) - LIST_LIMIT} more" if len(pairs) > LIST_LIMIT else "")
                     + "."
                 ),
-                reconciler_did="Left them unsettled (nothing written); every scan will report them until a person fixes the record or settles by hand.",
+                reconciler_did="Left them unsettled (nothing written); every scan will report them until a person fixes the record or settles by "
+                               "hand.",
                 users=users,
                 credits_involved=reserved,
                 money_note="credits held in reservations by these jobs",
@@ -346,7 +348,7 @@ def audit_discrepancy(stage: str, findings: Iterable[Mapping[str, Any]]) -> Aler
 
     Returns None when there is nothing to report.
     """
-    rows = []
+    rows: list[dict[str, Any]] = []
     for finding in findings:
         user = clip(finding["userId"])
         balance, expected = finding.get("balance"), finding.get("ledgerBalance")

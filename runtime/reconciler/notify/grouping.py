@@ -19,9 +19,9 @@ SNS (the metrics and the DLQ still have every event); see docs/triage.md.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Callable
+from datetime import UTC, datetime
 
 from reconciler.notify.alerts import Alert, group_summary
 
@@ -30,7 +30,7 @@ DEFAULT_MAX_PER_WINDOW = 10
 
 
 def _iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
+from reconciler.contract import Metric
 from reconciler.notify import alerts as build
 from reconciler.notify.alerts import Alert
 from reconciler.notify.grouping import GroupingWindow
 from reconciler.observability import COUNT, logger, metrics
-from reconciler.contract import Metric
 
 # Leave the invocation this much time after the note, for the publish itself and the metrics flush.
 PUBLISH_RESERVE_SECONDS = 2.0
@@ -64,7 +65,7 @@ class Notifier:
         """Sends the held-back counts that are due (all of them with force=True, for a process about to exit)."""
         try:
             return [mid for mid in (self._publish(summary) for summary in self.grouping.due(force=force)) if mid]
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - an alert that cannot be sent is counted, never raised
             self._failed("alert flush failed", error)
             return []
 
@@ -82,7 +83,7 @@ class Notifier:
                 if message_id:
                     sent.append(message_id)
             sent += self.flush()
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - an alert that cannot be sent is counted, never raised
             self._failed("building or sending an ops alert failed", error)
         return sent
 
@@ -93,7 +94,7 @@ class Notifier:
         budget = None if deadline is None else deadline - time.monotonic() - PUBLISH_RESERVE_SECONDS
         try:
             note, reason = triage.note(alert, budget)
-        except Exception as error:  # a Triage never raises; a substitute might
+        except Exception as error:  # noqa: BLE001 - a Triage never raises; a substitute might
             note, reason = None, f"unexpected {type(error).__name__}"
         if note is None:
             metrics.add_metric(Metric.TRIAGE_FAILURES, COUNT, 1)
@@ -105,7 +106,7 @@ class Notifier:
         if self._triage is None and self._triage_factory is not None:
             try:
                 self._triage = self._triage_factory()
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 - no triage is better than no alert
                 self._triage_factory = None
                 metrics.add_metric(Metric.TRIAGE_FAILURES, COUNT, 1)
                 logger.warning("triage disabled for this container", extra={"error_type": type(error).__name__})
@@ -130,7 +131,7 @@ class Notifier:
                 Message=json.dumps({"default": json.dumps(document), "email": alert.text}),
                 MessageAttributes=alert.message_attributes(),
             )
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - an alert that cannot be sent is counted, never raised
             self._failed("ops alert could not be published", error, alert)
             return None
         metrics.add_metric(Metric.ALERTS_PUBLISHED, COUNT, 1)

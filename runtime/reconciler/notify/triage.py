@@ -15,8 +15,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from reconciler.notify.alerts import Alert
 
@@ -83,7 +84,7 @@ class Triage:
         try:
             # Powertools caches the value for secret_max_age seconds: one GetSecretValue per period.
             value = self._provider.get(self.secret_name, max_age=self.secret_max_age)
-        except Exception as error:  # botocore ClientError, GetParameterError, connection errors
+        except Exception as error:  # noqa: BLE001 - botocore ClientError, GetParameterError, connection errors
             raise TriageError(f"the API key secret is unavailable ({_error_code(error)})") from None
         return parse_secret(value)
 
@@ -114,7 +115,7 @@ class Triage:
                 ],
             }
         ).encode()
-        request = urllib.request.Request(
+        request = urllib.request.Request(  # noqa: S310 - base_url is the model's https endpoint, or a local fake in tests
             self.base_url.rstrip("/") + "/v1/chat/completions",
             data=body,
             method="POST",
@@ -159,7 +160,7 @@ class Triage:
                 result["note"] = self._request(alert, key, deadline - time.monotonic())
             except TriageError as error:
                 result["error"] = str(error)
-            except Exception as error:  # never let a surprise escape the thread with a traceback
+            except Exception as error:  # noqa: BLE001 - never let a surprise escape the thread with a traceback
                 result["error"] = f"unexpected {type(error).__name__}"
 
         worker = threading.Thread(target=work, name="triage-note", daemon=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from reconciler.domain.errors import LedgerEntryTaken
 from reconciler.domain.ledger import LedgerEntry, adjustment_entry, iso_timestamp, legacy_adjustment_ledger_id
@@ -72,7 +73,7 @@ class AdjustmentResult:
 
 @dataclass
 class Adjuster:
-    store: object  # DynamoDBStore: get_ledger_entry, get_balance, commit_adjustment
+    store: Any  # OperationsStore (or a fake): get_ledger_entry, get_balance, commit_adjustment
     clock: Callable[[], str] = iso_timestamp
     backoff: Callable[[], Backoff] = Backoff
 

@@ -11,14 +11,14 @@ A fix never guesses which side is right: the operator says which one to trust.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable, Iterable, Mapping, Protocol
+from typing import Any, Protocol, cast
 
-from reconciler.domain.ledger import CREDIT, DEBIT, LedgerEntry, iso_timestamp, correction_ledger_id
+from reconciler.domain.ledger import CREDIT, DEBIT, LedgerEntry, correction_ledger_id, iso_timestamp
 from reconciler.ops.operator_error import OpsError
-from reconciler.service.retrying import Backoff
-from reconciler.service.retrying import with_retries
+from reconciler.service.retrying import Backoff, with_retries
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,8 @@ class FixResult:
         verb = "fixed" if self.status == FIXED else "would fix"
         if self.trust == TRUST_LEDGER:
             return f"{verb}: balance {self.discrepancy.stored} -> {self.discrepancy.ledger_sum} (trusting the ledger)"
-        return f"{verb}: booked {self.entry.ledger_id} {self.entry.signed_amount:+d} ({self.entry.description}) (trusting the balance)"
+        entry = cast(LedgerEntry, self.entry)  # trusting the balance books a correction entry
+        return f"{verb}: booked {entry.ledger_id} {entry.signed_amount:+d} ({entry.description}) (trusting the balance)"
 
 
 class BalanceRestorer(Protocol):
@@ -133,7 +134,7 @@ class BalanceRestorer(Protocol):
 class Auditor:
     """Audits through a store (DynamoDBStore or any object with the same reads and commit_correction)."""
 
-    store: object
+    store: Any  # OperationsStore (or a fake): balances, ledger reads, commit_correction
     restorer: BalanceRestorer | None = None  # needed to trust the ledger
     clock: Callable[[], str] = iso_timestamp
     backoff: Callable[[], Backoff] = Backoff
@@ -177,7 +178,8 @@ class Auditor:
                 return FixResult(discrepancy, RECENTLY_CHANGED, trust)
             if trust == TRUST_LEDGER:
                 if not dry_run:
-                    self.restorer.restore(user_id, discrepancy.stored, discrepancy.ledger_sum, now, actor, reason)
+                    restorer = cast(BalanceRestorer, self.restorer)  # trusting the ledger needs one: checked above
+                    restorer.restore(user_id, discrepancy.stored, discrepancy.ledger_sum, now, actor, reason)
                 return FixResult(discrepancy, WOULD_FIX if dry_run else FIXED, trust)
             entry = correction_entry(discrepancy, reason, actor, now)
             if dry_run:

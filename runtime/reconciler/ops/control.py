@@ -4,20 +4,20 @@ and the wording they need are plain functions so they can be tested without AWS.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from reconciler.ops.operator_error import OpsError
 from reconciler.contract import ALARM_PREFIX, ResourceNames
+from reconciler.ops.operator_error import OpsError
 
 # Lambda's default when no event invoke config exists.
 DEFAULT_MAX_EVENT_AGE_SECONDS = 6 * 3600
 
 
 def compact_timestamp(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 def backup_name(table: str, moment: datetime) -> str:
@@ -39,7 +39,7 @@ def describe_hold(max_event_age_seconds: int) -> str:
 
 
 def stage_alarms(cloudwatch: Any, names: ResourceNames) -> list[dict]:
-    alarms = []
+    alarms: list[dict] = []
     for page in cloudwatch.get_paginator("describe_alarms").paginate(AlarmNamePrefix=ALARM_PREFIX, AlarmTypes=["MetricAlarm", "CompositeAlarm"]):
         for kind in ("MetricAlarms", "CompositeAlarms"):
             alarms.extend(alarm for alarm in page.get(kind, []) if names.is_alarm(alarm["AlarmName"]))

@@ -9,8 +9,9 @@ The DLQ receives three shapes, all handled:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from reconciler.repository.sqs_dead_letters import BODY_ENCODING_ATTRIBUTE, JSON_STRING_ENCODING
 
@@ -38,7 +39,7 @@ class DeadLetter:
         return detail.get("jobId") if isinstance(detail, dict) else None
 
     def as_dict(self, with_body: bool = False) -> dict:
-        data = {
+        data: dict[str, Any] = {
             "messageId": self.message_id,
             "kind": self.kind,
             "eventId": self.event_id,
@@ -71,8 +72,8 @@ def parse_message(message: dict) -> DeadLetter:
     if isinstance(payload, dict) and isinstance(payload.get("requestPayload"), dict):
         response = payload.get("responsePayload") or {}
         context = payload.get("requestContext") or {}
-        reason = response.get("errorMessage") if isinstance(response, dict) else None
-        return DeadLetter(kind=ON_FAILURE, event=payload["requestPayload"], reason=reason or context.get("condition", "unknown"), **common)
+        error_message = response.get("errorMessage") if isinstance(response, dict) else None
+        return DeadLetter(kind=ON_FAILURE, event=payload["requestPayload"], reason=error_message or context.get("condition", "unknown"), **common)
     if isinstance(payload, dict) and "detail-type" in payload:
         # EventBridge names the delivery failure in ERROR_CODE / ERROR_MESSAGE attributes.
         reason = ": ".join(v for v in (attributes.get("ERROR_CODE"), attributes.get("ERROR_MESSAGE")) if v) or "delivery failed"

@@ -6,9 +6,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.bootstrap import build_processor
 from reconciler.config import RuntimeConfig
 from reconciler.ops.dead_letter_replay import InvokeResult
-from reconciler.bootstrap import build_processor
 from reconciler.service.event_settlement import REJECTED, EventProcessor
 
 
@@ -59,7 +59,7 @@ class InProcessInvoker:
     processor: EventProcessor
 
     @classmethod
-    def build(cls, dynamodb: Any, config: RuntimeConfig) -> "InProcessInvoker":
+    def build(cls, dynamodb: Any, config: RuntimeConfig) -> InProcessInvoker:
         return cls(build_processor(config, dynamodb=dynamodb, dead_letters=RecordingDeadLetters()))
 
     def __call__(self, event: dict) -> InvokeResult:

@@ -8,7 +8,6 @@ from reconciler.domain.ledger import JOB_POSTINGS, LedgerEntry, job_ledger_id
 from reconciler.repository.dynamodb import from_item, to_item
 
 
-
 def job_item(dynamodb: Any, jobs_table: str, job_id: str) -> dict | None:
     """The Jobs item as stored, every attribute (consistent read)."""
     item = dynamodb.get_item(TableName=jobs_table, Key=to_item({"jobId": job_id}), ConsistentRead=True).get("Item")

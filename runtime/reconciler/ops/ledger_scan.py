@@ -6,8 +6,9 @@ capacity consumed, before showing the entries.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from reconciler.domain.ledger import LedgerEntry
 from reconciler.repository.dynamodb import from_item, ledger_from_item, to_item

@@ -19,8 +19,8 @@ from botocore.exceptions import ClientError
 
 from reconciler import bootstrap
 from reconciler.config import RuntimeConfig
-from reconciler.ops.operator_error import OpsError
 from reconciler.contract import ResourceNames
+from reconciler.ops.operator_error import OpsError
 from reconciler.repository.dynamodb_operations import OperationsStore
 
 # Where `--local` finds the stacks `reconciler local up` saved: a directory, one `{stage}.json` each
@@ -69,7 +69,7 @@ class LocalEndpoint:
     pid: int | None = None
 
     @classmethod
-    def load(cls, stage: str) -> "LocalEndpoint":
+    def load(cls, stage: str) -> LocalEndpoint:
         path = local_state_path(stage)
         if not path.exists():
             running = sorted(p.stem for p in local_state_dir().glob("*.json"))
@@ -98,7 +98,7 @@ class Target:
 
     @classmethod
     def resolve(cls, stage: str, endpoint_url: str | None = None, use_local: bool = False,
-                profile: str | None = None, region: str | None = None) -> "Target":
+                profile: str | None = None, region: str | None = None) -> Target:
         RuntimeConfig.for_stage(stage)  # unknown stage -> ConfigError
         if use_local:
             stack = LocalEndpoint.load(stage)

@@ -5,8 +5,9 @@ Only what the function does; the CLI's reads and repairs are in dynamodb_operati
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any, Iterator
+from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError, ConnectionClosedError, ConnectionError, EndpointConnectionError, ReadTimeoutError
@@ -41,11 +42,11 @@ _NO_ANSWER_ERRORS = (ReadTimeoutError, ConnectionClosedError, EndpointConnection
 BALANCE, LEDGER, JOB, CHECK = "balance", "ledger", "job", "check"
 
 
-def to_item(values: dict[str, Any]) -> dict[str, dict]:
+def to_item(values: dict[str, Any]) -> dict[str, Any]:  # AttributeValues by name
     return {key: _serializer.serialize(value) for key, value in values.items() if value is not None}
 
 
-def from_item(item: dict[str, dict]) -> dict[str, Any]:
+def from_item(item: dict[str, Any]) -> dict[str, Any]:
     return {key: _deserializer.deserialize(value) for key, value in item.items()}
 
 
@@ -186,7 +187,12 @@ class DynamoDBStore:
         since load, or if the balance crossed the overdraft threshold the decision was made on."""
         items = []
         if settlement.entries:
-            items.append((BALANCE, self._balance_update(settlement.event.user_id, settlement.balance_delta, settlement.timestamp, _settlement_guard(settlement))))
+            items.append(
+                (
+                    BALANCE,
+                    self._balance_update(settlement.event.user_id, settlement.balance_delta, settlement.timestamp, _settlement_guard(settlement)),
+                )
+            )
             items.extend((LEDGER, self._ledger_put(entry)) for entry in settlement.entries)
         items.append((JOB, self._job_settlement(settlement)))
         self._transact(items)
@@ -208,7 +214,9 @@ class DynamoDBStore:
                 "reservedCredits": reservation.credits,
                 UNSETTLED_ATTRIBUTE: UNSETTLED_VALUE,
             }
-            items.append((JOB, {"Put": {"TableName": self.jobs_table, "Item": to_item(job_item), "ConditionExpression": "attribute_not_exists(jobId)"}}))
+            items.append(
+                (JOB, {"Put": {"TableName": self.jobs_table, "Item": to_item(job_item), "ConditionExpression": "attribute_not_exists(jobId)"}})
+            )
         else:
             items.append((JOB,
                 {
@@ -216,7 +224,8 @@ class DynamoDBStore:
                         "TableName": self.jobs_table,
                         "Key": to_item({"jobId": reservation.job_id}),
                         "UpdateExpression": "SET reservedCredits = :r, #u = :pending, createdAt = if_not_exists(createdAt, :now)",
-                        "ConditionExpression": "attribute_exists(jobId) AND userId = :user AND attribute_not_exists(settledAs) AND attribute_not_exists(reservedCredits)",
+                        "ConditionExpression": "attribute_exists(jobId) AND userId = :user AND attribute_not_exists(settledAs) AND "
+                                               "attribute_not_exists(reservedCredits)",
                         "ExpressionAttributeNames": {"#u": UNSETTLED_ATTRIBUTE},
                         "ExpressionAttributeValues": to_item({**marker, ":user": reservation.user_id, ":now": timestamp}),
                     }
@@ -338,7 +347,11 @@ class DynamoDBStore:
         values: dict[str, Any] = {f":{key}": value for key, value in outcome.items()}
         values[":user"] = event.user_id
         sets = [f"{key} = :{key}" for key in outcome] + ["#status = :settledAs"]
-        for attribute, value in (("model", getattr(event, "model", None)), ("seconds", getattr(event, "seconds", None)), ("failureReason", getattr(event, "reason", None))):
+        for attribute, value in (
+            ("model", getattr(event, "model", None)),
+            ("seconds", getattr(event, "seconds", None)),
+            ("failureReason", getattr(event, "reason", None)),
+        ):
             if value is not None:
                 sets.append(f"{attribute} = if_not_exists({attribute}, :{attribute})")
                 values[f":{attribute}"] = value
@@ -418,7 +431,7 @@ def _settlement_guard(settlement: Settlement) -> tuple[str, int | None]:
 
 def _taken_ledger_ids(roles: list[str], reasons: list[str], request: dict) -> list[str]:
     taken = []
-    for role, reason, item in zip(roles, reasons, request.get("TransactItems", [])):
+    for role, reason, item in zip(roles, reasons, request.get("TransactItems", []), strict=False):
         if role == LEDGER and reason == "ConditionalCheckFailed":
             operation = item.get("Put") or item.get("ConditionCheck") or {}
             key = operation.get("Item") or operation.get("Key") or {}
@@ -436,7 +449,7 @@ def _map_error(error: ClientError, roles: list[str] | None = None, request: dict
         return StaleState(str(error))
     if code == "TransactionCanceledException":
         reasons = [reason.get("Code") or "None" for reason in error.response.get("CancellationReasons", [])]
-        failed = {role for role, reason in zip(roles or [], reasons) if reason == "ConditionalCheckFailed"}
+        failed = {role for role, reason in zip(roles or [], reasons, strict=False) if reason == "ConditionalCheckFailed"}
         if failed and failed <= {LEDGER}:
             # Only a ledger id is taken, while the job and the balance are as decided: not a race
             # (a racing settlement fails the job's condition too), so reading again cannot help.

@@ -7,7 +7,8 @@ that the balance is still what the audit read.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -81,7 +82,9 @@ class OperationsStore(DynamoDBStore):
         The balance update adds 0 on condition that the balance is exactly what the audit read, so a
         settlement that lands between the audit's read and this write cancels the correction.
         """
-        self._transact([(BALANCE, self._balance_update(entry.user_id, 0, entry.timestamp, ("equals", balance_seen))), (LEDGER, self._ledger_put(entry))])
+        self._transact(
+            [(BALANCE, self._balance_update(entry.user_id, 0, entry.timestamp, ("equals", balance_seen))), (LEDGER, self._ledger_put(entry))]
+        )
 
     def restore(self, user_id: str, seen: int | None, value: int, timestamp: str, actor: str, reason: str) -> None:
         """`audit --fix --trust ledger`: sets a balance back to its ledger sum, on condition that it is still the

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from reconciler.domain.errors import InvalidEvent
 from reconciler.domain.events import VideoEvent, parse_envelope
 from reconciler.domain.ledger import iso_timestamp
 from reconciler.domain.pricing import PriceBook
 from reconciler.domain.settlement import Conflict, Decision, Duplicate, Settlement, Superseded, decide, lost_event_for
-from reconciler.service.retrying import Backoff
 from reconciler.service.ports import DeadLetters, SettlementStore
-from reconciler.service.retrying import with_retries
+from reconciler.service.retrying import Backoff, with_retries
 
 SETTLED, DUPLICATE, CONFLICT, REJECTED, SUPERSEDED = "settled", "duplicate", "conflict", "rejected", "superseded"
 _KINDS = {Settlement: SETTLED, Conflict: CONFLICT, Duplicate: DUPLICATE, Superseded: SUPERSEDED}

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from reconciler.domain.errors import LedgerEntryTaken, ReservationRefused
 from reconciler.domain.ledger import iso_timestamp
 from reconciler.domain.pricing import PriceBook
 from reconciler.domain.settlement import Reservation, plan_reservation, validate_reservation
-from reconciler.service.retrying import Backoff
 from reconciler.service.ports import SettlementStore
-from reconciler.service.retrying import with_retries
+from reconciler.service.retrying import Backoff, with_retries
 
 
 @dataclass

@@ -7,15 +7,16 @@ holds only jobs still carrying the `unsettled` marker (settlement removes it).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from reconciler.domain.errors import InvalidEvent
 from reconciler.domain.ledger import iso_timestamp
 from reconciler.domain.settlement import TERMINAL_STATUSES, TIMER_SCAN_EVENT_PREFIX, JobRecord, UnreadableJob
-from reconciler.service.ports import SettlementStore
 from reconciler.service.event_settlement import CONFLICT, SETTLED, SUPERSEDED, Outcome, SettlementService
+from reconciler.service.ports import SettlementStore
 
 SCAN_EVENT_PREFIX = TIMER_SCAN_EVENT_PREFIX
 
@@ -39,7 +40,7 @@ class ScanReport:
     # (and counted), the rest waits for the next tick.
     interrupted: str | None = None
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         return {
             "examined": self.examined,
             "settled": [o.event.job_id for o in self.settled if o.event],
@@ -60,7 +61,7 @@ class TimerScan:
     settlement: SettlementService
     grace: timedelta
     stuck_after: timedelta
-    now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     def run(self, deadline: float | None = None, request_id: str | None = None) -> ScanReport:
         now = self.now()
@@ -73,7 +74,7 @@ class TimerScan:
                 job = next(jobs)
             except StopIteration:
                 break
-            except Exception as error:  # never lose the report of what this tick already settled
+            except Exception as error:  # noqa: BLE001 - never lose the report of what this tick already settled
                 report.interrupted = f"{type(error).__name__}: {error}"[:500]
                 break
             if deadline is not None and time.monotonic() >= deadline:
@@ -102,7 +103,7 @@ class TimerScan:
         except InvalidEvent as error:
             report.unsettleable.append((job, str(error)))
             return
-        except Exception as error:  # one job's failure never stops the jobs behind it
+        except Exception as error:  # noqa: BLE001 - one job's failure never stops the jobs behind it
             report.deferred.append((job, f"{type(error).__name__}: {error}"[:500]))
             return
         if outcome.kind == SETTLED:

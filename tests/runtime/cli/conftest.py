@@ -11,13 +11,13 @@ from typer.testing import CliRunner
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
-from reconciler.cli.main import app  # noqa: E402
-from reconciler.config import RuntimeConfig  # noqa: E402
-from reconciler.local.server import LOCAL_ENV, moto_server, reset  # noqa: E402
-from reconciler.local.stack import LocalStack, provision_stack  # noqa: E402
-from reconciler.ops.target import STATE_DIR_ENV  # noqa: E402
-from reconciler.repository.dynamodb import to_item  # noqa: E402
-from reconciler.repository.dynamodb_operations import OperationsStore  # noqa: E402
+from reconciler.cli.main import app
+from reconciler.config import RuntimeConfig
+from reconciler.local.server import LOCAL_ENV, moto_server, reset
+from reconciler.local.stack import LocalStack, provision_stack
+from reconciler.ops.target import STATE_DIR_ENV
+from reconciler.repository.dynamodb import to_item
+from reconciler.repository.dynamodb_operations import OperationsStore
 
 
 @pytest.fixture(scope="session")

@@ -54,7 +54,22 @@ def test_prod_writes_refuse_without_yes_when_there_is_no_terminal(env, endpoint,
     run = cli("--stage", "prod", "--endpoint-url", endpoint, "adjust", "u1", "5", "--reason", "r", "--reference", "P-1", "--create-user", local=False)
     # Then it refuses and writes nothing; with --yes it goes through
     one_line_error(run, "refusing", "--yes")
-    ok = cli("--stage", "prod", "--endpoint-url", endpoint, "adjust", "u1", "5", "--reason", "r", "--reference", "P-1", "--yes", "--create-user", local=False)
+    ok = cli(
+        "--stage",
+        "prod",
+        "--endpoint-url",
+        endpoint,
+        "adjust",
+        "u1",
+        "5",
+        "--reason",
+        "r",
+        "--reference",
+        "P-1",
+        "--yes",
+        "--create-user",
+        local=False,
+    )
     assert ok.exit_code == 0, ok.stderr
 
 

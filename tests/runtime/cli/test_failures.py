@@ -16,7 +16,7 @@ def client_error(code: str, status: int = 400, message: str = "m", operation: st
     return boto.ClientError({"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}}, operation)
 
 
-@pytest.mark.parametrize("error, where, fragment", [
+@pytest.mark.parametrize(("error", "where", "fragment"), [
     (client_error("ExpiredTokenException"), PROD, "aws sso login --profile oncall"),
     (client_error("AccessDeniedException", operation="PurgeQueue"), PROD, "access denied to PurgeQueue"),
     (client_error("ThrottlingException"), PROD, "throttled"),
@@ -35,13 +35,15 @@ def test_each_error_is_one_line_saying_what_to_do(error, where, fragment):
 
 
 def test_the_aws_cause_wins_over_the_wrapper_that_retried_it():
-    try:
+    def retry_that_gives_up():
         try:
             raise boto.EndpointConnectionError(endpoint_url="http://127.0.0.1:9/")
         except boto.EndpointConnectionError as cause:
             raise Contention("busy") from cause
-    except Contention as wrapped:
-        assert "cannot reach http://127.0.0.1:9/" in one_line(wrapped, LOCAL)
+
+    with pytest.raises(Contention) as wrapped:
+        retry_that_gives_up()
+    assert "cannot reach http://127.0.0.1:9/" in one_line(wrapped.value, LOCAL)
 
 
 def test_a_bug_keeps_its_traceback():

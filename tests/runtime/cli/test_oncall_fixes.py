@@ -62,7 +62,7 @@ def test_the_prod_confirmation_is_asked_on_the_terminal_never_on_stdout(env, end
     assert json.loads(stdout)["status"] == "applied"
 
 
-@pytest.mark.parametrize("args, fragment", [
+@pytest.mark.parametrize(("args", "fragment"), [
     (["--endpoint-url", "http://127.0.0.1:9", "balance", "u1"], "cannot reach http://127.0.0.1:9"),
     (["--profile", "no-such-profile", "balance", "u1"], "profile 'no-such-profile'"),
     (["--profile", "sso-user", "balance", "u1"], "aws sso login --profile sso-user"),

@@ -7,6 +7,7 @@ import io
 import re
 import sys
 from contextlib import contextmanager
+from datetime import UTC
 
 import jmespath
 import pytest
@@ -76,11 +77,11 @@ def test_query_selects_from_the_json_result_in_each_format(stdout):
 
 
 def test_relative_and_absolute_times():
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    now = datetime(2026, 11, 29, 12, 30, tzinfo=timezone.utc)
-    assert parse_moment("2h", "--since", now) == datetime(2026, 11, 29, 10, 30, tzinfo=timezone.utc)
-    assert parse_moment("90m ago", "--since", now) == datetime(2026, 11, 29, 11, 0, tzinfo=timezone.utc)
-    assert parse_moment("yesterday", "--since", now) == datetime(2026, 11, 28, tzinfo=timezone.utc)
-    assert parse_moment("2026-11-28T10:00", "--since", now) == datetime(2026, 11, 28, 10, tzinfo=timezone.utc)
-    assert parse_moment("2026-11-28T10:00+01:00", "--since", now) == datetime(2026, 11, 28, 9, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 29, 12, 30, tzinfo=UTC)
+    assert parse_moment("2h", "--since", now) == datetime(2026, 11, 29, 10, 30, tzinfo=UTC)
+    assert parse_moment("90m ago", "--since", now) == datetime(2026, 11, 29, 11, 0, tzinfo=UTC)
+    assert parse_moment("yesterday", "--since", now) == datetime(2026, 11, 28, tzinfo=UTC)
+    assert parse_moment("2026-11-28T10:00", "--since", now) == datetime(2026, 11, 28, 10, tzinfo=UTC)
+    assert parse_moment("2026-11-28T10:00+01:00", "--since", now) == datetime(2026, 11, 28, 9, tzinfo=UTC)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from tests.runtime.cli.test_stage_controls import put_alarm
 
@@ -105,9 +105,17 @@ def test_logs_tail_and_metrics_read_what_the_runbook_queried(env, cli):
     assert tail.exit_code == 0, tail.stderr
     assert "settlement failed" in tail.stdout and "settled" in tail.stdout
     assert len(cli("--json", "logs", "tail", "--since", "5m").json()) == 2
-    env.client("cloudwatch").put_metric_data(Namespace="Reconciler", MetricData=[
-        {"MetricName": "Adjustments", "Dimensions": [{"Name": "service", "Value": "credit-reconciler"}, {"Name": "stage", "Value": "dev"}], "Value": 3,
-         "Timestamp": datetime.now(timezone.utc)}])
+    env.client("cloudwatch").put_metric_data(
+        Namespace="Reconciler",
+        MetricData=[
+            {
+                "MetricName": "Adjustments",
+                "Dimensions": [{"Name": "service", "Value": "credit-reconciler"}, {"Name": "stage", "Value": "dev"}],
+                "Value": 3,
+                "Timestamp": datetime.now(UTC),
+            }
+        ],
+    )
     metrics = {m["metric"]: m for m in cli("--json", "metrics", "--since", "2h").json()}
     assert metrics["Adjustments"]["total"] == 3 and metrics["Lambda Errors"]["total"] == 0
 

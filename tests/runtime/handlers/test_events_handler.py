@@ -3,10 +3,12 @@
 import json
 
 import pytest
+from botocore.exceptions import ClientError
 
 from reconciler.handlers.entry import handler
 from reconciler.service.reservations import ReservationService
-from tests.runtime.conftest import LambdaContext, emitted_metrics, envelope, failed, rendered
+from simulator.sim import emitted_metrics
+from tests.runtime.conftest import LambdaContext, envelope, failed, rendered
 from tests.runtime.domain.test_events import BAD_INPUTS
 
 
@@ -114,7 +116,7 @@ def test_bad_input_writes_nothing_and_lands_in_the_dlq_with_its_reason(live, cap
     metrics = emitted_metrics(output)
     assert metrics["InvalidEvents"] == 1 and "Adjustments" not in metrics
     [log] = [record for record in caplog.records if getattr(record, "outcome", None) == "rejected"]
-    assert log.levelname == "ERROR" and log.field == field and log.outcome == "rejected", "a structured error log names the field" 
+    assert log.levelname == "ERROR" and log.field == field and log.outcome == "rejected", "a structured error log names the field"
 
 
 def test_an_event_for_another_users_job_is_rejected_without_a_write(live):
@@ -136,5 +138,5 @@ def test_an_unknown_model_is_rejected_without_a_write(live):
 def test_a_transient_fault_raises_so_lambda_retries(live, monkeypatch):
     # A DLQ that cannot be reached must not swallow the event: Lambda's retries and on-failure route take it.
     monkeypatch.setenv("DLQ_URL", live.resources.dlq_url + "-missing")
-    with pytest.raises(Exception):
+    with pytest.raises(ClientError, match="NonExistentQueue"):
         invoke(rendered("j", "u", seconds=-1))

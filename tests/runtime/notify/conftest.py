@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import pytest
-
 import boto3
+import pytest
 from moto import mock_aws
+from notify_samples import SECRET_NAME, STAGE
 
-from reconciler.observability import metrics  # noqa: E402
-
-from notify_samples import SECRET_NAME, STAGE  # noqa: E402
+from reconciler.observability import metrics
 
 
 @dataclass
@@ -89,7 +86,7 @@ def fake_model():
         def log_message(self, *args: Any) -> None:  # keep test output quiet
             pass
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             model = state["model"]
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             model.requests.append(

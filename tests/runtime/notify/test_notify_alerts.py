@@ -6,10 +6,10 @@ import json
 
 from notify_samples import conflict_outcome, failed_conflict_outcome, invalid_outcome, scan_report
 
-from reconciler.domain.pricing import PriceBook
-from reconciler.notify import alerts
 from reconciler.bootstrap import build_notifier
 from reconciler.config import RuntimeConfig
+from reconciler.domain.pricing import PriceBook
+from reconciler.notify import alerts
 
 STAGE = "prod"
 
@@ -39,7 +39,7 @@ def test_conflict_alert_computes_the_money_and_the_adjustment_that_would_undo_it
     assert alert.severity == alerts.ERROR and alert.credits_involved == 48
     assert "settled as failed by event evt-first-failure" in alert.text
     assert "moved no credits" in alert.text
-    adjust = [c for c in alert.commands if " adjust " in c.text][0]
+    adjust = next(c for c in alert.commands if " adjust " in c.text)
     assert adjust.text.startswith("reconciler --stage prod adjust --reason ")
     assert adjust.text.endswith("--reference conflict-job-77 -- user-42 -48")
     assert adjust.purpose.startswith("ONLY IF")
@@ -107,7 +107,8 @@ def test_the_notifier_module_loads_no_triage_or_parameters_code(tmp_path):
         "from reconciler.bootstrap import build_notifier\n"
         "from reconciler.config import RuntimeConfig\n"
         "build_notifier(RuntimeConfig.for_stage('prod', triage_enabled=True, ops_topic_arn='arn'))\n"
-        "print(sorted(m for m in sys.modules if m.startswith(('reconciler.notify.triage', 'aws_lambda_powertools.utilities.parameters', 'openai'))))\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('reconciler.notify.triage', 'aws_lambda_powertools.utilities.parameters', "
+        "'openai'))))\n"
     )
     # When the notifier is imported and built (triage enabled)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

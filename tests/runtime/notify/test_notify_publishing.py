@@ -6,12 +6,11 @@ import json
 import time
 
 import pytest
-from notify_samples import API_KEY, STAGE
-from notify_samples import conflict_outcome, invalid_outcome, scan_report
+from notify_samples import API_KEY, STAGE, conflict_outcome, invalid_outcome, scan_report
 
+from reconciler.bootstrap import alert_sns_client, build_notifier, secrets_provider
 from reconciler.config import RuntimeConfig
 from reconciler.notify.grouping import GroupingWindow
-from reconciler.bootstrap import alert_sns_client, build_notifier, secrets_provider
 from reconciler.notify.notifier import Notifier
 from reconciler.notify.triage import Triage
 

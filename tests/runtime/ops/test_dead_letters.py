@@ -1,6 +1,8 @@
 import json
 from dataclasses import dataclass, field
 
+import pytest
+
 from reconciler.ops.dead_letter_replay import EVENTBRIDGE, INVALID_EVENT, ON_FAILURE, UNKNOWN, InvokeResult, parse_message, replay
 
 EVENT = {"id": "e1", "source": "video.generation", "detail-type": "video.failed", "detail": {"jobId": "j1", "userId": "u"}}
@@ -43,7 +45,10 @@ class FakeQueue:
 
 def test_a_poison_message_is_tried_once_per_run_and_released_while_good_ones_are_deleted():
     queue = FakeQueue([message(json.dumps(EVENT), "good"), message(json.dumps({**EVENT, "id": "bad"}), "poison")])
-    invoke = lambda event: InvokeResult(event["id"] == "e1", "settled" if event["id"] == "e1" else "function error: boom")
+
+    def invoke(event):
+        return InvokeResult(event["id"] == "e1", "settled" if event["id"] == "e1" else "function error: boom")
+
     report = replay(queue, invoke, max_messages=10)
     assert report.summary() == {"replayed": 1, "failed": 1, "skipped": 0, "would-replay": 0}
     assert queue.deleted == ["rh-good"] and "rh-poison" in queue.released
@@ -67,10 +72,8 @@ def test_a_replay_that_stops_on_an_error_makes_the_messages_it_held_visible_agai
     def invoke(event):
         raise ConnectionError("the function's endpoint went away")
 
-    try:
+    with pytest.raises(ConnectionError):
         replay(queue, invoke, max_messages=10)
-    except ConnectionError:
-        pass
     assert queue.deleted == [] and sorted(queue.released) == ["rh-first", "rh-second"]
 
 

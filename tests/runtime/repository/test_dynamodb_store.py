@@ -5,7 +5,6 @@ from decimal import Decimal
 import pytest
 
 from reconciler.domain.errors import LedgerEntryTaken
-
 from reconciler.domain.events import VideoRendered
 from reconciler.domain.ledger import adjustment_entry
 from reconciler.domain.pricing import PriceBook

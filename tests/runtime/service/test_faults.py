@@ -98,7 +98,9 @@ def test_a_lost_commit_answer_is_recognised_as_applied_on_retry(user_with_reserv
 
 def test_a_lost_answer_then_a_lambda_retry_of_the_same_event_is_still_one_charge(user_with_reservation):
     aws = user_with_reservation
-    client = FaultyClient(aws.client("dynamodb"), transact_write_items=["lose-answer"], transact_get_items=[None] + [throttled("TransactGetItems")] * 60)
+    client = FaultyClient(
+        aws.client("dynamodb"), transact_write_items=["lose-answer"], transact_get_items=[None] + [throttled("TransactGetItems")] * 60
+    )
     with pytest.raises(RetriesExhausted):
         aws.processor(client).process(rendered("j", "u", seconds=4))
     # Lambda delivers the event again later; the stored state says it was applied.
@@ -146,7 +148,9 @@ def server_error(operation: str) -> ClientError:
 
 def test_a_server_error_after_botocores_retries_is_treated_as_a_possibly_committed_write(user_with_reservation):
     aws = user_with_reservation
-    client = FaultyClient(aws.client("dynamodb"), transact_get_items=[server_error("TransactGetItems")], transact_write_items=[server_error("TransactWriteItems")])
+    client = FaultyClient(
+        aws.client("dynamodb"), transact_get_items=[server_error("TransactGetItems")], transact_write_items=[server_error("TransactWriteItems")]
+    )
     outcome = aws.processor(client).process(rendered("j", "u", seconds=4))
     assert outcome.kind == "settled" and outcome.attempts == 3
     assert_settled_exactly_once(aws, 96)

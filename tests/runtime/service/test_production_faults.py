@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -15,10 +15,11 @@ from reconciler.handlers.entry import handler
 from reconciler.service.reservations import ReservationService
 from reconciler.service.timer_scan import TimerScan
 from simulator import fidelity
-from tests.runtime.conftest import LambdaContext, emitted_metrics, envelope, failed, rendered
+from simulator.sim import emitted_metrics
+from tests.runtime.conftest import LambdaContext, envelope, failed, rendered
 from tests.runtime.service.test_faults import FaultyClient
 
-NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 
 def ago(**delta: Any) -> str:
@@ -50,7 +51,15 @@ def finished_job(aws, job_id: str, status: str = "failed", **extra: Any) -> None
 def test_a_damaged_job_is_reported_unsettleable_and_the_jobs_behind_it_settle(aws, damage):
     # Given a damaged job that the index returns first, and a healthy finished job behind it
     aws.seed_balance("u", 10)
-    item = {"jobId": "a-damaged", "userId": "u", "status": "failed", "createdAt": ago(hours=3), "updatedAt": ago(hours=2), "unsettled": "PENDING", "model": "test"}
+    item = {
+        "jobId": "a-damaged",
+        "userId": "u",
+        "status": "failed",
+        "createdAt": ago(hours=3),
+        "updatedAt": ago(hours=2),
+        "unsettled": "PENDING",
+        "model": "test",
+    }
     aws.put_job(**{**item, **damage})
     finished_job(aws, "b-healthy")
     # When the scan runs, twice
@@ -111,12 +120,22 @@ def test_the_scan_does_not_settle_a_job_the_pipeline_changed_between_its_read_an
     # Given a job the pipeline had marked failed an hour ago, with a reservation
     aws.seed_balance("u", 10)
     ReservationService(aws.store()).reserve("flip", "u", "test", 4)
-    aws.client("dynamodb").update_item(TableName="Jobs-dev", Key={"jobId": {"S": "flip"}}, UpdateExpression="SET #s = :s, updatedAt = :t, createdAt = :c",
-                                       ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues={":s": {"S": "failed"}, ":t": {"S": ago(hours=1)}, ":c": {"S": ago(hours=2)}})
+    aws.client("dynamodb").update_item(
+        TableName="Jobs-dev",
+        Key={"jobId": {"S": "flip"}},
+        UpdateExpression="SET #s = :s, updatedAt = :t, createdAt = :c",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":s": {"S": "failed"}, ":t": {"S": ago(hours=1)}, ":c": {"S": ago(hours=2)}},
+    )
 
     def pipeline_says_rendered() -> None:
-        aws.client("dynamodb").update_item(TableName="Jobs-dev", Key={"jobId": {"S": "flip"}}, UpdateExpression="SET #s = :s, updatedAt = :t, seconds = :n",
-                                           ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues={":s": {"S": "rendered"}, ":t": {"S": ago(minutes=1)}, ":n": {"N": "3"}})
+        aws.client("dynamodb").update_item(
+            TableName="Jobs-dev",
+            Key={"jobId": {"S": "flip"}},
+            UpdateExpression="SET #s = :s, updatedAt = :t, seconds = :n",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":s": {"S": "rendered"}, ":t": {"S": ago(minutes=1)}, ":n": {"N": "3"}},
+        )
 
     # When the pipeline writes "rendered" between the scan's read and its write
     report = scan_of(aws, PipelineWritesAroundTheCommit(aws.client("dynamodb"), pipeline_says_rendered)).run()
@@ -196,8 +215,17 @@ def test_an_adjustment_applied_under_the_old_id_is_not_applied_again(aws):
 
 
 def test_a_ledger_id_already_taken_for_an_unsettled_job_goes_to_the_dlq_instead_of_retrying_forever(live):
-    live.client("dynamodb").put_item(TableName="Ledger-dev", Item={"ledgerId": {"S": "job:1:j:charge"}, "userId": {"S": "u"}, "timestamp": {"S": iso_timestamp()},
-                                                                    "type": {"S": "debit"}, "amount": {"N": "1"}, "reference": {"S": "j"}})
+    live.client("dynamodb").put_item(
+        TableName="Ledger-dev",
+        Item={
+            "ledgerId": {"S": "job:1:j:charge"},
+            "userId": {"S": "u"},
+            "timestamp": {"S": iso_timestamp()},
+            "type": {"S": "debit"},
+            "amount": {"N": "1"},
+            "reference": {"S": "j"},
+        },
+    )
     result = handler(rendered("j", "u", seconds=4), LambdaContext())
     assert result["outcome"] == "rejected" and result["field"] == "ledgerId"
     assert live.job("j") is None and live.dead_letters()[0]["errorType"] == "LedgerEntryTaken"
@@ -235,7 +263,9 @@ def test_crafted_ids_reach_the_dlq_in_a_form_sqs_accepts(live, job_id):
 def test_a_text_body_with_control_characters_is_dead_lettered_as_a_json_string(aws):
     from reconciler.repository.sqs_dead_letters import SqsDeadLetters
 
-    SqsDeadLetters(aws.client("sqs"), aws.resources.dlq_url, "dev").send("not json\x00\x1b", error_type="InvalidEvent", field="event", reason="is not JSON\x07")
+    SqsDeadLetters(aws.client("sqs"), aws.resources.dlq_url, "dev").send(
+        "not json\x00\x1b", error_type="InvalidEvent", field="event", reason="is not JSON\x07"
+    )
     [letter] = aws.dead_letters()
     assert letter["bodyEncoding"] == "json-string" and json.loads(letter["body"]) == "not json\x00\x1b"
     assert letter["reason"] == "is not JSON\\u0007"
@@ -248,7 +278,9 @@ def test_the_fidelity_layer_refuses_what_sqs_refuses(aws):
         aws.client("sqs").send_message(QueueUrl=aws.resources.dlq_url, MessageBody="bell\x07")
     assert refused.value.response["Error"]["Code"] == "InvalidMessageContents"
     with pytest.raises(ClientError):
-        aws.client("sqs").send_message(QueueUrl=aws.resources.dlq_url, MessageBody="x", MessageAttributes={"reason": {"DataType": "String", "StringValue": ""}})
+        aws.client("sqs").send_message(
+            QueueUrl=aws.resources.dlq_url, MessageBody="x", MessageAttributes={"reason": {"DataType": "String", "StringValue": ""}}
+        )
 
 
 # --- reserve() validates as settlement does ------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The timer scan settles what no event settled, reports what is stuck, and never settles twice."""
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -9,7 +9,7 @@ from reconciler.domain.ledger import iso_timestamp
 from reconciler.service.timer_scan import TimerScan
 from tests.runtime.conftest import rendered
 
-NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 
 def ago(**delta) -> str:
@@ -35,7 +35,15 @@ def test_a_render_whose_event_was_lost_is_charged_once_and_its_late_event_is_a_d
     )
     aws.client("dynamodb").put_item(
         TableName="Ledger-dev",
-        Item={"ledgerId": {"S": "lost#reserve"}, "userId": {"S": "u"}, "timestamp": {"S": ago(hours=1)}, "type": {"S": "debit"}, "amount": {"N": "10"}, "description": {"S": "reserve"}, "reference": {"S": "lost"}},
+        Item={
+            "ledgerId": {"S": "lost#reserve"},
+            "userId": {"S": "u"},
+            "timestamp": {"S": ago(hours=1)},
+            "type": {"S": "debit"},
+            "amount": {"N": "10"},
+            "description": {"S": "reserve"},
+            "reference": {"S": "lost"},
+        },
     )
     # When the scan runs
     report = scan.run()

@@ -7,12 +7,14 @@ STAGE ?= dev
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help bootstrap lock demo test bench sim synth lint diff deploy destroy clean
+.PHONY: help bootstrap lock demo test gate unit integration infra-tests bench sim synth lint diff deploy destroy clean
 SEEDS ?= 10000
 
 help:
 	@echo "make demo                 run the reconciler end to end on an embedded local AWS stack"
-	@echo "make test                 every test (unit, integration, infrastructure, cdk-nag, cfn-lint)"
+	@echo "make test                 the lint and type gate, then every test (unit, integration, infrastructure, cdk-nag, cfn-lint)"
+	@echo "make gate                 the lint and type gate alone: ruff check, ruff format --check, mypy, lint-imports"
+	@echo "make unit|integration|infra-tests   one tier of the tests, for quick local runs"
 	@echo "make bench                benchmarks; rewrites docs/benchmarks.md"
 	@echo "make sim [SEEDS=N|SEED=S] the money-path simulator: 10,000 seeded runs, or replay one seed"
 	@echo "make synth STAGE=prod     synthesize CloudFormation for a stage (no credentials needed)"
@@ -45,8 +47,26 @@ bootstrap: $(BIN)/.installed node_modules/.installed
 demo: bootstrap
 	$(BIN)/python -m reconciler.local.demo
 
-test: bootstrap
-	$(BIN)/python -m pytest -n 2 -p no:cacheprovider
+PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
+
+test: bootstrap gate
+	$(PYTEST) -n 2
+
+# The lint and type gate (ruff.toml, mypy.ini, .importlinter); .pre-commit-config.yaml runs the same commands.
+# Every step runs, so one run lists every finding; the gate fails if any step did.
+GATE_STEPS := "ruff check ." "ruff format --check ." "mypy" "lint-imports"
+gate: bootstrap
+	@failed=""; for step in $(GATE_STEPS); do echo "gate: $$step"; $(BIN)/$$step || failed="$$failed [$$step]"; done; \
+	  if [ -n "$$failed" ]; then echo "gate failed:$$failed"; exit 1; fi
+
+# Tiers for quick local runs (tests/tiers.py assigns each test to one; `make test` runs them all, and only a full
+# run checks the IAM policies against the suite's AWS calls). unit takes seconds, so it skips xdist's start-up.
+unit: bootstrap
+	$(PYTEST) -m unit
+integration: bootstrap
+	$(PYTEST) -n 2 -m integration
+infra-tests: bootstrap
+	$(PYTEST) -n 2 -m infra
 
 # Seeds split over both cores; SEED=S replays one run with its tasks printed.
 sim: bootstrap

@@ -54,7 +54,7 @@ test: bootstrap gate
 
 # The lint and type gate (ruff.toml, mypy.ini, .importlinter); .pre-commit-config.yaml runs the same commands.
 # Every step runs, so one run lists every finding; the gate fails if any step did.
-GATE_STEPS := "ruff check ." "ruff format --check ." "mypy" "lint-imports"
+GATE_STEPS := "ruff check ." "ruff format --check --output-format concise ." "mypy" "lint-imports"
 gate: bootstrap
 	@failed=""; for step in $(GATE_STEPS); do echo "gate: $$step"; $(BIN)/$$step || failed="$$failed [$$step]"; done; \
 	  if [ -n "$$failed" ]; then echo "gate failed:$$failed"; exit 1; fi

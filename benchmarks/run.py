@@ -175,7 +175,8 @@ def render(r: dict) -> str:
     w(f"| SQS requests: invalid event | {sum(req['invalid']['ours']['sqs'].values())} | {sum(req['invalid']['v1']['sqs'].values())} (raises; "
       "Lambda's async retries + DLQ) | - |")
     sp, hot = tp["spread"], tp["hot"]
-    w(f"| Throughput, 10 threads, 200 distinct users (events/s, moto server) | {sp['ours']['events_per_s']:.1f} | {sp['v1']['events_per_s']:.1f} | "
+    w(f"| Throughput, 10 threads, 200 distinct users (events/s, moto server) | {sp['ours']['events_per_s']:.1f} | "
+      f"{sp['v1']['events_per_s']:.1f} | "
       f"{sp['ours']['events_per_s'] / sp['v1']['events_per_s']:.2f} |")
     w(f"| Throughput, 10 threads, one user (events/s, moto server) | {hot['ours']['events_per_s']:.1f} | {hot['v1']['events_per_s']:.1f} | "
       f"{hot['ours']['events_per_s'] / hot['v1']['events_per_s']:.2f} |")
@@ -199,23 +200,27 @@ def render(r: dict) -> str:
     w("Counted at the botocore level (`before-call` handlers on the clients' event systems) against the moto server over HTTP. "
       "Capacity units are what real on-demand DynamoDB would charge for the same calls: transactional reads/writes 2x, "
       "GetItem eventually consistent 0.5, and 1 WRU per global-secondary-index write (Ledger's userId-timestamp index on every ledger put, "
-      f"the sparse unsettled index when a reserved job settles). Largest item written: {r['max_item_bytes']} bytes (< 1 KB, so one unit per item).")
+      f"the sparse unsettled index when a reserved job settles). Largest item written: {r['max_item_bytes']} bytes (< 1 KB, so one unit per "
+      "item).")
     w("")
     w("| event | ours: requests | RRU / WRU | baseline: requests | RRU / WRU |")
     w("|---|---|---|---|---|")
     for scenario, label in SCENARIOS:
         o, b = req[scenario]["ours"], req[scenario]["v1"]
-        w(f"| {label} | {o['total']} ({_ops(o['dynamodb'])}){' + SQS ' + _ops(o['sqs']) if o['sqs'] else ''} -> {o['outcome']} | {o['units'][0]:g} / "
+        w(f"| {label} | {o['total']} ({_ops(o['dynamodb'])}){' + SQS ' + _ops(o['sqs']) if o['sqs'] else ''} -> {o['outcome']} | "
+          f"{o['units'][0]:g} / "
           f"{o['units'][1]:g} "
           f"| {b['total']} ({_ops(b['dynamodb'])}) -> {b['outcome']} | {b['units'][0]:g} / {b['units'][1]:g} |")
     w("")
     w("Target met when a settlement is 2 requests (1 TransactGetItems + 1 TransactWriteItems) and a duplicate 1. "
-      "Fewer requests is not fewer units: a transaction costs twice the units of the same writes done singly, which the cost model below counts.")
+      "Fewer requests is not fewer units: a transaction costs twice the units of the same writes done singly, which the cost model below "
+      "counts.")
     w("")
 
     w("## 2. Handler CPU time per event")
     w("")
-    w("Through the real `reconciler.handlers.entry.handler` (Powertools Logger, Metrics, Tracer with POWERTOOLS_TRACE_DISABLED=true) with a fake "
+    w("Through the real `reconciler.handlers.entry.handler` (Powertools Logger, Metrics, Tracer with POWERTOOLS_TRACE_DISABLED=true) with a "
+      "fake "
       "Lambda context, "
       f"DynamoDB and SQS answered by an in-memory stub (canned responses, no moto, no network), logs and EMF metrics written to /dev/null. "
       f"{cpu['events']:,} events a run (interleaved kinds, after a warm-up), {cpu['repetitions']} runs in fresh processes; median of the runs' "
@@ -226,12 +231,14 @@ def render(r: dict) -> str:
     w("|---|---|---|---|---|")
     for kind, row in cpu["per_kind"].items():
         w(
-            f"| {kind} | {row['cpu_median_ms']:.3f} ms | {row['cpu_p99_ms']:.3f} ms | {row['wall_median_ms']:.3f} ms | {row['core_median_ms']:.3f} "
+            f"| {kind} | {row['cpu_median_ms']:.3f} ms | {row['cpu_p99_ms']:.3f} ms | {row['wall_median_ms']:.3f} ms | "
+            f"{row['core_median_ms']:.3f} "
             "ms |"
         )
     w(f"| all | {cpu['all_median_ms']:.3f} ms | {cpu['all_p99_ms']:.3f} ms | | |")
     w("")
-    w(f"Against v1's ~300 ms per event: {cpu['all_median_ms'] / V1_CLAIMED_MS:.4f}x. **Not like for like**: v1's figure includes its database round "
+    w(f"Against v1's ~300 ms per event: {cpu['all_median_ms'] / V1_CLAIMED_MS:.4f}x. **Not like for like**: v1's figure includes its database "
+      "round "
       "trips; "
       "this one replaces the network by a stub, so it is only the handler's own work. Real latency adds the DynamoDB round trips (2 for a "
       "settlement).")
@@ -259,9 +266,11 @@ def render(r: dict) -> str:
     w("")
     w("One cold invocation in a fresh process (import, real boto3 clients, one `video.rendered` settled against the moto server; "
       f"{cold['repetitions']} processes): "
-      f"peak RSS {cold['maxrss_mb']:.0f} MB (v1 claims ~85 MB: ratio {cold['maxrss_mb'] / V1_CLAIMED_MB:.2f}); a bare `python` that imports boto3 "
+      f"peak RSS {cold['maxrss_mb']:.0f} MB (v1 claims ~85 MB: ratio {cold['maxrss_mb'] / V1_CLAIMED_MB:.2f}); a bare `python` that imports "
+      "boto3 "
       "and makes the same two clients: "
-      f"{cold['boto3_two_clients_maxrss_mb']:.0f} MB. Import {cold['import_ms']:.0f} ms, first invocation {cold['first_invoke_ms']:.0f} ms (client "
+      f"{cold['boto3_two_clients_maxrss_mb']:.0f} MB. Import {cold['import_ms']:.0f} ms, first invocation {cold['first_invoke_ms']:.0f} ms "
+      "(client "
       "creation + 2 local HTTP requests). "
       f"Outcomes: {', '.join(cold['outcomes'])}. RSS on Lambda differs (its runtime process has its own baseline).")
     w("")
@@ -281,7 +290,8 @@ def render(r: dict) -> str:
     for mode, label in (("spread", "200 users"), ("hot", "1 user")):
         for who in ("ours", "v1"):
             s = tp[mode][who]
-            w(f"| {label} | {who} | {s['events_per_s']:.1f} | {s['requests_per_event']:.2f} | {s['attempts_per_event']:.2f} ({s['max_attempts']}) | "
+            w(f"| {label} | {who} | {s['events_per_s']:.1f} | {s['requests_per_event']:.2f} | {s['attempts_per_event']:.2f} "
+              f"({s['max_attempts']}) | "
               f"{s['errors']} | "
               f"{s['books_balance_runs']}/{t['repetitions']} | {s['lost_updates']} |")
     w("")
@@ -304,17 +314,20 @@ def render(r: dict) -> str:
     w("## 5. Timer scan")
     w("")
     ss, q, fs = scan["settle_side"], scan["query"], scan["full_scan"]
-    w(f"Jobs table loaded with batch_write_item ({scan['load_requests']} requests, {scan['load_seconds']:.0f} s): {scan['settled_jobs']:,} settled "
+    w(f"Jobs table loaded with batch_write_item ({scan['load_requests']} requests, {scan['load_seconds']:.0f} s): {scan['settled_jobs']:,} "
+      "settled "
       "jobs without the `unsettled` attribute "
       f"and {scan['unsettled_jobs']} with `unsettled = \"PENDING\"`, status rendered/failed, createdAt 2025-01-01 "
-      f"(plus the {scan['unsettled_jobs']} settled by the first phase). moto's ConsumedCapacity is a constant, so items and bytes are counted from "
+      f"(plus the {scan['unsettled_jobs']} settled by the first phase). moto's ConsumedCapacity is a constant, so items and bytes are counted "
+      "from "
       "the responses "
       "and the units computed with DynamoDB's rules (eventually consistent: 0.5 RCU per 4 KB a page).")
     w("")
     w("| | requests | items read | bytes | RCU on DynamoDB |")
     w("|---|---|---|---|---|")
     w(f"| sparse-index Query (`DynamoDBStore.unsettled_jobs`) | {q['requests']} | {q['items']} | {q['bytes']:,} | {q['rcu']:g} |")
-    w(f"| full-table Scan, for comparison | {fs['requests_dynamodb']} on DynamoDB (1 MB pages; {fs['requests_moto']} on moto) | {fs['items']:,} | "
+    w(f"| full-table Scan, for comparison | {fs['requests_dynamodb']} on DynamoDB (1 MB pages; {fs['requests_moto']} on moto) | "
+      f"{fs['items']:,} | "
       f"{fs['bytes']:,} | {fs['rcu']:g} |")
     w("")
     w(f"Settling side, measured separately on a table holding only {scan['unsettled_jobs']} unsettled jobs (moto copies the whole table per "
@@ -330,9 +343,11 @@ def render(r: dict) -> str:
     if "missing" in rp:
         w(f"DLQ replay: not measured, missing: {rp['missing']}.")
     else:
-        w(f"DLQ replay of {rp['messages']:,} messages (`reconciler.ops.dead_letter_replay.replay` with `InProcessInvoker`, no progress output), "
+        w(f"DLQ replay of {rp['messages']:,} messages (`reconciler.ops.dead_letter_replay.replay` with `InProcessInvoker`, no progress "
+          "output), "
           "fresh stack: "
-          f"{rp['seconds']:.1f} s; SQS {rp['sqs_total']:,} requests ({_ops(rp['sqs'])}); DynamoDB {rp['dynamodb_total']:,} ({_ops(rp['dynamodb'])}); "
+          f"{rp['seconds']:.1f} s; SQS {rp['sqs_total']:,} requests ({_ops(rp['sqs'])}); DynamoDB {rp['dynamodb_total']:,} "
+          f"({_ops(rp['dynamodb'])}); "
           f"result {rp['summary']}; {rp['left_in_queue']} left in the queue.")
     w("")
     if "missing" in au:
@@ -340,7 +355,8 @@ def render(r: dict) -> str:
     else:
         w(f"Audit (`Auditor.audit_all`, no progress output) over {au['entries']:,} ledger entries for {au['users']:,} users "
           f"({au['discrepancies_planted']} planted discrepancies), fresh stack: "
-          f"{au['seconds']:.1f} s, {au['total']} requests ({_ops(au['requests'])}), found {au['discrepancies_found']}. moto returns a scan in one "
+          f"{au['seconds']:.1f} s, {au['total']} requests ({_ops(au['requests'])}), found {au['discrepancies_found']}. moto returns a scan in "
+          "one "
           "page; "
           "DynamoDB would page every 1 MB (a few pages for this size).")
     w("")
@@ -350,7 +366,8 @@ def render(r: dict) -> str:
     w(f"Prices: {PRICE_DATE}: DynamoDB on-demand $0.625 per million write request units and $0.125 per million read request units (after the "
       "November 2024 price cut); "
       "Lambda $0.0000133334 per GB-second on arm64 (the function's architecture; x86 $0.0000166667) and $0.20 per million requests. "
-      f"Lambda at 512 MB. Duration used: the handler's measured median CPU time for that event (section 2) + {ASSUMED_REQUEST_MS:g} ms per DynamoDB "
+      f"Lambda at 512 MB. Duration used: the handler's measured median CPU time for that event (section 2) + {ASSUMED_REQUEST_MS:g} ms per "
+      "DynamoDB "
       "request "
       "(an assumed in-region round trip, not measured here), rounded up to 1 ms; the `v1 as claimed` row uses v1's 300 ms instead. Units from "
       "section 1.")
@@ -370,7 +387,8 @@ def render(r: dict) -> str:
           f"{row['gb_s']:,.0f} | "
           f"{row['dynamodb_usd']:.2f} | {row['lambda_arm_usd']:.2f} | {row['total_arm_usd']:.2f} |")
     w("")
-    w("Reading it: ours makes fewer requests (so less latency and Lambda time) but its transactions cost twice the write units, and the ledger index "
+    w("Reading it: ours makes fewer requests (so less latency and Lambda time) but its transactions cost twice the write units, and the ledger "
+      "index "
       "adds one unit per entry; "
       "the baseline's cheaper units buy non-atomic writes that lose updates under concurrency (section 4).")
     w("")

@@ -43,7 +43,8 @@ def _ensure_dependencies() -> None:
             os.environ["SMOKE_TEST_REEXEC"] = "1"
             os.execv(str(venv_python), [str(venv_python), str(Path(__file__).resolve()), *sys.argv[1:]])  # noqa: S606 - re-run under the checkout's venv, same arguments
         print(f"SMOKE TEST NOT RUN: this Python ({sys.executable}) lacks {error.name}; run `make bootstrap` and use "
-              f"{venv_python}, or `pip install -r {REPO / 'requirements.txt'} -e {REPO}`", file=sys.stderr)
+              f"{venv_python}, or `pip install --require-hashes -r {REPO / 'requirements.txt'}` then "
+              f"`pip install --no-deps -e {REPO}`", file=sys.stderr)
         sys.exit(2)
 
 

@@ -94,6 +94,18 @@ class ResourceNames:
         return f"cc-reconciler-{concern}-{self.stage}"
 
     @property
+    def balance_events_table(self) -> str:
+        return f"BalanceEvents-{self.stage}"
+
+    @property
+    def balance_events_function(self) -> str:
+        return f"cc-reconciler-balance-events-{self.stage}"
+
+    @property
+    def balance_events_failure_queue(self) -> str:
+        return f"cc-reconciler-balance-events-failures-{self.stage}"
+
+    @property
     def operator_read_only_policy(self) -> str:
         return f"cc-reconciler-operator-read-only-{self.stage}"
 
@@ -121,6 +133,22 @@ class AlertSubscription:
             raise ValueError(f"unsupported alert subscription protocol {self.protocol!r}; use one of {sorted(checks)}")
         if not re.fullmatch(checks[self.protocol], self.endpoint):
             raise ValueError(f"{self.endpoint!r} is not a valid {self.protocol} endpoint")
+
+
+@dataclass(frozen=True)
+class BalanceEventSettings:
+    """Balance events (docs/events.md): their EventBridge source on the default bus, and the thresholds a user's
+    Credits item may override (`lowBalanceThreshold`, `overdraftAlertLevel`)."""
+
+    source: str = "credits.reconciler"
+    low_threshold: int = 10  # credits.low below this many credits (a whole number >= 1)
+    overdraft_alert_level: int = 0  # credits.overdrawn below this balance (<= 0; 0: any negative balance)
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,256}", self.source) or self.source.lower().startswith("aws."):
+            raise ValueError(f"balance event source {self.source!r} is not a usable EventBridge source")
+        if self.low_threshold < 1 or self.overdraft_alert_level > 0:
+            raise ValueError("balance events: the low threshold must be >= 1 and the overdraft alert level <= 0")
 
 
 @dataclass(frozen=True)
@@ -152,6 +180,7 @@ class StageConfig:
     # Also emit every metric without dimensions (the v1 runbook's series). At most one stage per account and
     # region may do so, or their counts mix (a test checks; docs/metrics.md).
     dimensionless_metrics: bool
+    balance_events: BalanceEventSettings = BalanceEventSettings()
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"\d{12}", self.account):
@@ -285,4 +314,11 @@ ALARM_CONCERNS: tuple[str, ...] = (
     "events-dropped",
     "events-dead-lettered",
     "duration",
+)
+# The balance-events alarms (infra/constructs/balance_events.py, in this order); the ops topic admits them too.
+BALANCE_EVENT_ALARM_CONCERNS: tuple[str, ...] = (
+    "balance-events-errors",
+    "balance-events-iterator-age",
+    "balance-events-failures",
+    "balance-events-failed-batches",
 )

@@ -148,7 +148,8 @@ def _provision_operable(templates: Mapping[str, dict], local: LocalResources, se
         name = props.get("LogGroupName")
         if isinstance(name, str) and name.startswith("/aws/lambda/"):
             logs.create_log_group(logGroupName=name)
-            local.log_group = name
+            if name.startswith("/aws/lambda/cc-agent-reconciler-"):  # the settlement function's (the CLI's `logs tail`)
+                local.log_group = name
     for _, props in _reconciler_functions(templates):
         role = iam.create_role(RoleName=f"{local.function_name}-local", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))
         lambda_client.create_function(

@@ -7,7 +7,7 @@ STAGE ?= dev
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help bootstrap demo test bench sim synth lint diff deploy destroy clean
+.PHONY: help bootstrap lock demo test bench sim synth lint diff deploy destroy clean
 SEEDS ?= 10000
 
 help:
@@ -17,13 +17,24 @@ help:
 	@echo "make sim [SEEDS=N|SEED=S] the money-path simulator: 10,000 seeded runs, or replay one seed"
 	@echo "make synth STAGE=prod     synthesize CloudFormation for a stage (no credentials needed)"
 	@echo "make diff|deploy|destroy STAGE=NAME   the same against an AWS account"
+	@echo "make lock [UPGRADE=1]     regenerate the hash-locked requirements*.txt from pyproject.toml"
 
+# Every package comes from the hash-locked requirements-dev.txt. Our own package, editable, can carry no hash:
+# it is built with the locked setuptools and fetches nothing (no dependencies, no build backend, no index).
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 $(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(PIP) --require-hashes -r requirements-dev.txt
+	$(PIP) --no-deps --no-build-isolation --no-index -e .
 	touch $@
+
+# Regenerate both lock files from pyproject.toml for Python 3.11+ on any platform, keeping each locked version
+# that still fits; UPGRADE=1 moves everything to the newest versions the ranges allow.
+LOCK := $(BIN)/uv pip compile pyproject.toml --quiet --universal --python-version 3.11 --generate-hashes \
+	--custom-compile-command "make lock" $(if $(UPGRADE),--upgrade)
+lock: $(BIN)/.installed
+	$(LOCK) --extra local --extra dev -o requirements-dev.txt
+	$(LOCK) --extra local -c requirements-dev.txt -o requirements.txt
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --silent --no-audit --no-fund

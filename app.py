@@ -2,7 +2,7 @@
 """CDK entry point: `npx cdk synth --context stage=prod` or `python app.py` (stage from CDK_CONTEXT_JSON, else dev)."""
 
 from infra.app import build_app
-from infra.config import UnknownStageError
+from reconciler.contract import UnknownStageError
 
 try:
     app = build_app()

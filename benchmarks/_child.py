@@ -19,7 +19,7 @@ import time
 # Names a Lambda entry point must not pull in on the event path (they serve other paths or tools).
 NOT_ON_EVENT_PATH = (
     "aws_lambda_powertools.utilities.parameters",
-    "reconciler.handlers.timer_scan",
+    "reconciler.handlers.scheduled_scan",
     "reconciler.service.timer_scan",
     "reconciler.notify",
     "reconciler.cli",
@@ -101,12 +101,13 @@ def event_for(kind: str, index: int) -> dict:
 def cpu(out: str, per_kind: int) -> None:
     os.environ.update(STUB_ENV)
     from reconciler.config import load_config
-    from reconciler.handlers import entry, events
+    from reconciler import bootstrap
+    from reconciler.handlers import entry
     from reconciler.local.invoker import LocalContext
-    from reconciler.service.container import build_processor
+    from reconciler.bootstrap import build_processor
 
     processor = build_processor(load_config(), dynamodb=StubDynamoDB(), sqs=StubSQS())
-    events.event_processor = lambda: processor  # the handler's container, with the stub instead of the network
+    bootstrap.event_processor = lambda: processor  # the handler's container, with the stub instead of the network
     context = LocalContext("cc-agent-reconciler-dev")
     # Warm up (first call builds caches), then interleave the kinds so no kind gets a warmer cache.
     for kind in KINDS:

@@ -22,8 +22,9 @@ from benchmarks.baseline_v1 import V1Baseline
 from benchmarks.common import RequestCounter, batch_put, item_size, median, percentile, rendered
 from reconciler.config import RuntimeConfig
 from reconciler.domain.ledger import iso_timestamp
+from reconciler import bootstrap
 from reconciler.repository.dynamodb import DynamoDBStore, to_item
-from reconciler.service.container import build_processor
+from reconciler.bootstrap import build_processor
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -79,7 +80,7 @@ def handler_cpu(per_kind: int = 2000, repetitions: int = 3) -> dict:
 
 # --- item 3: cold start ---------------------------------------------------------------------
 
-ENTRY_MODULES = ("reconciler.handlers.entry", "reconciler.handlers.events", "reconciler.handlers.timer_scan")
+ENTRY_MODULES = ("reconciler.handlers.entry", "reconciler.handlers.video_events", "reconciler.handlers.scheduled_scan")
 
 
 def import_times(repetitions: int = 7) -> dict:
@@ -151,7 +152,7 @@ def throughput(stack: Any, events_per_run: int = 200, repetitions: int = 3, thre
     sqs = stack.client("sqs")
     processor = build_processor(config, dynamodb=dynamodb, sqs=sqs)
     baseline = V1Baseline(dynamodb, config.jobs_table, config.credits_table, config.ledger_table)
-    store = DynamoDBStore(dynamodb, config)
+    store = bootstrap.settlement_store(config, dynamodb)
     counter = LockedCounter(dynamodb)
     results: dict[str, dict[str, list[dict]]] = {"spread": {"ours": [], "v1": []}, "hot": {"ours": [], "v1": []}}
 
@@ -244,13 +245,13 @@ def _check_books(store: DynamoDBStore, dynamodb: Any, config: RuntimeConfig, use
 
 
 def timer_scan(stack: Any, settled_jobs: int = 20_000, unsettled_jobs: int = 100) -> dict:
-    from reconciler.service.settlement import SettlementService
+    from reconciler.service.event_settlement import SettlementService
     from reconciler.domain.pricing import PriceBook
     from reconciler.service.timer_scan import TimerScan
 
     config = RuntimeConfig.from_env()
     dynamodb = stack.client("dynamodb")
-    store = DynamoDBStore(dynamodb, config)
+    store = bootstrap.settlement_store(config, dynamodb)
     old = "2025-01-01T00:00:00.000Z"
     users = [f"scan-user-{i}" for i in range(10)]
     batch_put(dynamodb, config.credits_table, (to_item({"userId": u, "remaining": 100_000}) for u in users))
@@ -320,11 +321,11 @@ def timer_scan(stack: Any, settled_jobs: int = 20_000, unsettled_jobs: int = 100
 
 def dlq_replay(stack: Any, messages: int = 1000) -> dict:
     try:
-        from reconciler.ops.aws import SqsQueue
-        from reconciler.ops.dead_letters import replay
+        from reconciler.ops.target import SqsQueue
+        from reconciler.ops.dead_letter_replay import replay
         from reconciler.ops.invokers import InProcessInvoker
     except ImportError as error:
-        return {"missing": f"reconciler.ops.dead_letters.replay / reconciler.ops.invokers.InProcessInvoker / reconciler.ops.aws.SqsQueue: {error}"}
+        return {"missing": f"reconciler.ops.dead_letter_replay.replay / reconciler.ops.invokers.InProcessInvoker / reconciler.ops.target.SqsQueue: {error}"}
     config = RuntimeConfig.from_env()
     dynamodb, sqs = stack.client("dynamodb"), stack.client("sqs")
     url = config.dlq_url
@@ -355,9 +356,7 @@ def audit(stack: Any, users: int = 1000, entries: int = 20_000, discrepancies: i
         return {"missing": f"reconciler.ops.audit.Auditor: {error}"}
     config = RuntimeConfig.from_env()
     dynamodb = stack.client("dynamodb")
-    store = DynamoDBStore(dynamodb, config)
-    if not hasattr(store, "scan_balances") or not hasattr(store, "scan_ledger"):
-        return {"missing": "DynamoDBStore.scan_balances / DynamoDBStore.scan_ledger (Auditor.audit_all needs them)"}
+    store = bootstrap.operations_store(config, dynamodb)
     per_user = entries // users
     ledger, sums = [], Counter()
     for i in range(entries):

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.config import RuntimeConfig
-from reconciler.repository.dynamodb import DynamoDBStore, to_item
-from reconciler.service.container import build_processor
+from reconciler.repository.dynamodb import to_item
+from reconciler import bootstrap
+from reconciler.bootstrap import build_processor
 from reconciler.service.reservations import ReservationService
 
 from benchmarks.baseline_v1 import V1Baseline
@@ -71,7 +72,7 @@ def count_requests(dynamodb: Any, sqs: Any, config: RuntimeConfig, prefix: str =
     """Runs each scenario once for ours and once for the baseline; returns {scenario: {"ours"|"v1": count}}."""
     processor = build_processor(config, dynamodb=dynamodb, sqs=sqs)
     baseline = V1Baseline(dynamodb, config.jobs_table, config.credits_table, config.ledger_table)
-    reservations = ReservationService(DynamoDBStore(dynamodb, config))
+    reservations = ReservationService(bootstrap.settlement_store(config, dynamodb))
     ddb_counter = _Recorder(dynamodb)
     sqs_counter = RequestCounter(sqs)
     results: dict[str, dict[str, ScenarioCount]] = {name: {} for name, _ in SCENARIOS}

@@ -300,7 +300,7 @@ def render(r: dict) -> str:
     if "missing" in rp:
         w(f"DLQ replay: not measured, missing: {rp['missing']}.")
     else:
-        w(f"DLQ replay of {rp['messages']:,} messages (`reconciler.ops.dead_letters.replay` with `InProcessInvoker`, no progress output), fresh stack: "
+        w(f"DLQ replay of {rp['messages']:,} messages (`reconciler.ops.dead_letter_replay.replay` with `InProcessInvoker`, no progress output), fresh stack: "
           f"{rp['seconds']:.1f} s; SQS {rp['sqs_total']:,} requests ({_ops(rp['sqs'])}); DynamoDB {rp['dynamodb_total']:,} ({_ops(rp['dynamodb'])}); "
           f"result {rp['summary']}; {rp['left_in_queue']} left in the queue.")
     w("")

@@ -13,6 +13,7 @@ from infra.config import DEFAULT_STAGE, config_for
 from infra.stacks.compute_stack import ComputeStack
 from infra.stacks.data_stack import DataStack
 from infra.stacks.monitoring_stack import MonitoringStack
+from reconciler.contract import SERVICE_NAME
 
 CDK_JSON = Path(__file__).resolve().parents[1] / "cdk.json"
 
@@ -34,7 +35,7 @@ def build_app(stage: str | None = None, outdir: str | None = None) -> cdk.App:
     config = config_for(stage or app.node.try_get_context("stage") or DEFAULT_STAGE)
     names = config.names
     common = dict(
-        tags={"project": "credit-reconciler", "stage": config.stage},
+        tags={"project": SERVICE_NAME, "stage": config.stage},
         # Environment-specific stacks: credentials for another account make `cdk deploy` fail, not go there.
         env=cdk.Environment(account=config.account, region=config.region),
         termination_protection=config.termination_protection,

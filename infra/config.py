@@ -13,6 +13,7 @@ from typing import Literal, Mapping
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_logs as logs
+from reconciler.contract import BALANCE_EVENT_SOURCE, STAGE_LIMITS, STAGES, ResourceNames, checked_stage
 
 # AWS's published Powertools layer of this version is attached to the function;
 # keep it equal to the aws-lambda-powertools pin in requirements.txt (a test checks).
@@ -22,96 +23,6 @@ POWERTOOLS_VERSION = "3.37.0"
 POWERTOOLS_LAYER_PARAMETER = f"/aws/service/powertools/python/arm64/python3.12/{POWERTOOLS_VERSION}"
 
 DEFAULT_STAGE = "dev"
-
-
-class UnknownStageError(ValueError):
-    """The requested stage has no configuration."""
-
-
-@dataclass(frozen=True)
-class ResourceNames:
-    """Physical names of the stage's resources; the v1 runbook and the runtime rely on them."""
-
-    stage: str
-
-    @property
-    def data_stack(self) -> str:
-        return f"cc-reconciler-data-{self.stage}"
-
-    @property
-    def compute_stack(self) -> str:
-        return f"cc-reconciler-compute-{self.stage}"
-
-    @property
-    def monitoring_stack(self) -> str:
-        return f"cc-reconciler-monitoring-{self.stage}"
-
-    @property
-    def jobs_table(self) -> str:
-        return f"Jobs-{self.stage}"
-
-    @property
-    def credits_table(self) -> str:
-        return f"Credits-{self.stage}"
-
-    @property
-    def ledger_table(self) -> str:
-        return f"Ledger-{self.stage}"
-
-    @property
-    def dead_letter_queue(self) -> str:
-        return f"cc-reconciler-dlq-{self.stage}"
-
-    @property
-    def ops_topic(self) -> str:
-        return f"ops-alerts-{self.stage}"
-
-    @property
-    def function(self) -> str:
-        return f"cc-agent-reconciler-{self.stage}"
-
-    @property
-    def log_group(self) -> str:
-        return f"/aws/lambda/{self.function}"
-
-    @property
-    def events_rule(self) -> str:
-        return f"cc-reconciler-events-{self.stage}"
-
-    @property
-    def timer_scan_rule(self) -> str:
-        return f"cc-reconciler-timer-scan-{self.stage}"
-
-    @property
-    def event_archive(self) -> str:
-        return f"cc-reconciler-archive-{self.stage}"
-
-    @property
-    def dashboard(self) -> str:
-        return f"cc-reconciler-{self.stage}"
-
-    def alarm(self, concern: str) -> str:
-        return f"cc-reconciler-{concern}-{self.stage}"
-
-    @property
-    def balance_events_table(self) -> str:
-        return f"BalanceEvents-{self.stage}"
-
-    @property
-    def balance_events_function(self) -> str:
-        return f"cc-reconciler-balance-events-{self.stage}"
-
-    @property
-    def balance_events_failure_queue(self) -> str:
-        return f"cc-reconciler-balance-events-failures-{self.stage}"
-
-    @property
-    def operator_read_only_policy(self) -> str:
-        return f"cc-reconciler-operator-read-only-{self.stage}"
-
-    @property
-    def operator_break_glass_policy(self) -> str:
-        return f"cc-reconciler-operator-break-glass-{self.stage}"
 
 
 @dataclass(frozen=True)
@@ -140,7 +51,7 @@ class BalanceEventSettings:
     """Balance events (docs/events.md): their EventBridge source on the default bus, and the thresholds a user's
     Credits item may override (`lowBalanceThreshold`, `overdraftAlertLevel`)."""
 
-    source: str = "credits.reconciler"
+    source: str = BALANCE_EVENT_SOURCE
     low_threshold: int = 10  # credits.low below this many credits (a whole number >= 1)
     overdraft_alert_level: int = 0  # credits.overdrawn below this balance (<= 0; 0: any negative balance)
 
@@ -166,7 +77,6 @@ class StageConfig:
     timer_scan_rate: Duration
     # Model -> credits per second, as decimal strings (the runtime parses them with Decimal).
     price_overrides: Mapping[str, str]
-    reserved_concurrency: int
     event_archive_retention_days: int
     async_invoke_max_retries: int
     async_invoke_max_event_age: Duration
@@ -197,6 +107,11 @@ class StageConfig:
     def names(self) -> ResourceNames:
         return ResourceNames(self.stage)
 
+    @property
+    def reserved_concurrency(self) -> int:
+        # One source: the CLI's `resume` restores the same value (reconciler.contract.STAGE_LIMITS).
+        return STAGE_LIMITS[self.stage].reserved_concurrency
+
 
 # PLACEHOLDERS until the accounts exist: replace with the real account ids before the first deploy
 # (docs/infrastructure.md, "Before the first deploy"). Until then a deploy fails on the account check
@@ -218,7 +133,6 @@ _STAGES: dict[str, StageConfig] = {
         timer_scan_rate=Duration.minutes(15),
         # Dev renders cost half on the HD models, so test accounts last; `test` keeps its contractual 1 credit/s.
         price_overrides={"hd-v1": "2", "hd-v2": "2.5"},
-        reserved_concurrency=10,
         event_archive_retention_days=7,
         async_invoke_max_retries=2,
         async_invoke_max_event_age=Duration.hours(6),
@@ -244,7 +158,6 @@ _STAGES: dict[str, StageConfig] = {
         alarm_actions_enabled=True,
         timer_scan_rate=Duration.minutes(10),
         price_overrides={},
-        reserved_concurrency=10,
         event_archive_retention_days=14,
         async_invoke_max_retries=2,
         async_invoke_max_event_age=Duration.hours(6),
@@ -266,7 +179,6 @@ _STAGES: dict[str, StageConfig] = {
         alarm_actions_enabled=True,
         timer_scan_rate=Duration.minutes(5),
         price_overrides={},  # prod charges the published prices only
-        reserved_concurrency=10,
         event_archive_retention_days=90,
         async_invoke_max_retries=2,
         async_invoke_max_event_age=Duration.hours(6),
@@ -282,43 +194,9 @@ _STAGES: dict[str, StageConfig] = {
     ),
 }
 
-STAGES: tuple[str, ...] = tuple(_STAGES)
+assert tuple(_STAGES) == STAGES, "every stage of the contract has a configuration, and no other"
 
 
 def config_for(stage: str) -> StageConfig:
-    try:
-        return _STAGES[stage]
-    except KeyError:
-        raise UnknownStageError(f"unknown stage {stage!r}; valid stages: {', '.join(STAGES)}") from None
+    return _STAGES[checked_stage(stage)]
 
-# Powertools names, shared by the function's environment and the alarms that read its metrics.
-SERVICE_NAME = "credit-reconciler"
-METRICS_NAMESPACE = "Reconciler"
-
-# The alarms of a stage, cc-reconciler-{concern}-{stage} (infra/constructs/alarms.py, in this order). The ops
-# topic's and its key's policies admit CloudWatch for exactly these alarm ARNs.
-ALARM_CONCERNS: tuple[str, ...] = (
-    "errors",
-    "adjustments",
-    "dlq-depth",
-    "dlq-age",
-    "throttles",
-    "conflicts",
-    "stuck-jobs",
-    "invalid-events",
-    "alert-failures",
-    "unsettleable-jobs",
-    "dynamodb-throttles",
-    "contention",
-    "events-failed",
-    "events-dropped",
-    "events-dead-lettered",
-    "duration",
-)
-# The balance-events alarms (infra/constructs/balance_events.py, in this order); the ops topic admits them too.
-BALANCE_EVENT_ALARM_CONCERNS: tuple[str, ...] = (
-    "balance-events-errors",
-    "balance-events-iterator-age",
-    "balance-events-failures",
-    "balance-events-failed-batches",
-)

@@ -50,7 +50,7 @@ def _ensure_dependencies() -> None:
 _ensure_dependencies()
 
 from reconciler.ops.adjustments import Adjuster  # noqa: E402
-from reconciler.ops.aws import Target, local_state_path  # noqa: E402
+from reconciler.ops.target import Target, local_state_path  # noqa: E402
 
 
 def progress(message: str) -> None:

@@ -189,20 +189,14 @@ class Harness:
         self.dynamodb = self.session.client("dynamodb")
         self.sqs = self.session.client("sqs")
         self.log_sink = io.StringIO()
-        import reconciler.notify
-        from reconciler.config import RuntimeConfig, load_config
-        from reconciler.handlers import timer_scan
+        from reconciler import bootstrap
+        from reconciler.config import RuntimeConfig
         from reconciler.observability import logger
-        from reconciler.repository.aws import client
-        from reconciler.repository.dynamodb import DynamoDBStore
-        from reconciler.service.container import event_processor
 
         # One warm container for all runs (the tables are emptied between runs, their names stay): a Lambda
         # container lives across invocations too, and building clients per run would cost most of the time.
-        notify_caches = [value for value in vars(reconciler.notify).values() if hasattr(value, "cache_clear")]
-        for cache in (load_config, event_processor, timer_scan.timer_scan, *notify_caches):
-            cache.cache_clear()
-        self.store = DynamoDBStore(client("dynamodb"), RuntimeConfig.from_env())
+        bootstrap.reset_container()
+        self.store = bootstrap.operations_store(RuntimeConfig.from_env())  # the CLI's Adjuster needs its reads
         self.key_names = {name: [k["AttributeName"] for k in self.dynamodb.describe_table(TableName=name)["Table"]["KeySchema"]]
                           for name in self.resources.tables.values()}
 
@@ -290,7 +284,7 @@ RETRYABLE_CODES = {"InternalServerError", "InternalError", "ServiceUnavailable",
 def _lambda_should_retry(error: BaseException) -> bool:
     from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
-    from reconciler.repository.errors import AmbiguousWrite, Contention, RetriesExhausted, StaleState
+    from reconciler.service.ports import AmbiguousWrite, Contention, RetriesExhausted, StaleState
 
     if isinstance(error, (RetriesExhausted, Contention, AmbiguousWrite, StaleState, ConnectionError, HTTPClientError)):
         return True
@@ -423,8 +417,8 @@ class Run:
     def _execute(self, task: Task) -> None:
         from reconciler.domain.errors import InsufficientCredits, InvalidEvent, ReservationRefused
         from reconciler.ops.adjustments import Adjuster
-        from reconciler.ops.errors import OpsError
-        from reconciler.repository.errors import AmbiguousWrite, Contention, RetriesExhausted
+        from reconciler.ops.operator_error import OpsError
+        from reconciler.service.ports import AmbiguousWrite, Contention, RetriesExhausted
         from reconciler.service.reservations import ReservationService
 
         store = self._store()
@@ -467,7 +461,7 @@ class Run:
         return self.h.store
 
     def _backoff(self, *_: Any) -> Any:
-        from reconciler.repository.retry import Backoff
+        from reconciler.service.retrying import Backoff
 
         return Backoff(sleep=lambda _: None, random_fraction=self.rng.random)
 

@@ -28,14 +28,11 @@ os.environ.update(
 def _fresh_runtime_caches():
     """The runtime caches its configuration per container; every test starts a new 'container', and
     whatever a test points the environment at (a local stack's endpoint, a stage) ends with it."""
-    from reconciler.config import load_config
-    from reconciler.service.container import event_processor
+    from reconciler.bootstrap import reset_container
 
     saved_environment = dict(os.environ)
-    load_config.cache_clear()
-    event_processor.cache_clear()
+    reset_container()
     yield
     os.environ.clear()
     os.environ.update(saved_environment)
-    load_config.cache_clear()
-    event_processor.cache_clear()
+    reset_container()

@@ -18,7 +18,8 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.config import ALARM_CONCERNS, METRICS_NAMESPACE, SERVICE_NAME, StageConfig
+from infra.config import StageConfig
+from reconciler.contract import ALARM_CONCERNS, METRICS_NAMESPACE, SERVICE_NAME, Metric
 
 GTE = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
 GT = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
@@ -77,7 +78,7 @@ class ReconcilerAlarms(Construct):
         )
         self.adjustments = self._alarm(
             "adjustments",
-            metric("Adjustments", "Sum", Duration.hours(1)),
+            metric(Metric.ADJUSTMENTS, "Sum", Duration.hours(1)),
             threshold=100,
             comparison=GT,
             # Powertools emits Adjustments only when a settlement adjusts credits.
@@ -134,7 +135,7 @@ class ReconcilerAlarms(Construct):
         )
         self.conflicts = self._alarm(
             "conflicts",
-            metric("ConflictingEvents", "Sum"),
+            metric(Metric.CONFLICTING_EVENTS, "Sum"),
             threshold=1,
             comparison=GTE,
             # Emitted only when a conflict is seen.
@@ -144,7 +145,7 @@ class ReconcilerAlarms(Construct):
         self.stuck_jobs = self._alarm(
             "stuck-jobs",
             # An hour spans several timer scans in every stage, so one late scan neither flaps nor fires it.
-            metric("StuckJobs", "Maximum", Duration.hours(1)),
+            metric(Metric.STUCK_JOBS, "Maximum", Duration.hours(1)),
             threshold=1,
             comparison=GTE,
             # Every timer scan emits StuckJobs, 0 included: an hour without it means the scan stopped,
@@ -154,7 +155,7 @@ class ReconcilerAlarms(Construct):
         )
         self.invalid_events = self._alarm(
             "invalid-events",
-            metric("InvalidEvents", "Sum"),
+            metric(Metric.INVALID_EVENTS, "Sum"),
             threshold=1,
             comparison=GTE,
             # Emitted only when an event fails validation.
@@ -166,7 +167,7 @@ class ReconcilerAlarms(Construct):
         # publish is what broke (its role, the key, a throttle).
         self.alert_failures = self._alarm(
             "alert-failures",
-            metric("AlertFailures", "Sum"),
+            metric(Metric.ALERT_FAILURES, "Sum"),
             threshold=1,
             comparison=GTE,
             missing_data=NO_DATA_IS_HEALTHY,
@@ -177,7 +178,7 @@ class ReconcilerAlarms(Construct):
         # it will never settle without a person, and every scan finds it again, so the alarm holds until fixed.
         self.unsettleable_jobs = self._alarm(
             "unsettleable-jobs",
-            metric("UnsettleableJobs", "Maximum"),
+            metric(Metric.UNSETTLEABLE_JOBS, "Maximum"),
             threshold=0,
             comparison=GT,
             missing_data=NO_DATA_IS_HEALTHY,
@@ -219,7 +220,7 @@ class ReconcilerAlarms(Construct):
         # a throttled table or a retry loop that stopped converging.
         self.contention = self._alarm(
             "contention",
-            metric("SettlementRetries", "Sum"),
+            metric(Metric.SETTLEMENT_RETRIES, "Sum"),
             threshold=50,
             comparison=GTE,
             missing_data=NO_DATA_IS_HEALTHY,
@@ -266,7 +267,7 @@ class ReconcilerAlarms(Construct):
             missing_data=NO_DATA_IS_HEALTHY,
             description="Duration p99 reached 24 s of the 30 s timeout for 10 minutes: timeouts are imminent.",
         )
-        assert tuple(self._alarms) == ALARM_CONCERNS, "ALARM_CONCERNS (infra/config.py) lists every alarm, in order"
+        assert tuple(self._alarms) == ALARM_CONCERNS, "ALARM_CONCERNS (reconciler/contract.py) lists every alarm, in order"
 
     @property
     def all(self) -> tuple[cloudwatch.Alarm, ...]:

@@ -21,14 +21,13 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
-from reconciler import balance_config
-from reconciler import config as runtime_config
+from reconciler import contract
+from reconciler.contract import BALANCE_EVENT_ALARM_CONCERNS, METRICS_NAMESPACE, SERVICE_NAME, Metric
 
-from infra.config import BALANCE_EVENT_ALARM_CONCERNS, METRICS_NAMESPACE, POWERTOOLS_LAYER_PARAMETER, SERVICE_NAME, StageConfig
+from infra.config import POWERTOOLS_LAYER_PARAMETER, StageConfig
 from infra.constructs.reconciler_function import RUNTIME_DIR, RUNTIME_EXCLUDES
 from infra.constructs.tables import ReconcilerTables
 
-HANDLER = "reconciler.handlers.balance_stream.handler"
 # The stream keeps records 24 h. A record still failing after this many retries or this age goes, as a
 # description of the batch (shard and sequence range), to the failure queue: a person then looks (docs/events.md).
 MAX_RETRY_ATTEMPTS = 50
@@ -92,7 +91,7 @@ class BalanceEventsFunction(Construct):
             function_name=names.balance_events_function,
             runtime=lambda_.Runtime.PYTHON_3_12,
             architecture=lambda_.Architecture.ARM_64,
-            handler=HANDLER,
+            handler=contract.BALANCE_EVENTS_HANDLER,
             code=lambda_.Code.from_asset(str(RUNTIME_DIR), exclude=RUNTIME_EXCLUDES),
             layers=[lambda_.LayerVersion.from_layer_version_arn(self, "Powertools", f"{{{{resolve:ssm:{POWERTOOLS_LAYER_PARAMETER}}}}}")],
             memory_size=256,
@@ -101,13 +100,13 @@ class BalanceEventsFunction(Construct):
             log_group=self.log_group,
             role=self.role,
             environment={
-                runtime_config.ENV_STAGE: config.stage,
-                runtime_config.ENV_LEDGER_TABLE: tables.ledger.table_name,
-                balance_config.ENV_BALANCE_EVENTS_TABLE: data.table.table_name,
-                balance_config.ENV_EVENT_SOURCE: settings.source,
-                balance_config.ENV_EVENT_BUS: "default",
-                balance_config.ENV_LOW_THRESHOLD: str(settings.low_threshold),
-                balance_config.ENV_OVERDRAFT_ALERT_LEVEL: str(settings.overdraft_alert_level),
+                contract.ENV_STAGE: config.stage,
+                contract.ENV_LEDGER_TABLE: tables.ledger.table_name,
+                contract.ENV_BALANCE_EVENTS_TABLE: data.table.table_name,
+                contract.ENV_EVENT_SOURCE: settings.source,
+                contract.ENV_EVENT_BUS: contract.DEFAULT_EVENT_BUS,
+                contract.ENV_LOW_THRESHOLD: str(settings.low_threshold),
+                contract.ENV_OVERDRAFT_ALERT_LEVEL: str(settings.overdraft_alert_level),
                 "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
                 "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
                 "POWERTOOLS_LOG_LEVEL": "INFO",
@@ -147,12 +146,12 @@ class BalanceEventsFunction(Construct):
         # The ledger entries behind a crossing: one Query of the by-user index (only when there is a crossing).
         self.role.add_to_policy(iam.PolicyStatement(
             sid="LedgerIndexUserIdTimestampIndex", actions=["dynamodb:Query"],
-            resources=[f"{tables.ledger.table_arn}/index/{runtime_config.LEDGER_BY_USER_INDEX}"],
+            resources=[f"{tables.ledger.table_arn}/index/{contract.LEDGER_BY_USER_INDEX}"],
         ))
         # The default bus, and only events of our own source.
         self.role.add_to_policy(iam.PolicyStatement(
             sid="PublishBalanceEvents", actions=["events:PutEvents"],
-            resources=[stack.format_arn(service="events", resource="event-bus", resource_name="default")],
+            resources=[stack.format_arn(service="events", resource="event-bus", resource_name=contract.DEFAULT_EVENT_BUS)],
             conditions={"StringEquals": {"events:source": config.balance_events.source}},
         ))
         self.log_group.grant_write(self.role)
@@ -183,7 +182,7 @@ class BalanceEventsAlarms(Construct):
              Duration.minutes(15).to_milliseconds(),
              "Balance events lag the Credits stream by 15 minutes or more; after 6 h records go to the failure queue."),
             ("balance-events-failures", cloudwatch.Metric(
-                namespace=METRICS_NAMESPACE, metric_name="BalanceEventFailures",
+                namespace=METRICS_NAMESPACE, metric_name=Metric.BALANCE_EVENT_FAILURES,
                 dimensions_map={"service": SERVICE_NAME, "stage": config.stage}, statistic="Sum", period=five_minutes,
             ), 5, "Balance events failed to publish 5 times in 5 minutes (EventBridge refusing or failing)."),
             ("balance-events-failed-batches", failure_queue.metric_approximate_number_of_messages_visible(

@@ -12,6 +12,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from reconciler.contract import Metric
+
 from infra.config import StageConfig
 from infra.constructs.alarms import FUNCTION_TIMEOUT, reconciler_metric
 
@@ -80,25 +82,25 @@ class ReconcilerDashboard(Construct):
             ),
         )
         self.dashboard.add_widgets(
-            cloudwatch.GraphWidget(title="Adjustments", left=sums("Adjustments"), width=8),
-            cloudwatch.GraphWidget(title="Credits debited / refunded", left=sums("CreditsDebited", "CreditsRefunded"), width=8),
+            cloudwatch.GraphWidget(title="Adjustments", left=sums(Metric.ADJUSTMENTS), width=8),
+            cloudwatch.GraphWidget(title="Credits debited / refunded", left=sums(Metric.CREDITS_DEBITED, Metric.CREDITS_REFUNDED), width=8),
             cloudwatch.GraphWidget(
                 title="Duplicate / conflicting / invalid events",
-                left=sums("DuplicateEvents", "ConflictingEvents", "InvalidEvents"),
+                left=sums(Metric.DUPLICATE_EVENTS, Metric.CONFLICTING_EVENTS, Metric.INVALID_EVENTS),
                 width=8,
             ),
         )
         self.dashboard.add_widgets(
-            cloudwatch.GraphWidget(title="Overdrafts", left=sums("Overdrafts"), width=8),
+            cloudwatch.GraphWidget(title="Overdrafts", left=sums(Metric.OVERDRAFTS), width=8),
             cloudwatch.GraphWidget(
                 title="Stuck / unsettleable jobs",
                 left=[
-                    reconciler_metric("StuckJobs", "Maximum", FIVE_MINUTES, stage),
-                    reconciler_metric("UnsettleableJobs", "Maximum", FIVE_MINUTES, stage),
+                    reconciler_metric(Metric.STUCK_JOBS, "Maximum", FIVE_MINUTES, stage),
+                    reconciler_metric(Metric.UNSETTLEABLE_JOBS, "Maximum", FIVE_MINUTES, stage),
                 ],
                 width=8,
             ),
-            cloudwatch.GraphWidget(title="Alert failures", left=sums("AlertFailures"), width=8),
+            cloudwatch.GraphWidget(title="Alert failures", left=sums(Metric.ALERT_FAILURES), width=8),
         )
         self.dashboard.add_widgets(
             cloudwatch.GraphWidget(
@@ -116,7 +118,7 @@ class ReconcilerDashboard(Construct):
                 ],
                 width=8,
             ),
-            cloudwatch.GraphWidget(title="Settlement retries (contention)", left=sums("SettlementRetries"), width=8),
+            cloudwatch.GraphWidget(title="Settlement retries (contention)", left=sums(Metric.SETTLEMENT_RETRIES), width=8),
             cloudwatch.GraphWidget(
                 title="Render events rule: failed, dead-lettered, dropped",
                 left=[rule_metric(name) for name in ("FailedInvocations", "DeadLetterInvocations", "InvocationsFailedToBeSentToDlq")],

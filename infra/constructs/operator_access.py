@@ -22,7 +22,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
-from reconciler import config as runtime_config
+from reconciler import contract
 
 from infra.config import StageConfig
 from infra.constructs.tables import ReconcilerTables
@@ -51,8 +51,8 @@ class OperatorAccess(Construct):
         stack = Stack.of(self)
         names = config.names
         jobs, credits, ledger = tables.jobs.table_arn, tables.credits.table_arn, tables.ledger.table_arn
-        ledger_by_user = f"{ledger}/index/{runtime_config.LEDGER_BY_USER_INDEX}"
-        jobs_unsettled = f"{jobs}/index/{runtime_config.JOBS_UNSETTLED_INDEX}"
+        ledger_by_user = f"{ledger}/index/{contract.LEDGER_BY_USER_INDEX}"
+        jobs_unsettled = f"{jobs}/index/{contract.JOBS_UNSETTLED_INDEX}"
         # `alarms disable|enable` acts on every cc-reconciler-*-{stage} alarm the CLI finds (its own filter).
         alarms = stack.format_arn(
             service="cloudwatch",

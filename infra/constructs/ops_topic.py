@@ -8,7 +8,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from infra.config import ALARM_CONCERNS, BALANCE_EVENT_ALARM_CONCERNS, StageConfig
+from infra.config import StageConfig
+from reconciler.contract import ALARM_CONCERNS, BALANCE_EVENT_ALARM_CONCERNS
 
 SUBSCRIPTION_PROTOCOLS = {
     "email": sns.SubscriptionProtocol.EMAIL,

@@ -15,9 +15,11 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
-from reconciler import config as runtime_config
+from reconciler import contract
 
-from infra.config import METRICS_NAMESPACE, POWERTOOLS_LAYER_PARAMETER, SERVICE_NAME, StageConfig
+from reconciler.contract import HANDLER, METRICS_NAMESPACE, OPENAI_SECRET_NAME, SERVICE_NAME, SETTLED_DETAIL_TYPES, SETTLED_EVENT_SOURCE
+
+from infra.config import POWERTOOLS_LAYER_PARAMETER, StageConfig
 from infra.constructs.tables import ReconcilerTables
 
 RUNTIME_DIR = Path(__file__).resolve().parents[2] / "runtime"
@@ -34,10 +36,8 @@ RUNTIME_EXCLUDES = [
     "*.egg-info",
     "*.egg-info/**",
 ]
-HANDLER = "reconciler.handlers.entry.handler"
-OPENAI_SECRET_NAME = "meta-agents/openai"
 
-RENDER_EVENTS = events.EventPattern(source=["video.generation"], detail_type=["video.rendered", "video.failed"])
+RENDER_EVENTS = events.EventPattern(source=[SETTLED_EVENT_SOURCE], detail_type=list(SETTLED_DETAIL_TYPES))
 # EventBridge keeps retrying a failed delivery (throttling, reserved concurrency full) this long,
 # then parks the event in the dead-letter queue.
 EVENT_DELIVERY_RETRIES = 8
@@ -56,7 +56,7 @@ FUNCTION_TABLE_ACTIONS = {
     "credits": ("dynamodb:GetItem", "dynamodb:UpdateItem"),
     "ledger": ("dynamodb:PutItem",),
 }
-FUNCTION_INDEX_ACTIONS = {"jobs": {runtime_config.JOBS_UNSETTLED_INDEX: ("dynamodb:Query",)}}
+FUNCTION_INDEX_ACTIONS = {"jobs": {contract.JOBS_UNSETTLED_INDEX: ("dynamodb:Query",)}}
 
 
 class ReconcilerFunction(Construct):
@@ -175,23 +175,23 @@ class ReconcilerFunction(Construct):
         config: StageConfig, tables: ReconcilerTables, dead_letter_queue: sqs.IQueue, ops_topic: sns.ITopic
     ) -> dict[str, str]:
         return {
-            runtime_config.ENV_STAGE: config.stage,
-            runtime_config.ENV_JOBS_TABLE: tables.jobs.table_name,
-            runtime_config.ENV_CREDITS_TABLE: tables.credits.table_name,
-            runtime_config.ENV_LEDGER_TABLE: tables.ledger.table_name,
-            runtime_config.ENV_DLQ_URL: dead_letter_queue.queue_url,
-            runtime_config.ENV_OPS_TOPIC_ARN: ops_topic.topic_arn,
-            runtime_config.ENV_OPENAI_SECRET_NAME: OPENAI_SECRET_NAME,
-            runtime_config.ENV_PRICE_OVERRIDES: json.dumps(dict(config.price_overrides), sort_keys=True),
-            runtime_config.ENV_SCAN_GRACE_MINUTES: str(config.scan_grace_minutes),
-            runtime_config.ENV_STUCK_JOB_HOURS: str(config.stuck_job_hours),
-            runtime_config.ENV_TRIAGE_ENABLED: "true" if config.triage_enabled else "false",
+            contract.ENV_STAGE: config.stage,
+            contract.ENV_JOBS_TABLE: tables.jobs.table_name,
+            contract.ENV_CREDITS_TABLE: tables.credits.table_name,
+            contract.ENV_LEDGER_TABLE: tables.ledger.table_name,
+            contract.ENV_DLQ_URL: dead_letter_queue.queue_url,
+            contract.ENV_OPS_TOPIC_ARN: ops_topic.topic_arn,
+            contract.ENV_OPENAI_SECRET_NAME: OPENAI_SECRET_NAME,
+            contract.ENV_PRICE_OVERRIDES: json.dumps(dict(config.price_overrides), sort_keys=True),
+            contract.ENV_SCAN_GRACE_MINUTES: str(config.scan_grace_minutes),
+            contract.ENV_STUCK_JOB_HOURS: str(config.stuck_job_hours),
+            contract.ENV_TRIAGE_ENABLED: "true" if config.triage_enabled else "false",
             "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             "POWERTOOLS_LOG_LEVEL": "INFO",
             "POWERTOOLS_LOGGER_LOG_EVENT": "false",  # events carry user ids; keep them out of the logs
             # Also the dimensionless series the v1 runbook reads (docs/metrics.md).
-            "METRICS_DIMENSIONLESS": "true" if config.dimensionless_metrics else "false",
+            contract.ENV_METRICS_DIMENSIONLESS: "true" if config.dimensionless_metrics else "false",
         }
 
     def _grant_least_privilege(

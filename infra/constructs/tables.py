@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
-from reconciler.config import JOBS_UNSETTLED_INDEX, LEDGER_BY_USER_INDEX, UNSETTLED_ATTRIBUTE
+from reconciler.contract import JOBS_UNSETTLED_INDEX, LEDGER_BY_USER_INDEX, UNSETTLED_ATTRIBUTE
 
 from infra.config import StageConfig
 

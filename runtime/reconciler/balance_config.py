@@ -7,23 +7,24 @@ import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Mapping
+from typing import Any, Mapping
 
-from reconciler.config import ENV_LEDGER_TABLE, ENV_STAGE, STAGES, ConfigError
+from reconciler.contract import (
+    BALANCE_EVENT_SOURCE as DEFAULT_EVENT_SOURCE,
+)
+from reconciler.contract import (
+    DEFAULT_EVENT_BUS,
+    ENV_BALANCE_EVENTS_TABLE,
+    ENV_EVENT_BUS,
+    ENV_EVENT_SOURCE,
+    ENV_LEDGER_TABLE,
+    ENV_LOW_THRESHOLD,
+    ENV_OVERDRAFT_ALERT_LEVEL,
+    ENV_STAGE,
+    ConfigError,
+    ResourceNames,
+)
 from reconciler.domain.crossings import Thresholds, ThresholdError
-
-ENV_BALANCE_EVENTS_TABLE = "BALANCE_EVENTS_TABLE_NAME"
-ENV_EVENT_SOURCE = "BALANCE_EVENT_SOURCE"
-ENV_EVENT_BUS = "BALANCE_EVENT_BUS"
-ENV_LOW_THRESHOLD = "LOW_BALANCE_THRESHOLD"
-ENV_OVERDRAFT_ALERT_LEVEL = "OVERDRAFT_ALERT_LEVEL"
-
-DEFAULT_EVENT_SOURCE = "credits.reconciler"
-DEFAULT_EVENT_BUS = "default"
-
-
-def balance_events_table(stage: str) -> str:
-    return f"BalanceEvents-{stage}"
 
 
 @dataclass(frozen=True)
@@ -36,11 +37,12 @@ class BalanceEventsConfig:
     event_bus: str = DEFAULT_EVENT_BUS
 
     @classmethod
-    def for_stage(cls, stage: str, **overrides) -> "BalanceEventsConfig":
+    def for_stage(cls, stage: str, **overrides: Any) -> "BalanceEventsConfig":
         """The contract names of a stage (the CLI and the local stack)."""
-        if stage not in STAGES:
-            raise ConfigError(f"unknown stage {stage!r}; valid stages: {', '.join(STAGES)}")
-        values = dict(stage=stage, ledger_table=f"Ledger-{stage}", balance_events_table=balance_events_table(stage), thresholds=Thresholds(10, 0))
+        names = ResourceNames(stage)  # unknown stage -> UnknownStageError, a ConfigError
+        values: dict[str, Any] = dict(
+            stage=stage, ledger_table=names.ledger_table, balance_events_table=names.balance_events_table, thresholds=Thresholds(10, 0)
+        )
         values.update(overrides)
         return cls(**values)
 

@@ -7,33 +7,24 @@ import os
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
-from typing import Mapping
+from typing import Any, Mapping
 
-# Names of the environment variables; infra/constructs/reconciler_function.py sets exactly these.
-ENV_STAGE = "STAGE"
-ENV_JOBS_TABLE = "JOBS_TABLE_NAME"
-ENV_CREDITS_TABLE = "CREDITS_TABLE_NAME"
-ENV_LEDGER_TABLE = "LEDGER_TABLE_NAME"
-ENV_DLQ_URL = "DLQ_URL"
-ENV_OPS_TOPIC_ARN = "OPS_TOPIC_ARN"
-ENV_OPENAI_SECRET_NAME = "OPENAI_SECRET_NAME"
-ENV_PRICE_OVERRIDES = "PRICE_OVERRIDES"
-ENV_SCAN_GRACE_MINUTES = "SCAN_GRACE_MINUTES"
-ENV_STUCK_JOB_HOURS = "STUCK_JOB_HOURS"
-ENV_TRIAGE_ENABLED = "TRIAGE_ENABLED"
-
-# Index names are part of the table contract (infra/constructs/tables.py creates them).
-LEDGER_BY_USER_INDEX = "userId-timestamp-index"
-JOBS_UNSETTLED_INDEX = "unsettled-createdAt-index"
-# Attribute that puts a job in the sparse unsettled index; the reconciler removes it on settlement.
-UNSETTLED_ATTRIBUTE = "unsettled"
-UNSETTLED_VALUE = "PENDING"
-
-STAGES = ("dev", "staging", "prod")
-
-
-class ConfigError(ValueError):
-    """The environment does not describe a usable reconciler."""
+from reconciler.contract import (
+    ENV_CREDITS_TABLE,
+    ENV_DLQ_URL,
+    ENV_JOBS_TABLE,
+    ENV_LEDGER_TABLE,
+    ENV_OPENAI_SECRET_NAME,
+    ENV_OPS_TOPIC_ARN,
+    ENV_PRICE_OVERRIDES,
+    ENV_SCAN_GRACE_MINUTES,
+    ENV_STAGE,
+    ENV_STUCK_JOB_HOURS,
+    ENV_TRIAGE_ENABLED,
+    OPENAI_SECRET_NAME,
+    ConfigError,
+    ResourceNames,
+)
 
 
 @dataclass(frozen=True)
@@ -44,22 +35,21 @@ class RuntimeConfig:
     ledger_table: str
     dlq_url: str
     ops_topic_arn: str = ""
-    openai_secret_name: str = "meta-agents/openai"
+    openai_secret_name: str = OPENAI_SECRET_NAME
     price_overrides: Mapping[str, Decimal] = field(default_factory=dict)
     scan_grace_minutes: int = 15
     stuck_job_hours: int = 6
     triage_enabled: bool = False
 
     @classmethod
-    def for_stage(cls, stage: str, **overrides) -> "RuntimeConfig":
+    def for_stage(cls, stage: str, **overrides: Any) -> "RuntimeConfig":
         """The runbook's resource names for a stage (used by the CLI and the local stack)."""
-        if stage not in STAGES:
-            raise ConfigError(f"unknown stage {stage!r}; valid stages: {', '.join(STAGES)}")
+        names = ResourceNames(stage)  # unknown stage -> UnknownStageError, a ConfigError
         values = dict(
             stage=stage,
-            jobs_table=f"Jobs-{stage}",
-            credits_table=f"Credits-{stage}",
-            ledger_table=f"Ledger-{stage}",
+            jobs_table=names.jobs_table,
+            credits_table=names.credits_table,
+            ledger_table=names.ledger_table,
             dlq_url="",
         )
         values.update(overrides)
@@ -78,7 +68,7 @@ class RuntimeConfig:
             ledger_table=env[ENV_LEDGER_TABLE],
             dlq_url=env[ENV_DLQ_URL],
             ops_topic_arn=env.get(ENV_OPS_TOPIC_ARN, ""),
-            openai_secret_name=env.get(ENV_OPENAI_SECRET_NAME, "meta-agents/openai"),
+            openai_secret_name=env.get(ENV_OPENAI_SECRET_NAME, OPENAI_SECRET_NAME),
             price_overrides=_parse_price_overrides(env.get(ENV_PRICE_OVERRIDES, "")),
             scan_grace_minutes=_positive_int(env, ENV_SCAN_GRACE_MINUTES, 15),
             stuck_job_hours=_positive_int(env, ENV_STUCK_JOB_HOURS, 6),

@@ -18,13 +18,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 
 from reconciler import json_text
+from reconciler.contract import ENV_METRICS_DIMENSIONLESS, ENV_STAGE, METRICS_NAMESPACE, SERVICE_NAME, STAGE_DIMENSION
 
-SERVICE = "credit-reconciler"
-NAMESPACE = "Reconciler"
-STAGE_DIMENSION = "stage"
-# Set by the infrastructure; "false" drops the dimensionless (runbook) series for a stage.
-ENV_STAGE = "STAGE"
-ENV_DIMENSIONLESS = "METRICS_DIMENSIONLESS"
 
 
 class StageMetricsProvider(AmazonCloudWatchEMFProvider):
@@ -42,7 +37,7 @@ class StageMetricsProvider(AmazonCloudWatchEMFProvider):
             if stage:
                 self.dimension_set[STAGE_DIMENSION] = stage  # a plain write: the value may change between tests
         record = super().serialize_metric_set(metrics=metrics, dimensions=dimensions, metadata=metadata)
-        if os.environ.get(ENV_DIMENSIONLESS, "true").strip().lower() != "false":
+        if os.environ.get(ENV_METRICS_DIMENSIONLESS, "true").strip().lower() != "false":
             for definition in record["_aws"]["CloudWatchMetrics"]:
                 if [] not in definition["Dimensions"]:
                     definition["Dimensions"].append([])
@@ -52,20 +47,20 @@ class StageMetricsProvider(AmazonCloudWatchEMFProvider):
 def _metrics() -> Metrics:
     # The same shared class-level stores Metrics() would use, so every Metrics instance sees one metric set.
     provider = StageMetricsProvider(
-        namespace=NAMESPACE,
-        service=SERVICE,
+        namespace=METRICS_NAMESPACE,
+        service=SERVICE_NAME,
         metric_set=Metrics._metrics,
         dimension_set=Metrics._dimensions,
         metadata_set=Metrics._metadata,
         default_dimensions=Metrics._default_dimensions,
     )
-    return Metrics(namespace=NAMESPACE, service=SERVICE, provider=provider)
+    return Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME, provider=provider)
 
 
 # ASCII JSON: an id or reason holding a lone surrogate (refused, but logged with its reason) cannot be
 # written to a UTF-8 stream, and the log line would be lost; escaped, every line reaches CloudWatch.
-logger = Logger(service=SERVICE, json_serializer=partial(json_text.dumps, separators=(",", ":"), default=str, ensure_ascii=True))
+logger = Logger(service=SERVICE_NAME, json_serializer=partial(json_text.dumps, separators=(",", ":"), default=str, ensure_ascii=True))
 metrics = _metrics()
-tracer = Tracer(service=SERVICE)
+tracer = Tracer(service=SERVICE_NAME)
 
 COUNT = MetricUnit.Count

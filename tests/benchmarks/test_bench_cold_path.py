@@ -24,14 +24,14 @@ def test_entry_module_does_not_import_other_paths(tmp_path):
     loaded = _loaded_after_import("reconciler.handlers.entry", tmp_path)
     assert loaded["present"] == []
     # The event path itself is loaded, so the check above is about the right process.
-    assert "reconciler.handlers.events" in loaded["all"]
+    assert "reconciler.handlers.video_events" in loaded["all"]
     assert "reconciler.repository.dynamodb" in loaded["all"]
 
 
 def test_the_list_covers_the_heavy_optional_modules():
     assert set(NOT_ON_EVENT_PATH) == {
         "aws_lambda_powertools.utilities.parameters",
-        "reconciler.handlers.timer_scan",
+        "reconciler.handlers.scheduled_scan",
         "reconciler.service.timer_scan",
         "reconciler.notify",
         "reconciler.cli",
@@ -42,6 +42,6 @@ def test_the_list_covers_the_heavy_optional_modules():
 
 
 def test_timer_scan_entry_does_load_the_scan(tmp_path):
-    loaded = _loaded_after_import("reconciler.handlers.timer_scan", tmp_path)
-    # Sanity check of the detector: the scan's own entry point does load the scan.
-    assert loaded["present"] == ["reconciler.handlers.timer_scan", "reconciler.service.timer_scan"]
+    loaded = _loaded_after_import("reconciler.handlers.scheduled_scan", tmp_path)
+    # Sanity check of the detector: the scan's own entry point is seen (the scan itself is built on the first tick).
+    assert loaded["present"] == ["reconciler.handlers.scheduled_scan"]

@@ -13,7 +13,8 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 from aws_cdk.assertions import Template  # noqa: E402  (after the jsii banner is silenced)
 
 from infra.app import build_app  # noqa: E402
-from infra.config import STAGES, StageConfig, config_for  # noqa: E402
+from infra.config import StageConfig, config_for  # noqa: E402
+from reconciler.contract import STAGES  # noqa: E402
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from reconciler import balance_config
+from reconciler import balance_config, contract
 
-from infra.config import BALANCE_EVENT_ALARM_CONCERNS
+from reconciler.contract import BALANCE_EVENT_ALARM_CONCERNS
 from infra_helpers import as_list, only_resource, resource_named
 
 
@@ -35,9 +35,9 @@ def test_function_and_its_stream_mapping(synthesized):
     assert function["Architectures"] == ["arm64"] and function["Runtime"] == "python3.12"
     assert len(function["Layers"]) == 1 and "powertools" in function["Layers"][0]
     env = function["Environment"]["Variables"]
-    assert env[balance_config.ENV_EVENT_SOURCE] == "credits.reconciler"
-    assert env[balance_config.ENV_LOW_THRESHOLD] == str(config.balance_events.low_threshold)
-    assert env[balance_config.ENV_OVERDRAFT_ALERT_LEVEL] == "0"
+    assert env[contract.ENV_EVENT_SOURCE] == "credits.reconciler"
+    assert env[contract.ENV_LOW_THRESHOLD] == str(config.balance_events.low_threshold)
+    assert env[contract.ENV_OVERDRAFT_ALERT_LEVEL] == "0"
     # The environment is what the runtime validates at start.
     resolved = {**env, "LEDGER_TABLE_NAME": "Ledger-x", "BALANCE_EVENTS_TABLE_NAME": "BalanceEvents-x"}
     assert balance_config.BalanceEventsConfig.from_env(resolved).thresholds.low == config.balance_events.low_threshold

@@ -13,7 +13,7 @@ from cdk_nag import AwsSolutionsChecks
 from cfnlint.api import ManualArgs, lint
 
 from infra.app import build_app, synthesize_templates
-from infra.config import STAGES
+from reconciler.contract import STAGES
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -6,6 +6,7 @@ import json
 from decimal import Decimal
 
 from reconciler import config as runtime_config
+from reconciler import contract
 
 from infra.config import POWERTOOLS_VERSION
 from infra_helpers import as_list, identity_policy_statements, only_resource, refers_to, resource_named
@@ -51,12 +52,12 @@ def test_function_environment_is_the_runtime_contract(synthesized):
     config = synthesized.config
     env = function_of(synthesized)["Environment"]["Variables"]
     expected_literals = {
-        runtime_config.ENV_STAGE: config.stage,
-        runtime_config.ENV_OPENAI_SECRET_NAME: "meta-agents/openai",
-        runtime_config.ENV_PRICE_OVERRIDES: json.dumps(dict(config.price_overrides), sort_keys=True),
-        runtime_config.ENV_SCAN_GRACE_MINUTES: "15",
-        runtime_config.ENV_STUCK_JOB_HOURS: "6",
-        runtime_config.ENV_TRIAGE_ENABLED: "false" if config.stage == "dev" else "true",
+        contract.ENV_STAGE: config.stage,
+        contract.ENV_OPENAI_SECRET_NAME: "meta-agents/openai",
+        contract.ENV_PRICE_OVERRIDES: json.dumps(dict(config.price_overrides), sort_keys=True),
+        contract.ENV_SCAN_GRACE_MINUTES: "15",
+        contract.ENV_STUCK_JOB_HOURS: "6",
+        contract.ENV_TRIAGE_ENABLED: "false" if config.stage == "dev" else "true",
         "POWERTOOLS_SERVICE_NAME": "credit-reconciler",
         "POWERTOOLS_METRICS_NAMESPACE": "Reconciler",
         "POWERTOOLS_LOG_LEVEL": "INFO",
@@ -64,11 +65,11 @@ def test_function_environment_is_the_runtime_contract(synthesized):
         "METRICS_DIMENSIONLESS": "true" if config.dimensionless_metrics else "false",
     }
     references = {
-        runtime_config.ENV_JOBS_TABLE: "TablesJobs",
-        runtime_config.ENV_CREDITS_TABLE: "TablesCredits",
-        runtime_config.ENV_LEDGER_TABLE: "TablesLedger",
-        runtime_config.ENV_DLQ_URL: "DeadLetterQueue",
-        runtime_config.ENV_OPS_TOPIC_ARN: "OpsTopic",
+        contract.ENV_JOBS_TABLE: "TablesJobs",
+        contract.ENV_CREDITS_TABLE: "TablesCredits",
+        contract.ENV_LEDGER_TABLE: "TablesLedger",
+        contract.ENV_DLQ_URL: "DeadLetterQueue",
+        contract.ENV_OPS_TOPIC_ARN: "OpsTopic",
     }
     assert set(env) == set(expected_literals) | set(references), f"unexpected variables: {sorted(env)}"
     for name, value in expected_literals.items():
@@ -79,10 +80,10 @@ def test_function_environment_is_the_runtime_contract(synthesized):
 
 def test_price_overrides_are_a_json_object(synthesized):
     # Given the value the function receives
-    raw = function_of(synthesized)["Environment"]["Variables"][runtime_config.ENV_PRICE_OVERRIDES]
+    raw = function_of(synthesized)["Environment"]["Variables"][contract.ENV_PRICE_OVERRIDES]
     # When the runtime parses it
     environment = {"STAGE": "x", "JOBS_TABLE_NAME": "j", "CREDITS_TABLE_NAME": "c", "LEDGER_TABLE_NAME": "l", "DLQ_URL": "q"}
-    parsed = runtime_config.RuntimeConfig.from_env({**environment, runtime_config.ENV_PRICE_OVERRIDES: raw})
+    parsed = runtime_config.RuntimeConfig.from_env({**environment, contract.ENV_PRICE_OVERRIDES: raw})
     # Then it gets the stage's overrides as decimals
     assert parsed.price_overrides == {model: Decimal(price) for model, price in synthesized.config.price_overrides.items()}
 
@@ -197,7 +198,7 @@ def test_dynamodb_access_is_exactly_the_calls_per_table_and_index(synthesized):
     # One index, the timer scan's; the Ledger's by-user index is the CLI's only.
     (index, actions), = indexes.items()
     assert actions == {"dynamodb:Query"}
-    assert "TablesJobs" in index and index.endswith(f'/index/{runtime_config.JOBS_UNSETTLED_INDEX}"]]}}')
+    assert "TablesJobs" in index and index.endswith(f'/index/{contract.JOBS_UNSETTLED_INDEX}"]]}}')
 
 
 def test_the_ledger_is_append_only_for_the_function(synthesized):

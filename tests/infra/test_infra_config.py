@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 from aws_cdk import Duration, RemovalPolicy
-from reconciler import config as runtime_config
 
 from infra.app import build_app
-from infra.config import POWERTOOLS_VERSION, STAGES, UnknownStageError, config_for
+from infra.config import POWERTOOLS_VERSION, config_for
+from reconciler.contract import STAGES, UnknownStageError
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_stages_are_the_runtime_stages():
-    assert STAGES == runtime_config.STAGES, "infra and runtime must agree on the stage names"
+def test_every_stage_of_the_contract_has_a_configuration():
+    assert [config_for(stage).stage for stage in STAGES] == list(STAGES)
 
 
 def test_powertools_layer_version_matches_the_requirements_pin():

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from reconciler.config import JOBS_UNSETTLED_INDEX, LEDGER_BY_USER_INDEX
+from reconciler.contract import JOBS_UNSETTLED_INDEX, LEDGER_BY_USER_INDEX
 
-from infra.config import ALARM_CONCERNS, BALANCE_EVENT_ALARM_CONCERNS
+from reconciler.contract import ALARM_CONCERNS, BALANCE_EVENT_ALARM_CONCERNS
 from infra_helpers import as_list, only_resource, resource_id, resource_named
 
 TABLE_KEYS = {"Jobs": "jobId", "Credits": "userId", "Ledger": "ledgerId"}

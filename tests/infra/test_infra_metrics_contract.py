@@ -58,12 +58,10 @@ def printed(synthesize, tmp_path_factory) -> str:
                 monkeypatch.setenv(name, value)
             monkeypatch.setenv("METRICS_DIMENSIONLESS", "true")
             monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-            from reconciler.config import load_config
+            from reconciler.bootstrap import reset_container
             from reconciler.handlers.entry import handler
-            from reconciler.service.container import event_processor
 
-            load_config.cache_clear()
-            event_processor.cache_clear()
+            reset_container()
             import contextlib
             import io
 
@@ -74,8 +72,7 @@ def printed(synthesize, tmp_path_factory) -> str:
             with contextlib.redirect_stdout(out):
                 handler(event, Context())
             capture.write_text(out.getvalue())
-            load_config.cache_clear()
-            event_processor.cache_clear()
+            reset_container()
     finally:
         monkeypatch.undo()
     return capture.read_text()

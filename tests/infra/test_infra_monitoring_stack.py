@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from infra.config import ALARM_CONCERNS, BALANCE_EVENT_ALARM_CONCERNS
+from reconciler.contract import ALARM_CONCERNS, BALANCE_EVENT_ALARM_CONCERNS
 from infra_helpers import only_resource, refers_to, resource_named
 
 # concern -> (namespace, metric, statistic, period seconds, operator, threshold); metric-math alarms separately.

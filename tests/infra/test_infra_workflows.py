@@ -162,3 +162,16 @@ def test_the_prod_approval_follows_a_diff_of_the_exact_prod_assembly():
 @pytest.mark.parametrize("name", ["pull-request.yml", "deploy.yml", "deploy-stage.yml"])
 def test_workflows_point_at_the_pins_file(name):
     assert ".github/action-pins.yml" in (WORKFLOWS / name).read_text()
+
+
+def test_ci_runs_one_node_lts_that_is_not_20():
+    # Node 20 reached end-of-life on 2026-04-30. Every job sets up the same even (LTS) major, 22 or later, and no
+    # workflow silences jsii's end-of-life banner any more (only the local run on node 20 does: .ci/run, Makefile).
+    versions = set()
+    for path in WORKFLOWS.glob("*.yml"):
+        assert "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION" not in path.read_text(), path.name
+        for job in yaml.safe_load(path.read_text())["jobs"].values():
+            versions |= {str(s["with"]["node-version"]) for s in job.get("steps", []) if uses("actions/setup-node")(s)}
+    assert len(versions) == 1, f"jobs set up different node versions: {sorted(versions)}"
+    major = int(versions.pop())
+    assert major >= 22 and major % 2 == 0, f"node {major} is not a supported LTS line"

@@ -160,7 +160,7 @@ _synthesis: _Synthesis | None = None
 def _synthesize_all() -> dict[str, dict]:
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     from infra.app import synthesize_templates
-    from infra.config import STAGES
+    from reconciler.contract import STAGES
 
     return {stage: synthesize_templates(stage) for stage in STAGES}
 
@@ -212,7 +212,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 def check(rows: list[list], complete: bool = True, templates: dict[str, dict] | None = None) -> list[str]:
     """Checks the calls against every stage's templates (synthesized here unless given); one line per finding."""
     templates = templates or _synthesize_all()
-    from infra.config import STAGES, config_for
+    from infra.config import config_for
+    from reconciler.contract import STAGES
 
     from tests.least_privilege.policies import Observed, Templates, check_function, check_operator
 

@@ -53,9 +53,9 @@ def _frames(*modules: tuple[str, str]):
     ("stack", "principal"),
     [
         ([("reconciler.local.invoker", "LocalInvoker.drain"), ("reconciler.handlers.entry", "handler"), ("reconciler.repository.dynamodb", "DynamoDBStore.load")], FUNCTION),
-        ([("tests.x", "test"), ("reconciler.service.settlement", "EventProcessor.process"), ("reconciler.repository.dynamodb", "DynamoDBStore.load")], FUNCTION),
+        ([("tests.x", "test"), ("reconciler.service.event_settlement", "EventProcessor.process"), ("reconciler.repository.dynamodb", "DynamoDBStore.load")], FUNCTION),
         ([("reconciler.cli.books", "scan"), ("reconciler.service.timer_scan", "TimerScan.run"), ("reconciler.repository.dynamodb", "DynamoDBStore.load")], OPERATOR),
-        ([("reconciler.cli.dlq", "dlq_replay"), ("reconciler.ops.invokers", "InProcessInvoker.__call__"), ("reconciler.service.settlement", "EventProcessor.process")], FUNCTION),
+        ([("reconciler.cli.dlq", "dlq_replay"), ("reconciler.ops.invokers", "InProcessInvoker.__call__"), ("reconciler.service.event_settlement", "EventProcessor.process")], FUNCTION),
         ([("tests.x", "test"), ("reconciler.service.reservations", "ReservationService.reserve"), ("reconciler.repository.dynamodb", "DynamoDBStore.commit_reservation")], PIPELINE),
         ([("tests.x", "test"), ("reconciler.repository.dynamodb", "DynamoDBStore.ledger_for_user")], SETUP),
         ([("reconciler.cli.local_stack", "local_up"), ("reconciler.local.resources", "provision")], SETUP),

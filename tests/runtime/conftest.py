@@ -17,10 +17,10 @@ from reconciler.domain.pricing import PriceBook
 from reconciler.local.resources import LocalResources, provision
 from reconciler.local.server import moto_server, reset
 from reconciler.local.stack import templates_for
-from reconciler.repository.dead_letters import SqsDeadLetters
-from reconciler.repository.dynamodb import DynamoDBStore
-from reconciler.repository.retry import Backoff
-from reconciler.service.settlement import EventProcessor, SettlementService
+from reconciler.repository.sqs_dead_letters import SqsDeadLetters
+from reconciler.repository.dynamodb_operations import OperationsStore
+from reconciler.service.retrying import Backoff
+from reconciler.service.event_settlement import EventProcessor, SettlementService
 from simulator.sim import emitted_metrics  # re-exported for the tests: one EMF parser, shared with the simulator
 
 
@@ -44,8 +44,8 @@ class Aws:
     def config(self) -> RuntimeConfig:
         return RuntimeConfig.from_env(self.resources.runtime_environment())
 
-    def store(self, dynamodb: Any = None) -> DynamoDBStore:
-        return DynamoDBStore(dynamodb or self.client("dynamodb"), self.config)
+    def store(self, dynamodb: Any = None) -> OperationsStore:
+        return OperationsStore(dynamodb or self.client("dynamodb"), self.config)
 
     def processor(self, dynamodb: Any = None, prices: PriceBook | None = None, sleep=lambda _: None) -> EventProcessor:
         service = SettlementService(self.store(dynamodb), prices or PriceBook(), backoff=lambda deadline: Backoff(deadline=deadline, sleep=sleep))

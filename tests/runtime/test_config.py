@@ -2,7 +2,8 @@ from decimal import Decimal
 
 import pytest
 
-from reconciler.config import ConfigError, RuntimeConfig
+from reconciler.config import RuntimeConfig
+from reconciler.contract import ConfigError
 
 BASE = {"STAGE": "dev", "JOBS_TABLE_NAME": "Jobs-dev", "CREDITS_TABLE_NAME": "Credits-dev", "LEDGER_TABLE_NAME": "Ledger-dev", "DLQ_URL": "https://sqs/q"}
 

@@ -11,7 +11,7 @@ from reconciler.cli.app import CONTEXT_SETTINGS, DryRun, Yes, app, state_of
 from reconciler.cli.output import confirm_write
 from reconciler.cli.times import optional_moment, parse_moment
 from reconciler.ops import control
-from reconciler.ops.errors import OpsError
+from reconciler.ops.operator_error import OpsError
 
 alarms_app = typer.Typer(no_args_is_help=True, context_settings=CONTEXT_SETTINGS, help="The reconciler's alarms (cc-reconciler-*-{stage}).")
 app.add_typer(alarms_app, name="alarms")

@@ -17,8 +17,8 @@ from typer.core import TyperGroup
 
 from reconciler.cli.failures import Where, one_line
 from reconciler.cli.output import FORMATS, Output
-from reconciler.config import STAGES
-from reconciler.ops.aws import Target
+from reconciler.contract import STAGES
+from reconciler.ops.target import Target
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 

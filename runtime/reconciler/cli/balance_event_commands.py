@@ -11,9 +11,8 @@ from typing import Annotated
 
 import typer
 
-from reconciler.balance_config import balance_events_table
 from reconciler.cli.app import app, state_of
-from reconciler.repository.balance_events import BalanceEventLog
+from reconciler.repository.balance_event_store import BalanceEventLog
 
 
 @app.command("balance-events")
@@ -24,7 +23,7 @@ def balance_events(
 ) -> None:
     """A user's most recent balance events, newest first (what the balance-events function published)."""
     state = state_of(ctx)
-    items = BalanceEventLog(state.target.client("dynamodb"), balance_events_table(state.stage)).recent(user, limit)
+    items = BalanceEventLog(state.target.client("dynamodb"), state.target.names.balance_events_table).recent(user, limit)
     rows = [
         {"detailType": item.get("detailType"), "crossingId": item.get("crossingId"), "balanceBefore": _number(item.get("balanceBefore")),
          "balanceAfter": _number(item.get("balanceAfter")), "threshold": _number(item.get("threshold")),

@@ -11,14 +11,13 @@ import typer
 from reconciler.cli.app import DryRun, Yes, app, state_of
 from reconciler.cli.output import confirm_write
 from reconciler.ops.audit import TRUST_BALANCE, TRUST_LEDGER, TRUSTS, Auditor, Discrepancy
-from reconciler.ops.aws import CreditsRestorer
 from reconciler.ops.scanning import DryRunStore
 
 
 @app.command()
 def scan(ctx: typer.Context, dry_run: DryRun = False, yes: Yes = False) -> None:
     """Run the timer scan now (the code the function runs on its schedule)."""
-    from reconciler.service.container import build_timer_scan
+    from reconciler.bootstrap import build_timer_scan
 
     state = state_of(ctx)
     target = state.target
@@ -71,7 +70,7 @@ def audit(
     if fix and trust is None and not interactive and not dry_run:
         raise typer.BadParameter("--fix needs --trust ledger or --trust balance (no terminal to ask on, per user)", param_hint="--trust")
     target = state.target
-    auditor = Auditor(target.store, CreditsRestorer(target.client("dynamodb"), target.names.tables[1]))
+    auditor = Auditor(target.store, target.store)
     with state.out.progress("reading balances and ledger") as advance:
         found = [d for d in [auditor.audit_user(user)] if d] if user else auditor.audit_all(advance)
     for d in found:

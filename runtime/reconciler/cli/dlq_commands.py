@@ -10,9 +10,9 @@ import typer
 
 from reconciler.cli.app import CONTEXT_SETTINGS, DryRun, State, Yes, app, state_of
 from reconciler.cli.output import confirm_typed, confirm_write
-from reconciler.ops.aws import INVOKE_CONFIG, SqsQueue, Target
-from reconciler.ops.dead_letters import Found, corrected_event, find, peek, replay, replay_one
-from reconciler.ops.errors import OpsError
+from reconciler.ops.target import INVOKE_CONFIG, SqsQueue, Target
+from reconciler.ops.dead_letter_replay import Found, corrected_event, find, peek, replay, replay_one
+from reconciler.ops.operator_error import OpsError
 
 dlq_app = typer.Typer(no_args_is_help=True, context_settings=CONTEXT_SETTINGS, help="The dead-letter queue cc-reconciler-dlq-{stage}.")
 app.add_typer(dlq_app, name="dlq")

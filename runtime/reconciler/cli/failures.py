@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 from botocore import exceptions as boto
 
-from reconciler.config import ConfigError
-from reconciler.ops.errors import OpsError
-from reconciler.repository.errors import AmbiguousWrite, Contention, RetriesExhausted
+from reconciler.contract import ConfigError
+from reconciler.ops.operator_error import OpsError
+from reconciler.service.ports import AmbiguousWrite, Contention, RetriesExhausted
 
 _MISSING_RESOURCE_CODES = {
     "ResourceNotFoundException",

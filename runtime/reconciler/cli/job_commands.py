@@ -10,8 +10,8 @@ import typer
 from reconciler.cli.app import CONTEXT_SETTINGS, app, state_of
 from reconciler.cli.balance_commands import entry_dict
 from reconciler.cli.dlq_commands import queue_of
-from reconciler.ops.dead_letters import peek
-from reconciler.ops.errors import OpsError
+from reconciler.ops.dead_letter_replay import peek
+from reconciler.ops.operator_error import OpsError
 from reconciler.ops.jobs import job_entries, job_item
 
 job_app = typer.Typer(no_args_is_help=True, context_settings=CONTEXT_SETTINGS, help="One job of the Jobs table.")

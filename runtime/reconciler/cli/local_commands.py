@@ -18,8 +18,8 @@ import typer
 from reconciler.cli.app import CONTEXT_SETTINGS, State, app, state_of
 from reconciler.domain.ledger import iso_timestamp
 from reconciler.ops.adjustments import Adjuster
-from reconciler.ops.aws import LocalEndpoint, local_state_path
-from reconciler.ops.errors import OpsError
+from reconciler.ops.target import LocalEndpoint, local_state_path
+from reconciler.ops.operator_error import OpsError
 
 local_app = typer.Typer(no_args_is_help=True, context_settings=CONTEXT_SETTINGS, help="The local stack (moto server on 127.0.0.1).")
 app.add_typer(local_app, name="local")
@@ -42,7 +42,7 @@ def _alive(pid: int | None) -> bool:
 @contextmanager
 def handler_output_to(stream: Any) -> Iterator[None]:
     """The handler's logs and metrics go to `stream` (in Lambda they go to stdout, to CloudWatch)."""
-    from reconciler.observability import SERVICE
+    from reconciler.contract import SERVICE_NAME as SERVICE
 
     handlers = [h for h in logging.getLogger(SERVICE).handlers if isinstance(h, logging.StreamHandler)]
     previous = [h.stream for h in handlers]

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from reconciler.ops.errors import OpsError
+from reconciler.ops.operator_error import OpsError
 
 FORMATS = ("table", "json", "text")
 _UNSET = object()

@@ -7,33 +7,20 @@ retries from the failed record and no event of a user is published before an ear
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
-from reconciler.balance_config import load_balance_config
+from reconciler import bootstrap
+from reconciler.contract import Metric
 from reconciler.observability import COUNT, logger, metrics, tracer
-from reconciler.repository.aws import client
-from reconciler.repository.balance_events import BalanceEventLog, EventBridgePublisher, LedgerLookup
-from reconciler.service.balance_events import DAMAGED, PUBLISHED, REMOVED, BalanceEventService, RecordOutcome
+from reconciler.repository.balance_event_store import decode_stream_record
+from reconciler.service.balance_event_publishing import DAMAGED, PUBLISHED, REMOVED, BalanceEventService, RecordOutcome
 
 
 class SkippedAfterFailure(Exception):
     """An earlier record of this batch failed; this one waits for the retry, to keep stream order."""
-
-
-@lru_cache(maxsize=1)
-def balance_event_service() -> BalanceEventService:
-    config = load_balance_config()
-    dynamodb = client("dynamodb")
-    return BalanceEventService(
-        defaults=config.thresholds,
-        publisher=EventBridgePublisher(client("events"), config.event_source, config.event_bus),
-        log=BalanceEventLog(dynamodb, config.balance_events_table),
-        ledger=LedgerLookup(dynamodb, config.ledger_table),
-    )
 
 
 class InOrder:
@@ -47,10 +34,10 @@ class InOrder:
         if self.failed:
             raise SkippedAfterFailure("an earlier record of this batch failed")
         try:
-            outcome = self.service.handle(record.raw_event)
+            outcome = self.service.handle(decode_stream_record(record.raw_event))
         except Exception as error:
             self.failed = True
-            metrics.add_metric("BalanceEventFailures", COUNT, 1)
+            metrics.add_metric(Metric.BALANCE_EVENT_FAILURES, COUNT, 1)
             logger.warning("balance event not published; the record will be retried",
                            extra={"error_type": type(error).__name__, "error": str(error)[:300], "sequence": _sequence(record)})
             raise
@@ -62,22 +49,22 @@ def observe(outcome: RecordOutcome) -> None:
     """Metrics and logs of one record (docs/metrics.md)."""
     where = {"user_id": outcome.user_id, "sequence": outcome.sequence_number}
     if outcome.kind == DAMAGED:
-        metrics.add_metric("DamagedBalanceRecords", COUNT, 1)
+        metrics.add_metric(Metric.DAMAGED_BALANCE_RECORDS, COUNT, 1)
         logger.error("damaged Credits stream record reported and skipped", extra={**where, "problems": outcome.problems})
         return
     if outcome.problems:
-        metrics.add_metric("BadThresholdOverrides", COUNT, len(outcome.problems))
+        metrics.add_metric(Metric.BAD_THRESHOLD_OVERRIDES, COUNT, len(outcome.problems))
         logger.warning("unusable threshold override; stage default used", extra={**where, "problems": outcome.problems})
     if outcome.kind == REMOVED:
         logger.info("Credits item removed; no balance event", extra=where)
     if outcome.kind == PUBLISHED:
         if outcome.published:
-            metrics.add_metric("BalanceEventsPublished", COUNT, len(outcome.published))
+            metrics.add_metric(Metric.BALANCE_EVENTS_PUBLISHED, COUNT, len(outcome.published))
             for event in outcome.published:
                 logger.info("balance event published", extra={**where, "detail_type": event["detail-type"],
                                                               "crossing_id": event["detail"]["crossingId"]})
         if outcome.already_published:
-            metrics.add_metric("BalanceEventsAlreadyPublished", COUNT, outcome.already_published)
+            metrics.add_metric(Metric.BALANCE_EVENTS_ALREADY_PUBLISHED, COUNT, outcome.already_published)
 
 
 def _sequence(record: DynamoDBRecord) -> Any:
@@ -91,4 +78,4 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     # Every failed record is reported (never an exception for the whole batch), so Lambda checkpoints at the
     # first failed sequence number and retries from there.
     processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
-    return process_partial_response(event=event, record_handler=InOrder(balance_event_service()), processor=processor, context=context)
+    return process_partial_response(event=event, record_handler=InOrder(bootstrap.balance_event_service()), processor=processor, context=context)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reconciler.handlers import events
+from reconciler.handlers import video_events
 
 
 def is_schedule_tick(event: Any) -> bool:
@@ -14,7 +14,7 @@ def is_schedule_tick(event: Any) -> bool:
 def handler(event: Any, context: Any) -> dict[str, Any]:
     if is_schedule_tick(event):
         # Imported on first tick only: the event path's cold start does not pay for it.
-        from reconciler.handlers import timer_scan
+        from reconciler.handlers import scheduled_scan
 
-        return timer_scan.handler(event, context)
-    return events.handler(event, context)
+        return scheduled_scan.handler(event, context)
+    return video_events.handler(event, context)

@@ -17,13 +17,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from reconciler import bootstrap
 from reconciler.config import load_config
 from reconciler.domain.errors import InsufficientCredits
 from reconciler.domain.ledger import adjustment_entry, balance_delta, iso_timestamp
 from reconciler.local.stack import REPO_ROOT, local_stack
 from reconciler.observability import logger
-from reconciler.repository.dynamodb import DynamoDBStore
-from reconciler.service.reservations import ReservationService
 
 console = Console(highlight=False)
 
@@ -67,7 +66,7 @@ def show_balance_events(stack, store) -> None:
     """The balance-events function on the Credits stream (docs/events.md): carol went low, exhausted and
     overdrawn above; an operator's top-up restores her. Prints what the function published."""
     from reconciler.handlers import balance_stream
-    from reconciler.local.balance_stream import StreamPoller, balance_function_environment, capture_published_events, read_captured
+    from reconciler.local.stream_poller import StreamPoller, balance_function_environment, capture_published_events, read_captured
     from reconciler.local.stack import templates_for
     from reconciler.ops.adjustments import Adjuster
 
@@ -109,7 +108,8 @@ def main() -> int:
         console.print(f"  tables {', '.join(resources.tables.values())}; queue {resources.dlq_url.rsplit('/', 1)[-1]}; topic {resources.ops_topic_arn.rsplit(':', 1)[-1]}")
         for name, pattern in resources.rules.items():
             console.print(f"  rule {name} with pattern {json.dumps(pattern, sort_keys=True)}")
-        store = DynamoDBStore(stack.client("dynamodb"), load_config())
+        config = load_config()
+        store = bootstrap.operations_store(config, stack.client("dynamodb"))
 
         console.rule("Seeding users (opening balances are ledger entries too)")
         for user, credits in OPENING_BALANCES.items():
@@ -118,7 +118,7 @@ def main() -> int:
             console.print(f"  {user}: {credits} credits")
 
         console.rule("Submitting jobs with reservations (the pipeline's library call)")
-        reservations = ReservationService(store)
+        reservations = bootstrap.build_reservations(store, config)
         for job_id, user, model, credits in RESERVATIONS:
             try:
                 reservations.reserve(job_id, user, model, credits)

@@ -10,13 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from reconciler.config import (
-    ENV_CREDITS_TABLE,
-    ENV_DLQ_URL,
-    ENV_JOBS_TABLE,
-    ENV_LEDGER_TABLE,
-    ENV_OPS_TOPIC_ARN,
-)
+from reconciler.contract import ENV_CREDITS_TABLE, ENV_DLQ_URL, ENV_JOBS_TABLE, ENV_LEDGER_TABLE, ENV_OPS_TOPIC_ARN, HANDLER
 
 # EventBridge cannot invoke an in-process handler, so the rule targets this queue and a poller invokes.
 INVOKE_QUEUE = "cc-reconciler-local-invocations"
@@ -127,7 +121,7 @@ def provision(templates: Mapping[str, dict], stage: str, session: Any, operable:
 
 def _reconciler_functions(templates: Mapping[str, dict]) -> Iterable[tuple[str, dict]]:
     """The settlement function (cc-agent-reconciler-{stage}); the balance-events function runs from the local
-    stream poller (reconciler.local.balance_stream)."""
+    stream poller (reconciler.local.stream_poller)."""
     return ((lid, props) for lid, props in resources_of(templates, "AWS::Lambda::Function")
             if str(props.get("FunctionName", "")).startswith("cc-agent-reconciler-"))
 
@@ -154,7 +148,7 @@ def _provision_operable(templates: Mapping[str, dict], local: LocalResources, se
         role = iam.create_role(RoleName=f"{local.function_name}-local", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))
         lambda_client.create_function(
             FunctionName=local.function_name, Runtime=props.get("Runtime", "python3.12"), Role=role["Role"]["Arn"],
-            Handler=props.get("Handler", "reconciler.handlers.entry.handler"), Code={"ZipFile": _EMPTY_ZIP},
+            Handler=props.get("Handler", HANDLER), Code={"ZipFile": _EMPTY_ZIP},
             Timeout=int(props.get("Timeout", 30)), MemorySize=int(props.get("MemorySize", 512)),
             Environment={"Variables": local.runtime_environment()},
             Description="local stand-in: configuration only; `reconciler local up` runs the handler in-process",

@@ -46,11 +46,9 @@ class LocalStack:
     def activate(self) -> None:
         """Points this process (boto3 and the runtime's configuration) at the local stack."""
         os.environ.update(self.environment())
-        from reconciler.config import load_config
-        from reconciler.service.container import event_processor
+        from reconciler.bootstrap import reset_container
 
-        load_config.cache_clear()
-        event_processor.cache_clear()
+        reset_container()
 
     def session(self) -> boto3.session.Session:
         return boto3.session.Session(aws_access_key_id="local", aws_secret_access_key="local", region_name=LOCAL_REGION)
@@ -85,7 +83,7 @@ class LocalStack:
         return entries
 
     def save(self, path: Path, pid: int | None = None) -> None:
-        """The state file `--local` reads (reconciler.ops.aws.LocalEndpoint): one per stage."""
+        """The state file `--local` reads (reconciler.ops.target.LocalEndpoint): one per stage."""
         path.parent.mkdir(parents=True, exist_ok=True)
         state = {
             "stage": self.stage,

@@ -9,34 +9,17 @@ no triage code; the SNS client is created on the first publish, the triage clien
 from __future__ import annotations
 
 import json
-import os
 import time
 from typing import Any, Callable, Iterable, Mapping
 
-from reconciler.config import RuntimeConfig
 from reconciler.notify import alerts as build
 from reconciler.notify.alerts import Alert
-from reconciler.notify.grouping import DEFAULT_MAX_PER_WINDOW, DEFAULT_WINDOW_SECONDS, GroupingWindow
+from reconciler.notify.grouping import GroupingWindow
 from reconciler.observability import COUNT, logger, metrics
-
-# Optional tuning; the infrastructure sets none of them today, the defaults apply.
-ENV_OPENAI_BASE_URL = "OPENAI_BASE_URL"
-ENV_TRIAGE_MODEL = "TRIAGE_MODEL"
-ENV_TRIAGE_TIMEOUT = "TRIAGE_TIMEOUT_SECONDS"
-ENV_ALERT_WINDOW = "ALERT_WINDOW_SECONDS"
-ENV_ALERT_MAX_PER_WINDOW = "ALERT_MAX_PER_WINDOW"
+from reconciler.contract import Metric
 
 # Leave the invocation this much time after the note, for the publish itself and the metrics flush.
 PUBLISH_RESERVE_SECONDS = 2.0
-
-
-def _sns_client() -> Any:
-    import boto3
-    from botocore.config import Config
-
-    # Tighter than the settlement clients: an alert is worth less than the invocation's time.
-    config = Config(connect_timeout=1, read_timeout=3, retries={"mode": "standard", "max_attempts": 2})
-    return boto3.session.Session().client("sns", config=config)
 
 
 class Notifier:
@@ -46,7 +29,7 @@ class Notifier:
         topic_arn: str,
         *,
         sns: Any = None,
-        sns_factory: Callable[[], Any] = _sns_client,
+        sns_factory: Callable[[], Any] | None = None,  # reconciler.bootstrap wires the real one
         grouping: GroupingWindow | None = None,
         triage: Any = None,
         triage_factory: Callable[[], Any] | None = None,
@@ -93,7 +76,7 @@ class Notifier:
             for alert in made if isinstance(made, list) else [made] if made is not None else []:
                 admitted = self.grouping.admit(alert)
                 if admitted is None:
-                    metrics.add_metric("AlertsGrouped", COUNT, alert.count)
+                    metrics.add_metric(Metric.ALERTS_GROUPED, COUNT, alert.count)
                     continue
                 message_id = self._publish(self._with_note(admitted, deadline))
                 if message_id:
@@ -113,7 +96,7 @@ class Notifier:
         except Exception as error:  # a Triage never raises; a substitute might
             note, reason = None, f"unexpected {type(error).__name__}"
         if note is None:
-            metrics.add_metric("TriageFailures", COUNT, 1)
+            metrics.add_metric(Metric.TRIAGE_FAILURES, COUNT, 1)
             logger.warning("ops alert sent without a triage note", extra={"alert_kind": alert.kind, "triage_reason": reason})
             return alert
         return alert.with_note(note)
@@ -124,17 +107,19 @@ class Notifier:
                 self._triage = self._triage_factory()
             except Exception as error:
                 self._triage_factory = None
-                metrics.add_metric("TriageFailures", COUNT, 1)
+                metrics.add_metric(Metric.TRIAGE_FAILURES, COUNT, 1)
                 logger.warning("triage disabled for this container", extra={"error_type": type(error).__name__})
         return self._triage
 
     def _publish(self, alert: Alert) -> str | None:
         if not self.topic_arn:
-            metrics.add_metric("AlertFailures", COUNT, 1)
+            metrics.add_metric(Metric.ALERT_FAILURES, COUNT, 1)
             logger.warning("no ops topic configured; alert not sent", extra={"alert_kind": alert.kind, "alert_subject": alert.subject})
             return None
         try:
             if self._sns is None:
+                if self._sns_factory is None:
+                    raise RuntimeError("no SNS client: build the notifier with reconciler.bootstrap.build_notifier")
                 self._sns = self._sns_factory()
             document = alert.document()
             response = self._sns.publish(
@@ -148,13 +133,13 @@ class Notifier:
         except Exception as error:
             self._failed("ops alert could not be published", error, alert)
             return None
-        metrics.add_metric("AlertsPublished", COUNT, 1)
+        metrics.add_metric(Metric.ALERTS_PUBLISHED, COUNT, 1)
         logger.info("ops alert published", extra={"alert_kind": alert.kind, "alert_group": alert.group_key, "alert_subject": alert.subject})
         return response.get("MessageId")
 
     @staticmethod
     def _failed(message: str, error: Exception, alert: Alert | None = None) -> None:
-        metrics.add_metric("AlertFailures", COUNT, 1)
+        metrics.add_metric(Metric.ALERT_FAILURES, COUNT, 1)
         code = getattr(error, "response", {}).get("Error", {}).get("Code") if isinstance(getattr(error, "response", None), dict) else None
         logger.warning(
             message,
@@ -164,44 +149,3 @@ class Notifier:
                 **({"alert_kind": alert.kind, "alert_subject": alert.subject} if alert else {}),
             },
         )
-
-
-def _float_env(name: str, default: float, env: Mapping[str, str]) -> float:
-    try:
-        value = float(env.get(name, "") or default)
-    except ValueError:
-        return default
-    return value if value > 0 else default
-
-
-def build_notifier(config: RuntimeConfig, env: Mapping[str, str] | None = None, **overrides: Any) -> Notifier:
-    """The notifier a handler (or the CLI) uses; triage only when the stage enables it."""
-    env = os.environ if env is None else env
-    triage_factory = None
-    if config.triage_enabled:
-
-        def triage_factory() -> Any:
-            from reconciler.notify.triage import DEFAULT_BASE_URL, DEFAULT_MODEL, DEFAULT_TIMEOUT_SECONDS, Triage
-
-            return Triage(
-                secret_name=config.openai_secret_name,
-                base_url=env.get(ENV_OPENAI_BASE_URL) or DEFAULT_BASE_URL,
-                model=env.get(ENV_TRIAGE_MODEL) or DEFAULT_MODEL,
-                timeout=_float_env(ENV_TRIAGE_TIMEOUT, DEFAULT_TIMEOUT_SECONDS, env),
-            )
-
-    def prices() -> Any:
-        from reconciler.domain.pricing import PriceBook
-
-        return PriceBook.with_overrides(config.price_overrides)
-
-    options: dict[str, Any] = dict(
-        grouping=GroupingWindow(
-            window_seconds=_float_env(ENV_ALERT_WINDOW, DEFAULT_WINDOW_SECONDS, env),
-            max_per_window=int(_float_env(ENV_ALERT_MAX_PER_WINDOW, DEFAULT_MAX_PER_WINDOW, env)),
-        ),
-        triage_factory=triage_factory,
-        prices=prices(),
-    )
-    options.update(overrides)
-    return Notifier(config.stage, config.ops_topic_arn, **options)

@@ -63,16 +63,6 @@ def parse_secret(value: Any) -> str:
     return text
 
 
-def _secrets_provider() -> Any:
-    # Lazy: Powertools parameters (and its boto3 client) are loaded on the first note only.
-    import boto3
-    from aws_lambda_powertools.utilities.parameters import SecretsProvider
-    from botocore.config import Config
-
-    config = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 2})
-    return SecretsProvider(boto3_client=boto3.session.Session().client("secretsmanager", config=config))
-
-
 @dataclass
 class Triage:
     secret_name: str
@@ -81,12 +71,14 @@ class Triage:
     timeout: float = DEFAULT_TIMEOUT_SECONDS
     max_chars: int = DEFAULT_MAX_CHARS
     secret_max_age: int = DEFAULT_SECRET_MAX_AGE
-    provider_factory: Callable[[], Any] = _secrets_provider
+    provider_factory: Callable[[], Any] | None = None  # reconciler.bootstrap wires the real one
     _provider: Any = field(default=None, init=False, repr=False)
 
     # --- secret -----------------------------------------------------------------------------------
     def _api_key(self) -> str:
         if self._provider is None:
+            if self.provider_factory is None:
+                raise TriageError("no secrets provider: build triage with reconciler.bootstrap.build_notifier")
             self._provider = self.provider_factory()
         try:
             # Powertools caches the value for secret_max_age seconds: one GetSecretValue per period.

@@ -7,14 +7,14 @@ and after, whether the user exists, whether the reference was used) so the CLI c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
+from reconciler.domain.errors import LedgerEntryTaken
 from reconciler.domain.ledger import LedgerEntry, adjustment_entry, iso_timestamp, legacy_adjustment_ledger_id
 from reconciler.domain.validation import identifier, whole_credits
-from reconciler.ops.errors import OpsError
-from reconciler.repository.retry import Backoff
-from reconciler.service.retrying import with_retries
+from reconciler.ops.operator_error import OpsError
+from reconciler.service.retrying import Backoff, with_retries
 
 APPLIED, ALREADY_APPLIED, WOULD_APPLY = "applied", "already-applied", "would-apply"
 MAX_AMOUNT_DIGITS = 20  # read no more than this (sign aside): the domain's bound is 13 digits anyway
@@ -95,9 +95,15 @@ class Adjuster:
             result = self.preview(user_id, amount, reason, reference, actor)
             if result.status == ALREADY_APPLIED or dry_run:
                 return result
-            # The id derives from the reference and is written with attribute_not_exists: a concurrent
-            # run with the same reference fails its condition, and the retry finds it applied.
-            self.store.commit_adjustment(result.entry)
+            # The id derives from the reference and is written with attribute_not_exists: a concurrent run
+            # with the same reference fails this write's condition, and what that run wrote decides the answer.
+            try:
+                self.store.commit_adjustment(result.entry)
+            except LedgerEntryTaken:
+                existing = self._existing(result.entry, reference)
+                if existing is None:
+                    raise
+                return self._already(existing, user_id, amount, reference)
             return AdjustmentResult(APPLIED, result.entry, result.balance_before)
 
         result, _ = with_retries(attempt, self.backoff())

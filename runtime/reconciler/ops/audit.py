@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable, Iterable, Mapping, Protocol
 
-from reconciler.domain.ledger import CREDIT, DEBIT, LedgerEntry, correction_ledger_id, iso_timestamp, correction_ledger_id
-from reconciler.ops.errors import OpsError
-from reconciler.repository.retry import Backoff
+from reconciler.domain.ledger import CREDIT, DEBIT, LedgerEntry, iso_timestamp, correction_ledger_id
+from reconciler.ops.operator_error import OpsError
+from reconciler.service.retrying import Backoff
 from reconciler.service.retrying import with_retries
 
 

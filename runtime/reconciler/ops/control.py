@@ -9,8 +9,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from reconciler.ops.errors import OpsError
-from reconciler.ops.names import ALARM_PREFIX, StageNames
+from reconciler.ops.operator_error import OpsError
+from reconciler.contract import ALARM_PREFIX, ResourceNames
 
 # Lambda's default when no event invoke config exists.
 DEFAULT_MAX_EVENT_AGE_SECONDS = 6 * 3600
@@ -38,7 +38,7 @@ def describe_hold(max_event_age_seconds: int) -> str:
 # --- alarms ----------------------------------------------------------------------------------
 
 
-def stage_alarms(cloudwatch: Any, names: StageNames) -> list[dict]:
+def stage_alarms(cloudwatch: Any, names: ResourceNames) -> list[dict]:
     alarms = []
     for page in cloudwatch.get_paginator("describe_alarms").paginate(AlarmNamePrefix=ALARM_PREFIX, AlarmTypes=["MetricAlarm", "CompositeAlarm"]):
         for kind in ("MetricAlarms", "CompositeAlarms"):
@@ -46,7 +46,7 @@ def stage_alarms(cloudwatch: Any, names: StageNames) -> list[dict]:
     return sorted(alarms, key=lambda alarm: alarm["AlarmName"])
 
 
-def select_alarms(available: list[str], wanted: list[str], names: StageNames) -> list[str]:
+def select_alarms(available: list[str], wanted: list[str], names: ResourceNames) -> list[str]:
     """The alarms named (full names or concerns such as `errors`), or all of the stage's when none are."""
     if not wanted:
         return list(available)
@@ -59,7 +59,7 @@ def select_alarms(available: list[str], wanted: list[str], names: StageNames) ->
     return chosen
 
 
-def alarm_history(cloudwatch: Any, names: StageNames, alarm_names: list[str], since: datetime, until: datetime, limit: int) -> list[dict]:
+def alarm_history(cloudwatch: Any, names: ResourceNames, alarm_names: list[str], since: datetime, until: datetime, limit: int) -> list[dict]:
     """State changes and action/configuration updates of the stage's alarms, newest first."""
     items = []
     request: dict = {"StartDate": since, "EndDate": until, "ScanBy": "TimestampDescending"}
@@ -110,8 +110,8 @@ def set_concurrency(lambda_client: Any, function_name: str, concurrency: int) ->
 
 
 def configured_concurrency(stage: str) -> int:
-    """The stage's reserved concurrency as infra deploys it (ops/names.py; a test keeps it equal to infra's)."""
-    return StageNames(stage).limits.reserved_concurrency
+    """The stage's reserved concurrency as infra deploys it (reconciler.contract.STAGE_LIMITS, which infra deploys)."""
+    return ResourceNames(stage).limits.reserved_concurrency
 
 
 # --- backups ---------------------------------------------------------------------------------
@@ -149,7 +149,7 @@ class ReplayPlan:
         )
 
 
-def plan_replay(events: Any, names: StageNames, start: datetime, end: datetime, now: datetime) -> ReplayPlan:
+def plan_replay(events: Any, names: ResourceNames, start: datetime, end: datetime, now: datetime) -> ReplayPlan:
     if start >= end:
         raise OpsError("--from must be before --to")
     if end > now:

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.config import RuntimeConfig
-from reconciler.ops.dead_letters import InvokeResult
-from reconciler.service.container import build_processor
-from reconciler.service.settlement import REJECTED, EventProcessor
+from reconciler.ops.dead_letter_replay import InvokeResult
+from reconciler.bootstrap import build_processor
+from reconciler.service.event_settlement import REJECTED, EventProcessor
 
 
 def _rejection(summary: dict) -> str:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Iterator
 
-from reconciler.ops.names import METRICS_NAMESPACE, SERVICE_DIMENSION, StageNames
+from reconciler.contract import METRICS_NAMESPACE, SERVICE_DIMENSION, STAGE_DIMENSION, Metric, ResourceNames
 
 # Powertools writes JSON with "level":"ERROR"; Lambda itself reports timeouts and crashes in plain text.
 ERROR_PATTERN = '?ERROR ?"Task timed out" ?Traceback'
@@ -33,17 +33,17 @@ class MetricQuery:
     statistic: str = "Sum"
 
 
-def runbook_metrics(names: StageNames) -> list[MetricQuery]:
+def runbook_metrics(names: ResourceNames) -> list[MetricQuery]:
     """The v1 runbook's queries: manual adjustments (its rate alarm) and the function's errors."""
     function = ({"Name": "FunctionName", "Value": names.function},)
     # The stage's own series, as the alarms read it (service and stage dimensions; observability.py).
-    series = (SERVICE_DIMENSION, {"Name": "stage", "Value": names.stage})
+    series = (SERVICE_DIMENSION, {"Name": STAGE_DIMENSION, "Value": names.stage})
     return [
-        MetricQuery("Adjustments", METRICS_NAMESPACE, "Adjustments", series),
+        MetricQuery(Metric.ADJUSTMENTS, METRICS_NAMESPACE, Metric.ADJUSTMENTS, series),
         MetricQuery("Lambda Errors", "AWS/Lambda", "Errors", function),
         MetricQuery("Lambda Invocations", "AWS/Lambda", "Invocations", function),
         MetricQuery("Lambda Throttles", "AWS/Lambda", "Throttles", function),
-        MetricQuery("InvalidEvents", METRICS_NAMESPACE, "InvalidEvents", series),
+        MetricQuery(Metric.INVALID_EVENTS, METRICS_NAMESPACE, Metric.INVALID_EVENTS, series),
     ]
 
 

@@ -1,4 +1,7 @@
-"""The reconciler's tables behind a small interface: load a job and a balance, commit a decision."""
+"""The reconciler's tables behind a small interface: load a job and a balance, commit a decision.
+
+Only what the function does; the CLI's reads and repairs are in dynamodb_operations.py.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +11,12 @@ from typing import Any, Iterator
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError, ConnectionClosedError, ConnectionError, EndpointConnectionError, ReadTimeoutError
 
-from reconciler.config import (
-    JOBS_UNSETTLED_INDEX,
-    LEDGER_BY_USER_INDEX,
-    UNSETTLED_ATTRIBUTE,
-    UNSETTLED_VALUE,
-    RuntimeConfig,
-)
+from reconciler.config import RuntimeConfig
+from reconciler.contract import JOBS_UNSETTLED_INDEX, UNSETTLED_ATTRIBUTE, UNSETTLED_VALUE
 from reconciler.domain.errors import DamagedJob, LedgerEntryTaken
 from reconciler.domain.ledger import LedgerEntry, legacy_adjustment_ledger_id
 from reconciler.domain.settlement import SUBMITTED, Conflict, JobRecord, Reservation, Settlement, UnreadableJob
-from reconciler.repository.errors import AmbiguousWrite, Contention, StaleState
+from reconciler.service.ports import AmbiguousWrite, Contention, StaleState
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -51,7 +49,7 @@ def from_item(item: dict[str, dict]) -> dict[str, Any]:
     return {key: _deserializer.deserialize(value) for key, value in item.items()}
 
 
-def _whole(value: Any) -> int | None:
+def whole(value: Any) -> int | None:
     return None if value is None else int(Decimal(value))
 
 
@@ -164,44 +162,7 @@ class DynamoDBStore:
         job_response, credits_response = response["Responses"]
         job = job_from_item(from_item(job_response["Item"])) if job_response.get("Item") else None
         credits = from_item(credits_response.get("Item") or {})
-        return job, _whole(credits.get("remaining"))
-
-    def get_job(self, job_id: str) -> JobRecord | None:
-        item = self._call("get_item", TableName=self.jobs_table, Key=to_item({"jobId": job_id}), ConsistentRead=True).get("Item")
-        return job_from_item(from_item(item)) if item else None
-
-    def get_balance(self, user_id: str) -> dict[str, Any] | None:
-        """The Credits item as stored (remaining as int), or None for a user with no balance."""
-        item = self._call("get_item", TableName=self.credits_table, Key=to_item({"userId": user_id}), ConsistentRead=True).get("Item")
-        if not item:
-            return None
-        values = from_item(item)
-        values["remaining"] = _whole(values.get("remaining"))
-        return values
-
-    def ledger_for_user(self, user_id: str, since: str | None = None, until: str | None = None) -> Iterator[LedgerEntry]:
-        """One user's entries oldest first, through the userId/timestamp index (never a scan)."""
-        condition = "userId = :u"
-        values: dict[str, Any] = {":u": user_id}
-        if since and until:
-            condition += " AND #ts BETWEEN :since AND :until"
-            values.update({":since": since, ":until": until})
-        elif since:
-            condition += " AND #ts >= :since"
-            values[":since"] = since
-        elif until:
-            condition += " AND #ts <= :until"
-            values[":until"] = until
-        query = dict(
-            TableName=self.ledger_table,
-            IndexName=LEDGER_BY_USER_INDEX,
-            KeyConditionExpression=condition,
-            ExpressionAttributeValues=to_item(values),
-        )
-        if "#ts" in condition:
-            query["ExpressionAttributeNames"] = {"#ts": "timestamp"}
-        for item in self._paginate("query", query):
-            yield ledger_from_item(from_item(item))
+        return job, whole(credits.get("remaining"))
 
     def unsettled_jobs(self, created_before: str) -> Iterator[JobRecord | UnreadableJob]:
         """Jobs still carrying the unsettled marker, created before a moment: a sparse-index query.
@@ -446,33 +407,6 @@ class DynamoDBStore:
             if "LastEvaluatedKey" not in page:
                 return
             request = {**request, "ExclusiveStartKey": page["LastEvaluatedKey"]}
-
-    # --- operations (CLI) ----------------------------------------------------------------------
-
-    def get_ledger_entry(self, ledger_id: str) -> LedgerEntry | None:
-        item = self._call("get_item", TableName=self.ledger_table, Key=to_item({"ledgerId": ledger_id}), ConsistentRead=True).get("Item")
-        return ledger_from_item(from_item(item)) if item else None
-
-    def scan_balances(self) -> Iterator[dict[str, Any]]:
-        """Every Credits item (remaining as int): for whole-table audits only, never on the event path."""
-        for item in self._paginate("scan", {"TableName": self.credits_table, "ConsistentRead": True}):
-            values = from_item(item)
-            values["remaining"] = _whole(values.get("remaining"))
-            yield values
-
-    def scan_ledger(self) -> Iterator[LedgerEntry]:
-        """Every ledger entry: for whole-table audits only."""
-        for item in self._paginate("scan", {"TableName": self.ledger_table, "ConsistentRead": True}):
-            yield ledger_from_item(from_item(item))
-
-    def commit_correction(self, entry: LedgerEntry, balance_seen: int | None) -> None:
-        """An audit correction: a ledger entry that explains the balance, which itself must not have moved.
-
-        The balance update adds 0 on condition that the balance is exactly what the audit read, so a
-        settlement that lands between the audit's read and this write cancels the correction.
-        """
-        self._transact([(BALANCE, self._balance_update(entry.user_id, 0, entry.timestamp, ("equals", balance_seen))), (LEDGER, self._ledger_put(entry))])
-
 
 def _settlement_guard(settlement: Settlement) -> tuple[str, int | None]:
     """The balance condition under which the settlement's overdraft decision stays true."""

@@ -1,11 +1,16 @@
-"""What the use cases need from storage and queues; repository/ provides the DynamoDB and SQS versions."""
+"""What the use cases need from storage and queues, and the failures the adapters report in their terms.
+
+repository/ provides the DynamoDB and SQS versions, tests/fakes.py the in-memory ones.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Protocol
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from reconciler.domain.ledger import LedgerEntry
-from reconciler.domain.settlement import Conflict, JobRecord, Reservation, Settlement
+from reconciler.domain.settlement import Conflict, JobRecord, Reservation, Settlement, UnreadableJob
 
 
 class SettlementStore(Protocol):
@@ -14,8 +19,66 @@ class SettlementStore(Protocol):
     def record_conflict(self, conflict: Conflict) -> None: ...
     def commit_reservation(self, reservation: Reservation) -> None: ...
     def commit_adjustment(self, entry: LedgerEntry) -> None: ...
-    def unsettled_jobs(self, created_before: str) -> Iterator[JobRecord]: ...
+    def unsettled_jobs(self, created_before: str) -> Iterator[JobRecord | UnreadableJob]: ...
 
 
 class DeadLetters(Protocol):
     def send(self, original: Any, *, error_type: str, field: str, reason: str, event_id: str | None = None) -> str: ...
+
+
+# --- the balance-events function's ports (docs/events.md) -----------------------------------------
+
+# BalanceEvents-{stage}: partition key userId, sort key eventKey (the stream sequence number, zero-padded to 40
+# digits so that text order is stream order, then the crossing's position within its change).
+BALANCE_EVENT_USER_KEY = "userId"
+BALANCE_EVENT_KEY = "eventKey"
+SEQUENCE_DIGITS = 40
+
+
+def balance_event_key(sequence_number: str, position: int) -> str:
+    return f"{sequence_number.zfill(SEQUENCE_DIGITS)}#{position}"
+
+
+@dataclass(frozen=True)
+class StreamChange:
+    """One Credits stream record, decoded by the adapter: images as plain values (None when absent)."""
+
+    event_name: Any
+    sequence_number: Any
+    key_user: str | None
+    new_image: dict[str, Any] | None
+    old_image: dict[str, Any] | None
+    undecodable: str | None = None  # why an image could not be decoded (damage: reported, never retried)
+
+
+class Publisher(Protocol):
+    def publish(self, detail_type: str, detail: dict[str, Any]) -> str: ...
+
+
+class EventLog(Protocol):
+    def is_published(self, user_id: str, key: str) -> bool: ...
+
+    def record(self, item: dict[str, Any]) -> bool: ...
+
+
+class Ledger(Protocol):
+    def entries_at(self, user_id: str, timestamp: str) -> Any: ...
+
+
+# --- what an adapter raises when a write or read does not go through -----------------------------
+
+
+class StaleState(Exception):
+    """A condition failed: the job, balance or ledger changed since we read them. Reload and decide again."""
+
+
+class Contention(Exception):
+    """DynamoDB refused for now (transaction conflict, throttling): retry the same decision after a backoff."""
+
+
+class AmbiguousWrite(Exception):
+    """The write may or may not have committed (the answer was lost). Reload: the stored state tells."""
+
+
+class RetriesExhausted(Exception):
+    """Contention outlasted the retry budget; raised so that Lambda retries the event later."""

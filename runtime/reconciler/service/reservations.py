@@ -9,7 +9,7 @@ from reconciler.domain.errors import LedgerEntryTaken, ReservationRefused
 from reconciler.domain.ledger import iso_timestamp
 from reconciler.domain.pricing import PriceBook
 from reconciler.domain.settlement import Reservation, plan_reservation, validate_reservation
-from reconciler.repository.retry import Backoff
+from reconciler.service.retrying import Backoff
 from reconciler.service.ports import SettlementStore
 from reconciler.service.retrying import with_retries
 

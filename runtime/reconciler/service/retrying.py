@@ -1,13 +1,40 @@
-"""One retry loop for every optimistic write: settlement, reservation, adjustment."""
+"""One retry loop for every optimistic write (settlement, reservation, adjustment), and its backoff."""
 
 from __future__ import annotations
 
+import random
+import time
+from dataclasses import dataclass, field
 from typing import Callable, TypeVar
 
-from reconciler.repository.errors import AmbiguousWrite, Contention, RetriesExhausted, StaleState
-from reconciler.repository.retry import Backoff
+from reconciler.service.ports import AmbiguousWrite, Contention, RetriesExhausted, StaleState
 
 T = TypeVar("T")
+
+
+@dataclass
+class Backoff:
+    """Full-jitter backoff (AWS Architecture Blog), bounded by attempts and by a deadline."""
+
+    base_seconds: float = 0.02
+    cap_seconds: float = 0.5
+    # The deadline (the Lambda's remaining time) is the real bound; this one only stops a runaway loop.
+    max_attempts: int = 50
+    deadline: float | None = None  # time.monotonic() value after which no attempt starts
+    sleep: Callable[[float], None] = time.sleep
+    random_fraction: Callable[[], float] = random.random
+    attempts: int = field(default=0, init=False)
+
+    def wait(self) -> bool:
+        """Sleeps before the next attempt; False when the budget is spent and the caller must give up."""
+        self.attempts += 1
+        if self.attempts >= self.max_attempts:
+            return False
+        delay = self.random_fraction() * min(self.cap_seconds, self.base_seconds * 2**self.attempts)
+        if self.deadline is not None and time.monotonic() + delay >= self.deadline:
+            return False
+        self.sleep(delay)
+        return True
 
 
 def with_retries(attempt: Callable[[], T], backoff: Backoff) -> tuple[T, int]:

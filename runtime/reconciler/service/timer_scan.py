@@ -15,7 +15,7 @@ from reconciler.domain.errors import InvalidEvent
 from reconciler.domain.ledger import iso_timestamp
 from reconciler.domain.settlement import TERMINAL_STATUSES, TIMER_SCAN_EVENT_PREFIX, JobRecord, UnreadableJob
 from reconciler.service.ports import SettlementStore
-from reconciler.service.settlement import CONFLICT, SETTLED, SUPERSEDED, Outcome, SettlementService
+from reconciler.service.event_settlement import CONFLICT, SETTLED, SUPERSEDED, Outcome, SettlementService
 
 SCAN_EVENT_PREFIX = TIMER_SCAN_EVENT_PREFIX
 

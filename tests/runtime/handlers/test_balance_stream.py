@@ -17,8 +17,9 @@ from botocore.exceptions import ClientError
 
 from reconciler.balance_config import load_balance_config
 from reconciler.domain.ledger import adjustment_entry, iso_timestamp
+from reconciler import bootstrap
 from reconciler.handlers import balance_stream
-from reconciler.local.balance_stream import (
+from reconciler.local.stream_poller import (
     StreamPoller,
     balance_function_environment,
     capture_published_events,
@@ -63,7 +64,7 @@ class Balances:
         return events
 
     def history(self, user: str) -> list[dict]:
-        from reconciler.repository.balance_events import BalanceEventLog
+        from reconciler.repository.balance_event_store import BalanceEventLog
 
         return BalanceEventLog(self.aws.client("dynamodb"), self.aws.resources.tables["BalanceEvents"]).recent(user, 50)
 
@@ -73,14 +74,14 @@ def balances(aws, dev_templates) -> Balances:
     aws.activate()
     os.environ.update(balance_function_environment(dev_templates, aws.resources.tables))
     load_balance_config.cache_clear()
-    balance_stream.balance_event_service.cache_clear()
+    bootstrap.balance_event_service.cache_clear()
     dynamodb = aws.client("dynamodb")
     stream_arn = dynamodb.describe_table(TableName=aws.resources.tables["Credits"])["Table"]["LatestStreamArn"]
     streams = aws.session.client("dynamodbstreams", endpoint_url=IN_PROCESS_STREAMS)
     poller = StreamPoller(streams, stream_arn, balance_stream.handler, max_retry_attempts=3)
     capture = capture_published_events(aws.client("events"), aws.client("sqs"), "credits.reconciler")
     yield Balances(aws, poller, capture)
-    balance_stream.balance_event_service.cache_clear()
+    bootstrap.balance_event_service.cache_clear()
     load_balance_config.cache_clear()
 
 
@@ -203,7 +204,7 @@ def test_a_publish_failure_is_reported_with_every_later_record_and_retried_from_
     balances.adjust("u5", 20, "open")
     balances.adjust("u5", -15, "low")  # crossing: its publish fails once
     balances.adjust("u6", 3, "open")  # a later record (another user): not handled before the failed one
-    service = balance_stream.balance_event_service()
+    service = bootstrap.balance_event_service()
     service.publisher.client = FlakyEvents(service.publisher.client, failures=1, how=how)
     shard = balances.poller.streams.describe_stream(StreamArn=balances.poller.stream_arn)["StreamDescription"]["Shards"][0]["ShardId"]
     iterator = balances.poller.streams.get_shard_iterator(StreamArn=balances.poller.stream_arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
@@ -225,7 +226,7 @@ def test_publish_failures_never_touch_settlement(aws, balances):
     from reconciler.handlers.entry import handler
 
     balances.adjust("u7", 12, "open")
-    service = balance_stream.balance_event_service()
+    service = bootstrap.balance_event_service()
     service.publisher.client = FlakyEvents(service.publisher.client, failures=10**6, how="server-error")
     assert handler(rendered("job-7", "u7", 5), LambdaContext())["outcome"] == "settled"
     assert aws.balance("u7") == 7
@@ -256,7 +257,7 @@ def test_a_record_that_keeps_failing_is_given_up_to_the_failure_queue_after_the_
     queue = next(url for name, url in balances.aws.resources.queues.items() if name.startswith("cc-reconciler-balance-events-failures-"))
     balances.poller.sqs, balances.poller.failure_queue_url = sqs, queue
     balances.adjust("u8", 5, "open")
-    service = balance_stream.balance_event_service()
+    service = bootstrap.balance_event_service()
     service.publisher.client = FlakyEvents(service.publisher.client, failures=10**6, how="failed-entry")
     balances.drain()
     messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])

@@ -7,7 +7,7 @@ from decimal import Decimal
 from reconciler.domain.errors import InvalidEvent
 from reconciler.domain.events import VideoFailed, VideoRendered
 from reconciler.domain.settlement import Conflict, JobRecord
-from reconciler.service.settlement import CONFLICT, REJECTED, Outcome
+from reconciler.service.event_settlement import CONFLICT, REJECTED, Outcome
 from reconciler.service.timer_scan import ScanReport
 
 

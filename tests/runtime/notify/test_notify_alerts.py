@@ -8,7 +8,7 @@ from notify_samples import conflict_outcome, failed_conflict_outcome, invalid_ou
 
 from reconciler.domain.pricing import PriceBook
 from reconciler.notify import alerts
-from reconciler.notify.notifier import build_notifier
+from reconciler.bootstrap import build_notifier
 from reconciler.config import RuntimeConfig
 
 STAGE = "prod"
@@ -52,7 +52,7 @@ def test_failure_after_render_suggests_a_refund_of_the_charge():
 
 
 def test_settled_and_duplicate_outcomes_need_nobody():
-    from reconciler.service.settlement import Outcome
+    from reconciler.service.event_settlement import Outcome
 
     assert alerts.from_outcome(Outcome("duplicate"), STAGE) is None
     assert alerts.from_outcome(Outcome("settled"), STAGE) is None
@@ -104,7 +104,7 @@ def test_the_notifier_module_loads_no_triage_or_parameters_code(tmp_path):
 
     code = (
         "import sys\n"
-        "from reconciler.notify.notifier import build_notifier\n"
+        "from reconciler.bootstrap import build_notifier\n"
         "from reconciler.config import RuntimeConfig\n"
         "build_notifier(RuntimeConfig.for_stage('prod', triage_enabled=True, ops_topic_arn='arn'))\n"
         "print(sorted(m for m in sys.modules if m.startswith(('reconciler.notify.triage', 'aws_lambda_powertools.utilities.parameters', 'openai'))))\n"

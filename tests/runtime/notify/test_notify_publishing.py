@@ -11,7 +11,8 @@ from notify_samples import conflict_outcome, invalid_outcome, scan_report
 
 from reconciler.config import RuntimeConfig
 from reconciler.notify.grouping import GroupingWindow
-from reconciler.notify.notifier import Notifier, build_notifier
+from reconciler.bootstrap import alert_sns_client, build_notifier, secrets_provider
+from reconciler.notify.notifier import Notifier
 from reconciler.notify.triage import Triage
 
 TIMEOUT = 3.0  # the production default
@@ -20,11 +21,11 @@ MARGIN = 2.0  # a behaviour bound, not a benchmark
 
 def make_notifier(aws, clock=None, triage=None, **grouping) -> Notifier:
     window = GroupingWindow(clock=clock, **grouping) if clock else GroupingWindow(**grouping)
-    return Notifier(STAGE, aws.topic_arn, grouping=window, triage=triage)
+    return Notifier(STAGE, aws.topic_arn, sns_factory=alert_sns_client, grouping=window, triage=triage)
 
 
 def make_triage(fake_model, secret_reads=None, timeout=TIMEOUT, max_age=300) -> Triage:
-    extra = {"provider_factory": secret_reads} if secret_reads else {}
+    extra = {"provider_factory": secret_reads or secrets_provider}
     return Triage(secret_name="meta-agents/openai", base_url=fake_model.url, timeout=timeout, secret_max_age=max_age, **extra)
 
 
@@ -187,7 +188,7 @@ def test_no_secret_value_in_logs_or_messages(aws, fake_model, ops_logs):
 
 def test_sns_failure_is_swallowed_logged_and_counted(aws, metric_counts, ops_logs):
     # Given a topic that does not exist (SNS answers NotFound)
-    notifier = Notifier(STAGE, aws.topic_arn + "-gone")
+    notifier = Notifier(STAGE, aws.topic_arn + "-gone", sns_factory=alert_sns_client)
     # When an alert is notified
     assert notifier.notify_outcome(conflict_outcome()) == []
     # Then nothing is raised, the failure is counted and logged

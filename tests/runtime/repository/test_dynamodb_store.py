@@ -10,7 +10,7 @@ from reconciler.domain.events import VideoRendered
 from reconciler.domain.ledger import adjustment_entry
 from reconciler.domain.pricing import PriceBook
 from reconciler.domain.settlement import decide
-from reconciler.repository.errors import StaleState
+from reconciler.service.ports import StaleState
 
 NOW = "2026-11-28T12:00:00.000Z"
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
 
-from reconciler.repository.errors import RetriesExhausted
+from reconciler.service.ports import RetriesExhausted
 from reconciler.service.reservations import ReservationService
 from tests.runtime.conftest import rendered
 

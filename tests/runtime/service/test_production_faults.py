@@ -233,7 +233,7 @@ def test_crafted_ids_reach_the_dlq_in_a_form_sqs_accepts(live, job_id):
 
 
 def test_a_text_body_with_control_characters_is_dead_lettered_as_a_json_string(aws):
-    from reconciler.repository.dead_letters import SqsDeadLetters
+    from reconciler.repository.sqs_dead_letters import SqsDeadLetters
 
     SqsDeadLetters(aws.client("sqs"), aws.resources.dlq_url, "dev").send("not json\x00\x1b", error_type="InvalidEvent", field="event", reason="is not JSON\x07")
     [letter] = aws.dead_letters()

@@ -15,9 +15,9 @@ from moto import mock_aws
 from reconciler.domain.errors import InsufficientCredits
 from reconciler.domain.pricing import PriceBook
 from reconciler.local.resources import provision
-from reconciler.repository.dead_letters import SqsDeadLetters
+from reconciler.repository.sqs_dead_letters import SqsDeadLetters
 from reconciler.service.reservations import ReservationService
-from reconciler.service.settlement import EventProcessor, SettlementService
+from reconciler.service.event_settlement import EventProcessor, SettlementService
 from tests.runtime.conftest import Aws, failed, rendered
 
 USERS = ("ann", "ben", "cid")
@@ -140,7 +140,7 @@ def test_books_balance_and_each_job_settles_at_most_once(stage, opening, jobs, s
 
 
 def _no_sleep_backoff(deadline):
-    from reconciler.repository.retry import Backoff
+    from reconciler.service.retrying import Backoff
 
     return Backoff(deadline=deadline, sleep=lambda _: None)
 

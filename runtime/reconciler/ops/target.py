@@ -14,22 +14,21 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from reconciler import bootstrap
 from reconciler.config import RuntimeConfig
-from reconciler.ops.errors import OpsError
-from reconciler.ops.names import StageNames
-from reconciler.repository.aws import CLIENT_CONFIG
-from reconciler.repository.dynamodb import DynamoDBStore
+from reconciler.ops.operator_error import OpsError
+from reconciler.contract import ResourceNames
+from reconciler.repository.dynamodb_operations import OperationsStore
 
 # Where `--local` finds the stacks `reconciler local up` saved: a directory, one `{stage}.json` each
 # (tests point it at a temporary directory).
 STATE_DIR_ENV = "RECONCILER_LOCAL_STATE_DIR"
 
 # A RequestResponse invoke waits for the whole function run (30 s timeout).
-INVOKE_CONFIG = CLIENT_CONFIG.merge(Config(read_timeout=60, retries={"mode": "standard", "max_attempts": 1}))
+INVOKE_CONFIG = bootstrap.CLIENT_CONFIG.merge(Config(read_timeout=60, retries={"mode": "standard", "max_attempts": 1}))
 
 
 _BOTOCORE_SESSION: Any = None
@@ -107,8 +106,8 @@ class Target:
         return cls(stage, endpoint_url, profile=profile, region=region)
 
     @property
-    def names(self) -> StageNames:
-        return StageNames(self.stage)
+    def names(self) -> ResourceNames:
+        return ResourceNames(self.stage)
 
     @property
     def is_local(self) -> bool:
@@ -118,20 +117,17 @@ class Target:
     @cached_property
     def session(self) -> Any:
         if self.local is not None:
-            return boto3.session.Session(
-                aws_access_key_id=self.local.credentials["aws_access_key_id"],
-                aws_secret_access_key=self.local.credentials["aws_secret_access_key"],
-                region_name=self.local.region,
-                botocore_session=_shared_botocore_session(),
+            return bootstrap.aws_session(
+                credentials=self.local.credentials, region=self.local.region, botocore_session=_shared_botocore_session()
             )
-        return boto3.session.Session(profile_name=self.profile, region_name=self.region)
+        return bootstrap.aws_session(profile=self.profile, region=self.region)
 
-    def client(self, service: str, config: Config = CLIENT_CONFIG) -> Any:
-        return self.session.client(service, endpoint_url=self.endpoint_url, config=config)
+    def client(self, service: str, config: Config = bootstrap.CLIENT_CONFIG) -> Any:
+        return bootstrap.aws_client(service, session=self.session, endpoint_url=self.endpoint_url, config=config)
 
     @cached_property
-    def store(self) -> DynamoDBStore:
-        return DynamoDBStore(self.client("dynamodb"), RuntimeConfig.for_stage(self.stage))
+    def store(self) -> OperationsStore:
+        return bootstrap.operations_store(RuntimeConfig.for_stage(self.stage), self.client("dynamodb"))
 
     @cached_property
     def actor(self) -> str:
@@ -198,34 +194,3 @@ class SqsQueue:
 
     def purge(self) -> None:
         self._client.purge_queue(QueueUrl=self.url)
-
-
-class CreditsRestorer:
-    """`audit --fix --trust ledger`: sets a balance back to its ledger sum, on condition that it is still the
-    value the audit read (else StaleState: the audit reads again). Records who did it and why on the item."""
-
-    def __init__(self, client: Any, credits_table: str) -> None:
-        self._client = client
-        self._table = credits_table
-
-    def restore(self, user_id: str, seen: int | None, value: int, timestamp: str, actor: str, reason: str) -> None:
-        from reconciler.repository.dynamodb import to_item
-        from reconciler.repository.errors import StaleState
-
-        values = {":value": value, ":now": timestamp, ":fix": {"actor": actor, "reason": reason, "previous": seen, "at": timestamp}}
-        if seen is None:
-            condition = "attribute_not_exists(userId)"
-        else:
-            condition, values[":seen"] = "remaining = :seen", seen
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=to_item({"userId": user_id}),
-                UpdateExpression="SET remaining = :value, updatedAt = :now, lastAuditFix = :fix",
-                ConditionExpression=condition,
-                ExpressionAttributeValues=to_item(values),
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                raise StaleState(f"the balance of {user_id} moved since the audit read it") from error
-            raise

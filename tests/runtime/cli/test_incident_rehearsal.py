@@ -15,7 +15,7 @@ import boto3
 import pytest
 
 from reconciler.local.server import LOCAL_ENV
-from reconciler.ops.aws import STATE_DIR_ENV
+from reconciler.ops.target import STATE_DIR_ENV
 
 
 def wait_until(predicate, timeout: float = 15.0, what: str = "") -> None:

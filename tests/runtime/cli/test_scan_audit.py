@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from reconciler.config import UNSETTLED_ATTRIBUTE, UNSETTLED_VALUE
+from reconciler.contract import UNSETTLED_ATTRIBUTE, UNSETTLED_VALUE
 
 OLD = "2020-01-01T00:00:00.000Z"
 

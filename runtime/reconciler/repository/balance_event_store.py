@@ -9,18 +9,27 @@ from typing import Any, Iterator
 
 from botocore.exceptions import ClientError
 
-from reconciler.config import LEDGER_BY_USER_INDEX
+from reconciler.contract import LEDGER_BY_USER_INDEX
 from reconciler.repository.dynamodb import from_item, to_item
-
-# BalanceEvents-{stage}: partition key userId, sort key eventKey (the stream sequence number, zero-padded to 40
-# digits so that text order is stream order, then the crossing's position within its change).
-USER_KEY = "userId"
-EVENT_KEY = "eventKey"
-SEQUENCE_DIGITS = 40
+from reconciler.service.ports import BALANCE_EVENT_KEY as EVENT_KEY
+from reconciler.service.ports import BALANCE_EVENT_USER_KEY as USER_KEY
+from reconciler.service.ports import StreamChange
 
 
-def event_key(sequence_number: str, position: int) -> str:
-    return f"{sequence_number.zfill(SEQUENCE_DIGITS)}#{position}"
+def decode_stream_record(record: dict[str, Any]) -> StreamChange:
+    """A Credits stream record (DynamoDB JSON) as the service reads it; an undecodable image is damage."""
+    data = record.get("dynamodb") or {}
+    key = (data.get("Keys") or {}).get("userId") or {}
+    key_user = key.get("S") if isinstance(key, dict) and isinstance(key.get("S"), str) else None
+    try:
+        new, old = _image(data.get("NewImage")), _image(data.get("OldImage"))
+    except Exception as error:  # an undecodable image is damage, never a stuck stream
+        return StreamChange(record.get("eventName"), data.get("SequenceNumber"), key_user, None, None, type(error).__name__)
+    return StreamChange(record.get("eventName"), data.get("SequenceNumber"), key_user, new, old)
+
+
+def _image(raw: Any) -> dict[str, Any] | None:
+    return None if raw is None else from_item(raw)
 
 
 class PublishFailed(Exception):

@@ -6,7 +6,7 @@ import pytest
 from botocore import exceptions as boto
 
 from reconciler.cli.failures import Where, one_line
-from reconciler.repository.errors import Contention
+from reconciler.service.ports import Contention
 
 PROD = Where("prod", profile="oncall")
 LOCAL = Where("dev", endpoint_url="http://127.0.0.1:4566")

@@ -2,42 +2,35 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
-from reconciler.config import load_config
-from reconciler.handlers.events import container_notifier, guarded_alert, record
+from reconciler import bootstrap
+from reconciler.handlers.video_events import guarded_alert, record
 from reconciler.observability import COUNT, logger, metrics, tracer
-from reconciler.service.container import build_timer_scan, event_processor
-from reconciler.service.settlement import deadline_from_remaining_ms
-from reconciler.service.timer_scan import TimerScan
-
-
-@lru_cache(maxsize=1)
-def timer_scan() -> TimerScan:
-    return build_timer_scan(event_processor().settlement.store, load_config())
+from reconciler.service.event_settlement import deadline_from_remaining_ms
+from reconciler.contract import Metric
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    report = timer_scan().run(
+    report = bootstrap.timer_scan().run(
         deadline_from_remaining_ms(context.get_remaining_time_in_millis()), getattr(context, "aws_request_id", None)
     )
     summary = report.summary()
-    metrics.add_metric("ScannedJobs", COUNT, report.examined)
-    metrics.add_metric("ScanSettlements", COUNT, len(report.settled))
-    metrics.add_metric("StuckJobs", COUNT, len(report.stuck))
-    metrics.add_metric("UnsettleableJobs", COUNT, len(report.unsettleable))
-    metrics.add_metric("ScanDeferredJobs", COUNT, len(report.deferred))
+    metrics.add_metric(Metric.SCANNED_JOBS, COUNT, report.examined)
+    metrics.add_metric(Metric.SCAN_SETTLEMENTS, COUNT, len(report.settled))
+    metrics.add_metric(Metric.STUCK_JOBS, COUNT, len(report.stuck))
+    metrics.add_metric(Metric.UNSETTLEABLE_JOBS, COUNT, len(report.unsettleable))
+    metrics.add_metric(Metric.SCAN_DEFERRED_JOBS, COUNT, len(report.deferred))
     for outcome in report.settled + report.conflicts:
         record(outcome)
     # Stuck and unsettleable jobs and conflicts go to the ops topic; the tick also sends held-back counts.
     alert_deadline = deadline_from_remaining_ms(context.get_remaining_time_in_millis(), margin_ms=1000)
     for outcome in report.conflicts:
-        guarded_alert(lambda outcome=outcome: container_notifier().notify_outcome(outcome, None, alert_deadline))
-    guarded_alert(lambda: container_notifier().notify_scan(report, alert_deadline))
+        guarded_alert(lambda outcome=outcome: bootstrap.shared_notifier().notify_outcome(outcome, None, alert_deadline))
+    guarded_alert(lambda: bootstrap.shared_notifier().notify_scan(report, alert_deadline))
     if report.stuck or report.unsettleable or report.deferred or report.interrupted:
         logger.warning("timer scan found jobs that need a person", extra=summary)
     else:

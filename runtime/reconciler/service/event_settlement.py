@@ -12,7 +12,7 @@ from reconciler.domain.events import VideoEvent, parse_envelope
 from reconciler.domain.ledger import iso_timestamp
 from reconciler.domain.pricing import PriceBook
 from reconciler.domain.settlement import Conflict, Decision, Duplicate, Settlement, Superseded, decide, lost_event_for
-from reconciler.repository.retry import Backoff
+from reconciler.service.retrying import Backoff
 from reconciler.service.ports import DeadLetters, SettlementStore
 from reconciler.service.retrying import with_retries
 

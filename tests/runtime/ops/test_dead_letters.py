@@ -1,7 +1,7 @@
 import json
 from dataclasses import dataclass, field
 
-from reconciler.ops.dead_letters import EVENTBRIDGE, INVALID_EVENT, ON_FAILURE, UNKNOWN, InvokeResult, parse_message, replay
+from reconciler.ops.dead_letter_replay import EVENTBRIDGE, INVALID_EVENT, ON_FAILURE, UNKNOWN, InvokeResult, parse_message, replay
 
 EVENT = {"id": "e1", "source": "video.generation", "detail-type": "video.failed", "detail": {"jobId": "j1", "userId": "u"}}
 
@@ -75,7 +75,7 @@ def test_a_replay_that_stops_on_an_error_makes_the_messages_it_held_visible_agai
 
 
 def test_a_body_sent_as_a_json_string_is_read_back_as_the_event_it_holds():
-    from reconciler.ops.dead_letters import INVALID_EVENT, parse_message
+    from reconciler.ops.dead_letter_replay import INVALID_EVENT, parse_message
 
     event = {"id": "e\x07", "detail-type": "video.failed", "detail": {"jobId": "j\x00"}}
     message = {"MessageId": "m", "ReceiptHandle": "r", "Body": json.dumps(json.dumps(event)),

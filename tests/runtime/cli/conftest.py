@@ -15,8 +15,9 @@ from reconciler.cli.main import app  # noqa: E402
 from reconciler.config import RuntimeConfig  # noqa: E402
 from reconciler.local.server import LOCAL_ENV, moto_server, reset  # noqa: E402
 from reconciler.local.stack import LocalStack, provision_stack  # noqa: E402
-from reconciler.ops.aws import STATE_DIR_ENV  # noqa: E402
-from reconciler.repository.dynamodb import DynamoDBStore, to_item  # noqa: E402
+from reconciler.ops.target import STATE_DIR_ENV  # noqa: E402
+from reconciler.repository.dynamodb import to_item  # noqa: E402
+from reconciler.repository.dynamodb_operations import OperationsStore  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +29,7 @@ def endpoint():
 @dataclass
 class Env:
     stack: LocalStack
-    store: DynamoDBStore
+    store: OperationsStore
 
     def client(self, service: str):
         return self.stack.client(service)
@@ -77,7 +78,7 @@ def env(endpoint, tmp_path, monkeypatch) -> Env:
     stack = provision_stack(endpoint, "dev")
     stack.save(tmp_path / "state" / "dev.json")
     monkeypatch.setenv(STATE_DIR_ENV, str(tmp_path / "state"))
-    return Env(stack, DynamoDBStore(stack.client("dynamodb"), RuntimeConfig.for_stage("dev")))
+    return Env(stack, OperationsStore(stack.client("dynamodb"), RuntimeConfig.for_stage("dev")))
 
 
 @dataclass

@@ -6,12 +6,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Protocol
-
-from boto3.dynamodb.types import TypeDeserializer
+from typing import Any, Callable
 
 from reconciler.domain.crossings import Crossing, Thresholds, crossing_id, crossings, user_thresholds, whole_number
-from reconciler.repository.balance_events import EVENT_KEY, USER_KEY, event_key
+from reconciler.service.ports import BALANCE_EVENT_KEY, BALANCE_EVENT_USER_KEY, EventLog, Ledger, Publisher, StreamChange, balance_event_key
 
 SCHEMA_VERSION = 1
 # Outcome kinds of one record.
@@ -19,23 +17,6 @@ PUBLISHED = "published"  # at least one crossing; every one of them is now publi
 NO_CROSSING = "no-crossing"
 REMOVED = "removed"  # a REMOVE record: a deleted item is not a balance change
 DAMAGED = "damaged"  # reported and skipped: retrying cannot make it readable
-
-_deserializer = TypeDeserializer()
-
-
-class Publisher(Protocol):
-    def publish(self, detail_type: str, detail: dict[str, Any]) -> str: ...
-
-
-class EventLog(Protocol):
-    def is_published(self, user_id: str, key: str) -> bool: ...
-
-    def record(self, item: dict[str, Any]) -> bool: ...
-
-
-class Ledger(Protocol):
-    def entries_at(self, user_id: str, timestamp: str) -> Any: ...
-
 
 @dataclass
 class RecordOutcome:
@@ -45,12 +26,6 @@ class RecordOutcome:
     published: list[dict[str, Any]] = field(default_factory=list)  # details published by this attempt
     already_published: int = 0  # crossings a previous attempt had published (a retried batch)
     problems: list[str] = field(default_factory=list)  # unusable overrides, damage
-
-
-def _image(raw: Any) -> dict[str, Any] | None:
-    if raw is None:
-        return None
-    return {key: _deserializer.deserialize(value) for key, value in raw.items()}
 
 
 _DAMAGED = object()
@@ -75,19 +50,16 @@ class BalanceEventService:
     ledger: Ledger
     now: Callable[[], str] = lambda: datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
-    def handle(self, record: dict[str, Any]) -> RecordOutcome:
-        """Publishes the record's crossings not yet published, in balance order; raises (so the record is
+    def handle(self, change: StreamChange) -> RecordOutcome:
+        """Publishes the change's crossings not yet published, in balance order; raises (so the record is
         retried) when one cannot be published. Damaged records return DAMAGED instead of raising."""
-        name = record.get("eventName")
-        data = record.get("dynamodb") or {}
-        sequence = data.get("SequenceNumber")
+        name, sequence = change.event_name, change.sequence_number
         if name == "REMOVE":
-            return RecordOutcome(REMOVED, _key_user(data), sequence)
-        try:
-            new, old = _image(data.get("NewImage")), _image(data.get("OldImage"))
-        except Exception as error:  # noqa: BLE001 - an undecodable image is damage, never a stuck stream
-            return RecordOutcome(DAMAGED, _key_user(data), sequence, problems=[f"undecodable image: {type(error).__name__}"])
-        user = _key_user(data) or (new or {}).get("userId")
+            return RecordOutcome(REMOVED, change.key_user, sequence)
+        if change.undecodable is not None:
+            return RecordOutcome(DAMAGED, change.key_user, sequence, problems=[f"undecodable image: {change.undecodable}"])
+        new, old = change.new_image, change.old_image
+        user = change.key_user or (new or {}).get("userId")
         problems = []
         if name not in ("INSERT", "MODIFY") or not isinstance(sequence, str) or not sequence.isdigit():
             problems.append(f"not a stream change record (eventName {name!r}, sequence {sequence!r})")
@@ -110,14 +82,14 @@ class BalanceEventService:
         changed_at = new.get("updatedAt") if isinstance(new.get("updatedAt"), str) else None
         entries = self._entries(user, changed_at, after - (before or 0))
         for position, crossing in enumerate(found):
-            key = event_key(sequence, position)
+            key = balance_event_key(sequence, position)
             if self.log.is_published(user, key):
                 outcome.already_published += 1
                 continue
             detail = self._detail(user, sequence, crossing, before, after, thresholds, changed_at, entries)
             event_id = self.publisher.publish(crossing.detail_type, detail)  # raises: the record is retried
             self.log.record({
-                USER_KEY: user, EVENT_KEY: key, "crossingId": detail["crossingId"], "detailType": crossing.detail_type,
+                BALANCE_EVENT_USER_KEY: user, BALANCE_EVENT_KEY: key, "crossingId": detail["crossingId"], "detailType": crossing.detail_type,
                 "balanceBefore": before, "balanceAfter": after, "threshold": crossing.threshold, "changedAt": changed_at,
                 "publishedAt": self.now(), "eventId": event_id, "detail": _json(detail),
             })
@@ -150,12 +122,6 @@ class BalanceEventService:
             "sequence": sequence,
             **entries,
         }
-
-
-def _key_user(data: dict[str, Any]) -> str | None:
-    key = (data.get("Keys") or {}).get("userId") or {}
-    value = key.get("S") if isinstance(key, dict) else None
-    return value if isinstance(value, str) else None
 
 
 def _json(detail: dict[str, Any]) -> str:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any, Callable
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
 
 from reconciler.observability import COUNT, logger, metrics, tracer
-from reconciler.service.container import event_processor
-from reconciler.service.settlement import CONFLICT, DUPLICATE, REJECTED, SETTLED, Outcome, deadline_from_remaining_ms
+from reconciler import bootstrap
+from reconciler.contract import Metric
+from reconciler.service.event_settlement import CONFLICT, DUPLICATE, REJECTED, SETTLED, Outcome, deadline_from_remaining_ms
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE, clear_state=True)
@@ -22,7 +22,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         logger.append_keys(detail_type=event.get("detail-type"), job_id=_detail_value(envelope, "jobId"))
     # Lambda keeps the request id when it retries an invocation: the settlement stores it, so a retry after a
     # timeout recognises its own committed write (and counts it once) instead of calling it a duplicate.
-    outcome = event_processor().process(
+    outcome = bootstrap.event_processor().process(
         event, deadline_from_remaining_ms(context.get_remaining_time_in_millis()), getattr(context, "aws_request_id", None)
     )
     record(outcome)
@@ -35,42 +35,36 @@ def record(outcome: Outcome) -> None:
     summary = outcome.summary()
     if outcome.kind == SETTLED:
         settlement = outcome.settlement
-        metrics.add_metric("Settlements", COUNT, 1)
-        metrics.add_metric("Adjustments", COUNT, len(settlement.entries))
-        metrics.add_metric("CreditsDebited", COUNT, settlement.debited)
-        metrics.add_metric("CreditsRefunded", COUNT, settlement.credited)
+        metrics.add_metric(Metric.SETTLEMENTS, COUNT, 1)
+        metrics.add_metric(Metric.ADJUSTMENTS, COUNT, len(settlement.entries))
+        metrics.add_metric(Metric.CREDITS_DEBITED, COUNT, settlement.debited)
+        metrics.add_metric(Metric.CREDITS_REFUNDED, COUNT, settlement.credited)
         if settlement.is_overdraft:
-            metrics.add_metric("Overdrafts", COUNT, 1)
+            metrics.add_metric(Metric.OVERDRAFTS, COUNT, 1)
             logger.warning("settled into overdraft", extra=summary)
         else:
             logger.info("settled", extra=summary)
     elif outcome.kind == DUPLICATE:
-        metrics.add_metric("DuplicateEvents", COUNT, 1)
+        metrics.add_metric(Metric.DUPLICATE_EVENTS, COUNT, 1)
         logger.info("duplicate event, nothing to do", extra=summary)
     elif outcome.kind == CONFLICT:
-        metrics.add_metric("ConflictingEvents", COUNT, 1)
+        metrics.add_metric(Metric.CONFLICTING_EVENTS, COUNT, 1)
         logger.error("conflicting terminal event recorded; no credits moved", extra=summary)
     elif outcome.kind == REJECTED:
-        metrics.add_metric("InvalidEvents", COUNT, 1)
+        metrics.add_metric(Metric.INVALID_EVENTS, COUNT, 1)
         logger.error("invalid event sent to the dead-letter queue", extra=summary)
     if outcome.attempts > 1:
-        metrics.add_metric("SettlementRetries", COUNT, outcome.attempts - 1)
+        metrics.add_metric(Metric.SETTLEMENT_RETRIES, COUNT, outcome.attempts - 1)
 
 
 def alert(outcome: Outcome, raw_event: Any = None, deadline: float | None = None) -> None:
     """Tells a person when the outcome needs one. Never raises: alerts are not on the settlement path."""
     if outcome.kind in (CONFLICT, REJECTED):
-        guarded_alert(lambda: container_notifier().notify_outcome(outcome, raw_event, deadline))
-    elif "reconciler.notify" in sys.modules:
+        guarded_alert(lambda: bootstrap.shared_notifier().notify_outcome(outcome, raw_event, deadline))
+    else:
         # Any later invocation sends counts held back by an earlier one, once their window ended;
         # a container that never alerted has no notifier and pays nothing here.
-        guarded_alert(sys.modules["reconciler.notify"].flush_due)
-
-
-def container_notifier() -> Any:
-    from reconciler.notify import shared_notifier  # loaded on the first outcome that needs a person
-
-    return shared_notifier()
+        guarded_alert(bootstrap.flush_due)
 
 
 def guarded_alert(send: Callable[[], object]) -> None:
@@ -78,7 +72,7 @@ def guarded_alert(send: Callable[[], object]) -> None:
     try:
         send()
     except Exception as error:
-        metrics.add_metric("AlertFailures", COUNT, 1)
+        metrics.add_metric(Metric.ALERT_FAILURES, COUNT, 1)
         logger.warning("ops alert failed", extra={"error_type": type(error).__name__})
 
 

@@ -7,7 +7,7 @@ import json
 import time
 from datetime import datetime, timezone
 
-from tests.cli.test_stage_controls import put_alarm
+from tests.runtime.cli.test_stage_controls import put_alarm
 
 
 def rendered(job_id: str, user: str = "u1", model: str = "test", event_id: str | None = None) -> dict:

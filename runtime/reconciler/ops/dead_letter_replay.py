@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
-from reconciler.repository.dead_letters import BODY_ENCODING_ATTRIBUTE, JSON_STRING_ENCODING
+from reconciler.repository.sqs_dead_letters import BODY_ENCODING_ATTRIBUTE, JSON_STRING_ENCODING
 
 EVENTBRIDGE, ON_FAILURE, INVALID_EVENT, UNKNOWN = "eventbridge", "lambda-on-failure", "invalid-event", "unknown"
 REPLAYED, FAILED, SKIPPED, WOULD_REPLAY = "replayed", "failed", "skipped", "would-replay"

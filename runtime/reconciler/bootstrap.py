@@ -1,0 +1,217 @@
+"""The composition root: the one place that builds AWS clients, stores, services and the notifier.
+
+The handlers, the timer scan, the CLI (through ops/target.py), the local stack, the simulator and the
+benchmarks all get their objects from here; every other module receives what it needs as arguments.
+
+What a Lambda container keeps between invocations (`event_processor`, `timer_scan`, `shared_notifier`) is
+cached here, and `reset_container()` forgets it (tests and the local stack start a new "container").
+Imports that only the timer scan, the notifier or the CLI need are made inside the functions that need them,
+so the event path's cold start does not pay for them.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Mapping
+
+import boto3
+from botocore.config import Config
+
+from reconciler.config import RuntimeConfig, load_config
+from reconciler.domain.pricing import PriceBook
+from reconciler.repository.dynamodb import DynamoDBStore
+from reconciler.repository.sqs_dead_letters import SqsDeadLetters
+from reconciler.service.event_settlement import EventProcessor, SettlementService
+from reconciler.service.ports import DeadLetters
+
+if TYPE_CHECKING:
+    from reconciler.balance_config import BalanceEventsConfig
+    from reconciler.notify.notifier import Notifier
+    from reconciler.repository.dynamodb_operations import OperationsStore
+    from reconciler.service.balance_event_publishing import BalanceEventService
+    from reconciler.service.timer_scan import TimerScan
+
+# Short timeouts: a hung call must fail fast enough for our own retries inside the 30 s Lambda timeout.
+# botocore's standard mode retries throttling and 5xx; the service layer retries conflicts on top.
+CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3}, tcp_keepalive=True)
+# Tighter for alerts and the triage secret: they are worth less than the invocation's time.
+ALERT_CLIENT_CONFIG = Config(connect_timeout=1, read_timeout=3, retries={"mode": "standard", "max_attempts": 2})
+SECRET_CLIENT_CONFIG = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 2})
+
+# Optional tuning of the notifier; the infrastructure sets none of them today, the defaults apply.
+ENV_OPENAI_BASE_URL = "OPENAI_BASE_URL"
+ENV_TRIAGE_MODEL = "TRIAGE_MODEL"
+ENV_TRIAGE_TIMEOUT = "TRIAGE_TIMEOUT_SECONDS"
+ENV_ALERT_WINDOW = "ALERT_WINDOW_SECONDS"
+ENV_ALERT_MAX_PER_WINDOW = "ALERT_MAX_PER_WINDOW"
+
+
+# --- clients ---------------------------------------------------------------------------------------
+
+
+def aws_session(
+    *, profile: str | None = None, region: str | None = None, credentials: Mapping[str, str] | None = None, botocore_session: Any = None
+) -> Any:
+    """A boto3 session: the standard credential chain, a named profile, or explicit (local stack) credentials."""
+    if credentials is not None:
+        return boto3.session.Session(
+            aws_access_key_id=credentials["aws_access_key_id"],
+            aws_secret_access_key=credentials["aws_secret_access_key"],
+            region_name=region,
+            botocore_session=botocore_session,
+        )
+    return boto3.session.Session(profile_name=profile, region_name=region)
+
+
+def aws_client(service: str, *, session: Any = None, endpoint_url: str | None = None, config: Config = CLIENT_CONFIG) -> Any:
+    """A client for `service`; AWS_ENDPOINT_URL (the local stack) and the credential chain apply as usual."""
+    return (session or boto3.session.Session()).client(service, endpoint_url=endpoint_url, config=config)
+
+
+def alert_sns_client() -> Any:
+    return aws_client("sns", config=ALERT_CLIENT_CONFIG)
+
+
+def secrets_provider() -> Any:
+    # Powertools parameters (and its client) are loaded on the first triage note only.
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+    return SecretsProvider(boto3_client=aws_client("secretsmanager", config=SECRET_CLIENT_CONFIG))
+
+
+# --- stores and use cases ---------------------------------------------------------------------------
+
+
+def settlement_store(config: RuntimeConfig, dynamodb: Any = None) -> DynamoDBStore:
+    return DynamoDBStore(dynamodb or aws_client("dynamodb"), config)
+
+
+def operations_store(config: RuntimeConfig, dynamodb: Any = None) -> "OperationsStore":
+    """The CLI's whole-table reads and repairs (audit, ledger scans, corrections): never on the event path."""
+    from reconciler.repository.dynamodb_operations import OperationsStore
+
+    return OperationsStore(dynamodb or aws_client("dynamodb"), config)
+
+
+def settlement_service(store: Any, config: RuntimeConfig) -> SettlementService:
+    return SettlementService(store, PriceBook.with_overrides(config.price_overrides))
+
+
+def build_processor(config: RuntimeConfig, dynamodb: Any = None, sqs: Any = None, dead_letters: DeadLetters | None = None) -> EventProcessor:
+    settlement = settlement_service(settlement_store(config, dynamodb), config)
+    return EventProcessor(settlement, dead_letters or SqsDeadLetters(sqs or aws_client("sqs"), config.dlq_url, config.stage))
+
+
+def build_timer_scan(store: Any, config: RuntimeConfig) -> "TimerScan":
+    """The timer scan with the function's prices, grace and stuck thresholds (the handler and the CLI)."""
+    from reconciler.service.timer_scan import TimerScan
+
+    return TimerScan(
+        store,
+        settlement_service(store, config),
+        grace=timedelta(minutes=config.scan_grace_minutes),
+        stuck_after=timedelta(hours=config.stuck_job_hours),
+    )
+
+
+def build_reservations(store: Any, config: RuntimeConfig) -> Any:
+    from reconciler.service.reservations import ReservationService
+
+    return ReservationService(store, PriceBook.with_overrides(config.price_overrides))
+
+
+def build_balance_event_service(config: "BalanceEventsConfig", dynamodb: Any = None, events: Any = None) -> "BalanceEventService":
+    """The balance-events stream function's use case, with its EventBridge, BalanceEvents and Ledger adapters."""
+    from reconciler.repository.balance_event_store import BalanceEventLog, EventBridgePublisher, LedgerLookup
+    from reconciler.service.balance_event_publishing import BalanceEventService
+
+    dynamodb = dynamodb or aws_client("dynamodb")
+    return BalanceEventService(
+        defaults=config.thresholds,
+        publisher=EventBridgePublisher(events or aws_client("events"), config.event_source, config.event_bus),
+        log=BalanceEventLog(dynamodb, config.balance_events_table),
+        ledger=LedgerLookup(dynamodb, config.ledger_table),
+    )
+
+
+def build_notifier(config: RuntimeConfig, env: Mapping[str, str] | None = None, **overrides: Any) -> "Notifier":
+    """The notifier a handler (or the CLI) uses; triage only when the stage enables it."""
+    from reconciler.notify.grouping import DEFAULT_MAX_PER_WINDOW, DEFAULT_WINDOW_SECONDS, GroupingWindow
+    from reconciler.notify.notifier import Notifier
+
+    env = os.environ if env is None else env
+    triage_factory = None
+    if config.triage_enabled:
+
+        def triage_factory() -> Any:
+            from reconciler.notify.triage import DEFAULT_BASE_URL, DEFAULT_MODEL, DEFAULT_TIMEOUT_SECONDS, Triage
+
+            return Triage(
+                secret_name=config.openai_secret_name,
+                base_url=env.get(ENV_OPENAI_BASE_URL) or DEFAULT_BASE_URL,
+                model=env.get(ENV_TRIAGE_MODEL) or DEFAULT_MODEL,
+                timeout=_float_env(env, ENV_TRIAGE_TIMEOUT, DEFAULT_TIMEOUT_SECONDS),
+                provider_factory=secrets_provider,
+            )
+
+    options: dict[str, Any] = dict(
+        sns_factory=alert_sns_client,
+        grouping=GroupingWindow(
+            window_seconds=_float_env(env, ENV_ALERT_WINDOW, DEFAULT_WINDOW_SECONDS),
+            max_per_window=int(_float_env(env, ENV_ALERT_MAX_PER_WINDOW, DEFAULT_MAX_PER_WINDOW)),
+        ),
+        triage_factory=triage_factory,
+        prices=PriceBook.with_overrides(config.price_overrides),
+    )
+    options.update(overrides)
+    return Notifier(config.stage, config.ops_topic_arn, **options)
+
+
+def _float_env(env: Mapping[str, str], name: str, default: float) -> float:
+    try:
+        value = float(env.get(name, "") or default)
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+# --- what a Lambda container keeps ------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def event_processor() -> EventProcessor:
+    return build_processor(load_config())
+
+
+@lru_cache(maxsize=1)
+def timer_scan() -> "TimerScan":
+    return build_timer_scan(event_processor().settlement.store, load_config())
+
+
+@lru_cache(maxsize=1)
+def balance_event_service() -> "BalanceEventService":
+    from reconciler.balance_config import load_balance_config
+
+    return build_balance_event_service(load_balance_config())
+
+
+@lru_cache(maxsize=1)
+def shared_notifier() -> "Notifier":
+    """The container's notifier (its grouping state lives as long as the container); built on first alert."""
+    return build_notifier(load_config())
+
+
+def flush_due() -> None:
+    """Sends held-back counts whose window ended, if this container has a notifier; never builds one."""
+    if shared_notifier.cache_info().currsize:
+        shared_notifier().flush()
+
+
+def reset_container() -> None:
+    """Forgets everything a container keeps, configuration included (a new Lambda container)."""
+    from reconciler.balance_config import load_balance_config
+
+    for cached in (load_config, load_balance_config, event_processor, timer_scan, balance_event_service, shared_notifier):
+        cached.cache_clear()

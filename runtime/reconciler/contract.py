@@ -1,0 +1,262 @@
+"""The names the runtime, the CLI and the infrastructure share: one source for each of them.
+
+Resource names per stage (the v1 runbook's names are a contract with the people who operate it), the
+metric namespace and metric names, the service and secret names, the environment the infrastructure sets
+for the function, the tables' index and attribute contract, and the event contract.
+
+`infra` imports this module; no module of the runtime imports `infra` (tests/test_architecture.py). It
+imports nothing but the domain's event names, so the CDK app, the Lambda and the installed CLI all load it
+cheaply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reconciler.domain.events import EVENT_SOURCE, FAILED, RENDERED
+
+STAGES: tuple[str, ...] = ("dev", "staging", "prod")
+
+# Powertools' service name and metric namespace: the function's environment, its metrics, the alarms and
+# dashboard that read them, and the CLI's `metrics` command.
+SERVICE_NAME = "credit-reconciler"
+METRICS_NAMESPACE = "Reconciler"
+SERVICE_DIMENSION = {"Name": "service", "Value": SERVICE_NAME}
+STAGE_DIMENSION = "stage"
+
+# Secrets Manager secret holding the triage model's API key (read only when a stage enables triage).
+OPENAI_SECRET_NAME = "meta-agents/openai"
+
+# The function's handler (one for events and timer-scan ticks).
+HANDLER = "reconciler.handlers.entry.handler"
+# The balance-events stream function's handler.
+BALANCE_EVENTS_HANDLER = "reconciler.handlers.balance_stream.handler"
+
+# The events the function settles (EventBridge source and detail-types); the rule's pattern is built from them.
+SETTLED_EVENT_SOURCE = EVENT_SOURCE
+SETTLED_DETAIL_TYPES: tuple[str, ...] = (RENDERED, FAILED)
+
+
+class Metric:
+    """Every metric the reconciler emits, in namespace METRICS_NAMESPACE (docs/metrics.md)."""
+
+    SETTLEMENTS = "Settlements"
+    ADJUSTMENTS = "Adjustments"
+    CREDITS_DEBITED = "CreditsDebited"
+    CREDITS_REFUNDED = "CreditsRefunded"
+    OVERDRAFTS = "Overdrafts"
+    DUPLICATE_EVENTS = "DuplicateEvents"
+    CONFLICTING_EVENTS = "ConflictingEvents"
+    INVALID_EVENTS = "InvalidEvents"
+    SETTLEMENT_RETRIES = "SettlementRetries"
+    SCANNED_JOBS = "ScannedJobs"
+    SCAN_SETTLEMENTS = "ScanSettlements"
+    STUCK_JOBS = "StuckJobs"
+    UNSETTLEABLE_JOBS = "UnsettleableJobs"
+    SCAN_DEFERRED_JOBS = "ScanDeferredJobs"
+    ALERTS_PUBLISHED = "AlertsPublished"
+    ALERTS_GROUPED = "AlertsGrouped"
+    ALERT_FAILURES = "AlertFailures"
+    TRIAGE_FAILURES = "TriageFailures"
+    # The balance-events stream function's.
+    BALANCE_EVENTS_PUBLISHED = "BalanceEventsPublished"
+    BALANCE_EVENTS_ALREADY_PUBLISHED = "BalanceEventsAlreadyPublished"
+    BALANCE_EVENT_FAILURES = "BalanceEventFailures"
+    DAMAGED_BALANCE_RECORDS = "DamagedBalanceRecords"
+    BAD_THRESHOLD_OVERRIDES = "BadThresholdOverrides"
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(value for key, value in vars(cls).items() if key.isupper())
+
+
+# Balance events (docs/events.md): their EventBridge source and bus, and the stream function's environment
+# (infra/constructs/balance_events.py sets exactly these, balance_config.py reads them).
+BALANCE_EVENT_SOURCE = "credits.reconciler"
+DEFAULT_EVENT_BUS = "default"
+BALANCE_EVENT_DETAIL_TYPES: tuple[str, ...] = ("credits.low", "credits.exhausted", "credits.overdrawn", "credits.restored")
+ENV_BALANCE_EVENTS_TABLE = "BALANCE_EVENTS_TABLE_NAME"
+ENV_EVENT_SOURCE = "BALANCE_EVENT_SOURCE"
+ENV_EVENT_BUS = "BALANCE_EVENT_BUS"
+ENV_LOW_THRESHOLD = "LOW_BALANCE_THRESHOLD"
+ENV_OVERDRAFT_ALERT_LEVEL = "OVERDRAFT_ALERT_LEVEL"
+
+# The function's environment: infra/constructs/reconciler_function.py sets exactly these, config.py reads them.
+ENV_STAGE = "STAGE"
+ENV_JOBS_TABLE = "JOBS_TABLE_NAME"
+ENV_CREDITS_TABLE = "CREDITS_TABLE_NAME"
+ENV_LEDGER_TABLE = "LEDGER_TABLE_NAME"
+ENV_DLQ_URL = "DLQ_URL"
+ENV_OPS_TOPIC_ARN = "OPS_TOPIC_ARN"
+ENV_OPENAI_SECRET_NAME = "OPENAI_SECRET_NAME"
+ENV_PRICE_OVERRIDES = "PRICE_OVERRIDES"
+ENV_SCAN_GRACE_MINUTES = "SCAN_GRACE_MINUTES"
+ENV_STUCK_JOB_HOURS = "STUCK_JOB_HOURS"
+ENV_TRIAGE_ENABLED = "TRIAGE_ENABLED"
+# "false" drops the dimensionless (v1 runbook) copy of every metric for a stage (docs/metrics.md).
+ENV_METRICS_DIMENSIONLESS = "METRICS_DIMENSIONLESS"
+
+# The tables' contract: index names (infra/constructs/tables.py creates them) and the attribute that puts a
+# job in the sparse unsettled index (the pipeline writes it, settlement removes it).
+LEDGER_BY_USER_INDEX = "userId-timestamp-index"
+JOBS_UNSETTLED_INDEX = "unsettled-createdAt-index"
+UNSETTLED_ATTRIBUTE = "unsettled"
+UNSETTLED_VALUE = "PENDING"
+
+# The alarms of a stage, cc-reconciler-{concern}-{stage} (infra/constructs/alarms.py, in this order). The ops
+# topic's and its key's policies admit CloudWatch for exactly these alarm ARNs; the CLI lists and silences them.
+ALARM_PREFIX = "cc-reconciler-"
+ALARM_CONCERNS: tuple[str, ...] = (
+    "errors",
+    "adjustments",
+    "dlq-depth",
+    "dlq-age",
+    "throttles",
+    "conflicts",
+    "stuck-jobs",
+    "invalid-events",
+    "alert-failures",
+    "unsettleable-jobs",
+    "dynamodb-throttles",
+    "contention",
+    "events-failed",
+    "events-dropped",
+    "events-dead-lettered",
+    "duration",
+)
+# The balance-events function's alarms (infra/constructs/balance_events.py, in this order); the ops topic admits them too.
+BALANCE_EVENT_ALARM_CONCERNS: tuple[str, ...] = (
+    "balance-events-errors",
+    "balance-events-iterator-age",
+    "balance-events-failures",
+    "balance-events-failed-batches",
+)
+
+
+class ConfigError(ValueError):
+    """The environment or the requested stage does not describe a usable reconciler."""
+
+
+class UnknownStageError(ConfigError):
+    """The requested stage has no configuration."""
+
+
+def checked_stage(stage: str) -> str:
+    if stage not in STAGES:
+        raise UnknownStageError(f"unknown stage {stage!r}; valid stages: {', '.join(STAGES)}")
+    return stage
+
+
+@dataclass(frozen=True)
+class StageLimits:
+    # The function's reserved concurrency: infra deploys it, `reconciler resume` restores it.
+    reserved_concurrency: int
+    # `adjust` above this many credits (either sign) needs --yes-large or a typed confirmation.
+    large_adjustment: int
+
+
+STAGE_LIMITS: dict[str, StageLimits] = {
+    "dev": StageLimits(reserved_concurrency=10, large_adjustment=100_000),
+    "staging": StageLimits(reserved_concurrency=10, large_adjustment=100_000),
+    "prod": StageLimits(reserved_concurrency=10, large_adjustment=10_000),
+}
+
+
+@dataclass(frozen=True)
+class ResourceNames:
+    """Physical names of a stage's resources; the v1 runbook, the runtime and the CLI rely on them."""
+
+    stage: str
+
+    def __post_init__(self) -> None:
+        checked_stage(self.stage)
+
+    @property
+    def limits(self) -> StageLimits:
+        return STAGE_LIMITS[self.stage]
+
+    @property
+    def data_stack(self) -> str:
+        return f"cc-reconciler-data-{self.stage}"
+
+    @property
+    def compute_stack(self) -> str:
+        return f"cc-reconciler-compute-{self.stage}"
+
+    @property
+    def monitoring_stack(self) -> str:
+        return f"cc-reconciler-monitoring-{self.stage}"
+
+    @property
+    def jobs_table(self) -> str:
+        return f"Jobs-{self.stage}"
+
+    @property
+    def credits_table(self) -> str:
+        return f"Credits-{self.stage}"
+
+    @property
+    def ledger_table(self) -> str:
+        return f"Ledger-{self.stage}"
+
+    @property
+    def tables(self) -> tuple[str, str, str]:
+        return self.jobs_table, self.credits_table, self.ledger_table
+
+    @property
+    def dead_letter_queue(self) -> str:
+        return f"cc-reconciler-dlq-{self.stage}"
+
+    @property
+    def ops_topic(self) -> str:
+        return f"ops-alerts-{self.stage}"
+
+    @property
+    def function(self) -> str:
+        return f"cc-agent-reconciler-{self.stage}"
+
+    @property
+    def log_group(self) -> str:
+        return f"/aws/lambda/{self.function}"
+
+    @property
+    def events_rule(self) -> str:
+        return f"cc-reconciler-events-{self.stage}"
+
+    @property
+    def timer_scan_rule(self) -> str:
+        return f"cc-reconciler-timer-scan-{self.stage}"
+
+    @property
+    def event_archive(self) -> str:
+        return f"cc-reconciler-archive-{self.stage}"
+
+    @property
+    def dashboard(self) -> str:
+        return f"cc-reconciler-{self.stage}"
+
+    def alarm(self, concern: str) -> str:
+        return f"{ALARM_PREFIX}{concern}-{self.stage}"
+
+    def is_alarm(self, alarm_name: str) -> bool:
+        return alarm_name.startswith(ALARM_PREFIX) and alarm_name.endswith(f"-{self.stage}")
+
+    @property
+    def balance_events_table(self) -> str:
+        return f"BalanceEvents-{self.stage}"
+
+    @property
+    def balance_events_function(self) -> str:
+        return f"cc-reconciler-balance-events-{self.stage}"
+
+    @property
+    def balance_events_failure_queue(self) -> str:
+        return f"cc-reconciler-balance-events-failures-{self.stage}"
+
+    @property
+    def operator_read_only_policy(self) -> str:
+        return f"cc-reconciler-operator-read-only-{self.stage}"
+
+    @property
+    def operator_break_glass_policy(self) -> str:
+        return f"cc-reconciler-operator-break-glass-{self.stage}"

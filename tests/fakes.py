@@ -1,0 +1,282 @@
+"""In-memory fakes of the service's ports (reconciler/service/ports.py), for service tests that need no AWS.
+
+InMemorySettlementStore holds what DynamoDBStore holds, under the tables' own attribute names (Jobs items by
+jobId, Credits items by userId, Ledger entries by ledgerId), and answers as it does:
+
+* settlements, reservations and adjustments are each one transaction: every condition is checked against the
+  state before it, then all of its writes happen, or none;
+* a failed condition is StaleState, unless the only failures are ledger ids already taken (the job and the
+  balance are as the decision read them): LedgerEntryTaken, naming those ids;
+* a conflict is recorded once per event id (StaleState the second time);
+* a stored job the domain cannot use is a DamagedJob from load and an UnreadableJob from unsettled_jobs.
+
+InMemoryDeadLetters records what was sent. tests/contract/ runs the same scenarios against these fakes and
+the AWS adapters on moto, so neither can drift from the other.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import itertools
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+from reconciler.contract import UNSETTLED_ATTRIBUTE, UNSETTLED_VALUE
+from reconciler.domain.errors import DamagedJob, LedgerEntryTaken
+from reconciler.domain.ledger import LedgerEntry, legacy_adjustment_ledger_id
+from reconciler.domain.settlement import SUBMITTED, Conflict, JobRecord, Reservation, Settlement, UnreadableJob
+from reconciler.service.ports import StaleState
+
+BALANCE, LEDGER, JOB = "balance", "ledger", "job"
+_JOB_FIELDS = frozenset(field.name for field in dataclasses.fields(JobRecord))
+
+
+@dataclass(frozen=True)
+class _Write:
+    """One item of a transaction: whether its condition holds on the state as read, and the write itself."""
+
+    role: str
+    holds: bool
+    apply: Callable[[], None]
+    ledger_id: str | None = None
+
+
+class InMemorySettlementStore:
+    """The SettlementStore port in memory, with DynamoDBStore's conditions, errors and atomicity."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.balances: dict[str, dict[str, Any]] = {}
+        self.entries: dict[str, LedgerEntry] = {}
+
+    # --- the port ----------------------------------------------------------------------------
+
+    def load(self, job_id: str, user_id: str) -> tuple[JobRecord | None, int | None]:
+        item = self.jobs.get(job_id)
+        return (None if item is None else _record(item)), self.balance_of(user_id)
+
+    def commit_settlement(self, settlement: Settlement) -> None:
+        writes = []
+        if settlement.entries:
+            user_id = settlement.event.user_id
+            holds = _decision_holds(settlement, self.balance_of(user_id))
+            writes.append(self._balance_write(user_id, settlement.balance_delta, settlement.timestamp, holds))
+            writes.extend(self._ledger_write(entry) for entry in settlement.entries)
+        writes.append(self._job_settlement(settlement))
+        self._transact(writes)
+
+    def commit_reservation(self, reservation: Reservation) -> None:
+        user_id, job_id, timestamp = reservation.user_id, reservation.job_id, reservation.entry.timestamp
+        remaining = self.balance_of(user_id)
+        covered = remaining is not None and remaining >= reservation.credits
+        writes = [self._balance_write(user_id, -reservation.credits, timestamp, covered), self._ledger_write(reservation.entry)]
+        item = self.jobs.get(job_id)
+        if reservation.job_before is None:
+            new = {
+                "jobId": job_id, "userId": user_id, "model": reservation.model, "status": SUBMITTED, "createdAt": timestamp,
+                "reservedCredits": reservation.credits, UNSETTLED_ATTRIBUTE: UNSETTLED_VALUE,
+            }
+            writes.append(_Write(JOB, item is None, lambda: self._put_job(new)))
+        else:
+            open_for_it = item is not None and item.get("userId") == user_id and "settledAs" not in item and "reservedCredits" not in item
+            reserved = {"createdAt": timestamp, **(item or {}), "reservedCredits": reservation.credits, UNSETTLED_ATTRIBUTE: UNSETTLED_VALUE}
+            writes.append(_Write(JOB, open_for_it, lambda: self._put_job(reserved)))
+        self._transact(writes)
+
+    def commit_adjustment(self, entry: LedgerEntry) -> None:
+        writes = [self._balance_write(entry.user_id, entry.signed_amount, entry.timestamp, True), self._ledger_write(entry)]
+        if entry.reference:  # the same reference applied under v2.0's id counts as applied
+            legacy_id = legacy_adjustment_ledger_id(entry.reference)
+            writes.append(_Write(LEDGER, legacy_id not in self.entries, lambda: None, legacy_id))
+        self._transact(writes)
+
+    def record_conflict(self, conflict: Conflict) -> None:
+        item = self.jobs.get(conflict.job.job_id)
+        event_id = conflict.event.event_id
+        if item is None or item.get("settledAs") != conflict.job.settled_as or event_id in item.get("conflictEventIds", ()):
+            raise StaleState(f"job {conflict.job.job_id}: conflict {event_id} already recorded, or the job is not as read")
+        recorded = {
+            **item,
+            "conflictEventIds": frozenset(item.get("conflictEventIds", ())) | {event_id},
+            "conflictCount": item.get("conflictCount", 0) + 1,
+            "lastConflictAt": conflict.timestamp,
+            "lastConflictType": conflict.event.kind,
+        }
+        if conflict.request_id:
+            recorded["conflictRequestIds"] = frozenset(item.get("conflictRequestIds", ())) | {conflict.request_id}
+        self._put_job(recorded)
+
+    def unsettled_jobs(self, created_before: str) -> Iterator[JobRecord | UnreadableJob]:
+        """The sparse index: items with the marker and a string createdAt up to the cutoff, oldest first."""
+        indexed = [
+            item for item in self.jobs.values()
+            if item.get(UNSETTLED_ATTRIBUTE) == UNSETTLED_VALUE and isinstance(item.get("createdAt"), str) and item["createdAt"] <= created_before
+        ]
+        for item in sorted(indexed, key=lambda item: item["createdAt"]):
+            yield _readable(item)
+
+    # --- what the CLI's Adjuster reads (OperationsStore's names) -------------------------------
+
+    def get_balance(self, user_id: str) -> dict[str, Any] | None:
+        item = self.balances.get(user_id)
+        return None if item is None else {"userId": user_id, **item}
+
+    def get_ledger_entry(self, ledger_id: str) -> LedgerEntry | None:
+        return self.entries.get(ledger_id)
+
+    # --- arrange and inspect (tests only) -------------------------------------------------------
+
+    def put_job(self, **attributes: Any) -> None:
+        """A Jobs item written as the pipeline (or damage) would write it, attribute names as in the table."""
+        self._put_job({name: value for name, value in attributes.items() if value is not None})
+
+    def put_ledger_entry(self, entry: LedgerEntry) -> None:
+        """A ledger entry written outside the reconciler (a v1 manual entry, a restored backup)."""
+        self.entries[entry.ledger_id] = entry
+
+    def balance_of(self, user_id: str) -> int | None:
+        item = self.balances.get(user_id)
+        return None if item is None else item["remaining"]
+
+    def ledger_of(self, user_id: str) -> list[LedgerEntry]:
+        return sorted((entry for entry in self.entries.values() if entry.user_id == user_id), key=lambda entry: entry.timestamp)
+
+    def job(self, job_id: str) -> JobRecord | None:
+        item = self.jobs.get(job_id)
+        return None if item is None else _record(item)
+
+    def job_item(self, job_id: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.jobs.get(job_id))
+
+    # --- transactions ------------------------------------------------------------------------
+
+    def _transact(self, writes: list[_Write]) -> None:
+        failed = [write for write in writes if not write.holds]
+        if failed and all(write.role == LEDGER for write in failed):
+            raise LedgerEntryTaken([write.ledger_id or "?" for write in failed])
+        if failed:
+            raise StaleState(f"transaction cancelled: the conditions of {', '.join(write.role for write in failed)} failed")
+        for write in writes:
+            write.apply()
+
+    def _balance_write(self, user_id: str, delta: int, timestamp: str, holds: bool) -> _Write:
+        """A missing balance counts as 0; the write creates it."""
+        item = self.balances.get(user_id, {})
+        updated = {**item, "remaining": item.get("remaining", 0) + delta, "updatedAt": timestamp}
+        return _Write(BALANCE, holds, lambda: self.balances.__setitem__(user_id, updated))
+
+    def _ledger_write(self, entry: LedgerEntry) -> _Write:
+        return _Write(LEDGER, entry.ledger_id not in self.entries, lambda: self.put_ledger_entry(entry), entry.ledger_id)
+
+    def _job_settlement(self, settlement: Settlement) -> _Write:
+        event, seen = settlement.event, settlement.job_before
+        # How it was settled, and what the event tells of the job (kept where the pipeline wrote it already).
+        outcome = _present({
+            "settledAs": settlement.settled_as, "settledAt": settlement.timestamp, "settledIntoOverdraft": settlement.is_overdraft,
+            "settledByEvent": event.event_id, "settledByRequest": settlement.request_id,
+            "chargedCredits": settlement.charged, "releasedCredits": settlement.released, "refundedCredits": settlement.refunded,
+        })
+        from_event = _present({
+            "model": getattr(event, "model", None), "seconds": getattr(event, "seconds", None), "failureReason": getattr(event, "reason", None),
+        })
+        item = self.jobs.get(event.job_id)
+        if seen is None:  # a job the table did not hold: recorded from the event alone
+            new = {
+                "jobId": event.job_id, "userId": event.user_id, "status": settlement.settled_as, "createdAt": settlement.timestamp,
+                **from_event, **outcome,
+            }
+            return _Write(JOB, item is None, lambda: self._put_job(new))
+        # Unsettled, same owner, and the pipeline's fields and the reservation as the decision saw them.
+        as_seen = (
+            item is not None
+            and "settledAs" not in item
+            and item.get("userId") == event.user_id
+            and item.get("status") == seen.status
+            and item.get("updatedAt") == seen.updated_at
+            and item.get("reservedCredits") == seen.reserved_credits
+        )
+        settled = {**from_event, **(item or {}), **outcome, "status": settlement.settled_as}
+        settled.pop(UNSETTLED_ATTRIBUTE, None)
+        return _Write(JOB, as_seen, lambda: self._put_job(settled))
+
+    def _put_job(self, item: dict[str, Any]) -> None:
+        # Every write stores a new dict, so an item handed out earlier (a scan's page) is a snapshot.
+        self.jobs[item["jobId"]] = item
+
+
+def _decision_holds(settlement: Settlement, remaining: int | None) -> bool:
+    """The settlement's overdraft decision is still true of the balance: a debit decided as covered needs the
+    balance to cover it, one decided as an overdraft needs it to fall short (or be missing)."""
+    needed = -settlement.balance_delta
+    if needed <= 0:
+        return True
+    if settlement.is_overdraft:
+        return remaining is None or remaining < needed
+    return remaining is not None and remaining >= needed
+
+
+def _present(values: dict[str, Any]) -> dict[str, Any]:
+    """DynamoDB stores no attribute for None."""
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def _field_name(attribute: str) -> str:
+    """The JobRecord field a Jobs attribute fills: settledByEvent -> settled_by_event."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", attribute).lower()
+
+
+def _record(item: dict[str, Any]) -> JobRecord:
+    """The item as a JobRecord; DamagedJob when the domain cannot use it (JobRecord checks every field)."""
+    values: dict[str, Any] = {"job_id": None, "user_id": None}
+    for attribute, value in item.items():
+        name = _field_name(attribute)
+        if name in _JOB_FIELDS:
+            values[name] = frozenset(value) if isinstance(value, set) else value
+    return JobRecord(**values)
+
+
+def _readable(item: dict[str, Any]) -> JobRecord | UnreadableJob:
+    try:
+        return _record(item)
+    except DamagedJob as damage:
+        job_id, user_id = item.get("jobId"), item.get("userId")
+        shown = {field: _shown(item.get(attribute)) for field, attribute in (
+            ("status", "status"), ("model", "model"), ("seconds", "seconds"), ("created_at", "createdAt"), ("updated_at", "updatedAt"),
+        )}
+        return UnreadableJob(
+            job_id=job_id if isinstance(job_id, str) else repr(job_id),
+            reason=str(damage),
+            user_id=user_id if isinstance(user_id, str) else "",
+            **shown,
+        )
+
+
+def _shown(value: Any) -> str | None:
+    return None if value is None else value if isinstance(value, str) else repr(value)[:100]
+
+
+@dataclass(frozen=True)
+class SentDeadLetter:
+    message_id: str
+    original: Any
+    error_type: str
+    field: str
+    reason: str
+    event_id: str | None = None
+
+
+class InMemoryDeadLetters:
+    """The DeadLetters port in memory: records each message (a copy of the original, as SQS keeps its own)."""
+
+    def __init__(self) -> None:
+        self.sent: list[SentDeadLetter] = []
+        self._numbers = itertools.count(1)
+
+    def send(self, original: Any, *, error_type: str, field: str, reason: str, event_id: str | None = None) -> str:
+        if isinstance(original, bytes):  # a queue holds text: bytes are read back decoded, as SqsDeadLetters sends them
+            original = original.decode("utf-8", errors="surrogateescape")
+        message_id = f"dead-letter-{next(self._numbers)}"
+        self.sent.append(SentDeadLetter(message_id, copy.deepcopy(original), error_type, field, reason, event_id))
+        return message_id

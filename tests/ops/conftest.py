@@ -1,1 +1,0 @@
-"""tests/ops: pure operations logic, no AWS and no server."""

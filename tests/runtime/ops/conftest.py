@@ -1,0 +1,1 @@
+"""tests/runtime/ops: pure operations logic, no AWS and no server."""

@@ -1,0 +1,43 @@
+"""A bare `pytest` (the venv's script) collects exactly the tests that `python -m pytest` does.
+
+They differ in one thing: `python -m` puts the working directory on sys.path, the script does not. A suite that
+only works under `python -m` relies on that (and on what a conftest happens to insert), and a folder such as
+tests/simulator can then be imported as the top-level `simulator`, hiding the real package.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+# Collection only, in one process, without the AWS-call recorder (its end-of-run check wants a full run) and
+# without syrupy failing on snapshots that no test used (none runs).
+COLLECT = ["--collect-only", "-q", "-p", "no:xdist", "-p", "no:cacheprovider", "-p", "no:tests.least_privilege.recorder",
+           "--snapshot-warn-unused"]
+NODE_ID = re.compile(r"tests/\S+\.py::")
+
+
+def collect(command: list[str]) -> subprocess.Popen[str]:
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
+    return subprocess.Popen([*command, *COLLECT], cwd=REPO, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def test_a_bare_pytest_collects_the_same_tests_as_python_m_pytest():
+    script = Path(sys.executable).with_name("pytest")
+    assert script.exists(), f"no pytest script beside {sys.executable}"
+    # Both at once: each takes a few seconds, mostly importing aws_cdk.
+    bare, module = collect([str(script)]), collect([sys.executable, "-m", "pytest"])
+    outputs = {"pytest": bare.communicate(timeout=600)[0], "python -m pytest": module.communicate(timeout=600)[0]}
+    for name, process in (("pytest", bare), ("python -m pytest", module)):
+        assert process.returncode == 0, f"`{name} --collect-only` failed:\n{outputs[name][-3000:]}"
+    collected = {name: [line for line in output.splitlines() if NODE_ID.match(line)] for name, output in outputs.items()}
+    assert collected["pytest"] == collected["python -m pytest"]
+    # The folders named like top-level packages were collected, this file included.
+    for folder in ("tests/infra/", "tests/simulator/", "tests/benchmarks/", "tests/runtime/"):
+        assert any(node.startswith(folder) for node in collected["pytest"]), f"nothing collected from {folder}"
+    assert any(node.startswith("tests/test_pytest_collection.py::") for node in collected["pytest"])

@@ -15,7 +15,7 @@ from typing import Literal
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_logs as logs
 
-from reconciler.contract import STAGE_LIMITS, STAGES, ResourceNames, checked_stage
+from reconciler.contract import BALANCE_EVENT_SOURCE, STAGE_LIMITS, STAGES, ResourceNames, checked_stage
 
 # AWS's published Powertools layer of this version is attached to the function;
 # keep it equal to the aws-lambda-powertools pin in requirements.txt (a test checks).
@@ -49,6 +49,22 @@ class AlertSubscription:
 
 
 @dataclass(frozen=True)
+class BalanceEventSettings:
+    """Balance events (docs/events.md): their EventBridge source on the default bus, and the thresholds a user's
+    Credits item may override (`lowBalanceThreshold`, `overdraftAlertLevel`)."""
+
+    source: str = BALANCE_EVENT_SOURCE
+    low_threshold: int = 10  # credits.low below this many credits (a whole number >= 1)
+    overdraft_alert_level: int = 0  # credits.overdrawn below this balance (<= 0; 0: any negative balance)
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,256}", self.source) or self.source.lower().startswith("aws."):
+            raise ValueError(f"balance event source {self.source!r} is not a usable EventBridge source")
+        if self.low_threshold < 1 or self.overdraft_alert_level > 0:
+            raise ValueError("balance events: the low threshold must be >= 1 and the overdraft alert level <= 0")
+
+
+@dataclass(frozen=True)
 class StageConfig:
     stage: str
     # Where the stage deploys: the stacks are environment-specific, so `cdk deploy` with credentials for any
@@ -76,6 +92,7 @@ class StageConfig:
     # Also emit every metric without dimensions (the v1 runbook's series). At most one stage per account and
     # region may do so, or their counts mix (a test checks; docs/metrics.md).
     dimensionless_metrics: bool
+    balance_events: BalanceEventSettings = BalanceEventSettings()
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"\d{12}", self.account):

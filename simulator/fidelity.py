@@ -17,7 +17,10 @@ boto3 call of the runtime, the CLI and the tests passes, above botocore's own re
    copies and can undo another thread's commit (toolchain notes); AWS's transactions are serialisable.
 3. lets a fault plan (the simulator's) answer a call instead of AWS, before or after the real call
    (`set_fault_plan`), with the exact shapes below: the throttling and conflict cancellation reasons that
-   botocore does not retry, single-request throttling, 5xx, timeouts.
+   botocore does not retry, single-request throttling, 5xx, timeouts, and answers that are not errors
+   (EventBridge's HTTP 200 PutEvents with a failed entry).
+4. tells observers (`observe_results`) what AWS answered to every call that reached it, including the
+   calls whose answer a fault then loses (the simulator records the events that are on the bus this way).
 
 Each difference is listed with its source in docs/emulator-fidelity.md.
 """
@@ -46,17 +49,23 @@ FaultPlan = Callable[[str, str, dict], "Fault | None"]
 _lock = threading.RLock()
 _fault_plan: FaultPlan | None = None
 _call_observers: list[Callable[[str, str, dict], None]] = []
+_result_observers: list[Callable[[str, str, dict, Any], None]] = []
 violations: list[str] = []  # every refusal this layer made, for the simulator's checks
 _original: Any = None
 
 
 class Fault:
-    """An answer in AWS's shape. `after_call`: the request reached AWS (and committed) and the answer is lost."""
+    """An answer in AWS's shape. `after_call`: the request reached AWS (and committed) and the answer is lost.
+    `response`: a successful answer given instead of AWS's (the request never reached it), for failures
+    that AWS reports in a 200 answer, such as PutEvents' failed entries."""
 
-    def __init__(self, error: BaseException, after_call: bool = False, label: str = "") -> None:
+    def __init__(self, error: BaseException | None = None, after_call: bool = False, label: str = "", response: dict | None = None) -> None:
+        if (error is None) == (response is None):
+            raise ValueError("a fault is either an error or a response")
         self.error = error
+        self.response = response
         self.after_call = after_call
-        self.label = label or type(error).__name__
+        self.label = label or (type(error).__name__ if error is not None else "response")
 
 
 def install() -> None:
@@ -72,14 +81,20 @@ def install() -> None:
         _refuse_what_aws_refuses(client, service, operation_name, api_params)
         fault = _fault_plan(service, operation_name, api_params) if _fault_plan else None
         if fault is not None and not fault.after_call:
-            raise fault.error
+            if fault.response is not None:
+                return fault.response
+            raise fault.error  # type: ignore[misc]
         if service == "dynamodb" and _in_process(client):
             with _lock:
                 response = _original(client, operation_name, api_params)
         else:
             response = _original(client, operation_name, api_params)
+        for result_observer in list(_result_observers):
+            result_observer(service, operation_name, api_params, response)
         if fault is not None:
-            raise fault.error
+            if fault.response is not None:
+                return fault.response
+            raise fault.error  # type: ignore[misc]
         return response
 
     BaseClient._make_api_call = _make_api_call  # type: ignore[attr-defined]
@@ -94,6 +109,13 @@ def observe_calls(observer: Callable[[str, str, dict], None]) -> Callable[[], No
     """Calls `observer(service, operation, params)` before every call; returns the function that stops it."""
     _call_observers.append(observer)
     return lambda: _call_observers.remove(observer)
+
+
+def observe_results(observer: Callable[[str, str, dict, Any], None]) -> Callable[[], None]:
+    """Calls `observer(service, operation, params, response)` after every call AWS answered (also when a fault
+    then loses the answer: the request took effect); returns the function that stops it."""
+    _result_observers.append(observer)
+    return lambda: _result_observers.remove(observer)
 
 
 def _in_process(client: BaseClient) -> bool:
@@ -137,6 +159,14 @@ def single_request_throttle(operation: str, code: str) -> ClientError:
 
 def internal_server_error(operation: str) -> ClientError:
     return client_error(operation, "InternalServerError", "Internal server error", status=500)
+
+
+def put_events_failed_entry(code: str) -> dict:
+    """EventBridge's HTTP 200 PutEvents answer whose one entry was refused (PutEventsResultEntry: ErrorCode,
+    ErrorMessage, no EventId; FailedEntryCount 1)."""
+    messages = {"ThrottlingException": "Rate exceeded.", "InternalFailure": "Internal service error."}
+    return {"FailedEntryCount": 1, "Entries": [{"ErrorCode": code, "ErrorMessage": messages.get(code, code)}],
+            "ResponseMetadata": {"HTTPStatusCode": 200}}
 
 
 def read_timeout(endpoint: str = "https://dynamodb.us-east-1.amazonaws.com/") -> ReadTimeoutError:

@@ -6,7 +6,12 @@ A run drives the real code (the Lambda handler as deployed, the timer scan throu
 call, to a worker the seed's random generator picks, so every interleaving is reproducible. Faults are
 injected at the botocore boundary in AWS's shapes (fidelity.py), Lambda's retries of a failed or timed-out
 invocation are modelled (same request id, up to 2 retries, then the on-failure destination), and after the
-run the invariants below are checked. A failing run is shrunk to the shortest task list that still fails.
+run the invariants below are checked. Then the Credits table's DynamoDB stream is drained through the real
+balance-events handler, as Lambda's event source mapping would deliver it (batches, partial batch responses,
+retries from the first failed record, give-ups after the retry limit), with faults injected into that
+function's EventBridge and DynamoDB calls, and the events it put on the bus are checked against an independent
+oracle of docs/events.md (BALANCE_EVENT_INVARIANTS). A failing run is shrunk to the shortest task list that
+still fails.
 
     python -m simulator.sim --seeds 10000        # make sim
     python -m simulator.sim --seed 1234 -v       # replay one run, printing its tasks
@@ -16,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
+import hashlib
 import io
 import json
 import logging
@@ -46,8 +53,18 @@ INVARIANTS = (
     "every SQS and SNS message obeys the services' limits (fidelity refusals: none)",
     "the timer scan never settles on a status the pipeline replaced before the settlement",
 )
+BALANCE_EVENT_INVARIANTS = (
+    "every crossing of the ground truth (an oracle of docs/events.md over the Credits stream) is on the bus with its crossingId and values, unless its record was given up",
+    "no event on the bus without a ground-truth crossing",
+    "no crossingId on the bus twice, except once per injected fault in the documented window (PutEvents succeeded, its marker not written)",
+    "per user, the events on the bus are in balance order (stream sequence, then the crossing's place in the change)",
+    "the BalanceEvents table holds exactly one marker per published crossing, and no marker without its event on the bus",
+    "the stream function fails a record (or an invocation) only when a fault was injected into that invocation; so every give-up is explained",
+)
 
 STAGE = "dev"
+IN_PROCESS_STREAMS = "https://streams.dynamodb.us-east-1.amazonaws.com"  # botocore would pick an account endpoint moto lacks
+BALANCE_FUNCTION = f"cc-reconciler-balance-events-{STAGE}"
 USERS = ("ann", "bob", "cy#1", "d:ü")
 MODELS = ("test", "standard-v1", "hd-v2")
 
@@ -60,7 +77,7 @@ class SimulatedTimeout(BaseException):
 
 @dataclass(frozen=True)
 class Task:
-    kind: str  # event | reserve | adjust | scan | pipeline | damage | seed-job
+    kind: str  # event | reserve | adjust | scan | pipeline | damage | seed-job | override
     args: tuple = ()
     expect: str = ""  # for events: "valid" or "invalid"
 
@@ -78,6 +95,19 @@ def _printable(value: Any) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class StreamDelivery:
+    """How this run's event source mapping delivers the Credits stream (chosen by the seed)."""
+
+    batch_sizes: tuple[int, ...] = (100,)  # each invocation's batch size is drawn from these
+    max_retry_attempts: int | None = None  # None: the template's MaximumRetryAttempts
+    fault_rate: float = 0.0  # of the balance-events function's AWS calls
+
+    def describe(self) -> str:
+        retries = "the template's" if self.max_retry_attempts is None else self.max_retry_attempts
+        return f"stream batches {list(self.batch_sizes)}, retry limit {retries}, stream fault rate {self.fault_rate}"
+
+
 @dataclass
 class Scenario:
     seed: int
@@ -85,6 +115,7 @@ class Scenario:
     tasks: list[Task]
     workers: int
     fault_rate: float
+    stream: StreamDelivery = field(default_factory=StreamDelivery)
 
 
 # --- scenario generation -------------------------------------------------------------------------------------
@@ -169,7 +200,33 @@ def generate(seed: int) -> Scenario:
     for _ in range(rng.randint(0, 2)):
         tasks.append(Task("scan"))
     rng.shuffle(tasks)  # reorders: deliveries, reservations and scans in any order
-    return Scenario(seed, setup, tasks, workers=rng.randint(1, 4), fault_rate=rng.choice([0.0, 0.05, 0.15, 0.3]))
+    workers, fault_rate = rng.randint(1, 4), rng.choice([0.0, 0.05, 0.15, 0.3])
+    stream = _balance_event_tasks(random.Random(f"{seed}-balance-events"), setup, tasks)
+    return Scenario(seed, setup, tasks, workers=workers, fault_rate=fault_rate, stream=stream)
+
+
+# Per-user threshold overrides on Credits items (docs/events.md), as DynamoDB values: (attribute, value).
+GOOD_OVERRIDES = [("lowBalanceThreshold", {"N": "1"}), ("lowBalanceThreshold", {"N": "25"}), ("lowBalanceThreshold", {"N": "120"}),
+                  ("overdraftAlertLevel", {"N": "0"}), ("overdraftAlertLevel", {"N": "-5"}), ("overdraftAlertLevel", {"N": "-40"})]
+BAD_OVERRIDES = [("lowBalanceThreshold", {"N": "0"}), ("lowBalanceThreshold", {"N": "-3"}), ("lowBalanceThreshold", {"N": "7.5"}),
+                 ("lowBalanceThreshold", {"S": "lots"}), ("overdraftAlertLevel", {"N": "3"}), ("overdraftAlertLevel", {"N": "-1.5"}),
+                 ("overdraftAlertLevel", {"S": "none"}), ("lowBalanceThreshold", {"BOOL": True})]
+
+
+def _balance_event_tasks(rng: random.Random, setup: list[Task], tasks: list[Task]) -> StreamDelivery:
+    """Makes crossings likely: overrides on the opening items, top-ups through the CLI's Adjuster that restore
+    low balances, debits that make them low. Its own generator: the money-path tasks above stay as they were."""
+    opened = [task.args[0] for task in setup if task.kind == "adjust" and task.args[1]]
+    for user in opened:
+        for _ in range(rng.choice([0, 0, 1, 2])):
+            attribute, value = rng.choice(GOOD_OVERRIDES + BAD_OVERRIDES)
+            setup.append(Task("override", (user, attribute, json.dumps(value))))
+    users = sorted({task.args[0] for task in setup if task.kind == "adjust"})
+    for number in range(rng.randint(1, 3)):
+        amount = rng.choice([3, 12, 30, 150]) if rng.random() < 0.7 else -rng.choice([4, 9, 45])
+        tasks.insert(rng.randint(0, len(tasks)), Task("adjust", (rng.choice(users), amount, f"top-up-{number}" if amount > 0 else f"debit-{number}")))
+    return StreamDelivery(batch_sizes=rng.choice([(100,), (100,), (1,), (2, 3), (1, 4, 100), (5,)]),
+                          max_retry_attempts=rng.choice([None, None, None, 0, 1, 2]), fault_rate=rng.choice([0.0, 0.1, 0.25, 0.5]))
 
 
 def _terminal_event(kind: str, job_id: str, user: str, event_id: str, rng: random.Random) -> dict:
@@ -193,6 +250,7 @@ class Harness:
 
         from reconciler.local.resources import provision
         from reconciler.local.stack import templates_for
+        from reconciler.local.stream_poller import balance_function_environment, mapping_settings
         from simulator import fidelity
 
         fidelity.install()
@@ -200,8 +258,15 @@ class Harness:
         self.mock = mock_aws()
         self.mock.start()
         self.session = boto3.session.Session(region_name="us-east-1")
-        self.resources = provision(templates or templates_for(STAGE), STAGE, self.session)
+        templates = templates or templates_for(STAGE)
+        self.resources = provision(templates, STAGE, self.session)
         os.environ.update(self.resources.runtime_environment())
+        # The balance-events function's environment too (the variables the two functions share are equal).
+        os.environ.update(balance_function_environment(templates, self.resources.tables))
+        self.mapping = mapping_settings(templates)
+        self.streams = self.session.client("dynamodbstreams", endpoint_url=IN_PROCESS_STREAMS)
+        self.bus: list[dict] = []  # every event EventBridge accepted, in the order it accepted them
+        self.stop_observing = fidelity.observe_results(self._on_result)
         self.dynamodb = self.session.client("dynamodb")
         self.sqs = self.session.client("sqs")
         self.log_sink = io.StringIO()
@@ -215,11 +280,15 @@ class Harness:
         self.store = bootstrap.operations_store(RuntimeConfig.from_env())  # the CLI's Adjuster needs its reads
         self.key_names = {name: [k["AttributeName"] for k in self.dynamodb.describe_table(TableName=name)["Table"]["KeySchema"]]
                           for name in self.resources.tables.values()}
+        self.stream_arn = self.dynamodb.describe_table(TableName=self.resources.tables["Credits"])["Table"]["LatestStreamArn"]
+        self.shard_id = self.streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]["Shards"][0]["ShardId"]
+        self.stream_iterator: str | None = None
 
         self.log_streams = [(handler, handler.setStream(self.log_sink)) for handler in logging.getLogger(logger.name).handlers
                             if isinstance(handler, logging.StreamHandler)]
 
     def close(self) -> None:
+        self.stop_observing()
         self.mock.stop()
         for handler, stream in self.log_streams:
             handler.setStream(stream)
@@ -239,6 +308,52 @@ class Harness:
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
         self.log_sink.seek(0)
         self.log_sink.truncate()
+        self._forget_stream()
+        self.stream_iterator = self.streams.get_shard_iterator(StreamArn=self.stream_arn, ShardId=self.shard_id, ShardIteratorType="LATEST")["ShardIterator"]
+        self.bus.clear()
+
+    def thresholds(self) -> tuple[int, int]:
+        """The stage's low threshold and overdraft alert level, as the function's environment gives them."""
+        return int(os.environ["LOW_BALANCE_THRESHOLD"]), int(os.environ.get("OVERDRAFT_ALERT_LEVEL") or 0)
+
+    def event_bus(self) -> str:
+        return os.environ.get("BALANCE_EVENT_BUS") or "default"
+
+    def _forget_stream(self) -> None:
+        """Drops the records of earlier runs (the emptying's REMOVE records too) from moto's shard, as the stream's
+        retention would: moto keeps every record in memory, and 10,000 runs would hold about half a million.
+        Sequence numbers go on increasing. (moto's internals: there is no API for it.)"""
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.dynamodb.models import dynamodb_backends
+        from moto.dynamodbstreams.models import dynamodbstreams_backends
+
+        shard = dynamodb_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].tables[self.resources.tables["Credits"]].stream_shard
+        shard.starting_sequence_number += len(shard.items)
+        shard.items = []
+        dynamodbstreams_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].shard_iterators.clear()
+
+    def read_stream(self) -> list[dict]:
+        """The Credits stream records written since the last reset, as Lambda hands them to the function
+        (moto's key-only INSERT of an UpdateItem that creates an item dropped, docs/emulator-fidelity.md)."""
+        from reconciler.local.stream_poller import drop_key_only_inserts, lambda_record
+
+        records: list[dict] = []
+        while self.stream_iterator:
+            response = self.streams.get_records(ShardIterator=self.stream_iterator, Limit=1000)
+            records.extend(response.get("Records", []))
+            self.stream_iterator = response.get("NextShardIterator")
+            if len(response.get("Records", [])) < 1000:
+                break
+        return [lambda_record(record, self.stream_arn) for record in drop_key_only_inserts({"Records": records})["Records"]]
+
+    def _on_result(self, service: str, operation: str, params: dict, response: Any) -> None:
+        """Records what EventBridge accepted (the request reached it and its entry has an event id)."""
+        if service != "events" or operation != "PutEvents":
+            return
+        for entry, result in zip(params.get("Entries", []), response.get("Entries", [])):
+            if result.get("EventId") and not result.get("ErrorCode"):
+                self.bus.append({"source": entry.get("Source"), "detail-type": entry.get("DetailType"), "detail": json.loads(entry.get("Detail", "{}")),
+                                 "bus": entry.get("EventBusName")})
 
 
 # --- one run -------------------------------------------------------------------------------------------------
@@ -496,6 +611,11 @@ class Run:
 
             user, amount, reference = task.args
             self.h.store.commit_adjustment(adjustment_entry(user, amount, "opening balance", reference, "sim", _iso(4)))
+        elif task.kind == "override":  # a per-user threshold override on an existing Credits item
+            user, attribute, value = task.args
+            self.h.dynamodb.update_item(TableName=self.h.resources.tables["Credits"], Key={"userId": {"S": user}},
+                                        UpdateExpression="SET #a = :v", ConditionExpression="attribute_exists(userId)",
+                                        ExpressionAttributeNames={"#a": attribute}, ExpressionAttributeValues={":v": json.loads(value)})
         elif task.kind == "damage":
             job_id, user, damage = task.args
             item = {"jobId": {"S": job_id}, "userId": {"S": user}, "status": {"S": "failed"}, "createdAt": {"S": _iso(3)},
@@ -662,6 +782,262 @@ class Run:
         self.result.covered["ledger-entries"] += len(ledger)
 
 
+# --- balance events: the Credits stream through the real stream function, and its invariants -----------------
+
+BALANCE_EVENT_SUMMARY = (
+    ("crossings", "balance:crossings"), ("events published", "balance:events-on-the-bus"),
+    ("failed entries injected", "balance:failed-entries-injected"), ("faults injected", "balance:faults-injected"),
+    ("retries", "balance:retries"), ("give-ups", "balance:given-up-batches"), ("crossings given up", "balance:crossings-given-up"),
+    ("duplicates in the documented window", "balance:duplicates-in-window"), ("window faults", "balance:window-faults"),
+    ("records", "balance:records"), ("invocations", "balance:invocations"),
+)
+# The balance-events function's calls a fault may hit, and the faults (label, in the documented duplicate window?).
+PUT_EVENTS_FAULTS = (("failed-entry-throttling", False), ("failed-entry-internal", False), ("put-events-500", False),
+                     ("put-events-read-timeout-after", True), ("lambda-timeout-after-put-events", True))
+MARKER_READ_FAULTS = (("marker-get-throttled", False), ("lambda-timeout-before-marker-get", False))
+MARKER_WRITE_FAULTS = (("marker-put-throttled", True), ("lambda-timeout-before-marker-put", True), ("marker-put-500-after", False))
+LEDGER_QUERY_FAULTS = (("ledger-query-throttled", False),)
+MAX_STREAM_FAULTS = 12
+MAX_STREAM_INVOCATIONS = 5000
+
+
+class BalanceEventRun:
+    """After a run's money-path tasks: Lambda's DynamoDB Streams event source mapping for the Credits stream,
+    with the real handler, then the invariants of docs/events.md against an independent oracle."""
+
+    def __init__(self, run: Run) -> None:
+        self.run, self.h, self.plan_of = run, run.h, run.s.stream
+        self.covered = run.result.covered
+        self.fail = run.result.failures.append
+        self.rng = random.Random(f"{run.s.seed}-stream-batches")
+        self.fault_rng = random.Random(f"{run.s.seed}-stream-faults")
+        self.faults_left = MAX_STREAM_FAULTS
+        self.invocation_faults: list[str] = []
+        self.window_faults: Counter = Counter()  # crossingId -> injected faults in the documented window
+        self.records: list[dict] = []
+        self.given_up: set[str] = set()  # sequence numbers of given-up records
+        self.max_retries = self.h.mapping["max_retry_attempts"] if self.plan_of.max_retry_attempts is None else self.plan_of.max_retry_attempts
+
+    def deliver_and_check(self) -> None:
+        self.records = self.h.read_stream()
+        self.covered["balance:records"] += len(self.records)
+        self.deliver()
+        self.check()
+
+    # --- Lambda's event source mapping ------------------------------------------------------------------
+    def deliver(self) -> None:
+        """Batches in stream order (sizes drawn by the seed); a batch whose response reports failures is retried
+        from the first reported record (Lambda checkpoints there); an invocation that fails as a whole (a
+        timeout) is retried halved (bisectBatchOnFunctionError); after the retry limit the failing records are
+        given up (their description goes to the on-failure destination) and the stream goes on."""
+        from reconciler.handlers.balance_stream import handler
+        from reconciler.local.invoker import LocalContext
+        from reconciler.observability import metrics
+
+        pending, attempts, bisect, invocations = list(self.records), 0, 0, 0
+        stdout, sys.stdout = sys.stdout, io.StringIO()  # Powertools prints its EMF metrics here
+        try:
+            while pending:
+                invocations += 1
+                if invocations > MAX_STREAM_INVOCATIONS:
+                    self.fail(f"the stream did not drain after {MAX_STREAM_INVOCATIONS} invocations")
+                    return
+                size = self.rng.choice(self.plan_of.batch_sizes)
+                batch = pending[: min(size, bisect) if bisect else size]
+                self.invocation_faults = []
+                failed_at, whole = None, False
+                self.h.fidelity.set_fault_plan(self.fault_plan)
+                try:
+                    response = handler({"Records": batch}, LocalContext(BALANCE_FUNCTION, 60_000)) or {}
+                    reported = {item.get("itemIdentifier") for item in response.get("batchItemFailures", [])}
+                    indexes = [i for i, record in enumerate(batch) if record["dynamodb"]["SequenceNumber"] in reported]
+                    if reported and len(indexes) != len(reported):
+                        self.fail(f"the stream function reported failures of records not in its batch: {sorted(map(str, reported))[:5]}")
+                    if indexes and indexes != list(range(min(indexes), len(batch))):
+                        self.fail(f"the stream function reported {len(indexes)} failed record(s) but not every record after the first failure")
+                    failed_at = min(indexes) if indexes else None
+                except SimulatedTimeout:
+                    metrics.clear_metrics()  # the killed invocation never flushed
+                    whole = True
+                except Exception as error:  # noqa: BLE001 - docs/events.md: every failed record is reported, the handler never raises
+                    metrics.clear_metrics()
+                    where = traceback.extract_tb(error.__traceback__)[-1]
+                    self.fail(f"the stream handler raised {type(error).__name__}: {str(error)[:200]} (at {where.filename}:{where.lineno})")
+                    whole = True
+                finally:
+                    self.h.fidelity.set_fault_plan(None)
+                self.covered["balance:invocations"] += 1
+                if failed_at is None and not whole:
+                    del pending[: len(batch)]
+                    attempts, bisect = 0, 0
+                    continue
+                if not self.invocation_faults:
+                    first = batch[failed_at or 0]["dynamodb"]["SequenceNumber"]
+                    self.fail(f"the stream function failed record {first} ({'the whole invocation' if whole else 'reported'}) with no injected fault")
+                if whole:
+                    failed_at, bisect = 0, max(1, len(batch) // 2)
+                    self.covered["balance:function-errors"] += 1
+                else:
+                    self.covered["balance:partial-batch-failures"] += 1
+                del pending[:failed_at]  # Lambda checkpoints at the first failed record
+                attempts = attempts + 1 if failed_at == 0 else 1
+                if attempts > self.max_retries:
+                    given_up = batch[failed_at:]
+                    del pending[: len(given_up)]
+                    self.given_up.update(record["dynamodb"]["SequenceNumber"] for record in given_up)
+                    self.covered["balance:given-up-batches"] += 1
+                    attempts, bisect = 0, 0
+                else:
+                    self.covered["balance:retries"] += 1
+        finally:
+            sys.stdout = stdout
+
+    def fault_plan(self, service: str, operation: str, params: dict) -> Any:
+        """Faults in AWS's shapes on the stream function's calls; the ones in the documented duplicate window
+        (PutEvents went through, its marker is not written) are counted per crossingId."""
+        fidelity = self.h.fidelity
+        table = params.get("TableName")
+        if service == "events" and operation == "PutEvents":
+            choices, crossing = PUT_EVENTS_FAULTS, json.loads(params["Entries"][0]["Detail"]).get("crossingId")
+        elif service == "dynamodb" and table == self.h.resources.tables["BalanceEvents"] and operation == "GetItem":
+            choices, crossing = MARKER_READ_FAULTS, None
+        elif service == "dynamodb" and table == self.h.resources.tables["BalanceEvents"] and operation == "PutItem":
+            choices, crossing = MARKER_WRITE_FAULTS, params.get("Item", {}).get("crossingId", {}).get("S")
+        elif service == "dynamodb" and table == self.h.resources.tables["Ledger"] and operation == "Query":
+            choices, crossing = LEDGER_QUERY_FAULTS, None
+        else:
+            return None
+        if self.fault_rng.random() >= self.plan_of.fault_rate or self.faults_left <= 0:
+            return None
+        self.faults_left -= 1
+        label, in_window = self.fault_rng.choice(choices)
+        self.invocation_faults.append(label)
+        self.covered["balance:faults-injected"] += 1
+        self.covered[f"fault:stream:{label}"] += 1
+        if in_window:
+            self.window_faults[crossing] += 1
+            self.covered["balance:window-faults"] += 1
+        if label.startswith("failed-entry-"):
+            self.covered["balance:failed-entries-injected"] += 1
+            code = "ThrottlingException" if label == "failed-entry-throttling" else "InternalFailure"
+            return fidelity.Fault(response=fidelity.put_events_failed_entry(code))
+        if label == "put-events-500":
+            return fidelity.Fault(fidelity.client_error(operation, "InternalException", "Internal service error.", 500))
+        if label == "put-events-read-timeout-after":
+            return fidelity.Fault(fidelity.read_timeout("https://events.us-east-1.amazonaws.com/"), after_call=True)
+        if label == "lambda-timeout-after-put-events":
+            return fidelity.Fault(SimulatedTimeout(label), after_call=True)
+        if label.startswith("lambda-timeout-before"):
+            return fidelity.Fault(SimulatedTimeout(label))
+        if label == "marker-put-500-after":
+            return fidelity.Fault(fidelity.internal_server_error(operation), after_call=True)
+        return fidelity.Fault(fidelity.single_request_throttle(operation, self.fault_rng.choice(
+            ["ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"])))
+
+    # --- the invariants ---------------------------------------------------------------------------------
+    def check(self) -> None:
+        from reconciler.repository.dynamodb import from_item
+
+        truth = ground_truth(self.records, self.h.thresholds())
+        self.covered["balance:crossings"] += len(truth)
+        bus = [event for event in self.h.bus if event["source"] == BALANCE_SOURCE]
+        self.covered["balance:events-on-the-bus"] += len(bus)
+        published = Counter(event["detail"].get("crossingId") for event in bus)
+        for cid, crossing in truth.items():
+            if published[cid]:
+                continue
+            if crossing["sequence"] in self.given_up:
+                self.covered["balance:crossings-given-up"] += 1
+            else:
+                self.fail(f"crossing {crossing['detail-type']} of {crossing['userId']!r} ({crossing['balanceBefore']} -> {crossing['balanceAfter']}, "
+                          f"record {crossing['sequence']}) is not on the bus (crossingId {cid})")
+        last: dict[str, tuple[int, int, str]] = {}
+        for event in bus:
+            detail = event["detail"]
+            cid = detail.get("crossingId")
+            crossing = truth.get(cid)
+            if crossing is None:
+                self.fail(f"event on the bus without a ground-truth crossing: {event['detail-type']} {json.dumps(detail, default=str)[:300]}")
+                continue
+            wrong = {name: (detail.get(name), value) for name, value in crossing.items()
+                     if name not in ("position",) and (event["detail-type"] if name == "detail-type" else detail.get(name)) != value}
+            if wrong or event["bus"] != self.h.event_bus():
+                self.fail(f"event {cid} differs from its ground truth (got, expected): {wrong} on bus {event['bus']!r}")
+            place = (int(crossing["sequence"]), crossing["position"], crossing["detail-type"])
+            latest = last.get(crossing["userId"], (0, 0, ""))
+            if place[:2] < latest[:2]:
+                self.fail(f"events of {crossing['userId']!r} out of balance order: {place[2]} of record {place[0]} published after {latest[2]} of record {latest[0]}")
+            last[crossing["userId"]] = max(place, latest)
+        for cid, count in published.items():
+            if count > 1:
+                if count - 1 > self.window_faults[cid]:
+                    self.fail(f"crossingId {cid} is on the bus {count} times, with only {self.window_faults[cid]} injected fault(s) in the documented window")
+                else:
+                    self.covered["balance:duplicates-in-window"] += count - 1
+        markers = Counter(item.get("crossingId") for item in map(from_item, self.h.dynamodb.scan(TableName=self.h.resources.tables["BalanceEvents"])["Items"]))
+        for cid in published:
+            crossing = truth.get(cid)
+            if markers[cid] != 1 and not (markers[cid] == 0 and crossing is not None and crossing["sequence"] in self.given_up):
+                self.fail(f"crossing {cid} is on the bus but has {markers[cid]} marker(s) in BalanceEvents")
+        for cid, count in markers.items():
+            if cid not in published:
+                self.fail(f"BalanceEvents holds {count} marker(s) of {cid}, which is not on the bus (a lost event)")
+
+
+BALANCE_SOURCE = "credits.reconciler"
+
+
+def ground_truth(records: list[dict], defaults: tuple[int, int]) -> dict[str, dict]:
+    """crossingId -> the crossing, from the stream records in stream order: docs/events.md re-stated, without
+    the runtime's code. A balance is in `low` (balance < low), `exhausted` (<= 0), `overdrawn` (< alert level);
+    a change emits each condition it enters and `credits.restored` when it leaves low, in balance order
+    (restored first: it is the only upward crossing); the NewImage's overrides judge both sides; a new item was
+    in no condition; REMOVE records and damaged ones (a remaining that is not a whole number) emit nothing."""
+    truth: dict[str, dict] = {}
+    for record in records:
+        data = record["dynamodb"]
+        if record["eventName"] == "REMOVE" or "NewImage" not in data:
+            continue
+        new, old = data["NewImage"], data.get("OldImage")
+        after, before = _whole(new.get("remaining", {"N": "0"})), None if old is None else _whole(old.get("remaining", {"N": "0"}))
+        if after is None or (old is not None and before is None):
+            continue
+        low = _whole(new.get("lowBalanceThreshold"))
+        low = low if low is not None and low >= 1 else defaults[0]
+        level = _whole(new.get("overdraftAlertLevel"))
+        level = level if level is not None and level <= 0 else defaults[1]
+        levels = (("credits.low", low), ("credits.exhausted", 0), ("credits.overdrawn", level))
+
+        def inside(balance: int | None) -> list[bool]:
+            if balance is None:
+                return [False, False, False]
+            return [balance < low, balance <= 0, balance < level]
+
+        was, now = inside(before), inside(after)
+        found = [("credits.restored", low)] if was[0] and not now[0] else []
+        found += [levels[i] for i in range(3) if now[i] and not was[i]]
+        user, sequence = data["Keys"]["userId"]["S"], data["SequenceNumber"]
+        for position, (detail_type, threshold) in enumerate(found):
+            truth[_crossing_id(user, sequence, detail_type)] = {
+                "detail-type": detail_type, "userId": user, "sequence": sequence, "position": position,
+                "balanceBefore": before, "balanceAfter": after, "threshold": threshold}
+    return truth
+
+
+def _whole(value: dict | None) -> int | None:
+    """A DynamoDB number attribute that is a whole number, else None (text, a fraction, anything else)."""
+    if not isinstance(value, dict) or "N" not in value:
+        return None
+    number = Decimal(value["N"])
+    return int(number) if number == number.to_integral_value() else None
+
+
+def _crossing_id(user: str, sequence: str, detail_type: str) -> str:
+    """docs/events.md: the first 32 hex digits of the SHA-256 of the length-prefixed user, sequence number and detail-type."""
+    text = f"crossing:v1:{len(user)}:{user}:{len(sequence)}:{sequence}:{detail_type}"
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
 def _posting(entry: dict) -> str | None:
     ledger_id = entry["ledgerId"]
     return ledger_id.rsplit(":", 1)[1] if ledger_id.startswith("job:") else None
@@ -694,6 +1070,7 @@ def run_scenario(harness: Harness, scenario: Scenario) -> RunResult:
     run = Run(harness, scenario)
     run.execute_all()
     run.check()
+    BalanceEventRun(run).deliver_and_check()
     return run.result
 
 
@@ -704,7 +1081,7 @@ def shrink(harness: Harness, scenario: Scenario) -> Scenario:
     while changed:
         changed = False
         for index in range(len(current.tasks)):
-            candidate = Scenario(current.seed, current.setup, current.tasks[:index] + current.tasks[index + 1:], current.workers, current.fault_rate)
+            candidate = dataclasses.replace(current, tasks=current.tasks[:index] + current.tasks[index + 1:])
             if run_scenario(harness, candidate).failures:
                 current, changed = candidate, True
                 break
@@ -712,7 +1089,7 @@ def shrink(harness: Harness, scenario: Scenario) -> Scenario:
 
 
 def describe(scenario: Scenario) -> str:
-    lines = [f"seed {scenario.seed}: {scenario.workers} worker(s), fault rate {scenario.fault_rate}"]
+    lines = [f"seed {scenario.seed}: {scenario.workers} worker(s), fault rate {scenario.fault_rate}, {scenario.stream.describe()}"]
     lines += [f"  setup  {task.describe()[:240]}" for task in scenario.setup]
     lines += [f"  task   {task.describe()[:240]}" for task in scenario.tasks]
     return "\n".join(lines)
@@ -756,7 +1133,8 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.monotonic() - started
     print(f"{len(seeds)} run(s) in {elapsed:.0f} s ({len(seeds) / elapsed:.1f} runs/s), {len(failed)} failed", file=sys.stderr)
     print("covered: " + ", ".join(f"{name}={count}" for name, count in sorted(covered.items())), file=sys.stderr)
-    print("invariants checked after every run:\n  - " + "\n  - ".join(INVARIANTS), file=sys.stderr)
+    print("balance events: " + ", ".join(f"{name}={covered[key]}" for name, key in BALANCE_EVENT_SUMMARY), file=sys.stderr)
+    print("invariants checked after every run:\n  - " + "\n  - ".join(INVARIANTS + BALANCE_EVENT_INVARIANTS), file=sys.stderr)
     return 1 if failed else 0
 
 

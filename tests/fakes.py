@@ -20,8 +20,9 @@ import copy
 import dataclasses
 import itertools
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from reconciler.contract import UNSETTLED_ATTRIBUTE, UNSETTLED_VALUE
 from reconciler.domain.errors import DamagedJob, LedgerEntryTaken

@@ -96,6 +96,9 @@ class OperatorAccess(Construct):
                 ("cloudwatch:DescribeAlarms", "cloudwatch:DescribeAlarmHistory", "cloudwatch:GetMetricStatistics"),
                 ("*",),
             ),
+            # balance-events USER: one user's recent balance events (one Query of BalanceEvents-{stage}).
+            Grant("ReadBalanceEvents", ("dynamodb:Query",), (stack.format_arn(service="dynamodb", resource="table",
+                                                                             resource_name=names.balance_events_table),)),
             # logs tail: the function's own log group.
             Grant("ReadFunctionLogs", ("logs:FilterLogEvents",), (log_group.log_group_arn,)),
         )

@@ -27,7 +27,9 @@ class ReconcilerTables(Construct):
             projection_type=dynamodb.ProjectionType.ALL,
         )
 
-        self.credits = self._table("Credits", names.credits_table, partition_key="userId")
+        # The stream feeds the balance-events function (infra/constructs/balance_events.py); enabling it is an
+        # in-place update of the table (no replacement), and settlement writes nothing more for it.
+        self.credits = self._table("Credits", names.credits_table, partition_key="userId", stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES)
 
         self.ledger = self._table("Ledger", names.ledger_table, partition_key="ledgerId")
         self.ledger.add_global_secondary_index(
@@ -41,7 +43,7 @@ class ReconcilerTables(Construct):
     def all(self) -> tuple[dynamodb.Table, ...]:
         return (self.jobs, self.credits, self.ledger)
 
-    def _table(self, construct_id: str, table_name: str, *, partition_key: str) -> dynamodb.Table:
+    def _table(self, construct_id: str, table_name: str, *, partition_key: str, stream: dynamodb.StreamViewType | None = None) -> dynamodb.Table:
         return dynamodb.Table(
             self,
             construct_id,
@@ -54,4 +56,5 @@ class ReconcilerTables(Construct):
             ),
             deletion_protection=self._config.deletion_protection,
             removal_policy=self._config.removal_policy,
+            stream=stream,
         )

@@ -6,6 +6,7 @@ from aws_cdk import Stack
 from constructs import Construct
 
 from infra.config import StageConfig
+from infra.constructs.balance_events import BalanceEventsFunction
 from infra.constructs.operator_access import OperatorAccess
 from infra.constructs.reconciler_function import ReconcilerFunction
 from infra.stacks.data_stack import DataStack
@@ -22,6 +23,7 @@ class ComputeStack(Stack):
             dead_letter_queue=data.dead_letter_queue.queue,
             ops_topic=data.ops_topic.topic,
         )
+        self.balance_events = BalanceEventsFunction(self, "BalanceEvents", config=config, tables=data.tables, data=data.balance_events)
         self.operator_access = OperatorAccess(
             self,
             "OperatorAccess",

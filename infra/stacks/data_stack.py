@@ -9,6 +9,7 @@ from aws_cdk import Stack
 from constructs import Construct
 
 from infra.config import StageConfig
+from infra.constructs.balance_events import BalanceEventsData
 from infra.constructs.dead_letter_queue import DeadLetterQueue
 from infra.constructs.ops_topic import OpsTopic
 from infra.constructs.tables import ReconcilerTables
@@ -20,3 +21,4 @@ class DataStack(Stack):
         self.tables = ReconcilerTables(self, "Tables", config=config)
         self.dead_letter_queue = DeadLetterQueue(self, "DeadLetterQueue", config=config)
         self.ops_topic = OpsTopic(self, "OpsTopic", config=config)
+        self.balance_events = BalanceEventsData(self, "BalanceEvents", config=config)

@@ -7,6 +7,7 @@ from constructs import Construct
 
 from infra.config import StageConfig
 from infra.constructs.alarms import ReconcilerAlarms
+from infra.constructs.balance_events import BalanceEventsAlarms
 from infra.constructs.dashboard import ReconcilerDashboard
 from infra.stacks.compute_stack import ComputeStack
 from infra.stacks.data_stack import DataStack
@@ -29,13 +30,21 @@ class MonitoringStack(Stack):
             tables=data.tables.all,
             events_rule=compute.reconciler.events_rule,
         )
+        self.balance_event_alarms = BalanceEventsAlarms(
+            self,
+            "BalanceEventsAlarms",
+            config=config,
+            function=compute.balance_events.function,
+            failure_queue=data.balance_events.failure_queue,
+            ops_topic=data.ops_topic.topic,
+        )
         self.dashboard = ReconcilerDashboard(
             self,
             "Dashboard",
             config=config,
             function=function,
             dead_letter_queue=dead_letter_queue,
-            alarms=self.alarms.all,
+            alarms=[*self.alarms.all, *self.balance_event_alarms.all],
             tables=data.tables.all,
             events_rule=compute.reconciler.events_rule,
         )

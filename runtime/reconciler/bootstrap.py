@@ -28,8 +28,10 @@ from reconciler.service.event_settlement import EventProcessor, SettlementServic
 from reconciler.service.ports import DeadLetters
 
 if TYPE_CHECKING:
+    from reconciler.balance_config import BalanceEventsConfig
     from reconciler.notify.notifier import Notifier
     from reconciler.repository.dynamodb_operations import OperationsStore
+    from reconciler.service.balance_event_publishing import BalanceEventService
     from reconciler.service.ports import SettlementStore
     from reconciler.service.timer_scan import TimerScan
 
@@ -127,6 +129,20 @@ def build_reservations(store: Any, config: RuntimeConfig) -> Any:
     return ReservationService(store, PriceBook.with_overrides(config.price_overrides))
 
 
+def build_balance_event_service(config: BalanceEventsConfig, dynamodb: Any = None, events: Any = None) -> BalanceEventService:
+    """The balance-events stream function's use case, with its EventBridge, BalanceEvents and Ledger adapters."""
+    from reconciler.repository.balance_event_store import BalanceEventLog, EventBridgePublisher, LedgerLookup
+    from reconciler.service.balance_event_publishing import BalanceEventService
+
+    dynamodb = dynamodb or aws_client("dynamodb")
+    return BalanceEventService(
+        defaults=config.thresholds,
+        publisher=EventBridgePublisher(events or aws_client("events"), config.event_source, config.event_bus),
+        log=BalanceEventLog(dynamodb, config.balance_events_table),
+        ledger=LedgerLookup(dynamodb, config.ledger_table),
+    )
+
+
 def build_notifier(config: RuntimeConfig, env: Mapping[str, str] | None = None, **overrides: Any) -> Notifier:
     """The notifier a handler (or the CLI) uses; triage only when the stage enables it."""
     from reconciler.notify.grouping import DEFAULT_MAX_PER_WINDOW, DEFAULT_WINDOW_SECONDS, GroupingWindow
@@ -182,6 +198,13 @@ def timer_scan() -> TimerScan:
 
 
 @lru_cache(maxsize=1)
+def balance_event_service() -> BalanceEventService:
+    from reconciler.balance_config import load_balance_config
+
+    return build_balance_event_service(load_balance_config())
+
+
+@lru_cache(maxsize=1)
 def shared_notifier() -> Notifier:
     """The container's notifier (its grouping state lives as long as the container); built on first alert."""
     return build_notifier(load_config())
@@ -195,5 +218,7 @@ def flush_due() -> None:
 
 def reset_container() -> None:
     """Forgets everything a container keeps, configuration included (a new Lambda container)."""
-    for cached in (load_config, event_processor, timer_scan, shared_notifier):
+    from reconciler.balance_config import load_balance_config
+
+    for cached in (load_config, load_balance_config, event_processor, timer_scan, balance_event_service, shared_notifier):
         cached.cache_clear()

@@ -29,6 +29,8 @@ OPENAI_SECRET_NAME = "meta-agents/openai"  # noqa: S105 - the secret's name, not
 
 # The function's handler (one for events and timer-scan ticks).
 HANDLER = "reconciler.handlers.entry.handler"
+# The balance-events stream function's handler.
+BALANCE_EVENTS_HANDLER = "reconciler.handlers.balance_stream.handler"
 
 # The events the function settles (EventBridge source and detail-types); the rule's pattern is built from them.
 SETTLED_EVENT_SOURCE = EVENT_SOURCE
@@ -56,11 +58,28 @@ class Metric:
     ALERTS_GROUPED = "AlertsGrouped"
     ALERT_FAILURES = "AlertFailures"
     TRIAGE_FAILURES = "TriageFailures"
+    # The balance-events stream function's.
+    BALANCE_EVENTS_PUBLISHED = "BalanceEventsPublished"
+    BALANCE_EVENTS_ALREADY_PUBLISHED = "BalanceEventsAlreadyPublished"
+    BALANCE_EVENT_FAILURES = "BalanceEventFailures"
+    DAMAGED_BALANCE_RECORDS = "DamagedBalanceRecords"
+    BAD_THRESHOLD_OVERRIDES = "BadThresholdOverrides"
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
         return tuple(value for key, value in vars(cls).items() if key.isupper())
 
+
+# Balance events (docs/events.md): their EventBridge source and bus, and the stream function's environment
+# (infra/constructs/balance_events.py sets exactly these, balance_config.py reads them).
+BALANCE_EVENT_SOURCE = "credits.reconciler"
+DEFAULT_EVENT_BUS = "default"
+BALANCE_EVENT_DETAIL_TYPES: tuple[str, ...] = ("credits.low", "credits.exhausted", "credits.overdrawn", "credits.restored")
+ENV_BALANCE_EVENTS_TABLE = "BALANCE_EVENTS_TABLE_NAME"
+ENV_EVENT_SOURCE = "BALANCE_EVENT_SOURCE"
+ENV_EVENT_BUS = "BALANCE_EVENT_BUS"
+ENV_LOW_THRESHOLD = "LOW_BALANCE_THRESHOLD"
+ENV_OVERDRAFT_ALERT_LEVEL = "OVERDRAFT_ALERT_LEVEL"
 
 # The function's environment: infra/constructs/reconciler_function.py sets exactly these, config.py reads them.
 ENV_STAGE = "STAGE"
@@ -104,6 +123,13 @@ ALARM_CONCERNS: tuple[str, ...] = (
     "events-dropped",
     "events-dead-lettered",
     "duration",
+)
+# The balance-events function's alarms (infra/constructs/balance_events.py, in this order); the ops topic admits them too.
+BALANCE_EVENT_ALARM_CONCERNS: tuple[str, ...] = (
+    "balance-events-errors",
+    "balance-events-iterator-age",
+    "balance-events-failures",
+    "balance-events-failed-batches",
 )
 
 
@@ -214,6 +240,18 @@ class ResourceNames:
 
     def is_alarm(self, alarm_name: str) -> bool:
         return alarm_name.startswith(ALARM_PREFIX) and alarm_name.endswith(f"-{self.stage}")
+
+    @property
+    def balance_events_table(self) -> str:
+        return f"BalanceEvents-{self.stage}"
+
+    @property
+    def balance_events_function(self) -> str:
+        return f"cc-reconciler-balance-events-{self.stage}"
+
+    @property
+    def balance_events_failure_queue(self) -> str:
+        return f"cc-reconciler-balance-events-failures-{self.stage}"
 
     @property
     def operator_read_only_policy(self) -> str:

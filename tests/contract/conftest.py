@@ -5,8 +5,9 @@ tests/runtime/conftest.py's fixtures (reused here, not redefined)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 

@@ -12,8 +12,8 @@ When the two disagree, the fake is wrong, unless the adapter breaks AWS's own se
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Callable
 
 import pytest
 

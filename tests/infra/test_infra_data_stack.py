@@ -7,7 +7,7 @@ import json
 import pytest
 from infra_helpers import as_list, only_resource, resource_id, resource_named
 
-from reconciler.contract import ALARM_CONCERNS, JOBS_UNSETTLED_INDEX, LEDGER_BY_USER_INDEX
+from reconciler.contract import ALARM_CONCERNS, BALANCE_EVENT_ALARM_CONCERNS, JOBS_UNSETTLED_INDEX, LEDGER_BY_USER_INDEX
 
 TABLE_KEYS = {"Jobs": "jobId", "Credits": "userId", "Ledger": "ledgerId"}
 
@@ -79,7 +79,10 @@ def test_dead_letter_queue_keeps_messages_14_days_encrypted(synthesized):
 
 def test_dead_letter_queue_policy_denies_plain_http_and_admits_only_the_events_rule(synthesized):
     stage = synthesized.config.stage
-    statements = only_resource(synthesized.data, "AWS::SQS::QueuePolicy")["Properties"]["PolicyDocument"]["Statement"]
+    (dlq,) = [lid for lid, q in synthesized.data.find_resources("AWS::SQS::Queue").items()
+              if q["Properties"]["QueueName"] == synthesized.config.names.dead_letter_queue]
+    (policy,) = [p for p in synthesized.data.find_resources("AWS::SQS::QueuePolicy").values() if p["Properties"]["Queues"] == [{"Ref": dlq}]]
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
     deny = [s for s in statements if s["Effect"] == "Deny"]
     assert deny and deny[0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}, f"no SSL-only deny in {statements}"
     allows = [s for s in statements if s["Effect"] == "Allow"]
@@ -113,7 +116,7 @@ def _joined(value) -> str:
 
 
 def _stage_alarm_arns(config) -> set[str]:
-    return {f"arn:aws:cloudwatch:{config.region}:{config.account}:alarm:{config.names.alarm(c)}" for c in ALARM_CONCERNS}
+    return {f"arn:aws:cloudwatch:{config.region}:{config.account}:alarm:{config.names.alarm(c)}" for c in ALARM_CONCERNS + BALANCE_EVENT_ALARM_CONCERNS}
 
 
 def _assert_scoped_to_this_stages_alarms(statement: dict, config) -> None:

@@ -7,7 +7,7 @@ import json
 import pytest
 from infra_helpers import only_resource, refers_to, resource_named
 
-from reconciler.contract import ALARM_CONCERNS
+from reconciler.contract import ALARM_CONCERNS, BALANCE_EVENT_ALARM_CONCERNS
 
 # concern -> (namespace, metric, statistic, period seconds, operator, threshold); metric-math alarms separately.
 ALARMS = {
@@ -39,7 +39,7 @@ def alarm(synthesized, concern: str) -> dict:
 def test_exactly_the_runbook_alarms_exist(synthesized):
     stage = synthesized.config.stage
     names = {a["Properties"]["AlarmName"] for a in synthesized.monitoring.find_resources("AWS::CloudWatch::Alarm").values()}
-    assert names == {f"cc-reconciler-{concern}-{stage}" for concern in set(ALARMS) | MATH_ALARMS}
+    assert names == {f"cc-reconciler-{concern}-{stage}" for concern in set(ALARMS) | MATH_ALARMS | set(BALANCE_EVENT_ALARM_CONCERNS)}
     assert set(ALARMS) | MATH_ALARMS == set(ALARM_CONCERNS)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 # credentials in AWS); without one, function code (service, notify) called directly by a test counts as the
 # function's, anything else as test set-up.
 FUNCTION = "function"  # the Lambda's code paths, with the function's role
+BALANCE_FUNCTION = "balance-events-function"  # the balance-events stream function, with its own role
 OPERATOR = "operator"  # reconciler.cli / reconciler.ops, with an operator policy
 SETUP = "setup"  # tests, fixtures, benchmarks, the local stack's provisioning and emulation
 PIPELINE = "pipeline"  # the reservation library, called by the video pipeline with its own role
@@ -19,6 +20,8 @@ LAMBDA_SERVICE = "lambda-service"  # the async-invoke emulation's on-failure del
 _STRONG: tuple[tuple[str, str, str], ...] = (
     # (module prefix, qualname prefix, principal); the first match of a frame wins, so specific rows first.
     ("reconciler.ops.invokers", "InProcessInvoker", FUNCTION),  # stands in for `lambda invoke` on --local
+    ("reconciler.handlers.balance_stream", "", BALANCE_FUNCTION),
+    ("reconciler.service.balance_event_publishing", "", BALANCE_FUNCTION),
     ("reconciler.handlers", "", FUNCTION),
     ("reconciler.local.invoker", "", LAMBDA_SERVICE),
     ("reconciler.local", "", SETUP),
@@ -75,7 +78,7 @@ def attribute(frame: Any) -> tuple[str, str]:
 
 # Resource names of the contract, with the stage replaced by {stage}.
 _STAGE_NAMES = [
-    re.compile(r"^(?P<base>Jobs|Credits|Ledger)-(?P<stage>[a-z0-9]+)$"),
+    re.compile(r"^(?P<base>Jobs|Credits|Ledger|BalanceEvents)-(?P<stage>[a-z0-9]+)$"),
     re.compile(r"^(?P<base>cc-reconciler-dlq)-(?P<stage>[a-z0-9]+)$"),
     re.compile(r"^(?P<base>ops-alerts)-(?P<stage>[a-z0-9]+)$"),
     re.compile(r"^(?P<base>cc-agent-reconciler)-(?P<stage>[a-z0-9]+)$"),

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.least_privilege.calls import FUNCTION, OPERATOR, Need, arn
+from tests.least_privilege.calls import BALANCE_FUNCTION, FUNCTION, OPERATOR, Need, arn
 
 # Grants the function's role needs for AWS itself rather than for a call its code makes: they can never be
 # observed in a test, so each is listed with its reason (and checked to exist, so none goes stale).
@@ -21,8 +21,23 @@ PLATFORM_GRANTS: dict[tuple[str, str], str] = {
     ("sqs:GetQueueAttributes", "queue"): "CDK's grant for the async on-failure destination (Lambda's service side)",
     ("sqs:GetQueueUrl", "queue"): "CDK's grant for the async on-failure destination (Lambda's service side)",
 }
+# The balance-events function's role: what Lambda's stream poller does with it (the event source mapping's
+# grants), never a call of the function's code.
+BALANCE_PLATFORM_GRANTS: dict[tuple[str, str], str] = {
+    ("logs:CreateLogStream", "log-group"): PLATFORM_GRANTS[("logs:CreateLogStream", "log-group")],
+    ("logs:PutLogEvents", "log-group"): PLATFORM_GRANTS[("logs:PutLogEvents", "log-group")],
+    ("xray:PutTraceSegments", "*"): PLATFORM_GRANTS[("xray:PutTraceSegments", "*")],
+    ("xray:PutTelemetryRecords", "*"): PLATFORM_GRANTS[("xray:PutTelemetryRecords", "*")],
+    ("dynamodb:ListStreams", "*"): "the event source mapping: Lambda's poller lists the table's streams",
+    ("dynamodb:DescribeStream", "stream"): "the event source mapping: Lambda's poller reads the Credits stream",
+    ("dynamodb:GetRecords", "stream"): "the event source mapping: Lambda's poller reads the Credits stream",
+    ("dynamodb:GetShardIterator", "stream"): "the event source mapping: Lambda's poller reads the Credits stream",
+    ("sqs:SendMessage", "queue"): "the mapping's on-failure destination: Lambda describes a given-up batch there",
+    ("sqs:GetQueueAttributes", "queue"): "the mapping's on-failure destination (Lambda's service side)",
+    ("sqs:GetQueueUrl", "queue"): "the mapping's on-failure destination (Lambda's service side)",
+}
 # Which principal-less resource kinds a platform grant may sit on: resolved ARNs are classified by service.
-_ARN_KINDS = {":logs:": "log-group", ":kms:": "key", ":sqs:": "queue"}
+_ARN_KINDS = {":logs:": "log-group", ":kms:": "key", ":sqs:": "queue", "/stream/": "stream"}
 # A grant in the read-only operator policy may only be one of these.
 READ_ACTION_PREFIXES = ("Get", "Describe", "List", "Query", "Scan", "Filter", "ReceiveMessage", "ChangeMessageVisibility")
 
@@ -107,6 +122,8 @@ class Templates:
             "AWS::Events::Archive": lambda: f"arn:aws:events{base}archive/{p['ArchiveName']}",
             "AWS::CloudWatch::Alarm": lambda: f"arn:aws:cloudwatch{base}alarm:{p['AlarmName']}",
         }
+        if kind == "AWS::DynamoDB::Table" and attribute == "StreamArn":
+            return f"arn:aws:dynamodb{base}table/{p['TableName']}/stream/*"
         if attribute != "Arn" or kind not in arns:
             raise KeyError(f"cannot resolve {logical_id}.{attribute} ({kind})")
         return arns[kind]()
@@ -172,7 +189,7 @@ def check_function(templates: Templates, observed: Observed, triage_enabled: boo
     calls = dict(observed.of(FUNCTION))
     if not triage_enabled:  # only the triage note reads the secret, and triage is off in this stage
         calls = {need: paths for need, paths in calls.items() if not need.action.startswith("secretsmanager:")}
-    problems = []
+    problems = check_balance_function(templates, observed)
     for need, paths in sorted(calls.items()):
         resource_arn = arn(need.resource, templates.stage, templates.account, templates.region)
         if not any(g.allows(need.action, resource_arn) for g in role_grants):
@@ -187,6 +204,24 @@ def check_function(templates: Templates, observed: Observed, triage_enabled: boo
             continue
         problems.append(f"{templates.stage}: the function role allows {grant.action} on {grant.resource} (statement {grant.sid}), which no function "
                         "code path calls")
+    return problems
+
+
+def check_balance_function(templates: Templates, observed: Observed) -> list[str]:
+    """The balance-events function's role against its code's calls, in both directions."""
+    role_grants = grants(templates, "AWS::IAM::Policy", lambda lid, r: lid.startswith("BalanceEventsRole"))
+    calls = observed.of(BALANCE_FUNCTION)
+    problems = []
+    if not role_grants:
+        problems.append(f"{templates.stage}: no balance-events function role")
+    for need, paths in sorted(calls.items()):
+        resource_arn = arn(need.resource, templates.stage, templates.account, templates.region)
+        if not any(g.allows(need.action, resource_arn) for g in role_grants):
+            problems.append(f"{templates.stage}: the balance-events function calls {need.action} on {resource_arn} ({', '.join(sorted(paths))}) but its role does not allow it")
+    for grant in role_grants:
+        if _uses(grant, calls, templates) or (grant.action, _kind(grant.resource)) in BALANCE_PLATFORM_GRANTS:
+            continue
+        problems.append(f"{templates.stage}: the balance-events role allows {grant.action} on {grant.resource} (statement {grant.sid}), which no function code path calls")
     return problems
 
 

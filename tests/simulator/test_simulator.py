@@ -24,13 +24,57 @@ def test_every_invariant_holds_for_the_default_seeds(chunk, templates):
     # And the runs covered what they claim: faults in AWS's shapes, Lambda's retries, every outcome
     assert covered["outcome:settled"] and covered["outcome:rejected"] and covered["task:scan"]
     assert sum(count for name, count in covered.items() if name.startswith("fault:")) > 0
+    # and the balance events: crossings published, faults on the stream function, Lambda's retries
+    assert covered["balance:crossings"] and covered["balance:events-on-the-bus"] and covered["balance:retries"]
+    assert covered["balance:failed-entries-injected"] and covered["balance:window-faults"]
 
 
 def test_the_same_seed_reproduces_the_same_run(templates):
     first = sim.generate(1234)
     again = sim.generate(1234)
     assert [task.describe() for task in first.tasks] == [task.describe() for task in again.tasks]
-    assert (first.workers, first.fault_rate) == (again.workers, again.fault_rate)
+    assert (first.workers, first.fault_rate, first.stream) == (again.workers, again.fault_rate, again.stream)
+    assert [task.describe() for task in first.setup] == [task.describe() for task in again.setup]
+
+
+def test_a_seed_replays_exactly_with_its_balance_events(templates):
+    # The stream's batches, faults, retries and what reached the bus are the seed's, like the money path's.
+    harness = sim.Harness(templates)
+    try:
+        runs = [{name: count for name, count in sim.run_scenario(harness, sim.generate(seed)).covered.items()
+                 if name.startswith(("balance:", "fault:stream:"))} for seed in (7, 11, 7, 11)]
+    finally:
+        harness.close()
+    assert runs[:2] == runs[2:]
+    assert runs[0]["balance:events-on-the-bus"] + runs[1]["balance:events-on-the-bus"] > 0
+
+
+def test_the_oracle_restates_the_documented_rules():
+    # docs/events.md's example: 15 -> 8 low, 5 -> 0 exhausted, 0 -> -4 overdrawn, -5 -> 15 restored; a new item
+    # into overdraft enters all three; an override judges both sides; a bad override falls back; REMOVE emits nothing.
+    def record(seq, before, after, **new):
+        data = {"Keys": {"userId": {"S": "u"}}, "SequenceNumber": str(seq), "NewImage": {"remaining": {"N": str(after)}, **new}}
+        if before is not None:
+            data["OldImage"] = {"remaining": {"N": str(before)}}
+        return {"eventName": "MODIFY" if before is not None else "INSERT", "dynamodb": data}
+
+    def kinds(*records):
+        return [(c["detail-type"], c["threshold"]) for c in sim.ground_truth(list(records), (10, 0)).values()]
+
+    assert kinds(record(1, 15, 8), record(2, 8, 5), record(3, 5, 0), record(4, 0, -4), record(5, -4, -5), record(6, -5, 15)) == [
+        ("credits.low", 10), ("credits.exhausted", 0), ("credits.overdrawn", 0), ("credits.restored", 10)]
+    assert kinds(record(1, None, -3)) == [("credits.low", 10), ("credits.exhausted", 0), ("credits.overdrawn", 0)]
+    assert kinds(record(1, None, 100)) == [] and kinds(record(1, -20, 80)) == [("credits.restored", 10)]
+    assert kinds(record(1, 150, 150, lowBalanceThreshold={"N": "200"})) == []  # an override alone emits nothing
+    assert kinds(record(1, 250, 150, lowBalanceThreshold={"N": "200"})) == [("credits.low", 200)]
+    assert kinds(record(1, 5, -3, overdraftAlertLevel={"N": "-5"})) == [("credits.exhausted", 0)]
+    assert kinds(record(1, 20, 5, lowBalanceThreshold={"S": "lots"}, overdraftAlertLevel={"N": "2"})) == [("credits.low", 10)]
+    assert kinds(record(1, 20, 5, lowBalanceThreshold={"N": "7.5"})) == [("credits.low", 10)]
+    assert kinds({"eventName": "REMOVE", "dynamodb": {"Keys": {"userId": {"S": "u"}}, "SequenceNumber": "1", "OldImage": {"remaining": {"N": "1"}}}}) == []
+    # crossingId: the documented hash, the same as the function's for the same record
+    from reconciler.domain.crossings import crossing_id
+
+    assert sim._crossing_id("carol", "1100000000017454423010", "credits.exhausted") == crossing_id("carol", "1100000000017454423010", "credits.exhausted")
 
 
 def test_a_reintroduced_bug_is_caught(templates, monkeypatch):
@@ -43,3 +87,35 @@ def test_a_reintroduced_bug_is_caught(templates, monkeypatch):
     # Then the metrics no longer equal the ground truth, and the run says so
     assert failed, "the simulator did not notice the bug"
     assert any("metric Settlements" in failure for run in failed for failure in run.failures)
+
+
+def _skip_the_marker_check(monkeypatch):
+    from reconciler.repository.balance_event_store import BalanceEventLog
+
+    monkeypatch.setattr(BalanceEventLog, "is_published", lambda self, user_id, key: False)
+
+
+def _go_on_after_a_failed_record(monkeypatch):
+    from reconciler.handlers import balance_stream
+
+    original = balance_stream.InOrder.__call__
+
+    def eager(self, record):
+        self.failed = False  # forgets the earlier failure: later records are published before it
+        return original(self, record)
+
+    monkeypatch.setattr(balance_stream.InOrder, "__call__", eager)
+
+
+@pytest.mark.parametrize("bug, caught_by", [
+    (_skip_the_marker_check, ("with only", "out of balance order")),
+    (_go_on_after_a_failed_record, ("not every record after the first failure", "out of balance order")),
+])
+def test_a_reintroduced_balance_events_bug_is_caught(templates, monkeypatch, bug, caught_by):
+    # Given a bug in the balance-events path (a retried record publishes again; a record after a failed one is published)
+    bug(monkeypatch)
+    # When the simulator runs seeds until one fails
+    failed, _ = sim.simulate(list(range(0, 12)), shrink_failures=False, templates=templates)
+    # Then the balance-event invariants say so
+    assert failed, "the simulator did not notice the bug"
+    assert any(text in failure for run in failed for failure in run.failures for text in caught_by)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from reconciler.cli import (  # noqa: F401  (registration)
     alarm_commands,
     balance_commands,
+    balance_event_commands,
     book_commands,
     dlq_commands,
     job_commands,

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from rich.console import Console
 from rich.table import Table
@@ -65,6 +66,42 @@ def deliver_with_logs_to(path: Path, invoker) -> int:
             return invoker.drain()
         finally:
             handler.setStream(previous)
+
+
+def show_balance_events(stack, store) -> None:
+    """The balance-events function on the Credits stream (docs/events.md): carol went low, exhausted and
+    overdrawn above; an operator's top-up restores her. Prints what the function published."""
+    import os
+
+    from reconciler.handlers import balance_stream
+    from reconciler.local.stack import templates_for
+    from reconciler.local.stream_poller import StreamPoller, balance_function_environment, capture_published_events, read_captured
+    from reconciler.ops.adjustments import Adjuster
+
+    console.rule("Balance events (the Credits stream -> cc-reconciler-balance-events -> EventBridge)")
+    result = Adjuster(store).adjust("carol", 50, "top-up after overdraft", "demo-topup-carol", "local:demo")
+    console.print(f"  top-up: carol {result.balance_before} -> {result.balance_after} (Adjuster, as `reconciler adjust` does)")
+    os.environ.update(balance_function_environment(templates_for(stack.stage), stack.resources.tables))
+    queue = capture_published_events(stack.client("events"), stack.client("sqs"), os.environ["BALANCE_EVENT_SOURCE"])
+    stream_arn = stack.client("dynamodb").describe_table(TableName=stack.resources.tables["Credits"])["Table"]["LatestStreamArn"]
+    poller = StreamPoller(stack.client("dynamodbstreams"), stream_arn, balance_stream.handler)
+    log_path = REPO_ROOT / ".local-stack" / "demo-balance-events.log"
+    with log_path.open("w") as log_file, contextlib.redirect_stdout(log_file):
+        handler = cast(logging.StreamHandler, logger.registered_handler)  # Powertools logs through a StreamHandler
+        previous = handler.setStream(log_file)
+        try:
+            records = poller.drain()
+        finally:
+            handler.setStream(previous)
+    events = read_captured(stack.client("sqs"), queue)
+    table = Table("user", "event", "before", "after", "threshold", "ledger entries", "crossingId",
+                  title=f"What the function published ({records} stream records read; logs: {log_path.relative_to(REPO_ROOT)})")
+    for event in events:
+        d = event["detail"]
+        table.add_row(d["userId"], event["detail-type"], str(d["balanceBefore"]), str(d["balanceAfter"]), str(d["threshold"]),
+                      ", ".join(e["ledgerId"] for e in d["ledgerEntries"]), d["crossingId"][:12])
+    console.print(table)
+    console.print("  the same, from the history table: reconciler --local balance-events carol")
 
 
 def main() -> int:
@@ -128,6 +165,8 @@ def main() -> int:
             for entry in entries:
                 ledger.add_row(entry.timestamp[11:23], entry.type, str(entry.amount), entry.reference, entry.description)
             console.print(ledger)
+
+        show_balance_events(stack, store)
 
         console.rule("Dead-letter queue")
         sqs = stack.client("sqs")

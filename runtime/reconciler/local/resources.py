@@ -80,6 +80,8 @@ def provision(templates: Mapping[str, dict], stage: str, session: Any, operable:
             "AttributeDefinitions": props["AttributeDefinitions"],
             "BillingMode": "PAY_PER_REQUEST",
         }
+        if props.get("StreamSpecification"):  # Credits: the balance-events stream (moto emulates DynamoDB Streams)
+            request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": props["StreamSpecification"]["StreamViewType"]}
         if props.get("GlobalSecondaryIndexes"):
             request["GlobalSecondaryIndexes"] = [
                 {key: index[key] for key in ("IndexName", "KeySchema", "Projection")} for index in props["GlobalSecondaryIndexes"]
@@ -93,7 +95,7 @@ def provision(templates: Mapping[str, dict], stage: str, session: Any, operable:
     for _, props in resources_of(templates, "AWS::SNS::Topic"):
         name = _literal(props["TopicName"], "TopicName")
         local.topics[name] = sns.create_topic(Name=name)["TopicArn"]
-    for _, props in resources_of(templates, "AWS::Lambda::Function"):
+    for _, props in _reconciler_functions(templates):
         local.function_name = _literal(props["FunctionName"], "FunctionName")
         variables = props.get("Environment", {}).get("Variables", {})
         local.function_environment = {key: value for key, value in variables.items() if isinstance(value, str)}
@@ -118,6 +120,13 @@ def provision(templates: Mapping[str, dict], stage: str, session: Any, operable:
     return local
 
 
+def _reconciler_functions(templates: Mapping[str, dict]) -> Iterable[tuple[str, dict]]:
+    """The settlement function (cc-agent-reconciler-{stage}); the balance-events function runs from the local
+    stream poller (reconciler.local.stream_poller)."""
+    return ((lid, props) for lid, props in resources_of(templates, "AWS::Lambda::Function")
+            if str(props.get("FunctionName", "")).startswith("cc-agent-reconciler-"))
+
+
 def _literal(value: Any, what: str) -> str:
     if not isinstance(value, str):
         raise RuntimeError(f"{what} must be a literal name in the template, got {value!r}")
@@ -134,8 +143,9 @@ def _provision_operable(templates: Mapping[str, dict], local: LocalResources, se
         name = props.get("LogGroupName")
         if isinstance(name, str) and name.startswith("/aws/lambda/"):
             logs.create_log_group(logGroupName=name)
-            local.log_group = name
-    for _, props in resources_of(templates, "AWS::Lambda::Function"):
+            if name.startswith("/aws/lambda/cc-agent-reconciler-"):  # the settlement function's (the CLI's `logs tail`)
+                local.log_group = name
+    for _, props in _reconciler_functions(templates):
         role = iam.create_role(
             RoleName=f"{local.function_name}-local", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []})
         )

@@ -6,6 +6,7 @@ repository/ provides the DynamoDB and SQS versions, tests/fakes.py the in-memory
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from reconciler.domain.ledger import LedgerEntry
@@ -23,6 +24,45 @@ class SettlementStore(Protocol):
 
 class DeadLetters(Protocol):
     def send(self, original: Any, *, error_type: str, field: str, reason: str, event_id: str | None = None) -> str: ...
+
+
+# --- the balance-events function's ports (docs/events.md) -----------------------------------------
+
+# BalanceEvents-{stage}: partition key userId, sort key eventKey (the stream sequence number, zero-padded to 40
+# digits so that text order is stream order, then the crossing's position within its change).
+BALANCE_EVENT_USER_KEY = "userId"
+BALANCE_EVENT_KEY = "eventKey"
+SEQUENCE_DIGITS = 40
+
+
+def balance_event_key(sequence_number: str, position: int) -> str:
+    return f"{sequence_number.zfill(SEQUENCE_DIGITS)}#{position}"
+
+
+@dataclass(frozen=True)
+class StreamChange:
+    """One Credits stream record, decoded by the adapter: images as plain values (None when absent)."""
+
+    event_name: Any
+    sequence_number: Any
+    key_user: str | None
+    new_image: dict[str, Any] | None
+    old_image: dict[str, Any] | None
+    undecodable: str | None = None  # why an image could not be decoded (damage: reported, never retried)
+
+
+class Publisher(Protocol):
+    def publish(self, detail_type: str, detail: dict[str, Any]) -> str: ...
+
+
+class EventLog(Protocol):
+    def is_published(self, user_id: str, key: str) -> bool: ...
+
+    def record(self, item: dict[str, Any]) -> bool: ...
+
+
+class Ledger(Protocol):
+    def entries_at(self, user_id: str, timestamp: str) -> Any: ...
 
 
 # --- what an adapter raises when a write or read does not go through -----------------------------

@@ -8,9 +8,10 @@ moto-based tests beside this file keep what only AWS shows (error shapes, client
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -36,7 +37,7 @@ from reconciler.service.timer_scan import TimerScan
 from tests.fakes import InMemoryDeadLetters, InMemorySettlementStore
 from tests.runtime.conftest import envelope, failed, rendered
 
-NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 LOSE_ANSWER = "lose-answer"
 
 

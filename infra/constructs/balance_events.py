@@ -1,0 +1,203 @@
+"""Balance events (docs/events.md): the Credits stream -> a small function -> EventBridge.
+
+- BalanceEventsData (data stack): `BalanceEvents-{stage}`, the published markers that are also each user's event
+  history, and the stream's on-failure destination queue.
+- BalanceEventsFunction (compute stack): `cc-reconciler-balance-events-{stage}` with its own least-privilege role
+  and the event source mapping on the Credits stream.
+- BalanceEventsAlarms (monitoring stack): errors, iterator age, publish failures, failed batches.
+The settlement function is untouched: it neither calls nor knows about any of this.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Acknowledgment, Duration, Stack, Validations
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as event_sources
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra.config import POWERTOOLS_LAYER_PARAMETER, StageConfig
+from infra.constructs.reconciler_function import RUNTIME_DIR, RUNTIME_EXCLUDES
+from infra.constructs.tables import ReconcilerTables
+from reconciler import contract
+from reconciler.contract import BALANCE_EVENT_ALARM_CONCERNS, METRICS_NAMESPACE, SERVICE_NAME, Metric
+
+# The stream keeps records 24 h. A record still failing after this many retries or this age goes, as a
+# description of the batch (shard and sequence range), to the failure queue: a person then looks (docs/events.md).
+MAX_RETRY_ATTEMPTS = 50
+MAX_RECORD_AGE = Duration.hours(6)
+BATCH_SIZE = 100
+FUNCTION_TIMEOUT = Duration.seconds(60)
+
+
+class BalanceEventsData(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig) -> None:
+        super().__init__(scope, construct_id)
+        names = config.names
+        self.table = dynamodb.Table(
+            self,
+            "Table",
+            table_name=names.balance_events_table,
+            partition_key=dynamodb.Attribute(name="userId", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="eventKey", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=config.point_in_time_recovery,
+            ),
+            deletion_protection=config.deletion_protection,
+            removal_policy=config.removal_policy,
+        )
+        self.failure_queue = sqs.Queue(
+            self,
+            "FailureQueue",
+            queue_name=names.balance_events_failure_queue,
+            retention_period=Duration.days(14),
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            removal_policy=config.removal_policy,
+        )
+        Validations.of(self.failure_queue).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions::AwsSolutions-SQS3",
+                reason="This queue is itself the on-failure destination of the balance-events stream mapping; "
+                "nothing consumes it automatically, so it needs no dead-letter queue of its own.",
+            )
+        )
+
+
+class BalanceEventsFunction(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig, tables: ReconcilerTables, data: BalanceEventsData) -> None:
+        super().__init__(scope, construct_id)
+        names = config.names
+        settings = config.balance_events
+        self.log_group = logs.LogGroup(
+            self, "LogGroup", log_group_name=f"/aws/lambda/{names.balance_events_function}",
+            retention=config.log_retention, removal_policy=config.removal_policy,
+        )
+        self.role = iam.Role(
+            self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"Least-privilege role of {names.balance_events_function}",
+        )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            function_name=names.balance_events_function,
+            runtime=lambda_.Runtime.PYTHON_3_12,
+            architecture=lambda_.Architecture.ARM_64,
+            handler=contract.BALANCE_EVENTS_HANDLER,
+            code=lambda_.Code.from_asset(str(RUNTIME_DIR), exclude=RUNTIME_EXCLUDES),
+            layers=[lambda_.LayerVersion.from_layer_version_arn(self, "Powertools", f"{{{{resolve:ssm:{POWERTOOLS_LAYER_PARAMETER}}}}}")],
+            memory_size=256,
+            timeout=FUNCTION_TIMEOUT,
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=self.log_group,
+            role=self.role,
+            environment={
+                contract.ENV_STAGE: config.stage,
+                contract.ENV_LEDGER_TABLE: tables.ledger.table_name,
+                contract.ENV_BALANCE_EVENTS_TABLE: data.table.table_name,
+                contract.ENV_EVENT_SOURCE: settings.source,
+                contract.ENV_EVENT_BUS: contract.DEFAULT_EVENT_BUS,
+                contract.ENV_LOW_THRESHOLD: str(settings.low_threshold),
+                contract.ENV_OVERDRAFT_ALERT_LEVEL: str(settings.overdraft_alert_level),
+                "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+                "POWERTOOLS_LOG_LEVEL": "INFO",
+                "POWERTOOLS_LOGGER_LOG_EVENT": "false",
+                "METRICS_DIMENSIONLESS": "true" if config.dimensionless_metrics else "false",
+            },
+        )
+        # One shard per item range, one batch per shard at a time (parallelization 1): a user's records are
+        # handled in stream order. A failed record is retried from itself (partial batch responses); a failing
+        # batch is bisected so one bad record cannot hold its neighbours beyond its own retries.
+        self.function.add_event_source(
+            event_sources.DynamoEventSource(
+                tables.credits,
+                starting_position=lambda_.StartingPosition.TRIM_HORIZON,
+                batch_size=BATCH_SIZE,
+                parallelization_factor=1,
+                bisect_batch_on_error=True,
+                retry_attempts=MAX_RETRY_ATTEMPTS,
+                max_record_age=MAX_RECORD_AGE,
+                report_batch_item_failures=True,
+                on_failure=event_sources.SqsDlq(data.failure_queue),
+            )
+        )
+        self._grant(config, tables, data)
+        Validations.of(self.function).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions::AwsSolutions-L1",
+                reason="Pinned to python3.12 like the reconciler: the Powertools layer is published per Python version.",
+            )
+        )
+
+    def _grant(self, config: StageConfig, tables: ReconcilerTables, data: BalanceEventsData) -> None:
+        stack = Stack.of(self)
+        # Published markers and history: read one marker, write one marker (conditional put).
+        self.role.add_to_policy(iam.PolicyStatement(sid="BalanceEventsTable", actions=["dynamodb:GetItem", "dynamodb:PutItem"],
+                                                    resources=[data.table.table_arn]))
+        # The ledger entries behind a crossing: one Query of the by-user index (only when there is a crossing).
+        self.role.add_to_policy(iam.PolicyStatement(
+            sid="LedgerIndexUserIdTimestampIndex", actions=["dynamodb:Query"],
+            resources=[f"{tables.ledger.table_arn}/index/{contract.LEDGER_BY_USER_INDEX}"],
+        ))
+        # The default bus, and only events of our own source.
+        self.role.add_to_policy(iam.PolicyStatement(
+            sid="PublishBalanceEvents", actions=["events:PutEvents"],
+            resources=[stack.format_arn(service="events", resource="event-bus", resource_name=contract.DEFAULT_EVENT_BUS)],
+            conditions={"StringEquals": {"events:source": config.balance_events.source}},
+        ))
+        self.log_group.grant_write(self.role)
+        # The event source mapping adds the stream read (dynamodb:ListStreams on *, the rest on the stream ARN)
+        # and the failure queue's SendMessage/GetQueueAttributes/GetQueueUrl: Lambda's poller uses the role.
+        Validations.of(self.role).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
+                reason="X-Ray PutTraceSegments/PutTelemetryRecords and dynamodb:ListStreams (added by the event "
+                "source mapping for Lambda's stream poller), none of which has resource-level permissions.",
+            ),
+        )
+
+
+class BalanceEventsAlarms(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig, function: lambda_.IFunction,
+                 failure_queue: sqs.IQueue, ops_topic: sns.ITopic) -> None:
+        super().__init__(scope, construct_id)
+        notify = cloudwatch_actions.SnsAction(ops_topic)
+        five_minutes = Duration.minutes(5)
+        healthy_without_data = cloudwatch.TreatMissingData.NOT_BREACHING
+        gte = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
+        specs = [
+            ("balance-events-errors", function.metric_errors(statistic="Sum", period=five_minutes), 1,
+             "The balance-events function raised: a whole stream batch is being retried. Check its logs."),
+            # Records wait: publishing fails (EventBridge, the markers table) or the function is stuck on a record.
+            ("balance-events-iterator-age", function.metric("IteratorAge", statistic="Maximum", period=five_minutes),
+             Duration.minutes(15).to_milliseconds(),
+             "Balance events lag the Credits stream by 15 minutes or more; after 6 h records go to the failure queue."),
+            ("balance-events-failures", cloudwatch.Metric(
+                namespace=METRICS_NAMESPACE, metric_name=Metric.BALANCE_EVENT_FAILURES,
+                dimensions_map={"service": SERVICE_NAME, "stage": config.stage}, statistic="Sum", period=five_minutes,
+            ), 5, "Balance events failed to publish 5 times in 5 minutes (EventBridge refusing or failing)."),
+            ("balance-events-failed-batches", failure_queue.metric_approximate_number_of_messages_visible(
+                statistic="Maximum", period=five_minutes), 1,
+             "Stream batches were given up and described in the balance-events failure queue: their crossings "
+             "may not have been published (docs/events.md, 'When records are given up')."),
+        ]
+        assert tuple(spec[0] for spec in specs) == BALANCE_EVENT_ALARM_CONCERNS
+        self.all: list[cloudwatch.Alarm] = []
+        for concern, metric, threshold, description in specs:
+            alarm = cloudwatch.Alarm(
+                self, concern, alarm_name=config.names.alarm(concern), alarm_description=description, metric=metric,
+                threshold=threshold, comparison_operator=gte, evaluation_periods=1, treat_missing_data=healthy_without_data,
+                actions_enabled=config.alarm_actions_enabled,
+            )
+            alarm.add_alarm_action(notify)
+            alarm.add_ok_action(notify)
+            self.all.append(alarm)

@@ -1,0 +1,82 @@
+"""Entry point of cc-reconciler-balance-events-{stage}: Credits table stream records -> balance events.
+
+Powertools' batch processing with partial batch responses (ReportBatchItemFailures). Records are handled in
+stream order and the batch stops at the first failure: that record and every later one are reported, so Lambda
+retries from the failed record and no event of a user is published before an earlier one (docs/events.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+
+from reconciler import bootstrap
+from reconciler.contract import Metric
+from reconciler.observability import COUNT, logger, metrics, tracer
+from reconciler.repository.balance_event_store import decode_stream_record
+from reconciler.service.balance_event_publishing import DAMAGED, PUBLISHED, REMOVED, BalanceEventService, RecordOutcome
+
+
+class SkippedAfterFailure(Exception):
+    """An earlier record of this batch failed; this one waits for the retry, to keep stream order."""
+
+
+class InOrder:
+    """A record handler for one batch that refuses every record after the first failure."""
+
+    def __init__(self, service: BalanceEventService) -> None:
+        self.service = service
+        self.failed = False
+
+    def __call__(self, record: DynamoDBRecord) -> dict[str, Any]:
+        if self.failed:
+            raise SkippedAfterFailure("an earlier record of this batch failed")
+        try:
+            outcome = self.service.handle(decode_stream_record(record.raw_event))
+        except Exception as error:
+            self.failed = True
+            metrics.add_metric(Metric.BALANCE_EVENT_FAILURES, COUNT, 1)
+            logger.warning("balance event not published; the record will be retried",
+                           extra={"error_type": type(error).__name__, "error": str(error)[:300], "sequence": _sequence(record)})
+            raise
+        observe(outcome)
+        return {"kind": outcome.kind, "published": len(outcome.published)}
+
+
+def observe(outcome: RecordOutcome) -> None:
+    """Metrics and logs of one record (docs/metrics.md)."""
+    where = {"user_id": outcome.user_id, "sequence": outcome.sequence_number}
+    if outcome.kind == DAMAGED:
+        metrics.add_metric(Metric.DAMAGED_BALANCE_RECORDS, COUNT, 1)
+        logger.error("damaged Credits stream record reported and skipped", extra={**where, "problems": outcome.problems})
+        return
+    if outcome.problems:
+        metrics.add_metric(Metric.BAD_THRESHOLD_OVERRIDES, COUNT, len(outcome.problems))
+        logger.warning("unusable threshold override; stage default used", extra={**where, "problems": outcome.problems})
+    if outcome.kind == REMOVED:
+        logger.info("Credits item removed; no balance event", extra=where)
+    if outcome.kind == PUBLISHED:
+        if outcome.published:
+            metrics.add_metric(Metric.BALANCE_EVENTS_PUBLISHED, COUNT, len(outcome.published))
+            for event in outcome.published:
+                logger.info("balance event published", extra={**where, "detail_type": event["detail-type"],
+                                                              "crossing_id": event["detail"]["crossingId"]})
+        if outcome.already_published:
+            metrics.add_metric(Metric.BALANCE_EVENTS_ALREADY_PUBLISHED, COUNT, outcome.already_published)
+
+
+def _sequence(record: DynamoDBRecord) -> Any:
+    return (record.raw_event.get("dynamodb") or {}).get("SequenceNumber")
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
+    # Every failed record is reported (never an exception for the whole batch), so Lambda checkpoints at the
+    # first failed sequence number and retries from there.
+    processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
+    return process_partial_response(event=event, record_handler=InOrder(bootstrap.balance_event_service()), processor=processor, context=context)

@@ -1,0 +1,70 @@
+"""Balance events (docs/events.md): the Credits stream, the function, its mapping, role, failure queue and alarms."""
+
+from __future__ import annotations
+
+from infra_helpers import as_list, only_resource, resource_named
+
+from reconciler import balance_config, contract
+from reconciler.contract import BALANCE_EVENT_ALARM_CONCERNS
+
+
+def test_credits_table_streams_new_and_old_images_and_the_history_table_exists(synthesized):
+    names = synthesized.config.names
+    credits = resource_named(synthesized.data, "AWS::DynamoDB::Table", "TableName", names.credits_table)["Properties"]
+    assert credits["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+    assert credits["KeySchema"] == [{"AttributeName": "userId", "KeyType": "HASH"}]  # unchanged: no replacement
+    history = resource_named(synthesized.data, "AWS::DynamoDB::Table", "TableName", names.balance_events_table)["Properties"]
+    assert history["KeySchema"] == [{"AttributeName": "userId", "KeyType": "HASH"}, {"AttributeName": "eventKey", "KeyType": "RANGE"}]
+    for name in (names.jobs_table, names.ledger_table):
+        assert "StreamSpecification" not in resource_named(synthesized.data, "AWS::DynamoDB::Table", "TableName", name)["Properties"]
+
+
+def test_failure_queue_is_encrypted_and_ssl_only(synthesized):
+    names = synthesized.config.names
+    queue = resource_named(synthesized.data, "AWS::SQS::Queue", "QueueName", names.balance_events_failure_queue)["Properties"]
+    assert queue["SqsManagedSseEnabled"] is True
+    policies = synthesized.data.find_resources("AWS::SQS::QueuePolicy")
+    assert any(s.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false"
+               for p in policies.values() for s in as_list(p["Properties"]["PolicyDocument"]["Statement"]))
+
+
+def test_function_and_its_stream_mapping(synthesized):
+    config = synthesized.config
+    function = resource_named(synthesized.compute, "AWS::Lambda::Function", "FunctionName", config.names.balance_events_function)["Properties"]
+    assert function["Handler"] == "reconciler.handlers.balance_stream.handler"
+    assert function["Architectures"] == ["arm64"] and function["Runtime"] == "python3.12"
+    assert len(function["Layers"]) == 1 and "powertools" in function["Layers"][0]
+    env = function["Environment"]["Variables"]
+    assert env[contract.ENV_EVENT_SOURCE] == "credits.reconciler"
+    assert env[contract.ENV_LOW_THRESHOLD] == str(config.balance_events.low_threshold)
+    assert env[contract.ENV_OVERDRAFT_ALERT_LEVEL] == "0"
+    # The environment is what the runtime validates at start.
+    resolved = {**env, "LEDGER_TABLE_NAME": "Ledger-x", "BALANCE_EVENTS_TABLE_NAME": "BalanceEvents-x"}
+    assert balance_config.BalanceEventsConfig.from_env(resolved).thresholds.low == config.balance_events.low_threshold
+    mapping = only_resource(synthesized.compute, "AWS::Lambda::EventSourceMapping")["Properties"]
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BisectBatchOnFunctionError"] is True
+    assert mapping["ParallelizationFactor"] == 1
+    assert mapping["MaximumRetryAttempts"] == 50 and mapping["MaximumRecordAgeInSeconds"] == 6 * 3600
+    assert "StreamArn" in str(mapping["EventSourceArn"]) and "OnFailure" in mapping["DestinationConfig"]
+
+
+def test_role_publishes_only_its_own_source_to_the_default_bus(synthesized):
+    policies = synthesized.compute.find_resources("AWS::IAM::Policy")
+    statements = [s for lid, p in policies.items() if lid.startswith("BalanceEventsRole") for s in as_list(p["Properties"]["PolicyDocument"]["Statement"])]
+    publish = [s for s in statements if "events:PutEvents" in as_list(s["Action"])]
+    assert len(publish) == 1
+    assert publish[0]["Condition"] == {"StringEquals": {"events:source": "credits.reconciler"}}
+    assert "event-bus/default" in str(publish[0]["Resource"])
+    actions = {a for s in statements for a in as_list(s["Action"])}
+    assert not any(a.startswith("dynamodb:") and a.endswith(("UpdateItem", "DeleteItem", "Scan", "TransactWriteItems")) for a in actions)
+    # The settlement function's role gains nothing.
+    reconciler = [s for lid, p in policies.items() if lid.startswith("ReconcilerRole") for s in as_list(p["Properties"]["PolicyDocument"]["Statement"])]
+    assert not any("events:PutEvents" in as_list(s["Action"]) or "BalanceEvents" in str(s["Resource"]) for s in reconciler)
+
+
+def test_alarms_notify_the_ops_topic(synthesized):
+    names = synthesized.config.names
+    for concern in BALANCE_EVENT_ALARM_CONCERNS:
+        alarm = resource_named(synthesized.monitoring, "AWS::CloudWatch::Alarm", "AlarmName", names.alarm(concern))["Properties"]
+        assert alarm["AlarmActions"] and alarm["OKActions"]

@@ -45,6 +45,7 @@ STUB_ENV = {
     "AWS_SECRET_ACCESS_KEY": "stub",
 }
 
+
 def peak_rss_kb() -> int:
     """This process's own peak RSS. Not ru_maxrss: Linux keeps it across execve, so a child forked from a
     large parent (this benchmark, with CDK synthesis in it) would report the parent's peak."""
@@ -68,11 +69,23 @@ class StubDynamoDB:
         user = {"S": "user-1"}
         job: dict = {}
         if job_id.startswith("reserved"):
-            job = {"jobId": {"S": job_id}, "userId": user, "status": {"S": "submitted"}, "reservedCredits": {"N": "30"},
-                   "createdAt": {"S": "2025-06-21T12:00:00.000Z"}, "unsettled": {"S": "PENDING"}}
+            job = {
+                "jobId": {"S": job_id},
+                "userId": user,
+                "status": {"S": "submitted"},
+                "reservedCredits": {"N": "30"},
+                "createdAt": {"S": "2025-06-21T12:00:00.000Z"},
+                "unsettled": {"S": "PENDING"},
+            }
         elif job_id.startswith(("duplicate", "conflict")):
-            job = {"jobId": {"S": job_id}, "userId": user, "status": {"S": "rendered"}, "settledAs": {"S": "rendered"},
-                   "settledByEvent": {"S": "first"}, "createdAt": {"S": "2025-06-21T12:00:00.000Z"}}
+            job = {
+                "jobId": {"S": job_id},
+                "userId": user,
+                "status": {"S": "rendered"},
+                "settledAs": {"S": "rendered"},
+                "settledByEvent": {"S": "first"},
+                "createdAt": {"S": "2025-06-21T12:00:00.000Z"},
+            }
         return {"Responses": [{"Item": job} if job else {}, {"Item": self.BALANCE}]}
 
     def transact_write_items(self, TransactItems):  # noqa: N803

@@ -122,7 +122,7 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def attribute_size(value: dict[str, Any]) -> int:
     """Approximate DynamoDB size of one attribute value in the wire format (AWS's published rules)."""
-    (kind, raw), = value.items()
+    ((kind, raw),) = value.items()
     if kind == "S":
         return len(raw.encode())
     if kind == "N":

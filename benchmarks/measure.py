@@ -50,8 +50,9 @@ class LockedCounter(RequestCounter):
 def _child(args: list[str], env: dict[str, str] | None = None, stdout=subprocess.DEVNULL) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "out.json")
-        subprocess.run([PYTHON, "-m", "benchmarks._child", args[0], out, *args[1:]], cwd=REPO_ROOT, env=env or os.environ.copy(),
-                       stdout=stdout, check=True)
+        subprocess.run(
+            [PYTHON, "-m", "benchmarks._child", args[0], out, *args[1:]], cwd=REPO_ROOT, env=env or os.environ.copy(), stdout=stdout, check=True
+        )
         with open(out) as handle:
             return json.load(handle)
 
@@ -75,8 +76,13 @@ def handler_cpu(per_kind: int = 2000, repetitions: int = 3) -> dict:
         }
     all_cpu = [median([v for kind in kinds for v in r["handler"][kind]["cpu"]]) for r in runs]
     all_p99 = [percentile([v for kind in kinds for v in r["handler"][kind]["cpu"]], 0.99) for r in runs]
-    return {"per_kind": table, "events": per_kind * len(kinds), "repetitions": repetitions,
-            "all_median_ms": median(all_cpu) / 1e6, "all_p99_ms": median(all_p99) / 1e6}
+    return {
+        "per_kind": table,
+        "events": per_kind * len(kinds),
+        "repetitions": repetitions,
+        "all_median_ms": median(all_cpu) / 1e6,
+        "all_p99_ms": median(all_p99) / 1e6,
+    }
 
 
 # --- item 3: cold start ---------------------------------------------------------------------
@@ -126,8 +132,10 @@ def cold_invocations(stack: Any, repetitions: int = 5) -> dict:
         env = {**os.environ, **stack.environment(), "BENCH_COLD_EVENT": json.dumps(rendered(f"cold-e{index}", f"cold-j{index}", user))}
         runs.append(_child(["cold"], env))
     reference = []
-    code = ("import boto3; from benchmarks._child import peak_rss_kb; boto3.client('dynamodb', region_name='us-east-1'); "
-            "boto3.client('sqs', region_name='us-east-1'); print(peak_rss_kb())")
+    code = (
+        "import boto3; from benchmarks._child import peak_rss_kb; boto3.client('dynamodb', region_name='us-east-1'); "
+        "boto3.client('sqs', region_name='us-east-1'); print(peak_rss_kb())"
+    )
     for _ in range(repetitions):
         out = subprocess.run([PYTHON, "-c", code], env={**os.environ, **STUB_ENV}, cwd=REPO_ROOT, capture_output=True, text=True, check=True)
         reference.append(int(out.stdout.strip()))
@@ -186,16 +194,18 @@ def throughput(stack: Any, events_per_run: int = 200, repetitions: int = 3, thre
                 requests = counter.total
                 books = _check_books(store, dynamodb, config, users, events_per_run)
                 kinds = Counter(kind for kind, _ in outcomes)
-                results[mode][who].append({
-                    "seconds": elapsed,
-                    "events_per_s": events_per_run / elapsed,
-                    "requests": requests,
-                    "requests_per_event": requests / events_per_run,
-                    "attempts_per_event": sum(a for _, a in outcomes) / events_per_run,
-                    "max_attempts": max(a for _, a in outcomes),
-                    "outcomes": dict(kinds),
-                    **books,
-                })
+                results[mode][who].append(
+                    {
+                        "seconds": elapsed,
+                        "events_per_s": events_per_run / elapsed,
+                        "requests": requests,
+                        "requests_per_event": requests / events_per_run,
+                        "attempts_per_event": sum(a for _, a in outcomes) / events_per_run,
+                        "max_attempts": max(a for _, a in outcomes),
+                        "outcomes": dict(kinds),
+                        **books,
+                    }
+                )
     summary: dict[str, dict[str, Any]] = {}
     for mode, by_who in results.items():
         summary[mode] = {}
@@ -259,8 +269,16 @@ def timer_scan(stack: Any, settled_jobs: int = 20_000, unsettled_jobs: int = 100
 
     def unsettled(phase: str):
         for i in range(unsettled_jobs):
-            item = {"jobId": f"unsettled-{phase}-{i:05d}", "userId": users[i % len(users)], "status": "rendered" if i % 2 == 0 else "failed",
-                    "model": "standard-v1", "seconds": 10, "createdAt": old, "updatedAt": old, "unsettled": "PENDING"}
+            item = {
+                "jobId": f"unsettled-{phase}-{i:05d}",
+                "userId": users[i % len(users)],
+                "status": "rendered" if i % 2 == 0 else "failed",
+                "model": "standard-v1",
+                "seconds": 10,
+                "createdAt": old,
+                "updatedAt": old,
+                "unsettled": "PENDING",
+            }
             if i % 4 == 0:
                 item["reservedCredits"] = 20
             yield to_item(item)
@@ -272,15 +290,35 @@ def timer_scan(stack: Any, settled_jobs: int = 20_000, unsettled_jobs: int = 100
     counter = RequestCounter(dynamodb)
     started = time.perf_counter()
     report = scan.run()
-    settle_side = {"requests": counter.snapshot(), "total": counter.total, "settled": len(report.settled), "examined": report.examined,
-                   "seconds": time.perf_counter() - started}
+    settle_side = {
+        "requests": counter.snapshot(),
+        "total": counter.total,
+        "settled": len(report.settled),
+        "examined": report.examined,
+        "seconds": time.perf_counter() - started,
+    }
 
     # Query side, on the big table: 20,000 settled jobs (no marker) + 100 unsettled.
     def settled():
         for i in range(settled_jobs):
-            yield to_item({"jobId": f"settled-{i:06d}", "userId": users[i % len(users)], "status": "rendered", "model": "standard-v1",
-                           "seconds": 10, "createdAt": old, "updatedAt": old, "settledAs": "rendered", "settledAt": old,
-                           "settledByEvent": f"event-{i:06d}", "chargedCredits": 20, "releasedCredits": 0, "refundedCredits": 0})
+            yield to_item(
+                {
+                    "jobId": f"settled-{i:06d}",
+                    "userId": users[i % len(users)],
+                    "status": "rendered",
+                    "model": "standard-v1",
+                    "seconds": 10,
+                    "createdAt": old,
+                    "updatedAt": old,
+                    "settledAs": "rendered",
+                    "settledAt": old,
+                    "settledByEvent": f"event-{i:06d}",
+                    "chargedCredits": 20,
+                    "releasedCredits": 0,
+                    "refundedCredits": 0,
+                }
+            )
+
     started = time.perf_counter()
     load_requests = batch_put(dynamodb, config.jobs_table, settled()) + batch_put(dynamodb, config.jobs_table, unsettled("b"))
     load_seconds = time.perf_counter() - started
@@ -298,8 +336,14 @@ def timer_scan(stack: Any, settled_jobs: int = 20_000, unsettled_jobs: int = 100
     started = time.perf_counter()
     found = list(store.unsettled_jobs(created_before=before))
     query_seconds = time.perf_counter() - started
-    query = {"requests": counter.total, "items": sum(p[0] for p in pages), "bytes": sum(p[1] for p in pages), "found": len(found),
-             "rcu": sum(math.ceil(b / 4096) * 0.5 for _, b in pages), "seconds": query_seconds}
+    query = {
+        "requests": counter.total,
+        "items": sum(p[0] for p in pages),
+        "bytes": sum(p[1] for p in pages),
+        "found": len(found),
+        "rcu": sum(math.ceil(b / 4096) * 0.5 for _, b in pages),
+        "seconds": query_seconds,
+    }
     pages.clear()
     counter.reset()
     request: dict[str, Any] = {"TableName": config.jobs_table}
@@ -311,10 +355,22 @@ def timer_scan(stack: Any, settled_jobs: int = 20_000, unsettled_jobs: int = 100
     total_bytes = sum(p[1] for p in pages)
     # Real DynamoDB returns at most 1 MB a page and charges each page's bytes rounded up to 4 KB.
     real_pages = max(1, math.ceil(total_bytes / (1024 * 1024)))
-    full_scan = {"requests_moto": counter.total, "requests_dynamodb": real_pages, "items": sum(p[0] for p in pages), "bytes": total_bytes,
-                 "rcu": math.ceil(total_bytes / 4096) * 0.5}
-    return {"settled_jobs": settled_jobs, "unsettled_jobs": unsettled_jobs, "settle_side": settle_side, "load_requests": load_requests,
-            "load_seconds": load_seconds, "query": query, "full_scan": full_scan}
+    full_scan = {
+        "requests_moto": counter.total,
+        "requests_dynamodb": real_pages,
+        "items": sum(p[0] for p in pages),
+        "bytes": total_bytes,
+        "rcu": math.ceil(total_bytes / 4096) * 0.5,
+    }
+    return {
+        "settled_jobs": settled_jobs,
+        "unsettled_jobs": unsettled_jobs,
+        "settle_side": settle_side,
+        "load_requests": load_requests,
+        "load_seconds": load_seconds,
+        "query": query,
+        "full_scan": full_scan,
+    }
 
 
 # --- item 6: audit and DLQ replay (the CLI engineer's runtime/reconciler/ops) ----------------
@@ -326,8 +382,10 @@ def dlq_replay(stack: Any, messages: int = 1000) -> dict:
         from reconciler.ops.invokers import InProcessInvoker
         from reconciler.ops.target import SqsQueue
     except ImportError as error:
-        return {"missing": "reconciler.ops.dead_letter_replay.replay / reconciler.ops.invokers.InProcessInvoker / reconciler.ops.target.SqsQueue: "
-                           f"{error}"}
+        return {
+            "missing": "reconciler.ops.dead_letter_replay.replay / reconciler.ops.invokers.InProcessInvoker / reconciler.ops.target.SqsQueue: "
+            f"{error}"
+        }
     config = RuntimeConfig.from_env()
     dynamodb, sqs = stack.client("dynamodb"), stack.client("sqs")
     url = config.dlq_url
@@ -337,8 +395,13 @@ def dlq_replay(stack: Any, messages: int = 1000) -> dict:
         for i in range(start, min(start + 10, messages)):
             event = rendered(f"dlq-e{i}", f"dlq-j{i}", f"dlq-user-{i % 100}")
             attributes = {"errorType": "RetriesExhausted", "field": "-", "reason": "benchmark", "stage": config.stage, "eventId": event["id"]}
-            entries.append({"Id": str(i), "MessageBody": json.dumps(event),
-                            "MessageAttributes": {k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()}})
+            entries.append(
+                {
+                    "Id": str(i),
+                    "MessageBody": json.dumps(event),
+                    "MessageAttributes": {k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()},
+                }
+            )
         sqs.send_message_batch(QueueUrl=url, Entries=entries)
     load_seconds = time.perf_counter() - load_started
     ddb_counter, sqs_counter = RequestCounter(dynamodb), RequestCounter(sqs)
@@ -346,9 +409,17 @@ def dlq_replay(stack: Any, messages: int = 1000) -> dict:
     report = replay(SqsQueue(sqs, url), InProcessInvoker.build(dynamodb, config), max_messages=messages)
     elapsed = time.perf_counter() - started
     left = int(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]["ApproximateNumberOfMessages"])
-    return {"messages": messages, "seconds": elapsed, "load_seconds": load_seconds, "summary": report.summary(),
-            "dynamodb": ddb_counter.snapshot(), "dynamodb_total": ddb_counter.total, "sqs": sqs_counter.snapshot(), "sqs_total": sqs_counter.total,
-            "left_in_queue": left}
+    return {
+        "messages": messages,
+        "seconds": elapsed,
+        "load_seconds": load_seconds,
+        "summary": report.summary(),
+        "dynamodb": ddb_counter.snapshot(),
+        "dynamodb_total": ddb_counter.total,
+        "sqs": sqs_counter.snapshot(),
+        "sqs_total": sqs_counter.total,
+        "left_in_queue": left,
+    }
 
 
 def audit(stack: Any, users: int = 1000, entries: int = 20_000, discrepancies: int = 10) -> dict:
@@ -389,5 +460,15 @@ def audit(stack: Any, users: int = 1000, entries: int = 20_000, discrepancies: i
     started = time.perf_counter()
     found = Auditor(store).audit_all()
     elapsed = time.perf_counter() - started
-    return {"users": users, "entries": entries, "per_user": per_user, "seconds": elapsed, "requests": counter.snapshot(), "total": counter.total,
-            "discrepancies_found": len(found), "discrepancies_planted": discrepancies, "load_requests": load_requests, "load_seconds": load_seconds}
+    return {
+        "users": users,
+        "entries": entries,
+        "per_user": per_user,
+        "seconds": elapsed,
+        "requests": counter.snapshot(),
+        "total": counter.total,
+        "discrepancies_found": len(found),
+        "discrepancies_planted": discrepancies,
+        "load_requests": load_requests,
+        "load_seconds": load_seconds,
+    }

@@ -138,7 +138,7 @@ def capacity_units(calls: list[tuple[str, dict]], ledger_table: str) -> tuple[fl
             rru += 1 if params.get("ConsistentRead") else 0.5
         elif operation == "TransactWriteItems":
             for part in params.get("TransactItems", []):
-                (kind, body), = part.items()
+                ((kind, body),) = part.items()
                 wru += 2
                 wru += _gsi_writes(kind, body, ledger_table)
         elif operation in ("PutItem", "UpdateItem", "DeleteItem"):

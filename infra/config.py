@@ -201,4 +201,3 @@ assert tuple(_STAGES) == STAGES, "every stage of the contract has a configuratio
 
 def config_for(stage: str) -> StageConfig:
     return _STAGES[checked_stage(stage)]
-

@@ -42,9 +42,12 @@ def _ensure_dependencies() -> None:
         if venv_python.exists() and not in_venv and not os.environ.get("SMOKE_TEST_REEXEC"):
             os.environ["SMOKE_TEST_REEXEC"] = "1"
             os.execv(str(venv_python), [str(venv_python), str(Path(__file__).resolve()), *sys.argv[1:]])  # noqa: S606 - re-run under the checkout's venv, same arguments
-        print(f"SMOKE TEST NOT RUN: this Python ({sys.executable}) lacks {error.name}; run `make bootstrap` and use "
-              f"{venv_python}, or `pip install --require-hashes -r {REPO / 'requirements.txt'}` then "
-              f"`pip install --no-deps -e {REPO}`", file=sys.stderr)
+        print(
+            f"SMOKE TEST NOT RUN: this Python ({sys.executable}) lacks {error.name}; run `make bootstrap` and use "
+            f"{venv_python}, or `pip install --require-hashes -r {REPO / 'requirements.txt'}` then "
+            f"`pip install --no-deps -e {REPO}`",
+            file=sys.stderr,
+        )
         sys.exit(2)
 
 
@@ -56,6 +59,7 @@ from reconciler.ops.target import Target, local_state_path  # noqa: E402
 
 def progress(message: str) -> None:
     print(f"[smoke] {message}", file=sys.stderr, flush=True)
+
 
 USER = "smoke-test-user"
 EXPECTED_CHARGE = 1  # 1 s on model `test`: 1 credit at every stage's price of `test`

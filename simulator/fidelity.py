@@ -124,6 +124,7 @@ def _in_process(client: BaseClient) -> bool:
 
 # --- AWS's error shapes (botocore models; AWS DynamoDB "Error handling" and TransactWriteItems pages) --------
 
+
 def client_error(operation: str, code: str, message: str, status: int = 400, **extra: Any) -> ClientError:
     response: Any = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}, **extra}
     return ClientError(response, operation)
@@ -135,14 +136,18 @@ def transaction_cancelled(operation: str, item_count: int, reason_code: str, mes
     reasons[min(index, item_count - 1)] = {"Code": reason_code, "Message": message}
     text = ", ".join(reason["Code"] for reason in reasons)
     return client_error(
-        operation, "TransactionCanceledException",
+        operation,
+        "TransactionCanceledException",
         f"Transaction cancelled, please refer cancellation reasons for specific reasons [{text}]",
         CancellationReasons=reasons,
     )
 
 
-THROTTLING_REASON = ("ThrottlingError", "Throughput exceeds the current capacity of your table or index. DynamoDB is automatically scaling your "
-                                        "table or index so please try again shortly.")
+THROTTLING_REASON = (
+    "ThrottlingError",
+    "Throughput exceeds the current capacity of your table or index. DynamoDB is automatically scaling your "
+    "table or index so please try again shortly.",
+)
 PROVISIONED_REASON = ("ProvisionedThroughputExceeded", "The level of configured provisioned throughput for the table was exceeded.")
 CONFLICT_REASON = ("TransactionConflict", "Transaction is ongoing for the item")
 
@@ -150,7 +155,7 @@ CONFLICT_REASON = ("TransactionConflict", "Transaction is ongoing for the item")
 def single_request_throttle(operation: str, code: str) -> ClientError:
     messages = {
         "ProvisionedThroughputExceededException": "The level of configured provisioned throughput for the table was exceeded. Consider increasing "
-                                                  "your provisioning level with the UpdateTable API.",
+        "your provisioning level with the UpdateTable API.",
         "ThrottlingException": "Rate of requests exceeds the allowed throughput.",
         "RequestLimitExceeded": "Throughput exceeds the current throughput limit for your account.",
     }
@@ -165,8 +170,11 @@ def put_events_failed_entry(code: str) -> dict:
     """EventBridge's HTTP 200 PutEvents answer whose one entry was refused (PutEventsResultEntry: ErrorCode,
     ErrorMessage, no EventId; FailedEntryCount 1)."""
     messages = {"ThrottlingException": "Rate exceeded.", "InternalFailure": "Internal service error."}
-    return {"FailedEntryCount": 1, "Entries": [{"ErrorCode": code, "ErrorMessage": messages.get(code, code)}],
-            "ResponseMetadata": {"HTTPStatusCode": 200}}
+    return {
+        "FailedEntryCount": 1,
+        "Entries": [{"ErrorCode": code, "ErrorMessage": messages.get(code, code)}],
+        "ResponseMetadata": {"HTTPStatusCode": 200},
+    }
 
 
 def read_timeout(endpoint: str = "https://dynamodb.us-east-1.amazonaws.com/") -> ReadTimeoutError:
@@ -178,6 +186,7 @@ def connect_timeout(endpoint: str = "https://dynamodb.us-east-1.amazonaws.com/")
 
 
 # --- refusals ----------------------------------------------------------------------------------------------
+
 
 def sqs_allowed(char: str) -> bool:
     code = ord(char)
@@ -230,8 +239,11 @@ def _check_sqs_message(operation: str, body: str, attributes: dict) -> None:
             size += len(text.encode("utf-8", "surrogatepass"))
         size += len(name.encode()) + len(data_type.encode())
     if size > MAX_SQS_MESSAGE_BYTES:
-        _refuse(operation, "InvalidParameterValue", "One or more parameters are invalid. Reason: Message must be shorter than "
-                                                    f"{MAX_SQS_MESSAGE_BYTES} bytes.")
+        _refuse(
+            operation,
+            "InvalidParameterValue",
+            f"One or more parameters are invalid. Reason: Message must be shorter than {MAX_SQS_MESSAGE_BYTES} bytes.",
+        )
 
 
 def _check_sns_publish(operation: str, params: dict) -> None:
@@ -239,9 +251,7 @@ def _check_sns_publish(operation: str, params: dict) -> None:
     if len(message.encode("utf-8", "surrogatepass")) > MAX_SNS_MESSAGE_BYTES:
         _refuse(operation, "InvalidParameter", "Invalid parameter: Message too long")
     subject = params.get("Subject")
-    if subject is not None and (
-        not subject or len(subject) >= 100 or not subject.isascii() or any(ord(c) < 0x20 or ord(c) == 0x7F for c in subject)
-    ):
+    if subject is not None and (not subject or len(subject) >= 100 or not subject.isascii() or any(ord(c) < 0x20 or ord(c) == 0x7F for c in subject)):
         _refuse(operation, "InvalidParameter", "Invalid parameter: Subject")
     for char in message:
         if 0xD800 <= ord(char) <= 0xDFFF:
@@ -265,15 +275,21 @@ def _check_dynamodb(client: BaseClient, operation: str, params: dict) -> None:
             value = item.get(attribute)
             if value is not None and declared not in value:
                 actual = next(iter(value), "?")
-                _refuse(operation, "ValidationException",
-                        f"One or more parameter values were invalid: Type mismatch for Index Key {attribute} Expected: {declared} Actual: {actual} "
-                        f"IndexName: {index}")
+                _refuse(
+                    operation,
+                    "ValidationException",
+                    f"One or more parameter values were invalid: Type mismatch for Index Key {attribute} Expected: {declared} Actual: {actual} "
+                    f"IndexName: {index}",
+                )
     for key in _keys(operation, params):
         for value in key.values():
             text = value.get("S")
             if text is not None and len(text.encode("utf-8", "surrogatepass")) > MAX_DYNAMODB_PARTITION_KEY_BYTES:
-                _refuse(operation, "ValidationException", "One or more parameter values were invalid: Size of hashkey has exceeded the maximum size "
-                                                          "limit of 2048 bytes")
+                _refuse(
+                    operation,
+                    "ValidationException",
+                    "One or more parameter values were invalid: Size of hashkey has exceeded the maximum size limit of 2048 bytes",
+                )
             if text is not None and any(0xD800 <= ord(c) <= 0xDFFF for c in text):
                 _refuse(operation, "ValidationException", "One or more parameter values were invalid: a string is not valid UTF-8")
 

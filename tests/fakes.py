@@ -76,8 +76,13 @@ class InMemorySettlementStore:
         item = self.jobs.get(job_id)
         if reservation.job_before is None:
             new = {
-                "jobId": job_id, "userId": user_id, "model": reservation.model, "status": SUBMITTED, "createdAt": timestamp,
-                "reservedCredits": reservation.credits, UNSETTLED_ATTRIBUTE: UNSETTLED_VALUE,
+                "jobId": job_id,
+                "userId": user_id,
+                "model": reservation.model,
+                "status": SUBMITTED,
+                "createdAt": timestamp,
+                "reservedCredits": reservation.credits,
+                UNSETTLED_ATTRIBUTE: UNSETTLED_VALUE,
             }
             writes.append(_Write(JOB, item is None, lambda: self._put_job(new)))
         else:
@@ -112,7 +117,8 @@ class InMemorySettlementStore:
     def unsettled_jobs(self, created_before: str) -> Iterator[JobRecord | UnreadableJob]:
         """The sparse index: items with the marker and a string createdAt up to the cutoff, oldest first."""
         indexed = [
-            item for item in self.jobs.values()
+            item
+            for item in self.jobs.values()
             if item.get(UNSETTLED_ATTRIBUTE) == UNSETTLED_VALUE and isinstance(item.get("createdAt"), str) and item["createdAt"] <= created_before
         ]
         for item in sorted(indexed, key=lambda item: item["createdAt"]):
@@ -174,19 +180,34 @@ class InMemorySettlementStore:
     def _job_settlement(self, settlement: Settlement) -> _Write:
         event, seen = settlement.event, settlement.job_before
         # How it was settled, and what the event tells of the job (kept where the pipeline wrote it already).
-        outcome = _present({
-            "settledAs": settlement.settled_as, "settledAt": settlement.timestamp, "settledIntoOverdraft": settlement.is_overdraft,
-            "settledByEvent": event.event_id, "settledByRequest": settlement.request_id,
-            "chargedCredits": settlement.charged, "releasedCredits": settlement.released, "refundedCredits": settlement.refunded,
-        })
-        from_event = _present({
-            "model": getattr(event, "model", None), "seconds": getattr(event, "seconds", None), "failureReason": getattr(event, "reason", None),
-        })
+        outcome = _present(
+            {
+                "settledAs": settlement.settled_as,
+                "settledAt": settlement.timestamp,
+                "settledIntoOverdraft": settlement.is_overdraft,
+                "settledByEvent": event.event_id,
+                "settledByRequest": settlement.request_id,
+                "chargedCredits": settlement.charged,
+                "releasedCredits": settlement.released,
+                "refundedCredits": settlement.refunded,
+            }
+        )
+        from_event = _present(
+            {
+                "model": getattr(event, "model", None),
+                "seconds": getattr(event, "seconds", None),
+                "failureReason": getattr(event, "reason", None),
+            }
+        )
         item = self.jobs.get(event.job_id)
         if seen is None:  # a job the table did not hold: recorded from the event alone
             new = {
-                "jobId": event.job_id, "userId": event.user_id, "status": settlement.settled_as, "createdAt": settlement.timestamp,
-                **from_event, **outcome,
+                "jobId": event.job_id,
+                "userId": event.user_id,
+                "status": settlement.settled_as,
+                "createdAt": settlement.timestamp,
+                **from_event,
+                **outcome,
             }
             return _Write(JOB, item is None, lambda: self._put_job(new))
         # Unsettled, same owner, and the pipeline's fields and the reservation as the decision saw them.
@@ -243,9 +264,16 @@ def _readable(item: dict[str, Any]) -> JobRecord | UnreadableJob:
         return _record(item)
     except DamagedJob as damage:
         job_id, user_id = item.get("jobId"), item.get("userId")
-        shown = {field: _shown(item.get(attribute)) for field, attribute in (
-            ("status", "status"), ("model", "model"), ("seconds", "seconds"), ("created_at", "createdAt"), ("updated_at", "updatedAt"),
-        )}
+        shown = {
+            field: _shown(item.get(attribute))
+            for field, attribute in (
+                ("status", "status"),
+                ("model", "model"),
+                ("seconds", "seconds"),
+                ("created_at", "createdAt"),
+                ("updated_at", "updatedAt"),
+            )
+        }
         return UnreadableJob(
             job_id=job_id if isinstance(job_id, str) else repr(job_id),
             reason=str(damage),

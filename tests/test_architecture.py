@@ -20,7 +20,10 @@ def test_the_import_contracts_hold():
     # When import-linter reads the whole import graph, function-level imports included
     result = subprocess.run(
         [sys.executable, "-c", "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())", "--no-cache"],
-        cwd=ROOT, env=env, capture_output=True, text=True,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     # Then every contract is kept
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]

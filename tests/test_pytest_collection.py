@@ -16,15 +16,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 # Collection only, in one process, without the AWS-call recorder (its end-of-run check wants a full run) and
 # without syrupy failing on snapshots that no test used (none runs).
-COLLECT = ["--collect-only", "-q", "-p", "no:xdist", "-p", "no:cacheprovider", "-p", "no:tests.least_privilege.recorder",
-           "--snapshot-warn-unused"]
+COLLECT = ["--collect-only", "-q", "-p", "no:xdist", "-p", "no:cacheprovider", "-p", "no:tests.least_privilege.recorder", "--snapshot-warn-unused"]
 NODE_ID = re.compile(r"tests/\S+\.py::")
 
 
 def collect(command: list[str]) -> subprocess.Popen[str]:
     env = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
-    return subprocess.Popen([*command, *COLLECT], cwd=REPO, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return subprocess.Popen([*command, *COLLECT], cwd=REPO, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
 def test_a_bare_pytest_collects_the_same_tests_as_python_m_pytest():

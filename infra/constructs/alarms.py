@@ -182,8 +182,7 @@ class ReconcilerAlarms(Construct):
             threshold=0,
             comparison=GT,
             missing_data=NO_DATA_IS_HEALTHY,
-            description="The timer scan found jobs whose stored data cannot be settled: fix them by hand "
-            "(reconciler scan --dry-run lists them).",
+            description="The timer scan found jobs whose stored data cannot be settled: fix them by hand (reconciler scan --dry-run lists them).",
         )
         # On-demand tables throttle only on sudden bursts beyond their adapted capacity or on a hot partition
         # (one user). A throttled request is retried with backoff inside the invocation, so a few are harmless;

@@ -78,11 +78,16 @@ class BalanceEventsFunction(Construct):
         names = config.names
         settings = config.balance_events
         self.log_group = logs.LogGroup(
-            self, "LogGroup", log_group_name=f"/aws/lambda/{names.balance_events_function}",
-            retention=config.log_retention, removal_policy=config.removal_policy,
+            self,
+            "LogGroup",
+            log_group_name=f"/aws/lambda/{names.balance_events_function}",
+            retention=config.log_retention,
+            removal_policy=config.removal_policy,
         )
         self.role = iam.Role(
-            self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description=f"Least-privilege role of {names.balance_events_function}",
         )
         self.function = lambda_.Function(
@@ -141,19 +146,26 @@ class BalanceEventsFunction(Construct):
     def _grant(self, config: StageConfig, tables: ReconcilerTables, data: BalanceEventsData) -> None:
         stack = Stack.of(self)
         # Published markers and history: read one marker, write one marker (conditional put).
-        self.role.add_to_policy(iam.PolicyStatement(sid="BalanceEventsTable", actions=["dynamodb:GetItem", "dynamodb:PutItem"],
-                                                    resources=[data.table.table_arn]))
+        self.role.add_to_policy(
+            iam.PolicyStatement(sid="BalanceEventsTable", actions=["dynamodb:GetItem", "dynamodb:PutItem"], resources=[data.table.table_arn])
+        )
         # The ledger entries behind a crossing: one Query of the by-user index (only when there is a crossing).
-        self.role.add_to_policy(iam.PolicyStatement(
-            sid="LedgerIndexUserIdTimestampIndex", actions=["dynamodb:Query"],
-            resources=[f"{tables.ledger.table_arn}/index/{contract.LEDGER_BY_USER_INDEX}"],
-        ))
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="LedgerIndexUserIdTimestampIndex",
+                actions=["dynamodb:Query"],
+                resources=[f"{tables.ledger.table_arn}/index/{contract.LEDGER_BY_USER_INDEX}"],
+            )
+        )
         # The default bus, and only events of our own source.
-        self.role.add_to_policy(iam.PolicyStatement(
-            sid="PublishBalanceEvents", actions=["events:PutEvents"],
-            resources=[stack.format_arn(service="events", resource="event-bus", resource_name=contract.DEFAULT_EVENT_BUS)],
-            conditions={"StringEquals": {"events:source": config.balance_events.source}},
-        ))
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="PublishBalanceEvents",
+                actions=["events:PutEvents"],
+                resources=[stack.format_arn(service="events", resource="event-bus", resource_name=contract.DEFAULT_EVENT_BUS)],
+                conditions={"StringEquals": {"events:source": config.balance_events.source}},
+            )
+        )
         self.log_group.grant_write(self.role)
         # The event source mapping adds the stream read (dynamodb:ListStreams on *, the rest on the stream ARN)
         # and the failure queue's SendMessage/GetQueueAttributes/GetQueueUrl: Lambda's poller uses the role.
@@ -167,35 +179,68 @@ class BalanceEventsFunction(Construct):
 
 
 class BalanceEventsAlarms(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig, function: lambda_.IFunction,
-                 failure_queue: sqs.IQueue, ops_topic: sns.ITopic) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        function: lambda_.IFunction,
+        failure_queue: sqs.IQueue,
+        ops_topic: sns.ITopic,
+    ) -> None:
         super().__init__(scope, construct_id)
         notify = cloudwatch_actions.SnsAction(ops_topic)
         five_minutes = Duration.minutes(5)
         healthy_without_data = cloudwatch.TreatMissingData.NOT_BREACHING
         gte = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
         specs = [
-            ("balance-events-errors", function.metric_errors(statistic="Sum", period=five_minutes), 1,
-             "The balance-events function raised: a whole stream batch is being retried. Check its logs."),
+            (
+                "balance-events-errors",
+                function.metric_errors(statistic="Sum", period=five_minutes),
+                1,
+                "The balance-events function raised: a whole stream batch is being retried. Check its logs.",
+            ),
             # Records wait: publishing fails (EventBridge, the markers table) or the function is stuck on a record.
-            ("balance-events-iterator-age", function.metric("IteratorAge", statistic="Maximum", period=five_minutes),
-             Duration.minutes(15).to_milliseconds(),
-             "Balance events lag the Credits stream by 15 minutes or more; after 6 h records go to the failure queue."),
-            ("balance-events-failures", cloudwatch.Metric(
-                namespace=METRICS_NAMESPACE, metric_name=Metric.BALANCE_EVENT_FAILURES,
-                dimensions_map={"service": SERVICE_NAME, "stage": config.stage}, statistic="Sum", period=five_minutes,
-            ), 5, "Balance events failed to publish 5 times in 5 minutes (EventBridge refusing or failing)."),
-            ("balance-events-failed-batches", failure_queue.metric_approximate_number_of_messages_visible(
-                statistic="Maximum", period=five_minutes), 1,
-             "Stream batches were given up and described in the balance-events failure queue: their crossings "
-             "may not have been published (docs/events.md, 'When records are given up')."),
+            (
+                "balance-events-iterator-age",
+                function.metric("IteratorAge", statistic="Maximum", period=five_minutes),
+                Duration.minutes(15).to_milliseconds(),
+                "Balance events lag the Credits stream by 15 minutes or more; after 6 h records go to the failure queue.",
+            ),
+            (
+                "balance-events-failures",
+                cloudwatch.Metric(
+                    namespace=METRICS_NAMESPACE,
+                    metric_name=Metric.BALANCE_EVENT_FAILURES,
+                    dimensions_map={"service": SERVICE_NAME, "stage": config.stage},
+                    statistic="Sum",
+                    period=five_minutes,
+                ),
+                5,
+                "Balance events failed to publish 5 times in 5 minutes (EventBridge refusing or failing).",
+            ),
+            (
+                "balance-events-failed-batches",
+                failure_queue.metric_approximate_number_of_messages_visible(statistic="Maximum", period=five_minutes),
+                1,
+                "Stream batches were given up and described in the balance-events failure queue: their crossings "
+                "may not have been published (docs/events.md, 'When records are given up').",
+            ),
         ]
         assert tuple(spec[0] for spec in specs) == BALANCE_EVENT_ALARM_CONCERNS
         self.all: list[cloudwatch.Alarm] = []
         for concern, metric, threshold, description in specs:
             alarm = cloudwatch.Alarm(
-                self, concern, alarm_name=config.names.alarm(concern), alarm_description=description, metric=metric,
-                threshold=threshold, comparison_operator=gte, evaluation_periods=1, treat_missing_data=healthy_without_data,
+                self,
+                concern,
+                alarm_name=config.names.alarm(concern),
+                alarm_description=description,
+                metric=metric,
+                threshold=threshold,
+                comparison_operator=gte,
+                evaluation_periods=1,
+                treat_missing_data=healthy_without_data,
                 actions_enabled=config.alarm_actions_enabled,
             )
             alarm.add_alarm_action(notify)

@@ -64,18 +64,12 @@ class ReconcilerDashboard(Construct):
             cloudwatch.GraphWidget(
                 title="Duration p99 (timeout 30 s)",
                 left=[function.metric_duration(statistic="p99", period=FIVE_MINUTES)],
-                left_annotations=[
-                    cloudwatch.HorizontalAnnotation(value=FUNCTION_TIMEOUT.to_milliseconds() * 0.8, label="alarm: 80% of timeout")
-                ],
+                left_annotations=[cloudwatch.HorizontalAnnotation(value=FUNCTION_TIMEOUT.to_milliseconds() * 0.8, label="alarm: 80% of timeout")],
                 width=8,
             ),
             cloudwatch.GraphWidget(
                 title="Dead-letter queue depth and oldest message age",
-                left=[
-                    dead_letter_queue.metric_approximate_number_of_messages_visible(
-                        statistic="Maximum", period=FIVE_MINUTES
-                    )
-                ],
+                left=[dead_letter_queue.metric_approximate_number_of_messages_visible(statistic="Maximum", period=FIVE_MINUTES)],
                 right=[dead_letter_queue.metric_approximate_age_of_oldest_message(statistic="Maximum", period=FIVE_MINUTES)],
                 width=8,
             ),

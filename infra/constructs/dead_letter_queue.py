@@ -29,9 +29,7 @@ class DeadLetterQueue(Construct):
         # compute stack, which already depends on this one, so the grant names the rule by its contract
         # name instead of by reference (a reference would make the two stacks depend on each other).
         # The compute stack hands the rule an imported view of this queue so CDK adds no second grant.
-        events_rule_arn = Stack.of(self).format_arn(
-            service="events", resource="rule", resource_name=config.names.events_rule
-        )
+        events_rule_arn = Stack.of(self).format_arn(service="events", resource="rule", resource_name=config.names.events_rule)
         self.queue.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="AllowReconcilerEventRuleDeadLetters",

@@ -97,8 +97,11 @@ class OperatorAccess(Construct):
                 ("*",),
             ),
             # balance-events USER: one user's recent balance events (one Query of BalanceEvents-{stage}).
-            Grant("ReadBalanceEvents", ("dynamodb:Query",), (stack.format_arn(service="dynamodb", resource="table",
-                                                                             resource_name=names.balance_events_table),)),
+            Grant(
+                "ReadBalanceEvents",
+                ("dynamodb:Query",),
+                (stack.format_arn(service="dynamodb", resource="table", resource_name=names.balance_events_table),),
+            ),
             # logs tail: the function's own log group.
             Grant("ReadFunctionLogs", ("logs:FilterLogEvents",), (log_group.log_group_arn,)),
         )
@@ -134,8 +137,7 @@ class OperatorAccess(Construct):
                 Acknowledgment(
                     id=f"AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:cloudwatch:{config.region}:"
                     f"{config.account}:alarm:{names.alarm('*')}]",
-                    reason="Alarm actions on every alarm of this stage (cc-reconciler-*-{stage}), the set the CLI's "
-                    "`alarms disable|enable` acts on.",
+                    reason="Alarm actions on every alarm of this stage (cc-reconciler-*-{stage}), the set the CLI's `alarms disable|enable` acts on.",
                 ),
             )
 
@@ -145,7 +147,5 @@ class OperatorAccess(Construct):
             construct_id,
             managed_policy_name=name,
             description=f"Operators of the credit reconciler ({config.stage}), {variant}: the reconciler CLI's calls only",
-            statements=[
-                iam.PolicyStatement(sid=grant.sid, actions=list(grant.actions), resources=list(grant.resources)) for grant in grants
-            ],
+            statements=[iam.PolicyStatement(sid=grant.sid, actions=list(grant.actions), resources=list(grant.resources)) for grant in grants],
         )

@@ -123,9 +123,7 @@ class ReconcilerFunction(Construct):
                     max_event_age=EVENT_DELIVERY_MAX_AGE,
                     # An imported view: the queue's own construct grants EventBridge access
                     # (see DeadLetterQueue), which keeps the data stack free of compute references.
-                    dead_letter_queue=sqs.Queue.from_queue_arn(
-                        self, "EventsRuleDeadLetterQueue", dead_letter_queue.queue_arn
-                    ),
+                    dead_letter_queue=sqs.Queue.from_queue_arn(self, "EventsRuleDeadLetterQueue", dead_letter_queue.queue_arn),
                 )
             ],
         )
@@ -165,14 +163,10 @@ class ReconcilerFunction(Construct):
     def _powertools_layer(self) -> lambda_.ILayerVersion:
         # CloudFormation resolves AWS's public SSM parameter at deploy time, so synthesis
         # needs no credentials and the template names no account-specific layer ARN.
-        return lambda_.LayerVersion.from_layer_version_arn(
-            self, "Powertools", f"{{{{resolve:ssm:{POWERTOOLS_LAYER_PARAMETER}}}}}"
-        )
+        return lambda_.LayerVersion.from_layer_version_arn(self, "Powertools", f"{{{{resolve:ssm:{POWERTOOLS_LAYER_PARAMETER}}}}}")
 
     @staticmethod
-    def _environment(
-        config: StageConfig, tables: ReconcilerTables, dead_letter_queue: sqs.IQueue, ops_topic: sns.ITopic
-    ) -> dict[str, str]:
+    def _environment(config: StageConfig, tables: ReconcilerTables, dead_letter_queue: sqs.IQueue, ops_topic: sns.ITopic) -> dict[str, str]:
         return {
             contract.ENV_STAGE: config.stage,
             contract.ENV_JOBS_TABLE: tables.jobs.table_name,
@@ -244,12 +238,10 @@ class ReconcilerFunction(Construct):
         Validations.of(self.role).acknowledge(
             Acknowledgment(
                 id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
-                reason="Only X-Ray PutTraceSegments/PutTelemetryRecords (active tracing), which have no "
-                "resource-level permissions.",
+                reason="Only X-Ray PutTraceSegments/PutTelemetryRecords (active tracing), which have no resource-level permissions.",
             ),
             Acknowledgment(
                 id="AwsSolutions::AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
-                reason="SNS needs the GenerateDataKey family to encrypt published messages; it is granted on "
-                "the ops topic's key only.",
+                reason="SNS needs the GenerateDataKey family to encrypt published messages; it is granted on the ops topic's key only.",
             ),
         )

@@ -14,9 +14,7 @@ from infra.stacks.data_stack import DataStack
 
 
 class MonitoringStack(Stack):
-    def __init__(
-        self, scope: Construct, construct_id: str, *, config: StageConfig, data: DataStack, compute: ComputeStack, **kwargs
-    ) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig, data: DataStack, compute: ComputeStack, **kwargs) -> None:
         super().__init__(scope, construct_id, **kwargs)
         function = compute.reconciler.function
         dead_letter_queue = data.dead_letter_queue.queue

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     def _adapters_implement_the_ports(store: DynamoDBStore, letters: SqsDeadLetters) -> tuple[SettlementStore, DeadLetters]:
         return store, letters
 
+
 # Short timeouts: a hung call must fail fast enough for our own retries inside the 30 s Lambda timeout.
 # botocore's standard mode retries throttling and 5xx; the service layer retries conflicts on top.
 CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3}, tcp_keepalive=True)

@@ -15,8 +15,13 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 def _loaded_after_import(module: str, tmp_path) -> dict:
     out = tmp_path / "modules.json"
-    subprocess.run([sys.executable, "-m", "benchmarks._child", "modules", str(out), module], cwd=REPO_ROOT,
-                   env={**os.environ, **STUB_ENV}, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "benchmarks._child", "modules", str(out), module],
+        cwd=REPO_ROOT,
+        env={**os.environ, **STUB_ENV},
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     return json.loads(out.read_text())
 
 

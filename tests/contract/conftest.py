@@ -5,7 +5,6 @@ tests/runtime/conftest.py's fixtures (reused here, not redefined)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,5 +118,5 @@ class SqsQueue:
 
 
 @pytest.fixture(params=[FAKE, AWS])
-def queue(request) -> Iterator[FakeQueue | SqsQueue]:
-    yield FakeQueue() if request.param == FAKE else SqsQueue(request.getfixturevalue("aws"))
+def queue(request) -> FakeQueue | SqsQueue:
+    return FakeQueue() if request.param == FAKE else SqsQueue(request.getfixturevalue("aws"))

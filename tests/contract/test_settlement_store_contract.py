@@ -124,8 +124,17 @@ def test_a_render_without_reservation_writes_balance_ledger_and_job_together(tab
     charge = entry(tables, job_ledger_id("j", "charge"))
     assert (charge.type, charge.amount, charge.event_id, charge.reference, charge.timestamp) == (DEBIT, 3, "r-j", "j", NOW)
     assert job == JobRecord(
-        "j", "u", status="rendered", model="test", seconds=Decimal(3), created_at=NOW, settled_as="rendered", settled_by_event="r-j",
-        settled_by_request="req-1", charged_credits=3, settled_at=NOW,
+        "j",
+        "u",
+        status="rendered",
+        model="test",
+        seconds=Decimal(3),
+        created_at=NOW,
+        settled_as="rendered",
+        settled_by_event="r-j",
+        settled_by_request="req-1",
+        charged_credits=3,
+        settled_at=NOW,
     )
     assert "unsettled" not in tables.job_item("j")
 
@@ -424,7 +433,11 @@ def test_a_damaged_job_is_a_damaged_job_on_load_and_unreadable_in_the_index_with
         tables.store.load("j", "u")
     unreadable, readable = tables.store.unsettled_jobs(LATER)
     assert unreadable == UnreadableJob(
-        job_id="j", reason=str(damaged.value), user_id="" if "userId" in damage else "u", status=shown_status, created_at=EARLIER,
+        job_id="j",
+        reason=str(damaged.value),
+        user_id="" if "userId" in damage else "u",
+        status=shown_status,
+        created_at=EARLIER,
     )
     assert isinstance(readable, JobRecord) and readable.job_id == "k"
 

@@ -45,9 +45,7 @@ def synthesize(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Synt
                 data=Template.from_stack(stacks[names.data_stack]),
                 compute=Template.from_stack(stacks[names.compute_stack]),
                 monitoring=Template.from_stack(stacks[names.monitoring_stack]),
-                deployment={
-                    name: (stack.termination_protection, stack.account, stack.region) for name, stack in stacks.items()
-                },
+                deployment={name: (stack.termination_protection, stack.account, stack.region) for name, stack in stacks.items()},
             )
         return built[stage]
 

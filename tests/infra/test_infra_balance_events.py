@@ -24,8 +24,11 @@ def test_failure_queue_is_encrypted_and_ssl_only(synthesized):
     queue = resource_named(synthesized.data, "AWS::SQS::Queue", "QueueName", names.balance_events_failure_queue)["Properties"]
     assert queue["SqsManagedSseEnabled"] is True
     policies = synthesized.data.find_resources("AWS::SQS::QueuePolicy")
-    assert any(s.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false"
-               for p in policies.values() for s in as_list(p["Properties"]["PolicyDocument"]["Statement"]))
+    assert any(
+        s.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false"
+        for p in policies.values()
+        for s in as_list(p["Properties"]["PolicyDocument"]["Statement"])
+    )
 
 
 def test_function_and_its_stream_mapping(synthesized):
@@ -51,7 +54,9 @@ def test_function_and_its_stream_mapping(synthesized):
 
 def test_role_publishes_only_its_own_source_to_the_default_bus(synthesized):
     policies = synthesized.compute.find_resources("AWS::IAM::Policy")
-    statements = [s for lid, p in policies.items() if lid.startswith("BalanceEventsRole") for s in as_list(p["Properties"]["PolicyDocument"]["Statement"])]
+    statements = [
+        s for lid, p in policies.items() if lid.startswith("BalanceEventsRole") for s in as_list(p["Properties"]["PolicyDocument"]["Statement"])
+    ]
     publish = [s for s in statements if "events:PutEvents" in as_list(s["Action"])]
     assert len(publish) == 1
     assert publish[0]["Condition"] == {"StringEquals": {"events:source": "credits.reconciler"}}
@@ -59,7 +64,9 @@ def test_role_publishes_only_its_own_source_to_the_default_bus(synthesized):
     actions = {a for s in statements for a in as_list(s["Action"])}
     assert not any(a.startswith("dynamodb:") and a.endswith(("UpdateItem", "DeleteItem", "Scan", "TransactWriteItems")) for a in actions)
     # The settlement function's role gains nothing.
-    reconciler = [s for lid, p in policies.items() if lid.startswith("ReconcilerRole") for s in as_list(p["Properties"]["PolicyDocument"]["Statement"])]
+    reconciler = [
+        s for lid, p in policies.items() if lid.startswith("ReconcilerRole") for s in as_list(p["Properties"]["PolicyDocument"]["Statement"])
+    ]
     assert not any("events:PutEvents" in as_list(s["Action"]) or "BalanceEvents" in str(s["Resource"]) for s in reconciler)
 
 

@@ -40,9 +40,7 @@ def test_cfn_lint_finds_no_problem(stage, synthesize):
     built = synthesize(stage)
     for kind in ("data", "compute", "monitoring"):
         matches = lint(json.dumps(built.template(kind).to_json()), config=settings)
-        assert not matches, f"cfn-lint on the {stage} {kind} stack:\n" + "\n".join(
-            f"{m.rule.id} {m.message} (line {m.linenumber})" for m in matches
-        )
+        assert not matches, f"cfn-lint on the {stage} {kind} stack:\n" + "\n".join(f"{m.rule.id} {m.message} (line {m.linenumber})" for m in matches)
 
 
 def test_synthesize_templates_returns_every_stack_by_display_name():

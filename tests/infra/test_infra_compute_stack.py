@@ -33,16 +33,14 @@ def test_function_shape(synthesized):
 
 
 def test_function_uses_aws_published_powertools_layer(synthesized):
-    assert function_of(synthesized)["Layers"] == [
-        f"{{{{resolve:ssm:/aws/service/powertools/python/arm64/python3.12/{POWERTOOLS_VERSION}}}}}"
-    ], "the layer ARN must be resolved by CloudFormation from AWS's public SSM parameter"
+    assert function_of(synthesized)["Layers"] == [f"{{{{resolve:ssm:/aws/service/powertools/python/arm64/python3.12/{POWERTOOLS_VERSION}}}}}"], (
+        "the layer ARN must be resolved by CloudFormation from AWS's public SSM parameter"
+    )
 
 
 def test_function_logs_to_its_own_log_group_with_stage_retention(synthesized):
     stage = synthesized.config.stage
-    log_group = resource_named(
-        synthesized.compute, "AWS::Logs::LogGroup", "LogGroupName", f"/aws/lambda/cc-agent-reconciler-{stage}"
-    )
+    log_group = resource_named(synthesized.compute, "AWS::Logs::LogGroup", "LogGroupName", f"/aws/lambda/cc-agent-reconciler-{stage}")
     assert log_group["Properties"]["RetentionInDays"] == RETENTION_DAYS[stage]
     assert log_group["DeletionPolicy"] == ("Delete" if stage == "dev" else "RetainExceptOnCreate")
     assert "Ref" in function_of(synthesized)["LoggingConfig"]["LogGroup"], "the function must log to that group"
@@ -165,8 +163,9 @@ def granted_pairs(statements: list[dict]) -> set[tuple[str, str]]:
 
 
 def test_role_has_no_managed_policies(synthesized):
-    role = resource_named(synthesized.compute, "AWS::IAM::Role", "Description", "Least-privilege role of "
-                                                                                f"cc-agent-reconciler-{synthesized.config.stage}")
+    role = resource_named(
+        synthesized.compute, "AWS::IAM::Role", "Description", f"Least-privilege role of cc-agent-reconciler-{synthesized.config.stage}"
+    )
     assert "ManagedPolicyArns" not in role["Properties"], "AWSLambdaBasicExecutionRole grants logs on every group"
 
 
@@ -174,9 +173,7 @@ def test_only_actions_without_resource_level_permissions_get_a_wildcard(synthesi
     for statement in role_statements(synthesized):
         assert statement["Effect"] == "Allow" and "Condition" not in statement
         if "*" in as_list(statement["Resource"]):
-            assert set(as_list(statement["Action"])) <= ACTIONS_ALLOWED_ON_ANY_RESOURCE, (
-                f"wildcard resource for {statement['Action']}"
-            )
+            assert set(as_list(statement["Action"])) <= ACTIONS_ALLOWED_ON_ANY_RESOURCE, f"wildcard resource for {statement['Action']}"
         for action in as_list(statement["Action"]):
             assert action != "*" and not action.endswith(":*"), f"wildcard action {action}"
 
@@ -197,15 +194,14 @@ def test_dynamodb_access_is_exactly_the_calls_per_table_and_index(synthesized):
     assert by_table == FUNCTION_TABLE_GRANTS, f"per table: {by_table}"
     assert len(tables) == 3, f"one entry per table, no wildcard: {sorted(tables)}"
     # One index, the timer scan's; the Ledger's by-user index is the CLI's only.
-    (index, actions), = indexes.items()
+    ((index, actions),) = indexes.items()
     assert actions == {"dynamodb:Query"}
     assert "TablesJobs" in index and index.endswith(f'/index/{contract.JOBS_UNSETTLED_INDEX}"]]}}')
 
 
 def test_the_ledger_is_append_only_for_the_function(synthesized):
     ledger_actions = {
-        a for s in statements_with_action_prefix(synthesized, "dynamodb:") if refers_to(s["Resource"], "TablesLedger")
-        for a in as_list(s["Action"])
+        a for s in statements_with_action_prefix(synthesized, "dynamodb:") if refers_to(s["Resource"], "TablesLedger") for a in as_list(s["Action"])
     }
     assert ledger_actions == {"dynamodb:PutItem"}, "no UpdateItem/DeleteItem (rewriting the audit trail), no reads"
 
@@ -282,8 +278,11 @@ def test_break_glass_adds_exactly_the_clis_writes_and_never_rewrites_the_ledger(
     assert granted_pairs(read_only) <= granted_pairs(break_glass), "break-glass includes every read"
     assert {a for s in break_glass for a in as_list(s["Action"])} == READ_ONLY | BREAK_GLASS_WRITES
     ledger_writes = {
-        a for s in break_glass if refers_to(s["Resource"], "TablesLedger") and "/index/" not in json.dumps(s["Resource"])
-        for a in as_list(s["Action"]) if a not in READ_ONLY
+        a
+        for s in break_glass
+        if refers_to(s["Resource"], "TablesLedger") and "/index/" not in json.dumps(s["Resource"])
+        for a in as_list(s["Action"])
+        if a not in READ_ONLY
     }
     assert ledger_writes == {"dynamodb:PutItem", "dynamodb:ConditionCheckItem", "dynamodb:CreateBackup"}, ledger_writes
 
@@ -298,9 +297,7 @@ def test_operator_policies_use_a_wildcard_only_where_iam_has_no_resource_level_p
                     assert {a.split(":")[0] for a in as_list(statement["Action"])} == {"cloudwatch"}
                     assert all(a.startswith(("cloudwatch:Describe", "cloudwatch:Get")) for a in as_list(statement["Action"]))
                 elif "*" in text:
-                    assert text.endswith(f':alarm:cc-reconciler-*-{stage}"]]}}') or refers_to(resource, "ReconcilerLogGroup"), (
-                        f"wildcard in {text}"
-                    )
+                    assert text.endswith(f':alarm:cc-reconciler-*-{stage}"]]}}') or refers_to(resource, "ReconcilerLogGroup"), f"wildcard in {text}"
 
 
 def test_compute_stack_holds_no_state(synthesized):

@@ -35,9 +35,7 @@ def test_table_durability_follows_the_stage(synthesized, table):
     expected_policy = {"dev": "Delete", "staging": "RetainExceptOnCreate", "prod": "RetainExceptOnCreate"}[config.stage]
     assert resource["DeletionPolicy"] == expected_policy, f"{table}-{config.stage}: {resource['DeletionPolicy']}"
     assert resource["UpdateReplacePolicy"] == ("Delete" if config.stage == "dev" else "Retain")
-    assert resource["Properties"].get("DeletionProtectionEnabled", False) is (config.stage == "prod"), (
-        "deletion protection is on in prod only"
-    )
+    assert resource["Properties"].get("DeletionProtectionEnabled", False) is (config.stage == "prod"), "deletion protection is on in prod only"
 
 
 def test_ledger_has_the_by_user_index(synthesized):
@@ -79,8 +77,11 @@ def test_dead_letter_queue_keeps_messages_14_days_encrypted(synthesized):
 
 def test_dead_letter_queue_policy_denies_plain_http_and_admits_only_the_events_rule(synthesized):
     stage = synthesized.config.stage
-    (dlq,) = [lid for lid, q in synthesized.data.find_resources("AWS::SQS::Queue").items()
-              if q["Properties"]["QueueName"] == synthesized.config.names.dead_letter_queue]
+    (dlq,) = [
+        lid
+        for lid, q in synthesized.data.find_resources("AWS::SQS::Queue").items()
+        if q["Properties"]["QueueName"] == synthesized.config.names.dead_letter_queue
+    ]
     (policy,) = [p for p in synthesized.data.find_resources("AWS::SQS::QueuePolicy").values() if p["Properties"]["Queues"] == [{"Ref": dlq}]]
     statements = policy["Properties"]["PolicyDocument"]["Statement"]
     deny = [s for s in statements if s["Effect"] == "Deny"]
@@ -116,7 +117,9 @@ def _joined(value) -> str:
 
 
 def _stage_alarm_arns(config) -> set[str]:
-    return {f"arn:aws:cloudwatch:{config.region}:{config.account}:alarm:{config.names.alarm(c)}" for c in ALARM_CONCERNS + BALANCE_EVENT_ALARM_CONCERNS}
+    return {
+        f"arn:aws:cloudwatch:{config.region}:{config.account}:alarm:{config.names.alarm(c)}" for c in ALARM_CONCERNS + BALANCE_EVENT_ALARM_CONCERNS
+    }
 
 
 def _assert_scoped_to_this_stages_alarms(statement: dict, config) -> None:
@@ -165,9 +168,7 @@ def test_cloudwatch_alarms_can_use_the_topic_key_for_this_stages_alarms_only(syn
 
 def test_topic_policy_alarm_arns_are_the_alarms_the_monitoring_stack_creates(synthesized):
     config = synthesized.config
-    created = {
-        a["Properties"]["AlarmName"] for a in synthesized.monitoring.find_resources("AWS::CloudWatch::Alarm").values()
-    }
+    created = {a["Properties"]["AlarmName"] for a in synthesized.monitoring.find_resources("AWS::CloudWatch::Alarm").values()}
     assert {arn.rsplit(":", 1)[1] for arn in _stage_alarm_arns(config)} == created
 
 

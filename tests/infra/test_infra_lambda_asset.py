@@ -1,6 +1,5 @@
 """The function's code asset: the runtime package, without the operator tooling that ships beside it."""
 
-
 from infra.app import build_app
 
 

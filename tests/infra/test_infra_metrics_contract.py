@@ -61,9 +61,17 @@ def printed(synthesize, tmp_path_factory) -> str:
             import io
 
             out = io.StringIO()
-            event = {"version": "0", "id": "evt-bad", "detail-type": "video.rendered", "source": "video.generation",
-                     "account": "123456789012", "time": "2026-11-28T12:00:00Z", "region": "us-east-1",
-                     "resources": [], "detail": {"jobId": "job-1", "userId": "user-1", "seconds": -5, "model": "test"}}
+            event = {
+                "version": "0",
+                "id": "evt-bad",
+                "detail-type": "video.rendered",
+                "source": "video.generation",
+                "account": "123456789012",
+                "time": "2026-11-28T12:00:00Z",
+                "region": "us-east-1",
+                "resources": [],
+                "detail": {"jobId": "job-1", "userId": "user-1", "seconds": -5, "model": "test"},
+            }
             with contextlib.redirect_stdout(out):
                 handler(event, Context())
             capture.write_text(out.getvalue())

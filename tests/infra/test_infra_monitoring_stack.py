@@ -135,9 +135,7 @@ def test_alarm_dimensions_point_at_this_stage(synthesized):
 
 
 def test_dashboard_shows_health_money_and_alarms(synthesized):
-    dashboard = resource_named(
-        synthesized.monitoring, "AWS::CloudWatch::Dashboard", "DashboardName", f"cc-reconciler-{synthesized.config.stage}"
-    )
+    dashboard = resource_named(synthesized.monitoring, "AWS::CloudWatch::Dashboard", "DashboardName", f"cc-reconciler-{synthesized.config.stage}")
     body = json.dumps(dashboard["Properties"]["DashboardBody"])
     for metric in (
         "Invocations", "Errors", "Throttles", "p99", "ApproximateNumberOfMessagesVisible", "Adjustments",

@@ -56,6 +56,7 @@ def attribute(frame: Any) -> tuple[str, str]:
         frame = frame.f_back
     if not chain:
         return SETUP, "tests"
+
     def public(qualname: str) -> bool:
         name = qualname.split(".")[-1]
         return not name.startswith("_") or name.endswith("__")
@@ -115,11 +116,7 @@ def _dynamodb(operation: str, params: dict) -> list[Need]:
 
     if operation == "TransactWriteItems":
         kinds = {"Put": "PutItem", "Update": "UpdateItem", "ConditionCheck": "ConditionCheckItem", "Delete": "DeleteItem"}
-        return [
-            Need(f"dynamodb:{kinds[kind]}", table(body["TableName"]))
-            for item in params.get("TransactItems", [])
-            for kind, body in item.items()
-        ]
+        return [Need(f"dynamodb:{kinds[kind]}", table(body["TableName"])) for item in params.get("TransactItems", []) for kind, body in item.items()]
     if operation == "TransactGetItems":
         return [Need("dynamodb:GetItem", table(item["Get"]["TableName"])) for item in params.get("TransactItems", [])]
     if operation in ("BatchGetItem", "BatchWriteItem"):

@@ -69,7 +69,7 @@ class Templates:
             return value
         if len(value) != 1:
             return {k: self.resolve(v, stack) for k, v in value.items()}
-        (function, argument), = value.items()
+        ((function, argument),) = value.items()
         if function == "Ref":
             return self._ref(argument, stack)
         if function == "Fn::GetAtt":
@@ -193,8 +193,9 @@ def check_function(templates: Templates, observed: Observed, triage_enabled: boo
     for need, paths in sorted(calls.items()):
         resource_arn = arn(need.resource, templates.stage, templates.account, templates.region)
         if not any(g.allows(need.action, resource_arn) for g in role_grants):
-            problems.append(f"{templates.stage}: the function calls {need.action} on {resource_arn} ({', '.join(sorted(paths))}) but its role does "
-                            "not allow it")
+            problems.append(
+                f"{templates.stage}: the function calls {need.action} on {resource_arn} ({', '.join(sorted(paths))}) but its role does not allow it"
+            )
     published = any(need.action == "sns:Publish" for need in calls)
     for grant in role_grants:
         if _uses(grant, calls, templates):
@@ -202,8 +203,10 @@ def check_function(templates: Templates, observed: Observed, triage_enabled: boo
         platform = PLATFORM_GRANTS.get((grant.action, _kind(grant.resource)))
         if platform and (not grant.action.startswith("kms:") or published):
             continue
-        problems.append(f"{templates.stage}: the function role allows {grant.action} on {grant.resource} (statement {grant.sid}), which no function "
-                        "code path calls")
+        problems.append(
+            f"{templates.stage}: the function role allows {grant.action} on {grant.resource} (statement {grant.sid}), which no function "
+            "code path calls"
+        )
     return problems
 
 
@@ -217,11 +220,17 @@ def check_balance_function(templates: Templates, observed: Observed) -> list[str
     for need, paths in sorted(calls.items()):
         resource_arn = arn(need.resource, templates.stage, templates.account, templates.region)
         if not any(g.allows(need.action, resource_arn) for g in role_grants):
-            problems.append(f"{templates.stage}: the balance-events function calls {need.action} on {resource_arn} ({', '.join(sorted(paths))}) but its role does not allow it")
+            problems.append(
+                f"{templates.stage}: the balance-events function calls {need.action} on {resource_arn} ({', '.join(sorted(paths))}) "
+                "but its role does not allow it"
+            )
     for grant in role_grants:
         if _uses(grant, calls, templates) or (grant.action, _kind(grant.resource)) in BALANCE_PLATFORM_GRANTS:
             continue
-        problems.append(f"{templates.stage}: the balance-events role allows {grant.action} on {grant.resource} (statement {grant.sid}), which no function code path calls")
+        problems.append(
+            f"{templates.stage}: the balance-events role allows {grant.action} on {grant.resource} (statement {grant.sid}), "
+            "which no function code path calls"
+        )
     return problems
 
 
@@ -253,6 +262,7 @@ def check_operator(templates: Templates, observed: Observed) -> list[str]:
             if variant == "read-only" and not grant.action.split(":", 1)[1].startswith(READ_ACTION_PREFIXES):
                 problems.append(f"{names}: the read-only policy allows {grant.action}, which is not a read")
             if not _uses(grant, calls, templates):
-                problems.append(f"{names}: the {variant} policy allows {grant.action} on {grant.resource} (statement {grant.sid}), which the CLI "
-                                "never calls")
+                problems.append(
+                    f"{names}: the {variant} policy allows {grant.action} on {grant.resource} (statement {grant.sid}), which the CLI never calls"
+                )
     return problems

@@ -40,8 +40,12 @@ def deployed_dev(dev_templates, monkeypatch):
         resources = provision(dev_templates, "dev", session)
         role = session.client("iam").create_role(RoleName="reconciler", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
         session.client("lambda").create_function(
-            FunctionName="cc-agent-reconciler-dev", Runtime="python3.12", Role=role, Handler="handler.handler",
-            Code={"ZipFile": _zip()}, Environment={"Variables": resources.runtime_environment()},
+            FunctionName="cc-agent-reconciler-dev",
+            Runtime="python3.12",
+            Role=role,
+            Handler="handler.handler",
+            Code={"ZipFile": _zip()},
+            Environment={"Variables": resources.runtime_environment()},
         )
         # moto runs an invoke in Docker, which this machine lacks: answer as the function does for a duplicate.
         monkeypatch.setattr(
@@ -60,9 +64,17 @@ def run(*args: str):
 
 def test_dlq_replay_against_a_deployed_stage_invokes_the_function_and_deletes_the_message(deployed_dev):
     session, resources = deployed_dev
-    event = {"version": "0", "id": "evt-1", "detail-type": "video.rendered", "source": "video.generation",
-             "account": "123456789012", "time": "2026-11-28T12:00:00Z", "region": "us-east-1", "resources": [],
-             "detail": {"jobId": "job-1", "userId": "user-1", "seconds": 5, "model": "test"}}
+    event = {
+        "version": "0",
+        "id": "evt-1",
+        "detail-type": "video.rendered",
+        "source": "video.generation",
+        "account": "123456789012",
+        "time": "2026-11-28T12:00:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {"jobId": "job-1", "userId": "user-1", "seconds": 5, "model": "test"},
+    }
     sqs = session.client("sqs")
     sqs.send_message(QueueUrl=resources.dlq_url, MessageBody=json.dumps(event))
 

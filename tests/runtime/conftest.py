@@ -93,10 +93,7 @@ class Aws:
         messages = sqs.receive_message(
             QueueUrl=self.resources.dlq_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], VisibilityTimeout=0
         ).get("Messages", [])
-        return [
-            {"body": m["Body"], **{name: value["StringValue"] for name, value in m.get("MessageAttributes", {}).items()}}
-            for m in messages
-        ]
+        return [{"body": m["Body"], **{name: value["StringValue"] for name, value in m.get("MessageAttributes", {}).items()}} for m in messages]
 
     def item_counts(self) -> dict[str, int]:
         dynamodb = self.client("dynamodb")
@@ -180,5 +177,3 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return 30_000
-
-

@@ -5,7 +5,13 @@ import pytest
 from reconciler.config import RuntimeConfig
 from reconciler.contract import ConfigError
 
-BASE = {"STAGE": "dev", "JOBS_TABLE_NAME": "Jobs-dev", "CREDITS_TABLE_NAME": "Credits-dev", "LEDGER_TABLE_NAME": "Ledger-dev", "DLQ_URL": "https://sqs/q"}
+BASE = {
+    "STAGE": "dev",
+    "JOBS_TABLE_NAME": "Jobs-dev",
+    "CREDITS_TABLE_NAME": "Credits-dev",
+    "LEDGER_TABLE_NAME": "Ledger-dev",
+    "DLQ_URL": "https://sqs/q",
+}
 
 
 def test_configuration_comes_from_the_environment_the_infrastructure_sets():

@@ -16,8 +16,9 @@ from reconciler.ops.operator_error import OpsError
 alarms_app = typer.Typer(no_args_is_help=True, context_settings=CONTEXT_SETTINGS, help="The reconciler's alarms (cc-reconciler-*-{stage}).")
 app.add_typer(alarms_app, name="alarms")
 
-Names = Annotated[list[str] | None, typer.Argument(help="Alarm names or concerns (errors, adjustments, dlq-depth ...); all when omitted.",
-                                                       show_default=False)]
+Names = Annotated[
+    list[str] | None, typer.Argument(help="Alarm names or concerns (errors, adjustments, dlq-depth ...); all when omitted.", show_default=False)
+]
 
 
 @alarms_app.command("status")
@@ -25,11 +26,16 @@ def alarms_status(ctx: typer.Context) -> None:
     """State and whether actions are enabled, per alarm."""
     state = state_of(ctx)
     alarms = control.stage_alarms(state.target.client("cloudwatch"), state.target.names)
-    rows = [{"name": a["AlarmName"], "state": a.get("StateValue"), "actionsEnabled": a.get("ActionsEnabled"),
-             "reason": a.get("StateReason")} for a in alarms]
+    rows = [
+        {"name": a["AlarmName"], "state": a.get("StateValue"), "actionsEnabled": a.get("ActionsEnabled"), "reason": a.get("StateReason")}
+        for a in alarms
+    ]
     state.out.data(rows)
-    state.out.table(f"Alarms ({state.stage})", ["alarm", "state", "actions", "reason"],
-                    [[r["name"], r["state"], "enabled" if r["actionsEnabled"] else "DISABLED", r["reason"]] for r in rows])
+    state.out.table(
+        f"Alarms ({state.stage})",
+        ["alarm", "state", "actions", "reason"],
+        [[r["name"], r["state"], "enabled" if r["actionsEnabled"] else "DISABLED", r["reason"]] for r in rows],
+    )
 
 
 def _set_alarms(ctx: typer.Context, wanted: list[str] | None, enabled: bool, dry_run: bool, yes: bool) -> None:
@@ -77,6 +83,7 @@ def alarms_history(
     end = optional_moment(until, "--until") or datetime.now(UTC)
     items = control.alarm_history(cloudwatch, state.target.names, wanted, start, end, limit)
     state.out.data(items)
-    state.out.table(f"Alarm history ({state.stage})", ["time", "alarm", "type", "summary"],
-                    [[i["timestamp"], i["alarm"], i["type"], i["summary"]] for i in items])
+    state.out.table(
+        f"Alarm history ({state.stage})", ["time", "alarm", "type", "summary"], [[i["timestamp"], i["alarm"], i["type"], i["summary"]] for i in items]
+    )
     state.out.line(f"{len(items)} items from {start.isoformat()} to {end.isoformat()}")

@@ -94,10 +94,15 @@ def _version(value: bool) -> None:
         raise typer.Exit(0)
 
 
-app = typer.Typer(cls=RootGroup, no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
-                  context_settings=CONTEXT_SETTINGS,
-                  help="Operate the credit reconciler: balances, adjustments, jobs, DLQ, audits, alarms, emergency stop. "
-                       "Global options may come before or after the command.")
+app = typer.Typer(
+    cls=RootGroup,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings=CONTEXT_SETTINGS,
+    help="Operate the credit reconciler: balances, adjustments, jobs, DLQ, audits, alarms, emergency stop. "
+    "Global options may come before or after the command.",
+)
 
 
 @dataclass

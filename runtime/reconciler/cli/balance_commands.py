@@ -15,9 +15,17 @@ from reconciler.ops.ledger_scan import scan_ledger_window
 
 
 def entry_dict(entry: Any) -> dict:
-    return {"ledgerId": entry.ledger_id, "userId": entry.user_id, "timestamp": entry.timestamp, "type": entry.type,
-            "amount": entry.signed_amount, "description": entry.description, "reference": entry.reference,
-            "eventId": entry.event_id, "actor": entry.actor}
+    return {
+        "ledgerId": entry.ledger_id,
+        "userId": entry.user_id,
+        "timestamp": entry.timestamp,
+        "type": entry.type,
+        "amount": entry.signed_amount,
+        "description": entry.description,
+        "reference": entry.reference,
+        "eventId": entry.event_id,
+        "actor": entry.actor,
+    }
 
 
 @app.command()
@@ -48,22 +56,25 @@ def ledger(
         raise typer.BadParameter("give a USER, or --all with --since (not both)", param_hint="USER / --all")
     if all_users:
         if start is None:
-            raise typer.BadParameter("--all reads the whole Ledger table: give --since (and --until) to bound what it returns",
-                                     param_hint="--since")
+            raise typer.BadParameter("--all reads the whole Ledger table: give --since (and --until) to bound what it returns", param_hint="--since")
         table = state.target.names.tables[2]
         with state.out.progress(f"scanning {table}") as advance:
             window = scan_ledger_window(state.target.client("dynamodb"), table, iso_timestamp(start), iso_timestamp(end) if end else None, advance)
         entries = window.entries
-        state.out.note(f"read all {window.scanned} items of {table} (a Scan, {window.capacity_units:g} read capacity units) "
-                       f"to find {len(entries)} in the window")
+        state.out.note(
+            f"read all {window.scanned} items of {table} (a Scan, {window.capacity_units:g} read capacity units) to find {len(entries)} in the window"
+        )
         title = f"Ledger of all users ({state.stage})"
     else:
         since, until = (iso_timestamp(start) if start else None), (iso_timestamp(end) if end else None)
         entries = list(state.target.store.ledger_for_user(cast(str, user), since, until))  # a USER, without --all (checked above)
         title = f"Ledger of {user} ({state.stage})"
     state.out.data([entry_dict(entry) for entry in entries])
-    state.out.table(title, ["timestamp", "userId", "ledgerId", "type", "amount", "reference", "description", "actor"],
-                    [[e.timestamp, e.user_id, e.ledger_id, e.type, e.signed_amount, e.reference, e.description, e.actor] for e in entries])
+    state.out.table(
+        title,
+        ["timestamp", "userId", "ledgerId", "type", "amount", "reference", "description", "actor"],
+        [[e.timestamp, e.user_id, e.ledger_id, e.type, e.signed_amount, e.reference, e.description, e.actor] for e in entries],
+    )
     state.out.line(f"{len(entries)} entries, net {sum(e.signed_amount for e in entries):+d}")
 
 
@@ -93,13 +104,16 @@ def adjust(
         state.out.line(f"already applied: {preview.entry.ledger_id} ({preview.entry.signed_amount:+d}) exists; nothing changed")
         return
     if not preview.user_exists and not create_user:
-        raise typer.BadParameter(f"user {user!r} has no balance: check the id (`reconciler balance {user}`), "
-                                 "or pass --create-user to open one", param_hint="USER")
+        raise typer.BadParameter(
+            f"user {user!r} has no balance: check the id (`reconciler balance {user}`), or pass --create-user to open one", param_hint="USER"
+        )
     cap = state.target.names.limits.large_adjustment
     after = preview.balance_after or 0
     if abs(credits) > cap and not yes_large and not dry_run:
-        confirm(f"{credits:+d} credits is above the {state.stage} cap of {cap}: go on?",
-                f"{credits:+d} credits is above the {state.stage} cap of {cap}: pass --yes-large to confirm it")
+        confirm(
+            f"{credits:+d} credits is above the {state.stage} cap of {cap}: go on?",
+            f"{credits:+d} credits is above the {state.stage} cap of {cap}: pass --yes-large to confirm it",
+        )
     if credits < 0 and after < 0:
         state.out.note(f"warning: {user} goes below zero: {preview.balance_before or 0} -> {after}")
         if not yes and not dry_run:

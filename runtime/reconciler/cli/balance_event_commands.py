@@ -25,15 +25,25 @@ def balance_events(
     state = state_of(ctx)
     items = BalanceEventLog(state.target.client("dynamodb"), state.target.names.balance_events_table).recent(user, limit)
     rows = [
-        {"detailType": item.get("detailType"), "crossingId": item.get("crossingId"), "balanceBefore": _number(item.get("balanceBefore")),
-         "balanceAfter": _number(item.get("balanceAfter")), "threshold": _number(item.get("threshold")),
-         "changedAt": item.get("changedAt"), "publishedAt": item.get("publishedAt"), "eventId": item.get("eventId"),
-         "detail": json.loads(item["detail"]) if isinstance(item.get("detail"), str) else None}
+        {
+            "detailType": item.get("detailType"),
+            "crossingId": item.get("crossingId"),
+            "balanceBefore": _number(item.get("balanceBefore")),
+            "balanceAfter": _number(item.get("balanceAfter")),
+            "threshold": _number(item.get("threshold")),
+            "changedAt": item.get("changedAt"),
+            "publishedAt": item.get("publishedAt"),
+            "eventId": item.get("eventId"),
+            "detail": json.loads(item["detail"]) if isinstance(item.get("detail"), str) else None,
+        }
         for item in items
     ]
     state.out.data(rows)
-    state.out.table(f"Balance events of {user} ({state.stage})", ["changed", "event", "before", "after", "threshold", "crossingId"],
-                    [[r["changedAt"], r["detailType"], r["balanceBefore"], r["balanceAfter"], r["threshold"], r["crossingId"]] for r in rows])
+    state.out.table(
+        f"Balance events of {user} ({state.stage})",
+        ["changed", "event", "before", "after", "threshold", "crossingId"],
+        [[r["changedAt"], r["detailType"], r["balanceBefore"], r["balanceAfter"], r["threshold"], r["crossingId"]] for r in rows],
+    )
     state.out.line(f"{len(rows)} balance events" + ("" if rows else f" for {user}"))
 
 

@@ -34,8 +34,10 @@ def scan(ctx: typer.Context, dry_run: DryRun = False, yes: Yes = False) -> None:
     rows += [[job.job_id, "stuck", f"created {job.created_at}, status {job.status}"] for job in report.stuck]
     rows += [[job.job_id, "unsettleable", reason] for job, reason in report.unsettleable]
     state.out.table("Timer scan" + (" (dry run)" if dry_run else ""), ["jobId", "result", "detail"], rows)
-    state.out.line(f"examined {report.examined}: {verb} {len(report.settled)}, stuck {len(report.stuck)}, "
-                   f"unsettleable {len(report.unsettleable)}, waiting {len(report.waiting)}")
+    state.out.line(
+        f"examined {report.examined}: {verb} {len(report.settled)}, stuck {len(report.stuck)}, "
+        f"unsettleable {len(report.unsettleable)}, waiting {len(report.waiting)}"
+    )
 
 
 def _ask_trust(discrepancy: Discrepancy) -> str | None:
@@ -49,8 +51,9 @@ def audit(
     ctx: typer.Context,
     user: Annotated[str | None, typer.Argument(help="One user; all users (a table scan) when omitted.")] = None,
     fix: Annotated[bool, typer.Option("--fix", help="Correct each discrepancy as --trust says (or as you answer, per user).")] = False,
-    trust: Annotated[str | None, typer.Option("--trust", help="ledger: set the balance to the ledger sum; "
-                                                 "balance: book an entry explaining the balance.")] = None,
+    trust: Annotated[
+        str | None, typer.Option("--trust", help="ledger: set the balance to the ledger sum; balance: book an entry explaining the balance.")
+    ] = None,
     reason: Annotated[str | None, typer.Option(help="Why (required with --fix; kept with the correction).")] = None,
     min_age: Annotated[int, typer.Option("--min-age", min=0, help="Leave balances changed in the last N seconds alone.")] = 60,
     dry_run: DryRun = False,
@@ -74,9 +77,11 @@ def audit(
     with state.out.progress("reading balances and ledger") as advance:
         found = [d for d in [auditor.audit_user(user)] if d] if user else auditor.audit_all(advance)
     for d in found:
-        state.out.table(f"{d.user_id}: stored {d.stored}, ledger sum {d.ledger_sum}, difference {d.difference:+d}",
-                        ["latest entries", "ledgerId", "amount", "description"],
-                        [[e.timestamp, e.ledger_id, f"{e.signed_amount:+d}", e.description] for e in d.recent] or [["(no entries)", "", "", ""]])
+        state.out.table(
+            f"{d.user_id}: stored {d.stored}, ledger sum {d.ledger_sum}, difference {d.difference:+d}",
+            ["latest entries", "ledgerId", "amount", "description"],
+            [[e.timestamp, e.ledger_id, f"{e.signed_amount:+d}", e.description] for e in d.recent] or [["(no entries)", "", "", ""]],
+        )
         for name, words in d.corrections().items():
             state.out.line(f"  --trust {name}: {words}")
     fixes = []
@@ -94,14 +99,32 @@ def audit(
                 fixes.append(result)
     resolved = {f.discrepancy.user_id for f in fixes if f.resolved}
     left = [d for d in found if d.user_id not in resolved]
-    state.out.data({
-        "discrepancies": [{**d.as_dict(), "updatedAt": d.updated_at, "corrections": d.corrections(),
-                           "recentEntries": [{"ledgerId": e.ledger_id, "timestamp": e.timestamp, "amount": e.signed_amount,
-                                              "description": e.description} for e in d.recent]} for d in found],
-        "fixes": [{"userId": f.discrepancy.user_id, "status": f.status, "trust": f.trust, "ledgerId": f.entry and f.entry.ledger_id,
-                   "detail": f.explain(min_age)} for f in fixes],
-        "remaining": len(left),
-    })
+    state.out.data(
+        {
+            "discrepancies": [
+                {
+                    **d.as_dict(),
+                    "updatedAt": d.updated_at,
+                    "corrections": d.corrections(),
+                    "recentEntries": [
+                        {"ledgerId": e.ledger_id, "timestamp": e.timestamp, "amount": e.signed_amount, "description": e.description} for e in d.recent
+                    ],
+                }
+                for d in found
+            ],
+            "fixes": [
+                {
+                    "userId": f.discrepancy.user_id,
+                    "status": f.status,
+                    "trust": f.trust,
+                    "ledgerId": f.entry and f.entry.ledger_id,
+                    "detail": f.explain(min_age),
+                }
+                for f in fixes
+            ],
+            "remaining": len(left),
+        }
+    )
     for result in fixes:
         state.out.line(f"{result.discrepancy.user_id}: {result.explain(min_age)}")
     if not found:
@@ -113,5 +136,3 @@ def audit(
         else:
             state.out.line(f"{len(left)} discrepancies left")
         raise typer.Exit(1)  # a discrepancy is a finding: scripts and CI see it
-
-

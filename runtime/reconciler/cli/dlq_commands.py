@@ -54,18 +54,28 @@ def dlq_list(ctx: typer.Context, max_messages: Max = 100) -> None:
     with state.out.progress("reading the DLQ"):
         letters = peek(queue, max_messages)
     depth = queue.depth()
-    state.out.data({"queue": state.target.names.dead_letter_queue, "approximateNumberOfMessages": depth["ApproximateNumberOfMessages"],
-                    "approximateNumberOfMessagesNotVisible": depth["ApproximateNumberOfMessagesNotVisible"],
-                    "messages": [letter.as_dict() for letter in letters]})
-    state.out.table(f"{state.target.names.dead_letter_queue}", ["messageId", "kind", "jobId", "eventId", "reason"],
-                    [[m.message_id, m.kind, m.job_id, m.event_id, m.reason] for m in letters])
-    state.out.line(f"{len(letters)} shown; about {depth['ApproximateNumberOfMessages']} in the queue, "
-                   f"{depth['ApproximateNumberOfMessagesNotVisible']} in flight")
+    state.out.data(
+        {
+            "queue": state.target.names.dead_letter_queue,
+            "approximateNumberOfMessages": depth["ApproximateNumberOfMessages"],
+            "approximateNumberOfMessagesNotVisible": depth["ApproximateNumberOfMessagesNotVisible"],
+            "messages": [letter.as_dict() for letter in letters],
+        }
+    )
+    state.out.table(
+        f"{state.target.names.dead_letter_queue}",
+        ["messageId", "kind", "jobId", "eventId", "reason"],
+        [[m.message_id, m.kind, m.job_id, m.event_id, m.reason] for m in letters],
+    )
+    state.out.line(
+        f"{len(letters)} shown; about {depth['ApproximateNumberOfMessages']} in the queue, {depth['ApproximateNumberOfMessagesNotVisible']} in flight"
+    )
 
 
 @dlq_app.command("show")
-def dlq_show(ctx: typer.Context, message_id: Annotated[str, typer.Argument(help="The id or a unique prefix of it.")],
-             max_messages: Max = 1000) -> None:
+def dlq_show(
+    ctx: typer.Context, message_id: Annotated[str, typer.Argument(help="The id or a unique prefix of it.")], max_messages: Max = 1000
+) -> None:
     """One message in full: its kind, reason and the event it carries (it stays in the queue)."""
     state = state_of(ctx)
     found = _find(state, message_id, max_messages)
@@ -79,8 +89,13 @@ def dlq_show(ctx: typer.Context, message_id: Annotated[str, typer.Argument(help=
 
 
 @dlq_app.command("delete")
-def dlq_delete(ctx: typer.Context, message_id: Annotated[str, typer.Argument(help="The id or a unique prefix of it.")],
-               max_messages: Max = 1000, dry_run: DryRun = False, yes: Yes = False) -> None:
+def dlq_delete(
+    ctx: typer.Context,
+    message_id: Annotated[str, typer.Argument(help="The id or a unique prefix of it.")],
+    max_messages: Max = 1000,
+    dry_run: DryRun = False,
+    yes: Yes = False,
+) -> None:
     """Delete one message (after you settled or dismissed its event by other means)."""
     state = state_of(ctx)
     found = _find(state, message_id, max_messages)
@@ -107,8 +122,11 @@ def dlq_purge(ctx: typer.Context, dry_run: DryRun = False, yes: Yes = False) -> 
     name = state.target.names.dead_letter_queue
     if not dry_run:
         if state.stage == "prod":
-            confirm_typed(f"prod: purge {name} (about {count} messages, unrecoverable)?", state.stage,
-                          "refusing to purge the prod DLQ without a terminal to type the stage name on")
+            confirm_typed(
+                f"prod: purge {name} (about {count} messages, unrecoverable)?",
+                state.stage,
+                "refusing to purge the prod DLQ without a terminal to type the stage name on",
+            )
         else:
             confirm_write(state.stage, f"purge {name}", yes, dry_run)
         queue.purge()
@@ -120,8 +138,10 @@ def dlq_purge(ctx: typer.Context, dry_run: DryRun = False, yes: Yes = False) -> 
 def dlq_replay(
     ctx: typer.Context,
     message_id: Annotated[str | None, typer.Argument(help="Only this message (id or unique prefix); all when omitted.")] = None,
-    payload: Annotated[Path | None, typer.Option("--payload", exists=True, dir_okay=False, readable=True,
-                                                     help="With MESSAGE_ID: replay this corrected event (JSON) instead.")] = None,
+    payload: Annotated[
+        Path | None,
+        typer.Option("--payload", exists=True, dir_okay=False, readable=True, help="With MESSAGE_ID: replay this corrected event (JSON) instead."),
+    ] = None,
     max_messages: Annotated[int, typer.Option("--max", min=1, help="At most this many messages.")] = 100,
     dry_run: DryRun = False,
     yes: Yes = False,
@@ -137,8 +157,11 @@ def dlq_replay(
             corrected = json.loads(payload.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise typer.BadParameter(f"{payload} is not JSON ({error})", param_hint="--payload") from None
-    what = f"replay DLQ message {message_id}" + (" with a corrected payload" if corrected is not None else "") if message_id \
+    what = (
+        f"replay DLQ message {message_id}" + (" with a corrected payload" if corrected is not None else "")
+        if message_id
         else f"replay up to {max_messages} DLQ messages"
+    )
     confirm_write(state.stage, what, yes, dry_run)
     invoke = invoker_for(state)
     if message_id is not None:
@@ -158,8 +181,11 @@ def dlq_replay(
             items = replay(queue_of(target), invoke, max_messages, dry_run=dry_run, on_item=lambda item: advance()).items
     summary = {status: sum(1 for i in items if i.status == status) for status in ("replayed", "failed", "skipped", "would-replay")}
     state.out.data({"summary": summary, "items": [{**item.as_dict(), **({"corrected": True} if corrected is not None else {})} for item in items]})
-    state.out.table("DLQ replay" + (" (dry run)" if dry_run else ""), ["messageId", "jobId", "status", "detail"],
-                    [[i.letter.message_id, i.letter.job_id, i.status, i.detail] for i in items])
+    state.out.table(
+        "DLQ replay" + (" (dry run)" if dry_run else ""),
+        ["messageId", "jobId", "status", "detail"],
+        [[i.letter.message_id, i.letter.job_id, i.status, i.detail] for i in items],
+    )
     state.out.line(", ".join(f"{name} {count}" for name, count in summary.items()))
     if summary["failed"]:
         raise typer.Exit(1)

@@ -20,11 +20,17 @@ _MISSING_RESOURCE_CODES = {
     "QueueDoesNotExist",
     "ResourceNotFound",
 }
-_EXPIRED_CODES = {"ExpiredToken", "ExpiredTokenException", "RequestExpired", "InvalidClientTokenId", "UnrecognizedClientException",
-                  "InvalidSignatureException", "SignatureDoesNotMatch"}
+_EXPIRED_CODES = {
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "RequestExpired",
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+    "SignatureDoesNotMatch",
+}
 _DENIED_CODES = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError"}
-_THROTTLED_CODES = {"ThrottlingException", "Throttling", "RequestLimitExceeded", "ProvisionedThroughputExceededException",
-                    "TooManyRequestsException"}
+_THROTTLED_CODES = {"ThrottlingException", "Throttling", "RequestLimitExceeded", "ProvisionedThroughputExceededException", "TooManyRequestsException"}
 
 
 @dataclass(frozen=True)
@@ -63,16 +69,22 @@ def _message(error: BaseException, where: Where) -> str | None:
     if isinstance(error, ValueError) and hasattr(error, "field") and hasattr(error, "reason"):  # domain InvalidEvent
         return f"invalid {error.field}: {error.reason}"
     if isinstance(error, boto.ProfileNotFound):
-        return (f"AWS profile {error.kwargs.get('profile')!r} is not in your AWS config: check --profile / AWS_PROFILE "
-                "(`aws configure list-profiles` lists them)")
+        return (
+            f"AWS profile {error.kwargs.get('profile')!r} is not in your AWS config: check --profile / AWS_PROFILE "
+            "(`aws configure list-profiles` lists them)"
+        )
     if isinstance(error, (boto.SSOTokenLoadError, boto.UnauthorizedSSOTokenError, boto.TokenRetrievalError, boto.SSOError)):
         return f"your AWS SSO session is missing or expired: run `aws sso login{_profile_hint(where)}`, then retry"
     if isinstance(error, (boto.NoCredentialsError, boto.PartialCredentialsError, boto.CredentialRetrievalError)):
         if where.endpoint_url:
-            return (f"no AWS credentials for {where.endpoint_url}: a local endpoint still needs some (any values), e.g. "
-                    "AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local, or use --local for the stack of `reconciler local up`")
-        return ("no AWS credentials found: pass --profile NAME or set AWS_PROFILE (`aws sso login` first for SSO), "
-                "or use --local for the stack of `reconciler local up`")
+            return (
+                f"no AWS credentials for {where.endpoint_url}: a local endpoint still needs some (any values), e.g. "
+                "AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local, or use --local for the stack of `reconciler local up`"
+            )
+        return (
+            "no AWS credentials found: pass --profile NAME or set AWS_PROFILE (`aws sso login` first for SSO), "
+            "or use --local for the stack of `reconciler local up`"
+        )
     if isinstance(error, boto.NoRegionError):
         return "no AWS region configured: pass --region, set AWS_DEFAULT_REGION (boto3 ignores AWS_REGION), or set region in your profile"
     if isinstance(error, boto.InvalidRegionError):
@@ -80,8 +92,9 @@ def _message(error: BaseException, where: Where) -> str | None:
     if isinstance(error, (boto.EndpointConnectionError, boto.ConnectTimeoutError, boto.ProxyConnectionError)):
         url = getattr(error, "kwargs", {}).get("endpoint_url") or where.endpoint_url or "AWS"
         if where.endpoint_url or where.local:
-            return (f"cannot reach {url}: is the local stack running? start it with `reconciler --stage {where.stage} local up` "
-                    "(or check --endpoint-url)")
+            return (
+                f"cannot reach {url}: is the local stack running? start it with `reconciler --stage {where.stage} local up` (or check --endpoint-url)"
+            )
         return f"cannot reach {url}: check your network, proxy (HTTPS_PROXY) and --region"
     if isinstance(error, (boto.ReadTimeoutError, boto.ConnectionClosedError)):
         return "AWS did not answer in time (the request may or may not have been applied): check with a read command, then retry"
@@ -103,8 +116,9 @@ def _client_error(error: boto.ClientError, where: Where) -> str:
     if code in _MISSING_RESOURCE_CODES:
         return f"missing resource: {message or code} (is stage {where.stage} deployed there, and is --stage right?)"
     if code in _EXPIRED_CODES:
-        return (f"AWS refused the credentials ({code}): they are expired or wrong; refresh them "
-                f"(`aws sso login{_profile_hint(where)}` for SSO) and retry")
+        return (
+            f"AWS refused the credentials ({code}): they are expired or wrong; refresh them (`aws sso login{_profile_hint(where)}` for SSO) and retry"
+        )
     if code in _DENIED_CODES:
         return f"access denied to {operation or 'this call'}: your role lacks the permission ({message or code}); use the operator role"
     if code in _THROTTLED_CODES:
@@ -112,8 +126,10 @@ def _client_error(error: boto.ClientError, where: Where) -> str:
     status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
     if status >= 500:
         if where.endpoint_url or where.local:
-            return (f"{where.endpoint_url or 'the local endpoint'} failed {operation or 'the call'} (HTTP {status}); "
-                    "the local emulator (moto) may not implement it: run it against a deployed stage")
+            return (
+                f"{where.endpoint_url or 'the local endpoint'} failed {operation or 'the call'} (HTTP {status}); "
+                "the local emulator (moto) may not implement it: run it against a deployed stage"
+            )
         return f"AWS failed {operation or 'the call'} (HTTP {status}, after retries): retry in a minute"
     text = " ".join(str(message).split())
     return f"AWS refused {operation or 'the call'}: {code}: {text[:300]}"

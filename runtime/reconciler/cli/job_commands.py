@@ -53,10 +53,12 @@ def job_show(
         state.out.line(f"{job_id} is not in {target.names.tables[0]}")
     else:
         state.out.table(f"Job {job_id} ({state.stage})", ["attribute", "value"], [[key, job[key]] for key in sorted(job)])
-    state.out.table("Ledger entries", ["timestamp", "ledgerId", "type", "amount", "description"],
-                    [[e.timestamp, e.ledger_id, e.type, f"{e.signed_amount:+d}", e.description] for e in entries])
-    state.out.table("Dead letters", ["messageId", "kind", "eventId", "reason"],
-                    [[m.message_id, m.kind, m.event_id, m.reason] for m in letters])
+    state.out.table(
+        "Ledger entries",
+        ["timestamp", "ledgerId", "type", "amount", "description"],
+        [[e.timestamp, e.ledger_id, e.type, f"{e.signed_amount:+d}", e.description] for e in entries],
+    )
+    state.out.table("Dead letters", ["messageId", "kind", "eventId", "reason"], [[m.message_id, m.kind, m.event_id, m.reason] for m in letters])
     shown = job or {}
     settled = shown.get("settledAs")
     state.out.line(f"settled as {settled} by {shown.get('settledByEvent')} at {shown.get('settledAt')}" if settled else "not settled")

@@ -106,7 +106,8 @@ def deliver_forever(stack: Any, stop: threading.Event, say) -> None:
             if batch:
                 errors = sum(1 for record in batch if "error" in record)
                 stack.client("cloudwatch").put_metric_data(
-                    Namespace="AWS/Lambda", MetricData=lambda_metrics(stack.resources.function_name, len(batch), errors))
+                    Namespace="AWS/Lambda", MetricData=lambda_metrics(stack.resources.function_name, len(batch), errors)
+                )
             for record in batch:
                 say(_describe(record))
         stop.wait(DELIVERY_POLL_SECONDS)
@@ -124,8 +125,7 @@ def _describe(record: dict) -> str:
 
 def load_templates(directory: Path, stage: str) -> dict[str, dict]:
     """The stage's templates from a `cdk synth` output directory (`{stack}.template.json`)."""
-    found = {path.name[: -len(".template.json")]: json.loads(path.read_text())
-             for path in sorted(directory.glob(f"*-{stage}.template.json"))}
+    found = {path.name[: -len(".template.json")]: json.loads(path.read_text()) for path in sorted(directory.glob(f"*-{stage}.template.json"))}
     if not found:
         raise OpsError(f"no *-{stage}.template.json in {directory}: run `npx cdk synth --context stage={stage} --output {directory}`")
     return found
@@ -134,8 +134,12 @@ def load_templates(directory: Path, stage: str) -> dict[str, dict]:
 @local_app.command("up")
 def local_up(
     ctx: typer.Context,
-    templates: Annotated[Path | None, typer.Option("--templates", file_okay=False, exists=True,
-                                                   help="Use these synthesized templates (a cdk.out directory) instead of synthesizing.")] = None,
+    templates: Annotated[
+        Path | None,
+        typer.Option(
+            "--templates", file_okay=False, exists=True, help="Use these synthesized templates (a cdk.out directory) instead of synthesizing."
+        ),
+    ] = None,
 ) -> None:
     """Start a local stack for --stage, save its state for --local, deliver events as Lambda would, until Ctrl-C.
 
@@ -152,8 +156,9 @@ def local_up(
         except (OpsError, ValueError, KeyError):
             previous = None
         if previous is not None and _alive(previous.pid):
-            raise OpsError(f"a local {state.stage} stack is already running at {previous.endpoint} (pid {previous.pid}); "
-                           f"stop it first, or use another --stage")
+            raise OpsError(
+                f"a local {state.stage} stack is already running at {previous.endpoint} (pid {previous.pid}); stop it first, or use another --stage"
+            )
     say = state.out.note
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -171,8 +176,10 @@ def local_up(
         stack.save(state_file, pid=os.getpid())
         try:
             state.out.data({"endpoint": endpoint, "stage": state.stage, "stateFile": str(state_file)})
-            state.out.line(f"local stack ({state.stage}) at {endpoint}; state in {state_file}. "
-                           f"Use `reconciler --stage {state.stage} --local ...`; Ctrl-C stops it.")
+            state.out.line(
+                f"local stack ({state.stage}) at {endpoint}; state in {state_file}. "
+                f"Use `reconciler --stage {state.stage} --local ...`; Ctrl-C stops it."
+            )
             sys.stdout.flush()
             say(f"ready in {time.monotonic() - started:.1f} s; delivering events that reach {', '.join(stack.resources.rules)}")
             stack.activate()
@@ -243,8 +250,15 @@ def local_send(ctx: typer.Context, events_file: Annotated[Path, typer.Argument(e
     outcomes = []
     for line_number, (event, entry) in enumerate(zip(events, published, strict=False), 1):
         if entry.get("ErrorCode"):
-            outcomes.append({"line": line_number, "eventId": None, "jobId": _job_of(event), "outcome": "refused-by-eventbridge",
-                             "reason": f"{entry['ErrorCode']}: {entry.get('ErrorMessage', '')}"})
+            outcomes.append(
+                {
+                    "line": line_number,
+                    "eventId": None,
+                    "jobId": _job_of(event),
+                    "outcome": "refused-by-eventbridge",
+                    "reason": f"{entry['ErrorCode']}: {entry.get('ErrorMessage', '')}",
+                }
+            )
             continue
         record = by_id.get(entry.get("EventId"))
         if record is None:
@@ -253,12 +267,17 @@ def local_send(ctx: typer.Context, events_file: Annotated[Path, typer.Argument(e
             outcome = record.get("result") or {"outcome": "error", "reason": record.get("error")}
         outcomes.append({"line": line_number, "eventId": entry.get("EventId"), **outcome, "jobId": outcome.get("jobId") or _job_of(event)})
     state.out.data(outcomes)
-    state.out.table("Outcomes", ["line", "jobId", "outcome", "balance delta", "detail"],
-                    [[o["line"], o.get("jobId"), o.get("outcome"), o.get("balanceDelta"), o.get("reason") or o.get("settledAs")] for o in outcomes])
+    state.out.table(
+        "Outcomes",
+        ["line", "jobId", "outcome", "balance delta", "detail"],
+        [[o["line"], o.get("jobId"), o.get("outcome"), o.get("balanceDelta"), o.get("reason") or o.get("settledAs")] for o in outcomes],
+    )
     refused = [o for o in outcomes if o["outcome"] == "refused-by-eventbridge"]
     if refused:
-        state.out.note(f"error: EventBridge refused {len(refused)} of {len(events)} events (lines "
-                       f"{', '.join(str(o['line']) for o in refused)}); they were not delivered")
+        state.out.note(
+            f"error: EventBridge refused {len(refused)} of {len(events)} events (lines "
+            f"{', '.join(str(o['line']) for o in refused)}); they were not delivered"
+        )
         raise typer.Exit(1)
 
 

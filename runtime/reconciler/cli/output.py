@@ -137,8 +137,15 @@ class Output:
     @contextmanager
     def progress(self, description: str, total: int | None = None) -> Iterator[Any]:
         """Yields advance(n); a spinner on stderr when the total is unknown."""
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed}"), TimeElapsedColumn(),
-                      console=Console(stderr=True), disable=not self.progress_enabled, transient=True) as progress:
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TextColumn("{task.completed}"),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            disable=not self.progress_enabled,
+            transient=True,
+        ) as progress:
             task = progress.add_task(description, total=total)
             yield lambda n=1: progress.advance(task, n)
 

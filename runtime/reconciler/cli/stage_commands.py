@@ -26,10 +26,19 @@ def pause(ctx: typer.Context, dry_run: DryRun = False, yes: Yes = False) -> None
     confirm_write(state.stage, f"pause {function}", yes, dry_run)
     if not dry_run:
         control.set_concurrency(client, function, 0)
-    state.out.data({"function": function, "reservedConcurrency": 0, "previous": current.reserved_concurrency,
-                    "maxEventAgeSeconds": current.max_event_age_seconds, "dryRun": dry_run})
-    state.out.line(f"{'dry run: would pause' if dry_run else 'paused'} {function} (reserved concurrency "
-                   f"{current.reserved_concurrency} -> 0): {hold}. Resume with `reconciler --stage {state.stage} resume`.")
+    state.out.data(
+        {
+            "function": function,
+            "reservedConcurrency": 0,
+            "previous": current.reserved_concurrency,
+            "maxEventAgeSeconds": current.max_event_age_seconds,
+            "dryRun": dry_run,
+        }
+    )
+    state.out.line(
+        f"{'dry run: would pause' if dry_run else 'paused'} {function} (reserved concurrency "
+        f"{current.reserved_concurrency} -> 0): {hold}. Resume with `reconciler --stage {state.stage} resume`."
+    )
 
 
 @app.command()
@@ -62,15 +71,24 @@ def events_replay(
     """Replay archived render events onto the bus, to the reconciler's rule only (settlement is exactly once)."""
     state = state_of(ctx)
     events = state.target.client("events")
-    plan = control.plan_replay(events, state.target.names, parse_moment(start, "--from"), parse_moment(end, "--to"),
-                               datetime.now(UTC))
+    plan = control.plan_replay(events, state.target.names, parse_moment(start, "--from"), parse_moment(end, "--to"), datetime.now(UTC))
     confirm_write(state.stage, f"replay archived events {plan.start.isoformat()} to {plan.end.isoformat()}", yes, dry_run)
     if not dry_run:
         events.start_replay(**plan.request())
-    state.out.data({"replayName": plan.name, "archiveArn": plan.archive_arn, "ruleArn": plan.rule_arn,
-                    "from": plan.start.isoformat(), "to": plan.end.isoformat(), "dryRun": dry_run})
-    state.out.line(f"{'dry run: would start' if dry_run else 'started'} replay {plan.name} of {state.target.names.event_archive} "
-                   f"to {state.target.names.events_rule}")
+    state.out.data(
+        {
+            "replayName": plan.name,
+            "archiveArn": plan.archive_arn,
+            "ruleArn": plan.rule_arn,
+            "from": plan.start.isoformat(),
+            "to": plan.end.isoformat(),
+            "dryRun": dry_run,
+        }
+    )
+    state.out.line(
+        f"{'dry run: would start' if dry_run else 'started'} replay {plan.name} of {state.target.names.event_archive} "
+        f"to {state.target.names.events_rule}"
+    )
     state.out.line(f"watch it: aws events describe-replay --replay-name {plan.name}")
 
 
@@ -86,5 +104,6 @@ def backup(ctx: typer.Context, dry_run: DryRun = False, yes: Yes = False) -> Non
     else:
         created = control.create_backups(state.target.client("dynamodb"), tables, now)
     state.out.data(created)
-    state.out.table("Backups" + (" (dry run)" if dry_run else ""), ["table", "backup", "arn"],
-                    [[b["table"], b["backupName"], b["backupArn"]] for b in created])
+    state.out.table(
+        "Backups" + (" (dry run)" if dry_run else ""), ["table", "backup", "arn"], [[b["table"], b["backupName"], b["backupArn"]] for b in created]
+    )

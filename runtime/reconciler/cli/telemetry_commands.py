@@ -79,8 +79,12 @@ def metrics(
         total = sum(point["value"] or 0 for point in points)
         result.append({"metric": query.label, "namespace": query.namespace, "name": query.name, "total": total, "datapoints": points})
         peak = max(points, key=lambda p: p["value"] or 0) if points else None
-        rows.append([query.label, f"{query.namespace}/{query.name}", f"{total:g}",
-                     f"{peak['value']:g} at {peak['timestamp']}" if peak else "no data"])
+        rows.append(
+            [query.label, f"{query.namespace}/{query.name}", f"{total:g}", f"{peak['value']:g} at {peak['timestamp']}" if peak else "no data"]
+        )
     state.out.data(result)
-    state.out.table(f"Metrics ({state.stage}), {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC, {period} min periods",
-                    ["metric", "source", "sum", "peak period"], rows)
+    state.out.table(
+        f"Metrics ({state.stage}), {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC, {period} min periods",
+        ["metric", "source", "sum", "peak period"],
+        rows,
+    )

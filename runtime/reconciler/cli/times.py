@@ -30,7 +30,9 @@ def parse_moment(value: str, option: str, now: datetime | None = None) -> dateti
     except ValueError:
         raise typer.BadParameter(
             f"{value!r} is not a time: use ISO 8601 (2026-11-28T10:00:00, UTC unless a zone is given), "
-            "a span before now (90s, 30m, 2h, 3d, 1w) or today / yesterday / now", param_hint=option) from None
+            "a span before now (90s, 30m, 2h, 3d, 1w) or today / yesterday / now",
+            param_hint=option,
+        ) from None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 

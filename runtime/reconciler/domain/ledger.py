@@ -75,9 +75,7 @@ def _counted(value: str) -> str:
     return f"{len(value)}:{value}"
 
 
-def adjustment_entry(
-    user_id: str, amount: int, reason: str, reference: str, actor: str, timestamp: str
-) -> LedgerEntry:
+def adjustment_entry(user_id: str, amount: int, reason: str, reference: str, actor: str, timestamp: str) -> LedgerEntry:
     """An operator's manual adjustment; its id derives from the reference, so re-running it is a no-op.
 
     Validated as events are (InvalidEvent, a ValueError, names the field): ids, a whole bounded amount.

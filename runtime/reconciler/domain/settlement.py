@@ -277,9 +277,17 @@ def recovered_settlement(event: VideoEvent, job: JobRecord) -> Settlement:
     else:  # cannot happen for one event id; refuse rather than count a wrong settlement
         raise DamagedJob(job.job_id, "settledByEvent names this event but settledAs does not match its kind")
     return Settlement(
-        event, job, None, entries, job.settled_as or "", timestamp,
-        charged=int(job.charged_credits), released=int(job.released_credits), refunded=int(job.refunded_credits),
-        request_id=job.settled_by_request, recovered_overdraft=job.settled_into_overdraft,
+        event,
+        job,
+        None,
+        entries,
+        job.settled_as or "",
+        timestamp,
+        charged=int(job.charged_credits),
+        released=int(job.released_credits),
+        refunded=int(job.refunded_credits),
+        request_id=job.settled_by_request,
+        recovered_overdraft=job.settled_into_overdraft,
     )
 
 

@@ -39,8 +39,10 @@ class InOrder:
         except Exception as error:
             self.failed = True
             metrics.add_metric(Metric.BALANCE_EVENT_FAILURES, COUNT, 1)
-            logger.warning("balance event not published; the record will be retried",
-                           extra={"error_type": type(error).__name__, "error": str(error)[:300], "sequence": _sequence(record)})
+            logger.warning(
+                "balance event not published; the record will be retried",
+                extra={"error_type": type(error).__name__, "error": str(error)[:300], "sequence": _sequence(record)},
+            )
             raise
         observe(outcome)
         return {"kind": outcome.kind, "published": len(outcome.published)}
@@ -62,8 +64,9 @@ def observe(outcome: RecordOutcome) -> None:
         if outcome.published:
             metrics.add_metric(Metric.BALANCE_EVENTS_PUBLISHED, COUNT, len(outcome.published))
             for event in outcome.published:
-                logger.info("balance event published", extra={**where, "detail_type": event["detail-type"],
-                                                              "crossing_id": event["detail"]["crossingId"]})
+                logger.info(
+                    "balance event published", extra={**where, "detail_type": event["detail-type"], "crossing_id": event["detail"]["crossingId"]}
+                )
         if outcome.already_published:
             metrics.add_metric(Metric.BALANCE_EVENTS_ALREADY_PUBLISHED, COUNT, outcome.already_published)
 

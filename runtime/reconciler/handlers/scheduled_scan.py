@@ -15,9 +15,7 @@ from reconciler.service.event_settlement import deadline_from_remaining_ms
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    report = bootstrap.timer_scan().run(
-        deadline_from_remaining_ms(context.get_remaining_time_in_millis()), getattr(context, "aws_request_id", None)
-    )
+    report = bootstrap.timer_scan().run(deadline_from_remaining_ms(context.get_remaining_time_in_millis()), getattr(context, "aws_request_id", None))
     summary = report.summary()
     metrics.add_metric(Metric.SCANNED_JOBS, COUNT, report.examined)
     metrics.add_metric(Metric.SCAN_SETTLEMENTS, COUNT, len(report.settled))

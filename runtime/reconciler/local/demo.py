@@ -94,12 +94,27 @@ def show_balance_events(stack, store) -> None:
         finally:
             handler.setStream(previous)
     events = read_captured(stack.client("sqs"), queue)
-    table = Table("user", "event", "before", "after", "threshold", "ledger entries", "crossingId",
-                  title=f"What the function published ({records} stream records read; logs: {log_path.relative_to(REPO_ROOT)})")
+    table = Table(
+        "user",
+        "event",
+        "before",
+        "after",
+        "threshold",
+        "ledger entries",
+        "crossingId",
+        title=f"What the function published ({records} stream records read; logs: {log_path.relative_to(REPO_ROOT)})",
+    )
     for event in events:
         d = event["detail"]
-        table.add_row(d["userId"], event["detail-type"], str(d["balanceBefore"]), str(d["balanceAfter"]), str(d["threshold"]),
-                      ", ".join(e["ledgerId"] for e in d["ledgerEntries"]), d["crossingId"][:12])
+        table.add_row(
+            d["userId"],
+            event["detail-type"],
+            str(d["balanceBefore"]),
+            str(d["balanceAfter"]),
+            str(d["threshold"]),
+            ", ".join(e["ledgerId"] for e in d["ledgerEntries"]),
+            d["crossingId"][:12],
+        )
     console.print(table)
     console.print("  the same, from the history table: reconciler --local balance-events carol")
 
@@ -111,8 +126,10 @@ def main() -> int:
     with local_stack("dev") as stack:
         resources = stack.resources
         console.print(f"Endpoint {stack.endpoint}; created from the synthesized templates:")
-        console.print(f"  tables {', '.join(resources.tables.values())}; queue {resources.dlq_url.rsplit('/', 1)[-1]}; topic "
-                      f"{resources.ops_topic_arn.rsplit(':', 1)[-1]}")
+        console.print(
+            f"  tables {', '.join(resources.tables.values())}; queue {resources.dlq_url.rsplit('/', 1)[-1]}; topic "
+            f"{resources.ops_topic_arn.rsplit(':', 1)[-1]}"
+        )
         for name, pattern in resources.rules.items():
             console.print(f"  rule {name} with pattern {json.dumps(pattern, sort_keys=True)}")
         config = load_config()

@@ -123,8 +123,11 @@ def provision(templates: Mapping[str, dict], stage: str, session: Any, operable:
 def _reconciler_functions(templates: Mapping[str, dict]) -> Iterable[tuple[str, dict]]:
     """The settlement function (cc-agent-reconciler-{stage}); the balance-events function runs from the local
     stream poller (reconciler.local.stream_poller)."""
-    return ((lid, props) for lid, props in resources_of(templates, "AWS::Lambda::Function")
-            if str(props.get("FunctionName", "")).startswith("cc-agent-reconciler-"))
+    return (
+        (lid, props)
+        for lid, props in resources_of(templates, "AWS::Lambda::Function")
+        if str(props.get("FunctionName", "")).startswith("cc-agent-reconciler-")
+    )
 
 
 def _literal(value: Any, what: str) -> str:
@@ -150,17 +153,23 @@ def _provision_operable(templates: Mapping[str, dict], local: LocalResources, se
             RoleName=f"{local.function_name}-local", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []})
         )
         lambda_client.create_function(
-            FunctionName=local.function_name, Runtime=props.get("Runtime", "python3.12"), Role=role["Role"]["Arn"],
-            Handler=props.get("Handler", HANDLER), Code={"ZipFile": _EMPTY_ZIP},
-            Timeout=int(props.get("Timeout", 30)), MemorySize=int(props.get("MemorySize", 512)),
+            FunctionName=local.function_name,
+            Runtime=props.get("Runtime", "python3.12"),
+            Role=role["Role"]["Arn"],
+            Handler=props.get("Handler", HANDLER),
+            Code={"ZipFile": _EMPTY_ZIP},
+            Timeout=int(props.get("Timeout", 30)),
+            MemorySize=int(props.get("MemorySize", 512)),
             Environment={"Variables": local.runtime_environment()},
             Description="local stand-in: configuration only; `reconciler local up` runs the handler in-process",
         )
         if "ReservedConcurrentExecutions" in props:
-            lambda_client.put_function_concurrency(FunctionName=local.function_name,
-                                                   ReservedConcurrentExecutions=int(props["ReservedConcurrentExecutions"]))
-        lambda_client.put_function_event_invoke_config(FunctionName=local.function_name, MaximumRetryAttempts=local.max_retry_attempts,
-                                                       MaximumEventAgeInSeconds=local.max_event_age_seconds)
+            lambda_client.put_function_concurrency(
+                FunctionName=local.function_name, ReservedConcurrentExecutions=int(props["ReservedConcurrentExecutions"])
+            )
+        lambda_client.put_function_event_invoke_config(
+            FunctionName=local.function_name, MaximumRetryAttempts=local.max_retry_attempts, MaximumEventAgeInSeconds=local.max_event_age_seconds
+        )
     for _, props in resources_of(templates, "AWS::CloudWatch::Alarm"):
         request = _alarm_request(props, local)
         if request is not None:
@@ -168,8 +177,11 @@ def _provision_operable(templates: Mapping[str, dict], local: LocalResources, se
             local.alarms.append(request["AlarmName"])
     bus_arn = events.describe_event_bus(Name="default")["Arn"]
     for _, props in resources_of(templates, "AWS::Events::Archive"):
-        request = {"ArchiveName": _literal(props["ArchiveName"], "ArchiveName"), "EventSourceArn": bus_arn,
-                   "RetentionDays": int(props.get("RetentionDays", 0))}
+        request = {
+            "ArchiveName": _literal(props["ArchiveName"], "ArchiveName"),
+            "EventSourceArn": bus_arn,
+            "RetentionDays": int(props.get("RetentionDays", 0)),
+        }
         if "EventPattern" in props:
             request["EventPattern"] = json.dumps(props["EventPattern"])
         events.create_archive(**request)
@@ -194,8 +206,22 @@ def _reference(value: Any, local: LocalResources) -> str | None:
 
 
 def _alarm_request(props: dict, local: LocalResources) -> dict | None:
-    keys = ("AlarmName", "AlarmDescription", "ActionsEnabled", "ComparisonOperator", "EvaluationPeriods", "DatapointsToAlarm",
-            "MetricName", "Namespace", "Statistic", "ExtendedStatistic", "Period", "Threshold", "TreatMissingData", "Unit")
+    keys = (
+        "AlarmName",
+        "AlarmDescription",
+        "ActionsEnabled",
+        "ComparisonOperator",
+        "EvaluationPeriods",
+        "DatapointsToAlarm",
+        "MetricName",
+        "Namespace",
+        "Statistic",
+        "ExtendedStatistic",
+        "Period",
+        "Threshold",
+        "TreatMissingData",
+        "Unit",
+    )
     request = {key: props[key] for key in keys if key in props}
     if not isinstance(request.get("AlarmName"), str):
         return None

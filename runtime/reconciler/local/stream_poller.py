@@ -28,16 +28,19 @@ def balance_function_environment(templates: Mapping[str, dict], tables: Mapping[
         if str(props.get("FunctionName", "")).startswith("cc-reconciler-balance-events-"):
             variables = props.get("Environment", {}).get("Variables", {})
             env = {key: value for key, value in variables.items() if isinstance(value, str)}
-            env.update({"LEDGER_TABLE_NAME": tables["Ledger"], "BALANCE_EVENTS_TABLE_NAME": tables["BalanceEvents"],
-                        "POWERTOOLS_TRACE_DISABLED": "true"})
+            env.update(
+                {"LEDGER_TABLE_NAME": tables["Ledger"], "BALANCE_EVENTS_TABLE_NAME": tables["BalanceEvents"], "POWERTOOLS_TRACE_DISABLED": "true"}
+            )
             return env
     raise RuntimeError("the templates have no balance-events function")
 
 
 def mapping_settings(templates: Mapping[str, dict]) -> dict[str, int]:
     for _, props in resources_of(templates, "AWS::Lambda::EventSourceMapping"):
-        return {"batch_size": int(props.get("BatchSize", DEFAULT_BATCH_SIZE)),
-                "max_retry_attempts": int(props.get("MaximumRetryAttempts", DEFAULT_RETRY_ATTEMPTS))}
+        return {
+            "batch_size": int(props.get("BatchSize", DEFAULT_BATCH_SIZE)),
+            "max_retry_attempts": int(props.get("MaximumRetryAttempts", DEFAULT_RETRY_ATTEMPTS)),
+        }
     raise RuntimeError("the templates have no event source mapping")
 
 
@@ -47,9 +50,15 @@ def lambda_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
     created = data.get("ApproximateCreationDateTime")
     if isinstance(created, datetime):
         data["ApproximateCreationDateTime"] = int(created.timestamp())
-    return {"eventID": record["eventID"], "eventName": record["eventName"], "eventVersion": record.get("eventVersion", "1.1"),
-            "eventSource": "aws:dynamodb", "awsRegion": record.get("awsRegion", "us-east-1"), "dynamodb": data,
-            "eventSourceARN": stream_arn}
+    return {
+        "eventID": record["eventID"],
+        "eventName": record["eventName"],
+        "eventVersion": record.get("eventVersion", "1.1"),
+        "eventSource": "aws:dynamodb",
+        "awsRegion": record.get("awsRegion", "us-east-1"),
+        "dynamodb": data,
+        "eventSourceARN": stream_arn,
+    }
 
 
 def drop_key_only_inserts(response: dict) -> dict:
@@ -62,8 +71,12 @@ def drop_key_only_inserts(response: dict) -> dict:
     for index, record in enumerate(records):
         data = record.get("dynamodb", {})
         following = next((r for r in records[index + 1 :] if r.get("dynamodb", {}).get("Keys") == data.get("Keys")), None)
-        if (record.get("eventName") == "INSERT" and data.get("NewImage") == data.get("Keys")
-                and following is not None and following.get("eventName") == "INSERT"):
+        if (
+            record.get("eventName") == "INSERT"
+            and data.get("NewImage") == data.get("Keys")
+            and following is not None
+            and following.get("eventName") == "INSERT"
+        ):
             continue
         kept.append(record)
     return {**response, "Records": kept}
@@ -94,7 +107,8 @@ class StreamPoller:
             shard_id = shard["ShardId"]
             if shard_id not in self._iterators:
                 self._iterators[shard_id] = self.streams.get_shard_iterator(
-                    StreamArn=self.stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+                    StreamArn=self.stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+                )["ShardIterator"]
             pending = self._pending.setdefault(shard_id, [])
             iterator = self._iterators[shard_id]
             if iterator:
@@ -148,11 +162,18 @@ class StreamPoller:
     def _give_up(self, shard_id: str, records: list[dict], attempts: int) -> None:
         """Lambda's on-failure record for a stream batch: where it was, not what it held."""
         description = {
-            "requestContext": {"condition": "RetryAttemptsExhausted", "approximateInvokeCount": attempts,
-                               "functionArn": f"arn:aws:lambda:us-east-1:000000000000:function:{self.function_name}"},
-            "DDBStreamBatchInfo": {"shardId": shard_id, "streamArn": self.stream_arn, "batchSize": len(records),
-                                   "startSequenceNumber": records[0]["dynamodb"]["SequenceNumber"],
-                                   "endSequenceNumber": records[-1]["dynamodb"]["SequenceNumber"]},
+            "requestContext": {
+                "condition": "RetryAttemptsExhausted",
+                "approximateInvokeCount": attempts,
+                "functionArn": f"arn:aws:lambda:us-east-1:000000000000:function:{self.function_name}",
+            },
+            "DDBStreamBatchInfo": {
+                "shardId": shard_id,
+                "streamArn": self.stream_arn,
+                "batchSize": len(records),
+                "startSequenceNumber": records[0]["dynamodb"]["SequenceNumber"],
+                "endSequenceNumber": records[-1]["dynamodb"]["SequenceNumber"],
+            },
         }
         self.given_up.append(description)
         if self.sqs is not None and self.failure_queue_url:

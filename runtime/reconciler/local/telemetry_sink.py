@@ -29,8 +29,15 @@ def emf_metric_data(line: str) -> tuple[str, list[dict]] | None:
                 values = document.get(metric["Name"])
                 for value in values if isinstance(values, list) else [values]:
                     if isinstance(value, (int, float)):
-                        data.append({"MetricName": metric["Name"], "Dimensions": dimensions, "Value": float(value),
-                                     "Unit": metric.get("Unit", "None"), "Timestamp": moment})
+                        data.append(
+                            {
+                                "MetricName": metric["Name"],
+                                "Dimensions": dimensions,
+                                "Value": float(value),
+                                "Unit": metric.get("Unit", "None"),
+                                "Timestamp": moment,
+                            }
+                        )
         if data:
             return directive.get("Namespace", ""), data
     return None
@@ -52,8 +59,9 @@ class CloudWatchSink:
             self.logs.create_log_stream(logGroupName=self.log_group, logStreamName=self.stream)
             self._stream_ready = True
         now = int(time.time() * 1000)
-        self.logs.put_log_events(logGroupName=self.log_group, logStreamName=self.stream,
-                                 logEvents=[{"timestamp": now, "message": line} for line in lines])
+        self.logs.put_log_events(
+            logGroupName=self.log_group, logStreamName=self.stream, logEvents=[{"timestamp": now, "message": line} for line in lines]
+        )
         for line in lines:
             metrics = emf_metric_data(line)
             if metrics:
@@ -65,5 +73,8 @@ def lambda_metrics(function_name: str, invocations: int, errors: int) -> list[di
     """AWS/Lambda's own Invocations and Errors for a batch of local invocations."""
     moment = datetime.now(UTC)
     dimensions = [{"Name": "FunctionName", "Value": function_name}]
-    return [{"MetricName": name, "Dimensions": dimensions, "Value": float(value), "Unit": "Count", "Timestamp": moment}
-            for name, value in (("Invocations", invocations), ("Errors", errors)) if value]
+    return [
+        {"MetricName": name, "Dimensions": dimensions, "Value": float(value), "Unit": "Count", "Timestamp": moment}
+        for name, value in (("Invocations", invocations), ("Errors", errors))
+        if value
+    ]

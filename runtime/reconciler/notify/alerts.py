@@ -141,6 +141,7 @@ def _default(value: Any) -> Any:
 
 # --- builders -------------------------------------------------------------------------------------
 
+
 def _raw_detail(raw_event: Any) -> dict[str, str]:
     """Best effort: the ids an invalid event carried, as given (clipped), for a person to search for."""
     if isinstance(raw_event, (str, bytes)):
@@ -314,7 +315,7 @@ def from_scan_report(report: Any, stage: str) -> list[Alert]:
                     + "."
                 ),
                 reconciler_did="Left them unsettled (nothing written); every scan will report them until a person fixes the record or settles by "
-                               "hand.",
+                "hand.",
                 users=users,
                 credits_involved=reserved,
                 money_note="credits held in reservations by these jobs",
@@ -372,8 +373,7 @@ def audit_discrepancy(stage: str, findings: Iterable[Mapping[str, Any]]) -> Aler
         title=f"Audit: {len(rows)} balance(s) disagree with the ledger",
         what_happened="The audit found balances that differ from the sum of their ledger entries: "
         + "; ".join(
-            f"{row['userId']}: balance {row['balance']}, ledger {row['ledgerBalance']} (difference {row['difference']})"
-            for row in rows[:LIST_LIMIT]
+            f"{row['userId']}: balance {row['balance']}, ledger {row['ledgerBalance']} (difference {row['difference']})" for row in rows[:LIST_LIMIT]
         )
         + (f"; and {len(rows) - LIST_LIMIT} more" if len(rows) > LIST_LIMIT else "")
         + ".",

@@ -100,9 +100,7 @@ class GroupingWindow:
                 continue  # the key already had its message in this window; wait for the next one
             if not force and not self._take_budget(bucket):
                 break
-            summaries.append(
-                group_summary(group.latest, group.held, _iso(group.first_held_at or now), _iso(group.last_held_at or now))
-            )
+            summaries.append(group_summary(group.latest, group.held, _iso(group.first_held_at or now), _iso(group.last_held_at or now)))
             self._groups[key] = _Group(bucket=max(bucket, group.bucket))
         return summaries
 

@@ -120,7 +120,6 @@ class Adjuster:
     def _already(existing: LedgerEntry, user_id: str, amount: int, reference: str) -> AdjustmentResult:
         if existing.user_id != user_id or existing.signed_amount != amount:
             raise OpsError(
-                f"reference {reference!r} was already used for {existing.signed_amount:+d} credits to user "
-                f"{existing.user_id}; use a new reference"
+                f"reference {reference!r} was already used for {existing.signed_amount:+d} credits to user {existing.user_id}; use a new reference"
             )
         return AdjustmentResult(ALREADY_APPLIED, existing)

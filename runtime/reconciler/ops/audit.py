@@ -69,15 +69,17 @@ def recent_entries(entries: Iterable[LedgerEntry], limit: int = RECENT_ENTRIES) 
     return {user: tuple(sorted(items, key=lambda e: e.timestamp)[-limit:]) for user, items in latest.items()}
 
 
-def find_discrepancies(balances: Mapping[str, int | None], sums: Mapping[str, tuple[int, int]],
-                       recent: Mapping[str, tuple[LedgerEntry, ...]] | None = None,
-                       updated: Mapping[str, str | None] | None = None) -> list[Discrepancy]:
+def find_discrepancies(
+    balances: Mapping[str, int | None],
+    sums: Mapping[str, tuple[int, int]],
+    recent: Mapping[str, tuple[LedgerEntry, ...]] | None = None,
+    updated: Mapping[str, str | None] | None = None,
+) -> list[Discrepancy]:
     """Users whose stored balance (missing counts as 0) differs from their ledger sum, by user id."""
     found = []
     for user_id in sorted(set(balances) | set(sums)):
         total, count = sums.get(user_id, (0, 0))
-        candidate = Discrepancy(user_id, balances.get(user_id), total, count, (recent or {}).get(user_id, ()),
-                                (updated or {}).get(user_id))
+        candidate = Discrepancy(user_id, balances.get(user_id), total, count, (recent or {}).get(user_id, ()), (updated or {}).get(user_id))
         if candidate.difference != 0:
             found.append(candidate)
     return found
@@ -117,8 +119,10 @@ class FixResult:
 
     def explain(self, min_age_seconds: int) -> str:
         if self.status == RECENTLY_CHANGED:
-            return (f"skipped: the balance changed at {self.discrepancy.updated_at}, less than {min_age_seconds} s ago, and the "
-                    "ledger index may not show the newest entry yet; wait a minute and re-run, or pass --min-age 0 to include it")
+            return (
+                f"skipped: the balance changed at {self.discrepancy.updated_at}, less than {min_age_seconds} s ago, and the "
+                "ledger index may not show the newest entry yet; wait a minute and re-run, or pass --min-age 0 to include it"
+            )
         verb = "fixed" if self.status == FIXED else "would fix"
         if self.trust == TRUST_LEDGER:
             return f"{verb}: balance {self.discrepancy.stored} -> {self.discrepancy.ledger_sum} (trusting the ledger)"
@@ -142,8 +146,12 @@ class Auditor:
     def audit_user(self, user_id: str) -> Discrepancy | None:
         balance = self.store.get_balance(user_id)
         entries = list(self.store.ledger_for_user(user_id))
-        found = find_discrepancies({user_id: balance["remaining"] if balance else None}, ledger_sums(entries),
-                                   recent_entries(entries), {user_id: (balance or {}).get("updatedAt")})
+        found = find_discrepancies(
+            {user_id: balance["remaining"] if balance else None},
+            ledger_sums(entries),
+            recent_entries(entries),
+            {user_id: (balance or {}).get("updatedAt")},
+        )
         return found[0] if found else None
 
     def audit_all(self, progress: Callable[[int], None] = lambda n: None) -> list[Discrepancy]:
@@ -158,8 +166,7 @@ class Auditor:
             progress(1)
         return find_discrepancies(balances, ledger_sums(entries), recent_entries(entries), updated)
 
-    def fix(self, user_id: str, reason: str, actor: str, dry_run: bool, min_age: timedelta,
-            trust: str = TRUST_BALANCE) -> FixResult | None:
+    def fix(self, user_id: str, reason: str, actor: str, dry_run: bool, min_age: timedelta, trust: str = TRUST_BALANCE) -> FixResult | None:
         """Corrects one user from a fresh, per-user read; optimistic on the balance that read saw."""
         if trust not in TRUSTS:
             raise OpsError(f"trust must be one of {', '.join(TRUSTS)}, got {trust!r}")

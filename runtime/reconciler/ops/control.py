@@ -67,8 +67,9 @@ def alarm_history(cloudwatch: Any, names: ResourceNames, alarm_names: list[str],
         for item in page.get("AlarmHistoryItems", []):
             name = item.get("AlarmName", "")
             if names.is_alarm(name) and (not alarm_names or name in alarm_names):
-                items.append({"timestamp": item.get("Timestamp"), "alarm": name, "type": item.get("HistoryItemType"),
-                              "summary": item.get("HistorySummary")})
+                items.append(
+                    {"timestamp": item.get("Timestamp"), "alarm": name, "type": item.get("HistoryItemType"), "summary": item.get("HistorySummary")}
+                )
         if len(items) >= limit:
             break
     return items[:limit]

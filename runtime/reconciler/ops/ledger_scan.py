@@ -21,13 +21,17 @@ class LedgerWindow:
     capacity_units: float = 0.0
 
 
-def scan_ledger_window(dynamodb: Any, table: str, since: str, until: str | None,
-                       progress: Callable[[int], None] = lambda n: None) -> LedgerWindow:
+def scan_ledger_window(dynamodb: Any, table: str, since: str, until: str | None, progress: Callable[[int], None] = lambda n: None) -> LedgerWindow:
     window = LedgerWindow()
     condition = "#ts >= :since" + (" AND #ts <= :until" if until else "")
     values = {":since": since, **({":until": until} if until else {})}
-    request: dict[str, Any] = dict(TableName=table, FilterExpression=condition, ExpressionAttributeNames={"#ts": "timestamp"},
-                                   ExpressionAttributeValues=to_item(values), ReturnConsumedCapacity="TOTAL")
+    request: dict[str, Any] = dict(
+        TableName=table,
+        FilterExpression=condition,
+        ExpressionAttributeNames={"#ts": "timestamp"},
+        ExpressionAttributeValues=to_item(values),
+        ReturnConsumedCapacity="TOTAL",
+    )
     while True:
         page = dynamodb.scan(**request)
         window.scanned += page.get("ScannedCount", 0)

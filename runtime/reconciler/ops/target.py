@@ -97,8 +97,9 @@ class Target:
     notes: list[str] = field(default_factory=list)  # said on stderr by the CLI
 
     @classmethod
-    def resolve(cls, stage: str, endpoint_url: str | None = None, use_local: bool = False,
-                profile: str | None = None, region: str | None = None) -> Target:
+    def resolve(
+        cls, stage: str, endpoint_url: str | None = None, use_local: bool = False, profile: str | None = None, region: str | None = None
+    ) -> Target:
         RuntimeConfig.for_stage(stage)  # unknown stage -> ConfigError
         if use_local:
             stack = LocalEndpoint.load(stage)
@@ -117,9 +118,7 @@ class Target:
     @cached_property
     def session(self) -> Any:
         if self.local is not None:
-            return bootstrap.aws_session(
-                credentials=self.local.credentials, region=self.local.region, botocore_session=_shared_botocore_session()
-            )
+            return bootstrap.aws_session(credentials=self.local.credentials, region=self.local.region, botocore_session=_shared_botocore_session())
         return bootstrap.aws_session(profile=self.profile, region=self.region)
 
     def client(self, service: str, config: Config = bootstrap.CLIENT_CONFIG) -> Any:
@@ -154,8 +153,9 @@ class Target:
         except ClientError as error:
             if not self.is_local or error.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
                 raise
-            self.notes.append(f"no function {self.names.function} at {self.endpoint_url}: using the {self.stage} stage's "
-                              "default prices and scan timings")
+            self.notes.append(
+                f"no function {self.names.function} at {self.endpoint_url}: using the {self.stage} stage's default prices and scan timings"
+            )
             return RuntimeConfig.for_stage(self.stage, dlq_url=self.dlq_url)
         env = response.get("Environment", {}).get("Variables", {})
         return RuntimeConfig.from_env(env)

@@ -21,8 +21,12 @@ def log_events(logs: Any, group: str, since: datetime, until: datetime | None, e
         request["filterPattern"] = ERROR_PATTERN
     for page in logs.get_paginator("filter_log_events").paginate(**request):
         for event in page.get("events", []):
-            yield {"timestamp": event["timestamp"], "stream": event.get("logStreamName"), "message": event.get("message", "").rstrip("\n"),
-                   "eventId": event.get("eventId")}
+            yield {
+                "timestamp": event["timestamp"],
+                "stream": event.get("logStreamName"),
+                "message": event.get("message", "").rstrip("\n"),
+                "eventId": event.get("eventId"),
+            }
 
 
 @dataclass(frozen=True)
@@ -50,8 +54,13 @@ def runbook_metrics(names: ResourceNames) -> list[MetricQuery]:
 
 def metric_series(cloudwatch: Any, query: MetricQuery, since: datetime, until: datetime, period: timedelta) -> list[dict]:
     response = cloudwatch.get_metric_statistics(
-        Namespace=query.namespace, MetricName=query.name, Dimensions=list(query.dimensions), StartTime=since, EndTime=until,
-        Period=max(60, int(period.total_seconds()) // 60 * 60), Statistics=[query.statistic],
+        Namespace=query.namespace,
+        MetricName=query.name,
+        Dimensions=list(query.dimensions),
+        StartTime=since,
+        EndTime=until,
+        Period=max(60, int(period.total_seconds()) // 60 * 60),
+        Statistics=[query.statistic],
     )
     points = sorted(response.get("Datapoints", []), key=lambda point: point["Timestamp"])
     return [{"timestamp": point["Timestamp"], "value": point.get(query.statistic)} for point in points]

@@ -24,7 +24,7 @@ def decode_stream_record(record: dict[str, Any]) -> StreamChange:
     key_user = key.get("S") if isinstance(key, dict) and isinstance(key.get("S"), str) else None
     try:
         new, old = _image(data.get("NewImage")), _image(data.get("OldImage"))
-    except Exception as error:  # an undecodable image is damage, never a stuck stream
+    except Exception as error:  # noqa: BLE001 - an undecodable image is damage, never a stuck stream
         return StreamChange(record.get("eventName"), data.get("SequenceNumber"), key_user, None, None, type(error).__name__)
     return StreamChange(record.get("eventName"), data.get("SequenceNumber"), key_user, new, old)
 
@@ -73,8 +73,9 @@ class BalanceEventLog:
     def record(self, item: dict[str, Any]) -> bool:
         """Writes a published marker once; False if it was already there (a retry after a lost answer)."""
         try:
-            self.client.put_item(TableName=self.table, Item=to_item(item), ConditionExpression="attribute_not_exists(#k)",
-                                 ExpressionAttributeNames={"#k": EVENT_KEY})
+            self.client.put_item(
+                TableName=self.table, Item=to_item(item), ConditionExpression="attribute_not_exists(#k)", ExpressionAttributeNames={"#k": EVENT_KEY}
+            )
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 return False

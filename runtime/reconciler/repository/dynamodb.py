@@ -218,18 +218,21 @@ class DynamoDBStore:
                 (JOB, {"Put": {"TableName": self.jobs_table, "Item": to_item(job_item), "ConditionExpression": "attribute_not_exists(jobId)"}})
             )
         else:
-            items.append((JOB,
-                {
-                    "Update": {
-                        "TableName": self.jobs_table,
-                        "Key": to_item({"jobId": reservation.job_id}),
-                        "UpdateExpression": "SET reservedCredits = :r, #u = :pending, createdAt = if_not_exists(createdAt, :now)",
-                        "ConditionExpression": "attribute_exists(jobId) AND userId = :user AND attribute_not_exists(settledAs) AND "
-                                               "attribute_not_exists(reservedCredits)",
-                        "ExpressionAttributeNames": {"#u": UNSETTLED_ATTRIBUTE},
-                        "ExpressionAttributeValues": to_item({**marker, ":user": reservation.user_id, ":now": timestamp}),
-                    }
-                })
+            items.append(
+                (
+                    JOB,
+                    {
+                        "Update": {
+                            "TableName": self.jobs_table,
+                            "Key": to_item({"jobId": reservation.job_id}),
+                            "UpdateExpression": "SET reservedCredits = :r, #u = :pending, createdAt = if_not_exists(createdAt, :now)",
+                            "ConditionExpression": "attribute_exists(jobId) AND userId = :user AND attribute_not_exists(settledAs) AND "
+                            "attribute_not_exists(reservedCredits)",
+                            "ExpressionAttributeNames": {"#u": UNSETTLED_ATTRIBUTE},
+                            "ExpressionAttributeValues": to_item({**marker, ":user": reservation.user_id, ":now": timestamp}),
+                        }
+                    },
+                )
             )
         self._transact(items)
 
@@ -420,6 +423,7 @@ class DynamoDBStore:
             if "LastEvaluatedKey" not in page:
                 return
             request = {**request, "ExclusiveStartKey": page["LastEvaluatedKey"]}
+
 
 def _settlement_guard(settlement: Settlement) -> tuple[str, int | None]:
     """The balance condition under which the settlement's overdraft decision stays true."""

@@ -59,7 +59,6 @@ class OperationsStore(DynamoDBStore):
         for item in self._paginate("query", query):
             yield ledger_from_item(from_item(item))
 
-
     def get_ledger_entry(self, ledger_id: str) -> LedgerEntry | None:
         item = self._call("get_item", TableName=self.ledger_table, Key=to_item({"ledgerId": ledger_id}), ConsistentRead=True).get("Item")
         return ledger_from_item(from_item(item)) if item else None

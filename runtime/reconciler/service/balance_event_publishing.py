@@ -19,6 +19,7 @@ NO_CROSSING = "no-crossing"
 REMOVED = "removed"  # a REMOVE record: a deleted item is not a balance change
 DAMAGED = "damaged"  # reported and skipped: retrying cannot make it readable
 
+
 @dataclass
 class RecordOutcome:
     kind: str
@@ -89,11 +90,21 @@ class BalanceEventService:
                 continue
             detail = self._detail(user, sequence, crossing, before, after, thresholds, changed_at, entries)
             event_id = self.publisher.publish(crossing.detail_type, detail)  # raises: the record is retried
-            self.log.record({
-                BALANCE_EVENT_USER_KEY: user, BALANCE_EVENT_KEY: key, "crossingId": detail["crossingId"], "detailType": crossing.detail_type,
-                "balanceBefore": before, "balanceAfter": after, "threshold": crossing.threshold, "changedAt": changed_at,
-                "publishedAt": self.now(), "eventId": event_id, "detail": _json(detail),
-            })
+            self.log.record(
+                {
+                    BALANCE_EVENT_USER_KEY: user,
+                    BALANCE_EVENT_KEY: key,
+                    "crossingId": detail["crossingId"],
+                    "detailType": crossing.detail_type,
+                    "balanceBefore": before,
+                    "balanceAfter": after,
+                    "threshold": crossing.threshold,
+                    "changedAt": changed_at,
+                    "publishedAt": self.now(),
+                    "eventId": event_id,
+                    "detail": _json(detail),
+                }
+            )
             outcome.published.append({"detail-type": crossing.detail_type, "detail": detail})
         return outcome
 
@@ -101,16 +112,28 @@ class BalanceEventService:
         if changed_at is None:
             return {"ledgerEntries": [], "ledgerEntriesExact": False}
         entries: list[dict[str, Any]] = [
-            {"ledgerId": str(e.get("ledgerId")), "type": str(e.get("type")), "amount": whole_number(e.get("amount")) or 0,
-             "reference": str(e.get("reference", ""))}
+            {
+                "ledgerId": str(e.get("ledgerId")),
+                "type": str(e.get("type")),
+                "amount": whole_number(e.get("amount")) or 0,
+                "reference": str(e.get("reference", "")),
+            }
             for e in self.ledger.entries_at(user, changed_at)
         ]
         net = sum(e["amount"] if e["type"] == "credit" else -e["amount"] for e in entries)
         return {"ledgerEntries": entries, "ledgerEntriesExact": bool(entries) and net == delta}
 
     @staticmethod
-    def _detail(user: str, sequence: str, crossing: Crossing, before: int | None, after: int, thresholds: Thresholds,
-                changed_at: str | None, entries: dict[str, Any]) -> dict[str, Any]:
+    def _detail(
+        user: str,
+        sequence: str,
+        crossing: Crossing,
+        before: int | None,
+        after: int,
+        thresholds: Thresholds,
+        changed_at: str | None,
+        entries: dict[str, Any],
+    ) -> dict[str, Any]:
         return {
             "schemaVersion": SCHEMA_VERSION,
             "crossingId": crossing_id(user, sequence, crossing.detail_type),

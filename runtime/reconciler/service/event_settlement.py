@@ -121,9 +121,7 @@ class EventProcessor:
     settlement: SettlementService
     dead_letters: DeadLetters
 
-    def process(
-        self, raw_event: str | bytes | Mapping[str, Any], deadline: float | None = None, request_id: str | None = None
-    ) -> Outcome:
+    def process(self, raw_event: str | bytes | Mapping[str, Any], deadline: float | None = None, request_id: str | None = None) -> Outcome:
         event = None
         try:
             event = parse_envelope(raw_event)
@@ -133,7 +131,10 @@ class EventProcessor:
             # write, and a taken ledger id cancels the whole transaction.
             event_id = raw_event.get("id") if isinstance(raw_event, Mapping) else None
             message_id = self.dead_letters.send(
-                raw_event, error_type=type(error).__name__, field=error.field, reason=error.reason,
+                raw_event,
+                error_type=type(error).__name__,
+                field=error.field,
+                reason=error.reason,
                 event_id=event_id if isinstance(event_id, str) else None,
             )
             return Outcome(REJECTED, event=event, error=error, dead_letter_id=message_id)

@@ -41,8 +41,9 @@ class Env:
         sqs = self.client("sqs")
         found, handles = {}, []
         for _ in range(5):
-            batch = sqs.receive_message(QueueUrl=self.stack.resources.dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=30,
-                                        MessageAttributeNames=["All"]).get("Messages", [])
+            batch = sqs.receive_message(
+                QueueUrl=self.stack.resources.dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=30, MessageAttributeNames=["All"]
+            ).get("Messages", [])
             handles += [m["ReceiptHandle"] for m in batch]
             found.update({m["MessageId"]: m for m in batch})
         for handle in handles:
@@ -51,7 +52,8 @@ class Env:
 
     def dead_letter(self, body: str, **attributes: str) -> str:
         return self.client("sqs").send_message(
-            QueueUrl=self.stack.resources.dlq_url, MessageBody=body,
+            QueueUrl=self.stack.resources.dlq_url,
+            MessageBody=body,
             MessageAttributes={k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()},
         )["MessageId"]
 
@@ -60,8 +62,7 @@ class Env:
         iam, lam = self.client("iam"), self.client("lambda")
         role = iam.create_role(RoleName="reconciler-test", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
         name = self.stack.resources.function_name
-        lam.create_function(FunctionName=name, Runtime="python3.12", Role=role, Handler="x.handler",
-                            Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18})
+        lam.create_function(FunctionName=name, Runtime="python3.12", Role=role, Handler="x.handler", Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18})
         lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=concurrency)
         lam.put_function_event_invoke_config(FunctionName=name, MaximumEventAgeInSeconds=max_event_age, MaximumRetryAttempts=2)
         return name
@@ -131,8 +132,6 @@ def one_line_error():
     return assert_one_line_error
 
 
-
-
 @pytest.fixture
 def console(tmp_path):
     """Runs the INSTALLED `reconciler` console script in a subprocess, from a directory outside the repository,
@@ -145,8 +144,15 @@ def console(tmp_path):
     outside.mkdir(exist_ok=True)
 
     def run(*args: str, stdin: str | None = None, timeout: float = 90) -> Run:
-        done = subprocess.run([script, *(["--no-progress"] if args else []), *args], cwd=outside, capture_output=True, text=True, input=stdin,
-                              timeout=timeout, env={**os.environ, "PYTHONPATH": ""})
+        done = subprocess.run(
+            [script, *(["--no-progress"] if args else []), *args],
+            cwd=outside,
+            capture_output=True,
+            text=True,
+            input=stdin,
+            timeout=timeout,
+            env={**os.environ, "PYTHONPATH": ""},
+        )
         return Run(done.returncode, done.stdout, done.stderr)
 
     return run
@@ -180,9 +186,14 @@ def running_stack(tmp_path_factory):
     for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
         environment.pop(name, None)
     with log.open("w") as log_file:
-        process = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "reconciler"), "--stage", "prod", "local", "up",
-                                    "--templates", str(templates)], cwd=base, stdout=subprocess.PIPE, stderr=log_file, env=environment,
-                                   text=True)
+        process = subprocess.Popen(
+            [os.path.join(os.path.dirname(sys.executable), "reconciler"), "--stage", "prod", "local", "up", "--templates", str(templates)],
+            cwd=base,
+            stdout=subprocess.PIPE,
+            stderr=log_file,
+            env=environment,
+            text=True,
+        )
     try:
         deadline = time.monotonic() + 90
         while not (state_dir / "prod.json").exists():
@@ -193,8 +204,14 @@ def running_stack(tmp_path_factory):
         yield RunningStack(endpoint, state_dir, log, "prod")
     finally:
         # As an operator stops a background stack: `local down` (SIGTERM to the pid in the state file)
-        stopped = subprocess.run([os.path.join(os.path.dirname(sys.executable), "reconciler"), "--stage", "prod", "local", "down"],
-                                 cwd=base, env=environment, capture_output=True, text=True, timeout=60)
+        stopped = subprocess.run(
+            [os.path.join(os.path.dirname(sys.executable), "reconciler"), "--stage", "prod", "local", "down"],
+            cwd=base,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         if process.poll() is None:
             process.terminate()
         process.wait(timeout=30)

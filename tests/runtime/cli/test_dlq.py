@@ -6,13 +6,23 @@ import json
 
 
 def rendered(job_id: str, user: str = "u1", event_id: str | None = None, model: str = "test") -> dict:
-    return {"id": event_id or f"evt-{job_id}", "source": "video.generation", "detail-type": "video.rendered",
-            "detail": {"jobId": job_id, "userId": user, "seconds": 1, "model": model}}
+    return {
+        "id": event_id or f"evt-{job_id}",
+        "source": "video.generation",
+        "detail-type": "video.rendered",
+        "detail": {"jobId": job_id, "userId": user, "seconds": 1, "model": model},
+    }
 
 
 def on_failure(event: dict) -> str:
-    return json.dumps({"version": "1.0", "requestContext": {"condition": "RetriesExhausted"}, "requestPayload": event,
-                       "responsePayload": {"errorMessage": "Task timed out", "errorType": "Timeout"}})
+    return json.dumps(
+        {
+            "version": "1.0",
+            "requestContext": {"condition": "RetriesExhausted"},
+            "requestPayload": event,
+            "responsePayload": {"errorMessage": "Task timed out", "errorType": "Timeout"},
+        }
+    )
 
 
 def test_list_and_show_explain_each_message_and_leave_it_in_the_queue(env, cli):

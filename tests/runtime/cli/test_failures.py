@@ -16,19 +16,22 @@ def client_error(code: str, status: int = 400, message: str = "m", operation: st
     return boto.ClientError({"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}}, operation)
 
 
-@pytest.mark.parametrize(("error", "where", "fragment"), [
-    (client_error("ExpiredTokenException"), PROD, "aws sso login --profile oncall"),
-    (client_error("AccessDeniedException", operation="PurgeQueue"), PROD, "access denied to PurgeQueue"),
-    (client_error("ThrottlingException"), PROD, "throttled"),
-    (client_error("ResourceNotFoundException", message="Requested resource not found"), PROD, "is stage prod deployed"),
-    (client_error("500", 500, "<!doctype html>\n<h1>Internal Server Error</h1>", "DescribeAlarmHistory"), LOCAL, "may not implement it"),
-    (client_error("InternalFailure", 500), PROD, "retry in a minute"),
-    (boto.UnauthorizedSSOTokenError(), PROD, "aws sso login --profile oncall"),
-    (boto.TokenRetrievalError(provider="sso", error_msg="expired"), PROD, "aws sso login"),
-    (boto.NoRegionError(), PROD, "--region"),
-    (boto.EndpointConnectionError(endpoint_url="https://dynamodb.mars-1.amazonaws.com/"), PROD, "check your network, proxy"),
-    (boto.ReadTimeoutError(endpoint_url="https://x"), PROD, "may or may not have been applied"),
-])
+@pytest.mark.parametrize(
+    ("error", "where", "fragment"),
+    [
+        (client_error("ExpiredTokenException"), PROD, "aws sso login --profile oncall"),
+        (client_error("AccessDeniedException", operation="PurgeQueue"), PROD, "access denied to PurgeQueue"),
+        (client_error("ThrottlingException"), PROD, "throttled"),
+        (client_error("ResourceNotFoundException", message="Requested resource not found"), PROD, "is stage prod deployed"),
+        (client_error("500", 500, "<!doctype html>\n<h1>Internal Server Error</h1>", "DescribeAlarmHistory"), LOCAL, "may not implement it"),
+        (client_error("InternalFailure", 500), PROD, "retry in a minute"),
+        (boto.UnauthorizedSSOTokenError(), PROD, "aws sso login --profile oncall"),
+        (boto.TokenRetrievalError(provider="sso", error_msg="expired"), PROD, "aws sso login"),
+        (boto.NoRegionError(), PROD, "--region"),
+        (boto.EndpointConnectionError(endpoint_url="https://dynamodb.mars-1.amazonaws.com/"), PROD, "check your network, proxy"),
+        (boto.ReadTimeoutError(endpoint_url="https://x"), PROD, "may or may not have been applied"),
+    ],
+)
 def test_each_error_is_one_line_saying_what_to_do(error, where, fragment):
     message = one_line(error, where)
     assert message is not None and "\n" not in message and fragment in message

@@ -26,8 +26,11 @@ def wait_until(predicate, timeout: float = 15.0, what: str = "") -> None:
 
 
 def rendered(job_id: str, user: str, seconds: int, model: str) -> dict:
-    return {"Source": "video.generation", "DetailType": "video.rendered",
-            "Detail": json.dumps({"jobId": job_id, "userId": user, "seconds": seconds, "model": model})}
+    return {
+        "Source": "video.generation",
+        "DetailType": "video.rendered",
+        "Detail": json.dumps({"jobId": job_id, "userId": user, "seconds": seconds, "model": model}),
+    }
 
 
 @pytest.fixture
@@ -40,8 +43,9 @@ def prod(running_stack, cli, monkeypatch):
 
 
 def test_incident_rehearsal_and_the_v1_runbook_commands_against_local_up(running_stack, prod, console, tmp_path):
-    session = boto3.session.Session(**{k.lower(): v for k, v in LOCAL_ENV.items() if k.startswith("AWS_") and "REGION" not in k},
-                                    region_name="us-east-1")
+    session = boto3.session.Session(
+        **{k.lower(): v for k, v in LOCAL_ENV.items() if k.startswith("AWS_") and "REGION" not in k}, region_name="us-east-1"
+    )
     events, dynamodb = (session.client(name, endpoint_url=running_stack.endpoint) for name in ("events", "dynamodb"))
 
     def balance(user: str):
@@ -83,8 +87,12 @@ def test_incident_rehearsal_and_the_v1_runbook_commands_against_local_up(running
     assert prod("alarms", "enable", "errors", "--yes").exit_code == 0
     assert all(a["actionsEnabled"] for a in prod("--json", "alarms", "status").json())
     # 5. A balance "fixed" behind the books (+500, no ledger entry): the audit finds it, trusting the ledger fixes it
-    dynamodb.update_item(TableName="Credits-prod", Key={"userId": {"S": "u1"}}, UpdateExpression="SET remaining = remaining + :a",
-                         ExpressionAttributeValues={":a": {"N": "500"}})
+    dynamodb.update_item(
+        TableName="Credits-prod",
+        Key={"userId": {"S": "u1"}},
+        UpdateExpression="SET remaining = remaining + :a",
+        ExpressionAttributeValues={":a": {"N": "500"}},
+    )
     assert prod("audit").exit_code == 1
     fixed_run = prod("audit", "u1", "--fix", "--trust", "ledger", "--reason", "INC-42 stray update", "--min-age", "0", "--yes")
     assert fixed_run.exit_code == 0, fixed_run.stderr
@@ -130,8 +138,7 @@ aws dynamodb put-item --table-name Ledger-prod --item '{{
 }}'
 aws dynamodb scan --table-name Ledger-prod --filter-expression "contains(#ts, :date)" --expression-attribute-names '{{"#ts": "timestamp"}}' --expression-attribute-values '{{":date": {{"S": "{today}"}}}}'
 """  # noqa: E501 - the v1 runbook's commands, verbatim
-    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **LOCAL_ENV, "AWS_PAGER": ""})
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120, env={**os.environ, **LOCAL_ENV, "AWS_PAGER": ""})
     assert done.returncode == 0, done.stderr
     assert '"remaining": {\n            "N": "5"' in done.stdout  # test-user: 10 - 5, delivered within a second
     assert balance("user123") == 20 and balance("test-user") == 5

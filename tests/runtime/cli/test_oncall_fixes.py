@@ -44,9 +44,28 @@ def test_the_prod_confirmation_is_asked_on_the_terminal_never_on_stdout(env, end
     # When an operator runs a prod write with --json redirected to a file, on a terminal
     master, slave = pty.openpty()
     process = subprocess.Popen(
-        [os.path.join(os.path.dirname(sys.executable), "reconciler"), "--no-progress", "--stage", "prod", "--endpoint-url", endpoint,
-         "--json", "adjust", "u1", "5", "--reason", "r", "--reference", "P-2", "--create-user"],
-        stdin=slave, stderr=slave, stdout=subprocess.PIPE, cwd=tmp_path)
+        [
+            os.path.join(os.path.dirname(sys.executable), "reconciler"),
+            "--no-progress",
+            "--stage",
+            "prod",
+            "--endpoint-url",
+            endpoint,
+            "--json",
+            "adjust",
+            "u1",
+            "5",
+            "--reason",
+            "r",
+            "--reference",
+            "P-2",
+            "--create-user",
+        ],
+        stdin=slave,
+        stderr=slave,
+        stdout=subprocess.PIPE,
+        cwd=tmp_path,
+    )
     os.close(slave)
     seen = b""
     while b"[y/N]" not in seen:
@@ -62,16 +81,21 @@ def test_the_prod_confirmation_is_asked_on_the_terminal_never_on_stdout(env, end
     assert json.loads(stdout)["status"] == "applied"
 
 
-@pytest.mark.parametrize(("args", "fragment"), [
-    (["--endpoint-url", "http://127.0.0.1:9", "balance", "u1"], "cannot reach http://127.0.0.1:9"),
-    (["--profile", "no-such-profile", "balance", "u1"], "profile 'no-such-profile'"),
-    (["--profile", "sso-user", "balance", "u1"], "aws sso login --profile sso-user"),
-])
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--endpoint-url", "http://127.0.0.1:9", "balance", "u1"], "cannot reach http://127.0.0.1:9"),
+        (["--profile", "no-such-profile", "balance", "u1"], "profile 'no-such-profile'"),
+        (["--profile", "sso-user", "balance", "u1"], "aws sso login --profile sso-user"),
+    ],
+)
 def test_environment_problems_are_one_line_errors_not_tracebacks(env, console, tmp_path, monkeypatch, args, fragment):
     # Given an AWS config with an SSO profile nobody logged in to
     config = tmp_path / "aws-config"
-    config.write_text("[profile sso-user]\nsso_session = corp\nsso_account_id = 123456789012\nsso_role_name = Ops\nregion = us-east-1\n"
-                      "[sso-session corp]\nsso_start_url = https://example.awsapps.com/start\nsso_region = us-east-1\n")
+    config.write_text(
+        "[profile sso-user]\nsso_session = corp\nsso_account_id = 123456789012\nsso_role_name = Ops\nregion = us-east-1\n"
+        "[sso-session corp]\nsso_start_url = https://example.awsapps.com/start\nsso_region = us-east-1\n"
+    )
     monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
     monkeypatch.setenv("HOME", str(tmp_path))  # no SSO token cache
     if args[0] == "--profile":
@@ -110,8 +134,7 @@ def test_scan_and_replay_dry_runs_run_in_process_behind_a_bare_endpoint_url(env,
     run = cli("--endpoint-url", env.stack.endpoint, "--json", "scan", "--dry-run", local=False)
     assert run.exit_code == 0, run.stderr
     assert "Function not found" not in run.stderr and "default prices" in run.stderr
-    env.dead_letter(json.dumps({"id": "e1", "source": "video.generation", "detail-type": "video.failed",
-                                "detail": {"jobId": "j1", "userId": "u1"}}))
+    env.dead_letter(json.dumps({"id": "e1", "source": "video.generation", "detail-type": "video.failed", "detail": {"jobId": "j1", "userId": "u1"}}))
     replay = cli("--endpoint-url", env.stack.endpoint, "--json", "dlq", "replay", "--dry-run", local=False)
     assert replay.exit_code == 0, replay.stderr
     assert replay.json()["summary"]["would-replay"] == 1
@@ -165,8 +188,9 @@ def test_full_ids_in_every_format_and_prefixes_where_ids_are_typed(env, cli):
     assert long_reference in record.split("\t")
     assert "entries" in text.stderr
     # dlq show accepts a unique prefix of the message id
-    message_id = env.dead_letter(json.dumps({"id": "e1", "source": "video.generation", "detail-type": "video.failed",
-                                             "detail": {"jobId": "j-prefix", "userId": "u1"}}))
+    message_id = env.dead_letter(
+        json.dumps({"id": "e1", "source": "video.generation", "detail-type": "video.failed", "detail": {"jobId": "j-prefix", "userId": "u1"}})
+    )
     assert cli("--json", "dlq", "show", message_id[:8]).json()["jobId"] == "j-prefix"
 
 

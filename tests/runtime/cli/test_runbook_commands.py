@@ -11,8 +11,12 @@ from tests.runtime.cli.test_stage_controls import put_alarm
 
 
 def rendered(job_id: str, user: str = "u1", model: str = "test", event_id: str | None = None) -> dict:
-    return {"id": event_id or f"evt-{job_id}", "source": "video.generation", "detail-type": "video.rendered",
-            "detail": {"jobId": job_id, "userId": user, "seconds": 1, "model": model}}
+    return {
+        "id": event_id or f"evt-{job_id}",
+        "source": "video.generation",
+        "detail-type": "video.rendered",
+        "detail": {"jobId": job_id, "userId": user, "seconds": 1, "model": model},
+    }
 
 
 def test_job_show_gathers_the_job_its_ledger_entries_and_its_dead_letters(env, cli, tmp_path):
@@ -98,9 +102,14 @@ def test_logs_tail_and_metrics_read_what_the_runbook_queried(env, cli):
     logs.create_log_group(logGroupName=group)
     logs.create_log_stream(logGroupName=group, logStreamName="s1")
     now = int(time.time() * 1000)
-    logs.put_log_events(logGroupName=group, logStreamName="s1", logEvents=[
-        {"timestamp": now - 1000, "message": '{"level":"ERROR","message":"settlement failed"}'},
-        {"timestamp": now - 500, "message": '{"level":"INFO","message":"settled"}'}])
+    logs.put_log_events(
+        logGroupName=group,
+        logStreamName="s1",
+        logEvents=[
+            {"timestamp": now - 1000, "message": '{"level":"ERROR","message":"settlement failed"}'},
+            {"timestamp": now - 500, "message": '{"level":"INFO","message":"settled"}'},
+        ],
+    )
     tail = cli("logs", "tail", "--since", "5m")
     assert tail.exit_code == 0, tail.stderr
     assert "settlement failed" in tail.stdout and "settled" in tail.stdout

@@ -12,8 +12,20 @@ OLD = "2020-01-01T00:00:00.000Z"
 
 def lost_job(env, job_id: str, status: str, reserved: int | None = None) -> None:
     """A job the pipeline finished (status rendered/failed) whose event never arrived."""
-    env.put("Jobs-dev", {"jobId": job_id, "userId": "u1", "status": status, "model": "test", "seconds": 1, "reservedCredits": reserved,
-                         "createdAt": OLD, "updatedAt": OLD, UNSETTLED_ATTRIBUTE: UNSETTLED_VALUE})
+    env.put(
+        "Jobs-dev",
+        {
+            "jobId": job_id,
+            "userId": "u1",
+            "status": status,
+            "model": "test",
+            "seconds": 1,
+            "reservedCredits": reserved,
+            "createdAt": OLD,
+            "updatedAt": OLD,
+            UNSETTLED_ATTRIBUTE: UNSETTLED_VALUE,
+        },
+    )
 
 
 def test_scan_charges_a_render_whose_event_was_lost(env, cli):
@@ -142,8 +154,24 @@ def test_audit_fix_asks_per_user_on_a_terminal(env, tmp_path):
     env.put("Credits-dev", {"userId": "a", "remaining": 5})
     env.put("Credits-dev", {"userId": "b", "remaining": 7})
     master, slave = pty.openpty()
-    process = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "reconciler"), "--no-progress", "--local", "--json", "audit",
-                                "--fix", "--reason", "INC-1", "--min-age", "0"], stdin=slave, stderr=slave, stdout=subprocess.PIPE, cwd=tmp_path)
+    process = subprocess.Popen(
+        [
+            os.path.join(os.path.dirname(sys.executable), "reconciler"),
+            "--no-progress",
+            "--local",
+            "--json",
+            "audit",
+            "--fix",
+            "--reason",
+            "INC-1",
+            "--min-age",
+            "0",
+        ],
+        stdin=slave,
+        stderr=slave,
+        stdout=subprocess.PIPE,
+        cwd=tmp_path,
+    )
     os.close(slave)
     seen = b""
     for number, answer in enumerate([b"b\n", b"s\n"], 1):  # a: trust the balance; b: skip

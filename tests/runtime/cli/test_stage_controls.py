@@ -12,8 +12,16 @@ REPO = Path(__file__).resolve().parents[3]
 
 def put_alarm(env, name: str) -> None:
     env.client("cloudwatch").put_metric_alarm(
-        AlarmName=name, MetricName="Errors", Namespace="AWS/Lambda", Statistic="Sum", Period=300,
-        EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold", ActionsEnabled=True)
+        AlarmName=name,
+        MetricName="Errors",
+        Namespace="AWS/Lambda",
+        Statistic="Sum",
+        Period=300,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+        ActionsEnabled=True,
+    )
 
 
 def test_alarms_disable_and_enable_only_this_stages_reconciler_alarms(env, cli):
@@ -96,8 +104,13 @@ def test_local_send_publishes_each_line_and_prints_each_outcome(env, cli, tmp_pa
 def test_smoke_test_passes_against_the_local_stack(env):
     # The script as CI runs it, as a subprocess; it uses this session's stack (starting its own would
     # synthesize the templates again: `--env local` alone is what `make`/CI run)
-    done = subprocess.run([sys.executable, str(REPO / "scripts" / "smoke-test.py"), "--env", "local", "--endpoint-url", env.stack.endpoint,
-                           "--timeout", "30"], capture_output=True, text=True, timeout=120, cwd=REPO)
+    done = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "smoke-test.py"), "--env", "local", "--endpoint-url", env.stack.endpoint, "--timeout", "30"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
     assert done.returncode == 0, done.stderr
     assert "smoke test passed" in done.stdout
     assert "[smoke] published video.rendered" in done.stderr  # progress, on stderr
@@ -112,7 +125,13 @@ def test_smoke_test_runs_from_a_python_without_the_dependencies(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "--env" in done.stdout
     # Without a .venv to fall back on, it says what to do in one line
-    stuck = subprocess.run([str(base_python), "-S", script, "--env", "local"], capture_output=True, text=True, timeout=60, cwd=tmp_path,
-                           env={**clean_env, "SMOKE_TEST_REEXEC": "1"})
+    stuck = subprocess.run(
+        [str(base_python), "-S", script, "--env", "local"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={**clean_env, "SMOKE_TEST_REEXEC": "1"},
+    )
     assert stuck.returncode == 2
     assert stuck.stderr.startswith("SMOKE TEST NOT RUN:") and "make bootstrap" in stuck.stderr

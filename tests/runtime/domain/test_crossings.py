@@ -31,7 +31,7 @@ def types(before, after, thresholds=DEFAULT):
 
 
 @pytest.mark.parametrize(
-    "before, after, expected",
+    ("before", "after", "expected"),
     [
         (50, 20, []),  # above, stays above
         (10, 9, [LOW]),  # the threshold itself is not low; one below is
@@ -61,7 +61,7 @@ def test_thresholds_named_in_each_crossing():
     assert crossings(-60, 100, levels) == [Crossing(RESTORED, 100)]
 
 
-@pytest.mark.parametrize("low, level", [(0, 0), (-1, 0), (10, 1), (10**16, 0)])
+@pytest.mark.parametrize(("low", "level"), [(0, 0), (-1, 0), (10, 1), (10**16, 0)])
 def test_unusable_thresholds_are_refused(low, level):
     with pytest.raises(ThresholdError):
         Thresholds(low, level)
@@ -84,8 +84,13 @@ def test_whole_numbers_only():
 
 def test_crossing_ids_are_deterministic_and_unambiguous():
     assert crossing_id("u", "100", LOW) == crossing_id("u", "100", LOW)
-    ids = {crossing_id("u", "100", LOW), crossing_id("u", "100", EXHAUSTED), crossing_id("u", "101", LOW),
-           crossing_id("u1", "00", LOW), crossing_id("u", "100", RESTORED)}
+    ids = {
+        crossing_id("u", "100", LOW),
+        crossing_id("u", "100", EXHAUSTED),
+        crossing_id("u", "101", LOW),
+        crossing_id("u1", "00", LOW),
+        crossing_id("u", "100", RESTORED),
+    }
     assert len(ids) == 5
     assert crossing_id("a:1", "2", LOW) != crossing_id("a", "1:2", LOW)  # length-prefixed
 

@@ -102,7 +102,10 @@ def test_low_exhausted_overdrawn_and_restored_each_once_in_balance_order(balance
     balances.drain()
     events = balances.published()
     assert kinds(events) == [
-        ("credits.low", 15, 8), ("credits.exhausted", 5, 0), ("credits.overdrawn", 0, -4), ("credits.restored", -5, 15),
+        ("credits.low", 15, 8),
+        ("credits.exhausted", 5, 0),
+        ("credits.overdrawn", 0, -4),
+        ("credits.restored", -5, 15),
     ]
     assert [e["detail"]["threshold"] for e in events] == [10, 0, 0, 10]
     assert len({e["detail"]["crossingId"] for e in events}) == 4
@@ -121,7 +124,10 @@ def test_one_change_across_every_threshold_emits_each_crossing_in_order(balances
     balances.adjust("u2", 100, "back")
     balances.drain()
     assert kinds(balances.published()) == [
-        ("credits.low", 50, -20), ("credits.exhausted", 50, -20), ("credits.overdrawn", 50, -20), ("credits.restored", -20, 80),
+        ("credits.low", 50, -20),
+        ("credits.exhausted", 50, -20),
+        ("credits.overdrawn", 50, -20),
+        ("credits.restored", -20, 80),
     ]
 
 
@@ -173,8 +179,13 @@ def test_a_retried_batch_publishes_nothing_twice(balances, capsys):
     balances.adjust("u4", -15, "low")
     balances.adjust("u4", 30, "top-up")
     shard = balances.poller.streams.describe_stream(StreamArn=balances.poller.stream_arn)["StreamDescription"]["Shards"][0]["ShardId"]
-    iterator = balances.poller.streams.get_shard_iterator(StreamArn=balances.poller.stream_arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-    records = [lambda_record(r, balances.poller.stream_arn) for r in drop_key_only_inserts(balances.poller.streams.get_records(ShardIterator=iterator))["Records"]]
+    iterator = balances.poller.streams.get_shard_iterator(StreamArn=balances.poller.stream_arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")[
+        "ShardIterator"
+    ]
+    records = [
+        lambda_record(r, balances.poller.stream_arn)
+        for r in drop_key_only_inserts(balances.poller.streams.get_records(ShardIterator=iterator))["Records"]
+    ]
     event = {"Records": records}
     first = balance_stream.handler(event, LambdaContext())
     second = balance_stream.handler(event, LambdaContext())  # Lambda delivers the same batch again
@@ -208,8 +219,13 @@ def test_a_publish_failure_is_reported_with_every_later_record_and_retried_from_
     service = bootstrap.balance_event_service()
     service.publisher.client = FlakyEvents(service.publisher.client, failures=1, how=how)
     shard = balances.poller.streams.describe_stream(StreamArn=balances.poller.stream_arn)["StreamDescription"]["Shards"][0]["ShardId"]
-    iterator = balances.poller.streams.get_shard_iterator(StreamArn=balances.poller.stream_arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-    records = [lambda_record(r, balances.poller.stream_arn) for r in drop_key_only_inserts(balances.poller.streams.get_records(ShardIterator=iterator))["Records"]]
+    iterator = balances.poller.streams.get_shard_iterator(StreamArn=balances.poller.stream_arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")[
+        "ShardIterator"
+    ]
+    records = [
+        lambda_record(r, balances.poller.stream_arn)
+        for r in drop_key_only_inserts(balances.poller.streams.get_records(ShardIterator=iterator))["Records"]
+    ]
     response = balance_stream.handler({"Records": records}, LambdaContext())
     sequences = [r["dynamodb"]["SequenceNumber"] for r in records]
     assert [f["itemIdentifier"] for f in response["batchItemFailures"]] == sequences[1:]

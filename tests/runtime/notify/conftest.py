@@ -89,9 +89,7 @@ def fake_model():
         def do_POST(self) -> None:
             model = state["model"]
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            model.requests.append(
-                {"path": self.path, "authorization": self.headers.get("Authorization"), "body": json.loads(body)}
-            )
+            model.requests.append({"path": self.path, "authorization": self.headers.get("Authorization"), "body": json.loads(body)})
             if model.mode == "hang":
                 model.release.wait(15)
                 return

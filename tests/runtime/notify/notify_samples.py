@@ -38,24 +38,32 @@ def conflict_outcome() -> Outcome:
 
 def failed_conflict_outcome() -> Outcome:
     event = VideoFailed(event_id="evt-late-fail", job_id="job-78", user_id="user-43", reason="gpu lost")
-    job = JobRecord(job_id="job-78", user_id="user-43", status="rendered", model="hd-v1", seconds=Decimal("10"),
-                    settled_as="rendered", settled_by_event="evt-render")
+    job = JobRecord(
+        job_id="job-78",
+        user_id="user-43",
+        status="rendered",
+        model="hd-v1",
+        seconds=Decimal("10"),
+        settled_as="rendered",
+        settled_by_event="evt-render",
+    )
     return Outcome(CONFLICT, event=event, decision=Conflict(event, job, "2026-11-28T10:00:00.000Z"))
 
 
 def scan_report() -> ScanReport:
     report = ScanReport(examined=5)
     report.stuck = [
-        JobRecord(job_id="job-s1", user_id="user-1", status="rendering", model="hd-v1", reserved_credits=40,
-                  created_at="2026-11-28T01:00:00.000Z"),
-        JobRecord(job_id="job-s2", user_id="user-2", status="submitted", reserved_credits=10,
-                  created_at="2026-11-28T02:00:00.000Z"),
+        JobRecord(job_id="job-s1", user_id="user-1", status="rendering", model="hd-v1", reserved_credits=40, created_at="2026-11-28T01:00:00.000Z"),
+        JobRecord(job_id="job-s2", user_id="user-2", status="submitted", reserved_credits=10, created_at="2026-11-28T02:00:00.000Z"),
     ]
     report.unsettleable = [
-        (JobRecord(job_id="job-u1", user_id="user-3", status="rendered", model="mystery-model", seconds=Decimal("3"),
-                   reserved_credits=5), "model: unknown model 'mystery-model'"),
+        (
+            JobRecord(job_id="job-u1", user_id="user-3", status="rendered", model="mystery-model", seconds=Decimal("3"), reserved_credits=5),
+            "model: unknown model 'mystery-model'",
+        ),
     ]
     return report
+
 
 SECRET_NAME = "meta-agents/openai"
 API_KEY = "sk-test-DO-NOT-LEAK-7c1f9e2b"

@@ -47,8 +47,7 @@ def _cli_root():
         module = importlib.import_module("reconciler.cli.main")
     except ModuleNotFoundError as error:
         pytest.fail(
-            f"the reconciler CLI is not there yet ({error}); this contract test must pass once "
-            "runtime/reconciler/cli/main.py is merged",
+            f"the reconciler CLI is not there yet ({error}); this contract test must pass once runtime/reconciler/cli/main.py is merged",
             pytrace=False,
         )
     import typer

@@ -84,8 +84,13 @@ def test_the_timer_scan_alerts_stuck_and_unsettleable_jobs(aws, container_notifi
 def test_every_alert_of_a_container_goes_through_the_real_import_path(aws, monkeypatch, metric_counts):
     # Given a container configured like the deployed function, with nothing patched on the composition root
     monkeypatch.setenv("STAGE", "prod")
-    for name, value in {"JOBS_TABLE_NAME": "Jobs-prod", "CREDITS_TABLE_NAME": "Credits-prod", "LEDGER_TABLE_NAME": "Ledger-prod",
-                        "DLQ_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/dlq", "OPS_TOPIC_ARN": aws.topic_arn}.items():
+    for name, value in {
+        "JOBS_TABLE_NAME": "Jobs-prod",
+        "CREDITS_TABLE_NAME": "Credits-prod",
+        "LEDGER_TABLE_NAME": "Ledger-prod",
+        "DLQ_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/dlq",
+        "OPS_TOPIC_ARN": aws.topic_arn,
+    }.items():
         monkeypatch.setenv(name, value)
     bootstrap.shared_notifier.cache_clear()
     # When three outcomes that need a person are alerted, one after the other

@@ -9,8 +9,12 @@ EVENT = {"id": "e1", "source": "video.generation", "detail-type": "video.failed"
 
 
 def message(body: str, message_id: str = "m1", **attributes: str) -> dict:
-    return {"MessageId": message_id, "ReceiptHandle": f"rh-{message_id}", "Body": body,
-            "MessageAttributes": {k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()}}
+    return {
+        "MessageId": message_id,
+        "ReceiptHandle": f"rh-{message_id}",
+        "Body": body,
+        "MessageAttributes": {k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()},
+    }
 
 
 def test_each_dead_letter_shape_yields_its_event_and_reason():
@@ -81,8 +85,16 @@ def test_a_body_sent_as_a_json_string_is_read_back_as_the_event_it_holds():
     from reconciler.ops.dead_letter_replay import INVALID_EVENT, parse_message
 
     event = {"id": "e\x07", "detail-type": "video.failed", "detail": {"jobId": "j\x00"}}
-    message = {"MessageId": "m", "ReceiptHandle": "r", "Body": json.dumps(json.dumps(event)),
-               "MessageAttributes": {"errorType": {"StringValue": "InvalidEvent"}, "field": {"StringValue": "id"},
-                                     "reason": {"StringValue": "bad"}, "bodyEncoding": {"StringValue": "json-string"}}}
+    message = {
+        "MessageId": "m",
+        "ReceiptHandle": "r",
+        "Body": json.dumps(json.dumps(event)),
+        "MessageAttributes": {
+            "errorType": {"StringValue": "InvalidEvent"},
+            "field": {"StringValue": "id"},
+            "reason": {"StringValue": "bad"},
+            "bodyEncoding": {"StringValue": "json-string"},
+        },
+    }
     letter = parse_message(message)
     assert letter.kind == INVALID_EVENT and letter.event == event

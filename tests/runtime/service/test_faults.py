@@ -129,8 +129,10 @@ def test_a_balance_changed_between_read_and_write_is_reread_and_the_overdraft_ju
 
             def adjust_then_call(**request):
                 real.update_item(
-                    TableName=aws.config.credits_table, Key={"userId": {"S": "u"}},
-                    UpdateExpression="SET remaining = :r", ExpressionAttributeValues={":r": {"N": "10"}},
+                    TableName=aws.config.credits_table,
+                    Key={"userId": {"S": "u"}},
+                    UpdateExpression="SET remaining = :r",
+                    ExpressionAttributeValues={":r": {"N": "10"}},
                 )
                 return call(**request)
 

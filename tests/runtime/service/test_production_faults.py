@@ -43,6 +43,7 @@ def finished_job(aws, job_id: str, status: str = "failed", **extra: Any) -> None
 
 # --- one bad Jobs item never halts the timer scan ---------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "damage",
     [{"reservedCredits": Decimal("-5")}, {"reservedCredits": Decimal("1.5")}, {"reservedCredits": "ten"}, {"updatedAt": Decimal(17)}],
@@ -71,8 +72,16 @@ def test_a_damaged_job_is_reported_unsettleable_and_the_jobs_behind_it_settle(aw
 
 
 def test_the_scan_handler_counts_unsettleable_jobs_and_alerts(live, capsys):
-    live.put_job(jobId="broken", userId="u", status="rendered", seconds="soon", model="test", createdAt="2020-01-01T00:00:00.000Z",
-                 updatedAt="2020-01-01T00:00:00.000Z", unsettled="PENDING")
+    live.put_job(
+        jobId="broken",
+        userId="u",
+        status="rendered",
+        seconds="soon",
+        model="test",
+        createdAt="2020-01-01T00:00:00.000Z",
+        updatedAt="2020-01-01T00:00:00.000Z",
+        unsettled="PENDING",
+    )
     summary = handler({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}, LambdaContext())
     assert [entry["jobId"] for entry in summary["unsettleable"]] == ["broken"]
     assert emitted_metrics(capsys.readouterr().out)["UnsettleableJobs"] == 1
@@ -89,6 +98,7 @@ def test_an_event_for_a_damaged_job_goes_to_the_dlq_with_its_reason_and_writes_n
 
 
 # --- the scan settles only on the job state it decided on --------------------------------------------------------
+
 
 class PipelineWritesAroundTheCommit(FaultyClient):
     """Lets the pipeline write the job around the reconciler's first transactional write: just before it, or
@@ -147,12 +157,16 @@ def test_the_scan_does_not_settle_a_job_the_pipeline_changed_between_its_read_an
 
 # --- throttling and timeouts as AWS sends them ---------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("reason", [fidelity.THROTTLING_REASON, fidelity.PROVISIONED_REASON, fidelity.CONFLICT_REASON], ids=lambda r: r[0])
 def test_a_transaction_cancelled_for_throttling_or_conflict_is_retried(aws, reason):
     aws.seed_balance("u", 50)
     code, message = reason
-    client = FaultyClient(aws.client("dynamodb"), transact_write_items=[fidelity.transaction_cancelled("TransactWriteItems", 2, code, message, 1)],
-                          transact_get_items=[fidelity.transaction_cancelled("TransactGetItems", 2, code, message)])
+    client = FaultyClient(
+        aws.client("dynamodb"),
+        transact_write_items=[fidelity.transaction_cancelled("TransactWriteItems", 2, code, message, 1)],
+        transact_get_items=[fidelity.transaction_cancelled("TransactGetItems", 2, code, message)],
+    )
     outcome = aws.processor(client).process(rendered("j", "u", seconds=4))
     assert outcome.kind == "settled" and outcome.attempts == 3
     assert aws.balance("u") == 46 == aws.ledger_sum("u")
@@ -166,6 +180,7 @@ def test_a_read_that_times_out_after_botocores_retries_is_read_again(aws):
 
 
 # --- a lost reply and Lambda's own retry are the settlement they were -----------------------------------------------
+
 
 def test_lambdas_retry_after_a_timeout_that_followed_the_commit_counts_the_settlement_once(live, capsys):
     # Given an invocation that committed and then timed out before emitting its metrics
@@ -194,6 +209,7 @@ def test_a_conflict_whose_record_answer_was_lost_is_still_a_conflict(aws):
 
 # --- ledger ids never collide across writers -----------------------------------------------------------------------
 
+
 def test_a_job_named_adjustment_and_an_adjustment_referenced_charge_both_apply(aws):
     aws.seed_balance("u", 50)
     outcome = aws.processor().process(rendered("adjustment", "u", seconds=4))
@@ -205,8 +221,17 @@ def test_a_job_named_adjustment_and_an_adjustment_referenced_charge_both_apply(a
 
 def test_an_adjustment_applied_under_the_old_id_is_not_applied_again(aws):
     dynamodb = aws.client("dynamodb")
-    dynamodb.put_item(TableName="Ledger-dev", Item={"ledgerId": {"S": "adjustment#INC-1"}, "userId": {"S": "u"}, "timestamp": {"S": iso_timestamp()},
-                                                     "type": {"S": "credit"}, "amount": {"N": "5"}, "reference": {"S": "INC-1"}})
+    dynamodb.put_item(
+        TableName="Ledger-dev",
+        Item={
+            "ledgerId": {"S": "adjustment#INC-1"},
+            "userId": {"S": "u"},
+            "timestamp": {"S": iso_timestamp()},
+            "type": {"S": "credit"},
+            "amount": {"N": "5"},
+            "reference": {"S": "INC-1"},
+        },
+    )
     from reconciler.domain.errors import LedgerEntryTaken
 
     with pytest.raises(LedgerEntryTaken):
@@ -232,6 +257,7 @@ def test_a_ledger_id_already_taken_for_an_unsettled_job_goes_to_the_dlq_instead_
 
 
 # --- numbers and strings at the edges ------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     "seconds",
@@ -285,10 +311,16 @@ def test_the_fidelity_layer_refuses_what_sqs_refuses(aws):
 
 # --- reserve() validates as settlement does ------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("job_id", "model", "credits", "field"),
-    [("job\x01", "test", 5, "jobId"), ("x" * 2000, "test", 5, "jobId"), ("lone\ud800", "test", 5, "jobId"), ("j", "no-such-model", 5, "model"),
-     ("j", "test", 10**13, "credits")],
+    [
+        ("job\x01", "test", 5, "jobId"),
+        ("x" * 2000, "test", 5, "jobId"),
+        ("lone\ud800", "test", 5, "jobId"),
+        ("j", "no-such-model", 5, "model"),
+        ("j", "test", 10**13, "credits"),
+    ],
     ids=["unprintable-id", "2000-characters", "lone-surrogate-refused-before-any-read", "unknown-model", "too-many-credits"],
 )
 def test_reserve_refuses_what_settlement_would_refuse_and_holds_nothing(aws, job_id, model, credits, field):
@@ -315,8 +347,12 @@ def test_a_scan_settlement_stays_its_own_when_the_pipeline_writes_before_the_re_
     finished_job(aws, "late")
 
     def pipeline_touches_the_job() -> None:
-        aws.client("dynamodb").update_item(TableName="Jobs-dev", Key={"jobId": {"S": "late"}}, UpdateExpression="SET updatedAt = :t",
-                                           ExpressionAttributeValues={":t": {"S": ago(minutes=1)}})
+        aws.client("dynamodb").update_item(
+            TableName="Jobs-dev",
+            Key={"jobId": {"S": "late"}},
+            UpdateExpression="SET updatedAt = :t",
+            ExpressionAttributeValues={":t": {"S": ago(minutes=1)}},
+        )
 
     # When the pipeline writes the job (within the grace period) before the scan reads it again
     report = scan_of(aws, PipelineWritesAroundTheCommit(aws.client("dynamodb"), pipeline_touches_the_job, after_commit=True)).run()

@@ -32,7 +32,8 @@ JOBS = 3
 
 job_plans = st.lists(
     st.tuples(st.sampled_from(USERS), st.one_of(st.none(), st.integers(1, 30))),  # owner, reservation
-    min_size=JOBS, max_size=JOBS,
+    min_size=JOBS,
+    max_size=JOBS,
 )
 steps = st.lists(
     st.tuples(
@@ -42,7 +43,8 @@ steps = st.lists(
         st.integers(0, 2),  # which delivery of the event (same id = redelivery)
         st.booleans(),  # does the next step race this one (runs between its read and its write)?
     ),
-    min_size=1, max_size=12,
+    min_size=1,
+    max_size=12,
 )
 
 

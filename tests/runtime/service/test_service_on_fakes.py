@@ -174,9 +174,7 @@ def test_a_render_the_balance_cannot_cover_is_settled_into_overdraft(store, dead
 # --- retries ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("opening", "meanwhile", "overdraft", "after"), [(4, -2, True, -1), (2, 5, False, 4)], ids=["drained", "topped-up"]
-)
+@pytest.mark.parametrize(("opening", "meanwhile", "overdraft", "after"), [(4, -2, True, -1), (2, 5, False, 4)], ids=["drained", "topped-up"])
 def test_a_balance_crossing_the_threshold_between_read_and_write_is_read_again_and_judged_anew(
     store, dead_letters, opening, meanwhile, overdraft, after
 ):

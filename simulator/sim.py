@@ -54,7 +54,8 @@ INVARIANTS = (
     "the timer scan never settles on a status the pipeline replaced before the settlement",
 )
 BALANCE_EVENT_INVARIANTS = (
-    "every crossing of the ground truth (an oracle of docs/events.md over the Credits stream) is on the bus with its crossingId and values, unless its record was given up",
+    "every crossing of the ground truth (an oracle of docs/events.md over the Credits stream) is on the bus with its crossingId "
+    "and values, unless its record was given up",
     "no event on the bus without a ground-truth crossing",
     "no crossingId on the bus twice, except once per injected fault in the documented window (PutEvents succeeded, its marker not written)",
     "per user, the events on the bus are in balance order (stream sequence, then the crossing's place in the change)",
@@ -120,21 +121,55 @@ class Scenario:
 
 # --- scenario generation -------------------------------------------------------------------------------------
 
+
 def _envelope(detail_type: str, detail: Any, event_id: Any) -> dict:
-    return {"version": "0", "id": event_id, "detail-type": detail_type, "source": "video.generation",
-            "account": "123456789012", "time": "2026-11-29T12:00:00Z", "region": "us-east-1", "resources": [], "detail": detail}
+    return {
+        "version": "0",
+        "id": event_id,
+        "detail-type": detail_type,
+        "source": "video.generation",
+        "account": "123456789012",
+        "time": "2026-11-29T12:00:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": detail,
+    }
 
 
 # Numbers at the edges: (value, valid?) — valid ones are settleable durations.
 EDGE_SECONDS: list[tuple[Any, bool]] = [
-    (5, True), (Decimal("0.001"), True), (14400, True), (Decimal("1.00000000000000000000000000001"), True), (2.5, True),
-    (0, False), (-3, False), (14401, False), (True, False), ("7", False), (float("nan"), False), (float("inf"), False),
-    (Decimal("1e-200"), False), (10**5000, False), (Decimal("1." + "1" * 40), False), (None, False),
+    (5, True),
+    (Decimal("0.001"), True),
+    (14400, True),
+    (Decimal("1.00000000000000000000000000001"), True),
+    (2.5, True),
+    (0, False),
+    (-3, False),
+    (14401, False),
+    (True, False),
+    ("7", False),
+    (float("nan"), False),
+    (float("inf"), False),
+    (Decimal("1e-200"), False),
+    (10**5000, False),
+    (Decimal("1." + "1" * 40), False),
+    (None, False),
 ]
 # Crafted ids: (value, valid?)
 EDGE_IDS: list[tuple[Any, bool]] = [
-    ("job#1", True), ("adjustment#charge", True), ("a:b#c", True), ("ü-ñ-✓", True), ("x" * 256, True), ("\U0001d4a5ob", True),
-    ("x" * 257, False), ("bad\nid", False), ("nul\x00", False), ("lone\ud800", False), ("", False), ("   ", False), (7, False),
+    ("job#1", True),
+    ("adjustment#charge", True),
+    ("a:b#c", True),
+    ("ü-ñ-✓", True),
+    ("x" * 256, True),
+    ("\U0001d4a5ob", True),
+    ("x" * 257, False),
+    ("bad\nid", False),
+    ("nul\x00", False),
+    ("lone\ud800", False),
+    ("", False),
+    ("   ", False),
+    (7, False),
 ]
 
 
@@ -187,8 +222,16 @@ def generate(seed: int) -> Scenario:
         bad_id = rng.choice([None, "", "bad\x07id", "x" * 300])
         tasks.append(Task("event", (_envelope("video.failed", {"jobId": "j0", "userId": users[0]}, bad_id),), "invalid"))
     if rng.random() < 0.4:  # a job whose stored item is damaged, and an event for it
-        damage = rng.choice([{"reservedCredits": {"S": "abc"}}, {"reservedCredits": {"N": "-5"}}, {"reservedCredits": {"N": "1.5"}},
-                             {"updatedAt": {"N": "1"}}, {"userId": {"N": "3"}}, {"conflictEventIds": {"S": "e"}}])
+        damage = rng.choice(
+            [
+                {"reservedCredits": {"S": "abc"}},
+                {"reservedCredits": {"N": "-5"}},
+                {"reservedCredits": {"N": "1.5"}},
+                {"updatedAt": {"N": "1"}},
+                {"userId": {"N": "3"}},
+                {"conflictEventIds": {"S": "e"}},
+            ]
+        )
         setup.append(Task("damage", ("broken", users[0], json.dumps(damage))))
         tasks.append(Task("event", (_envelope("video.failed", {"jobId": "broken", "userId": users[0]}, "e-broken"),), "invalid"))
     for number in range(rng.randint(0, 2)):  # finished jobs whose events were lost, for the timer scan
@@ -206,11 +249,24 @@ def generate(seed: int) -> Scenario:
 
 
 # Per-user threshold overrides on Credits items (docs/events.md), as DynamoDB values: (attribute, value).
-GOOD_OVERRIDES = [("lowBalanceThreshold", {"N": "1"}), ("lowBalanceThreshold", {"N": "25"}), ("lowBalanceThreshold", {"N": "120"}),
-                  ("overdraftAlertLevel", {"N": "0"}), ("overdraftAlertLevel", {"N": "-5"}), ("overdraftAlertLevel", {"N": "-40"})]
-BAD_OVERRIDES = [("lowBalanceThreshold", {"N": "0"}), ("lowBalanceThreshold", {"N": "-3"}), ("lowBalanceThreshold", {"N": "7.5"}),
-                 ("lowBalanceThreshold", {"S": "lots"}), ("overdraftAlertLevel", {"N": "3"}), ("overdraftAlertLevel", {"N": "-1.5"}),
-                 ("overdraftAlertLevel", {"S": "none"}), ("lowBalanceThreshold", {"BOOL": True})]
+GOOD_OVERRIDES = [
+    ("lowBalanceThreshold", {"N": "1"}),
+    ("lowBalanceThreshold", {"N": "25"}),
+    ("lowBalanceThreshold", {"N": "120"}),
+    ("overdraftAlertLevel", {"N": "0"}),
+    ("overdraftAlertLevel", {"N": "-5"}),
+    ("overdraftAlertLevel", {"N": "-40"}),
+]
+BAD_OVERRIDES = [
+    ("lowBalanceThreshold", {"N": "0"}),
+    ("lowBalanceThreshold", {"N": "-3"}),
+    ("lowBalanceThreshold", {"N": "7.5"}),
+    ("lowBalanceThreshold", {"S": "lots"}),
+    ("overdraftAlertLevel", {"N": "3"}),
+    ("overdraftAlertLevel", {"N": "-1.5"}),
+    ("overdraftAlertLevel", {"S": "none"}),
+    ("lowBalanceThreshold", {"BOOL": True}),
+]
 
 
 def _balance_event_tasks(rng: random.Random, setup: list[Task], tasks: list[Task]) -> StreamDelivery:
@@ -225,8 +281,11 @@ def _balance_event_tasks(rng: random.Random, setup: list[Task], tasks: list[Task
     for number in range(rng.randint(1, 3)):
         amount = rng.choice([3, 12, 30, 150]) if rng.random() < 0.7 else -rng.choice([4, 9, 45])
         tasks.insert(rng.randint(0, len(tasks)), Task("adjust", (rng.choice(users), amount, f"top-up-{number}" if amount > 0 else f"debit-{number}")))
-    return StreamDelivery(batch_sizes=rng.choice([(100,), (100,), (1,), (2, 3), (1, 4, 100), (5,)]),
-                          max_retry_attempts=rng.choice([None, None, None, 0, 1, 2]), fault_rate=rng.choice([0.0, 0.1, 0.25, 0.5]))
+    return StreamDelivery(
+        batch_sizes=rng.choice([(100,), (100,), (1,), (2, 3), (1, 4, 100), (5,)]),
+        max_retry_attempts=rng.choice([None, None, None, 0, 1, 2]),
+        fault_rate=rng.choice([0.0, 0.1, 0.25, 0.5]),
+    )
 
 
 def _terminal_event(kind: str, job_id: str, user: str, event_id: str, rng: random.Random) -> dict:
@@ -239,11 +298,18 @@ def _terminal_event(kind: str, job_id: str, user: str, event_id: str, rng: rando
 
 # --- the harness: one in-process AWS for the process, emptied between runs ------------------------------------
 
+
 class Harness:
     def __init__(self, templates: dict | None = None) -> None:
         warnings.filterwarnings("ignore", message="No application metrics to publish")
-        os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
-                          AWS_REGION="us-east-1", POWERTOOLS_TRACE_DISABLED="true", POWERTOOLS_METRICS_NAMESPACE="Reconciler")
+        os.environ.update(
+            AWS_ACCESS_KEY_ID="testing",
+            AWS_SECRET_ACCESS_KEY="testing",
+            AWS_DEFAULT_REGION="us-east-1",
+            AWS_REGION="us-east-1",
+            POWERTOOLS_TRACE_DISABLED="true",
+            POWERTOOLS_METRICS_NAMESPACE="Reconciler",
+        )
         os.environ.pop("AWS_ENDPOINT_URL", None)
         import boto3
         from moto import mock_aws
@@ -278,14 +344,19 @@ class Harness:
         # container lives across invocations too, and building clients per run would cost most of the time.
         bootstrap.reset_container()
         self.store = bootstrap.operations_store(RuntimeConfig.from_env())  # the CLI's Adjuster needs its reads
-        self.key_names = {name: [k["AttributeName"] for k in self.dynamodb.describe_table(TableName=name)["Table"]["KeySchema"]]
-                          for name in self.resources.tables.values()}
+        self.key_names = {
+            name: [k["AttributeName"] for k in self.dynamodb.describe_table(TableName=name)["Table"]["KeySchema"]]
+            for name in self.resources.tables.values()
+        }
         self.stream_arn = self.dynamodb.describe_table(TableName=self.resources.tables["Credits"])["Table"]["LatestStreamArn"]
         self.shard_id = self.streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]["Shards"][0]["ShardId"]
         self.stream_iterator: str | None = None
 
-        self.log_streams = [(handler, handler.setStream(self.log_sink)) for handler in logging.getLogger(logger.name).handlers
-                            if isinstance(handler, logging.StreamHandler)]
+        self.log_streams = [
+            (handler, handler.setStream(self.log_sink))
+            for handler in logging.getLogger(logger.name).handlers
+            if isinstance(handler, logging.StreamHandler)
+        ]
 
     def close(self) -> None:
         self.stop_observing()
@@ -296,20 +367,26 @@ class Harness:
     def reset(self) -> None:
         """Empties the tables and queues (cheaper than creating them again for every run)."""
         for name, keys in self.key_names.items():
-            items = self.dynamodb.scan(TableName=name, ProjectionExpression=", ".join(f"#k{i}" for i in range(len(keys))),
-                                       ExpressionAttributeNames={f"#k{i}": key for i, key in enumerate(keys)})["Items"]
+            items = self.dynamodb.scan(
+                TableName=name,
+                ProjectionExpression=", ".join(f"#k{i}" for i in range(len(keys))),
+                ExpressionAttributeNames={f"#k{i}": key for i, key in enumerate(keys)},
+            )["Items"]
             for start in range(0, len(items), 25):
-                self.dynamodb.batch_write_item(RequestItems={name: [{"DeleteRequest": {"Key": item}} for item in items[start:start + 25]]})
+                self.dynamodb.batch_write_item(RequestItems={name: [{"DeleteRequest": {"Key": item}} for item in items[start : start + 25]]})
         while True:  # PurgeQueue is allowed once a minute: receive and delete instead
             messages = self.sqs.receive_message(QueueUrl=self.resources.dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", [])
             if not messages:
                 break
-            self.sqs.delete_message_batch(QueueUrl=self.resources.dlq_url, Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
+            self.sqs.delete_message_batch(
+                QueueUrl=self.resources.dlq_url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
+            )
         self.log_sink.seek(0)
         self.log_sink.truncate()
         self._forget_stream()
-        self.stream_iterator = self.streams.get_shard_iterator(StreamArn=self.stream_arn, ShardId=self.shard_id, ShardIteratorType="LATEST")["ShardIterator"]
+        self.stream_iterator = self.streams.get_shard_iterator(StreamArn=self.stream_arn, ShardId=self.shard_id, ShardIteratorType="LATEST")[
+            "ShardIterator"
+        ]
         self.bus.clear()
 
     def thresholds(self) -> tuple[int, int]:
@@ -350,13 +427,20 @@ class Harness:
         """Records what EventBridge accepted (the request reached it and its entry has an event id)."""
         if service != "events" or operation != "PutEvents":
             return
-        for entry, result in zip(params.get("Entries", []), response.get("Entries", [])):
+        for entry, result in zip(params.get("Entries", []), response.get("Entries", []), strict=False):
             if result.get("EventId") and not result.get("ErrorCode"):
-                self.bus.append({"source": entry.get("Source"), "detail-type": entry.get("DetailType"), "detail": json.loads(entry.get("Detail", "{}")),
-                                 "bus": entry.get("EventBusName")})
+                self.bus.append(
+                    {
+                        "source": entry.get("Source"),
+                        "detail-type": entry.get("DetailType"),
+                        "detail": json.loads(entry.get("Detail", "{}")),
+                        "bus": entry.get("EventBusName"),
+                    }
+                )
 
 
 # --- one run -------------------------------------------------------------------------------------------------
+
 
 class Scheduler:
     """Only one worker runs at a time; at each switch point the seed's generator picks who runs next."""
@@ -408,8 +492,16 @@ class Scheduler:
                 self.cond.wait()
 
 
-RETRYABLE_CODES = {"InternalServerError", "InternalError", "ServiceUnavailable", "ThrottlingException", "RequestThrottled",
-                   "ProvisionedThroughputExceededException", "RequestLimitExceeded", "Throttling"}
+RETRYABLE_CODES = {
+    "InternalServerError",
+    "InternalError",
+    "ServiceUnavailable",
+    "ThrottlingException",
+    "RequestThrottled",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "Throttling",
+}
 
 
 def _lambda_should_retry(error: BaseException) -> bool:
@@ -464,8 +556,14 @@ class Run:
         items = len(params.get("TransactItems", [])) or 1
         if service == "dynamodb":
             choices: list[tuple[str, Callable[[], Any]]] = [
-                ("throttle-single", lambda: fidelity.Fault(fidelity.single_request_throttle(operation, rng.choice(
-                    ["ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"])))),
+                (
+                    "throttle-single",
+                    lambda: fidelity.Fault(
+                        fidelity.single_request_throttle(
+                            operation, rng.choice(["ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"])
+                        )
+                    ),
+                ),
                 ("5xx-before", lambda: fidelity.Fault(fidelity.internal_server_error(operation))),
                 ("5xx-after", lambda: fidelity.Fault(fidelity.internal_server_error(operation), after_call=True)),
                 ("read-timeout-after", lambda: fidelity.Fault(fidelity.read_timeout(), after_call=True)),
@@ -474,11 +572,20 @@ class Run:
                 ("lambda-timeout-after", lambda: fidelity.Fault(SimulatedTimeout("after"), after_call=True)),
             ]
             if operation.startswith("Transact"):
-                for label, (code, message) in (("cancel-throttling", fidelity.THROTTLING_REASON), ("cancel-provisioned", fidelity.PROVISIONED_REASON),
-                                               ("cancel-conflict", fidelity.CONFLICT_REASON)):
+                for label, (code, message) in (
+                    ("cancel-throttling", fidelity.THROTTLING_REASON),
+                    ("cancel-provisioned", fidelity.PROVISIONED_REASON),
+                    ("cancel-conflict", fidelity.CONFLICT_REASON),
+                ):
                     index = rng.randrange(items)
-                    choices.append((label, lambda code=code, message=message, index=index: fidelity.Fault(  # type: ignore[misc]  # default args
-                        fidelity.transaction_cancelled(operation, items, code, message, index))))
+                    choices.append(
+                        (
+                            label,
+                            lambda code=code, message=message, index=index: fidelity.Fault(  # type: ignore[misc]  # default args
+                                fidelity.transaction_cancelled(operation, items, code, message, index)
+                            ),
+                        )
+                    )
         elif service == "sqs":
             choices = [
                 ("sqs-5xx", lambda: fidelity.Fault(fidelity.client_error(operation, "InternalError", "We encountered an internal error.", 500))),
@@ -486,8 +593,10 @@ class Run:
             ]
         elif service == "sns":
             self.sns_faults += 1
-            choices = [("sns-throttled", lambda: fidelity.Fault(fidelity.client_error(operation, "Throttling", "Rate exceeded"))),
-                       ("sns-5xx", lambda: fidelity.Fault(fidelity.client_error(operation, "InternalError", "Internal error", 500)))]
+            choices = [
+                ("sns-throttled", lambda: fidelity.Fault(fidelity.client_error(operation, "Throttling", "Rate exceeded"))),
+                ("sns-5xx", lambda: fidelity.Fault(fidelity.client_error(operation, "InternalError", "Internal error", 500))),
+            ]
         else:
             return None
         label, make = rng.choice(choices)
@@ -531,7 +640,8 @@ class Run:
                     where = traceback.extract_tb(error.__traceback__)[-1]
                     self.result.failures.append(
                         f"the handler raised {type(error).__name__}: {str(error)[:200]} (at {where.filename}:{where.lineno}) for "
-                        f"{task.describe()[:300]}")
+                        f"{task.describe()[:300]}"
+                    )
                     return
                 self.result.covered["lambda-retry-after-error"] += 1
                 self.retried.append((task.kind, request_id, f"{type(error).__name__}: {error}"[:300]))
@@ -550,8 +660,9 @@ class Run:
         except Exception as error:  # noqa: BLE001 - the task's own caller would see this: a bug unless Lambda/pipeline retries it
             if not _lambda_should_retry(error):
                 where = traceback.extract_tb(error.__traceback__)[-1]
-                self.result.failures.append(f"{task.kind} raised {type(error).__name__}: {str(error)[:200]} (at {where.filename}:{where.lineno}) for "
-                                            f"{task.describe()[:200]}")
+                self.result.failures.append(
+                    f"{task.kind} raised {type(error).__name__}: {str(error)[:200]} (at {where.filename}:{where.lineno}) for {task.describe()[:200]}"
+                )
 
     def _execute(self, task: Task) -> None:
         from reconciler.domain.errors import InsufficientCredits, InvalidEvent, ReservationRefused
@@ -585,8 +696,11 @@ class Run:
             job_id, status = task.args
             try:
                 old = self.h.dynamodb.update_item(
-                    TableName=self.h.resources.tables["Jobs"], Key={"jobId": {"S": job_id}}, ReturnValues="ALL_OLD",
-                    UpdateExpression="SET #s = :s, updatedAt = :now", ExpressionAttributeNames={"#s": "status"},
+                    TableName=self.h.resources.tables["Jobs"],
+                    Key={"jobId": {"S": job_id}},
+                    ReturnValues="ALL_OLD",
+                    UpdateExpression="SET #s = :s, updatedAt = :now",
+                    ExpressionAttributeNames={"#s": "status"},
                     ExpressionAttributeValues={":s": {"S": status}, ":now": {"S": _iso(0)}},
                 ).get("Attributes", {})
                 self.pipeline_writes[job_id] = (status, "settledAs" in old)
@@ -613,30 +727,66 @@ class Run:
             self.h.store.commit_adjustment(adjustment_entry(user, amount, "opening balance", reference, "sim", _iso(4)))
         elif task.kind == "override":  # a per-user threshold override on an existing Credits item
             user, attribute, value = task.args
-            self.h.dynamodb.update_item(TableName=self.h.resources.tables["Credits"], Key={"userId": {"S": user}},
-                                        UpdateExpression="SET #a = :v", ConditionExpression="attribute_exists(userId)",
-                                        ExpressionAttributeNames={"#a": attribute}, ExpressionAttributeValues={":v": json.loads(value)})
+            self.h.dynamodb.update_item(
+                TableName=self.h.resources.tables["Credits"],
+                Key={"userId": {"S": user}},
+                UpdateExpression="SET #a = :v",
+                ConditionExpression="attribute_exists(userId)",
+                ExpressionAttributeNames={"#a": attribute},
+                ExpressionAttributeValues={":v": json.loads(value)},
+            )
         elif task.kind == "damage":
             job_id, user, damage = task.args
-            item = {"jobId": {"S": job_id}, "userId": {"S": user}, "status": {"S": "failed"}, "createdAt": {"S": _iso(3)},
-                    "updatedAt": {"S": _iso(3)}, "unsettled": {"S": "PENDING"}, **json.loads(damage)}
+            item = {
+                "jobId": {"S": job_id},
+                "userId": {"S": user},
+                "status": {"S": "failed"},
+                "createdAt": {"S": _iso(3)},
+                "updatedAt": {"S": _iso(3)},
+                "unsettled": {"S": "PENDING"},
+                **json.loads(damage),
+            }
             self.h.dynamodb.put_item(TableName=jobs, Item=item)
         elif task.kind == "seed-job":
             job_id, user, status, reserved, seconds = task.args
-            item = {"jobId": {"S": job_id}, "userId": {"S": user}, "status": {"S": status}, "model": {"S": "test"},
-                    "createdAt": {"S": _iso(3)}, "updatedAt": {"S": _iso(2)}, "unsettled": {"S": "PENDING"},
-                    "seconds": {"N": str(seconds)} if isinstance(seconds, int) else {"S": seconds}}
+            item = {
+                "jobId": {"S": job_id},
+                "userId": {"S": user},
+                "status": {"S": status},
+                "model": {"S": "test"},
+                "createdAt": {"S": _iso(3)},
+                "updatedAt": {"S": _iso(2)},
+                "unsettled": {"S": "PENDING"},
+                "seconds": {"N": str(seconds)} if isinstance(seconds, int) else {"S": seconds},
+            }
             self.h.dynamodb.put_item(TableName=jobs, Item=item)
             if reserved:
                 from reconciler.domain.ledger import job_ledger_id
 
-                self.h.dynamodb.update_item(TableName=self.h.resources.tables["Credits"], Key={"userId": {"S": user}},
-                                            UpdateExpression="ADD remaining :d", ExpressionAttributeValues={":d": {"N": str(-reserved)}})
-                self.h.dynamodb.put_item(TableName=self.h.resources.tables["Ledger"], Item={
-                    "ledgerId": {"S": job_ledger_id(job_id, "reserve")}, "userId": {"S": user}, "timestamp": {"S": _iso(3)}, "type": {"S": "debit"},
-                    "amount": {"N": str(reserved)}, "description": {"S": "reserve"}, "reference": {"S": job_id}})
-                self.h.dynamodb.update_item(TableName=jobs, Key={"jobId": {"S": job_id}}, UpdateExpression="SET reservedCredits = :r",
-                                            ExpressionAttributeValues={":r": {"N": str(reserved)}})
+                self.h.dynamodb.update_item(
+                    TableName=self.h.resources.tables["Credits"],
+                    Key={"userId": {"S": user}},
+                    UpdateExpression="ADD remaining :d",
+                    ExpressionAttributeValues={":d": {"N": str(-reserved)}},
+                )
+                self.h.dynamodb.put_item(
+                    TableName=self.h.resources.tables["Ledger"],
+                    Item={
+                        "ledgerId": {"S": job_ledger_id(job_id, "reserve")},
+                        "userId": {"S": user},
+                        "timestamp": {"S": _iso(3)},
+                        "type": {"S": "debit"},
+                        "amount": {"N": str(reserved)},
+                        "description": {"S": "reserve"},
+                        "reference": {"S": job_id},
+                    },
+                )
+                self.h.dynamodb.update_item(
+                    TableName=jobs,
+                    Key={"jobId": {"S": job_id}},
+                    UpdateExpression="SET reservedCredits = :r",
+                    ExpressionAttributeValues={":r": {"N": str(reserved)}},
+                )
 
     def execute_all(self) -> None:
         from reconciler.notify.notifier import Notifier
@@ -746,11 +896,19 @@ class Run:
         # destination (a later replay is a new request, a duplicate). The books are right in both; only exactly
         # those writes are left out of the metrics' ground truth, and counted.
         reported = {job_id for _, summary in self.outcomes for job_id in summary.get("settled", []) if "examined" in summary}
-        unreported = [job for job in settled_jobs if (str(job.get("settledByEvent", "")).startswith("timer-scan:")
-                      and job.get("settledByRequest") in self.killed_scans and job["jobId"] not in reported)
-                      or job.get("settledByRequest") in self.failed_requests]
-        unreported_conflicts = sum(len(job["conflictRequestIds"] & self.failed_requests) for job in jobs.values()
-                                   if isinstance(job.get("conflictRequestIds"), set))
+        unreported = [
+            job
+            for job in settled_jobs
+            if (
+                str(job.get("settledByEvent", "")).startswith("timer-scan:")
+                and job.get("settledByRequest") in self.killed_scans
+                and job["jobId"] not in reported
+            )
+            or job.get("settledByRequest") in self.failed_requests
+        ]
+        unreported_conflicts = sum(
+            len(job["conflictRequestIds"] & self.failed_requests) for job in jobs.values() if isinstance(job.get("conflictRequestIds"), set)
+        )
         self.result.covered["metrics-lost-with-an-unfinished-invocation"] += len(unreported) + unreported_conflicts
         unreported_ids = {job["jobId"] for job in unreported}
         settled_jobs = [job for job in settled_jobs if job["jobId"] not in unreported_ids]
@@ -785,18 +943,33 @@ class Run:
 # --- balance events: the Credits stream through the real stream function, and its invariants -----------------
 
 BALANCE_EVENT_SUMMARY = (
-    ("crossings", "balance:crossings"), ("events published", "balance:events-on-the-bus"),
-    ("failed entries injected", "balance:failed-entries-injected"), ("faults injected", "balance:faults-injected"),
-    ("retries", "balance:retries"), ("give-ups", "balance:given-up-batches"), ("crossings given up", "balance:crossings-given-up"),
-    ("duplicates in the documented window", "balance:duplicates-in-window"), ("window faults", "balance:window-faults"),
-    ("records", "balance:records"), ("invocations", "balance:invocations"),
+    ("crossings", "balance:crossings"),
+    ("events published", "balance:events-on-the-bus"),
+    ("failed entries injected", "balance:failed-entries-injected"),
+    ("faults injected", "balance:faults-injected"),
+    ("retries", "balance:retries"),
+    ("give-ups", "balance:given-up-batches"),
+    ("crossings given up", "balance:crossings-given-up"),
+    ("duplicates in the documented window", "balance:duplicates-in-window"),
+    ("window faults", "balance:window-faults"),
+    ("records", "balance:records"),
+    ("invocations", "balance:invocations"),
 )
 # The balance-events function's calls a fault may hit, and the faults (label, in the documented duplicate window?).
-PUT_EVENTS_FAULTS = (("failed-entry-throttling", False), ("failed-entry-internal", False), ("put-events-500", False),
-                     ("put-events-read-timeout-after", True), ("lambda-timeout-after-put-events", True))
-MARKER_READ_FAULTS = (("marker-get-throttled", False), ("lambda-timeout-before-marker-get", False))
-MARKER_WRITE_FAULTS = (("marker-put-throttled", True), ("lambda-timeout-before-marker-put", True), ("marker-put-500-after", False))
-LEDGER_QUERY_FAULTS = (("ledger-query-throttled", False),)
+PUT_EVENTS_FAULTS: tuple[tuple[str, bool], ...] = (
+    ("failed-entry-throttling", False),
+    ("failed-entry-internal", False),
+    ("put-events-500", False),
+    ("put-events-read-timeout-after", True),
+    ("lambda-timeout-after-put-events", True),
+)
+MARKER_READ_FAULTS: tuple[tuple[str, bool], ...] = (("marker-get-throttled", False), ("lambda-timeout-before-marker-get", False))
+MARKER_WRITE_FAULTS: tuple[tuple[str, bool], ...] = (
+    ("marker-put-throttled", True),
+    ("lambda-timeout-before-marker-put", True),
+    ("marker-put-500-after", False),
+)
+LEDGER_QUERY_FAULTS: tuple[tuple[str, bool], ...] = (("ledger-query-throttled", False),)
 MAX_STREAM_FAULTS = 12
 MAX_STREAM_INVOCATIONS = 5000
 
@@ -931,8 +1104,11 @@ class BalanceEventRun:
             return fidelity.Fault(SimulatedTimeout(label))
         if label == "marker-put-500-after":
             return fidelity.Fault(fidelity.internal_server_error(operation), after_call=True)
-        return fidelity.Fault(fidelity.single_request_throttle(operation, self.fault_rng.choice(
-            ["ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"])))
+        return fidelity.Fault(
+            fidelity.single_request_throttle(
+                operation, self.fault_rng.choice(["ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"])
+            )
+        )
 
     # --- the invariants ---------------------------------------------------------------------------------
     def check(self) -> None:
@@ -949,39 +1125,52 @@ class BalanceEventRun:
             if crossing["sequence"] in self.given_up:
                 self.covered["balance:crossings-given-up"] += 1
             else:
-                self.fail(f"crossing {crossing['detail-type']} of {crossing['userId']!r} ({crossing['balanceBefore']} -> {crossing['balanceAfter']}, "
-                          f"record {crossing['sequence']}) is not on the bus (crossingId {cid})")
+                self.fail(
+                    f"crossing {crossing['detail-type']} of {crossing['userId']!r} ({crossing['balanceBefore']} -> {crossing['balanceAfter']}, "
+                    f"record {crossing['sequence']}) is not on the bus (crossingId {cid})"
+                )
         last: dict[str, tuple[int, int, str]] = {}
         for event in bus:
             detail = event["detail"]
-            cid = detail.get("crossingId")
-            crossing = truth.get(cid)
-            if crossing is None:
-                self.fail(f"event on the bus without a ground-truth crossing: {event['detail-type']} {json.dumps(detail, default=str)[:300]}")
+            event_cid = detail.get("crossingId")
+            expected = truth.get(event_cid)
+            if expected is None:
+                self.fail(f"event on the bus without a ground-truth expected: {event['detail-type']} {json.dumps(detail, default=str)[:300]}")
                 continue
-            wrong = {name: (detail.get(name), value) for name, value in crossing.items()
-                     if name not in ("position",) and (event["detail-type"] if name == "detail-type" else detail.get(name)) != value}
+            wrong = {
+                name: (detail.get(name), value)
+                for name, value in expected.items()
+                if name not in ("position",) and (event["detail-type"] if name == "detail-type" else detail.get(name)) != value
+            }
             if wrong or event["bus"] != self.h.event_bus():
-                self.fail(f"event {cid} differs from its ground truth (got, expected): {wrong} on bus {event['bus']!r}")
-            place = (int(crossing["sequence"]), crossing["position"], crossing["detail-type"])
-            latest = last.get(crossing["userId"], (0, 0, ""))
+                self.fail(f"event {event_cid} differs from its ground truth (got, expected): {wrong} on bus {event['bus']!r}")
+            place = (int(expected["sequence"]), expected["position"], expected["detail-type"])
+            latest = last.get(expected["userId"], (0, 0, ""))
             if place[:2] < latest[:2]:
-                self.fail(f"events of {crossing['userId']!r} out of balance order: {place[2]} of record {place[0]} published after {latest[2]} of record {latest[0]}")
-            last[crossing["userId"]] = max(place, latest)
+                self.fail(
+                    f"events of {expected['userId']!r} out of balance order: {place[2]} of record {place[0]} "
+                    f"published after {latest[2]} of record {latest[0]}"
+                )
+            last[expected["userId"]] = max(place, latest)
         for cid, count in published.items():
             if count > 1:
                 if count - 1 > self.window_faults[cid]:
-                    self.fail(f"crossingId {cid} is on the bus {count} times, with only {self.window_faults[cid]} injected fault(s) in the documented window")
+                    self.fail(
+                        f"crossingId {cid} is on the bus {count} times, "
+                        f"with only {self.window_faults[cid]} injected fault(s) in the documented window"
+                    )
                 else:
                     self.covered["balance:duplicates-in-window"] += count - 1
-        markers = Counter(item.get("crossingId") for item in map(from_item, self.h.dynamodb.scan(TableName=self.h.resources.tables["BalanceEvents"])["Items"]))
+        markers = Counter(
+            item.get("crossingId") for item in map(from_item, self.h.dynamodb.scan(TableName=self.h.resources.tables["BalanceEvents"])["Items"])
+        )
         for cid in published:
-            crossing = truth.get(cid)
-            if markers[cid] != 1 and not (markers[cid] == 0 and crossing is not None and crossing["sequence"] in self.given_up):
+            found = truth.get(cid)
+            if markers[cid] != 1 and not (markers[cid] == 0 and found is not None and found["sequence"] in self.given_up):
                 self.fail(f"crossing {cid} is on the bus but has {markers[cid]} marker(s) in BalanceEvents")
-        for cid, count in markers.items():
-            if cid not in published:
-                self.fail(f"BalanceEvents holds {count} marker(s) of {cid}, which is not on the bus (a lost event)")
+        for marked, count in markers.items():
+            if marked not in published:
+                self.fail(f"BalanceEvents holds {count} marker(s) of {marked}, which is not on the bus (a lost event)")
 
 
 BALANCE_SOURCE = "credits.reconciler"
@@ -1008,7 +1197,7 @@ def ground_truth(records: list[dict], defaults: tuple[int, int]) -> dict[str, di
         level = level if level is not None and level <= 0 else defaults[1]
         levels = (("credits.low", low), ("credits.exhausted", 0), ("credits.overdrawn", level))
 
-        def inside(balance: int | None) -> list[bool]:
+        def inside(balance: int | None, low: int = low, level: int = level) -> list[bool]:
             if balance is None:
                 return [False, False, False]
             return [balance < low, balance <= 0, balance < level]
@@ -1019,8 +1208,14 @@ def ground_truth(records: list[dict], defaults: tuple[int, int]) -> dict[str, di
         user, sequence = data["Keys"]["userId"]["S"], data["SequenceNumber"]
         for position, (detail_type, threshold) in enumerate(found):
             truth[_crossing_id(user, sequence, detail_type)] = {
-                "detail-type": detail_type, "userId": user, "sequence": sequence, "position": position,
-                "balanceBefore": before, "balanceAfter": after, "threshold": threshold}
+                "detail-type": detail_type,
+                "userId": user,
+                "sequence": sequence,
+                "position": position,
+                "balanceBefore": before,
+                "balanceAfter": after,
+                "threshold": threshold,
+            }
     return truth
 
 
@@ -1081,7 +1276,7 @@ def shrink(harness: Harness, scenario: Scenario) -> Scenario:
     while changed:
         changed = False
         for index in range(len(current.tasks)):
-            candidate = dataclasses.replace(current, tasks=current.tasks[:index] + current.tasks[index + 1:])
+            candidate = dataclasses.replace(current, tasks=current.tasks[:index] + current.tasks[index + 1 :])
             if run_scenario(harness, candidate).failures:
                 current, changed = candidate, True
                 break

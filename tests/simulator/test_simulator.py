@@ -41,8 +41,14 @@ def test_a_seed_replays_exactly_with_its_balance_events(templates):
     # The stream's batches, faults, retries and what reached the bus are the seed's, like the money path's.
     harness = sim.Harness(templates)
     try:
-        runs = [{name: count for name, count in sim.run_scenario(harness, sim.generate(seed)).covered.items()
-                 if name.startswith(("balance:", "fault:stream:"))} for seed in (7, 11, 7, 11)]
+        runs = [
+            {
+                name: count
+                for name, count in sim.run_scenario(harness, sim.generate(seed)).covered.items()
+                if name.startswith(("balance:", "fault:stream:"))
+            }
+            for seed in (7, 11, 7, 11)
+        ]
     finally:
         harness.close()
     assert runs[:2] == runs[2:]
@@ -62,7 +68,11 @@ def test_the_oracle_restates_the_documented_rules():
         return [(c["detail-type"], c["threshold"]) for c in sim.ground_truth(list(records), (10, 0)).values()]
 
     assert kinds(record(1, 15, 8), record(2, 8, 5), record(3, 5, 0), record(4, 0, -4), record(5, -4, -5), record(6, -5, 15)) == [
-        ("credits.low", 10), ("credits.exhausted", 0), ("credits.overdrawn", 0), ("credits.restored", 10)]
+        ("credits.low", 10),
+        ("credits.exhausted", 0),
+        ("credits.overdrawn", 0),
+        ("credits.restored", 10),
+    ]
     assert kinds(record(1, None, -3)) == [("credits.low", 10), ("credits.exhausted", 0), ("credits.overdrawn", 0)]
     assert kinds(record(1, None, 100)) == [] and kinds(record(1, -20, 80)) == [("credits.restored", 10)]
     assert kinds(record(1, 150, 150, lowBalanceThreshold={"N": "200"})) == []  # an override alone emits nothing
@@ -70,11 +80,16 @@ def test_the_oracle_restates_the_documented_rules():
     assert kinds(record(1, 5, -3, overdraftAlertLevel={"N": "-5"})) == [("credits.exhausted", 0)]
     assert kinds(record(1, 20, 5, lowBalanceThreshold={"S": "lots"}, overdraftAlertLevel={"N": "2"})) == [("credits.low", 10)]
     assert kinds(record(1, 20, 5, lowBalanceThreshold={"N": "7.5"})) == [("credits.low", 10)]
-    assert kinds({"eventName": "REMOVE", "dynamodb": {"Keys": {"userId": {"S": "u"}}, "SequenceNumber": "1", "OldImage": {"remaining": {"N": "1"}}}}) == []
+    assert (
+        kinds({"eventName": "REMOVE", "dynamodb": {"Keys": {"userId": {"S": "u"}}, "SequenceNumber": "1", "OldImage": {"remaining": {"N": "1"}}}})
+        == []
+    )
     # crossingId: the documented hash, the same as the function's for the same record
     from reconciler.domain.crossings import crossing_id
 
-    assert sim._crossing_id("carol", "1100000000017454423010", "credits.exhausted") == crossing_id("carol", "1100000000017454423010", "credits.exhausted")
+    assert sim._crossing_id("carol", "1100000000017454423010", "credits.exhausted") == crossing_id(
+        "carol", "1100000000017454423010", "credits.exhausted"
+    )
 
 
 def test_a_reintroduced_bug_is_caught(templates, monkeypatch):
@@ -107,10 +122,13 @@ def _go_on_after_a_failed_record(monkeypatch):
     monkeypatch.setattr(balance_stream.InOrder, "__call__", eager)
 
 
-@pytest.mark.parametrize("bug, caught_by", [
-    (_skip_the_marker_check, ("with only", "out of balance order")),
-    (_go_on_after_a_failed_record, ("not every record after the first failure", "out of balance order")),
-])
+@pytest.mark.parametrize(
+    ("bug", "caught_by"),
+    [
+        (_skip_the_marker_check, ("with only", "out of balance order")),
+        (_go_on_after_a_failed_record, ("not every record after the first failure", "out of balance order")),
+    ],
+)
 def test_a_reintroduced_balance_events_bug_is_caught(templates, monkeypatch, bug, caught_by):
     # Given a bug in the balance-events path (a retried record publishes again; a record after a failed one is published)
     bug(monkeypatch)

@@ -85,7 +85,8 @@ def user_thresholds(defaults: Thresholds, item: dict[str, Any] | None) -> tuple[
     for attribute, check in ((LOW_OVERRIDE_ATTRIBUTE, _valid_low), (OVERDRAFT_OVERRIDE_ATTRIBUTE, _valid_overdraft)):
         if attribute not in item:
             continue
-        value = whole_number(item[attribute])
+        # A number attribute only: text (even "25") is unusable, as docs/events.md says.
+        value = None if isinstance(item[attribute], str) else whole_number(item[attribute])
         if value is None or not check(value):
             problems.append(f"{attribute} {str(item[attribute])[:40]!r} is not usable; the stage default applies")
             continue

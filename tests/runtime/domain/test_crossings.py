@@ -70,7 +70,7 @@ def test_unusable_thresholds_are_refused(low, level):
 def test_overrides_apply_and_bad_ones_fall_back_with_a_problem_each():
     assert user_thresholds(DEFAULT, {"lowBalanceThreshold": Decimal(200), "overdraftAlertLevel": Decimal(-50)}) == (Thresholds(200, -50), [])
     assert user_thresholds(DEFAULT, None) == (DEFAULT, [])
-    for bad in ("lots", Decimal("2.5"), Decimal(0), True, {"nested": 1}):
+    for bad in ("lots", "25", Decimal("2.5"), Decimal(0), True, {"nested": 1}):
         thresholds, problems = user_thresholds(DEFAULT, {"lowBalanceThreshold": bad})
         assert thresholds == DEFAULT and len(problems) == 1 and "lowBalanceThreshold" in problems[0]
     thresholds, problems = user_thresholds(DEFAULT, {"lowBalanceThreshold": Decimal(30), "overdraftAlertLevel": Decimal(5)})

@@ -50,7 +50,7 @@ demo: bootstrap
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 
 test: bootstrap gate
-	$(PYTEST) -n 2
+	$(PYTEST) -n 2 --dist worksteal
 
 # The lint and type gate (ruff.toml, mypy.ini, .importlinter); .pre-commit-config.yaml runs the same commands.
 # Every step runs, so one run lists every finding; the gate fails if any step did.

@@ -8,8 +8,8 @@ from simulator import sim
 
 # make test's share of the default seeds (120: what fits the 4-minute budget of `make test` next to the lint and
 # type gate; `make sim` runs 10,000), split so that pytest-xdist's two workers share them.
-CHUNKS = 4
-SEEDS_PER_CHUNK = 30
+CHUNKS = 6
+SEEDS_PER_CHUNK = 20
 
 
 @pytest.fixture(scope="module")

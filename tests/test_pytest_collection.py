@@ -25,17 +25,35 @@ def collect(command: list[str]) -> subprocess.Popen[str]:
     return subprocess.Popen([*command, *COLLECT], cwd=REPO, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
-def test_a_bare_pytest_collects_the_same_tests_as_python_m_pytest():
+def test_a_bare_pytest_collects_the_same_tests_as_python_m_pytest(request):
     script = Path(sys.executable).with_name("pytest")
     assert script.exists(), f"no pytest script beside {sys.executable}"
-    # Both at once: each takes a few seconds, mostly importing aws_cdk.
-    bare, module = collect([str(script)]), collect([sys.executable, "-m", "pytest"])
-    outputs = {"pytest": bare.communicate(timeout=600)[0], "python -m pytest": module.communicate(timeout=600)[0]}
-    for name, process in (("pytest", bare), ("python -m pytest", module)):
+    # Each collection takes a few seconds, mostly importing aws_cdk. In a whole-suite run (`make test`, which runs
+    # `python -m pytest`) this session's own collection is the `python -m pytest` side; otherwise both are run.
+    commands = {"pytest": [str(script)]}
+    if not _whole_suite(request.config):
+        commands["python -m pytest"] = [sys.executable, "-m", "pytest"]
+    processes = {name: collect(command) for name, command in commands.items()}
+    outputs = {name: process.communicate(timeout=600)[0] for name, process in processes.items()}
+    for name, process in processes.items():
         assert process.returncode == 0, f"`{name} --collect-only` failed:\n{outputs[name][-3000:]}"
     collected = {name: [line for line in output.splitlines() if NODE_ID.match(line)] for name, output in outputs.items()}
+    collected.setdefault("python -m pytest", [item.nodeid for item in request.session.items])
     assert collected["pytest"] == collected["python -m pytest"]
     # The folders named like top-level packages were collected, this file included.
     for folder in ("tests/infra/", "tests/simulator/", "tests/benchmarks/", "tests/runtime/"):
         assert any(node.startswith(folder) for node in collected["pytest"]), f"nothing collected from {folder}"
     assert any(node.startswith("tests/test_pytest_collection.py::") for node in collected["pytest"])
+
+
+def _whole_suite(config) -> bool:
+    """This session collected the whole suite under `python -m pytest` (the configured testpaths, nothing deselected)."""
+    option = config.option
+    return (
+        config.args_source == config.ArgsSource.TESTPATHS
+        and not option.keyword
+        and not option.markexpr
+        and not getattr(option, "deselect", None)
+        and not getattr(option, "lf", False)
+        and Path(sys.argv[0]).name != "pytest"
+    )

@@ -3,8 +3,9 @@
 The handlers, the timer scan, the CLI (through ops/target.py), the local stack, the simulator and the
 benchmarks all get their objects from here; every other module receives what it needs as arguments.
 
-What a Lambda container keeps between invocations (`event_processor`, `timer_scan`, `shared_notifier`) is
-cached here, and `reset_container()` forgets it (tests and the local stack start a new "container").
+What a Lambda container keeps between invocations (`event_processor`, `timer_scan`, `balance_event_service`,
+`shared_notifier`) is cached here, and `reset_container()` forgets it (tests and the local stack start a new
+"container").
 Imports that only the timer scan, the notifier or the CLI need are made inside the functions that need them,
 so the event path's cold start does not pay for them.
 """

@@ -17,13 +17,12 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.config import POWERTOOLS_LAYER_PARAMETER, StageConfig
-from infra.constructs.reconciler_function import RUNTIME_DIR, RUNTIME_EXCLUDES
+from infra.config import StageConfig
+from infra.constructs.reconciler_function import python_function
 from infra.constructs.tables import ReconcilerTables
 from reconciler import contract
 from reconciler.contract import BALANCE_EVENT_ALARM_CONCERNS, METRICS_NAMESPACE, SERVICE_NAME, Metric
@@ -77,33 +76,13 @@ class BalanceEventsFunction(Construct):
         super().__init__(scope, construct_id)
         names = config.names
         settings = config.balance_events
-        self.log_group = logs.LogGroup(
+        self.log_group, self.role, self.function = python_function(
             self,
-            "LogGroup",
-            log_group_name=f"/aws/lambda/{names.balance_events_function}",
-            retention=config.log_retention,
-            removal_policy=config.removal_policy,
-        )
-        self.role = iam.Role(
-            self,
-            "Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"Least-privilege role of {names.balance_events_function}",
-        )
-        self.function = lambda_.Function(
-            self,
-            "Function",
+            config=config,
             function_name=names.balance_events_function,
-            runtime=lambda_.Runtime.PYTHON_3_12,
-            architecture=lambda_.Architecture.ARM_64,
             handler=contract.BALANCE_EVENTS_HANDLER,
-            code=lambda_.Code.from_asset(str(RUNTIME_DIR), exclude=RUNTIME_EXCLUDES),
-            layers=[lambda_.LayerVersion.from_layer_version_arn(self, "Powertools", f"{{{{resolve:ssm:{POWERTOOLS_LAYER_PARAMETER}}}}}")],
             memory_size=256,
             timeout=FUNCTION_TIMEOUT,
-            tracing=lambda_.Tracing.ACTIVE,
-            log_group=self.log_group,
-            role=self.role,
             environment={
                 contract.ENV_STAGE: config.stage,
                 contract.ENV_LEDGER_TABLE: tables.ledger.table_name,
@@ -112,11 +91,6 @@ class BalanceEventsFunction(Construct):
                 contract.ENV_EVENT_BUS: contract.DEFAULT_EVENT_BUS,
                 contract.ENV_LOW_THRESHOLD: str(settings.low_threshold),
                 contract.ENV_OVERDRAFT_ALERT_LEVEL: str(settings.overdraft_alert_level),
-                "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
-                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
-                "POWERTOOLS_LOG_LEVEL": "INFO",
-                "POWERTOOLS_LOGGER_LOG_EVENT": "false",
-                "METRICS_DIMENSIONLESS": "true" if config.dimensionless_metrics else "false",
             },
         )
         # One shard per item range, one batch per shard at a time (parallelization 1): a user's records are

@@ -36,6 +36,66 @@ RUNTIME_EXCLUDES = [
     "*.egg-info/**",
 ]
 
+
+def powertools_environment(config: StageConfig) -> dict[str, str]:
+    """What Powertools and runtime/reconciler/observability.py read: the same for every function of a stage."""
+    return {
+        "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+        "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+        "POWERTOOLS_LOGGER_LOG_EVENT": "false",  # events carry user ids; keep them out of the logs
+        # Also the dimensionless series the v1 runbook reads (docs/metrics.md).
+        contract.ENV_METRICS_DIMENSIONLESS: "true" if config.dimensionless_metrics else "false",
+    }
+
+
+def python_function(
+    scope: Construct,
+    *,
+    config: StageConfig,
+    function_name: str,
+    handler: str,
+    environment: dict[str, str],
+    **options: object,
+) -> tuple[logs.LogGroup, iam.Role, lambda_.Function]:
+    """A function of the runtime asset on arm64 Python 3.12 with AWS's Powertools layer and X-Ray, its own log
+    group and an explicit role (no AWSLambdaBasicExecutionRole: log writes to every log group), as `scope`'s
+    LogGroup, Role, Powertools and Function children. `options` are the function's own (memory, timeout, ...)."""
+    log_group = logs.LogGroup(
+        scope,
+        "LogGroup",
+        log_group_name=f"/aws/lambda/{function_name}",
+        retention=config.log_retention,
+        removal_policy=config.removal_policy,
+    )
+    role = iam.Role(
+        scope,
+        "Role",
+        assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+        description=f"Least-privilege role of {function_name}",
+    )
+    # CloudFormation resolves AWS's public SSM parameter at deploy time, so synthesis needs no credentials and the
+    # template names no account-specific layer ARN.
+    powertools = lambda_.LayerVersion.from_layer_version_arn(scope, "Powertools", f"{{{{resolve:ssm:{POWERTOOLS_LAYER_PARAMETER}}}}}")
+    function = lambda_.Function(
+        scope,
+        "Function",
+        function_name=function_name,
+        runtime=lambda_.Runtime.PYTHON_3_12,
+        architecture=lambda_.Architecture.ARM_64,
+        handler=handler,
+        code=lambda_.Code.from_asset(str(RUNTIME_DIR), exclude=RUNTIME_EXCLUDES),
+        layers=[powertools],
+        # Adds xray:PutTraceSegments/PutTelemetryRecords on "*": X-Ray has no resource-level permissions.
+        tracing=lambda_.Tracing.ACTIVE,
+        log_group=log_group,
+        role=role,
+        environment={**environment, **powertools_environment(config)},
+        **options,
+    )
+    return log_group, role, function
+
+
 RENDER_EVENTS = events.EventPattern(source=[SETTLED_EVENT_SOURCE], detail_type=list(SETTLED_DETAIL_TYPES))
 # EventBridge keeps retrying a failed delivery (throttling, reserved concurrency full) this long,
 # then parks the event in the dead-letter queue.
@@ -74,37 +134,15 @@ class ReconcilerFunction(Construct):
         super().__init__(scope, construct_id)
         names = config.names
 
-        self.log_group = logs.LogGroup(
+        self.log_group, self.role, self.function = python_function(
             self,
-            "LogGroup",
-            log_group_name=names.log_group,
-            retention=config.log_retention,
-            removal_policy=config.removal_policy,
-        )
-        # An explicit role keeps AWSLambdaBasicExecutionRole (log writes to every log group) off it.
-        self.role = iam.Role(
-            self,
-            "Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"Least-privilege role of {names.function}",
-        )
-        self.function = lambda_.Function(
-            self,
-            "Function",
+            config=config,
             function_name=names.function,
-            runtime=lambda_.Runtime.PYTHON_3_12,
-            architecture=lambda_.Architecture.ARM_64,
             handler=HANDLER,
-            code=lambda_.Code.from_asset(str(RUNTIME_DIR), exclude=RUNTIME_EXCLUDES),
-            layers=[self._powertools_layer()],
+            environment=self._environment(config, tables, dead_letter_queue, ops_topic),
             memory_size=512,
             timeout=Duration.seconds(30),
             reserved_concurrent_executions=config.reserved_concurrency,
-            # Adds xray:PutTraceSegments/PutTelemetryRecords on "*": X-Ray has no resource-level permissions.
-            tracing=lambda_.Tracing.ACTIVE,
-            log_group=self.log_group,
-            role=self.role,
-            environment=self._environment(config, tables, dead_letter_queue, ops_topic),
             retry_attempts=config.async_invoke_max_retries,
             max_event_age=config.async_invoke_max_event_age,
             on_failure=destinations.SqsDestination(dead_letter_queue),
@@ -160,11 +198,6 @@ class ReconcilerFunction(Construct):
             )
         )
 
-    def _powertools_layer(self) -> lambda_.ILayerVersion:
-        # CloudFormation resolves AWS's public SSM parameter at deploy time, so synthesis
-        # needs no credentials and the template names no account-specific layer ARN.
-        return lambda_.LayerVersion.from_layer_version_arn(self, "Powertools", f"{{{{resolve:ssm:{POWERTOOLS_LAYER_PARAMETER}}}}}")
-
     @staticmethod
     def _environment(config: StageConfig, tables: ReconcilerTables, dead_letter_queue: sqs.IQueue, ops_topic: sns.ITopic) -> dict[str, str]:
         return {
@@ -179,12 +212,6 @@ class ReconcilerFunction(Construct):
             contract.ENV_SCAN_GRACE_MINUTES: str(config.scan_grace_minutes),
             contract.ENV_STUCK_JOB_HOURS: str(config.stuck_job_hours),
             contract.ENV_TRIAGE_ENABLED: "true" if config.triage_enabled else "false",
-            "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
-            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
-            "POWERTOOLS_LOG_LEVEL": "INFO",
-            "POWERTOOLS_LOGGER_LOG_EVENT": "false",  # events carry user ids; keep them out of the logs
-            # Also the dimensionless series the v1 runbook reads (docs/metrics.md).
-            contract.ENV_METRICS_DIMENSIONLESS: "true" if config.dimensionless_metrics else "false",
         }
 
     def _grant_least_privilege(

@@ -174,18 +174,19 @@ def test_per_user_overrides_and_a_bad_override_falls_back_and_is_reported(balanc
     assert "unusable threshold override; stage default used" in caplog.text
 
 
+def stream_batch(balances: Any) -> list[dict]:
+    """Every record of the Credits stream so far, as one Lambda batch (what the event source mapping would send)."""
+    streams, arn = balances.poller.streams, balances.poller.stream_arn
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    return [lambda_record(r, arn) for r in drop_key_only_inserts(streams.get_records(ShardIterator=iterator))["Records"]]
+
+
 def test_a_retried_batch_publishes_nothing_twice(balances, capsys):
     balances.adjust("u4", 20, "open")
     balances.adjust("u4", -15, "low")
     balances.adjust("u4", 30, "top-up")
-    shard = balances.poller.streams.describe_stream(StreamArn=balances.poller.stream_arn)["StreamDescription"]["Shards"][0]["ShardId"]
-    iterator = balances.poller.streams.get_shard_iterator(StreamArn=balances.poller.stream_arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")[
-        "ShardIterator"
-    ]
-    records = [
-        lambda_record(r, balances.poller.stream_arn)
-        for r in drop_key_only_inserts(balances.poller.streams.get_records(ShardIterator=iterator))["Records"]
-    ]
+    records = stream_batch(balances)
     event = {"Records": records}
     first = balance_stream.handler(event, LambdaContext())
     second = balance_stream.handler(event, LambdaContext())  # Lambda delivers the same batch again
@@ -218,14 +219,7 @@ def test_a_publish_failure_is_reported_with_every_later_record_and_retried_from_
     balances.adjust("u6", 3, "open")  # a later record (another user): not handled before the failed one
     service = bootstrap.balance_event_service()
     service.publisher.client = FlakyEvents(service.publisher.client, failures=1, how=how)
-    shard = balances.poller.streams.describe_stream(StreamArn=balances.poller.stream_arn)["StreamDescription"]["Shards"][0]["ShardId"]
-    iterator = balances.poller.streams.get_shard_iterator(StreamArn=balances.poller.stream_arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")[
-        "ShardIterator"
-    ]
-    records = [
-        lambda_record(r, balances.poller.stream_arn)
-        for r in drop_key_only_inserts(balances.poller.streams.get_records(ShardIterator=iterator))["Records"]
-    ]
+    records = stream_batch(balances)
     response = balance_stream.handler({"Records": records}, LambdaContext())
     sequences = [r["dynamodb"]["SequenceNumber"] for r in records]
     assert [f["itemIdentifier"] for f in response["batchItemFailures"]] == sequences[1:]

@@ -41,6 +41,8 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
+from reconciler.contract import METRICS_NAMESPACE
+
 INVARIANTS = (
     "every balance equals its ledger (opening balances are ledger entries)",
     "every job is settled at most once, with exactly the postings its settlement implies",
@@ -308,7 +310,7 @@ class Harness:
             AWS_DEFAULT_REGION="us-east-1",
             AWS_REGION="us-east-1",
             POWERTOOLS_TRACE_DISABLED="true",
-            POWERTOOLS_METRICS_NAMESPACE="Reconciler",
+            POWERTOOLS_METRICS_NAMESPACE=METRICS_NAMESPACE,
         )
         os.environ.pop("AWS_ENDPOINT_URL", None)
         import boto3

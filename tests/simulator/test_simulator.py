@@ -6,9 +6,9 @@ import pytest
 
 from simulator import sim
 
-# make test's share of the default seeds (80: what fits the 4-minute budget of `make test` next to the lint and
+# make test's share of the default seeds (100: what fits the 4-minute budget of `make test` next to the lint and
 # type gate; `make sim` runs 10,000), split so that pytest-xdist's two workers share them.
-CHUNKS = 4
+CHUNKS = 5
 SEEDS_PER_CHUNK = 20
 
 

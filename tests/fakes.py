@@ -1,12 +1,14 @@
 """In-memory fakes of the service's ports (reconciler/service/ports.py), for service tests that need no AWS.
 
 InMemorySettlementStore holds what DynamoDBStore holds, under the tables' own attribute names (Jobs items by
-jobId, Credits items by userId, Ledger entries by ledgerId), and answers as it does:
+jobId, Credits items by userId with `remaining` and `held`, Ledger entries by ledgerId, UserLedger postings by
+userId and entryKey), and answers as it does:
 
 * settlements, reservations and adjustments are each one transaction: every condition is checked against the
   state before it, then all of its writes happen, or none;
-* a failed condition is StaleState, unless the only failures are ledger ids already taken (the job and the
-  balance are as the decision read them): LedgerEntryTaken, naming those ids;
+* a failed condition is StaleState; when only the balance's guard failed it is BalanceChanged carrying the
+  balance (DynamoDB's ALL_OLD on a failed condition); when only ledger ids are taken (the job and the balance
+  are as the decision read them), LedgerEntryTaken, naming those ids;
 * a conflict is recorded once per event id (StaleState the second time);
 * a stored job the domain cannot use is a DamagedJob from load and an UnreadableJob from unsettled_jobs.
 
@@ -24,11 +26,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.contract import UNSETTLED_ATTRIBUTE, UNSETTLED_VALUE
+from reconciler.contract import HELD_ATTRIBUTE, RESERVED_AS_ATTRIBUTE, UNSETTLED_ATTRIBUTE, UNSETTLED_VALUE
 from reconciler.domain.errors import DamagedJob, LedgerEntryTaken
 from reconciler.domain.ledger import LedgerEntry, legacy_adjustment_ledger_id
-from reconciler.domain.settlement import SUBMITTED, Conflict, JobRecord, Reservation, Settlement, UnreadableJob
-from reconciler.service.ports import StaleState
+from reconciler.domain.settlement import HOLD, SUBMITTED, Conflict, JobRecord, Reservation, Settlement, UnreadableJob
+from reconciler.repository.dynamodb import user_ledger_key
+from reconciler.service.ports import BalanceChanged, StaleState
 
 BALANCE, LEDGER, JOB = "balance", "ledger", "job"
 _JOB_FIELDS = frozenset(field.name for field in dataclasses.fields(JobRecord))
@@ -50,29 +53,31 @@ class InMemorySettlementStore:
     def __init__(self) -> None:
         self.jobs: dict[str, dict[str, Any]] = {}
         self.balances: dict[str, dict[str, Any]] = {}
-        self.entries: dict[str, LedgerEntry] = {}
+        self.entries: dict[str, LedgerEntry] = {}  # Ledger: operators' entries and history before UserLedger
+        self.postings: dict[tuple[str, str], LedgerEntry] = {}  # UserLedger: (userId, entryKey)
+        self._balance_seen: int | None = None
 
     # --- the port ----------------------------------------------------------------------------
 
-    def load(self, job_id: str, user_id: str) -> tuple[JobRecord | None, int | None]:
+    def load_job(self, job_id: str) -> JobRecord | None:
         item = self.jobs.get(job_id)
-        return (None if item is None else _record(item)), self.balance_of(user_id)
+        return None if item is None else _record(item)
 
     def commit_settlement(self, settlement: Settlement) -> None:
         writes = []
-        if settlement.entries:
+        if settlement.entries or settlement.hold_released:
             user_id = settlement.event.user_id
             holds = _decision_holds(settlement, self.balance_of(user_id))
-            writes.append(self._balance_write(user_id, settlement.balance_delta, settlement.timestamp, holds))
-            writes.extend(self._ledger_write(entry) for entry in settlement.entries)
+            writes.append(self._balance_write(user_id, settlement.balance_delta, settlement.timestamp, holds, settlement.held_delta))
+            writes.extend(self._posting_write(entry) for entry in settlement.entries)
         writes.append(self._job_settlement(settlement))
         self._transact(writes)
 
     def commit_reservation(self, reservation: Reservation) -> None:
-        user_id, job_id, timestamp = reservation.user_id, reservation.job_id, reservation.entry.timestamp
+        user_id, job_id, timestamp = reservation.user_id, reservation.job_id, reservation.timestamp
         remaining = self.balance_of(user_id)
         covered = remaining is not None and remaining >= reservation.credits
-        writes = [self._balance_write(user_id, -reservation.credits, timestamp, covered), self._ledger_write(reservation.entry)]
+        writes = [self._balance_write(user_id, -reservation.credits, timestamp, covered, reservation.credits)]
         item = self.jobs.get(job_id)
         if reservation.job_before is None:
             new = {
@@ -82,12 +87,19 @@ class InMemorySettlementStore:
                 "status": SUBMITTED,
                 "createdAt": timestamp,
                 "reservedCredits": reservation.credits,
+                RESERVED_AS_ATTRIBUTE: HOLD,
                 UNSETTLED_ATTRIBUTE: UNSETTLED_VALUE,
             }
             writes.append(_Write(JOB, item is None, lambda: self._put_job(new)))
         else:
             open_for_it = item is not None and item.get("userId") == user_id and "settledAs" not in item and "reservedCredits" not in item
-            reserved = {"createdAt": timestamp, **(item or {}), "reservedCredits": reservation.credits, UNSETTLED_ATTRIBUTE: UNSETTLED_VALUE}
+            reserved = {
+                "createdAt": timestamp,
+                **(item or {}),
+                "reservedCredits": reservation.credits,
+                RESERVED_AS_ATTRIBUTE: HOLD,
+                UNSETTLED_ATTRIBUTE: UNSETTLED_VALUE,
+            }
             writes.append(_Write(JOB, open_for_it, lambda: self._put_job(reserved)))
         self._transact(writes)
 
@@ -147,8 +159,14 @@ class InMemorySettlementStore:
         item = self.balances.get(user_id)
         return None if item is None else item["remaining"]
 
+    def held_of(self, user_id: str) -> int:
+        return self.balances.get(user_id, {}).get(HELD_ATTRIBUTE, 0)
+
     def ledger_of(self, user_id: str) -> list[LedgerEntry]:
-        return sorted((entry for entry in self.entries.values() if entry.user_id == user_id), key=lambda entry: entry.timestamp)
+        """Both tables' entries of a user, oldest first (as the CLI merges them)."""
+        entries = [entry for entry in self.entries.values() if entry.user_id == user_id]
+        entries += [entry for (user, _), entry in self.postings.items() if user == user_id]
+        return sorted(entries, key=lambda entry: (entry.timestamp, entry.ledger_id))
 
     def job(self, job_id: str) -> JobRecord | None:
         item = self.jobs.get(job_id)
@@ -161,6 +179,8 @@ class InMemorySettlementStore:
 
     def _transact(self, writes: list[_Write]) -> None:
         failed = [write for write in writes if not write.holds]
+        if [write.role for write in failed] == [BALANCE]:
+            raise BalanceChanged(self._balance_seen)
         if failed and all(write.role == LEDGER for write in failed):
             raise LedgerEntryTaken([write.ledger_id or "?" for write in failed])
         if failed:
@@ -168,14 +188,21 @@ class InMemorySettlementStore:
         for write in writes:
             write.apply()
 
-    def _balance_write(self, user_id: str, delta: int, timestamp: str, holds: bool) -> _Write:
-        """A missing balance counts as 0; the write creates it."""
+    def _balance_write(self, user_id: str, delta: int, timestamp: str, holds: bool, held_delta: int = 0) -> _Write:
+        """A missing balance (or hold) counts as 0; the write creates it."""
         item = self.balances.get(user_id, {})
+        self._balance_seen = self.balance_of(user_id)  # what a failed guard returns (ALL_OLD)
         updated = {**item, "remaining": item.get("remaining", 0) + delta, "updatedAt": timestamp}
+        if held_delta:
+            updated[HELD_ATTRIBUTE] = item.get(HELD_ATTRIBUTE, 0) + held_delta
         return _Write(BALANCE, holds, lambda: self.balances.__setitem__(user_id, updated))
 
     def _ledger_write(self, entry: LedgerEntry) -> _Write:
         return _Write(LEDGER, entry.ledger_id not in self.entries, lambda: self.put_ledger_entry(entry), entry.ledger_id)
+
+    def _posting_write(self, entry: LedgerEntry) -> _Write:
+        key = (entry.user_id, user_ledger_key(entry))
+        return _Write(LEDGER, key not in self.postings, lambda: self.postings.__setitem__(key, entry), entry.ledger_id)
 
     def _job_settlement(self, settlement: Settlement) -> _Write:
         event, seen = settlement.event, settlement.job_before
@@ -218,6 +245,7 @@ class InMemorySettlementStore:
             and item.get("status") == seen.status
             and item.get("updatedAt") == seen.updated_at
             and item.get("reservedCredits") == seen.reserved_credits
+            and item.get(RESERVED_AS_ATTRIBUTE) == seen.reserved_as
         )
         settled = {**from_event, **(item or {}), **outcome, "status": settlement.settled_as}
         settled.pop(UNSETTLED_ATTRIBUTE, None)

@@ -104,16 +104,17 @@ EVENT_DELIVERY_MAX_AGE = Duration.hours(2)
 
 # What the function's code calls, per table and index (derived from the calls the test suite records:
 # tests/least_privilege, which fails when this and the observed calls differ in either direction).
-# Transactions are authorised per item: TransactGetItems by GetItem, TransactWriteItems by PutItem/UpdateItem
-# (and ConditionCheckItem/DeleteItem, which the function never writes).
-#   Jobs:    GetItem (transactional load), PutItem (settling a job the table never saw), UpdateItem
-#            (settlement and conflict records); Query on the sparse unsettled index (timer scan).
-#   Credits: GetItem (transactional load), UpdateItem (the balance ADD under its guard).
-#   Ledger:  PutItem only: append-only; no UpdateItem, no reads, no Query on its by-user index (CLI only).
+# Transactions are authorised per item: TransactWriteItems by PutItem/UpdateItem (and ConditionCheckItem/
+# DeleteItem, which the function never writes).
+#   Jobs:       GetItem (the one read of a settlement), PutItem (settling a job the table never saw), UpdateItem
+#               (settlement and conflict records); Query on the sparse unsettled index (timer scan).
+#   Credits:    UpdateItem only (the balance ADD under its guard; a failed guard returns the balance, so no read).
+#   UserLedger: PutItem only: append-only; no UpdateItem, no reads.
+#   Ledger:     nothing: it holds the operators' entries and the history before UserLedger (CLI only).
 FUNCTION_TABLE_ACTIONS = {
     "jobs": ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"),
-    "credits": ("dynamodb:GetItem", "dynamodb:UpdateItem"),
-    "ledger": ("dynamodb:PutItem",),
+    "credits": ("dynamodb:UpdateItem",),
+    "user_ledger": ("dynamodb:PutItem",),
 }
 FUNCTION_INDEX_ACTIONS = {"jobs": {contract.JOBS_UNSETTLED_INDEX: ("dynamodb:Query",)}}
 
@@ -205,6 +206,7 @@ class ReconcilerFunction(Construct):
             contract.ENV_JOBS_TABLE: tables.jobs.table_name,
             contract.ENV_CREDITS_TABLE: tables.credits.table_name,
             contract.ENV_LEDGER_TABLE: tables.ledger.table_name,
+            contract.ENV_USER_LEDGER_TABLE: tables.user_ledger.table_name,
             contract.ENV_DLQ_URL: dead_letter_queue.queue_url,
             contract.ENV_OPS_TOPIC_ARN: ops_topic.topic_arn,
             contract.ENV_OPENAI_SECRET_NAME: OPENAI_SECRET_NAME,
@@ -221,11 +223,11 @@ class ReconcilerFunction(Construct):
         dead_letter_queue: sqs.IQueue,
         ops_topic: sns.ITopic,
     ) -> None:
-        by_name = {"jobs": tables.jobs, "credits": tables.credits, "ledger": tables.ledger}
+        by_name = {"jobs": tables.jobs, "credits": tables.credits, "user_ledger": tables.user_ledger}
         for name, actions in FUNCTION_TABLE_ACTIONS.items():
             self.role.add_to_policy(
                 iam.PolicyStatement(
-                    sid=f"{name.capitalize()}Table",
+                    sid="".join(part.capitalize() for part in name.split("_")) + "Table",
                     actions=list(actions),
                     resources=[by_name[name].table_arn],
                 )

@@ -1,4 +1,4 @@
-"""The reconciler's three DynamoDB tables and the indexes the runtime queries."""
+"""The reconciler's DynamoDB tables and the indexes the runtime queries."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
 from infra.config import StageConfig
-from reconciler.contract import JOBS_UNSETTLED_INDEX, LEDGER_BY_USER_INDEX, UNSETTLED_ATTRIBUTE
+from reconciler.contract import JOBS_UNSETTLED_INDEX, LEDGER_BY_USER_INDEX, UNSETTLED_ATTRIBUTE, USER_LEDGER_SORT_KEY
 
 
 class ReconcilerTables(Construct):
-    """Jobs, Credits and Ledger, with the stage's durability settings."""
+    """Jobs, Credits, Ledger and UserLedger, with the stage's durability settings."""
 
     def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig) -> None:
         super().__init__(scope, construct_id)
@@ -38,17 +38,30 @@ class ReconcilerTables(Construct):
             sort_key=dynamodb.Attribute(name="timestamp", type=dynamodb.AttributeType.STRING),
             projection_type=dynamodb.ProjectionType.ALL,
         )
+        # The job postings, keyed by user and time: a user's history is a Query of the table, and a posting writes
+        # no index (docs/ledger.md). Ledger keeps the operators' entries (adjustments, audit corrections) and every
+        # entry written before UserLedger existed; readers merge the two.
+        self.user_ledger = self._table("UserLedger", names.user_ledger_table, partition_key="userId", sort_key=USER_LEDGER_SORT_KEY)
 
     @property
     def all(self) -> tuple[dynamodb.Table, ...]:
-        return (self.jobs, self.credits, self.ledger)
+        return (self.jobs, self.credits, self.ledger, self.user_ledger)
 
-    def _table(self, construct_id: str, table_name: str, *, partition_key: str, stream: dynamodb.StreamViewType | None = None) -> dynamodb.Table:
+    def _table(
+        self,
+        construct_id: str,
+        table_name: str,
+        *,
+        partition_key: str,
+        sort_key: str | None = None,
+        stream: dynamodb.StreamViewType | None = None,
+    ) -> dynamodb.Table:
         return dynamodb.Table(
             self,
             construct_id,
             table_name=table_name,
             partition_key=dynamodb.Attribute(name=partition_key, type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name=sort_key, type=dynamodb.AttributeType.STRING) if sort_key else None,
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(

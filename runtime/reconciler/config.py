@@ -22,6 +22,7 @@ from reconciler.contract import (
     ENV_STAGE,
     ENV_STUCK_JOB_HOURS,
     ENV_TRIAGE_ENABLED,
+    ENV_USER_LEDGER_TABLE,
     OPENAI_SECRET_NAME,
     ConfigError,
     ResourceNames,
@@ -34,6 +35,7 @@ class RuntimeConfig:
     jobs_table: str
     credits_table: str
     ledger_table: str
+    user_ledger_table: str
     dlq_url: str
     ops_topic_arn: str = ""
     openai_secret_name: str = OPENAI_SECRET_NAME
@@ -51,6 +53,7 @@ class RuntimeConfig:
             jobs_table=names.jobs_table,
             credits_table=names.credits_table,
             ledger_table=names.ledger_table,
+            user_ledger_table=names.user_ledger_table,
             dlq_url="",
         )
         values.update(overrides)
@@ -59,7 +62,8 @@ class RuntimeConfig:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RuntimeConfig:
         env = os.environ if env is None else env
-        missing = [name for name in (ENV_STAGE, ENV_JOBS_TABLE, ENV_CREDITS_TABLE, ENV_LEDGER_TABLE, ENV_DLQ_URL) if not env.get(name)]
+        required = (ENV_STAGE, ENV_JOBS_TABLE, ENV_CREDITS_TABLE, ENV_LEDGER_TABLE, ENV_USER_LEDGER_TABLE, ENV_DLQ_URL)
+        missing = [name for name in required if not env.get(name)]
         if missing:
             raise ConfigError(f"missing environment variables: {', '.join(missing)}")
         return cls(
@@ -67,6 +71,7 @@ class RuntimeConfig:
             jobs_table=env[ENV_JOBS_TABLE],
             credits_table=env[ENV_CREDITS_TABLE],
             ledger_table=env[ENV_LEDGER_TABLE],
+            user_ledger_table=env[ENV_USER_LEDGER_TABLE],
             dlq_url=env[ENV_DLQ_URL],
             ops_topic_arn=env.get(ENV_OPS_TOPIC_ARN, ""),
             openai_secret_name=env.get(ENV_OPENAI_SECRET_NAME, OPENAI_SECRET_NAME),

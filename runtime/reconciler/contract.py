@@ -86,6 +86,7 @@ ENV_STAGE = "STAGE"
 ENV_JOBS_TABLE = "JOBS_TABLE_NAME"
 ENV_CREDITS_TABLE = "CREDITS_TABLE_NAME"
 ENV_LEDGER_TABLE = "LEDGER_TABLE_NAME"
+ENV_USER_LEDGER_TABLE = "USER_LEDGER_TABLE_NAME"
 ENV_DLQ_URL = "DLQ_URL"
 ENV_OPS_TOPIC_ARN = "OPS_TOPIC_ARN"
 ENV_OPENAI_SECRET_NAME = "OPENAI_SECRET_NAME"  # noqa: S105 - an environment variable's name
@@ -102,6 +103,16 @@ LEDGER_BY_USER_INDEX = "userId-timestamp-index"
 JOBS_UNSETTLED_INDEX = "unsettled-createdAt-index"
 UNSETTLED_ATTRIBUTE = "unsettled"
 UNSETTLED_VALUE = "PENDING"
+# UserLedger-{stage}: the job postings, keyed by user with a time-ordered sort key (docs/ledger.md), so one
+# user's history is a Query of the table itself and a posting writes no index.
+USER_LEDGER_SORT_KEY = "entryKey"
+# Credits items: `remaining` is what the user can spend; `held` the credits held for open reservations.
+# Posted balance (what the ledger sums to) = remaining + held.
+HELD_ATTRIBUTE = "held"
+# A job reserved as a hold carries reservedAs = "hold"; a reservation without it was posted to the ledger
+# (the v2 model) and is settled as it was made.
+RESERVED_AS_ATTRIBUTE = "reservedAs"
+HOLD = "hold"
 
 # The alarms of a stage, cc-reconciler-{concern}-{stage} (infra/constructs/alarms.py, in this order). The ops
 # topic's and its key's policies admit CloudWatch for exactly these alarm ARNs; the CLI lists and silences them.
@@ -200,8 +211,12 @@ class ResourceNames:
         return f"Ledger-{self.stage}"
 
     @property
-    def tables(self) -> tuple[str, str, str]:
-        return self.jobs_table, self.credits_table, self.ledger_table
+    def user_ledger_table(self) -> str:
+        return f"UserLedger-{self.stage}"
+
+    @property
+    def tables(self) -> tuple[str, str, str, str]:
+        return self.jobs_table, self.credits_table, self.ledger_table, self.user_ledger_table
 
     @property
     def dead_letter_queue(self) -> str:

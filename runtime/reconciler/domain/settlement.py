@@ -8,6 +8,12 @@ A job's settlement state machine:
        ├──rendered─────────────────────────▶ settled-rendered
        └──failed───────────────────────────▶ settled-failed
 
+A reservation is a hold (like a card authorisation): it moves credits from `remaining` (what the user can
+spend) to `held` on the balance and posts nothing. Rendering releases the hold and posts one debit for the
+render's cost; a failure releases the hold and posts nothing. So the ledger shows only real money movements,
+and the posted balance (remaining + held) is the ledger's sum. Reservations made before holds (v2: a posted
+"reserve" debit, no reservedAs on the job) are settled as they were made: a release and a charge, or a refund.
+
 A settled job never moves again: the same terminal event is a duplicate (no write), the other one a
 conflict (recorded on the job, nothing moves). A job settled (or a conflict recorded) by this very event in
 this very Lambda request is the reconciler's own earlier attempt, whose answer was lost or whose invocation
@@ -19,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
-from typing import Any
+from typing import Any, Literal
 
 from reconciler.domain.errors import DamagedJob, InsufficientCredits, InvalidEvent, ReservationRefused
 from reconciler.domain.events import FAILED as FAILED_EVENT
@@ -31,6 +37,18 @@ from reconciler.domain.validation import MAX_CREDITS, identifier, whole_credits
 
 SUBMITTED, RENDERING, RENDERED, FAILED = "submitted", "rendering", "rendered", "failed"
 TERMINAL_STATUSES = (RENDERED, FAILED)
+# How a job's reservation was made: HOLD (held on the balance, nothing posted), or None: posted (v2).
+HOLD = "hold"
+
+
+class _Unread(Enum):
+    UNREAD = "unread"
+
+
+# A decision made without reading the balance: the write's threshold condition checks it instead, and a
+# failed condition returns the balance, with which the decision is made again (BalanceChanged).
+UNREAD = _Unread.UNREAD
+Balance = int | None | Literal[_Unread.UNREAD]
 
 
 class SettlementState(str, Enum):  # noqa: UP042 - StrEnum would change str() of a state, which logs and messages show
@@ -64,6 +82,7 @@ class JobRecord:
     refunded_credits: int = 0
     settled_at: str | None = None
     settled_into_overdraft: bool = False
+    reserved_as: str | None = None
 
     def __post_init__(self) -> None:
         """Every JobRecord is usable: whatever the table holds, a bad item is a DamagedJob here, never a
@@ -90,6 +109,11 @@ class JobRecord:
     def is_settled(self) -> bool:
         return self.settled_as is not None
 
+    @property
+    def held_credits(self) -> int:
+        """The credits this job holds on its user's balance (0 for a posted v2 reservation, or when settled)."""
+        return (self.reserved_credits or 0) if self.reserved_as == HOLD and not self.is_settled else 0
+
 
 def _job_problem(job: JobRecord) -> str | None:
     if not isinstance(job.job_id, str) or not job.job_id:
@@ -102,6 +126,8 @@ def _job_problem(job: JobRecord) -> str | None:
             return f"{_attribute(name)} must be a string, got {type(value).__name__}"
     if job.settled_as not in (None, RENDERED, FAILED):
         return f"settledAs must be {RENDERED!r} or {FAILED!r}"
+    if job.reserved_as not in (None, HOLD):
+        return f"reservedAs must be {HOLD!r} or absent"
     for name in ("reserved_credits", "charged_credits", "released_credits", "refunded_credits"):
         value = getattr(job, name)
         if value is None and name == "reserved_credits":
@@ -143,7 +169,7 @@ class UnreadableJob:
 
 @dataclass(frozen=True)
 class Settlement:
-    """A job's settlement: ledger entries and the job's new state, to be written in one transaction."""
+    """A job's settlement: ledger postings, a released hold and the job's new state, written in one transaction."""
 
     event: VideoEvent
     job_before: JobRecord | None
@@ -157,23 +183,43 @@ class Settlement:
     request_id: str | None = None
     # Set on a settlement re-read from the job (our own lost answer): the balance it read is not known then.
     recovered_overdraft: bool | None = None
+    # The job's hold, given back from `held` to `remaining` (it was never posted, so no posting undoes it).
+    hold_released: int = 0
+    # False when decided without reading the balance: the write's condition holds the decision to "covered".
+    balance_read: bool = True
 
     @property
     def balance_delta(self) -> int:
+        """What this settlement does to `remaining`: its postings plus the hold it releases."""
+        return balance_delta(self.entries) + self.hold_released
+
+    @property
+    def posted_delta(self) -> int:
+        """What it does to the posted balance (remaining + held): its postings alone."""
         return balance_delta(self.entries)
 
     @property
-    def balance_after(self) -> int:
-        """The balance this settlement leaves, counted from the one it read (another settlement of the same
-        user may commit in between; the overdraft decision is guarded against that, this figure is not)."""
+    def held_delta(self) -> int:
+        return -self.hold_released
+
+    @property
+    def balance_after(self) -> int | None:
+        """The balance this settlement leaves, counted from the one it read; None when it read none (another
+        settlement of the same user may commit in between; the overdraft decision is guarded, this figure is not)."""
+        if not self.balance_read or self.recovered:
+            return None
         return (self.balance_before or 0) + self.balance_delta
 
     @property
     def is_overdraft(self) -> bool:
-        """The render already happened, so settlement never refuses; it counts a balance it drove below 0."""
+        """The render already happened, so settlement never refuses; it counts a balance it drove below 0.
+
+        Decided without a read, it is False: the write then requires the balance to cover the debit, and a
+        balance that does not is returned with the failure and decided again (an overdraft, read)."""
         if self.recovered_overdraft is not None:
             return self.recovered_overdraft
-        return self.balance_delta < 0 and self.balance_after < 0
+        after = self.balance_after
+        return after is not None and self.balance_delta < 0 and after < 0
 
     @property
     def recovered(self) -> bool:
@@ -185,7 +231,8 @@ class Settlement:
 
     @property
     def credited(self) -> int:
-        return sum(e.amount for e in self.entries if e.type == CREDIT)
+        """Credits given back: credit postings, and a failed render's released hold (its refund)."""
+        return sum(e.amount for e in self.entries if e.type == CREDIT) + (self.hold_released if self.settled_as == FAILED else 0)
 
 
 @dataclass(frozen=True)
@@ -226,11 +273,13 @@ Decision = Settlement | Duplicate | Conflict | Superseded
 def decide(
     event: VideoEvent,
     job: JobRecord | None,
-    balance: int | None,
+    balance: Balance,
     prices: PriceBook,
     timestamp: str,
     request_id: str | None = None,
 ) -> Decision:
+    """`balance` is UNREAD for the first decision (the job is the only read); the balance a failed threshold
+    condition returned, for a decision made again."""
     if job is not None and job.user_id != event.user_id:
         raise InvalidEvent("userId", "the event's user does not own this job")
     if job is not None and job.is_settled:
@@ -242,26 +291,52 @@ def decide(
             return Duplicate(event, job)
         return Conflict(event, job, timestamp, request_id)
     reserved = (job.reserved_credits or 0) if job else 0
+    as_hold = job is not None and job.reserved_as == HOLD and reserved > 0
+    read = balance is not UNREAD
+    known = balance if isinstance(balance, int) else None
     if isinstance(event, VideoRendered):
         cost = prices.cost(event.model, event.seconds)
-        entries = _render_entries(event, cost, reserved, timestamp)
-        return Settlement(event, job, balance, entries, RENDERED, timestamp, charged=cost, released=reserved, request_id=request_id)
+        entries = _render_entries(event, cost, reserved, timestamp, as_hold)
+        return Settlement(
+            event,
+            job,
+            known,
+            entries,
+            RENDERED,
+            timestamp,
+            charged=cost,
+            released=reserved,
+            request_id=request_id,
+            hold_released=reserved if as_hold else 0,
+            balance_read=read,
+        )
     if isinstance(event, VideoFailed):
-        entries = _failure_entries(event, reserved, timestamp)
-        return Settlement(event, job, balance, entries, FAILED, timestamp, refunded=reserved, request_id=request_id)
+        entries = _failure_entries(event, reserved, timestamp, as_hold)
+        return Settlement(
+            event,
+            job,
+            known,
+            entries,
+            FAILED,
+            timestamp,
+            refunded=reserved,
+            request_id=request_id,
+            hold_released=reserved if as_hold else 0,
+            balance_read=read,
+        )
     raise InvalidEvent("detail-type", f"cannot settle {type(event).__name__}")
 
 
-def _render_entries(event: VideoRendered, cost: int, reserved: int, timestamp: str) -> tuple[LedgerEntry, ...]:
+def _render_entries(event: VideoRendered, cost: int, reserved: int, timestamp: str, as_hold: bool) -> tuple[LedgerEntry, ...]:
     entries = []
-    if reserved:
+    if reserved and not as_hold:  # a posted (v2) reservation is undone by a posting
         entries.append(_entry(event, "release", CREDIT, reserved, f"Release of {reserved} reserved credits", timestamp))
     entries.append(_entry(event, "charge", DEBIT, cost, f"Render of {event.seconds}s on {event.model}", timestamp))
     return tuple(entries)
 
 
-def _failure_entries(event: VideoFailed, refunded: int, timestamp: str) -> tuple[LedgerEntry, ...]:
-    if not refunded:
+def _failure_entries(event: VideoFailed, refunded: int, timestamp: str, as_hold: bool) -> tuple[LedgerEntry, ...]:
+    if not refunded or as_hold:  # a released hold posts nothing: no money moved
         return ()
     reason = f": {event.reason}" if event.reason else ""
     return (_entry(event, "refund", CREDIT, refunded, f"Refund of failed render{reason}", timestamp),)
@@ -270,10 +345,13 @@ def _failure_entries(event: VideoFailed, refunded: int, timestamp: str) -> tuple
 def recovered_settlement(event: VideoEvent, job: JobRecord) -> Settlement:
     """The settlement this event's own earlier attempt committed, rebuilt from what it stored on the job."""
     timestamp = job.settled_at or ""
+    as_hold = job.reserved_as == HOLD
     if isinstance(event, VideoRendered) and job.settled_as == RENDERED:
-        entries = _render_entries(event, int(job.charged_credits), int(job.released_credits), timestamp)
+        entries = _render_entries(event, int(job.charged_credits), int(job.released_credits), timestamp, as_hold)
+        hold_released = int(job.released_credits) if as_hold else 0
     elif isinstance(event, VideoFailed) and job.settled_as == FAILED:
-        entries = _failure_entries(event, int(job.refunded_credits), timestamp)
+        entries = _failure_entries(event, int(job.refunded_credits), timestamp, as_hold)
+        hold_released = int(job.refunded_credits) if as_hold else 0
     else:  # cannot happen for one event id; refuse rather than count a wrong settlement
         raise DamagedJob(job.job_id, "settledByEvent names this event but settledAs does not match its kind")
     return Settlement(
@@ -288,6 +366,8 @@ def recovered_settlement(event: VideoEvent, job: JobRecord) -> Settlement:
         refunded=int(job.refunded_credits),
         request_id=job.settled_by_request,
         recovered_overdraft=job.settled_into_overdraft,
+        hold_released=hold_released,
+        balance_read=False,
     )
 
 
@@ -331,13 +411,14 @@ def _entry(event: VideoEvent, posting: str, kind: str, amount: int, description:
 
 @dataclass(frozen=True)
 class Reservation:
+    """A hold of `credits` on the user's balance for a job: no ledger posting (see the module's docstring)."""
+
     job_id: str
     user_id: str
     model: str
     credits: int
-    balance_before: int
-    entry: LedgerEntry
     job_before: JobRecord | None
+    timestamp: str
 
 
 def plan_reservation(
@@ -346,14 +427,16 @@ def plan_reservation(
     model: str,
     credits: int,
     job: JobRecord | None,
-    balance: int | None,
+    balance: Balance,
     timestamp: str,
     prices: PriceBook | None = None,
 ) -> Reservation | None:
-    """Reserve `credits` for a job; None when exactly this reservation is already in place.
+    """Hold `credits` for a job; None when exactly this reservation is already in place.
 
     Validated exactly as settlement validates the job's events (ids, model), so no reservation can be held
-    for a job whose events would all be refused. InvalidEvent (a ValueError) names the field.
+    for a job whose events would all be refused. InvalidEvent (a ValueError) names the field. `balance` is
+    UNREAD when the write's condition (remaining >= credits) is to decide; a known balance short of it is
+    InsufficientCredits here.
     """
     validate_reservation(job_id, user_id, model, credits, prices)
     if job is not None:
@@ -365,18 +448,9 @@ def plan_reservation(
             if job.reserved_credits == credits:
                 return None
             raise ReservationRefused(f"job {job_id} already holds a reservation of {job.reserved_credits} credits")
-    if balance is None or balance < credits:
+    if balance is not UNREAD and (balance is None or balance < credits):
         raise InsufficientCredits(user_id, credits, balance)
-    entry = LedgerEntry(
-        ledger_id=job_ledger_id(job_id, "reserve"),
-        user_id=user_id,
-        type=DEBIT,
-        amount=credits,
-        description=f"Reservation for job {job_id} on {model}",
-        reference=job_id,
-        timestamp=timestamp,
-    )
-    return Reservation(job_id, user_id, model, credits, balance, entry, job)
+    return Reservation(job_id, user_id, model, credits, job, timestamp)
 
 
 def validate_reservation(job_id: str, user_id: str, model: str, credits: int, prices: PriceBook | None = None) -> None:

@@ -13,11 +13,18 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError, ConnectionClosedError, ConnectionError, EndpointConnectionError, ReadTimeoutError
 
 from reconciler.config import RuntimeConfig
-from reconciler.contract import JOBS_UNSETTLED_INDEX, UNSETTLED_ATTRIBUTE, UNSETTLED_VALUE
+from reconciler.contract import (
+    HELD_ATTRIBUTE,
+    JOBS_UNSETTLED_INDEX,
+    RESERVED_AS_ATTRIBUTE,
+    UNSETTLED_ATTRIBUTE,
+    UNSETTLED_VALUE,
+    USER_LEDGER_SORT_KEY,
+)
 from reconciler.domain.errors import DamagedJob, LedgerEntryTaken
 from reconciler.domain.ledger import LedgerEntry, legacy_adjustment_ledger_id
-from reconciler.domain.settlement import SUBMITTED, Conflict, JobRecord, Reservation, Settlement, UnreadableJob
-from reconciler.service.ports import AmbiguousWrite, Contention, StaleState
+from reconciler.domain.settlement import HOLD, SUBMITTED, Conflict, JobRecord, Reservation, Settlement, UnreadableJob
+from reconciler.service.ports import AmbiguousWrite, BalanceChanged, Contention, StaleState
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -75,6 +82,7 @@ def job_from_item(values: dict[str, Any]) -> JobRecord:
         refunded_credits=values.get("refundedCredits", 0),
         settled_at=values.get("settledAt"),
         settled_into_overdraft=values.get("settledIntoOverdraft", False),
+        reserved_as=values.get(RESERVED_AS_ATTRIBUTE),
     )
 
 
@@ -120,6 +128,16 @@ def ledger_item(entry: LedgerEntry) -> dict[str, Any]:
     }
 
 
+def user_ledger_key(entry: LedgerEntry) -> str:
+    """UserLedger's sort key: time first, so a user's postings come back in time order; the ledger id makes it
+    unique (two postings of one job share their timestamp)."""
+    return f"{entry.timestamp}#{entry.ledger_id}"
+
+
+def user_ledger_item(entry: LedgerEntry) -> dict[str, Any]:
+    return {USER_LEDGER_SORT_KEY: user_ledger_key(entry), **ledger_item(entry)}
+
+
 def ledger_from_item(values: dict[str, Any]) -> LedgerEntry:
     return LedgerEntry(
         ledger_id=values["ledgerId"],
@@ -142,28 +160,16 @@ class DynamoDBStore:
         self.jobs_table = config.jobs_table
         self.credits_table = config.credits_table
         self.ledger_table = config.ledger_table
+        self.user_ledger_table = config.user_ledger_table
 
     # --- reads -------------------------------------------------------------------------------
 
-    def load(self, job_id: str, user_id: str) -> tuple[JobRecord | None, int | None]:
-        """The job and the user's balance, in one consistent request (TransactGetItems)."""
-        response = self._call(
-            "transact_get_items",
-            TransactItems=[
-                {"Get": {"TableName": self.jobs_table, "Key": to_item({"jobId": job_id})}},
-                {
-                    "Get": {
-                        "TableName": self.credits_table,
-                        "Key": to_item({"userId": user_id}),
-                        "ProjectionExpression": "remaining",
-                    }
-                },
-            ],
-        )
-        job_response, credits_response = response["Responses"]
-        job = job_from_item(from_item(job_response["Item"])) if job_response.get("Item") else None
-        credits = from_item(credits_response.get("Item") or {})
-        return job, whole(credits.get("remaining"))
+    def load_job(self, job_id: str) -> JobRecord | None:
+        """The job, strongly consistent: the one read of a settlement or a reservation (1 RRU up to 4 KB).
+
+        The balance is not read: the write's threshold condition checks it, and returns it when it fails."""
+        item = self._call("get_item", TableName=self.jobs_table, Key=to_item({"jobId": job_id}), ConsistentRead=True).get("Item")
+        return job_from_item(from_item(item)) if item else None
 
     def unsettled_jobs(self, created_before: str) -> Iterator[JobRecord | UnreadableJob]:
         """Jobs still carrying the unsettled marker, created before a moment: a sparse-index query.
@@ -183,27 +189,31 @@ class DynamoDBStore:
     # --- writes ------------------------------------------------------------------------------
 
     def commit_settlement(self, settlement: Settlement) -> None:
-        """Balance, ledger entries and job in one TransactWriteItems; refused (StaleState) if the job changed
-        since load, or if the balance crossed the overdraft threshold the decision was made on."""
+        """Balance, postings and job in one TransactWriteItems; refused (StaleState) if the job changed since it
+        was read, or (BalanceChanged, with the balance) if the balance is not on the side of the overdraft
+        threshold the decision was made on."""
         items = []
-        if settlement.entries:
-            items.append(
-                (
-                    BALANCE,
-                    self._balance_update(settlement.event.user_id, settlement.balance_delta, settlement.timestamp, _settlement_guard(settlement)),
-                )
+        if settlement.entries or settlement.hold_released:
+            update = self._balance_update(
+                settlement.event.user_id,
+                settlement.balance_delta,
+                settlement.timestamp,
+                _settlement_guard(settlement),
+                held_delta=settlement.held_delta,
             )
-            items.extend((LEDGER, self._ledger_put(entry)) for entry in settlement.entries)
+            items.append((BALANCE, update))
+            items.extend((LEDGER, self._posting_put(entry)) for entry in settlement.entries)
         items.append((JOB, self._job_settlement(settlement)))
         self._transact(items)
 
     def commit_reservation(self, reservation: Reservation) -> None:
-        timestamp = reservation.entry.timestamp
-        items = [
-            (BALANCE, self._balance_update(reservation.user_id, -reservation.credits, timestamp, ("covers", reservation.credits))),
-            (LEDGER, self._ledger_put(reservation.entry)),
-        ]
-        marker = {":pending": UNSETTLED_VALUE, ":r": reservation.credits}
+        """The hold and the job in one transaction: `remaining` moves to `held` if it covers the credits
+        (else BalanceChanged with the balance); nothing is posted."""
+        timestamp = reservation.timestamp
+        credits = reservation.credits
+        hold = self._balance_update(reservation.user_id, -credits, timestamp, ("covers", credits), held_delta=credits)
+        items = [(BALANCE, hold)]
+        marker = {":pending": UNSETTLED_VALUE, ":r": reservation.credits, ":hold": HOLD}
         if reservation.job_before is None:
             job_item = {
                 "jobId": reservation.job_id,
@@ -212,6 +222,7 @@ class DynamoDBStore:
                 "status": SUBMITTED,
                 "createdAt": timestamp,
                 "reservedCredits": reservation.credits,
+                RESERVED_AS_ATTRIBUTE: HOLD,
                 UNSETTLED_ATTRIBUTE: UNSETTLED_VALUE,
             }
             items.append(
@@ -225,10 +236,10 @@ class DynamoDBStore:
                         "Update": {
                             "TableName": self.jobs_table,
                             "Key": to_item({"jobId": reservation.job_id}),
-                            "UpdateExpression": "SET reservedCredits = :r, #u = :pending, createdAt = if_not_exists(createdAt, :now)",
+                            "UpdateExpression": "SET reservedCredits = :r, #as = :hold, #u = :pending, createdAt = if_not_exists(createdAt, :now)",
                             "ConditionExpression": "attribute_exists(jobId) AND userId = :user AND attribute_not_exists(settledAs) AND "
                             "attribute_not_exists(reservedCredits)",
-                            "ExpressionAttributeNames": {"#u": UNSETTLED_ATTRIBUTE},
+                            "ExpressionAttributeNames": {"#u": UNSETTLED_ATTRIBUTE, "#as": RESERVED_AS_ATTRIBUTE},
                             "ExpressionAttributeValues": to_item({**marker, ":user": reservation.user_id, ":now": timestamp}),
                         }
                     },
@@ -279,16 +290,17 @@ class DynamoDBStore:
 
     # --- transaction parts -------------------------------------------------------------------
 
-    def _balance_update(self, user_id: str, delta: int, timestamp: str, guard: tuple[str, int | None]) -> dict:
-        """ADD `delta` to the balance (a missing balance counts as 0), under one of these guards:
+    def _balance_update(self, user_id: str, delta: int, timestamp: str, guard: tuple[str, int | None], held_delta: int = 0) -> dict:
+        """ADD `delta` to `remaining` (and `held_delta` to `held`; a missing figure counts as 0), under a guard:
 
         ("none", _)          always: credits and operator adjustments.
-        ("covers", n)        the balance is at least n: a debit that leaves it >= 0, or a reservation.
-        ("short-of", n)      the balance is below n (or missing): a debit that overdraws it.
-        ("equals", seen)     the balance is exactly what was read (None: there is none): audit corrections.
+        ("covers", n)        remaining is at least n: a debit that leaves it >= 0, or a reservation.
+        ("short-of", n)      remaining is below n (or missing): a debit that overdraws it.
+        ("equals", seen)     remaining is exactly what was read (None: there is none): audit corrections.
 
-        The threshold guards make the overdraft decision exact without serialising a user's settlements:
-        a concurrent change fails them only when it moves the balance across the threshold.
+        The threshold guards make the overdraft decision exact without reading the balance first and without
+        serialising a user's settlements: a concurrent change fails them only when it moves the balance across
+        the threshold, and a failed guard returns the item (ALL_OLD), whose balance the decision is made on again.
         """
         kind, amount = guard
         values: dict[str, Any] = {":delta": delta, ":now": timestamp, ":zero": 0}
@@ -301,15 +313,31 @@ class DynamoDBStore:
         condition = conditions[kind]
         if condition and ":amount" in condition:
             values[":amount"] = amount
+        expression = "SET remaining = if_not_exists(remaining, :zero) + :delta, updatedAt = :now"
+        if held_delta:
+            expression += f", {HELD_ATTRIBUTE} = if_not_exists({HELD_ATTRIBUTE}, :zero) + :held"
+            values[":held"] = held_delta
         update = {
             "TableName": self.credits_table,
             "Key": to_item({"userId": user_id}),
-            "UpdateExpression": "SET remaining = if_not_exists(remaining, :zero) + :delta, updatedAt = :now",
+            "UpdateExpression": expression,
             "ExpressionAttributeValues": to_item(values),
         }
         if condition:
             update["ConditionExpression"] = condition
+            update["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
         return {"Update": update}
+
+    def _posting_put(self, entry: LedgerEntry) -> dict:
+        """A job's posting in UserLedger. Its uniqueness comes from the job's condition in the same transaction
+        (a job settles once); the key's condition only refuses to overwrite."""
+        return {
+            "Put": {
+                "TableName": self.user_ledger_table,
+                "Item": to_item(user_ledger_item(entry)),
+                "ConditionExpression": f"attribute_not_exists({USER_LEDGER_SORT_KEY})",
+            }
+        }
 
     def _ledger_put(self, entry: LedgerEntry) -> dict:
         return {
@@ -372,13 +400,19 @@ class DynamoDBStore:
         else:
             condition += " AND reservedCredits = :reserved"
             values[":reserved"] = job.reserved_credits
+        # A hold is released, a posted reservation undone by postings: the write must find the kind decided on.
+        if job.reserved_as is None:
+            condition += " AND attribute_not_exists(#as)"
+        else:
+            condition += " AND #as = :reserved_as"
+            values[":reserved_as"] = job.reserved_as
         return {
             "Update": {
                 "TableName": self.jobs_table,
                 "Key": to_item({"jobId": event.job_id}),
                 "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE #u",
                 "ConditionExpression": condition,
-                "ExpressionAttributeNames": {"#status": "status", "#updatedAt": "updatedAt", "#u": UNSETTLED_ATTRIBUTE},
+                "ExpressionAttributeNames": {"#status": "status", "#updatedAt": "updatedAt", "#u": UNSETTLED_ATTRIBUTE, "#as": RESERVED_AS_ATTRIBUTE},
                 "ExpressionAttributeValues": to_item(values),
             }
         }
@@ -443,6 +477,15 @@ def _taken_ledger_ids(roles: list[str], reasons: list[str], request: dict) -> li
     return taken
 
 
+def _returned_balance(reasons: list[Any], roles: list[str]) -> int | None:
+    """`remaining` from the balance's cancellation reason (ReturnValuesOnConditionCheckFailure=ALL_OLD);
+    None when there is no Credits item (DynamoDB then returns no Item)."""
+    for role, reason in zip(roles, reasons, strict=False):
+        if role == BALANCE and reason.get("Code") == "ConditionalCheckFailed":
+            return whole(from_item(reason.get("Item") or {}).get("remaining"))
+    return None
+
+
 def _is_server_error(error: ClientError) -> bool:
     return error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500
 
@@ -454,6 +497,9 @@ def _map_error(error: ClientError, roles: list[str] | None = None, request: dict
     if code == "TransactionCanceledException":
         reasons = [reason.get("Code") or "None" for reason in error.response.get("CancellationReasons", [])]
         failed = {role for role, reason in zip(roles or [], reasons, strict=False) if reason == "ConditionalCheckFailed"}
+        if failed == {BALANCE} and reasons.count("ConditionalCheckFailed") == 1:
+            # Only the balance's guard failed: the job is as read, and the balance came back with the failure.
+            return BalanceChanged(_returned_balance(error.response.get("CancellationReasons", []), roles or []))
         if failed and failed <= {LEDGER}:
             # Only a ledger id is taken, while the job and the balance are as decided: not a race
             # (a racing settlement fails the job's condition too), so reading again cannot help.

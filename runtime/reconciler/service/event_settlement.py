@@ -12,8 +12,8 @@ from reconciler.domain.errors import InvalidEvent
 from reconciler.domain.events import VideoEvent, parse_envelope
 from reconciler.domain.ledger import iso_timestamp
 from reconciler.domain.pricing import PriceBook
-from reconciler.domain.settlement import Conflict, Decision, Duplicate, Settlement, Superseded, decide, lost_event_for
-from reconciler.service.ports import DeadLetters, SettlementStore
+from reconciler.domain.settlement import UNREAD, Balance, Conflict, Decision, Duplicate, Settlement, Superseded, decide, lost_event_for
+from reconciler.service.ports import BalanceChanged, DeadLetters, SettlementStore
 from reconciler.service.retrying import Backoff, with_retries
 
 SETTLED, DUPLICATE, CONFLICT, REJECTED, SUPERSEDED = "settled", "duplicate", "conflict", "rejected", "superseded"
@@ -49,7 +49,7 @@ class Outcome:
             )
             if settlement.recovered:
                 summary["recovered"] = True  # our own earlier attempt committed it; its answer was lost
-            else:
+            elif settlement.balance_after is not None:  # known only when a failed guard returned the balance
                 summary["balanceAfter"] = settlement.balance_after
         if isinstance(self.decision, (Conflict, Duplicate)):
             job = self.decision.job
@@ -74,10 +74,11 @@ class SettlementService:
         whose answer was lost, and is reported as settled, not as a duplicate.
         """
         request_id = request_id or _new_request_id()
+        known: list[Balance] = [UNREAD]
 
         def attempt() -> Decision:
-            job, balance = self.store.load(event.job_id, event.user_id)
-            return self._commit(decide(event, job, balance, self.prices, self.clock(), request_id))
+            job = self.store.load_job(event.job_id)
+            return self._decide_and_commit(lambda balance: decide(event, job, balance, self.prices, self.clock(), request_id), known)
 
         return self._outcome(event, with_retries(attempt, self.backoff(deadline)))
 
@@ -89,17 +90,34 @@ class SettlementService:
         changes meanwhile is decided again from what it now says (or left for the next tick)."""
         request_id = request_id or _new_request_id()
         rebuilt: list[VideoEvent] = []
+        known: list[Balance] = [UNREAD]
 
         def attempt() -> Decision:
-            job, balance = self.store.load(job_id, user_id)
+            job = self.store.load_job(job_id)
             event = lost_event_for(job, settle_before) if job is not None else None
-            if event is None:
+            if event is None or job is None:
                 return Superseded(None, job)
             rebuilt[:] = [event]
-            return self._commit(decide(event, job, balance, self.prices, self.clock(), request_id))
+            return self._decide_and_commit(lambda balance: decide(event, job, balance, self.prices, self.clock(), request_id), known)
 
         decision, attempts = with_retries(attempt, self.backoff(deadline))
         return self._outcome(rebuilt[0] if rebuilt and not isinstance(decision, Superseded) else None, (decision, attempts))
+
+    def _decide_and_commit(self, decide_with: Callable[[Balance], Decision], known: list[Balance]) -> Decision:
+        """Decide on the balance known so far (UNREAD at first: the job is the only read) and commit. When only the
+        balance's guard fails, the failure carries the balance: decide once more on it (an overdraft, say) without
+        a read. A second such failure (the balance crossed back meanwhile) goes to the retry loop, which backs off,
+        reads the job again and starts from the balance last seen; any figure is safe there, since the guard checks it.
+        """
+        try:
+            return self._commit(decide_with(known[0]))
+        except BalanceChanged as changed:
+            known[0] = changed.balance
+        try:
+            return self._commit(decide_with(known[0]))
+        except BalanceChanged as changed:
+            known[0] = changed.balance
+            raise
 
     def _commit(self, decision: Decision) -> Decision:
         if isinstance(decision, Settlement) and not decision.recovered:

@@ -14,7 +14,7 @@ from reconciler.domain.settlement import Conflict, JobRecord, Reservation, Settl
 
 
 class SettlementStore(Protocol):
-    def load(self, job_id: str, user_id: str) -> tuple[JobRecord | None, int | None]: ...
+    def load_job(self, job_id: str) -> JobRecord | None: ...
     def commit_settlement(self, settlement: Settlement) -> None: ...
     def record_conflict(self, conflict: Conflict) -> None: ...
     def commit_reservation(self, reservation: Reservation) -> None: ...
@@ -70,6 +70,18 @@ class Ledger(Protocol):
 
 class StaleState(Exception):
     """A condition failed: the job, balance or ledger changed since we read them. Reload and decide again."""
+
+
+class BalanceChanged(StaleState):
+    """Only the balance's condition failed (the job is as read): the balance is not what the decision assumed.
+
+    `balance` is the one DynamoDB returned with the failure (None: the user has none), so the decision is made
+    again with it and no read: a settlement then knows it overdraws, a reservation that it is not covered.
+    """
+
+    def __init__(self, balance: int | None) -> None:
+        super().__init__(f"the balance ({balance if balance is not None else 'none'}) is not as the decision assumed")
+        self.balance = balance
 
 
 class Contention(Exception):

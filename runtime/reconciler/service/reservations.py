@@ -1,15 +1,15 @@
-"""The reservation library call for the video pipeline: balance, ledger and job in one transaction."""
+"""The reservation library call for the video pipeline: a hold on the balance and the job in one transaction."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from reconciler.domain.errors import LedgerEntryTaken, ReservationRefused
+from reconciler.domain.errors import InsufficientCredits
 from reconciler.domain.ledger import iso_timestamp
 from reconciler.domain.pricing import PriceBook
-from reconciler.domain.settlement import Reservation, plan_reservation, validate_reservation
-from reconciler.service.ports import SettlementStore
+from reconciler.domain.settlement import UNREAD, Reservation, plan_reservation, validate_reservation
+from reconciler.service.ports import BalanceChanged, SettlementStore
 from reconciler.service.retrying import Backoff, with_retries
 
 
@@ -21,7 +21,7 @@ class ReservationService:
     backoff: Callable[[], Backoff] = field(default=Backoff)
 
     def reserve(self, job_id: str, user_id: str, model: str, credits: int) -> Reservation | None:
-        """Takes `credits` from the balance for a job, or raises InsufficientCredits moving nothing.
+        """Holds `credits` of the balance for a job, or raises InsufficientCredits moving nothing.
 
         Returns the reservation made, or None when this exact reservation was already in place
         (so a pipeline may retry the call safely).
@@ -31,13 +31,14 @@ class ReservationService:
         validate_reservation(job_id, user_id, model, credits, self.prices)
 
         def attempt() -> Reservation | None:
-            job, balance = self.store.load(job_id, user_id)
-            plan = plan_reservation(job_id, user_id, model, credits, job, balance, self.clock(), self.prices)
+            job = self.store.load_job(job_id)
+            # The balance is not read: the hold's condition (remaining >= credits) decides, and returns it if not.
+            plan = plan_reservation(job_id, user_id, model, credits, job, UNREAD, self.clock(), self.prices)
             if plan is not None:
                 try:
                     self.store.commit_reservation(plan)
-                except LedgerEntryTaken as taken:
-                    raise ReservationRefused(f"job {job_id}: {taken.reason}") from taken
+                except BalanceChanged as short:
+                    raise InsufficientCredits(user_id, credits, short.balance) from short
             return plan
 
         plan, _ = with_retries(attempt, self.backoff())

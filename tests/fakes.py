@@ -140,7 +140,7 @@ class InMemorySettlementStore:
 
     def get_balance(self, user_id: str) -> dict[str, Any] | None:
         item = self.balances.get(user_id)
-        return None if item is None else {"userId": user_id, **item}
+        return None if item is None else {"userId": user_id, HELD_ATTRIBUTE: 0, **item}
 
     def get_ledger_entry(self, ledger_id: str) -> LedgerEntry | None:
         return self.entries.get(ledger_id)

@@ -36,6 +36,9 @@ class FakeTables:
     def balance(self, user_id: str) -> int | None:
         return self.store.balance_of(user_id)
 
+    def held(self, user_id: str) -> int:
+        return self.store.held_of(user_id)
+
     def ledger(self, user_id: str) -> list[LedgerEntry]:
         return self.store.ledger_of(user_id)
 
@@ -61,6 +64,9 @@ class MotoTables:
 
     def balance(self, user_id: str) -> int | None:
         return self.stage.balance(user_id)
+
+    def held(self, user_id: str) -> int:
+        return self.stage.held(user_id)
 
     def ledger(self, user_id: str) -> list[LedgerEntry]:
         return self.stage.ledger(user_id)

@@ -4,7 +4,7 @@ Every test here runs twice, through the `tables` fixture (tests/contract/conftes
 fake (tests/fakes.py) and against DynamoDBStore on in-process moto with the dev stage's tables. The same
 Given/When/Then, the same assertions: what the service relies on (the conditions, the errors they raise,
 all-or-nothing transactions, the unsettled index) is one promise, and the fake cannot drift from the adapter.
-Outcomes are read through the port's own `load` and `unsettled_jobs`, and stored state through each side's
+Outcomes are read through the port's own `load_job` and `unsettled_jobs`, and stored state through each side's
 raw view (table items for moto, the fake's accessors).
 
 When the two disagree, the fake is wrong, unless the adapter breaks AWS's own semantics.
@@ -29,8 +29,8 @@ from reconciler.domain.ledger import (
     legacy_adjustment_ledger_id,
 )
 from reconciler.domain.pricing import PriceBook
-from reconciler.domain.settlement import Conflict, JobRecord, Settlement, UnreadableJob, decide, plan_reservation
-from reconciler.service.ports import StaleState
+from reconciler.domain.settlement import UNREAD, Balance, Conflict, JobRecord, Settlement, UnreadableJob, decide, plan_reservation
+from reconciler.service.ports import BalanceChanged, StaleState
 
 EARLIER = "2026-11-28T09:00:00.000Z"
 NOW = "2026-11-28T12:00:00.000Z"
@@ -57,18 +57,24 @@ def failed(job_id: str = "j", event_id: str | None = None) -> VideoFailed:
     return VideoFailed(event_id or f"f-{job_id}", job_id, "u", "boom")
 
 
-def decided(tables, event, request_id: str = "req-1"):
-    job, balance = tables.store.load(event.job_id, event.user_id)
-    return decide(event, job, balance, PriceBook(), NOW, request_id)
+def decided(tables, event, request_id: str = "req-1", balance: Balance = UNREAD):
+    """As the service decides: on the job alone (UNREAD), or on the balance a failed guard returned."""
+    return decide(event, tables.store.load_job(event.job_id), balance, PriceBook(), NOW, request_id)
 
 
 def reserve(tables, credits: int = 10, job_id: str = "j", timestamp: str = NOW):
-    job, balance = tables.store.load(job_id, "u")
-    return plan_reservation(job_id, "u", "test", credits, job, balance, timestamp)
+    return plan_reservation(job_id, "u", "test", credits, tables.store.load_job(job_id), UNREAD, timestamp)
+
+
+def legacy_reservation(tables, credits: int = 10, job_id: str = "j") -> None:
+    """A reservation as v2 made it: a posted "reserve" debit in Ledger, remaining lowered, no reservedAs."""
+    tables.put_ledger_entry(LedgerEntry(job_ledger_id(job_id, "reserve"), "u", DEBIT, credits, "Reservation (v2)", job_id, EARLIER))
+    adjust(tables, -credits, f"v2-reserve-{job_id}")
+    tables.put_job(jobId=job_id, userId="u", status="submitted", model="test", createdAt=EARLIER, reservedCredits=credits, unsettled="PENDING")
 
 
 def ledger_ids(tables, user_id: str = "u") -> list[str]:
-    """Sorted: entries of one timestamp have no order the by-user index promises."""
+    """Sorted: entries of one timestamp have no order the two tables promise together."""
     return sorted(entry.ledger_id for entry in tables.ledger(user_id))
 
 
@@ -79,11 +85,11 @@ def entry(tables, ledger_id: str, user_id: str = "u") -> LedgerEntry:
 
 def snapshot(tables, job_id: str = "j") -> tuple:
     """Everything a refused write must leave as it was."""
-    return tables.balance("u"), ledger_ids(tables), tables.job_item(job_id)
+    return tables.balance("u"), tables.held("u"), ledger_ids(tables), tables.job_item(job_id)
 
 
 def assert_refused(tables, write: Callable[[], None], error: type[Exception] = StaleState) -> Exception:
-    """The write raises `error` and leaves the balance, the ledger and the job as they were."""
+    """The write raises `error` and leaves the balance, the hold, the ledger and the job as they were."""
     before = snapshot(tables)
     with pytest.raises(error) as refused:
         write()
@@ -95,35 +101,32 @@ def taken(ledger_id: str) -> LedgerEntry:
     return LedgerEntry(ledger_id, "u", DEBIT, 1, "written by hand in v1", "", EARLIER)
 
 
-# --- load --------------------------------------------------------------------------------------------
+# --- load_job: the one read ----------------------------------------------------------------------------
 
 
-def test_load_of_an_unknown_job_and_user_is_none_and_none(tables):
-    assert tables.store.load("nobody's job", "nobody") == (None, None)
+def test_load_job_of_an_unknown_job_is_none(tables):
+    assert tables.store.load_job("nobody's job") is None
 
 
-def test_load_reads_the_job_as_stored_and_the_users_balance(tables):
-    seed(tables, 12)
-    tables.put_job(jobId="j", userId="u", status="rendering", model="test", reservedCredits=4, createdAt=EARLIER)
-    job, balance = tables.store.load("j", "u")
-    assert job == JobRecord("j", "u", status="rendering", model="test", reserved_credits=4, created_at=EARLIER)
-    assert balance == 12
-    assert tables.store.load("other job", "u") == (None, 12)
+def test_load_job_reads_the_job_as_stored(tables):
+    tables.put_job(jobId="j", userId="u", status="rendering", model="test", reservedCredits=4, reservedAs="hold", createdAt=EARLIER)
+    assert tables.store.load_job("j") == JobRecord(
+        "j", "u", status="rendering", model="test", reserved_credits=4, created_at=EARLIER, reserved_as="hold"
+    )
 
 
 # --- commit_settlement -----------------------------------------------------------------------------
 
 
-def test_a_render_without_reservation_writes_balance_ledger_and_job_together(tables):
+def test_a_render_without_reservation_writes_balance_posting_and_job_together(tables):
     seed(tables, 12)
     settlement = decided(tables, rendered(seconds=3))
     tables.store.commit_settlement(settlement)
-    job, balance = tables.store.load("j", "u")
-    assert balance == 9
+    assert (tables.balance("u"), tables.held("u")) == (9, 0)
     assert ledger_ids(tables) == [OPENING, job_ledger_id("j", "charge")]
     charge = entry(tables, job_ledger_id("j", "charge"))
     assert (charge.type, charge.amount, charge.event_id, charge.reference, charge.timestamp) == (DEBIT, 3, "r-j", "j", NOW)
-    assert job == JobRecord(
+    assert tables.store.load_job("j") == JobRecord(
         "j",
         "u",
         status="rendered",
@@ -139,37 +142,65 @@ def test_a_render_without_reservation_writes_balance_ledger_and_job_together(tab
     assert "unsettled" not in tables.job_item("j")
 
 
-def test_a_render_of_a_reserved_job_releases_the_reservation_charges_the_cost_and_leaves_the_index(tables):
+def test_a_render_of_a_held_job_releases_the_hold_posts_only_the_charge_and_leaves_the_index(tables):
     seed(tables, 100)
     tables.store.commit_reservation(reserve(tables, 10))
     tables.store.commit_settlement(decided(tables, rendered(seconds=3)))
-    job, balance = tables.store.load("j", "u")
-    assert balance == 97
-    assert ledger_ids(tables) == sorted([OPENING] + [job_ledger_id("j", posting) for posting in ("reserve", "release", "charge")])
+    assert (tables.balance("u"), tables.held("u")) == (97, 0)
+    assert ledger_ids(tables) == sorted([OPENING, job_ledger_id("j", "charge")])
+    job = tables.store.load_job("j")
     assert (job.settled_as, job.status, job.reserved_credits, job.released_credits, job.charged_credits) == ("rendered", "rendered", 10, 10, 3)
+    assert job.reserved_as == "hold" and job.held_credits == 0
     assert "unsettled" not in tables.job_item("j")
     assert list(tables.store.unsettled_jobs(LATER)) == []
 
 
-def test_a_failure_of_a_reserved_job_refunds_the_reservation(tables):
+def test_a_failure_of_a_held_job_releases_the_hold_and_posts_nothing(tables):
     seed(tables, 100)
     tables.store.commit_reservation(reserve(tables, 10))
     tables.store.commit_settlement(decided(tables, failed()))
-    job, balance = tables.store.load("j", "u")
-    assert balance == 100
-    refund = entry(tables, job_ledger_id("j", "refund"))
-    assert (refund.type, refund.amount) == (CREDIT, 10)
+    assert (tables.balance("u"), tables.held("u")) == (100, 0)
+    assert ledger_ids(tables) == [OPENING]
+    job = tables.store.load_job("j")
     assert (job.settled_as, job.status, job.refunded_credits, job.charged_credits) == ("failed", "failed", 10, 0)
     assert tables.job_item("j")["failureReason"] == "boom" and "unsettled" not in tables.job_item("j")
 
 
+def test_a_render_of_a_v2_reservation_is_settled_as_it_was_made_a_release_and_a_charge(tables):
+    seed(tables, 100)
+    legacy_reservation(tables, 10)
+    tables.store.commit_settlement(decided(tables, rendered(seconds=3)))
+    assert (tables.balance("u"), tables.held("u")) == (97, 0)
+    postings = {posting: entry(tables, job_ledger_id("j", posting)) for posting in ("reserve", "release", "charge")}
+    assert [(e.type, e.amount) for e in postings.values()] == [(DEBIT, 10), (CREDIT, 10), (DEBIT, 3)]
+    assert "unsettled" not in tables.job_item("j")
+
+
+def test_a_failure_of_a_v2_reservation_refunds_it_with_a_posting(tables):
+    seed(tables, 100)
+    legacy_reservation(tables, 10)
+    tables.store.commit_settlement(decided(tables, failed()))
+    assert (tables.balance("u"), tables.held("u")) == (100, 0)
+    refund = entry(tables, job_ledger_id("j", "refund"))
+    assert (refund.type, refund.amount) == (CREDIT, 10)
+
+
 def test_a_failure_without_reservation_records_the_job_and_touches_no_balance(tables):
     tables.store.commit_settlement(decided(tables, failed()))
-    assert tables.store.load("j", "u")[0].settled_as == "failed"
+    assert tables.store.load_job("j").settled_as == "failed"
     assert tables.balance("u") is None and ledger_ids(tables) == []
 
 
-@pytest.mark.parametrize("reserved", [False, True], ids=["new-job", "reserved-job"])
+def test_a_users_postings_come_back_in_time_order(tables):
+    seed(tables, 100)
+    for job_id, moment in (("late", LATER), ("early", EARLIER), ("noon", NOW)):
+        event = rendered(job_id)
+        tables.store.commit_settlement(decide(event, None, UNREAD, PriceBook(), moment, "req"))
+    charges = [entry.reference for entry in tables.ledger("u") if entry.ledger_id != OPENING]
+    assert charges == ["early", "noon", "late"]
+
+
+@pytest.mark.parametrize("reserved", [False, True], ids=["new-job", "held-job"])
 def test_a_second_commit_of_the_same_settlement_is_stale_and_writes_nothing(tables, reserved):
     seed(tables, 100)
     if reserved:
@@ -181,16 +212,19 @@ def test_a_second_commit_of_the_same_settlement_is_stale_and_writes_nothing(tabl
 
 @pytest.mark.parametrize(
     "pipeline_write",
-    [{"status": "rendered"}, {"updatedAt": NOW}, {"reservedCredits": 5}],
-    ids=["status", "updatedAt", "reservation"],
+    [{"status": "rendered"}, {"updatedAt": NOW}, {"reservedCredits": 5}, {"reservedCredits": 10, "reservedAs": "hold"}],
+    ids=["status", "updatedAt", "reservation", "reservation-kind"],
 )
 def test_a_job_written_since_it_was_read_is_stale_and_nothing_is_written(tables, pipeline_write):
     seed(tables, 100)
-    pipeline_job = dict(jobId="j", userId="u", status="rendering", model="test", createdAt=EARLIER, updatedAt=EARLIER, unsettled="PENDING")
+    pipeline_job = dict(
+        jobId="j", userId="u", status="rendering", model="test", createdAt=EARLIER, updatedAt=EARLIER, reservedCredits=10, unsettled="PENDING"
+    )
     tables.put_job(**pipeline_job)
     settlement = decided(tables, rendered())
     tables.put_job(**{**pipeline_job, **pipeline_write})
-    assert_refused(tables, lambda: tables.store.commit_settlement(settlement))
+    refused = assert_refused(tables, lambda: tables.store.commit_settlement(settlement))
+    assert not isinstance(refused, BalanceChanged)
 
 
 def test_a_job_settled_by_another_event_since_it_was_read_is_stale(tables):
@@ -198,33 +232,39 @@ def test_a_job_settled_by_another_event_since_it_was_read_is_stale(tables):
     first, second = decided(tables, rendered(event_id="a")), decided(tables, failed(event_id="b"))
     tables.store.commit_settlement(first)
     assert_refused(tables, lambda: tables.store.commit_settlement(second))
-    assert tables.store.load("j", "u")[0].settled_by_event == "a"
+    assert tables.store.load_job("j").settled_by_event == "a"
 
 
-@pytest.mark.parametrize("reserved", [False, True], ids=["charge-taken", "release-taken"])
-def test_a_taken_ledger_id_while_the_job_is_as_read_is_ledger_entry_taken_naming_it(tables, reserved):
+def test_a_v1_entry_under_a_postings_id_in_ledger_does_not_block_the_settlement(tables):
+    # Job postings live in UserLedger; exactly-once comes from the job's condition, not from ledger ids.
     seed(tables, 100)
-    if reserved:
-        tables.store.commit_reservation(reserve(tables, 10))
-    posting = "release" if reserved else "charge"
-    tables.put_ledger_entry(taken(job_ledger_id("j", posting)))
-    settlement = decided(tables, rendered())
-    refused = assert_refused(tables, lambda: tables.store.commit_settlement(settlement), LedgerEntryTaken)
-    assert refused.ledger_ids == [job_ledger_id("j", posting)]
-    job = tables.store.load("j", "u")[0]
-    assert job is None or not job.is_settled
-
-
-def test_a_taken_ledger_id_and_a_job_changed_since_it_was_read_is_stale_not_taken(tables):
-    seed(tables, 100)
-    settlement = decided(tables, rendered())
     tables.put_ledger_entry(taken(job_ledger_id("j", "charge")))
-    tables.put_job(jobId="j", userId="u", status="rendering", createdAt=EARLIER)
-    refused = assert_refused(tables, lambda: tables.store.commit_settlement(settlement))
-    assert not isinstance(refused, LedgerEntryTaken)
+    tables.store.commit_settlement(decided(tables, rendered(seconds=3)))
+    assert tables.store.load_job("j").is_settled and tables.balance("u") == 97
 
 
 # --- the overdraft decision's balance guard --------------------------------------------------------
+
+
+@pytest.mark.parametrize("opening", [2, None], ids=["short", "no-balance"])
+def test_a_debit_decided_without_a_read_that_the_balance_does_not_cover_is_refused_with_the_balance(tables, opening):
+    if opening is not None:
+        seed(tables, opening)
+    settlement = decided(tables, rendered(seconds=3))
+    assert not settlement.is_overdraft and settlement.balance_after is None
+    refused = assert_refused(tables, lambda: tables.store.commit_settlement(settlement), BalanceChanged)
+    assert refused.balance == opening
+    assert tables.job_item("j") is None
+
+
+def test_a_debit_decided_again_on_the_returned_balance_settles_into_overdraft(tables):
+    seed(tables, 2)
+    with pytest.raises(BalanceChanged) as short:
+        tables.store.commit_settlement(decided(tables, rendered(seconds=3)))
+    settlement = decided(tables, rendered(seconds=3), balance=short.value.balance)
+    assert settlement.is_overdraft and settlement.balance_after == -1
+    tables.store.commit_settlement(settlement)
+    assert tables.balance("u") == -1 and tables.store.load_job("j").settled_into_overdraft is True
 
 
 @pytest.mark.parametrize(
@@ -232,12 +272,13 @@ def test_a_taken_ledger_id_and_a_job_changed_since_it_was_read_is_stale_not_take
     [(4, -2, False), (2, 5, True)],
     ids=["covered-then-short", "short-then-covered"],
 )
-def test_a_settlement_whose_overdraft_decision_the_balance_no_longer_supports_is_stale(tables, opening, meanwhile, overdraft):
+def test_a_settlement_whose_overdraft_decision_the_balance_no_longer_supports_is_refused_with_the_balance(tables, opening, meanwhile, overdraft):
     seed(tables, opening)
-    settlement = decided(tables, rendered(seconds=3))
+    settlement = decided(tables, rendered(seconds=3), balance=opening)
     assert settlement.is_overdraft is overdraft
     adjust(tables, meanwhile, "meanwhile-1")
-    assert_refused(tables, lambda: tables.store.commit_settlement(settlement))
+    refused = assert_refused(tables, lambda: tables.store.commit_settlement(settlement), BalanceChanged)
+    assert refused.balance == opening + meanwhile
     assert tables.job_item("j") is None
 
 
@@ -248,26 +289,40 @@ def test_a_settlement_whose_overdraft_decision_the_balance_no_longer_supports_is
 )
 def test_a_balance_that_moved_without_crossing_the_threshold_does_not_refuse_the_settlement(tables, opening, meanwhile, after):
     seed(tables, opening)
-    settlement = decided(tables, rendered(seconds=3))
+    settlement = decided(tables, rendered(seconds=3), balance=opening)
     adjust(tables, meanwhile, "meanwhile-1")
     tables.store.commit_settlement(settlement)
     assert tables.balance("u") == after
-    assert tables.store.load("j", "u")[0].settled_into_overdraft is settlement.is_overdraft
+    assert tables.store.load_job("j").settled_into_overdraft is settlement.is_overdraft
 
 
 def test_a_settlement_into_overdraft_is_recorded_as_one_and_a_missing_balance_counts_as_zero(tables):
-    settlement = decided(tables, rendered(seconds=3))
+    settlement = decided(tables, rendered(seconds=3), balance=None)
     assert settlement.is_overdraft and settlement.balance_before is None
     tables.store.commit_settlement(settlement)
     assert tables.balance("u") == -3
-    assert tables.store.load("j", "u")[0].settled_into_overdraft is True
+    assert tables.store.load_job("j").settled_into_overdraft is True
 
 
 def test_a_missing_balance_that_appears_and_covers_the_debit_makes_an_overdraft_decision_stale(tables):
-    settlement = decided(tables, rendered(seconds=3))
+    settlement = decided(tables, rendered(seconds=3), balance=None)
     seed(tables, 10)
-    assert_refused(tables, lambda: tables.store.commit_settlement(settlement))
+    refused = assert_refused(tables, lambda: tables.store.commit_settlement(settlement), BalanceChanged)
+    assert refused.balance == 10
     assert tables.balance("u") == 10 and tables.job_item("j") is None
+
+
+def test_a_held_render_costing_more_than_its_hold_guards_the_difference(tables):
+    # Given 2 credits left after a hold of 10, and a render that costs 13: 3 more than the hold
+    seed(tables, 12)
+    tables.store.commit_reservation(reserve(tables, 10))
+    settlement = decided(tables, rendered(seconds=13))
+    assert settlement.balance_delta == -3
+    refused = assert_refused(tables, lambda: tables.store.commit_settlement(settlement), BalanceChanged)
+    assert refused.balance == 2
+    tables.store.commit_settlement(decided(tables, rendered(seconds=13), balance=refused.balance))
+    assert (tables.balance("u"), tables.held("u")) == (-1, 0)
+    assert tables.store.load_job("j").settled_into_overdraft is True
 
 
 # --- record_conflict ---------------------------------------------------------------------------------
@@ -280,7 +335,7 @@ def test_a_conflict_is_recorded_once_per_event_id_and_moves_nothing(tables):
     conflict = decided(tables, failed(event_id="f1"), request_id="req-2")
     assert isinstance(conflict, Conflict)
     tables.store.record_conflict(conflict)
-    job = tables.store.load("j", "u")[0]
+    job = tables.store.load_job("j")
     assert (job.conflict_event_ids, job.conflict_request_ids, job.settled_as) == ({"f1"}, {"req-2"}, "rendered")
     item = tables.job_item("j")
     assert (item["conflictCount"], item["lastConflictType"], item["lastConflictAt"]) == (1, "failed", NOW)
@@ -289,7 +344,7 @@ def test_a_conflict_is_recorded_once_per_event_id_and_moves_nothing(tables):
     assert tables.job_item("j")["conflictCount"] == 1
     # Another event: counted too
     tables.store.record_conflict(decided(tables, failed(event_id="f2"), request_id="req-3"))
-    job = tables.store.load("j", "u")[0]
+    job = tables.store.load_job("j")
     assert job.conflict_event_ids == {"f1", "f2"} and job.conflict_request_ids == {"req-2", "req-3"}
     assert tables.job_item("j")["conflictCount"] == 2
     assert (tables.balance("u"), ledger_ids(tables)) == (balance, entries)
@@ -298,7 +353,7 @@ def test_a_conflict_is_recorded_once_per_event_id_and_moves_nothing(tables):
 def test_a_conflict_without_a_request_id_records_the_event_only(tables):
     tables.store.commit_settlement(decided(tables, failed()))
     tables.store.record_conflict(decided(tables, rendered(event_id="r2"), request_id=None))
-    job = tables.store.load("j", "u")[0]
+    job = tables.store.load_job("j")
     assert job.conflict_event_ids == {"r2"} and job.conflict_request_ids == frozenset()
 
 
@@ -309,28 +364,34 @@ def test_a_conflict_with_a_job_that_is_not_settled_as_read_is_stale_and_creates_
     assert tables.job_item("j") is None
 
 
-# --- commit_reservation ------------------------------------------------------------------------------
+# --- commit_reservation: a hold ----------------------------------------------------------------------
 
 
-def test_a_reservation_of_a_new_job_takes_the_credits_and_creates_the_job_in_the_index(tables):
+def test_a_reservation_of_a_new_job_holds_the_credits_posts_nothing_and_creates_the_job_in_the_index(tables):
     seed(tables, 100)
     tables.store.commit_reservation(reserve(tables, 10))
-    job, balance = tables.store.load("j", "u")
-    assert balance == 90
-    assert job == JobRecord("j", "u", status="submitted", model="test", reserved_credits=10, created_at=NOW)
+    assert (tables.balance("u"), tables.held("u")) == (90, 10)
+    assert ledger_ids(tables) == [OPENING]
+    assert tables.store.load_job("j") == JobRecord(
+        "j", "u", status="submitted", model="test", reserved_credits=10, created_at=NOW, reserved_as="hold"
+    )
     assert tables.job_item("j")["unsettled"] == "PENDING"
-    reservation = entry(tables, job_ledger_id("j", "reserve"))
-    assert (reservation.type, reservation.amount, reservation.reference, reservation.timestamp) == (DEBIT, 10, "j", NOW)
 
 
 @pytest.mark.parametrize("created_at", [EARLIER, None], ids=["keeps-createdAt", "sets-createdAt"])
-def test_a_reservation_of_an_existing_job_adds_the_reservation_and_the_marker_and_keeps_the_pipelines_fields(tables, created_at):
+def test_a_reservation_of_an_existing_job_adds_the_hold_and_the_marker_and_keeps_the_pipelines_fields(tables, created_at):
     seed(tables, 100)
     tables.put_job(jobId="j", userId="u", status="rendering", model="test", createdAt=created_at, updatedAt=EARLIER)
     tables.store.commit_reservation(reserve(tables, 10))
-    job, balance = tables.store.load("j", "u")
-    assert balance == 90
-    assert (job.status, job.reserved_credits, job.created_at, job.updated_at) == ("rendering", 10, created_at or NOW, EARLIER)
+    job = tables.store.load_job("j")
+    assert (tables.balance("u"), tables.held("u")) == (90, 10)
+    assert (job.status, job.reserved_credits, job.reserved_as, job.created_at, job.updated_at) == (
+        "rendering",
+        10,
+        "hold",
+        created_at or NOW,
+        EARLIER,
+    )
     assert tables.job_item("j")["unsettled"] == "PENDING"
 
 
@@ -341,15 +402,20 @@ def test_a_reservation_made_twice_from_the_same_read_is_stale_the_second_time(ta
         tables.put_job(jobId="j", userId="u", status="submitted", createdAt=EARLIER)
     first, second = reserve(tables, 10), reserve(tables, 10)
     tables.store.commit_reservation(first)
-    assert_refused(tables, lambda: tables.store.commit_reservation(second))
-    assert tables.balance("u") == 90
+    refused = assert_refused(tables, lambda: tables.store.commit_reservation(second))
+    assert not isinstance(refused, BalanceChanged)
+    assert (tables.balance("u"), tables.held("u")) == (90, 10)
 
 
-def test_a_reservation_the_balance_no_longer_covers_is_stale_and_moves_nothing(tables):
-    seed(tables, 10)
+@pytest.mark.parametrize("opening", [10, None], ids=["short", "no-balance"])
+def test_a_reservation_the_balance_does_not_cover_is_refused_with_the_balance_and_moves_nothing(tables, opening):
+    if opening is not None:
+        seed(tables, opening)
     plan = reserve(tables, 10)
-    adjust(tables, -5, "chargeback-1")
-    assert_refused(tables, lambda: tables.store.commit_reservation(plan))
+    if opening is not None:
+        adjust(tables, -5, "chargeback-1")
+    refused = assert_refused(tables, lambda: tables.store.commit_reservation(plan), BalanceChanged)
+    assert refused.balance == (None if opening is None else 5)
     assert tables.job_item("j") is None
 
 
@@ -359,14 +425,6 @@ def test_a_reservation_of_a_job_settled_since_it_was_read_is_stale(tables):
     plan = reserve(tables, 10)
     tables.store.commit_settlement(decided(tables, failed()))
     assert_refused(tables, lambda: tables.store.commit_reservation(plan))
-
-
-def test_a_reservation_whose_only_obstacle_is_a_taken_ledger_id_is_ledger_entry_taken(tables):
-    seed(tables, 100)
-    tables.put_ledger_entry(taken(job_ledger_id("j", "reserve")))
-    plan = reserve(tables, 10)
-    refused = assert_refused(tables, lambda: tables.store.commit_reservation(plan), LedgerEntryTaken)
-    assert refused.ledger_ids == [job_ledger_id("j", "reserve")]
 
 
 # --- commit_adjustment -------------------------------------------------------------------------------
@@ -391,7 +449,7 @@ def test_an_adjustment_applied_under_the_legacy_id_is_refused_naming_that_id(tab
 
 def test_an_adjustment_needs_no_balance_and_may_take_it_below_zero(tables):
     tables.store.commit_adjustment(adjustment_entry("u", -5, "chargeback", "cb-1", "test", NOW))
-    assert tables.balance("u") == -5 and tables.store.load("j", "u") == (None, -5)
+    assert tables.balance("u") == -5 and tables.store.load_job("j") is None
 
 
 # --- unsettled_jobs ----------------------------------------------------------------------------------
@@ -430,7 +488,7 @@ def test_a_damaged_job_is_a_damaged_job_on_load_and_unreadable_in_the_index_with
     tables.put_job(**{"jobId": "j", "userId": "u", "status": "rendering", "createdAt": EARLIER, "unsettled": "PENDING", **damage})
     tables.put_job(jobId="k", userId="u", status="rendering", createdAt=NOW, unsettled="PENDING")
     with pytest.raises(DamagedJob, match=names) as damaged:
-        tables.store.load("j", "u")
+        tables.store.load_job("j")
     unreadable, readable = tables.store.unsettled_jobs(LATER)
     assert unreadable == UnreadableJob(
         job_id="j",
@@ -446,14 +504,13 @@ def test_a_damaged_job_is_a_damaged_job_on_load_and_unreadable_in_the_index_with
 
 
 def test_a_refused_settlement_leaves_no_part_of_itself_behind(tables):
-    # Given a reserved job whose release id is free but whose charge id is taken
-    seed(tables, 100)
-    tables.store.commit_reservation(reserve(tables, 10))
-    settlement = decided(tables, rendered())
+    # Given a v2 reservation of 10 and a render costing 13, decided as covered, while only 2 credits are left
+    seed(tables, 12)
+    legacy_reservation(tables, 10)
+    settlement = decided(tables, rendered(seconds=13))
     assert isinstance(settlement, Settlement) and len(settlement.entries) == 2
-    tables.put_ledger_entry(taken(job_ledger_id("j", "charge")))
-    # Then neither the release, nor the balance, nor the job moved
-    assert_refused(tables, lambda: tables.store.commit_settlement(settlement), LedgerEntryTaken)
+    # Then the balance guard refuses it, and neither posting, nor the balance, nor the job moved
+    assert_refused(tables, lambda: tables.store.commit_settlement(settlement), BalanceChanged)
     assert job_ledger_id("j", "release") not in ledger_ids(tables)
 
 
@@ -464,5 +521,5 @@ def test_the_adjusters_reads_see_the_balance_item_and_single_ledger_entries(tabl
     assert tables.operations.get_balance("u") is None and tables.operations.get_ledger_entry(adjustment_ledger_id("gift-1")) is None
     gift = adjustment_entry("u", 5, "gift", "gift-1", "test", NOW)
     tables.store.commit_adjustment(gift)
-    assert tables.operations.get_balance("u") == {"userId": "u", "remaining": 5, "updatedAt": NOW}
+    assert tables.operations.get_balance("u") == {"userId": "u", "remaining": 5, "held": 0, "updatedAt": NOW}
     assert tables.operations.get_ledger_entry(gift.ledger_id) == gift

@@ -81,9 +81,17 @@ class Aws:
     def ledger_sum(self, user_id: str) -> int:
         return balance_delta(self.ledger(user_id))
 
+    def held(self, user_id: str) -> int:
+        item = self.client("dynamodb").get_item(TableName=self.config.credits_table, Key={"userId": {"S": user_id}}, ConsistentRead=True).get("Item")
+        return int((item or {}).get("held", {}).get("N", 0))
+
     def all_ledger_ids(self) -> list[str]:
-        items = self.client("dynamodb").scan(TableName=self.config.ledger_table, ProjectionExpression="ledgerId")["Items"]
-        return sorted(item["ledgerId"]["S"] for item in items)
+        """Both ledgers: Ledger (operators' entries, history) and UserLedger (job postings)."""
+        ids = []
+        for table in (self.config.ledger_table, self.config.user_ledger_table):
+            items = self.client("dynamodb").scan(TableName=table, ProjectionExpression="ledgerId")["Items"]
+            ids += [item["ledgerId"]["S"] for item in items]
+        return sorted(ids)
 
     def job(self, job_id: str):
         return self.store().get_job(job_id)
@@ -98,9 +106,8 @@ class Aws:
     def item_counts(self) -> dict[str, int]:
         dynamodb = self.client("dynamodb")
         config = self.config
-        return {
-            table: dynamodb.scan(TableName=table, Select="COUNT")["Count"] for table in (config.jobs_table, config.credits_table, config.ledger_table)
-        }
+        tables = (config.jobs_table, config.credits_table, config.ledger_table, config.user_ledger_table)
+        return {table: dynamodb.scan(TableName=table, Select="COUNT")["Count"] for table in tables}
 
 
 def _attr(value: Any) -> dict:

@@ -4,10 +4,20 @@ from decimal import Decimal
 
 import pytest
 
-from reconciler.domain.errors import InsufficientCredits, InvalidEvent, ReservationRefused
+from reconciler.domain.errors import DamagedJob, InsufficientCredits, InvalidEvent, ReservationRefused
 from reconciler.domain.events import VideoFailed, VideoRendered
 from reconciler.domain.pricing import PriceBook
-from reconciler.domain.settlement import Conflict, Duplicate, JobRecord, Settlement, SettlementState, decide, plan_reservation
+from reconciler.domain.settlement import (
+    UNREAD,
+    Conflict,
+    Duplicate,
+    JobRecord,
+    Settlement,
+    SettlementState,
+    decide,
+    plan_reservation,
+    recovered_settlement,
+)
 
 NOW = "2026-11-28T12:00:00.000Z"
 PRICES = PriceBook()
@@ -36,7 +46,44 @@ def test_rendered_without_reservation_debits_the_cost():
     assert decision.balance_after == 5 and not decision.is_overdraft
 
 
-def test_rendered_with_reservation_releases_it_and_charges_the_cost():
+def test_a_render_of_a_held_job_releases_the_hold_and_posts_only_the_charge():
+    decision = decide(render("5"), job(reserved_credits=8, reserved_as="hold"), 2, PRICES, NOW)
+    assert entries(decision) == [("job:2:j1:charge", "debit", 5)]
+    assert (decision.hold_released, decision.held_delta, decision.posted_delta, decision.balance_delta) == (8, -8, -5, 3)
+    assert (decision.released, decision.charged, decision.debited, decision.credited) == (8, 5, 5, 0)
+
+
+def test_a_failure_of_a_held_job_releases_the_hold_posts_nothing_and_counts_it_refunded():
+    decision = decide(failure(), job(reserved_credits=8, reserved_as="hold"), 2, PRICES, NOW)
+    assert decision.entries == () and (decision.hold_released, decision.balance_delta, decision.posted_delta) == (8, 8, 0)
+    assert (decision.refunded, decision.credited) == (8, 8)
+
+
+def test_a_held_render_over_its_hold_is_an_overdraft_only_on_a_balance_short_of_the_difference():
+    held = job(reserved_credits=8, reserved_as="hold")
+    assert decide(render("12"), held, 4, PRICES, NOW).is_overdraft is False
+    assert decide(render("12"), held, 3, PRICES, NOW).is_overdraft is True
+
+
+def test_a_decision_on_the_job_alone_assumes_a_covered_debit_and_claims_no_balance_after():
+    decision = decide(render("5"), job(), UNREAD, PRICES, NOW)
+    assert not decision.balance_read and decision.balance_before is None
+    assert decision.balance_after is None and decision.is_overdraft is False and decision.balance_delta == -5
+
+
+def test_a_settlement_recovered_from_a_held_job_is_the_hold_release_it_committed():
+    settled = job(reserved_credits=8, reserved_as="hold", settled_as="rendered", settled_by_event="e1", settled_by_request="r1")
+    settled = JobRecord(**{**settled.__dict__, "charged_credits": 5, "released_credits": 8})
+    decision = recovered_settlement(render("5"), settled)
+    assert entries(decision) == [("job:2:j1:charge", "debit", 5)] and decision.hold_released == 8 and decision.recovered
+
+
+def test_an_unknown_reservation_kind_is_a_damaged_job():
+    with pytest.raises(DamagedJob, match="reservedAs"):
+        job(reserved_credits=8, reserved_as="posted")
+
+
+def test_rendered_with_a_v2_reservation_releases_it_and_charges_the_cost():
     decision = decide(render("5"), job(reserved_credits=8), 2, PRICES, NOW)
     assert entries(decision) == [("job:2:j1:release", "credit", 8), ("job:2:j1:charge", "debit", 5)]
     assert decision.balance_delta == 3
@@ -47,7 +94,7 @@ def test_a_render_that_ran_over_its_reservation_debits_the_difference():
     assert decision.balance_delta == -4 and decision.is_overdraft
 
 
-def test_failed_with_reservation_refunds_it():
+def test_failed_with_a_v2_reservation_refunds_it():
     decision = decide(failure(), job(reserved_credits=8), 2, PRICES, NOW)
     assert entries(decision) == [("job:2:j1:refund", "credit", 8)]
 
@@ -96,9 +143,10 @@ def test_a_reservation_needs_cover_and_moves_nothing_without_it():
         plan_reservation("j1", "u1", "test", 10, None, None, NOW)
 
 
-def test_a_reservation_debits_the_balance_with_a_ledger_entry():
+def test_a_reservation_is_a_hold_without_a_posting_and_leaves_an_unread_balance_to_the_write():
     plan = plan_reservation("j1", "u1", "test", 10, None, 10, NOW)
-    assert (plan.entry.ledger_id, plan.entry.type, plan.entry.amount) == ("job:2:j1:reserve", "debit", 10)
+    assert (plan.job_id, plan.credits, plan.timestamp) == ("j1", 10, NOW) and not hasattr(plan, "entry")
+    assert plan_reservation("j1", "u1", "test", 10, None, UNREAD, NOW) == plan
 
 
 def test_the_same_reservation_again_is_a_no_op_and_a_different_one_is_refused():

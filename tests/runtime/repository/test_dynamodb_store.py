@@ -8,8 +8,8 @@ from reconciler.domain.errors import LedgerEntryTaken
 from reconciler.domain.events import VideoRendered
 from reconciler.domain.ledger import adjustment_entry
 from reconciler.domain.pricing import PriceBook
-from reconciler.domain.settlement import decide
-from reconciler.service.ports import StaleState
+from reconciler.domain.settlement import UNREAD, decide
+from reconciler.service.ports import BalanceChanged
 
 NOW = "2026-11-28T12:00:00.000Z"
 
@@ -19,41 +19,54 @@ def stage(request):
     return request.getfixturevalue("aws" if request.param == "in-process" else "aws_server")
 
 
-def test_load_reads_the_job_and_the_balance_in_one_request(stage):
+def recorded(stage):
+    """A client of the stage whose requests (operation and parameters) are recorded; without the emulation's own
+    DescribeTable (simulator/fidelity.py reads a table's key types once, straight from botocore)."""
+    calls = []
+
+    def record(params, model, **_):
+        if model.name != "DescribeTable":
+            calls.append((model.name, params))
+
+    client = stage.client("dynamodb")
+    client.meta.events.register("provide-client-params.dynamodb", record)
+    return client, calls
+
+
+def test_load_job_is_one_strongly_consistent_get_of_the_job_and_reads_no_balance(stage):
     stage.seed_balance("u", 12)
     stage.put_job(jobId="j", userId="u", status="rendering", reservedCredits=4, createdAt=NOW)
-    calls = []
-    client = stage.client("dynamodb")
-    client.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
-    job, balance = stage.store(client).load("j", "u")
-    assert (job.job_id, job.reserved_credits, balance) == ("j", 4, 12)
-    assert calls == ["TransactGetItems"]
+    client, calls = recorded(stage)
+    job = stage.store(client).load_job("j")
+    assert (job.job_id, job.reserved_credits) == ("j", 4)
+    ((operation, params),) = calls
+    assert (operation, params["TableName"], params["ConsistentRead"]) == ("GetItem", stage.config.jobs_table, True)
 
 
-def test_load_of_nothing_is_none_and_none(stage):
-    assert stage.store().load("nobody's job", "nobody") == (None, None)
+def test_load_job_of_nothing_is_none(stage):
+    assert stage.store().load_job("nobody's job") is None
 
 
-def test_a_settlement_commits_in_one_transaction(stage):
+def settle_render(store, cost, balance=UNREAD):
+    return decide(VideoRendered("e", "j", "u", Decimal(cost), "test"), store.load_job("j"), balance, PriceBook(), NOW)
+
+
+def test_a_settlement_commits_in_one_transaction_whose_balance_guard_asks_for_the_item_on_failure(stage):
     stage.seed_balance("u", 12)
-    store = stage.store()
-    job, balance = store.load("j", "u")
-    settlement = decide(VideoRendered("e", "j", "u", Decimal(3), "test"), job, balance, PriceBook(), NOW)
-    calls = []
-    client = stage.client("dynamodb")
-    client.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
+    settlement = settle_render(stage.store(), 3)
+    client, calls = recorded(stage)
     stage.store(client).commit_settlement(settlement)
-    assert calls == ["TransactWriteItems"]
+    ((operation, params),) = calls
+    assert operation == "TransactWriteItems"
+    balance, posting, job = params["TransactItems"]
+    assert balance["Update"]["ConditionExpression"] == "remaining >= :amount"
+    assert balance["Update"]["ReturnValuesOnConditionCheckFailure"] == "ALL_OLD"
+    assert posting["Put"]["TableName"] == stage.config.user_ledger_table and job["Put"]["TableName"] == stage.config.jobs_table
     assert stage.balance("u") == 9 and stage.job("j").settled_by_event == "e"
 
 
-def settle_render(store, cost):
-    job, balance = store.load("j", "u")
-    return decide(VideoRendered("e", "j", "u", Decimal(cost), "test"), job, balance, PriceBook(), NOW)
-
-
 def test_a_balance_that_moved_without_crossing_the_overdraft_threshold_does_not_refuse_the_settlement(stage):
-    # Given a settlement of 3 decided on a balance of 12 (no overdraft), then a gift of 5 lands
+    # Given a settlement of 3 decided on the job alone (covered), then a gift of 5 lands
     stage.seed_balance("u", 12)
     store = stage.store()
     settlement = settle_render(store, 3)
@@ -63,14 +76,17 @@ def test_a_balance_that_moved_without_crossing_the_overdraft_threshold_does_not_
     assert stage.balance("u") == 14 == stage.ledger_sum("u")
 
 
-def test_a_decision_on_the_wrong_side_of_the_overdraft_threshold_is_refused_and_writes_nothing(stage):
+def test_an_overdraft_decision_the_balance_no_longer_supports_is_refused_with_the_balance_from_aws(stage):
+    # Given an overdraft decided on a balance of 2, then a gift of 5 lands
     stage.seed_balance("u", 2)
     store = stage.store()
-    overdraft = settle_render(store, 3)
+    overdraft = settle_render(store, 3, balance=2)
     assert overdraft.is_overdraft
     store.commit_adjustment(adjustment_entry("u", 5, "gift", "gift-1", "test", NOW))
-    with pytest.raises(StaleState):
+    # Then the guard refuses it, and the cancellation reason's Item (ALL_OLD) tells the balance: 7
+    with pytest.raises(BalanceChanged) as refused:
         store.commit_settlement(overdraft)
+    assert refused.value.balance == 7
     assert stage.balance("u") == 7 and stage.job("j") is None
 
 
@@ -79,8 +95,9 @@ def test_a_debit_decided_as_covered_is_refused_once_the_balance_no_longer_covers
     store = stage.store()
     covered = settle_render(store, 3)
     store.commit_adjustment(adjustment_entry("u", -2, "chargeback", "cb-1", "test", NOW))
-    with pytest.raises(StaleState):
+    with pytest.raises(BalanceChanged) as refused:
         store.commit_settlement(covered)
+    assert refused.value.balance == 2
     assert stage.balance("u") == 2 and stage.job("j") is None
 
 

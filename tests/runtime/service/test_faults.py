@@ -74,7 +74,7 @@ def test_throttled_reads_and_writes_are_retried(user_with_reservation):
     aws = user_with_reservation
     client = FaultyClient(
         aws.client("dynamodb"),
-        transact_get_items=[throttled("TransactGetItems")],
+        get_item=[throttled("GetItem")],
         transact_write_items=[throttled("TransactWriteItems")],
     )
     outcome = aws.processor(client).process(rendered("j", "u", seconds=4))
@@ -92,15 +92,13 @@ def test_a_lost_commit_answer_is_recognised_as_applied_on_retry(user_with_reserv
     # as settled (so its metrics are emitted), never a duplicate, and no second charge
     assert outcome.kind == "settled" and outcome.decision.recovered and outcome.attempts == 2
     assert (outcome.settlement.charged, outcome.settlement.released) == (4, 10)
-    assert client.calls == ["transact_get_items", "transact_write_items", "transact_get_items"]
+    assert client.calls == ["get_item", "transact_write_items", "get_item"]
     assert_settled_exactly_once(aws, 96)
 
 
 def test_a_lost_answer_then_a_lambda_retry_of_the_same_event_is_still_one_charge(user_with_reservation):
     aws = user_with_reservation
-    client = FaultyClient(
-        aws.client("dynamodb"), transact_write_items=["lose-answer"], transact_get_items=[None] + [throttled("TransactGetItems")] * 60
-    )
+    client = FaultyClient(aws.client("dynamodb"), transact_write_items=["lose-answer"], get_item=[None] + [throttled("GetItem")] * 60)
     with pytest.raises(RetriesExhausted):
         aws.processor(client).process(rendered("j", "u", seconds=4))
     # Lambda delivers the event again later; the stored state says it was applied.
@@ -116,32 +114,49 @@ def test_contention_that_outlasts_the_budget_raises_so_lambda_retries_and_writes
     assert aws.balance("u") == 90 and aws.job("j").settled_as is None
 
 
-def test_a_balance_changed_between_read_and_write_is_reread_and_the_overdraft_judged_on_the_new_balance(aws):
-    # Given a user whose balance an operator changes right after our read
+class OperatorInTheMiddle(FaultyClient):
+    """Sets the balance to `remaining` right before the first TransactWriteItems (after the job's read)."""
+
+    def __init__(self, real: Any, credits_table: str, remaining: int) -> None:
+        super().__init__(real)
+        self._credits_table, self._remaining = credits_table, remaining
+
+    def __getattr__(self, operation):
+        call = super().__getattr__(operation)
+        if operation != "transact_write_items" or self.calls.count("transact_write_items"):
+            return call
+
+        def adjust_then_call(**request):
+            self._real.update_item(
+                TableName=self._credits_table,
+                Key={"userId": {"S": "u"}},
+                UpdateExpression="SET remaining = :r",
+                ExpressionAttributeValues={":r": {"N": str(self._remaining)}},
+            )
+            return call(**request)
+
+        return adjust_then_call
+
+
+def test_a_balance_drained_between_read_and_write_is_judged_an_overdraft_on_the_balance_the_refusal_returned(aws):
+    # Given a user with 10 credits, drained to 3 by an operator right after the job's read
+    aws.seed_balance("u", 10)
+    client = OperatorInTheMiddle(aws.client("dynamodb"), aws.config.credits_table, 3)
+    outcome = aws.processor(client).process(rendered("j", "u", seconds=5))
+    # Then the covered debit is refused with the balance (3), and decided again as an overdraft: no read between
+    assert client.calls == ["get_item", "transact_write_items", "transact_write_items"]
+    assert outcome.attempts == 1 and outcome.settlement.balance_before == 3 and outcome.settlement.is_overdraft
+    assert aws.balance("u") == -2 and aws.job("j").settled_into_overdraft is True
+
+
+def test_a_balance_topped_up_between_read_and_write_needs_no_second_write(aws):
+    # Given 3 credits, topped up to 10 right after the job's read, and a render of 5
     aws.seed_balance("u", 3)
-    real = aws.client("dynamodb")
-
-    class OperatorInTheMiddle(FaultyClient):
-        def __getattr__(self, operation):
-            call = super().__getattr__(operation)
-            if operation != "transact_write_items" or self.calls.count("transact_write_items"):
-                return call
-
-            def adjust_then_call(**request):
-                real.update_item(
-                    TableName=aws.config.credits_table,
-                    Key={"userId": {"S": "u"}},
-                    UpdateExpression="SET remaining = :r",
-                    ExpressionAttributeValues={":r": {"N": "10"}},
-                )
-                return call(**request)
-
-            return adjust_then_call
-
-    outcome = aws.processor(OperatorInTheMiddle(real)).process(rendered("j", "u", seconds=5))
-    # Then the first write is refused, the second sees 10, and 10 - 5 is no overdraft
-    assert outcome.attempts == 2 and outcome.settlement.balance_before == 10 and not outcome.settlement.is_overdraft
-    assert aws.balance("u") == 5
+    client = OperatorInTheMiddle(aws.client("dynamodb"), aws.config.credits_table, 10)
+    outcome = aws.processor(client).process(rendered("j", "u", seconds=5))
+    # Then the debit, decided as covered without a read, commits on the first write
+    assert client.calls == ["get_item", "transact_write_items"]
+    assert outcome.attempts == 1 and not outcome.settlement.is_overdraft and aws.balance("u") == 5
 
 
 def server_error(operation: str) -> ClientError:
@@ -150,9 +165,7 @@ def server_error(operation: str) -> ClientError:
 
 def test_a_server_error_after_botocores_retries_is_treated_as_a_possibly_committed_write(user_with_reservation):
     aws = user_with_reservation
-    client = FaultyClient(
-        aws.client("dynamodb"), transact_get_items=[server_error("TransactGetItems")], transact_write_items=[server_error("TransactWriteItems")]
-    )
+    client = FaultyClient(aws.client("dynamodb"), get_item=[server_error("GetItem")], transact_write_items=[server_error("TransactWriteItems")])
     outcome = aws.processor(client).process(rendered("j", "u", seconds=4))
     assert outcome.kind == "settled" and outcome.attempts == 3
     assert_settled_exactly_once(aws, 96)

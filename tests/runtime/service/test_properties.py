@@ -94,6 +94,9 @@ class FakeStage:
     def balance(self, user_id: str) -> int | None:
         return self.fake.balance_of(user_id)
 
+    def held(self, user_id: str) -> int:
+        return self.fake.held_of(user_id)
+
     def ledger(self, user_id: str) -> list:
         return self.fake.ledger_of(user_id)
 
@@ -166,9 +169,13 @@ def books_balance_and_each_job_settles_at_most_once(stage, dead_letters, opening
             outcomes.append(processor.process(events[position]))
             position += 1
 
-    # Then every balance is its ledger, and each job carries at most one settlement
+    # Then every posted balance (what can be spent + what is held) is its ledger, every hold an open reservation,
+    # and each job carries at most one settlement
     for name in USERS:
-        assert (stage.balance(user[name]) or 0) == stage.ledger_sum(user[name]), f"{name}'s balance is not explained by the ledger"
+        held, spendable = stage.held(user[name]), stage.balance(user[name]) or 0
+        assert spendable + held == stage.ledger_sum(user[name]), f"{name}'s balance is not explained by the ledger"
+        open_holds = sum(credits for job_id, credits in reserved.items() if _owner(jobs, job_id) == name and not stage.job(job_id).is_settled)
+        assert held == open_holds, f"{name} holds {held}, but the open reservations hold {open_holds}"
     entries = [entry for name in USERS for entry in stage.ledger(user[name])]
     assert all(count == 1 for count in Counter(e.ledger_id for e in entries).values())
     settled_kinds = Counter()
@@ -180,12 +187,13 @@ def books_balance_and_each_job_settles_at_most_once(stage, dead_letters, opening
     for job_id in settled_kinds:
         job = stage.job(job_id)
         suffixes = {e.ledger_id.rsplit(":", 1)[1] for e in entries if e.reference == job_id}
-        expected = {"reserve"} if job_id in reserved else set()
-        if job.settled_as == "rendered":
-            expected |= {"charge"} | ({"release"} if job_id in reserved else set())
-        else:
-            expected |= {"refund"} if job_id in reserved else set()
+        # A reservation is a hold: it posts nothing, and neither does its release; only a render posts (its charge)
+        expected = {"charge"} if job.settled_as == "rendered" else set()
         assert suffixes == expected, f"{job_id} settled as {job.settled_as} has entries {suffixes}"
+
+
+def _owner(jobs, job_id: str) -> str:
+    return jobs[int(job_id.rsplit("-", 1)[1])][0]
 
 
 def _no_sleep_backoff(deadline):
@@ -215,4 +223,4 @@ def test_a_failure_racing_a_render_of_the_same_job_settles_it_once(stage, reserv
     # Then the failure settled it, and the render, on re-reading, is a recorded conflict
     assert racer_outcomes[0].kind == "settled" and render_outcome.kind == "conflict"
     assert stage.job(job_id).settled_as == "failed"
-    assert stage.balance(owner) == 20 == stage.ledger_sum(owner)
+    assert stage.balance(owner) == 20 == stage.ledger_sum(owner) and stage.held(owner) == 0

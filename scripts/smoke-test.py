@@ -82,6 +82,7 @@ def run(target: Target, timeout: float, drain=None, log=progress) -> dict:
     log(f"published video.rendered for {job_id}; waiting up to {timeout:.0f} s")
 
     from reconciler.domain.ledger import job_ledger_id
+    from reconciler.ops.jobs import job_entries
 
     charge_id = job_ledger_id(job_id, "charge")
     deadline = time.monotonic() + timeout
@@ -89,7 +90,10 @@ def run(target: Target, timeout: float, drain=None, log=progress) -> dict:
     while charge is None:
         if drain is not None:
             drain()
-        charge = store.get_ledger_entry(charge_id)
+        # The charge is a UserLedger posting at the job's settledAt (docs/ledger.md): found through the job.
+        job = store.get_job(job_id)
+        if job is not None and job.settled_at:
+            charge = next((e for e in job_entries(store, job_id, job.user_id, job.settled_at) if e.ledger_id == charge_id), None)
         if charge is None:
             if time.monotonic() > deadline:
                 raise SmokeFailure(f"no ledger entry {charge_id} after {timeout:.0f} s (check the DLQ: reconciler dlq list)")

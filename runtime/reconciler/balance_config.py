@@ -22,6 +22,7 @@ from reconciler.contract import (
     ENV_LOW_THRESHOLD,
     ENV_OVERDRAFT_ALERT_LEVEL,
     ENV_STAGE,
+    ENV_USER_LEDGER_TABLE,
     ConfigError,
     ResourceNames,
 )
@@ -32,6 +33,7 @@ from reconciler.domain.crossings import ThresholdError, Thresholds
 class BalanceEventsConfig:
     stage: str
     ledger_table: str
+    user_ledger_table: str
     balance_events_table: str
     thresholds: Thresholds
     event_source: str = DEFAULT_EVENT_SOURCE
@@ -42,7 +44,11 @@ class BalanceEventsConfig:
         """The contract names of a stage (the CLI and the local stack)."""
         names = ResourceNames(stage)  # unknown stage -> UnknownStageError, a ConfigError
         values: dict[str, Any] = dict(
-            stage=stage, ledger_table=names.ledger_table, balance_events_table=names.balance_events_table, thresholds=Thresholds(10, 0)
+            stage=stage,
+            ledger_table=names.ledger_table,
+            user_ledger_table=names.user_ledger_table,
+            balance_events_table=names.balance_events_table,
+            thresholds=Thresholds(10, 0),
         )
         values.update(overrides)
         return cls(**values)
@@ -50,7 +56,7 @@ class BalanceEventsConfig:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> BalanceEventsConfig:
         env = os.environ if env is None else env
-        required = (ENV_STAGE, ENV_LEDGER_TABLE, ENV_BALANCE_EVENTS_TABLE, ENV_EVENT_SOURCE, ENV_LOW_THRESHOLD)
+        required = (ENV_STAGE, ENV_LEDGER_TABLE, ENV_USER_LEDGER_TABLE, ENV_BALANCE_EVENTS_TABLE, ENV_EVENT_SOURCE, ENV_LOW_THRESHOLD)
         missing = [name for name in required if not env.get(name)]
         if missing:
             raise ConfigError(f"missing environment variables: {', '.join(missing)}")
@@ -65,6 +71,7 @@ class BalanceEventsConfig:
         return cls(
             stage=env[ENV_STAGE],
             ledger_table=env[ENV_LEDGER_TABLE],
+            user_ledger_table=env[ENV_USER_LEDGER_TABLE],
             balance_events_table=env[ENV_BALANCE_EVENTS_TABLE],
             thresholds=thresholds,
             event_source=source,

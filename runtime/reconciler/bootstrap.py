@@ -132,7 +132,7 @@ def build_reservations(store: Any, config: RuntimeConfig) -> Any:
 
 
 def build_balance_event_service(config: BalanceEventsConfig, dynamodb: Any = None, events: Any = None) -> BalanceEventService:
-    """The balance-events stream function's use case, with its EventBridge, BalanceEvents and Ledger adapters."""
+    """The balance-events stream function's use case, with its EventBridge, BalanceEvents and ledger adapters."""
     from reconciler.repository.balance_event_store import BalanceEventLog, EventBridgePublisher, LedgerLookup
     from reconciler.service.balance_event_publishing import BalanceEventService
 
@@ -141,7 +141,7 @@ def build_balance_event_service(config: BalanceEventsConfig, dynamodb: Any = Non
         defaults=config.thresholds,
         publisher=EventBridgePublisher(events or aws_client("events"), config.event_source, config.event_bus),
         log=BalanceEventLog(dynamodb, config.balance_events_table),
-        ledger=LedgerLookup(dynamodb, config.ledger_table),
+        ledger=LedgerLookup(dynamodb, config.ledger_table, config.user_ledger_table),
     )
 
 

@@ -30,39 +30,50 @@ def entry_dict(entry: Any) -> dict:
 
 @app.command()
 def balance(ctx: typer.Context, user: str) -> None:
-    """A user's balance (Credits table)."""
+    """A user's balance (Credits table): remaining (what they can spend), held (for open reservations) and
+    posted (remaining + held: what their ledger sums to)."""
     state = state_of(ctx)
     item = state.target.store.get_balance(user)
-    result = {"userId": user, "remaining": item["remaining"] if item else None, "updatedAt": (item or {}).get("updatedAt")}
+    remaining: int | None = item["remaining"] if item else None
+    held: int | None = item["held"] if item else None
+    posted = None if item is None else (remaining or 0) + (held or 0)
+    result = {"userId": user, "remaining": remaining, "held": held, "posted": posted, "updatedAt": (item or {}).get("updatedAt")}
     state.out.data(result)
     if item is None:
         state.out.line(f"{user} has no balance")
     else:
-        state.out.table(f"Balance ({state.stage})", ["user", "remaining", "updated"], [[user, result["remaining"], result["updatedAt"]]])
+        state.out.table(
+            f"Balance ({state.stage})",
+            ["user", "remaining", "held", "posted", "updated"],
+            [[user, remaining, held, posted, result["updatedAt"]]],
+        )
 
 
 @app.command()
 def ledger(
     ctx: typer.Context,
-    user: Annotated[str | None, typer.Argument(help="The user (their index; never a scan). Omit with --all.")] = None,
-    all_users: Annotated[bool, typer.Option("--all", help="Every user's entries in the window: a full table scan (cost stated).")] = False,
+    user: Annotated[str | None, typer.Argument(help="The user (their postings and entries; never a scan). Omit with --all.")] = None,
+    all_users: Annotated[bool, typer.Option("--all", help="Every user's entries in the window: full table scans (cost stated).")] = False,
     since: Annotated[str | None, typer.Option(help="From: ISO 8601 (UTC if no zone), 2h, 3d, yesterday ...")] = None,
     until: Annotated[str | None, typer.Option(help="Up to: same forms as --since.")] = None,
 ) -> None:
-    """A user's ledger entries, oldest first; or with --all, every user's in a time window (v1's scan)."""
+    """A user's ledger, oldest first: their job postings (UserLedger) and operator entries and history (Ledger),
+    merged; or with --all, every user's in a time window (v1's scan, of both tables)."""
     state = state_of(ctx)
     start, end = optional_moment(since, "--since"), optional_moment(until, "--until")
     if all_users == (user is not None):
         raise typer.BadParameter("give a USER, or --all with --since (not both)", param_hint="USER / --all")
     if all_users:
         if start is None:
-            raise typer.BadParameter("--all reads the whole Ledger table: give --since (and --until) to bound what it returns", param_hint="--since")
-        table = state.target.names.tables[2]
-        with state.out.progress(f"scanning {table}") as advance:
-            window = scan_ledger_window(state.target.client("dynamodb"), table, iso_timestamp(start), iso_timestamp(end) if end else None, advance)
+            raise typer.BadParameter("--all reads the whole ledger tables: give --since (and --until) to bound what it returns", param_hint="--since")
+        names = state.target.names
+        tables = (names.user_ledger_table, names.ledger_table)
+        with state.out.progress(f"scanning {' and '.join(tables)}") as advance:
+            window = scan_ledger_window(state.target.client("dynamodb"), tables, iso_timestamp(start), iso_timestamp(end) if end else None, advance)
         entries = window.entries
         state.out.note(
-            f"read all {window.scanned} items of {table} (a Scan, {window.capacity_units:g} read capacity units) to find {len(entries)} in the window"
+            f"read all {window.scanned} items of {' and '.join(tables)} (Scans, {window.capacity_units:g} read capacity units) "
+            f"to find {len(entries)} in the window"
         )
         title = f"Ledger of all users ({state.stage})"
     else:

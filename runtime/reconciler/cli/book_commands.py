@@ -1,4 +1,4 @@
-"""scan and audit: settle what no event settled, and check that every balance equals its ledger."""
+"""scan and audit: settle what no event settled, and check every balance against its ledger and its open holds."""
 
 from __future__ import annotations
 
@@ -52,14 +52,16 @@ def audit(
     user: Annotated[str | None, typer.Argument(help="One user; all users (a table scan) when omitted.")] = None,
     fix: Annotated[bool, typer.Option("--fix", help="Correct each discrepancy as --trust says (or as you answer, per user).")] = False,
     trust: Annotated[
-        str | None, typer.Option("--trust", help="ledger: set the balance to the ledger sum; balance: book an entry explaining the balance.")
+        str | None,
+        typer.Option("--trust", help="ledger: set the balance back to its books (ledger sum, open holds); balance: book an entry explaining it."),
     ] = None,
     reason: Annotated[str | None, typer.Option(help="Why (required with --fix; kept with the correction).")] = None,
     min_age: Annotated[int, typer.Option("--min-age", min=0, help="Leave balances changed in the last N seconds alone.")] = 60,
     dry_run: DryRun = False,
     yes: Yes = False,
 ) -> None:
-    """Recompute balances from the ledger; report every difference, and with --fix correct it as you choose.
+    """Check every balance against its books: posted (remaining + held) against the ledger's sum (both tables), and
+    held against the open hold reservations; report each discrepancy by kind, and with --fix correct it as you choose.
 
     Exit status: 0 no discrepancy left, 1 discrepancies left (found, skipped or not fixed), 2 usage error."""
     state = state_of(ctx)
@@ -74,11 +76,11 @@ def audit(
         raise typer.BadParameter("--fix needs --trust ledger or --trust balance (no terminal to ask on, per user)", param_hint="--trust")
     target = state.target
     auditor = Auditor(target.store, target.store)
-    with state.out.progress("reading balances and ledger") as advance:
+    with state.out.progress("reading balances, ledgers and open reservations") as advance:
         found = [d for d in [auditor.audit_user(user)] if d] if user else auditor.audit_all(advance)
     for d in found:
         state.out.table(
-            f"{d.user_id}: stored {d.stored}, ledger sum {d.ledger_sum}, difference {d.difference:+d}",
+            f"{d.user_id}: {d.summary()}",
             ["latest entries", "ledgerId", "amount", "description"],
             [[e.timestamp, e.ledger_id, f"{e.signed_amount:+d}", e.description] for e in d.recent] or [["(no entries)", "", "", ""]],
         )
@@ -128,7 +130,7 @@ def audit(
     for result in fixes:
         state.out.line(f"{result.discrepancy.user_id}: {result.explain(min_age)}")
     if not found:
-        state.out.line("no discrepancies: every balance equals its ledger")
+        state.out.line("no discrepancies: every posted balance equals its ledger, and every held its open holds")
         return
     if left:
         if not fix:

@@ -94,7 +94,7 @@ def events_replay(
 
 @app.command()
 def backup(ctx: typer.Context, dry_run: DryRun = False, yes: Yes = False) -> None:
-    """On-demand backups of the Jobs, Credits and Ledger tables."""
+    """On-demand backups of every table of the stage: Jobs, Credits, Ledger and UserLedger."""
     state = state_of(ctx)
     now = datetime.now(UTC)
     tables = state.target.names.tables

@@ -1,9 +1,10 @@
 """`make demo`: the reconciler's main job, end to end, on an embedded local AWS stack.
 
-Seeds three users, reserves credits for jobs as the video pipeline would, publishes a realistic stream of
-events (duplicates, out-of-order, a failure, a conflict, malformed ones) to the local EventBridge bus, lets
-them reach the real handler through the template's own rule, then prints balances, ledgers and the DLQ,
-and checks that every balance is explained by its ledger. Exits non-zero if it is not.
+Seeds three users, reserves credits for jobs as the video pipeline would (holds: remaining moves to held, nothing
+is posted), publishes a realistic stream of events (duplicates, out-of-order, a failure, a conflict, malformed
+ones) to the local EventBridge bus, lets them reach the real handler through the template's own rule, then
+prints balances, ledgers and the DLQ, and audits the books as `reconciler audit` does: every posted balance
+(remaining + held) equals its ledger (both tables), every held its open holds. Exits non-zero if not.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from reconciler.domain.errors import InsufficientCredits
 from reconciler.domain.ledger import adjustment_entry, balance_delta, iso_timestamp
 from reconciler.local.stack import REPO_ROOT, local_stack
 from reconciler.observability import logger
+from reconciler.ops.audit import Auditor
 
 console = Console(highlight=False)
 
@@ -45,9 +47,9 @@ def failed(job_id: str, user_id: str, reason: str) -> dict:
 
 
 EVENT_STREAM = [
-    ("alice's render, reserved 20, costs ceil(7.5 s x 2) = 15", rendered("job-a1", "alice", 7.5, "standard-v1")),
+    ("alice's render, 20 held, costs ceil(7.5 s x 2) = 15: the hold goes, 15 posted", rendered("job-a1", "alice", 7.5, "standard-v1")),
     ("the same render delivered again", rendered("job-a1", "alice", 7.5, "standard-v1")),
-    ("bob's render failed: his reservation is refunded", failed("job-b1", "bob", "GPU out of memory")),
+    ("bob's render failed: his hold is released, nothing posted", failed("job-b1", "bob", "GPU out of memory")),
     ("a render of bob's job arriving after its failure", rendered("job-b1", "bob", 4, "hd-v1")),
     ("a render for a job the table never saw (no reservation)", rendered("job-a2", "alice", 3, "test")),
     ("carol's render without reservation costs more than she has", rendered("job-c2", "carol", 1, "4k-v1")),
@@ -55,6 +57,13 @@ EVENT_STREAM = [
     ("malformed: someone else's job", rendered("job-a1", "mallory", 1, "test")),
     ("malformed: unknown model", rendered("job-a4", "alice", 2, "no-such-model")),
 ]
+
+
+def _moved(result: dict) -> str:
+    """What a settlement did to `remaining` (a released hold included), and the balance after when it is known
+    (the settlement read none unless a guard failed: the write's condition decided)."""
+    after = f" -> {result['balanceAfter']}" if "balanceAfter" in result else ""
+    return f"remaining {result['balanceDelta']:+d}{after}; posted {', '.join(result.get('ledgerIds') or []) or 'nothing'}"
 
 
 def deliver_with_logs_to(path: Path, invoker) -> int:
@@ -141,12 +150,16 @@ def main() -> int:
             store.commit_adjustment(entry)
             console.print(f"  {user}: {credits} credits")
 
-        console.rule("Submitting jobs with reservations (the pipeline's library call)")
+        console.rule("Submitting jobs with reservations (the pipeline's library call: holds, nothing posted)")
         reservations = bootstrap.build_reservations(store, config)
         for job_id, user, model, credits in RESERVATIONS:
             try:
                 reservations.reserve(job_id, user, model, credits)
-                console.print(f"  {job_id}: reserved {credits} credits of {user} on {model}")
+                balance = store.get_balance(user) or {}
+                console.print(
+                    f"  {job_id}: held {credits} credits of {user} on {model}: remaining {balance.get('remaining')}, "
+                    f"held {balance.get('held')}, posted {(balance.get('remaining') or 0) + (balance.get('held') or 0)}"
+                )
             except InsufficientCredits as refusal:
                 console.print(f"  {job_id}: refused, nothing moved ({refusal})")
 
@@ -163,25 +176,27 @@ def main() -> int:
         outcomes = Table("event", "job", "outcome", "detail", title="What the handler did")
         for record in invoker.results:
             event, result = record["event"], record.get("result") or {}
-            detail = result.get("reason") or (
-                f"balance {result['balanceDelta']:+d} -> {result['balanceAfter']}" if "balanceDelta" in result else result.get("settledAs", "")
-            )
+            detail = result.get("reason") or (_moved(result) if "balanceDelta" in result else result.get("settledAs", ""))
             if result.get("overdraft"):
                 detail += " (overdraft)"
             outcomes.add_row(event["detail-type"], str(event["detail"].get("jobId")), result.get("outcome", "error"), str(detail))
         console.print(outcomes)
 
-        console.rule("Balances and ledgers")
-        books_balance = True
+        console.rule("Balances and ledgers (UserLedger's job postings and Ledger's operator entries, merged)")
         for user in OPENING_BALANCES:
-            balance = (store.get_balance(user) or {})["remaining"]
+            balance = store.get_balance(user) or {}
+            remaining, held = balance.get("remaining") or 0, balance.get("held") or 0
             entries = list(store.ledger_for_user(user))
-            explained = balance_delta(entries)
-            books_balance &= explained == balance
-            ledger = Table("time (UTC)", "type", "amount", "reference", "description", title=f"{user}: {balance} credits (ledger sum {explained})")
+            title = f"{user}: remaining {remaining}, held {held}, posted {remaining + held} (ledger sum {balance_delta(entries)})"
+            ledger = Table("time (UTC)", "type", "amount", "reference", "description", title=title)
             for entry in entries:
                 ledger.add_row(entry.timestamp[11:23], entry.type, str(entry.amount), entry.reference, entry.description)
             console.print(ledger)
+        # The audit `reconciler audit` runs: posted = ledger sum (both tables), held = open hold reservations.
+        discrepancies = Auditor(store).audit_all()
+        for discrepancy in discrepancies:
+            console.print(f"  [red]{discrepancy.user_id}: {discrepancy.summary()}[/red]")
+        books_balance = not discrepancies
 
         show_balance_events(stack, store)
 
@@ -197,9 +212,12 @@ def main() -> int:
         console.rule("Result")
         console.print(f"{delivered} events, {len(messages)} dead-lettered with their reason, every job settled at most once.")
         if books_balance:
-            console.print("[green]Every balance equals its opening balance plus its ledger entries.[/green]")
+            console.print(
+                "[green]Every posted balance (remaining + held) equals its opening balance plus its ledger entries, "
+                "and every held its open reservations.[/green]"
+            )
         else:
-            console.print("[red]A balance is not explained by its ledger.[/red]")
+            console.print("[red]A balance is not explained by its books (see the audit's findings above).[/red]")
         console.print(
             f"Done in {time.monotonic() - started:.1f} s. Run your own events: reconciler local up, then reconciler local send events.jsonl"
         )

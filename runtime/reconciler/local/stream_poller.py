@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from reconciler.contract import ENV_BALANCE_EVENTS_TABLE, ENV_LEDGER_TABLE, ENV_USER_LEDGER_TABLE
 from reconciler.local.invoker import LocalContext
 from reconciler.local.resources import resources_of
 
@@ -29,7 +30,12 @@ def balance_function_environment(templates: Mapping[str, dict], tables: Mapping[
             variables = props.get("Environment", {}).get("Variables", {})
             env = {key: value for key, value in variables.items() if isinstance(value, str)}
             env.update(
-                {"LEDGER_TABLE_NAME": tables["Ledger"], "BALANCE_EVENTS_TABLE_NAME": tables["BalanceEvents"], "POWERTOOLS_TRACE_DISABLED": "true"}
+                {
+                    ENV_LEDGER_TABLE: tables["Ledger"],
+                    ENV_USER_LEDGER_TABLE: tables["UserLedger"],
+                    ENV_BALANCE_EVENTS_TABLE: tables["BalanceEvents"],
+                    "POWERTOOLS_TRACE_DISABLED": "true",
+                }
             )
             return env
     raise RuntimeError("the templates have no balance-events function")

@@ -1,51 +1,138 @@
-"""Balance audit: each stored balance against the sum of its ledger (opening balance 0).
+"""Balance audit: each balance against its books (docs/ledger.md, docs/operations.md).
+
+A balance is two figures on the Credits item: `remaining` (what the user can spend) and `held` (credits held for
+reservations still open). Two things must hold, and the audit reports each kind of discrepancy by name:
+  * ledger: the posted balance (remaining + held) equals the sum of the user's ledger, both tables (UserLedger's
+    job postings and Ledger's operator entries and history), from an opening balance of 0;
+  * holds: held equals the sum of the user's open hold reservations (unsettled jobs reserved as a hold; the Jobs
+    unsettled index holds every unsettled reserved job).
 
 A fix never guesses which side is right: the operator says which one to trust.
-  * trust "balance": the stored balance is right and the ledger lacks an entry (a v1 opening balance, a
-    write made behind the books): a ledger entry explaining the difference is booked, in one transaction
-    conditioned on the balance still being what the audit read. History is never rewritten.
-  * trust "ledger": the ledger is right and the balance was corrupted (a stray put-item): the balance is set
-    back to the ledger sum, conditioned on it still being what the audit read; no entry is booked (the
-    ledger already explains the right value), and the Credits item records who restored it and why.
+  * trust "balance": the posted balance is right and the ledger lacks an entry (a v1 opening balance, a write
+    made behind the books): a Ledger entry explaining the difference is booked, in one transaction conditioned
+    on remaining and held still being what the audit read. History is never rewritten. A holds discrepancy
+    cannot be fixed this way: no ledger entry explains a hold.
+  * trust "ledger": the books are right and the balance was corrupted (a stray put-item): held is set to the
+    open holds and remaining to the ledger sum less them (so the posted balance is the ledger sum), conditioned
+    on both still being what the audit read; no entry is booked (the ledger already explains the right value),
+    and the Credits item records who restored it, why, and the figures it replaced.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
 from reconciler.domain.ledger import CREDIT, DEBIT, LedgerEntry, correction_ledger_id, iso_timestamp
+from reconciler.domain.settlement import JobRecord, UnreadableJob
 from reconciler.ops.operator_error import OpsError
 from reconciler.service.retrying import Backoff, with_retries
+
+# The kinds of discrepancy.
+LEDGER_KIND, HOLDS_KIND = "ledger", "holds"
+
+
+@dataclass(frozen=True)
+class OpenHolds:
+    """A user's open hold reservations, from the unsettled jobs."""
+
+    total: int = 0
+    jobs: tuple[str, ...] = ()
+    unreadable: tuple[str, ...] = ()  # unsettled jobs of the user that cannot be read: their holds are unknown
 
 
 @dataclass(frozen=True)
 class Discrepancy:
     user_id: str
-    stored: int | None  # None: the user has no Credits item
+    remaining: int | None  # None: the user has no Credits item
     ledger_sum: int
     entry_count: int
     recent: tuple[LedgerEntry, ...] = ()  # the latest few entries, newest last
     updated_at: str | None = None  # when the balance last changed
+    held: int = 0
+    holds: OpenHolds = field(default_factory=OpenHolds)
+
+    @property
+    def posted(self) -> int:
+        """The posted balance: what the ledger must sum to."""
+        return (self.remaining or 0) + self.held
 
     @property
     def difference(self) -> int:
-        """What the ledger lacks to explain the stored balance."""
-        return (self.stored or 0) - self.ledger_sum
+        """What the ledger lacks to explain the posted balance."""
+        return self.posted - self.ledger_sum
+
+    @property
+    def held_difference(self) -> int:
+        """What `held` holds beyond the open hold reservations (negative: less than they hold)."""
+        return self.held - self.holds.total
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(kind for kind, off in ((LEDGER_KIND, self.difference), (HOLDS_KIND, self.held_difference)) if off)
+
+    @property
+    def restored_remaining(self) -> int:
+        """remaining as the books say: the ledger sum less the open holds."""
+        return self.ledger_sum - self.holds.total
+
+    def summary(self) -> str:
+        """One line per kind, in words."""
+        lines = []
+        if LEDGER_KIND in self.kinds:
+            lines.append(
+                f"ledger: posted {self.posted} (remaining {self.remaining if self.remaining is not None else '(none)'} + held {self.held}) "
+                f"!= ledger sum {self.ledger_sum}, difference {self.difference:+d}"
+            )
+        if HOLDS_KIND in self.kinds:
+            jobs = ", ".join(self.holds.jobs) or "none"
+            lines.append(f"holds: held {self.held} != open holds {self.holds.total} (jobs: {jobs}), difference {self.held_difference:+d}")
+        if self.holds.unreadable:
+            lines.append(f"unreadable unsettled jobs (their holds are unknown): {', '.join(self.holds.unreadable)}")
+        return "; ".join(lines)
 
     def as_dict(self) -> dict:
-        return {"userId": self.user_id, "stored": self.stored, "ledgerSum": self.ledger_sum, "difference": self.difference}
+        return {
+            "userId": self.user_id,
+            "kinds": list(self.kinds),
+            "remaining": self.remaining,
+            "held": self.held,
+            "posted": self.posted,
+            "ledgerSum": self.ledger_sum,
+            "difference": self.difference,
+            "openHolds": self.holds.total,
+            "holdJobs": list(self.holds.jobs),
+            "heldDifference": self.held_difference,
+            "unreadableJobs": list(self.holds.unreadable),
+        }
+
+    def unfixable(self, trust: str) -> str | None:
+        """Why this discrepancy cannot be fixed trusting `trust`, or None."""
+        if HOLDS_KIND not in self.kinds:
+            return None
+        if trust == TRUST_BALANCE:
+            return f"held {self.held} is not the open holds {self.holds.total}, and no ledger entry explains a hold: use --trust ledger"
+        if self.holds.unreadable:
+            return f"unsettled jobs {', '.join(self.holds.unreadable)} cannot be read, so their holds are unknown: repair them first (`job show JOB`)"
+        return None
 
     def corrections(self) -> dict[str, str]:
         """The two possible fixes, in words."""
-        difference = self.difference
-        wording = "an opening-balance entry" if self.entry_count == 0 else "a correction entry"
-        return {
-            TRUST_BALANCE: f"keep the balance {self.stored or 0}; book {wording} of {difference:+d} (ledger becomes {self.stored or 0})",
-            TRUST_LEDGER: f"set the balance {self.stored if self.stored is not None else '(none)'} -> {self.ledger_sum}; no entry booked",
-        }
+        words = {}
+        for trust in TRUSTS:
+            refused = self.unfixable(trust)
+            if refused:
+                words[trust] = f"not possible: {refused}"
+            elif trust == TRUST_LEDGER:
+                held = f", held {self.held} -> {self.holds.total}" if self.held_difference else ""
+                shown = self.remaining if self.remaining is not None else "(none)"
+                words[trust] = f"set remaining {shown} -> {self.restored_remaining}{held} (posted = ledger sum {self.ledger_sum}); no entry booked"
+            else:
+                wording = "an opening-balance entry" if self.entry_count == 0 else "a correction entry"
+                words[trust] = f"keep the posted balance {self.posted}; book {wording} of {self.difference:+d} (ledger becomes {self.posted})"
+        return words
 
 
 TRUST_BALANCE, TRUST_LEDGER = "balance", "ledger"
@@ -66,7 +153,23 @@ def recent_entries(entries: Iterable[LedgerEntry], limit: int = RECENT_ENTRIES) 
     latest: dict[str, list[LedgerEntry]] = {}
     for entry in entries:
         latest.setdefault(entry.user_id, []).append(entry)
-    return {user: tuple(sorted(items, key=lambda e: e.timestamp)[-limit:]) for user, items in latest.items()}
+    return {user: tuple(sorted(items, key=lambda e: (e.timestamp, e.ledger_id))[-limit:]) for user, items in latest.items()}
+
+
+def open_holds(jobs: Iterable[JobRecord | UnreadableJob]) -> dict[str, OpenHolds]:
+    """user -> their open hold reservations, from unsettled jobs (a posted v2 reservation holds nothing)."""
+    totals: dict[str, int] = {}
+    held_by: dict[str, list[str]] = {}
+    unreadable: dict[str, list[str]] = {}
+    for job in jobs:
+        if isinstance(job, UnreadableJob):
+            unreadable.setdefault(job.user_id, []).append(job.job_id)
+            continue
+        if job.held_credits:
+            totals[job.user_id] = totals.get(job.user_id, 0) + job.held_credits
+            held_by.setdefault(job.user_id, []).append(job.job_id)
+    users = set(totals) | set(unreadable)
+    return {user: OpenHolds(totals.get(user, 0), tuple(sorted(held_by.get(user, ()))), tuple(sorted(unreadable.get(user, ())))) for user in users}
 
 
 def find_discrepancies(
@@ -74,13 +177,26 @@ def find_discrepancies(
     sums: Mapping[str, tuple[int, int]],
     recent: Mapping[str, tuple[LedgerEntry, ...]] | None = None,
     updated: Mapping[str, str | None] | None = None,
+    held: Mapping[str, int] | None = None,
+    holds: Mapping[str, OpenHolds] | None = None,
 ) -> list[Discrepancy]:
-    """Users whose stored balance (missing counts as 0) differs from their ledger sum, by user id."""
+    """Users whose posted balance (remaining + held; a missing balance counts as 0) differs from their ledger
+    sum, or whose held differs from their open holds, by user id."""
     found = []
-    for user_id in sorted(set(balances) | set(sums)):
+    held, holds = held or {}, holds or {}
+    for user_id in sorted(set(balances) | set(sums) | set(held) | set(holds)):
         total, count = sums.get(user_id, (0, 0))
-        candidate = Discrepancy(user_id, balances.get(user_id), total, count, (recent or {}).get(user_id, ()), (updated or {}).get(user_id))
-        if candidate.difference != 0:
+        candidate = Discrepancy(
+            user_id,
+            balances.get(user_id),
+            total,
+            count,
+            (recent or {}).get(user_id, ()),
+            (updated or {}).get(user_id),
+            held.get(user_id, 0),
+            holds.get(user_id, OpenHolds()),
+        )
+        if candidate.kinds:
             found.append(candidate)
     return found
 
@@ -103,13 +219,13 @@ def correction_entry(discrepancy: Discrepancy, reason: str, actor: str, timestam
     )
 
 
-FIXED, WOULD_FIX, RECENTLY_CHANGED = "fixed", "would-fix", "recently-changed"
+FIXED, WOULD_FIX, RECENTLY_CHANGED, NOT_FIXABLE = "fixed", "would-fix", "recently-changed", "not-fixable"
 
 
 @dataclass(frozen=True)
 class FixResult:
     discrepancy: Discrepancy
-    status: str  # FIXED, WOULD_FIX or RECENTLY_CHANGED (left alone, see fix)
+    status: str  # FIXED, WOULD_FIX, RECENTLY_CHANGED or NOT_FIXABLE (left alone, see fix)
     trust: str = TRUST_BALANCE
     entry: LedgerEntry | None = None
 
@@ -118,27 +234,31 @@ class FixResult:
         return self.status == FIXED
 
     def explain(self, min_age_seconds: int) -> str:
+        d = self.discrepancy
         if self.status == RECENTLY_CHANGED:
             return (
-                f"skipped: the balance changed at {self.discrepancy.updated_at}, less than {min_age_seconds} s ago, and the "
-                "ledger index may not show the newest entry yet; wait a minute and re-run, or pass --min-age 0 to include it"
+                f"skipped: the balance changed at {d.updated_at}, less than {min_age_seconds} s ago, and the Ledger index and "
+                "the unsettled-jobs index may not show the newest change yet; wait a minute and re-run, or pass --min-age 0 to include it"
             )
+        if self.status == NOT_FIXABLE:
+            return f"not fixed: {d.unfixable(self.trust)}"
         verb = "fixed" if self.status == FIXED else "would fix"
         if self.trust == TRUST_LEDGER:
-            return f"{verb}: balance {self.discrepancy.stored} -> {self.discrepancy.ledger_sum} (trusting the ledger)"
+            held = f", held {d.held} -> {d.holds.total}" if d.held_difference else ""
+            return f"{verb}: remaining {d.remaining} -> {d.restored_remaining}{held} (trusting the ledger)"
         entry = cast(LedgerEntry, self.entry)  # trusting the balance books a correction entry
         return f"{verb}: booked {entry.ledger_id} {entry.signed_amount:+d} ({entry.description}) (trusting the balance)"
 
 
 class BalanceRestorer(Protocol):
-    def restore(self, user_id: str, seen: int | None, value: int, timestamp: str, actor: str, reason: str) -> None: ...
+    def restore(self, user_id: str, seen: int | None, held_seen: int, remaining: int, held: int, timestamp: str, actor: str, reason: str) -> None: ...
 
 
 @dataclass
 class Auditor:
-    """Audits through a store (DynamoDBStore or any object with the same reads and commit_correction)."""
+    """Audits through a store (OperationsStore or any object with the same reads and commit_correction)."""
 
-    store: Any  # OperationsStore (or a fake): balances, ledger reads, commit_correction
+    store: Any  # OperationsStore (or a fake): balances, ledger reads, open reservations, commit_correction
     restorer: BalanceRestorer | None = None  # needed to trust the ledger
     clock: Callable[[], str] = iso_timestamp
     backoff: Callable[[], Backoff] = Backoff
@@ -151,20 +271,27 @@ class Auditor:
             ledger_sums(entries),
             recent_entries(entries),
             {user_id: (balance or {}).get("updatedAt")},
+            {user_id: (balance or {}).get("held", 0)},
+            open_holds(self.store.open_reservations(user_id)),
         )
         return found[0] if found else None
 
     def audit_all(self, progress: Callable[[int], None] = lambda n: None) -> list[Discrepancy]:
-        balances, updated = {}, {}
+        balances, updated, held = {}, {}, {}
         for item in self.store.scan_balances():
             balances[item["userId"]] = item["remaining"]
             updated[item["userId"]] = item.get("updatedAt")
+            held[item["userId"]] = item.get("held", 0)
             progress(1)
         entries = []
         for entry in self.store.scan_ledger():
             entries.append(entry)
             progress(1)
-        return find_discrepancies(balances, ledger_sums(entries), recent_entries(entries), updated)
+        jobs = []
+        for job in self.store.open_reservations():
+            jobs.append(job)
+            progress(1)
+        return find_discrepancies(balances, ledger_sums(entries), recent_entries(entries), updated, held, open_holds(jobs))
 
     def fix(self, user_id: str, reason: str, actor: str, dry_run: bool, min_age: timedelta, trust: str = TRUST_BALANCE) -> FixResult | None:
         """Corrects one user from a fresh, per-user read; optimistic on the balance that read saw."""
@@ -179,19 +306,23 @@ class Auditor:
             discrepancy, now = self.audit_user(user_id), self.clock()
             if discrepancy is None:
                 return None
-            # The Ledger index is eventually consistent: an entry committed a moment ago may not be
-            # in the query yet, and "fixing" that would double it. Leave fresh balances alone.
+            # The Ledger index and the unsettled-jobs index are eventually consistent: an entry or a reservation
+            # committed a moment ago may not be in the query yet, and "fixing" that would double it. Leave fresh
+            # balances alone (every posting and every hold changes the balance's updatedAt in its transaction).
             if discrepancy.updated_at and _parse(discrepancy.updated_at) > _parse(now) - min_age:
                 return FixResult(discrepancy, RECENTLY_CHANGED, trust)
+            if discrepancy.unfixable(trust):
+                return FixResult(discrepancy, NOT_FIXABLE, trust)
             if trust == TRUST_LEDGER:
                 if not dry_run:
                     restorer = cast(BalanceRestorer, self.restorer)  # trusting the ledger needs one: checked above
-                    restorer.restore(user_id, discrepancy.stored, discrepancy.ledger_sum, now, actor, reason)
+                    d = discrepancy
+                    restorer.restore(user_id, d.remaining, d.held, d.restored_remaining, d.holds.total, now, actor, reason)
                 return FixResult(discrepancy, WOULD_FIX if dry_run else FIXED, trust)
             entry = correction_entry(discrepancy, reason, actor, now)
             if dry_run:
                 return FixResult(discrepancy, WOULD_FIX, trust, entry)
-            self.store.commit_correction(entry, discrepancy.stored)
+            self.store.commit_correction(entry, discrepancy.remaining, discrepancy.held)
             return FixResult(discrepancy, FIXED, trust, entry)
 
         result, _ = with_retries(attempt, self.backoff())

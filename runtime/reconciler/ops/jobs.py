@@ -23,7 +23,16 @@ def candidate_ledger_ids(job_id: str) -> list[str]:
     return ids
 
 
-def job_entries(store: Any, job_id: str) -> list[LedgerEntry]:
-    """The job's ledger entries, by their deterministic ids (one GetItem each, never a scan)."""
-    found = [store.get_ledger_entry(ledger_id) for ledger_id in candidate_ledger_ids(job_id)]
-    return sorted((entry for entry in found if entry is not None), key=lambda entry: entry.timestamp)
+def job_entries(store: Any, job_id: str, user_id: str | None = None, settled_at: str | None = None) -> list[LedgerEntry]:
+    """The job's ledger entries in both tables, never a scan:
+
+    * Ledger (entries written before UserLedger: a v2 reservation's posted "reserve" debit, and the postings of
+      jobs settled then): by their deterministic ids, one GetItem each;
+    * UserLedger (postings of jobs settled since): a settlement writes all of a job's postings at its settledAt,
+      so one Query of the user's postings at that moment, kept to this job's ids. A job not settled has none.
+    """
+    ids = candidate_ledger_ids(job_id)
+    found = [entry for entry in (store.get_ledger_entry(ledger_id) for ledger_id in ids) if entry is not None]
+    if user_id and settled_at:
+        found += [entry for entry in store.postings_at(user_id, settled_at) if entry.ledger_id in ids]
+    return sorted(found, key=lambda entry: (entry.timestamp, entry.ledger_id))

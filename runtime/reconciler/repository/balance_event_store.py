@@ -1,5 +1,6 @@
 """AWS adapters of the balance-events function: EventBridge PutEvents, the BalanceEvents table (published
-markers, which are also each user's event history), and the Ledger lookup of the entries behind a change."""
+markers, which are also each user's event history), and the lookup of the ledger entries behind a change (in
+UserLedger, the job postings, and Ledger, the operators' entries: docs/ledger.md)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from reconciler.contract import LEDGER_BY_USER_INDEX
+from reconciler.contract import LEDGER_BY_USER_INDEX, USER_LEDGER_SORT_KEY
 from reconciler.repository.dynamodb import from_item, to_item
 from reconciler.service.ports import BALANCE_EVENT_KEY as EVENT_KEY
 from reconciler.service.ports import BALANCE_EVENT_USER_KEY as USER_KEY
@@ -98,21 +99,37 @@ class BalanceEventLog:
 @dataclass
 class LedgerLookup:
     client: Any
-    table: str
+    table: str  # Ledger: operators' entries (adjustments, audit corrections) and the history before UserLedger
+    user_ledger_table: str  # UserLedger: the job postings, keyed by user and `{timestamp}#{ledgerId}`
 
     def entries_at(self, user_id: str, timestamp: str) -> Iterator[dict[str, Any]]:
-        """The user's ledger entries written at exactly `timestamp` (one Query of the by-user index)."""
-        request: dict[str, Any] = {
-            "TableName": self.table,
-            "IndexName": LEDGER_BY_USER_INDEX,
-            "KeyConditionExpression": "userId = :u AND #ts = :t",
-            "ExpressionAttributeNames": {"#ts": "timestamp"},
-            "ExpressionAttributeValues": to_item({":u": user_id, ":t": timestamp}),
-        }
+        """The user's ledger entries written at exactly `timestamp`, from both tables: one Query of UserLedger on
+        the key's prefix (consistent: the change that brought us here is committed) and one of Ledger's
+        by-user index."""
+        yield from self._query(
+            {
+                "TableName": self.user_ledger_table,
+                "KeyConditionExpression": "userId = :u AND begins_with(#k, :prefix)",
+                "ExpressionAttributeNames": {"#k": USER_LEDGER_SORT_KEY},
+                "ExpressionAttributeValues": to_item({":u": user_id, ":prefix": f"{timestamp}#"}),
+                "ConsistentRead": True,
+            }
+        )
+        yield from self._query(
+            {
+                "TableName": self.table,
+                "IndexName": LEDGER_BY_USER_INDEX,
+                "KeyConditionExpression": "userId = :u AND #ts = :t",
+                "ExpressionAttributeNames": {"#ts": "timestamp"},
+                "ExpressionAttributeValues": to_item({":u": user_id, ":t": timestamp}),
+            }
+        )
+
+    def _query(self, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
         while True:
             response = self.client.query(**request)
             for item in response.get("Items", []):
                 yield from_item(item)
             if "LastEvaluatedKey" not in response:
                 return
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+            request = {**request, "ExclusiveStartKey": response["LastEvaluatedKey"]}

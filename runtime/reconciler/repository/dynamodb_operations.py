@@ -1,8 +1,10 @@
 """The CLI's reads and repairs of the reconciler's tables: never on the event path, not in the function's role.
 
-Whole-table scans (audit), one user's history through the ledger's by-user index, single items, and the two
-audit repairs (a correcting ledger entry, or a balance set back to its ledger sum), each under a condition
-that the balance is still what the audit read.
+A user's ledger lives in two tables (docs/ledger.md): UserLedger holds the job postings (keyed by user and
+time), Ledger the operators' entries (adjustments, audit corrections) and every entry written before UserLedger
+existed. Every read here merges the two: one user's history (a Query of UserLedger and one of Ledger's by-user
+index), whole-table scans (audit), single items. And the two audit repairs (a correcting ledger entry, or a
+balance set back to its books), each under a condition that the balance is still what the audit read.
 """
 
 from __future__ import annotations
@@ -12,31 +14,106 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from reconciler.contract import LEDGER_BY_USER_INDEX
+from reconciler.contract import HELD_ATTRIBUTE, JOBS_UNSETTLED_INDEX, LEDGER_BY_USER_INDEX, UNSETTLED_ATTRIBUTE, UNSETTLED_VALUE, USER_LEDGER_SORT_KEY
 from reconciler.domain.ledger import LedgerEntry
-from reconciler.domain.settlement import JobRecord
-from reconciler.repository.dynamodb import BALANCE, LEDGER, DynamoDBStore, from_item, job_from_item, ledger_from_item, to_item, whole
+from reconciler.domain.settlement import JobRecord, UnreadableJob
+from reconciler.repository.dynamodb import (
+    BALANCE,
+    LEDGER,
+    DynamoDBStore,
+    from_item,
+    job_from_item,
+    ledger_from_item,
+    readable_job,
+    to_item,
+    whole,
+)
 from reconciler.service.ports import StaleState
+
+# UserLedger's sort key is `{timestamp}#{ledgerId}`. '$' is the character after '#', so every key of a timestamp
+# t sorts below t + '$' and above any earlier timestamp's keys: `entryKey < until + '$'` is `timestamp <= until`.
+_AFTER_SEPARATOR = "$"
+
+
+def oldest_first(entries: list[LedgerEntry]) -> list[LedgerEntry]:
+    """The merged order of both tables: by timestamp, then ledger id (two postings of one job share a moment)."""
+    return sorted(entries, key=lambda entry: (entry.timestamp, entry.ledger_id))
+
+
+def _balance_values(item: dict[str, Any]) -> dict[str, Any]:
+    values = from_item(item)
+    values["remaining"] = whole(values.get("remaining"))
+    values[HELD_ATTRIBUTE] = whole(values.get(HELD_ATTRIBUTE)) or 0
+    return values
 
 
 class OperationsStore(DynamoDBStore):
-    """The settlement store's writes (adjustments use them) plus what only operators need."""
+    """The settlement store's writes (adjustments and the timer scan use them) plus what only operators need."""
+
+    # --- single items ----------------------------------------------------------------------------
 
     def get_job(self, job_id: str) -> JobRecord | None:
         item = self._call("get_item", TableName=self.jobs_table, Key=to_item({"jobId": job_id}), ConsistentRead=True).get("Item")
         return job_from_item(from_item(item)) if item else None
 
     def get_balance(self, user_id: str) -> dict[str, Any] | None:
-        """The Credits item as stored (remaining as int), or None for a user with no balance."""
+        """The Credits item as stored, `remaining` and `held` as ints (held 0 when absent: a balance that never
+        held a reservation), or None for a user with no balance. The posted balance is remaining + held."""
         item = self._call("get_item", TableName=self.credits_table, Key=to_item({"userId": user_id}), ConsistentRead=True).get("Item")
-        if not item:
-            return None
-        values = from_item(item)
-        values["remaining"] = whole(values.get("remaining"))
-        return values
+        return _balance_values(item) if item else None
+
+    def get_ledger_entry(self, ledger_id: str) -> LedgerEntry | None:
+        """An entry of Ledger by its id (operators' entries and history; the Adjuster's idempotency check)."""
+        item = self._call("get_item", TableName=self.ledger_table, Key=to_item({"ledgerId": ledger_id}), ConsistentRead=True).get("Item")
+        return ledger_from_item(from_item(item)) if item else None
+
+    # --- one user ----------------------------------------------------------------------------------
 
     def ledger_for_user(self, user_id: str, since: str | None = None, until: str | None = None) -> Iterator[LedgerEntry]:
-        """One user's entries oldest first, through the userId/timestamp index (never a scan)."""
+        """One user's entries of both tables, oldest first (timestamp, then ledger id); never a scan.
+
+        UserLedger: a consistent Query of the user's partition. Ledger: a Query of its by-user index, which is
+        eventually consistent (an entry committed a moment ago may not be there yet)."""
+        entries = list(self._user_postings(user_id, since, until))
+        entries += self._legacy_ledger(user_id, since, until)
+        yield from oldest_first(entries)
+
+    def postings_at(self, user_id: str, timestamp: str) -> list[LedgerEntry]:
+        """The user's UserLedger postings written at exactly `timestamp` (a job's settlement writes all of its
+        postings at its settledAt): one consistent Query on the key's prefix."""
+        query = dict(
+            TableName=self.user_ledger_table,
+            KeyConditionExpression="userId = :u AND begins_with(#k, :prefix)",
+            ExpressionAttributeNames={"#k": USER_LEDGER_SORT_KEY},
+            ExpressionAttributeValues=to_item({":u": user_id, ":prefix": f"{timestamp}#"}),
+            ConsistentRead=True,
+        )
+        return [ledger_from_item(from_item(item)) for item in self._paginate("query", query)]
+
+    def _user_postings(self, user_id: str, since: str | None, until: str | None) -> Iterator[LedgerEntry]:
+        condition = "userId = :u"
+        values: dict[str, Any] = {":u": user_id}
+        if since and until:
+            condition += " AND #k BETWEEN :since AND :until"
+            values.update({":since": since, ":until": until + _AFTER_SEPARATOR})
+        elif since:
+            condition += " AND #k >= :since"
+            values[":since"] = since
+        elif until:
+            condition += " AND #k < :until"
+            values[":until"] = until + _AFTER_SEPARATOR
+        query: dict[str, Any] = dict(
+            TableName=self.user_ledger_table,
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=to_item(values),
+            ConsistentRead=True,
+        )
+        if "#k" in condition:
+            query["ExpressionAttributeNames"] = {"#k": USER_LEDGER_SORT_KEY}
+        for item in self._paginate("query", query):
+            yield ledger_from_item(from_item(item))
+
+    def _legacy_ledger(self, user_id: str, since: str | None, until: str | None) -> Iterator[LedgerEntry]:
         condition = "userId = :u"
         values: dict[str, Any] = {":u": user_id}
         if since and until:
@@ -59,49 +136,83 @@ class OperationsStore(DynamoDBStore):
         for item in self._paginate("query", query):
             yield ledger_from_item(from_item(item))
 
-    def get_ledger_entry(self, ledger_id: str) -> LedgerEntry | None:
-        item = self._call("get_item", TableName=self.ledger_table, Key=to_item({"ledgerId": ledger_id}), ConsistentRead=True).get("Item")
-        return ledger_from_item(from_item(item)) if item else None
+    def open_reservations(self, user_id: str | None = None) -> Iterator[JobRecord | UnreadableJob]:
+        """The unsettled jobs (every reserved job not yet settled carries the marker), of one user or of all:
+        a Query of the sparse unsettled index, which holds only jobs in flight. The index is eventually
+        consistent: a reservation made a moment ago may not be there yet (the audit's --min-age covers it)."""
+        query: dict[str, Any] = dict(
+            TableName=self.jobs_table,
+            IndexName=JOBS_UNSETTLED_INDEX,
+            KeyConditionExpression="#u = :pending",
+            ExpressionAttributeNames={"#u": UNSETTLED_ATTRIBUTE},
+            ExpressionAttributeValues=to_item({":pending": UNSETTLED_VALUE, ":user": user_id}),
+        )
+        if user_id is not None:
+            query["FilterExpression"] = "userId = :user"
+        for item in self._paginate("query", query):
+            yield readable_job(from_item(item))
+
+    # --- whole tables (audit) ------------------------------------------------------------------------
 
     def scan_balances(self) -> Iterator[dict[str, Any]]:
-        """Every Credits item (remaining as int): for whole-table audits only, never on the event path."""
+        """Every Credits item (remaining and held as ints): for whole-table audits only, never on the event path."""
         for item in self._paginate("scan", {"TableName": self.credits_table, "ConsistentRead": True}):
-            values = from_item(item)
-            values["remaining"] = whole(values.get("remaining"))
-            yield values
+            yield _balance_values(item)
 
     def scan_ledger(self) -> Iterator[LedgerEntry]:
-        """Every ledger entry: for whole-table audits only."""
-        for item in self._paginate("scan", {"TableName": self.ledger_table, "ConsistentRead": True}):
-            yield ledger_from_item(from_item(item))
+        """Every entry of both ledgers, UserLedger then Ledger: for whole-table audits only."""
+        for table in (self.user_ledger_table, self.ledger_table):
+            for item in self._paginate("scan", {"TableName": table, "ConsistentRead": True}):
+                yield ledger_from_item(from_item(item))
 
-    def commit_correction(self, entry: LedgerEntry, balance_seen: int | None) -> None:
-        """An audit correction: a ledger entry that explains the balance, which itself must not have moved.
+    # --- audit repairs -----------------------------------------------------------------------------------
 
-        The balance update adds 0 on condition that the balance is exactly what the audit read, so a
-        settlement that lands between the audit's read and this write cancels the correction.
-        """
-        self._transact(
-            [(BALANCE, self._balance_update(entry.user_id, 0, entry.timestamp, ("equals", balance_seen))), (LEDGER, self._ledger_put(entry))]
+    def commit_correction(self, entry: LedgerEntry, balance_seen: int | None, held_seen: int = 0) -> None:
+        """An audit correction: a Ledger entry that explains the balance, which itself must not have moved.
+
+        The balance update adds 0 on condition that remaining and held are exactly what the audit read: a
+        settlement or reservation landing between the audit's read and this write cancels the correction (a
+        held job rendered at exactly its reservation leaves remaining as it was, so held is checked too)."""
+        condition, values = _balance_as_seen(balance_seen, held_seen)
+        update = {
+            "TableName": self.credits_table,
+            "Key": to_item({"userId": entry.user_id}),
+            "UpdateExpression": "SET remaining = if_not_exists(remaining, :zero) + :nothing, updatedAt = :now",
+            "ConditionExpression": condition,
+            "ExpressionAttributeValues": to_item({**values, ":zero": 0, ":nothing": 0, ":now": entry.timestamp}),
+        }
+        self._transact([(BALANCE, {"Update": update}), (LEDGER, self._ledger_put(entry))])
+
+    def restore(self, user_id: str, seen: int | None, held_seen: int, remaining: int, held: int, timestamp: str, actor: str, reason: str) -> None:
+        """`audit --fix --trust ledger`: sets a balance back to its books (remaining = ledger sum - held, held =
+        the open holds), on condition that remaining and held are still what the audit read (else StaleState:
+        the audit reads again). Records who did it and why, and the figures it replaced, on the item."""
+        condition, values = _balance_as_seen(seen, held_seen)
+        previous = {"remaining": seen, HELD_ATTRIBUTE: held_seen}
+        values.update(
+            {":value": remaining, ":held": held, ":now": timestamp, ":fix": {"actor": actor, "reason": reason, "previous": previous, "at": timestamp}}
         )
-
-    def restore(self, user_id: str, seen: int | None, value: int, timestamp: str, actor: str, reason: str) -> None:
-        """`audit --fix --trust ledger`: sets a balance back to its ledger sum, on condition that it is still the
-        value the audit read (else StaleState: the audit reads again). Records who did it and why on the item."""
-        values = {":value": value, ":now": timestamp, ":fix": {"actor": actor, "reason": reason, "previous": seen, "at": timestamp}}
-        if seen is None:
-            condition = "attribute_not_exists(userId)"
-        else:
-            condition, values[":seen"] = "remaining = :seen", seen
         try:
             self._client.update_item(
                 TableName=self.credits_table,
                 Key=to_item({"userId": user_id}),
-                UpdateExpression="SET remaining = :value, updatedAt = :now, lastAuditFix = :fix",
+                UpdateExpression="SET remaining = :value, #held = :held, updatedAt = :now, lastAuditFix = :fix",
                 ConditionExpression=condition,
+                ExpressionAttributeNames={"#held": HELD_ATTRIBUTE},
                 ExpressionAttributeValues=to_item(values),
             )
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 raise StaleState(f"the balance of {user_id} moved since the audit read it") from error
             raise
+
+
+def _balance_as_seen(remaining: int | None, held: int) -> tuple[str, dict[str, Any]]:
+    """The condition that a Credits item is as the audit read it: no item, or this remaining and this held
+    (held 0 also matches an item that never had the attribute)."""
+    if remaining is None:
+        return "attribute_not_exists(userId)", {}
+    values = {":seen": remaining, ":held_seen": held}
+    if held == 0:
+        return f"remaining = :seen AND (attribute_not_exists({HELD_ATTRIBUTE}) OR {HELD_ATTRIBUTE} = :held_seen)", values
+    return f"remaining = :seen AND {HELD_ATTRIBUTE} = :held_seen", values

@@ -85,12 +85,18 @@ def test_alarms_disable_and_enable_one_alarm_by_concern_or_name(env, cli, one_li
     one_line_error(cli("alarms", "disable", "nope"), "no alarm cc-reconciler-nope-dev")
 
 
-def test_ledger_of_a_window_across_users_states_its_cost(env, cli, one_line_error):
+def test_ledger_of_a_window_across_users_states_its_cost(env, cli, one_line_error, tmp_path):
+    # Given two opening balances (Ledger) and one render's charge (a UserLedger posting)
     cli("local", "seed", "u1", "10")
     cli("local", "seed", "u2", "5")
+    path = tmp_path / "e.jsonl"
+    path.write_text(json.dumps(rendered("job-1", user="u2")) + "\n")
+    cli("local", "send", str(path))
+    # When every user's entries of the last hour are listed
     run = cli("--json", "ledger", "--all", "--since", "1h")
-    assert sorted((e["userId"], e["amount"]) for e in run.json()) == [("u1", 10), ("u2", 5)]
-    assert "read all 2 items of Ledger-dev (a Scan" in run.stderr
+    # Then both tables are scanned, merged oldest first, and the cost of reading them all is stated
+    assert [(e["userId"], e["amount"]) for e in run.json()] == [("u1", 10), ("u2", 5), ("u2", -1)]
+    assert "read all 3 items of UserLedger-dev and Ledger-dev (Scans" in run.stderr
     assert cli("--json", "ledger", "--all", "--since", "2000-01-01", "--until", "2000-01-02").json() == []
     one_line_error(cli("ledger", "--all"), "--since")
     one_line_error(cli("ledger", "u1", "--all", "--since", "1h"), "not both")

@@ -82,7 +82,14 @@ def test_audit_reports_both_corrections_and_books_nothing_without_a_choice(env, 
     # Then exactly that discrepancy is reported with the two possible corrections (and exit 1 says so)
     assert report.exit_code == 1
     (found,) = report.json()["discrepancies"]
-    assert (found["userId"], found["stored"], found["ledgerSum"], found["difference"]) == ("u1", 25, 10, 15)
+    assert (found["userId"], found["kinds"], found["remaining"], found["held"], found["ledgerSum"], found["difference"]) == (
+        "u1",
+        ["ledger"],
+        25,
+        0,
+        10,
+        15,
+    )
     assert set(found["corrections"]) == {"ledger", "balance"} and found["recentEntries"][-1]["amount"] == 10
     # And --fix without --trust (no terminal to ask on) is a usage error that writes nothing
     refused = cli("audit", "--fix", "--reason", "INC-9", "--min-age", "0")

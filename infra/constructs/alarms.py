@@ -187,7 +187,8 @@ class ReconcilerAlarms(Construct):
         # On-demand tables throttle only on sudden bursts beyond their adapted capacity or on a hot partition
         # (one user). A throttled request is retried with backoff inside the invocation, so a few are harmless;
         # 5 or more in each of two consecutive 5-minute periods is sustained pressure that will soon turn into
-        # timeouts and Lambda retries. Read and write throttle events of the three tables and the scan's index.
+        # timeouts and Lambda retries. Read and write throttle events of every table (8 metrics: an alarm's math may reference
+        # at most 10, a hard limit).
         throttle_metrics: dict[str, cloudwatch.IMetric] = {}
         for index, table in enumerate(tables):
             for kind, name in (("r", "ReadThrottleEvents"), ("w", "WriteThrottleEvents")):
@@ -203,7 +204,7 @@ class ReconcilerAlarms(Construct):
             cloudwatch.MathExpression(
                 expression="SUM([" + ", ".join(f"FILL({key}, 0)" for key in throttle_metrics) + "])",
                 using_metrics=throttle_metrics,
-                label="DynamoDB throttle events (3 tables)",
+                label=f"DynamoDB throttle events ({len(tables)} tables)",
                 period=five_minutes,
             ),
             threshold=5,

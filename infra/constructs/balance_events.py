@@ -86,6 +86,7 @@ class BalanceEventsFunction(Construct):
             environment={
                 contract.ENV_STAGE: config.stage,
                 contract.ENV_LEDGER_TABLE: tables.ledger.table_name,
+                contract.ENV_USER_LEDGER_TABLE: tables.user_ledger.table_name,
                 contract.ENV_BALANCE_EVENTS_TABLE: data.table.table_name,
                 contract.ENV_EVENT_SOURCE: settings.source,
                 contract.ENV_EVENT_BUS: contract.DEFAULT_EVENT_BUS,
@@ -123,7 +124,9 @@ class BalanceEventsFunction(Construct):
         self.role.add_to_policy(
             iam.PolicyStatement(sid="BalanceEventsTable", actions=["dynamodb:GetItem", "dynamodb:PutItem"], resources=[data.table.table_arn])
         )
-        # The ledger entries behind a crossing: one Query of the by-user index (only when there is a crossing).
+        # The ledger entries behind a crossing (only when there is one): one Query of the user's UserLedger postings
+        # at the change's moment, and one of Ledger's by-user index (operators' entries).
+        self.role.add_to_policy(iam.PolicyStatement(sid="UserLedgerTable", actions=["dynamodb:Query"], resources=[tables.user_ledger.table_arn]))
         self.role.add_to_policy(
             iam.PolicyStatement(
                 sid="LedgerIndexUserIdTimestampIndex",

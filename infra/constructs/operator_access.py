@@ -51,6 +51,7 @@ class OperatorAccess(Construct):
         stack = Stack.of(self)
         names = config.names
         jobs, credits, ledger = tables.jobs.table_arn, tables.credits.table_arn, tables.ledger.table_arn
+        user_ledger = tables.user_ledger.table_arn
         ledger_by_user = f"{ledger}/index/{contract.LEDGER_BY_USER_INDEX}"
         jobs_unsettled = f"{jobs}/index/{contract.JOBS_UNSETTLED_INDEX}"
         # `alarms disable|enable` acts on every cc-reconciler-*-{stage} alarm the CLI finds (its own filter).
@@ -64,14 +65,15 @@ class OperatorAccess(Construct):
         rule = stack.format_arn(service="events", resource="rule", resource_name=names.events_rule)
 
         read_only = (
-            # balance, audit (and adjust/audit --fix read the balance first); scan reads job and balance together;
-            # adjust and audit --fix look their ledger entry up before writing it.
+            # balance, audit (and adjust/audit --fix read the balance first); scan and job show read the job;
+            # adjust and job show look Ledger entries up by id.
             Grant("ReadItems", ("dynamodb:GetItem",), (credits, jobs, ledger)),
-            # ledger USER, audit USER: one user's history through the index, never a scan.
-            Grant("ReadLedgerByUser", ("dynamodb:Query",), (ledger_by_user,)),
-            # audit (all users): a consistent scan of balances and ledger.
-            Grant("AuditScan", ("dynamodb:Scan",), (credits, ledger)),
-            # scan --dry-run: the timer scan's sparse-index query.
+            # ledger USER, audit USER, job show: one user's history, never a scan: a Query of the user's UserLedger
+            # postings (job show: those at the job's settledAt) and of Ledger's by-user index.
+            Grant("ReadLedgerByUser", ("dynamodb:Query",), (user_ledger, ledger_by_user)),
+            # audit and ledger --all: scans of balances and both ledgers.
+            Grant("AuditScan", ("dynamodb:Scan",), (credits, ledger, user_ledger)),
+            # scan --dry-run: the timer scan's sparse-index query; audit: the open hold reservations.
             Grant("ReadUnsettledJobs", ("dynamodb:Query",), (jobs_unsettled,)),
             # dlq list/show: receive, then release at once (visibility 0); the queue URL and its depth.
             Grant(
@@ -110,11 +112,13 @@ class OperatorAccess(Construct):
             # adjust, audit --fix, scan: balance and its ledger entry in one transaction; scan settles jobs.
             Grant("WriteBalances", ("dynamodb:UpdateItem",), (credits,)),
             # Append-only for people too: new entries (and, in adjust, a check that the v1-style id of the same
-            # reference is not taken), never an update or delete of an entry.
+            # reference is not taken), never an update or delete of an entry. Operators' entries go to Ledger;
+            # the scan's settlements post to UserLedger, as the function's do.
             Grant("AppendLedger", ("dynamodb:PutItem", "dynamodb:ConditionCheckItem"), (ledger,)),
+            Grant("AppendUserLedger", ("dynamodb:PutItem",), (user_ledger,)),
             Grant("SettleJobs", ("dynamodb:UpdateItem",), (jobs,)),
-            # backup: on-demand backups of the three tables.
-            Grant("BackUpTables", ("dynamodb:CreateBackup",), (jobs, credits, ledger)),
+            # backup: on-demand backups of the four tables.
+            Grant("BackUpTables", ("dynamodb:CreateBackup",), (jobs, credits, ledger, user_ledger)),
             # dlq replay (a message is deleted only once the function settled it), dlq delete, dlq purge.
             Grant("DrainDeadLetters", ("sqs:DeleteMessage", "sqs:PurgeQueue"), (dead_letter_queue.queue_arn,)),
             # dlq replay (the deployed function), pause and resume.

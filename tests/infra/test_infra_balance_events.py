@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from infra_helpers import as_list, only_resource, resource_named
 
 from reconciler import balance_config, contract
@@ -15,7 +17,7 @@ def test_credits_table_streams_new_and_old_images_and_the_history_table_exists(s
     assert credits["KeySchema"] == [{"AttributeName": "userId", "KeyType": "HASH"}]  # unchanged: no replacement
     history = resource_named(synthesized.data, "AWS::DynamoDB::Table", "TableName", names.balance_events_table)["Properties"]
     assert history["KeySchema"] == [{"AttributeName": "userId", "KeyType": "HASH"}, {"AttributeName": "eventKey", "KeyType": "RANGE"}]
-    for name in (names.jobs_table, names.ledger_table):
+    for name in (names.jobs_table, names.ledger_table, names.user_ledger_table):
         assert "StreamSpecification" not in resource_named(synthesized.data, "AWS::DynamoDB::Table", "TableName", name)["Properties"]
 
 
@@ -42,8 +44,12 @@ def test_function_and_its_stream_mapping(synthesized):
     assert env[contract.ENV_LOW_THRESHOLD] == str(config.balance_events.low_threshold)
     assert env[contract.ENV_OVERDRAFT_ALERT_LEVEL] == "0"
     # The environment is what the runtime validates at start.
-    resolved = {**env, "LEDGER_TABLE_NAME": "Ledger-x", "BALANCE_EVENTS_TABLE_NAME": "BalanceEvents-x"}
-    assert balance_config.BalanceEventsConfig.from_env(resolved).thresholds.low == config.balance_events.low_threshold
+    resolved = {**env, "LEDGER_TABLE_NAME": "Ledger-x", "USER_LEDGER_TABLE_NAME": "UserLedger-x", "BALANCE_EVENTS_TABLE_NAME": "BalanceEvents-x"}
+    loaded = balance_config.BalanceEventsConfig.from_env(resolved)
+    assert loaded.thresholds.low == config.balance_events.low_threshold
+    # Both ledgers: the entries behind a crossing are job postings (UserLedger) or operators' entries (Ledger)
+    assert (loaded.ledger_table, loaded.user_ledger_table) == ("Ledger-x", "UserLedger-x")
+    assert "TablesUserLedger" in str(env[contract.ENV_USER_LEDGER_TABLE]) and "TablesLedger" in str(env[contract.ENV_LEDGER_TABLE])
     mapping = only_resource(synthesized.compute, "AWS::Lambda::EventSourceMapping")["Properties"]
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert mapping["BisectBatchOnFunctionError"] is True
@@ -63,6 +69,12 @@ def test_role_publishes_only_its_own_source_to_the_default_bus(synthesized):
     assert "event-bus/default" in str(publish[0]["Resource"])
     actions = {a for s in statements for a in as_list(s["Action"])}
     assert not any(a.startswith("dynamodb:") and a.endswith(("UpdateItem", "DeleteItem", "Scan", "TransactWriteItems")) for a in actions)
+    # The entries behind a crossing: a Query of UserLedger (the job postings) and of Ledger's by-user index, nothing else
+    queries = [s for s in statements if as_list(s["Action"]) == ["dynamodb:Query"]]
+    resources = sorted(json.dumps(r) for s in queries for r in as_list(s["Resource"]))
+    assert len(resources) == 2
+    assert any("TablesUserLedger" in r and "/index/" not in r for r in resources)
+    assert any("TablesLedger" in r and r.endswith(f'/index/{contract.LEDGER_BY_USER_INDEX}"]]}}') for r in resources)
     # The settlement function's role gains nothing.
     reconciler = [
         s for lid, p in policies.items() if lid.startswith("ReconcilerRole") for s in as_list(p["Properties"]["PolicyDocument"]["Statement"])

@@ -66,6 +66,7 @@ def test_function_environment_is_the_runtime_contract(synthesized):
         contract.ENV_JOBS_TABLE: "TablesJobs",
         contract.ENV_CREDITS_TABLE: "TablesCredits",
         contract.ENV_LEDGER_TABLE: "TablesLedger",
+        contract.ENV_USER_LEDGER_TABLE: "TablesUserLedger",
         contract.ENV_DLQ_URL: "DeadLetterQueue",
         contract.ENV_OPS_TOPIC_ARN: "OpsTopic",
     }
@@ -80,7 +81,14 @@ def test_price_overrides_are_a_json_object(synthesized):
     # Given the value the function receives
     raw = function_of(synthesized)["Environment"]["Variables"][contract.ENV_PRICE_OVERRIDES]
     # When the runtime parses it
-    environment = {"STAGE": "x", "JOBS_TABLE_NAME": "j", "CREDITS_TABLE_NAME": "c", "LEDGER_TABLE_NAME": "l", "DLQ_URL": "q"}
+    environment = {
+        "STAGE": "x",
+        "JOBS_TABLE_NAME": "j",
+        "CREDITS_TABLE_NAME": "c",
+        "LEDGER_TABLE_NAME": "l",
+        "USER_LEDGER_TABLE_NAME": "u",
+        "DLQ_URL": "q",
+    }
     parsed = runtime_config.RuntimeConfig.from_env({**environment, contract.ENV_PRICE_OVERRIDES: raw})
     # Then it gets the stage's overrides as decimals
     assert parsed.price_overrides == {model: Decimal(price) for model, price in synthesized.config.price_overrides.items()}
@@ -138,9 +146,9 @@ def test_archive_keeps_render_events_for_the_stage_retention(synthesized):
 
 ACTIONS_ALLOWED_ON_ANY_RESOURCE = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 FUNCTION_TABLE_GRANTS = {
-    "TablesJobs": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
-    "TablesCredits": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
-    "TablesLedger": {"dynamodb:PutItem"},  # append-only
+    "TablesJobs": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},  # the one read is the job's
+    "TablesCredits": {"dynamodb:UpdateItem"},  # no read: a failed guard returns the balance
+    "TablesUserLedger": {"dynamodb:PutItem"},  # append-only; Ledger is the operators' (nothing here)
 }
 
 
@@ -193,17 +201,20 @@ def test_dynamodb_access_is_exactly_the_calls_per_table_and_index(synthesized):
     by_table = {name: actions for key, actions in tables.items() for name in FUNCTION_TABLE_GRANTS if name in key}
     assert by_table == FUNCTION_TABLE_GRANTS, f"per table: {by_table}"
     assert len(tables) == 3, f"one entry per table, no wildcard: {sorted(tables)}"
-    # One index, the timer scan's; the Ledger's by-user index is the CLI's only.
+    # One index, the timer scan's; the Ledger's by-user index is the CLI's and the balance-events function's.
     ((index, actions),) = indexes.items()
     assert actions == {"dynamodb:Query"}
     assert "TablesJobs" in index and index.endswith(f'/index/{contract.JOBS_UNSETTLED_INDEX}"]]}}')
 
 
 def test_the_ledger_is_append_only_for_the_function(synthesized):
-    ledger_actions = {
-        a for s in statements_with_action_prefix(synthesized, "dynamodb:") if refers_to(s["Resource"], "TablesLedger") for a in as_list(s["Action"])
-    }
-    assert ledger_actions == {"dynamodb:PutItem"}, "no UpdateItem/DeleteItem (rewriting the audit trail), no reads"
+    def actions_on(table: str) -> set[str]:
+        return {a for s in statements_with_action_prefix(synthesized, "dynamodb:") if refers_to(s["Resource"], table) for a in as_list(s["Action"])}
+
+    # The job postings: no UpdateItem/DeleteItem (rewriting the audit trail), no reads
+    assert actions_on("TablesUserLedger") == {"dynamodb:PutItem"}
+    # The operators' entries and the history before UserLedger: nothing at all
+    assert actions_on("TablesLedger") == set()
 
 
 def test_sqs_sns_kms_and_logs_are_scoped_to_their_one_resource(synthesized):
@@ -285,6 +296,9 @@ def test_break_glass_adds_exactly_the_clis_writes_and_never_rewrites_the_ledger(
         if a not in READ_ONLY
     }
     assert ledger_writes == {"dynamodb:PutItem", "dynamodb:ConditionCheckItem", "dynamodb:CreateBackup"}, ledger_writes
+    # UserLedger: the timer scan's postings (PutItem) and backups; never an update or delete either
+    user_ledger_writes = {a for s in break_glass if refers_to(s["Resource"], "TablesUserLedger") for a in as_list(s["Action"]) if a not in READ_ONLY}
+    assert user_ledger_writes == {"dynamodb:PutItem", "dynamodb:CreateBackup"}, user_ledger_writes
 
 
 def test_operator_policies_use_a_wildcard_only_where_iam_has_no_resource_level_permission(synthesized):

@@ -7,9 +7,15 @@ import json
 import pytest
 from infra_helpers import as_list, only_resource, resource_id, resource_named
 
-from reconciler.contract import ALARM_CONCERNS, BALANCE_EVENT_ALARM_CONCERNS, JOBS_UNSETTLED_INDEX, LEDGER_BY_USER_INDEX
+from reconciler.contract import ALARM_CONCERNS, BALANCE_EVENT_ALARM_CONCERNS, JOBS_UNSETTLED_INDEX, LEDGER_BY_USER_INDEX, USER_LEDGER_SORT_KEY
 
-TABLE_KEYS = {"Jobs": "jobId", "Credits": "userId", "Ledger": "ledgerId"}
+TABLE_KEYS = {
+    "Jobs": [{"AttributeName": "jobId", "KeyType": "HASH"}],
+    "Credits": [{"AttributeName": "userId", "KeyType": "HASH"}],
+    "Ledger": [{"AttributeName": "ledgerId", "KeyType": "HASH"}],
+    # The job postings by user and time (docs/ledger.md): a user's history is a Query of the table, no index
+    "UserLedger": [{"AttributeName": "userId", "KeyType": "HASH"}, {"AttributeName": USER_LEDGER_SORT_KEY, "KeyType": "RANGE"}],
+}
 
 
 @pytest.mark.parametrize("table", sorted(TABLE_KEYS))
@@ -20,7 +26,7 @@ def test_table_is_on_demand_encrypted_and_recoverable(synthesized, table):
     resource = resource_named(synthesized.data, "AWS::DynamoDB::Table", "TableName", f"{table}-{config.stage}")
     properties = resource["Properties"]
     # Then it has the contract key, on-demand billing, encryption and PITR
-    assert properties["KeySchema"] == [{"AttributeName": TABLE_KEYS[table], "KeyType": "HASH"}]
+    assert properties["KeySchema"] == TABLE_KEYS[table]
     assert properties["BillingMode"] == "PAY_PER_REQUEST"
     assert properties["SSESpecification"] == {"SSEEnabled": True}, "tables must be encrypted at rest"
     assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
@@ -50,6 +56,17 @@ def test_ledger_has_the_by_user_index(synthesized):
             "Projection": {"ProjectionType": "ALL"},
         }
     ]
+
+
+def test_user_ledger_has_no_index_so_a_posting_writes_one_item(synthesized):
+    names = synthesized.config.names
+    user_ledger = resource_named(synthesized.data, "AWS::DynamoDB::Table", "TableName", names.user_ledger_table)["Properties"]
+    assert "GlobalSecondaryIndexes" not in user_ledger and "LocalSecondaryIndexes" not in user_ledger
+    assert "StreamSpecification" not in user_ledger
+    assert {a["AttributeName"]: a["AttributeType"] for a in user_ledger["AttributeDefinitions"]} == {"userId": "S", USER_LEDGER_SORT_KEY: "S"}
+    # And the four tables are the stage's, by their contract names
+    tables = {r["Properties"]["TableName"] for r in synthesized.data.find_resources("AWS::DynamoDB::Table").values()}
+    assert set(names.tables) <= tables and len(names.tables) == 4
 
 
 def test_jobs_has_the_sparse_unsettled_index(synthesized):

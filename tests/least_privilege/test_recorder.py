@@ -31,6 +31,9 @@ def test_queries_name_their_index_and_other_services_their_resource():
     assert needs("dynamodb", "Query", {"TableName": "Ledger-dev", "IndexName": "userId-timestamp-index"}) == [
         Need("dynamodb:Query", "table/Ledger-{stage}/index/userId-timestamp-index")
     ]
+    # UserLedger (the job postings) is a table of the stage like the others, not a name of its own per stage
+    assert needs("dynamodb", "Query", {"TableName": "UserLedger-prod"}) == [Need("dynamodb:Query", "table/UserLedger-{stage}")]
+    assert stageless("UserLedger-dev") == stageless("UserLedger-prod") == "UserLedger-{stage}"
     assert needs("sqs", "SendMessage", {"QueueUrl": "http://127.0.0.1:5000/123456789012/cc-reconciler-dlq-dev"}) == [
         Need("sqs:SendMessage", "queue/cc-reconciler-dlq-{stage}")
     ]

@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 
 from reconciler import bootstrap
 from reconciler.balance_config import load_balance_config
-from reconciler.domain.ledger import adjustment_entry, iso_timestamp
+from reconciler.domain.ledger import adjustment_entry, iso_timestamp, job_ledger_id
 from reconciler.handlers import balance_stream
 from reconciler.local.stream_poller import (
     StreamPoller,
@@ -139,7 +139,32 @@ def test_a_settlement_into_overdraft_without_an_item_creates_it_in_every_conditi
     balances.drain()
     events = balances.published()
     assert kinds(events) == [("credits.low", None, -3), ("credits.exhausted", None, -3), ("credits.overdrawn", None, -3)]
-    assert events[0]["detail"]["ledgerEntries"][0]["type"] == "debit"
+    # The cause is the job's posting, found in UserLedger at the item's updatedAt, and it explains the change
+    (posting,) = events[0]["detail"]["ledgerEntries"]
+    assert (posting["ledgerId"], posting["type"], posting["amount"]) == (job_ledger_id("job-x", "charge"), "debit", 3)
+    assert events[0]["detail"]["ledgerEntriesExact"] is True
+
+
+def test_a_crossing_names_the_postings_of_a_held_jobs_render_and_none_for_the_hold_itself(aws, balances):
+    from reconciler.handlers.entry import handler
+    from reconciler.service.reservations import ReservationService
+
+    # Given 12 credits (an adjustment, in Ledger), then a hold of 5: remaining 7 is below the low threshold of 10
+    balances.adjust("u5", 12, "open")
+    ReservationService(aws.store()).reserve("job-h", "u5", "test", 5)
+    # When the job renders for 12 credits (the hold goes, one debit is posted): remaining 7 -> 0
+    assert handler(rendered("job-h", "u5", 12), LambdaContext())["outcome"] == "settled"
+    # And an operator then takes 1 more: 0 -> -1
+    balances.adjust("u5", -1, "claw-back")
+    balances.drain()
+    low, exhausted, overdrawn = balances.published()
+    assert kinds([low, exhausted, overdrawn]) == [("credits.low", 12, 7), ("credits.exhausted", 7, 0), ("credits.overdrawn", 0, -1)]
+    # Then the hold's crossing names no entry (a hold posts nothing)
+    assert low["detail"]["ledgerEntries"] == [] and low["detail"]["ledgerEntriesExact"] is False
+    # And the render's names its posting in UserLedger, the operator's its entry in Ledger
+    assert [(e["ledgerId"], e["amount"]) for e in exhausted["detail"]["ledgerEntries"]] == [(job_ledger_id("job-h", "charge"), 12)]
+    assert [e["reference"] for e in overdrawn["detail"]["ledgerEntries"]] == ["u5-claw-back"]
+    assert overdrawn["detail"]["ledgerEntriesExact"] is True
 
 
 def test_no_event_for_changes_on_the_same_side_of_every_threshold(balances, capsys):

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    # A plain dict read, not Powertools' EventBridgeEvent: its package imports every event class (~15% of the import).
+    # A plain dict read, not Powertools' EventBridgeEvent: its package imports every event class it has (~14 ms CPU).
     if isinstance(event, dict):
         logger.append_keys(detail_type=event.get("detail-type"), job_id=_detail_value(event, "jobId"))
     # Lambda keeps the request id when it retries an invocation: the settlement stores it, so a retry after a

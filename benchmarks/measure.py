@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._child import STUB_ENV
+from benchmarks.baseline_powertools import PowertoolsIdempotentV1
 from benchmarks.baseline_v1 import V1Baseline
 from benchmarks.common import RequestCounter, batch_put, item_size, median, percentile, rendered
+from benchmarks.requests import OURS, POWERTOOLS, V1, WHO, ensure_idempotency_table
 from reconciler import bootstrap
 from reconciler.bootstrap import build_processor
 from reconciler.config import RuntimeConfig
@@ -78,6 +80,7 @@ def handler_cpu(per_kind: int = 2000, repetitions: int = 3) -> dict:
     all_p99 = [percentile([v for kind in kinds for v in r["handler"][kind]["cpu"]], 0.99) for r in runs]
     return {
         "per_kind": table,
+        "outcomes": runs[0]["outcomes"],
         "events": per_kind * len(kinds),
         "repetitions": repetitions,
         "all_median_ms": median(all_cpu) / 1e6,
@@ -90,18 +93,58 @@ def handler_cpu(per_kind: int = 2000, repetitions: int = 3) -> dict:
 ENTRY_MODULES = ("reconciler.handlers.entry", "reconciler.handlers.video_events", "reconciler.handlers.scheduled_scan")
 
 
+# Where a stage turns tracing on: in Lambda (LAMBDA_TASK_ROOT), not disabled; the X-Ray daemon address and trace
+# header Lambda sets (a local address: nothing listens there, the SDK's UDP sends go nowhere).
+TRACING_ON_ENV = {
+    "POWERTOOLS_TRACE_DISABLED": "false",
+    "LAMBDA_TASK_ROOT": str(REPO_ROOT / "runtime"),
+    "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000",
+    "_X_AMZN_TRACE_ID": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+}
+TRACED = "reconciler.handlers.entry (tracing on)"
+CACHED = "reconciler.handlers.entry (our bytecode cached)"
+
+
 def import_times(repetitions: int = 7) -> dict:
-    """Wall time of `import X` in fresh interpreters, interleaved with `import boto3` (the reference)."""
+    """Wall and CPU time of `import X` in fresh interpreters, interleaved with `import boto3` (the reference).
+
+    Both are reported: wall time is what the issue's target names, CPU time (user + system of the process) is what
+    a machine shared with other jobs does not disturb."""
     env = {**os.environ, **STUB_ENV}
-    modules = ("boto3", *ENTRY_MODULES)
-    samples: dict[str, list[float]] = defaultdict(list)
-    code = "import time; t = time.perf_counter_ns(); import {m}; print(time.perf_counter_ns() - t)"
+    # Our modules' bytecode, cached where Python looks for it: what shipping compiled files in the asset would give
+    # (on Lambda, as here by default, they are compiled at every cold start: /var/task is read-only).
+    bytecode = tempfile.TemporaryDirectory()
+    cached_env = {**{k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}, "PYTHONPYCACHEPREFIX": bytecode.name}
+    subprocess.run([PYTHON, "-c", f"import {ENTRY_MODULES[0]}"], env=cached_env, cwd=REPO_ROOT, check=True)
+    modules = [
+        ("boto3", "boto3", env),
+        *((m, m, env) for m in ENTRY_MODULES),
+        (TRACED, ENTRY_MODULES[0], {**env, **TRACING_ON_ENV}),
+        (CACHED, ENTRY_MODULES[0], cached_env),
+    ]
+    wall: dict[str, list[float]] = defaultdict(list)
+    cpu: dict[str, list[float]] = defaultdict(list)
+    code = (
+        "import time; t = time.perf_counter_ns(); c = time.process_time_ns(); import {m}; "
+        "print(time.perf_counter_ns() - t, time.process_time_ns() - c)"
+    )
     for _ in range(repetitions):
-        for module in modules:
-            out = subprocess.run([PYTHON, "-c", code.format(m=module)], env=env, cwd=REPO_ROOT, capture_output=True, text=True, check=True)
-            samples[module].append(int(out.stdout.strip()) / 1e6)
-    boto3_ms = median(samples["boto3"])
-    rows = {module: {"median_ms": median(values), "ratio_to_boto3": median(values) / boto3_ms} for module, values in samples.items()}
+        for label, module, module_env in modules:
+            out = subprocess.run([PYTHON, "-c", code.format(m=module)], env=module_env, cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+            wall_ns, cpu_ns = out.stdout.split()
+            wall[label].append(int(wall_ns) / 1e6)
+            cpu[label].append(int(cpu_ns) / 1e6)
+    bytecode.cleanup()
+    boto3_wall, boto3_cpu = median(wall["boto3"]), median(cpu["boto3"])
+    rows = {
+        label: {
+            "median_ms": median(wall[label]),
+            "ratio_to_boto3": median(wall[label]) / boto3_wall,
+            "cpu_median_ms": median(cpu[label]),
+            "cpu_ratio_to_boto3": median(cpu[label]) / boto3_cpu,
+        }
+        for label in wall
+    }
     return {"rows": rows, "repetitions": repetitions}
 
 
@@ -122,15 +165,18 @@ def modules_on_event_path() -> dict:
 
 
 def cold_invocations(stack: Any, repetitions: int = 5) -> dict:
-    """Peak RSS and times of a fresh process doing one real invocation against the local stack."""
+    """Peak RSS and times of a fresh process doing one real invocation against the local stack, tracing off (as
+    the bench's environment has it) and on (as in a stage that traces)."""
     dynamodb = stack.client("dynamodb")
     config = RuntimeConfig.from_env()
-    runs = []
+    runs: dict[str, list[dict]] = {"off": [], "on": []}
     for index in range(repetitions):
-        user = f"cold-user-{index}"
-        dynamodb.put_item(TableName=config.credits_table, Item=to_item({"userId": user, "remaining": 1000}))
-        env = {**os.environ, **stack.environment(), "BENCH_COLD_EVENT": json.dumps(rendered(f"cold-e{index}", f"cold-j{index}", user))}
-        runs.append(_child(["cold"], env))
+        for tracing in ("off", "on"):
+            user = f"cold-user-{tracing}-{index}"
+            dynamodb.put_item(TableName=config.credits_table, Item=to_item({"userId": user, "remaining": 1000}))
+            event = rendered(f"cold-e-{tracing}-{index}", f"cold-j-{tracing}-{index}", user)
+            env = {**os.environ, **stack.environment(), "BENCH_COLD_EVENT": json.dumps(event), **(TRACING_ON_ENV if tracing == "on" else {})}
+            runs[tracing].append(_child(["cold"], env))
     reference = []
     code = (
         "import boto3; from benchmarks._child import peak_rss_kb; boto3.client('dynamodb', region_name='us-east-1'); "
@@ -139,12 +185,18 @@ def cold_invocations(stack: Any, repetitions: int = 5) -> dict:
     for _ in range(repetitions):
         out = subprocess.run([PYTHON, "-c", code], env={**os.environ, **STUB_ENV}, cwd=REPO_ROOT, capture_output=True, text=True, check=True)
         reference.append(int(out.stdout.strip()))
+    off, on = runs["off"], runs["on"]
     return {
         "repetitions": repetitions,
-        "outcomes": sorted({r["outcome"] for r in runs}),
-        "maxrss_mb": median(r["maxrss_kb"] for r in runs) / 1024,
-        "import_ms": median(r["import_ms"] for r in runs),
-        "first_invoke_ms": median(r["first_invoke_ms"] for r in runs),
+        "outcomes": sorted({r["outcome"] for r in off + on}),
+        "maxrss_mb": median(r["maxrss_kb"] for r in off) / 1024,
+        "import_ms": median(r["import_ms"] for r in off),
+        "first_invoke_ms": median(r["first_invoke_ms"] for r in off),
+        "tracing_on": {
+            "maxrss_mb": median(r["maxrss_kb"] for r in on) / 1024,
+            "import_ms": median(r["import_ms"] for r in on),
+            "first_invoke_ms": median(r["first_invoke_ms"] for r in on),
+        },
         "boto3_two_clients_maxrss_mb": median(reference) / 1024,
     }
 
@@ -161,9 +213,11 @@ def throughput(stack: Any, events_per_run: int = 200, repetitions: int = 3, thre
     sqs = stack.client("sqs")
     processor = build_processor(config, dynamodb=dynamodb, sqs=sqs)
     baseline = V1Baseline(dynamodb, config.jobs_table, config.credits_table, config.ledger_table)
+    tables = (config.jobs_table, config.credits_table, config.ledger_table)
+    idempotent = PowertoolsIdempotentV1(dynamodb, *tables, ensure_idempotency_table(dynamodb))
     store = bootstrap.operations_store(config, dynamodb)  # the books check reads balances and ledgers
     counter = LockedCounter(dynamodb)
-    results: dict[str, dict[str, list[dict]]] = {"spread": {"ours": [], "v1": []}, "hot": {"ours": [], "v1": []}}
+    results: dict[str, dict[str, list[dict]]] = {mode: {who: [] for who in WHO} for mode in ("spread", "hot")}
 
     def ours(event: dict) -> tuple[str, int]:
         try:
@@ -172,15 +226,20 @@ def throughput(stack: Any, events_per_run: int = 200, repetitions: int = 3, thre
         except Exception as error:  # noqa: BLE001 - counted and reported, e.g. RetriesExhausted
             return f"error:{_describe(error)}", 0
 
-    def v1(event: dict) -> tuple[str, int]:
-        try:
-            return baseline.process(event).kind, 1
-        except Exception as error:  # noqa: BLE001 - counted and reported, like ours
-            return f"error:{type(error).__name__}", 0
+    def baseline_of(implementation: Any):
+        def run(event: dict) -> tuple[str, int]:
+            try:
+                return implementation.process(event).kind, 1
+            except Exception as error:  # noqa: BLE001 - counted and reported, like ours
+                return f"error:{type(error).__name__}", 0
+
+        return run
+
+    runners = {OURS: ours, V1: baseline_of(baseline), POWERTOOLS: baseline_of(idempotent)}
 
     for mode in ("spread", "hot"):
         for rep in range(repetitions):
-            order = ("ours", "v1") if rep % 2 == 0 else ("v1", "ours")
+            order = WHO[rep % len(WHO) :] + WHO[: rep % len(WHO)]  # each goes first in turn
             for who in order:
                 prefix = f"tp-{mode}-{who}-{rep}"
                 users = [f"{prefix}-u{i}" for i in range(events_per_run if mode == "spread" else 1)]
@@ -189,7 +248,7 @@ def throughput(stack: Any, events_per_run: int = 200, repetitions: int = 3, thre
                 counter.reset()
                 started = time.perf_counter()
                 with ThreadPoolExecutor(threads) as pool:
-                    outcomes = list(pool.map(ours if who == "ours" else v1, events))
+                    outcomes = list(pool.map(runners[who], events))
                 elapsed = time.perf_counter() - started
                 requests = counter.total
                 books = _check_books(store, dynamodb, config, users, events_per_run)
@@ -373,6 +432,44 @@ def timer_scan(stack: Any, settled_jobs: int = 20_000, unsettled_jobs: int = 100
     }
 
 
+class PageMeter:
+    """Items and bytes of every Scan/Query page a client receives, and what DynamoDB would charge and page for them.
+
+    moto pages differently from DynamoDB (which stops a page at 1 MB read); the units (0.5 RRU per 4 KB of a page,
+    eventually consistent) and the page count on DynamoDB are computed from the bytes read."""
+
+    def __init__(self, dynamodb: Any) -> None:
+        self.dynamodb = dynamodb
+        self.pages: list[tuple[int, int]] = []
+        self.tables: set[str] = set()
+        for operation in ("Scan", "Query"):
+            dynamodb.meta.events.register(f"after-call.dynamodb.{operation}", self._on_page)
+            dynamodb.meta.events.register(f"before-parameter-build.dynamodb.{operation}", self._on_request)
+
+    def _on_request(self, params: Any = None, **_: Any) -> None:
+        self.tables.add((params or {}).get("TableName", "?"))
+
+    def _on_page(self, parsed: Any = None, **_: Any) -> None:
+        items = (parsed or {}).get("Items", [])
+        self.pages.append((len(items), sum(item_size(i) for i in items)))
+
+    def close(self) -> None:
+        for operation in ("Scan", "Query"):
+            self.dynamodb.meta.events.unregister(f"after-call.dynamodb.{operation}", self._on_page)
+            self.dynamodb.meta.events.unregister(f"before-parameter-build.dynamodb.{operation}", self._on_request)
+
+    def summary(self) -> dict:
+        total = sum(b for _, b in self.pages)
+        return {
+            "items_read": sum(n for n, _ in self.pages),
+            "bytes_read": total,
+            "pages_moto": len(self.pages),
+            "pages_dynamodb": max(1, math.ceil(total / (1024 * 1024))),
+            "rru_dynamodb": math.ceil(total / 4096) * 0.5,
+            "tables": sorted(self.tables),
+        }
+
+
 # --- item 6: audit and DLQ replay (the CLI engineer's runtime/reconciler/ops) ----------------
 
 
@@ -457,10 +554,13 @@ def audit(stack: Any, users: int = 1000, entries: int = 20_000, discrepancies: i
     load_requests = batch_put(dynamodb, config.ledger_table, ledger) + batch_put(dynamodb, config.credits_table, balances)
     load_seconds = time.perf_counter() - started
     counter = RequestCounter(dynamodb)
+    pages = PageMeter(dynamodb)
     started = time.perf_counter()
     found = Auditor(store).audit_all()
     elapsed = time.perf_counter() - started
+    pages.close()
     return {
+        **pages.summary(),
         "users": users,
         "entries": entries,
         "per_user": per_user,

@@ -5,17 +5,25 @@ infrastructure sets), so stages sharing an account and region never mix their se
 read that series. Each EMF record also declares the empty dimension set, so the v1 runbook's dimensionless
 `aws cloudwatch get-metric-statistics --namespace Reconciler --metric-name Adjustments` keeps working: one
 record, one value, two series (see docs/metrics.md, including the trade-off in an account shared by stages).
+
+Tracing: where it is off (POWERTOOLS_TRACE_DISABLED, or outside Lambda: Powertools' own rule), `tracer` is a
+stand-in whose decorators return the function itself, so the X-Ray SDK is never imported. Powertools' Tracer
+imports it even when disabled, and that import builds two botocore X-Ray clients: about 40% of the handler's
+import time and a large share of its memory (docs/benchmarks.md). Where tracing is on, `tracer` is Powertools'.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
+from aws_lambda_powertools.shared import constants as powertools_env
+from aws_lambda_powertools.shared.functions import strtobool
 
 from reconciler import json_text
 from reconciler.contract import ENV_METRICS_DIMENSIONLESS, ENV_STAGE, METRICS_NAMESPACE, SERVICE_NAME, STAGE_DIMENSION
@@ -56,10 +64,46 @@ def _metrics() -> Metrics:
     return Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME, provider=provider)
 
 
+def tracing_enabled(environ: Mapping[str, str] = os.environ) -> bool:
+    """Powertools' rule (Tracer._is_tracer_disabled in 3.37), read the same way: tracing is on in Lambda unless
+    POWERTOOLS_TRACE_DISABLED is true, and off outside Lambda and under SAM local or Chalice. A test holds the
+    two equal."""
+    if strtobool(environ.get(powertools_env.TRACER_DISABLED_ENV, "false")):
+        return False
+    in_lambda = bool(environ.get(powertools_env.LAMBDA_TASK_ROOT_ENV))
+    return in_lambda and not (environ.get(powertools_env.SAM_LOCAL_ENV) or environ.get(powertools_env.CHALICE_LOCAL_ENV))
+
+
+class Untraced:
+    """The part of Powertools' Tracer our handlers use, for where tracing is off: nothing to record, no SDK."""
+
+    disabled = True
+
+    def capture_lambda_handler(
+        self, lambda_handler: Callable[..., Any] | None = None, capture_response: bool | None = None, capture_error: bool | None = None
+    ) -> Any:
+        return lambda_handler if lambda_handler is not None else (lambda handler: handler)
+
+    def capture_method(
+        self, method: Callable[..., Any] | None = None, capture_response: bool | None = None, capture_error: bool | None = None
+    ) -> Any:
+        return method if method is not None else (lambda function: function)
+
+    def put_annotation(self, key: str, value: Any) -> None:
+        pass
+
+    def put_metadata(self, key: str, value: Any, namespace: str | None = None) -> None:
+        pass
+
+
+def _tracer() -> Tracer | Untraced:
+    return Tracer(service=SERVICE_NAME) if tracing_enabled() else Untraced()
+
+
 # ASCII JSON: an id or reason holding a lone surrogate (refused, but logged with its reason) cannot be
 # written to a UTF-8 stream, and the log line would be lost; escaped, every line reaches CloudWatch.
 logger = Logger(service=SERVICE_NAME, json_serializer=partial(json_text.dumps, separators=(",", ":"), default=str, ensure_ascii=True))
 metrics = _metrics()
-tracer = Tracer(service=SERVICE_NAME)
+tracer = _tracer()
 
 COUNT = MetricUnit.Count

@@ -35,6 +35,8 @@ def test_entry_module_does_not_import_other_paths(tmp_path):
 
 def test_the_list_covers_the_heavy_optional_modules():
     assert set(NOT_ON_EVENT_PATH) == {
+        "aws_xray_sdk",
+        "aws_lambda_powertools.utilities.data_classes",
         "aws_lambda_powertools.utilities.parameters",
         "reconciler.handlers.scheduled_scan",
         "reconciler.service.timer_scan",

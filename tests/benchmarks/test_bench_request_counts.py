@@ -1,4 +1,5 @@
-"""Exact DynamoDB/SQS request counts per event (issue #5): ours against the v1-style baseline.
+"""Exact DynamoDB/SQS request counts per event (issue #5): ours against the v1-style baseline and that baseline
+made idempotent with Powertools' idempotency utility.
 
 Deterministic: counted at the botocore level against in-process moto, so they hold on any machine.
 """
@@ -7,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.requests import capacity_units, count_requests
+from benchmarks.requests import _Index, _index_writes, count_requests
 
 
 @pytest.fixture
@@ -56,10 +57,11 @@ def test_no_retries_in_the_uncontended_scenarios(counts):
 
 def test_baseline_request_counts(counts):
     results, _ = counts
-    v1 = {scenario: results[scenario]["v1"] for scenario in results}
+    v1 = {scenario: results[scenario]["v1"] for scenario in results if "v1" in results[scenario]}
     # GetItem job (duplicate check), GetItem balance, UpdateItem balance, PutItem per ledger entry, UpdateItem job.
     assert v1["reserved"].dynamodb == {"GetItem": 2, "UpdateItem": 2, "PutItem": 2}
     assert v1["no_job"].dynamodb == {"GetItem": 2, "UpdateItem": 2, "PutItem": 1}
+    assert v1["failed_reserved"].dynamodb == {"GetItem": 2, "UpdateItem": 2, "PutItem": 1}  # the refund
     assert v1["duplicate"].dynamodb == {"GetItem": 1}
     assert v1["conflict"].dynamodb == {"GetItem": 1}  # skipped silently: nothing recorded
     assert v1["invalid"].dynamodb == {} and v1["invalid"].sqs == {}
@@ -67,14 +69,62 @@ def test_baseline_request_counts(counts):
 
 
 def test_capacity_units_per_event(counts):
-    results, config = counts
-    units = {s: {who: capacity_units(results[s][who].writes, config.ledger_table) for who in ("ours", "v1")} for s in results}
+    results, _ = counts
+    units = {s: {who: results[s][who].units for who in ("ours", "v1")} for s in ("reserved", "no_job", "duplicate", "conflict")}
     # ours: TransactGetItems 2 items x 2 RRU; TransactWriteItems 2 WRU per item + 1 per ledger GSI write
     # (+1 for removing a reserved job from the sparse unsettled index).
     assert units["reserved"]["ours"] == (4, 4 * 2 + 2 + 1)
     assert units["no_job"]["ours"] == (4, 3 * 2 + 1)
     assert units["duplicate"]["ours"] == (4, 0)
     assert units["conflict"]["ours"] == (4, 1)
-    assert units["reserved"]["v1"] == (1, 4 + 2)
+    # v1: 2 eventually consistent reads; 1 WRU per write + 1 per ledger GSI write, + 1 because its job update
+    # changes attributes the sparse unsettled index projects (v1 does not know the marker, so the job stays in it).
+    assert units["reserved"]["v1"] == (1, 4 + 2 + 1)
     assert units["no_job"]["v1"] == (1, 3 + 1)
     assert units["duplicate"]["v1"] == (0.5, 0)
+    assert units["conflict"]["v1"] == (0.5, 0)
+
+
+def test_powertools_baseline_adds_its_record_to_every_path(counts):
+    results, _ = counts
+    pt = {scenario: results[scenario]["powertools"] for scenario in results if "powertools" in results[scenario]}
+    v1 = {scenario: results[scenario]["v1"] for scenario in pt}
+    # A first delivery: the in-progress PutItem, v1's own calls, then the UpdateItem that stores the answer.
+    for scenario in ("reserved", "no_job", "failed_reserved", "conflict"):
+        extra = {"PutItem": 1, "UpdateItem": 1}
+        assert pt[scenario].dynamodb == {op: v1[scenario].dynamodb.get(op, 0) + extra.get(op, 0) for op in v1[scenario].dynamodb | extra}
+        assert pt[scenario].units == (v1[scenario].units[0], v1[scenario].units[1] + 2)
+        assert pt[scenario].outcome == v1[scenario].outcome
+    # A redelivery: the PutItem fails its condition and carries the stored record back (ALL_OLD): 1 WRU, no read.
+    assert pt["duplicate"].dynamodb == {"PutItem": 1}
+    assert (pt["duplicate"].outcome, pt["duplicate"].units) == ("replayed", (0, 1))
+    # v1 raises: the record is deleted so Lambda's retry can run it again; the error still reaches Lambda.
+    assert pt["invalid"].dynamodb == {"PutItem": 1, "DeleteItem": 1}
+    assert (pt["invalid"].outcome, pt["invalid"].units) == ("raised KeyError('userId')", (0, 2))
+    assert all(c.sqs == {} for c in pt.values())
+
+
+def test_a_hot_users_partition_is_its_balance_item(counts):
+    results, config = counts
+    for who in ("ours", "v1", "powertools"):
+        settled = results["no_job"][who]
+        balance = f"{config.credits_table} userId={settled.user}"
+        assert settled.partitions[balance] == (2 if who == "ours" else 1)  # transactional writes count twice
+        assert settled.user_partition_wru() == max(w for name, w in settled.partitions.items() if name.endswith(f"={settled.user}"))
+        assert results["duplicate"][who].user_partition_wru() == 0
+
+
+def test_index_write_rules():
+    """AWS's rules for global secondary index writes (DynamoDB Developer Guide, GSI throughput considerations)."""
+    table = _Index(None, ("jobId",))
+    sparse = _Index("unsettled-index", ("unsettled", "createdAt"), "ALL")
+    keys_only = _Index("by-user", ("userId",), "KEYS_ONLY")
+    job = {"jobId": {"S": "j"}, "userId": {"S": "u"}, "createdAt": {"S": "t"}, "status": {"S": "submitted"}}
+    marked = {**job, "unsettled": {"S": "PENDING"}}
+    assert _index_writes(sparse, table, None, job) == 0  # never in the sparse index
+    assert _index_writes(sparse, table, None, marked) == 1  # put into it
+    assert _index_writes(sparse, table, marked, job) == 1  # deleted from it
+    assert _index_writes(sparse, table, marked, {**marked, "createdAt": {"S": "t2"}}) == 2  # key change: delete + put
+    assert _index_writes(sparse, table, marked, {**marked, "status": {"S": "rendered"}}) == 1  # projected attribute
+    assert _index_writes(sparse, table, marked, marked) == 0  # a failed condition writes no index
+    assert _index_writes(keys_only, table, job, {**job, "status": {"S": "rendered"}}) == 0  # not projected

@@ -36,6 +36,7 @@ STUB_ENV = {
     "JOBS_TABLE_NAME": "Jobs-dev",
     "CREDITS_TABLE_NAME": "Credits-dev",
     "LEDGER_TABLE_NAME": "Ledger-dev",
+    "USER_LEDGER_TABLE_NAME": "UserLedger-dev",
     "DLQ_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/cc-reconciler-dlq-dev",
     "POWERTOOLS_SERVICE_NAME": "credit-reconciler",
     "POWERTOOLS_METRICS_NAMESPACE": "Reconciler",

@@ -21,26 +21,26 @@ def test_settlement_with_reservation_is_one_read_and_one_transactional_write(cou
     results, _ = counts
     ours = results["reserved"]["ours"]
     assert ours.outcome == "settled"
-    assert ours.dynamodb == {"TransactGetItems": 1, "TransactWriteItems": 1}
+    assert ours.dynamodb == {"GetItem": 1, "TransactWriteItems": 1}
     assert ours.sqs == {}
 
 
 def test_settlement_without_job_record_is_two_requests(counts):
     results, _ = counts
     assert results["no_job"]["ours"].outcome == "settled"
-    assert results["no_job"]["ours"].dynamodb == {"TransactGetItems": 1, "TransactWriteItems": 1}
+    assert results["no_job"]["ours"].dynamodb == {"GetItem": 1, "TransactWriteItems": 1}
 
 
 def test_duplicate_is_one_read_and_no_write(counts):
     results, _ = counts
     assert results["duplicate"]["ours"].outcome == "duplicate"
-    assert results["duplicate"]["ours"].dynamodb == {"TransactGetItems": 1}
+    assert results["duplicate"]["ours"].dynamodb == {"GetItem": 1}
 
 
 def test_conflict_is_one_read_and_one_conflict_record(counts):
     results, _ = counts
     assert results["conflict"]["ours"].outcome == "conflict"
-    assert results["conflict"]["ours"].dynamodb == {"TransactGetItems": 1, "UpdateItem": 1}
+    assert results["conflict"]["ours"].dynamodb == {"GetItem": 1, "UpdateItem": 1}
 
 
 def test_invalid_event_makes_no_dynamodb_request_and_one_sqs_send(counts):
@@ -71,18 +71,29 @@ def test_baseline_request_counts(counts):
 def test_capacity_units_per_event(counts):
     results, _ = counts
     units = {s: {who: results[s][who].units for who in ("ours", "v1")} for s in ("reserved", "no_job", "duplicate", "conflict")}
-    # ours: TransactGetItems 2 items x 2 RRU; TransactWriteItems 2 WRU per item + 1 per ledger GSI write
-    # (+1 for removing a reserved job from the sparse unsettled index).
-    assert units["reserved"]["ours"] == (4, 4 * 2 + 2 + 1)
-    assert units["no_job"]["ours"] == (4, 3 * 2 + 1)
-    assert units["duplicate"]["ours"] == (4, 0)
-    assert units["conflict"]["ours"] == (4, 1)
+    # ours: one strongly consistent GetItem of the job (1 RRU); TransactWriteItems 2 WRU per item, no index write
+    # for a posting (UserLedger is keyed by user), +1 for removing a held job from the sparse unsettled index.
+    # Issue #12's targets: 1 RRU / 7 WRU, 1 / 7, 1 / 0, 1 / 1.
+    assert units["reserved"]["ours"] == (1, 3 * 2 + 1)  # balance, the charge, the job; the index delete
+    assert units["no_job"]["ours"] == (1, 3 * 2)  # balance, the charge, the new job
+    assert units["duplicate"]["ours"] == (1, 0)
+    assert units["conflict"]["ours"] == (1, 1)
     # v1: 2 eventually consistent reads; 1 WRU per write + 1 per ledger GSI write, + 1 because its job update
     # changes attributes the sparse unsettled index projects (v1 does not know the marker, so the job stays in it).
     assert units["reserved"]["v1"] == (1, 4 + 2 + 1)
     assert units["no_job"]["v1"] == (1, 3 + 1)
     assert units["duplicate"]["v1"] == (0.5, 0)
     assert units["conflict"]["v1"] == (0.5, 0)
+
+
+def test_a_held_jobs_failure_and_the_hold_itself_are_one_read_and_one_transaction_without_a_posting(counts):
+    results, _ = counts
+    failure, hold = results["failed_reserved"]["ours"], results["reservation"]["ours"]
+    assert (failure.outcome, failure.dynamodb) == ("settled", {"GetItem": 1, "TransactWriteItems": 1})
+    assert (hold.outcome, hold.dynamodb) == ("reserved", {"GetItem": 1, "TransactWriteItems": 1})
+    # Targets 1 RRU / 6 WRU each: balance and job (2 x 2), and the sparse index delete (failure) or put (hold)
+    assert failure.units == (1, 2 * 2 + 1)
+    assert hold.units == (1, 2 * 2 + 1)
 
 
 def test_powertools_baseline_adds_its_record_to_every_path(counts):

@@ -20,7 +20,20 @@ boto3 call of the runtime, the CLI and the tests passes, above botocore's own re
    botocore does not retry, single-request throttling, 5xx, timeouts, and answers that are not errors
    (EventBridge's HTTP 200 PutEvents with a failed entry).
 4. tells observers (`observe_results`) what AWS answered to every call that reached it, including the
-   calls whose answer a fault then loses (the simulator records the events that are on the bus this way).
+   calls whose answer a fault then loses (the simulator records the events that are on the bus this way),
+   and (`observe_errors`) the errors AWS itself answered (not the injected ones).
+5. holds a cancelled TransactWriteItems to AWS's shape of `CancellationReasons[].Item` (botocore dynamodb
+   model, CancellationReason.Item; TransactWriteItems' Update/Put/Delete/ConditionCheck
+   .ReturnValuesOnConditionCheckFailure: "get the item attributes if the condition fails"): a reason carries
+   `Item` only when its condition failed, ALL_OLD was asked and the item exists, and then it is the item as
+   it stood. moto 5.2.5 does so; every cancellation is checked against a consistent read under the same lock,
+   and a difference is corrected and recorded in `item_corrections` (none seen so far).
+6. keeps a table's DynamoDB stream whole across a cancelled transaction. AWS writes no stream record for a
+   cancelled transaction and the stream goes on (DynamoDB developer guide, "Change data capture for DynamoDB
+   Streams"). moto rolls a cancelled transaction back by putting a deep copy of each table in its place, stream
+   shard included, while every shard iterator (and each NextShardIterator it hands out) holds the old shard:
+   from then on the stream a reader follows receives nothing, silently. The old shard is put back, holding the
+   copy's records (those of the cancelled transaction's items that moto had applied are dropped).
 
 Each difference is listed with its source in docs/emulator-fidelity.md.
 """
@@ -50,7 +63,10 @@ _lock = threading.RLock()
 _fault_plan: FaultPlan | None = None
 _call_observers: list[Callable[[str, str, dict], None]] = []
 _result_observers: list[Callable[[str, str, dict, Any], None]] = []
+_error_observers: list[Callable[[str, str, dict, ClientError], None]] = []
 violations: list[str] = []  # every refusal this layer made, for the simulator's checks
+item_corrections: list[str] = []  # every CancellationReasons Item this layer had to put right
+cancellation_items_checked = [0]  # reasons whose Item (or its absence) was checked against AWS's rule
 _original: Any = None
 
 
@@ -84,11 +100,23 @@ def install() -> None:
             if fault.response is not None:
                 return fault.response
             raise fault.error  # type: ignore[misc]
-        if service == "dynamodb" and _in_process(client):
-            with _lock:
+        try:
+            if service == "dynamodb" and _in_process(client):
+                with _lock:
+                    shards = _stream_shards(client, api_params) if operation_name == "TransactWriteItems" else {}
+                    try:
+                        response = _original(client, operation_name, api_params)
+                    except ClientError as error:
+                        if operation_name == "TransactWriteItems":
+                            _keep_streams_whole(client, shards)
+                            _hold_cancellation_items_to_aws(client, api_params, error)
+                        raise
+            else:
                 response = _original(client, operation_name, api_params)
-        else:
-            response = _original(client, operation_name, api_params)
+        except ClientError as error:
+            for error_observer in list(_error_observers):
+                error_observer(service, operation_name, api_params, error)
+            raise
         for result_observer in list(_result_observers):
             result_observer(service, operation_name, api_params, response)
         if fault is not None:
@@ -116,6 +144,107 @@ def observe_results(observer: Callable[[str, str, dict, Any], None]) -> Callable
     then loses the answer: the request took effect); returns the function that stops it."""
     _result_observers.append(observer)
     return lambda: _result_observers.remove(observer)
+
+
+def observe_errors(observer: Callable[[str, str, dict, ClientError], None]) -> Callable[[], None]:
+    """Calls `observer(service, operation, params, error)` for every error AWS (moto) answered, not for injected
+    faults; returns the function that stops it."""
+    _error_observers.append(observer)
+    return lambda: _error_observers.remove(observer)
+
+
+def read_item(client: BaseClient, table: str, key: dict) -> dict | None:
+    """A consistent GetItem straight to botocore: no fault plan, no observers, no switch of the simulator's
+    workers (for the simulator's own look-ups between two of the code's calls)."""
+    with _lock:
+        return _botocore(client, "GetItem", {"TableName": table, "Key": key, "ConsistentRead": True}).get("Item")
+
+
+def _botocore(client: BaseClient, operation: str, params: dict) -> Any:
+    """botocore's own call, beneath every wrapper (the suite's AWS-call recorder, installed before this layer, sets
+    __wrapped__): this layer's look-ups are no one's calls, so no principal is charged with them."""
+    call = _original
+    while hasattr(call, "__wrapped__"):
+        call = call.__wrapped__
+    return call(client, operation, params)
+
+
+def condition_holds(operation: dict, item: dict | None) -> bool:
+    """Whether a transaction item's ConditionExpression holds on `item` (AttributeValues, None: no item), as
+    DynamoDB evaluates it (moto's evaluator, the one that decides the real call)."""
+    from moto.dynamodb.comparisons import get_filter_expression
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+
+    expression = operation.get("ConditionExpression")
+    if not expression:
+        return True
+    condition = get_filter_expression(expression, operation.get("ExpressionAttributeNames"), operation.get("ExpressionAttributeValues"))
+    if item is None:
+        return bool(condition.expr(None))
+    first = next(iter(item.values()))
+    return bool(condition.expr(Item(DynamoType(first), None, item)))
+
+
+def _hold_cancellation_items_to_aws(client: BaseClient, params: dict, error: ClientError) -> None:
+    """AWS's rule for CancellationReasons[i].Item (module docstring, 5.), checked and restored in place.
+
+    Called under the lock right after the cancelled call, so the read sees what the transaction saw: a
+    cancelled transaction changed nothing, and no other request ran in between."""
+    if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+        return
+    reasons = error.response.get("CancellationReasons") or []
+    for reason, entry in zip(reasons, params.get("TransactItems", []), strict=False):
+        operation = next(iter(entry.values()))
+        asked = operation.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD"
+        current = None
+        if reason.get("Code") == "ConditionalCheckFailed" and asked:
+            key = operation.get("Key") or _key_of(client, operation.get("TableName", ""), operation.get("Item", {}))
+            current = _botocore(client, "GetItem", {"TableName": operation["TableName"], "Key": key, "ConsistentRead": True}).get("Item")
+        cancellation_items_checked[0] += 1
+        if reason.get("Item") != current:
+            item_corrections.append(
+                f"{operation.get('TableName')}: reason {reason.get('Code')} with ALL_OLD {'asked' if asked else 'not asked'}: "
+                f"moto gave Item {reason.get('Item')!r}, AWS gives {current!r}"
+            )
+            if current is None:
+                reason.pop("Item", None)
+            else:
+                reason["Item"] = current
+
+
+stream_reattachments = [0]  # cancelled transactions after which a table's stream shard was put back
+
+
+def _tables_backend(client: BaseClient) -> dict:
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.dynamodb.models import dynamodb_backends
+
+    return dynamodb_backends[DEFAULT_ACCOUNT_ID][client.meta.region_name].tables
+
+
+def _stream_shards(client: BaseClient, params: dict) -> dict[str, Any]:
+    """The stream shard of each streamed table a transaction writes, before it runs (moto's internals)."""
+    tables = _tables_backend(client)
+    names = {op.get("TableName") for entry in params.get("TransactItems", []) for op in entry.values()}
+    return {name: tables[name].stream_shard for name in names if name in tables and tables[name].stream_shard is not None}
+
+
+def _keep_streams_whole(client: BaseClient, shards: dict[str, Any]) -> None:
+    """After moto's rollback (module docstring, 6.): the shard readers hold goes back on the restored table."""
+    tables = _tables_backend(client)
+    for name, shard in shards.items():
+        table = tables.get(name)
+        if table is None or table.stream_shard is shard:
+            continue
+        shard.items = table.stream_shard.items  # the records as before the transaction
+        shard.table = table
+        table.stream_shard = shard
+        stream_reattachments[0] += 1
+
+
+def _key_of(client: BaseClient, table: str, item: dict) -> dict:
+    names = [name for name, (_, index) in _key_types(client, table).items() if index == "(table)"]
+    return {name: item[name] for name in names if name in item}
 
 
 def _in_process(client: BaseClient) -> bool:

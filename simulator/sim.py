@@ -6,7 +6,11 @@ A run drives the real code (the Lambda handler as deployed, the timer scan throu
 call, to a worker the seed's random generator picks, so every interleaving is reproducible. Faults are
 injected at the botocore boundary in AWS's shapes (fidelity.py), Lambda's retries of a failed or timed-out
 invocation are modelled (same request id, up to 2 retries, then the on-failure destination), and after the
-run the invariants below are checked. Then the Credits table's DynamoDB stream is drained through the real
+run the invariants below are checked. An independent oracle of the books (`Books`: holds, postings, v2
+reservations) follows every commit in commit order and is compared with the tables after each one. The seeded
+world includes data the v2 code wrote (reservations posted to the Ledger, settled jobs), written into the tables
+as that code wrote them; and an operator's adjustment may commit to a balance just before a guarded write,
+across its threshold or not. Then the Credits table's DynamoDB stream is drained through the real
 balance-events handler, as Lambda's event source mapping would deliver it (batches, partial batch responses,
 retries from the first failed record, give-ups after the retry limit), with faults injected into that
 function's EventBridge and DynamoDB calls, and the events it put on the bus are checked against an independent
@@ -44,10 +48,18 @@ from typing import Any
 from reconciler.contract import METRICS_NAMESPACE
 
 INVARIANTS = (
-    "every balance equals its ledger (opening balances are ledger entries)",
-    "every job is settled at most once, with exactly the postings its settlement implies",
+    "for each user, remaining + held = the sum of both ledgers (Ledger + UserLedger; opening balances are entries, so initial 0)",
+    "held = the sum of the user's open hold reservations; a settled job holds nothing",
+    "after every commit, in commit order, the user's remaining and held are the oracle's (holds move remaining -> held and post "
+    "nothing; a held render posts one charge, a held failure nothing; a v2 reservation settles with release + charge or a refund)",
+    "every settlement's overdraft flag is exact: the oracle's balance after it, in commit order, is below 0 and it debited",
+    "every job is settled at most once, with exactly the postings its settlement implies, each once, in the table and amount the oracle says",
     "every reservation is released, charged or refunded exactly once when its job settles, and never before",
+    "no posting for a hold or a hold's failure; no ledger or balance write outside a transaction",
+    "UserLedger: each posting keyed {timestamp}#{ledgerId} at its job's settlement time; a user's Query returns them in time order",
+    "a change of the balance that keeps it on its side of a guard's threshold never cancels the guarded write (no lock, no serialising)",
     "no ledger entry without its job state",
+    "the operator's audit (all users, and one user's merged history) finds the books clean, v2's data included",
     "every delivered event ends settled, duplicate, conflict or dead-lettered with its reason",
     "nothing raises out of the handler except what Lambda should retry",
     "the metrics equal the ground truth (Settlements, CreditsDebited, CreditsRefunded, Overdrafts, ConflictingEvents, InvalidEvents)",
@@ -63,6 +75,26 @@ BALANCE_EVENT_INVARIANTS = (
     "per user, the events on the bus are in balance order (stream sequence, then the crossing's place in the change)",
     "the BalanceEvents table holds exactly one marker per published crossing, and no marker without its event on the bus",
     "the stream function fails a record (or an invocation) only when a fault was injected into that invocation; so every give-up is explained",
+    "each event's ledgerEntries are the user's entries at changedAt in both ledgers",
+)
+HOLDS_SUMMARY = (
+    ("holds made", "holds:made"),
+    ("held renders", "holds:settled-hold-rendered"),
+    ("held failures (released, nothing posted)", "holds:settled-hold-failed"),
+    ("refused by the hold condition", "holds:refused-by-the-hold-condition"),
+    ("holds open at the end (credits)", "holds:open-at-the-end"),
+    ("v2 reservations seeded", "legacy:open-reservations-seeded"),
+    ("v2 reservations rendered", "holds:settled-legacy-rendered"),
+    ("v2 reservations failed (refunded)", "holds:settled-legacy-failed"),
+    ("v2 settled jobs seeded", "legacy:settled-jobs-seeded"),
+    ("balance re-decisions", "holds:balance-re-decisions"),
+    ("of them on the balance returned (ALL_OLD)", "holds:re-decisions-on-the-returned-balance"),
+    ("of them for a user with no Credits item", "holds:re-decisions-without-a-balance-item"),
+    ("overdrafts", "holds:overdrafts"),
+    ("settled past a concurrent change of the balance", "holds:settled-past-a-concurrent-balance-change"),
+    ("races across a threshold", "race:crossing"),
+    ("races on one side of it", "race:same-side"),
+    ("UserLedger postings", "user-ledger-entries"),
 )
 
 STAGE = "dev"
@@ -80,7 +112,7 @@ class SimulatedTimeout(BaseException):
 
 @dataclass(frozen=True)
 class Task:
-    kind: str  # event | reserve | adjust | scan | pipeline | damage | seed-job | override
+    kind: str  # event | reserve | adjust | scan | pipeline | damage | seed-job | override | legacy-reserve | legacy-settled
     args: tuple = ()
     expect: str = ""  # for events: "valid" or "invalid"
 
@@ -247,7 +279,81 @@ def generate(seed: int) -> Scenario:
     rng.shuffle(tasks)  # reorders: deliveries, reservations and scans in any order
     workers, fault_rate = rng.randint(1, 4), rng.choice([0.0, 0.05, 0.15, 0.3])
     stream = _balance_event_tasks(random.Random(f"{seed}-balance-events"), setup, tasks)
+    _legacy_tasks(random.Random(f"{seed}-legacy"), setup, tasks)
+    _open_hold_tasks(random.Random(f"{seed}-holds"), setup, tasks)
     return Scenario(seed, setup, tasks, workers=workers, fault_rate=fault_rate, stream=stream)
+
+
+# Job ids of the data the v2 code wrote (a '#reserve' inside an id, a space: ids are length-prefixed in ledger ids).
+LEGACY_JOB_IDS = ("v2-{n}", "v2:{n}#reserve", "old job {n}")
+
+
+def _open_hold_tasks(rng: random.Random, setup: list[Task], tasks: list[Task]) -> None:
+    """Held jobs whose events come after the reservation in the task list (workers may still reorder them), and
+    reservations whose jobs get no event in the run, so holds are still open at the end (held must equal them):
+    sometimes called twice (the pipeline retrying), sometimes for another user's job (refused)."""
+    users = sorted({task.args[0] for task in setup if task.kind == "adjust"})
+    opened = [(task.args[0], task.args[1]) for task in setup if task.kind == "adjust" and task.args[1]]
+    for number in range(rng.choice([0, 1, 1, 2]) if opened else 0):
+        user, opening = rng.choice(opened)
+        job_id = f"held-{number}"
+        at = rng.randint(0, len(tasks))
+        tasks.insert(at, Task("reserve", (job_id, user, rng.choice(MODELS), rng.choice([1, 5, min(opening, 20)]))))
+        event = _terminal_event(rng.choice(["rendered", "failed"]), job_id, user, f"e-held-{number}", rng)
+        for _ in range(1 + (rng.random() < 0.3)):
+            tasks.insert(rng.randint(at + 1, len(tasks)), Task("event", (event,), "valid"))
+    for number in range(rng.choice([0, 0, 1, 2])):
+        user = rng.choice(users)
+        call = Task("reserve", (f"pending-{number}", user, rng.choice(MODELS), rng.choice([1, 5, 20])))
+        again = [call] if rng.random() < 0.3 else []
+        if rng.random() < 0.2:
+            again.append(Task("reserve", (f"pending-{number}", rng.choice(users), "test", 1)))
+        for task in [call, *again]:
+            tasks.insert(rng.randint(0, len(tasks)), task)
+
+
+def _legacy_tasks(rng: random.Random, setup: list[Task], tasks: list[Task]) -> None:
+    """Data written by the v2 code (reservations posted to the Ledger, no reservedAs), straight into the tables:
+    open reservations, which the run then renders, fails, re-reserves or leaves to the timer scan, and settled
+    jobs whose late or contradicting events arrive. Its own generator: the other tasks stay as they were."""
+    opened = [(task.args[0], task.args[1]) for task in setup if task.kind == "adjust" and task.args[1]]
+    if not opened or rng.random() < 0.35:
+        return
+    for number in range(rng.randint(1, 3)):
+        user, opening = rng.choice(opened)
+        job_id = rng.choice(LEGACY_JOB_IDS).format(n=number)
+        credits = rng.choice([1, 4, 10, 40, opening])  # at most the opening, mostly: v2 refused a reservation it could not cover
+        model = rng.choice(MODELS)
+        if rng.random() < 0.25:  # settled by v2: a late copy of its event, or the contradicting one
+            outcome = rng.choice(["rendered", "failed"])
+            seconds = rng.choice([1, 7, 30])
+            setup.append(Task("legacy-settled", (job_id, user, model, credits, outcome, seconds, f"e-v2-{number}")))
+            late = outcome if rng.random() < 0.5 else ("failed" if outcome == "rendered" else "rendered")
+            event_id = f"e-v2-{number}" if late == outcome else f"e-v2-{number}-other"
+            detail: dict = {"jobId": job_id, "userId": user}
+            if late == "rendered":
+                detail.update(seconds=seconds, model=model)
+            tasks.insert(rng.randint(0, len(tasks)), Task("event", (_envelope(f"video.{late}", detail, event_id),), "valid"))
+            continue
+        status = rng.choice(["submitted", "rendering", "rendering", "rendered", "failed"])
+        length = rng.choice([1, 7, 30, 2.5])
+        setup.append(Task("legacy-reserve", (job_id, user, model, credits, status, length)))
+        outcome = status if status in ("rendered", "failed") else rng.choice(["rendered", "failed"])
+        # A job the pipeline finished without an event is the timer scan's; the others get their events.
+        deliveries = 0 if status in ("rendered", "failed") and rng.random() < 0.5 else 1 + (rng.random() < 0.4)
+        event = _terminal_event(outcome, job_id, user, f"e-v2-{number}", rng)
+        if outcome == "rendered" and status == "rendered":
+            event["detail"].update(seconds=length, model=model)
+        new_tasks = [Task("event", (event,), "valid") for _ in range(deliveries)]
+        if rng.random() < 0.3:
+            other = "failed" if outcome == "rendered" else "rendered"
+            new_tasks.append(Task("event", (_terminal_event(other, job_id, user, f"e-v2-{number}-other", rng),), "valid"))
+        if rng.random() < 0.35:  # the pipeline retries its reservation call (same credits: in place) or asks for more
+            new_tasks.append(Task("reserve", (job_id, user, model, rng.choice([credits, credits + 1]))))
+        if deliveries == 0 or rng.random() < 0.3:
+            new_tasks.append(Task("scan"))
+        for task in new_tasks:
+            tasks.insert(rng.randint(0, len(tasks)), task)
 
 
 # Per-user threshold overrides on Credits items (docs/events.md), as DynamoDB values: (attribute, value).
@@ -345,7 +451,11 @@ class Harness:
         # One warm container for all runs (the tables are emptied between runs, their names stay): a Lambda
         # container lives across invocations too, and building clients per run would cost most of the time.
         bootstrap.reset_container()
-        self.store = bootstrap.operations_store(RuntimeConfig.from_env())  # the CLI's Adjuster needs its reads
+        config = RuntimeConfig.from_env()
+        self.store = bootstrap.operations_store(config)  # the CLI's Adjuster needs its reads
+        from reconciler.domain.pricing import PriceBook
+
+        self.prices = PriceBook.with_overrides(config.price_overrides)  # the stage's prices, as the function has them
         self.key_names = {
             name: [k["AttributeName"] for k in self.dynamodb.describe_table(TableName=name)["Table"]["KeySchema"]]
             for name in self.resources.tables.values()
@@ -441,6 +551,99 @@ class Harness:
                 )
 
 
+# --- the oracle: the books as the design says they must move, replayed in commit order --------------------------
+
+HOLD, LEGACY = "hold", "legacy"  # how a job's reservation was made: a hold (no posting), or posted by v2
+
+
+@dataclass
+class OracleJob:
+    user: str
+    reserved: int = 0
+    kind: str = ""  # HOLD, LEGACY, or "" (no reservation)
+    settled: str | None = None
+    before_the_run: bool = False  # settled by the v2 code in the seeded world
+
+
+@dataclass
+class Books:
+    """An independent model of the money path (no runtime code): each user's `remaining` and `held`, each job's
+    reservation and settlement, and every posting each must leave, applied one commit at a time.
+
+    A reservation moves credits remaining -> held and posts nothing. Rendering a held job releases the hold and
+    posts one charge; failing it releases the hold and posts nothing. A v2 reservation (posted as a `reserve`
+    debit) is undone by postings: a release and a charge, or a refund. A job without a reservation posts its
+    charge, or nothing when it fails. Opening balances and adjustments are Ledger entries, so each user's
+    initial balance is 0 and remaining + held = the sum of both ledgers, always."""
+
+    remaining: Counter = field(default_factory=Counter)
+    held: Counter = field(default_factory=Counter)
+    users: set[str] = field(default_factory=set)  # users with a Credits item
+    jobs: dict[str, OracleJob] = field(default_factory=dict)
+    # Job postings: ledgerId -> (table, user, type, amount); the run's go to UserLedger, v2's are in Ledger.
+    postings: dict[str, tuple[str, str, str, int]] = field(default_factory=dict)
+
+    def adjust(self, user: str, amount: int) -> None:
+        self.users.add(user)
+        self.remaining[user] += amount
+
+    def covers(self, user: str, credits: int) -> bool:
+        return user in self.users and self.remaining[user] >= credits
+
+    def post(self, job_id: str, user: str, posting: str, kind: str, amount: int, table: str) -> None:
+        self.postings[_job_ledger_id(job_id, posting)] = (table, user, kind, amount)
+
+    def v2_reservation(self, job_id: str, user: str, credits: int) -> None:
+        self.adjust(user, -credits)
+        self.jobs[job_id] = OracleJob(user, credits, LEGACY)
+        self.post(job_id, user, "reserve", "debit", credits, "Ledger")
+
+    def hold(self, job_id: str, user: str, credits: int) -> list[str]:
+        problems = []
+        if not self.covers(user, credits):
+            have = self.remaining[user] if user in self.users else "no balance"
+            problems.append(f"a hold of {credits} for job {job_id!r} was made while {user!r} had {have} to spend")
+        job = self.jobs.get(job_id)
+        if job is not None and (job.reserved or job.settled):
+            problems.append(f"job {job_id!r} was reserved again (it held {job.reserved}, settled {job.settled})")
+        self.adjust(user, -credits)
+        self.held[user] += credits
+        self.jobs[job_id] = OracleJob(user, credits, HOLD)
+        return problems
+
+    def settle(self, job_id: str, user: str, outcome: str, cost: int, table: str = "UserLedger") -> tuple[int, bool]:
+        """Applies a settlement; returns (its change to remaining, whether it settles into an overdraft)."""
+        job = self.jobs.setdefault(job_id, OracleJob(user))
+        reserved, kind = job.reserved, job.kind
+        if outcome == "rendered":
+            if kind == LEGACY and reserved:
+                self.post(job_id, user, "release", "credit", reserved, table)
+            self.post(job_id, user, "charge", "debit", cost, table)
+            change = (reserved if kind else 0) - cost
+        else:
+            if kind == LEGACY and reserved:
+                self.post(job_id, user, "refund", "credit", reserved, table)
+            change = reserved if kind else 0
+        if kind == HOLD:
+            self.held[user] -= reserved
+        if outcome == "rendered" or kind:  # a settlement that moves anything writes (or creates) the Credits item
+            self.adjust(user, change)
+        job.settled = outcome
+        return change, change < 0 and self.remaining[user] < 0
+
+    def open_holds(self) -> Counter:
+        held: Counter = Counter()
+        for job in self.jobs.values():
+            if job.kind == HOLD and not job.settled:
+                held[job.user] += job.reserved
+        return held
+
+
+def _job_ledger_id(job_id: str, posting: str) -> str:
+    """docs/ledger.md's job ledger id, restated: `job:{len}:{jobId}:{posting}`."""
+    return f"job:{len(job_id)}:{job_id}:{posting}"
+
+
 # --- one run -------------------------------------------------------------------------------------------------
 
 
@@ -494,6 +697,8 @@ class Scheduler:
                 self.cond.wait()
 
 
+MAX_RACES, RACE_RATE = 4, 0.2  # concurrent balance changes injected before guarded writes, per run and per write
+
 RETRYABLE_CODES = {
     "InternalServerError",
     "InternalError",
@@ -545,12 +750,29 @@ class Run:
         self.killed_scans: set[str] = set()
         self.failed_requests: set[str] = set()  # invocations whose every attempt failed: Lambda's on-failure destination
         self.retried: list[tuple[str, str, str]] = []
+        self.books = Books()
+        self.local = threading.local()  # per worker: its task, its last job read, the race injected before its write
+        self.commit_number = 0  # commits that changed a Credits item, in commit order
+        self.balance_commits: dict[str, list[tuple[int, int]]] = {}  # user -> (commit number, worker)
+        self.races = 0
+        self.books_found: list[tuple[str, dict]] = []  # (table, entry) of both ledgers, as the check read them
+        self.race_rng = random.Random(f"{scenario.seed}-races")  # its own stream: the faults stay as they were
 
     # --- faults, at the botocore boundary ---------------------------------------------------------------
     def plan(self, service: str, operation: str, params: dict) -> Any:
         fidelity = self.h.fidelity
+        if getattr(self.scheduler.local, "index", None) is None:
+            return None  # set-up, checks, and the concurrent writer below: not a worker, no switch, no fault
+        self.local.race = None
         if service == "dynamodb":
             self.scheduler.switch_point()
+            if operation == "TransactWriteItems" and self.races < MAX_RACES and self.race_rng.random() < RACE_RATE:
+                # Another writer (an operator's adjustment) commits to the same balance just before this
+                # transaction: across its threshold (AWS then cancels it on the balance alone and returns the
+                # item), or keeping it on its side (a threshold guard, unlike a lock, must let it commit).
+                race = self._race_plan(params)
+                if race is not None:
+                    self._race(race, same_side=self.race_rng.random() < 0.5)
         rng = self.fault_rng = self.fault_rngs.get(service)
         if rng is None or getattr(self.scheduler.local, "index", None) is None or self.faults_left <= 0 or rng.random() >= self.s.fault_rate:
             return None
@@ -605,6 +827,207 @@ class Run:
         self.result.covered[f"fault:{label}"] += 1
         return make()
 
+    # --- concurrent balance changes, injected --------------------------------------------------------------
+    def _race_plan(self, params: dict) -> tuple[dict, int] | None:
+        """(the balance's transaction item, the change to `remaining` the oracle expects of this transaction) for a
+        guarded balance write of a reservation or an event's settlement; None for anything else."""
+        credits = self.h.resources.tables["Credits"]
+        guarded = [
+            op
+            for entry in params.get("TransactItems", [])
+            for op in entry.values()
+            if op.get("TableName") == credits and op.get("ConditionExpression")
+        ]
+        task = getattr(self.local, "task", None)
+        if not guarded or task is None:
+            return None
+        change = self._expected_change(task)
+        return None if change is None else (guarded[0], change)
+
+    def _expected_change(self, task: Task) -> int | None:
+        from reconciler.domain.events import VideoRendered, parse_envelope
+
+        if task.kind == "reserve":
+            return -int(task.args[3])
+        if task.kind != "event":
+            return None
+        try:
+            event = parse_envelope(task.args[0])
+        except ValueError:
+            return None
+        job = self.books.jobs.get(event.job_id)
+        if job is not None and job.settled:
+            return None
+        given_back = job.reserved if job is not None and job.kind else 0
+        return given_back - self.h.prices.cost(event.model, event.seconds) if isinstance(event, VideoRendered) else given_back
+
+    def _race(self, race: tuple[dict, int], same_side: bool) -> None:
+        from reconciler.ops.adjustments import Adjuster
+
+        operation, change = race
+        fidelity, rng = self.h.fidelity, self.race_rng
+        item = fidelity.read_item(self.h.dynamodb, self.h.resources.tables["Credits"], operation["Key"])
+        user = operation["Key"]["userId"]["S"]
+        balance = int(item["remaining"]["N"]) if item and "remaining" in item else 0
+        covered = balance + change >= 0
+        # Same side: a few credits more when covered, fewer when short. Across: to one credit short of covered,
+        # or from short to exactly covered.
+        across = -(balance + change) - 1 if covered else -(balance + change)
+        amount = rng.randint(1, 5) * (1 if covered else -1) if same_side else across
+        self.local.race = {"same_side": same_side, "passed": fidelity.condition_holds(operation, item), "user": user}
+        self.races += 1
+        self.result.covered[f"race:{'same-side' if same_side else 'crossing'}"] += 1
+        # The operator's CLI, in a thread of its own (as its own process would be: the AWS-call recorder charges
+        # its calls to the operator, not to the function whose call is on hold meanwhile).
+        failed: list[BaseException] = []
+
+        def operator() -> None:
+            try:
+                Adjuster(self.h.store).adjust(user, amount, "simulated concurrent change", f"race-{self.races}", "sim-race")
+            except BaseException as error:  # noqa: BLE001 - reported below, in the worker
+                failed.append(error)
+
+        thread = threading.Thread(target=operator)
+        thread.start()
+        thread.join()
+        if failed:
+            self.result.failures.append(f"the simulated concurrent adjustment of {user!r} by {amount} failed: {failed[0]!r}")
+            return
+        self.books.adjust(user, amount)
+        self._balance_committed(user)
+
+    # --- the oracle, fed with every commit in commit order --------------------------------------------------
+    def _on_result(self, service: str, operation: str, params: dict, response: Any) -> None:
+        """Every call AWS answered (also those whose answer a fault then loses): the commits, in commit order (one
+        worker runs at a time and hands over only at its next DynamoDB call)."""
+        if service != "dynamodb" or getattr(self.scheduler.local, "index", None) is None:
+            return
+        tables = self.h.resources.tables
+        task: Task = self.local.task
+        table = params.get("TableName")
+        if operation == "GetItem" and table == tables["Jobs"]:
+            self.local.loaded_at = self.commit_number  # a settlement's (or reservation's) one read
+        elif operation == "TransactWriteItems":
+            race, self.local.race = self.local.race, None
+            if race is not None:
+                self.result.covered[f"race:{'same-side' if race['same_side'] else 'crossing'}:committed"] += 1
+            self._on_commit(task, params)
+        elif operation in ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem") and (
+            table in (tables["Credits"], tables["Ledger"], tables["UserLedger"]) or operation == "BatchWriteItem"
+        ):
+            self.result.failures.append(f"{operation} on {table} outside a transaction, by {task.describe()[:200]}")
+
+    def _on_error(self, service: str, operation: str, params: dict, error: Any) -> None:
+        if service != "dynamodb" or operation != "TransactWriteItems" or getattr(self.scheduler.local, "index", None) is None:
+            return
+        credits = self.h.resources.tables["Credits"]
+        reasons = error.response.get("CancellationReasons") or []
+        items = [op for entry in params.get("TransactItems", []) for op in entry.values()]
+        failed = [(op, reason) for op, reason in zip(items, reasons, strict=False) if reason.get("Code") == "ConditionalCheckFailed"]
+        on_balance = [reason for op, reason in failed if op["TableName"] == credits]
+        race, self.local.race = self.local.race, None
+        if on_balance and len(failed) == 1:
+            task: Task = self.local.task
+            if task.kind == "reserve":
+                self.result.covered["holds:refused-by-the-hold-condition"] += 1
+            else:
+                self.result.covered["holds:balance-re-decisions"] += 1
+                self.result.covered[
+                    "holds:re-decisions-on-the-returned-balance" if "Item" in on_balance[0] else "holds:re-decisions-without-a-balance-item"
+                ] += 1
+        if race is not None:
+            self.result.covered[f"race:{'same-side' if race['same_side'] else 'crossing'}:{'cancelled' if on_balance else 'committed'}"] += 1
+            if race["same_side"] and race["passed"] and on_balance:
+                self.result.failures.append(
+                    f"a change of {race['user']!r}'s balance that kept it on the side of the threshold cancelled a guarded write "
+                    f"(its settlements serialise on the balance, not on a threshold): {self.local.task.describe()[:200]}"
+                )
+
+    def _balance_committed(self, user: str) -> None:
+        self.commit_number += 1
+        self.balance_commits.setdefault(user, []).append((self.commit_number, self.scheduler.local.index))
+
+    def _on_commit(self, task: Task, params: dict) -> None:
+        from reconciler.repository.dynamodb import from_item
+
+        tables = self.h.resources.tables
+        fail = self.result.failures.append
+        ops = [op for entry in params.get("TransactItems", []) for op in entry.values()]
+        balance_op = next((op for op in ops if op["TableName"] == tables["Credits"]), None)
+        job_op = next((op for op in ops if op["TableName"] == tables["Jobs"]), None)
+        user = balance_op["Key"]["userId"]["S"] if balance_op else None
+        if task.kind == "adjust":
+            self.books.adjust(task.args[0], task.args[1])
+        elif task.kind == "reserve" and job_op is not None:
+            job_id, owner, _, credits = task.args
+            for problem in self.books.hold(job_id, owner, credits):
+                fail(problem)
+            job = from_item(self.h.fidelity.read_item(self.h.dynamodb, tables["Jobs"], {"jobId": {"S": job_id}}) or {})
+            if job.get("reservedAs") != HOLD or job.get("reservedCredits") != credits:
+                stored = f"reservedAs={job.get('reservedAs')!r}, reservedCredits={job.get('reservedCredits')}"
+                fail(f"reservation of {job_id!r} committed but the job says {stored}")
+            self.result.covered["holds:made"] += 1
+        elif task.kind in ("event", "scan") and job_op is not None:
+            job_key = job_op.get("Key") or {"jobId": job_op["Item"]["jobId"]}
+            self._settled(task, job_key, user)
+        else:
+            fail(f"an unexpected transaction during {task.describe()[:200]}: {[op['TableName'] for op in ops]}")
+        if user is not None and balance_op is not None:
+            if user != (task.args[0] if task.kind == "adjust" else user):
+                fail(f"an adjustment of {task.args[0]!r} wrote the balance of {user!r}")
+            self._balance_committed(user)
+            item = from_item(self.h.fidelity.read_item(self.h.dynamodb, tables["Credits"], balance_op["Key"]) or {})
+            found, expected = (int(item.get("remaining", 0)), int(item.get("held", 0))), (self.books.remaining[user], self.books.held[user])
+            if found != expected:
+                fail(f"after {task.describe()[:160]}: {user!r} has remaining, held = {found}; the oracle says {expected}")
+
+    def _settled(self, task: Task, job_key: dict, user: str | None) -> None:
+        """A settlement committed: what the oracle says it must have done, against the job it left."""
+        from reconciler.domain.events import VideoRendered, parse_envelope
+        from reconciler.repository.dynamodb import from_item
+
+        fail = self.result.failures.append
+        job = from_item(self.h.fidelity.read_item(self.h.dynamodb, self.h.resources.tables["Jobs"], job_key) or {})
+        job_id, owner, outcome = str(job.get("jobId")), job.get("userId"), job.get("settledAs")
+        if not isinstance(owner, str) or outcome not in ("rendered", "failed") or (user is not None and user != owner):
+            fail(f"a settlement of {job_id!r} committed, leaving settledAs={outcome!r} on a job of {owner!r} and a balance write of {user!r}")
+            return
+        known = self.books.jobs.get(job_id) or OracleJob(owner)
+        if known.settled:
+            fail(f"job {job_id!r} settled twice: {known.settled}, then {outcome} by {task.describe()[:160]}")
+        stored_kind = HOLD if job.get("reservedAs") == HOLD else LEGACY if job.get("reservedCredits") else ""
+        if (int(job.get("reservedCredits") or 0), stored_kind) != (known.reserved, known.kind):
+            stored = f"{job.get('reservedCredits')} ({stored_kind or 'none'})"
+            fail(f"job {job_id!r} settled with reservation {stored}; the oracle has {known.reserved} ({known.kind or 'none'})")
+        if task.kind == "event":
+            event = parse_envelope(task.args[0])
+            if job.get("settledByEvent") != event.event_id:
+                fail(f"job {job_id!r} settled by {job.get('settledByEvent')!r} during the delivery of {event.event_id!r}")
+            priced: tuple[Any, Any] | None = (event.model, event.seconds) if isinstance(event, VideoRendered) else None
+        else:
+            priced = (job.get("model"), job.get("seconds"))
+        cost = self.h.prices.cost(*priced) if outcome == "rendered" and priced else 0
+        if outcome == "rendered" and job.get("chargedCredits") != cost:
+            fail(f"job {job_id!r} charged {job.get('chargedCredits')}, the price of {priced} is {cost}")
+        reserved = known.reserved if known.kind else 0
+        released, refunded = (reserved, 0) if outcome == "rendered" else (0, reserved)
+        if (job.get("releasedCredits", 0), job.get("refundedCredits", 0)) != (released, refunded):
+            stored = f"released {job.get('releasedCredits')}, refunded {job.get('refundedCredits')}"
+            fail(f"job {job_id!r} ({known.kind or 'unreserved'}, {outcome}) records {stored}; expected {released}, {refunded}")
+        _, overdraft = self.books.settle(job_id, owner, outcome, cost)
+        if bool(job.get("settledIntoOverdraft")) != overdraft:
+            fail(
+                f"job {job_id!r} settledIntoOverdraft={job.get('settledIntoOverdraft')} but the oracle's balance of {owner!r} after it is "
+                f"{self.books.remaining[owner]} (overdraft: {overdraft}), by {task.describe()[:160]}"
+            )
+        self.result.covered[f"holds:settled-{known.kind or 'unreserved'}-{outcome}"] += 1
+        if overdraft:
+            self.result.covered["holds:overdrafts"] += 1
+        # Unserialised: another worker changed this user's balance between this settlement's read and its commit.
+        loaded_at, me = getattr(self.local, "loaded_at", 0), self.scheduler.local.index
+        if any(number > loaded_at and worker != me for number, worker in self.balance_commits.get(owner, [])):
+            self.result.covered["holds:settled-past-a-concurrent-balance-change"] += 1
+
     # --- tasks ------------------------------------------------------------------------------------------
     def context(self, request_id: str) -> Any:
         class Context:
@@ -657,6 +1080,7 @@ class Run:
 
     def execute(self, task: Task) -> None:
         self.result.covered[f"task:{task.kind}"] += 1
+        self.local.task = task
         try:
             self._execute(task)
         except Exception as error:  # noqa: BLE001 - the task's own caller would see this: a bug unless Lambda/pipeline retries it
@@ -727,6 +1151,7 @@ class Run:
 
             user, amount, reference = task.args
             self.h.store.commit_adjustment(adjustment_entry(user, amount, "opening balance", reference, "sim", _iso(4)))
+            self.books.adjust(user, amount)
         elif task.kind == "override":  # a per-user threshold override on an existing Credits item
             user, attribute, value = task.args
             self.h.dynamodb.update_item(
@@ -749,6 +1174,7 @@ class Run:
                 **json.loads(damage),
             }
             self.h.dynamodb.put_item(TableName=jobs, Item=item)
+            self.books.jobs[job_id] = OracleJob(user)
         elif task.kind == "seed-job":
             job_id, user, status, reserved, seconds = task.args
             item = {
@@ -762,9 +1188,11 @@ class Run:
                 "seconds": {"N": str(seconds)} if isinstance(seconds, int) else {"S": seconds},
             }
             self.h.dynamodb.put_item(TableName=jobs, Item=item)
+            self.books.jobs[job_id] = OracleJob(user)
             if reserved:
                 from reconciler.domain.ledger import job_ledger_id
 
+                self.books.v2_reservation(job_id, user, reserved)
                 self.h.dynamodb.update_item(
                     TableName=self.h.resources.tables["Credits"],
                     Key={"userId": {"S": user}},
@@ -789,6 +1217,131 @@ class Run:
                     UpdateExpression="SET reservedCredits = :r",
                     ExpressionAttributeValues={":r": {"N": str(reserved)}},
                 )
+        elif task.kind == "legacy-reserve":
+            job_id, user, model, credits, status, seconds = task.args
+            if self._v2_reservation(job_id, user, model, credits, _iso(3.5)) and status != "submitted":
+                # The pipeline's progress (its own write, as before the redesign): status, and the render's length.
+                values = {":s": {"S": status}, ":now": {"S": _iso(3)}, ":sec": {"N": str(seconds)}}
+                self.h.dynamodb.update_item(
+                    TableName=jobs,
+                    Key={"jobId": {"S": job_id}},
+                    UpdateExpression="SET #s = :s, updatedAt = :now" + (", seconds = :sec" if status == "rendered" else ""),
+                    ExpressionAttributeNames={"#s": "status"},
+                    ExpressionAttributeValues=values if status == "rendered" else {k: v for k, v in values.items() if k != ":sec"},
+                )
+        elif task.kind == "legacy-settled":
+            job_id, user, model, credits, outcome, seconds, event_id = task.args
+            if self._v2_reservation(job_id, user, model, credits, _iso(3.9)):
+                self._v2_settlement(job_id, user, model, credits, outcome, seconds, event_id, _iso(3.8))
+
+    def _v2_reservation(self, job_id: str, user: str, model: str, credits: int, at: str) -> bool:
+        """A reservation as the v2 code wrote it (git show 66bde68:runtime/reconciler/repository/dynamodb.py,
+        commit_reservation): remaining debited under `remaining >= credits`, a `reserve` debit in Ledger, the job
+        with reservedCredits and no reservedAs, in one transaction. False when v2 would have refused it."""
+        from reconciler.repository.dynamodb import to_item
+
+        tables = self.h.resources.tables
+        entry = {
+            "ledgerId": _job_ledger_id(job_id, "reserve"),
+            "userId": user,
+            "timestamp": at,
+            "type": "debit",
+            "amount": credits,
+            "description": f"Reservation for job {job_id} on {model}",
+            "reference": job_id,
+        }
+        job = {
+            "jobId": job_id,
+            "userId": user,
+            "model": model,
+            "status": "submitted",
+            "createdAt": at,
+            "reservedCredits": credits,
+            "unsettled": "PENDING",
+        }
+        try:
+            self.h.dynamodb.transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": tables["Credits"],
+                            "Key": to_item({"userId": user}),
+                            "UpdateExpression": "SET remaining = if_not_exists(remaining, :zero) + :delta, updatedAt = :now",
+                            "ConditionExpression": "remaining >= :amount",
+                            "ExpressionAttributeValues": to_item({":delta": -credits, ":now": at, ":zero": 0, ":amount": credits}),
+                        }
+                    },
+                    {"Put": {"TableName": tables["Ledger"], "Item": to_item(entry), "ConditionExpression": "attribute_not_exists(ledgerId)"}},
+                    {"Put": {"TableName": tables["Jobs"], "Item": to_item(job), "ConditionExpression": "attribute_not_exists(jobId)"}},
+                ]
+            )
+        except self.h.dynamodb.exceptions.TransactionCanceledException:
+            return False
+        self.books.v2_reservation(job_id, user, credits)
+        self.result.covered["legacy:open-reservations-seeded"] += 1
+        return True
+
+    def _v2_settlement(self, job_id: str, user: str, model: str, credits: int, outcome: str, seconds: int, event_id: str, at: str) -> None:
+        """The v2 code's settlement of such a job (release + charge, or a refund, all in Ledger), as it wrote it."""
+        from reconciler.repository.dynamodb import to_item
+
+        tables = self.h.resources.tables
+        cost = self.h.prices.cost(model, Decimal(seconds)) if outcome == "rendered" else 0
+        postings = (
+            [("release", "credit", credits, f"Release of {credits} reserved credits"), ("charge", "debit", cost, f"Render of {seconds}s on {model}")]
+            if outcome == "rendered"
+            else [("refund", "credit", credits, "Refund of failed render")]
+        )
+        change = credits - cost
+        self.books.jobs[job_id].before_the_run = True
+        _, overdraft = self.books.settle(job_id, user, outcome, cost, table="Ledger")
+        settled = {
+            ":settledAs": outcome,
+            ":settledAt": at,
+            ":settledByEvent": event_id,
+            ":chargedCredits": cost,
+            ":releasedCredits": credits if outcome == "rendered" else 0,
+            ":refundedCredits": credits if outcome == "failed" else 0,
+            ":settledIntoOverdraft": overdraft,
+            ":settledByRequest": "req-v2",
+        }
+        items: list[Any] = [
+            {
+                "Update": {
+                    "TableName": tables["Credits"],
+                    "Key": to_item({"userId": user}),
+                    "UpdateExpression": "SET remaining = if_not_exists(remaining, :zero) + :delta, updatedAt = :now",
+                    "ExpressionAttributeValues": to_item({":delta": change, ":now": at, ":zero": 0}),
+                }
+            },
+            {
+                "Update": {
+                    "TableName": tables["Jobs"],
+                    "Key": to_item({"jobId": job_id}),
+                    "UpdateExpression": "SET "
+                    + ", ".join(f"{name[1:]} = {name}" for name in settled)
+                    + ", #status = :settledAs"
+                    + (", seconds = :seconds" if outcome == "rendered" else "")
+                    + " REMOVE #u",
+                    "ExpressionAttributeNames": {"#status": "status", "#u": "unsettled"},
+                    "ExpressionAttributeValues": to_item({**settled, **({":seconds": seconds} if outcome == "rendered" else {})}),
+                }
+            },
+        ]
+        for posting, kind, amount, description in postings:
+            entry = {
+                "ledgerId": _job_ledger_id(job_id, posting),
+                "userId": user,
+                "timestamp": at,
+                "type": kind,
+                "amount": amount,
+                "description": description,
+                "reference": job_id,
+                "eventId": event_id,
+            }
+            items.append({"Put": {"TableName": tables["Ledger"], "Item": to_item(entry), "ConditionExpression": "attribute_not_exists(ledgerId)"}})
+        self.h.dynamodb.transact_write_items(TransactItems=items)
+        self.result.covered["legacy:settled-jobs-seeded"] += 1
 
     def execute_all(self) -> None:
         from reconciler.notify.notifier import Notifier
@@ -809,10 +1362,14 @@ class Run:
         self.emitted = io.StringIO()
         sys.stdout = self.emitted  # Powertools prints its EMF metrics here
         self.h.fidelity.violations.clear()
+        self.h.fidelity.item_corrections.clear()
         self.h.fidelity.set_fault_plan(self.plan)
+        stop_observing = (self.h.fidelity.observe_results(self._on_result), self.h.fidelity.observe_errors(self._on_error))
         try:
             finished = self.scheduler.run([partial(self.execute_queue, queue) for queue in queues])
         finally:
+            for stop in stop_observing:
+                stop()
             self.h.fidelity.set_fault_plan(None)
             sys.stdout = stdout
             Notifier.notify_outcome = original_notify  # type: ignore[method-assign]
@@ -826,34 +1383,71 @@ class Run:
         fail = self.result.failures.append
         tables = self.h.resources.tables
         jobs = {item["jobId"]: item for item in map(from_item, self.h.dynamodb.scan(TableName=tables["Jobs"])["Items"])}
-        balances = {item["userId"]: item.get("remaining", 0) for item in map(from_item, self.h.dynamodb.scan(TableName=tables["Credits"])["Items"])}
+        credit_items = {item["userId"]: item for item in map(from_item, self.h.dynamodb.scan(TableName=tables["Credits"])["Items"])}
         ledger = list(map(from_item, self.h.dynamodb.scan(TableName=tables["Ledger"])["Items"]))
+        user_ledger = list(map(from_item, self.h.dynamodb.scan(TableName=tables["UserLedger"])["Items"]))
+        books = [("Ledger", entry) for entry in ledger] + [("UserLedger", entry) for entry in user_ledger]
+        self.books_found = books  # the balance events' causes are checked against them (the stream function writes none)
+        # Each balance: remaining + held = its two ledgers' sum (opening balances are entries: initial 0); held = the
+        # user's open holds, by the jobs as stored; both as the oracle replayed them.
         sums: Counter = Counter()
-        for entry in ledger:
+        for _, entry in books:
             sums[entry["userId"]] += int(entry["amount"]) * (1 if entry["type"] == "credit" else -1)
-        for user in set(balances) | set(sums):
-            if balances.get(user, 0) != sums.get(user, 0):
-                fail(f"balance of {user!r} is {balances.get(user, 0)} but its ledger sums to {sums.get(user, 0)}")
+        open_holds: Counter = Counter()
+        for job in jobs.values():
+            if job.get("reservedAs") == HOLD and not job.get("settledAs") and isinstance(job.get("userId"), str):
+                open_holds[job["userId"]] += int(job.get("reservedCredits") or 0)
+        oracle_holds = self.books.open_holds()
+        for user in set(credit_items) | set(sums) | set(open_holds) | self.books.users:
+            item = credit_items.get(user, {})
+            remaining, held = int(item.get("remaining", 0)), int(item.get("held", 0))
+            if remaining + held != sums.get(user, 0):
+                fail(f"{user!r}: remaining {remaining} + held {held} = {remaining + held}, but its two ledgers sum to {sums.get(user, 0)}")
+            if held != open_holds[user] or held != oracle_holds[user]:
+                fail(f"{user!r} holds {held}; its open hold reservations sum to {open_holds[user]} (the oracle's: {oracle_holds[user]})")
+            if (remaining, held) != (self.books.remaining[user], self.books.held[user]) or (user in credit_items) != (user in self.books.users):
+                fail(
+                    f"{user!r} has remaining, held = {remaining}, {held} ({'an item' if item else 'no item'}); the oracle says "
+                    f"{self.books.remaining[user]}, {self.books.held[user]} ({'an item' if user in self.books.users else 'no item'})"
+                )
+        # Every job posting exactly once, in the table and with the amount the oracle says; none for a hold or its failure.
+        found: dict[str, list[tuple[str, str, str, int]]] = {}
+        for table, entry in books:
+            if entry["ledgerId"].startswith("job:"):
+                found.setdefault(entry["ledgerId"], []).append((table, entry["userId"], entry["type"], int(entry["amount"])))
+        for ledger_id, copies in found.items():
+            if len(copies) > 1:
+                fail(f"posting {ledger_id} is in the books {len(copies)} times: {copies}")
+            if ledger_id.endswith(":reserve") and copies[0][0] == "UserLedger":
+                fail(f"a reservation was posted ({ledger_id}): a hold posts nothing")
+            if ledger_id not in self.books.postings:
+                fail(f"posting {ledger_id} {copies[0]} is one the oracle does not expect")
+            elif copies[0] != self.books.postings[ledger_id]:
+                fail(f"posting {ledger_id} is {copies[0]} (table, user, type, amount); the oracle expects {self.books.postings[ledger_id]}")
+        for ledger_id, oracle_posting in self.books.postings.items():
+            if ledger_id not in found:
+                fail(f"posting {ledger_id} {oracle_posting} is missing from the books")
+        # The same from the jobs as stored (no oracle): the postings each job's reservation and outcome imply.
         postings: dict[str, Counter] = {}
-        for entry in ledger:
-            ledger_id = entry["ledgerId"]
-            if ledger_id.startswith("job:"):
-                postings.setdefault(entry["reference"], Counter())[ledger_id.rsplit(":", 1)[1]] += 1
+        for _, entry in books:
+            if entry["ledgerId"].startswith("job:"):
+                postings.setdefault(entry["reference"], Counter())[entry["ledgerId"].rsplit(":", 1)[1]] += 1
         for job_id, counts in postings.items():
-            job = jobs.get(job_id)
-            if job is None:
+            stored = jobs.get(job_id)
+            if stored is None:
                 fail(f"ledger entries {dict(counts)} for job {job_id!r}, which does not exist")
                 continue
-            if any(count > 1 for count in counts.values()):
-                fail(f"job {job_id!r} has a posting twice: {dict(counts)}")
-            reserved = counts["reserve"] == 1
-            expected = {"reserve"} if reserved else set()
+            job = stored
+            as_hold = job.get("reservedAs") == HOLD
+            posted_reservation = bool(job.get("reservedCredits")) and not as_hold
+            expected = {"reserve"} if posted_reservation else set()
             if job.get("settledAs") == "rendered":
-                expected |= {"charge"} | ({"release"} if reserved else set())
+                expected |= {"charge"} | ({"release"} if posted_reservation else set())
             elif job.get("settledAs") == "failed":
-                expected |= {"refund"} if reserved else set()
+                expected |= {"refund"} if posted_reservation else set()
             if set(counts) != expected:
-                fail(f"job {job_id!r} settled as {job.get('settledAs')} has postings {sorted(counts)}, expected {sorted(expected)}")
+                what = "a hold" if as_hold else "a posted (v2) reservation" if posted_reservation else "no reservation"
+                fail(f"job {job_id!r} ({what}) settled as {job.get('settledAs')} has postings {sorted(counts)}, expected {sorted(expected)}")
         for job_id, job in jobs.items():
             if job.get("settledAs") and job.get("unsettled"):
                 fail(f"job {job_id!r} is settled but still in the unsettled index")
@@ -864,6 +1458,12 @@ class Run:
                 and "charge" not in postings.get(job_id, {})
             ):
                 fail(f"job {job_id!r} records a charge with no ledger entry")
+            if job.get("settledAs") and job.get("reservedAs") == HOLD:
+                given_back = job.get("releasedCredits", 0) if job["settledAs"] == "rendered" else job.get("refundedCredits", 0)
+                if given_back != job.get("reservedCredits"):
+                    fail(f"settled job {job_id!r} still holds credits: reserved {job.get('reservedCredits')}, gave back {given_back}")
+        self._check_user_ledger_order(user_ledger, jobs)
+        self._check_the_operators_audit(set(credit_items) | set(sums))
         # Every delivered event ended somewhere, and as its construction says.
         ended = {id(task) for task, _ in self.outcomes} | {id(task) for task in self.lambda_dead_letters}
         for task in self.s.tasks:
@@ -914,11 +1514,17 @@ class Run:
         self.result.covered["metrics-lost-with-an-unfinished-invocation"] += len(unreported) + unreported_conflicts
         unreported_ids = {job["jobId"] for job in unreported}
         settled_jobs = [job for job in settled_jobs if job["jobId"] not in unreported_ids]
-        ledger_for_truth = [entry for entry in ledger if entry.get("reference") not in unreported_ids or not entry["ledgerId"].startswith("job:")]
+        # The run's postings are UserLedger's (Ledger's job postings were written by v2 before the run); a failed
+        # hold's release is a refund too, though nothing is posted for it (Settlement.credited).
+        settled_jobs = [job for job in settled_jobs if not self.books.jobs.get(job["jobId"], OracleJob("")).before_the_run]
+        postings_for_truth = [entry for entry in user_ledger if entry.get("reference") not in unreported_ids]
+        released_holds = sum(
+            int(job.get("refundedCredits", 0)) for job in settled_jobs if job.get("reservedAs") == HOLD and job.get("settledAs") == "failed"
+        )
         truth = {
             "Settlements": len(settled_jobs),
-            "CreditsDebited": sum(int(e["amount"]) for e in ledger_for_truth if _posting(e) == "charge"),
-            "CreditsRefunded": sum(int(e["amount"]) for e in ledger_for_truth if _posting(e) in ("release", "refund")),
+            "CreditsDebited": sum(int(e["amount"]) for e in postings_for_truth if _posting(e) == "charge"),
+            "CreditsRefunded": sum(int(e["amount"]) for e in postings_for_truth if _posting(e) in ("release", "refund")) + released_holds,
             "Overdrafts": sum(1 for job in settled_jobs if job.get("settledIntoOverdraft")),
             "ConflictingEvents": sum(len(job["conflictEventIds"]) for job in jobs.values() if isinstance(job.get("conflictEventIds"), set))
             - unreported_conflicts,
@@ -939,7 +1545,51 @@ class Run:
             job = jobs.get(job_id, {})
             if not after_settlement and job.get("settledAs") and job.get("settledAs") != status:
                 fail(f"job {job_id!r} settled as {job.get('settledAs')} though the pipeline had set {status} before")
+        for correction in self.h.fidelity.item_corrections:
+            fail(f"moto's cancellation reason differs from AWS's (corrected): {correction}")
         self.result.covered["ledger-entries"] += len(ledger)
+        self.result.covered["user-ledger-entries"] += len(user_ledger)
+        self.result.covered["holds:open-at-the-end"] += sum(open_holds.values())
+
+    def _check_the_operators_audit(self, users: set[str]) -> None:
+        """The CLI's audit (whole tables, and one user's history: both ledgers merged, holds against open
+        reservations) finds the books clean, v2's data and the run's alike: no migration needed. One user per run,
+        the seed's: each user's audit costs a Query of each ledger and of the unsettled jobs."""
+        from reconciler.ops.audit import Auditor
+
+        auditor = Auditor(self.h.store)
+        for discrepancy in auditor.audit_all():
+            self.result.failures.append(f"the operator's audit (all users) reports {discrepancy.as_dict()}")
+        if users:
+            user = random.Random(f"{self.s.seed}-audit").choice(sorted(users))
+            found = auditor.audit_user(user)
+            if found is not None:
+                self.result.failures.append(f"the operator's audit of {user!r} reports {found.as_dict()}")
+        self.result.covered["audits-clean"] += 1
+
+    def _check_user_ledger_order(self, user_ledger: list[dict], jobs: dict[str, dict]) -> None:
+        """A user's postings come back from a Query of UserLedger in time order, keyed `{timestamp}#{ledgerId}`,
+        each at its job's settlement time."""
+        from reconciler.repository.dynamodb import from_item
+
+        fail = self.result.failures.append
+        for entry in user_ledger:
+            if entry.get("entryKey") != f"{entry['timestamp']}#{entry['ledgerId']}":
+                fail(f"UserLedger entry {entry['ledgerId']} of {entry['userId']!r} is keyed {entry.get('entryKey')!r}")
+            job = jobs.get(str(entry.get("reference")), {})
+            if entry["timestamp"] != job.get("settledAt"):
+                fail(f"posting {entry['ledgerId']} at {entry['timestamp']}, but its job was settled at {job.get('settledAt')}")
+        for user in sorted({entry["userId"] for entry in user_ledger}):
+            items = self.h.dynamodb.query(
+                TableName=self.h.resources.tables["UserLedger"],
+                KeyConditionExpression="userId = :u",
+                ExpressionAttributeValues={":u": {"S": user}},
+                ConsistentRead=True,
+            )["Items"]
+            history = [(entry["timestamp"], entry["ledgerId"]) for entry in map(from_item, items)]
+            if history != sorted(history):
+                fail(f"{user!r}'s UserLedger history is not in time order: {history}")
+            self.result.covered["user-ledger-histories-in-order"] += 1
 
 
 # --- balance events: the Credits stream through the real stream function, and its invariants -----------------
@@ -996,8 +1646,23 @@ class BalanceEventRun:
     def deliver_and_check(self) -> None:
         self.records = self.h.read_stream()
         self.covered["balance:records"] += len(self.records)
+        self._check_stream_is_whole()
         self.deliver()
         self.check()
+
+    def _check_stream_is_whole(self) -> None:
+        """The Credits stream holds every change of the run: per user, each record's OldImage is the previous
+        record's NewImage, and the last NewImage is the item as it is (else the oracle below would judge a part)."""
+        last: dict[str, dict | None] = {}
+        for record in self.records:
+            data = record["dynamodb"]
+            user = data["Keys"]["userId"]["S"]
+            if data.get("OldImage") != last.get(user):
+                self.fail(f"the Credits stream skips a change of {user!r}: a record's OldImage {data.get('OldImage')} follows {last.get(user)}")
+            last[user] = data.get("NewImage")
+        for item in self.h.dynamodb.scan(TableName=self.h.resources.tables["Credits"])["Items"]:
+            if last.get(item["userId"]["S"]) != item:
+                self.fail(f"the Credits stream ends at {last.get(item['userId']['S'])} for {item['userId']['S']!r}, but the item is {item}")
 
     # --- Lambda's event source mapping ------------------------------------------------------------------
     def deliver(self) -> None:
@@ -1078,7 +1743,7 @@ class BalanceEventRun:
             choices, crossing = MARKER_READ_FAULTS, None
         elif service == "dynamodb" and table == self.h.resources.tables["BalanceEvents"] and operation == "PutItem":
             choices, crossing = MARKER_WRITE_FAULTS, params.get("Item", {}).get("crossingId", {}).get("S")
-        elif service == "dynamodb" and table == self.h.resources.tables["Ledger"] and operation == "Query":
+        elif service == "dynamodb" and table in (self.h.resources.tables["Ledger"], self.h.resources.tables["UserLedger"]) and operation == "Query":
             choices, crossing = LEDGER_QUERY_FAULTS, None
         else:
             return None
@@ -1173,6 +1838,29 @@ class BalanceEventRun:
         for marked, count in markers.items():
             if marked not in published:
                 self.fail(f"BalanceEvents holds {count} marker(s) of {marked}, which is not on the bus (a lost event)")
+        self._check_causes(bus)
+
+    def _check_causes(self, bus: list[dict]) -> None:
+        """docs/events.md: `ledgerEntries` are the user's entries written at `changedAt`, from both ledgers (job
+        postings are in UserLedger, operator entries and v2's history in Ledger)."""
+
+        written: dict[tuple[str, str], list[tuple]] = {}
+        for _, entry in self.run.books_found:
+            key = (entry["userId"], entry["timestamp"])
+            written.setdefault(key, []).append((entry["ledgerId"], entry["type"], int(entry["amount"]), entry.get("reference", "")))
+        for event in bus:
+            detail = event["detail"]
+            if not detail.get("changedAt") or "ledgerEntries" not in detail:
+                continue
+            expected = sorted(written.get((detail.get("userId"), detail["changedAt"]), []))
+            got = sorted((e.get("ledgerId"), e.get("type"), e.get("amount"), e.get("reference")) for e in detail["ledgerEntries"])
+            if got != expected:
+                self.fail(
+                    f"{event['detail-type']} of {detail.get('userId')!r} at {detail['changedAt']} names ledgerEntries {got}; "
+                    f"both ledgers hold {expected} at that time"
+                )
+            else:
+                self.covered["balance:causes-checked"] += 1
 
 
 BALANCE_SOURCE = "credits.reconciler"
@@ -1331,6 +2019,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(seeds)} run(s) in {elapsed:.0f} s ({len(seeds) / elapsed:.1f} runs/s), {len(failed)} failed", file=sys.stderr)
     print("covered: " + ", ".join(f"{name}={count}" for name, count in sorted(covered.items())), file=sys.stderr)
     print("balance events: " + ", ".join(f"{name}={covered[key]}" for name, key in BALANCE_EVENT_SUMMARY), file=sys.stderr)
+    print("holds and v2 data: " + ", ".join(f"{name}={covered[key]}" for name, key in HOLDS_SUMMARY), file=sys.stderr)
     print("invariants checked after every run:\n  - " + "\n  - ".join(INVARIANTS + BALANCE_EVENT_INVARIANTS), file=sys.stderr)
     return 1 if failed else 0
 

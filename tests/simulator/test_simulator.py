@@ -27,7 +27,15 @@ def test_every_invariant_holds_for_the_default_seeds(chunk, templates):
     assert sum(count for name, count in covered.items() if name.startswith("fault:")) > 0
     # and the balance events: crossings published, faults on the stream function, Lambda's retries
     assert covered["balance:crossings"] and covered["balance:events-on-the-bus"] and covered["balance:retries"]
-    assert covered["balance:failed-entries-injected"] and covered["balance:window-faults"]
+    assert covered["balance:failed-entries-injected"] and covered["balance:window-faults"] and covered["balance:causes-checked"]
+    # and the holds design: holds made, released by renders and failures; v2 reservations settled as made; the
+    # overdraft re-decided on the balance a failed guard returned; concurrent changes of a balance, injected and
+    # natural, that a settlement committed past; the operator's audit clean after every run
+    assert covered["holds:made"] and covered["holds:settled-hold-rendered"] and covered["holds:settled-hold-failed"]
+    assert covered["holds:settled-legacy-rendered"] and covered["holds:settled-legacy-failed"] and covered["legacy:settled-jobs-seeded"]
+    assert covered["holds:re-decisions-on-the-returned-balance"] and covered["holds:refused-by-the-hold-condition"]
+    assert covered["race:same-side"] and covered["race:crossing"] and covered["holds:settled-past-a-concurrent-balance-change"]
+    assert covered["audits-clean"] == SEEDS_PER_CHUNK
 
 
 def test_the_same_seed_reproduces_the_same_run(templates):
@@ -109,6 +117,64 @@ def test_a_reintroduced_bug_is_caught(templates, monkeypatch):
     assert any("metric Settlements" in failure for run in failed for failure in run.failures)
 
 
+def _no_guard_on_a_debit(monkeypatch):
+    from reconciler.repository import dynamodb
+
+    monkeypatch.setattr(dynamodb, "_settlement_guard", lambda settlement: ("none", None))
+
+
+def _a_held_failure_posts_a_refund(monkeypatch):
+    from reconciler.domain import settlement
+
+    original = settlement._failure_entries
+    monkeypatch.setattr(settlement, "_failure_entries", lambda event, refunded, timestamp, as_hold: original(event, refunded, timestamp, False))
+
+
+def _a_reservation_holds_nothing(monkeypatch):
+    from reconciler.repository.dynamodb import DynamoDBStore
+
+    original = DynamoDBStore._balance_update
+    monkeypatch.setattr(
+        DynamoDBStore, "_balance_update", lambda self, user, delta, timestamp, guard, held_delta=0: original(self, user, delta, timestamp, guard)
+    )
+
+
+def _a_lock_on_the_balance(monkeypatch):
+    # A decision made on a known balance requires exactly that balance (a version check), instead of its threshold.
+    from reconciler.repository import dynamodb
+
+    def guard(settlement):
+        if settlement.balance_delta >= 0:
+            return ("none", None)
+        return ("equals", settlement.balance_before) if settlement.balance_read else ("covers", -settlement.balance_delta)
+
+    monkeypatch.setattr(dynamodb, "_settlement_guard", guard)
+
+
+@pytest.mark.parametrize(
+    ("bug", "caught_by"),
+    [
+        (_no_guard_on_a_debit, "settledIntoOverdraft=False but the oracle's balance"),
+        (_a_held_failure_posts_a_refund, "is one the oracle does not expect"),
+        (_a_reservation_holds_nothing, "the oracle says"),
+        (_a_lock_on_the_balance, "serialise on the balance"),
+    ],
+)
+def test_a_reintroduced_holds_bug_is_caught(templates, monkeypatch, bug, caught_by):
+    # Given a bug in the holds design (an overdraft decided without its guard, a posting for a released hold, a
+    # hold that moves nothing to held, settlements serialised on the balance)
+    bug(monkeypatch)
+    # When the simulator runs seeds until one fails (at most 40, five at a time)
+    failed: list = []
+    for first in range(0, 40, 5):
+        failed, _ = sim.simulate(list(range(first, first + 5)), shrink_failures=False, templates=templates)
+        if failed:
+            break
+    # Then the oracle's invariants say so
+    assert failed, "the simulator did not notice the bug"
+    assert any(caught_by in failure for run in failed for failure in run.failures)
+
+
 def _skip_the_marker_check(monkeypatch):
     from reconciler.repository.balance_event_store import BalanceEventLog
 
@@ -127,11 +193,20 @@ def _go_on_after_a_failed_record(monkeypatch):
     monkeypatch.setattr(balance_stream.InOrder, "__call__", eager)
 
 
+def _causes_from_the_ledger_alone(monkeypatch):
+    # The crossing's cause read from Ledger only: the job postings in UserLedger are left out.
+    from reconciler.repository.balance_event_store import LedgerLookup
+
+    original = LedgerLookup.entries_at
+    monkeypatch.setattr(LedgerLookup, "entries_at", lambda self, user, at: (e for e in original(self, user, at) if "entryKey" not in e))
+
+
 @pytest.mark.parametrize(
     ("bug", "caught_by"),
     [
         (_skip_the_marker_check, ("with only", "out of balance order")),
         (_go_on_after_a_failed_record, ("not every record after the first failure", "out of balance order")),
+        (_causes_from_the_ledger_alone, ("names ledgerEntries",)),
     ],
 )
 def test_a_reintroduced_balance_events_bug_is_caught(templates, monkeypatch, bug, caught_by):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +17,20 @@ from aws_cdk.assertions import Template
 from infra.app import build_app
 from infra.config import StageConfig, config_for
 from reconciler.contract import STAGES
+
+
+def _jsii_package_cache() -> str:
+    """The jsii runtime's package cache as this process's kernel uses it (@jsii/kernel's defaultCacheRoot)."""
+    if os.environ.get("JSII_RUNTIME_PACKAGE_CACHE_ROOT"):
+        return os.environ["JSII_RUNTIME_PACKAGE_CACHE_ROOT"]
+    if sys.platform == "win32":
+        return str(Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local") / "AWS" / "jsii" / "package-cache")
+    if sys.platform == "darwin":
+        return str(Path.home() / "Library" / "Caches" / "com.amazonaws.jsii" / "package-cache")
+    return str(Path.home() / ".cache" / "aws" / "jsii" / "package-cache")
+
+
+JSII_PACKAGE_CACHE = _jsii_package_cache()
 
 
 @dataclass(frozen=True)
@@ -68,5 +84,10 @@ def clean_cdk_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> dict[str, str]:
     for name in list(os.environ):
         if name.startswith("AWS_") or name.startswith("CDK_"):
             monkeypatch.delenv(name)
+    # The jsii runtime unpacks aws-cdk-lib (~180 MB) into a cache under HOME: keep the one it already has, which
+    # holds no AWS configuration, or each subprocess spends 10 s of CPU unpacking it again.
+    monkeypatch.setenv("JSII_RUNTIME_PACKAGE_CACHE_ROOT", JSII_PACKAGE_CACHE)
+    # npm's update check would ask the registry from a test: nothing leaves the machine.
+    monkeypatch.setenv("npm_config_update_notifier", "false")
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.aws config either
     return dict(os.environ)

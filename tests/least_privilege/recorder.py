@@ -177,6 +177,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         _synthesis.start()
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: `-p no:xdist` must still load this plugin
 def pytest_testnodedown(node, error) -> None:  # pytest-xdist, on the controller
     merge(node.workeroutput.get("aws_calls", []))
 

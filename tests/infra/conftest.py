@@ -1,4 +1,4 @@
-"""Shared fixtures: every stage's app is synthesized once per test session (per xdist worker)."""
+"""Shared fixtures: every stage's app is synthesized once per test session (tests/least_privilege/synthesis.py)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 from aws_cdk.assertions import Template
 
-from infra.app import build_app
 from infra.config import StageConfig, config_for
 from reconciler.contract import STAGES
+from tests.least_privilege import synthesis
 
 
 def _jsii_package_cache() -> str:
@@ -47,20 +47,21 @@ class SynthesizedStage:
 
 
 @pytest.fixture(scope="session")
-def synthesize(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], SynthesizedStage]:
-    """Builds a stage's app on first request only, so a worker pays only for the stages its tests use."""
+def synthesize(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], SynthesizedStage]:
+    """A stage's app on first request only, so a worker pays only for the stages its tests use; from the session's
+    synthesis cache, so the other worker and the controller's IAM check (recorder.py) do not synthesize it again."""
+    cache = synthesis.cache(request.config) or synthesis.TemplateCache(tmp_path_factory.mktemp("cdk-templates"))
     built: dict[str, SynthesizedStage] = {}
 
     def get(stage: str) -> SynthesizedStage:
         if stage not in built:
-            app = build_app(stage, outdir=str(tmp_path_factory.mktemp(f"cdk-{stage}")))
-            stacks = {stack.node.id: stack for stack in app.node.children}
+            stacks = cache.stacks(stage)
             names = config_for(stage).names
             built[stage] = SynthesizedStage(
                 config=config_for(stage),
-                data=Template.from_stack(stacks[names.data_stack]),
-                compute=Template.from_stack(stacks[names.compute_stack]),
-                monitoring=Template.from_stack(stacks[names.monitoring_stack]),
+                data=Template.from_json(stacks[names.data_stack].template),
+                compute=Template.from_json(stacks[names.compute_stack].template),
+                monitoring=Template.from_json(stacks[names.monitoring_stack].template),
                 deployment={name: (stack.termination_protection, stack.account, stack.region) for name, stack in stacks.items()},
             )
         return built[stage]

@@ -87,4 +87,4 @@ def test_the_synthesis_uses_the_repositorys_runtime_even_under_a_test_patch(monk
     with pytest.raises(RuntimeError, match="stop before"):
         synthesis.synthesize("dev")
     assert seen == [synthesis.REPO / "runtime"]
-    assert reconciler_function.RUNTIME_DIR == tmp_path  # the test's patch is back
+    assert reconciler_function.RUNTIME_DIR is tmp_path  # the test's patch is back

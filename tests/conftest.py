@@ -1,7 +1,9 @@
 """Shared by every test: no test may ever reach a real AWS account."""
 
 import os
+from functools import lru_cache
 
+import botocore.session
 import pytest
 
 from simulator import fidelity
@@ -9,6 +11,13 @@ from simulator import fidelity
 # moto made faithful where AWS differs (SQS characters and sizes, SNS subjects, DynamoDB key sizes,
 # serialisable in-process transactions): one place, every test (simulator/fidelity.py).
 fidelity.install()
+
+# One botocore data loader per data path for the whole process. botocore parses its JSON models (endpoints, each
+# service's model and endpoint rules) once per Session, and the runtime builds a Session per client while the
+# fixtures build one per test: a run parsed the same files tens of thousands of times, about a third of its CPU.
+# A Loader is already shared by every client of one Session (its cache hands out the same parsed objects), so
+# sharing it between Sessions changes no behaviour; the files do not change during a run.
+botocore.session.create_loader = lru_cache(maxsize=None)(botocore.session.create_loader)  # type: ignore[attr-defined]
 
 # Set before any boto3 client exists: fake credentials, a fixed region, no profile or real endpoint.
 for variable in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL"):

@@ -1,10 +1,12 @@
-"""Shared fixtures: every stage's app is synthesized once per test session (per xdist worker)."""
+"""Shared fixtures: every stage's app is synthesized once per test session (tests/least_privilege/synthesis.py)."""
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -12,9 +14,23 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 from aws_cdk.assertions import Template
 
-from infra.app import build_app
 from infra.config import StageConfig, config_for
 from reconciler.contract import STAGES
+from tests.least_privilege import synthesis
+
+
+def _jsii_package_cache() -> str:
+    """The jsii runtime's package cache as this process's kernel uses it (@jsii/kernel's defaultCacheRoot)."""
+    if os.environ.get("JSII_RUNTIME_PACKAGE_CACHE_ROOT"):
+        return os.environ["JSII_RUNTIME_PACKAGE_CACHE_ROOT"]
+    if sys.platform == "win32":
+        return str(Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local") / "AWS" / "jsii" / "package-cache")
+    if sys.platform == "darwin":
+        return str(Path.home() / "Library" / "Caches" / "com.amazonaws.jsii" / "package-cache")
+    return str(Path.home() / ".cache" / "aws" / "jsii" / "package-cache")
+
+
+JSII_PACKAGE_CACHE = _jsii_package_cache()
 
 
 @dataclass(frozen=True)
@@ -31,20 +47,21 @@ class SynthesizedStage:
 
 
 @pytest.fixture(scope="session")
-def synthesize(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], SynthesizedStage]:
-    """Builds a stage's app on first request only, so a worker pays only for the stages its tests use."""
+def synthesize(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], SynthesizedStage]:
+    """A stage's app on first request only, so a worker pays only for the stages its tests use; from the session's
+    synthesis cache, so the other worker and the controller's IAM check (recorder.py) do not synthesize it again."""
+    cache = synthesis.cache(request.config) or synthesis.TemplateCache(tmp_path_factory.mktemp("cdk-templates"))
     built: dict[str, SynthesizedStage] = {}
 
     def get(stage: str) -> SynthesizedStage:
         if stage not in built:
-            app = build_app(stage, outdir=str(tmp_path_factory.mktemp(f"cdk-{stage}")))
-            stacks = {stack.node.id: stack for stack in app.node.children}
+            stacks = cache.stacks(stage)
             names = config_for(stage).names
             built[stage] = SynthesizedStage(
                 config=config_for(stage),
-                data=Template.from_stack(stacks[names.data_stack]),
-                compute=Template.from_stack(stacks[names.compute_stack]),
-                monitoring=Template.from_stack(stacks[names.monitoring_stack]),
+                data=Template.from_json(stacks[names.data_stack].template),
+                compute=Template.from_json(stacks[names.compute_stack].template),
+                monitoring=Template.from_json(stacks[names.monitoring_stack].template),
                 deployment={name: (stack.termination_protection, stack.account, stack.region) for name, stack in stacks.items()},
             )
         return built[stage]
@@ -68,5 +85,10 @@ def clean_cdk_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> dict[str, str]:
     for name in list(os.environ):
         if name.startswith("AWS_") or name.startswith("CDK_"):
             monkeypatch.delenv(name)
+    # The jsii runtime unpacks aws-cdk-lib (~180 MB) into a cache under HOME: keep the one it already has, which
+    # holds no AWS configuration, or each subprocess spends 10 s of CPU unpacking it again.
+    monkeypatch.setenv("JSII_RUNTIME_PACKAGE_CACHE_ROOT", JSII_PACKAGE_CACHE)
+    # npm's update check would ask the registry from a test: nothing leaves the machine.
+    monkeypatch.setenv("npm_config_update_notifier", "false")
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.aws config either
     return dict(os.environ)

@@ -8,7 +8,8 @@
 - pytest-xdist: each worker hands its records to the controller through `workeroutput`; the controller merges
   them when the workers finish and checks once.
 - Checking (only on a full run, `pytest` / `make test` with the configured test paths and no -k/-m/--lf or
-  deselection, or with --aws-calls-check): every stage's app is synthesized and
+  deselection, or with --aws-calls-check): every stage's templates are taken from the session's synthesis cache
+  (synthesis.py: the infra tests have synthesized them by then; a stage they did not is synthesized here) and
     * each function call must be allowed by the function's role, and each grant of the role must be used by a
       function call (or be one of the platform grants in policies.PLATFORM_GRANTS, with its reason);
     * each CLI call must be allowed by the break-glass operator policy, each read also by the read-only one,
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.least_privilege import synthesis
 from tests.least_privilege.calls import Need, attribute, needs
 
 _lock = threading.Lock()
@@ -108,6 +110,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     install()  # after the initial conftests: tests/conftest.py's fidelity patch is already in, and gets wrapped
+    synthesis.configure(config)
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook
+def pytest_configure_node(node) -> None:
+    synthesis.configure_node(node)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    synthesis.unconfigure(config)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -140,43 +152,16 @@ def _wanted(config: pytest.Config) -> bool:
     return config.getoption("--aws-calls-check") or _full_run(config)
 
 
-class _Synthesis(threading.Thread):
-    """The stages' templates, synthesized by the xdist controller while its workers run the tests (it is idle
-    then); the check at the end waits for it instead of starting the synthesis only then."""
-
-    def __init__(self) -> None:
-        super().__init__(name="aws-calls-synthesis", daemon=True)
-        self.templates: dict[str, dict] = {}
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            self.templates = _synthesize_all()
-        except BaseException as error:  # noqa: BLE001 - reported by the check, which then synthesizes itself
-            self.error = error
-
-
-_synthesis: _Synthesis | None = None
-
-
-def _synthesize_all() -> dict[str, dict]:
-    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-    from infra.app import synthesize_templates
+def _synthesize_all(config: pytest.Config | None = None) -> dict[str, dict]:
     from reconciler.contract import STAGES
 
-    return {stage: synthesize_templates(stage) for stage in STAGES}
+    cache = synthesis.cache(config) if config is not None else None
+    if cache is not None:
+        return {stage: cache.templates(stage) for stage in STAGES}
+    return {stage: {name: stack.template for name, stack in synthesis.synthesize(stage).items()} for stage in STAGES}
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_sessionstart(session: pytest.Session) -> None:
-    global _synthesis
-    config = session.config
-    # Only on an xdist controller: it runs no test, so nothing else in the process uses the jsii kernel.
-    if not _is_worker(config) and getattr(config.option, "numprocesses", None) and _wanted(config):
-        _synthesis = _Synthesis()
-        _synthesis.start()
-
-
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: `-p no:xdist` must still load this plugin
 def pytest_testnodedown(node, error) -> None:  # pytest-xdist, on the controller
     merge(node.workeroutput.get("aws_calls", []))
 
@@ -192,12 +177,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         Path(report).write_text(json.dumps(records(), indent=1) + "\n")
     if not _wanted(config):
         return
-    templates = None
-    if _synthesis is not None:
-        _synthesis.join()
-        templates = _synthesis.templates if _synthesis.error is None else None
     # After a failed or interrupted run some code paths did not run: only calls that are not allowed count.
-    _findings.extend(check(records(), complete=exitstatus == 0, templates=templates))
+    _findings.extend(check(records(), complete=exitstatus == 0, templates=_synthesize_all(config)))
     if _findings:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 

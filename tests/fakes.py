@@ -26,11 +26,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.contract import HELD_ATTRIBUTE, RESERVED_AS_ATTRIBUTE, UNSETTLED_ATTRIBUTE, UNSETTLED_VALUE
+from reconciler.contract import HELD_ATTRIBUTE, RESERVED_AS_ATTRIBUTE, UNSETTLED_ATTRIBUTE, UNSETTLED_VALUE, user_ledger_key
 from reconciler.domain.errors import DamagedJob, LedgerEntryTaken
 from reconciler.domain.ledger import LedgerEntry, legacy_adjustment_ledger_id
 from reconciler.domain.settlement import HOLD, SUBMITTED, Conflict, JobRecord, Reservation, Settlement, UnreadableJob
-from reconciler.repository.dynamodb import user_ledger_key
 from reconciler.service.ports import BalanceChanged, StaleState
 
 BALANCE, LEDGER, JOB = "balance", "ledger", "job"
@@ -201,7 +200,7 @@ class InMemorySettlementStore:
         return _Write(LEDGER, entry.ledger_id not in self.entries, lambda: self.put_ledger_entry(entry), entry.ledger_id)
 
     def _posting_write(self, entry: LedgerEntry) -> _Write:
-        key = (entry.user_id, user_ledger_key(entry))
+        key = (entry.user_id, user_ledger_key(entry.timestamp, entry.ledger_id))
         return _Write(LEDGER, key not in self.postings, lambda: self.postings.__setitem__(key, entry), entry.ledger_id)
 
     def _job_settlement(self, settlement: Settlement) -> _Write:

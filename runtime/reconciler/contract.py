@@ -106,6 +106,14 @@ UNSETTLED_VALUE = "PENDING"
 # UserLedger-{stage}: the job postings, keyed by user with a time-ordered sort key (docs/ledger.md), so one
 # user's history is a Query of the table itself and a posting writes no index.
 USER_LEDGER_SORT_KEY = "entryKey"
+
+
+def user_ledger_key(timestamp: str, ledger_id: str) -> str:
+    """UserLedger's sort key: time first, so a user's postings come back in time order; the ledger id makes it
+    unique (two postings of one job share their timestamp)."""
+    return f"{timestamp}#{ledger_id}"
+
+
 # Credits items: `remaining` is what the user can spend; `held` the credits held for open reservations.
 # Posted balance (what the ledger sums to) = remaining + held.
 HELD_ATTRIBUTE = "held"

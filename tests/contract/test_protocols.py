@@ -50,9 +50,9 @@ def test_the_implementation_has_every_method_of_its_port_with_the_ports_paramete
 
 def test_the_comparison_tells_a_renamed_parameter():
     class Renamed:
-        def load(self, job: str, user_id: str): ...
+        def load_job(self, job: str): ...
 
-    assert parameters(Renamed.load) != parameters(SettlementStore.load)
+    assert parameters(Renamed.load_job) != parameters(SettlementStore.load_job)
 
 
 def test_the_fakes_load_no_aws_library():

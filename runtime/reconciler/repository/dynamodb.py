@@ -20,6 +20,7 @@ from reconciler.contract import (
     UNSETTLED_ATTRIBUTE,
     UNSETTLED_VALUE,
     USER_LEDGER_SORT_KEY,
+    user_ledger_key,
 )
 from reconciler.domain.errors import DamagedJob, LedgerEntryTaken
 from reconciler.domain.ledger import LedgerEntry, legacy_adjustment_ledger_id
@@ -128,14 +129,8 @@ def ledger_item(entry: LedgerEntry) -> dict[str, Any]:
     }
 
 
-def user_ledger_key(entry: LedgerEntry) -> str:
-    """UserLedger's sort key: time first, so a user's postings come back in time order; the ledger id makes it
-    unique (two postings of one job share their timestamp)."""
-    return f"{entry.timestamp}#{entry.ledger_id}"
-
-
 def user_ledger_item(entry: LedgerEntry) -> dict[str, Any]:
-    return {USER_LEDGER_SORT_KEY: user_ledger_key(entry), **ledger_item(entry)}
+    return {USER_LEDGER_SORT_KEY: user_ledger_key(entry.timestamp, entry.ledger_id), **ledger_item(entry)}
 
 
 def ledger_from_item(values: dict[str, Any]) -> LedgerEntry:

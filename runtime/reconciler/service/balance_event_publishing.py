@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from reconciler.contract import HELD_ATTRIBUTE
 from reconciler.domain.crossings import Crossing, Thresholds, crossing_id, crossings, user_thresholds, whole_number
 from reconciler.service.ports import BALANCE_EVENT_KEY, BALANCE_EVENT_USER_KEY, EventLog, Ledger, Publisher, StreamChange, balance_event_key
 
@@ -82,7 +83,9 @@ class BalanceEventService:
             return RecordOutcome(NO_CROSSING, user, sequence, problems=problems)
         outcome = RecordOutcome(PUBLISHED, user, sequence, problems=problems)
         changed_at = new.get("updatedAt") if isinstance(new.get("updatedAt"), str) else None
-        entries = self._entries(user, changed_at, after - (before or 0))
+        # The ledger explains the posted balance (remaining + held): a held render's charge, not its released hold.
+        posted_delta = after + _held(new) - (before or 0) - _held(old)
+        entries = self._entries(user, changed_at, posted_delta)
         for position, crossing in enumerate(found):
             key = balance_event_key(sequence, position)
             if self.log.is_published(user, key):
@@ -108,7 +111,7 @@ class BalanceEventService:
             outcome.published.append({"detail-type": crossing.detail_type, "detail": detail})
         return outcome
 
-    def _entries(self, user: str, changed_at: str | None, delta: int) -> dict[str, Any]:
+    def _entries(self, user: str, changed_at: str | None, posted_delta: int) -> dict[str, Any]:
         if changed_at is None:
             return {"ledgerEntries": [], "ledgerEntriesExact": False}
         entries: list[dict[str, Any]] = [
@@ -121,7 +124,7 @@ class BalanceEventService:
             for e in self.ledger.entries_at(user, changed_at)
         ]
         net = sum(e["amount"] if e["type"] == "credit" else -e["amount"] for e in entries)
-        return {"ledgerEntries": entries, "ledgerEntriesExact": bool(entries) and net == delta}
+        return {"ledgerEntries": entries, "ledgerEntriesExact": bool(entries) and net == posted_delta}
 
     @staticmethod
     def _detail(
@@ -150,3 +153,8 @@ class BalanceEventService:
 
 def _json(detail: dict[str, Any]) -> str:
     return json.dumps(detail, sort_keys=True)
+
+
+def _held(image: dict[str, Any] | None) -> int:
+    """The credits an image holds for open reservations (absent, or not a whole number: 0)."""
+    return whole_number((image or {}).get(HELD_ATTRIBUTE)) or 0

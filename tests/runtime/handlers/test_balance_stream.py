@@ -163,6 +163,8 @@ def test_a_crossing_names_the_postings_of_a_held_jobs_render_and_none_for_the_ho
     assert low["detail"]["ledgerEntries"] == [] and low["detail"]["ledgerEntriesExact"] is False
     # And the render's names its posting in UserLedger, the operator's its entry in Ledger
     assert [(e["ledgerId"], e["amount"]) for e in exhausted["detail"]["ledgerEntries"]] == [(job_ledger_id("job-h", "charge"), 12)]
+    # (exact: the charge of 12 is the posted balance's change, remaining + held: 7 + 5 -> 0 + 0)
+    assert exhausted["detail"]["ledgerEntriesExact"] is True
     assert [e["reference"] for e in overdrawn["detail"]["ledgerEntries"]] == ["u5-claw-back"]
     assert overdrawn["detail"]["ledgerEntriesExact"] is True
 

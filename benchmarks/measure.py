@@ -12,6 +12,7 @@ import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +22,7 @@ from benchmarks._child import STUB_ENV
 from benchmarks.baseline_powertools import PowertoolsIdempotentV1
 from benchmarks.baseline_v1 import V1Baseline
 from benchmarks.common import RequestCounter, batch_put, item_size, median, percentile, rendered
-from benchmarks.requests import OURS, POWERTOOLS, V1, WHO, ensure_idempotency_table
+from benchmarks.requests import OURS, V1, WHO, ensure_idempotency_table
 from reconciler import bootstrap
 from reconciler.bootstrap import build_processor
 from reconciler.config import RuntimeConfig
@@ -207,64 +208,13 @@ INITIAL_CREDITS = 1_000_000
 COST_PER_EVENT = 20  # 10 s of standard-v1 at 2 credits/s
 
 
-def throughput(stack: Any, events_per_run: int = 200, repetitions: int = 3, threads: int = 10) -> dict:
-    config = RuntimeConfig.from_env()
-    dynamodb = stack.client("dynamodb")
-    sqs = stack.client("sqs")
-    processor = build_processor(config, dynamodb=dynamodb, sqs=sqs)
-    baseline = V1Baseline(dynamodb, config.jobs_table, config.credits_table, config.ledger_table)
-    tables = (config.jobs_table, config.credits_table, config.ledger_table)
-    idempotent = PowertoolsIdempotentV1(dynamodb, *tables, ensure_idempotency_table(dynamodb))
-    store = bootstrap.operations_store(config, dynamodb)  # the books check reads balances and ledgers
-    counter = LockedCounter(dynamodb)
+def throughput(new_stack: Callable[[], Any], events_per_run: int = 200, repetitions: int = 3, threads: int = 10) -> dict:
+    """Each implementation on a local stack of its own (`new_stack()`, a context manager): moto copies every table a
+    transaction touches, so sharing one stack would slow ours down by the baselines' items."""
     results: dict[str, dict[str, list[dict]]] = {mode: {who: [] for who in WHO} for mode in ("spread", "hot")}
-
-    def ours(event: dict) -> tuple[str, int]:
-        try:
-            outcome = processor.process(event)
-            return outcome.kind, outcome.attempts
-        except Exception as error:  # noqa: BLE001 - counted and reported, e.g. RetriesExhausted
-            return f"error:{_describe(error)}", 0
-
-    def baseline_of(implementation: Any):
-        def run(event: dict) -> tuple[str, int]:
-            try:
-                return implementation.process(event).kind, 1
-            except Exception as error:  # noqa: BLE001 - counted and reported, like ours
-                return f"error:{type(error).__name__}", 0
-
-        return run
-
-    runners = {OURS: ours, V1: baseline_of(baseline), POWERTOOLS: baseline_of(idempotent)}
-
-    for mode in ("spread", "hot"):
-        for rep in range(repetitions):
-            order = WHO[rep % len(WHO) :] + WHO[: rep % len(WHO)]  # each goes first in turn
-            for who in order:
-                prefix = f"tp-{mode}-{who}-{rep}"
-                users = [f"{prefix}-u{i}" for i in range(events_per_run if mode == "spread" else 1)]
-                batch_put(dynamodb, config.credits_table, (to_item({"userId": u, "remaining": INITIAL_CREDITS}) for u in users))
-                events = [rendered(f"{prefix}-e{i}", f"{prefix}-j{i}", users[i % len(users)], seconds=10) for i in range(events_per_run)]
-                counter.reset()
-                started = time.perf_counter()
-                with ThreadPoolExecutor(threads) as pool:
-                    outcomes = list(pool.map(runners[who], events))
-                elapsed = time.perf_counter() - started
-                requests = counter.total
-                books = _check_books(store, dynamodb, config, users, events_per_run)
-                kinds = Counter(kind for kind, _ in outcomes)
-                results[mode][who].append(
-                    {
-                        "seconds": elapsed,
-                        "events_per_s": events_per_run / elapsed,
-                        "requests": requests,
-                        "requests_per_event": requests / events_per_run,
-                        "attempts_per_event": sum(a for _, a in outcomes) / events_per_run,
-                        "max_attempts": max(a for _, a in outcomes),
-                        "outcomes": dict(kinds),
-                        **books,
-                    }
-                )
+    for who in WHO:
+        with new_stack() as stack:
+            _throughput_of(who, stack, results, events_per_run, repetitions, threads)
     summary: dict[str, dict[str, Any]] = {}
     for mode, by_who in results.items():
         summary[mode] = {}
@@ -280,6 +230,60 @@ def throughput(stack: Any, events_per_run: int = 200, repetitions: int = 3, thre
                 "runs": runs,
             }
     return {"events_per_run": events_per_run, "repetitions": repetitions, "threads": threads, "summary": summary}
+
+
+def _throughput_of(who: str, stack: Any, results: dict, events_per_run: int, repetitions: int, threads: int) -> None:
+    config = RuntimeConfig.from_env()
+    dynamodb = stack.client("dynamodb")
+    store = bootstrap.operations_store(config, dynamodb)  # the books check reads balances and ledgers
+    counter = LockedCounter(dynamodb)
+    tables = (config.jobs_table, config.credits_table, config.ledger_table)
+    if who == OURS:
+        processor = build_processor(config, dynamodb=dynamodb, sqs=stack.client("sqs"))
+
+        def run(event: dict) -> tuple[str, int]:
+            try:
+                outcome = processor.process(event)
+                return outcome.kind, outcome.attempts
+            except Exception as error:  # noqa: BLE001 - counted and reported, e.g. RetriesExhausted
+                return f"error:{_describe(error)}", 0
+    else:
+        implementation: Any = (
+            V1Baseline(dynamodb, *tables) if who == V1 else PowertoolsIdempotentV1(dynamodb, *tables, ensure_idempotency_table(dynamodb))
+        )
+
+        def run(event: dict) -> tuple[str, int]:
+            try:
+                return implementation.process(event).kind, 1
+            except Exception as error:  # noqa: BLE001 - counted and reported, like ours
+                return f"error:{type(error).__name__}", 0
+
+    for mode in ("spread", "hot"):
+        for rep in range(repetitions):
+            prefix = f"tp-{mode}-{who}-{rep}"
+            users = [f"{prefix}-u{i}" for i in range(events_per_run if mode == "spread" else 1)]
+            batch_put(dynamodb, config.credits_table, (to_item({"userId": u, "remaining": INITIAL_CREDITS}) for u in users))
+            events = [rendered(f"{prefix}-e{i}", f"{prefix}-j{i}", users[i % len(users)], seconds=10) for i in range(events_per_run)]
+            counter.reset()
+            started = time.perf_counter()
+            with ThreadPoolExecutor(threads) as pool:
+                outcomes = list(pool.map(run, events))
+            elapsed = time.perf_counter() - started
+            requests = counter.total
+            books = _check_books(store, dynamodb, config, users, events_per_run)
+            kinds = Counter(kind for kind, _ in outcomes)
+            results[mode][who].append(
+                {
+                    "seconds": elapsed,
+                    "events_per_s": events_per_run / elapsed,
+                    "requests": requests,
+                    "requests_per_event": requests / events_per_run,
+                    "attempts_per_event": sum(a for _, a in outcomes) / events_per_run,
+                    "max_attempts": max(a for _, a in outcomes),
+                    "outcomes": dict(kinds),
+                    **books,
+                }
+            )
 
 
 def _describe(error: BaseException) -> str:
@@ -314,7 +318,12 @@ def _check_books(store: OperationsStore, dynamodb: Any, config: RuntimeConfig, u
 # --- item 5: timer scan on a big Jobs table -------------------------------------------------
 
 
+SETTLE_SIDE_MAX = 100  # jobs settled in the settling half: 1 query page + 2 requests a job at any size
+
+
 def timer_scan(stack: Any, settled_jobs: int = 20_000, unsettled_jobs: int = 100) -> dict:
+    """The scan's query on a Jobs table of `settled_jobs` + 2 x `unsettled_jobs` items, and, on a table of its own,
+    the settling of up to SETTLE_SIDE_MAX unsettled jobs (moto copies every table a transaction touches)."""
     from reconciler.domain.pricing import PriceBook
     from reconciler.service.event_settlement import SettlementService
     from reconciler.service.timer_scan import TimerScan
@@ -326,8 +335,8 @@ def timer_scan(stack: Any, settled_jobs: int = 20_000, unsettled_jobs: int = 100
     users = [f"scan-user-{i}" for i in range(10)]
     batch_put(dynamodb, config.credits_table, (to_item({"userId": u, "remaining": 100_000}) for u in users))
 
-    def unsettled(phase: str):
-        for i in range(unsettled_jobs):
+    def unsettled(phase: str, count: int):
+        for i in range(count):
             item = {
                 "jobId": f"unsettled-{phase}-{i:05d}",
                 "userId": users[i % len(users)],
@@ -343,7 +352,8 @@ def timer_scan(stack: Any, settled_jobs: int = 20_000, unsettled_jobs: int = 100
             yield to_item(item)
 
     # Settlement side, on a table that holds only the unsettled jobs (moto copies tables per transaction).
-    batch_put(dynamodb, config.jobs_table, unsettled("a"))
+    settle_count = min(unsettled_jobs, SETTLE_SIDE_MAX)
+    batch_put(dynamodb, config.jobs_table, unsettled("a", settle_count))
     settlement = SettlementService(store, PriceBook.with_overrides(config.price_overrides))
     scan = TimerScan(store, settlement, grace=timedelta(minutes=config.scan_grace_minutes), stuck_after=timedelta(hours=config.stuck_job_hours))
     counter = RequestCounter(dynamodb)
@@ -357,7 +367,7 @@ def timer_scan(stack: Any, settled_jobs: int = 20_000, unsettled_jobs: int = 100
         "seconds": time.perf_counter() - started,
     }
 
-    # Query side, on the big table: 20,000 settled jobs (no marker) + 100 unsettled.
+    # Query side, on the big table: settled jobs (no marker) + unsettled ones.
     def settled():
         for i in range(settled_jobs):
             yield to_item(
@@ -378,46 +388,46 @@ def timer_scan(stack: Any, settled_jobs: int = 20_000, unsettled_jobs: int = 100
                 }
             )
 
+    loaded: list[int] = []  # the size of every item put into the big table
+
+    def sized(items):
+        for item in items:
+            loaded.append(item_size(item))
+            yield item
+
     started = time.perf_counter()
-    load_requests = batch_put(dynamodb, config.jobs_table, settled()) + batch_put(dynamodb, config.jobs_table, unsettled("b"))
+    load_requests = batch_put(dynamodb, config.jobs_table, sized(settled())) + batch_put(
+        dynamodb, config.jobs_table, sized(unsettled("b", unsettled_jobs))
+    )
     load_seconds = time.perf_counter() - started
+    # The jobs the settling half settled are in the table too, as they are now.
+    for start in range(0, settle_count, 100):
+        keys = [{"jobId": {"S": f"unsettled-a-{i:05d}"}} for i in range(start, min(start + 100, settle_count))]
+        answer = dynamodb.batch_get_item(RequestItems={config.jobs_table: {"Keys": keys}})
+        loaded.extend(item_size(item) for item in answer["Responses"][config.jobs_table])
 
-    pages: list[tuple[int, int]] = []  # (items, bytes) per response
-
-    def on_page(parsed: Any = None, **_: Any) -> None:
-        items = parsed.get("Items", [])
-        pages.append((len(items), sum(item_size(i) for i in items)))
-
-    dynamodb.meta.events.register("after-call.dynamodb.Query", on_page)
-    dynamodb.meta.events.register("after-call.dynamodb.Scan", on_page)
+    pages = PageMeter(dynamodb)
     counter.reset()
     before = iso_timestamp(datetime.now(UTC) - timedelta(minutes=config.scan_grace_minutes))
     started = time.perf_counter()
     found = list(store.unsettled_jobs(created_before=before))
     query_seconds = time.perf_counter() - started
+    pages.close()
     query = {
         "requests": counter.total,
-        "items": sum(p[0] for p in pages),
-        "bytes": sum(p[1] for p in pages),
+        "items": sum(p[0] for p in pages.pages),
+        "bytes": sum(p[1] for p in pages.pages),
         "found": len(found),
-        "rcu": sum(math.ceil(b / 4096) * 0.5 for _, b in pages),
+        "rcu": sum(math.ceil(b / 4096) * 0.5 for _, b in pages.pages),
         "seconds": query_seconds,
     }
-    pages.clear()
-    counter.reset()
-    request: dict[str, Any] = {"TableName": config.jobs_table}
-    while True:
-        page = dynamodb.scan(**request)
-        if "LastEvaluatedKey" not in page:
-            break
-        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-    total_bytes = sum(p[1] for p in pages)
-    # Real DynamoDB returns at most 1 MB a page and charges each page's bytes rounded up to 4 KB.
-    real_pages = max(1, math.ceil(total_bytes / (1024 * 1024)))
+    # A full Scan reads every item: computed from the items loaded (moto sorts the whole table for every Scan page,
+    # which at 10x takes longer than everything else here). DynamoDB stops a page at 1 MB and charges each page's
+    # bytes rounded up to 4 KB, eventually consistent.
+    total_bytes = sum(loaded)
     full_scan = {
-        "requests_moto": counter.total,
-        "requests_dynamodb": real_pages,
-        "items": sum(p[0] for p in pages),
+        "requests_dynamodb": max(1, math.ceil(total_bytes / (1024 * 1024))),
+        "items": len(loaded),
         "bytes": total_bytes,
         "rcu": math.ceil(total_bytes / 4096) * 0.5,
     }

@@ -75,7 +75,8 @@ BALANCE_EVENT_INVARIANTS = (
     "per user, the events on the bus are in balance order (stream sequence, then the crossing's place in the change)",
     "the BalanceEvents table holds exactly one marker per published crossing, and no marker without its event on the bus",
     "the stream function fails a record (or an invocation) only when a fault was injected into that invocation; so every give-up is explained",
-    "each event's ledgerEntries are the user's entries at changedAt in both ledgers",
+    "each event's ledgerEntries are the user's entries at changedAt in both ledgers; ledgerEntriesExact iff their net is the change "
+    "of the posted balance (remaining + held)",
 )
 HOLDS_SUMMARY = (
     ("holds made", "holds:made"),
@@ -1844,6 +1845,12 @@ class BalanceEventRun:
         """docs/events.md: `ledgerEntries` are the user's entries written at `changedAt`, from both ledgers (job
         postings are in UserLedger, operator entries and v2's history in Ledger)."""
 
+        held = {
+            record["dynamodb"]["SequenceNumber"]: tuple(
+                _whole(record["dynamodb"].get(image, {}).get("held")) or 0 for image in ("OldImage", "NewImage")
+            )
+            for record in self.records
+        }
         written: dict[tuple[str, str], list[tuple]] = {}
         for _, entry in self.run.books_found:
             key = (entry["userId"], entry["timestamp"])
@@ -1854,10 +1861,16 @@ class BalanceEventRun:
                 continue
             expected = sorted(written.get((detail.get("userId"), detail["changedAt"]), []))
             got = sorted((e.get("ledgerId"), e.get("type"), e.get("amount"), e.get("reference")) for e in detail["ledgerEntries"])
-            if got != expected:
+            # Exact: the entries explain this change of the posted balance, remaining + held (a held render's charge
+            # is exact, a hold is not; nor are two changes of one user in the same millisecond).
+            net = sum(amount if kind == "credit" else -amount for _, kind, amount, _ in expected)
+            held_before, held_after = held.get(str(detail.get("sequence")), (0, 0))
+            posted_change = detail.get("balanceAfter", 0) + held_after - (detail.get("balanceBefore") or 0) - held_before
+            exact = bool(expected) and net == posted_change
+            if got != expected or detail.get("ledgerEntriesExact") is not exact:
                 self.fail(
-                    f"{event['detail-type']} of {detail.get('userId')!r} at {detail['changedAt']} names ledgerEntries {got}; "
-                    f"both ledgers hold {expected} at that time"
+                    f"{event['detail-type']} of {detail.get('userId')!r} at {detail['changedAt']} names ledgerEntries {got} "
+                    f"(exact: {detail.get('ledgerEntriesExact')}); both ledgers hold {expected} at that time (exact: {exact})"
                 )
             else:
                 self.covered["balance:causes-checked"] += 1

@@ -8,8 +8,8 @@ record, one value, two series (see docs/metrics.md, including the trade-off in a
 
 Tracing: where it is off (POWERTOOLS_TRACE_DISABLED, or outside Lambda: Powertools' own rule), `tracer` is a
 stand-in whose decorators return the function itself, so the X-Ray SDK is never imported. Powertools' Tracer
-imports it even when disabled, and that import builds two botocore X-Ray clients: about 40% of the handler's
-import time and a large share of its memory (docs/benchmarks.md). Where tracing is on, `tracer` is Powertools'.
+imports it even when disabled, and that import builds two botocore X-Ray clients: docs/benchmarks.md, section 3,
+measures the import time and memory both ways. Where tracing is on, `tracer` is Powertools'.
 """
 
 from __future__ import annotations

@@ -104,7 +104,7 @@ def main(argv: list[str]) -> int:
         results["max_item_bytes"] = _max_item_bytes(stack)
         log("item 3: cold invocations (peak RSS), tracing off and on")
         results["cold"] = measure.cold_invocations(stack, repetitions=3 if quick else 5)
-    log("item 4: throughput, 10 threads, each implementation on a fresh stack")
+    log("item 4: throughput, 10 threads, every run on a fresh stack")
 
     def fresh_stack():
         with _quiet(), local_stack("dev") as stack:
@@ -386,7 +386,7 @@ def render(r: dict) -> str:
     t = r["throughput"]
     w(
         f"{t['events_per_run']} `video.rendered` events a run, {t['threads']} worker threads sharing one client each side, real HTTP to "
-        f"moto on 127.0.0.1, {t['repetitions']} runs per row, each implementation on a fresh stack of its own, medians. moto serialises requests "
+        f"moto on 127.0.0.1, {t['repetitions']} runs per row, every run on a fresh stack of its own, medians. moto serialises requests "
         "and copies tables per transaction, so absolute rates say little about AWS; the retries and the books do. Books: every "
         "user's balance must equal initial credits + the ledger sum."
     )

@@ -44,6 +44,7 @@ class _Write:
     holds: bool
     apply: Callable[[], None]
     ledger_id: str | None = None
+    item_before: Any = None  # what a failed condition returns (ALL_OLD): the balance, for a balance write
 
 
 class InMemorySettlementStore:
@@ -54,7 +55,6 @@ class InMemorySettlementStore:
         self.balances: dict[str, dict[str, Any]] = {}
         self.entries: dict[str, LedgerEntry] = {}  # Ledger: operators' entries and history before UserLedger
         self.postings: dict[tuple[str, str], LedgerEntry] = {}  # UserLedger: (userId, entryKey)
-        self._balance_seen: int | None = None
 
     # --- the port ----------------------------------------------------------------------------
 
@@ -179,7 +179,7 @@ class InMemorySettlementStore:
     def _transact(self, writes: list[_Write]) -> None:
         failed = [write for write in writes if not write.holds]
         if [write.role for write in failed] == [BALANCE]:
-            raise BalanceChanged(self._balance_seen)
+            raise BalanceChanged(failed[0].item_before)
         if failed and all(write.role == LEDGER for write in failed):
             raise LedgerEntryTaken([write.ledger_id or "?" for write in failed])
         if failed:
@@ -190,11 +190,10 @@ class InMemorySettlementStore:
     def _balance_write(self, user_id: str, delta: int, timestamp: str, holds: bool, held_delta: int = 0) -> _Write:
         """A missing balance (or hold) counts as 0; the write creates it."""
         item = self.balances.get(user_id, {})
-        self._balance_seen = self.balance_of(user_id)  # what a failed guard returns (ALL_OLD)
         updated = {**item, "remaining": item.get("remaining", 0) + delta, "updatedAt": timestamp}
         if held_delta:
             updated[HELD_ATTRIBUTE] = item.get(HELD_ATTRIBUTE, 0) + held_delta
-        return _Write(BALANCE, holds, lambda: self.balances.__setitem__(user_id, updated))
+        return _Write(BALANCE, holds, lambda: self.balances.__setitem__(user_id, updated), item_before=self.balance_of(user_id))
 
     def _ledger_write(self, entry: LedgerEntry) -> _Write:
         return _Write(LEDGER, entry.ledger_id not in self.entries, lambda: self.put_ledger_entry(entry), entry.ledger_id)

@@ -34,6 +34,14 @@ boto3 call of the runtime, the CLI and the tests passes, above botocore's own re
    shard included, while every shard iterator (and each NextShardIterator it hands out) holds the old shard:
    from then on the stream a reader follows receives nothing, silently. The old shard is put back, holding the
    copy's records (those of the cancelled transaction's items that moto had applied are dropped).
+7. answers an eventually consistent GetItem as AWS may: with an earlier committed version of the item, or none
+   where the item was created since (DynamoDB developer guide, "Read consistency": an eventually consistent read
+   "might not reflect the results of a recently completed write"; GetItem.ConsistentRead, botocore dynamodb model:
+   "If set to true, then the operation uses strongly consistent reads; otherwise, the operation uses eventually
+   consistent reads"). moto reads every item strongly consistently. Only where a stale-read plan is set
+   (`set_stale_reads`, the simulator's and the tests that ask for it): the layer then keeps each written item's
+   last versions and the plan says how far back a read goes. Nothing else changes: a strongly consistent read and
+   every write see the current item.
 
 Each difference is listed with its source in docs/emulator-fidelity.md.
 """
@@ -69,6 +77,16 @@ item_corrections: list[str] = []  # every CancellationReasons Item this layer ha
 cancellation_items_checked = [0]  # reasons whose Item (or its absence) was checked against AWS's rule
 _original: Any = None
 
+# Eventually consistent reads (module docstring, 7.): the plan gets (table, versions it may go back) and says
+# how many versions back the read answers (0: the current item). Versions are kept while a plan is set.
+StaleReadPlan = Callable[[str, int], int]
+_stale_reads: StaleReadPlan | None = None
+_stale_tables: frozenset[str] | None = None
+_item_versions: dict[tuple[str, str, str], list[dict | None]] = {}  # (endpoint, table, key) -> older versions, oldest first
+KEPT_VERSIONS = 3
+_WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"}
+stale_reads_served = [0]  # eventually consistent reads answered with an earlier version of the item
+
 
 class Fault:
     """An answer in AWS's shape. `after_call`: the request reached AWS (and committed) and the answer is lost.
@@ -103,14 +121,20 @@ def install() -> None:
         try:
             if service == "dynamodb" and _in_process(client):
                 with _lock:
-                    shards = _stream_shards(client, api_params) if operation_name == "TransactWriteItems" else {}
-                    try:
-                        response = _original(client, operation_name, api_params)
-                    except ClientError as error:
-                        if operation_name == "TransactWriteItems":
-                            _keep_streams_whole(client, shards)
-                            _hold_cancellation_items_to_aws(client, api_params, error)
-                        raise
+                    stale = _stale_answer(client, operation_name, api_params)
+                    if stale is not None:
+                        response = stale
+                    else:
+                        shards = _stream_shards(client, api_params) if operation_name == "TransactWriteItems" else {}
+                        before = _versions_before(client, operation_name, api_params)
+                        try:
+                            response = _original(client, operation_name, api_params)
+                        except ClientError as error:
+                            if operation_name == "TransactWriteItems":
+                                _keep_streams_whole(client, shards)
+                                _hold_cancellation_items_to_aws(client, api_params, error)
+                            raise
+                        _keep_versions(before)
             else:
                 response = _original(client, operation_name, api_params)
         except ClientError as error:
@@ -131,6 +155,81 @@ def install() -> None:
 def set_fault_plan(plan: FaultPlan | None) -> None:
     global _fault_plan
     _fault_plan = plan
+
+
+def set_stale_reads(plan: StaleReadPlan | None, tables: frozenset[str] | None = None) -> None:
+    """Eventually consistent GetItems answer as `plan` says (module docstring, 7.), for `tables` (None: all); None:
+    always current, and the versions kept so far are forgotten. Keeping versions costs a read per written item."""
+    global _stale_reads, _stale_tables
+    with _lock:
+        _stale_reads = plan
+        _stale_tables = tables
+        _item_versions.clear()
+
+
+def _version_key(client: BaseClient, table: str, key: dict) -> tuple[str, str, str]:
+    return (client.meta.endpoint_url, table, json.dumps(key, sort_keys=True))
+
+
+def _written_keys(client: BaseClient, operation: str, params: dict) -> list[tuple[str, dict]]:
+    """(table, key) of every item a write request may change."""
+    if operation in ("UpdateItem", "DeleteItem"):
+        return [(params["TableName"], params["Key"])]
+    if operation == "PutItem":
+        return [(params["TableName"], _key_of(client, params["TableName"], params["Item"]))]
+    written = []
+    if operation == "TransactWriteItems":
+        for entry in params.get("TransactItems", []):
+            for kind, op in entry.items():
+                if kind != "ConditionCheck":
+                    written.append((op["TableName"], op.get("Key") or _key_of(client, op["TableName"], op.get("Item", {}))))
+    elif operation == "BatchWriteItem":
+        for table, requests in params.get("RequestItems", {}).items():
+            for request in requests:
+                if "PutRequest" in request:
+                    written.append((table, _key_of(client, table, request["PutRequest"]["Item"])))
+                elif "DeleteRequest" in request:
+                    written.append((table, request["DeleteRequest"]["Key"]))
+    return written
+
+
+def _versions_before(client: BaseClient, operation: str, params: dict) -> list[tuple[tuple[str, str, str], dict | None]]:
+    """The current version of each item a write may change, read under the lock just before it runs."""
+    if _stale_reads is None or operation not in _WRITES:
+        return []
+    return [
+        (_version_key(client, table, key), _botocore(client, "GetItem", {"TableName": table, "Key": key, "ConsistentRead": True}).get("Item"))
+        for table, key in _written_keys(client, operation, params)
+        if _stale_tables is None or table in _stale_tables
+    ]
+
+
+def _keep_versions(before: list[tuple[tuple[str, str, str], dict | None]]) -> None:
+    """After a write went through: each version it replaced becomes one an eventually consistent read may see."""
+    # A write that changed nothing (an unprocessed batch item) keeps a version equal to the current item: harmless.
+    for version_key, item in before:
+        versions = _item_versions.setdefault(version_key, [])
+        versions.append(item)
+        del versions[:-KEPT_VERSIONS]
+
+
+def _stale_answer(client: BaseClient, operation: str, params: dict) -> dict | None:
+    """An eventually consistent GetItem's answer from an earlier version, when the plan goes back; else None."""
+    if _stale_reads is None or operation != "GetItem" or params.get("ConsistentRead"):
+        return None
+    versions = _item_versions.get(_version_key(client, params["TableName"], params["Key"]), [])
+    back = _stale_reads(params["TableName"], len(versions)) if versions else 0
+    if not 0 < back <= len(versions):
+        return None
+    stale_reads_served[0] += 1
+    item = versions[-back]
+    answer: dict[str, Any] = {"ResponseMetadata": {"HTTPStatusCode": 200, "RetryAttempts": 0}}
+    if item is not None:
+        wanted = params.get("ProjectionExpression")
+        if wanted:  # not used by the code this layer serves; refuse rather than answer unlike AWS
+            raise NotImplementedError("stale reads with a ProjectionExpression are not emulated")
+        answer["Item"] = item
+    return answer
 
 
 def observe_calls(observer: Callable[[str, str, dict], None]) -> Callable[[], None]:

@@ -9,8 +9,9 @@ invocation are modelled (same request id, up to 2 retries, then the on-failure d
 run the invariants below are checked. An independent oracle of the books (`Books`: holds, postings, v2
 reservations) follows every commit in commit order and is compared with the tables after each one. The seeded
 world includes data the v2 code wrote (reservations posted to the Ledger, settled jobs), written into the tables
-as that code wrote them; and an operator's adjustment may commit to a balance just before a guarded write,
-across its threshold or not. Then the Credits table's DynamoDB stream is drained through the real
+as that code wrote them; an operator's adjustment may commit to a balance just before a guarded write,
+across its threshold or not; and an eventually consistent read of a job may answer an earlier version of it, or
+none where it was created since (fidelity.py, 7.). Then the Credits table's DynamoDB stream is drained through the real
 balance-events handler, as Lambda's event source mapping would deliver it (batches, partial batch responses,
 retries from the first failed record, give-ups after the retry limit), with faults injected into that
 function's EventBridge and DynamoDB calls, and the events it put on the bus are checked against an independent
@@ -758,8 +759,20 @@ class Run:
         self.races = 0
         self.books_found: list[tuple[str, dict]] = []  # (table, entry) of both ledgers, as the check read them
         self.race_rng = random.Random(f"{scenario.seed}-races")  # its own stream: the faults stay as they were
+        # Eventually consistent reads of a job answer an earlier version (fidelity.py, 7.) at this run's rate; its
+        # own stream too. A third of the runs read only current versions, as moto would.
+        self.stale_rng = random.Random(f"{scenario.seed}-stale")
+        self.stale_rate = self.stale_rng.choice((0.0, 0.3, 0.7))
 
     # --- faults, at the botocore boundary ---------------------------------------------------------------
+    def stale_read_plan(self, table: str, available: int) -> int:
+        """How many versions back a worker's eventually consistent read of a job goes (0: the current one)."""
+        if getattr(self.scheduler.local, "index", None) is None or self.stale_rng.random() >= self.stale_rate:
+            return 0
+        self.result.covered["stale:reads-served"] += 1
+        self.local.stale_read = True
+        return self.stale_rng.randint(1, available)
+
     def plan(self, service: str, operation: str, params: dict) -> Any:
         fidelity = self.h.fidelity
         if getattr(self.scheduler.local, "index", None) is None:
@@ -1054,6 +1067,9 @@ class Run:
                 summary = handler(event, self.context(request_id))
                 self.outcomes.append((task, summary))
                 self.result.covered[f"outcome:{summary.get('outcome', 'scan')}"] += 1
+                if getattr(self.local, "stale_read", False):  # decided after a read of an earlier version
+                    self.result.covered[f"stale:outcome:{summary.get('outcome', 'scan')}:attempts-{min(summary.get('attempts', 1), 3)}"] += 1
+                self.local.stale_read = False
                 return
             except SimulatedTimeout:
                 metrics.clear_metrics()  # the killed invocation never flushed
@@ -1365,6 +1381,7 @@ class Run:
         self.h.fidelity.violations.clear()
         self.h.fidelity.item_corrections.clear()
         self.h.fidelity.set_fault_plan(self.plan)
+        self.h.fidelity.set_stale_reads(self.stale_read_plan, frozenset({self.h.resources.tables["Jobs"]}))
         stop_observing = (self.h.fidelity.observe_results(self._on_result), self.h.fidelity.observe_errors(self._on_error))
         try:
             finished = self.scheduler.run([partial(self.execute_queue, queue) for queue in queues])
@@ -1372,6 +1389,7 @@ class Run:
             for stop in stop_observing:
                 stop()
             self.h.fidelity.set_fault_plan(None)
+            self.h.fidelity.set_stale_reads(None)
             sys.stdout = stdout
             Notifier.notify_outcome = original_notify  # type: ignore[method-assign]
         if not finished:

@@ -55,12 +55,21 @@ class InMemorySettlementStore:
         self.balances: dict[str, dict[str, Any]] = {}
         self.entries: dict[str, LedgerEntry] = {}  # Ledger: operators' entries and history before UserLedger
         self.postings: dict[tuple[str, str], LedgerEntry] = {}  # UserLedger: (userId, entryKey)
+        self.earlier_versions: dict[str, dict[str, Any] | None] = {}  # what the next eventually consistent read sees
+        self.reads: list[tuple[str, bool]] = []  # (jobId, consistent) of every load_job
 
     # --- the port ----------------------------------------------------------------------------
 
-    def load_job(self, job_id: str) -> JobRecord | None:
+    def load_job(self, job_id: str, *, consistent: bool = True) -> JobRecord | None:
+        self.reads.append((job_id, consistent))
         item = self.jobs.get(job_id)
+        if not consistent and job_id in self.earlier_versions:
+            item = self.earlier_versions.pop(job_id)  # an eventually consistent read sees an earlier version, once
         return None if item is None else _record(item)
+
+    def serve_earlier_version(self, job_id: str, item: dict[str, Any] | None) -> None:
+        """The next eventually consistent read of the job answers `item` (None: no job), as DynamoDB may."""
+        self.earlier_versions[job_id] = copy.deepcopy(item)
 
     def commit_settlement(self, settlement: Settlement) -> None:
         writes = []

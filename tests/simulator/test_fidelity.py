@@ -136,3 +136,57 @@ def test_the_stream_goes_on_after_a_cancelled_transaction(dynamodb):
         ("MODIFY", "ann", "2")
     ]
     assert fidelity.stream_reattachments[0] > 0
+
+
+# --- eventually consistent reads (7.) ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def stale_reads() -> Iterator[list[int]]:
+    """A stale-read plan going back as far as the list's first value says (then the next value...), per read."""
+    backs: list[int] = []
+    fidelity.set_stale_reads(lambda table, available: backs.pop(0) if backs else 0)
+    yield backs
+    fidelity.set_stale_reads(None)
+
+
+def remaining(client: Any, user: str, consistent: bool | None) -> str | None:
+    params: dict = {"TableName": "Balances", "Key": {"userId": {"S": user}}}
+    if consistent is not None:
+        params["ConsistentRead"] = consistent
+    item = client.get_item(**params).get("Item")
+    return None if item is None else item["remaining"]["N"]
+
+
+def test_an_eventually_consistent_read_may_answer_an_earlier_version_or_none(dynamodb, stale_reads):
+    # Given an item written twice, and one created
+    dynamodb.put_item(TableName="Balances", Item={"userId": {"S": "ann"}, "remaining": {"N": "6"}})
+    dynamodb.transact_write_items(
+        TransactItems=[debit("ann", 1), {"Put": {"TableName": "Balances", "Item": {"userId": {"S": "bo"}, "remaining": {"N": "1"}}}}]
+    )
+    # When eventually consistent reads go back 1 and 2 versions, and before the creation
+    stale_reads.extend([1, 2, 1])
+    answers = [remaining(dynamodb, "ann", None), remaining(dynamodb, "ann", False), remaining(dynamodb, "bo", False)]
+    # Then they answer the versions the items had, and none for the item not yet created
+    assert answers == ["6", "5", None]
+    assert fidelity.stale_reads_served[0] >= 3
+
+
+def test_a_strongly_consistent_read_and_every_write_see_the_current_item(dynamodb, stale_reads):
+    dynamodb.put_item(TableName="Balances", Item={"userId": {"S": "ann"}, "remaining": {"N": "6"}})
+    stale_reads.extend([1, 1])
+    assert remaining(dynamodb, "ann", True) == "6"
+    # a write conditioned on the current value succeeds, whatever an eventually consistent read would say
+    dynamodb.transact_write_items(TransactItems=[debit("ann", 6)])
+    assert remaining(dynamodb, "ann", True) == "0"
+
+
+def test_a_cancelled_write_makes_no_version(dynamodb, stale_reads):
+    cancellation(dynamodb, debit("ann", 9))
+    stale_reads.append(1)
+    assert remaining(dynamodb, "ann", False) == "5"  # no earlier version to go back to: the current item
+
+
+def test_without_a_plan_every_read_is_current(dynamodb):
+    dynamodb.put_item(TableName="Balances", Item={"userId": {"S": "ann"}, "remaining": {"N": "6"}})
+    assert remaining(dynamodb, "ann", False) == "6"

@@ -159,11 +159,14 @@ class DynamoDBStore:
 
     # --- reads -------------------------------------------------------------------------------
 
-    def load_job(self, job_id: str) -> JobRecord | None:
-        """The job, strongly consistent: the one read of a settlement or a reservation (1 RRU up to 4 KB).
+    def load_job(self, job_id: str, *, consistent: bool = True) -> JobRecord | None:
+        """The job: the one read of a settlement or a reservation. Strongly consistent, 1 RRU up to 4 KB; or, with
+        `consistent=False`, eventually consistent at half that, and then possibly an earlier version of the job
+        (or none, where it was created since): safe only for a decision whose write is conditioned on the job
+        as read (SettlementService.settle says why).
 
         The balance is not read: the write's threshold condition checks it, and returns it when it fails."""
-        item = self._call("get_item", TableName=self.jobs_table, Key=to_item({"jobId": job_id}), ConsistentRead=True).get("Item")
+        item = self._call("get_item", TableName=self.jobs_table, Key=to_item({"jobId": job_id}), ConsistentRead=consistent).get("Item")
         return job_from_item(from_item(item)) if item else None
 
     def unsettled_jobs(self, created_before: str) -> Iterator[JobRecord | UnreadableJob]:

@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.domain.errors import InvalidEvent
+from reconciler.domain.errors import DamagedJob, InvalidEvent
 from reconciler.domain.events import VideoEvent, parse_envelope
 from reconciler.domain.ledger import iso_timestamp
 from reconciler.domain.pricing import PriceBook
-from reconciler.domain.settlement import UNREAD, Balance, Conflict, Decision, Duplicate, Settlement, Superseded, decide, lost_event_for
+from reconciler.domain.settlement import (
+    UNREAD,
+    Balance,
+    Conflict,
+    Decision,
+    Duplicate,
+    JobRecord,
+    Settlement,
+    Superseded,
+    decide,
+    lost_event_for,
+)
 from reconciler.service.ports import BalanceChanged, DeadLetters, SettlementStore
 from reconciler.service.retrying import Backoff, with_retries
 
@@ -75,12 +87,33 @@ class SettlementService:
         """
         request_id = request_id or _new_request_id()
         known: list[Balance] = [UNREAD]
+        attempts = itertools.count()
 
         def attempt() -> Decision:
-            job = self.store.load_job(event.job_id)
+            job = self._load_job(event.job_id, first_attempt=next(attempts) == 0)
             return self._decide_and_commit(lambda balance: decide(event, job, balance, self.prices, self.clock(), request_id), known)
 
         return self._outcome(event, with_retries(attempt, self.backoff(deadline)))
+
+    def _load_job(self, job_id: str, *, first_attempt: bool) -> JobRecord | None:
+        """The first read is eventually consistent (0.5 RRU instead of 1): a duplicate, the commonest event that
+        writes nothing, then costs what v1's read costs. An earlier version of the job is safe to decide on:
+        - a job shown unsettled (or absent) is only ever written under a condition on the job as read (its
+          status, update time, reservation and no settlement; or its absence), so a decision on an earlier
+          version is refused like one that lost a race, and the retry reads strongly consistently;
+        - a job shown settled is settled now: a settlement is never undone (nothing removes settledAs or
+          deletes a job), and what a duplicate or a conflict is decided on (settledAs, settledByEvent,
+          settledByRequest) is written once; recording a conflict is conditioned on the event not being
+          recorded yet.
+        A damaged job is decided on the current item only: an earlier version may be the damage since repaired.
+        The simulator serves earlier versions (simulator/fidelity.py, 7.) and checks every guarantee under them.
+        """
+        if not first_attempt:
+            return self.store.load_job(job_id)
+        try:
+            return self.store.load_job(job_id, consistent=False)
+        except DamagedJob:
+            return self.store.load_job(job_id)
 
     def settle_lost_event(
         self, job_id: str, user_id: str, settle_before: str, deadline: float | None = None, request_id: str | None = None
@@ -93,7 +126,7 @@ class SettlementService:
         known: list[Balance] = [UNREAD]
 
         def attempt() -> Decision:
-            job = self.store.load_job(job_id)
+            job = self.store.load_job(job_id)  # strongly consistent: "no job" or "superseded" writes nothing
             event = lost_event_for(job, settle_before) if job is not None else None
             if event is None or job is None:
                 return Superseded(None, job)

@@ -31,6 +31,8 @@ class ReservationService:
         validate_reservation(job_id, user_id, model, credits, self.prices)
 
         def attempt() -> Reservation | None:
+            # Strongly consistent, unlike a settlement's first read: a reservation found already in place writes
+            # nothing, so an earlier version of the job could answer "in place" for a job settled since.
             job = self.store.load_job(job_id)
             # The balance is not read: the hold's condition (remaining >= credits) decides, and returns it if not.
             plan = plan_reservation(job_id, user_id, model, credits, job, UNREAD, self.clock(), self.prices)

@@ -43,6 +43,14 @@ def test_load_job_is_one_strongly_consistent_get_of_the_job_and_reads_no_balance
     assert (operation, params["TableName"], params["ConsistentRead"]) == ("GetItem", stage.config.jobs_table, True)
 
 
+def test_load_job_eventually_consistent_is_the_same_get_at_half_the_units(stage):
+    stage.put_job(jobId="j", userId="u", status="rendering", reservedCredits=4, createdAt=NOW)
+    client, calls = recorded(stage)
+    assert stage.store(client).load_job("j", consistent=False).reserved_credits == 4
+    ((operation, params),) = calls
+    assert (operation, params["TableName"], params["ConsistentRead"]) == ("GetItem", stage.config.jobs_table, False)
+
+
 def test_load_job_of_nothing_is_none(stage):
     assert stage.store().load_job("nobody's job") is None
 

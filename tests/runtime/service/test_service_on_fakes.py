@@ -252,6 +252,64 @@ def test_contention_that_outlasts_the_budget_raises_and_writes_nothing(store, de
     assert_books_balance(store, 100)
 
 
+# --- the first read is eventually consistent ------------------------------------------------------------
+
+
+def test_the_first_read_is_eventually_consistent_and_every_retry_reads_strongly(store, dead_letters):
+    seed(store, 100)
+    processor(FaultyStore(store, StaleState("changed")), dead_letters).process(rendered("j", "u", seconds=3))
+    assert store.reads == [("j", False), ("j", True)]
+
+
+def test_a_settled_job_read_as_it_was_before_is_refused_its_write_and_found_settled_on_the_strong_read(store, dead_letters):
+    # Given a held job that settled, and an eventually consistent read that still sees it held
+    seed(store, 100)
+    reservations(store).reserve("j", "u", "test", 10)
+    held = store.job_item("j")
+    events = processor(store, dead_letters)
+    assert events.process(rendered("j", "u", seconds=6)).kind == SETTLED
+    store.serve_earlier_version("j", held)
+    # When the render is delivered again
+    outcome = events.process(rendered("j", "u", seconds=6, event_id="again"))
+    # Then the write decided on the earlier version was refused, and the strong re-read made it a duplicate
+    assert (outcome.kind, outcome.attempts) == (DUPLICATE, 2)
+    assert store.reads[-2:] == [("j", False), ("j", True)]
+    assert_books_balance(store, 94)
+
+
+def test_a_job_read_as_absent_before_its_hold_is_settled_with_the_hold(store, dead_letters):
+    # Given a hold just made, which an eventually consistent read does not see yet
+    seed(store, 100)
+    reservations(store).reserve("j", "u", "test", 10)
+    store.serve_earlier_version("j", None)
+    outcome = processor(store, dead_letters).process(rendered("j", "u", seconds=3))
+    # Then the settlement as a job never seen was refused, and the retry released the hold and charged once
+    assert (outcome.kind, outcome.attempts, outcome.settlement.hold_released) == (SETTLED, 2, 10)
+    assert_books_balance(store, 97)
+
+
+def test_a_duplicate_seen_on_the_first_read_costs_that_read_alone(store, dead_letters):
+    seed(store, 100)
+    events = processor(store, dead_letters)
+    events.process(rendered("j", "u", seconds=3))
+    store.reads.clear()
+    assert events.process(rendered("j", "u", seconds=3, event_id="again")).kind == DUPLICATE
+    assert store.reads == [("j", False)]
+
+
+def test_a_damaged_job_is_judged_on_the_current_item_not_an_earlier_version(store, dead_letters):
+    # Given a job whose damage was repaired, and an eventually consistent read that still sees the damage
+    seed(store, 100)
+    reservations(store).reserve("j", "u", "test", 10)
+    repaired = store.job_item("j")
+    store.serve_earlier_version("j", {**repaired, "reservedCredits": Decimal("2.5")})
+    outcome = processor(store, dead_letters).process(rendered("j", "u", seconds=3))
+    # Then it settles on the repaired job, and nothing goes to the dead letters
+    assert (outcome.kind, outcome.settlement.hold_released) == (SETTLED, 10)
+    assert dead_letters.sent == [] and store.reads == [("j", True), ("j", False), ("j", True)]
+    assert_books_balance(store, 97)
+
+
 # --- what goes to the dead-letter queue -----------------------------------------------------------------
 
 

@@ -3,9 +3,9 @@
 The handlers, the timer scan, the CLI (through ops/target.py), the local stack, the simulator and the
 benchmarks all get their objects from here; every other module receives what it needs as arguments.
 
-What a Lambda container keeps between invocations (`event_processor`, `timer_scan`, `balance_event_service`,
-`shared_notifier`) is cached here, and `reset_container()` forgets it (tests and the local stack start a new
-"container").
+What a Lambda container keeps between invocations (`default_session`, `event_processor`, `timer_scan`,
+`balance_event_service`, `shared_notifier`) is cached here, and `reset_container()` forgets it (tests and the
+local stack start a new "container").
 Imports that only the timer scan, the notifier or the CLI need are made inside the functions that need them,
 so the event path's cold start does not pay for them.
 """
@@ -13,6 +13,7 @@ so the event path's cold start does not pay for them.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping
 from datetime import timedelta
 from functools import lru_cache
@@ -73,10 +74,31 @@ def aws_session(
     return boto3.session.Session(profile_name=profile, region_name=region)
 
 
+# Sessions are not thread-safe, clients are. The handlers run on the container's one thread, but a triage note
+# makes its Secrets Manager client on its own thread, which can still be at it when the alert's SNS client is made
+# (the note timed out): clients of the shared session are made one at a time.
+_DEFAULT_SESSION_LOCK = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def default_session() -> boto3.session.Session:
+    """The container's one Session: each Session loads and keeps its own copy of botocore's data (endpoints,
+    partitions, models), so one per client cost a cold invocation about 8 MB of peak memory.
+
+    Its clients still read the region and AWS_ENDPOINT_URL from the environment when each is made; the credentials
+    (and a profile or config file) are resolved once per Session, as for a client kept by the container. Changed
+    credentials need reset_container(), as a new container does."""
+    return boto3.session.Session()
+
+
 def aws_client(service: str, *, session: Any = None, endpoint_url: str | None = None, config: Config = CLIENT_CONFIG) -> Any:
-    """A client for `service`; AWS_ENDPOINT_URL (the local stack) and the credential chain apply as usual."""
-    chosen: Any = session or boto3.session.Session()  # Any: the stubs type a client only for a literal service name
-    return chosen.client(service, endpoint_url=endpoint_url, config=config)
+    """A client for `service`, of `session` or of the container's default session; AWS_ENDPOINT_URL (the local
+    stack) and the credential chain apply as usual."""
+    if session is not None:
+        return session.client(service, endpoint_url=endpoint_url, config=config)
+    with _DEFAULT_SESSION_LOCK:
+        shared: Any = default_session()  # Any: the stubs type a client only for a literal service name
+        return shared.client(service, endpoint_url=endpoint_url, config=config)
 
 
 def alert_sns_client() -> Any:
@@ -222,5 +244,5 @@ def reset_container() -> None:
     """Forgets everything a container keeps, configuration included (a new Lambda container)."""
     from reconciler.balance_config import load_balance_config
 
-    for cached in (load_config, load_balance_config, event_processor, timer_scan, balance_event_service, shared_notifier):
+    for cached in (load_config, load_balance_config, default_session, event_processor, timer_scan, balance_event_service, shared_notifier):
         cached.cache_clear()

@@ -92,6 +92,9 @@ class StageConfig:
     # Also emit every metric without dimensions (the v1 runbook's series). At most one stage per account and
     # region may do so, or their counts mix (a test checks; docs/metrics.md).
     dimensionless_metrics: bool
+    # X-Ray active tracing of every function. Off, the role gets no X-Ray grant and the runtime never imports
+    # the X-Ray SDK (POWERTOOLS_TRACE_DISABLED). Turning it on is this one line plus a deploy.
+    tracing: bool
     balance_events: BalanceEventSettings = BalanceEventSettings()
 
     def __post_init__(self) -> None:
@@ -144,6 +147,7 @@ _STAGES: dict[str, StageConfig] = {
         termination_protection=False,
         alert_subscriptions=(),  # dev alarm actions are disabled; the function's own alerts have no reader
         dimensionless_metrics=True,
+        tracing=True,
     ),
     "staging": StageConfig(
         stage="staging",
@@ -169,6 +173,7 @@ _STAGES: dict[str, StageConfig] = {
         termination_protection=False,
         alert_subscriptions=(AlertSubscription("email", "reconciler-staging-alerts@example.com"),),
         dimensionless_metrics=True,
+        tracing=True,  # latency is investigated here: prod's code and settings, plus traces
     ),
     "prod": StageConfig(
         stage="prod",
@@ -193,6 +198,9 @@ _STAGES: dict[str, StageConfig] = {
             AlertSubscription("https", "https://paging.example.com/hooks/reconciler-prod"),
         ),
         dimensionless_metrics=True,
+        # Off: metrics and logs with request ids carry prod. Its cold-start targets (import <= 1.5x `import boto3`,
+        # peak RSS <= 60 MB) are out of reach with the X-Ray SDK loaded (docs/benchmarks.md, section 3).
+        tracing=False,
     ),
 }
 

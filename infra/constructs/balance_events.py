@@ -146,11 +146,13 @@ class BalanceEventsFunction(Construct):
         self.log_group.grant_write(self.role)
         # The event source mapping adds the stream read (dynamodb:ListStreams on *, the rest on the stream ARN)
         # and the failure queue's SendMessage/GetQueueAttributes/GetQueueUrl: Lambda's poller uses the role.
+        # ListStreams is on "*" in every stage; X-Ray's two actions only where the stage traces.
+        xray = "X-Ray PutTraceSegments/PutTelemetryRecords and " if config.tracing else ""
         Validations.of(self.role).acknowledge(
             Acknowledgment(
                 id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
-                reason="X-Ray PutTraceSegments/PutTelemetryRecords and dynamodb:ListStreams (added by the event "
-                "source mapping for Lambda's stream poller), none of which has resource-level permissions.",
+                reason=f"{xray}dynamodb:ListStreams (added by the event source mapping for Lambda's stream poller), "
+                "none of which has resource-level permissions.",
             ),
         )
 

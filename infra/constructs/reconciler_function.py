@@ -44,6 +44,9 @@ def powertools_environment(config: StageConfig) -> dict[str, str]:
         "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
         "POWERTOOLS_LOG_LEVEL": "INFO",
         "POWERTOOLS_LOGGER_LOG_EVENT": "false",  # events carry user ids; keep them out of the logs
+        # Written either way, so the template says it. "true": runtime/reconciler/observability.py then never
+        # imports the X-Ray SDK (the cold-start cost; docs/benchmarks.md, section 3).
+        "POWERTOOLS_TRACE_DISABLED": "false" if config.tracing else "true",
         # Also the dimensionless series the v1 runbook reads (docs/metrics.md).
         contract.ENV_METRICS_DIMENSIONLESS: "true" if config.dimensionless_metrics else "false",
     }
@@ -58,9 +61,10 @@ def python_function(
     environment: dict[str, str],
     **options: object,
 ) -> tuple[logs.LogGroup, iam.Role, lambda_.Function]:
-    """A function of the runtime asset on arm64 Python 3.12 with AWS's Powertools layer and X-Ray, its own log
-    group and an explicit role (no AWSLambdaBasicExecutionRole: log writes to every log group), as `scope`'s
-    LogGroup, Role, Powertools and Function children. `options` are the function's own (memory, timeout, ...)."""
+    """A function of the runtime asset on arm64 Python 3.12 with AWS's Powertools layer, X-Ray where the stage
+    traces (`StageConfig.tracing`), its own log group and an explicit role (no AWSLambdaBasicExecutionRole: log
+    writes to every log group), as `scope`'s LogGroup, Role, Powertools and Function children. `options` are the
+    function's own (memory, timeout, ...)."""
     log_group = logs.LogGroup(
         scope,
         "LogGroup",
@@ -86,8 +90,9 @@ def python_function(
         handler=handler,
         code=lambda_.Code.from_asset(str(RUNTIME_DIR), exclude=RUNTIME_EXCLUDES),
         layers=[powertools],
-        # Adds xray:PutTraceSegments/PutTelemetryRecords on "*": X-Ray has no resource-level permissions.
-        tracing=lambda_.Tracing.ACTIVE,
+        # ACTIVE adds xray:PutTraceSegments/PutTelemetryRecords on "*" (X-Ray has no resource-level permissions).
+        # DISABLED writes no TracingConfig (Lambda's default, PassThrough) and no X-Ray grant.
+        tracing=lambda_.Tracing.ACTIVE if config.tracing else lambda_.Tracing.DISABLED,
         log_group=log_group,
         role=role,
         environment={**environment, **powertools_environment(config)},
@@ -266,11 +271,15 @@ class ReconcilerFunction(Construct):
         # No cloudwatch:PutMetricData: metrics leave as EMF log lines (runtime/reconciler/observability.py).
         Validations.of(self.role).acknowledge(
             Acknowledgment(
-                id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
-                reason="Only X-Ray PutTraceSegments/PutTelemetryRecords (active tracing), which have no resource-level permissions.",
-            ),
-            Acknowledgment(
                 id="AwsSolutions::AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
                 reason="SNS needs the GenerateDataKey family to encrypt published messages; it is granted on the ops topic's key only.",
             ),
         )
+        # The role's only wildcard resource is X-Ray's; without tracing there is none to acknowledge.
+        if config.tracing:
+            Validations.of(self.role).acknowledge(
+                Acknowledgment(
+                    id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
+                    reason="Only X-Ray PutTraceSegments/PutTelemetryRecords (active tracing), which have no resource-level permissions.",
+                ),
+            )

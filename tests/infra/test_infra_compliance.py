@@ -5,32 +5,82 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
+import aws_cdk as cdk
 import pytest
-from aws_cdk import Validations
+from aws_cdk import Validations, cx_api
 from cdk_nag import AwsSolutionsChecks
 from cfnlint.api import ManualArgs, lint
+from constructs import IConstruct
+from infra_helpers import as_list
 
 from infra.app import build_app, synthesize_templates
 from reconciler.contract import STAGES
 
 REPO = Path(__file__).resolve().parents[2]
+WILDCARD_RESOURCE = "AwsSolutions::AwsSolutions-IAM5[Resource::*]"
 
 
-@pytest.mark.parametrize("stage", STAGES)
-def test_cdk_nag_aws_solutions_finds_nothing_unacknowledged(stage, tmp_path):
-    # Given the stage's app with the AwsSolutions pack attached (its own app: findings fail synthesis)
-    app = build_app(stage, outdir=str(tmp_path))
+@dataclass(frozen=True)
+class NagChecked:
+    stage: str
+    app: cdk.App
+    assembly: cx_api.CloudAssembly | None
+    findings: str  # empty when synthesis passed the pack
+
+
+@pytest.fixture(scope="module", params=STAGES)
+def nag_checked(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> NagChecked:
+    """The stage's app with the AwsSolutions pack attached (its own app: findings fail synthesis), synthesized."""
+    stage, outdir = request.param, tmp_path_factory.mktemp(f"nag-{request.param}")
+    app = build_app(stage, outdir=str(outdir))
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
-    # When it synthesizes
     try:
-        app.synth()
+        return NagChecked(stage, app, app.synth(), "")
     except Exception as error:  # noqa: BLE001 - jsii surfaces ValidationFailed as a generic error
-        report = tmp_path / "validation-report.json"
-        details = report.read_text() if report.exists() else ""
-        pytest.fail(f"cdk-nag findings for {stage}:\n{error}\n{details}")
-    # Then no finding is left unacknowledged
+        report = outdir / "validation-report.json"
+        return NagChecked(stage, app, None, f"{error}\n{report.read_text() if report.exists() else ''}")
+
+
+def test_cdk_nag_aws_solutions_finds_nothing_unacknowledged(nag_checked):
+    # Given the stage's app with the AwsSolutions pack, When it synthesizes, Then no finding is left unacknowledged
+    assert nag_checked.assembly is not None, f"cdk-nag findings for {nag_checked.stage}:\n{nag_checked.findings}"
+
+
+def test_every_wildcard_acknowledgement_has_a_wildcard_to_acknowledge(nag_checked):
+    # cdk-nag does not report an acknowledgement nothing needs: the X-Ray one must go with tracing (issue #12).
+    assert nag_checked.assembly is not None, f"cdk-nag findings for {nag_checked.stage}:\n{nag_checked.findings}"
+    checked = 0
+    for construct in nag_checked.app.node.find_all():
+        for entry in construct.node.metadata:
+            if entry.type != Validations.ACKNOWLEDGED_RULES_METADATA_KEY:
+                continue
+            for rule, reason in entry.data.items():
+                if rule != WILDCARD_RESOURCE and "X-Ray" not in reason:
+                    continue
+                statements = policy_statements_under(construct, nag_checked.assembly)
+                where = f"{nag_checked.stage} {construct.node.path} {rule}"
+                if rule == WILDCARD_RESOURCE:
+                    assert any("*" in as_list(s["Resource"]) for s in statements), f"{where}: no wildcard resource to acknowledge"
+                if "X-Ray" in reason:
+                    assert any(a.startswith("xray:") for s in statements for a in as_list(s["Action"])), f"{where}: names X-Ray, grants none"
+                checked += 1
+    assert checked >= 2, "the operator policies' acknowledgements at least"
+
+
+def policy_statements_under(construct: IConstruct, assembly: cx_api.CloudAssembly) -> list[dict]:
+    """The synthesized statements of the IAM policies at or below `construct` (a role's DefaultPolicy is its child)."""
+    stack = cdk.Stack.of(construct)
+    resources = assembly.get_stack_by_name(stack.stack_name).template["Resources"]
+    logical_ids = [stack.get_logical_id(c) for c in construct.node.find_all() if cdk.CfnElement.is_cfn_element(c)]
+    return [
+        statement
+        for logical_id in logical_ids
+        if resources.get(logical_id, {}).get("Type") in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
+        for statement in as_list(resources[logical_id]["Properties"]["PolicyDocument"]["Statement"])
+    ]
 
 
 @pytest.mark.parametrize("stage", STAGES)

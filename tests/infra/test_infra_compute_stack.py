@@ -28,7 +28,8 @@ def test_function_shape(synthesized):
     assert function["MemorySize"] == 512
     assert function["Timeout"] == 30
     assert function["ReservedConcurrentExecutions"] == 10
-    assert function["TracingConfig"] == {"Mode": "Active"}
+    # Active X-Ray where the stage traces; otherwise no TracingConfig at all (Lambda's PassThrough).
+    assert function.get("TracingConfig") == ({"Mode": "Active"} if synthesized.config.tracing else None)
     assert function["Handler"] == "reconciler.handlers.entry.handler"
 
 
@@ -60,6 +61,7 @@ def test_function_environment_is_the_runtime_contract(synthesized):
         "POWERTOOLS_METRICS_NAMESPACE": "Reconciler",
         "POWERTOOLS_LOG_LEVEL": "INFO",
         "POWERTOOLS_LOGGER_LOG_EVENT": "false",
+        "POWERTOOLS_TRACE_DISABLED": "false" if config.tracing else "true",
         "METRICS_DIMENSIONLESS": "true" if config.dimensionless_metrics else "false",
     }
     references = {
@@ -144,7 +146,7 @@ def test_archive_keeps_render_events_for_the_stage_retention(synthesized):
 # Exactly what the function's code calls (tests/least_privilege proves it against the calls the whole test suite
 # records). Here: the same statements, read from the template, in plain terms.
 
-ACTIONS_ALLOWED_ON_ANY_RESOURCE = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+ACTIONS_ALLOWED_ON_ANY_RESOURCE = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}  # where the stage traces
 FUNCTION_TABLE_GRANTS = {
     "TablesJobs": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},  # the one read is the job's
     "TablesCredits": {"dynamodb:UpdateItem"},  # no read: a failed guard returns the balance
@@ -246,8 +248,9 @@ def test_openai_secret_is_readable_only_where_triage_runs(synthesized):
 
 def test_the_role_has_no_other_service(synthesized):
     services = {a.split(":")[0] for s in role_statements(synthesized) for a in as_list(s["Action"])}
-    expected = {"dynamodb", "sqs", "sns", "kms", "logs", "xray"} | ({"secretsmanager"} if synthesized.config.triage_enabled else set())
-    assert services == expected
+    config = synthesized.config
+    expected = {"dynamodb", "sqs", "sns", "kms", "logs"} | ({"secretsmanager"} if config.triage_enabled else set())
+    assert services == expected | ({"xray"} if config.tracing else set())
 
 
 # --- IAM: operator policies ------------------------------------------------------------------

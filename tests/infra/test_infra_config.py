@@ -62,6 +62,8 @@ def test_stage_differences():
     assert not dev.alarm_actions_enabled and prod.alarm_actions_enabled
     assert dict(prod.price_overrides) == {}, "prod charges published prices only"
     assert prod.timer_scan_rate.to_seconds() == Duration.minutes(5).to_seconds()
+    # Traced where latency is investigated; prod keeps its cold-start and memory targets (issue #12).
+    assert (dev.tracing, staging.tracing, prod.tracing) == (True, True, False)
 
 
 def test_unknown_stage_fails_with_the_valid_stages_listed():

@@ -15,7 +15,7 @@ help:
 	@echo "make test                 the lint and type gate, then every test (unit, integration, infrastructure, cdk-nag, cfn-lint)"
 	@echo "make gate                 the lint and type gate alone: ruff check, ruff format --check, mypy, lint-imports"
 	@echo "make unit|integration|infra-tests   one tier of the tests, for quick local runs"
-	@echo "make bench [SCALE=100]    benchmarks; rewrites docs/benchmarks.md and docs/capacity.md (SCALE adds that size)"
+	@echo "make bench [SCALE=100 [SCALE_ONLY=scan,audit]]  benchmarks; rewrites docs/benchmarks.md and docs/capacity.md (SCALE adds that size)"
 	@echo "make sim [SEEDS=N|SEED=S] the money-path simulator: 10,000 seeded runs, or replay one seed"
 	@echo "make synth STAGE=prod     synthesize CloudFormation for a stage (no credentials needed)"
 	@echo "make diff|deploy|destroy STAGE=NAME   the same against an AWS account"
@@ -76,9 +76,9 @@ sim: bootstrap
 	  $(BIN)/python -m simulator.sim --first $$half --seeds $$(( $(SEEDS) - half )); second=$$?; \
 	  wait $$first; first=$$?; [ $$first -eq 0 ] && [ $$second -eq 0 ]; fi
 
-# The timer scan and the audit run at 1x and 10x today's sizes, the DLQ replay at 0.1x and 1x; SCALE=N adds N x.
+# The timer scan, the audit and the DLQ replay run at 0.1x and 1x today's sizes; SCALE=N adds N x (to those SCALE_ONLY names).
 bench: bootstrap
-	$(BIN)/python -m benchmarks.run $(if $(SCALE),--scale $(SCALE))
+	$(BIN)/python -m benchmarks.run $(if $(SCALE),--scale $(SCALE)) $(if $(SCALE_ONLY),--scale-only $(SCALE_ONLY))
 
 synth: bootstrap
 	npx cdk synth --quiet --context stage=$(STAGE)

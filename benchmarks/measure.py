@@ -26,6 +26,7 @@ from benchmarks.requests import OURS, V1, WHO, ensure_idempotency_table
 from reconciler import bootstrap
 from reconciler.bootstrap import build_processor
 from reconciler.config import RuntimeConfig
+from reconciler.contract import USER_LEDGER_SORT_KEY, user_ledger_key
 from reconciler.domain.ledger import iso_timestamp
 from reconciler.repository.dynamodb import to_item
 from reconciler.repository.dynamodb_operations import OperationsStore
@@ -539,30 +540,36 @@ def audit(stack: Any, users: int = 1000, entries: int = 20_000, discrepancies: i
     dynamodb = stack.client("dynamodb")
     store = bootstrap.operations_store(config, dynamodb)
     per_user = entries // users
-    ledger, sums = [], Counter[str]()
+    # As the books are kept: each user's top-up is an operator's entry in Ledger, the job charges are postings in
+    # UserLedger (keyed by user and time); the audit merges both.
+    ledger, postings, sums = [], [], Counter[str]()
     for i in range(entries):
         user = f"audit-user-{i % users:04d}"
         kind = "credit" if i < users else "debit"  # each user: one top-up, then debits
         amount = 1000 if kind == "credit" else 7
         sums[user] += amount if kind == "credit" else -amount
-        ledger.append(
-            to_item(
-                {
-                    "ledgerId": f"audit-{i:06d}#charge",
-                    "userId": user,
-                    "timestamp": f"2025-06-21T12:{i // 3600 % 60:02d}:{i // 60 % 60:02d}.{i % 1000:03d}Z",
-                    "type": kind,
-                    "amount": amount,
-                    "description": "benchmark",
-                    "reference": f"audit-{i:06d}",
-                }
-            )
-        )
+        entry = {
+            "ledgerId": f"audit-{i:06d}#charge",
+            "userId": user,
+            "timestamp": f"2025-06-21T12:{i // 3600 % 60:02d}:{i // 60 % 60:02d}.{i % 1000:03d}Z",
+            "type": kind,
+            "amount": amount,
+            "description": "benchmark",
+            "reference": f"audit-{i:06d}",
+        }
+        if kind == "credit":
+            ledger.append(to_item(entry))
+        else:
+            postings.append(to_item({USER_LEDGER_SORT_KEY: user_ledger_key(entry["timestamp"], entry["ledgerId"]), **entry}))
     balances = [
         to_item({"userId": user, "remaining": total + (1 if n < discrepancies else 0)}) for n, (user, total) in enumerate(sorted(sums.items()))
     ]
     started = time.perf_counter()
-    load_requests = batch_put(dynamodb, config.ledger_table, ledger) + batch_put(dynamodb, config.credits_table, balances)
+    load_requests = (
+        batch_put(dynamodb, config.ledger_table, ledger)
+        + batch_put(dynamodb, config.user_ledger_table, postings)
+        + batch_put(dynamodb, config.credits_table, balances)
+    )
     load_seconds = time.perf_counter() - started
     counter = RequestCounter(dynamodb)
     pages = PageMeter(dynamodb)

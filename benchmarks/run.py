@@ -1,10 +1,12 @@
 """`make bench`: runs every benchmark of issues #5 and #12 and rewrites docs/benchmarks.md, docs/benchmarks.json and
 docs/capacity.md. Never fails on timing.
 
-python -m benchmarks.run [--quick] [--scale N]   (--render: rewrite both documents from docs/benchmarks.json)
+python -m benchmarks.run [--quick] [--scale N [--scale-only scan,audit]]   (--render: rewrite both documents from
+docs/benchmarks.json)
 
 The timer scan, the audit and the DLQ replay run at 0.1x and 1x today's sizes (a factor of 10 between two measured
-points); --scale N adds N x to all three (`make bench SCALE=10`, `SCALE=100`). 10x is not in the default run: on
+points); --scale N adds N x to all three, or to those --scale-only names (`make bench SCALE=10 SCALE_ONLY=scan,audit`).
+10x is not in the default run: on
 moto, loading 200,000 items takes minutes, every Scan page sorts the whole table and every transaction copies the
 tables it touches, so the 10x points alone take longer than the rest of the run.
 """
@@ -47,13 +49,15 @@ def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def scales(quick: bool, extra: float | None) -> dict[str, list[float]]:
+def scales(quick: bool, extra: float | None, only: set[str] | None = None) -> dict[str, list[float]]:
     if quick:
         return {"scan": [0.1], "audit": [0.1], "replay": [0.1]}
     chosen: dict[str, list[float]] = {"scan": [0.1, 1], "audit": [0.1, 1], "replay": [0.1, 1]}
+    if only is not None and not only <= set(chosen):
+        raise SystemExit(f"--scale-only takes some of {sorted(chosen)}, got {sorted(only)}")
     if extra:
-        for points in chosen.values():
-            if extra not in points:
+        for name, points in chosen.items():
+            if extra not in points and (only is None or name in only):
                 points.append(extra)
     return chosen
 
@@ -61,13 +65,14 @@ def scales(quick: bool, extra: float | None) -> dict[str, list[float]]:
 def main(argv: list[str]) -> int:
     quick = "--quick" in argv
     extra = float(argv[argv.index("--scale") + 1]) if "--scale" in argv else None
+    only = set(argv[argv.index("--scale-only") + 1].split(",")) if "--scale-only" in argv else None
     if "--render" in argv:  # rewrite the documents from the last run's docs/benchmarks.json
         write_documents(json.loads(RAW.read_text()))
         return 0
     started = time.perf_counter()
     from reconciler.local.stack import local_stack
 
-    results: dict = {"machine": machine(), "quick": quick, "scales": scales(quick, extra)}
+    results: dict = {"machine": machine(), "quick": quick, "scales": scales(quick, extra, only)}
     log("the prod function's settings, from its synthesized template")
     with _quiet():
         results["function"] = function_settings("prod")
@@ -468,7 +473,8 @@ def render(r: dict) -> str:
     else:
         w(
             "Audit (`Auditor.audit_all`, no progress output) over N ledger entries for N/20 users (10 planted discrepancies), fresh "
-            "stack each. Bytes, DynamoDB pages and RRU computed from what the Scan pages returned."
+            "stack each: each user's top-up in Ledger, the job charges in UserLedger, as the books are kept. Bytes, DynamoDB pages "
+            "and RRU computed from what the Scan pages returned."
         )
         w("")
         w("| size | ledger entries | requests (moto) | items read | bytes read | pages on DynamoDB | RRU | s (moto) | found |")
@@ -515,12 +521,13 @@ def render(r: dict) -> str:
                 "and the tables grow with the replay. On DynamoDB a transaction's cost does not depend on the table's size."
             )
         w("")
-    largest = max(r["scales"]["scan"])
-    if not r["quick"] and largest < 100:
+    not_run = {name: [n for n in (10, 100) if n > max(points)] for name, points in r["scales"].items()}
+    if not r["quick"] and any(not_run.values()):
         w(
-            f"Largest size in this run: {largest:g}x. Not run: "
-            + ", ".join(f"{n}x" for n in (10, 100) if n > largest)
-            + " (`make bench SCALE=10` or `SCALE=100`; 100x is 2,020,000 jobs, 2,000,000 ledger entries and 100,000 replayed "
+            "Not run in this run: "
+            + "; ".join(f"{name} at {', '.join(f'{n}x' for n in sizes)}" for name, sizes in not_run.items() if sizes)
+            + " (`make bench SCALE=10` or `SCALE=100`, `SCALE_ONLY=scan,audit` for some of them; 100x is 2,020,000 jobs, "
+            "2,000,000 ledger entries and 100,000 replayed "
             "messages). On moto they are slow for reasons of its own, not DynamoDB's: every item is a Python object in the moto "
             "server (gigabytes at 10x), every Scan page sorts the whole table, and every transaction copies the tables it touches, "
             "so a replay's time grows with the square of its size. The growth stated above is between measured points; "

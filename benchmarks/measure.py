@@ -548,10 +548,11 @@ def audit(stack: Any, users: int = 1000, entries: int = 20_000, discrepancies: i
         kind = "credit" if i < users else "debit"  # each user: one top-up, then debits
         amount = 1000 if kind == "credit" else 7
         sums[user] += amount if kind == "credit" else -amount
+        ledger_id, timestamp = f"audit-{i:06d}#charge", f"2025-06-21T12:{i // 3600 % 60:02d}:{i // 60 % 60:02d}.{i % 1000:03d}Z"
         entry = {
-            "ledgerId": f"audit-{i:06d}#charge",
+            "ledgerId": ledger_id,
             "userId": user,
-            "timestamp": f"2025-06-21T12:{i // 3600 % 60:02d}:{i // 60 % 60:02d}.{i % 1000:03d}Z",
+            "timestamp": timestamp,
             "type": kind,
             "amount": amount,
             "description": "benchmark",
@@ -560,7 +561,7 @@ def audit(stack: Any, users: int = 1000, entries: int = 20_000, discrepancies: i
         if kind == "credit":
             ledger.append(to_item(entry))
         else:
-            postings.append(to_item({USER_LEDGER_SORT_KEY: user_ledger_key(entry["timestamp"], entry["ledgerId"]), **entry}))
+            postings.append(to_item({USER_LEDGER_SORT_KEY: user_ledger_key(timestamp, ledger_id), **entry}))
     balances = [
         to_item({"userId": user, "remaining": total + (1 if n < discrepancies else 0)}) for n, (user, total) in enumerate(sorted(sums.items()))
     ]

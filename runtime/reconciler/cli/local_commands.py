@@ -82,7 +82,8 @@ def deliver_forever(stack: Any, stop: threading.Event, say) -> None:
 
     invoker = stack.invoker()
     lambda_client = stack.client("lambda")
-    sink = CloudWatchSink(stack.client("logs"), stack.client("cloudwatch"), stack.resources.log_group)
+    cloudwatch = stack.client("cloudwatch")  # once: every client of a new Session re-reads botocore's data
+    sink = CloudWatchSink(stack.client("logs"), cloudwatch, stack.resources.log_group)
     paused = False
 
     def running() -> bool:
@@ -105,9 +106,7 @@ def deliver_forever(stack: Any, stop: threading.Event, say) -> None:
             batch, invoker.results = invoker.results, []
             if batch:
                 errors = sum(1 for record in batch if "error" in record)
-                stack.client("cloudwatch").put_metric_data(
-                    Namespace="AWS/Lambda", MetricData=lambda_metrics(stack.resources.function_name, len(batch), errors)
-                )
+                cloudwatch.put_metric_data(Namespace="AWS/Lambda", MetricData=lambda_metrics(stack.resources.function_name, len(batch), errors))
             for record in batch:
                 say(_describe(record))
         stop.wait(DELIVERY_POLL_SECONDS)

@@ -45,3 +45,9 @@ def _fresh_runtime_caches():
     os.environ.clear()
     os.environ.update(saved_environment)
     reset_container()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Collecting runs no test, so syrupy finds every snapshot unused and would fail a plain `pytest --collect-only`.
+    if config.option.collectonly:
+        config.option.warn_unused_snapshots = True

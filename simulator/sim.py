@@ -1062,6 +1062,7 @@ class Run:
         from reconciler.observability import metrics
 
         request_id = f"req-{self.s.seed}-{next(self.request_numbers)}"
+        self.local.stale_read = False  # not carried over from an invocation whose every attempt failed
         for _attempt in range(3):
             try:
                 summary = handler(event, self.context(request_id))

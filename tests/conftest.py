@@ -13,8 +13,9 @@ from simulator import fidelity
 fidelity.install()
 
 # One botocore data loader per data path for the whole process. botocore parses its JSON models (endpoints, each
-# service's model and endpoint rules) once per Session, and the runtime builds a Session per client while the
-# fixtures build one per test: a run parsed the same files tens of thousands of times, about a third of its CPU.
+# service's model and endpoint rules) once per Session, and the fixtures build one per test, the runtime one per
+# container (reset for every test that starts one) and the CLI one per command: a run parsed the same files tens of
+# thousands of times, about a third of its CPU.
 # A Loader is already shared by every client of one Session (its cache hands out the same parsed objects), so
 # sharing it between Sessions changes no behaviour; the files do not change during a run.
 botocore.session.create_loader = lru_cache(maxsize=None)(botocore.session.create_loader)  # type: ignore[attr-defined]

@@ -103,17 +103,22 @@ def test_the_oracle_restates_the_documented_rules():
     )
 
 
+def first_failing_runs(templates, seeds: int = 40, step: int = 5) -> list:
+    """Runs the first `seeds` seeds, `step` at a time, until a run fails; the failed runs (none: every run passed)."""
+    for first in range(0, seeds, step):
+        failed, _ = sim.simulate(list(range(first, first + step)), shrink_failures=False, templates=templates)
+        if failed:
+            return failed
+    return []
+
+
 def test_a_reintroduced_bug_is_caught(templates, monkeypatch):
     # Given the old bug of counting a settlement confirmed by re-reading as a duplicate
     from reconciler.domain import settlement
 
     monkeypatch.setattr(settlement, "recovered_settlement", lambda event, job: settlement.Duplicate(event, job))
     # When the simulator runs seeds until one fails (at most 40, five at a time)
-    failed: list = []
-    for first in range(0, 40, 5):
-        failed, _ = sim.simulate(list(range(first, first + 5)), shrink_failures=False, templates=templates)
-        if failed:
-            break
+    failed = first_failing_runs(templates)
     # Then the metrics no longer equal the ground truth, and the run says so
     assert failed, "the simulator did not notice the bug"
     assert any("metric Settlements" in failure for run in failed for failure in run.failures)
@@ -183,11 +188,7 @@ def test_a_reintroduced_holds_bug_is_caught(templates, monkeypatch, bug, caught_
     # hold that moves nothing to held, settlements serialised on the balance)
     bug(monkeypatch)
     # When the simulator runs seeds until one fails (at most 40, five at a time)
-    failed: list = []
-    for first in range(0, 40, 5):
-        failed, _ = sim.simulate(list(range(first, first + 5)), shrink_failures=False, templates=templates)
-        if failed:
-            break
+    failed = first_failing_runs(templates)
     # Then the oracle's invariants say so
     assert failed, "the simulator did not notice the bug"
     assert any(caught_by in failure for run in failed for failure in run.failures)

@@ -28,12 +28,9 @@ boto3 call of the runtime, the CLI and the tests passes, above botocore's own re
    `Item` only when its condition failed, ALL_OLD was asked and the item exists, and then it is the item as
    it stood. moto 5.2.5 does so; every cancellation is checked against a consistent read under the same lock,
    and a difference is corrected and recorded in `item_corrections` (none seen so far).
-6. keeps a table's DynamoDB stream whole across a cancelled transaction. AWS writes no stream record for a
-   cancelled transaction and the stream goes on (DynamoDB developer guide, "Change data capture for DynamoDB
-   Streams"). moto rolls a cancelled transaction back by putting a deep copy of each table in its place, stream
-   shard included, while every shard iterator (and each NextShardIterator it hands out) holds the old shard:
-   from then on the stream a reader follows receives nothing, silently. The old shard is put back, holding the
-   copy's records (those of the cancelled transaction's items that moto had applied are dropped).
+6. keeps a table's DynamoDB stream whole across a cancelled transaction, as DynamoDB does: moto's rollback swaps
+   in a table copy with a stream shard of its own, so a stream reader went silent. The fix is in moto's backend
+   class, shared with the local stack's moto server (reconciler.local.moto_fixes), installed from here.
 7. answers an eventually consistent GetItem as AWS may: with an earlier committed version of the item, or none
    where the item was created since (DynamoDB developer guide, "Read consistency": an eventually consistent read
    "might not reflect the results of a recently completed write"; GetItem.ConsistentRead, botocore dynamodb model:
@@ -56,6 +53,8 @@ from typing import Any
 
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError, ConnectTimeoutError, ReadTimeoutError
+
+from reconciler.local.moto_fixes import keep_streams_whole_across_cancelled_transactions
 
 MAX_SQS_MESSAGE_BYTES = 256 * 1024
 MAX_SQS_ATTRIBUTES = 10
@@ -106,6 +105,7 @@ def install() -> None:
     global _original
     if _original is not None:
         return
+    keep_streams_whole_across_cancelled_transactions()
     _original = BaseClient._make_api_call  # type: ignore[attr-defined]  # private: not in botocore's stubs
 
     def _make_api_call(client: BaseClient, operation_name: str, api_params: dict) -> Any:
@@ -125,13 +125,11 @@ def install() -> None:
                     if stale is not None:
                         response = stale
                     else:
-                        shards = _stream_shards(client, api_params) if operation_name == "TransactWriteItems" else {}
                         before = _versions_before(client, operation_name, api_params)
                         try:
                             response = _original(client, operation_name, api_params)
                         except ClientError as error:
                             if operation_name == "TransactWriteItems":
-                                _keep_streams_whole(client, shards)
                                 _hold_cancellation_items_to_aws(client, api_params, error)
                             raise
                         _keep_versions(before)
@@ -309,36 +307,6 @@ def _hold_cancellation_items_to_aws(client: BaseClient, params: dict, error: Cli
                 reason.pop("Item", None)
             else:
                 reason["Item"] = current
-
-
-stream_reattachments = [0]  # cancelled transactions after which a table's stream shard was put back
-
-
-def _tables_backend(client: BaseClient) -> dict:
-    from moto.core import DEFAULT_ACCOUNT_ID
-    from moto.dynamodb.models import dynamodb_backends
-
-    return dynamodb_backends[DEFAULT_ACCOUNT_ID][client.meta.region_name].tables
-
-
-def _stream_shards(client: BaseClient, params: dict) -> dict[str, Any]:
-    """The stream shard of each streamed table a transaction writes, before it runs (moto's internals)."""
-    tables = _tables_backend(client)
-    names = {op.get("TableName") for entry in params.get("TransactItems", []) for op in entry.values()}
-    return {name: tables[name].stream_shard for name in names if name in tables and tables[name].stream_shard is not None}
-
-
-def _keep_streams_whole(client: BaseClient, shards: dict[str, Any]) -> None:
-    """After moto's rollback (module docstring, 6.): the shard readers hold goes back on the restored table."""
-    tables = _tables_backend(client)
-    for name, shard in shards.items():
-        table = tables.get(name)
-        if table is None or table.stream_shard is shard:
-            continue
-        shard.items = table.stream_shard.items  # the records as before the transaction
-        shard.table = table
-        table.stream_shard = shard
-        stream_reattachments[0] += 1
 
 
 def _key_of(client: BaseClient, table: str, item: dict) -> dict:

@@ -11,6 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from reconciler.local.moto_fixes import stream_reattachments
 from simulator import fidelity
 
 STREAMS = "https://streams.dynamodb.us-east-1.amazonaws.com"  # the in-process endpoint (sim.IN_PROCESS_STREAMS)
@@ -135,7 +136,7 @@ def test_the_stream_goes_on_after_a_cancelled_transaction(dynamodb):
     assert [(r["eventName"], r["dynamodb"]["Keys"]["userId"]["S"], r["dynamodb"]["NewImage"]["remaining"]["N"]) for r in records] == [
         ("MODIFY", "ann", "2")
     ]
-    assert fidelity.stream_reattachments[0] > 0
+    assert stream_reattachments[0] > 0
 
 
 # --- eventually consistent reads (7.) ----------------------------------------------------------------------

@@ -344,3 +344,44 @@ class InMemoryDeadLetters:
         message_id = f"dead-letter-{next(self._numbers)}"
         self.sent.append(SentDeadLetter(message_id, copy.deepcopy(original), error_type, field, reason, event_id))
         return message_id
+
+
+# --- the balance-events function's ports ----------------------------------------------------------
+
+
+class RecordingPublisher:
+    """The Publisher port: keeps each published event, in order, and answers with an event id."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, dict[str, Any]]] = []
+
+    def publish(self, detail_type: str, detail: dict[str, Any]) -> str:
+        self.published.append((detail_type, copy.deepcopy(detail)))
+        return f"event-{len(self.published)}"
+
+
+class InMemoryEventLog:
+    """The EventLog port: BalanceEvents markers by (userId, eventKey), written once (a conditional put)."""
+
+    def __init__(self) -> None:
+        self.markers: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def is_published(self, user_id: str, key: str) -> bool:
+        return (user_id, key) in self.markers
+
+    def record(self, item: dict[str, Any]) -> bool:
+        key = (item["userId"], item["eventKey"])
+        if key in self.markers:
+            return False
+        self.markers[key] = copy.deepcopy(item)
+        return True
+
+
+class InMemoryLedgerLookup:
+    """The Ledger port of the balance-events function: a user's entries (as stored items) at a timestamp."""
+
+    def __init__(self) -> None:
+        self.entries: list[dict[str, Any]] = []
+
+    def entries_at(self, user_id: str, timestamp: str) -> list[dict[str, Any]]:
+        return [entry for entry in self.entries if entry.get("userId") == user_id and entry.get("timestamp") == timestamp]

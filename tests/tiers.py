@@ -23,6 +23,7 @@ TIERS = (UNIT, INTEGRATION, INFRA)
 TIER_BY_PATH: tuple[tuple[str, str], ...] = (
     ("tests/runtime/domain/", UNIT),
     ("tests/runtime/service/test_service_on_fakes.py", UNIT),
+    ("tests/runtime/service/test_balance_events_on_fakes.py", UNIT),
     ("tests/runtime/cli/test_failures.py", UNIT),
     ("tests/runtime/cli/test_output.py", UNIT),
     ("tests/runtime/ops/", UNIT),  # pure operations logic on fakes (tests/runtime/ops/conftest.py)

@@ -86,8 +86,8 @@ class BalanceEventService:
         # The ledger explains the posted balance (remaining + held): a held render's charge, not its released hold.
         posted_delta = after + _held(new) - (before or 0) - _held(old)
         entries = self._entries(user, changed_at, posted_delta)
-        for position, crossing in enumerate(found):
-            key = balance_event_key(sequence, position)
+        for crossing in found:
+            key = balance_event_key(sequence, crossing.detail_type)
             if self.log.is_published(user, key):
                 outcome.already_published += 1
                 continue

@@ -29,14 +29,16 @@ class DeadLetters(Protocol):
 # --- the balance-events function's ports (docs/events.md) -----------------------------------------
 
 # BalanceEvents-{stage}: partition key userId, sort key eventKey (the stream sequence number, zero-padded to 40
-# digits so that text order is stream order, then the crossing's position within its change).
+# digits so that text order is stream order, then what the crossing is: its detail-type). Keyed by what a crossing
+# is, never by its place in the list computed for the change: a retry that computes another list (a threshold
+# changed by a deploy in between) must not take one crossing's marker for another's.
 BALANCE_EVENT_USER_KEY = "userId"
 BALANCE_EVENT_KEY = "eventKey"
 SEQUENCE_DIGITS = 40
 
 
-def balance_event_key(sequence_number: str, position: int) -> str:
-    return f"{sequence_number.zfill(SEQUENCE_DIGITS)}#{position}"
+def balance_event_key(sequence_number: str, detail_type: str) -> str:
+    return f"{sequence_number.zfill(SEQUENCE_DIGITS)}#{detail_type}"
 
 
 @dataclass(frozen=True)

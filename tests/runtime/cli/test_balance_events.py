@@ -8,8 +8,8 @@ import json
 def test_balance_events_lists_a_users_recent_events_newest_first(env, cli):
     # Given two published balance events of u1 (markers as the balance-events function writes them) and one of u2
     for key, detail_type, before, after in (
-        ("00000000000000000000000000000000000101#0", "credits.low", 12, 4),
-        ("00000000000000000000000000000000000102#0", "credits.restored", 4, 40),
+        ("00000000000000000000000000000000000101#credits.low", "credits.low", 12, 4),
+        ("00000000000000000000000000000000000102#credits.restored", "credits.restored", 4, 40),
     ):
         env.put(
             "BalanceEvents-dev",
@@ -27,7 +27,7 @@ def test_balance_events_lists_a_users_recent_events_newest_first(env, cli):
                 "detail": json.dumps({"userId": "u1"}),
             },
         )
-    env.put("BalanceEvents-dev", {"userId": "u2", "eventKey": "00000000000000000000000000000000000103#0", "detailType": "credits.low"})
+    env.put("BalanceEvents-dev", {"userId": "u2", "eventKey": "00000000000000000000000000000000000103#credits.low", "detailType": "credits.low"})
     # When an operator lists u1's events, at most 1
     run = cli("--json", "balance-events", "u1", "--limit", "1")
     # Then the newest one only, with its before/after

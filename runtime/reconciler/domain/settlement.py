@@ -33,7 +33,7 @@ from reconciler.domain.events import RENDERED as RENDERED_EVENT
 from reconciler.domain.events import VideoEvent, VideoFailed, VideoRendered, parse_detail
 from reconciler.domain.ledger import CREDIT, DEBIT, LedgerEntry, balance_delta, job_ledger_id
 from reconciler.domain.pricing import PriceBook
-from reconciler.domain.validation import MAX_CREDITS, identifier, whole_credits
+from reconciler.domain.validation import MAX_CREDITS, derived_identifier, identifier, whole_credits
 
 SUBMITTED, RENDERING, RENDERED, FAILED = "submitted", "rendering", "rendered", "failed"
 TERMINAL_STATUSES = (RENDERED, FAILED)
@@ -392,7 +392,7 @@ def lost_event_for(job: JobRecord, settle_before: str) -> VideoEvent | None:
         detail.update(seconds=job.seconds, model=job.model)
     # The pipeline's status ("rendered") stands in for the lost event's detail-type ("video.rendered").
     detail_type = RENDERED_EVENT if status == RENDERED else FAILED_EVENT
-    return parse_detail(detail_type, detail, TIMER_SCAN_EVENT_PREFIX + job.job_id)
+    return parse_detail(detail_type, detail, derived_identifier(TIMER_SCAN_EVENT_PREFIX, job.job_id))
 
 
 def _entry(event: VideoEvent, posting: str, kind: str, amount: int, description: str, timestamp: str) -> LedgerEntry:

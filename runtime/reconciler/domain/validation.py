@@ -2,17 +2,29 @@
 
 Events, the timer scan, `reserve()` and the CLI's adjustments all validate through here, so nothing can be
 held, stored or charged that settlement would later refuse. The bounds come from what DynamoDB can store
-(38 significant digits, magnitude 1E-130 to 9.99E+125) and what Python converts safely (4,300 digits).
+(38 significant digits, magnitude 1E-130 to 9.99E+125; keys bounded in bytes of UTF-8) and what Python converts
+safely (4,300 digits).
 """
 
 from __future__ import annotations
 
+import hashlib
 from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow, Underflow
 from typing import Any
 
 from reconciler.domain.errors import InvalidEvent
 
 MAX_ID_LENGTH = 256
+# DynamoDB bounds keys in bytes of UTF-8, not characters: a partition key 2,048 bytes, a sort key 1,024 (AWS
+# DynamoDB developer guide, "Service, account, and table quotas": partition and sort key length). The tightest key
+# an id goes into is UserLedger's sort key, `{timestamp}#{ledgerId}` (25 bytes of timestamp and separator) around a
+# ledger id that wraps the id (`job:{n}:{jobId}:release`, `adjustment:{n}:{reference}`: at most 16 bytes today).
+# An id may take 768 bytes, so every key built from one keeps 231 bytes to spare for what wraps it: any id of
+# 256 characters of one to three bytes fits, of four-byte characters (emoji, rare CJK) 192.
+# tests/runtime/domain/test_identifiers.py builds every key and derived id from ids at this limit.
+MAX_ID_BYTES = 768
+SORT_KEY_MAX_BYTES = 1024
+PARTITION_KEY_MAX_BYTES = 2048
 # A trillion credits: larger than any real balance, far inside DynamoDB's 38 digits even summed over years.
 MAX_CREDITS = 10**12
 # DynamoDB's number type (AWS docs, "Naming rules and data types"); boto3's serializer uses the same context.
@@ -20,7 +32,7 @@ DYNAMODB_NUMBER_CONTEXT = Context(prec=38, Emin=-128, Emax=126, traps=[Inexact, 
 
 
 def identifier(field: str, value: Any) -> str:
-    """An id: 1 to 256 printable characters, storable as UTF-8 (no lone surrogates), not only blanks."""
+    """An id: 1 to 256 printable characters and at most 768 bytes of UTF-8 (no lone surrogates), not only blanks."""
     if value is None:
         raise InvalidEvent(field, "is missing")
     if not isinstance(value, str):
@@ -29,7 +41,28 @@ def identifier(field: str, value: Any) -> str:
         raise InvalidEvent(field, f"must be 1 to {MAX_ID_LENGTH} printable characters")
     if not is_utf8_encodable(value):  # isprintable() refuses surrogates today; this keeps it explicit
         raise InvalidEvent(field, "must be valid Unicode text (no lone surrogates)")
+    size = len(value.encode("utf-8"))
+    if size > MAX_ID_BYTES:
+        raise InvalidEvent(field, f"must be at most {MAX_ID_BYTES} bytes of UTF-8, got {size} (DynamoDB bounds the keys built from it in bytes)")
     return value
+
+
+def is_identifier(value: Any) -> bool:
+    try:
+        identifier("id", value)
+    except InvalidEvent:
+        return False
+    return True
+
+
+def derived_identifier(prefix: str, base: str) -> str:
+    """An id made from another (a corrected replay's `corrected:{id}`, the timer scan's `timer-scan:{jobId}`):
+    the prefix and the id when that is itself a valid id, else the prefix and a digest of the id, so that a
+    derived id always fits wherever an id goes and is the same every time it is derived."""
+    candidate = prefix + base
+    if is_identifier(candidate):
+        return candidate
+    return f"{prefix}sha256:{hashlib.sha256(base.encode('utf-8', 'surrogatepass')).hexdigest()}"
 
 
 def whole_credits(field: str, value: Any, *, allow_negative: bool = False) -> int:

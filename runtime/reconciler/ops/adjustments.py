@@ -1,6 +1,6 @@
 """Manual credit adjustments: balance and ledger entry in one transaction, idempotent on the reference.
 
-Inputs are validated by the domain, as events' are (ids: 1 to 256 printable characters; amounts: whole,
+Inputs are validated by the domain, as events' are (ids: 1 to 256 printable characters, at most 768 bytes; amounts: whole,
 non-zero, at most MAX_CREDITS either way). `preview` reads what an adjustment would do (the balance before
 and after, whether the user exists, whether the reference was used) so the CLI can put guard rails on it.
 """

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from reconciler.domain.validation import derived_identifier
 from reconciler.repository.sqs_dead_letters import BODY_ENCODING_ATTRIBUTE, JSON_STRING_ENCODING
 
 EVENTBRIDGE, ON_FAILURE, INVALID_EVENT, UNKNOWN = "eventbridge", "lambda-on-failure", "invalid-event", "unknown"
@@ -256,8 +257,9 @@ def find(queue: Queue, id_prefix: str, limit: int, hold_seconds: int = VISIBILIT
 def corrected_event(original: DeadLetter, payload: Any) -> dict:
     """A corrected event to replay in place of a dead letter: an EventBridge envelope or a bare detail.
 
-    Its id says what it is (`corrected:{original id}`), so the job records that a corrected payload settled
-    it, and a second correction of the same message is a duplicate rather than a second charge."""
+    Its id says what it is (`corrected:{original id}`, or `corrected:sha256:{digest}` where that would not be a
+    valid id), so the job records that a corrected payload settled it, and a second correction of the same
+    message is a duplicate rather than a second charge."""
     if not isinstance(payload, dict):
         raise ValueError("the payload must be a JSON object: an EventBridge event, or its `detail` alone")
     base = dict(original.event or {})
@@ -265,7 +267,7 @@ def corrected_event(original: DeadLetter, payload: Any) -> dict:
     if "detail-type" not in event or "source" not in event:
         raise ValueError("the payload has no detail-type/source and the dead letter holds no event to take them from")
     original_id = original.event_id or original.message_id
-    event["id"] = f"corrected:{original_id}"
+    event["id"] = derived_identifier("corrected:", original_id)
     return event
 
 

@@ -27,8 +27,13 @@ SORT_KEY_MAX_BYTES = 1024
 PARTITION_KEY_MAX_BYTES = 2048
 # A trillion credits: larger than any real balance, far inside DynamoDB's 38 digits even summed over years.
 MAX_CREDITS = 10**12
-# DynamoDB's number type (AWS docs, "Naming rules and data types"); boto3's serializer uses the same context.
+# DynamoDB's number type (AWS DynamoDB developer guide, "Supported data types and naming rules", Number): up to 38
+# significant digits; positive range 1E-130 to 9.9999999999999999999999999999999999999E+125, negative the same.
+# boto3's serializer context (Emin -128, Emax 126) is wider: it lets 1E+126 and exact subnormals down to about
+# 1E-165 through, which DynamoDB refuses, so the range is checked as DynamoDB states it, not as boto3 allows it.
 DYNAMODB_NUMBER_CONTEXT = Context(prec=38, Emin=-128, Emax=126, traps=[Inexact, Overflow, Underflow, InvalidOperation])
+DYNAMODB_SMALLEST_MAGNITUDE = Decimal("1E-130")
+DYNAMODB_LARGEST_MAGNITUDE = Decimal("9.9999999999999999999999999999999999999E+125")
 
 
 def identifier(field: str, value: Any) -> str:
@@ -80,11 +85,17 @@ def whole_credits(field: str, value: Any, *, allow_negative: bool = False) -> in
 
 
 def storable_decimal(field: str, value: Decimal) -> Decimal:
-    """The value unchanged if DynamoDB can store it exactly, else InvalidEvent (instead of boto3's Inexact)."""
+    """The value unchanged if DynamoDB can store it exactly, else InvalidEvent (instead of boto3's Inexact, or
+    DynamoDB's ValidationException for what boto3 lets through)."""
+    refused = InvalidEvent(field, "cannot be stored exactly (DynamoDB keeps 38 significant digits, magnitude 1E-130 to 9.99E+125)")
     try:
-        return DYNAMODB_NUMBER_CONTEXT.create_decimal(value)
+        stored = DYNAMODB_NUMBER_CONTEXT.create_decimal(value)
     except (Inexact, Overflow, Underflow, InvalidOperation):
-        raise InvalidEvent(field, "cannot be stored exactly (DynamoDB keeps 38 significant digits, magnitude 1E-130 to 9.99E+125)") from None
+        raise refused from None
+    # copy_abs, not abs(): abs() rounds to the thread's context (28 digits) and would push 38 nines past the bound.
+    if not stored.is_finite() or (stored and not DYNAMODB_SMALLEST_MAGNITUDE <= stored.copy_abs() <= DYNAMODB_LARGEST_MAGNITUDE):
+        raise refused
+    return stored
 
 
 def _finite(field: str, value: Decimal) -> Decimal:

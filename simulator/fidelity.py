@@ -6,7 +6,7 @@ boto3 call of the runtime, the CLI and the tests passes, above botocore's own re
 1. refuses what AWS refuses and moto accepts, in AWS's error shape (`ClientError` with AWS's code):
    - SQS SendMessage: body characters (#x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF,
      botocore sqs model, SendMessage.MessageBody), body + attributes at most the queue's maximum
-     (we hold every queue to 256 KiB), at most 10 attributes, names of [A-Za-z0-9_.-] up to 256 without an
+     (the queue's MaximumMessageSize, read from the queue: 1 KiB to 1 MiB, default 1 MiB), at most 10 attributes, names of [A-Za-z0-9_.-] up to 256 without an
      AWS./Amazon. prefix, non-empty String values of the same characters (AWS SQS developer guide,
      "Amazon SQS message attributes"): InvalidMessageContents / InvalidParameterValue.
    - SNS Publish: message at most 256 KB; a subject of ASCII without line breaks or control characters,
@@ -56,7 +56,9 @@ from botocore.exceptions import ClientError, ConnectTimeoutError, ReadTimeoutErr
 
 from reconciler.local.moto_fixes import keep_streams_whole_across_cancelled_transactions
 
-MAX_SQS_MESSAGE_BYTES = 256 * 1024
+# SQS's default and largest MaximumMessageSize (botocore sqs model, CreateQueue.Attributes): what a queue holds to
+# when its attribute cannot be read without a request of its own (the moto server).
+MAX_SQS_MESSAGE_BYTES = 1024 * 1024
 MAX_SQS_ATTRIBUTES = 10
 MAX_SNS_MESSAGE_BYTES = 256 * 1024
 MAX_DYNAMODB_ITEM_BYTES = 400 * 1024
@@ -396,17 +398,33 @@ def _refuse(operation: str, code: str, message: str) -> None:
 
 def _refuse_what_aws_refuses(client: BaseClient, service: str, operation: str, params: dict) -> None:
     if service == "sqs" and operation == "SendMessage":
-        _check_sqs_message(operation, params.get("MessageBody", ""), params.get("MessageAttributes") or {})
+        limit = _queue_maximum(client, params.get("QueueUrl", ""))
+        _check_sqs_message(operation, params.get("MessageBody", ""), params.get("MessageAttributes") or {}, limit)
     elif service == "sqs" and operation == "SendMessageBatch":
+        limit = _queue_maximum(client, params.get("QueueUrl", ""))
         for entry in params.get("Entries", []):
-            _check_sqs_message(operation, entry.get("MessageBody", ""), entry.get("MessageAttributes") or {})
+            _check_sqs_message(operation, entry.get("MessageBody", ""), entry.get("MessageAttributes") or {}, limit)
     elif service == "sns" and operation == "Publish":
         _check_sns_publish(operation, params)
     elif service == "dynamodb":
         _check_dynamodb(client, operation, params)
 
 
-def _check_sqs_message(operation: str, body: str, attributes: dict) -> None:
+def _queue_maximum(client: BaseClient, queue_url: str) -> int:
+    """The queue's MaximumMessageSize, from in-process moto's own record of the queue (a GetQueueAttributes request
+    would be counted by the request-count tests); against the moto server, SQS's default."""
+    if not _in_process(client):
+        return MAX_SQS_MESSAGE_BYTES
+    from moto.sqs.models import sqs_backends
+
+    *_, account, name = queue_url.rstrip("/").split("/")
+    try:
+        return int(sqs_backends[account][client.meta.region_name].get_queue(name).maximum_message_size)
+    except Exception:  # noqa: BLE001 - an unknown queue is refused by SendMessage itself, in moto's words
+        return MAX_SQS_MESSAGE_BYTES
+
+
+def _check_sqs_message(operation: str, body: str, attributes: dict, limit: int = MAX_SQS_MESSAGE_BYTES) -> None:
     if not body:
         _refuse(operation, "InvalidParameterValue", "The request must contain the parameter MessageBody.")
     bad = next((char for char in body if not sqs_allowed(char)), None)
@@ -434,12 +452,8 @@ def _check_sqs_message(operation: str, body: str, attributes: dict) -> None:
                 _refuse(operation, "InvalidParameterValue", f"Message (user) attribute '{name}' value contains invalid characters (#x{ord(bad):X}).")
             size += len(text.encode("utf-8", "surrogatepass"))
         size += len(name.encode()) + len(data_type.encode())
-    if size > MAX_SQS_MESSAGE_BYTES:
-        _refuse(
-            operation,
-            "InvalidParameterValue",
-            f"One or more parameters are invalid. Reason: Message must be shorter than {MAX_SQS_MESSAGE_BYTES} bytes.",
-        )
+    if size > limit:
+        _refuse(operation, "InvalidParameterValue", f"One or more parameters are invalid. Reason: Message must be shorter than {limit} bytes.")
 
 
 def _check_sns_publish(operation: str, params: dict) -> None:

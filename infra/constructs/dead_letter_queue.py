@@ -21,6 +21,9 @@ class DeadLetterQueue(Construct):
             "Queue",
             queue_name=config.names.dead_letter_queue,
             retention_period=Duration.days(14),  # the SQS maximum: time for an operator to replay
+            # SQS's largest (1 MiB), set explicitly: a queue created before SQS raised its default (v1's, adopted)
+            # keeps 256 KiB, and an invalid event of EventBridge's full 256 KB must fit whole with its reasons.
+            max_message_size_bytes=1024 * 1024,
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
             removal_policy=config.removal_policy,

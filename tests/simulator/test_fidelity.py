@@ -191,3 +191,16 @@ def test_a_cancelled_write_makes_no_version(dynamodb, stale_reads):
 def test_without_a_plan_every_read_is_current(dynamodb):
     dynamodb.put_item(TableName="Balances", Item={"userId": {"S": "ann"}, "remaining": {"N": "6"}})
     assert remaining(dynamodb, "ann", False) == "6"
+
+
+def test_an_sqs_message_is_held_to_its_queues_maximum_in_bytes_not_characters():
+    """moto compares a body's characters with the queue's MaximumMessageSize; SQS compares bytes."""
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        small = sqs.create_queue(QueueName="small", Attributes={"MaximumMessageSize": "1024"})["QueueUrl"]
+        sqs.send_message(QueueUrl=small, MessageBody="a" * 1024)  # exactly at the limit
+        with pytest.raises(ClientError) as refused:
+            sqs.send_message(QueueUrl=small, MessageBody="漢" * 400)  # 400 characters, 1,200 bytes
+        assert refused.value.response["Error"]["Code"] == "InvalidParameterValue"
+        default = sqs.create_queue(QueueName="default")["QueueUrl"]
+        sqs.send_message(QueueUrl=default, MessageBody="漢" * 300_000)  # 900,000 bytes: under SQS's 1 MiB default

@@ -19,10 +19,11 @@ def _json_default(value: Any) -> Any:
 # SQS's rules for SendMessage (botocore's sqs model, SendMessage.MessageBody; AWS SQS developer guide,
 # "Amazon SQS message attributes"): bodies and string attribute values may hold only #x9, #xA, #xD,
 # #x20-#xD7FF, #xE000-#xFFFD and #x10000-#x10FFFF; a string attribute value may not be empty; body and
-# attributes together fit the queue's maximum size. We budget 256 KiB, the smallest maximum a queue of
-# ours may have (the service allows up to 1 MiB), which any EventBridge event (at most 256 KB) fits
-# unless escaping grows it.
-MAX_MESSAGE_BYTES = 256 * 1024
+# attributes together fit the queue's MaximumMessageSize, which may be up to 1 MiB (botocore's sqs model,
+# CreateQueue.Attributes: "from 1,024 bytes (1 KiB) to 1,048,576 bytes (1 MiB)"). The dead-letter queue is
+# deployed with that maximum (infra/constructs/dead_letter_queue.py): an EventBridge event is at most 256 KB,
+# and only the few characters SQS refuses are escaped, so every event EventBridge accepts fits whole.
+MAX_MESSAGE_BYTES = 1024 * 1024
 MAX_ATTRIBUTE_VALUE_CHARS = 1024
 # Attribute set on a message whose body had to be escaped: the body is a JSON string literal holding
 # the original text exactly (json.loads gives it back).
@@ -47,18 +48,19 @@ def escape_for_sqs(text: str) -> str:
 def encode_body(original: Any) -> tuple[str, dict[str, str]]:
     """The event as it arrived, in a form SQS accepts, with the attributes that say how to read it back.
 
-    A mapping is JSON with every non-ASCII character escaped (SQS-safe whatever it holds, and json.loads
-    restores it exactly). Text that SQS accepts stays text, byte for byte; text that it would refuse
-    (control characters, lone surrogates) becomes a JSON string literal, marked bodyEncoding=json-string.
+    A mapping is JSON, json.loads restores it exactly. Text that SQS accepts stays text, byte for byte; text that
+    it would refuse (control characters, lone surrogates) becomes a JSON string literal, marked
+    bodyEncoding=json-string. Either way only what SQS refuses is escaped (json.dumps escapes control characters
+    itself; lone surrogates, U+FFFE and U+FFFF become \\uXXXX escapes, which JSON reads back): escaping every
+    non-ASCII character would triple a body of CJK text and cut a large event.
     """
     if isinstance(original, bytes):
         original = original.decode("utf-8", errors="surrogateescape")
     if not isinstance(original, str):
-        return json_text.dumps(original, default=_json_default, separators=(",", ":")), {}
+        return escape_for_sqs(json_text.dumps(original, default=_json_default, separators=(",", ":"), ensure_ascii=False)), {}
     if original and is_sqs_text(original):
         return original, {}
-    # ensure_ascii escapes every control character and surrogate: the literal is plain ASCII.
-    return json.dumps(original), {BODY_ENCODING_ATTRIBUTE: JSON_STRING_ENCODING}
+    return escape_for_sqs(json.dumps(original, ensure_ascii=False)), {BODY_ENCODING_ATTRIBUTE: JSON_STRING_ENCODING}
 
 
 def attribute_value(value: str) -> str:

@@ -5,9 +5,9 @@ boto3 call of the runtime, the CLI and the tests passes, above botocore's own re
 
 1. refuses what AWS refuses and moto accepts, in AWS's error shape (`ClientError` with AWS's code):
    - SQS SendMessage: body characters (#x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF,
-     botocore sqs model, SendMessage.MessageBody), body + attributes at most the queue's maximum
-     (the queue's MaximumMessageSize, read from the queue: 1 KiB to 1 MiB, default 1 MiB), at most 10 attributes, names of [A-Za-z0-9_.-] up to 256 without an
-     AWS./Amazon. prefix, non-empty String values of the same characters (AWS SQS developer guide,
+     botocore sqs model, SendMessage.MessageBody), body + attributes at most the queue's MaximumMessageSize in
+     bytes (read from the queue: 1 KiB to 1 MiB, default 1 MiB), at most 10 attributes, names of [A-Za-z0-9_.-]
+     up to 256 without an AWS./Amazon. prefix, non-empty String values of the same characters (AWS SQS developer guide,
      "Amazon SQS message attributes"): InvalidMessageContents / InvalidParameterValue.
    - SNS Publish: message at most 256 KB; a subject of ASCII without line breaks or control characters,
      under 100 characters (botocore sns model, Publish.Subject): InvalidParameter.

@@ -24,12 +24,14 @@ import itertools
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from reconciler.contract import HELD_ATTRIBUTE, RESERVED_AS_ATTRIBUTE, UNSETTLED_ATTRIBUTE, UNSETTLED_VALUE, user_ledger_key
-from reconciler.domain.errors import DamagedJob, LedgerEntryTaken
+from reconciler.domain.errors import DamagedBalance, DamagedJob, LedgerEntryTaken
 from reconciler.domain.ledger import LedgerEntry, legacy_adjustment_ledger_id
 from reconciler.domain.settlement import HOLD, SUBMITTED, Conflict, JobRecord, Reservation, Settlement, UnreadableJob
+from reconciler.domain.validation import whole_number_problem
 from reconciler.service.ports import BalanceChanged, StaleState
 
 BALANCE, LEDGER, JOB = "balance", "ledger", "job"
@@ -45,6 +47,7 @@ class _Write:
     apply: Callable[[], None]
     ledger_id: str | None = None
     item_before: Any = None  # what a failed condition returns (ALL_OLD): the balance, for a balance write
+    damage: tuple[str, str, str] | None = None  # a balance write's item holds a figure that is not a whole number
 
 
 class InMemorySettlementStore:
@@ -75,7 +78,7 @@ class InMemorySettlementStore:
         writes = []
         if settlement.entries or settlement.hold_released:
             user_id = settlement.event.user_id
-            holds = _decision_holds(settlement, self.balance_of(user_id))
+            holds = self._usable(user_id) and _decision_holds(settlement, self.balance_of(user_id))
             writes.append(self._balance_write(user_id, settlement.balance_delta, settlement.timestamp, holds, settlement.held_delta))
             writes.extend(self._posting_write(entry) for entry in settlement.entries)
         writes.append(self._job_settlement(settlement))
@@ -84,7 +87,7 @@ class InMemorySettlementStore:
     def commit_reservation(self, reservation: Reservation) -> None:
         user_id, job_id, timestamp = reservation.user_id, reservation.job_id, reservation.timestamp
         remaining = self.balance_of(user_id)
-        covered = remaining is not None and remaining >= reservation.credits
+        covered = self._usable(user_id) and remaining is not None and remaining >= reservation.credits
         writes = [self._balance_write(user_id, -reservation.credits, timestamp, covered, reservation.credits)]
         item = self.jobs.get(job_id)
         if reservation.job_before is None:
@@ -112,7 +115,7 @@ class InMemorySettlementStore:
         self._transact(writes)
 
     def commit_adjustment(self, entry: LedgerEntry) -> None:
-        writes = [self._balance_write(entry.user_id, entry.signed_amount, entry.timestamp, True), self._ledger_write(entry)]
+        writes = [self._balance_write(entry.user_id, entry.signed_amount, entry.timestamp, self._usable(entry.user_id)), self._ledger_write(entry)]
         if entry.reference:  # the same reference applied under v2.0's id counts as applied
             legacy_id = legacy_adjustment_ledger_id(entry.reference)
             writes.append(_Write(LEDGER, legacy_id not in self.entries, lambda: None, legacy_id))
@@ -188,6 +191,9 @@ class InMemorySettlementStore:
     def _transact(self, writes: list[_Write]) -> None:
         failed = [write for write in writes if not write.holds]
         if [write.role for write in failed] == [BALANCE]:
+            damage = failed[0].damage
+            if damage:
+                raise DamagedBalance(*damage)
             raise BalanceChanged(failed[0].item_before)
         if failed and all(write.role == LEDGER for write in failed):
             raise LedgerEntryTaken([write.ledger_id or "?" for write in failed])
@@ -197,12 +203,34 @@ class InMemorySettlementStore:
             write.apply()
 
     def _balance_write(self, user_id: str, delta: int, timestamp: str, holds: bool, held_delta: int = 0) -> _Write:
-        """A missing balance (or hold) counts as 0; the write creates it."""
+        """A missing balance (or hold) counts as 0; the write creates it. A figure it adds to that is not a number
+        fails the write's condition, as the adapter's type conditions do."""
         item = self.balances.get(user_id, {})
-        updated = {**item, "remaining": item.get("remaining", 0) + delta, "updatedAt": timestamp}
-        if held_delta:
-            updated[HELD_ATTRIBUTE] = item.get(HELD_ATTRIBUTE, 0) + held_delta
-        return _Write(BALANCE, holds, lambda: self.balances.__setitem__(user_id, updated), item_before=self.balance_of(user_id))
+        figures = ("remaining", HELD_ATTRIBUTE) if held_delta else ("remaining",)
+        numbers = all(_is_number_or_absent(item.get(attribute)) for attribute in figures)
+
+        def apply() -> None:
+            updated = {**item, "remaining": item.get("remaining", 0) + delta, "updatedAt": timestamp}
+            if held_delta:
+                updated[HELD_ATTRIBUTE] = item.get(HELD_ATTRIBUTE, 0) + held_delta
+            self.balances[user_id] = updated
+
+        damage = self._damage(user_id, held=bool(held_delta))
+        return _Write(BALANCE, holds and numbers, apply, item_before=self.balance_of(user_id), damage=damage)
+
+    def _damage(self, user_id: str, held: bool = True) -> tuple[str, str, str] | None:
+        """(user, attribute, problem) when the Credits item holds a figure that is not a whole number: the item a
+        failed condition returns names the damage (DamagedBalance)."""
+        item = self.balances.get(user_id, {})
+        for attribute in ("remaining", HELD_ATTRIBUTE) if held else ("remaining",):
+            problem = whole_number_problem(item.get(attribute))
+            if problem:
+                return user_id, attribute, problem
+        return None
+
+    def _usable(self, user_id: str) -> bool:
+        """remaining can be compared with a number (the adapter's guards then decide; text never passes them)."""
+        return _is_number_or_absent(self.balances.get(user_id, {}).get("remaining"))
 
     def _ledger_write(self, entry: LedgerEntry) -> _Write:
         return _Write(LEDGER, entry.ledger_id not in self.entries, lambda: self.put_ledger_entry(entry), entry.ledger_id)
@@ -261,6 +289,11 @@ class InMemorySettlementStore:
     def _put_job(self, item: dict[str, Any]) -> None:
         # Every write stores a new dict, so an item handed out earlier (a scan's page) is a snapshot.
         self.jobs[item["jobId"]] = item
+
+
+def _is_number_or_absent(value: Any) -> bool:
+    """DynamoDB's attribute_type(x, N), or no attribute: a fraction is a number, text and booleans are not."""
+    return value is None or (isinstance(value, (int, Decimal)) and not isinstance(value, bool))
 
 
 def _decision_holds(settlement: Settlement, remaining: int | None) -> bool:

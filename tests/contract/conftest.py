@@ -36,6 +36,14 @@ class FakeTables:
     def balance(self, user_id: str) -> int | None:
         return self.store.balance_of(user_id)
 
+    def put_balance(self, **attributes: Any) -> None:
+        """A Credits item as another writer (or damage) left it, attribute names as in the table."""
+        self.store.balances[attributes["userId"]] = {name: value for name, value in attributes.items() if name != "userId"}
+
+    def balance_item(self, user_id: str) -> dict[str, Any] | None:
+        item = self.store.balances.get(user_id)
+        return None if item is None else {"userId": user_id, **item}
+
     def held(self, user_id: str) -> int:
         return self.store.held_of(user_id)
 
@@ -64,6 +72,13 @@ class MotoTables:
 
     def balance(self, user_id: str) -> int | None:
         return self.stage.balance(user_id)
+
+    def put_balance(self, **attributes: Any) -> None:
+        self.dynamodb.put_item(TableName=self.config.credits_table, Item=to_item(attributes))
+
+    def balance_item(self, user_id: str) -> dict[str, Any] | None:
+        item = self.dynamodb.get_item(TableName=self.config.credits_table, Key=to_item({"userId": user_id}), ConsistentRead=True).get("Item")
+        return from_item(item) if item else None
 
     def held(self, user_id: str) -> int:
         return self.stage.held(user_id)

@@ -17,7 +17,7 @@ from decimal import Decimal
 
 import pytest
 
-from reconciler.domain.errors import DamagedJob, LedgerEntryTaken
+from reconciler.domain.errors import DamagedBalance, DamagedJob, LedgerEntryTaken
 from reconciler.domain.events import VideoFailed, VideoRendered
 from reconciler.domain.ledger import (
     CREDIT,
@@ -241,6 +241,48 @@ def test_a_v1_entry_under_a_postings_id_in_ledger_does_not_block_the_settlement(
     tables.put_ledger_entry(taken(job_ledger_id("j", "charge")))
     tables.store.commit_settlement(decided(tables, rendered(seconds=3)))
     assert tables.store.load_job("j").is_settled and tables.balance("u") == 97
+
+
+# --- damaged balances: named, never a crash, never a truncated decision ----------------------------------
+
+
+DAMAGED_FIGURES = {
+    "text": ("remaining", "25"),
+    "boolean": ("remaining", True),
+    "fraction": ("remaining", Decimal("2.5")),  # a number to DynamoDB: refused only when it comes back with a guard
+    "held-text": ("held", "5"),
+}
+
+
+def damage(tables, kind: str) -> dict:
+    attribute, value = DAMAGED_FIGURES[kind]
+    tables.put_balance(userId="u", **{"remaining": Decimal(2), "held": Decimal(5), attribute: value})
+    return tables.balance_item("u")
+
+
+def assert_damage_named(tables, kind: str, write: Callable[[], None]) -> None:
+    before = damage(tables, kind), tables.job_item("j"), ledger_ids(tables)
+    with pytest.raises(DamagedBalance) as refused:
+        write()
+    assert refused.value.field == "balance" and refused.value.attribute == DAMAGED_FIGURES[kind][0]
+    assert (tables.balance_item("u"), tables.job_item("j"), ledger_ids(tables)) == before
+
+
+@pytest.mark.parametrize("kind", ["text", "boolean", "fraction"])
+def test_a_settlement_against_a_damaged_balance_is_refused_naming_the_attribute(tables, kind):
+    damage(tables, kind)
+    assert_damage_named(tables, kind, lambda: tables.store.commit_settlement(decided(tables, rendered(seconds=3))))
+
+
+@pytest.mark.parametrize("kind", ["text", "boolean", "held-text"])
+def test_a_reservation_against_a_damaged_balance_is_refused_naming_the_attribute(tables, kind):
+    assert_damage_named(tables, kind, lambda: tables.store.commit_reservation(reserve(tables, credits=1)))
+
+
+@pytest.mark.parametrize("kind", ["text", "boolean"])
+def test_an_adjustment_to_a_damaged_balance_is_refused_naming_the_attribute(tables, kind):
+    entry = adjustment_entry("u", 5, "top-up", "ref-damaged", "test", NOW)
+    assert_damage_named(tables, kind, lambda: tables.store.commit_adjustment(entry))
 
 
 # --- the overdraft decision's balance guard --------------------------------------------------------

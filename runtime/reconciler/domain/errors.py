@@ -38,6 +38,19 @@ class DamagedJob(InvalidEvent):
         self.job_id = job_id
 
 
+class DamagedBalance(InvalidEvent):
+    """A Credits item the reconciler cannot use: `remaining` or `held` stored as text, a boolean or a fraction.
+
+    An event that needs it goes to the DLQ with this reason, naming the attribute; nothing is written until a person
+    repairs the item (`reconciler audit`), after which a replay settles the event.
+    """
+
+    def __init__(self, user_id: str, attribute: str, problem: str) -> None:
+        super().__init__("balance", f"stored balance of user {user_id!r} is unusable: {attribute} {problem}")
+        self.user_id = user_id
+        self.attribute = attribute
+
+
 class LedgerEntryTaken(InvalidEvent):
     """The ledger already holds an entry under the id this posting needs, though the job is unsettled.
 

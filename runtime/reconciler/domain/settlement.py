@@ -444,7 +444,9 @@ def plan_reservation(
             raise ReservationRefused(f"job {job_id} belongs to another user")
         if job.is_settled:
             raise ReservationRefused(f"job {job_id} is already settled ({job.settled_as})")
-        if job.reserved_credits:
+        if job.reserved_credits is not None:
+            if job.reserved_credits == 0:  # the write requires no reservation at all: retrying could never succeed
+                raise ReservationRefused(f"job {job_id} has a stored reservation of 0 credits: repair the job (`reconciler job show {job_id}`)")
             if job.reserved_credits == credits:
                 return None
             raise ReservationRefused(f"job {job_id} already holds a reservation of {job.reserved_credits} credits")

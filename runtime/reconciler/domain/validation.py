@@ -98,6 +98,17 @@ def storable_decimal(field: str, value: Decimal) -> Decimal:
     return stored
 
 
+def whole_number_problem(value: Any) -> str | None:
+    """What is wrong with a stored figure that must be a whole number (DynamoDB returns numbers as Decimal), or
+    None when it is one or absent (a missing figure counts as 0)."""
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return None
+    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        return None
+    kind = "a boolean" if isinstance(value, bool) else "a fraction" if isinstance(value, Decimal) else type(value).__name__
+    return f"must be a whole number, got {str(value)[:40]!r} ({kind})"
+
+
 def _finite(field: str, value: Decimal) -> Decimal:
     if not value.is_finite():
         raise InvalidEvent(field, f"must be finite, got {value}")

@@ -22,9 +22,10 @@ from reconciler.contract import (
     USER_LEDGER_SORT_KEY,
     user_ledger_key,
 )
-from reconciler.domain.errors import DamagedJob, LedgerEntryTaken
+from reconciler.domain.errors import DamagedBalance, DamagedJob, LedgerEntryTaken
 from reconciler.domain.ledger import LedgerEntry, legacy_adjustment_ledger_id
 from reconciler.domain.settlement import HOLD, SUBMITTED, Conflict, JobRecord, Reservation, Settlement, UnreadableJob
+from reconciler.domain.validation import whole_number_problem
 from reconciler.service.ports import AmbiguousWrite, BalanceChanged, Contention, StaleState
 
 _serializer = TypeSerializer()
@@ -301,15 +302,22 @@ class DynamoDBStore:
         the threshold, and a failed guard returns the item (ALL_OLD), whose balance the decision is made on again.
         """
         kind, amount = guard
-        values: dict[str, Any] = {":delta": delta, ":now": timestamp, ":zero": 0}
+        values: dict[str, Any] = {":delta": delta, ":now": timestamp, ":zero": 0, ":number": "N"}
         conditions = {
             "none": None,
             "covers": "remaining >= :amount",
-            "short-of": "attribute_not_exists(remaining) OR remaining < :amount",
+            "short-of": "(attribute_not_exists(remaining) OR remaining < :amount)",
             "equals": "attribute_not_exists(remaining)" if amount is None else "remaining = :amount",
         }
-        condition = conditions[kind]
-        if condition and ":amount" in condition:
+        # Every figure the update adds to must be a number: text or a boolean would make DynamoDB refuse the update
+        # expression itself, which says nothing of which item or attribute; as a condition, its failure returns the
+        # item (ALL_OLD), and the damage is named (DamagedBalance) instead of raising on every retry.
+        # The type first: a comparison of text with a number is merely false on AWS, but moto fails it with a
+        # "TypeError" reason that AWS never gives.
+        checked = [_is_number_or_absent("remaining"), conditions[kind]]
+        if held_delta:
+            checked.append(_is_number_or_absent(HELD_ATTRIBUTE))
+        if ":amount" in (conditions[kind] or ""):
             values[":amount"] = amount
         expression = "SET remaining = if_not_exists(remaining, :zero) + :delta, updatedAt = :now"
         if held_delta:
@@ -319,11 +327,10 @@ class DynamoDBStore:
             "TableName": self.credits_table,
             "Key": to_item({"userId": user_id}),
             "UpdateExpression": expression,
+            "ConditionExpression": " AND ".join(condition for condition in checked if condition),
             "ExpressionAttributeValues": to_item(values),
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
-        if condition:
-            update["ConditionExpression"] = condition
-            update["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
         return {"Update": update}
 
     def _posting_put(self, entry: LedgerEntry) -> dict:
@@ -465,6 +472,10 @@ def _settlement_guard(settlement: Settlement) -> tuple[str, int | None]:
     return ("short-of", needed) if settlement.is_overdraft else ("covers", needed)
 
 
+def _is_number_or_absent(attribute: str) -> str:
+    return f"(attribute_not_exists({attribute}) OR attribute_type({attribute}, :number))"
+
+
 def _taken_ledger_ids(roles: list[str], reasons: list[str], request: dict) -> list[str]:
     taken = []
     for role, reason, item in zip(roles, reasons, request.get("TransactItems", []), strict=False):
@@ -475,12 +486,19 @@ def _taken_ledger_ids(roles: list[str], reasons: list[str], request: dict) -> li
     return taken
 
 
-def _returned_balance(reasons: list[Any], roles: list[str]) -> int | None:
-    """`remaining` from the balance's cancellation reason (ReturnValuesOnConditionCheckFailure=ALL_OLD);
-    None when there is no Credits item (DynamoDB then returns no Item)."""
-    for role, reason in zip(roles, reasons, strict=False):
+def _returned_balance(reasons: list[Any], roles: list[str], request: dict) -> int | None:
+    """`remaining` from the balance's cancellation reason (ReturnValuesOnConditionCheckFailure=ALL_OLD); None when
+    there is no Credits item (DynamoDB then returns no Item). DamagedBalance when the item holds a figure that is
+    not a whole number: a decision on it would be wrong (a fraction truncated) or impossible (text)."""
+    for role, reason, item in zip(roles, reasons, request.get("TransactItems", []), strict=False):
         if role == BALANCE and reason.get("Code") == "ConditionalCheckFailed":
-            return whole(from_item(reason.get("Item") or {}).get("remaining"))
+            values = from_item(reason.get("Item") or {})
+            user_id = str(from_item(item["Update"]["Key"]).get("userId"))
+            for attribute in ("remaining", HELD_ATTRIBUTE):
+                problem = whole_number_problem(values.get(attribute))
+                if problem:
+                    raise DamagedBalance(user_id, attribute, problem)
+            return whole(values.get("remaining"))
     return None
 
 
@@ -497,7 +515,7 @@ def _map_error(error: ClientError, roles: list[str] | None = None, request: dict
         failed = {role for role, reason in zip(roles or [], reasons, strict=False) if reason == "ConditionalCheckFailed"}
         if failed == {BALANCE} and reasons.count("ConditionalCheckFailed") == 1:
             # Only the balance's guard failed: the job is as read, and the balance came back with the failure.
-            return BalanceChanged(_returned_balance(error.response.get("CancellationReasons", []), roles or []))
+            return BalanceChanged(_returned_balance(error.response.get("CancellationReasons", []), roles or [], request or {}))
         if failed and failed <= {LEDGER}:
             # Only a ledger id is taken, while the job and the balance are as decided: not a race
             # (a racing settlement fails the job's condition too), so reading again cannot help.

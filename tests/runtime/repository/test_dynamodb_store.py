@@ -67,7 +67,8 @@ def test_a_settlement_commits_in_one_transaction_whose_balance_guard_asks_for_th
     ((operation, params),) = calls
     assert operation == "TransactWriteItems"
     balance, posting, job = params["TransactItems"]
-    assert balance["Update"]["ConditionExpression"] == "remaining >= :amount"
+    type_guard = "(attribute_not_exists(remaining) OR attribute_type(remaining, :number))"
+    assert balance["Update"]["ConditionExpression"] == f"{type_guard} AND remaining >= :amount"
     assert balance["Update"]["ReturnValuesOnConditionCheckFailure"] == "ALL_OLD"
     assert posting["Put"]["TableName"] == stage.config.user_ledger_table and job["Put"]["TableName"] == stage.config.jobs_table
     assert stage.balance("u") == 9 and stage.job("j").settled_by_event == "e"

@@ -1,0 +1,49 @@
+"""A damaged balance (remaining or held stored as text, a boolean or a fraction) sends the event to the DLQ with
+the attribute at fault, like a damaged job: it never raises out of the handler on every retry, and a decision is
+never made on a truncated figure."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from reconciler.repository.dynamodb import to_item
+from reconciler.service.reservations import ReservationService
+from tests.runtime.conftest import rendered
+
+
+def put_balance(aws, **figures) -> None:
+    aws.client("dynamodb").put_item(TableName=aws.config.credits_table, Item=to_item({"userId": "ann", **figures}))
+
+
+@pytest.mark.parametrize(
+    ("figures", "attribute"),
+    [
+        ({"remaining": "25"}, "remaining"),
+        ({"remaining": True}, "remaining"),
+        ({"remaining": Decimal("2.5")}, "remaining"),  # 3 credits due: the guard fails and returns the fraction
+    ],
+    ids=["text", "boolean", "fraction"],
+)
+def test_a_render_against_a_damaged_balance_is_dead_lettered_naming_the_attribute(aws, figures, attribute):
+    put_balance(aws, **figures)
+    counts = aws.item_counts()
+    outcome = aws.processor().process(rendered("job-1", "ann", seconds=3, event_id="evt-1"))
+    assert outcome.kind == "rejected"
+    [letter] = aws.dead_letters()
+    assert letter["field"] == "balance" and f"unusable: {attribute}" in letter["reason"]
+    assert aws.item_counts() == counts
+
+
+def test_a_hold_against_a_text_held_is_refused_naming_it(aws):
+    put_balance(aws, remaining=Decimal(50), held="5")
+    with pytest.raises(ValueError, match="unusable: held"):
+        ReservationService(aws.store()).reserve("job-1", "ann", "test", 10)
+
+
+def test_a_stored_reservation_of_zero_is_refused_at_once_instead_of_retried_until_the_budget_runs_out(aws):
+    aws.seed_balance("ann", 50)
+    aws.put_job(jobId="job-1", userId="ann", status="submitted", reservedCredits=0, createdAt="2026-11-28T09:00:00.000Z")
+    with pytest.raises(Exception, match="reservation of 0"):
+        ReservationService(aws.store()).reserve("job-1", "ann", "test", 10)

@@ -48,6 +48,9 @@ class _Write:
     ledger_id: str | None = None
     item_before: Any = None  # what a failed condition returns (ALL_OLD): the balance, for a balance write
     damage: tuple[str, str, str] | None = None  # a balance write's item holds a figure that is not a whole number
+    released: int = 0  # a balance write's release of a hold: it needs held >= released
+    held_before: Any = 0
+    job_id: str = "?"  # the job a settlement's balance write releases a hold for
 
 
 class InMemorySettlementStore:
@@ -79,7 +82,8 @@ class InMemorySettlementStore:
         if settlement.entries or settlement.hold_released:
             user_id = settlement.event.user_id
             holds = self._usable(user_id) and _decision_holds(settlement, self.balance_of(user_id))
-            writes.append(self._balance_write(user_id, settlement.balance_delta, settlement.timestamp, holds, settlement.held_delta))
+            balance = self._balance_write(user_id, settlement.balance_delta, settlement.timestamp, holds, settlement.held_delta)
+            writes.append(dataclasses.replace(balance, job_id=settlement.event.job_id))
             writes.extend(self._posting_write(entry) for entry in settlement.entries)
         writes.append(self._job_settlement(settlement))
         self._transact(writes)
@@ -191,10 +195,13 @@ class InMemorySettlementStore:
     def _transact(self, writes: list[_Write]) -> None:
         failed = [write for write in writes if not write.holds]
         if [write.role for write in failed] == [BALANCE]:
-            damage = failed[0].damage
-            if damage:
-                raise DamagedBalance(*damage)
-            raise BalanceChanged(failed[0].item_before)
+            balance = failed[0]
+            if balance.damage:
+                raise DamagedBalance(*balance.damage)
+            held = balance.held_before or 0
+            if balance.released and held < balance.released:
+                raise DamagedJob(balance.job_id, f"it releases a hold of {balance.released} credits but the balance holds only {held}")
+            raise BalanceChanged(balance.item_before)
         if failed and all(write.role == LEDGER for write in failed):
             raise LedgerEntryTaken([write.ledger_id or "?" for write in failed])
         if failed:
@@ -208,6 +215,8 @@ class InMemorySettlementStore:
         item = self.balances.get(user_id, {})
         figures = ("remaining", HELD_ATTRIBUTE) if held_delta else ("remaining",)
         numbers = all(_is_number_or_absent(item.get(attribute)) for attribute in figures)
+        released = max(-held_delta, 0)
+        funded = not released or (numbers and item.get(HELD_ATTRIBUTE) is not None and item[HELD_ATTRIBUTE] >= released)
 
         def apply() -> None:
             updated = {**item, "remaining": item.get("remaining", 0) + delta, "updatedAt": timestamp}
@@ -216,7 +225,9 @@ class InMemorySettlementStore:
             self.balances[user_id] = updated
 
         damage = self._damage(user_id, held=bool(held_delta))
-        return _Write(BALANCE, holds and numbers, apply, item_before=self.balance_of(user_id), damage=damage)
+        before = self.balance_of(user_id)
+        held = item.get(HELD_ATTRIBUTE)
+        return _Write(BALANCE, holds and numbers and funded, apply, item_before=before, damage=damage, released=released, held_before=held)
 
     def _damage(self, user_id: str, held: bool = True) -> tuple[str, str, str] | None:
         """(user, attribute, problem) when the Credits item holds a figure that is not a whole number: the item a

@@ -565,3 +565,19 @@ def test_the_adjusters_reads_see_the_balance_item_and_single_ledger_entries(tabl
     tables.store.commit_adjustment(gift)
     assert tables.operations.get_balance("u") == {"userId": "u", "remaining": 5, "held": 0, "updatedAt": NOW}
     assert tables.operations.get_ledger_entry(gift.ledger_id) == gift
+
+
+# --- a release never takes more than is held ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("held", [None, 3], ids=["nothing-held", "less-held"])
+@pytest.mark.parametrize("event", [rendered, failed], ids=["render", "failure"])
+def test_a_job_claiming_a_hold_the_balance_never_had_is_damaged_and_nothing_moves(tables, held, event):
+    """Another writer marked the job held (10 credits) but never moved the balance: the release is refused."""
+    tables.put_balance(userId="u", remaining=Decimal(50), **({"held": Decimal(held)} if held is not None else {}))
+    tables.put_job(jobId="j", userId="u", status="rendering", createdAt=EARLIER, reservedCredits=10, reservedAs="hold", unsettled="PENDING")
+    before = tables.balance_item("u"), tables.job_item("j"), ledger_ids(tables)
+    with pytest.raises(DamagedJob) as refused:
+        tables.store.commit_settlement(decided(tables, event()))
+    assert "releases a hold of 10 credits" in refused.value.reason
+    assert (tables.balance_item("u"), tables.job_item("j"), ledger_ids(tables)) == before

@@ -317,6 +317,11 @@ class DynamoDBStore:
         checked = [_is_number_or_absent("remaining"), conditions[kind]]
         if held_delta:
             checked.append(_is_number_or_absent(HELD_ATTRIBUTE))
+        if held_delta < 0:
+            # A release never takes more than is held: a job that claims a hold the balance never had (written by
+            # another writer, restored from a backup) must not hand out credits nobody paid (_unfunded_release).
+            checked.append(f"{HELD_ATTRIBUTE} >= :released")
+            values[":released"] = -held_delta
         if ":amount" in (conditions[kind] or ""):
             values[":amount"] = amount
         expression = "SET remaining = if_not_exists(remaining, :zero) + :delta, updatedAt = :now"
@@ -489,17 +494,38 @@ def _taken_ledger_ids(roles: list[str], reasons: list[str], request: dict) -> li
 def _returned_balance(reasons: list[Any], roles: list[str], request: dict) -> int | None:
     """`remaining` from the balance's cancellation reason (ReturnValuesOnConditionCheckFailure=ALL_OLD); None when
     there is no Credits item (DynamoDB then returns no Item). DamagedBalance when the item holds a figure that is
-    not a whole number: a decision on it would be wrong (a fraction truncated) or impossible (text)."""
-    for role, reason, item in zip(roles, reasons, request.get("TransactItems", []), strict=False):
+    not a whole number: a decision on it would be wrong (a fraction truncated) or impossible (text). DamagedJob when
+    the write released a hold larger than what the balance holds."""
+    items = request.get("TransactItems", [])
+    for role, reason, item in zip(roles, reasons, items, strict=False):
         if role == BALANCE and reason.get("Code") == "ConditionalCheckFailed":
             values = from_item(reason.get("Item") or {})
-            user_id = str(from_item(item["Update"]["Key"]).get("userId"))
+            update = item["Update"]
+            user_id = str(from_item(update["Key"]).get("userId"))
             for attribute in ("remaining", HELD_ATTRIBUTE):
                 problem = whole_number_problem(values.get(attribute))
                 if problem:
                     raise DamagedBalance(user_id, attribute, problem)
+            _unfunded_release(values, update, _job_id(roles, items))
             return whole(values.get("remaining"))
     return None
+
+
+def _unfunded_release(balance: dict[str, Any], update: dict[str, Any], job_id: str) -> None:
+    """DamagedJob when the write released more than the balance holds: the job claims a hold nobody paid for."""
+    released = from_item(update.get("ExpressionAttributeValues", {})).get(":released")
+    held = whole(balance.get(HELD_ATTRIBUTE)) or 0
+    if released is not None and held < released:
+        raise DamagedJob(job_id, f"it releases a hold of {released} credits but the balance holds only {held}: no hold of it was ever paid")
+
+
+def _job_id(roles: list[str], items: list[dict]) -> str:
+    for role, item in zip(roles, items, strict=False):
+        if role == JOB:
+            operation = item.get("Update") or item.get("Put") or {}
+            key = operation.get("Key") or operation.get("Item") or {}
+            return str(key.get("jobId", {}).get("S", "?"))
+    return "?"
 
 
 def _is_server_error(error: ClientError) -> bool:

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from reconciler.ops.audit import Auditor
 from reconciler.repository.dynamodb import to_item
 from reconciler.service.reservations import ReservationService
 from tests.runtime.conftest import rendered
@@ -47,3 +48,18 @@ def test_a_stored_reservation_of_zero_is_refused_at_once_instead_of_retried_unti
     aws.put_job(jobId="job-1", userId="ann", status="submitted", reservedCredits=0, createdAt="2026-11-28T09:00:00.000Z")
     with pytest.raises(Exception, match="reservation of 0"):
         ReservationService(aws.store()).reserve("job-1", "ann", "test", 10)
+
+
+def test_a_job_claiming_a_hold_nobody_paid_for_is_dead_lettered_and_the_audit_names_it(aws):
+    """Another writer marked the job held (10 credits) without moving the balance: the render must not release
+    credits nobody paid for."""
+    put_balance(aws, remaining=Decimal(50))
+    held_job = {"reservedCredits": 10, "reservedAs": "hold", "unsettled": "PENDING"}
+    aws.put_job(jobId="job-1", userId="ann", status="rendering", createdAt="2026-11-28T09:00:00.000Z", **held_job)
+    outcome = aws.processor().process(rendered("job-1", "ann", seconds=3, event_id="evt-1"))
+    assert outcome.kind == "rejected" and outcome.error.field == "job"
+    [letter] = aws.dead_letters()
+    assert "releases a hold of 10 credits but the balance holds only 0" in letter["reason"]
+    assert (aws.balance("ann"), aws.held("ann")) == (50, 0)
+    [found] = Auditor(aws.store()).audit_all()
+    assert found.user_id == "ann" and found.holds.jobs == ("job-1",) and found.held_difference == -10

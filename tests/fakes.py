@@ -27,7 +27,15 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from reconciler.contract import HELD_ATTRIBUTE, RESERVED_AS_ATTRIBUTE, UNSETTLED_ATTRIBUTE, UNSETTLED_VALUE, user_ledger_key
+from reconciler.contract import (
+    HELD_ATTRIBUTE,
+    LAST_LEDGER_ENTRY_ATTRIBUTE,
+    RESERVED_AS_ATTRIBUTE,
+    UNSETTLED_ATTRIBUTE,
+    UNSETTLED_VALUE,
+    VERSION_ATTRIBUTE,
+    user_ledger_key,
+)
 from reconciler.domain.errors import DamagedBalance, DamagedJob, LedgerEntryTaken
 from reconciler.domain.ledger import LedgerEntry, legacy_adjustment_ledger_id
 from reconciler.domain.settlement import HOLD, SUBMITTED, Conflict, JobRecord, Reservation, Settlement, UnreadableJob
@@ -119,7 +127,8 @@ class InMemorySettlementStore:
         self._transact(writes)
 
     def commit_adjustment(self, entry: LedgerEntry) -> None:
-        writes = [self._balance_write(entry.user_id, entry.signed_amount, entry.timestamp, self._usable(entry.user_id)), self._ledger_write(entry)]
+        balance = self._balance_write(entry.user_id, entry.signed_amount, entry.timestamp, self._usable(entry.user_id), ledger_entry=entry.ledger_id)
+        writes = [balance, self._ledger_write(entry)]
         if entry.reference:  # the same reference applied under v2.0's id counts as applied
             legacy_id = legacy_adjustment_ledger_id(entry.reference)
             writes.append(_Write(LEDGER, legacy_id not in self.entries, lambda: None, legacy_id))
@@ -155,7 +164,7 @@ class InMemorySettlementStore:
 
     def get_balance(self, user_id: str) -> dict[str, Any] | None:
         item = self.balances.get(user_id)
-        return None if item is None else {"userId": user_id, HELD_ATTRIBUTE: 0, **item}
+        return None if item is None else {"userId": user_id, HELD_ATTRIBUTE: 0, VERSION_ATTRIBUTE: 0, **item}
 
     def get_ledger_entry(self, ledger_id: str) -> LedgerEntry | None:
         return self.entries.get(ledger_id)
@@ -209,7 +218,7 @@ class InMemorySettlementStore:
         for write in writes:
             write.apply()
 
-    def _balance_write(self, user_id: str, delta: int, timestamp: str, holds: bool, held_delta: int = 0) -> _Write:
+    def _balance_write(self, user_id: str, delta: int, timestamp: str, holds: bool, held_delta: int = 0, ledger_entry: str | None = None) -> _Write:
         """A missing balance (or hold) counts as 0; the write creates it. A figure it adds to that is not a number
         fails the write's condition, as the adapter's type conditions do."""
         item = self.balances.get(user_id, {})
@@ -219,9 +228,16 @@ class InMemorySettlementStore:
         funded = not released or (numbers and item.get(HELD_ATTRIBUTE) is not None and item[HELD_ATTRIBUTE] >= released)
 
         def apply() -> None:
-            updated = {**item, "remaining": item.get("remaining", 0) + delta, "updatedAt": timestamp}
+            updated = {
+                **item,
+                "remaining": item.get("remaining", 0) + delta,
+                "updatedAt": timestamp,
+                VERSION_ATTRIBUTE: item.get(VERSION_ATTRIBUTE, 0) + 1,
+            }
             if held_delta:
                 updated[HELD_ATTRIBUTE] = item.get(HELD_ATTRIBUTE, 0) + held_delta
+            if ledger_entry is not None:
+                updated[LAST_LEDGER_ENTRY_ATTRIBUTE] = ledger_entry
             self.balances[user_id] = updated
 
         damage = self._damage(user_id, held=bool(held_delta))

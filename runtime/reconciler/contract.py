@@ -117,6 +117,12 @@ def user_ledger_key(timestamp: str, ledger_id: str) -> str:
 # Credits items: `remaining` is what the user can spend; `held` the credits held for open reservations.
 # Posted balance (what the ledger sums to) = remaining + held.
 HELD_ATTRIBUTE = "held"
+# Every balance write of the reconciler adds 1 to the item's version, and one that books a Ledger entry (an
+# adjustment, a correction) names it in lastLedgerEntry: an operator's repair is conditioned on the version it read
+# (so of two concurrent repairs one applies and the other audits again), and an audit whose read of Ledger's
+# by-user index lacks lastLedgerEntry knows the index has not caught up yet.
+VERSION_ATTRIBUTE = "version"
+LAST_LEDGER_ENTRY_ATTRIBUTE = "lastLedgerEntry"
 # A job reserved as a hold carries reservedAs = "hold"; a reservation without it was posted to the ledger
 # (the v2 model) and is settled as it was made.
 RESERVED_AS_ATTRIBUTE = "reservedAs"

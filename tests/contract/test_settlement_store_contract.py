@@ -563,8 +563,18 @@ def test_the_adjusters_reads_see_the_balance_item_and_single_ledger_entries(tabl
     assert tables.operations.get_balance("u") is None and tables.operations.get_ledger_entry(adjustment_ledger_id("gift-1")) is None
     gift = adjustment_entry("u", 5, "gift", "gift-1", "test", NOW)
     tables.store.commit_adjustment(gift)
-    assert tables.operations.get_balance("u") == {"userId": "u", "remaining": 5, "held": 0, "updatedAt": NOW}
+    expected = {"userId": "u", "remaining": 5, "held": 0, "updatedAt": NOW, "version": 1, "lastLedgerEntry": gift.ledger_id}
+    assert tables.operations.get_balance("u") == expected
     assert tables.operations.get_ledger_entry(gift.ledger_id) == gift
+
+
+def test_every_balance_write_moves_the_version(tables):
+    """A repair is conditioned on the version it read: each kind of balance write must move it."""
+    seed(tables, 20)
+    tables.store.commit_reservation(reserve(tables, credits=5))
+    tables.store.commit_settlement(decided(tables, rendered(seconds=3)))
+    adjust(tables, 1, "gift-2")
+    assert tables.operations.get_balance("u")["version"] == 4
 
 
 # --- a release never takes more than is held ---------------------------------------------------------------

@@ -142,7 +142,9 @@ def _a_reservation_holds_nothing(monkeypatch):
 
     original = DynamoDBStore._balance_update
     monkeypatch.setattr(
-        DynamoDBStore, "_balance_update", lambda self, user, delta, timestamp, guard, held_delta=0: original(self, user, delta, timestamp, guard)
+        DynamoDBStore,
+        "_balance_update",
+        lambda self, user, delta, timestamp, guard, held_delta=0, **rest: original(self, user, delta, timestamp, guard, **rest),
     )
 
 

@@ -67,8 +67,11 @@ def legacy_adjustment_ledger_id(reference: str) -> str:
     return f"adjustment#{reference}"
 
 
-def correction_ledger_id(user_id: str, timestamp: str) -> str:
-    return f"audit:{_counted(user_id)}:{timestamp}"
+def correction_ledger_id(user_id: str, version: int) -> str:
+    """One per discrepancy: the balance version the audit read (every balance write moves it), so two runs that
+    read the same books book at most one correction between them. Corrections booked before versions existed
+    carry a timestamp instead (`audit:{n}:{user}:{time}`) and stay readable."""
+    return f"audit:{_counted(user_id)}:v{version}"
 
 
 def _counted(value: str) -> str:

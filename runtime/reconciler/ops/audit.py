@@ -21,13 +21,16 @@ A fix never guesses which side is right: the operator says which one to trust.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
+from reconciler.contract import LAST_LEDGER_ENTRY_ATTRIBUTE, VERSION_ATTRIBUTE
+from reconciler.domain.errors import LedgerEntryTaken
 from reconciler.domain.ledger import CREDIT, DEBIT, LedgerEntry, correction_ledger_id, iso_timestamp
 from reconciler.domain.settlement import JobRecord, UnreadableJob
 from reconciler.ops.operator_error import OpsError
+from reconciler.service.ports import StaleState
 from reconciler.service.retrying import Backoff, with_retries
 
 # The kinds of discrepancy.
@@ -53,6 +56,10 @@ class Discrepancy:
     updated_at: str | None = None  # when the balance last changed
     held: int = 0
     holds: OpenHolds = field(default_factory=OpenHolds)
+    version: int = 0  # the balance's version as read: a repair is conditioned on it
+    # The balance names a Ledger entry that the (eventually consistent) by-user index did not return yet: the
+    # ledger as read may lack entries, so no repair may be decided on it.
+    index_behind: str | None = None
 
     @property
     def posted(self) -> int:
@@ -207,8 +214,8 @@ def correction_entry(discrepancy: Discrepancy, reason: str, actor: str, timestam
     difference = discrepancy.difference
     wording = "Opening balance" if discrepancy.entry_count == 0 else "Audit correction"
     return LedgerEntry(
-        # One per user and moment; a retry re-audits first, so a committed correction is never doubled.
-        ledger_id=correction_ledger_id(discrepancy.user_id, timestamp),
+        # One per discrepancy (the balance version it was found at): two runs that read the same books book it once.
+        ledger_id=correction_ledger_id(discrepancy.user_id, discrepancy.version),
         user_id=discrepancy.user_id,
         type=CREDIT if difference > 0 else DEBIT,
         amount=abs(difference),
@@ -219,7 +226,7 @@ def correction_entry(discrepancy: Discrepancy, reason: str, actor: str, timestam
     )
 
 
-FIXED, WOULD_FIX, RECENTLY_CHANGED, NOT_FIXABLE = "fixed", "would-fix", "recently-changed", "not-fixable"
+FIXED, WOULD_FIX, RECENTLY_CHANGED, NOT_FIXABLE, INDEX_BEHIND = "fixed", "would-fix", "recently-changed", "not-fixable", "index-behind"
 
 
 @dataclass(frozen=True)
@@ -242,6 +249,11 @@ class FixResult:
             )
         if self.status == NOT_FIXABLE:
             return f"not fixed: {d.unfixable(self.trust)}"
+        if self.status == INDEX_BEHIND:
+            return (
+                f"skipped: the balance names ledger entry {d.index_behind}, which the Ledger's by-user index does not show yet, so the "
+                "ledger as read may be incomplete; re-run in a few seconds"
+            )
         verb = "fixed" if self.status == FIXED else "would fix"
         if self.trust == TRUST_LEDGER:
             held = f", held {d.held} -> {d.holds.total}" if d.held_difference else ""
@@ -251,7 +263,18 @@ class FixResult:
 
 
 class BalanceRestorer(Protocol):
-    def restore(self, user_id: str, seen: int | None, held_seen: int, remaining: int, held: int, timestamp: str, actor: str, reason: str) -> None: ...
+    def restore(
+        self,
+        user_id: str,
+        seen: int | None,
+        held_seen: int,
+        remaining: int,
+        held: int,
+        timestamp: str,
+        actor: str,
+        reason: str,
+        version_seen: int = 0,
+    ) -> None: ...
 
 
 @dataclass
@@ -274,7 +297,11 @@ class Auditor:
             {user_id: (balance or {}).get("held", 0)},
             open_holds(self.store.open_reservations(user_id)),
         )
-        return found[0] if found else None
+        if not found:
+            return None
+        last_entry = (balance or {}).get(LAST_LEDGER_ENTRY_ATTRIBUTE)
+        behind = last_entry if last_entry and last_entry not in {entry.ledger_id for entry in entries} else None
+        return replace(found[0], version=(balance or {}).get(VERSION_ATTRIBUTE, 0), index_behind=behind)
 
     def audit_all(self, progress: Callable[[int], None] = lambda n: None) -> list[Discrepancy]:
         balances, updated, held = {}, {}, {}
@@ -311,22 +338,32 @@ class Auditor:
             # balances alone (every posting and every hold changes the balance's updatedAt in its transaction).
             if discrepancy.updated_at and _parse(discrepancy.updated_at) > _parse(now) - min_age:
                 return FixResult(discrepancy, RECENTLY_CHANGED, trust)
+            if discrepancy.index_behind:
+                return FixResult(discrepancy, INDEX_BEHIND, trust)
             if discrepancy.unfixable(trust):
                 return FixResult(discrepancy, NOT_FIXABLE, trust)
-            if trust == TRUST_LEDGER:
-                if not dry_run:
-                    restorer = cast(BalanceRestorer, self.restorer)  # trusting the ledger needs one: checked above
-                    d = discrepancy
-                    restorer.restore(user_id, d.remaining, d.held, d.restored_remaining, d.holds.total, now, actor, reason)
-                return FixResult(discrepancy, WOULD_FIX if dry_run else FIXED, trust)
-            entry = correction_entry(discrepancy, reason, actor, now)
-            if dry_run:
-                return FixResult(discrepancy, WOULD_FIX, trust, entry)
-            self.store.commit_correction(entry, discrepancy.remaining, discrepancy.held)
-            return FixResult(discrepancy, FIXED, trust, entry)
+            return self._repair(discrepancy, trust, reason, actor, now, dry_run)
 
         result, _ = with_retries(attempt, self.backoff())
         return result
+
+    def _repair(self, discrepancy: Discrepancy, trust: str, reason: str, actor: str, now: str, dry_run: bool) -> FixResult:
+        """The one write of a fix, conditioned on the balance as read, version included: of two runs that read the
+        same books, one writes and the other's write is refused (StaleState), so it audits again and finds them
+        clean. A correction's id is its discrepancy's too (correction_entry)."""
+        d = discrepancy
+        if trust == TRUST_LEDGER:
+            if not dry_run:
+                restorer = cast(BalanceRestorer, self.restorer)  # trusting the ledger needs one: checked by fix()
+                restorer.restore(d.user_id, d.remaining, d.held, d.restored_remaining, d.holds.total, now, actor, reason, d.version)
+            return FixResult(d, WOULD_FIX if dry_run else FIXED, trust)
+        entry = correction_entry(d, reason, actor, now)
+        if not dry_run:
+            try:
+                self.store.commit_correction(entry, d.remaining, d.held, d.version)
+            except LedgerEntryTaken:  # another run booked this very discrepancy: audit again
+                raise StaleState(f"correction {entry.ledger_id} was booked by another run") from None
+        return FixResult(d, WOULD_FIX if dry_run else FIXED, trust, entry)
 
 
 def _parse(timestamp: str) -> datetime:

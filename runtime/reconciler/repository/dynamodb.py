@@ -16,10 +16,12 @@ from reconciler.config import RuntimeConfig
 from reconciler.contract import (
     HELD_ATTRIBUTE,
     JOBS_UNSETTLED_INDEX,
+    LAST_LEDGER_ENTRY_ATTRIBUTE,
     RESERVED_AS_ATTRIBUTE,
     UNSETTLED_ATTRIBUTE,
     UNSETTLED_VALUE,
     USER_LEDGER_SORT_KEY,
+    VERSION_ATTRIBUTE,
     user_ledger_key,
 )
 from reconciler.domain.errors import DamagedBalance, DamagedJob, LedgerEntryTaken
@@ -249,10 +251,8 @@ class DynamoDBStore:
     def commit_adjustment(self, entry: LedgerEntry) -> None:
         """An operator's adjustment: balance and its ledger entry in one transaction (once per ledger id, and
         never again if the same reference was applied under v2.0's id, checked in the same transaction)."""
-        items = [
-            (BALANCE, self._balance_update(entry.user_id, entry.signed_amount, entry.timestamp, ("none", None))),
-            (LEDGER, self._ledger_put(entry)),
-        ]
+        balance = self._balance_update(entry.user_id, entry.signed_amount, entry.timestamp, ("none", None), ledger_entry=entry.ledger_id)
+        items = [(BALANCE, balance), (LEDGER, self._ledger_put(entry))]
         if entry.reference:
             legacy_check = {
                 "TableName": self.ledger_table,
@@ -289,8 +289,11 @@ class DynamoDBStore:
 
     # --- transaction parts -------------------------------------------------------------------
 
-    def _balance_update(self, user_id: str, delta: int, timestamp: str, guard: tuple[str, int | None], held_delta: int = 0) -> dict:
-        """ADD `delta` to `remaining` (and `held_delta` to `held`; a missing figure counts as 0), under a guard:
+    def _balance_update(
+        self, user_id: str, delta: int, timestamp: str, guard: tuple[str, int | None], held_delta: int = 0, ledger_entry: str | None = None
+    ) -> dict:
+        """ADD `delta` to `remaining` (and `held_delta` to `held`; a missing figure counts as 0) and 1 to the
+        version (naming `ledger_entry`, the Ledger entry written with it, if any), under a guard:
 
         ("none", _)          always: credits and operator adjustments.
         ("covers", n)        remaining is at least n: a debit that leaves it >= 0, or a reservation.
@@ -302,7 +305,7 @@ class DynamoDBStore:
         the threshold, and a failed guard returns the item (ALL_OLD), whose balance the decision is made on again.
         """
         kind, amount = guard
-        values: dict[str, Any] = {":delta": delta, ":now": timestamp, ":zero": 0, ":number": "N"}
+        values: dict[str, Any] = {":delta": delta, ":now": timestamp, ":zero": 0, ":number": "N", ":one": 1}
         conditions = {
             "none": None,
             "covers": "remaining >= :amount",
@@ -328,6 +331,10 @@ class DynamoDBStore:
         if held_delta:
             expression += f", {HELD_ATTRIBUTE} = if_not_exists({HELD_ATTRIBUTE}, :zero) + :held"
             values[":held"] = held_delta
+        if ledger_entry is not None:
+            expression += f", {LAST_LEDGER_ENTRY_ATTRIBUTE} = :entry"
+            values[":entry"] = ledger_entry
+        expression += f" ADD {VERSION_ATTRIBUTE} :one"
         update = {
             "TableName": self.credits_table,
             "Key": to_item({"userId": user_id}),

@@ -14,7 +14,16 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from reconciler.contract import HELD_ATTRIBUTE, JOBS_UNSETTLED_INDEX, LEDGER_BY_USER_INDEX, UNSETTLED_ATTRIBUTE, UNSETTLED_VALUE, USER_LEDGER_SORT_KEY
+from reconciler.contract import (
+    HELD_ATTRIBUTE,
+    JOBS_UNSETTLED_INDEX,
+    LAST_LEDGER_ENTRY_ATTRIBUTE,
+    LEDGER_BY_USER_INDEX,
+    UNSETTLED_ATTRIBUTE,
+    UNSETTLED_VALUE,
+    USER_LEDGER_SORT_KEY,
+    VERSION_ATTRIBUTE,
+)
 from reconciler.domain.ledger import LedgerEntry
 from reconciler.domain.settlement import JobRecord, UnreadableJob
 from reconciler.repository.dynamodb import (
@@ -44,6 +53,7 @@ def _balance_values(item: dict[str, Any]) -> dict[str, Any]:
     values = from_item(item)
     values["remaining"] = whole(values.get("remaining"))
     values[HELD_ATTRIBUTE] = whole(values.get(HELD_ATTRIBUTE)) or 0
+    values[VERSION_ATTRIBUTE] = whole(values.get(VERSION_ATTRIBUTE)) or 0
     return values
 
 
@@ -167,36 +177,58 @@ class OperationsStore(DynamoDBStore):
 
     # --- audit repairs -----------------------------------------------------------------------------------
 
-    def commit_correction(self, entry: LedgerEntry, balance_seen: int | None, held_seen: int = 0) -> None:
+    def commit_correction(self, entry: LedgerEntry, balance_seen: int | None, held_seen: int = 0, version_seen: int = 0) -> None:
         """An audit correction: a Ledger entry that explains the balance, which itself must not have moved.
 
-        The balance update adds 0 on condition that remaining and held are exactly what the audit read: a
-        settlement or reservation landing between the audit's read and this write cancels the correction (a
-        held job rendered at exactly its reservation leaves remaining as it was, so held is checked too)."""
-        condition, values = _balance_as_seen(balance_seen, held_seen)
+        The balance update adds 0 on condition that the balance is exactly as the audit read it: remaining, held and
+        its version, which every posting, hold, adjustment and repair moves. A correction changes remaining by
+        nothing, so only the version lets a second run that read the same books see that this one booked (its
+        correction, under the id of that version, is refused too); a settlement or reservation landing between the
+        audit's read and this write cancels it as well."""
+        condition, values = _balance_as_seen(balance_seen, held_seen, version_seen)
         update = {
             "TableName": self.credits_table,
             "Key": to_item({"userId": entry.user_id}),
-            "UpdateExpression": "SET remaining = if_not_exists(remaining, :zero) + :nothing, updatedAt = :now",
+            "UpdateExpression": "SET remaining = if_not_exists(remaining, :zero) + :nothing, updatedAt = :now, "
+            f"{LAST_LEDGER_ENTRY_ATTRIBUTE} = :entry ADD {VERSION_ATTRIBUTE} :one",
             "ConditionExpression": condition,
-            "ExpressionAttributeValues": to_item({**values, ":zero": 0, ":nothing": 0, ":now": entry.timestamp}),
+            "ExpressionAttributeValues": to_item(
+                {**values, ":zero": 0, ":nothing": 0, ":now": entry.timestamp, ":entry": entry.ledger_id, ":one": 1}
+            ),
         }
         self._transact([(BALANCE, {"Update": update}), (LEDGER, self._ledger_put(entry))])
 
-    def restore(self, user_id: str, seen: int | None, held_seen: int, remaining: int, held: int, timestamp: str, actor: str, reason: str) -> None:
+    def restore(
+        self,
+        user_id: str,
+        seen: int | None,
+        held_seen: int,
+        remaining: int,
+        held: int,
+        timestamp: str,
+        actor: str,
+        reason: str,
+        version_seen: int = 0,
+    ) -> None:
         """`audit --fix --trust ledger`: sets a balance back to its books (remaining = ledger sum - held, held =
-        the open holds), on condition that remaining and held are still what the audit read (else StaleState:
-        the audit reads again). Records who did it and why, and the figures it replaced, on the item."""
-        condition, values = _balance_as_seen(seen, held_seen)
+        the open holds), on condition that remaining, held and the version are still what the audit read (else
+        StaleState: the audit reads again). Records who did it and why, and the figures it replaced, on the item."""
+        condition, values = _balance_as_seen(seen, held_seen, version_seen)
         previous = {"remaining": seen, HELD_ATTRIBUTE: held_seen}
         values.update(
-            {":value": remaining, ":held": held, ":now": timestamp, ":fix": {"actor": actor, "reason": reason, "previous": previous, "at": timestamp}}
+            {
+                ":value": remaining,
+                ":held": held,
+                ":now": timestamp,
+                ":one": 1,
+                ":fix": {"actor": actor, "reason": reason, "previous": previous, "at": timestamp},
+            }
         )
         try:
             self._client.update_item(
                 TableName=self.credits_table,
                 Key=to_item({"userId": user_id}),
-                UpdateExpression="SET remaining = :value, #held = :held, updatedAt = :now, lastAuditFix = :fix",
+                UpdateExpression=f"SET remaining = :value, #held = :held, updatedAt = :now, lastAuditFix = :fix ADD {VERSION_ATTRIBUTE} :one",
                 ConditionExpression=condition,
                 ExpressionAttributeNames={"#held": HELD_ATTRIBUTE},
                 ExpressionAttributeValues=to_item(values),
@@ -207,12 +239,16 @@ class OperationsStore(DynamoDBStore):
             raise
 
 
-def _balance_as_seen(remaining: int | None, held: int) -> tuple[str, dict[str, Any]]:
-    """The condition that a Credits item is as the audit read it: no item, or this remaining and this held
-    (held 0 also matches an item that never had the attribute)."""
+def _balance_as_seen(remaining: int | None, held: int, version: int) -> tuple[str, dict[str, Any]]:
+    """The condition that a Credits item is as the audit read it: no item, or this remaining, this held and this
+    version (held 0, or version 0, also matches an item that never had the attribute: v1's, or one written by hand)."""
     if remaining is None:
         return "attribute_not_exists(userId)", {}
-    values = {":seen": remaining, ":held_seen": held}
-    if held == 0:
-        return f"remaining = :seen AND (attribute_not_exists({HELD_ATTRIBUTE}) OR {HELD_ATTRIBUTE} = :held_seen)", values
-    return f"remaining = :seen AND {HELD_ATTRIBUTE} = :held_seen", values
+    values = {":seen": remaining, ":held_seen": held, ":version_seen": version}
+    held_as_seen = f"(attribute_not_exists({HELD_ATTRIBUTE}) OR {HELD_ATTRIBUTE} = :held_seen)" if held == 0 else f"{HELD_ATTRIBUTE} = :held_seen"
+    version_as_seen = (
+        f"(attribute_not_exists({VERSION_ATTRIBUTE}) OR {VERSION_ATTRIBUTE} = :version_seen)"
+        if version == 0
+        else f"{VERSION_ATTRIBUTE} = :version_seen"
+    )
+    return f"remaining = :seen AND {held_as_seen} AND {version_as_seen}", values

@@ -41,7 +41,7 @@ def keys_built_from(an_id: str) -> list[tuple[str, int]]:
     for posting in JOB_POSTINGS:  # Ledger's partition key, and inside UserLedger's sort key
         ledger_id = job_ledger_id(an_id, posting)
         keys += [(ledger_id, PARTITION_KEY_MAX_BYTES), (user_ledger_key(TIMESTAMP, ledger_id), SORT_KEY_MAX_BYTES)]
-    for ledger_id in (adjustment_ledger_id(an_id), correction_ledger_id(an_id, TIMESTAMP)):
+    for ledger_id in (adjustment_ledger_id(an_id), correction_ledger_id(an_id, 10**15)):
         keys += [(ledger_id, PARTITION_KEY_MAX_BYTES), (user_ledger_key(TIMESTAMP, ledger_id), SORT_KEY_MAX_BYTES)]
     return keys
 

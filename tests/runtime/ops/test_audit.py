@@ -122,11 +122,11 @@ class Books:
     def open_reservations(self, user_id=None):
         return iter(self.jobs)
 
-    def restore(self, user_id, seen, held_seen, remaining, held, timestamp, actor, reason):
+    def restore(self, user_id, seen, held_seen, remaining, held, timestamp, actor, reason, version_seen=0):
         self.restored.append((user_id, seen, held_seen, remaining, held))
         self.balance = {**(self.balance or {}), "remaining": remaining, "held": held}
 
-    def commit_correction(self, entry, balance_seen, held_seen):
+    def commit_correction(self, entry, balance_seen, held_seen, version_seen=0):
         self.corrections.append((entry.signed_amount, balance_seen, held_seen))
         self.entries.append(entry)
 

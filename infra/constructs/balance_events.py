@@ -22,6 +22,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.config import StageConfig
+from infra.constructs.alarms import OLDEST_MESSAGE_ALARM
 from infra.constructs.reconciler_function import python_function
 from infra.constructs.tables import ReconcilerTables
 from reconciler import contract
@@ -205,6 +206,21 @@ class BalanceEventsAlarms(Construct):
                 1,
                 "Stream batches were given up and described in the balance-events failure queue: their crossings "
                 "may not have been published (docs/events.md, 'When records are given up').",
+            ),
+            # Lambda could not put a given-up batch's description in the failure queue: nothing records that batch.
+            (
+                "balance-events-delivery-failures",
+                function.metric("DestinationDeliveryFailures", statistic="Sum", period=five_minutes),
+                1,
+                "Lambda could not describe given-up stream batches in the failure queue: their crossings may be unpublished "
+                "and nothing records which; compare the ledger with the BalanceEvents history (docs/events.md).",
+            ),
+            # SQS deletes a description after 14 days, and with it the only pointer to that batch (OLDEST_MESSAGE_ALARM).
+            (
+                "balance-events-failed-batches-age",
+                failure_queue.metric_approximate_age_of_oldest_message(statistic="Maximum", period=Duration.hours(1)),
+                OLDEST_MESSAGE_ALARM.to_seconds(),
+                "A given-up stream batch has waited 10 days in the balance-events failure queue; SQS deletes it at 14 days.",
             ),
         ]
         assert tuple(spec[0] for spec in specs) == BALANCE_EVENT_ALARM_CONCERNS

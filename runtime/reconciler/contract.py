@@ -142,6 +142,13 @@ ALARM_CONCERNS: tuple[str, ...] = (
     "events-dropped",
     "events-dead-lettered",
     "duration",
+    # Where a message can still be lost or stuck on its way out: a failure record Lambda could not put in the DLQ,
+    # events that left Lambda's async queue without a successful run, events waiting in that queue, and ops alerts
+    # SNS could not deliver to a subscriber.
+    "dlq-delivery-failures",
+    "async-events-dropped",
+    "async-event-age",
+    "alert-dead-letters",
 )
 # The balance-events function's alarms (infra/constructs/balance_events.py, in this order); the ops topic admits them too.
 BALANCE_EVENT_ALARM_CONCERNS: tuple[str, ...] = (
@@ -149,6 +156,8 @@ BALANCE_EVENT_ALARM_CONCERNS: tuple[str, ...] = (
     "balance-events-iterator-age",
     "balance-events-failures",
     "balance-events-failed-batches",
+    "balance-events-delivery-failures",
+    "balance-events-failed-batches-age",
 )
 
 
@@ -233,6 +242,11 @@ class ResourceNames:
     @property
     def ops_topic(self) -> str:
         return f"ops-alerts-{self.stage}"
+
+    @property
+    def alerts_dead_letter_queue(self) -> str:
+        """Where SNS puts the ops alerts it could not deliver to a subscriber (the subscriptions' redrive policy)."""
+        return f"cc-reconciler-alerts-dlq-{self.stage}"
 
     @property
     def function(self) -> str:

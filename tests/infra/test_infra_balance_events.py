@@ -82,6 +82,29 @@ def test_role_publishes_only_its_own_source_to_the_default_bus(synthesized):
     assert not any("events:PutEvents" in as_list(s["Action"]) or "BalanceEvents" in str(s["Resource"]) for s in reconciler)
 
 
+def test_lost_batch_alarms_watch_the_destination_and_the_failure_queues_oldest_message(synthesized):
+    names = synthesized.config.names
+
+    def alarm(concern: str) -> dict:
+        return resource_named(synthesized.monitoring, "AWS::CloudWatch::Alarm", "AlarmName", names.alarm(concern))["Properties"]
+
+    delivery = alarm("balance-events-delivery-failures")
+    assert (delivery["Namespace"], delivery["MetricName"], delivery["Statistic"], delivery["Threshold"]) == (
+        "AWS/Lambda",
+        "DestinationDeliveryFailures",
+        "Sum",
+        1,
+    )
+    assert "BalanceEventsFunction" in json.dumps(delivery["Dimensions"])
+    age = alarm("balance-events-failed-batches-age")
+    assert (age["Namespace"], age["MetricName"], age["Statistic"], age["Period"]) == ("AWS/SQS", "ApproximateAgeOfOldestMessage", "Maximum", 3600)
+    # Before SQS deletes the description at 14 days, with 4 days left to act
+    assert age["Threshold"] == 10 * 86400 and age["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert "BalanceEventsFailureQueue" in json.dumps(age["Dimensions"])
+    # The iterator age alarm already watches the stream function's lag
+    assert alarm("balance-events-iterator-age")["MetricName"] == "IteratorAge"
+
+
 def test_alarms_notify_the_ops_topic(synthesized):
     names = synthesized.config.names
     for concern in BALANCE_EVENT_ALARM_CONCERNS:

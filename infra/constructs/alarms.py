@@ -24,7 +24,6 @@ from reconciler.contract import ALARM_CONCERNS, METRICS_NAMESPACE, SERVICE_NAME,
 GTE = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
 GT = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
 NO_DATA_IS_HEALTHY = cloudwatch.TreatMissingData.NOT_BREACHING
-NO_DATA_IS_AN_OUTAGE = cloudwatch.TreatMissingData.BREACHING
 
 FUNCTION_TIMEOUT = Duration.seconds(30)  # infra/constructs/reconciler_function.py
 DLQ_RETENTION = Duration.days(14)  # infra/constructs/dead_letter_queue.py
@@ -154,9 +153,10 @@ class ReconcilerAlarms(Construct):
             metric(Metric.STUCK_JOBS, "Maximum", Duration.hours(1)),
             threshold=1,
             comparison=GTE,
-            # Every timer scan emits StuckJobs, 0 included: an hour without it means the scan stopped,
-            # and unsettled jobs would pile up unseen.
-            missing_data=NO_DATA_IS_AN_OUTAGE,
+            # Every timer scan emits StuckJobs, 0 included, but an hour without it is not an outage to page on:
+            # there is none before the first scan after the first deploy, and none during a pause (`reconciler
+            # pause` holds the scan's ticks with the events). A scan that raises pages through `errors`.
+            missing_data=NO_DATA_IS_HEALTHY,
             description=f"Jobs unsettled for more than {config.stuck_job_hours} hours: their events never arrived.",
         )
         self.invalid_events = self._alarm(
@@ -232,7 +232,9 @@ class ReconcilerAlarms(Construct):
             missing_data=NO_DATA_IS_HEALTHY,
             description="More than 50 settlement retries in 5 minutes: DynamoDB throttling or write contention.",
         )
-        # EventBridge gave up on delivering render events to the function (after 8 retries / 2 hours). Each
+        # EventBridge gave up on invoking the function (after 8 retries / 2 hours): Lambda refused the Invoke call
+        # itself (missing function or permission, service error). Throttling does not count here: Lambda accepts a
+        # throttled event into its async queue and retries it there (async-event-age, async-events-dropped). Each
         # one is an event that reached the DLQ at best, so any one pages.
         self.events_failed = self._alarm(
             "events-failed",
@@ -240,7 +242,8 @@ class ReconcilerAlarms(Construct):
             threshold=1,
             comparison=GTE,
             missing_data=NO_DATA_IS_HEALTHY,
-            description="EventBridge failed to deliver render events to the reconciler (retries exhausted).",
+            description="EventBridge could not invoke the reconciler for render events (Lambda refused the call; retries "
+            "exhausted): they are in the dead-letter queue (reconciler dlq list).",
         )
         # Events that could not even be put in the DLQ are lost: only the archive still has them.
         self.events_dropped = self._alarm(

@@ -102,8 +102,11 @@ def python_function(
 
 
 RENDER_EVENTS = events.EventPattern(source=[SETTLED_EVENT_SOURCE], detail_type=list(SETTLED_DETAIL_TYPES))
-# EventBridge keeps retrying a failed delivery (throttling, reserved concurrency full) this long,
-# then parks the event in the dead-letter queue.
+# EventBridge invokes the function asynchronously: a delivery succeeds once Lambda has queued the event, throttled
+# or not (a full reserved concurrency, a pause), and Lambda's async queue then retries the throttled event for up to
+# the function's maximum event age (StageConfig.async_invoke_max_event_age). EventBridge retries only an Invoke call
+# Lambda refused (the function missing, its permission gone, a service error) this often and this long, then
+# parks the event in the dead-letter queue.
 EVENT_DELIVERY_RETRIES = 8
 EVENT_DELIVERY_MAX_AGE = Duration.hours(2)
 

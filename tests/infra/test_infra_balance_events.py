@@ -110,3 +110,17 @@ def test_alarms_notify_the_ops_topic(synthesized):
     for concern in BALANCE_EVENT_ALARM_CONCERNS:
         alarm = resource_named(synthesized.monitoring, "AWS::CloudWatch::Alarm", "AlarmName", names.alarm(concern))["Properties"]
         assert alarm["AlarmActions"] and alarm["OKActions"]
+
+
+def test_the_credits_stream_reaches_compute_as_a_strong_reference(synthesized):
+    # Decided before the first deploy (docs/infrastructure.md, "Cross-stack references"): an export, so a data deploy
+    # that would replace the stream fails instead of leaving the mapping on a disabled stream.
+    mapping = only_resource(synthesized.compute, "AWS::Lambda::EventSourceMapping")["Properties"]
+    source = mapping["EventSourceArn"]
+    assert set(source) == {"Fn::ImportValue"}, f"not an export: {source}"
+    export = source["Fn::ImportValue"]
+    outputs = synthesized.data.to_json()["Outputs"].values()
+    (exported,) = [o["Value"] for o in outputs if o.get("Export", {}).get("Name") == export]
+    assert exported["Fn::GetAtt"][1] == "StreamArn" and exported["Fn::GetAtt"][0].startswith("TablesCredits")
+    for kind in ("compute", "monitoring"):
+        assert "Fn::GetStackOutput" not in json.dumps(synthesized.template(kind).to_json()), f"{kind}: a weak reference"

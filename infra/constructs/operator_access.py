@@ -137,22 +137,23 @@ class OperatorAccess(Construct):
             Validations.of(policy).acknowledge(
                 Acknowledgment(
                     id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
-                    reason="Only cloudwatch:DescribeAlarms, DescribeAlarmHistory and GetMetricStatistics, used without "
-                    "resource-level permissions (the CLI filters alarms to this stage's); and logs:FilterLogEvents on "
-                    "the function's own log group (its ARN ends in :*).",
-                ),
-                Acknowledgment(
-                    id=f"AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:cloudwatch:{config.region}:"
-                    f"{config.account}:alarm:{names.alarm('*')}]",
-                    reason="Alarm actions on every alarm of this stage (cc-reconciler-*-{stage}), the set the CLI's `alarms disable|enable` acts on.",
+                    reason="ReadAlarmsAndMetrics: cloudwatch:DescribeAlarms, DescribeAlarmHistory and GetMetricStatistics, "
+                    "used without resource-level permissions (the CLI filters alarms to this stage's).",
                 ),
             )
+        # Each acknowledgement names the one statement it excuses (tests/infra/test_infra_compliance.py).
         Validations.of(self.break_glass).acknowledge(
+            Acknowledgment(
+                id=f"AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:cloudwatch:{config.region}:"
+                f"{config.account}:alarm:{names.alarm('*')}]",
+                reason="AlarmActions: alarm actions on every alarm of this stage (cc-reconciler-*-{stage}), the set the CLI's "
+                "`alarms disable|enable` acts on.",
+            ),
             Acknowledgment(
                 id=f"AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:events:{config.region}:{config.account}:replay/"
                 f"cc-reconciler-{config.stage}-*]",
-                reason="events:DescribeReplay on the replays `events replay` starts, each named cc-reconciler-{stage}-{time}.",
-            )
+                reason="WatchReplay: events:DescribeReplay on the replays `events replay` starts, each named cc-reconciler-{stage}-{time}.",
+            ),
         )
 
     def _policy(self, construct_id: str, name: str, grants: tuple[Grant, ...], variant: str, config: StageConfig) -> iam.ManagedPolicy:

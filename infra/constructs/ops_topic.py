@@ -112,5 +112,6 @@ class OpsTopic(Construct):
         reason = "This queue is itself the dead-letter queue of the ops topic's subscriptions; a queue behind it would only hide alerts."
         Validations.of(queue).acknowledge(
             Acknowledgment(id="AwsSolutions::AwsSolutions-SQS3", reason=reason),
+            Acknowledgment(id="Serverless::Serverless-SQSRedrivePolicy", reason=reason),
         )
         return queue

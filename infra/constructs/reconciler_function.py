@@ -20,7 +20,15 @@ from infra.config import POWERTOOLS_LAYER_PARAMETER, StageConfig
 from infra.constructs.acknowledged_statement import acknowledged_statement
 from infra.constructs.tables import ReconcilerTables
 from reconciler import contract
-from reconciler.contract import HANDLER, METRICS_NAMESPACE, OPENAI_SECRET_NAME, SERVICE_NAME, SETTLED_DETAIL_TYPES, SETTLED_EVENT_SOURCE
+from reconciler.contract import (
+    HANDLER,
+    METRICS_NAMESPACE,
+    OPENAI_SECRET_NAME,
+    SERVICE_NAME,
+    SETTLED_DETAIL_TYPES,
+    SETTLED_EVENT_SOURCE,
+    SMOKE_TEST_EVENT_SOURCE,
+)
 
 RUNTIME_DIR = Path(__file__).resolve().parents[2] / "runtime"
 # Operator tooling and local emulation ship with the repository, not with the function.
@@ -140,7 +148,11 @@ def _trace(function: lambda_.Function, role: iam.Role) -> None:
     function.node.add_dependency(xray)  # Lambda sends segments from the first invocation
 
 
+# The pipeline's events: what the archive keeps for replay.
 RENDER_EVENTS = events.EventPattern(source=[SETTLED_EVENT_SOURCE], detail_type=list(SETTLED_DETAIL_TYPES))
+# What the function settles: those, and the smoke test's synthetic renders of its own user (docs/operations.md), so
+# the smoke test goes through this rule; its source keeps them from every consumer of the pipeline's events.
+SETTLED_EVENTS = events.EventPattern(source=[SETTLED_EVENT_SOURCE, SMOKE_TEST_EVENT_SOURCE], detail_type=list(SETTLED_DETAIL_TYPES))
 # EventBridge invokes the function asynchronously: a delivery succeeds once Lambda has queued the event, throttled
 # or not (a full reserved concurrency, a pause), and Lambda's async queue then retries the throttled event for up to
 # the function's maximum event age (StageConfig.async_invoke_max_event_age). EventBridge retries only an Invoke call
@@ -201,7 +213,7 @@ class ReconcilerFunction(Construct):
             "EventsRule",
             rule_name=names.events_rule,
             description="Video render outcomes to settle against credits",
-            event_pattern=RENDER_EVENTS,
+            event_pattern=SETTLED_EVENTS,
             targets=[
                 targets.LambdaFunction(
                     self.function,

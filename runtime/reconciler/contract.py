@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reconciler.domain.events import EVENT_SOURCE, FAILED, RENDERED
+from reconciler.domain.events import EVENT_SOURCE, FAILED, RENDERED, SMOKE_TEST_SOURCE, SMOKE_TEST_USER
 
 STAGES: tuple[str, ...] = ("dev", "staging", "prod")
 
@@ -35,6 +35,11 @@ BALANCE_EVENTS_HANDLER = "reconciler.handlers.balance_stream.handler"
 # The events the function settles (EventBridge source and detail-types); the rule's pattern is built from them.
 SETTLED_EVENT_SOURCE = EVENT_SOURCE
 SETTLED_DETAIL_TYPES: tuple[str, ...] = (RENDERED, FAILED)
+# The post-deploy smoke test (scripts/smoke-test.py): its own source, which the events rule also admits (the archive
+# does not), its own user, whose balance changes the balance-events function never publishes, and its job ids.
+SMOKE_TEST_EVENT_SOURCE = SMOKE_TEST_SOURCE
+SMOKE_TEST_USER_ID = SMOKE_TEST_USER
+SMOKE_TEST_JOB_PREFIX = "smoke-test-"
 
 
 class Metric:

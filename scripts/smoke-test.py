@@ -60,7 +60,7 @@ def _ensure_dependencies() -> None:
 
 _ensure_dependencies()
 
-from reconciler.contract import SMOKE_TEST_EVENT_SOURCE, SMOKE_TEST_JOB_PREFIX, SMOKE_TEST_USER_ID  # noqa: E402 - once the dependencies are known to be there
+from reconciler.contract import SMOKE_TEST_DETAIL_TYPE, SMOKE_TEST_EVENT_SOURCE, SMOKE_TEST_JOB_PREFIX, SMOKE_TEST_USER_ID  # noqa: E402 - once the dependencies are known to be there
 from reconciler.ops.target import Target, local_state_path  # noqa: E402
 
 
@@ -94,7 +94,7 @@ def run(store, events, stage: str, timeout: float, drain=None, log=progress) -> 
         log(f"warning: {USER} has {before} credits left, about as many runs: {fund_command(stage)}")
     job_id = f"{SMOKE_TEST_JOB_PREFIX}{uuid.uuid4()}"
     detail = {"jobId": job_id, "userId": USER, "seconds": 1, "model": "test"}
-    response = events.put_events(Entries=[{"Source": SMOKE_TEST_EVENT_SOURCE, "DetailType": "video.rendered", "Detail": json.dumps(detail)}])
+    response = events.put_events(Entries=[{"Source": SMOKE_TEST_EVENT_SOURCE, "DetailType": SMOKE_TEST_DETAIL_TYPE, "Detail": json.dumps(detail)}])
     if response.get("FailedEntryCount"):
         raise SmokeFailure(f"EventBridge refused the smoke event: {response['Entries']}")
     event_id = response["Entries"][0]["EventId"]

@@ -38,6 +38,7 @@ SETTLED_DETAIL_TYPES: tuple[str, ...] = (RENDERED, FAILED)
 # The post-deploy smoke test (scripts/smoke-test.py): its own source, which the events rule also admits (the archive
 # does not), its own user, whose balance changes the balance-events function never publishes, and its job ids.
 SMOKE_TEST_EVENT_SOURCE = SMOKE_TEST_SOURCE
+SMOKE_TEST_DETAIL_TYPE = RENDERED
 SMOKE_TEST_USER_ID = SMOKE_TEST_USER
 SMOKE_TEST_JOB_PREFIX = "smoke-test-"
 
@@ -219,6 +220,16 @@ class ResourceNames:
     @property
     def monitoring_stack(self) -> str:
         return f"cc-reconciler-monitoring-{self.stage}"
+
+    @property
+    def app_stacks(self) -> tuple[str, str, str]:
+        """The stacks the pipeline deploys, in order."""
+        return self.data_stack, self.compute_stack, self.monitoring_stack
+
+    @property
+    def ci_stack(self) -> str:
+        """The CI roles, deployed by an account admin, never by the pipeline (docs/infrastructure.md, "CI roles")."""
+        return f"cc-reconciler-ci-{self.stage}"
 
     @property
     def jobs_table(self) -> str:

@@ -4,6 +4,7 @@ and the product's consumers (a rule on the pipeline's events, the balance events
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -144,3 +145,56 @@ def test_smoke_test_runs_from_a_python_without_the_dependencies(tmp_path):
     )
     assert stuck.returncode == 2
     assert stuck.stderr.startswith("SMOKE TEST NOT RUN:") and "make bootstrap" in stuck.stderr
+
+
+def test_the_smoke_role_allows_every_call_the_smoke_test_makes_and_grants_nothing_it_does_not(env, monkeypatch, tmp_path):
+    # Given the dev stage's smoke role as synthesized, and clients that record what the smoke test asks of AWS
+    from infra.app import build_ci_app
+    from reconciler.config import RuntimeConfig
+    from reconciler.repository.dynamodb_operations import OperationsStore
+    from tests.infra.ci_roles import ci_roles
+
+    (stack,) = build_ci_app("dev", outdir=str(tmp_path / "ci")).synth().stacks
+    smoke = ci_roles(stack.template, DEV_ACCOUNT, REGION)["cc-reconciler-ci-smoke"]
+    calls: list[tuple[str, str, dict]] = []
+
+    def recording(service: str):
+        client = env.client(service)
+        client.meta.events.register("provide-client-params.*.*", lambda params, model, **_: calls.append((service, model.name, params)))
+        return client
+
+    for name, value in env.stack.environment().items():  # the function runs in-process, as the local invoker does
+        monkeypatch.setenv(name, value)
+    bootstrap.reset_container()
+    Adjuster(env.store).adjust(SMOKE_USER, 50, "smoke test float", "smoke-float-test", "test")
+    # When the smoke test runs with them against the local stack
+    store = OperationsStore(recording("dynamodb"), RuntimeConfig.for_stage("dev"))
+    _load_script().run(store, recording("events"), "dev", timeout=30, drain=env.stack.invoker().drain, log=lambda message: None)
+    bootstrap.reset_container()
+    # Then the smoke role allows every one of its calls, as IAM evaluates the role's conditions
+    requests = [iam_request(*call) for call in calls]
+    assert {action for action, _, _ in requests} == {"dynamodb:GetItem", "dynamodb:Query", "events:PutEvents"}
+    for action, resource, context in requests:
+        assert smoke.allowed(action, resource, context), f"the smoke role refuses {action} on {resource} with {context}"
+    # And each of its statements serves one of them: it grants nothing the smoke test does not do
+    unused = [s["Sid"] for s in smoke.allows if not any(smoke.grants(s, *request) for request in requests)]
+    assert unused == []
+
+
+DEV_ACCOUNT, REGION = "111111111111", "us-east-1"
+
+
+def iam_request(service: str, operation: str, params: dict) -> tuple[str, str, dict[str, list[str]]]:
+    """The IAM action, resource (dev's ARNs) and condition keys of one API call of the smoke test."""
+    if service == "events":
+        (entry,) = params["Entries"]
+        bus = f"arn:aws:events:{REGION}:{DEV_ACCOUNT}:event-bus/{entry.get('EventBusName', 'default')}"
+        return f"events:{operation}", bus, {"events:source": [entry["Source"]], "events:detail-type": [entry["DetailType"]]}
+    table = f"arn:aws:dynamodb:{REGION}:{DEV_ACCOUNT}:table/{params['TableName']}"
+    if operation == "GetItem":
+        key = next(iter(params["Key"].values()))["S"]  # Jobs and Credits have a partition key only
+    else:  # Query: the partition key's value in the key condition (`name = :placeholder AND ...`)
+        placeholder = re.match(r"\s*#?\w+\s*=\s*(:\w+)", params["KeyConditionExpression"])
+        assert placeholder, params["KeyConditionExpression"]
+        key = params["ExpressionAttributeValues"][placeholder[1]]["S"]
+    return f"dynamodb:{operation}", table, {"dynamodb:LeadingKeys": [key]}

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import aws_cdk as cdk
 
-from infra.config import DEFAULT_STAGE, config_for
+from infra.config import DEFAULT_STAGE, StageConfig, config_for
+from infra.stacks.ci_stack import CiStack
 from infra.stacks.compute_stack import ComputeStack
 from infra.stacks.data_stack import DataStack
 from infra.stacks.monitoring_stack import MonitoringStack
@@ -29,17 +30,23 @@ def _context() -> dict:
     return context
 
 
-def build_app(stage: str | None = None, outdir: str | None = None) -> cdk.App:
-    """The app for `stage`, else the `stage` context (`--context stage=NAME` or CDK_CONTEXT_JSON), else dev."""
+def _stage_app(stage: str | None, outdir: str | None) -> tuple[cdk.App, StageConfig, dict]:
+    """An app, the stage it builds (`stage`, else the `stage` context, else dev) and what each of its stacks takes."""
     app = cdk.App(outdir=outdir, context=_context())
     config = config_for(stage or app.node.try_get_context("stage") or DEFAULT_STAGE)
-    names = config.names
     common = dict(
         tags={"project": SERVICE_NAME, "stage": config.stage},
         # Environment-specific stacks: credentials for another account make `cdk deploy` fail, not go there.
         env=cdk.Environment(account=config.account, region=config.region),
         termination_protection=config.termination_protection,
     )
+    return app, config, common
+
+
+def build_app(stage: str | None = None, outdir: str | None = None) -> cdk.App:
+    """The app for `stage`, else the `stage` context (`--context stage=NAME` or CDK_CONTEXT_JSON), else dev."""
+    app, config, common = _stage_app(stage, outdir)
+    names = config.names
 
     data = DataStack(app, names.data_stack, config=config, stack_name=names.data_stack, **common)
     compute = ComputeStack(app, names.compute_stack, config=config, data=data, stack_name=names.compute_stack, **common)
@@ -52,6 +59,14 @@ def build_app(stage: str | None = None, outdir: str | None = None) -> cdk.App:
         stack_name=names.monitoring_stack,
         **common,
     )
+    return app
+
+
+def build_ci_app(stage: str | None = None, outdir: str | None = None) -> cdk.App:
+    """The stage's CI roles (`cc-reconciler-ci-{stage}`), an app of their own: the pipeline deploys build_app's
+    assembly and never this one (docs/infrastructure.md, "CI roles")."""
+    app, config, common = _stage_app(stage, outdir)
+    CiStack(app, config.names.ci_stack, config=config, stack_name=config.names.ci_stack, **common)
     return app
 
 

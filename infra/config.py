@@ -26,6 +26,12 @@ POWERTOOLS_LAYER_PARAMETER = f"/aws/service/powertools/python/arm64/python3.12/{
 
 DEFAULT_STAGE = "dev"
 
+# PLACEHOLDER until the repository's home is settled: the GitHub repository (owner/name) whose workflows the CI roles
+# trust through GitHub's OIDC provider (infra/constructs/ci_access.py). Replace before creating the CI roles
+# (docs/infrastructure.md, "Before the first deploy").
+CI_REPOSITORY = "example-org/credit-reconciler"
+assert re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", CI_REPOSITORY), "CI_REPOSITORY is owner/name"
+
 
 @dataclass(frozen=True)
 class AlertSubscription:

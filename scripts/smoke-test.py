@@ -1,16 +1,23 @@
 #!/usr/bin/env python3
-"""Smoke test: one real `video.rendered` event for `smoke-test-user`, checked end to end, then undone.
+"""Smoke test: one synthetic render of the smoke test's own user, checked end to end, invisible to the product.
 
     python scripts/smoke-test.py --env dev|staging|prod|local [--timeout 60] [--endpoint-url URL] [--stage STAGE]
 
-Publishes a 1-second render on model `test` (1 credit) with jobId `smoke-<uuid>`, waits for the ledger
-entry `<jobId>#charge` and the balance change, then gives the credit back with an adjustment that
-references the job (same transaction path as `reconciler adjust`), so the books stay balanced and
-nothing is deleted. Exits non-zero with one clear line when anything is off.
+Puts one `video.rendered` (model `test`, 1 s: 1 credit) for `smoke-test-user`, job `smoke-test-<uuid>`, on the
+default bus under the source `reconciler.smoke-test`. The stage's events rule admits that source, so the event
+takes the real path: the rule, the function (asynchronous invocation, its retries and on-failure DLQ), one
+settlement transaction on Jobs, Credits and UserLedger. Nothing else acts on it: consumers of the pipeline's
+events match the source `video.generation`, the archive keeps only those, the function settles that source for
+`smoke-test-user` only, and the balance-events function never publishes that user's balance. The test waits for
+the job to be settled by its event with a 1-credit charge posting, and for the balance to have moved by it.
 
-`--env local` starts its own local stack (or uses the running one, from `reconciler local up`, with
---endpoint-url; `--stage` names its stage, dev by default); there is no Lambda locally, so it drives the
-local invoker while waiting. Progress goes to stderr, the result line to stdout.
+It writes nothing but its event (in CI it runs under a role that may put only those and read only the smoke user's
+items). Each run leaves, as docs/operations.md ("Smoke test") says: the job's Jobs item, its charge posting in
+UserLedger, and one credit less in the smoke user's float. A deployed stage's float is funded once by an operator;
+a run refuses to start without a credit to charge, and warns when fewer than 100 remain. `--env local` starts its
+own local stack (or uses the running one from `reconciler local up`, with --endpoint-url; `--stage` names its stage,
+dev by default), funds the float there itself, and drives the local invoker while waiting. Progress goes to stderr,
+the result line to stdout; any failure is one line and a non-zero exit.
 
 Runs from any Python 3.11+: without boto3 and the reconciler's dependencies it re-runs itself with the
 checkout's .venv/bin/python when there is one, and otherwise says how to get them.
@@ -53,7 +60,7 @@ def _ensure_dependencies() -> None:
 
 _ensure_dependencies()
 
-from reconciler.ops.adjustments import Adjuster  # noqa: E402 - only once the dependencies are known to be there
+from reconciler.contract import SMOKE_TEST_DETAIL_TYPE, SMOKE_TEST_EVENT_SOURCE, SMOKE_TEST_JOB_PREFIX, SMOKE_TEST_USER_ID  # noqa: E402 - once the dependencies are known to be there
 from reconciler.ops.target import Target, local_state_path  # noqa: E402
 
 
@@ -61,56 +68,80 @@ def progress(message: str) -> None:
     print(f"[smoke] {message}", file=sys.stderr, flush=True)
 
 
-USER = "smoke-test-user"
+USER = SMOKE_TEST_USER_ID
 EXPECTED_CHARGE = 1  # 1 s on model `test`: 1 credit at every stage's price of `test`
+LOW_FLOAT = 100  # warn when the float is this low: about as many deploys remain
+LOCAL_FLOAT = 10_000
 
 
 class SmokeFailure(Exception):
     pass
 
 
-def run(target: Target, timeout: float, drain=None, log=progress) -> dict:
-    store = target.store
-    job_id = f"smoke-{uuid.uuid4()}"
-    before = (store.get_balance(USER) or {}).get("remaining") or 0
-    event = {"jobId": job_id, "userId": USER, "seconds": 1, "model": "test"}
-    response = target.client("events").put_events(
-        Entries=[{"Source": "video.generation", "DetailType": "video.rendered", "Detail": json.dumps(event)}]
+def fund_command(stage: str) -> str:
+    return (
+        f"reconciler --stage {stage} adjust {USER} {LOCAL_FLOAT} --reason 'smoke test float' --reference smoke-float-$(date +%Y%m%d) "
+        "--create-user --yes-large"
     )
+
+
+def run(store, events, stage: str, timeout: float, drain=None, log=progress) -> dict:
+    """Puts one synthetic render and checks its settlement; `store` reads (OperationsStore), `events` puts."""
+    before = (store.get_balance(USER) or {}).get("remaining")
+    if before is None or before < EXPECTED_CHARGE:
+        raise SmokeFailure(f"{USER} has {before or 0} credits in {stage}; fund its float once: {fund_command(stage)}")
+    if before < LOW_FLOAT:
+        log(f"warning: {USER} has {before} credits left, about as many runs: {fund_command(stage)}")
+    job_id = f"{SMOKE_TEST_JOB_PREFIX}{uuid.uuid4()}"
+    detail = {"jobId": job_id, "userId": USER, "seconds": 1, "model": "test"}
+    response = events.put_events(Entries=[{"Source": SMOKE_TEST_EVENT_SOURCE, "DetailType": SMOKE_TEST_DETAIL_TYPE, "Detail": json.dumps(detail)}])
     if response.get("FailedEntryCount"):
-        raise SmokeFailure(f"EventBridge refused the test event: {response['Entries']}")
-    log(f"published video.rendered for {job_id}; waiting up to {timeout:.0f} s")
-
-    from reconciler.domain.ledger import job_ledger_id
-    from reconciler.ops.jobs import job_entries
-
-    charge_id = job_ledger_id(job_id, "charge")
-    deadline = time.monotonic() + timeout
-    charge = None
-    while charge is None:
-        if drain is not None:
-            drain()
-        # The charge is a UserLedger posting at the job's settledAt (docs/ledger.md): found through the job.
-        job = store.get_job(job_id)
-        if job is not None and job.settled_at:
-            charge = next((e for e in job_entries(store, job_id, job.user_id, job.settled_at) if e.ledger_id == charge_id), None)
-        if charge is None:
-            if time.monotonic() > deadline:
-                raise SmokeFailure(f"no ledger entry {charge_id} after {timeout:.0f} s (check the DLQ: reconciler dlq list)")
-            time.sleep(1 if drain is None else 0.2)
+        raise SmokeFailure(f"EventBridge refused the smoke event: {response['Entries']}")
+    event_id = response["Entries"][0]["EventId"]
+    log(f"published a {SMOKE_TEST_EVENT_SOURCE} video.rendered for {job_id}; waiting up to {timeout:.0f} s")
+    charge = wait_for_charge(store, job_id, event_id, timeout, drain)
     after = (store.get_balance(USER) or {}).get("remaining") or 0
     problems = []
     if charge.signed_amount != -EXPECTED_CHARGE:
         problems.append(f"charge is {charge.signed_amount}, expected {-EXPECTED_CHARGE}")
     if after - before != charge.signed_amount:
         problems.append(f"balance moved {after - before:+d} ({before} -> {after}), the ledger says {charge.signed_amount:+d}")
-
-    # Undo the charge whatever the checks found: the smoke test must leave the books as it found them.
-    refund = Adjuster(store).adjust(USER, -charge.signed_amount, f"smoke test cleanup of {job_id}", job_id, target.actor)
-    log(f"charged {charge.signed_amount:+d} ({before} -> {after}); compensated with {refund.entry.ledger_id}")
     if problems:
         raise SmokeFailure("; ".join(problems))
-    return {"jobId": job_id, "charged": -charge.signed_amount, "balanceBefore": before, "compensation": refund.entry.ledger_id}
+    log(f"settled by its event: charged {charge.signed_amount:+d} ({before} -> {after})")
+    return {"jobId": job_id, "eventId": event_id, "charged": -charge.signed_amount, "balanceBefore": before, "balanceAfter": after}
+
+
+def wait_for_charge(store, job_id: str, event_id: str, timeout: float, drain=None):
+    """The job's charge posting, once the job is settled by `event_id` (UserLedger at the job's settledAt)."""
+    from reconciler.domain.ledger import job_ledger_id
+
+    charge_id = job_ledger_id(job_id, "charge")
+    deadline = time.monotonic() + timeout
+    while True:
+        if drain is not None:
+            drain()
+        job = store.get_job(job_id)
+        if job is not None and job.settled_at:
+            if job.settled_by_event != event_id:
+                raise SmokeFailure(f"{job_id} was settled by {job.settled_by_event}, not by the smoke event {event_id}")
+            charge = next((e for e in store.postings_at(USER, job.settled_at) if e.ledger_id == charge_id), None)
+            if charge is None:
+                raise SmokeFailure(f"{job_id} is settled but has no posting {charge_id}")
+            return charge
+        if time.monotonic() > deadline:
+            raise SmokeFailure(f"{job_id} not settled after {timeout:.0f} s (check the DLQ: reconciler dlq list)")
+        time.sleep(1 if drain is None else 0.2)
+
+
+def fund_local_float(target: Target) -> None:
+    """Locally only (a throw-away stack, no IAM): the float an operator gives a deployed stage once."""
+    from reconciler.ops.adjustments import Adjuster
+
+    store = target.store
+    if ((store.get_balance(USER) or {}).get("remaining") or 0) < EXPECTED_CHARGE:
+        Adjuster(store).adjust(USER, LOCAL_FLOAT, "smoke test float", f"smoke-float-{uuid.uuid4()}", "local:smoke-test")
+        progress(f"funded the local float of {USER} with {LOCAL_FLOAT} credits")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                     stack = resources.enter_context(local_stack("dev"))
                 target = Target.resolve(stack.stage, stack.endpoint)
                 invoker = stack.invoker()
+                fund_local_float(target)
 
                 def drain() -> int:
                     with contextlib.redirect_stdout(sys.stderr):  # the handler's logs are not the result
@@ -143,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 progress(f"checking the deployed {args.env} stage")
                 target = Target.resolve(args.env)
-            result = run(target, args.timeout, drain)
+            result = run(target.store, target.client("events"), target.stage, args.timeout, drain)
     except SmokeFailure as failure:
         print(f"SMOKE TEST FAILED: {failure}", file=sys.stderr)
         return 1

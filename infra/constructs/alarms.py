@@ -24,10 +24,19 @@ from reconciler.contract import ALARM_CONCERNS, METRICS_NAMESPACE, SERVICE_NAME,
 GTE = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
 GT = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
 NO_DATA_IS_HEALTHY = cloudwatch.TreatMissingData.NOT_BREACHING
-NO_DATA_IS_AN_OUTAGE = cloudwatch.TreatMissingData.BREACHING
 
 FUNCTION_TIMEOUT = Duration.seconds(30)  # infra/constructs/reconciler_function.py
 DLQ_RETENTION = Duration.days(14)  # infra/constructs/dead_letter_queue.py
+# SQS deletes a message 14 days after it arrived (the SQS maximum), and a deleted failure record is lost for good.
+# A queue's depth alarm pages on the first message; its age alarm escalates when nobody has acted for 10 days:
+# 4 days (a long weekend plus a working day) remain before the first expiry. Hourly maximum: the age grows by an
+# hour per hour, so finer periods add nothing.
+OLDEST_MESSAGE_ALARM = Duration.days(10)
+assert OLDEST_MESSAGE_ALARM.to_seconds() < DLQ_RETENTION.to_seconds()
+# Lambda's async queue retries a failed event after 1 and 2 minutes and a throttled one for up to the stage's maximum
+# event age (6 h), then sends it to the DLQ. An event that waited an hour outside a pause is a backlog that has 5
+# hours left before it reaches the DLQ.
+ASYNC_EVENT_AGE_ALARM = Duration.hours(1)
 
 
 def reconciler_metric(name: str, statistic: str, period: Duration, stage: str) -> cloudwatch.Metric:
@@ -56,6 +65,7 @@ class ReconcilerAlarms(Construct):
         ops_topic: sns.ITopic,
         tables: Sequence[dynamodb.ITable],
         events_rule: events.IRule,
+        alert_dead_letter_queue: sqs.IQueue,
     ) -> None:
         super().__init__(scope, construct_id)
         self._config = config
@@ -94,16 +104,11 @@ class ReconcilerAlarms(Construct):
             missing_data=NO_DATA_IS_HEALTHY,
             description="Events wait in the dead-letter queue: inspect and replay them (see the runbook).",
         )
-        # The queue deletes a message 14 days after it arrived (the SQS maximum), and a deleted event is a
-        # settlement lost for good. dlq-depth pages on the first message; this one escalates when nobody has
-        # acted for 10 days: 4 days (a long weekend plus a working day) remain to replay before the first
-        # expiry. Hourly maximum: the age grows by an hour per hour, so finer periods add nothing.
-        dlq_age_threshold = Duration.days(10)
-        assert dlq_age_threshold.to_seconds() < DLQ_RETENTION.to_seconds()
+        # A deleted dead letter is a settlement lost for good (OLDEST_MESSAGE_ALARM).
         self.dlq_age = self._alarm(
             "dlq-age",
             dead_letter_queue.metric_approximate_age_of_oldest_message(statistic="Maximum", period=Duration.hours(1)),
-            threshold=dlq_age_threshold.to_seconds(),
+            threshold=OLDEST_MESSAGE_ALARM.to_seconds(),
             comparison=GTE,
             missing_data=NO_DATA_IS_HEALTHY,
             description="The oldest dead-lettered event is 10 days old; SQS deletes it at 14 days. Replay or "
@@ -148,9 +153,10 @@ class ReconcilerAlarms(Construct):
             metric(Metric.STUCK_JOBS, "Maximum", Duration.hours(1)),
             threshold=1,
             comparison=GTE,
-            # Every timer scan emits StuckJobs, 0 included: an hour without it means the scan stopped,
-            # and unsettled jobs would pile up unseen.
-            missing_data=NO_DATA_IS_AN_OUTAGE,
+            # Every timer scan emits StuckJobs, 0 included, but an hour without it is not an outage to page on:
+            # there is none before the first scan after the first deploy, and none during a pause (`reconciler
+            # pause` holds the scan's ticks with the events). A scan that raises pages through `errors`.
+            missing_data=NO_DATA_IS_HEALTHY,
             description=f"Jobs unsettled for more than {config.stuck_job_hours} hours: their events never arrived.",
         )
         self.invalid_events = self._alarm(
@@ -226,7 +232,9 @@ class ReconcilerAlarms(Construct):
             missing_data=NO_DATA_IS_HEALTHY,
             description="More than 50 settlement retries in 5 minutes: DynamoDB throttling or write contention.",
         )
-        # EventBridge gave up on delivering render events to the function (after 8 retries / 2 hours). Each
+        # EventBridge gave up on invoking the function (after 8 retries / 2 hours): Lambda refused the Invoke call
+        # itself (missing function or permission, service error). Throttling does not count here: Lambda accepts a
+        # throttled event into its async queue and retries it there (async-event-age, async-events-dropped). Each
         # one is an event that reached the DLQ at best, so any one pages.
         self.events_failed = self._alarm(
             "events-failed",
@@ -234,7 +242,8 @@ class ReconcilerAlarms(Construct):
             threshold=1,
             comparison=GTE,
             missing_data=NO_DATA_IS_HEALTHY,
-            description="EventBridge failed to deliver render events to the reconciler (retries exhausted).",
+            description="EventBridge could not invoke the reconciler for render events (Lambda refused the call; retries "
+            "exhausted): they are in the dead-letter queue (reconciler dlq list).",
         )
         # Events that could not even be put in the DLQ are lost: only the archive still has them.
         self.events_dropped = self._alarm(
@@ -267,7 +276,52 @@ class ReconcilerAlarms(Construct):
             missing_data=NO_DATA_IS_HEALTHY,
             description="Duration p99 reached 24 s of the 30 s timeout for 10 minutes: timeouts are imminent.",
         )
+        self._lost_or_stuck_message_alarms(function, alert_dead_letter_queue)
         assert tuple(self._alarms) == ALARM_CONCERNS, "ALARM_CONCERNS (reconciler/contract.py) lists every alarm, in order"
+
+    def _lost_or_stuck_message_alarms(self, function: lambda_.IFunction, alert_dead_letter_queue: sqs.IQueue) -> None:
+        """Every way a message can still be lost or stuck after the function received it (Lambda's metrics are
+        published only when their event occurs, so no data is healthy)."""
+        five_minutes = Duration.minutes(5)
+        # The on-failure record of an event that failed every attempt could not be put in the DLQ: the event is
+        # now only in the archive.
+        self._on_any(
+            "dlq-delivery-failures",
+            function.metric("DestinationDeliveryFailures", statistic="Sum", period=five_minutes),
+            "Lambda could not deliver failed events' records to the dead-letter queue: those events are lost "
+            "unless replayed from the archive (reconciler events replay --from --to).",
+        )
+        # Each dropped event left the async queue without a successful run (retries exhausted, or the maximum event
+        # age reached, e.g. a pause held too long); it went to the DLQ unless dlq-delivery-failures fired too.
+        self._on_any(
+            "async-events-dropped",
+            function.metric("AsyncEventsDropped", statistic="Sum", period=five_minutes),
+            "Lambda dropped render events from its async queue after their retries or maximum age: find "
+            "them in the dead-letter queue (reconciler dlq list) and replay them.",
+        )
+        # Published when an event is finally run: a paused function runs nothing, so this fires after a resume
+        # from a pause longer than the threshold (expected), and otherwise on a growing backlog.
+        assert ASYNC_EVENT_AGE_ALARM.to_seconds() < self._config.async_invoke_max_event_age.to_seconds()
+        self._alarm(
+            "async-event-age",
+            function.metric("AsyncEventAge", statistic="Maximum", period=five_minutes),
+            threshold=ASYNC_EVENT_AGE_ALARM.to_milliseconds(),
+            comparison=GTE,
+            missing_data=NO_DATA_IS_HEALTHY,
+            description="Render events waited an hour or more in Lambda's async queue (throttling or retries); at the "
+            "maximum event age they go to the dead-letter queue. Expected once after resuming a long pause.",
+        )
+        # An ops alert SNS could not deliver to a subscriber after its retries. This alarm reaches the people through
+        # the same topic: another subscriber (prod has two) must still be working.
+        self._alarm(
+            "alert-dead-letters",
+            alert_dead_letter_queue.metric_approximate_number_of_messages_visible(statistic="Maximum", period=five_minutes),
+            threshold=0,
+            comparison=GT,
+            missing_data=NO_DATA_IS_HEALTHY,
+            description="The ops topic could not deliver alerts to a subscriber (endpoint down or refusing): read them in "
+            f"{self._config.names.alerts_dead_letter_queue} and check the subscriptions.",
+        )
 
     @property
     def all(self) -> tuple[cloudwatch.Alarm, ...]:
@@ -282,6 +336,10 @@ class ReconcilerAlarms(Construct):
             statistic="Sum",
             period=Duration.minutes(5),
         )
+
+    def _on_any(self, concern: str, metric: cloudwatch.IMetric, description: str) -> cloudwatch.Alarm:
+        """Pages on a single occurrence of something published only when it happens."""
+        return self._alarm(concern, metric, threshold=1, comparison=GTE, missing_data=NO_DATA_IS_HEALTHY, description=description)
 
     def _alarm(
         self,

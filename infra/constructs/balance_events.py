@@ -22,6 +22,8 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.config import StageConfig
+from infra.constructs.acknowledged_statement import acknowledged_statement
+from infra.constructs.alarms import OLDEST_MESSAGE_ALARM
 from infra.constructs.reconciler_function import python_function
 from infra.constructs.tables import ReconcilerTables
 from reconciler import contract
@@ -62,12 +64,13 @@ class BalanceEventsData(Construct):
             enforce_ssl=True,
             removal_policy=config.removal_policy,
         )
+        reason = (
+            "This queue is itself the on-failure destination of the balance-events stream mapping; nothing consumes "
+            "it automatically, so it needs no dead-letter queue of its own."
+        )
         Validations.of(self.failure_queue).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions::AwsSolutions-SQS3",
-                reason="This queue is itself the on-failure destination of the balance-events stream mapping; "
-                "nothing consumes it automatically, so it needs no dead-letter queue of its own.",
-            )
+            Acknowledgment(id="AwsSolutions::AwsSolutions-SQS3", reason=reason),
+            Acknowledgment(id="Serverless::Serverless-SQSRedrivePolicy", reason=reason),
         )
 
 
@@ -94,29 +97,52 @@ class BalanceEventsFunction(Construct):
                 contract.ENV_OVERDRAFT_ALERT_LEVEL: str(settings.overdraft_alert_level),
             },
         )
-        # One shard per item range, one batch per shard at a time (parallelization 1): a user's records are
-        # handled in stream order. A failed record is retried from itself (partial batch responses); a failing
-        # batch is bisected so one bad record cannot hold its neighbours beyond its own retries.
-        self.function.add_event_source(
-            event_sources.DynamoEventSource(
-                tables.credits,
-                starting_position=lambda_.StartingPosition.TRIM_HORIZON,
-                batch_size=BATCH_SIZE,
-                parallelization_factor=1,
-                bisect_batch_on_error=True,
-                retry_attempts=MAX_RETRY_ATTEMPTS,
-                max_record_age=MAX_RECORD_AGE,
-                report_batch_item_failures=True,
-                on_failure=event_sources.SqsDlq(data.failure_queue),
-            )
-        )
+        self._read_stream(tables, data)
         self._grant(config, tables, data)
         Validations.of(self.function).acknowledge(
             Acknowledgment(
-                id="AwsSolutions::AwsSolutions-L1",
-                reason="Pinned to python3.12 like the reconciler: the Powertools layer is published per Python version.",
+                id="Serverless::Serverless-LambdaDLQ",
+                reason="Invoked by its stream mapping only, never asynchronously: a function DLQ would receive nothing. "
+                "The mapping's on-failure destination (the failure queue) describes a given-up batch instead.",
             )
         )
+
+    def _read_stream(self, tables: ReconcilerTables, data: BalanceEventsData) -> None:
+        """The mapping on the Credits stream, and the stream read Lambda's poller does with the role."""
+        # One shard per item range, one batch per shard at a time (parallelization 1): a user's records are handled
+        # in stream order. A failed record is retried from itself (partial batch responses); a failing batch is
+        # bisected so one bad record cannot hold its neighbours beyond its own retries.
+        # An EventSourceMapping rather than DynamoEventSource: that one adds dynamodb:ListStreams on "*" to the
+        # role's default policy, where its acknowledgement would cover the whole role.
+        assert tables.credits.table_stream_arn is not None, "the Credits table has a stream"
+        mapping = self.function.add_event_source_mapping(
+            "CreditsStream",
+            event_source_arn=tables.credits.table_stream_arn,
+            starting_position=lambda_.StartingPosition.TRIM_HORIZON,
+            batch_size=BATCH_SIZE,
+            parallelization_factor=1,
+            bisect_batch_on_error=True,
+            retry_attempts=MAX_RETRY_ATTEMPTS,
+            max_record_age=MAX_RECORD_AGE,
+            report_batch_item_failures=True,
+            on_failure=event_sources.SqsDlq(data.failure_queue),
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="CreditsStream",
+                actions=["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"],
+                resources=[tables.credits.table_stream_arn],
+            )
+        )
+        acknowledged_statement(
+            self.role,
+            "StreamListing",
+            iam.PolicyStatement(sid="ListStreams", actions=["dynamodb:ListStreams"], resources=["*"]),
+            ["Resource::*"],
+            "dynamodb:ListStreams, which Lambda's stream poller calls, has no resource-level permissions.",
+        )
+        # Lambda checks that the role can read the stream when it creates the mapping: after all the role's policies.
+        mapping.node.add_dependency(self.role)
 
     def _grant(self, config: StageConfig, tables: ReconcilerTables, data: BalanceEventsData) -> None:
         stack = Stack.of(self)
@@ -144,17 +170,8 @@ class BalanceEventsFunction(Construct):
             )
         )
         self.log_group.grant_write(self.role)
-        # The event source mapping adds the stream read (dynamodb:ListStreams on *, the rest on the stream ARN)
-        # and the failure queue's SendMessage/GetQueueAttributes/GetQueueUrl: Lambda's poller uses the role.
-        # ListStreams is on "*" in every stage; X-Ray's two actions only where the stage traces.
-        xray = "X-Ray PutTraceSegments/PutTelemetryRecords and " if config.tracing else ""
-        Validations.of(self.role).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
-                reason=f"{xray}dynamodb:ListStreams (added by the event source mapping for Lambda's stream poller), "
-                "none of which has resource-level permissions.",
-            ),
-        )
+        # The mapping's on-failure destination adds the failure queue's SendMessage/GetQueueAttributes/GetQueueUrl:
+        # Lambda's poller uses the role (_read_stream grants the stream read).
 
 
 class BalanceEventsAlarms(Construct):
@@ -205,6 +222,21 @@ class BalanceEventsAlarms(Construct):
                 1,
                 "Stream batches were given up and described in the balance-events failure queue: their crossings "
                 "may not have been published (docs/events.md, 'When records are given up').",
+            ),
+            # Lambda could not put a given-up batch's description in the failure queue: nothing records that batch.
+            (
+                "balance-events-delivery-failures",
+                function.metric("DestinationDeliveryFailures", statistic="Sum", period=five_minutes),
+                1,
+                "Lambda could not describe given-up stream batches in the failure queue: their crossings may be unpublished "
+                "and nothing records which; compare the ledger with the BalanceEvents history (docs/events.md).",
+            ),
+            # SQS deletes a description after 14 days, and with it the only pointer to that batch (OLDEST_MESSAGE_ALARM).
+            (
+                "balance-events-failed-batches-age",
+                failure_queue.metric_approximate_age_of_oldest_message(statistic="Maximum", period=Duration.hours(1)),
+                OLDEST_MESSAGE_ALARM.to_seconds(),
+                "A given-up stream batch has waited 10 days in the balance-events failure queue; SQS deletes it at 14 days.",
             ),
         ]
         assert tuple(spec[0] for spec in specs) == BALANCE_EVENT_ALARM_CONCERNS

@@ -13,7 +13,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.config import StageConfig
-from infra.constructs.alarms import FUNCTION_TIMEOUT, reconciler_metric
+from infra.constructs.alarms import ASYNC_EVENT_AGE_ALARM, FUNCTION_TIMEOUT, reconciler_metric
 from reconciler.contract import Metric
 
 FIVE_MINUTES = Duration.minutes(5)
@@ -31,6 +31,9 @@ class ReconcilerDashboard(Construct):
         alarms: Sequence[cloudwatch.IAlarm],
         tables: Sequence[dynamodb.ITable],
         events_rule: events.IRule,
+        balance_events_function: lambda_.IFunction,
+        balance_events_failure_queue: sqs.IQueue,
+        alert_dead_letter_queue: sqs.IQueue,
     ) -> None:
         super().__init__(scope, construct_id)
         stage = config.stage
@@ -118,3 +121,46 @@ class ReconcilerDashboard(Construct):
                 width=8,
             ),
         )
+        self.dashboard.add_widgets(
+            *self._lost_or_stuck_messages(function, balance_events_function, balance_events_failure_queue, alert_dead_letter_queue)
+        )
+
+    @staticmethod
+    def _lost_or_stuck_messages(
+        function: lambda_.IFunction,
+        balance_events_function: lambda_.IFunction,
+        failure_queue: sqs.IQueue,
+        alert_dead_letter_queue: sqs.IQueue,
+    ) -> list[cloudwatch.IWidget]:
+        """What the lost-or-stuck-message alarms watch (infra/constructs/alarms.py, balance_events.py)."""
+
+        def lambda_metric(target: lambda_.IFunction, name: str, statistic: str = "Sum") -> cloudwatch.IMetric:
+            who = "balance events" if target is balance_events_function else "reconciler"
+            return target.metric(name, statistic=statistic, period=FIVE_MINUTES, label=f"{name} ({who})")
+
+        return [
+            cloudwatch.GraphWidget(
+                title="Failure records not delivered; async events dropped",
+                left=[
+                    lambda_metric(function, "DestinationDeliveryFailures"),
+                    lambda_metric(function, "AsyncEventsDropped"),
+                    lambda_metric(balance_events_function, "DestinationDeliveryFailures"),
+                ],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Async event age (max) and balance-events iterator age (max)",
+                left=[lambda_metric(function, "AsyncEventAge", "Maximum"), lambda_metric(balance_events_function, "IteratorAge", "Maximum")],
+                left_annotations=[cloudwatch.HorizontalAnnotation(value=ASYNC_EVENT_AGE_ALARM.to_milliseconds(), label="alarm: async event age")],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Balance-events failure queue and undelivered alerts",
+                left=[
+                    failure_queue.metric_approximate_number_of_messages_visible(statistic="Maximum", period=FIVE_MINUTES),
+                    alert_dead_letter_queue.metric_approximate_number_of_messages_visible(statistic="Maximum", period=FIVE_MINUTES),
+                ],
+                right=[failure_queue.metric_approximate_age_of_oldest_message(statistic="Maximum", period=FIVE_MINUTES)],
+                width=8,
+            ),
+        ]

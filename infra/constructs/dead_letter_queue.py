@@ -42,10 +42,11 @@ class DeadLetterQueue(Construct):
                 conditions={"ArnEquals": {"aws:SourceArn": events_rule_arn}},
             )
         )
+        reason = (
+            "This queue is itself the dead-letter queue of the reconciler's EventBridge target and async invocations; "
+            "a dead-letter queue of a dead-letter queue would only hide messages."
+        )
         Validations.of(self.queue).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions::AwsSolutions-SQS3",
-                reason="This queue is itself the dead-letter queue of the reconciler's EventBridge target "
-                "and async invocations; a dead-letter queue of a dead-letter queue would only hide messages.",
-            )
+            Acknowledgment(id="AwsSolutions::AwsSolutions-SQS3", reason=reason),
+            Acknowledgment(id="Serverless::Serverless-SQSRedrivePolicy", reason=reason),
         )

@@ -5,7 +5,7 @@ Two variants, attached by the account's admins to an on-call role or group (docs
 - read-only: every inspecting command (`balance`, `ledger`, `job show`, `audit` without --fix, `dlq list|show`,
   `alarms status|history`, `metrics`, `logs tail`, and the --dry-run of `scan`, `pause`, `resume`, `events replay`);
 - break-glass: read-only plus every writing command (`adjust`, `audit --fix`, `scan`, `dlq replay|delete|purge`,
-  `alarms enable|disable`, `pause`, `resume`, `events replay`, `backup`).
+  `alarms enable|disable`, `pause`, `resume`, `events replay` and the `aws events describe-replay` it prints, `backup`).
 
 The statements are exactly what `reconciler.cli`/`reconciler.ops` call (tests/least_privilege records the CLI's
 calls across the test suite and fails if a call is not allowed, or a grant is never used). `sts:GetCallerIdentity`
@@ -62,6 +62,8 @@ class OperatorAccess(Construct):
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
         archive = stack.format_arn(service="events", resource="archive", resource_name=names.event_archive)
+        # `events replay` names its replays cc-reconciler-{stage}-{time} (reconciler.ops.control.replay_name).
+        replays = stack.format_arn(service="events", resource="replay", resource_name=f"cc-reconciler-{config.stage}-*")
         rule = stack.format_arn(service="events", resource="rule", resource_name=names.events_rule)
 
         read_only = (
@@ -125,8 +127,9 @@ class OperatorAccess(Construct):
             Grant("ReplayAndPause", ("lambda:InvokeFunction", "lambda:PutFunctionConcurrency"), (function.function_arn,)),
             # alarms enable/disable (maintenance).
             Grant("AlarmActions", ("cloudwatch:EnableAlarmActions", "cloudwatch:DisableAlarmActions"), (alarms,)),
-            # events replay: from the stage's archive.
+            # events replay: from the stage's archive; then the `aws events describe-replay` it prints to watch it.
             Grant("ReplayArchive", ("events:StartReplay",), (archive,)),
+            Grant("WatchReplay", ("events:DescribeReplay",), (replays,)),
         )
         self.read_only = self._policy("ReadOnly", names.operator_read_only_policy, read_only, "read-only", config)
         self.break_glass = self._policy("BreakGlass", names.operator_break_glass_policy, break_glass, "break-glass", config)
@@ -134,16 +137,24 @@ class OperatorAccess(Construct):
             Validations.of(policy).acknowledge(
                 Acknowledgment(
                     id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
-                    reason="Only cloudwatch:DescribeAlarms, DescribeAlarmHistory and GetMetricStatistics, used without "
-                    "resource-level permissions (the CLI filters alarms to this stage's); and logs:FilterLogEvents on "
-                    "the function's own log group (its ARN ends in :*).",
-                ),
-                Acknowledgment(
-                    id=f"AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:cloudwatch:{config.region}:"
-                    f"{config.account}:alarm:{names.alarm('*')}]",
-                    reason="Alarm actions on every alarm of this stage (cc-reconciler-*-{stage}), the set the CLI's `alarms disable|enable` acts on.",
+                    reason="ReadAlarmsAndMetrics: cloudwatch:DescribeAlarms, DescribeAlarmHistory and GetMetricStatistics, "
+                    "used without resource-level permissions (the CLI filters alarms to this stage's).",
                 ),
             )
+        # Each acknowledgement names the one statement it excuses (tests/infra/test_infra_compliance.py).
+        Validations.of(self.break_glass).acknowledge(
+            Acknowledgment(
+                id=f"AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:cloudwatch:{config.region}:"
+                f"{config.account}:alarm:{names.alarm('*')}]",
+                reason="AlarmActions: alarm actions on every alarm of this stage (cc-reconciler-*-{stage}), the set the CLI's "
+                "`alarms disable|enable` acts on.",
+            ),
+            Acknowledgment(
+                id=f"AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:events:{config.region}:{config.account}:replay/"
+                f"cc-reconciler-{config.stage}-*]",
+                reason="WatchReplay: events:DescribeReplay on the replays `events replay` starts, each named cc-reconciler-{stage}-{time}.",
+            ),
+        )
 
     def _policy(self, construct_id: str, name: str, grants: tuple[Grant, ...], variant: str, config: StageConfig) -> iam.ManagedPolicy:
         return iam.ManagedPolicy(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, Stack
+from aws_cdk import Acknowledgment, ArnFormat, Duration, Stack, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.config import StageConfig
@@ -82,7 +83,10 @@ class OpsTopic(Construct):
                 conditions=from_this_stages_alarms,
             )
         )
-        # Subscribers come from the stage's configuration only; e-mail and HTTPS ones must be confirmed.
+        self.dead_letter_queue = self._dead_letter_queue(config)
+        # Subscribers come from the stage's configuration only; e-mail and HTTPS ones must be confirmed. An alert
+        # SNS cannot deliver after its retries goes to the dead-letter queue instead of being dropped (CDK adds
+        # the queue policy admitting this topic only).
         for number, subscription in enumerate(config.alert_subscriptions, 1):
             sns.Subscription(
                 self,
@@ -90,4 +94,24 @@ class OpsTopic(Construct):
                 topic=self.topic,
                 protocol=SUBSCRIPTION_PROTOCOLS[subscription.protocol],
                 endpoint=subscription.endpoint,
+                dead_letter_queue=self.dead_letter_queue,
             )
+
+    def _dead_letter_queue(self, config: StageConfig) -> sqs.Queue:
+        """In every stage, subscribed or not, so the alarm on it exists in all three (dev has no subscriber)."""
+        queue = sqs.Queue(
+            self,
+            "DeadLetterQueue",
+            queue_name=config.names.alerts_dead_letter_queue,
+            retention_period=Duration.days(14),  # the SQS maximum
+            # SQS-managed keys: SNS can deliver to it without a grant on a customer key.
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            removal_policy=config.removal_policy,
+        )
+        reason = "This queue is itself the dead-letter queue of the ops topic's subscriptions; a queue behind it would only hide alerts."
+        Validations.of(queue).acknowledge(
+            Acknowledgment(id="AwsSolutions::AwsSolutions-SQS3", reason=reason),
+            Acknowledgment(id="Serverless::Serverless-SQSRedrivePolicy", reason=reason),
+        )
+        return queue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from aws_cdk import CrossStackReferences, ReferenceStrength
 from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
@@ -30,6 +31,11 @@ class ReconcilerTables(Construct):
         # The stream feeds the balance-events function (infra/constructs/balance_events.py); enabling it is an
         # in-place update of the table (no replacement), and settlement writes nothing more for it.
         self.credits = self._table("Credits", names.credits_table, partition_key="userId", stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES)
+        # Decided before the first deploy (docs/infrastructure.md, "Cross-stack references"): strong, whatever the app's
+        # default becomes. The stream mapping in compute imports the stream ARN, so a data deploy that would replace
+        # the stream fails loudly instead of leaving the mapping on a disabled stream (a weak reference is re-read only
+        # when compute's template changes, and the CLI skips an unchanged stack).
+        CrossStackReferences.of(self.credits).produce(ReferenceStrength.STRONG)
 
         self.ledger = self._table("Ledger", names.ledger_table, partition_key="ledgerId")
         self.ledger.add_global_secondary_index(

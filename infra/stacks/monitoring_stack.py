@@ -27,6 +27,7 @@ class MonitoringStack(Stack):
             ops_topic=data.ops_topic.topic,
             tables=data.tables.all,
             events_rule=compute.reconciler.events_rule,
+            alert_dead_letter_queue=data.ops_topic.dead_letter_queue,
         )
         self.balance_event_alarms = BalanceEventsAlarms(
             self,
@@ -45,4 +46,7 @@ class MonitoringStack(Stack):
             alarms=[*self.alarms.all, *self.balance_event_alarms.all],
             tables=data.tables.all,
             events_rule=compute.reconciler.events_rule,
+            balance_events_function=compute.balance_events.function,
+            balance_events_failure_queue=data.balance_events.failure_queue,
+            alert_dead_letter_queue=data.ops_topic.dead_letter_queue,
         )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reconciler.domain.events import EVENT_SOURCE, FAILED, RENDERED
+from reconciler.domain.events import EVENT_SOURCE, FAILED, RENDERED, SMOKE_TEST_SOURCE, SMOKE_TEST_USER
 
 STAGES: tuple[str, ...] = ("dev", "staging", "prod")
 
@@ -35,6 +35,12 @@ BALANCE_EVENTS_HANDLER = "reconciler.handlers.balance_stream.handler"
 # The events the function settles (EventBridge source and detail-types); the rule's pattern is built from them.
 SETTLED_EVENT_SOURCE = EVENT_SOURCE
 SETTLED_DETAIL_TYPES: tuple[str, ...] = (RENDERED, FAILED)
+# The post-deploy smoke test (scripts/smoke-test.py): its own source, which the events rule also admits (the archive
+# does not), its own user, whose balance changes the balance-events function never publishes, and its job ids.
+SMOKE_TEST_EVENT_SOURCE = SMOKE_TEST_SOURCE
+SMOKE_TEST_DETAIL_TYPE = RENDERED
+SMOKE_TEST_USER_ID = SMOKE_TEST_USER
+SMOKE_TEST_JOB_PREFIX = "smoke-test-"
 
 
 class Metric:
@@ -148,6 +154,13 @@ ALARM_CONCERNS: tuple[str, ...] = (
     "events-dropped",
     "events-dead-lettered",
     "duration",
+    # Where a message can still be lost or stuck on its way out: a failure record Lambda could not put in the DLQ,
+    # events that left Lambda's async queue without a successful run, events waiting in that queue, and ops alerts
+    # SNS could not deliver to a subscriber.
+    "dlq-delivery-failures",
+    "async-events-dropped",
+    "async-event-age",
+    "alert-dead-letters",
 )
 # The balance-events function's alarms (infra/constructs/balance_events.py, in this order); the ops topic admits them too.
 BALANCE_EVENT_ALARM_CONCERNS: tuple[str, ...] = (
@@ -155,6 +168,8 @@ BALANCE_EVENT_ALARM_CONCERNS: tuple[str, ...] = (
     "balance-events-iterator-age",
     "balance-events-failures",
     "balance-events-failed-batches",
+    "balance-events-delivery-failures",
+    "balance-events-failed-batches-age",
 )
 
 
@@ -213,6 +228,16 @@ class ResourceNames:
         return f"cc-reconciler-monitoring-{self.stage}"
 
     @property
+    def app_stacks(self) -> tuple[str, str, str]:
+        """The stacks the pipeline deploys, in order."""
+        return self.data_stack, self.compute_stack, self.monitoring_stack
+
+    @property
+    def ci_stack(self) -> str:
+        """The CI roles, deployed by an account admin, never by the pipeline (docs/infrastructure.md, "CI roles")."""
+        return f"cc-reconciler-ci-{self.stage}"
+
+    @property
     def jobs_table(self) -> str:
         return f"Jobs-{self.stage}"
 
@@ -239,6 +264,11 @@ class ResourceNames:
     @property
     def ops_topic(self) -> str:
         return f"ops-alerts-{self.stage}"
+
+    @property
+    def alerts_dead_letter_queue(self) -> str:
+        """Where SNS puts the ops alerts it could not deliver to a subscriber (the subscriptions' redrive policy)."""
+        return f"cc-reconciler-alerts-dlq-{self.stage}"
 
     @property
     def function(self) -> str:

@@ -82,8 +82,45 @@ def test_role_publishes_only_its_own_source_to_the_default_bus(synthesized):
     assert not any("events:PutEvents" in as_list(s["Action"]) or "BalanceEvents" in str(s["Resource"]) for s in reconciler)
 
 
+def test_lost_batch_alarms_watch_the_destination_and_the_failure_queues_oldest_message(synthesized):
+    names = synthesized.config.names
+
+    def alarm(concern: str) -> dict:
+        return resource_named(synthesized.monitoring, "AWS::CloudWatch::Alarm", "AlarmName", names.alarm(concern))["Properties"]
+
+    delivery = alarm("balance-events-delivery-failures")
+    assert (delivery["Namespace"], delivery["MetricName"], delivery["Statistic"], delivery["Threshold"]) == (
+        "AWS/Lambda",
+        "DestinationDeliveryFailures",
+        "Sum",
+        1,
+    )
+    assert "BalanceEventsFunction" in json.dumps(delivery["Dimensions"])
+    age = alarm("balance-events-failed-batches-age")
+    assert (age["Namespace"], age["MetricName"], age["Statistic"], age["Period"]) == ("AWS/SQS", "ApproximateAgeOfOldestMessage", "Maximum", 3600)
+    # Before SQS deletes the description at 14 days, with 4 days left to act
+    assert age["Threshold"] == 10 * 86400 and age["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert "BalanceEventsFailureQueue" in json.dumps(age["Dimensions"])
+    # The iterator age alarm already watches the stream function's lag
+    assert alarm("balance-events-iterator-age")["MetricName"] == "IteratorAge"
+
+
 def test_alarms_notify_the_ops_topic(synthesized):
     names = synthesized.config.names
     for concern in BALANCE_EVENT_ALARM_CONCERNS:
         alarm = resource_named(synthesized.monitoring, "AWS::CloudWatch::Alarm", "AlarmName", names.alarm(concern))["Properties"]
         assert alarm["AlarmActions"] and alarm["OKActions"]
+
+
+def test_the_credits_stream_reaches_compute_as_a_strong_reference(synthesized):
+    # Decided before the first deploy (docs/infrastructure.md, "Cross-stack references"): an export, so a data deploy
+    # that would replace the stream fails instead of leaving the mapping on a disabled stream.
+    mapping = only_resource(synthesized.compute, "AWS::Lambda::EventSourceMapping")["Properties"]
+    source = mapping["EventSourceArn"]
+    assert set(source) == {"Fn::ImportValue"}, f"not an export: {source}"
+    export = source["Fn::ImportValue"]
+    outputs = synthesized.data.to_json()["Outputs"].values()
+    (exported,) = [o["Value"] for o in outputs if o.get("Export", {}).get("Name") == export]
+    assert exported["Fn::GetAtt"][1] == "StreamArn" and exported["Fn::GetAtt"][0].startswith("TablesCredits")
+    for kind in ("compute", "monitoring"):
+        assert "Fn::GetStackOutput" not in json.dumps(synthesized.template(kind).to_json()), f"{kind}: a weak reference"

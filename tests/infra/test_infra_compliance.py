@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -11,16 +12,18 @@ from pathlib import Path
 import aws_cdk as cdk
 import pytest
 from aws_cdk import Validations, cx_api
-from cdk_nag import AwsSolutionsChecks
+from aws_cdk import aws_iam as iam
+from cdk_nag import AwsSolutionsChecks, ServerlessChecks
 from cfnlint.api import ManualArgs, lint
 from constructs import IConstruct
 from infra_helpers import as_list
 
-from infra.app import build_app, synthesize_templates
+from infra.app import build_app, build_ci_app, synthesize_templates
 from reconciler.contract import STAGES
 
 REPO = Path(__file__).resolve().parents[2]
-WILDCARD_RESOURCE = "AwsSolutions::AwsSolutions-IAM5[Resource::*]"
+IAM5 = re.compile(r"AwsSolutions::AwsSolutions-IAM5\[(?P<kind>Resource|Action)::(?P<value>.+)\]")
+POLICY_TYPES = ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
 
 
 @dataclass(frozen=True)
@@ -29,58 +32,111 @@ class NagChecked:
     app: cdk.App
     assembly: cx_api.CloudAssembly | None
     findings: str  # empty when synthesis passed the pack
+    fewest_acknowledgements: int  # how many the app has at least (an empty list proves nothing)
 
 
-@pytest.fixture(scope="module", params=STAGES)
+# The stage's app, and the CI roles' app (infra/ci_app.py), with the acknowledgements each holds at least.
+APPS = {"app": (build_app, 10), "ci": (build_ci_app, 5)}
+
+
+@pytest.fixture(scope="module", params=[(stage, app) for stage in STAGES for app in APPS], ids=lambda p: f"{p[0]}-{p[1]}")
 def nag_checked(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> NagChecked:
-    """The stage's app with the AwsSolutions pack attached (its own app: findings fail synthesis), synthesized."""
-    stage, outdir = request.param, tmp_path_factory.mktemp(f"nag-{request.param}")
-    app = build_app(stage, outdir=str(outdir))
-    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    """The stage's app (or its CI roles' app) with the AwsSolutions and ServerlessChecks packs attached (its own app:
+    findings fail synthesis), synthesized."""
+    (stage, kind), outdir = request.param, tmp_path_factory.mktemp(f"nag-{request.param[0]}-{request.param[1]}")
+    build, fewest = APPS[kind]
+    app = build(stage, outdir=str(outdir))
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app), ServerlessChecks(app))
     try:
-        return NagChecked(stage, app, app.synth(), "")
+        return NagChecked(f"{stage} ({kind})", app, app.synth(), "", fewest)
     except Exception as error:  # noqa: BLE001 - jsii surfaces ValidationFailed as a generic error
         report = outdir / "validation-report.json"
-        return NagChecked(stage, app, None, f"{error}\n{report.read_text() if report.exists() else ''}")
+        return NagChecked(f"{stage} ({kind})", app, None, f"{error}\n{report.read_text() if report.exists() else ''}", fewest)
 
 
-def test_cdk_nag_aws_solutions_finds_nothing_unacknowledged(nag_checked):
-    # Given the stage's app with the AwsSolutions pack, When it synthesizes, Then no finding is left unacknowledged
+def test_cdk_nag_aws_solutions_and_serverless_find_nothing_unacknowledged(nag_checked):
+    # Given the stage's app with both packs, When it synthesizes, Then no finding is left unacknowledged
     assert nag_checked.assembly is not None, f"cdk-nag findings for {nag_checked.stage}:\n{nag_checked.findings}"
 
 
-def test_every_wildcard_acknowledgement_has_a_wildcard_to_acknowledge(nag_checked):
-    # cdk-nag does not report an acknowledgement nothing needs: the X-Ray one must go with tracing (issue #12).
+def acknowledgements(app: cdk.App) -> list[tuple[IConstruct, str, str]]:
+    """(scope, rule, reason) of every acknowledgement in the app."""
+    return [
+        (construct, rule, reason)
+        for construct in app.node.find_all()
+        for entry in construct.node.metadata
+        if entry.type == Validations.ACKNOWLEDGED_RULES_METADATA_KEY
+        for rule, reason in entry.data.items()
+    ]
+
+
+def test_no_acknowledgement_covers_a_role_or_a_whole_stack(nag_checked):
+    # An acknowledgement covers everything below its scope: on a role it would pre-approve what is added to it later.
+    assert nag_checked.assembly is not None, f"cdk-nag findings for {nag_checked.stage}:\n{nag_checked.findings}"
+    found = acknowledgements(nag_checked.app)
+    assert len(found) >= nag_checked.fewest_acknowledgements
+    for construct, rule, _ in found:
+        where = f"{nag_checked.stage} {construct.node.path} {rule}"
+        assert not isinstance(construct, (cdk.App, cdk.Stack)), f"{where}: acknowledged for a whole stack"
+        assert not any(isinstance(c, iam.CfnRole) for c in construct.node.find_all()), f"{where}: acknowledged on a role"
+
+
+def test_every_iam5_acknowledgement_names_exactly_the_statements_it_excuses(nag_checked):
+    # Given each IAM5 acknowledgement (its reason starts with the Sids it excuses: "Sid: why"), When its scope's one
+    # policy is read as synthesized, Then the statements raising that finding are exactly the ones it names: a
+    # wildcard added later to that policy, or named X-Ray where none is granted, fails here although cdk-nag passes.
     assert nag_checked.assembly is not None, f"cdk-nag findings for {nag_checked.stage}:\n{nag_checked.findings}"
     checked = 0
-    for construct in nag_checked.app.node.find_all():
-        for entry in construct.node.metadata:
-            if entry.type != Validations.ACKNOWLEDGED_RULES_METADATA_KEY:
-                continue
-            for rule, reason in entry.data.items():
-                if rule != WILDCARD_RESOURCE and "X-Ray" not in reason:
-                    continue
-                statements = policy_statements_under(construct, nag_checked.assembly)
-                where = f"{nag_checked.stage} {construct.node.path} {rule}"
-                if rule == WILDCARD_RESOURCE:
-                    assert any("*" in as_list(s["Resource"]) for s in statements), f"{where}: no wildcard resource to acknowledge"
-                if "X-Ray" in reason:
-                    assert any(a.startswith("xray:") for s in statements for a in as_list(s["Action"])), f"{where}: names X-Ray, grants none"
-                checked += 1
-    assert checked >= 2, "the operator policies' acknowledgements at least"
+    for construct, rule, reason in acknowledgements(nag_checked.app):
+        match = IAM5.fullmatch(rule)
+        if not match:
+            continue
+        where = f"{nag_checked.stage} {construct.node.path} {rule}"
+        policies = policy_statements_under(construct, nag_checked.assembly)
+        assert len(policies) == 1, f"{where}: bound to {len(policies)} policies, not one"
+        (statements,) = policies.values()
+        named = set(reason.split(": ", 1)[0].split(", "))
+        raising = {s.get("Sid") for s in statements if raises(s, match["kind"], match["value"])}
+        assert raising and raising == named, f"{where}: names {sorted(named)}, the statements raising it are {sorted(map(str, raising))}"
+        if "X-Ray" in reason:
+            assert any(a.startswith("xray:") for s in statements for a in as_list(s["Action"])), f"{where}: names X-Ray, grants none"
+        checked += 1
+    assert checked >= 3, "the operator policies' (or the CI roles') acknowledgements at least"
 
 
-def policy_statements_under(construct: IConstruct, assembly: cx_api.CloudAssembly) -> list[dict]:
-    """The synthesized statements of the IAM policies at or below `construct` (a role's DefaultPolicy is its child)."""
+def raises(statement: dict, kind: str, value: str) -> bool:
+    """Whether cdk-nag's IAM5 would report `[kind::value]` for this statement (resources rendered as cdk-nag does)."""
+    if kind == "Action":
+        return value in as_list(statement["Action"])
+    return value in (nag_rendered(resource) for resource in as_list(statement["Resource"]))
+
+
+def nag_rendered(resource) -> str:
+    if isinstance(resource, str):
+        return resource
+    if "Fn::Join" in resource:
+        separator, parts = resource["Fn::Join"]
+        return separator.join(part if isinstance(part, str) else f"<{part.get('Ref', 'token')}>" for part in parts)
+    return "<token>"
+
+
+def policy_statements_under(construct: IConstruct, assembly: cx_api.CloudAssembly) -> dict[str, list[dict]]:
+    """Logical id -> synthesized statements, for the IAM policies at or below `construct`."""
     stack = cdk.Stack.of(construct)
     resources = assembly.get_stack_by_name(stack.stack_name).template["Resources"]
     logical_ids = [stack.get_logical_id(c) for c in construct.node.find_all() if cdk.CfnElement.is_cfn_element(c)]
-    return [
-        statement
+    return {
+        logical_id: as_list(resources[logical_id]["Properties"]["PolicyDocument"]["Statement"])
         for logical_id in logical_ids
-        if resources.get(logical_id, {}).get("Type") in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
-        for statement in as_list(resources[logical_id]["Properties"]["PolicyDocument"]["Statement"])
-    ]
+        if resources.get(logical_id, {}).get("Type") in POLICY_TYPES
+    }
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_cfn_lint_finds_no_problem_in_the_ci_roles(stage, tmp_path):
+    (stack,) = build_ci_app(stage, outdir=str(tmp_path)).synth().stacks
+    matches = lint(json.dumps(stack.template), config=ManualArgs(ignore_checks=["W3005"], regions=["us-east-1"]))
+    assert not matches, f"cfn-lint on {stack.stack_name}:\n" + "\n".join(f"{m.rule.id} {m.message} (line {m.linenumber})" for m in matches)
 
 
 @pytest.mark.parametrize("stage", STAGES)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from decimal import Decimal
 
@@ -12,6 +13,8 @@ from reconciler import config as runtime_config
 from reconciler import contract
 
 RENDER_EVENTS = {"source": ["video.generation"], "detail-type": ["video.rendered", "video.failed"]}
+# The rule also settles the smoke test's synthetic renders (their own source); the archive keeps the pipeline's only.
+SETTLED_EVENTS = {"source": ["video.generation", "reconciler.smoke-test"], "detail-type": ["video.rendered", "video.failed"]}
 RETENTION_DAYS = {"dev": 7, "staging": 30, "prod": 90}
 
 
@@ -107,7 +110,7 @@ def test_render_events_rule_targets_the_function_with_retries_and_dead_letters(s
     stage = synthesized.config.stage
     rule = resource_named(synthesized.compute, "AWS::Events::Rule", "Name", f"cc-reconciler-events-{stage}")
     properties = rule["Properties"]
-    assert properties["EventPattern"] == RENDER_EVENTS
+    assert properties["EventPattern"] == SETTLED_EVENTS
     assert "EventBusName" not in properties, "the rule must be on the default bus"
     (target,) = properties["Targets"]
     assert refers_to(target["Arn"], "ReconcilerFunction")
@@ -267,6 +270,8 @@ BREAK_GLASS_WRITES = {
     "sqs:DeleteMessage", "sqs:PurgeQueue", "lambda:InvokeFunction", "lambda:PutFunctionConcurrency",
     "cloudwatch:EnableAlarmActions", "cloudwatch:DisableAlarmActions", "events:StartReplay",
 }  # fmt: skip
+# Watching the replay break-glass started: the `aws events describe-replay` command `events replay` prints.
+BREAK_GLASS_READS = {"events:DescribeReplay"}
 
 
 def operator_policy(synthesized, variant: str) -> dict:
@@ -290,7 +295,7 @@ def test_break_glass_adds_exactly_the_clis_writes_and_never_rewrites_the_ledger(
     read_only = operator_policy(synthesized, "read-only")["PolicyDocument"]["Statement"]
     break_glass = operator_policy(synthesized, "break-glass")["PolicyDocument"]["Statement"]
     assert granted_pairs(read_only) <= granted_pairs(break_glass), "break-glass includes every read"
-    assert {a for s in break_glass for a in as_list(s["Action"])} == READ_ONLY | BREAK_GLASS_WRITES
+    assert {a for s in break_glass for a in as_list(s["Action"])} == READ_ONLY | BREAK_GLASS_WRITES | BREAK_GLASS_READS
     ledger_writes = {
         a
         for s in break_glass
@@ -314,7 +319,26 @@ def test_operator_policies_use_a_wildcard_only_where_iam_has_no_resource_level_p
                     assert {a.split(":")[0] for a in as_list(statement["Action"])} == {"cloudwatch"}
                     assert all(a.startswith(("cloudwatch:Describe", "cloudwatch:Get")) for a in as_list(statement["Action"]))
                 elif "*" in text:
-                    assert text.endswith(f':alarm:cc-reconciler-*-{stage}"]]}}') or refers_to(resource, "ReconcilerLogGroup"), f"wildcard in {text}"
+                    assert (
+                        text.endswith(f':alarm:cc-reconciler-*-{stage}"]]}}')
+                        or text.endswith(f':replay/cc-reconciler-{stage}-*"]]}}')
+                        or refers_to(resource, "ReconcilerLogGroup")
+                    ), f"wildcard in {text}"
+
+
+def test_break_glass_may_watch_the_stages_own_replays(synthesized):
+    stage, config = synthesized.config.stage, synthesized.config
+    (statement,) = [s for s in operator_policy(synthesized, "break-glass")["PolicyDocument"]["Statement"] if s.get("Sid") == "WatchReplay"]
+    assert statement["Action"] == "events:DescribeReplay"
+    _, parts = statement["Resource"]["Fn::Join"]
+    assert parts[-1] == f":events:{config.region}:{config.account}:replay/cc-reconciler-{stage}-*"
+    # The names `events replay` gives its replays match it
+    from datetime import UTC, datetime
+
+    from reconciler.ops.control import replay_name
+
+    assert fnmatch.fnmatchcase(replay_name(stage, datetime.now(UTC)), f"cc-reconciler-{stage}-*")
+    assert fnmatch.fnmatchcase(replay_name("prod" if stage != "prod" else "dev", datetime.now(UTC)), f"cc-reconciler-{stage}-*") is False
 
 
 def test_compute_stack_holds_no_state(synthesized):

@@ -202,6 +202,28 @@ def test_ops_topic_subscriptions_are_the_stage_configuration(synthesized):
         assert subscriptions, f"{config.stage}: alarms notify the topic, so someone must be subscribed to it"
 
 
+def test_an_alert_sns_cannot_deliver_goes_to_the_alerts_dead_letter_queue(synthesized):
+    # Given every subscription of the ops topic (none in dev, where the queue still exists for its alarm)
+    names = synthesized.config.names
+    queues = synthesized.data.find_resources("AWS::SQS::Queue")
+    (queue_id,) = [lid for lid, q in queues.items() if q["Properties"]["QueueName"] == names.alerts_dead_letter_queue]
+    queue = queues[queue_id]["Properties"]
+    assert queue["MessageRetentionPeriod"] == 14 * 86400 and queue["SqsManagedSseEnabled"] is True
+    subscriptions = synthesized.data.find_resources("AWS::SNS::Subscription").values()
+    # Then each has a redrive policy to that queue
+    for subscription in subscriptions:
+        assert subscription["Properties"]["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": [queue_id, "Arn"]}}
+    # And the queue admits SNS for this topic only (over SSL), where there is anything to deliver
+    (policy,) = [p for p in synthesized.data.find_resources("AWS::SQS::QueuePolicy").values() if p["Properties"]["Queues"] == [{"Ref": queue_id}]]
+    allows = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"]
+    if subscriptions:
+        (allow,) = allows
+        assert allow["Principal"] == {"Service": "sns.amazonaws.com"} and allow["Action"] == "sqs:SendMessage"
+        assert allow["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Ref": resource_id(synthesized.data, "AWS::SNS::Topic")}}}
+    else:
+        assert allows == []
+
+
 def test_data_stack_holds_only_state_and_imports_nothing(synthesized):
     types = {r["Type"] for r in synthesized.data.to_json()["Resources"].values()}
     assert types == {

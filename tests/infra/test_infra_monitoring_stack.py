@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 from infra_helpers import only_resource, refers_to, resource_named
@@ -25,6 +27,10 @@ ALARMS = {
     "events-dropped": ("AWS/Events", "InvocationsFailedToBeSentToDlq", "Sum", 300, "GreaterThanOrEqualToThreshold", 1),
     "events-dead-lettered": ("AWS/Events", "DeadLetterInvocations", "Sum", 300, "GreaterThanOrEqualToThreshold", 1),
     "duration": ("AWS/Lambda", "Duration", "p99", 300, "GreaterThanOrEqualToThreshold", 24000),
+    "dlq-delivery-failures": ("AWS/Lambda", "DestinationDeliveryFailures", "Sum", 300, "GreaterThanOrEqualToThreshold", 1),
+    "async-events-dropped": ("AWS/Lambda", "AsyncEventsDropped", "Sum", 300, "GreaterThanOrEqualToThreshold", 1),
+    "async-event-age": ("AWS/Lambda", "AsyncEventAge", "Maximum", 300, "GreaterThanOrEqualToThreshold", 3600 * 1000),
+    "alert-dead-letters": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 300, "GreaterThanThreshold", 0),
 }
 MATH_ALARMS = {"throttles", "dynamodb-throttles"}
 # Alarms that need two consecutive breaching periods (reasons in infra/constructs/alarms.py).
@@ -112,12 +118,11 @@ def test_alarm_notifies_ops_on_alarm_and_on_recovery(synthesized, concern):
     assert properties["ActionsEnabled"] is synthesized.config.alarm_actions_enabled
 
 
-@pytest.mark.parametrize("concern", ALARM_CONCERNS)
+@pytest.mark.parametrize("concern", ALARM_CONCERNS + BALANCE_EVENT_ALARM_CONCERNS)
 def test_missing_data_treatment(synthesized, concern):
-    # Every timer scan reports StuckJobs, so its silence is an outage; the other metrics are
-    # published only when their event occurs (reasons in infra/constructs/alarms.py).
-    expected = "breaching" if concern == "stuck-jobs" else "notBreaching"
-    assert alarm(synthesized, concern)["TreatMissingData"] == expected, f"{concern}: missing data"
+    # No alarm pages on silence: stuck-jobs has no data before the first scan after the first deploy and during a
+    # pause; the other metrics are published only when their event occurs (reasons in infra/constructs/alarms.py).
+    assert alarm(synthesized, concern)["TreatMissingData"] == "notBreaching", f"{concern}: missing data"
 
 
 def test_alarm_dimensions_point_at_this_stage(synthesized):
@@ -126,6 +131,11 @@ def test_alarm_dimensions_point_at_this_stage(synthesized):
     assert refers_to(alarm(synthesized, "dlq-depth")["Dimensions"], "DeadLetterQueue")
     assert refers_to(alarm(synthesized, "dlq-age")["Dimensions"], "DeadLetterQueue")
     assert refers_to(alarm(synthesized, "duration")["Dimensions"], "ReconcilerFunction")
+    for concern in ("dlq-delivery-failures", "async-events-dropped", "async-event-age"):
+        dimensions = alarm(synthesized, concern)["Dimensions"]
+        assert [d["Name"] for d in dimensions] == ["FunctionName"] and refers_to(dimensions, "ReconcilerFunction"), concern
+    (queue,) = alarm(synthesized, "alert-dead-letters")["Dimensions"]
+    assert queue["Name"] == "QueueName" and refers_to(queue["Value"], "OpsTopicDeadLetterQueue")
     reconciler_alarms = [concern for concern, spec in ALARMS.items() if spec[0] == "Reconciler"]
     assert len(reconciler_alarms) == 7
     for concern in reconciler_alarms:
@@ -154,7 +164,34 @@ def test_dashboard_shows_health_money_and_alarms(synthesized):
     assert '\\"alarms\\":[' in body, "dashboard lacks the alarm status widget"
 
 
+def test_every_alarm_is_on_the_dashboard_and_so_are_the_lost_message_metrics(synthesized):
+    dashboard = only_resource(synthesized.monitoring, "AWS::CloudWatch::Dashboard")
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    alarms = synthesized.monitoring.find_resources("AWS::CloudWatch::Alarm")
+    assert len(alarms) == len(ALARM_CONCERNS) + len(BALANCE_EVENT_ALARM_CONCERNS)
+    missing = [a["Properties"]["AlarmName"] for logical_id, a in alarms.items() if json.dumps({"Fn::GetAtt": [logical_id, "Arn"]}) not in body]
+    assert not missing, f"alarms missing from the dashboard's alarm widget: {missing}"
+    for metric in ("DestinationDeliveryFailures", "AsyncEventsDropped", "AsyncEventAge", "IteratorAge"):
+        assert metric in body, f"dashboard lacks {metric}"
+    assert "OpsTopicDeadLetterQueue" in body and "BalanceEventsFailureQueue" in body
+
+
 def test_monitoring_stack_is_a_leaf(synthesized):
     # Nothing imports from monitoring, so alarms can change without touching data or compute.
     assert "Outputs" not in synthesized.monitoring.to_json()
     only_resource(synthesized.monitoring, "AWS::CloudWatch::Dashboard")
+
+
+def runbook_alarm_rows() -> dict[str, str]:
+    """docs/operations.md, "Alarms: what to run": alarm concern -> its "run first" cell."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    section = text.split("## Alarms: what to run", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split(" | ") for line in section.splitlines() if line.startswith("| ") and not line.startswith("| alarm |")]
+    return {cells[0].strip("| "): cells[-1] for cells in rows if not set(cells[0]) <= {"|", "-", " "}}
+
+
+def test_every_alarm_has_a_runbook_line_with_a_command():
+    rows = runbook_alarm_rows()
+    assert sorted(rows) == sorted(ALARM_CONCERNS + BALANCE_EVENT_ALARM_CONCERNS)
+    for concern, command in rows.items():
+        assert re.search(r"`(r|aws) [a-z]", command) or command.startswith("as "), f"{concern}: no command to run in {command!r}"

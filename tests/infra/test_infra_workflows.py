@@ -3,38 +3,16 @@ each stage smoke-tested before the next, prod's diff of that exact assembly befo
 
 from __future__ import annotations
 
+import os
 import re
-from pathlib import Path
+import subprocess
 
 import pytest
 import yaml
+from workflow_helpers import REPO, WORKFLOWS, index_of, load, runs, steps, uses
 
-REPO = Path(__file__).resolve().parents[2]
-WORKFLOWS = REPO / ".github" / "workflows"
 PINS = yaml.safe_load((REPO / ".github" / "action-pins.yml").read_text())
 USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>\S+)(?P<comment>.*)$")
-
-
-def load(name: str) -> dict:
-    return yaml.safe_load((WORKFLOWS / name).read_text())
-
-
-def steps(job: dict) -> list[dict]:
-    return job["steps"]
-
-
-def index_of(job: dict, predicate, what: str) -> int:
-    found = [i for i, step in enumerate(steps(job)) if predicate(step)]
-    assert len(found) == 1, f"expected one step that {what}, found {len(found)}"
-    return found[0]
-
-
-def runs(fragment: str):
-    return lambda step: fragment in str(step.get("run", ""))
-
-
-def uses(action: str):
-    return lambda step: str(step.get("uses", "")).startswith(action + "@")
 
 
 def test_no_workflow_mentions_long_lived_keys():
@@ -62,18 +40,19 @@ def test_every_action_is_pinned_by_full_sha_with_its_tag_from_the_pins_file():
         assert re.fullmatch(r"[0-9a-f]{40}", pin["sha"]) and re.fullmatch(r"v\d+\.\d+\.\d+", pin["tag"]), action
 
 
-def test_pull_request_tests_then_diffs_every_stage_with_that_stages_role_and_region():
-    diff = load("pull-request.yml")["jobs"]["diff"]
-    assert diff["needs"] == "test"
-    assert diff["permissions"]["id-token"] == "write"
-    assert diff["strategy"]["matrix"]["stage"] == ["dev", "staging", "prod"]
-    settings = index_of(diff, runs("python -m infra.ci_stage ${{ matrix.stage }}"), "reads the stage settings")
-    credentials = index_of(diff, uses("aws-actions/configure-aws-credentials"), "assumes the role")
-    assert settings < credentials
-    step = steps(diff)[credentials]
-    assert step["with"]["role-to-assume"] == "${{ steps.stage.outputs.diff_role }}"
-    assert step["with"]["aws-region"] == "${{ steps.stage.outputs.region }}"
-    index_of(diff, runs("cdk diff --context stage=${{ matrix.stage }}"), "diffs the stage")
+def test_pull_request_diffs_every_stage_against_its_bases_templates_offline():
+    jobs = load("pull-request.yml")["jobs"]
+    base, diff = jobs["base-templates"], jobs["diff"]
+    # The base is synthesized from its own checkout (and lock), every stage
+    checkout = steps(base)[index_of(base, uses("actions/checkout"), "checks out")]
+    assert checkout["with"]["ref"] == "${{ github.event.pull_request.base.sha }}"
+    assert "for stage in dev staging prod" in steps(base)[index_of(base, runs("cdk synth"), "synthesizes")]["run"]
+    # The pull request's templates are compared with those, stack by stack, without credentials
+    assert diff["needs"] == ["test", "base-templates"] and "id-token" not in diff["permissions"]
+    run = steps(diff)[index_of(diff, runs("cdk diff"), "diffs")]["run"]
+    assert "for stage in dev staging prod" in run and "--template base/$stage/$stack.template.json" in run and "--method" not in run
+    post = steps(diff)[index_of(diff, uses("actions/github-script"), "posts the diffs")]
+    assert "for (const stage of ['dev', 'staging', 'prod'])" in post["with"]["script"]
 
 
 def test_ci_stage_settings_come_from_the_stage_config(capsys):
@@ -91,6 +70,7 @@ def test_ci_stage_settings_come_from_the_stage_config(capsys):
         "region": prod.region,
         "diff_role": f"arn:aws:iam::{prod.account}:role/cc-reconciler-ci-diff",
         "deploy_role": f"arn:aws:iam::{prod.account}:role/cc-reconciler-ci-deploy",
+        "smoke_role": f"arn:aws:iam::{prod.account}:role/cc-reconciler-ci-smoke",
         "powertools_parameter": POWERTOOLS_LAYER_PARAMETER,
     }
     assert main(["qa"]) == 2 and "unknown stage 'qa'" in capsys.readouterr().err
@@ -128,15 +108,16 @@ def test_each_stage_deploys_the_downloaded_assembly_then_must_pass_its_smoke_tes
     assert deploy["permissions"]["id-token"] == "write"
     download = index_of(deploy, uses("actions/download-artifact"), "downloads the assembly")
     assert steps(deploy)[download]["with"] == {"name": "${{ inputs.assembly }}", "path": "cdk.out/"}
-    credentials = index_of(deploy, uses("aws-actions/configure-aws-credentials"), "assumes the role")
+    credentials = next(i for i, s in enumerate(steps(deploy)) if uses("aws-actions/configure-aws-credentials")(s))
     assert steps(deploy)[credentials]["with"]["role-to-assume"] == "${{ steps.stage.outputs.deploy_role }}"
     assert steps(deploy)[credentials]["with"]["aws-region"] == "${{ steps.stage.outputs.region }}"
     account = index_of(deploy, runs("aws sts get-caller-identity"), "checks the account")
     layer = index_of(deploy, runs("aws ssm get-parameter --name"), "checks the Powertools parameter")
     checksum = index_of(deploy, runs("sha256sum --check"), "checks the assembly")
+    paused = index_of(deploy, runs("python -m infra.deploy_guard ${{ inputs.stage }}"), "refuses while paused")
     cdk_deploy = index_of(deploy, runs("cdk deploy"), "deploys")
     smoke = index_of(deploy, runs("scripts/smoke-test.py"), "smoke-tests")
-    assert download < credentials < account < layer < cdk_deploy < smoke and checksum < cdk_deploy
+    assert download < credentials < account < layer < cdk_deploy < smoke and checksum < paused < cdk_deploy
     assert smoke == len(steps(deploy)) - 1, "the smoke test is the job's last step: its failure fails the stage"
     deploy_run = steps(deploy)[cdk_deploy]["run"]
     assert "--app cdk.out/${{ inputs.stage }}" in deploy_run and "--context" not in deploy_run
@@ -175,3 +156,46 @@ def test_ci_runs_one_node_lts_that_is_not_20():
     assert len(versions) == 1, f"jobs set up different node versions: {sorted(versions)}"
     major = int(versions.pop())
     assert major >= 22 and major % 2 == 0, f"node {major} is not a supported LTS line"
+
+
+def step_script(workflow: str, job: str, name: str) -> str:
+    (step,) = [s for s in steps(load(workflow)["jobs"][job]) if s.get("name") == name]
+    return step["run"]
+
+
+def run_step(script: str, cwd, **env: str) -> int:
+    # As GitHub runs a `run:` step on Linux: bash -e, in the workspace
+    return subprocess.run(["bash", "-e", "-c", script], cwd=cwd, env={"PATH": os.environ["PATH"], **env}, capture_output=True).returncode
+
+
+def test_every_deployed_file_is_checksummed_and_checked_not_only_the_templates(tmp_path):
+    # Given an assembly like the build job's: templates, manifests and a staged function asset per stage
+    for stage in ("dev", "prod"):
+        for path in (
+            f"{stage}/cc-reconciler-compute-{stage}.template.json",
+            f"{stage}/manifest.json",
+            f"{stage}/asset.abc/reconciler/handlers/entry.py",
+        ):
+            (tmp_path / "cdk.out" / path).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / "cdk.out" / path).write_text(f"{stage} {path}\n")
+    temp = tmp_path / "runner-temp"
+    temp.mkdir()
+    # When the build job writes the checksums
+    assert run_step(step_script("deploy.yml", "build", "Checksums of every file of the assembly"), tmp_path, RUNNER_TEMP=str(temp)) == 0
+    sums = (tmp_path / "cdk.out" / "SHA256SUMS").read_text()
+    assert "./dev/asset.abc/reconciler/handlers/entry.py" in sums and "./prod/manifest.json" in sums
+    check = step_script("deploy-stage.yml", "deploy", "Check that the assembly is the built one")
+    # Then each stage's job passes on its own files as built
+    assert run_step(check, tmp_path, RUNNER_TEMP=str(temp), STAGE="dev") == 0
+    assert run_step(check, tmp_path, RUNNER_TEMP=str(temp), STAGE="prod") == 0
+    # And fails on a changed function asset, a file added, or a file missing
+    asset = tmp_path / "cdk.out" / "dev" / "asset.abc" / "reconciler" / "handlers" / "entry.py"
+    asset.write_text("tampered\n")
+    assert run_step(check, tmp_path, RUNNER_TEMP=str(temp), STAGE="dev") != 0
+    assert run_step(check, tmp_path, RUNNER_TEMP=str(temp), STAGE="prod") == 0, "another stage's change is not this stage's"
+    extra = tmp_path / "cdk.out" / "prod" / "asset.abc" / "extra.py"
+    extra.write_text("added\n")
+    assert run_step(check, tmp_path, RUNNER_TEMP=str(temp), STAGE="prod") != 0
+    extra.unlink()
+    (tmp_path / "cdk.out" / "prod" / "manifest.json").unlink()
+    assert run_step(check, tmp_path, RUNNER_TEMP=str(temp), STAGE="prod") != 0

@@ -36,6 +36,10 @@ BALANCE_PLATFORM_GRANTS: dict[tuple[str, str], str] = {
     ("sqs:GetQueueAttributes", "queue"): "the mapping's on-failure destination (Lambda's service side)",
     ("sqs:GetQueueUrl", "queue"): "the mapping's on-failure destination (Lambda's service side)",
 }
+# Operator grants for an aws CLI command the CLI prints for the operator to run, never a call of the CLI itself.
+RUNBOOK_GRANTS: dict[tuple[str, str], str] = {
+    ("break-glass", "events:DescribeReplay"): "`aws events describe-replay --replay-name NAME`, printed by `events replay` to watch it",
+}
 # Which principal-less resource kinds a platform grant may sit on: resolved ARNs are classified by service.
 _ARN_KINDS = {":logs:": "log-group", ":kms:": "key", ":sqs:": "queue", "/stream/": "stream"}
 # A grant in the read-only operator policy may only be one of these.
@@ -257,11 +261,14 @@ def check_operator(templates: Templates, observed: Observed) -> list[str]:
         is_read = need.action.split(":", 1)[1].startswith(READ_ACTION_PREFIXES)
         if is_read and not any(g.allows(need.action, resource_arn) for g in policies["read-only"]):
             problems.append(f"{names}: the CLI reads with {need.action} on {resource_arn} ({where}) but the read-only policy does not allow it")
+    for variant, action in RUNBOOK_GRANTS:
+        if not any(grant.action == action for grant in policies[variant]):
+            problems.append(f"{names}: the {variant} policy lacks {action} ({RUNBOOK_GRANTS[(variant, action)]})")
     for variant, found in policies.items():
         for grant in found:
             if variant == "read-only" and not grant.action.split(":", 1)[1].startswith(READ_ACTION_PREFIXES):
                 problems.append(f"{names}: the read-only policy allows {grant.action}, which is not a read")
-            if not _uses(grant, calls, templates):
+            if not _uses(grant, calls, templates) and (variant, grant.action) not in RUNBOOK_GRANTS:
                 problems.append(
                     f"{names}: the {variant} policy allows {grant.action} on {grant.resource} (statement {grant.sid}), which the CLI never calls"
                 )

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
-
-REPO = Path(__file__).resolve().parents[3]
 
 
 def put_alarm(env, name: str) -> None:
@@ -99,39 +94,3 @@ def test_local_send_publishes_each_line_and_prints_each_outcome(env, cli, tmp_pa
     # `local` commands imply --local: the same file again, without it, is two duplicates
     again = cli("--json", "local", "send", str(path), local=False).json()
     assert sorted((o["jobId"], o["outcome"]) for o in again) == [("j1", "duplicate"), ("j2", "duplicate")]
-
-
-def test_smoke_test_passes_against_the_local_stack(env):
-    # The script as CI runs it, as a subprocess; it uses this session's stack (starting its own would
-    # synthesize the templates again: `--env local` alone is what `make`/CI run)
-    done = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "smoke-test.py"), "--env", "local", "--endpoint-url", env.stack.endpoint, "--timeout", "30"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=REPO,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "smoke test passed" in done.stdout
-    assert "[smoke] published video.rendered" in done.stderr  # progress, on stderr
-
-
-def test_smoke_test_runs_from_a_python_without_the_dependencies(tmp_path):
-    # A Python that cannot import boto3 (-S: no site-packages) re-runs the script with the checkout's .venv
-    base_python = Path(sys.base_prefix) / "bin" / "python3"
-    script = str(REPO / "scripts" / "smoke-test.py")
-    clean_env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-    done = subprocess.run([str(base_python), "-S", script, "--help"], capture_output=True, text=True, timeout=60, cwd=tmp_path, env=clean_env)
-    assert done.returncode == 0, done.stderr
-    assert "--env" in done.stdout
-    # Without a .venv to fall back on, it says what to do in one line
-    stuck = subprocess.run(
-        [str(base_python), "-S", script, "--env", "local"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        env={**clean_env, "SMOKE_TEST_REEXEC": "1"},
-    )
-    assert stuck.returncode == 2
-    assert stuck.stderr.startswith("SMOKE TEST NOT RUN:") and "make bootstrap" in stuck.stderr

@@ -19,6 +19,11 @@ def test_a_failed_event_without_reason_parses():
     assert parse_envelope(failed("j1", "u1", reason=None)) == VideoFailed("evt-f-j1", "j1", "u1", None)
 
 
+def test_the_smoke_tests_synthetic_render_parses_as_a_render_of_its_user():
+    event = parse_envelope({**rendered("smoke-test-1", "smoke-test-user"), "source": "reconciler.smoke-test"})
+    assert event == VideoRendered("evt-r-smoke-test-1", "smoke-test-1", "smoke-test-user", Decimal("5"), "test")
+
+
 def test_an_envelope_given_as_json_text_parses():
     assert parse_envelope(json.dumps(rendered("j1", "u1"))).job_id == "j1"
 
@@ -44,6 +49,8 @@ BAD_INPUTS = [
     ("unknown detail-type", envelope("video.queued", {"jobId": "j", "userId": "u"}), "detail-type"),
     ("wrong source", envelope("video.rendered", {"jobId": "j", "userId": "u", "seconds": 1, "model": "test"}, source="other"), "source"),
     ("missing event id", {**rendered("j", "u"), "id": ""}, "id"),
+    # The smoke test's source settles its own user only: its role cannot charge anyone else.
+    ("smoke source, another user", {**rendered("j", "u"), "source": "reconciler.smoke-test"}, "userId"),
 ]
 
 

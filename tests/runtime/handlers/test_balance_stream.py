@@ -90,6 +90,19 @@ def kinds(events: list[dict]) -> list[tuple[str, int | None, int]]:
     return [(e["detail-type"], e["detail"]["balanceBefore"], e["detail"]["balanceAfter"]) for e in events]
 
 
+def test_the_smoke_test_users_balance_never_becomes_a_balance_event(balances):
+    # Given the smoke test's user and another user, each charged across every threshold
+    for user in ("smoke-test-user", "u-control"):
+        balances.adjust(user, 12, "open")
+        balances.adjust(user, -14, "charge")  # 12 -> -2: low, exhausted, overdrawn
+    # When the stream is drained through the handler
+    balances.drain()
+    # Then only the other user's crossings are published and recorded
+    events = balances.published()
+    assert {e["detail"]["userId"] for e in events} == {"u-control"} and len(events) == 3
+    assert balances.history("smoke-test-user") == [] and len(balances.history("u-control")) == 3
+
+
 def test_low_exhausted_overdrawn_and_restored_each_once_in_balance_order(balances):
     balances.adjust("u1", 30, "open")  # created above the threshold (10): nothing
     balances.adjust("u1", -15, "a")  # 15: still above

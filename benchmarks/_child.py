@@ -37,6 +37,7 @@ STUB_ENV = {
     "CREDITS_TABLE_NAME": "Credits-dev",
     "LEDGER_TABLE_NAME": "Ledger-dev",
     "USER_LEDGER_TABLE_NAME": "UserLedger-dev",
+    "SETTLEMENTS_TABLE_NAME": "Settlements-dev",
     "DLQ_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/cc-reconciler-dlq-dev",
     "POWERTOOLS_SERVICE_NAME": "credit-reconciler",
     "POWERTOOLS_METRICS_NAMESPACE": "Reconciler",
@@ -73,15 +74,18 @@ EXPECTED = {
 
 class StubDynamoDB:
     """Answers the event path's reads and writes with canned responses, whatever calls the store makes: an item
-    keyed by jobId is the job (its id's prefix picks its state), one keyed by userId is the balance."""
+    keyed by jobId is the job's settlement record (Settlements) or the job (Jobs), its id's prefix picking its state;
+    one keyed by userId is the balance."""
 
     BALANCE: ClassVar[dict] = {"userId": {"S": "user-1"}, "remaining": {"N": "1000"}}
 
-    def _item(self, key: dict) -> dict:
+    def _item(self, key: dict, table: str = "") -> dict:
         if "jobId" not in key:
             return dict(self.BALANCE) if "userId" in key else {}
         job_id = key["jobId"]["S"]
         user = {"S": "user-1"}
+        if table.startswith("Settlements"):
+            return self._record(job_id, user)
         if job_id.startswith(("reserved", "failed_reserved")):
             return {
                 "jobId": {"S": job_id},
@@ -102,8 +106,17 @@ class StubDynamoDB:
             }
         return {}
 
-    def get_item(self, Key, **_):  # noqa: N803 (boto3's parameter name)
-        item = self._item(Key)
+    @staticmethod
+    def _record(job_id: str, user: dict) -> dict:
+        if job_id.startswith(("reserved", "failed_reserved")):
+            held = {"heldCredits": {"N": "30"}, "holdUser": user, "heldAt": {"S": "2025-06-21T12:00:00.000Z"}, "holdModel": {"S": "standard-v1"}}
+            return {"jobId": {"S": job_id}, "userId": user, **held, "unitPrice": {"N": "2"}}
+        if job_id.startswith(("duplicate", "conflict")):
+            return {"jobId": {"S": job_id}, "userId": user, "settledAs": {"S": "rendered"}, "settledByEvent": {"S": "first"}}
+        return {}
+
+    def get_item(self, Key, TableName="", **_):  # noqa: N803 (boto3's parameter names)
+        item = self._item(Key, TableName)
         return {"Item": item} if item else {}
 
     def transact_get_items(self, TransactItems):  # noqa: N803

@@ -22,6 +22,7 @@ from benchmarks.common import RequestCounter, failed, item_size, rendered
 from reconciler import bootstrap
 from reconciler.bootstrap import build_processor
 from reconciler.config import RuntimeConfig
+from reconciler.domain.ledger import iso_timestamp
 from reconciler.repository.dynamodb import to_item
 from reconciler.service.reservations import ReservationService
 
@@ -301,6 +302,12 @@ def _seed_balance(dynamodb: Any, config: RuntimeConfig, user_id: str, credits: i
     dynamodb.put_item(TableName=config.credits_table, Item=to_item({"userId": user_id, "remaining": credits}))
 
 
+def _pipeline_job(dynamodb: Any, config: RuntimeConfig, job_id: str, user_id: str, reserved: int | None) -> None:
+    """A job as the pipeline creates it: in the unsettled index; with a reservation on the item for the baselines."""
+    item = {"jobId": job_id, "userId": user_id, "model": "standard-v1", "status": "submitted", "createdAt": iso_timestamp(), "unsettled": "PENDING"}
+    dynamodb.put_item(TableName=config.jobs_table, Item=to_item({**item, "reservedCredits": reserved}))
+
+
 def ensure_idempotency_table(dynamodb: Any, name: str = IDEMPOTENCY_TABLE) -> str:
     if name not in dynamodb.list_tables().get("TableNames", []):
         create_idempotency_table(dynamodb, name)
@@ -337,13 +344,14 @@ def count_requests(dynamodb: Any, sqs: Any, config: RuntimeConfig, prefix: str =
     for who in WHO:
         user = f"{prefix}-{who}-user"
         _seed_balance(dynamodb, config, user, 1000)
-        # The pipeline's reservations: measured for ours (a path of its own), set up unmeasured for the baselines.
-        first = (f"{prefix}-{who}-reserved", user, "standard-v1", 30)
+        # The pipeline creates its jobs (with the unsettled marker), then holds credits for them: ours through the
+        # hold (measured once, a path of its own); the baselines know only a reservation on the Jobs item.
+        for job_id in (f"{prefix}-{who}-reserved", f"{prefix}-{who}-reserved-2"):
+            _pipeline_job(dynamodb, config, job_id, user, reserved=None if who == OURS else 30)
         if who == OURS:
+            first = (f"{prefix}-{who}-reserved", user, "standard-v1", 30)
             measure("reservation", who, user, lambda first=first: "reserved" if reservations.reserve(*first) else "already reserved")
-        else:
-            reservations.reserve(*first)
-        reservations.reserve(f"{prefix}-{who}-reserved-2", user, "standard-v1", 30)
+            reservations.reserve(f"{prefix}-{who}-reserved-2", user, "standard-v1", 30)
         events = {
             "reserved": rendered(f"{prefix}-{who}-e1", f"{prefix}-{who}-reserved", user, seconds=10),
             "no_job": rendered(f"{prefix}-{who}-e2", f"{prefix}-{who}-fresh", user, seconds=10),

@@ -28,21 +28,26 @@ from decimal import Decimal
 from typing import Any
 
 from reconciler.contract import (
+    HELD_AT_ATTRIBUTE,
     HELD_ATTRIBUTE,
+    HOLD_USER_ATTRIBUTE,
     LAST_LEDGER_ENTRY_ATTRIBUTE,
     RESERVED_AS_ATTRIBUTE,
+    STAGE_LIMITS,
     UNSETTLED_ATTRIBUTE,
     UNSETTLED_VALUE,
     VERSION_ATTRIBUTE,
     user_ledger_key,
 )
 from reconciler.domain.errors import DamagedBalance, DamagedJob, LedgerEntryTaken
+from reconciler.domain.holds import HoldRelease, Reservation
 from reconciler.domain.ledger import LedgerEntry, legacy_adjustment_ledger_id
-from reconciler.domain.settlement import HOLD, SUBMITTED, Conflict, JobRecord, Reservation, Settlement, UnreadableJob
+from reconciler.domain.records import SettledFacts, SettlementRecord
+from reconciler.domain.settlement import UNREAD, Conflict, JobRecord, Settlement, UnreadableJob
 from reconciler.domain.validation import whole_number_problem
 from reconciler.service.ports import BalanceChanged, StaleState
 
-BALANCE, LEDGER, JOB = "balance", "ledger", "job"
+BALANCE, LEDGER, JOB, RECORD = "balance", "ledger", "job", "record"
 _JOB_FIELDS = frozenset(field.name for field in dataclasses.fields(JobRecord))
 
 
@@ -64,13 +69,16 @@ class _Write:
 class InMemorySettlementStore:
     """The SettlementStore port in memory, with DynamoDBStore's conditions, errors and atomicity."""
 
-    def __init__(self) -> None:
+    def __init__(self, legacy_reservations_before: str = STAGE_LIMITS["dev"].legacy_reservations_before) -> None:
+        self.legacy_reservations_before = legacy_reservations_before
         self.jobs: dict[str, dict[str, Any]] = {}
+        self.records: dict[str, dict[str, Any]] = {}  # Settlements: the reconciler's record of each job, by jobId
         self.balances: dict[str, dict[str, Any]] = {}
         self.entries: dict[str, LedgerEntry] = {}  # Ledger: operators' entries and history before UserLedger
         self.postings: dict[tuple[str, str], LedgerEntry] = {}  # UserLedger: (userId, entryKey)
         self.earlier_versions: dict[str, dict[str, Any] | None] = {}  # what the next eventually consistent read sees
         self.reads: list[tuple[str, bool]] = []  # (jobId, consistent) of every load_job
+        self.record_reads: list[tuple[str, bool]] = []  # (jobId, consistent) of every load_record
 
     # --- the port ----------------------------------------------------------------------------
 
@@ -81,8 +89,16 @@ class InMemorySettlementStore:
             item = self.earlier_versions.pop(job_id)  # an eventually consistent read sees an earlier version, once
         return None if item is None else _record(item)
 
+    def load_record(self, job_id: str, *, consistent: bool = True) -> SettlementRecord | None:
+        self.record_reads.append((job_id, consistent))
+        item = self.records.get(job_id)
+        if not consistent and job_id in self.earlier_versions:
+            item = self.earlier_versions.pop(job_id)  # an eventually consistent read sees an earlier version, once
+        return None if item is None else _settlement_record(item)
+
     def serve_earlier_version(self, job_id: str, item: dict[str, Any] | None) -> None:
-        """The next eventually consistent read of the job answers `item` (None: no job), as DynamoDB may."""
+        """The next eventually consistent read of the job's settlement record answers `item` (None: no record),
+        as DynamoDB may."""
         self.earlier_versions[job_id] = copy.deepcopy(item)
 
     def commit_settlement(self, settlement: Settlement) -> None:
@@ -93,7 +109,8 @@ class InMemorySettlementStore:
             balance = self._balance_write(user_id, settlement.balance_delta, settlement.timestamp, holds, settlement.held_delta)
             writes.append(dataclasses.replace(balance, job_id=settlement.event.job_id))
             writes.extend(self._posting_write(entry) for entry in settlement.entries)
-        writes.append(self._job_settlement(settlement))
+        writes.append(self._record_settlement(settlement))
+        writes.append(self._job_mirror(settlement))
         self._transact(writes)
 
     def commit_reservation(self, reservation: Reservation) -> None:
@@ -101,30 +118,37 @@ class InMemorySettlementStore:
         remaining = self.balance_of(user_id)
         covered = self._usable(user_id) and remaining is not None and remaining >= reservation.credits
         writes = [self._balance_write(user_id, -reservation.credits, timestamp, covered, reservation.credits)]
-        item = self.jobs.get(job_id)
-        if reservation.job_before is None:
-            new = {
-                "jobId": job_id,
-                "userId": user_id,
-                "model": reservation.model,
-                "status": SUBMITTED,
-                "createdAt": timestamp,
-                "reservedCredits": reservation.credits,
-                RESERVED_AS_ATTRIBUTE: HOLD,
-                UNSETTLED_ATTRIBUTE: UNSETTLED_VALUE,
-            }
-            writes.append(_Write(JOB, item is None, lambda: self._put_job(new)))
-        else:
-            open_for_it = item is not None and item.get("userId") == user_id and "settledAs" not in item and "reservedCredits" not in item
-            reserved = {
-                "createdAt": timestamp,
-                **(item or {}),
-                "reservedCredits": reservation.credits,
-                RESERVED_AS_ATTRIBUTE: HOLD,
-                UNSETTLED_ATTRIBUTE: UNSETTLED_VALUE,
-            }
-            writes.append(_Write(JOB, open_for_it, lambda: self._put_job(reserved)))
+        record = {
+            "jobId": job_id,
+            "userId": user_id,
+            "heldCredits": reservation.credits,
+            HELD_AT_ATTRIBUTE: timestamp,
+            "holdModel": reservation.model,
+            "unitPrice": reservation.unit_price,
+            HOLD_USER_ATTRIBUTE: user_id,
+        }
+        writes.append(_Write(RECORD, job_id not in self.records, lambda: self.records.__setitem__(job_id, _present(record))))
         self._transact(writes)
+
+    def commit_release(self, release: HoldRelease) -> None:
+        balance = self._balance_write(release.user_id, release.credits, release.timestamp, self._usable(release.user_id), -release.credits)
+        item = self.records.get(release.job_id, {})
+        still_open = item.get(HOLD_USER_ATTRIBUTE) == release.user_id and item.get("heldCredits") == release.credits and "settledAs" not in item
+
+        def close() -> None:
+            closed = {**item, "holdReleasedAt": release.timestamp}
+            closed.pop(HOLD_USER_ATTRIBUTE, None)
+            self.records[release.job_id] = closed
+
+        self._transact([dataclasses.replace(balance, job_id=release.job_id), _Write(RECORD, still_open, close)])
+
+    def repair_mirror(self, job_id: str, facts: SettledFacts) -> None:
+        item = self.jobs.get(job_id)
+        if item is None:
+            raise StaleState(f"job {job_id} is not there")
+        repaired = {**item, **_present(_mirrored(facts)), "status": facts.settled_as}
+        repaired.pop(UNSETTLED_ATTRIBUTE, None)
+        self._put_job(repaired)
 
     def commit_adjustment(self, entry: LedgerEntry) -> None:
         balance = self._balance_write(entry.user_id, entry.signed_amount, entry.timestamp, self._usable(entry.user_id), ledger_entry=entry.ledger_id)
@@ -135,10 +159,12 @@ class InMemorySettlementStore:
         self._transact(writes)
 
     def record_conflict(self, conflict: Conflict) -> None:
-        item = self.jobs.get(conflict.job.job_id)
-        event_id = conflict.event.event_id
-        if item is None or item.get("settledAs") != conflict.job.settled_as or event_id in item.get("conflictEventIds", ()):
-            raise StaleState(f"job {conflict.job.job_id}: conflict {event_id} already recorded, or the job is not as read")
+        """On the settlement record, or on the Jobs item of a job settled before records existed."""
+        table = self.records if conflict.settled.source == "record" else self.jobs
+        job_id, event_id = conflict.event.job_id, conflict.event.event_id
+        item = table.get(job_id)
+        if item is None or item.get("settledAs") != conflict.settled.settled_as or event_id in item.get("conflictEventIds", ()):
+            raise StaleState(f"job {job_id}: conflict {event_id} already recorded, or the job is not as read")
         recorded = {
             **item,
             "conflictEventIds": frozenset(item.get("conflictEventIds", ())) | {event_id},
@@ -148,7 +174,7 @@ class InMemorySettlementStore:
         }
         if conflict.request_id:
             recorded["conflictRequestIds"] = frozenset(item.get("conflictRequestIds", ())) | {conflict.request_id}
-        self._put_job(recorded)
+        table[job_id] = recorded
 
     def unsettled_jobs(self, created_before: str) -> Iterator[JobRecord | UnreadableJob]:
         """The sparse index: items with the marker and a string createdAt up to the cutoff, oldest first."""
@@ -198,6 +224,22 @@ class InMemorySettlementStore:
 
     def job_item(self, job_id: str) -> dict[str, Any] | None:
         return copy.deepcopy(self.jobs.get(job_id))
+
+    def record_item(self, job_id: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.records.get(job_id))
+
+    def open_hold_total(self, user_id: str) -> int:
+        """What the user's open holds hold: recorded holds, and holds made on Jobs items before the cut-off."""
+        recorded = sum(item["heldCredits"] for item in self.records.values() if item.get(HOLD_USER_ATTRIBUTE) == user_id)
+        legacy = sum(
+            item["reservedCredits"]
+            for item in self.jobs.values()
+            if item.get("userId") == user_id
+            and item.get(RESERVED_AS_ATTRIBUTE) == "hold"
+            and "settledAs" not in item
+            and item.get("createdAt", "") < self.legacy_reservations_before
+        )
+        return recorded + legacy
 
     # --- transactions ------------------------------------------------------------------------
 
@@ -266,52 +308,54 @@ class InMemorySettlementStore:
         key = (entry.user_id, user_ledger_key(entry.timestamp, entry.ledger_id))
         return _Write(LEDGER, key not in self.postings, lambda: self.postings.__setitem__(key, entry), entry.ledger_id)
 
-    def _job_settlement(self, settlement: Settlement) -> _Write:
-        event, seen = settlement.event, settlement.job_before
-        # How it was settled, and what the event tells of the job (kept where the pipeline wrote it already).
-        outcome = _present(
-            {
-                "settledAs": settlement.settled_as,
-                "settledAt": settlement.timestamp,
-                "settledIntoOverdraft": settlement.is_overdraft,
-                "settledByEvent": event.event_id,
-                "settledByRequest": settlement.request_id,
-                "chargedCredits": settlement.charged,
-                "releasedCredits": settlement.released,
-                "refundedCredits": settlement.refunded,
-            }
-        )
-        from_event = _present(
-            {
-                "model": getattr(event, "model", None),
-                "seconds": getattr(event, "seconds", None),
-                "failureReason": getattr(event, "reason", None),
-            }
-        )
-        item = self.jobs.get(event.job_id)
-        if seen is None:  # a job the table did not hold: recorded from the event alone
-            new = {
-                "jobId": event.job_id,
-                "userId": event.user_id,
-                "status": settlement.settled_as,
-                "createdAt": settlement.timestamp,
-                **from_event,
-                **outcome,
-            }
-            return _Write(JOB, item is None, lambda: self._put_job(new))
-        # Unsettled, same owner, and the pipeline's fields and the reservation as the decision saw them.
+    def _record_settlement(self, settlement: Settlement) -> _Write:
+        """The settlement record: created, or the hold's record settled, if still as the decision read it."""
+        job_id, seen = settlement.event.job_id, settlement.record_before
+        outcome = _present(_settled(settlement))
+        item = self.records.get(job_id)
+        if seen is None:
+            new = {"jobId": job_id, "userId": settlement.event.user_id, **outcome}
+            return _Write(RECORD, item is None, lambda: self.records.__setitem__(job_id, new))
         as_seen = (
             item is not None
             and "settledAs" not in item
-            and item.get("userId") == event.user_id
+            and item.get("userId") == seen.user_id
+            and item.get("heldCredits", 0) == seen.held_credits
+            and (HOLD_USER_ATTRIBUTE in item) == seen.hold_open
+        )
+        settled = {**(item or {}), **outcome}
+        settled.pop(HOLD_USER_ATTRIBUTE, None)
+        return _Write(RECORD, as_seen, lambda: self.records.__setitem__(job_id, settled))
+
+    def _job_mirror(self, settlement: Settlement) -> _Write:
+        """The Jobs item's copy of the settlement, under the adapter's conditions (DynamoDBStore._job_condition)."""
+        event, seen = settlement.event, settlement.job_before
+        mirrored = {**_present(_mirrored(_facts_of(settlement))), "status": settlement.settled_as, "userId": event.user_id}
+        from_event = _present(
+            {"model": getattr(event, "model", None), "seconds": getattr(event, "seconds", None), "failureReason": getattr(event, "reason", None)}
+        )
+        item = self.jobs.get(event.job_id)
+        settled = {"jobId": event.job_id, "createdAt": settlement.timestamp, **from_event, **(item or {}), **mirrored}
+        settled.pop(UNSETTLED_ATTRIBUTE, None)
+        return _Write(JOB, self._job_as_assumed(item, seen, event.user_id), lambda: self._put_job(settled))
+
+    def _job_as_assumed(self, item: dict[str, Any] | None, seen: Any, user_id: str) -> bool:
+        if seen is None:
+            return item is None
+        if seen is UNREAD:
+            if item is None:
+                return True
+            legacy = "reservedCredits" in item and isinstance(item.get("createdAt"), str) and item["createdAt"] < self.legacy_reservations_before
+            return item.get("userId") == user_id and "settledAs" not in item and not legacy
+        return (
+            item is not None
+            and "settledAs" not in item
+            and item.get("userId") == user_id
             and item.get("status") == seen.status
             and item.get("updatedAt") == seen.updated_at
             and item.get("reservedCredits") == seen.reserved_credits
             and item.get(RESERVED_AS_ATTRIBUTE) == seen.reserved_as
         )
-        settled = {**from_event, **(item or {}), **outcome, "status": settlement.settled_as}
-        settled.pop(UNSETTLED_ATTRIBUTE, None)
-        return _Write(JOB, as_seen, lambda: self._put_job(settled))
 
     def _put_job(self, item: dict[str, Any]) -> None:
         # Every write stores a new dict, so an item handed out earlier (a scan's page) is a snapshot.
@@ -321,6 +365,70 @@ class InMemorySettlementStore:
 def _is_number_or_absent(value: Any) -> bool:
     """DynamoDB's attribute_type(x, N), or no attribute: a fraction is a number, text and booleans are not."""
     return value is None or (isinstance(value, (int, Decimal)) and not isinstance(value, bool))
+
+
+def _settled(settlement: Settlement) -> dict[str, Any]:
+    return {
+        "settledAs": settlement.settled_as,
+        "settledAt": settlement.timestamp,
+        "settledIntoOverdraft": settlement.is_overdraft,
+        "settledByEvent": settlement.event.event_id,
+        "settledByRequest": settlement.request_id,
+        "chargedCredits": settlement.charged,
+        "releasedCredits": settlement.released,
+        "refundedCredits": settlement.refunded,
+        "chargedUnitPrice": settlement.unit_price,
+    }
+
+
+def _facts_of(settlement: Settlement) -> SettledFacts:
+    return SettledFacts(
+        settled_as=settlement.settled_as,
+        settled_by_event=settlement.event.event_id,
+        settled_by_request=settlement.request_id,
+        settled_at=settlement.timestamp,
+        charged_credits=settlement.charged,
+        released_credits=settlement.released,
+        refunded_credits=settlement.refunded,
+        settled_into_overdraft=settlement.is_overdraft,
+    )
+
+
+def _mirrored(facts: SettledFacts) -> dict[str, Any]:
+    return {
+        "settledAs": facts.settled_as,
+        "settledAt": facts.settled_at,
+        "settledByEvent": facts.settled_by_event,
+        "settledByRequest": facts.settled_by_request,
+        "chargedCredits": facts.charged_credits,
+        "releasedCredits": facts.released_credits,
+        "refundedCredits": facts.refunded_credits,
+        "settledIntoOverdraft": facts.settled_into_overdraft,
+    }
+
+
+def _settlement_record(item: dict[str, Any]) -> SettlementRecord:
+    """A Settlements item as a SettlementRecord (DamagedJob when unusable, as the adapter's)."""
+    return SettlementRecord(
+        job_id=item.get("jobId"),  # type: ignore[arg-type]
+        user_id=item.get("userId"),  # type: ignore[arg-type]
+        held_credits=item.get("heldCredits", 0),
+        hold_open=HOLD_USER_ATTRIBUTE in item,
+        held_at=item.get(HELD_AT_ATTRIBUTE),
+        hold_model=item.get("holdModel"),
+        unit_price=item.get("unitPrice"),
+        hold_released_at=item.get("holdReleasedAt"),
+        settled_as=item.get("settledAs"),
+        settled_at=item.get("settledAt"),
+        settled_by_event=item.get("settledByEvent"),
+        settled_by_request=item.get("settledByRequest"),
+        charged_credits=item.get("chargedCredits", 0),
+        released_credits=item.get("releasedCredits", 0),
+        refunded_credits=item.get("refundedCredits", 0),
+        settled_into_overdraft=item.get("settledIntoOverdraft", False),
+        conflict_event_ids=frozenset(item.get("conflictEventIds", ())),
+        conflict_request_ids=frozenset(item.get("conflictRequestIds", ())),
+    )
 
 
 def _decision_holds(settlement: Settlement, remaining: int | None) -> bool:
@@ -351,6 +459,7 @@ def _record(item: dict[str, Any]) -> JobRecord:
         name = _field_name(attribute)
         if name in _JOB_FIELDS:
             values[name] = frozenset(value) if isinstance(value, set) else value
+    values["unsettled"] = item.get(UNSETTLED_ATTRIBUTE) == UNSETTLED_VALUE  # the marker, as the adapter reads it
     return JobRecord(**values)
 
 

@@ -51,8 +51,9 @@ class OperatorAccess(Construct):
         stack = Stack.of(self)
         names = config.names
         jobs, credits, ledger = tables.jobs.table_arn, tables.credits.table_arn, tables.ledger.table_arn
-        user_ledger = tables.user_ledger.table_arn
+        user_ledger, settlements = tables.user_ledger.table_arn, tables.settlements.table_arn
         ledger_by_user = f"{ledger}/index/{contract.LEDGER_BY_USER_INDEX}"
+        open_holds = f"{settlements}/index/{contract.OPEN_HOLDS_INDEX}"
         jobs_unsettled = f"{jobs}/index/{contract.JOBS_UNSETTLED_INDEX}"
         # `alarms disable|enable` acts on every cc-reconciler-*-{stage} alarm the CLI finds (its own filter).
         alarms = stack.format_arn(
@@ -67,16 +68,18 @@ class OperatorAccess(Construct):
         rule = stack.format_arn(service="events", resource="rule", resource_name=names.events_rule)
 
         read_only = (
-            # balance, audit (and adjust/audit --fix read the balance first); scan and job show read the job;
-            # adjust and job show look Ledger entries up by id.
-            Grant("ReadItems", ("dynamodb:GetItem",), (credits, jobs, ledger)),
+            # balance, audit (and adjust/audit --fix read the balance first); scan and job show read the job and
+            # its settlement record; adjust and job show look Ledger entries up by id.
+            Grant("ReadItems", ("dynamodb:GetItem",), (credits, jobs, ledger, settlements)),
             # ledger USER, audit USER, job show: one user's history, never a scan: a Query of the user's UserLedger
             # postings (job show: those at the job's settledAt) and of Ledger's by-user index.
             Grant("ReadLedgerByUser", ("dynamodb:Query",), (user_ledger, ledger_by_user)),
             # audit and ledger --all: scans of balances and both ledgers.
             Grant("AuditScan", ("dynamodb:Scan",), (credits, ledger, user_ledger)),
-            # scan --dry-run: the timer scan's sparse-index query; audit: the open hold reservations.
+            # scan --dry-run: the timer scan's sparse-index query; audit: holds made on Jobs items before records.
             Grant("ReadUnsettledJobs", ("dynamodb:Query",), (jobs_unsettled,)),
+            # audit: the open holds of one user (a Query) or of all (a Scan) in the settlement records' sparse index.
+            Grant("ReadOpenHolds", ("dynamodb:Query", "dynamodb:Scan"), (open_holds,)),
             # dlq list/show: receive, then release at once (visibility 0); the queue URL and its depth.
             Grant(
                 "PeekDeadLetters",
@@ -118,9 +121,12 @@ class OperatorAccess(Construct):
             # the scan's settlements post to UserLedger, as the function's do.
             Grant("AppendLedger", ("dynamodb:PutItem", "dynamodb:ConditionCheckItem"), (ledger,)),
             Grant("AppendUserLedger", ("dynamodb:PutItem",), (user_ledger,)),
+            # scan: a settlement mirrors itself onto the Jobs item, or writes a lost mirror back; never a whole item.
             Grant("SettleJobs", ("dynamodb:UpdateItem",), (jobs,)),
-            # backup: on-demand backups of the four tables.
-            Grant("BackUpTables", ("dynamodb:CreateBackup",), (jobs, credits, ledger, user_ledger)),
+            # scan: a settlement's record (created, or a hold's record settled).
+            Grant("RecordSettlements", ("dynamodb:PutItem", "dynamodb:UpdateItem"), (settlements,)),
+            # backup: on-demand backups of the five tables.
+            Grant("BackUpTables", ("dynamodb:CreateBackup",), (jobs, credits, ledger, user_ledger, settlements)),
             # dlq replay (a message is deleted only once the function settled it), dlq delete, dlq purge.
             Grant("DrainDeadLetters", ("sqs:DeleteMessage", "sqs:PurgeQueue"), (dead_letter_queue.queue_arn,)),
             # dlq replay (the deployed function), pause and resume.

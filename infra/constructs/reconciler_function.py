@@ -171,9 +171,12 @@ EVENT_DELIVERY_MAX_AGE = Duration.hours(2)
 #   UserLedger: PutItem only: append-only; no UpdateItem, no reads.
 #   Ledger:     nothing: it holds the operators' entries and the history before UserLedger (CLI only).
 FUNCTION_TABLE_ACTIONS = {
-    "jobs": ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"),
+    # The Jobs item is the pipeline's: the function reads it and writes its mirror of a settlement with UpdateItem,
+    # never a whole item.
+    "jobs": ("dynamodb:GetItem", "dynamodb:UpdateItem"),
     "credits": ("dynamodb:UpdateItem",),
     "user_ledger": ("dynamodb:PutItem",),
+    "settlements": ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"),
 }
 FUNCTION_INDEX_ACTIONS = {"jobs": {contract.JOBS_UNSETTLED_INDEX: ("dynamodb:Query",)}}
 
@@ -273,6 +276,8 @@ class ReconcilerFunction(Construct):
             contract.ENV_CREDITS_TABLE: tables.credits.table_name,
             contract.ENV_LEDGER_TABLE: tables.ledger.table_name,
             contract.ENV_USER_LEDGER_TABLE: tables.user_ledger.table_name,
+            contract.ENV_SETTLEMENTS_TABLE: tables.settlements.table_name,
+            contract.ENV_LEGACY_RESERVATIONS_BEFORE: config.names.limits.legacy_reservations_before,
             contract.ENV_DLQ_URL: dead_letter_queue.queue_url,
             contract.ENV_OPS_TOPIC_ARN: ops_topic.topic_arn,
             contract.ENV_OPENAI_SECRET_NAME: OPENAI_SECRET_NAME,
@@ -289,7 +294,7 @@ class ReconcilerFunction(Construct):
         dead_letter_queue: sqs.IQueue,
         ops_topic: sns.ITopic,
     ) -> None:
-        by_name = {"jobs": tables.jobs, "credits": tables.credits, "user_ledger": tables.user_ledger}
+        by_name = {"jobs": tables.jobs, "credits": tables.credits, "user_ledger": tables.user_ledger, "settlements": tables.settlements}
         for name, actions in FUNCTION_TABLE_ACTIONS.items():
             self.role.add_to_policy(
                 iam.PolicyStatement(

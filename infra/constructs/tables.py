@@ -7,11 +7,19 @@ from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
 from infra.config import StageConfig
-from reconciler.contract import JOBS_UNSETTLED_INDEX, LEDGER_BY_USER_INDEX, UNSETTLED_ATTRIBUTE, USER_LEDGER_SORT_KEY
+from reconciler.contract import (
+    HELD_AT_ATTRIBUTE,
+    HOLD_USER_ATTRIBUTE,
+    JOBS_UNSETTLED_INDEX,
+    LEDGER_BY_USER_INDEX,
+    OPEN_HOLDS_INDEX,
+    UNSETTLED_ATTRIBUTE,
+    USER_LEDGER_SORT_KEY,
+)
 
 
 class ReconcilerTables(Construct):
-    """Jobs, Credits, Ledger and UserLedger, with the stage's durability settings."""
+    """Jobs, Credits, Ledger, UserLedger and Settlements, with the stage's durability settings."""
 
     def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig) -> None:
         super().__init__(scope, construct_id)
@@ -48,10 +56,21 @@ class ReconcilerTables(Construct):
         # no index (docs/ledger.md). Ledger keeps the operators' entries (adjustments, audit corrections) and every
         # entry written before UserLedger existed; readers merge the two.
         self.user_ledger = self._table("UserLedger", names.user_ledger_table, partition_key="userId", sort_key=USER_LEDGER_SORT_KEY)
+        # The reconciler's own record of each job's money, its hold and its settlement (domain/records.py): the proof
+        # of settlement lives where only the reconciler writes, whatever the pipeline writes to its Jobs item.
+        self.settlements = self._table("Settlements", names.settlements_table, partition_key="jobId")
+        # Sparse: only a record with an open hold carries holdUser, so a user's open holds are one Query (the audit)
+        # and all of them one Scan of the index, whatever the number of jobs ever settled.
+        self.settlements.add_global_secondary_index(
+            index_name=OPEN_HOLDS_INDEX,
+            partition_key=dynamodb.Attribute(name=HOLD_USER_ATTRIBUTE, type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name=HELD_AT_ATTRIBUTE, type=dynamodb.AttributeType.STRING),
+            projection_type=dynamodb.ProjectionType.ALL,
+        )
 
     @property
     def all(self) -> tuple[dynamodb.Table, ...]:
-        return (self.jobs, self.credits, self.ledger, self.user_ledger)
+        return (self.jobs, self.credits, self.ledger, self.user_ledger, self.settlements)
 
     def _table(
         self,

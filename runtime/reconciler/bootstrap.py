@@ -127,7 +127,7 @@ def operations_store(config: RuntimeConfig, dynamodb: Any = None) -> OperationsS
 
 
 def settlement_service(store: Any, config: RuntimeConfig) -> SettlementService:
-    return SettlementService(store, PriceBook.with_overrides(config.price_overrides))
+    return SettlementService(store, PriceBook.with_overrides(config.price_overrides), legacy_before=config.legacy_reservations_before)
 
 
 def build_processor(config: RuntimeConfig, dynamodb: Any = None, sqs: Any = None, dead_letters: DeadLetters | None = None) -> EventProcessor:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -15,10 +16,12 @@ from reconciler.contract import (
     ENV_DLQ_URL,
     ENV_JOBS_TABLE,
     ENV_LEDGER_TABLE,
+    ENV_LEGACY_RESERVATIONS_BEFORE,
     ENV_OPENAI_SECRET_NAME,
     ENV_OPS_TOPIC_ARN,
     ENV_PRICE_OVERRIDES,
     ENV_SCAN_GRACE_MINUTES,
+    ENV_SETTLEMENTS_TABLE,
     ENV_STAGE,
     ENV_STUCK_JOB_HOURS,
     ENV_TRIAGE_ENABLED,
@@ -37,12 +40,16 @@ class RuntimeConfig:
     ledger_table: str
     user_ledger_table: str
     dlq_url: str
+    settlements_table: str = ""
     ops_topic_arn: str = ""
     openai_secret_name: str = OPENAI_SECRET_NAME
     price_overrides: Mapping[str, Decimal] = field(default_factory=dict)
     scan_grace_minutes: int = 15
     stuck_job_hours: int = 6
     triage_enabled: bool = False
+    # Jobs created before this moment may carry a reservation made on their item (domain/settlement.py); "" means
+    # none does (a stage that never ran the code that made them).
+    legacy_reservations_before: str = ""
 
     @classmethod
     def for_stage(cls, stage: str, **overrides: Any) -> RuntimeConfig:
@@ -54,7 +61,9 @@ class RuntimeConfig:
             credits_table=names.credits_table,
             ledger_table=names.ledger_table,
             user_ledger_table=names.user_ledger_table,
+            settlements_table=names.settlements_table,
             dlq_url="",
+            legacy_reservations_before=names.limits.legacy_reservations_before,
         )
         values.update(overrides)
         return cls(**values)
@@ -62,7 +71,7 @@ class RuntimeConfig:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RuntimeConfig:
         env = os.environ if env is None else env
-        required = (ENV_STAGE, ENV_JOBS_TABLE, ENV_CREDITS_TABLE, ENV_LEDGER_TABLE, ENV_USER_LEDGER_TABLE, ENV_DLQ_URL)
+        required = (ENV_STAGE, ENV_JOBS_TABLE, ENV_CREDITS_TABLE, ENV_LEDGER_TABLE, ENV_USER_LEDGER_TABLE, ENV_SETTLEMENTS_TABLE, ENV_DLQ_URL)
         missing = [name for name in required if not env.get(name)]
         if missing:
             raise ConfigError(f"missing environment variables: {', '.join(missing)}")
@@ -72,6 +81,7 @@ class RuntimeConfig:
             credits_table=env[ENV_CREDITS_TABLE],
             ledger_table=env[ENV_LEDGER_TABLE],
             user_ledger_table=env[ENV_USER_LEDGER_TABLE],
+            settlements_table=env[ENV_SETTLEMENTS_TABLE],
             dlq_url=env[ENV_DLQ_URL],
             ops_topic_arn=env.get(ENV_OPS_TOPIC_ARN, ""),
             openai_secret_name=env.get(ENV_OPENAI_SECRET_NAME, OPENAI_SECRET_NAME),
@@ -79,7 +89,16 @@ class RuntimeConfig:
             scan_grace_minutes=_positive_int(env, ENV_SCAN_GRACE_MINUTES, 15),
             stuck_job_hours=_positive_int(env, ENV_STUCK_JOB_HOURS, 6),
             triage_enabled=env.get(ENV_TRIAGE_ENABLED, "false").lower() == "true",
+            legacy_reservations_before=_moment(env, ENV_LEGACY_RESERVATIONS_BEFORE),
         )
+
+
+def _moment(env: Mapping[str, str], name: str) -> str:
+    """An ISO-8601 UTC moment as the ledger writes them (2026-12-07T00:00:00.000Z), or "" when unset."""
+    raw = env.get(name, "")
+    if raw and not re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z", raw):
+        raise ConfigError(f"{name} must be an ISO-8601 UTC time like 2026-12-07T00:00:00.000Z, got {raw!r}")
+    return raw
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:

@@ -93,6 +93,10 @@ ENV_JOBS_TABLE = "JOBS_TABLE_NAME"
 ENV_CREDITS_TABLE = "CREDITS_TABLE_NAME"
 ENV_LEDGER_TABLE = "LEDGER_TABLE_NAME"
 ENV_USER_LEDGER_TABLE = "USER_LEDGER_TABLE_NAME"
+ENV_SETTLEMENTS_TABLE = "SETTLEMENTS_TABLE_NAME"
+# Reservations on a Jobs item (reservedCredits, reservedAs) count only on jobs created before this moment: the
+# stage's first deploy of settlement records (docs/pipeline.md). Later ones were written by another writer.
+ENV_LEGACY_RESERVATIONS_BEFORE = "LEGACY_RESERVATIONS_BEFORE"
 ENV_DLQ_URL = "DLQ_URL"
 ENV_OPS_TOPIC_ARN = "OPS_TOPIC_ARN"
 ENV_OPENAI_SECRET_NAME = "OPENAI_SECRET_NAME"  # noqa: S105 - an environment variable's name
@@ -112,6 +116,14 @@ UNSETTLED_VALUE = "PENDING"
 # UserLedger-{stage}: the job postings, keyed by user with a time-ordered sort key (docs/ledger.md), so one
 # user's history is a Query of the table itself and a posting writes no index.
 USER_LEDGER_SORT_KEY = "entryKey"
+
+
+# Settlements-{stage}: the reconciler's record of each job's money (domain/records.py), keyed by jobId; only the
+# reconciler writes it. A record holding an open hold carries holdUser (its user), which puts it in the sparse
+# open-holds index (partition holdUser, sort heldAt): a user's open holds are one Query, all of them one Scan.
+OPEN_HOLDS_INDEX = "open-holds-index"
+HOLD_USER_ATTRIBUTE = "holdUser"
+HELD_AT_ATTRIBUTE = "heldAt"
 
 
 def user_ledger_key(timestamp: str, ledger_id: str) -> str:
@@ -193,6 +205,10 @@ class StageLimits:
     reserved_concurrency: int
     # `adjust` above this many credits (either sign) needs --yes-large or a typed confirmation.
     large_adjustment: int
+    # Jobs created before this moment may carry a reservation made on their Jobs item by the v2 code that came
+    # before settlement records (every stage that ran that code ran it before this release); later reservation
+    # attributes on a Jobs item were written by another writer and count for nothing. None of v1's jobs has one.
+    legacy_reservations_before: str = "2026-12-07T00:00:00.000Z"
 
 
 STAGE_LIMITS: dict[str, StageLimits] = {
@@ -254,8 +270,12 @@ class ResourceNames:
         return f"UserLedger-{self.stage}"
 
     @property
-    def tables(self) -> tuple[str, str, str, str]:
-        return self.jobs_table, self.credits_table, self.ledger_table, self.user_ledger_table
+    def settlements_table(self) -> str:
+        return f"Settlements-{self.stage}"
+
+    @property
+    def tables(self) -> tuple[str, str, str, str, str]:
+        return self.jobs_table, self.credits_table, self.ledger_table, self.user_ledger_table, self.settlements_table
 
     @property
     def dead_letter_queue(self) -> str:

@@ -71,13 +71,14 @@ def test_baseline_request_counts(counts):
 def test_capacity_units_per_event(counts):
     results, _ = counts
     units = {s: {who: results[s][who].units for who in ("ours", "v1")} for s in ("reserved", "no_job", "duplicate", "conflict")}
-    # ours: one eventually consistent GetItem of the job (0.5 RRU); TransactWriteItems 2 WRU per item, no index
-    # write for a posting (UserLedger is keyed by user), +1 for removing a held job from the sparse unsettled index.
-    # Issue #12's targets: 1 RRU / 7 WRU, 1 / 7, 1 / 0, 1 / 1.
-    assert units["reserved"]["ours"] == (0.5, 3 * 2 + 1)  # balance, the charge, the job; the index delete
-    assert units["no_job"]["ours"] == (0.5, 3 * 2)  # balance, the charge, the new job
+    # ours: one eventually consistent GetItem of the job's settlement record (0.5 RRU); TransactWriteItems 2 WRU
+    # per item, no index write for a posting (UserLedger is keyed by user). Since settlement records (issue #21,
+    # docs/ledger.md): the record is one item more (+2), and a held job leaves two sparse indexes (+1 each): the
+    # record's open holds and the pipeline's unsettled jobs.
+    assert units["reserved"]["ours"] == (0.5, 4 * 2 + 2)  # balance, the charge, the record, the job; two index deletes
+    assert units["no_job"]["ours"] == (0.5, 4 * 2)  # balance, the charge, the new record, the new job
     assert units["duplicate"]["ours"] == (0.5, 0)  # what v1 pays to find out it has nothing to do
-    assert units["conflict"]["ours"] == (0.5, 1)
+    assert units["conflict"]["ours"] == (0.5, 1)  # one UpdateItem of the record
     # v1: 2 eventually consistent reads; 1 WRU per write + 1 per ledger GSI write, + 1 because its job update
     # changes attributes the sparse unsettled index projects (v1 does not know the marker, so the job stays in it).
     assert units["reserved"]["v1"] == (1, 4 + 2 + 1)
@@ -91,10 +92,11 @@ def test_a_held_jobs_failure_and_the_hold_itself_are_one_read_and_one_transactio
     failure, hold = results["failed_reserved"]["ours"], results["reservation"]["ours"]
     assert (failure.outcome, failure.dynamodb) == ("settled", {"GetItem": 1, "TransactWriteItems": 1})
     assert (hold.outcome, hold.dynamodb) == ("reserved", {"GetItem": 1, "TransactWriteItems": 1})
-    # Targets 1 RRU / 6 WRU each: balance and job (2 x 2), and the sparse index delete (failure) or put (hold).
-    # The settlement's read is eventually consistent (0.5 RRU); the reservation's is strong (1 RRU): a reservation
-    # found already in place writes nothing, so an earlier version could answer "in place" for a job settled since.
-    assert failure.units == (0.5, 2 * 2 + 1)
+    # The failure: balance, record and job (3 x 2) and two index deletes (open holds, unsettled jobs). The hold:
+    # balance and record (2 x 2) and the open-holds index put; the Jobs item is the pipeline's and is not touched.
+    # The settlement's read is eventually consistent (0.5 RRU); the hold's is strong (1 RRU): a hold found already
+    # in place writes nothing, so an earlier version could answer "in place" for a job settled since.
+    assert failure.units == (0.5, 3 * 2 + 2)
     assert hold.units == (1, 2 * 2 + 1)
 
 

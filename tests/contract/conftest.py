@@ -53,6 +53,9 @@ class FakeTables:
     def job_item(self, job_id: str) -> dict[str, Any] | None:
         return self.store.job_item(job_id)
 
+    def record_item(self, job_id: str) -> dict[str, Any] | None:
+        return self.store.record_item(job_id)
+
 
 class MotoTables:
     """DynamoDBStore on the moto stage; arranged and inspected with raw table requests."""
@@ -88,6 +91,10 @@ class MotoTables:
 
     def job_item(self, job_id: str) -> dict[str, Any] | None:
         item = self.dynamodb.get_item(TableName=self.config.jobs_table, Key=to_item({"jobId": job_id}), ConsistentRead=True).get("Item")
+        return from_item(item) if item else None
+
+    def record_item(self, job_id: str) -> dict[str, Any] | None:
+        item = self.dynamodb.get_item(TableName=self.config.settlements_table, Key=to_item({"jobId": job_id}), ConsistentRead=True).get("Item")
         return from_item(item) if item else None
 
 

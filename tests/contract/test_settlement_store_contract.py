@@ -17,8 +17,10 @@ from decimal import Decimal
 
 import pytest
 
+from reconciler.contract import STAGE_LIMITS
 from reconciler.domain.errors import DamagedBalance, DamagedJob, LedgerEntryTaken
 from reconciler.domain.events import VideoFailed, VideoRendered
+from reconciler.domain.holds import HoldRequest, plan_hold, plan_release
 from reconciler.domain.ledger import (
     CREDIT,
     DEBIT,
@@ -29,13 +31,17 @@ from reconciler.domain.ledger import (
     legacy_adjustment_ledger_id,
 )
 from reconciler.domain.pricing import PriceBook
-from reconciler.domain.settlement import UNREAD, Balance, Conflict, JobRecord, Settlement, UnreadableJob, decide, plan_reservation
+from reconciler.domain.records import SettledFacts, SettlementRecord
+from reconciler.domain.settlement import UNREAD, Balance, Conflict, JobRecord, JobView, Known, Settlement, UnreadableJob, decide
 from reconciler.service.ports import BalanceChanged, StaleState
 
 EARLIER = "2026-11-28T09:00:00.000Z"
 NOW = "2026-11-28T12:00:00.000Z"
 LATER = "2026-11-28T12:30:00.000Z"
 OPENING = adjustment_ledger_id("opening-u")
+# Both sides use the dev stage's cut-off: EARLIER is before it (a reservation on the Jobs item then is v2's own).
+LEGACY_BEFORE = STAGE_LIMITS["dev"].legacy_reservations_before
+assert EARLIER < LEGACY_BEFORE
 
 
 # --- helpers: decisions made the service's way, against what the store loads ------------------------
@@ -57,13 +63,19 @@ def failed(job_id: str = "j", event_id: str | None = None) -> VideoFailed:
     return VideoFailed(event_id or f"f-{job_id}", job_id, "u", "boom")
 
 
-def decided(tables, event, request_id: str = "req-1", balance: Balance = UNREAD):
-    """As the service decides: on the job alone (UNREAD), or on the balance a failed guard returned."""
-    return decide(event, tables.store.load_job(event.job_id), balance, PriceBook(), NOW, request_id)
+def decided(tables, event, request_id: str = "req-1", balance: Balance = UNREAD, job: JobView = UNREAD, moment: str = NOW):
+    """As the service decides: a first attempt on the job's record alone (the Jobs item UNREAD), a retry on the
+    record and the Jobs item (`decided_on_the_job`), and on the balance a failed guard returned."""
+    return decide(event, Known(tables.store.load_record(event.job_id), job, balance), PriceBook(), moment, request_id, LEGACY_BEFORE)
+
+
+def decided_on_the_job(tables, event, request_id: str = "req-1", balance: Balance = UNREAD):
+    return decided(tables, event, request_id, balance, job=tables.store.load_job(event.job_id))
 
 
 def reserve(tables, credits: int = 10, job_id: str = "j", timestamp: str = NOW):
-    return plan_reservation(job_id, "u", "test", credits, tables.store.load_job(job_id), UNREAD, timestamp)
+    request = HoldRequest.sized(job_id, "u", "test", PriceBook(), credits=credits)
+    return plan_hold(request, tables.store.load_record(job_id), timestamp)
 
 
 def legacy_reservation(tables, credits: int = 10, job_id: str = "j") -> None:
@@ -85,7 +97,7 @@ def entry(tables, ledger_id: str, user_id: str = "u") -> LedgerEntry:
 
 def snapshot(tables, job_id: str = "j") -> tuple:
     """Everything a refused write must leave as it was."""
-    return tables.balance("u"), tables.held("u"), ledger_ids(tables), tables.job_item(job_id)
+    return tables.balance("u"), tables.held("u"), ledger_ids(tables), tables.job_item(job_id), tables.record_item(job_id)
 
 
 def assert_refused(tables, write: Callable[[], None], error: type[Exception] = StaleState) -> Exception:
@@ -140,6 +152,11 @@ def test_a_render_without_reservation_writes_balance_posting_and_job_together(ta
         settled_at=NOW,
     )
     assert "unsettled" not in tables.job_item("j")
+    # The proof of settlement is the record, which only the reconciler writes
+    assert tables.store.load_record("j") == SettlementRecord(
+        "j", "u", settled_as="rendered", settled_at=NOW, settled_by_event="r-j", settled_by_request="req-1", charged_credits=3
+    )
+    assert tables.record_item("j")["chargedUnitPrice"] == Decimal(1)
 
 
 def test_a_render_of_a_held_job_releases_the_hold_posts_only_the_charge_and_leaves_the_index(tables):
@@ -148,9 +165,11 @@ def test_a_render_of_a_held_job_releases_the_hold_posts_only_the_charge_and_leav
     tables.store.commit_settlement(decided(tables, rendered(seconds=3)))
     assert (tables.balance("u"), tables.held("u")) == (97, 0)
     assert ledger_ids(tables) == sorted([OPENING, job_ledger_id("j", "charge")])
+    record = tables.store.load_record("j")
+    assert (record.settled_as, record.held_credits, record.released_credits, record.charged_credits, record.open_hold) == ("rendered", 10, 10, 3, 0)
+    assert "holdUser" not in tables.record_item("j")
     job = tables.store.load_job("j")
-    assert (job.settled_as, job.status, job.reserved_credits, job.released_credits, job.charged_credits) == ("rendered", "rendered", 10, 10, 3)
-    assert job.reserved_as == "hold" and job.held_credits == 0
+    assert (job.settled_as, job.status, job.released_credits, job.charged_credits) == ("rendered", "rendered", 10, 3)
     assert "unsettled" not in tables.job_item("j")
     assert list(tables.store.unsettled_jobs(LATER)) == []
 
@@ -164,12 +183,20 @@ def test_a_failure_of_a_held_job_releases_the_hold_and_posts_nothing(tables):
     job = tables.store.load_job("j")
     assert (job.settled_as, job.status, job.refunded_credits, job.charged_credits) == ("failed", "failed", 10, 0)
     assert tables.job_item("j")["failureReason"] == "boom" and "unsettled" not in tables.job_item("j")
+    assert tables.store.load_record("j").open_hold == 0
+
+
+def test_a_first_attempt_that_did_not_read_a_job_with_a_v2_reservation_is_refused(tables):
+    """Decided on the record alone, it assumed no reservation from before records: the Jobs item says otherwise."""
+    seed(tables, 100)
+    legacy_reservation(tables, 10)
+    assert_refused(tables, lambda: tables.store.commit_settlement(decided(tables, rendered(seconds=3))))
 
 
 def test_a_render_of_a_v2_reservation_is_settled_as_it_was_made_a_release_and_a_charge(tables):
     seed(tables, 100)
     legacy_reservation(tables, 10)
-    tables.store.commit_settlement(decided(tables, rendered(seconds=3)))
+    tables.store.commit_settlement(decided_on_the_job(tables, rendered(seconds=3)))
     assert (tables.balance("u"), tables.held("u")) == (97, 0)
     postings = {posting: entry(tables, job_ledger_id("j", posting)) for posting in ("reserve", "release", "charge")}
     assert [(e.type, e.amount) for e in postings.values()] == [(DEBIT, 10), (CREDIT, 10), (DEBIT, 3)]
@@ -179,7 +206,7 @@ def test_a_render_of_a_v2_reservation_is_settled_as_it_was_made_a_release_and_a_
 def test_a_failure_of_a_v2_reservation_refunds_it_with_a_posting(tables):
     seed(tables, 100)
     legacy_reservation(tables, 10)
-    tables.store.commit_settlement(decided(tables, failed()))
+    tables.store.commit_settlement(decided_on_the_job(tables, failed()))
     assert (tables.balance("u"), tables.held("u")) == (100, 0)
     refund = entry(tables, job_ledger_id("j", "refund"))
     assert (refund.type, refund.amount) == (CREDIT, 10)
@@ -195,7 +222,7 @@ def test_a_users_postings_come_back_in_time_order(tables):
     seed(tables, 100)
     for job_id, moment in (("late", LATER), ("early", EARLIER), ("noon", NOW)):
         event = rendered(job_id)
-        tables.store.commit_settlement(decide(event, None, UNREAD, PriceBook(), moment, "req"))
+        tables.store.commit_settlement(decided(tables, event, "req", moment=moment))
     charges = [entry.reference for entry in tables.ledger("u") if entry.ledger_id != OPENING]
     assert charges == ["early", "noon", "late"]
 
@@ -221,7 +248,7 @@ def test_a_job_written_since_it_was_read_is_stale_and_nothing_is_written(tables,
         jobId="j", userId="u", status="rendering", model="test", createdAt=EARLIER, updatedAt=EARLIER, reservedCredits=10, unsettled="PENDING"
     )
     tables.put_job(**pipeline_job)
-    settlement = decided(tables, rendered())
+    settlement = decided_on_the_job(tables, rendered())
     tables.put_job(**{**pipeline_job, **pipeline_write})
     refused = assert_refused(tables, lambda: tables.store.commit_settlement(settlement))
     assert not isinstance(refused, BalanceChanged)
@@ -232,7 +259,7 @@ def test_a_job_settled_by_another_event_since_it_was_read_is_stale(tables):
     first, second = decided(tables, rendered(event_id="a")), decided(tables, failed(event_id="b"))
     tables.store.commit_settlement(first)
     assert_refused(tables, lambda: tables.store.commit_settlement(second))
-    assert tables.store.load_job("j").settled_by_event == "a"
+    assert tables.store.load_job("j").settled_by_event == "a" == tables.store.load_record("j").settled_by_event
 
 
 def test_a_v1_entry_under_a_postings_id_in_ledger_does_not_block_the_settlement(tables):
@@ -377,71 +404,62 @@ def test_a_conflict_is_recorded_once_per_event_id_and_moves_nothing(tables):
     conflict = decided(tables, failed(event_id="f1"), request_id="req-2")
     assert isinstance(conflict, Conflict)
     tables.store.record_conflict(conflict)
-    job = tables.store.load_job("j")
-    assert (job.conflict_event_ids, job.conflict_request_ids, job.settled_as) == ({"f1"}, {"req-2"}, "rendered")
-    item = tables.job_item("j")
+    record = tables.store.load_record("j")
+    assert (record.conflict_event_ids, record.conflict_request_ids, record.settled_as) == ({"f1"}, {"req-2"}, "rendered")
+    item = tables.record_item("j")
     assert (item["conflictCount"], item["lastConflictType"], item["lastConflictAt"]) == (1, "failed", NOW)
     # The same event again: refused, counted once
     assert_refused(tables, lambda: tables.store.record_conflict(conflict))
-    assert tables.job_item("j")["conflictCount"] == 1
+    assert tables.record_item("j")["conflictCount"] == 1
     # Another event: counted too
     tables.store.record_conflict(decided(tables, failed(event_id="f2"), request_id="req-3"))
-    job = tables.store.load_job("j")
-    assert job.conflict_event_ids == {"f1", "f2"} and job.conflict_request_ids == {"req-2", "req-3"}
-    assert tables.job_item("j")["conflictCount"] == 2
+    record = tables.store.load_record("j")
+    assert record.conflict_event_ids == {"f1", "f2"} and record.conflict_request_ids == {"req-2", "req-3"}
+    assert tables.record_item("j")["conflictCount"] == 2
     assert (tables.balance("u"), ledger_ids(tables)) == (balance, entries)
 
 
 def test_a_conflict_without_a_request_id_records_the_event_only(tables):
     tables.store.commit_settlement(decided(tables, failed()))
     tables.store.record_conflict(decided(tables, rendered(event_id="r2"), request_id=None))
-    job = tables.store.load_job("j")
-    assert job.conflict_event_ids == {"r2"} and job.conflict_request_ids == frozenset()
+    record = tables.store.load_record("j")
+    assert record.conflict_event_ids == {"r2"} and record.conflict_request_ids == frozenset()
+
+
+def test_a_conflict_with_a_job_settled_before_records_is_recorded_on_its_jobs_item(tables):
+    tables.put_job(jobId="j", userId="u", status="rendered", settledAs="rendered", settledByEvent="r-j", createdAt=EARLIER)
+    conflict = decided_on_the_job(tables, failed(event_id="f1"))
+    assert isinstance(conflict, Conflict) and conflict.settled.source == "job"
+    tables.store.record_conflict(conflict)
+    assert tables.store.load_job("j").conflict_event_ids == {"f1"} and tables.record_item("j") is None
 
 
 def test_a_conflict_with_a_job_that_is_not_settled_as_read_is_stale_and_creates_nothing(tables):
-    settled_as_read = JobRecord("j", "u", status="rendered", settled_as="rendered", settled_by_event="r-j")
+    settled_as_read = SettledFacts(settled_as="rendered", settled_by_event="r-j")
     conflict = Conflict(failed(event_id="f1"), settled_as_read, NOW, "req-2")
     assert_refused(tables, lambda: tables.store.record_conflict(conflict))
-    assert tables.job_item("j") is None
+    assert tables.job_item("j") is None and tables.record_item("j") is None
 
 
 # --- commit_reservation: a hold ----------------------------------------------------------------------
 
 
-def test_a_reservation_of_a_new_job_holds_the_credits_posts_nothing_and_creates_the_job_in_the_index(tables):
+def test_a_hold_moves_the_credits_to_held_posts_nothing_and_records_itself_at_the_price_in_force(tables):
     seed(tables, 100)
     tables.store.commit_reservation(reserve(tables, 10))
     assert (tables.balance("u"), tables.held("u")) == (90, 10)
     assert ledger_ids(tables) == [OPENING]
-    assert tables.store.load_job("j") == JobRecord(
-        "j", "u", status="submitted", model="test", reserved_credits=10, created_at=NOW, reserved_as="hold"
-    )
-    assert tables.job_item("j")["unsettled"] == "PENDING"
+    expected = SettlementRecord("j", "u", held_credits=10, hold_open=True, held_at=NOW, hold_model="test", unit_price=Decimal(1))
+    assert tables.store.load_record("j") == expected
+    assert tables.record_item("j")["holdUser"] == "u"  # in the open-holds index
+    assert tables.job_item("j") is None  # the Jobs item is the pipeline's
 
 
-@pytest.mark.parametrize("created_at", [EARLIER, None], ids=["keeps-createdAt", "sets-createdAt"])
-def test_a_reservation_of_an_existing_job_adds_the_hold_and_the_marker_and_keeps_the_pipelines_fields(tables, created_at):
-    seed(tables, 100)
-    tables.put_job(jobId="j", userId="u", status="rendering", model="test", createdAt=created_at, updatedAt=EARLIER)
-    tables.store.commit_reservation(reserve(tables, 10))
-    job = tables.store.load_job("j")
-    assert (tables.balance("u"), tables.held("u")) == (90, 10)
-    assert (job.status, job.reserved_credits, job.reserved_as, job.created_at, job.updated_at) == (
-        "rendering",
-        10,
-        "hold",
-        created_at or NOW,
-        EARLIER,
-    )
-    assert tables.job_item("j")["unsettled"] == "PENDING"
-
-
-@pytest.mark.parametrize("existing", [False, True], ids=["new-job", "existing-job"])
-def test_a_reservation_made_twice_from_the_same_read_is_stale_the_second_time(tables, existing):
+@pytest.mark.parametrize("existing", [False, True], ids=["new-job", "pipelines-job"])
+def test_a_hold_made_twice_from_the_same_read_is_stale_the_second_time(tables, existing):
     seed(tables, 100)
     if existing:
-        tables.put_job(jobId="j", userId="u", status="submitted", createdAt=EARLIER)
+        tables.put_job(jobId="j", userId="u", status="submitted", createdAt=NOW, unsettled="PENDING")
     first, second = reserve(tables, 10), reserve(tables, 10)
     tables.store.commit_reservation(first)
     refused = assert_refused(tables, lambda: tables.store.commit_reservation(second))
@@ -450,7 +468,7 @@ def test_a_reservation_made_twice_from_the_same_read_is_stale_the_second_time(ta
 
 
 @pytest.mark.parametrize("opening", [10, None], ids=["short", "no-balance"])
-def test_a_reservation_the_balance_does_not_cover_is_refused_with_the_balance_and_moves_nothing(tables, opening):
+def test_a_hold_the_balance_does_not_cover_is_refused_with_the_balance_and_moves_nothing(tables, opening):
     if opening is not None:
         seed(tables, opening)
     plan = reserve(tables, 10)
@@ -458,18 +476,60 @@ def test_a_reservation_the_balance_does_not_cover_is_refused_with_the_balance_an
         adjust(tables, -5, "chargeback-1")
     refused = assert_refused(tables, lambda: tables.store.commit_reservation(plan), BalanceChanged)
     assert refused.balance == (None if opening is None else 5)
-    assert tables.job_item("j") is None
+    assert tables.record_item("j") is None
 
 
-def test_a_reservation_of_a_job_settled_since_it_was_read_is_stale(tables):
+def test_a_hold_of_a_job_settled_since_it_was_read_is_stale(tables):
     seed(tables, 100)
-    tables.put_job(jobId="j", userId="u", status="rendering", createdAt=EARLIER)
     plan = reserve(tables, 10)
     tables.store.commit_settlement(decided(tables, failed()))
     assert_refused(tables, lambda: tables.store.commit_reservation(plan))
 
 
-# --- commit_adjustment -------------------------------------------------------------------------------
+# --- commit_release: a hold given back ----------------------------------------------------------------
+
+
+def test_a_release_gives_the_hold_back_posts_nothing_and_closes_it(tables):
+    seed(tables, 100)
+    tables.store.commit_reservation(reserve(tables, 10))
+    tables.store.commit_release(plan_release("j", "u", tables.store.load_record("j"), LATER))
+    assert (tables.balance("u"), tables.held("u")) == (100, 0) and ledger_ids(tables) == [OPENING]
+    record = tables.store.load_record("j")
+    assert (record.open_hold, record.hold_released_at, record.held_credits) == (0, LATER, 10)
+    assert "holdUser" not in tables.record_item("j")
+
+
+def test_a_release_of_a_hold_settled_since_it_was_read_is_stale(tables):
+    seed(tables, 100)
+    tables.store.commit_reservation(reserve(tables, 10))
+    release = plan_release("j", "u", tables.store.load_record("j"), LATER)
+    tables.store.commit_settlement(decided(tables, rendered(seconds=3)))
+    assert_refused(tables, lambda: tables.store.commit_release(release))
+    assert (tables.balance("u"), tables.held("u")) == (97, 0)
+
+
+# --- the Jobs item belongs to the pipeline -------------------------------------------------------------
+
+
+def test_a_settlement_survives_a_whole_item_save_of_the_job_and_a_second_commit_is_refused_by_the_record(tables):
+    seed(tables, 100)
+    tables.store.commit_reservation(reserve(tables, 10))
+    settlement = decided(tables, rendered(seconds=3))
+    tables.store.commit_settlement(settlement)
+    # The pipeline writes its item whole: the mirror of the settlement is gone, the marker is back
+    tables.put_job(jobId="j", userId="u", status="rendered", model="test", createdAt=EARLIER, unsettled="PENDING")
+    assert tables.store.load_record("j").is_settled
+    assert_refused(tables, lambda: tables.store.commit_settlement(settlement))
+
+
+def test_repair_mirror_writes_the_settlement_back_and_takes_the_job_out_of_the_index(tables):
+    seed(tables, 100)
+    tables.store.commit_settlement(decided(tables, rendered(seconds=3)))
+    tables.put_job(jobId="j", userId="u", status="rendering", model="test", createdAt=EARLIER, unsettled="PENDING")
+    tables.store.repair_mirror("j", tables.store.load_record("j").facts())
+    job = tables.store.load_job("j")
+    assert (job.settled_as, job.status, job.settled_by_event, job.charged_credits) == ("rendered", "rendered", "r-j", 3)
+    assert list(tables.store.unsettled_jobs(LATER)) == [] and tables.balance("u") == 97
 
 
 def test_an_adjustment_is_written_once_per_reference(tables):
@@ -507,13 +567,11 @@ def test_unsettled_jobs_are_those_with_the_marker_created_up_to_the_cutoff_oldes
         ("f-oldest", "2026-11-28T08:00:00.000Z", "PENDING"),
     ]:
         tables.put_job(jobId=job_id, userId="u", status="rendering", createdAt=created_at, unsettled=marker)
-    tables.store.commit_reservation(reserve(tables, 10, job_id="g-reserved", timestamp="2026-11-28T10:00:00.000Z"))
-    tables.store.commit_reservation(reserve(tables, 10, job_id="h-reserved-then-settled", timestamp=EARLIER))
-    tables.store.commit_settlement(decided(tables, failed("h-reserved-then-settled")))
+    tables.put_job(jobId="g-settled", userId="u", status="rendering", createdAt=EARLIER, unsettled="PENDING")
+    tables.store.commit_settlement(decided(tables, failed("g-settled")))
     jobs = list(tables.store.unsettled_jobs(NOW))
-    assert [job.job_id for job in jobs] == ["f-oldest", "g-reserved", "b-at-cutoff"]
-    assert all(isinstance(job, JobRecord) and job.user_id == "u" for job in jobs)
-    assert jobs[1].reserved_credits == 10
+    assert [job.job_id for job in jobs] == ["f-oldest", "b-at-cutoff"]
+    assert all(isinstance(job, JobRecord) and job.user_id == "u" and job.unsettled for job in jobs)
 
 
 @pytest.mark.parametrize(
@@ -549,7 +607,7 @@ def test_a_refused_settlement_leaves_no_part_of_itself_behind(tables):
     # Given a v2 reservation of 10 and a render costing 13, decided as covered, while only 2 credits are left
     seed(tables, 12)
     legacy_reservation(tables, 10)
-    settlement = decided(tables, rendered(seconds=13))
+    settlement = decided_on_the_job(tables, rendered(seconds=13))
     assert isinstance(settlement, Settlement) and len(settlement.entries) == 2
     # Then the balance guard refuses it, and neither posting, nor the balance, nor the job moved
     assert_refused(tables, lambda: tables.store.commit_settlement(settlement), BalanceChanged)
@@ -588,6 +646,6 @@ def test_a_job_claiming_a_hold_the_balance_never_had_is_damaged_and_nothing_move
     tables.put_job(jobId="j", userId="u", status="rendering", createdAt=EARLIER, reservedCredits=10, reservedAs="hold", unsettled="PENDING")
     before = tables.balance_item("u"), tables.job_item("j"), ledger_ids(tables)
     with pytest.raises(DamagedJob) as refused:
-        tables.store.commit_settlement(decided(tables, event()))
+        tables.store.commit_settlement(decided_on_the_job(tables, event()))
     assert "releases a hold of 10 credits" in refused.value.reason
     assert (tables.balance_item("u"), tables.job_item("j"), ledger_ids(tables)) == before

@@ -66,12 +66,14 @@ def test_function_environment_is_the_runtime_contract(synthesized):
         "POWERTOOLS_LOGGER_LOG_EVENT": "false",
         "POWERTOOLS_TRACE_DISABLED": "false" if config.tracing else "true",
         "METRICS_DIMENSIONLESS": "true" if config.dimensionless_metrics else "false",
+        contract.ENV_LEGACY_RESERVATIONS_BEFORE: config.names.limits.legacy_reservations_before,
     }
     references = {
         contract.ENV_JOBS_TABLE: "TablesJobs",
         contract.ENV_CREDITS_TABLE: "TablesCredits",
         contract.ENV_LEDGER_TABLE: "TablesLedger",
         contract.ENV_USER_LEDGER_TABLE: "TablesUserLedger",
+        contract.ENV_SETTLEMENTS_TABLE: "TablesSettlements",
         contract.ENV_DLQ_URL: "DeadLetterQueue",
         contract.ENV_OPS_TOPIC_ARN: "OpsTopic",
     }
@@ -92,6 +94,7 @@ def test_price_overrides_are_a_json_object(synthesized):
         "CREDITS_TABLE_NAME": "c",
         "LEDGER_TABLE_NAME": "l",
         "USER_LEDGER_TABLE_NAME": "u",
+        "SETTLEMENTS_TABLE_NAME": "s",
         "DLQ_URL": "q",
     }
     parsed = runtime_config.RuntimeConfig.from_env({**environment, contract.ENV_PRICE_OVERRIDES: raw})
@@ -151,9 +154,11 @@ def test_archive_keeps_render_events_for_the_stage_retention(synthesized):
 
 ACTIONS_ALLOWED_ON_ANY_RESOURCE = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}  # where the stage traces
 FUNCTION_TABLE_GRANTS = {
-    "TablesJobs": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},  # the one read is the job's
+    # The Jobs item is the pipeline's: read, and its settlement mirror updated, never written whole
+    "TablesJobs": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
     "TablesCredits": {"dynamodb:UpdateItem"},  # no read: a failed guard returns the balance
     "TablesUserLedger": {"dynamodb:PutItem"},  # append-only; Ledger is the operators' (nothing here)
+    "TablesSettlements": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},  # the first read is the record's
 }
 
 
@@ -205,7 +210,7 @@ def test_dynamodb_access_is_exactly_the_calls_per_table_and_index(synthesized):
     indexes = {key: actions for key, actions in per_resource.items() if "/index/" in key}
     by_table = {name: actions for key, actions in tables.items() for name in FUNCTION_TABLE_GRANTS if name in key}
     assert by_table == FUNCTION_TABLE_GRANTS, f"per table: {by_table}"
-    assert len(tables) == 3, f"one entry per table, no wildcard: {sorted(tables)}"
+    assert len(tables) == 4, f"one entry per table, no wildcard: {sorted(tables)}"
     # One index, the timer scan's; the Ledger's by-user index is the CLI's and the balance-events function's.
     ((index, actions),) = indexes.items()
     assert actions == {"dynamodb:Query"}

@@ -7,7 +7,16 @@ import json
 import pytest
 from infra_helpers import as_list, only_resource, resource_id, resource_named
 
-from reconciler.contract import ALARM_CONCERNS, BALANCE_EVENT_ALARM_CONCERNS, JOBS_UNSETTLED_INDEX, LEDGER_BY_USER_INDEX, USER_LEDGER_SORT_KEY
+from reconciler.contract import (
+    ALARM_CONCERNS,
+    BALANCE_EVENT_ALARM_CONCERNS,
+    HELD_AT_ATTRIBUTE,
+    HOLD_USER_ATTRIBUTE,
+    JOBS_UNSETTLED_INDEX,
+    LEDGER_BY_USER_INDEX,
+    OPEN_HOLDS_INDEX,
+    USER_LEDGER_SORT_KEY,
+)
 
 TABLE_KEYS = {
     "Jobs": [{"AttributeName": "jobId", "KeyType": "HASH"}],
@@ -64,9 +73,20 @@ def test_user_ledger_has_no_index_so_a_posting_writes_one_item(synthesized):
     assert "GlobalSecondaryIndexes" not in user_ledger and "LocalSecondaryIndexes" not in user_ledger
     assert "StreamSpecification" not in user_ledger
     assert {a["AttributeName"]: a["AttributeType"] for a in user_ledger["AttributeDefinitions"]} == {"userId": "S", USER_LEDGER_SORT_KEY: "S"}
-    # And the four tables are the stage's, by their contract names
+    # And the five tables are the stage's, by their contract names
     tables = {r["Properties"]["TableName"] for r in synthesized.data.find_resources("AWS::DynamoDB::Table").values()}
-    assert set(names.tables) <= tables and len(names.tables) == 4
+    assert set(names.tables) <= tables and len(names.tables) == 5
+
+
+def test_settlements_is_keyed_by_job_with_the_sparse_open_holds_index(synthesized):
+    config = synthesized.config
+    settlements = resource_named(synthesized.data, "AWS::DynamoDB::Table", "TableName", config.names.settlements_table)["Properties"]
+    assert settlements["KeySchema"] == [{"AttributeName": "jobId", "KeyType": "HASH"}]
+    (index,) = settlements["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == OPEN_HOLDS_INDEX and index["Projection"] == {"ProjectionType": "ALL"}
+    assert index["KeySchema"] == [{"AttributeName": HOLD_USER_ATTRIBUTE, "KeyType": "HASH"}, {"AttributeName": HELD_AT_ATTRIBUTE, "KeyType": "RANGE"}]
+    assert settlements["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": config.point_in_time_recovery}
+    assert settlements.get("DeletionProtectionEnabled", False) is config.deletion_protection
 
 
 def test_jobs_has_the_sparse_unsettled_index(synthesized):

@@ -79,18 +79,18 @@ def test_lambda_throttles_are_counted_only_while_the_function_runs_so_a_pause_do
     assert (properties["Threshold"], properties["EvaluationPeriods"], properties["DatapointsToAlarm"]) == (1, 2, 2)
 
 
-def test_dynamodb_throttling_sums_read_and_write_throttle_events_of_the_four_tables(synthesized):
+def test_dynamodb_throttling_sums_read_and_write_throttle_events_of_the_five_tables(synthesized):
     stage = synthesized.config.stage
     properties = alarm(synthesized, "dynamodb-throttles")
     inputs = [q for q in properties["Metrics"] if "MetricStat" in q]
     seen = {(q["MetricStat"]["Metric"]["MetricName"], json.dumps(q["MetricStat"]["Metric"]["Dimensions"])) for q in inputs}
-    assert {name for name, _ in seen} == {"ReadThrottleEvents", "WriteThrottleEvents"} and len(seen) == 8
+    assert {name for name, _ in seen} == {"ReadThrottleEvents", "WriteThrottleEvents"} and len(seen) == 10
     # An alarm's math may reference at most 10 metrics (a hard CloudWatch limit): a fifth table needs another shape
     assert len(inputs) <= 10
     for table in ("Jobs", "Credits", "Ledger", "UserLedger"):
         assert sum(f"Tables{table}" in dims for _, dims in seen) == 2, f"{table}-{stage} read and write throttles"
     (expression,) = [q for q in properties["Metrics"] if "Expression" in q]
-    assert expression["Expression"].startswith("SUM([FILL(") and expression["Expression"].count("FILL(") == 8
+    assert expression["Expression"].startswith("SUM([FILL(") and expression["Expression"].count("FILL(") == 10
     assert (properties["Threshold"], properties["ComparisonOperator"]) == (5, "GreaterThanOrEqualToThreshold")
 
 

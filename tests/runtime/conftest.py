@@ -48,7 +48,9 @@ class Aws:
         return OperationsStore(dynamodb or self.client("dynamodb"), self.config)
 
     def processor(self, dynamodb: Any = None, prices: PriceBook | None = None, sleep=lambda _: None) -> EventProcessor:
-        service = SettlementService(self.store(dynamodb), prices or PriceBook(), backoff=lambda deadline: Backoff(deadline=deadline, sleep=sleep))
+        config = self.config
+        backoff = lambda deadline: Backoff(deadline=deadline, sleep=sleep)  # noqa: E731
+        service = SettlementService(self.store(dynamodb), prices or PriceBook(), backoff=backoff, legacy_before=config.legacy_reservations_before)
         return EventProcessor(service, SqsDeadLetters(self.client("sqs"), self.resources.dlq_url, "dev"))
 
     def activate(self) -> None:
@@ -95,6 +97,10 @@ class Aws:
 
     def job(self, job_id: str):
         return self.store().get_job(job_id)
+
+    def record(self, job_id: str):
+        """The job's settlement record (the reconciler's own: its hold and its settlement)."""
+        return self.store().get_record(job_id)
 
     def dead_letters(self) -> list[dict]:
         sqs = self.client("sqs")

@@ -11,6 +11,7 @@ BASE = {
     "CREDITS_TABLE_NAME": "Credits-dev",
     "LEDGER_TABLE_NAME": "Ledger-dev",
     "USER_LEDGER_TABLE_NAME": "UserLedger-dev",
+    "SETTLEMENTS_TABLE_NAME": "Settlements-dev",
     "DLQ_URL": "https://sqs/q",
 }
 
@@ -20,6 +21,9 @@ def test_configuration_comes_from_the_environment_the_infrastructure_sets():
     assert config.jobs_table == "Jobs-dev" and config.price_overrides == {"hd-v1": Decimal("2.5")}
     assert (config.ledger_table, config.user_ledger_table) == ("Ledger-dev", "UserLedger-dev")
     assert config.scan_grace_minutes == 5 and config.triage_enabled is True
+    assert config.settlements_table == "Settlements-dev" and config.legacy_reservations_before == ""
+    dated = RuntimeConfig.from_env({**BASE, "LEGACY_RESERVATIONS_BEFORE": "2026-12-07T00:00:00.000Z"})
+    assert dated.legacy_reservations_before == "2026-12-07T00:00:00.000Z"
 
 
 @pytest.mark.parametrize(
@@ -32,6 +36,8 @@ def test_configuration_comes_from_the_environment_the_infrastructure_sets():
         ({"PRICE_OVERRIDES": '{"m": "abc"}'}, "is not a number"),
         ({"SCAN_GRACE_MINUTES": "soon"}, "SCAN_GRACE_MINUTES must be a whole number"),
         ({"STUCK_JOB_HOURS": "0"}, "STUCK_JOB_HOURS must be positive"),
+        ({"SETTLEMENTS_TABLE_NAME": ""}, "missing environment variables: SETTLEMENTS_TABLE_NAME"),
+        ({"LEGACY_RESERVATIONS_BEFORE": "2026-12-07"}, "LEGACY_RESERVATIONS_BEFORE must be an ISO-8601 UTC time"),
     ],
 )
 def test_a_bad_environment_fails_once_with_a_clear_message(override, message):
@@ -41,11 +47,12 @@ def test_a_bad_environment_fails_once_with_a_clear_message(override, message):
 
 def test_stage_names_resolve_to_the_runbook_resources():
     config = RuntimeConfig.for_stage("prod")
-    assert (config.jobs_table, config.credits_table, config.ledger_table, config.user_ledger_table) == (
+    assert (config.jobs_table, config.credits_table, config.ledger_table, config.user_ledger_table, config.settlements_table) == (
         "Jobs-prod",
         "Credits-prod",
         "Ledger-prod",
         "UserLedger-prod",
+        "Settlements-prod",
     )
     with pytest.raises(ConfigError, match="valid stages: dev, staging, prod"):
         RuntimeConfig.for_stage("qa")

@@ -75,7 +75,7 @@ def audit(
     if fix and trust is None and not interactive and not dry_run:
         raise typer.BadParameter("--fix needs --trust ledger or --trust balance (no terminal to ask on, per user)", param_hint="--trust")
     target = state.target
-    auditor = Auditor(target.store, target.store)
+    auditor = Auditor(target.store, target.store, legacy_before=target.store.legacy_reservations_before)
     with state.out.progress("reading balances, ledgers and open reservations") as advance:
         found = [d for d in [auditor.audit_user(user)] if d] if user else auditor.audit_all(advance)
     for d in found:

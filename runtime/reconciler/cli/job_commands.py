@@ -10,7 +10,7 @@ import typer
 from reconciler.cli.app import CONTEXT_SETTINGS, app, state_of
 from reconciler.cli.balance_commands import entry_dict
 from reconciler.cli.dlq_commands import queue_of
-from reconciler.contract import HOLD, RESERVED_AS_ATTRIBUTE
+from reconciler.contract import HOLD, HOLD_USER_ATTRIBUTE, RESERVED_AS_ATTRIBUTE
 from reconciler.ops.dead_letter_replay import peek
 from reconciler.ops.jobs import job_entries, job_item
 from reconciler.ops.operator_error import OpsError
@@ -21,7 +21,7 @@ app.add_typer(job_app, name="job")
 
 def _plain(value):
     if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
+        return int(value) if value == value.to_integral_value() else str(value)  # exact: never a float
     if isinstance(value, (set, frozenset)):
         return sorted(_plain(v) for v in value)
     if isinstance(value, dict):
@@ -41,31 +41,57 @@ def job_show(
     state = state_of(ctx)
     target = state.target
     item = job_item(target.client("dynamodb"), target.names.jobs_table, job_id)
-    user_id, settled_at = ((item or {}).get("userId"), (item or {}).get("settledAt"))
+    record = job_item(target.client("dynamodb"), target.names.settlements_table, job_id)
+    settled_by = record if record and record.get("settledAs") else item
+    user_id, settled_at = ((settled_by or {}).get("userId"), (settled_by or {}).get("settledAt"))
     entries = job_entries(target.store, job_id, user_id if isinstance(user_id, str) else None, settled_at if isinstance(settled_at, str) else None)
     letters = []
     if dlq_max:
         with state.out.progress("looking for the job in the DLQ"):
             letters = [letter for letter in peek(queue_of(target), dlq_max) if letter.job_id == job_id]
-    if item is None and not entries and not letters:
-        raise OpsError(f"no job {job_id} in {target.names.jobs_table}, its ledger entries or the first {dlq_max} DLQ messages")
-    job = _plain(item) if item else None
-    state.out.data({"job": job, "ledger": [entry_dict(e) for e in entries], "deadLetters": [letter.as_dict() for letter in letters]})
-    if job is None:
-        state.out.line(f"{job_id} is not in {target.names.jobs_table}")
-    else:
-        state.out.table(f"Job {job_id} ({state.stage})", ["attribute", "value"], [[key, job[key]] for key in sorted(job)])
+    if item is None and record is None and not entries and not letters:
+        raise OpsError(f"no job {job_id} in {target.names.jobs_table}, its settlement record, its ledger entries or the first {dlq_max} DLQ messages")
+    job, kept = (_plain(item) if item else None), (_plain(record) if record else None)
+    state.out.data({"job": job, "record": kept, "ledger": [entry_dict(e) for e in entries], "deadLetters": [letter.as_dict() for letter in letters]})
+    for title, shown in (
+        (f"Job {job_id} ({state.stage}), as the pipeline's Jobs item holds it", job),
+        ("Its settlement record (the reconciler's)", kept),
+    ):
+        if shown is None:
+            state.out.line(f"{job_id}: no {'Jobs item' if shown is job else 'settlement record'}")
+        else:
+            state.out.table(title, ["attribute", "value"], [[key, shown[key]] for key in sorted(shown)])
     state.out.table(
         "Ledger entries",
         ["timestamp", "ledgerId", "type", "amount", "description"],
         [[e.timestamp, e.ledger_id, e.type, f"{e.signed_amount:+d}", e.description] for e in entries],
     )
     state.out.table("Dead letters", ["messageId", "kind", "eventId", "reason"], [[m.message_id, m.kind, m.event_id, m.reason] for m in letters])
-    shown = job or {}
-    settled = shown.get("settledAs")
-    if shown.get("reservedCredits") is not None:
-        if shown.get(RESERVED_AS_ATTRIBUTE) == HOLD:
-            state.out.line(f"reserved {shown['reservedCredits']} credits as a hold ({'released' if settled else 'held on the balance'})")
+    for line in _story(kept or {}, job or {}):
+        state.out.line(line)
+
+
+def _story(record: dict, job: dict) -> list[str]:
+    """What happened to the job's money, in words: its hold (the record's, or one made on the Jobs item before
+    records) and its settlement."""
+    lines = []
+    settled_by = record if record.get("settledAs") else job
+    settled = settled_by.get("settledAs")
+    if record.get("heldCredits"):
+        if record.get(HOLD_USER_ATTRIBUTE):
+            state = "held on the balance"
+        elif record.get("holdReleasedAt"):
+            state = f"released by the pipeline at {record['holdReleasedAt']}"
         else:
-            state.out.line(f"reserved {shown['reservedCredits']} credits as a posted reservation (a Ledger debit, before holds)")
-    state.out.line(f"settled as {settled} by {shown.get('settledByEvent')} at {shown.get('settledAt')}" if settled else "not settled")
+            state = "released by its settlement"
+        lines.append(f"held {record['heldCredits']} credits at {record.get('unitPrice')} a second of {record.get('holdModel')} ({state})")
+    elif job.get("reservedCredits") is not None:
+        kind = "a hold" if job.get(RESERVED_AS_ATTRIBUTE) == HOLD else "a posted reservation (a Ledger debit)"
+        claim = f"the Jobs item claims a reservation of {job['reservedCredits']} credits as {kind}"
+        lines.append(f"{claim}: it counts only on a job created before settlement records")
+    if settled:
+        moved = f"charged {settled_by.get('chargedCredits', 0)}" if settled == "rendered" else f"gave back {settled_by.get('refundedCredits', 0)}"
+        lines.append(f"settled as {settled} by {settled_by.get('settledByEvent')} at {settled_by.get('settledAt')}: {moved} credits")
+    else:
+        lines.append("not settled")
+    return lines

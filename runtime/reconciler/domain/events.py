@@ -77,7 +77,7 @@ def parse_detail(detail_type: str, detail: Mapping[str, Any], event_id: str) -> 
             event_id=event_id,
             job_id=job_id,
             user_id=user_id,
-            seconds=_seconds(detail.get("seconds")),
+            seconds=render_seconds(detail.get("seconds")),
             model=_identifier(detail, "model"),
         )
     if detail_type == FAILED:
@@ -104,23 +104,24 @@ def _identifier(detail: Mapping[str, Any], field: str) -> str:
     return identifier(field, detail.get(field))
 
 
-def _seconds(value: Any) -> Decimal:
+def render_seconds(value: Any, field: str = "seconds") -> Decimal:
+    """A render's duration as events and the hold API give it: positive, finite, at most 4 h, storable exactly."""
     if value is None:
-        raise InvalidEvent("seconds", "is missing")
+        raise InvalidEvent(field, "is missing")
     # bool is an int in Python; a JSON true is still not a duration.
     if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
-        raise InvalidEvent("seconds", f"must be a number, got {type(value).__name__}")
+        raise InvalidEvent(field, f"must be a number, got {type(value).__name__}")
     try:
         # Floats via str(): the Lambda runtime hands us floats, and Decimal(float) would keep binary noise.
         # Ints directly: str() of an int over 4,300 digits raises in Python 3.11.
         seconds = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
     except (InvalidOperation, ValueError):
-        raise InvalidEvent("seconds", "is not a number") from None
+        raise InvalidEvent(field, "is not a number") from None
     if not seconds.is_finite():
-        raise InvalidEvent("seconds", "must be finite")
+        raise InvalidEvent(field, "must be finite")
     if seconds <= 0:
-        raise InvalidEvent("seconds", "must be positive")
+        raise InvalidEvent(field, "must be positive")
     if seconds > MAX_RENDER_SECONDS:
-        raise InvalidEvent("seconds", f"is implausibly large (limit {MAX_RENDER_SECONDS})")
+        raise InvalidEvent(field, f"is implausibly large (limit {MAX_RENDER_SECONDS})")
     # Stored on the job as given: refuse here what DynamoDB would refuse later (1e-200, 39 digits).
-    return storable_decimal("seconds", seconds)
+    return storable_decimal(field, seconds)

@@ -36,10 +36,15 @@ class PriceBook:
 
     def cost(self, model: str, seconds: Decimal) -> int:
         """Whole credits for `seconds` of `model`, rounded up: a started credit is a spent credit."""
-        # Exact product, then the ceiling: the default context keeps 28 digits and would round a long
-        # duration (30 significant digits is valid JSON) down before the ceiling, undercharging it.
-        product = _EXACT.multiply(seconds, self.price_of(model))
-        return int(product.to_integral_value(rounding=ROUND_CEILING))
+        return cost_at(self.price_of(model), seconds)
+
+
+def cost_at(price: Decimal, seconds: Decimal) -> int:
+    """Whole credits for `seconds` at `price` credits per second, rounded up."""
+    # Exact product, then the ceiling: the default context keeps 28 digits and would round a long
+    # duration (30 significant digits is valid JSON) down before the ceiling, undercharging it.
+    product = _EXACT.multiply(seconds, price)
+    return int(product.to_integral_value(rounding=ROUND_CEILING))
 
 
 # Wide enough for any storable duration (38 digits) times any price; Inexact traps if it ever is not.

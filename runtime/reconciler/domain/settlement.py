@@ -1,4 +1,5 @@
-"""The settlement decision: given an event, the job as stored and the balance, what must change.
+"""The settlement decision: given an event, the job's settlement record, its Jobs item and the balance, what
+must change.
 
 A job's settlement state machine:
 
@@ -15,9 +16,15 @@ and the posted balance (remaining + held) is the ledger's sum. Reservations made
 "reserve" debit, no reservedAs on the job) are settled as they were made: a release and a charge, or a refund.
 
 A settled job never moves again: the same terminal event is a duplicate (no write), the other one a
-conflict (recorded on the job, nothing moves). A job settled (or a conflict recorded) by this very event in
+conflict (recorded, nothing moves). A job settled (or a conflict recorded) by this very event in
 this very Lambda request is the reconciler's own earlier attempt, whose answer was lost or whose invocation
 timed out: it is that settlement (or conflict), reported as such, never a duplicate.
+
+What a job holds and how it settled is decided from its settlement record (domain/records.py), which only the
+reconciler writes: the Jobs item is the pipeline's. The Jobs item still tells two things of jobs from before
+records: a settlement made then (settledAs on the item, no record), and a reservation made then (reservedCredits,
+with reservedAs "hold" or without: posted), which counts only for jobs created before the cut-off
+(`legacy_before`); reservation attributes on a later job were written by another writer and move nothing.
 """
 
 from __future__ import annotations
@@ -25,15 +32,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
-from typing import Any, Literal
+from typing import Any, Literal, Union
 
-from reconciler.domain.errors import DamagedJob, InsufficientCredits, InvalidEvent, ReservationRefused
+from reconciler.domain.errors import DamagedJob, InvalidEvent
 from reconciler.domain.events import FAILED as FAILED_EVENT
 from reconciler.domain.events import RENDERED as RENDERED_EVENT
 from reconciler.domain.events import VideoEvent, VideoFailed, VideoRendered, parse_detail
 from reconciler.domain.ledger import CREDIT, DEBIT, LedgerEntry, balance_delta, job_ledger_id
-from reconciler.domain.pricing import PriceBook
-from reconciler.domain.validation import MAX_CREDITS, derived_identifier, identifier, whole_credits
+from reconciler.domain.pricing import PriceBook, cost_at
+from reconciler.domain.records import SettledFacts, SettlementRecord
+from reconciler.domain.validation import MAX_CREDITS, derived_identifier
 
 SUBMITTED, RENDERING, RENDERED, FAILED = "submitted", "rendering", "rendered", "failed"
 TERMINAL_STATUSES = (RENDERED, FAILED)
@@ -41,14 +49,22 @@ TERMINAL_STATUSES = (RENDERED, FAILED)
 HOLD = "hold"
 
 
+# How a job's reservation is settled: a hold recorded by the reconciler, or one of the two kinds made before
+# records existed (on the Jobs item, for jobs created before the cut-off): a hold, or posted to the ledger (v2).
+RECORDED_HOLD, LEGACY_HOLD, LEGACY_POSTED = "recorded-hold", "legacy-hold", "legacy-posted"
+
+
 class _Unread(Enum):
     UNREAD = "unread"
 
 
 # A decision made without reading the balance: the write's threshold condition checks it instead, and a
-# failed condition returns the balance, with which the decision is made again (BalanceChanged).
+# failed condition returns the balance, with which the decision is made again (BalanceChanged). Likewise a
+# decision made without reading the Jobs item: the write's condition on the item checks what it assumed (the
+# event's user owns it or it is absent, no settlement or reservation from before records), and a failure reads it.
 UNREAD = _Unread.UNREAD
 Balance = int | None | Literal[_Unread.UNREAD]
+JobView = Union["JobRecord", None, Literal[_Unread.UNREAD]]
 
 
 class SettlementState(str, Enum):  # noqa: UP042 - StrEnum would change str() of a state, which logs and messages show
@@ -83,6 +99,7 @@ class JobRecord:
     settled_at: str | None = None
     settled_into_overdraft: bool = False
     reserved_as: str | None = None
+    unsettled: bool = False  # carries the pipeline's unsettled marker (the timer scan's index)
 
     def __post_init__(self) -> None:
         """Every JobRecord is usable: whatever the table holds, a bad item is a DamagedJob here, never a
@@ -114,6 +131,34 @@ class JobRecord:
         """The credits this job holds on its user's balance (0 for a posted v2 reservation, or when settled)."""
         return (self.reserved_credits or 0) if self.reserved_as == HOLD and not self.is_settled else 0
 
+    def legacy_reservation(self, legacy_before: str) -> tuple[str, int] | None:
+        """(kind, credits) of a reservation made on this item before records existed, or None: reservation
+        attributes on a job created at or after the cut-off were written by another writer and count for nothing."""
+        if not self.reserved_credits or self.created_at is None or not self.created_at < legacy_before:
+            return None
+        return (LEGACY_HOLD if self.reserved_as == HOLD else LEGACY_POSTED), self.reserved_credits
+
+    def facts(self) -> SettledFacts:
+        """How this item says the job settled (a job settled before records existed)."""
+        return SettledFacts(
+            settled_as=self.settled_as,
+            settled_by_event=self.settled_by_event,
+            settled_by_request=self.settled_by_request,
+            conflict_event_ids=self.conflict_event_ids,
+            conflict_request_ids=self.conflict_request_ids,
+            settled_at=self.settled_at,
+            charged_credits=self.charged_credits,
+            released_credits=self.released_credits,
+            refunded_credits=self.refunded_credits,
+            settled_into_overdraft=self.settled_into_overdraft,
+            reserved_credits=self.reserved_credits,
+            status=self.status,
+            model=self.model,
+            seconds=self.seconds,
+            held=self.reserved_as == HOLD,
+            source="job",
+        )
+
 
 def _job_problem(job: JobRecord) -> str | None:
     if not isinstance(job.job_id, str) or not job.job_id:
@@ -138,7 +183,7 @@ def _job_problem(job: JobRecord) -> str | None:
         value = getattr(job, name)
         if not isinstance(value, frozenset) or not all(isinstance(item, str) for item in value):
             return f"{_attribute(name)} must be a set of strings"
-    if not isinstance(job.settled_into_overdraft, bool):
+    if not isinstance(job.settled_into_overdraft, bool) or not isinstance(job.unsettled, bool):
         return "settledIntoOverdraft must be a boolean"
     return None
 
@@ -169,10 +214,12 @@ class UnreadableJob:
 
 @dataclass(frozen=True)
 class Settlement:
-    """A job's settlement: ledger postings, a released hold and the job's new state, written in one transaction."""
+    """A job's settlement: ledger postings, a released hold, its settlement record and the Jobs item's mirror of
+    it, written in one transaction."""
 
     event: VideoEvent
-    job_before: JobRecord | None
+    record_before: SettlementRecord | None
+    job_before: JobView
     balance_before: int | None
     entries: tuple[LedgerEntry, ...]
     settled_as: str
@@ -181,12 +228,14 @@ class Settlement:
     released: int = 0
     refunded: int = 0
     request_id: str | None = None
-    # Set on a settlement re-read from the job (our own lost answer): the balance it read is not known then.
+    # Set on a settlement re-read from the record (our own lost answer): the balance it read is not known then.
     recovered_overdraft: bool | None = None
     # The job's hold, given back from `held` to `remaining` (it was never posted, so no posting undoes it).
     hold_released: int = 0
     # False when decided without reading the balance: the write's condition holds the decision to "covered".
     balance_read: bool = True
+    reservation: str | None = None  # RECORDED_HOLD, LEGACY_HOLD, LEGACY_POSTED, or None
+    unit_price: Decimal | None = None  # the price per second the render was charged at
 
     @property
     def balance_delta(self) -> int:
@@ -240,11 +289,11 @@ class Duplicate:
     """The job was already settled this way (a redelivery, or a retry after a lost answer)."""
 
     event: VideoEvent
-    job: JobRecord
+    settled: SettledFacts
 
     @property
     def same_event(self) -> bool:
-        return self.job.settled_by_event == self.event.event_id or self.event.event_id in self.job.conflict_event_ids
+        return self.settled.settled_by_event == self.event.event_id or self.event.event_id in self.settled.conflict_event_ids
 
 
 @dataclass(frozen=True)
@@ -252,7 +301,7 @@ class Conflict:
     """A terminal event that contradicts how the job was settled: recorded, nothing moves."""
 
     event: VideoEvent
-    job: JobRecord
+    settled: SettledFacts
     timestamp: str
     request_id: str | None = None
     recovered: bool = False
@@ -267,105 +316,137 @@ class Superseded:
     job: JobRecord | None
 
 
-Decision = Settlement | Duplicate | Conflict | Superseded
+@dataclass(frozen=True)
+class MirrorRepaired:
+    """The timer scan found a job whose settlement its Jobs item no longer shows (another writer saved the item
+    whole, or put the unsettled marker back): the settlement was written back onto the item; nothing moved."""
+
+    job: JobRecord
+    settled: SettledFacts
 
 
-def decide(
-    event: VideoEvent,
-    job: JobRecord | None,
-    balance: Balance,
-    prices: PriceBook,
-    timestamp: str,
-    request_id: str | None = None,
-) -> Decision:
-    """`balance` is UNREAD for the first decision (the job is the only read); the balance a failed threshold
-    condition returned, for a decision made again."""
-    if job is not None and job.user_id != event.user_id:
+Decision = Settlement | Duplicate | Conflict | Superseded | MirrorRepaired
+
+
+@dataclass(frozen=True)
+class Known:
+    """What a decision is made on: the job's settlement record, its Jobs item (UNREAD on a first attempt) and the
+    balance (UNREAD until a failed guard returned it)."""
+
+    record: SettlementRecord | None
+    job: JobView = UNREAD
+    balance: Balance = UNREAD
+
+
+def decide(event: VideoEvent, known: Known, prices: PriceBook, timestamp: str, request_id: str | None = None, legacy_before: str = "") -> Decision:
+    """The settlement of `event`, or why there is none. `legacy_before`: the cut-off before which reservations were
+    made on the Jobs item (they are settled as they were made); a reservation on a later job's item counts for
+    nothing (another writer's)."""
+    record, job = known.record, known.job
+    owner = record.user_id if record is not None else job.user_id if isinstance(job, JobRecord) else None
+    if owner is not None and owner != event.user_id:
         raise InvalidEvent("userId", "the event's user does not own this job")
-    if job is not None and job.is_settled:
-        if request_id is not None and job.settled_by_event == event.event_id and job.settled_by_request == request_id:
-            return recovered_settlement(event, job)
-        if request_id is not None and event.event_id in job.conflict_event_ids and request_id in job.conflict_request_ids:
-            return Conflict(event, job, timestamp, request_id, recovered=True)
-        if job.settled_as == event.kind or event.event_id in job.conflict_event_ids:
-            return Duplicate(event, job)
-        return Conflict(event, job, timestamp, request_id)
-    reserved = (job.reserved_credits or 0) if job else 0
-    as_hold = job is not None and job.reserved_as == HOLD and reserved > 0
-    read = balance is not UNREAD
-    known = balance if isinstance(balance, int) else None
+    if isinstance(job, JobRecord) and job.user_id != event.user_id:
+        raise InvalidEvent("userId", "the event's user does not own this job")
+    facts = settled_facts(record, job)
+    if facts is not None:
+        return _already_settled(event, facts, timestamp, request_id)
+    reservation, reserved = _reservation(record, job, legacy_before)
+    held = reservation in (RECORDED_HOLD, LEGACY_HOLD)
+    common: dict[str, Any] = dict(
+        request_id=request_id,
+        hold_released=reserved if held else 0,
+        balance_read=known.balance is not UNREAD,
+        reservation=reservation,
+    )
+    balance = known.balance if isinstance(known.balance, int) else None
     if isinstance(event, VideoRendered):
-        cost = prices.cost(event.model, event.seconds)
-        entries = _render_entries(event, cost, reserved, timestamp, as_hold)
-        return Settlement(
-            event,
-            job,
-            known,
-            entries,
-            RENDERED,
-            timestamp,
-            charged=cost,
-            released=reserved,
-            request_id=request_id,
-            hold_released=reserved if as_hold else 0,
-            balance_read=read,
-        )
+        price = _price(event, record, prices)
+        cost = cost_at(price, event.seconds)
+        entries = _render_entries(event, cost, reserved, timestamp, held)
+        return Settlement(event, record, job, balance, entries, RENDERED, timestamp, charged=cost, released=reserved, unit_price=price, **common)
     if isinstance(event, VideoFailed):
-        entries = _failure_entries(event, reserved, timestamp, as_hold)
-        return Settlement(
-            event,
-            job,
-            known,
-            entries,
-            FAILED,
-            timestamp,
-            refunded=reserved,
-            request_id=request_id,
-            hold_released=reserved if as_hold else 0,
-            balance_read=read,
-        )
+        entries = _failure_entries(event, reserved, timestamp, held)
+        return Settlement(event, record, job, balance, entries, FAILED, timestamp, refunded=reserved, **common)
     raise InvalidEvent("detail-type", f"cannot settle {type(event).__name__}")
 
 
-def _render_entries(event: VideoRendered, cost: int, reserved: int, timestamp: str, as_hold: bool) -> tuple[LedgerEntry, ...]:
+def settled_facts(record: SettlementRecord | None, job: JobView) -> SettledFacts | None:
+    """How the job settled: its record says; a job settled before records existed has only its Jobs item's word."""
+    if record is not None and record.is_settled:
+        return record.facts()
+    if isinstance(job, JobRecord) and job.is_settled and (record is None or not record.is_settled):
+        return job.facts()
+    return None
+
+
+def _already_settled(event: VideoEvent, facts: SettledFacts, timestamp: str, request_id: str | None) -> Decision:
+    if request_id is not None and facts.settled_by_event == event.event_id and facts.settled_by_request == request_id:
+        return recovered_settlement(event, facts)
+    if request_id is not None and event.event_id in facts.conflict_event_ids and request_id in facts.conflict_request_ids:
+        return Conflict(event, facts, timestamp, request_id, recovered=True)
+    if facts.settled_as == event.kind or event.event_id in facts.conflict_event_ids:
+        return Duplicate(event, facts)
+    return Conflict(event, facts, timestamp, request_id)
+
+
+def _reservation(record: SettlementRecord | None, job: JobView, legacy_before: str) -> tuple[str | None, int]:
+    if record is not None and record.open_hold:
+        return RECORDED_HOLD, record.open_hold
+    if isinstance(job, JobRecord) and (record is None or not record.held_credits):
+        legacy = job.legacy_reservation(legacy_before)
+        if legacy is not None:
+            return legacy
+    return None, 0
+
+
+def _price(event: VideoRendered, record: SettlementRecord | None, prices: PriceBook) -> Decimal:
+    """The price per second of the render: the one in force when the job was held, for the model it was held for;
+    otherwise the price book's now."""
+    if record is not None and record.unit_price is not None and record.hold_model == event.model:
+        return record.unit_price
+    return prices.price_of(event.model)
+
+
+def _render_entries(event: VideoRendered, cost: int, reserved: int, timestamp: str, held: bool) -> tuple[LedgerEntry, ...]:
     entries = []
-    if reserved and not as_hold:  # a posted (v2) reservation is undone by a posting
+    if reserved and not held:  # a posted (v2) reservation is undone by a posting
         entries.append(_entry(event, "release", CREDIT, reserved, f"Release of {reserved} reserved credits", timestamp))
     entries.append(_entry(event, "charge", DEBIT, cost, f"Render of {event.seconds}s on {event.model}", timestamp))
     return tuple(entries)
 
 
-def _failure_entries(event: VideoFailed, refunded: int, timestamp: str, as_hold: bool) -> tuple[LedgerEntry, ...]:
-    if not refunded or as_hold:  # a released hold posts nothing: no money moved
+def _failure_entries(event: VideoFailed, refunded: int, timestamp: str, held: bool) -> tuple[LedgerEntry, ...]:
+    if not refunded or held:  # a released hold posts nothing: no money moved
         return ()
     reason = f": {event.reason}" if event.reason else ""
     return (_entry(event, "refund", CREDIT, refunded, f"Refund of failed render{reason}", timestamp),)
 
 
-def recovered_settlement(event: VideoEvent, job: JobRecord) -> Settlement:
-    """The settlement this event's own earlier attempt committed, rebuilt from what it stored on the job."""
-    timestamp = job.settled_at or ""
-    as_hold = job.reserved_as == HOLD
-    if isinstance(event, VideoRendered) and job.settled_as == RENDERED:
-        entries = _render_entries(event, int(job.charged_credits), int(job.released_credits), timestamp, as_hold)
-        hold_released = int(job.released_credits) if as_hold else 0
-    elif isinstance(event, VideoFailed) and job.settled_as == FAILED:
-        entries = _failure_entries(event, int(job.refunded_credits), timestamp, as_hold)
-        hold_released = int(job.refunded_credits) if as_hold else 0
+def recovered_settlement(event: VideoEvent, facts: SettledFacts) -> Settlement:
+    """The settlement this event's own earlier attempt committed, rebuilt from what it recorded."""
+    timestamp = facts.settled_at or ""
+    if isinstance(event, VideoRendered) and facts.settled_as == RENDERED:
+        entries = _render_entries(event, facts.charged_credits, facts.released_credits, timestamp, facts.held)
+        hold_released = facts.released_credits if facts.held else 0
+    elif isinstance(event, VideoFailed) and facts.settled_as == FAILED:
+        entries = _failure_entries(event, facts.refunded_credits, timestamp, facts.held)
+        hold_released = facts.refunded_credits if facts.held else 0
     else:  # cannot happen for one event id; refuse rather than count a wrong settlement
-        raise DamagedJob(job.job_id, "settledByEvent names this event but settledAs does not match its kind")
+        raise DamagedJob(event.job_id, "settledByEvent names this event but settledAs does not match its kind")
     return Settlement(
         event,
-        job,
+        None,
+        UNREAD,
         None,
         entries,
-        job.settled_as or "",
+        facts.settled_as or "",
         timestamp,
-        charged=int(job.charged_credits),
-        released=int(job.released_credits),
-        refunded=int(job.refunded_credits),
-        request_id=job.settled_by_request,
-        recovered_overdraft=job.settled_into_overdraft,
+        charged=facts.charged_credits,
+        released=facts.released_credits,
+        refunded=facts.refunded_credits,
+        request_id=facts.settled_by_request,
+        recovered_overdraft=facts.settled_into_overdraft,
         hold_released=hold_released,
         balance_read=False,
     )
@@ -374,15 +455,16 @@ def recovered_settlement(event: VideoEvent, job: JobRecord) -> Settlement:
 TIMER_SCAN_EVENT_PREFIX = "timer-scan:"
 
 
-def lost_event_for(job: JobRecord, settle_before: str) -> VideoEvent | None:
+def lost_event_for(job: JobRecord, record: SettlementRecord | None, settle_before: str) -> VideoEvent | None:
     """The event a finished job's pipeline should have sent, rebuilt from the job as just read; None when the
     job is not (or no longer) finished, or changed within the grace period (its event may be in flight).
 
     A job settled meanwhile gets the event of how it was settled, whatever the pipeline wrote since: `decide`
     then tells the scan's own earlier attempt (a lost answer: that settlement, counted) from another
     writer's settlement (a duplicate or a conflict)."""
-    if job.is_settled:
-        status = job.settled_as
+    facts = settled_facts(record, job)
+    if facts is not None:
+        status = facts.settled_as
     elif job.status not in TERMINAL_STATUSES or (job.updated_at and job.updated_at > settle_before):
         return None
     else:
@@ -407,57 +489,3 @@ def _entry(event: VideoEvent, posting: str, kind: str, amount: int, description:
         timestamp=timestamp,
         event_id=event.event_id,
     )
-
-
-@dataclass(frozen=True)
-class Reservation:
-    """A hold of `credits` on the user's balance for a job: no ledger posting (see the module's docstring)."""
-
-    job_id: str
-    user_id: str
-    model: str
-    credits: int
-    job_before: JobRecord | None
-    timestamp: str
-
-
-def plan_reservation(
-    job_id: str,
-    user_id: str,
-    model: str,
-    credits: int,
-    job: JobRecord | None,
-    balance: Balance,
-    timestamp: str,
-    prices: PriceBook | None = None,
-) -> Reservation | None:
-    """Hold `credits` for a job; None when exactly this reservation is already in place.
-
-    Validated exactly as settlement validates the job's events (ids, model), so no reservation can be held
-    for a job whose events would all be refused. InvalidEvent (a ValueError) names the field. `balance` is
-    UNREAD when the write's condition (remaining >= credits) is to decide; a known balance short of it is
-    InsufficientCredits here.
-    """
-    validate_reservation(job_id, user_id, model, credits, prices)
-    if job is not None:
-        if job.user_id != user_id:
-            raise ReservationRefused(f"job {job_id} belongs to another user")
-        if job.is_settled:
-            raise ReservationRefused(f"job {job_id} is already settled ({job.settled_as})")
-        if job.reserved_credits is not None:
-            if job.reserved_credits == 0:  # the write requires no reservation at all: retrying could never succeed
-                raise ReservationRefused(f"job {job_id} has a stored reservation of 0 credits: repair the job (`reconciler job show {job_id}`)")
-            if job.reserved_credits == credits:
-                return None
-            raise ReservationRefused(f"job {job_id} already holds a reservation of {job.reserved_credits} credits")
-    if balance is not UNREAD and (balance is None or balance < credits):
-        raise InsufficientCredits(user_id, credits, balance)
-    return Reservation(job_id, user_id, model, credits, job, timestamp)
-
-
-def validate_reservation(job_id: str, user_id: str, model: str, credits: int, prices: PriceBook | None = None) -> None:
-    identifier("jobId", job_id)
-    identifier("userId", user_id)
-    identifier("model", model)
-    (prices or PriceBook()).price_of(model)
-    whole_credits("credits", credits)

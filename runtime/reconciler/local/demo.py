@@ -193,7 +193,7 @@ def main() -> int:
                 ledger.add_row(entry.timestamp[11:23], entry.type, str(entry.amount), entry.reference, entry.description)
             console.print(ledger)
         # The audit `reconciler audit` runs: posted = ledger sum (both tables), held = open hold reservations.
-        discrepancies = Auditor(store).audit_all()
+        discrepancies = Auditor(store, legacy_before=store.legacy_reservations_before).audit_all()
         for discrepancy in discrepancies:
             console.print(f"  [red]{discrepancy.user_id}: {discrepancy.summary()}[/red]")
         books_balance = not discrepancies

@@ -11,7 +11,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.contract import ENV_CREDITS_TABLE, ENV_DLQ_URL, ENV_JOBS_TABLE, ENV_LEDGER_TABLE, ENV_OPS_TOPIC_ARN, ENV_USER_LEDGER_TABLE, HANDLER
+from reconciler.contract import (
+    ENV_CREDITS_TABLE,
+    ENV_DLQ_URL,
+    ENV_JOBS_TABLE,
+    ENV_LEDGER_TABLE,
+    ENV_OPS_TOPIC_ARN,
+    ENV_SETTLEMENTS_TABLE,
+    ENV_USER_LEDGER_TABLE,
+    HANDLER,
+)
 
 # EventBridge cannot invoke an in-process handler, so the rule targets this queue and a poller invokes.
 INVOKE_QUEUE = "cc-reconciler-local-invocations"
@@ -52,6 +61,7 @@ class LocalResources:
                 ENV_CREDITS_TABLE: self.tables["Credits"],
                 ENV_LEDGER_TABLE: self.tables["Ledger"],
                 ENV_USER_LEDGER_TABLE: self.tables["UserLedger"],
+                ENV_SETTLEMENTS_TABLE: self.tables["Settlements"],
                 ENV_DLQ_URL: self.dlq_url,
                 ENV_OPS_TOPIC_ARN: self.ops_topic_arn,
                 # No X-Ray daemon locally.
@@ -115,7 +125,7 @@ def provision(templates: Mapping[str, dict], stage: str, session: Any, operable:
         local.max_event_age_seconds = int(props.get("MaximumEventAgeInSeconds", local.max_event_age_seconds))
     if operable:
         _provision_operable(templates, local, session)
-    missing = [role for role in ("Jobs", "Credits", "Ledger", "UserLedger") if role not in local.tables]
+    missing = [role for role in ("Jobs", "Credits", "Ledger", "UserLedger", "Settlements") if role not in local.tables]
     if missing or f"cc-reconciler-dlq-{stage}" not in local.queues or f"ops-alerts-{stage}" not in local.topics:
         raise RuntimeError(f"the templates for {stage} lack expected resources (tables missing: {missing})")
     return local

@@ -209,7 +209,7 @@ def _invalid_event(outcome: Any, stage: str, raw_event: Any) -> Alert:
 
 
 def _conflict(outcome: Any, stage: str, prices: Any) -> Alert:
-    event, job = outcome.event, outcome.decision.job
+    event, job = outcome.event, outcome.decision.settled
     credits, money_note, fix = _conflict_money(event, job, prices, stage)
     commands = [cli.ledger(stage, event.user_id), cli.balance(stage, event.user_id)]
     if fix is not None:

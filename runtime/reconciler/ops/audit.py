@@ -28,22 +28,28 @@ from typing import Any, Protocol, cast
 from reconciler.contract import LAST_LEDGER_ENTRY_ATTRIBUTE, VERSION_ATTRIBUTE
 from reconciler.domain.errors import LedgerEntryTaken
 from reconciler.domain.ledger import CREDIT, DEBIT, LedgerEntry, correction_ledger_id, iso_timestamp
-from reconciler.domain.settlement import JobRecord, UnreadableJob
+from reconciler.domain.records import SettlementRecord
+from reconciler.domain.settlement import LEGACY_HOLD, JobRecord, UnreadableJob
 from reconciler.ops.operator_error import OpsError
 from reconciler.service.ports import StaleState
 from reconciler.service.retrying import Backoff, with_retries
 
-# The kinds of discrepancy.
-LEDGER_KIND, HOLDS_KIND = "ledger", "holds"
+# The kinds of discrepancy: the ledger does not explain the posted balance; held is not the open holds; a ledger
+# id was posted twice (its job charged twice: balance and ledger both moved, so the ledger kind alone is silent).
+LEDGER_KIND, HOLDS_KIND, POSTINGS_KIND = "ledger", "holds", "postings"
 
 
 @dataclass(frozen=True)
 class OpenHolds:
-    """A user's open hold reservations, from the unsettled jobs."""
+    """A user's open holds: recorded ones (settlement records in the open-holds index), and holds made on Jobs items
+    before settlement records existed (unsettled jobs created before the cut-off)."""
 
     total: int = 0
     jobs: tuple[str, ...] = ()
-    unreadable: tuple[str, ...] = ()  # unsettled jobs of the user that cannot be read: their holds are unknown
+    unreadable: tuple[str, ...] = ()  # records or unsettled jobs of the user that cannot be read: their holds are unknown
+    # Unsettled jobs created after the cut-off whose Jobs item claims a reservation: another writer's, holding
+    # nothing; named so that a person can see where a hand-written hold went.
+    ignored: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,7 @@ class Discrepancy:
     held: int = 0
     holds: OpenHolds = field(default_factory=OpenHolds)
     version: int = 0  # the balance's version as read: a repair is conditioned on it
+    duplicated: tuple[str, ...] = ()  # ledger ids the user's ledger holds more than once
     # The balance names a Ledger entry that the (eventually consistent) by-user index did not return yet: the
     # ledger as read may lack entries, so no repair may be decided on it.
     index_behind: str | None = None
@@ -78,7 +85,8 @@ class Discrepancy:
 
     @property
     def kinds(self) -> tuple[str, ...]:
-        return tuple(kind for kind, off in ((LEDGER_KIND, self.difference), (HOLDS_KIND, self.held_difference)) if off)
+        off = ((LEDGER_KIND, self.difference), (HOLDS_KIND, self.held_difference), (POSTINGS_KIND, self.duplicated))
+        return tuple(kind for kind, amiss in off if amiss)
 
     @property
     def restored_remaining(self) -> int:
@@ -98,6 +106,10 @@ class Discrepancy:
             lines.append(f"holds: held {self.held} != open holds {self.holds.total} (jobs: {jobs}), difference {self.held_difference:+d}")
         if self.holds.unreadable:
             lines.append(f"unreadable unsettled jobs (their holds are unknown): {', '.join(self.holds.unreadable)}")
+        if self.duplicated:
+            lines.append(f"postings: ledger ids posted more than once: {', '.join(self.duplicated)}")
+        if self.holds.ignored:
+            lines.append(f"reservations written on Jobs items by another writer, holding nothing: {', '.join(self.holds.ignored)}")
         return "; ".join(lines)
 
     def as_dict(self) -> dict:
@@ -113,10 +125,17 @@ class Discrepancy:
             "holdJobs": list(self.holds.jobs),
             "heldDifference": self.held_difference,
             "unreadableJobs": list(self.holds.unreadable),
+            "duplicatedLedgerIds": list(self.duplicated),
+            "ignoredReservations": list(self.holds.ignored),
         }
 
     def unfixable(self, trust: str) -> str | None:
         """Why this discrepancy cannot be fixed trusting `trust`, or None."""
+        if self.duplicated:
+            return (
+                f"ledger ids {', '.join(self.duplicated)} were posted more than once (balance and ledger both moved): "
+                "look at each with `reconciler job show`, and give back what was taken twice with `reconciler adjust`"
+            )
         if HOLDS_KIND not in self.kinds:
             return None
         if trust == TRUST_BALANCE:
@@ -163,20 +182,52 @@ def recent_entries(entries: Iterable[LedgerEntry], limit: int = RECENT_ENTRIES) 
     return {user: tuple(sorted(items, key=lambda e: (e.timestamp, e.ledger_id))[-limit:]) for user, items in latest.items()}
 
 
-def open_holds(jobs: Iterable[JobRecord | UnreadableJob]) -> dict[str, OpenHolds]:
-    """user -> their open hold reservations, from unsettled jobs (a posted v2 reservation holds nothing)."""
-    totals: dict[str, int] = {}
-    held_by: dict[str, list[str]] = {}
-    unreadable: dict[str, list[str]] = {}
+def open_holds(
+    records: Iterable[SettlementRecord | UnreadableJob], jobs: Iterable[JobRecord | UnreadableJob] = (), legacy_before: str = ""
+) -> dict[str, OpenHolds]:
+    """user -> their open holds: the open holds of settlement records, and holds made on the Jobs items of unsettled
+    jobs created before the cut-off (a posted v2 reservation holds nothing; a later job's reservation attributes
+    were written by another writer and hold nothing either: they are named as ignored)."""
+    found: dict[str, dict[str, list]] = {}
+
+    def of(user: str) -> dict[str, list]:
+        return found.setdefault(user, {"held": [], "unreadable": [], "ignored": []})
+
+    for record in records:
+        if isinstance(record, UnreadableJob):
+            of(record.user_id)["unreadable"].append((record.job_id, 0))
+        elif record.open_hold:
+            of(record.user_id)["held"].append((record.job_id, record.open_hold))
     for job in jobs:
         if isinstance(job, UnreadableJob):
-            unreadable.setdefault(job.user_id, []).append(job.job_id)
-            continue
-        if job.held_credits:
-            totals[job.user_id] = totals.get(job.user_id, 0) + job.held_credits
-            held_by.setdefault(job.user_id, []).append(job.job_id)
-    users = set(totals) | set(unreadable)
-    return {user: OpenHolds(totals.get(user, 0), tuple(sorted(held_by.get(user, ()))), tuple(sorted(unreadable.get(user, ())))) for user in users}
+            of(job.user_id)["unreadable"].append((job.job_id, 0))
+        elif job.reserved_credits and not job.is_settled:
+            legacy = job.legacy_reservation(legacy_before)
+            if legacy is None:
+                of(job.user_id)["ignored"].append((job.job_id, 0))
+            elif legacy[0] == LEGACY_HOLD:
+                of(job.user_id)["held"].append((job.job_id, legacy[1]))
+
+    def jobs_of(pairs: list) -> tuple[str, ...]:
+        return tuple(sorted(job for job, _ in pairs))
+
+    return {
+        user: OpenHolds(sum(credits for _, credits in kinds["held"]), jobs_of(kinds["held"]), jobs_of(kinds["unreadable"]), jobs_of(kinds["ignored"]))
+        for user, kinds in found.items()
+    }
+
+
+def duplicated_ledger_ids(entries: Iterable[LedgerEntry]) -> dict[str, tuple[str, ...]]:
+    """user -> the ledger ids their ledger holds more than once (both tables; UserLedger's key holds the time, so
+    only its conditions, never its key, keep a job's posting single)."""
+    seen: dict[tuple[str, str], int] = {}
+    for entry in entries:
+        seen[(entry.user_id, entry.ledger_id)] = seen.get((entry.user_id, entry.ledger_id), 0) + 1
+    duplicated: dict[str, list[str]] = {}
+    for (user, ledger_id), count in seen.items():
+        if count > 1:
+            duplicated.setdefault(user, []).append(ledger_id)
+    return {user: tuple(sorted(ids)) for user, ids in duplicated.items()}
 
 
 def find_discrepancies(
@@ -186,12 +237,13 @@ def find_discrepancies(
     updated: Mapping[str, str | None] | None = None,
     held: Mapping[str, int] | None = None,
     holds: Mapping[str, OpenHolds] | None = None,
+    duplicated: Mapping[str, tuple[str, ...]] | None = None,
 ) -> list[Discrepancy]:
     """Users whose posted balance (remaining + held; a missing balance counts as 0) differs from their ledger
-    sum, or whose held differs from their open holds, by user id."""
+    sum, whose held differs from their open holds, or whose ledger holds an id twice, by user id."""
     found = []
-    held, holds = held or {}, holds or {}
-    for user_id in sorted(set(balances) | set(sums) | set(held) | set(holds)):
+    held, holds, duplicated = held or {}, holds or {}, duplicated or {}
+    for user_id in sorted(set(balances) | set(sums) | set(held) | set(holds) | set(duplicated)):
         total, count = sums.get(user_id, (0, 0))
         candidate = Discrepancy(
             user_id,
@@ -202,6 +254,7 @@ def find_discrepancies(
             (updated or {}).get(user_id),
             held.get(user_id, 0),
             holds.get(user_id, OpenHolds()),
+            duplicated=duplicated.get(user_id, ()),
         )
         if candidate.kinds:
             found.append(candidate)
@@ -285,6 +338,8 @@ class Auditor:
     restorer: BalanceRestorer | None = None  # needed to trust the ledger
     clock: Callable[[], str] = iso_timestamp
     backoff: Callable[[], Backoff] = Backoff
+    # Holds made on Jobs items before settlement records count only for jobs created before this moment.
+    legacy_before: str = ""
 
     def audit_user(self, user_id: str) -> Discrepancy | None:
         balance = self.store.get_balance(user_id)
@@ -295,7 +350,8 @@ class Auditor:
             recent_entries(entries),
             {user_id: (balance or {}).get("updatedAt")},
             {user_id: (balance or {}).get("held", 0)},
-            open_holds(self.store.open_reservations(user_id)),
+            open_holds(self.store.open_holds(user_id), self.store.open_reservations(user_id), self.legacy_before),
+            duplicated_ledger_ids(entries),
         )
         if not found:
             return None
@@ -314,11 +370,16 @@ class Auditor:
         for entry in self.store.scan_ledger():
             entries.append(entry)
             progress(1)
-        jobs = []
+        jobs: list[JobRecord | UnreadableJob] = []
         for job in self.store.open_reservations():
             jobs.append(job)
             progress(1)
-        return find_discrepancies(balances, ledger_sums(entries), recent_entries(entries), updated, held, open_holds(jobs))
+        records = []
+        for record in self.store.open_holds():
+            records.append(record)
+            progress(1)
+        holds = open_holds(records, jobs, self.legacy_before)
+        return find_discrepancies(balances, ledger_sums(entries), recent_entries(entries), updated, held, holds, duplicated_ledger_ids(entries))
 
     def fix(self, user_id: str, reason: str, actor: str, dry_run: bool, min_age: timedelta, trust: str = TRUST_BALANCE) -> FixResult | None:
         """Corrects one user from a fresh, per-user read; optimistic on the balance that read saw."""

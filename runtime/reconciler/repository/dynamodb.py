@@ -1,4 +1,4 @@
-"""The reconciler's tables behind a small interface: load a job and a balance, commit a decision.
+"""The reconciler's tables behind a small interface: load a job's record and item, commit a decision.
 
 Only what the function does; the CLI's reads and repairs are in dynamodb_operations.py.
 """
@@ -14,7 +14,9 @@ from botocore.exceptions import ClientError, ConnectionClosedError, ConnectionEr
 
 from reconciler.config import RuntimeConfig
 from reconciler.contract import (
+    HELD_AT_ATTRIBUTE,
     HELD_ATTRIBUTE,
+    HOLD_USER_ATTRIBUTE,
     JOBS_UNSETTLED_INDEX,
     LAST_LEDGER_ENTRY_ATTRIBUTE,
     RESERVED_AS_ATTRIBUTE,
@@ -25,8 +27,10 @@ from reconciler.contract import (
     user_ledger_key,
 )
 from reconciler.domain.errors import DamagedBalance, DamagedJob, LedgerEntryTaken
+from reconciler.domain.holds import HoldRelease, Reservation
 from reconciler.domain.ledger import LedgerEntry, legacy_adjustment_ledger_id
-from reconciler.domain.settlement import HOLD, SUBMITTED, Conflict, JobRecord, Reservation, Settlement, UnreadableJob
+from reconciler.domain.records import SettledFacts, SettlementRecord
+from reconciler.domain.settlement import UNREAD, Conflict, JobRecord, Settlement, UnreadableJob
 from reconciler.domain.validation import whole_number_problem
 from reconciler.service.ports import AmbiguousWrite, BalanceChanged, Contention, StaleState
 
@@ -50,7 +54,7 @@ _CONTENTION_REASONS = {"TransactionConflict", "ThrottlingError", "ProvisionedThr
 _NO_ANSWER_ERRORS = (ReadTimeoutError, ConnectionClosedError, EndpointConnectionError, ConnectionError)
 
 # What each item of a transaction is, so a cancellation can say which condition failed.
-BALANCE, LEDGER, JOB, CHECK = "balance", "ledger", "job", "check"
+BALANCE, LEDGER, JOB, RECORD = "balance", "ledger", "job", "record"
 
 
 def to_item(values: dict[str, Any]) -> dict[str, Any]:  # AttributeValues by name
@@ -87,7 +91,42 @@ def job_from_item(values: dict[str, Any]) -> JobRecord:
         settled_at=values.get("settledAt"),
         settled_into_overdraft=values.get("settledIntoOverdraft", False),
         reserved_as=values.get(RESERVED_AS_ATTRIBUTE),
+        unsettled=values.get(UNSETTLED_ATTRIBUTE) == UNSETTLED_VALUE,
     )
+
+
+def record_from_item(values: dict[str, Any]) -> SettlementRecord:
+    """A Settlements item as a SettlementRecord; DamagedJob when it is unusable (a hand edit, a restore)."""
+    return SettlementRecord(
+        job_id=values.get("jobId"),  # type: ignore[arg-type]  # SettlementRecord checks every type itself
+        user_id=values.get("userId"),  # type: ignore[arg-type]
+        held_credits=values.get("heldCredits", 0),
+        hold_open=HOLD_USER_ATTRIBUTE in values,
+        held_at=values.get(HELD_AT_ATTRIBUTE),
+        hold_model=values.get("holdModel"),
+        unit_price=values.get("unitPrice"),
+        hold_released_at=values.get("holdReleasedAt"),
+        settled_as=values.get("settledAs"),
+        settled_at=values.get("settledAt"),
+        settled_by_event=values.get("settledByEvent"),
+        settled_by_request=values.get("settledByRequest"),
+        charged_credits=values.get("chargedCredits", 0),
+        released_credits=values.get("releasedCredits", 0),
+        refunded_credits=values.get("refundedCredits", 0),
+        settled_into_overdraft=values.get("settledIntoOverdraft", False),
+        conflict_event_ids=_string_set(values.get("conflictEventIds")),
+        conflict_request_ids=_string_set(values.get("conflictRequestIds")),
+    )
+
+
+def readable_record(values: dict[str, Any]) -> SettlementRecord | UnreadableJob:
+    """A settlement record, or what is safe to show of one that cannot be read (the audit's open holds)."""
+    try:
+        return record_from_item(values)
+    except DamagedJob as damage:
+        job_id, user_id = values.get("jobId"), values.get("userId")
+        shown_id = job_id if isinstance(job_id, str) else repr(job_id)
+        return UnreadableJob(job_id=shown_id, reason=str(damage), user_id=user_id if isinstance(user_id, str) else "")
 
 
 def readable_job(values: dict[str, Any]) -> JobRecord | UnreadableJob:
@@ -159,6 +198,8 @@ class DynamoDBStore:
         self.credits_table = config.credits_table
         self.ledger_table = config.ledger_table
         self.user_ledger_table = config.user_ledger_table
+        self.settlements_table = config.settlements_table
+        self.legacy_reservations_before = config.legacy_reservations_before
 
     # --- reads -------------------------------------------------------------------------------
 
@@ -171,6 +212,12 @@ class DynamoDBStore:
         The balance is not read: the write's threshold condition checks it, and returns it when it fails."""
         item = self._call("get_item", TableName=self.jobs_table, Key=to_item({"jobId": job_id}), ConsistentRead=consistent).get("Item")
         return job_from_item(from_item(item)) if item else None
+
+    def load_record(self, job_id: str, *, consistent: bool = True) -> SettlementRecord | None:
+        """The job's settlement record: the first read of a settlement (eventually consistent: 0.5 RRU, safe
+        because every write is conditioned on the record as read) and of a hold (strongly consistent)."""
+        item = self._call("get_item", TableName=self.settlements_table, Key=to_item({"jobId": job_id}), ConsistentRead=consistent).get("Item")
+        return record_from_item(from_item(item)) if item else None
 
     def unsettled_jobs(self, created_before: str) -> Iterator[JobRecord | UnreadableJob]:
         """Jobs still carrying the unsettled marker, created before a moment: a sparse-index query.
@@ -190,9 +237,9 @@ class DynamoDBStore:
     # --- writes ------------------------------------------------------------------------------
 
     def commit_settlement(self, settlement: Settlement) -> None:
-        """Balance, postings and job in one TransactWriteItems; refused (StaleState) if the job changed since it
-        was read, or (BalanceChanged, with the balance) if the balance is not on the side of the overdraft
-        threshold the decision was made on."""
+        """Balance, postings, the settlement record and the Jobs item's mirror of it in one TransactWriteItems;
+        refused (StaleState) if the record or the job is not as the decision assumed, or (BalanceChanged, with the
+        balance) if the balance is not on the side of the overdraft threshold the decision was made on."""
         items = []
         if settlement.entries or settlement.hold_released:
             update = self._balance_update(
@@ -204,49 +251,43 @@ class DynamoDBStore:
             )
             items.append((BALANCE, update))
             items.extend((LEDGER, self._posting_put(entry)) for entry in settlement.entries)
-        items.append((JOB, self._job_settlement(settlement)))
+        items.append((RECORD, self._record_settlement(settlement)))
+        items.append((JOB, self._job_mirror(settlement)))
         self._transact(items)
 
     def commit_reservation(self, reservation: Reservation) -> None:
-        """The hold and the job in one transaction: `remaining` moves to `held` if it covers the credits
-        (else BalanceChanged with the balance); nothing is posted."""
-        timestamp = reservation.timestamp
+        """The hold and its record in one transaction: `remaining` moves to `held` if it covers the credits (else
+        BalanceChanged with the balance); nothing is posted, and the Jobs item (the pipeline's) is not touched."""
         credits = reservation.credits
-        hold = self._balance_update(reservation.user_id, -credits, timestamp, ("covers", credits), held_delta=credits)
-        items = [(BALANCE, hold)]
-        marker = {":pending": UNSETTLED_VALUE, ":r": reservation.credits, ":hold": HOLD}
-        if reservation.job_before is None:
-            job_item = {
-                "jobId": reservation.job_id,
-                "userId": reservation.user_id,
-                "model": reservation.model,
-                "status": SUBMITTED,
-                "createdAt": timestamp,
-                "reservedCredits": reservation.credits,
-                RESERVED_AS_ATTRIBUTE: HOLD,
-                UNSETTLED_ATTRIBUTE: UNSETTLED_VALUE,
+        hold = self._balance_update(reservation.user_id, -credits, reservation.timestamp, ("covers", credits), held_delta=credits)
+        record = {
+            "jobId": reservation.job_id,
+            "userId": reservation.user_id,
+            "heldCredits": credits,
+            HELD_AT_ATTRIBUTE: reservation.timestamp,
+            "holdModel": reservation.model,
+            "unitPrice": reservation.unit_price,
+            HOLD_USER_ATTRIBUTE: reservation.user_id,
+        }
+        put = {"Put": {"TableName": self.settlements_table, "Item": to_item(record), "ConditionExpression": "attribute_not_exists(jobId)"}}
+        self._transact([(BALANCE, hold), (RECORD, put)])
+
+    def commit_release(self, release: HoldRelease) -> None:
+        """A hold given back (its job will not render): `held` to `remaining` (held >= released, in the same
+        transaction) and the record's hold closed, if it is still the open hold the release was decided on."""
+        credits = release.credits
+        balance = self._balance_update(release.user_id, credits, release.timestamp, ("none", None), held_delta=-credits)
+        close = {
+            "Update": {
+                "TableName": self.settlements_table,
+                "Key": to_item({"jobId": release.job_id}),
+                "UpdateExpression": "SET holdReleasedAt = :now REMOVE #open",
+                "ConditionExpression": "#open = :user AND heldCredits = :held AND attribute_not_exists(settledAs)",
+                "ExpressionAttributeNames": {"#open": HOLD_USER_ATTRIBUTE},
+                "ExpressionAttributeValues": to_item({":now": release.timestamp, ":user": release.user_id, ":held": credits}),
             }
-            items.append(
-                (JOB, {"Put": {"TableName": self.jobs_table, "Item": to_item(job_item), "ConditionExpression": "attribute_not_exists(jobId)"}})
-            )
-        else:
-            items.append(
-                (
-                    JOB,
-                    {
-                        "Update": {
-                            "TableName": self.jobs_table,
-                            "Key": to_item({"jobId": reservation.job_id}),
-                            "UpdateExpression": "SET reservedCredits = :r, #as = :hold, #u = :pending, createdAt = if_not_exists(createdAt, :now)",
-                            "ConditionExpression": "attribute_exists(jobId) AND userId = :user AND attribute_not_exists(settledAs) AND "
-                            "attribute_not_exists(reservedCredits)",
-                            "ExpressionAttributeNames": {"#u": UNSETTLED_ATTRIBUTE, "#as": RESERVED_AS_ATTRIBUTE},
-                            "ExpressionAttributeValues": to_item({**marker, ":user": reservation.user_id, ":now": timestamp}),
-                        }
-                    },
-                )
-            )
-        self._transact(items)
+        }
+        self._transact([(BALANCE, balance), (RECORD, close)])
 
     def commit_adjustment(self, entry: LedgerEntry) -> None:
         """An operator's adjustment: balance and its ledger entry in one transaction (once per ledger id, and
@@ -263,11 +304,13 @@ class DynamoDBStore:
         self._transact(items)
 
     def record_conflict(self, conflict: Conflict) -> None:
-        """Notes a contradicting event on the settled job (idempotent per event id); moves no credits."""
+        """Notes a contradicting event where the settlement is recorded (idempotent per event id): the settlement
+        record, or the Jobs item of a job settled before records existed. Moves no credits."""
+        table = self.settlements_table if conflict.settled.source == "record" else self.jobs_table
         self._write(
             "update_item",
-            TableName=self.jobs_table,
-            Key=to_item({"jobId": conflict.job.job_id}),
+            TableName=table,
+            Key=to_item({"jobId": conflict.event.job_id}),
             UpdateExpression=(
                 "ADD conflictEventIds :ids, conflictCount :one"
                 + (", conflictRequestIds :requests" if conflict.request_id else "")
@@ -281,10 +324,25 @@ class DynamoDBStore:
                     ":one": 1,
                     ":now": conflict.timestamp,
                     ":kind": conflict.event.kind,
-                    ":settled": conflict.job.settled_as,
+                    ":settled": conflict.settled.settled_as,
                     ":requests": {conflict.request_id} if conflict.request_id else None,
                 }
             ),
+        )
+
+    def repair_mirror(self, job_id: str, facts: SettledFacts) -> None:
+        """Writes a settlement back onto a Jobs item that lost it (a whole-item save by another writer): the
+        settlement attributes, the status, and no unsettled marker, so the timer scan stops finding the job."""
+        outcome = _present(_mirrored(facts))
+        sets = ", ".join(f"{name} = :{name}" for name in outcome)
+        self._write(
+            "update_item",
+            TableName=self.jobs_table,
+            Key=to_item({"jobId": job_id}),
+            UpdateExpression=f"SET {sets}, #status = :settledAs REMOVE #u",
+            ConditionExpression="attribute_exists(jobId)",
+            ExpressionAttributeNames={"#status": "status", "#u": UNSETTLED_ATTRIBUTE},
+            ExpressionAttributeValues=to_item({f":{name}": value for name, value in outcome.items()}),
         )
 
     # --- transaction parts -------------------------------------------------------------------
@@ -365,36 +423,40 @@ class DynamoDBStore:
             }
         }
 
-    def _job_settlement(self, settlement: Settlement) -> dict:
-        event = settlement.event
-        outcome = {
-            "settledAs": settlement.settled_as,
-            "settledAt": settlement.timestamp,
-            "settledByEvent": event.event_id,
-            "chargedCredits": settlement.charged,
-            "releasedCredits": settlement.released,
-            "refundedCredits": settlement.refunded,
-            "settledIntoOverdraft": settlement.is_overdraft,
-            "settledByRequest": settlement.request_id,
-        }
-        outcome = {key: value for key, value in outcome.items() if value is not None}
-        job = settlement.job_before
-        if job is None:
-            # A job the table did not hold: recorded from the event alone.
-            item = {
-                "jobId": event.job_id,
-                "userId": event.user_id,
-                "status": settlement.settled_as,
-                "createdAt": settlement.timestamp,
-                "model": getattr(event, "model", None),
-                "seconds": getattr(event, "seconds", None),
-                "failureReason": getattr(event, "reason", None),
-                **outcome,
+    def _record_settlement(self, settlement: Settlement) -> dict:
+        """The settlement record: created with the settlement, or the hold's record settled, under the condition
+        that it is still as the decision read it (no settlement; the same hold, open or not)."""
+        outcome = _present(_settled_attributes(settlement))
+        record = settlement.record_before
+        if record is None:
+            item = {"jobId": settlement.event.job_id, "userId": settlement.event.user_id, **outcome}
+            return {"Put": {"TableName": self.settlements_table, "Item": to_item(item), "ConditionExpression": "attribute_not_exists(jobId)"}}
+        values: dict[str, Any] = {f":{name}": value for name, value in outcome.items()}
+        values.update({":user": record.user_id, ":held_seen": record.held_credits})
+        condition = "attribute_exists(jobId) AND attribute_not_exists(settledAs) AND userId = :user AND "
+        condition += "(heldCredits = :held_seen OR attribute_not_exists(heldCredits))" if not record.held_credits else "heldCredits = :held_seen"
+        condition += f" AND attribute_{'exists' if record.hold_open else 'not_exists'}(#open)"
+        return {
+            "Update": {
+                "TableName": self.settlements_table,
+                "Key": to_item({"jobId": settlement.event.job_id}),
+                "UpdateExpression": "SET " + ", ".join(f"{name} = :{name}" for name in outcome) + " REMOVE #open",
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": {"#open": HOLD_USER_ATTRIBUTE},
+                "ExpressionAttributeValues": to_item(values),
             }
-            return {"Put": {"TableName": self.jobs_table, "Item": to_item(item), "ConditionExpression": "attribute_not_exists(jobId)"}}
-        values: dict[str, Any] = {f":{key}": value for key, value in outcome.items()}
-        values[":user"] = event.user_id
-        sets = [f"{key} = :{key}" for key in outcome] + ["#status = :settledAs"]
+        }
+
+    def _job_mirror(self, settlement: Settlement) -> dict:
+        """The Jobs item's copy of the settlement (created from the event if the pipeline never wrote the job), its
+        status set and its unsettled marker removed, under the condition that the item is what the decision
+        assumed: as read; or, not read (a first attempt), absent or the event user's, settled by no one before
+        settlement records existed, and holding no reservation made before them (domain/settlement.py)."""
+        event, job = settlement.event, settlement.job_before
+        outcome = _present(_mirrored(_facts_of(settlement)))
+        values: dict[str, Any] = {f":{name}": value for name, value in outcome.items()}
+        values.update({":user": event.user_id, ":now": settlement.timestamp})
+        sets = [f"{name} = :{name}" for name in outcome] + ["#status = :settledAs", "userId = :user", "createdAt = if_not_exists(createdAt, :now)"]
         for attribute, value in (
             ("model", getattr(event, "model", None)),
             ("seconds", getattr(event, "seconds", None)),
@@ -403,36 +465,37 @@ class DynamoDBStore:
             if value is not None:
                 sets.append(f"{attribute} = if_not_exists({attribute}, :{attribute})")
                 values[f":{attribute}"] = value
-        condition = "attribute_exists(jobId) AND attribute_not_exists(settledAs) AND userId = :user"
-        # The pipeline's fields as this decision saw them: a status or update written since (the pipeline
-        # changing its mind under the timer scan) fails the write, and the decision is made again.
-        for attribute, seen in (("status", job.status), ("updatedAt", job.updated_at)):
-            if seen is None:
-                condition += f" AND attribute_not_exists(#{attribute})"
-            else:
-                condition += f" AND #{attribute} = :seen_{attribute}"
-                values[f":seen_{attribute}"] = seen
-        if job.reserved_credits is None:
-            condition += " AND attribute_not_exists(reservedCredits)"
-        else:
-            condition += " AND reservedCredits = :reserved"
-            values[":reserved"] = job.reserved_credits
-        # A hold is released, a posted reservation undone by postings: the write must find the kind decided on.
-        if job.reserved_as is None:
-            condition += " AND attribute_not_exists(#as)"
-        else:
-            condition += " AND #as = :reserved_as"
-            values[":reserved_as"] = job.reserved_as
+        names = {"#status": "status", "#u": UNSETTLED_ATTRIBUTE}
+        condition = self._job_condition(job, values, names)
         return {
             "Update": {
                 "TableName": self.jobs_table,
                 "Key": to_item({"jobId": event.job_id}),
                 "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE #u",
                 "ConditionExpression": condition,
-                "ExpressionAttributeNames": {"#status": "status", "#updatedAt": "updatedAt", "#u": UNSETTLED_ATTRIBUTE, "#as": RESERVED_AS_ATTRIBUTE},
+                "ExpressionAttributeNames": names,
                 "ExpressionAttributeValues": to_item(values),
             }
         }
+
+    def _job_condition(self, job: Any, values: dict[str, Any], names: dict[str, str]) -> str:
+        if job is None:
+            return "attribute_not_exists(jobId)"
+        if job is UNREAD:
+            unclaimed = "userId = :user AND attribute_not_exists(settledAs)"
+            if self.legacy_reservations_before:
+                values[":legacy_before"] = self.legacy_reservations_before
+                unclaimed += " AND (attribute_not_exists(reservedCredits) OR NOT (createdAt < :legacy_before))"
+            return f"attribute_not_exists(jobId) OR ({unclaimed})"
+        # Read: the pipeline's fields as the decision saw them, so a status or update written since (the pipeline
+        # changing its mind under the timer scan) fails the write and the decision is made again.
+        names.update({"#updatedAt": "updatedAt", "#as": RESERVED_AS_ATTRIBUTE})
+        condition = "attribute_exists(jobId) AND attribute_not_exists(settledAs) AND userId = :user"
+        for attribute, seen in (("status", job.status), ("updatedAt", job.updated_at)):
+            condition += _as_seen(f"#{attribute}", f":seen_{attribute}", seen, values)
+        condition += _as_seen("reservedCredits", ":reserved", job.reserved_credits, values)
+        condition += _as_seen("#as", ":reserved_as", job.reserved_as, values)
+        return condition
 
     # --- plumbing ----------------------------------------------------------------------------
 
@@ -474,6 +537,61 @@ class DynamoDBStore:
             if "LastEvaluatedKey" not in page:
                 return
             request = {**request, "ExclusiveStartKey": page["LastEvaluatedKey"]}
+
+
+def _settled_attributes(settlement: Settlement) -> dict[str, Any]:
+    """What a settlement records (on its settlement record, and mirrored on the Jobs item)."""
+    return {
+        "settledAs": settlement.settled_as,
+        "settledAt": settlement.timestamp,
+        "settledByEvent": settlement.event.event_id,
+        "chargedCredits": settlement.charged,
+        "releasedCredits": settlement.released,
+        "refundedCredits": settlement.refunded,
+        "settledIntoOverdraft": settlement.is_overdraft,
+        "settledByRequest": settlement.request_id,
+        "chargedUnitPrice": settlement.unit_price,
+    }
+
+
+def _facts_of(settlement: Settlement) -> SettledFacts:
+    attributes = _settled_attributes(settlement)
+    return SettledFacts(
+        settled_as=attributes["settledAs"],
+        settled_by_event=attributes["settledByEvent"],
+        settled_by_request=attributes["settledByRequest"],
+        settled_at=attributes["settledAt"],
+        charged_credits=settlement.charged,
+        released_credits=settlement.released,
+        refunded_credits=settlement.refunded,
+        settled_into_overdraft=settlement.is_overdraft,
+    )
+
+
+def _mirrored(facts: SettledFacts) -> dict[str, Any]:
+    """The settlement as the Jobs item shows it to the pipeline and to operators."""
+    return {
+        "settledAs": facts.settled_as,
+        "settledAt": facts.settled_at,
+        "settledByEvent": facts.settled_by_event,
+        "settledByRequest": facts.settled_by_request,
+        "chargedCredits": facts.charged_credits,
+        "releasedCredits": facts.released_credits,
+        "refundedCredits": facts.refunded_credits,
+        "settledIntoOverdraft": facts.settled_into_overdraft,
+    }
+
+
+def _present(values: dict[str, Any]) -> dict[str, Any]:
+    """DynamoDB stores no attribute for None."""
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def _as_seen(name: str, placeholder: str, seen: Any, values: dict[str, Any]) -> str:
+    if seen is None:
+        return f" AND attribute_not_exists({name})"
+    values[placeholder] = seen
+    return f" AND {name} = {placeholder}"
 
 
 def _settlement_guard(settlement: Settlement) -> tuple[str, int | None]:

@@ -13,23 +13,28 @@ from reconciler.domain.errors import DamagedJob, InvalidEvent
 from reconciler.domain.events import VideoEvent, parse_envelope
 from reconciler.domain.ledger import iso_timestamp
 from reconciler.domain.pricing import PriceBook
+from reconciler.domain.records import SettlementRecord
 from reconciler.domain.settlement import (
     UNREAD,
     Balance,
     Conflict,
     Decision,
     Duplicate,
-    JobRecord,
+    JobView,
+    Known,
+    MirrorRepaired,
     Settlement,
     Superseded,
     decide,
     lost_event_for,
+    settled_facts,
 )
 from reconciler.service.ports import BalanceChanged, DeadLetters, SettlementStore
 from reconciler.service.retrying import Backoff, with_retries
 
 SETTLED, DUPLICATE, CONFLICT, REJECTED, SUPERSEDED = "settled", "duplicate", "conflict", "rejected", "superseded"
-_KINDS = {Settlement: SETTLED, Conflict: CONFLICT, Duplicate: DUPLICATE, Superseded: SUPERSEDED}
+MIRROR_REPAIRED = "mirror-repaired"
+_KINDS = {Settlement: SETTLED, Conflict: CONFLICT, Duplicate: DUPLICATE, Superseded: SUPERSEDED, MirrorRepaired: MIRROR_REPAIRED}
 
 
 @dataclass(frozen=True)
@@ -64,8 +69,8 @@ class Outcome:
             elif settlement.balance_after is not None:  # known only when a failed guard returned the balance
                 summary["balanceAfter"] = settlement.balance_after
         if isinstance(self.decision, (Conflict, Duplicate)):
-            job = self.decision.job
-            summary.update(settledAs=job.settled_as, settledByEvent=job.settled_by_event)
+            settled = self.decision.settled
+            summary.update(settledAs=settled.settled_as, settledByEvent=settled.settled_by_event)
         if self.error is not None:
             summary.update(field=self.error.field, reason=self.error.reason, deadLetterId=self.dead_letter_id)
         return summary
@@ -77,6 +82,8 @@ class SettlementService:
     prices: PriceBook
     clock: Callable[[], str] = iso_timestamp
     backoff: Callable[[float | None], Backoff] = field(default=lambda deadline: Backoff(deadline=deadline))
+    # Jobs created before this moment may carry a reservation made on their Jobs item (domain/settlement.py).
+    legacy_before: str = ""
 
     def settle(self, event: VideoEvent, deadline: float | None = None, request_id: str | None = None) -> Outcome:
         """Exactly once: a job already settled by this or an equal event is a duplicate, never a second charge.
@@ -90,30 +97,37 @@ class SettlementService:
         attempts = itertools.count()
 
         def attempt() -> Decision:
-            job = self._load_job(event.job_id, first_attempt=next(attempts) == 0)
-            return self._decide_and_commit(lambda balance: decide(event, job, balance, self.prices, self.clock(), request_id), known)
+            record, job = self._load(event.job_id, first_attempt=next(attempts) == 0)
+            return self._decide_and_commit(lambda balance: self._decide(event, Known(record, job, balance), request_id), known)
 
         return self._outcome(event, with_retries(attempt, self.backoff(deadline)))
 
-    def _load_job(self, job_id: str, *, first_attempt: bool) -> JobRecord | None:
-        """The first read is eventually consistent (0.5 RRU instead of 1): a duplicate, the commonest event that
-        writes nothing, then costs what v1's read costs. An earlier version of the job is safe to decide on:
-        - a job shown unsettled (or absent) is only ever written under a condition on the job as read (its
-          status, update time, reservation and no settlement; or its absence), so a decision on an earlier
-          version is refused like one that lost a race, and the retry reads strongly consistently;
-        - a job shown settled is settled now: a settlement is never undone (nothing removes settledAs or
-          deletes a job), and what a duplicate or a conflict is decided on (settledAs, settledByEvent,
-          settledByRequest) is written once; recording a conflict is conditioned on the event not being
-          recorded yet.
-        A damaged job is decided on the current item only: an earlier version may be the damage since repaired.
+    def _decide(self, event: VideoEvent, known: Known, request_id: str | None) -> Decision:
+        return decide(event, known, self.prices, self.clock(), request_id, self.legacy_before)
+
+    def _load(self, job_id: str, *, first_attempt: bool) -> tuple[SettlementRecord | None, JobView]:
+        """The first attempt reads only the job's settlement record, eventually consistently (0.5 RRU): a duplicate,
+        the commonest event that writes nothing, then costs what v1's read costs, and the Jobs item (the pipeline's)
+        is not read at all: the write's condition on it checks what the decision assumed (domain/settlement.py).
+        An earlier version of the record is safe to decide on:
+        - a record shown unsettled (or absent) is only ever written under a condition on the record as read (no
+          settlement, the same hold; or its absence), so a decision on an earlier version is refused like one that
+          lost a race, and the retry reads strongly consistently;
+        - a record shown settled is settled now: only the reconciler writes records and nothing removes a
+          settlement, and what a duplicate or a conflict is decided on is written once; recording a conflict is
+          conditioned on the event not being recorded yet.
+        A damaged record is decided on the current item only: an earlier version may be the damage since repaired.
+        A retry reads the record strongly, and the Jobs item too unless the record shows the job settled (our own
+        lost answer, or another writer's settlement: the Jobs item cannot change that decision).
         The simulator serves earlier versions (simulator/fidelity.py, 7.) and checks every guarantee under them.
         """
-        if not first_attempt:
-            return self.store.load_job(job_id)
-        try:
-            return self.store.load_job(job_id, consistent=False)
-        except DamagedJob:
-            return self.store.load_job(job_id)
+        if first_attempt:
+            try:
+                return self.store.load_record(job_id, consistent=False), UNREAD
+            except DamagedJob:
+                pass
+        record = self.store.load_record(job_id)
+        return record, UNREAD if record is not None and record.is_settled else self.store.load_job(job_id)
 
     def settle_lost_event(
         self, job_id: str, user_id: str, settle_before: str, deadline: float | None = None, request_id: str | None = None
@@ -126,15 +140,24 @@ class SettlementService:
         known: list[Balance] = [UNREAD]
 
         def attempt() -> Decision:
-            job = self.store.load_job(job_id)  # strongly consistent: "no job" or "superseded" writes nothing
-            event = lost_event_for(job, settle_before) if job is not None else None
-            if event is None or job is None:
+            # Strongly consistent: "no job", "superseded" and a repaired mirror write nothing that needs them.
+            job, record = self.store.load_job(job_id), self.store.load_record(job_id)
+            if job is None:
+                return Superseded(None, job)
+            facts = settled_facts(record, job)
+            if facts is not None and not (facts.settled_by_request == request_id and facts.settled_by_event):
+                # Settled, by another request: the job is in the index only because its item lost the settlement
+                # (another writer saved it whole) or got its marker back. Write the settlement back onto it.
+                self.store.repair_mirror(job_id, facts)
+                return MirrorRepaired(job, facts)
+            event = lost_event_for(job, record, settle_before)
+            if event is None:
                 return Superseded(None, job)
             rebuilt[:] = [event]
-            return self._decide_and_commit(lambda balance: decide(event, job, balance, self.prices, self.clock(), request_id), known)
+            return self._decide_and_commit(lambda balance: self._decide(event, Known(record, job, balance), request_id), known)
 
         decision, attempts = with_retries(attempt, self.backoff(deadline))
-        return self._outcome(rebuilt[0] if rebuilt and not isinstance(decision, Superseded) else None, (decision, attempts))
+        return self._outcome(rebuilt[0] if rebuilt and not isinstance(decision, (Superseded, MirrorRepaired)) else None, (decision, attempts))
 
     def _decide_and_commit(self, decide_with: Callable[[Balance], Decision], known: list[Balance]) -> Decision:
         """Decide on the balance known so far (UNREAD at first: the job is the only read) and commit. When only the

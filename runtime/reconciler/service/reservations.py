@@ -1,16 +1,34 @@
-"""The reservation library call for the video pipeline: a hold on the balance and the job in one transaction."""
+"""Holds for the video pipeline: `reserve()` places one, `release()` gives one back (docs/pipeline.md).
+
+Each is one transaction of the balance and the job's settlement record; the hold function (handlers/holds.py)
+turns their results and refusals into answers any language can read.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from reconciler.domain.errors import InsufficientCredits
+from reconciler.domain.holds import HoldRelease, HoldRequest, Reservation, plan_hold, plan_release
 from reconciler.domain.ledger import iso_timestamp
 from reconciler.domain.pricing import PriceBook
-from reconciler.domain.settlement import UNREAD, Reservation, plan_reservation, validate_reservation
+from reconciler.domain.records import SettlementRecord
 from reconciler.service.ports import BalanceChanged, SettlementStore
 from reconciler.service.retrying import Backoff, with_retries
+
+
+@dataclass(frozen=True)
+class HoldResult:
+    """What a hold call did: placed the hold (`placed`), or found exactly it in place already (`record`)."""
+
+    placed: Reservation | None
+    record: SettlementRecord | None
+
+    @property
+    def credits(self) -> int:
+        return self.placed.credits if self.placed is not None else (self.record.held_credits if self.record else 0)
 
 
 @dataclass
@@ -20,28 +38,37 @@ class ReservationService:
     clock: Callable[[], str] = iso_timestamp
     backoff: Callable[[], Backoff] = field(default=Backoff)
 
-    def reserve(self, job_id: str, user_id: str, model: str, credits: int) -> Reservation | None:
-        """Holds `credits` of the balance for a job, or raises InsufficientCredits moving nothing.
+    def reserve(self, job_id: Any, user_id: Any, model: Any, credits: Any = None, *, seconds: Any = None) -> Reservation | None:
+        """Holds `credits` (or the price now of `seconds` of `model`) of the balance for a job, or raises
+        InsufficientCredits moving nothing. Returns the hold made, or None when this exact hold was already in
+        place (so the pipeline may retry the call safely)."""
+        return self.hold(HoldRequest.sized(job_id, user_id, model, self.prices, credits=credits, seconds=seconds)).placed
 
-        Returns the reservation made, or None when this exact reservation was already in place
-        (so a pipeline may retry the call safely).
-        """
-
-        # Before any read: an id DynamoDB cannot even look up (a lone surrogate) is refused here, by name.
-        validate_reservation(job_id, user_id, model, credits, self.prices)
-
-        def attempt() -> Reservation | None:
-            # Strongly consistent, unlike a settlement's first read: a reservation found already in place writes
-            # nothing, so an earlier version of the job could answer "in place" for a job settled since.
-            job = self.store.load_job(job_id)
+    def hold(self, request: HoldRequest) -> HoldResult:
+        def attempt() -> HoldResult:
+            # Strongly consistent: a hold found already in place writes nothing, so an earlier version of the
+            # record could answer "in place" for a job settled since.
+            record = self.store.load_record(request.job_id)
             # The balance is not read: the hold's condition (remaining >= credits) decides, and returns it if not.
-            plan = plan_reservation(job_id, user_id, model, credits, job, UNREAD, self.clock(), self.prices)
+            plan = plan_hold(request, record, self.clock())
             if plan is not None:
                 try:
                     self.store.commit_reservation(plan)
                 except BalanceChanged as short:
-                    raise InsufficientCredits(user_id, credits, short.balance) from short
+                    raise InsufficientCredits(request.user_id, request.credits, short.balance) from short
+            return HoldResult(plan, record)
+
+        result, _ = with_retries(attempt, self.backoff())
+        return result
+
+    def release(self, job_id: Any, user_id: Any) -> HoldRelease | None:
+        """Gives a job's open hold back (the job will not render); None when it holds nothing. Nothing is posted."""
+
+        def attempt() -> HoldRelease | None:
+            plan = plan_release(job_id, user_id, self.store.load_record(job_id), self.clock())
+            if plan is not None:
+                self.store.commit_release(plan)
             return plan
 
-        plan, _ = with_retries(attempt, self.backoff())
-        return plan
+        result, _ = with_retries(attempt, self.backoff())
+        return result

@@ -15,7 +15,7 @@ from typing import Any
 from reconciler.domain.errors import InvalidEvent
 from reconciler.domain.ledger import iso_timestamp
 from reconciler.domain.settlement import TERMINAL_STATUSES, TIMER_SCAN_EVENT_PREFIX, JobRecord, UnreadableJob
-from reconciler.service.event_settlement import CONFLICT, SETTLED, SUPERSEDED, Outcome, SettlementService
+from reconciler.service.event_settlement import CONFLICT, MIRROR_REPAIRED, SETTLED, SUPERSEDED, Outcome, SettlementService
 from reconciler.service.ports import SettlementStore
 
 SCAN_EVENT_PREFIX = TIMER_SCAN_EVENT_PREFIX
@@ -34,6 +34,8 @@ class ScanReport:
     # Jobs whose settlement failed this tick for a passing reason (throttling past the retries, an AWS
     # error): left in the index for the next tick; they never stop the jobs behind them.
     deferred: list[tuple[JobRecord, str]] = field(default_factory=list)
+    # Settled jobs whose Jobs item had lost its settlement (another writer saved it whole): written back.
+    mirrors_repaired: list[str] = field(default_factory=list)
     # The invocation ran out of time; the jobs not reached are still in the index for the next tick.
     stopped_early: bool = False
     # Reading the index failed part-way (throttling past the retries): what was settled is still reported
@@ -50,6 +52,7 @@ class ScanReport:
             "stuck": [job.job_id for job in self.stuck],
             "unsettleable": [{"jobId": job.job_id, "reason": reason} for job, reason in self.unsettleable],
             "deferred": [{"jobId": job.job_id, "reason": reason} for job, reason in self.deferred],
+            "mirrorsRepaired": self.mirrors_repaired,
             "stoppedEarly": self.stopped_early,
             "interrupted": self.interrupted,
         }
@@ -83,8 +86,8 @@ class TimerScan:
             report.examined += 1
             if isinstance(job, UnreadableJob):
                 report.unsettleable.append((job, job.reason))
-            elif job.is_settled:
-                continue
+            elif job.is_settled:  # settled, yet back in the index: its marker was written again; remove it
+                self._settle(job, settle_before, report, deadline, request_id)
             elif job.status in TERMINAL_STATUSES:
                 # A status that changed within the grace period may still have its event in flight.
                 if job.updated_at and job.updated_at > settle_before:
@@ -112,5 +115,7 @@ class TimerScan:
             report.conflicts.append(outcome)
         elif outcome.kind == SUPERSEDED:
             report.waiting.append(job)
+        elif outcome.kind == MIRROR_REPAIRED:
+            report.mirrors_repaired.append(job.job_id)
         else:
             report.already_settled.append(outcome)

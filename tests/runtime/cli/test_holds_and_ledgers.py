@@ -11,7 +11,7 @@ import pytest
 
 from reconciler.bootstrap import build_reservations
 from reconciler.config import RuntimeConfig
-from reconciler.contract import RESERVED_AS_ATTRIBUTE, UNSETTLED_ATTRIBUTE, UNSETTLED_VALUE
+from reconciler.contract import UNSETTLED_ATTRIBUTE, UNSETTLED_VALUE
 from reconciler.domain.ledger import CREDIT, DEBIT, LedgerEntry, job_ledger_id
 from reconciler.repository.dynamodb import ledger_item, user_ledger_item
 
@@ -111,12 +111,13 @@ def test_job_show_lists_a_held_jobs_posting_from_user_ledger(env, cli, tmp_path)
     cli("local", "seed", "u1", "10")
     reserve(env, "job-1", "u1", 4)
     held = cli("job", "show", "job-1", "--dlq-max", "0").stdout
-    assert "reserved 4 credits as a hold (held on the balance)" in held and "not settled" in held
+    assert "held 4 credits at 1 a second of test (held on the balance)" in held and "not settled" in held
     send(cli, tmp_path, rendered("job-1"))
     shown = cli("--json", "job", "show", "job-1", "--dlq-max", "0").json()
-    assert shown["job"][RESERVED_AS_ATTRIBUTE] == "hold" and shown["job"]["settledAs"] == "rendered"
+    assert shown["record"]["heldCredits"] == 4 and shown["record"]["settledAs"] == "rendered" == shown["job"]["settledAs"]
     assert [(e["ledgerId"], e["amount"]) for e in shown["ledger"]] == [(job_ledger_id("job-1", "charge"), -1)]
-    assert "reserved 4 credits as a hold (released)" in cli("job", "show", "job-1", "--dlq-max", "0").stdout
+    after = cli("job", "show", "job-1", "--dlq-max", "0").stdout
+    assert "held 4 credits at 1 a second of test (released by its settlement)" in after and "charged 1 credits" in after
 
 
 # --- audit: posted = ledger sum, held = open holds ------------------------------------------------

@@ -39,12 +39,15 @@ def test_a_render_with_reservation_settles_atomically_with_its_ledger(live, caps
     assert metrics["Adjustments"] == 1 and metrics["CreditsDebited"] == 7 and metrics["CreditsRefunded"] == 0
 
 
-def test_the_settled_job_leaves_the_unsettled_index(live):
+def test_the_settled_job_leaves_the_unsettled_index_and_its_hold_the_open_holds(live):
+    # Given the pipeline's job with its unsettled marker, and a hold placed for it
     live.seed_balance("u", 10)
+    live.put_job(jobId="j", userId="u", status="rendering", createdAt="2026-12-07T09:00:00.000Z", unsettled="PENDING")
     ReservationService(live.store()).reserve("j", "u", "test", 5)
     assert [job.job_id for job in live.store().unsettled_jobs("9999")] == ["j"]
+    assert [record.job_id for record in live.store().open_holds("u")] == ["j"]
     invoke(failed("j", "u"))
-    assert list(live.store().unsettled_jobs("9999")) == []
+    assert list(live.store().unsettled_jobs("9999")) == [] and list(live.store().open_holds("u")) == []
 
 
 def test_a_duplicate_delivery_is_a_counted_no_op(live, capsys):
@@ -68,7 +71,7 @@ def test_a_conflicting_terminal_event_is_recorded_counted_and_moves_nothing(live
     result = invoke(rendered("c1", "carol", seconds=2))
     assert result["outcome"] == "conflict"
     assert live.balance("carol") == balance == live.ledger_sum("carol")
-    assert live.job("c1").conflict_event_ids == {"evt-r-c1"}
+    assert live.store().get_record("c1").conflict_event_ids == {"evt-r-c1"}
     metrics = emitted_metrics(capsys.readouterr().out)
     assert metrics["ConflictingEvents"] == 1 and "Adjustments" not in metrics
     # The same conflicting delivery again is only a duplicate: recorded once.

@@ -89,6 +89,7 @@ def test_every_alert_of_a_container_goes_through_the_real_import_path(aws, monke
         "CREDITS_TABLE_NAME": "Credits-prod",
         "LEDGER_TABLE_NAME": "Ledger-prod",
         "USER_LEDGER_TABLE_NAME": "UserLedger-prod",
+        "SETTLEMENTS_TABLE_NAME": "Settlements-prod",
         "DLQ_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/dlq",
         "OPS_TOPIC_ARN": aws.topic_arn,
     }.items():

@@ -3,12 +3,14 @@ from datetime import timedelta
 import pytest
 
 from reconciler.domain.ledger import CREDIT, DEBIT, LedgerEntry
+from reconciler.domain.records import SettlementRecord
 from reconciler.domain.settlement import HOLD, JobRecord, UnreadableJob
 from reconciler.ops.audit import (
     FIXED,
     HOLDS_KIND,
     LEDGER_KIND,
     NOT_FIXABLE,
+    POSTINGS_KIND,
     TRUST_BALANCE,
     TRUST_LEDGER,
     Auditor,
@@ -28,8 +30,23 @@ def entry(user: str, kind: str, amount: int, n: int = 0) -> LedgerEntry:
     return LedgerEntry(f"{user}#{n}", user, kind, amount, "d", "r", "2026-01-01T00:00:00.000Z")
 
 
-def job(job_id: str, user: str, reserved: int | None, reserved_as: str | None = HOLD, settled_as: str | None = None) -> JobRecord:
-    return JobRecord(job_id=job_id, user_id=user, reserved_credits=reserved, reserved_as=reserved_as, settled_as=settled_as)
+LEGACY_BEFORE = "2026-05-01T00:00:00.000Z"
+
+
+def job(
+    job_id: str,
+    user: str,
+    reserved: int | None,
+    reserved_as: str | None = HOLD,
+    settled_as: str | None = None,
+    created: str = "2026-04-01T00:00:00.000Z",
+) -> JobRecord:
+    """A Jobs item as the v2 code before settlement records left it (created before the cut-off, by default)."""
+    return JobRecord(job_id=job_id, user_id=user, reserved_credits=reserved, reserved_as=reserved_as, settled_as=settled_as, created_at=created)
+
+
+def hold(job_id: str, user: str, credits: int, open_: bool = True, settled_as: str | None = None) -> SettlementRecord:
+    return SettlementRecord(job_id=job_id, user_id=user, held_credits=credits, hold_open=open_, settled_as=settled_as)
 
 
 def test_balances_are_compared_with_the_ledger_sum_from_an_opening_balance_of_zero():
@@ -49,24 +66,30 @@ def test_a_ledger_without_a_balance_item_counts_as_a_stored_zero():
 
 def test_the_posted_balance_is_remaining_plus_held_and_is_what_the_ledger_must_sum_to():
     # Given a user whose 10 credits are 6 remaining and 4 held for job-1
-    holds = open_holds([job("job-1", "a", 4)])
+    holds = open_holds([hold("job-1", "a", 4)])
     # Then the books balance; and remaining alone, compared with the ledger, would have been a false alarm
     assert find_discrepancies({"a": 6}, {"a": (10, 1)}, held={"a": 4}, holds=holds) == []
     (found,) = find_discrepancies({"a": 6}, {"a": (10, 1)}, held={"a": 4}, holds={})
     assert found.kinds == (HOLDS_KIND,) and (found.posted, found.difference, found.held_difference) == (10, 0, 4)
 
 
-def test_open_holds_count_only_unsettled_holds_not_posted_v2_reservations():
+def test_open_holds_are_recorded_holds_and_holds_made_on_jobs_items_before_records():
+    records = [
+        hold("h1", "a", 4),
+        hold("released", "a", 6, open_=False),  # given back by the pipeline
+        hold("done", "a", 9, open_=False, settled_as="rendered"),  # settled: its hold was released
+        UnreadableJob(job_id="bad-record", reason="heldCredits must be whole", user_id="b"),
+    ]
     jobs = [
-        job("h1", "a", 4),
-        job("h2", "a", 3),
+        job("h2", "a", 3),  # a hold on the Jobs item, made before the cut-off
         job("v2", "a", 5, reserved_as=None),  # posted to the ledger when it was made: not held
-        job("done", "a", 9, settled_as="rendered"),  # settled: its hold was released
+        job("old-done", "a", 9, settled_as="rendered"),
         job("none", "b", None, reserved_as=None),
+        job("by-hand", "b", 8, created="2026-05-02T00:00:00.000Z"),  # after the cut-off: another writer's, holds nothing
         UnreadableJob(job_id="bad", reason="seconds must be a number", user_id="b"),
     ]
-    holds = open_holds(jobs)
-    assert holds == {"a": OpenHolds(7, ("h1", "h2")), "b": OpenHolds(0, (), ("bad",))}
+    holds = open_holds(records, jobs, LEGACY_BEFORE)
+    assert holds == {"a": OpenHolds(7, ("h1", "h2")), "b": OpenHolds(0, (), ("bad", "bad-record"), ("by-hand",))}
 
 
 def test_a_discrepancy_reports_each_kind_in_words_and_as_data():
@@ -84,6 +107,8 @@ def test_a_discrepancy_reports_each_kind_in_words_and_as_data():
         "holdJobs": ["j1"],
         "heldDifference": -2,
         "unreadableJobs": [],
+        "duplicatedLedgerIds": [],
+        "ignoredReservations": [],
     }
     assert both.summary() == (
         "ledger: posted 5 (remaining 3 + held 2) != ledger sum 10, difference -5; holds: held 2 != open holds 4 (jobs: j1), difference -2"
@@ -109,7 +134,7 @@ class Books:
 
     def __init__(self, remaining: int | None, held: int, entries: list[LedgerEntry], jobs: list) -> None:
         self.balance = None if remaining is None else {"userId": "a", "remaining": remaining, "held": held, "updatedAt": "2026-01-01T00:00:00.000Z"}
-        self.entries, self.jobs = entries, jobs
+        self.entries, self.jobs = entries, jobs  # jobs: settlement records with holds, or unreadable ones
         self.restored: list[tuple] = []
         self.corrections: list[tuple] = []
 
@@ -119,8 +144,11 @@ class Books:
     def ledger_for_user(self, user_id):
         return iter(self.entries)
 
-    def open_reservations(self, user_id=None):
+    def open_holds(self, user_id=None):
         return iter(self.jobs)
+
+    def open_reservations(self, user_id=None):
+        return iter(())
 
     def restore(self, user_id, seen, held_seen, remaining, held, timestamp, actor, reason, version_seen=0):
         self.restored.append((user_id, seen, held_seen, remaining, held))
@@ -138,7 +166,7 @@ def fix(books: Books, trust: str):
 
 def test_trusting_the_ledger_sets_remaining_to_the_ledger_sum_less_the_open_holds():
     # Given 10 credits posted, a hold of 4 open, and remaining corrupted to 50
-    books = Books(50, 4, [entry("a", CREDIT, 10)], [job("j1", "a", 4)])
+    books = Books(50, 4, [entry("a", CREDIT, 10)], [hold("j1", "a", 4)])
     # When it is fixed trusting the ledger
     result = fix(books, TRUST_LEDGER)
     # Then remaining is 10 - 4, held stays 4, each written on condition of the figures read
@@ -154,10 +182,10 @@ def test_trusting_the_ledger_fixes_a_held_that_leaked():
 
 
 def test_trusting_the_balance_books_the_posted_difference_and_refuses_a_holds_discrepancy():
-    ledger_only = Books(8, 4, [entry("a", CREDIT, 10)], [job("j1", "a", 4)])
+    ledger_only = Books(8, 4, [entry("a", CREDIT, 10)], [hold("j1", "a", 4)])
     assert fix(ledger_only, TRUST_BALANCE).status == FIXED
     assert ledger_only.corrections == [(2, 8, 4)]  # +2 explains posted 12, guarded on remaining 8 and held 4
-    holds_off = Books(3, 7, [entry("a", CREDIT, 10)], [job("j1", "a", 4)])
+    holds_off = Books(3, 7, [entry("a", CREDIT, 10)], [hold("j1", "a", 4)])
     refused = fix(holds_off, TRUST_BALANCE)
     assert refused.status == NOT_FIXABLE and holds_off.corrections == [] and holds_off.restored == []
     assert "no ledger entry explains a hold" in refused.explain(60)
@@ -173,6 +201,17 @@ def test_a_holds_discrepancy_beside_an_unreadable_job_is_not_guessed_at():
 
 @pytest.mark.parametrize("trust", [TRUST_LEDGER, TRUST_BALANCE])
 def test_a_recently_changed_balance_is_left_alone(trust):
-    books = Books(50, 4, [entry("a", CREDIT, 10)], [job("j1", "a", 4)])
+    books = Books(50, 4, [entry("a", CREDIT, 10)], [hold("j1", "a", 4)])
     books.balance["updatedAt"] = "2026-05-31T23:59:30.000Z"  # 30 s before NOW: the indexes may lag
     assert fix(books, trust).status == "recently-changed" and books.restored == [] and books.corrections == []
+
+
+def test_a_ledger_id_posted_twice_is_a_discrepancy_of_its_own_that_no_trust_fixes():
+    """A job charged twice moves balance and ledger together: the ledger kind alone would stay silent."""
+    charge = LedgerEntry("job:1:j:charge", "a", DEBIT, 3, "Render", "j", "2026-01-02T00:00:00.000Z")
+    twice = LedgerEntry("job:1:j:charge", "a", DEBIT, 3, "Render", "j", "2026-01-03T00:00:00.000Z")
+    books = Books(4, 0, [entry("a", CREDIT, 10), charge, twice], [])
+    found = Auditor(books).audit_user("a")
+    assert found.kinds == (POSTINGS_KIND,) and found.duplicated == ("job:1:j:charge",) and found.difference == 0
+    assert "posted more than once" in found.summary()
+    assert fix(books, TRUST_BALANCE).status == NOT_FIXABLE and books.corrections == [] and books.restored == []

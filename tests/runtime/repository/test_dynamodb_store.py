@@ -8,7 +8,7 @@ from reconciler.domain.errors import LedgerEntryTaken
 from reconciler.domain.events import VideoRendered
 from reconciler.domain.ledger import adjustment_entry
 from reconciler.domain.pricing import PriceBook
-from reconciler.domain.settlement import UNREAD, decide
+from reconciler.domain.settlement import UNREAD, Known, decide
 from reconciler.service.ports import BalanceChanged
 
 NOW = "2026-11-28T12:00:00.000Z"
@@ -56,7 +56,16 @@ def test_load_job_of_nothing_is_none(stage):
 
 
 def settle_render(store, cost, balance=UNREAD):
-    return decide(VideoRendered("e", "j", "u", Decimal(cost), "test"), store.load_job("j"), balance, PriceBook(), NOW)
+    return decide(VideoRendered("e", "j", "u", Decimal(cost), "test"), Known(store.load_record("j"), UNREAD, balance), PriceBook(), NOW)
+
+
+def test_load_record_eventually_consistent_is_one_get_of_the_settlement_record(stage):
+    stage.seed_balance("u", 12)
+    stage.store().commit_settlement(settle_render(stage.store(), 3))
+    client, calls = recorded(stage)
+    assert stage.store(client).load_record("j", consistent=False).charged_credits == 3
+    ((operation, params),) = calls
+    assert (operation, params["TableName"], params["ConsistentRead"]) == ("GetItem", stage.config.settlements_table, False)
 
 
 def test_a_settlement_commits_in_one_transaction_whose_balance_guard_asks_for_the_item_on_failure(stage):
@@ -66,11 +75,13 @@ def test_a_settlement_commits_in_one_transaction_whose_balance_guard_asks_for_th
     stage.store(client).commit_settlement(settlement)
     ((operation, params),) = calls
     assert operation == "TransactWriteItems"
-    balance, posting, job = params["TransactItems"]
+    balance, posting, record, job = params["TransactItems"]
     type_guard = "(attribute_not_exists(remaining) OR attribute_type(remaining, :number))"
     assert balance["Update"]["ConditionExpression"] == f"{type_guard} AND remaining >= :amount"
     assert balance["Update"]["ReturnValuesOnConditionCheckFailure"] == "ALL_OLD"
-    assert posting["Put"]["TableName"] == stage.config.user_ledger_table and job["Put"]["TableName"] == stage.config.jobs_table
+    assert posting["Put"]["TableName"] == stage.config.user_ledger_table and record["Put"]["TableName"] == stage.config.settlements_table
+    # The Jobs item is the pipeline's: an update of the settlement's mirror, never a whole-item put
+    assert job["Update"]["TableName"] == stage.config.jobs_table
     assert stage.balance("u") == 9 and stage.job("j").settled_by_event == "e"
 
 

@@ -11,6 +11,7 @@ import pytest
 from reconciler.ops.audit import Auditor
 from reconciler.repository.dynamodb import to_item
 from reconciler.service.reservations import ReservationService
+from reconciler.service.retrying import Backoff
 from tests.runtime.conftest import rendered
 
 
@@ -43,11 +44,15 @@ def test_a_hold_against_a_text_held_is_refused_naming_it(aws):
         ReservationService(aws.store()).reserve("job-1", "ann", "test", 10)
 
 
-def test_a_stored_reservation_of_zero_is_refused_at_once_instead_of_retried_until_the_budget_runs_out(aws):
+def test_a_stored_reservation_of_zero_on_the_jobs_item_neither_blocks_nor_loops_a_hold(aws):
+    """A hold is the reconciler's own record: what the pipeline stored on its Jobs item cannot make the hold's write
+    fail on every retry (it used to require no reservedCredits at all, so a stored 0 looped until the budget ran out)."""
     aws.seed_balance("ann", 50)
     aws.put_job(jobId="job-1", userId="ann", status="submitted", reservedCredits=0, createdAt="2026-11-28T09:00:00.000Z")
-    with pytest.raises(Exception, match="reservation of 0"):
-        ReservationService(aws.store()).reserve("job-1", "ann", "test", 10)
+    attempts = []
+    service = ReservationService(aws.store(), backoff=lambda: Backoff(sleep=attempts.append))
+    assert service.reserve("job-1", "ann", "test", 10).credits == 10
+    assert attempts == [] and (aws.balance("ann"), aws.held("ann")) == (40, 10)
 
 
 def test_a_job_claiming_a_hold_nobody_paid_for_is_dead_lettered_and_the_audit_names_it(aws):
@@ -61,5 +66,5 @@ def test_a_job_claiming_a_hold_nobody_paid_for_is_dead_lettered_and_the_audit_na
     [letter] = aws.dead_letters()
     assert "releases a hold of 10 credits but the balance holds only 0" in letter["reason"]
     assert (aws.balance("ann"), aws.held("ann")) == (50, 0)
-    [found] = Auditor(aws.store()).audit_all()
+    [found] = Auditor(aws.store(), legacy_before=aws.config.legacy_reservations_before).audit_all()
     assert found.user_id == "ann" and found.holds.jobs == ("job-1",) and found.held_difference == -10

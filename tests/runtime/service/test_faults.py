@@ -111,7 +111,7 @@ def test_contention_that_outlasts_the_budget_raises_so_lambda_retries_and_writes
     client = FaultyClient(aws.client("dynamodb"), transact_write_items=[cancelled("TransactionConflict")] * 60)
     with pytest.raises(RetriesExhausted):
         aws.processor(client).process(rendered("j", "u", seconds=4))
-    assert aws.balance("u") == 90 and aws.job("j").settled_as is None
+    assert aws.balance("u") == 90 and aws.job("j") is None and not aws.store().get_record("j").is_settled
 
 
 class OperatorInTheMiddle(FaultyClient):

@@ -88,7 +88,8 @@ def test_the_scan_handler_counts_unsettleable_jobs_and_alerts(live, capsys):
 
 
 def test_an_event_for_a_damaged_job_goes_to_the_dlq_with_its_reason_and_writes_nothing(live):
-    live.put_job(jobId="j", userId="u", status="rendering", reservedCredits=Decimal("2.5"))
+    # A reservation from before settlement records (created before the cut-off), stored as a fraction
+    live.put_job(jobId="j", userId="u", status="rendering", reservedCredits=Decimal("2.5"), createdAt="2026-11-01T00:00:00.000Z")
     counts = live.item_counts()
     result = handler(failed("j", "u"), LambdaContext())
     assert result["outcome"] == "rejected" and result["field"] == "job"
@@ -129,6 +130,7 @@ class PipelineWritesAroundTheCommit(FaultyClient):
 def test_the_scan_does_not_settle_a_job_the_pipeline_changed_between_its_read_and_its_write(aws):
     # Given a job the pipeline had marked failed an hour ago, with a reservation
     aws.seed_balance("u", 10)
+    aws.put_job(jobId="flip", userId="u", model="test", status="rendering", createdAt=ago(hours=2), unsettled="PENDING")
     ReservationService(aws.store()).reserve("flip", "u", "test", 4)
     aws.client("dynamodb").update_item(
         TableName="Jobs-dev",
@@ -213,7 +215,7 @@ def test_a_conflict_whose_record_answer_was_lost_is_still_a_conflict(aws):
     client = FaultyClient(aws.client("dynamodb"), update_item=["lose-answer"])
     outcome = aws.processor(client).process(rendered("j", "u", seconds=4))
     assert outcome.kind == "conflict" and outcome.attempts == 2
-    assert aws.job("j").conflict_event_ids == {"evt-r-j"}
+    assert aws.store().get_record("j").conflict_event_ids == {"evt-r-j"}
 
 
 # --- ledger ids never collide across writers -----------------------------------------------------------------------

@@ -106,6 +106,9 @@ class FakeStage:
     def job(self, job_id: str):
         return self.fake.job(job_id)
 
+    def record(self, job_id: str):
+        return self.fake.load_record(job_id)
+
 
 run_ids = itertools.count()
 OPENING = st.tuples(*[st.integers(0, 60)] * len(USERS))
@@ -174,7 +177,7 @@ def books_balance_and_each_job_settles_at_most_once(stage, dead_letters, opening
     for name in USERS:
         held, spendable = stage.held(user[name]), stage.balance(user[name]) or 0
         assert spendable + held == stage.ledger_sum(user[name]), f"{name}'s balance is not explained by the ledger"
-        open_holds = sum(credits for job_id, credits in reserved.items() if _owner(jobs, job_id) == name and not stage.job(job_id).is_settled)
+        open_holds = sum(credits for job_id, credits in reserved.items() if _owner(jobs, job_id) == name and not stage.record(job_id).is_settled)
         assert held == open_holds, f"{name} holds {held}, but the open reservations hold {open_holds}"
     entries = [entry for name in USERS for entry in stage.ledger(user[name])]
     assert all(count == 1 for count in Counter(e.ledger_id for e in entries).values())

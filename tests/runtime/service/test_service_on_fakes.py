@@ -113,13 +113,8 @@ def adjust(store: InMemorySettlementStore, credits: int, reference: str, user_id
 
 def assert_books_balance(store: InMemorySettlementStore, balance: int, user_id: str = "u", held: int = 0) -> None:
     """`balance` is what the user can spend; the ledger sums to it plus what open reservations hold."""
-    open_holds = sum(
-        item["reservedCredits"]
-        for item in store.jobs.values()
-        if item.get("userId") == user_id and item.get("reservedAs") == "hold" and "settledAs" not in item
-    )
     assert (store.balance_of(user_id), store.held_of(user_id)) == (balance, held)
-    assert balance + held == balance_delta(store.ledger_of(user_id)) and held == open_holds
+    assert balance + held == balance_delta(store.ledger_of(user_id)) and held == store.open_hold_total(user_id)
 
 
 # --- events: exactly once -----------------------------------------------------------------------------
@@ -148,7 +143,7 @@ def test_a_contradicting_event_is_a_conflict_recorded_once_and_moves_nothing(sto
     assert events.process(failed("j", "u", event_id="f1")).kind == CONFLICT
     assert events.process(failed("j", "u", event_id="f1")).kind == DUPLICATE
     assert events.process(failed("j", "u", event_id="f2")).kind == CONFLICT
-    assert store.job("j").conflict_event_ids == {"f1", "f2"} and store.job_item("j")["conflictCount"] == 2
+    assert store.record_item("j")["conflictEventIds"] == {"f1", "f2"} and store.record_item("j")["conflictCount"] == 2
     assert_books_balance(store, 96)
 
 
@@ -239,7 +234,7 @@ def test_a_conflict_whose_answer_was_lost_is_still_reported_as_the_conflict(stor
     processor(store, dead_letters).process(rendered("j", "u", seconds=3))
     outcome = processor(FaultyStore(store, LOSE_ANSWER), dead_letters).process(failed("j", "u"), request_id="req-9")
     assert (outcome.kind, outcome.attempts) == (CONFLICT, 2)
-    assert store.job_item("j")["conflictCount"] == 1
+    assert store.record_item("j")["conflictCount"] == 1
 
 
 def test_contention_that_outlasts_the_budget_raises_and_writes_nothing(store, dead_letters):
@@ -258,14 +253,15 @@ def test_contention_that_outlasts_the_budget_raises_and_writes_nothing(store, de
 def test_the_first_read_is_eventually_consistent_and_every_retry_reads_strongly(store, dead_letters):
     seed(store, 100)
     processor(FaultyStore(store, StaleState("changed")), dead_letters).process(rendered("j", "u", seconds=3))
-    assert store.reads == [("j", False), ("j", True)]
+    # The first attempt reads the settlement record alone; the retry reads it and the Jobs item, strongly
+    assert (store.record_reads, store.reads) == ([("j", False), ("j", True)], [("j", True)])
 
 
 def test_a_settled_job_read_as_it_was_before_is_refused_its_write_and_found_settled_on_the_strong_read(store, dead_letters):
     # Given a held job that settled, and an eventually consistent read that still sees it held
     seed(store, 100)
     reservations(store).reserve("j", "u", "test", 10)
-    held = store.job_item("j")
+    held = store.record_item("j")
     events = processor(store, dead_letters)
     assert events.process(rendered("j", "u", seconds=6)).kind == SETTLED
     store.serve_earlier_version("j", held)
@@ -273,7 +269,7 @@ def test_a_settled_job_read_as_it_was_before_is_refused_its_write_and_found_sett
     outcome = events.process(rendered("j", "u", seconds=6, event_id="again"))
     # Then the write decided on the earlier version was refused, and the strong re-read made it a duplicate
     assert (outcome.kind, outcome.attempts) == (DUPLICATE, 2)
-    assert store.reads[-2:] == [("j", False), ("j", True)]
+    assert store.record_reads[-2:] == [("j", False), ("j", True)]
     assert_books_balance(store, 94)
 
 
@@ -293,20 +289,21 @@ def test_a_duplicate_seen_on_the_first_read_costs_that_read_alone(store, dead_le
     events = processor(store, dead_letters)
     events.process(rendered("j", "u", seconds=3))
     store.reads.clear()
+    store.record_reads.clear()
     assert events.process(rendered("j", "u", seconds=3, event_id="again")).kind == DUPLICATE
-    assert store.reads == [("j", False)]
+    assert (store.record_reads, store.reads) == ([("j", False)], [])
 
 
-def test_a_damaged_job_is_judged_on_the_current_item_not_an_earlier_version(store, dead_letters):
-    # Given a job whose damage was repaired, and an eventually consistent read that still sees the damage
+def test_a_damaged_record_is_judged_on_the_current_item_not_an_earlier_version(store, dead_letters):
+    # Given a record whose damage was repaired, and an eventually consistent read that still sees the damage
     seed(store, 100)
     reservations(store).reserve("j", "u", "test", 10)
-    repaired = store.job_item("j")
-    store.serve_earlier_version("j", {**repaired, "reservedCredits": Decimal("2.5")})
+    repaired = store.record_item("j")
+    store.serve_earlier_version("j", {**repaired, "heldCredits": Decimal("2.5")})
     outcome = processor(store, dead_letters).process(rendered("j", "u", seconds=3))
-    # Then it settles on the repaired job, and nothing goes to the dead letters
+    # Then it settles on the repaired record, and nothing goes to the dead letters
     assert (outcome.kind, outcome.settlement.hold_released) == (SETTLED, 10)
-    assert dead_letters.sent == [] and store.reads == [("j", True), ("j", False), ("j", True)]
+    assert dead_letters.sent == [] and store.record_reads == [("j", True), ("j", False), ("j", True)]
     assert_books_balance(store, 97)
 
 
@@ -368,14 +365,24 @@ def test_a_reservation_takes_the_credits_once_and_a_retry_of_it_is_a_no_op(store
     # A hold: 10 of the 100 held, nothing posted
     assert_books_balance(store, 90, held=10)
     assert [entry.ledger_id for entry in store.ledger_of("u")] == ["adjustment:9:opening-u"]
-    assert store.job("j").reserved_credits == 10 and store.job("j").reserved_as == "hold" and store.job_item("j")["unsettled"] == "PENDING"
+    # The hold lives on the job's settlement record, at the price in force; the Jobs item (the pipeline's) is untouched
+    assert store.record_item("j") == {
+        "jobId": "j",
+        "userId": "u",
+        "heldCredits": 10,
+        "heldAt": ago(minutes=30),
+        "holdModel": "test",
+        "unitPrice": Decimal(1),
+        "holdUser": "u",
+    }
+    assert store.job_item("j") is None
 
 
 @pytest.mark.parametrize(
     ("arrange", "credits", "refused"),
     [
         (lambda store: reservations(store).reserve("j", "u", "test", 10), 20, ReservationRefused),
-        (lambda store: store.put_job(jobId="j", userId="other", status="submitted"), 10, ReservationRefused),
+        (lambda store: (seed(store, 50, "other"), reservations(store).reserve("j", "other", "test", 10)), 10, ReservationRefused),
         (None, 101, InsufficientCredits),
     ],
     ids=["other-amount-held", "other-users-job", "insufficient"],
@@ -384,10 +391,10 @@ def test_a_reservation_that_cannot_be_made_is_refused_and_moves_nothing(store, a
     seed(store, 100)
     if arrange:
         arrange(store)
-    before = (dict(store.jobs), dict(store.balances), dict(store.entries))
+    before = (dict(store.records), dict(store.balances), dict(store.entries))
     with pytest.raises(refused):
         reservations(store).reserve("j", "u", "test", credits)
-    assert (dict(store.jobs), dict(store.balances), dict(store.entries)) == before
+    assert (dict(store.records), dict(store.balances), dict(store.entries)) == before
 
 
 def test_a_reservation_raced_by_the_same_reservation_is_made_once(store):
@@ -403,7 +410,7 @@ def test_a_reservation_whose_balance_is_drained_between_read_and_write_is_insuff
     with pytest.raises(InsufficientCredits):
         ReservationService(racing, PriceBook(), backoff=no_wait).reserve("j", "u", "test", 10)
     assert_books_balance(store, 5)
-    assert store.job("j") is None
+    assert store.record_item("j") is None
 
 
 # --- the timer scan -----------------------------------------------------------------------------------
@@ -419,10 +426,10 @@ def pipeline_job(store: InMemorySettlementStore, job_id: str, status: str, creat
 
 def test_the_scan_settles_lost_events_once_and_reports_what_waits_what_is_stuck_and_what_is_damaged(store, dead_letters):
     seed(store, 100)
+    pipeline_job(store, "lost-render", "rendered", ago(hours=2), seconds=Decimal(6), updatedAt=ago(hours=1))
     reservations(store).reserve("lost-render", "u", "test", 10)
-    store.put_job(**{**store.job_item("lost-render"), "status": "rendered", "seconds": Decimal(6), "updatedAt": ago(hours=1)})
+    pipeline_job(store, "lost-failure", "failed", ago(hours=2), updatedAt=ago(hours=1))
     reservations(store).reserve("lost-failure", "u", "test", 7)
-    store.put_job(**{**store.job_item("lost-failure"), "status": "failed", "updatedAt": ago(hours=1)})
     pipeline_job(store, "fresh", "rendered", ago(hours=1), seconds=Decimal(3), updatedAt=ago(minutes=5))
     pipeline_job(store, "slow", "rendering", ago(hours=2))
     pipeline_job(store, "stuck", "rendering", ago(hours=7))
@@ -440,6 +447,7 @@ def test_the_scan_settles_lost_events_once_and_reports_what_waits_what_is_stuck_
         "stuck": ["stuck"],
         "unsettleable": [{"jobId": "damaged", "reason": report.unsettleable[0][1]}],
         "deferred": [],
+        "mirrorsRepaired": [],
         "stoppedEarly": False,
         "interrupted": None,
     }
@@ -519,3 +527,80 @@ def test_a_dry_run_writes_nothing_and_a_retried_adjustment_lands_once(store):
     result = adjuster(FaultyStore(store, StaleState("moved"))).adjust("u", -4, "chargeback", "cb-1", "ops")
     assert result.status == APPLIED
     assert_books_balance(store, -4)
+
+
+# --- the pipeline's side of the contract: whatever it writes to its Jobs item ------------------------------
+
+
+def save_whole(store: InMemorySettlementStore, job_id: str, **fields: Any) -> None:
+    """The pipeline saves its job as a whole item (an ORM's PutItem): only the fields it knows, the rest dropped."""
+    store.jobs[job_id] = {"jobId": job_id, "userId": "u", "model": "test", **fields}
+
+
+def test_a_job_saved_whole_by_the_pipeline_after_its_settlement_is_not_charged_again(store, dead_letters):
+    seed(store, 100)
+    reservations(store).reserve("j", "u", "test", 10)
+    events = processor(store, dead_letters)
+    assert events.process(rendered("j", "u", seconds=6)).kind == SETTLED
+    # The pipeline writes its item back as it knows it: no settlement, the unsettled marker again
+    save_whole(store, "j", status="rendered", seconds=Decimal(6), createdAt=ago(hours=2), updatedAt=ago(hours=1), unsettled="PENDING")
+    # EventBridge delivers the same event again, and the timer scan finds the job in its index
+    assert events.process(rendered("j", "u", seconds=6)).kind == DUPLICATE
+    report = scan(store).run()
+    assert report.mirrors_repaired == ["j"] and report.settled == []
+    assert_books_balance(store, 94)
+    assert store.job_item("j")["settledAs"] == "rendered" and "unsettled" not in store.job_item("j")
+    assert [entry.ledger_id for entry in store.ledger_of("u")] == ["adjustment:9:opening-u", job_ledger_id("j", "charge")]
+
+
+def test_a_failed_job_saved_whole_and_then_rendered_is_a_conflict_not_a_charge(store, dead_letters):
+    seed(store, 100)
+    events = processor(store, dead_letters)
+    assert events.process(failed("j", "u")).kind == SETTLED
+    save_whole(store, "j", status="rendered")
+    assert events.process(rendered("j", "u", seconds=6)).kind == CONFLICT
+    assert_books_balance(store, 100)
+
+
+def test_a_render_held_at_one_price_and_settled_after_a_price_change_is_charged_at_the_held_price(store, dead_letters):
+    seed(store, 100)
+    ReservationService(store, PriceBook({"test": Decimal(2)}), backoff=no_wait).reserve("j", "u", "test", 20)
+    # A deploy halves the price before the render settles
+    after_the_change = SettlementService(store, PriceBook({"test": Decimal(1)}), backoff=lambda deadline: no_wait(deadline))
+    outcome = EventProcessor(after_the_change, dead_letters).process(rendered("j", "u", seconds=6))
+    assert outcome.settlement.charged == 12 and outcome.settlement.unit_price == Decimal(2)
+    assert_books_balance(store, 88)
+
+
+@pytest.mark.parametrize("reserved_as", [None, "hold"])
+def test_a_hold_written_by_hand_on_the_jobs_item_moves_no_money(store, dead_letters, reserved_as):
+    """A hand-written hold (not through the hold function) on a job created after the cut-off: without reservedAs
+    it would have posted a release credit for money that never moved; marked held without moving the balance it
+    would have released credits nobody paid for. Neither counts: the render is charged, nothing is released."""
+    seed(store, 100)
+    attributes = {"reservedCredits": 10, **({"reservedAs": reserved_as} if reserved_as else {})}
+    store.put_job(jobId="j", userId="u", status="rendering", createdAt=ago(hours=1), unsettled="PENDING", **attributes)
+    outcome = processor(store, dead_letters).process(rendered("j", "u", seconds=6))
+    assert outcome.kind == SETTLED and outcome.settlement.hold_released == 0 and outcome.settlement.released == 0
+    assert_books_balance(store, 94)
+
+
+def test_a_hold_released_by_the_pipeline_gives_the_credits_back_and_a_late_render_is_still_charged(store, dead_letters):
+    seed(store, 100)
+    reservations(store).reserve("j", "u", "test", 10)
+    released = reservations(store).release("j", "u")
+    assert released is not None and released.credits == 10
+    assert reservations(store).release("j", "u") is None  # nothing held any more
+    assert_books_balance(store, 100)
+    with pytest.raises(ReservationRefused, match="released"):
+        reservations(store).reserve("j", "u", "test", 10)
+    outcome = processor(store, dead_letters).process(rendered("j", "u", seconds=6))
+    assert (outcome.kind, outcome.settlement.hold_released, outcome.settlement.charged) == (SETTLED, 0, 6)
+    assert_books_balance(store, 94)
+
+
+def test_a_hold_sized_by_seconds_is_priced_now(store):
+    seed(store, 100)
+    made = ReservationService(store, PriceBook(), backoff=no_wait).reserve("j", "u", "standard-v2", seconds=Decimal("2.5"))
+    assert (made.credits, made.unit_price) == (7, Decimal("2.5"))
+    assert_books_balance(store, 93, held=7)

@@ -1,0 +1,106 @@
+"""Holds: credits set aside for a job before it renders, like a card authorisation (docs/pipeline.md).
+
+A hold moves credits from `remaining` (what the user can spend) to `held` on the balance, under the condition that
+`remaining` covers them, and records itself on the job's settlement record (domain/records.py) with the unit price
+in force: the render is charged at that price, whatever the price book says when it settles. It posts nothing. A
+render releases the hold and posts its charge, a failure releases it and posts nothing, and a hold of a job that
+will not render can be released by the pipeline. Only the reconciler writes holds (the hold function), so a hold
+the balance never paid cannot exist; settlement still requires `held >= released` on every release.
+
+Every answer is a plain outcome the hold function returns to any language: held, already-held, insufficient,
+refused (with the field and the reason), released, not-held.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from reconciler.domain.errors import InsufficientCredits, InvalidEvent, ReservationRefused
+from reconciler.domain.events import render_seconds
+from reconciler.domain.pricing import PriceBook, cost_at
+from reconciler.domain.records import SettlementRecord
+from reconciler.domain.settlement import UNREAD, Balance
+from reconciler.domain.validation import identifier, whole_credits
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """A hold of `credits` on the user's balance for a job, at `unit_price` credits per second of `model`."""
+
+    job_id: str
+    user_id: str
+    model: str
+    credits: int
+    record_before: SettlementRecord | None
+    timestamp: str
+    unit_price: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class HoldRelease:
+    """A hold given back to `remaining` because its job will not render: nothing is posted."""
+
+    job_id: str
+    user_id: str
+    credits: int
+    record_before: SettlementRecord
+    timestamp: str
+
+
+@dataclass(frozen=True)
+class HoldRequest:
+    """A hold as asked for: by credits, or by the seconds the pipeline expects to render (priced now)."""
+
+    job_id: str
+    user_id: str
+    model: str
+    credits: int
+    unit_price: Decimal
+
+    @classmethod
+    def sized(cls, job_id: Any, user_id: Any, model: Any, prices: PriceBook, credits: Any = None, seconds: Any = None) -> HoldRequest:
+        """Validated as settlement validates the job's events, so nothing can be held that could not be settled.
+        InvalidEvent (a ValueError) names the field."""
+        job_id, user_id, model = identifier("jobId", job_id), identifier("userId", user_id), identifier("model", model)
+        price = prices.price_of(model)
+        if (credits is None) == (seconds is None):
+            raise InvalidEvent("credits", "give either credits or estimatedSeconds, not both or neither")
+        if credits is not None:
+            return cls(job_id, user_id, model, whole_credits("credits", credits), price)
+        return cls(job_id, user_id, model, whole_credits("credits", cost_at(price, render_seconds(seconds, "estimatedSeconds"))), price)
+
+
+def plan_hold(request: HoldRequest, record: SettlementRecord | None, timestamp: str, balance: Balance = UNREAD) -> Reservation | None:
+    """The hold to make, or None when exactly this hold is already in place (a retry of the same call).
+
+    ReservationRefused for a hold that conflicts with the job's record (another user's job, settled, released, or
+    held for another amount); InsufficientCredits when a known balance does not cover it (unread: the write's
+    condition decides)."""
+    if record is not None:
+        if record.user_id != request.user_id:
+            raise ReservationRefused(f"job {request.job_id} belongs to another user")
+        if record.is_settled:
+            raise ReservationRefused(f"job {request.job_id} is already settled ({record.settled_as})")
+        if record.held_credits and not record.hold_open:
+            raise ReservationRefused(f"job {request.job_id}'s hold was released; a job is held once")
+        if record.hold_open:
+            if record.held_credits == request.credits:
+                return None
+            raise ReservationRefused(f"job {request.job_id} already holds {record.held_credits} credits")
+    if balance is not UNREAD and (balance is None or balance < request.credits):
+        raise InsufficientCredits(request.user_id, request.credits, balance)
+    return Reservation(request.job_id, request.user_id, request.model, request.credits, record, timestamp, request.unit_price)
+
+
+def plan_release(job_id: str, user_id: str, record: SettlementRecord | None, timestamp: str) -> HoldRelease | None:
+    """The release of a job's open hold, or None when it holds nothing (never held, released, or settled: a
+    settlement released it). ReservationRefused for another user's job."""
+    identifier("jobId", job_id)
+    identifier("userId", user_id)
+    if record is not None and record.user_id != user_id:
+        raise ReservationRefused(f"job {job_id} belongs to another user")
+    if record is None or not record.open_hold:
+        return None
+    return HoldRelease(job_id, user_id, record.open_hold, record, timestamp)

@@ -658,6 +658,7 @@ class Scheduler:
         self.turn: int | None = None
         self.alive: set[int] = set()
         self.local = threading.local()
+        self.handovers: list[int] = []  # every worker picked, in order: the run's schedule (--digest)
 
     def run(self, bodies: list[Callable[[], None]]) -> bool:
         self.alive = set(range(len(bodies)))
@@ -687,6 +688,8 @@ class Scheduler:
 
     def _pick(self) -> None:
         self.turn = self.rng.choice(sorted(self.alive)) if self.alive else None
+        if self.turn is not None:
+            self.handovers.append(self.turn)
 
     def switch_point(self) -> None:
         me = getattr(self.local, "index", None)
@@ -730,6 +733,7 @@ class RunResult:
     seed: int
     failures: list[str] = field(default_factory=list)
     covered: Counter = field(default_factory=Counter)
+    handovers: list[int] = field(default_factory=list)  # the scheduler's picks, in order
 
 
 class Run:
@@ -1393,6 +1397,7 @@ class Run:
             self.h.fidelity.set_stale_reads(None)
             sys.stdout = stdout
             Notifier.notify_outcome = original_notify  # type: ignore[method-assign]
+            self.result.handovers = self.scheduler.handovers
         if not finished:
             self.result.failures.append("a worker never finished (deadlock or livelock)")
 
@@ -2012,8 +2017,30 @@ def describe(scenario: Scenario) -> str:
     return "\n".join(lines)
 
 
+def digest(scenario: Scenario, result: RunResult) -> str:
+    """One line of what a seed's run did: its set-up and tasks, its workers' hand-overs, its counters and its
+    verdict (each part hashed, with its size), so two versions of the simulator can be compared seed by seed."""
+
+    def sha(parts: list[str]) -> str:
+        return hashlib.sha256("\n".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+    tasks = [describe(dataclasses.replace(scenario, setup=[], tasks=[]))] + [task.describe() for task in scenario.setup + scenario.tasks]
+    counters = [f"{name}={count}" for name, count in sorted(result.covered.items())]
+    verdict = f"failed {len(result.failures)} {sha(result.failures)}" if result.failures else "ok"
+    return (
+        f"seed {scenario.seed}: {verdict}; tasks {len(tasks) - 1} {sha(tasks)}; hand-overs {len(result.handovers)} "
+        f"{sha([str(turn) for turn in result.handovers])}; counters {len(counters)} {sha(counters)}"
+    )
+
+
 def simulate(
-    seeds: list[int], *, verbose: bool = False, shrink_failures: bool = True, templates: dict | None = None, progress: bool = False
+    seeds: list[int],
+    *,
+    verbose: bool = False,
+    shrink_failures: bool = True,
+    templates: dict | None = None,
+    progress: bool = False,
+    report: Callable[[Scenario, RunResult], None] | None = None,
 ) -> tuple[list[RunResult], Counter]:
     harness = Harness(templates)
     covered: Counter = Counter()
@@ -2024,6 +2051,8 @@ def simulate(
             if progress and number % 250 == 0:
                 print(f"{number}/{len(seeds)} runs, {len(failed)} failed", file=sys.stderr, flush=True)
             result = run_scenario(harness, scenario)
+            if report is not None:
+                report(scenario, result)
             covered.update(result.covered)
             covered[f"workers:{scenario.workers}"] += 1
             if verbose:
@@ -2043,10 +2072,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=int(os.environ["SEED"]) if os.environ.get("SEED") else None, help="replay one seed (env SEED)")
     parser.add_argument("--first", type=int, default=0, help="first seed of the range")
     parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("--digest", action="store_true", help="print each run's digest on stdout (no shrinking): compare two versions")
     args = parser.parse_args(argv)
     seeds = [args.seed] if args.seed is not None else list(range(args.first, args.first + args.seeds))
     started = time.monotonic()
-    failed, covered = simulate(seeds, verbose=args.verbose, progress=True)
+    report = (lambda scenario, result: print(digest(scenario, result), flush=True)) if args.digest else None
+    failed, covered = simulate(seeds, verbose=args.verbose, progress=True, shrink_failures=not args.digest, report=report)
     elapsed = time.monotonic() - started
     print(f"{len(seeds)} run(s) in {elapsed:.0f} s ({len(seeds) / elapsed:.1f} runs/s), {len(failed)} failed", file=sys.stderr)
     print("covered: " + ", ".join(f"{name}={count}" for name, count in sorted(covered.items())), file=sys.stderr)

@@ -102,6 +102,7 @@ HOLDS_SUMMARY = (
 STAGE = "dev"
 IN_PROCESS_STREAMS = "https://streams.dynamodb.us-east-1.amazonaws.com"  # botocore would pick an account endpoint moto lacks
 BALANCE_FUNCTION = f"cc-reconciler-balance-events-{STAGE}"
+ALERT_CLOCK = 1_800_000_000.0  # seconds since the epoch: the alert grouping's time in every run
 USERS = ("ann", "bob", "cy#1", "d:ü")
 MODELS = ("test", "standard-v1", "hd-v2")
 
@@ -502,6 +503,17 @@ class Harness:
             "ShardIterator"
         ]
         self.bus.clear()
+        self._fresh_alert_grouping()
+
+    def _fresh_alert_grouping(self) -> None:
+        """A new grouping of the container's alerts for each run, on a clock that stands still: which alerts the
+        notifier publishes (so which SNS calls may take a fault from the run's one fault budget, shared with
+        DynamoDB) is the seed's alone, not the wall clock's nor the earlier runs' in this process."""
+        from reconciler import bootstrap
+        from reconciler.notify.grouping import GroupingWindow
+
+        notifier = bootstrap.shared_notifier()
+        notifier.grouping = GroupingWindow(notifier.grouping.window_seconds, notifier.grouping.max_per_window, clock=lambda: ALERT_CLOCK)
 
     def thresholds(self) -> tuple[int, int]:
         """The stage's low threshold and overdraft alert level, as the function's environment gives them."""

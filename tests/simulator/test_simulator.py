@@ -50,10 +50,11 @@ def test_the_same_seed_reproduces_the_same_run(templates):
 
 def test_a_seed_replays_exactly_with_its_balance_events(templates):
     # The stream's batches, faults, retries and what reached the bus are the seed's, like the money path's; so
-    # are the workers' hand-overs and every counter (the digest that compares two versions of the simulator).
+    # are the workers' hand-overs and every counter (the digest that compares two versions of the simulator),
+    # whatever ran before in the process (seed 16's alerts once depended on the earlier runs' and the clock).
     harness = sim.Harness(templates)
     try:
-        results = [(sim.generate(seed), sim.run_scenario(harness, sim.generate(seed))) for seed in (7, 11, 7, 11)]
+        results = [(sim.generate(seed), sim.run_scenario(harness, sim.generate(seed))) for seed in (16, 11, 16, 11)]
     finally:
         harness.close()
     runs = [{name: count for name, count in result.covered.items() if name.startswith(("balance:", "fault:stream:"))} for _, result in results]

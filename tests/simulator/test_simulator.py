@@ -5,6 +5,10 @@ from __future__ import annotations
 import pytest
 
 from simulator import sim
+from simulator.harness import Harness
+from simulator.oracle import crossing_id, ground_truth
+from simulator.run import run_scenario
+from simulator.scenario import generate
 
 # make test's share of the default seeds (100: what fits the 4-minute budget of `make test` next to the lint and
 # type gate; `make sim` runs 10,000), split so that pytest-xdist's two workers share them.
@@ -41,8 +45,8 @@ def test_every_invariant_holds_for_the_default_seeds(chunk, templates):
 
 
 def test_the_same_seed_reproduces_the_same_run(templates):
-    first = sim.generate(1234)
-    again = sim.generate(1234)
+    first = generate(1234)
+    again = generate(1234)
     assert [task.describe() for task in first.tasks] == [task.describe() for task in again.tasks]
     assert (first.workers, first.fault_rate, first.stream) == (again.workers, again.fault_rate, again.stream)
     assert [task.describe() for task in first.setup] == [task.describe() for task in again.setup]
@@ -52,9 +56,9 @@ def test_a_seed_replays_exactly_with_its_balance_events(templates):
     # The stream's batches, faults, retries and what reached the bus are the seed's, like the money path's; so
     # are the workers' hand-overs and every counter (the digest that compares two versions of the simulator),
     # whatever ran before in the process (seed 16's alerts once depended on the earlier runs' and the clock).
-    harness = sim.Harness(templates)
+    harness = Harness(templates)
     try:
-        results = [(sim.generate(seed), sim.run_scenario(harness, sim.generate(seed))) for seed in (16, 11, 16, 11)]
+        results = [(generate(seed), run_scenario(harness, generate(seed))) for seed in (16, 11, 16, 11)]
     finally:
         harness.close()
     runs = [{name: count for name, count in result.covered.items() if name.startswith(("balance:", "fault:stream:"))} for _, result in results]
@@ -75,7 +79,7 @@ def test_the_oracle_restates_the_documented_rules():
         return {"eventName": "MODIFY" if before is not None else "INSERT", "dynamodb": data}
 
     def kinds(*records):
-        return [(c["detail-type"], c["threshold"]) for c in sim.ground_truth(list(records), (10, 0)).values()]
+        return [(c["detail-type"], c["threshold"]) for c in ground_truth(list(records), (10, 0)).values()]
 
     assert kinds(record(1, 15, 8), record(2, 8, 5), record(3, 5, 0), record(4, 0, -4), record(5, -4, -5), record(6, -5, 15)) == [
         ("credits.low", 10),
@@ -95,9 +99,9 @@ def test_the_oracle_restates_the_documented_rules():
         == []
     )
     # crossingId: the documented hash, the same as the function's for the same record
-    from reconciler.domain.crossings import crossing_id
+    from reconciler.domain import crossings
 
-    assert sim._crossing_id("carol", "1100000000017454423010", "credits.exhausted") == crossing_id(
+    assert crossing_id("carol", "1100000000017454423010", "credits.exhausted") == crossings.crossing_id(
         "carol", "1100000000017454423010", "credits.exhausted"
     )
 

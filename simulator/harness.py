@@ -63,6 +63,7 @@ class Harness:
         # One warm container for all runs (the tables are emptied between runs, their names stay): a Lambda
         # container lives across invocations too, and building clients per run would cost most of the time.
         bootstrap.reset_container()
+        self._backoff_without_sleeping()
         config = RuntimeConfig.from_env()
         self.store = bootstrap.operations_store(config)  # the CLI's Adjuster needs its reads
         from reconciler.domain.pricing import PriceBook
@@ -81,6 +82,16 @@ class Harness:
             for handler in logging.getLogger(logger.name).handlers
             if isinstance(handler, logging.StreamHandler)
         ]
+
+    @staticmethod
+    def _backoff_without_sleeping() -> None:
+        """The function's retries (its settlements' and its timer scan's) back off without sleeping: one worker runs
+        at a time, so a sleep changes no interleaving, only how long a run takes (a livelock, 50 attempts a try)."""
+        from reconciler import bootstrap
+        from reconciler.service.retrying import Backoff
+
+        for service in (bootstrap.event_processor().settlement, bootstrap.timer_scan().settlement):
+            service.backoff = lambda deadline: Backoff(deadline=deadline, sleep=lambda _: None)
 
     def close(self) -> None:
         self.stop_observing()

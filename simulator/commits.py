@@ -7,13 +7,17 @@ is the commit order.
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-from simulator.oracle import HOLD, LEGACY, OracleJob
+from simulator.oracle import HOLD, LEGACY, OracleJob, generated_event, render_cost
 from simulator.scenario import Task
 
 if TYPE_CHECKING:
     from simulator.run import Run
+
+WRITES = ("TransactWriteItems", "PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem")
+TIMER_SCAN_EVENT = "timer-scan:"  # a timer-scan settlement names its event by this and the job id
 
 
 class CommitOracle:
@@ -24,6 +28,7 @@ class CommitOracle:
         self.scheduler, self.local = run.scheduler, run.local  # the worker running, and its own state
         self.commit_number = 0  # commits that changed a Credits item, in commit order
         self.balance_commits: dict[str, list[tuple[int, int]]] = {}  # user -> (commit number, worker)
+        self.writes = 0  # writes AWS answered to the workers, and injected races: what interferes with an attempt
 
     def on_result(self, service: str, operation: str, params: dict, response: Any) -> None:
         """Every call AWS answered (also those whose answer a fault then loses): the commits, in commit order (one
@@ -33,6 +38,14 @@ class CommitOracle:
         tables = self.h.resources.tables
         task: Task = self.local.task
         table = params.get("TableName")
+        if operation in WRITES:
+            self.writes += 1
+            attempt = getattr(self.local, "attempt", None)
+            if attempt is not None:
+                attempt.own_writes += 1
+                attempt.transactions += operation == "TransactWriteItems"
+        if operation == "UpdateItem" and table == tables["Jobs"] and task.kind in ("event", "scan"):
+            self._conflict_recorded(task, params["Key"]["jobId"]["S"])
         if operation == "GetItem" and table == tables["Jobs"]:
             self.local.loaded_at = self.commit_number  # a settlement's (or reservation's) one read
         elif operation == "TransactWriteItems":
@@ -54,10 +67,17 @@ class CommitOracle:
         failed = [(op, reason) for op, reason in zip(items, reasons, strict=False) if reason.get("Code") == "ConditionalCheckFailed"]
         on_balance = [reason for op, reason in failed if op["TableName"] == credits]
         race, self.local.race = self.local.race, None
+        attempt = getattr(self.local, "attempt", None)
+        if attempt is not None:
+            attempt.transactions += 1
+            attempt.balance_cancellations += bool(on_balance and len(failed) == 1)
         if on_balance and len(failed) == 1:
             task: Task = self.local.task
             if task.kind == "reserve":
                 self.result.covered["holds:refused-by-the-hold-condition"] += 1
+                _, user, _, credits = task.args
+                if attempt is not None and self.books.covers(user, credits):
+                    attempt.covered_refusals.append(f"{user!r} had {self.books.remaining[user]} to spend")
             else:
                 self.result.covered["holds:balance-re-decisions"] += 1
                 self.result.covered[
@@ -70,6 +90,21 @@ class CommitOracle:
                     f"a change of {race['user']!r}'s balance that kept it on the side of the threshold cancelled a guarded write "
                     f"(its settlements serialise on the balance, not on a threshold): {self.local.task.describe()[:200]}"
                 )
+
+    def _conflict_recorded(self, task: Task, job_id: str) -> None:
+        """An event's (or a tick's) write of the job alone: the conflict it records, by this event in this request.
+        The books note it only when it is one (the job settled the other way), so a conflict recorded for a
+        duplicate leaves the event's answer to be judged against the oracle's classification."""
+        job = self.books.jobs.get(job_id)
+        if job is None or not job.settled or task.expect == "invalid":
+            self.result.failures.append(f"a write of job {job_id!r}, which the oracle has not seen settled, by {task.describe()[:200]}")
+            return
+        if task.kind == "scan":
+            self.books.record_conflict(job_id, TIMER_SCAN_EVENT + job_id, self.local.request_id)
+            return
+        event = generated_event(task.args[0])
+        if job.settled != event.kind and event.event_id not in {conflict for conflict, _ in job.conflicts}:
+            self.books.record_conflict(job_id, event.event_id, self.local.request_id)
 
     def balance_committed(self, user: str) -> None:
         self.commit_number += 1
@@ -111,7 +146,6 @@ class CommitOracle:
 
     def _settled(self, task: Task, job_key: dict, user: str | None) -> None:
         """A settlement committed: what the oracle says it must have done, against the job it left."""
-        from reconciler.domain.events import VideoRendered, parse_envelope
         from reconciler.repository.dynamodb import from_item
 
         fail = self.result.failures.append
@@ -128,13 +162,16 @@ class CommitOracle:
             stored = f"{job.get('reservedCredits')} ({stored_kind or 'none'})"
             fail(f"job {job_id!r} settled with reservation {stored}; the oracle has {known.reserved} ({known.kind or 'none'})")
         if task.kind == "event":
-            event = parse_envelope(task.args[0])
-            if job.get("settledByEvent") != event.event_id:
-                fail(f"job {job_id!r} settled by {job.get('settledByEvent')!r} during the delivery of {event.event_id!r}")
-            priced: tuple[Any, Any] | None = (event.model, event.seconds) if isinstance(event, VideoRendered) else None
-        else:
+            event = generated_event(task.args[0])  # a settlement commits only for an event generated valid
+            if (job.get("settledByEvent"), job_id, outcome) != (event.event_id, event.job_id, event.kind):
+                stored = f"{job_id!r} settled as {outcome} by {job.get('settledByEvent')!r}"
+                fail(f"job {stored} during the delivery of {event.kind} event {event.event_id!r} of job {event.job_id!r}")
+            priced: tuple[Any, Any] = (event.model, event.seconds)
+            by = (event.event_id, self.local.request_id)
+        else:  # the timer scan prices what the pipeline stored on the job (the simulator's writes)
             priced = (job.get("model"), job.get("seconds"))
-        cost = self.h.prices.cost(*priced) if outcome == "rendered" and priced else 0
+            by = (TIMER_SCAN_EVENT + job_id, self.local.request_id)
+        cost = render_cost(priced[0], Fraction(priced[1])) if outcome == "rendered" else 0
         if outcome == "rendered" and job.get("chargedCredits") != cost:
             fail(f"job {job_id!r} charged {job.get('chargedCredits')}, the price of {priced} is {cost}")
         reserved = known.reserved if known.kind else 0
@@ -142,7 +179,7 @@ class CommitOracle:
         if (job.get("releasedCredits", 0), job.get("refundedCredits", 0)) != (released, refunded):
             stored = f"released {job.get('releasedCredits')}, refunded {job.get('refundedCredits')}"
             fail(f"job {job_id!r} ({known.kind or 'unreserved'}, {outcome}) records {stored}; expected {released}, {refunded}")
-        _, overdraft = self.books.settle(job_id, owner, outcome, cost)
+        _, overdraft = self.books.settle(job_id, owner, outcome, cost, by)
         if bool(job.get("settledIntoOverdraft")) != overdraft:
             fail(
                 f"job {job_id!r} settledIntoOverdraft={job.get('settledIntoOverdraft')} but the oracle's balance of {owner!r} after it is "

@@ -1,5 +1,5 @@
 """Fault plans: what the simulator injects at the botocore boundary, in AWS's own shapes (simulator.fidelity),
-into the money path's calls and the balance-events function's, and which errors Lambda retries.
+into the money path's calls and the balance-events function's.
 
 The plans only say what to inject; the run decides when (its seeded generators), and counts what it injected.
 """
@@ -15,34 +15,12 @@ MAX_RACES, RACE_RATE = 4, 0.2  # concurrent balance changes injected before guar
 MAX_STREAM_FAULTS = 12  # per run, into the balance-events function's calls
 
 THROTTLE_CODES = ["ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"]
-RETRYABLE_CODES = {
-    "InternalServerError",
-    "InternalError",
-    "ServiceUnavailable",
-    "ThrottlingException",
-    "RequestThrottled",
-    "ProvisionedThroughputExceededException",
-    "RequestLimitExceeded",
-    "Throttling",
-}
 
 
 class SimulatedTimeout(BaseException):
     """Lambda stops the invocation (its timeout): nothing after this point of the handler runs.
 
     A BaseException, so no `except Exception` in the code under test can swallow it, as none can in Lambda."""
-
-
-def lambda_should_retry(error: BaseException) -> bool:
-    from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
-
-    from reconciler.service.ports import AmbiguousWrite, Contention, RetriesExhausted, StaleState
-
-    if isinstance(error, (RetriesExhausted, Contention, AmbiguousWrite, StaleState, ConnectionError, HTTPClientError)):
-        return True
-    return isinstance(error, ClientError) and (
-        error.response.get("Error", {}).get("Code") in RETRYABLE_CODES or error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500
-    )
 
 
 # --- the money path: the handler's, reserve()'s and the Adjuster's calls ---------------------------------------

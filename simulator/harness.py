@@ -66,9 +66,6 @@ class Harness:
         self._backoff_without_sleeping()
         config = RuntimeConfig.from_env()
         self.store = bootstrap.operations_store(config)  # the CLI's Adjuster needs its reads
-        from reconciler.domain.pricing import PriceBook
-
-        self.prices = PriceBook.with_overrides(config.price_overrides)  # the stage's prices, as the function has them
         self.key_names = {
             name: [k["AttributeName"] for k in self.dynamodb.describe_table(TableName=name)["Table"]["KeySchema"]]
             for name in self.resources.tables.values()

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from simulator.liveness import LIVENESS_CHECKS
 from simulator.oracle import HOLD, OracleJob
 
 if TYPE_CHECKING:
@@ -28,7 +29,6 @@ AT_EVERY_COMMIT = (
     "every job is settled at most once, with the reservation, charge, release and refund the oracle says",
     "no ledger or balance write outside a transaction",
     "a change of the balance that keeps it on its side of a guard's threshold never cancels the guarded write (no lock, no serialising)",
-    "nothing raises out of the handler except what Lambda should retry",
 )
 
 
@@ -228,9 +228,9 @@ def the_operators_audit_finds_the_books_clean(run: Run, tables: Tables) -> Itera
 
 def every_delivered_event_ends_as_constructed(run: Run, tables: Tables) -> Iterator[str]:
     """every delivered event ends settled, duplicate, conflict or rejected (valid ones only for their ledger id or job)"""
-    ended = {id(task) for task, _ in run.outcomes} | {id(task) for task in run.lambda_dead_letters}
-    for task in run.s.tasks:
-        if task.kind in ("event", "scan") and id(task) not in ended and not any("raised" in f for f in run.result.failures):
+    ended = {id(invocation.task) for invocation in run.invocations if invocation.end}
+    for task in run.delivered:
+        if task.kind in ("event", "scan") and id(task) not in ended:
             yield f"{task.describe()[:200]} ended nowhere"
     for task, summary in run.outcomes:
         if task.kind != "event":
@@ -346,6 +346,7 @@ CHECKS: tuple[Invariant, ...] = (
     every_conflict_and_dead_letter_was_alerted,
     every_message_obeys_the_services_limits,
     the_timer_scan_never_settles_a_replaced_status,
+    *LIVENESS_CHECKS,
 )
 
 

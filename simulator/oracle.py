@@ -1,16 +1,65 @@
-"""The state checker's models, written from the design documents, never from the runtime's code: the books
-as the holds design says they must move (replayed in commit order), and the balance events docs/events.md
-says a Credits stream must produce.
+"""The state checker's models, written from the design documents, never from the runtime's code: the prices,
+the events the scenario generated, the books as the holds design says they must move (replayed in commit
+order), how each delivered event must end, and the balance events docs/events.md says a Credits stream must
+produce. Nothing here imports the product: a bug shared by the product and its own helpers stays visible.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
+from fractions import Fraction
+from typing import Any
 
 HOLD, LEGACY = "hold", "legacy"  # how a job's reservation was made: a hold (no posting), or posted by v2
+SETTLED, DUPLICATE, CONFLICT, REJECTED = "settled", "duplicate", "conflict", "rejected"
+
+# Credits per second of rendered video: runtime/reconciler/domain/prices.json restated, with the dev stage's
+# overrides (infra/config.py: HD at half price), the stage every run deploys. Exact fractions, no rounding.
+PRICES = {
+    "test": Fraction(1),
+    "standard-v1": Fraction(2),
+    "standard-v2": Fraction(5, 2),
+    "hd-v1": Fraction(2),  # 4 in prices.json
+    "hd-v2": Fraction(5, 2),  # 5 in prices.json
+    "4k-v1": Fraction(12),
+}
+
+
+def render_cost(model: str, seconds: Fraction) -> int:
+    """prices.json's rule: a render costs ceil(seconds * price) whole credits (a started credit is spent)."""
+    return math.ceil(seconds * PRICES[model])
+
+
+@dataclass(frozen=True)
+class GeneratedEvent:
+    """A valid terminal event, as the scenario generated it."""
+
+    event_id: str
+    kind: str  # "rendered" or "failed"
+    job_id: str
+    user: str
+    seconds: Fraction | None = None  # renders only
+    model: str | None = None
+
+    @property
+    def cost(self) -> int:
+        return render_cost(self.model or "", self.seconds or Fraction(0)) if self.kind == "rendered" else 0
+
+
+def generated_event(envelope: dict) -> GeneratedEvent:
+    """Reads back what the scenario put in a valid event's envelope (simulator.scenario: a detail dict, or the
+    same detail as JSON text); only for events the scenario generated valid."""
+    detail: Any = envelope["detail"]
+    if isinstance(detail, str):
+        detail = json.loads(detail, parse_float=Decimal)
+    kind = str(envelope["detail-type"]).removeprefix("video.")
+    seconds = Fraction(detail["seconds"]) if kind == "rendered" else None  # exact from an int, a Decimal or a float
+    return GeneratedEvent(envelope["id"], kind, detail["jobId"], detail["userId"], seconds, detail.get("model") if kind == "rendered" else None)
 
 
 @dataclass
@@ -20,6 +69,9 @@ class OracleJob:
     kind: str = ""  # HOLD, LEGACY, or "" (no reservation)
     settled: str | None = None
     before_the_run: bool = False  # settled by the v2 code in the seeded world
+    damaged: bool = False  # the world stored it damaged: every event of it is refused
+    settled_by: tuple[str, str] | None = None  # (event id, Lambda request id) of its settlement
+    conflicts: set[tuple[str, str]] = field(default_factory=set)  # (event id, request id) of each conflict recorded
 
 
 @dataclass
@@ -68,9 +120,11 @@ class Books:
         self.jobs[job_id] = OracleJob(user, credits, HOLD)
         return problems
 
-    def settle(self, job_id: str, user: str, outcome: str, cost: int, table: str = "UserLedger") -> tuple[int, bool]:
-        """Applies a settlement; returns (its change to remaining, whether it settles into an overdraft)."""
+    def settle(self, job_id: str, user: str, outcome: str, cost: int, by: tuple[str, str], table: str = "UserLedger") -> tuple[int, bool]:
+        """Applies a settlement by (event id, request id); returns (its change to remaining, whether it settles
+        into an overdraft)."""
         job = self.jobs.setdefault(job_id, OracleJob(user))
+        job.settled_by = by
         reserved, kind = job.reserved, job.kind
         if outcome == "rendered":
             if kind == LEGACY and reserved:
@@ -87,6 +141,43 @@ class Books:
             self.adjust(user, change)
         job.settled = outcome
         return change, change < 0 and self.remaining[user] < 0
+
+    def record_conflict(self, job_id: str, event_id: str, request_id: str) -> None:
+        self.jobs[job_id].conflicts.add((event_id, request_id))
+
+    def expected_outcome(self, event: GeneratedEvent, request_id: str) -> str:
+        """How a delivery of `event` in Lambda request `request_id` must end, from what the books know of its job
+        now (in commit order, so after this delivery's own writes). docs/ledger.md and the settlement design,
+        restated: an event of another user's job, or of a damaged job, is refused; a settled job never moves
+        again, so the same terminal event is a duplicate and the other one a conflict (recorded; its redelivery
+        is a duplicate); but a settlement or a conflict this very event wrote in this very request is this
+        delivery's own (its answer was lost or its invocation timed out), reported as such."""
+        job = self.jobs.get(event.job_id)
+        if job is not None and (job.user != event.user or job.damaged):
+            return REJECTED
+        if job is None or job.settled is None:
+            return "unsettled"  # no outcome but a rejection can leave the job unsettled
+        if job.settled_by == (event.event_id, request_id):
+            return SETTLED
+        if (event.event_id, request_id) in job.conflicts:
+            return CONFLICT
+        if job.settled == event.kind or event.event_id in {conflict for conflict, _ in job.conflicts}:
+            return DUPLICATE
+        return CONFLICT
+
+    def refuses_reservation(self, job_id: str, user: str, credits: int) -> str | None:
+        """Why the reservation design refuses a hold for this job now (None: it may hold, or is already in
+        place): another user's job, a settled one, or one reserved with other credits."""
+        job = self.jobs.get(job_id)
+        if job is None:
+            return None
+        if job.user != user:
+            return f"the job is {job.user!r}'s"
+        if job.settled:
+            return f"the job is settled ({job.settled})"
+        if job.reserved and job.reserved != credits:
+            return f"the job holds {job.reserved}"
+        return None
 
     def open_holds(self) -> Counter:
         held: Counter = Counter()

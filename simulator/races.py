@@ -11,6 +11,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from simulator.faults import MAX_RACES, RACE_RATE
+from simulator.oracle import generated_event
 from simulator.scenario import Task
 
 if TYPE_CHECKING:
@@ -48,21 +49,16 @@ class Races:
         return None if change is None else (guarded[0], change)
 
     def _expected_change(self, task: Task) -> int | None:
-        from reconciler.domain.events import VideoRendered, parse_envelope
-
         if task.kind == "reserve":
             return -int(task.args[3])
-        if task.kind != "event":
+        if task.kind != "event" or task.expect != "valid":
             return None
-        try:
-            event = parse_envelope(task.args[0])
-        except ValueError:
-            return None
+        event = generated_event(task.args[0])
         job = self.books.jobs.get(event.job_id)
         if job is not None and job.settled:
             return None
         given_back = job.reserved if job is not None and job.kind else 0
-        return given_back - self.h.prices.cost(event.model, event.seconds) if isinstance(event, VideoRendered) else given_back
+        return given_back - event.cost
 
     def _race(self, race: tuple[dict, int], same_side: bool) -> None:
         from reconciler.ops.adjustments import Adjuster
@@ -98,3 +94,7 @@ class Races:
             return
         self.books.adjust(user, amount)
         self.commits.balance_committed(user)
+        self.commits.writes += 1
+        attempt = getattr(self.local, "attempt", None)
+        if attempt is not None:
+            attempt.races += 1

@@ -126,12 +126,12 @@ def generate(seed: int) -> Scenario:
             tasks.append(Task("reserve", (job_id, user, rng.choice(MODELS), rng.choice([1, 10, 40]))))
         outcome = rng.choice(["rendered", "failed"])
         event_id = f"e-{index}"
-        event = _terminal_event(outcome, job_id, user, event_id, rng)
+        event = terminal_event(outcome, job_id, user, event_id, rng)
         deliveries = 1 + (rng.random() < 0.4) + (rng.random() < 0.2)
         tasks.extend(Task("event", (event,), "valid") for _ in range(deliveries))
         if rng.random() < 0.3:  # the contradicting terminal event
             other = "failed" if outcome == "rendered" else "rendered"
-            tasks.append(Task("event", (_terminal_event(other, job_id, user, f"e-{index}-other", rng),), "valid"))
+            tasks.append(Task("event", (terminal_event(other, job_id, user, f"e-{index}-other", rng),), "valid"))
     if rng.random() < 0.5:  # a render of a job never seen
         tasks.append(
             Task("event", (_envelope("video.rendered", {"jobId": "ghost", "userId": users[0], "seconds": 3, "model": "test"}, "e-ghost"),), "valid")
@@ -207,7 +207,7 @@ def _open_hold_tasks(rng: random.Random, setup: list[Task], tasks: list[Task]) -
         job_id = f"held-{number}"
         at = rng.randint(0, len(tasks))
         tasks.insert(at, Task("reserve", (job_id, user, rng.choice(MODELS), rng.choice([1, 5, min(opening, 20)]))))
-        event = _terminal_event(rng.choice(["rendered", "failed"]), job_id, user, f"e-held-{number}", rng)
+        event = terminal_event(rng.choice(["rendered", "failed"]), job_id, user, f"e-held-{number}", rng)
         for _ in range(1 + (rng.random() < 0.3)):
             tasks.insert(rng.randint(at + 1, len(tasks)), Task("event", (event,), "valid"))
     for number in range(rng.choice([0, 0, 1, 2])):
@@ -249,13 +249,13 @@ def _legacy_tasks(rng: random.Random, setup: list[Task], tasks: list[Task]) -> N
         outcome = status if status in ("rendered", "failed") else rng.choice(["rendered", "failed"])
         # A job the pipeline finished without an event is the timer scan's; the others get their events.
         deliveries = 0 if status in ("rendered", "failed") and rng.random() < 0.5 else 1 + (rng.random() < 0.4)
-        event = _terminal_event(outcome, job_id, user, f"e-v2-{number}", rng)
+        event = terminal_event(outcome, job_id, user, f"e-v2-{number}", rng)
         if outcome == "rendered" and status == "rendered":
             event["detail"].update(seconds=length, model=model)
         new_tasks = [Task("event", (event,), "valid") for _ in range(deliveries)]
         if rng.random() < 0.3:
             other = "failed" if outcome == "rendered" else "rendered"
-            new_tasks.append(Task("event", (_terminal_event(other, job_id, user, f"e-v2-{number}-other", rng),), "valid"))
+            new_tasks.append(Task("event", (terminal_event(other, job_id, user, f"e-v2-{number}-other", rng),), "valid"))
         if rng.random() < 0.35:  # the pipeline retries its reservation call (same credits: in place) or asks for more
             new_tasks.append(Task("reserve", (job_id, user, model, rng.choice([credits, credits + 1]))))
         if deliveries == 0 or rng.random() < 0.3:
@@ -304,7 +304,7 @@ def _balance_event_tasks(rng: random.Random, setup: list[Task], tasks: list[Task
     )
 
 
-def _terminal_event(kind: str, job_id: str, user: str, event_id: str, rng: random.Random) -> dict:
+def terminal_event(kind: str, job_id: str, user: str, event_id: str, rng: random.Random) -> dict:
     if kind == "rendered":
         return _envelope(
             "video.rendered", {"jobId": job_id, "userId": user, "seconds": rng.choice([1, 7, 30, 2.5]), "model": rng.choice(MODELS)}, event_id

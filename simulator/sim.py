@@ -19,8 +19,8 @@ oracle of docs/events.md. A failing run is shrunk to the shortest task list that
 
 The parts: scenario (the workload), harness (the cluster: moto and the stage's resources), scheduler, faults,
 races (concurrent balance changes), world (the seeded tables), oracle (the books and the balance events'
-ground truth), commits (the oracle fed in commit order), run, invariants, balance_events, shrink, and this
-command line.
+ground truth), commits (the oracle fed in commit order), run, records (what a run records of each attempt),
+invariants and liveness (one function per invariant), balance_events, shrink, and this command line.
 
     python -m simulator.sim --seeds 10000        # make sim
     python -m simulator.sim --seed 1234 -v       # replay one run, printing its tasks
@@ -65,6 +65,7 @@ HOLDS_SUMMARY = (
     ("races across a threshold", "race:crossing"),
     ("races on one side of it", "race:same-side"),
     ("UserLedger postings", "user-ledger-entries"),
+    ("jobs still holding credits closed at the end", "closing:events"),
 )
 
 

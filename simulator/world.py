@@ -10,11 +10,11 @@ import json
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC
-from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 from simulator.harness import Harness
-from simulator.oracle import Books, OracleJob, job_ledger_id
+from simulator.oracle import Books, OracleJob, job_ledger_id, render_cost
 from simulator.scenario import Task
 
 
@@ -74,7 +74,7 @@ class World:
             **json.loads(damage),
         }
         self.h.dynamodb.put_item(TableName=self.jobs, Item=item)
-        self.books.jobs[job_id] = OracleJob(user)
+        self.books.jobs[job_id] = OracleJob(user, damaged=True)
 
     def _lost_job(self, job_id: str, user: str, status: str, reserved: int, seconds: int | str) -> None:
         """A job the pipeline finished whose event was lost: the timer scan's, with a v2 reservation or none."""
@@ -186,7 +186,7 @@ class World:
         from reconciler.repository.dynamodb import to_item
 
         tables = self.h.resources.tables
-        cost = self.h.prices.cost(model, Decimal(seconds)) if outcome == "rendered" else 0
+        cost = render_cost(model, Fraction(seconds)) if outcome == "rendered" else 0
         postings = (
             [("release", "credit", credits, f"Release of {credits} reserved credits"), ("charge", "debit", cost, f"Render of {seconds}s on {model}")]
             if outcome == "rendered"
@@ -194,7 +194,7 @@ class World:
         )
         change = credits - cost
         self.books.jobs[job_id].before_the_run = True
-        _, overdraft = self.books.settle(job_id, user, outcome, cost, table="Ledger")
+        _, overdraft = self.books.settle(job_id, user, outcome, cost, (event_id, "req-v2"), table="Ledger")
         settled = {
             ":settledAs": outcome,
             ":settledAt": at,

@@ -345,6 +345,7 @@ class Run:
 
 def run_scenario(harness: Harness, scenario: Scenario) -> RunResult:
     from simulator.balance_events import BalanceEventRun
+    from simulator.discrepancies import damage_and_audit
     from simulator.invariants import check
 
     harness.reset()
@@ -352,4 +353,5 @@ def run_scenario(harness: Harness, scenario: Scenario) -> RunResult:
     run.execute_all()
     check(run)
     BalanceEventRun(run).deliver_and_check()
+    damage_and_audit(run)
     return run.result

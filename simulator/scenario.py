@@ -18,7 +18,7 @@ MODELS = ("test", "standard-v1", "hd-v2")
 
 @dataclass(frozen=True)
 class Task:
-    kind: str  # event | reserve | adjust | scan | pipeline | damage | seed-job | override | legacy-reserve | legacy-settled
+    kind: str  # event | reserve | adjust | scan | pipeline | damage | seed-job | override | legacy-reserve | legacy-settled | discrepancy
     args: tuple = ()
     expect: str = ""  # for events: "valid" or "invalid"
 
@@ -57,6 +57,7 @@ class Scenario:
     workers: int
     fault_rate: float
     stream: StreamDelivery = field(default_factory=StreamDelivery)
+    discrepancies: list[Task] = field(default_factory=list)  # damages to the books after the run (simulator.discrepancies)
 
 
 def _envelope(detail_type: str, detail: Any, event_id: Any) -> dict:
@@ -173,7 +174,8 @@ def generate(seed: int) -> Scenario:
     stream = _balance_event_tasks(random.Random(f"{seed}-balance-events"), setup, tasks)
     _legacy_tasks(random.Random(f"{seed}-legacy"), setup, tasks)
     _open_hold_tasks(random.Random(f"{seed}-holds"), setup, tasks)
-    return Scenario(seed, setup, tasks, workers=workers, fault_rate=fault_rate, stream=stream)
+    discrepancies = _discrepancy_tasks(random.Random(f"{seed}-discrepancies"), setup)
+    return Scenario(seed, setup, tasks, workers=workers, fault_rate=fault_rate, stream=stream, discrepancies=discrepancies)
 
 
 def _edge_event(rng: random.Random, user: str, event_id: str) -> Task:
@@ -190,6 +192,20 @@ def _edge_event(rng: random.Random, user: str, event_id: str) -> Task:
     ):
         detail = json.dumps(detail, default=str).replace(f'"{seconds}"', str(seconds))  # the detail as JSON text
     return Task("event", (_envelope("video.rendered", detail, event_id),), "valid" if ok_seconds and ok_id else "invalid")
+
+
+DISCREPANCY_KINDS = ("balance", "held", "delete-entry", "extra-entry")
+
+
+def _discrepancy_tasks(rng: random.Random, setup: list[Task]) -> list[Task]:
+    """In half of the runs, one or two users (with an opening balance, so with an item and an entry) damaged once
+    each: (kind, user, amount); a deleted entry's amount says where it falls in the user's entries (0..1)."""
+    opened = sorted({task.args[0] for task in setup if task.kind == "adjust" and task.args[1]})
+    if not opened or rng.random() < 0.5:
+        return []
+    damaged = rng.sample(opened, min(len(opened), rng.choice([1, 1, 2])))
+    kinds = [(user, rng.choice(DISCREPANCY_KINDS)) for user in damaged]
+    return [Task("discrepancy", (kind, user, rng.random() if kind == "delete-entry" else rng.choice([1, 3, 17, -2, -40]))) for user, kind in kinds]
 
 
 # Job ids of the data the v2 code wrote (a '#reserve' inside an id, a space: ids are length-prefixed in ledger ids).
@@ -316,4 +332,5 @@ def describe(scenario: Scenario) -> str:
     lines = [f"seed {scenario.seed}: {scenario.workers} worker(s), fault rate {scenario.fault_rate}, {scenario.stream.describe()}"]
     lines += [f"  setup  {task.describe()[:240]}" for task in scenario.setup]
     lines += [f"  task   {task.describe()[:240]}" for task in scenario.tasks]
+    lines += [f"  damage {task.describe()[:240]}" for task in scenario.discrepancies]
     return "\n".join(lines)

@@ -20,7 +20,8 @@ oracle of docs/events.md. A failing run is shrunk to the shortest task list that
 The parts: scenario (the workload), harness (the cluster: moto and the stage's resources), scheduler, faults,
 races (concurrent balance changes), world (the seeded tables), oracle (the books and the balance events'
 ground truth), commits (the oracle fed in commit order), run, records (what a run records of each attempt),
-invariants and liveness (one function per invariant), balance_events, shrink, and this command line.
+invariants and liveness (one function per invariant), balance_events, discrepancies (damages to the books the
+audit must find), shrink, and this command line.
 
     python -m simulator.sim --seeds 10000        # make sim
     python -m simulator.sim --seed 1234 -v       # replay one run, printing its tasks
@@ -39,6 +40,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from simulator.balance_events import BALANCE_EVENT_SUMMARY, balance_event_invariants
+from simulator.discrepancies import the_audit_reports_exactly_the_injected_discrepancies
 from simulator.harness import Harness
 from simulator.invariants import AT_EVERY_COMMIT, CHECKS, emitted_metrics, statement
 from simulator.run import RunResult, run_scenario
@@ -66,12 +68,13 @@ HOLDS_SUMMARY = (
     ("races on one side of it", "race:same-side"),
     ("UserLedger postings", "user-ledger-entries"),
     ("jobs still holding credits closed at the end", "closing:events"),
+    ("damages to the books the audit had to find", "audit:discrepancies-injected"),
 )
 
 
 def invariants() -> list[str]:
     """Every invariant a run checks, as text: at every commit, after the tasks, then the balance events'."""
-    return [*AT_EVERY_COMMIT, *map(statement, CHECKS), *balance_event_invariants()]
+    return [*AT_EVERY_COMMIT, *map(statement, CHECKS), *balance_event_invariants(), statement(the_audit_reports_exactly_the_injected_discrepancies)]
 
 
 def digest(scenario: Scenario, result: RunResult) -> str:
@@ -81,7 +84,8 @@ def digest(scenario: Scenario, result: RunResult) -> str:
     def sha(parts: list[str]) -> str:
         return hashlib.sha256("\n".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
-    tasks = [describe(dataclasses.replace(scenario, setup=[], tasks=[]))] + [task.describe() for task in scenario.setup + scenario.tasks]
+    header = describe(dataclasses.replace(scenario, setup=[], tasks=[], discrepancies=[]))
+    tasks = [header] + [task.describe() for task in scenario.setup + scenario.tasks + scenario.discrepancies]
     counters = [f"{name}={count}" for name, count in sorted(result.covered.items())]
     verdict = f"failed {len(result.failures)} {sha(result.failures)}" if result.failures else "ok"
     return (

@@ -40,8 +40,8 @@ def test_every_invariant_holds_for_the_default_seeds(chunk, templates):
     assert covered["holds:re-decisions-on-the-returned-balance"] and covered["holds:refused-by-the-hold-condition"]
     assert covered["race:same-side"] and covered["race:crossing"] and covered["holds:settled-past-a-concurrent-balance-change"]
     assert covered["audits-clean"] == 2 * SEEDS_PER_CHUNK  # with the holds open, and after the closing phase
-    # and the closing phase's events for jobs still holding credits
-    assert covered["closing:events"]
+    # and the closing phase's events for jobs still holding credits; damages to the books for the audit to find
+    assert covered["closing:events"] and covered["audit:discrepancies-injected"]
     # and eventually consistent reads that answered an earlier version of the job, each decided safely
     assert covered["stale:reads-served"] and any(name.startswith("stale:outcome:settled") for name in covered)
 

@@ -189,7 +189,7 @@ class Run:
         self.local.task = task
         try:
             self._execute(task)
-        except Exception as error:  # noqa: BLE001 - every error a task's caller should see is recorded by the task itself
+        except Exception as error:  # noqa: BLE001 - the simulator's own: each task records the errors of the code under test
             where = traceback.extract_tb(error.__traceback__)[-1]
             self.result.failures.append(
                 f"{task.kind} raised {type(error).__name__}: {str(error)[:200]} (at {where.filename}:{where.lineno}) for {task.describe()[:200]}"

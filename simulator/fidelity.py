@@ -53,6 +53,17 @@ boto3 call of the runtime, the CLI and the tests passes, above botocore's own re
    (`set_stale_reads`, the simulator's and the tests that ask for it): the layer then keeps each written item's
    last versions and the plan says how far back a read goes. Nothing else changes: a strongly consistent read and
    every write see the current item.
+8. answers a Query or Scan of a global secondary index as AWS may: from the table as it stood some writes ago
+   (DynamoDB developer guide, "Using Global Secondary Indexes in DynamoDB": a table's changes reach its global
+   indexes asynchronously; botocore dynamodb model, Query: "Global secondary indexes support eventually
+   consistent reads only", QueryInput.ConsistentRead). moto updates its indexes with the table. Only where an
+   index-lag plan is set (`set_index_lag`): the plan gets the stamps of the writes the index has not applied yet
+   and says how many of the newest it still misses; applied writes stay applied (an index is never ahead of its
+   table and never goes back), and a plan that misses only young writes (`index_lag_missing_writes_younger_than`)
+   catches up by itself; `catch_up_indexes` applies all. The stamps come from the caller's clock (the simulator's
+   logical steps) or count DynamoDB calls, so a seeded plan lags the same way each run. Local indexes, the table
+   and every write are unaffected. In-process only.
+
 Each difference is listed with its source in docs/emulator-fidelity.md.
 """
 
@@ -63,8 +74,9 @@ import copy
 import json
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
 from functools import lru_cache
 from typing import Any
@@ -101,6 +113,16 @@ _item_versions: dict[tuple[str, str, str], list[dict | None]] = {}  # (endpoint,
 KEPT_VERSIONS = 3
 _WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"}
 stale_reads_served = [0]  # eventually consistent reads answered with an earlier version of the item
+
+# Global secondary indexes that lag their table (module docstring, 8.): the plan gets (table, index, the stamps of
+# the writes its view has not applied yet, oldest first) and says how many of the newest it still misses (0: it
+# catches up). Views are kept while a plan is set.
+IndexLagPlan = Callable[[str, str, Sequence[int]], int]
+_index_lag: IndexLagPlan | None = None
+_lag_tables: frozenset[str] | None = None
+_lag_clock: Callable[[], int] | None = None
+_lag_ticks = [0]  # the default clock: in-process DynamoDB calls made while a plan is set
+index_reads_lagged = [0]  # index reads answered from a view that missed writes
 
 
 class Fault:
@@ -157,7 +179,7 @@ def install() -> None:
 
 def _call_in_process_dynamodb(client: BaseClient, operation: str, params: dict) -> Any:
     """In-process moto's answer, one request at a time (module docstring, 2.), as AWS would give it: refused where
-    the items as stored make AWS refuse it (1.), an earlier version where a plan says (7.), a
+    the items as stored make AWS refuse it (1.), an earlier version or index view where a plan says (7., 8.), a
     cancelled transaction's reasons in AWS's shape (5.)."""
     with _lock:
         stale = _stale_answer(client, operation, params)
@@ -166,7 +188,8 @@ def _call_in_process_dynamodb(client: BaseClient, operation: str, params: dict) 
         _check_stored_items(client, operation, params)
         before = _versions_before(client, operation, params)
         try:
-            response = _original(client, operation, params)
+            with _indexes_lag(client, operation, params):
+                response = _original(client, operation, params)
         except ClientError as error:
             if operation == "TransactWriteItems":
                 _hold_cancellation_items_to_aws(client, params, error)
@@ -1166,3 +1189,133 @@ def _cancellation(operation: str, reasons: list[dict]) -> ClientError:
         f"Transaction cancelled, please refer cancellation reasons for specific reasons [{text}]",
         CancellationReasons=reasons,
     )
+
+
+# --- global secondary indexes that lag their table (module docstring, 8.) ----------------------------------------
+
+
+@dataclass
+class _IndexView:
+    """What a table's global secondary indexes show: a copy of moto's table holding the items as they stood some
+    writes ago, and the writes it has yet to apply, oldest first: (stamp, partition key, sort key, item after the
+    write or None where it deleted the item)."""
+
+    table: Any
+    pending: list[tuple[int, Any, Any, Any]] = field(default_factory=list)
+
+
+_index_views: dict[tuple[str, str], _IndexView] = {}
+
+
+def set_index_lag(plan: IndexLagPlan | None, tables: frozenset[str] | None = None, clock: Callable[[], int] | None = None) -> None:
+    """Queries and Scans of a global secondary index of `tables` (None: all) answer as `plan` says; None: current
+    again, and the views kept so far are dropped. `clock`: what a write's stamp is (the simulator's logical step,
+    say); by default the count of DynamoDB calls made while a plan is set. Each write on a lagging table then costs a
+    read of the item it left, in-process (the moto server is not served)."""
+    global _index_lag, _lag_tables, _lag_clock
+    with _lock:
+        _index_lag, _lag_tables, _lag_clock = plan, tables, clock
+        _index_views.clear()
+
+
+def catch_up_indexes() -> None:
+    """Every index shows every write made so far (as AWS's indexes do once writes stop for long enough)."""
+    with _lock:
+        for view in _index_views.values():
+            _apply(view, len(view.pending))
+
+
+def index_lag_missing_last_writes(count: int) -> IndexLagPlan:
+    """A plan: each index read misses the table's last `count` writes (until `catch_up_indexes`)."""
+    return lambda table, index, stamps: count
+
+
+def index_lag_missing_writes_younger_than(age: int) -> IndexLagPlan:
+    """A plan: each index read misses the writes stamped less than `age` ticks of the clock ago, so that a read `age`
+    ticks after the last write sees everything."""
+
+    def plan(table: str, index: str, stamps: Sequence[int]) -> int:
+        now = _lag_now()
+        return sum(1 for stamp in stamps if now - stamp < age)
+
+    return plan
+
+
+def _lag_now() -> int:
+    return _lag_clock() if _lag_clock is not None else _lag_ticks[0]
+
+
+def _lagging(client: BaseClient, table: str) -> bool:
+    if _lag_tables is not None and table not in _lag_tables:
+        return False
+    schema = _schema(client, table)
+    return schema is not None and any(is_global for _, _, is_global in schema.indexes.values())
+
+
+@contextmanager
+def _indexes_lag(client: BaseClient, operation: str, params: dict) -> Iterator[None]:
+    """Around one in-process call: a write's items are queued for the index views (whose copy of the table is taken
+    before the first write); a Query or Scan of a global index answers from its view where the plan has it miss
+    writes (moto's table swapped for the view during the call: one call, under the lock, as AWS answers)."""
+    if _index_lag is None:
+        yield
+        return
+    _lag_ticks[0] += 1
+    if operation in _WRITES:
+        written = [(table, key) for table, key in _written_keys(client, operation, params) if _lagging(client, table)]
+        views = [_index_view(client, table) for table, _ in written]
+        yield  # a write that fails changes nothing: nothing is queued
+        for written_to, (table, key) in zip(views, written, strict=True):
+            item = _stored(client, {"TableName": table, "Key": key})
+            written_to.pending.append((_lag_now(), *_key_values(_schema(client, table), key), copy.deepcopy(item)))  # type: ignore[arg-type]  # lagging: known
+        return
+    lagging = _lagging_view(client, operation, params)
+    if lagging is None:
+        yield
+        return
+    index_reads_lagged[0] += 1
+    tables, table = _moto_tables(client), params["TableName"]
+    current, tables[table] = tables[table], lagging.table
+    try:
+        yield
+    finally:
+        tables[table] = current
+
+
+def _lagging_view(client: BaseClient, operation: str, params: dict) -> _IndexView | None:
+    """The view a Query or Scan of a global index answers from, once the writes the plan lets through are applied;
+    None where it misses none (the table answers, as the view would)."""
+    plan, table, index = _index_lag, params.get("TableName", ""), params.get("IndexName")
+    if plan is None or operation not in ("Query", "Scan") or not isinstance(index, str) or not _lagging(client, table):
+        return None
+    schema, view = _schema(client, table), _index_views.get((client.meta.endpoint_url, table))
+    if schema is None or view is None or not view.pending or not schema.indexes.get(index, ("", None, False))[2]:
+        return None
+    missed = max(0, min(len(view.pending), plan(table, index, [stamp for stamp, *_ in view.pending])))
+    _apply(view, len(view.pending) - missed)
+    return view if missed else None
+
+
+def _index_view(client: BaseClient, table: str) -> _IndexView:
+    view = _index_views.get((client.meta.endpoint_url, table))
+    if view is None:
+        current = _moto_table(client, table)
+        copied = copy.copy(current)  # moto's table: its schema, indexes and stream shard shared, its items of its own
+        copied.items = copy.deepcopy(current.items)
+        view = _index_views[(client.meta.endpoint_url, table)] = _IndexView(copied)
+    return view
+
+
+def _apply(view: _IndexView, count: int) -> None:
+    """The view's oldest `count` pending writes applied: never more than were made, never undone."""
+    items = view.table.items
+    for _, hash_value, range_value, item in view.pending[:count]:
+        if range_value is None and item is None:
+            items.pop(hash_value, None)
+        elif range_value is None:
+            items[hash_value] = item
+        elif item is None:
+            items.get(hash_value, {}).pop(range_value, None)
+        else:
+            items[hash_value][range_value] = item
+    del view.pending[:count]

@@ -3,6 +3,7 @@ documents, and a cancelled transaction leaves the table's stream whole (simulato
 
 from __future__ import annotations
 
+import random
 import sys
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -807,3 +808,112 @@ def test_sums_and_differences_are_exact_to_38_digits(keyed):
     add(keyed, "0.25")
     add(keyed, "-1E+35")  # moto alone fails on an exponent without a decimal point
     assert Decimal(keyed.get_item(TableName=KEYED, Key=KEY)["Item"]["n"]["N"]) == Decimal("23456789012345678901234567890123456.75")
+
+
+# --- global secondary indexes that lag their table (8.) --------------------------------------------------------
+
+
+@pytest.fixture
+def lagging(keyed) -> Iterator[Any]:
+    yield keyed
+    fidelity.set_index_lag(None)
+
+
+def write(client: Any, pk: str, g: str = "g") -> None:
+    client.put_item(TableName=KEYED, Item={"pk": {"S": pk}, "sk": {"S": "s"}, "g": {"S": g}, "gs": {"S": "1"}, "ls": {"S": "1"}})
+
+
+def on_index(client: Any, g: str = "g") -> list[str]:
+    """The items the global index holds under `g`, by a Query, and the same by a Scan of the index."""
+    queried = client.query(TableName=KEYED, IndexName="by-g", KeyConditionExpression="g = :g", ExpressionAttributeValues={":g": {"S": g}})["Items"]
+    return sorted(item["pk"]["S"] for item in queried)
+
+
+def test_without_a_plan_a_global_index_is_current(lagging):
+    write(lagging, "a")
+    assert on_index(lagging) == ["a"]
+
+
+def test_a_global_index_misses_the_writes_its_plan_says_and_the_table_and_local_indexes_do_not(lagging):
+    fidelity.set_index_lag(fidelity.index_lag_missing_last_writes(1))
+    lagged = fidelity.index_reads_lagged[0]
+    write(lagging, "a")
+    write(lagging, "b")
+    # a global index, queried or scanned, misses the last write
+    assert on_index(lagging) == ["a"]
+    assert [item["pk"]["S"] for item in lagging.scan(TableName=KEYED, IndexName="by-g")["Items"]] == ["a"]
+    assert fidelity.index_reads_lagged[0] == lagged + 2
+    # the table and its local index do not, whatever the read
+    assert lagging.scan(TableName=KEYED, Select="COUNT")["Count"] == 2
+    assert lagging.get_item(TableName=KEYED, Key={"pk": {"S": "b"}, "sk": {"S": "s"}})["Item"]["g"] == {"S": "g"}
+    by_ls = lagging.query(TableName=KEYED, IndexName="by-ls", KeyConditionExpression="pk = :b", ExpressionAttributeValues={":b": {"S": "b"}})
+    assert by_ls["Count"] == 1
+    # and a catch-up shows everything
+    fidelity.catch_up_indexes()
+    assert on_index(lagging) == ["a", "b"]
+
+
+def test_a_lagging_index_shows_items_as_they_were_before_an_update_or_a_delete(lagging):
+    write(lagging, "a")
+    write(lagging, "b")
+    fidelity.set_index_lag(fidelity.index_lag_missing_last_writes(2))
+    lagging.update_item(
+        TableName=KEYED, Key={"pk": {"S": "a"}, "sk": {"S": "s"}}, UpdateExpression="SET g = :h", ExpressionAttributeValues={":h": {"S": "h"}}
+    )
+    lagging.delete_item(TableName=KEYED, Key={"pk": {"S": "b"}, "sk": {"S": "s"}})
+    assert (on_index(lagging, "g"), on_index(lagging, "h")) == (["a", "b"], [])
+    fidelity.catch_up_indexes()
+    assert (on_index(lagging, "g"), on_index(lagging, "h")) == ([], ["a"])
+
+
+def test_an_index_catches_up_with_writes_older_than_its_lag_and_a_later_read_sees_everything(lagging):
+    # Given a plan that misses the writes of the last 3 steps of a clock the test drives
+    clock = [0]
+    fidelity.set_index_lag(fidelity.index_lag_missing_writes_younger_than(3), clock=lambda: clock[0])
+    write(lagging, "a")  # at step 0
+    clock[0] = 1
+    write(lagging, "b")  # at step 1
+    # When the index is read at steps 2, 3 and 4, with no write in between
+    answers = []
+    for step in (2, 3, 4):
+        clock[0] = step
+        answers.append(on_index(lagging))
+    # Then it shows each write once it is 3 steps old, and everything in the end
+    assert answers == [[], ["a"], ["a", "b"]]
+
+
+def test_with_its_own_clock_a_lagging_index_catches_up_by_itself(lagging):
+    fidelity.set_index_lag(fidelity.index_lag_missing_writes_younger_than(2))  # the clock: calls to DynamoDB
+    write(lagging, "a")
+    assert [on_index(lagging), on_index(lagging)] == [[], ["a"]]
+
+
+def test_an_index_is_never_ahead_of_its_table_and_never_goes_back(lagging):
+    misses = [0, 5]
+    fidelity.set_index_lag(lambda table, index, stamps: misses.pop(0))
+    write(lagging, "a")
+    write(lagging, "b")
+    assert on_index(lagging) == ["a", "b"]  # caught up
+    write(lagging, "c")
+    assert on_index(lagging) == ["a", "b"]  # misses at most what was written since: a and b stay
+
+
+def test_only_the_tables_of_the_plan_lag(lagging):
+    fidelity.set_index_lag(fidelity.index_lag_missing_last_writes(1), tables=frozenset({"Another"}))
+    write(lagging, "a")
+    assert on_index(lagging) == ["a"]
+
+
+def test_a_seeded_plan_lags_the_same_way_each_run(lagging):
+    def run(g: str) -> list[list[str]]:
+        rng = random.Random(7)
+        fidelity.set_index_lag(lambda table, index, stamps: rng.randint(0, len(stamps)))
+        answers = []
+        for pk in ("a", "b", "c", "d"):
+            write(lagging, pk + g, g)
+            answers.append([found[0] for found in on_index(lagging, g)])
+        return answers
+
+    first = run("1")
+    assert run("2") == first
+    assert any(len(answer) < n for n, answer in enumerate(first, start=1))  # it did lag

@@ -1047,8 +1047,11 @@ def _update_result(client: BaseClient, op: dict, exact: bool = False) -> tuple[i
     current = _stored(client, op)
     attributes = current.attrs if current is not None else {}
     bound = _bounded_update_size(expression, op, attributes)
+    index_keys = _index_keys_set(schema, expression, op, attributes)
+    if isinstance(index_keys, str):  # set from a value AWS refuses for that key
+        return bound, index_keys if _condition_holds_on(op, current) else None
     fast = not exact and bound <= MAX_DYNAMODB_ITEM_BYTES and _arithmetic_stays_valid(expression, op, attributes)
-    if fast and _index_keys_provably_valid(schema, expression, op, attributes):
+    if fast and index_keys:
         return bound, None
     updated = _updated_item(client, schema, op, current)
     if updated is None:
@@ -1148,9 +1151,10 @@ def _update_actions(expression: str) -> Iterator[tuple[str, str]]:
                 start = position + 1
 
 
-def _index_keys_provably_valid(schema: _Schema, expression: str, op: dict, attributes: Mapping[str, Any]) -> bool:
-    """Whether every index key the update touches is valid without evaluating it: untouched, removed, or set from one
-    value of the declared type and size (`k = :v`, or `k = if_not_exists(k, :v)` where k is not there yet)."""
+def _index_keys_set(schema: _Schema, expression: str, op: dict, attributes: Mapping[str, Any]) -> bool | str:
+    """True where every index key the update touches is valid without evaluating it: untouched, removed, or set from
+    one value of the declared type and size (`k = :v`, or `k = if_not_exists(k, :v)` where k is not there yet);
+    AWS's refusal where one is set so from a value of another type or too long; False where it takes evaluating."""
     names, values = op.get("ExpressionAttributeNames") or {}, op.get("ExpressionAttributeValues") or {}
     index_keys = {attribute: key for attribute, key in schema.keys.items() if key[1] != "(table)"}
     if not {names.get(token, token) for token in _NAME_TOKENS.findall(expression)} & index_keys.keys():
@@ -1172,12 +1176,15 @@ def _index_keys_provably_valid(schema: _Schema, expression: str, op: dict, attri
             continue  # if_not_exists of a key already there: unchanged
         value = values.get(match.group(2) or match.group(3))
         declared, _, allowed = index_keys[attribute]
-        if value is None or next(iter(value)) != declared:
+        if value is None:
             return False
-        try:
-            _check_key_bytes(value, allowed, "")
-        except _Refused:
-            return False
+        if next(iter(value)) != declared:
+            return _INDEX_KEY_TYPE_BY_UPDATE
+        size = _value_bytes(value) if declared != "N" else 1
+        if size == 0:
+            return False  # empty: moto refuses it in AWS's words
+        if size > allowed:
+            return _INDEX_KEY_TOO_LONG_BY_UPDATE
     return True
 
 

@@ -367,6 +367,16 @@ def test_a_key_of_exactly_its_limit_in_bytes_is_accepted_on_every_path(keyed, wh
     call(keyed, of_bytes(limit))
 
 
+def test_an_update_that_sets_an_index_key_to_another_type_is_refused_alone_and_cancels_a_transaction(keyed):
+    message = "The update expression attempted to update the secondary index key to unsupported type"
+    number = {"UpdateExpression": "SET gs = :n", "ExpressionAttributeValues": {":n": {"N": "1"}}}
+    assert refusal(lambda: keyed.update_item(TableName=KEYED, Key=KEY, **number)) == ("ValidationException", message)
+    with pytest.raises(ClientError) as raised:
+        keyed.transact_write_items(TransactItems=[{"Update": {"TableName": KEYED, "Key": KEY, **number}}])
+    assert raised.value.response["CancellationReasons"] == [{"Code": "ValidationError", "Message": message}]  # type: ignore[typeddict-item]
+    assert keyed.scan(TableName=KEYED)["Items"] == []
+
+
 def test_an_empty_key_is_refused_as_aws_refuses_it(keyed):
     assert refusal(lambda: put(ls="")(keyed, "")) == (
         "ValidationException",

@@ -436,13 +436,18 @@ def test_an_item_that_moto_measures_under_its_limit_and_dynamodb_over_400_kb_is_
     keyed.put_item(TableName=KEYED, Item=item)
 
 
+def growing(bools: int) -> dict:
+    """An update of KEY's item that appends `bools` booleans (2 bytes each) to its list."""
+    return {
+        "TableName": KEYED,
+        "Key": KEY,
+        "UpdateExpression": "SET l = list_append(l, :more)",
+        "ExpressionAttributeValues": {":more": {"L": [{"BOOL": True}] * bools}},
+    }
+
+
 def grow(client: Any, bools: int) -> Any:
-    return client.update_item(
-        TableName=KEYED,
-        Key=KEY,
-        UpdateExpression="SET l = list_append(l, :more)",
-        ExpressionAttributeValues={":more": {"L": [{"BOOL": True}] * bools}},
-    )
+    return client.update_item(**growing(bools))
 
 
 def test_an_update_is_held_to_400_kb_by_the_item_it_leaves_and_refused_without_writing(keyed, moto_alone):
@@ -462,22 +467,22 @@ def test_an_update_is_held_to_400_kb_by_the_item_it_leaves_and_refused_without_w
 def test_a_transaction_whose_update_outgrows_400_kb_is_cancelled_with_a_validation_error_and_writes_nothing(keyed):
     keyed.put_item(TableName=KEYED, Item=with_bools(399_999, 4_790))  # 409,600 - 8 bytes
     other = {"Put": {"TableName": KEYED, "Item": {"pk": {"S": "other"}, "sk": {"S": "s"}}}}
-    update = {
-        "Update": {
-            "TableName": KEYED,
-            "Key": KEY,
-            "UpdateExpression": "SET l = list_append(l, :more)",
-            "ExpressionAttributeValues": {":more": {"L": [{"BOOL": True}] * 5}},
-        }
-    }
-    with pytest.raises(ClientError) as raised:
-        keyed.transact_write_items(TransactItems=[other, update])
-    assert raised.value.response["Error"]["Code"] == "TransactionCanceledException"
-    assert raised.value.response["CancellationReasons"] == [  # type: ignore[typeddict-item]  # AWS's shape, not botocore's stubs
+    assert cancellation(keyed, other, {"Update": growing(5)}) == [
         {"Code": "None"},
         {"Code": "ValidationError", "Message": "Item size to update has exceeded the maximum allowed size"},
     ]
     assert "Item" not in keyed.get_item(TableName=KEYED, Key={"pk": {"S": "other"}, "sk": {"S": "s"}})
+
+
+def test_a_cancellation_for_an_outgrown_item_gives_every_action_its_reason_as_aws_does(keyed):
+    keyed.put_item(TableName=KEYED, Item=with_bools(399_999, 4_790))
+    guarded = {**KEY, "pk": {"S": "guarded"}}
+    keyed.put_item(TableName=KEYED, Item=guarded)
+    check = {"TableName": KEYED, "Key": guarded, "ConditionExpression": "attribute_not_exists(pk)", "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
+    assert cancellation(keyed, {"ConditionCheck": check}, {"Update": growing(5)}) == [
+        {"Code": "ConditionalCheckFailed", "Message": "The conditional request failed", "Item": guarded},
+        {"Code": "ValidationError", "Message": "Item size to update has exceeded the maximum allowed size"},
+    ]
 
 
 # --- transactions: 100 items, 4 MB, one action per item --------------------------------------------------------

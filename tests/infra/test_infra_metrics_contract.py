@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _emitted_metrics():
-    """The EMF summing the runtime tests count metrics with: the simulator's (one parser, simulator/sim.py)."""
+    """The EMF summing the runtime tests count metrics with: the simulator's (one parser, simulator/invariants.py)."""
     from simulator.sim import emitted_metrics
 
     return emitted_metrics

@@ -20,13 +20,12 @@ def stage(request):
 
 
 def recorded(stage):
-    """A client of the stage whose requests (operation and parameters) are recorded; without the emulation's own
-    DescribeTable (simulator/fidelity.py reads a table's key types once, straight from botocore)."""
+    """A client of the stage whose requests (operation and parameters) are recorded (simulator/fidelity.py reads
+    a table's keys from in-process moto itself, so every request recorded is the code's)."""
     calls = []
 
     def record(params, model, **_):
-        if model.name != "DescribeTable":
-            calls.append((model.name, params))
+        calls.append((model.name, params))
 
     client = stage.client("dynamodb")
     client.meta.events.register("provide-client-params.dynamodb", record)

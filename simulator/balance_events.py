@@ -1,0 +1,330 @@
+"""Balance events: after a run's money-path tasks, the Credits table's stream goes through the real
+balance-events handler as Lambda's DynamoDB Streams event source mapping delivers it (batches drawn by the seed,
+partial batch responses retried from the first reported record, a timed-out invocation retried halved, give-ups
+after the retry limit), with faults injected into that function's EventBridge and DynamoDB calls. Then the
+invariants of docs/events.md, one function each, against the oracle's ground truth (simulator.oracle).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import sys
+import traceback
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from simulator.faults import (
+    LEDGER_QUERY_FAULTS,
+    MARKER_READ_FAULTS,
+    MARKER_WRITE_FAULTS,
+    MAX_STREAM_FAULTS,
+    PUT_EVENTS_FAULTS,
+    SimulatedTimeout,
+    stream_fault,
+)
+from simulator.harness import BALANCE_FUNCTION
+from simulator.invariants import statement
+from simulator.oracle import BALANCE_SOURCE, ground_truth, whole_number
+
+if TYPE_CHECKING:
+    from simulator.run import Run
+
+BALANCE_EVENT_SUMMARY = (
+    ("crossings", "balance:crossings"),
+    ("events published", "balance:events-on-the-bus"),
+    ("failed entries injected", "balance:failed-entries-injected"),
+    ("faults injected", "balance:faults-injected"),
+    ("retries", "balance:retries"),
+    ("give-ups", "balance:given-up-batches"),
+    ("crossings given up", "balance:crossings-given-up"),
+    ("duplicates in the documented window", "balance:duplicates-in-window"),
+    ("window faults", "balance:window-faults"),
+    ("records", "balance:records"),
+    ("invocations", "balance:invocations"),
+)
+MAX_STREAM_INVOCATIONS = 5000
+
+
+class BalanceEventRun:
+    """Lambda's event source mapping for the Credits stream, with the real handler, then the invariants."""
+
+    def __init__(self, run: Run) -> None:
+        self.run, self.h, self.plan_of = run, run.h, run.s.stream
+        self.covered = run.result.covered
+        self.fail = run.result.failures.append
+        self.rng = random.Random(f"{run.s.seed}-stream-batches")
+        self.fault_rng = random.Random(f"{run.s.seed}-stream-faults")
+        self.faults_left = MAX_STREAM_FAULTS
+        self.invocation_faults: list[str] = []
+        self.window_faults: Counter = Counter()  # crossingId -> injected faults in the documented window
+        self.records: list[dict] = []
+        self.given_up: set[str] = set()  # sequence numbers of given-up records
+        self.max_retries = self.h.mapping["max_retry_attempts"] if self.plan_of.max_retry_attempts is None else self.plan_of.max_retry_attempts
+
+    def deliver_and_check(self) -> None:
+        self.records = self.h.read_stream()
+        self.covered["balance:records"] += len(self.records)
+        for failure in the_credits_stream_holds_every_change(self):
+            self.fail(failure)
+        self.deliver()
+        self.check()
+
+    # --- Lambda's event source mapping ------------------------------------------------------------------
+    def deliver(self) -> None:
+        """Batches in stream order (sizes drawn by the seed); a batch whose response reports failures is retried
+        from the first reported record (Lambda checkpoints there); an invocation that fails as a whole (a
+        timeout) is retried halved (bisectBatchOnFunctionError); after the retry limit the failing records are
+        given up (their description goes to the on-failure destination) and the stream goes on."""
+        from reconciler.handlers.balance_stream import handler
+        from reconciler.local.invoker import LocalContext
+        from reconciler.observability import metrics
+
+        pending, attempts, bisect, invocations = list(self.records), 0, 0, 0
+        stdout, sys.stdout = sys.stdout, io.StringIO()  # Powertools prints its EMF metrics here
+        try:
+            while pending:
+                invocations += 1
+                if invocations > MAX_STREAM_INVOCATIONS:
+                    self.fail(f"the stream did not drain after {MAX_STREAM_INVOCATIONS} invocations")
+                    return
+                size = self.rng.choice(self.plan_of.batch_sizes)
+                batch = pending[: min(size, bisect) if bisect else size]
+                self.invocation_faults = []
+                failed_at, whole = None, False
+                self.h.fidelity.set_fault_plan(self.fault_plan)
+                try:
+                    response = handler({"Records": batch}, LocalContext(BALANCE_FUNCTION, 60_000)) or {}
+                    reported = {item.get("itemIdentifier") for item in response.get("batchItemFailures", [])}
+                    indexes = [i for i, record in enumerate(batch) if record["dynamodb"]["SequenceNumber"] in reported]
+                    if reported and len(indexes) != len(reported):
+                        self.fail(f"the stream function reported failures of records not in its batch: {sorted(map(str, reported))[:5]}")
+                    if indexes and indexes != list(range(min(indexes), len(batch))):
+                        self.fail(f"the stream function reported {len(indexes)} failed record(s) but not every record after the first failure")
+                    failed_at = min(indexes) if indexes else None
+                except SimulatedTimeout:
+                    metrics.clear_metrics()  # the killed invocation never flushed
+                    whole = True
+                except Exception as error:  # noqa: BLE001 - docs/events.md: every failed record is reported, the handler never raises
+                    metrics.clear_metrics()
+                    where = traceback.extract_tb(error.__traceback__)[-1]
+                    self.fail(f"the stream handler raised {type(error).__name__}: {str(error)[:200]} (at {where.filename}:{where.lineno})")
+                    whole = True
+                finally:
+                    self.h.fidelity.set_fault_plan(None)
+                self.covered["balance:invocations"] += 1
+                if failed_at is None and not whole:
+                    del pending[: len(batch)]
+                    attempts, bisect = 0, 0
+                    continue
+                if not self.invocation_faults:
+                    first = batch[failed_at or 0]["dynamodb"]["SequenceNumber"]
+                    self.fail(f"the stream function failed record {first} ({'the whole invocation' if whole else 'reported'}) with no injected fault")
+                if whole:
+                    failed_at, bisect = 0, max(1, len(batch) // 2)
+                    self.covered["balance:function-errors"] += 1
+                else:
+                    self.covered["balance:partial-batch-failures"] += 1
+                del pending[:failed_at]  # Lambda checkpoints at the first failed record
+                attempts = attempts + 1 if failed_at == 0 else 1
+                if attempts > self.max_retries:
+                    given_up = batch[failed_at:]
+                    del pending[: len(given_up)]
+                    self.given_up.update(record["dynamodb"]["SequenceNumber"] for record in given_up)
+                    self.covered["balance:given-up-batches"] += 1
+                    attempts, bisect = 0, 0
+                else:
+                    self.covered["balance:retries"] += 1
+        finally:
+            sys.stdout = stdout
+
+    def fault_plan(self, service: str, operation: str, params: dict) -> Any:
+        """Faults in AWS's shapes on the stream function's calls; the ones in the documented duplicate window
+        (PutEvents went through, its marker is not written) are counted per crossingId."""
+        table = params.get("TableName")
+        if service == "events" and operation == "PutEvents":
+            choices, crossing = PUT_EVENTS_FAULTS, json.loads(params["Entries"][0]["Detail"]).get("crossingId")
+        elif service == "dynamodb" and table == self.h.resources.tables["BalanceEvents"] and operation == "GetItem":
+            choices, crossing = MARKER_READ_FAULTS, None
+        elif service == "dynamodb" and table == self.h.resources.tables["BalanceEvents"] and operation == "PutItem":
+            choices, crossing = MARKER_WRITE_FAULTS, params.get("Item", {}).get("crossingId", {}).get("S")
+        elif service == "dynamodb" and table in (self.h.resources.tables["Ledger"], self.h.resources.tables["UserLedger"]) and operation == "Query":
+            choices, crossing = LEDGER_QUERY_FAULTS, None
+        else:
+            return None
+        if self.fault_rng.random() >= self.plan_of.fault_rate or self.faults_left <= 0:
+            return None
+        self.faults_left -= 1
+        label, in_window = self.fault_rng.choice(choices)
+        self.invocation_faults.append(label)
+        self.covered["balance:faults-injected"] += 1
+        self.covered[f"fault:stream:{label}"] += 1
+        if in_window:
+            self.window_faults[crossing] += 1
+            self.covered["balance:window-faults"] += 1
+        if label.startswith("failed-entry-"):
+            self.covered["balance:failed-entries-injected"] += 1
+        return stream_fault(label, operation, self.fault_rng)
+
+    def bus(self) -> list[dict]:
+        """The balance events EventBridge accepted, in the order it accepted them."""
+        return [event for event in self.h.bus if event["source"] == BALANCE_SOURCE]
+
+    def check(self) -> None:
+        truth = ground_truth(self.records, self.h.thresholds())
+        self.covered["balance:crossings"] += len(truth)
+        self.covered["balance:events-on-the-bus"] += len(self.bus())
+        for invariant in STREAM_CHECKS:
+            for failure in invariant(self, truth):
+                self.fail(failure)
+
+
+# --- the invariants ---------------------------------------------------------------------------------------
+
+
+def the_credits_stream_holds_every_change(delivery: BalanceEventRun) -> Iterator[str]:
+    """the Credits stream holds every change of the run: per user, each record's OldImage is the previous record's NewImage,
+    and the last NewImage is the item as it is (else the ground truth would judge a part)"""
+    last: dict[str, dict | None] = {}
+    for record in delivery.records:
+        data = record["dynamodb"]
+        user = data["Keys"]["userId"]["S"]
+        if data.get("OldImage") != last.get(user):
+            yield f"the Credits stream skips a change of {user!r}: a record's OldImage {data.get('OldImage')} follows {last.get(user)}"
+        last[user] = data.get("NewImage")
+    for item in delivery.h.dynamodb.scan(TableName=delivery.h.resources.tables["Credits"])["Items"]:
+        if last.get(item["userId"]["S"]) != item:
+            yield f"the Credits stream ends at {last.get(item['userId']['S'])} for {item['userId']['S']!r}, but the item is {item}"
+
+
+def every_crossing_is_on_the_bus(delivery: BalanceEventRun, truth: dict[str, dict]) -> Iterator[str]:
+    """every crossing of the ground truth (an oracle of docs/events.md over the Credits stream) is on the bus, unless its record
+    was given up"""
+    published = Counter(event["detail"].get("crossingId") for event in delivery.bus())
+    for cid, crossing in truth.items():
+        if published[cid]:
+            continue
+        if crossing["sequence"] in delivery.given_up:
+            delivery.covered["balance:crossings-given-up"] += 1
+        else:
+            yield (
+                f"crossing {crossing['detail-type']} of {crossing['userId']!r} ({crossing['balanceBefore']} -> {crossing['balanceAfter']}, "
+                f"record {crossing['sequence']}) is not on the bus (crossingId {cid})"
+            )
+
+
+def every_event_on_the_bus_is_a_crossing_with_its_values(delivery: BalanceEventRun, truth: dict[str, dict]) -> Iterator[str]:
+    """no event on the bus without a ground-truth crossing; each with its crossingId and values, on the configured bus"""
+    for event in delivery.bus():
+        detail = event["detail"]
+        expected = truth.get(detail.get("crossingId"))
+        if expected is None:
+            yield f"event on the bus without a ground-truth expected: {event['detail-type']} {json.dumps(detail, default=str)[:300]}"
+            continue
+        wrong = {
+            name: (detail.get(name), value)
+            for name, value in expected.items()
+            if name not in ("position",) and (event["detail-type"] if name == "detail-type" else detail.get(name)) != value
+        }
+        if wrong or event["bus"] != delivery.h.event_bus():
+            yield f"event {detail.get('crossingId')} differs from its ground truth (got, expected): {wrong} on bus {event['bus']!r}"
+
+
+def each_users_events_are_in_balance_order(delivery: BalanceEventRun, truth: dict[str, dict]) -> Iterator[str]:
+    """per user, the events on the bus are in balance order (stream sequence, then the crossing's place in the change)"""
+    last: dict[str, tuple[int, int, str]] = {}
+    for event in delivery.bus():
+        expected = truth.get(event["detail"].get("crossingId"))
+        if expected is None:
+            continue
+        place = (int(expected["sequence"]), expected["position"], expected["detail-type"])
+        latest = last.get(expected["userId"], (0, 0, ""))
+        if place[:2] < latest[:2]:
+            yield (
+                f"events of {expected['userId']!r} out of balance order: {place[2]} of record {place[0]} "
+                f"published after {latest[2]} of record {latest[0]}"
+            )
+        last[expected["userId"]] = max(place, latest)
+
+
+def no_crossing_is_published_twice_outside_the_window(delivery: BalanceEventRun, truth: dict[str, dict]) -> Iterator[str]:
+    """no crossingId on the bus twice, except once per injected fault in the documented window (PutEvents succeeded, its marker
+    not written)"""
+    published = Counter(event["detail"].get("crossingId") for event in delivery.bus())
+    for cid, count in published.items():
+        if count > 1 and count - 1 > delivery.window_faults[cid]:
+            yield f"crossingId {cid} is on the bus {count} times, with only {delivery.window_faults[cid]} injected fault(s) in the documented window"
+        elif count > 1:
+            delivery.covered["balance:duplicates-in-window"] += count - 1
+
+
+def one_marker_per_published_crossing(delivery: BalanceEventRun, truth: dict[str, dict]) -> Iterator[str]:
+    """the BalanceEvents table holds exactly one marker per published crossing, and no marker without its event on the bus"""
+    from reconciler.repository.dynamodb import from_item
+
+    published = Counter(event["detail"].get("crossingId") for event in delivery.bus())
+    items = delivery.h.dynamodb.scan(TableName=delivery.h.resources.tables["BalanceEvents"])["Items"]
+    markers = Counter(item.get("crossingId") for item in map(from_item, items))
+    for cid in published:
+        found = truth.get(cid)
+        if markers[cid] != 1 and not (markers[cid] == 0 and found is not None and found["sequence"] in delivery.given_up):
+            yield f"crossing {cid} is on the bus but has {markers[cid]} marker(s) in BalanceEvents"
+    for marked, count in markers.items():
+        if marked not in published:
+            yield f"BalanceEvents holds {count} marker(s) of {marked}, which is not on the bus (a lost event)"
+
+
+def each_events_ledger_entries_are_its_cause(delivery: BalanceEventRun, truth: dict[str, dict]) -> Iterator[str]:
+    """each event's ledgerEntries are the user's entries at changedAt in both ledgers; ledgerEntriesExact iff their net is the
+    change of the posted balance (remaining + held)"""
+    # Job postings are in UserLedger; operator entries and v2's history in Ledger.
+    held = {
+        record["dynamodb"]["SequenceNumber"]: tuple(
+            whole_number(record["dynamodb"].get(image, {}).get("held")) or 0 for image in ("OldImage", "NewImage")
+        )
+        for record in delivery.records
+    }
+    written: dict[tuple[str, str], list[tuple]] = {}
+    for _, entry in delivery.run.books_found:
+        written.setdefault((entry["userId"], entry["timestamp"]), []).append(
+            (entry["ledgerId"], entry["type"], int(entry["amount"]), entry.get("reference", ""))
+        )
+    for event in delivery.bus():
+        detail = event["detail"]
+        if not detail.get("changedAt") or "ledgerEntries" not in detail:
+            continue
+        expected = sorted(written.get((detail.get("userId"), detail["changedAt"]), []))
+        got = sorted((e.get("ledgerId"), e.get("type"), e.get("amount"), e.get("reference")) for e in detail["ledgerEntries"])
+        # Exact: the entries explain this change of the posted balance, remaining + held (a held render's charge
+        # is exact, a hold is not; nor are two changes of one user in the same millisecond).
+        net = sum(amount if kind == "credit" else -amount for _, kind, amount, _ in expected)
+        held_before, held_after = held.get(str(detail.get("sequence")), (0, 0))
+        posted_change = detail.get("balanceAfter", 0) + held_after - (detail.get("balanceBefore") or 0) - held_before
+        exact = bool(expected) and net == posted_change
+        if got != expected or detail.get("ledgerEntriesExact") is not exact:
+            yield (
+                f"{event['detail-type']} of {detail.get('userId')!r} at {detail['changedAt']} names ledgerEntries {got} "
+                f"(exact: {detail.get('ledgerEntriesExact')}); both ledgers hold {expected} at that time (exact: {exact})"
+            )
+        else:
+            delivery.covered["balance:causes-checked"] += 1
+
+
+StreamInvariant = Callable[[BalanceEventRun, dict[str, dict]], Iterator[str]]
+STREAM_CHECKS: tuple[StreamInvariant, ...] = (
+    every_crossing_is_on_the_bus,
+    every_event_on_the_bus_is_a_crossing_with_its_values,
+    each_users_events_are_in_balance_order,
+    no_crossing_is_published_twice_outside_the_window,
+    one_marker_per_published_crossing,
+    each_events_ledger_entries_are_its_cause,
+)
+DELIVERY_INVARIANT = (
+    "the stream function fails a record (or an invocation) only when a fault was injected into that invocation; so every give-up is explained"
+)
+
+
+def balance_event_invariants() -> list[str]:
+    return [statement(the_credits_stream_holds_every_change)] + [statement(invariant) for invariant in STREAM_CHECKS] + [DELIVERY_INVARIANT]

@@ -1,0 +1,182 @@
+"""The cluster: one in-process AWS (moto, made faithful by `simulator.fidelity`) for the process, with the
+stage's tables, queues and functions' environment as the templates define them, emptied between runs.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import warnings
+from typing import Any
+
+from reconciler.contract import METRICS_NAMESPACE
+
+STAGE = "dev"
+IN_PROCESS_STREAMS = "https://streams.dynamodb.us-east-1.amazonaws.com"  # botocore would pick an account endpoint moto lacks
+BALANCE_FUNCTION = f"cc-reconciler-balance-events-{STAGE}"
+ALERT_CLOCK = 1_800_000_000.0  # seconds since the epoch: the alert grouping's time in every run
+
+
+class Harness:
+    def __init__(self, templates: dict | None = None) -> None:
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
+        os.environ.update(
+            AWS_ACCESS_KEY_ID="testing",
+            AWS_SECRET_ACCESS_KEY="testing",
+            AWS_DEFAULT_REGION="us-east-1",
+            AWS_REGION="us-east-1",
+            POWERTOOLS_TRACE_DISABLED="true",
+            POWERTOOLS_METRICS_NAMESPACE=METRICS_NAMESPACE,
+        )
+        os.environ.pop("AWS_ENDPOINT_URL", None)
+        import boto3
+        from moto import mock_aws
+
+        from reconciler.local.resources import provision
+        from reconciler.local.stack import templates_for
+        from reconciler.local.stream_poller import balance_function_environment, mapping_settings
+        from simulator import fidelity
+
+        fidelity.install()
+        self.fidelity = fidelity
+        self.mock = mock_aws()
+        self.mock.start()
+        self.session = boto3.session.Session(region_name="us-east-1")
+        templates = templates or templates_for(STAGE)
+        self.resources = provision(templates, STAGE, self.session)
+        os.environ.update(self.resources.runtime_environment())
+        # The balance-events function's environment too (the variables the two functions share are equal).
+        os.environ.update(balance_function_environment(templates, self.resources.tables))
+        self.mapping = mapping_settings(templates)
+        self.streams = self.session.client("dynamodbstreams", endpoint_url=IN_PROCESS_STREAMS)
+        self.bus: list[dict] = []  # every event EventBridge accepted, in the order it accepted them
+        self.stop_observing = fidelity.observe_results(self._on_result)
+        self.dynamodb = self.session.client("dynamodb")
+        self.sqs = self.session.client("sqs")
+        self.log_sink = io.StringIO()
+        from reconciler import bootstrap
+        from reconciler.config import RuntimeConfig
+        from reconciler.observability import logger
+
+        # One warm container for all runs (the tables are emptied between runs, their names stay): a Lambda
+        # container lives across invocations too, and building clients per run would cost most of the time.
+        bootstrap.reset_container()
+        self._backoff_without_sleeping()
+        config = RuntimeConfig.from_env()
+        self.store = bootstrap.operations_store(config)  # the CLI's Adjuster needs its reads
+        self.key_names = {
+            name: [k["AttributeName"] for k in self.dynamodb.describe_table(TableName=name)["Table"]["KeySchema"]]
+            for name in self.resources.tables.values()
+        }
+        self.stream_arn = self.dynamodb.describe_table(TableName=self.resources.tables["Credits"])["Table"]["LatestStreamArn"]
+        self.shard_id = self.streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]["Shards"][0]["ShardId"]
+        self.stream_iterator: str | None = None
+
+        self.log_streams = [
+            (handler, handler.setStream(self.log_sink))
+            for handler in logging.getLogger(logger.name).handlers
+            if isinstance(handler, logging.StreamHandler)
+        ]
+
+    @staticmethod
+    def _backoff_without_sleeping() -> None:
+        """The function's retries (its settlements' and its timer scan's) back off without sleeping: one worker runs
+        at a time, so a sleep changes no interleaving, only how long a run takes (a livelock, 50 attempts a try)."""
+        from reconciler import bootstrap
+        from reconciler.service.retrying import Backoff
+
+        for service in (bootstrap.event_processor().settlement, bootstrap.timer_scan().settlement):
+            service.backoff = lambda deadline: Backoff(deadline=deadline, sleep=lambda _: None)
+
+    def close(self) -> None:
+        self.stop_observing()
+        self.mock.stop()
+        for handler, stream in self.log_streams:
+            handler.setStream(stream)
+
+    def reset(self) -> None:
+        """Empties the tables and queues (cheaper than creating them again for every run)."""
+        for name, keys in self.key_names.items():
+            items = self.dynamodb.scan(
+                TableName=name,
+                ProjectionExpression=", ".join(f"#k{i}" for i in range(len(keys))),
+                ExpressionAttributeNames={f"#k{i}": key for i, key in enumerate(keys)},
+            )["Items"]
+            for start in range(0, len(items), 25):
+                self.dynamodb.batch_write_item(RequestItems={name: [{"DeleteRequest": {"Key": item}} for item in items[start : start + 25]]})
+        while True:  # PurgeQueue is allowed once a minute: receive and delete instead
+            messages = self.sqs.receive_message(QueueUrl=self.resources.dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", [])
+            if not messages:
+                break
+            self.sqs.delete_message_batch(
+                QueueUrl=self.resources.dlq_url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
+            )
+        self.log_sink.seek(0)
+        self.log_sink.truncate()
+        self._forget_stream()
+        self.stream_iterator = self.streams.get_shard_iterator(StreamArn=self.stream_arn, ShardId=self.shard_id, ShardIteratorType="LATEST")[
+            "ShardIterator"
+        ]
+        self.bus.clear()
+        self._fresh_alert_grouping()
+
+    def _fresh_alert_grouping(self) -> None:
+        """A new grouping of the container's alerts for each run, on a clock that stands still: which alerts the
+        notifier publishes (so which SNS calls may take a fault from the run's one fault budget, shared with
+        DynamoDB) is the seed's alone, not the wall clock's nor the earlier runs' in this process."""
+        from reconciler import bootstrap
+        from reconciler.notify.grouping import GroupingWindow
+
+        notifier = bootstrap.shared_notifier()
+        notifier.grouping = GroupingWindow(notifier.grouping.window_seconds, notifier.grouping.max_per_window, clock=lambda: ALERT_CLOCK)
+
+    def thresholds(self) -> tuple[int, int]:
+        """The stage's low threshold and overdraft alert level, as the function's environment gives them."""
+        return int(os.environ["LOW_BALANCE_THRESHOLD"]), int(os.environ.get("OVERDRAFT_ALERT_LEVEL") or 0)
+
+    def event_bus(self) -> str:
+        return os.environ.get("BALANCE_EVENT_BUS") or "default"
+
+    def _forget_stream(self) -> None:
+        """Drops the records of earlier runs (the emptying's REMOVE records too) from moto's shard, as the stream's
+        retention would: moto keeps every record in memory, and 10,000 runs would hold about half a million.
+        Sequence numbers go on increasing. (moto's internals: there is no API for it.)"""
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.dynamodb.models import dynamodb_backends
+        from moto.dynamodbstreams.models import dynamodbstreams_backends
+
+        shard = dynamodb_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].tables[self.resources.tables["Credits"]].stream_shard
+        shard.starting_sequence_number += len(shard.items)
+        shard.items = []
+        dynamodbstreams_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].shard_iterators.clear()
+
+    def read_stream(self) -> list[dict]:
+        """The Credits stream records written since the last reset, as Lambda hands them to the function
+        (moto's key-only INSERT of an UpdateItem that creates an item dropped, docs/emulator-fidelity.md)."""
+        from reconciler.local.stream_poller import drop_key_only_inserts, lambda_record
+
+        records: list[dict] = []
+        while self.stream_iterator:
+            response = self.streams.get_records(ShardIterator=self.stream_iterator, Limit=1000)
+            records.extend(response.get("Records", []))
+            self.stream_iterator = response.get("NextShardIterator")
+            if len(response.get("Records", [])) < 1000:
+                break
+        return [lambda_record(record, self.stream_arn) for record in drop_key_only_inserts({"Records": records})["Records"]]
+
+    def _on_result(self, service: str, operation: str, params: dict, response: Any) -> None:
+        """Records what EventBridge accepted (the request reached it and its entry has an event id)."""
+        if service != "events" or operation != "PutEvents":
+            return
+        for entry, result in zip(params.get("Entries", []), response.get("Entries", []), strict=False):
+            if result.get("EventId") and not result.get("ErrorCode"):
+                self.bus.append(
+                    {
+                        "source": entry.get("Source"),
+                        "detail-type": entry.get("DetailType"),
+                        "detail": json.loads(entry.get("Detail", "{}")),
+                        "bus": entry.get("EventBusName"),
+                    }
+                )

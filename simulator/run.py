@@ -1,0 +1,357 @@
+"""One run of a scenario: its set-up written into the tables, then its tasks on the seed's workers (the real
+handler under Lambda's asynchronous retries, the timer scan through the same handler, `reserve()`, the CLI's
+`Adjuster`, the pipeline's own writes) with faults, races and stale reads injected; then the invariants, then
+the balance-events delivery and its invariants.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import sys
+import threading
+import traceback
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from simulator.commits import CommitOracle
+from simulator.faults import MAX_MONEY_PATH_FAULTS, SimulatedTimeout, money_path_fault
+from simulator.harness import STAGE, Harness
+from simulator.oracle import HOLD, LEGACY, REJECTED, Books, generated_event
+from simulator.races import Races
+from simulator.records import Attempt, Invocation, ReserveCall
+from simulator.scenario import Scenario, Task, terminal_event
+from simulator.scheduler import Scheduler
+from simulator.world import World, hours_ago
+
+
+@dataclass
+class RunResult:
+    seed: int
+    failures: list[str] = field(default_factory=list)
+    covered: Counter = field(default_factory=Counter)
+    handovers: list[int] = field(default_factory=list)  # the scheduler's picks, in order
+
+
+class Run:
+    def __init__(self, harness: Harness, scenario: Scenario) -> None:
+        self.h = harness
+        self.s = scenario
+        self.rng = random.Random(scenario.seed * 7919 + 1)
+        # One stream per service: how many alerts the notifier publishes depends on its time windows, and
+        # must not change which DynamoDB calls fail.
+        self.fault_rngs = {service: random.Random(f"{scenario.seed}-{service}") for service in ("dynamodb", "sqs", "sns")}
+        self.scheduler = Scheduler(self.rng)
+        self.result = RunResult(scenario.seed)
+        self.outcomes: list[tuple[Task, dict]] = []
+        self.faults_left = MAX_MONEY_PATH_FAULTS
+        self.sns_faults = 0
+        self.alert_attempts: list[str] = []
+        self.pipeline_writes: dict[str, tuple[str, bool]] = {}
+        self.request_numbers = iter(range(1, 10**6))
+        self.killed_scans: set[str] = set()
+        self.failed_requests: set[str] = set()  # invocations whose every attempt failed: Lambda's on-failure destination
+        self.invocations: list[Invocation] = []
+        self.calls: list[tuple[Task, Attempt]] = []  # reserve() and the Adjuster
+        self.reserve_calls: list[ReserveCall] = []
+        self.closing = False  # the closing phase: every open job's terminal event, without faults (see close_open_jobs)
+        self.closing_tasks: list[Task] = []
+        self.books = Books()
+        self.local = threading.local()  # per worker: its task, its last job read, the race injected before its write
+        self.books_found: list[tuple[str, dict]] = []  # (table, entry) of both ledgers, as the check read them
+        self.emitted = io.StringIO()  # what Powertools printed: its EMF metrics
+        self.commits = CommitOracle(self)
+        self.races = Races(self)
+        self.world = World(harness, self.books, self.result.covered)
+        # Eventually consistent reads of a job answer an earlier version (fidelity.py, 7.) at this run's rate; its
+        # own stream too. A third of the runs read only current versions, as moto would.
+        self.stale_rng = random.Random(f"{scenario.seed}-stale")
+        self.stale_rate = self.stale_rng.choice((0.0, 0.3, 0.7))
+
+    # --- faults, at the botocore boundary ---------------------------------------------------------------
+    def stale_read_plan(self, table: str, available: int) -> int:
+        """How many versions back a worker's eventually consistent read of a job goes (0: the current one)."""
+        if getattr(self.scheduler.local, "index", None) is None or self.closing or self.stale_rng.random() >= self.stale_rate:
+            return 0
+        self.result.covered["stale:reads-served"] += 1
+        self.local.stale_read = True
+        attempt = getattr(self.local, "attempt", None)
+        if attempt is not None:
+            attempt.stale_reads += 1
+        return self.stale_rng.randint(1, available)
+
+    def plan(self, service: str, operation: str, params: dict) -> Any:
+        if getattr(self.scheduler.local, "index", None) is None:
+            return None  # set-up, checks, and the concurrent writer of a race: not a worker, no switch, no fault
+        self.local.race = None
+        if service == "dynamodb":
+            self.scheduler.switch_point()
+            if operation == "TransactWriteItems" and not self.closing:
+                self.races.before_a_transaction(params)
+        rng = self.fault_rngs.get(service)
+        if self.closing or rng is None or self.faults_left <= 0 or rng.random() >= self.s.fault_rate:
+            return None
+        self.faults_left -= 1
+        fault = money_path_fault(service, operation, params, rng)
+        if fault is None:
+            return None
+        if service == "sns":
+            self.sns_faults += 1
+        label, make = fault
+        self.result.covered[f"fault:{label}"] += 1
+        made = make()
+        attempt = getattr(self.local, "attempt", None)
+        if attempt is not None:
+            attempt.faults.append(label)
+            attempt.fault_errors.extend([made.error] if made.error is not None else [])
+        return made
+
+    # --- tasks ------------------------------------------------------------------------------------------
+    def context(self, request_id: str) -> Any:
+        class Context:
+            function_name = f"cc-agent-reconciler-{STAGE}"
+            function_version = "$LATEST"
+            memory_limit_in_mb = 512
+            invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:cc-agent-reconciler-{STAGE}"
+            aws_request_id = request_id
+
+            def get_remaining_time_in_millis(self) -> int:
+                return 30_000
+
+        return Context()
+
+    def invoke(self, task: Task, event: Any) -> None:
+        """Lambda's asynchronous invocation: up to 3 attempts with one request id, then the on-failure destination.
+        Lambda retries whatever the handler raises; the invariants judge each error by the faults the simulator
+        injected into that attempt."""
+        from reconciler.handlers.entry import handler
+        from reconciler.observability import metrics
+
+        invocation = Invocation(task, f"req-{self.s.seed}-{next(self.request_numbers)}")
+        self.invocations.append(invocation)
+        self.local.request_id = invocation.request_id
+        self.local.stale_read = False  # not carried over from an invocation whose every attempt failed
+        for _attempt in range(3):
+            attempt = self._attempt_begins()
+            invocation.attempts.append(attempt)
+            try:
+                summary = handler(event, self.context(invocation.request_id))
+            except SimulatedTimeout as timeout:
+                attempt.error = timeout
+                metrics.clear_metrics()  # the killed invocation never flushed
+                if task.kind == "scan":
+                    self.killed_scans.add(invocation.request_id)
+                self.result.covered["lambda-retry-after-timeout"] += 1
+            except Exception as error:  # noqa: BLE001 - judged by the invariants: only an injected fault may cause it
+                attempt.error = error
+                metrics.clear_metrics()
+                self.result.covered["lambda-retry-after-error"] += 1
+            else:
+                self._answered(invocation, summary)
+                return
+            finally:
+                self._attempt_ends(attempt)
+        invocation.end = "on-failure-destination"
+        self.failed_requests.add(invocation.request_id)
+        self.result.covered["lambda-on-failure-destination"] += 1
+
+    def _answered(self, invocation: Invocation, summary: dict) -> None:
+        """The handler's answer, and the oracle's outcome for the event at that moment (in commit order)."""
+        task = invocation.task
+        invocation.summary, invocation.end = summary, summary.get("outcome", "scan")
+        if task.kind == "event":
+            event = generated_event(task.args[0]) if task.expect == "valid" else None
+            invocation.expected = REJECTED if event is None else self.books.expected_outcome(event, invocation.request_id)
+        self.outcomes.append((task, summary))
+        self.result.covered[f"outcome:{summary.get('outcome', 'scan')}"] += 1
+        if getattr(self.local, "stale_read", False):  # decided after a read of an earlier version
+            self.result.covered[f"stale:outcome:{summary.get('outcome', 'scan')}:attempts-{min(summary.get('attempts', 1), 3)}"] += 1
+        self.local.stale_read = False
+
+    def _attempt_begins(self) -> Attempt:
+        self.local.attempt = Attempt(writes_before=self.commits.writes)
+        return self.local.attempt
+
+    def _attempt_ends(self, attempt: Attempt) -> None:
+        attempt.writes_after = self.commits.writes
+        self.local.attempt = None
+
+    def execute_queue(self, queue: list[Task]) -> None:
+        for task in queue:
+            self.execute(task)
+
+    def execute(self, task: Task) -> None:
+        self.result.covered[f"task:{task.kind}"] += 1
+        self.local.task = task
+        try:
+            self._execute(task)
+        except Exception as error:  # noqa: BLE001 - the simulator's own: each task records the errors of the code under test
+            where = traceback.extract_tb(error.__traceback__)[-1]
+            self.result.failures.append(
+                f"{task.kind} raised {type(error).__name__}: {str(error)[:200]} (at {where.filename}:{where.lineno}) for {task.describe()[:200]}"
+            )
+
+    def _execute(self, task: Task) -> None:
+        if task.kind == "event":
+            self.invoke(task, task.args[0])
+        elif task.kind == "scan":
+            self.invoke(task, {"source": "aws.events", "detail-type": "Scheduled Event", "id": "tick", "detail": {}})
+        elif task.kind == "reserve":
+            self._reserve(task)
+        elif task.kind == "adjust":
+            self._adjust(task)
+        elif task.kind == "pipeline":
+            self._pipeline_write(task)
+
+    def _reserve(self, task: Task) -> None:
+        """The pipeline's reserve() call: its answer, and the oracle's reason to refuse it when it returned."""
+        from reconciler.domain.errors import InsufficientCredits, InvalidEvent, ReservationRefused
+        from reconciler.service.reservations import ReservationService
+
+        attempt = self._attempt_begins()
+        self.calls.append((task, attempt))
+        answers = {InvalidEvent: "invalid", InsufficientCredits: "insufficient", ReservationRefused: "refused"}
+        try:
+            ReservationService(self.h.store, backoff=self._backoff).reserve(*task.args)
+            result = "held"  # or already in place
+            if task.expect == "invalid":
+                self.result.failures.append(f"reserve() accepted what settlement refuses: {task.describe()[:200]}")
+        except (InvalidEvent, InsufficientCredits, ReservationRefused) as answer:
+            result = next(name for kind, name in answers.items() if isinstance(answer, kind))
+        except (Exception, SimulatedTimeout) as error:  # noqa: BLE001 - judged by the invariants: only an injected fault may cause it
+            # The pipeline is told, or its process died mid-call: the write landed or not, the books must balance.
+            result, attempt.error = ("timeout" if isinstance(error, SimulatedTimeout) else "gave-up"), error
+        finally:
+            self._attempt_ends(attempt)
+        job_id, user, _, credits = task.args
+        refusal = "invalid" if task.expect == "invalid" else self.books.refuses_reservation(job_id, user, credits)
+        self.reserve_calls.append(ReserveCall(task, attempt, result, refusal))
+
+    def _adjust(self, task: Task) -> None:
+        from reconciler.domain.errors import InvalidEvent
+        from reconciler.ops.adjustments import Adjuster
+        from reconciler.ops.operator_error import OpsError
+
+        user, amount, reference = task.args
+        if not amount:
+            return
+        attempt = self._attempt_begins()
+        self.calls.append((task, attempt))
+        try:
+            Adjuster(self.h.store, backoff=self._backoff).adjust(user, amount, "simulated", reference, "sim")
+        except (OpsError, InvalidEvent):
+            pass  # refused, with its reason, to the operator
+        except (Exception, SimulatedTimeout) as error:  # noqa: BLE001 - judged by the invariants: only an injected fault may cause it
+            attempt.error = error
+        finally:
+            self._attempt_ends(attempt)
+
+    def _pipeline_write(self, task: Task) -> None:
+        job_id, status = task.args
+        try:
+            old = self.h.dynamodb.update_item(
+                TableName=self.h.resources.tables["Jobs"],
+                Key={"jobId": {"S": job_id}},
+                ReturnValues="ALL_OLD",
+                UpdateExpression="SET #s = :s, updatedAt = :now",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":s": {"S": status}, ":now": {"S": hours_ago(0)}},
+            ).get("Attributes", {})
+            self.pipeline_writes[job_id] = (status, "settledAs" in old)
+        except (Exception, SimulatedTimeout):  # noqa: BLE001 - an injected fault: the pipeline's write may or may not have happened
+            self.pipeline_writes.pop(job_id, None)
+            self.pipeline_writes[job_id + "?"] = (status, True)
+
+    def _backoff(self, *_: Any) -> Any:
+        from reconciler.service.retrying import Backoff
+
+        return Backoff(sleep=lambda _: None, random_fraction=self.rng.random)
+
+    def execute_all(self) -> None:
+        """The set-up, then the tasks on the seed's workers; then the closing phase: a terminal event for every
+        job still holding credits (a hold, or a v2 reservation), delivered by one worker without faults, races or
+        stale reads, so every hold must end settled or released."""
+        from simulator.invariants import read_tables, the_operators_audit_finds_the_books_clean
+
+        for task in self.s.setup:
+            self.world.arrange(task)
+        queues: list[list[Task]] = [[] for _ in range(self.s.workers)]
+        for task in self.s.tasks:
+            queues[self.rng.randrange(self.s.workers)].append(task)
+        with self._observed():
+            finished = self.scheduler.run([partial(self.execute_queue, queue) for queue in queues])
+            # The audit with the holds still open (after the closing phase none is)
+            self.result.failures.extend(the_operators_audit_finds_the_books_clean(self, read_tables(self)))
+            self.closing, self.closing_tasks = True, self._closing_tasks()
+            self.result.covered["closing:events"] += len(self.closing_tasks)
+            finished = finished and self.scheduler.run([partial(self.execute_queue, self.closing_tasks)])
+        self.result.handovers = self.scheduler.handovers
+        if not finished:
+            self.result.failures.append("a worker never finished (deadlock or livelock)")
+
+    @contextmanager
+    def _observed(self) -> Iterator[None]:
+        """The concurrent part's instruments: faults, stale reads, the commit oracle, the metrics printed, the
+        alert attempts counted (the notifier stays the real one)."""
+        from reconciler.notify.notifier import Notifier
+
+        original_notify = Notifier.notify_outcome
+
+        def spied(notifier: Any, outcome: Any, *args: Any, **kwargs: Any) -> Any:
+            self.alert_attempts.append(outcome.kind)
+            return original_notify(notifier, outcome, *args, **kwargs)
+
+        Notifier.notify_outcome = spied  # type: ignore[method-assign,assignment]  # the import path stays the real one; only the attempt is counted
+        stdout = sys.stdout
+        sys.stdout = self.emitted  # Powertools prints its EMF metrics here
+        self.h.fidelity.violations.clear()
+        self.h.fidelity.item_corrections.clear()
+        self.h.fidelity.set_fault_plan(self.plan)
+        self.h.fidelity.set_stale_reads(self.stale_read_plan, frozenset({self.h.resources.tables["Jobs"]}))
+        stop_observing = (self.h.fidelity.observe_results(self.commits.on_result), self.h.fidelity.observe_errors(self.commits.on_error))
+        try:
+            yield
+        finally:
+            for stop in stop_observing:
+                stop()
+            self.h.fidelity.set_fault_plan(None)
+            self.h.fidelity.set_stale_reads(None)
+            sys.stdout = stdout
+            Notifier.notify_outcome = original_notify  # type: ignore[method-assign]
+
+    def _closing_tasks(self) -> list[Task]:
+        """A render or a failure of every job the books say still holds credits: as the pipeline's status says
+        when it is finished (the simulator wrote it), else the seed's choice."""
+        rng = random.Random(f"{self.s.seed}-closing")
+        tasks: list[Task] = []
+        for job_id, job in self.books.jobs.items():
+            if job.kind not in (HOLD, LEGACY) or job.settled:
+                continue
+            stored = self.h.fidelity.read_item(self.h.dynamodb, self.h.resources.tables["Jobs"], {"jobId": {"S": job_id}}) or {}
+            status = stored.get("status", {}).get("S")
+            outcome = status if status in ("rendered", "failed") else rng.choice(["rendered", "failed"])
+            tasks.append(Task("event", (terminal_event(outcome, job_id, job.user, f"e-close-{len(tasks)}", rng),), "valid"))
+        return tasks
+
+    @property
+    def delivered(self) -> list[Task]:
+        """Every task of the run, the closing phase's included."""
+        return self.s.tasks + self.closing_tasks
+
+
+def run_scenario(harness: Harness, scenario: Scenario) -> RunResult:
+    from simulator.balance_events import BalanceEventRun
+    from simulator.discrepancies import damage_and_audit
+    from simulator.invariants import check
+
+    harness.reset()
+    run = Run(harness, scenario)
+    run.execute_all()
+    check(run)
+    BalanceEventRun(run).deliver_and_check()
+    damage_and_audit(run)
+    return run.result

@@ -1,0 +1,244 @@
+"""The seeded world, written into the tables before the concurrent part of a run: opening balances, threshold
+overrides, damaged jobs, finished jobs whose events were lost (for the timer scan), and the data the v2 code
+wrote (reservations posted to the Ledger, settled jobs), as that code wrote it. Each write is applied to the
+oracle's books too.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC
+from fractions import Fraction
+from typing import Any
+
+from simulator.harness import Harness
+from simulator.oracle import Books, OracleJob, job_ledger_id, render_cost
+from simulator.scenario import Task
+
+
+def hours_ago(hours: float) -> str:
+    """The runtime's timestamp format, for a time `hours` before now."""
+    from datetime import datetime, timedelta
+
+    from reconciler.domain.ledger import iso_timestamp
+
+    return iso_timestamp(datetime.now(UTC) - timedelta(hours=hours))
+
+
+class World:
+    def __init__(self, harness: Harness, books: Books, covered: Counter) -> None:
+        self.h, self.books, self.covered = harness, books, covered
+        self.jobs = harness.resources.tables["Jobs"]
+
+    def arrange(self, task: Task) -> None:
+        arrange: dict[str, Callable[..., None]] = {
+            "adjust": self._opening_balance,
+            "override": self._override,
+            "damage": self._damaged_job,
+            "seed-job": self._lost_job,
+            "legacy-reserve": self._legacy_reservation,
+            "legacy-settled": self._legacy_settled_job,
+        }
+        arrange[task.kind](*task.args)
+
+    def _opening_balance(self, user: str, amount: int, reference: str) -> None:
+        """Written as an adjustment is (balance and ledger in one transaction); the CLI's Adjuster itself runs in
+        the concurrent part of the run. An opening of 0 writes nothing."""
+        from reconciler.domain.ledger import adjustment_entry
+
+        if amount:
+            self.h.store.commit_adjustment(adjustment_entry(user, amount, "opening balance", reference, "sim", hours_ago(4)))
+            self.books.adjust(user, amount)
+
+    def _override(self, user: str, attribute: str, value: str) -> None:
+        """A per-user threshold override on an existing Credits item."""
+        self.h.dynamodb.update_item(
+            TableName=self.h.resources.tables["Credits"],
+            Key={"userId": {"S": user}},
+            UpdateExpression="SET #a = :v",
+            ConditionExpression="attribute_exists(userId)",
+            ExpressionAttributeNames={"#a": attribute},
+            ExpressionAttributeValues={":v": json.loads(value)},
+        )
+
+    def _damaged_job(self, job_id: str, user: str, damage: str) -> None:
+        item = {
+            "jobId": {"S": job_id},
+            "userId": {"S": user},
+            "status": {"S": "failed"},
+            "createdAt": {"S": hours_ago(3)},
+            "updatedAt": {"S": hours_ago(3)},
+            "unsettled": {"S": "PENDING"},
+            **json.loads(damage),
+        }
+        self.h.dynamodb.put_item(TableName=self.jobs, Item=item)
+        self.books.jobs[job_id] = OracleJob(user, damaged=True)
+
+    def _lost_job(self, job_id: str, user: str, status: str, reserved: int, seconds: int | str) -> None:
+        """A job the pipeline finished whose event was lost: the timer scan's, with a v2 reservation or none."""
+        item = {
+            "jobId": {"S": job_id},
+            "userId": {"S": user},
+            "status": {"S": status},
+            "model": {"S": "test"},
+            "createdAt": {"S": hours_ago(3)},
+            "updatedAt": {"S": hours_ago(2)},
+            "unsettled": {"S": "PENDING"},
+            "seconds": {"N": str(seconds)} if isinstance(seconds, int) else {"S": seconds},
+        }
+        self.h.dynamodb.put_item(TableName=self.jobs, Item=item)
+        self.books.jobs[job_id] = OracleJob(user)
+        if not reserved:
+            return
+        self.books.v2_reservation(job_id, user, reserved)
+        self.h.dynamodb.update_item(
+            TableName=self.h.resources.tables["Credits"],
+            Key={"userId": {"S": user}},
+            UpdateExpression="ADD remaining :d",
+            ExpressionAttributeValues={":d": {"N": str(-reserved)}},
+        )
+        self.h.dynamodb.put_item(
+            TableName=self.h.resources.tables["Ledger"],
+            Item={
+                "ledgerId": {"S": job_ledger_id(job_id, "reserve")},
+                "userId": {"S": user},
+                "timestamp": {"S": hours_ago(3)},
+                "type": {"S": "debit"},
+                "amount": {"N": str(reserved)},
+                "description": {"S": "reserve"},
+                "reference": {"S": job_id},
+            },
+        )
+        self.h.dynamodb.update_item(
+            TableName=self.jobs,
+            Key={"jobId": {"S": job_id}},
+            UpdateExpression="SET reservedCredits = :r",
+            ExpressionAttributeValues={":r": {"N": str(reserved)}},
+        )
+
+    def _legacy_reservation(self, job_id: str, user: str, model: str, credits: int, status: str, seconds: float) -> None:
+        if self._v2_reservation(job_id, user, model, credits, hours_ago(3.5)) and status != "submitted":
+            # The pipeline's progress (its own write, as before the redesign): status, and the render's length.
+            values = {":s": {"S": status}, ":now": {"S": hours_ago(3)}, ":sec": {"N": str(seconds)}}
+            self.h.dynamodb.update_item(
+                TableName=self.jobs,
+                Key={"jobId": {"S": job_id}},
+                UpdateExpression="SET #s = :s, updatedAt = :now" + (", seconds = :sec" if status == "rendered" else ""),
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=values if status == "rendered" else {k: v for k, v in values.items() if k != ":sec"},
+            )
+
+    def _legacy_settled_job(self, job_id: str, user: str, model: str, credits: int, outcome: str, seconds: int, event_id: str) -> None:
+        if self._v2_reservation(job_id, user, model, credits, hours_ago(3.9)):
+            self._v2_settlement(job_id, user, model, credits, outcome, seconds, event_id, hours_ago(3.8))
+
+    def _v2_reservation(self, job_id: str, user: str, model: str, credits: int, at: str) -> bool:
+        """A reservation as the v2 code wrote it (git show 66bde68:runtime/reconciler/repository/dynamodb.py,
+        commit_reservation): remaining debited under `remaining >= credits`, a `reserve` debit in Ledger, the job
+        with reservedCredits and no reservedAs, in one transaction. False when v2 would have refused it."""
+        from reconciler.repository.dynamodb import to_item
+
+        tables = self.h.resources.tables
+        entry = {
+            "ledgerId": job_ledger_id(job_id, "reserve"),
+            "userId": user,
+            "timestamp": at,
+            "type": "debit",
+            "amount": credits,
+            "description": f"Reservation for job {job_id} on {model}",
+            "reference": job_id,
+        }
+        job = {
+            "jobId": job_id,
+            "userId": user,
+            "model": model,
+            "status": "submitted",
+            "createdAt": at,
+            "reservedCredits": credits,
+            "unsettled": "PENDING",
+        }
+        try:
+            self.h.dynamodb.transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": tables["Credits"],
+                            "Key": to_item({"userId": user}),
+                            "UpdateExpression": "SET remaining = if_not_exists(remaining, :zero) + :delta, updatedAt = :now",
+                            "ConditionExpression": "remaining >= :amount",
+                            "ExpressionAttributeValues": to_item({":delta": -credits, ":now": at, ":zero": 0, ":amount": credits}),
+                        }
+                    },
+                    {"Put": {"TableName": tables["Ledger"], "Item": to_item(entry), "ConditionExpression": "attribute_not_exists(ledgerId)"}},
+                    {"Put": {"TableName": tables["Jobs"], "Item": to_item(job), "ConditionExpression": "attribute_not_exists(jobId)"}},
+                ]
+            )
+        except self.h.dynamodb.exceptions.TransactionCanceledException:
+            return False
+        self.books.v2_reservation(job_id, user, credits)
+        self.covered["legacy:open-reservations-seeded"] += 1
+        return True
+
+    def _v2_settlement(self, job_id: str, user: str, model: str, credits: int, outcome: str, seconds: int, event_id: str, at: str) -> None:
+        """The v2 code's settlement of such a job (release + charge, or a refund, all in Ledger), as it wrote it."""
+        from reconciler.repository.dynamodb import to_item
+
+        tables = self.h.resources.tables
+        cost = render_cost(model, Fraction(seconds)) if outcome == "rendered" else 0
+        postings = (
+            [("release", "credit", credits, f"Release of {credits} reserved credits"), ("charge", "debit", cost, f"Render of {seconds}s on {model}")]
+            if outcome == "rendered"
+            else [("refund", "credit", credits, "Refund of failed render")]
+        )
+        change = credits - cost
+        self.books.jobs[job_id].before_the_run = True
+        _, overdraft = self.books.settle(job_id, user, outcome, cost, (event_id, "req-v2"), table="Ledger")
+        settled = {
+            ":settledAs": outcome,
+            ":settledAt": at,
+            ":settledByEvent": event_id,
+            ":chargedCredits": cost,
+            ":releasedCredits": credits if outcome == "rendered" else 0,
+            ":refundedCredits": credits if outcome == "failed" else 0,
+            ":settledIntoOverdraft": overdraft,
+            ":settledByRequest": "req-v2",
+        }
+        items: list[Any] = [
+            {
+                "Update": {
+                    "TableName": tables["Credits"],
+                    "Key": to_item({"userId": user}),
+                    "UpdateExpression": "SET remaining = if_not_exists(remaining, :zero) + :delta, updatedAt = :now",
+                    "ExpressionAttributeValues": to_item({":delta": change, ":now": at, ":zero": 0}),
+                }
+            },
+            {
+                "Update": {
+                    "TableName": tables["Jobs"],
+                    "Key": to_item({"jobId": job_id}),
+                    "UpdateExpression": "SET "
+                    + ", ".join(f"{name[1:]} = {name}" for name in settled)
+                    + ", #status = :settledAs"
+                    + (", seconds = :seconds" if outcome == "rendered" else "")
+                    + " REMOVE #u",
+                    "ExpressionAttributeNames": {"#status": "status", "#u": "unsettled"},
+                    "ExpressionAttributeValues": to_item({**settled, **({":seconds": seconds} if outcome == "rendered" else {})}),
+                }
+            },
+        ]
+        for posting, kind, amount, description in postings:
+            entry = {
+                "ledgerId": job_ledger_id(job_id, posting),
+                "userId": user,
+                "timestamp": at,
+                "type": kind,
+                "amount": amount,
+                "description": description,
+                "reference": job_id,
+                "eventId": event_id,
+            }
+            items.append({"Put": {"TableName": tables["Ledger"], "Item": to_item(entry), "ConditionExpression": "attribute_not_exists(ledgerId)"}})
+        self.h.dynamodb.transact_write_items(TransactItems=items)
+        self.covered["legacy:settled-jobs-seeded"] += 1

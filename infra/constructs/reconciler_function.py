@@ -148,6 +148,26 @@ def _trace(function: lambda_.Function, role: iam.Role) -> None:
     function.node.add_dependency(xray)  # Lambda sends segments from the first invocation
 
 
+def function_environment(config: StageConfig, tables: ReconcilerTables, dead_letter_queue: sqs.IQueue, ops_topic: sns.ITopic) -> dict[str, str]:
+    """The environment runtime/reconciler/config.py reads, as the settlement function and the hold function get it."""
+    return {
+        contract.ENV_STAGE: config.stage,
+        contract.ENV_JOBS_TABLE: tables.jobs.table_name,
+        contract.ENV_CREDITS_TABLE: tables.credits.table_name,
+        contract.ENV_LEDGER_TABLE: tables.ledger.table_name,
+        contract.ENV_USER_LEDGER_TABLE: tables.user_ledger.table_name,
+        contract.ENV_SETTLEMENTS_TABLE: tables.settlements.table_name,
+        contract.ENV_LEGACY_RESERVATIONS_BEFORE: config.names.limits.legacy_reservations_before,
+        contract.ENV_DLQ_URL: dead_letter_queue.queue_url,
+        contract.ENV_OPS_TOPIC_ARN: ops_topic.topic_arn,
+        contract.ENV_OPENAI_SECRET_NAME: OPENAI_SECRET_NAME,
+        contract.ENV_PRICE_OVERRIDES: json.dumps(dict(config.price_overrides), sort_keys=True),
+        contract.ENV_SCAN_GRACE_MINUTES: str(config.scan_grace_minutes),
+        contract.ENV_STUCK_JOB_HOURS: str(config.stuck_job_hours),
+        contract.ENV_TRIAGE_ENABLED: "true" if config.triage_enabled else "false",
+    }
+
+
 # The pipeline's events: what the archive keeps for replay.
 RENDER_EVENTS = events.EventPattern(source=[SETTLED_EVENT_SOURCE], detail_type=list(SETTLED_DETAIL_TYPES))
 # What the function settles: those, and the smoke test's synthetic renders of its own user (docs/operations.md), so
@@ -202,7 +222,7 @@ class ReconcilerFunction(Construct):
             config=config,
             function_name=names.function,
             handler=HANDLER,
-            environment=self._environment(config, tables, dead_letter_queue, ops_topic),
+            environment=function_environment(config, tables, dead_letter_queue, ops_topic),
             memory_size=512,
             timeout=Duration.seconds(30),
             reserved_concurrent_executions=config.reserved_concurrency,
@@ -267,25 +287,6 @@ class ReconcilerFunction(Construct):
                 "would page (dlq-depth) and sit among the render events operators replay.",
             )
         )
-
-    @staticmethod
-    def _environment(config: StageConfig, tables: ReconcilerTables, dead_letter_queue: sqs.IQueue, ops_topic: sns.ITopic) -> dict[str, str]:
-        return {
-            contract.ENV_STAGE: config.stage,
-            contract.ENV_JOBS_TABLE: tables.jobs.table_name,
-            contract.ENV_CREDITS_TABLE: tables.credits.table_name,
-            contract.ENV_LEDGER_TABLE: tables.ledger.table_name,
-            contract.ENV_USER_LEDGER_TABLE: tables.user_ledger.table_name,
-            contract.ENV_SETTLEMENTS_TABLE: tables.settlements.table_name,
-            contract.ENV_LEGACY_RESERVATIONS_BEFORE: config.names.limits.legacy_reservations_before,
-            contract.ENV_DLQ_URL: dead_letter_queue.queue_url,
-            contract.ENV_OPS_TOPIC_ARN: ops_topic.topic_arn,
-            contract.ENV_OPENAI_SECRET_NAME: OPENAI_SECRET_NAME,
-            contract.ENV_PRICE_OVERRIDES: json.dumps(dict(config.price_overrides), sort_keys=True),
-            contract.ENV_SCAN_GRACE_MINUTES: str(config.scan_grace_minutes),
-            contract.ENV_STUCK_JOB_HOURS: str(config.stuck_job_hours),
-            contract.ENV_TRIAGE_ENABLED: "true" if config.triage_enabled else "false",
-        }
 
     def _grant_least_privilege(
         self,

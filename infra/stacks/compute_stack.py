@@ -1,4 +1,5 @@
-"""The reconciler function, the rules, schedule and archive around it, and the operators' managed policies."""
+"""The reconciler function, the rules, schedule and archive around it, the hold function, and the operators' and
+the pipeline's managed policies."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from constructs import Construct
 
 from infra.config import StageConfig
 from infra.constructs.balance_events import BalanceEventsFunction
+from infra.constructs.hold_function import HoldFunction, PipelineAccess
 from infra.constructs.operator_access import OperatorAccess
-from infra.constructs.reconciler_function import ReconcilerFunction
+from infra.constructs.reconciler_function import ReconcilerFunction, function_environment
 from infra.stacks.data_stack import DataStack
 
 
@@ -23,6 +25,9 @@ class ComputeStack(Stack):
             dead_letter_queue=data.dead_letter_queue.queue,
             ops_topic=data.ops_topic.topic,
         )
+        environment = function_environment(config, data.tables, data.dead_letter_queue.queue, data.ops_topic.topic)
+        self.holds = HoldFunction(self, "Holds", config=config, tables=data.tables, environment=environment)
+        self.pipeline_access = PipelineAccess(self, "PipelineAccess", config=config, tables=data.tables, hold_function=self.holds.function)
         self.balance_events = BalanceEventsFunction(self, "BalanceEvents", config=config, tables=data.tables, data=data.balance_events)
         self.operator_access = OperatorAccess(
             self,

@@ -9,6 +9,7 @@ from infra.config import StageConfig
 from infra.constructs.alarms import ReconcilerAlarms
 from infra.constructs.balance_events import BalanceEventsAlarms
 from infra.constructs.dashboard import ReconcilerDashboard
+from infra.constructs.hold_function import HoldAlarms
 from infra.stacks.compute_stack import ComputeStack
 from infra.stacks.data_stack import DataStack
 
@@ -37,13 +38,14 @@ class MonitoringStack(Stack):
             failure_queue=data.balance_events.failure_queue,
             ops_topic=data.ops_topic.topic,
         )
+        self.hold_alarms = HoldAlarms(self, "HoldAlarms", config=config, function=compute.holds.function, ops_topic=data.ops_topic.topic)
         self.dashboard = ReconcilerDashboard(
             self,
             "Dashboard",
             config=config,
             function=function,
             dead_letter_queue=dead_letter_queue,
-            alarms=[*self.alarms.all, *self.balance_event_alarms.all],
+            alarms=[*self.alarms.all, *self.balance_event_alarms.all, *self.hold_alarms.all],
             tables=data.tables.all,
             events_rule=compute.reconciler.events_rule,
             balance_events_function=compute.balance_events.function,

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from reconciler.repository.dynamodb_operations import OperationsStore
     from reconciler.service.balance_event_publishing import BalanceEventService
     from reconciler.service.ports import SettlementStore
+    from reconciler.service.reservations import ReservationService
     from reconciler.service.timer_scan import TimerScan
 
     # mypy (make gate) holds the AWS adapters to the ports' Protocols; tests/port_conformance.py does the fakes.
@@ -147,10 +148,17 @@ def build_timer_scan(store: Any, config: RuntimeConfig) -> TimerScan:
     )
 
 
-def build_reservations(store: Any, config: RuntimeConfig) -> Any:
+def build_reservations(store: Any, config: RuntimeConfig) -> ReservationService:
     from reconciler.service.reservations import ReservationService
 
     return ReservationService(store, PriceBook.with_overrides(config.price_overrides))
+
+
+@lru_cache(maxsize=1)
+def hold_service() -> ReservationService:
+    """The hold function's use case, kept by its container (handlers/holds.py)."""
+    config = load_config()
+    return build_reservations(settlement_store(config), config)
 
 
 def build_balance_event_service(config: BalanceEventsConfig, dynamodb: Any = None, events: Any = None) -> BalanceEventService:
@@ -244,5 +252,14 @@ def reset_container() -> None:
     """Forgets everything a container keeps, configuration included (a new Lambda container)."""
     from reconciler.balance_config import load_balance_config
 
-    for cached in (load_config, load_balance_config, default_session, event_processor, timer_scan, balance_event_service, shared_notifier):
+    for cached in (
+        load_config,
+        load_balance_config,
+        default_session,
+        event_processor,
+        timer_scan,
+        balance_event_service,
+        shared_notifier,
+        hold_service,
+    ):
         cached.cache_clear()

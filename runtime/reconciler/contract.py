@@ -31,6 +31,8 @@ OPENAI_SECRET_NAME = "meta-agents/openai"  # noqa: S105 - the secret's name, not
 HANDLER = "reconciler.handlers.entry.handler"
 # The balance-events stream function's handler.
 BALANCE_EVENTS_HANDLER = "reconciler.handlers.balance_stream.handler"
+# The hold function's handler (docs/pipeline.md).
+HOLDS_HANDLER = "reconciler.handlers.holds.handler"
 
 # The events the function settles (EventBridge source and detail-types); the rule's pattern is built from them.
 SETTLED_EVENT_SOURCE = EVENT_SOURCE
@@ -64,6 +66,9 @@ class Metric:
     ALERTS_GROUPED = "AlertsGrouped"
     ALERT_FAILURES = "AlertFailures"
     TRIAGE_FAILURES = "TriageFailures"
+    # The hold function's: holds placed, and holds answered insufficient or refused.
+    HOLDS_PLACED = "HoldsPlaced"
+    HOLDS_REFUSED = "HoldsRefused"
     # The balance-events stream function's.
     BALANCE_EVENTS_PUBLISHED = "BalanceEventsPublished"
     BALANCE_EVENTS_ALREADY_PUBLISHED = "BalanceEventsAlreadyPublished"
@@ -174,6 +179,8 @@ ALARM_CONCERNS: tuple[str, ...] = (
     "async-event-age",
     "alert-dead-letters",
 )
+# The hold function's alarms (infra/constructs/hold_function.py, in this order); the ops topic admits them too.
+HOLD_ALARM_CONCERNS: tuple[str, ...] = ("holds-errors", "holds-throttles")
 # The balance-events function's alarms (infra/constructs/balance_events.py, in this order); the ops topic admits them too.
 BALANCE_EVENT_ALARM_CONCERNS: tuple[str, ...] = (
     "balance-events-errors",
@@ -319,6 +326,16 @@ class ResourceNames:
 
     def is_alarm(self, alarm_name: str) -> bool:
         return alarm_name.startswith(ALARM_PREFIX) and alarm_name.endswith(f"-{self.stage}")
+
+    @property
+    def hold_function(self) -> str:
+        """The hold API the pipeline invokes (docs/pipeline.md)."""
+        return f"cc-reconciler-reserve-{self.stage}"
+
+    @property
+    def pipeline_policy(self) -> str:
+        """What the pipeline's role may do to the reconciler's resources (docs/infrastructure.md)."""
+        return f"cc-reconciler-pipeline-{self.stage}"
 
     @property
     def balance_events_table(self) -> str:

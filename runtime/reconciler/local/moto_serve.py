@@ -7,6 +7,8 @@
 2. A table's stream goes on after a cancelled transaction, as in DynamoDB (reconciler.local.moto_fixes, shared
    with the in-process fidelity layer): without it the local stack's balance-events poller received nothing after
    the first refused hold or overdraft re-decision.
+3. Lambda's Invoke of the reconciler's own functions runs their handler in this process (reconciler.local.functions),
+   where moto would need a Docker engine: `aws lambda invoke` works against the local stack, the hold API included.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import threading
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import run_simple
 
+from reconciler.local.functions import InProcessFunctions
 from reconciler.local.moto_fixes import keep_streams_whole_across_cancelled_transactions
 
 
@@ -37,7 +40,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
     keep_streams_whole_across_cancelled_transactions()
-    app = SerializedApp(DomainDispatcherApplication(create_backend_app))
+    # Invoke outside the lock: the handler's own requests come back to this server while it runs.
+    app = InProcessFunctions(SerializedApp(DomainDispatcherApplication(create_backend_app)), endpoint=f"http://{args.host}:{args.port}")
     run_simple(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
 
 

@@ -20,6 +20,7 @@ from reconciler.contract import (
     ENV_SETTLEMENTS_TABLE,
     ENV_USER_LEDGER_TABLE,
     HANDLER,
+    HOLDS_HANDLER,
 )
 
 # EventBridge cannot invoke an in-process handler, so the rule targets this queue and a poller invokes.
@@ -159,28 +160,8 @@ def _provision_operable(templates: Mapping[str, dict], local: LocalResources, se
             logs.create_log_group(logGroupName=name)
             if name.startswith("/aws/lambda/cc-agent-reconciler-"):  # the settlement function's (the CLI's `logs tail`)
                 local.log_group = name
-    for _, props in _reconciler_functions(templates):
-        role = iam.create_role(
-            RoleName=f"{local.function_name}-local", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []})
-        )
-        lambda_client.create_function(
-            FunctionName=local.function_name,
-            Runtime=props.get("Runtime", "python3.12"),
-            Role=role["Role"]["Arn"],
-            Handler=props.get("Handler", HANDLER),
-            Code={"ZipFile": _EMPTY_ZIP},
-            Timeout=int(props.get("Timeout", 30)),
-            MemorySize=int(props.get("MemorySize", 512)),
-            Environment={"Variables": local.runtime_environment()},
-            Description="local stand-in: configuration only; `reconciler local up` runs the handler in-process",
-        )
-        if "ReservedConcurrentExecutions" in props:
-            lambda_client.put_function_concurrency(
-                FunctionName=local.function_name, ReservedConcurrentExecutions=int(props["ReservedConcurrentExecutions"])
-            )
-        lambda_client.put_function_event_invoke_config(
-            FunctionName=local.function_name, MaximumRetryAttempts=local.max_retry_attempts, MaximumEventAgeInSeconds=local.max_event_age_seconds
-        )
+    for _, props in _invocable_functions(templates):
+        _create_function(lambda_client, iam, props, local)
     for _, props in resources_of(templates, "AWS::CloudWatch::Alarm"):
         request = _alarm_request(props, local)
         if request is not None:
@@ -197,6 +178,34 @@ def _provision_operable(templates: Mapping[str, dict], local: LocalResources, se
             request["EventPattern"] = json.dumps(props["EventPattern"])
         events.create_archive(**request)
         local.archive = request["ArchiveName"]
+
+
+def _create_function(lambda_client: Any, iam: Any, props: dict, local: LocalResources) -> None:
+    """A function as configuration (code runs in-process: reconciler.local.functions answers its Invoke)."""
+    name = _literal(props["FunctionName"], "FunctionName")
+    role = iam.create_role(RoleName=f"{name}-local", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))
+    lambda_client.create_function(
+        FunctionName=name,
+        Runtime=props.get("Runtime", "python3.12"),
+        Role=role["Role"]["Arn"],
+        Handler=props.get("Handler", HANDLER),
+        Code={"ZipFile": _EMPTY_ZIP},
+        Timeout=int(props.get("Timeout", 30)),
+        MemorySize=int(props.get("MemorySize", 512)),
+        Environment={"Variables": local.runtime_environment()},
+        Description="local stand-in: configuration only; its handler runs in-process",
+    )
+    if "ReservedConcurrentExecutions" in props:
+        lambda_client.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=int(props["ReservedConcurrentExecutions"]))
+    if name == local.function_name:
+        lambda_client.put_function_event_invoke_config(
+            FunctionName=name, MaximumRetryAttempts=local.max_retry_attempts, MaximumEventAgeInSeconds=local.max_event_age_seconds
+        )
+
+
+def _invocable_functions(templates: Mapping[str, dict]) -> Iterable[tuple[str, dict]]:
+    """The functions an operator or the pipeline invokes: the settlement function and the hold function."""
+    return ((lid, props) for lid, props in resources_of(templates, "AWS::Lambda::Function") if props.get("Handler") in (HANDLER, HOLDS_HANDLER))
 
 
 def _reference(value: Any, local: LocalResources) -> str | None:

@@ -10,7 +10,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.config import StageConfig
-from reconciler.contract import ALARM_CONCERNS, BALANCE_EVENT_ALARM_CONCERNS, HOLD_ALARM_CONCERNS
+from reconciler.contract import EVERY_ALARM_CONCERN
 
 SUBSCRIPTION_PROTOCOLS = {
     "email": sns.SubscriptionProtocol.EMAIL,
@@ -30,7 +30,7 @@ def alarm_arns(scope: Construct, config: StageConfig) -> list[str]:
             resource_name=config.names.alarm(concern),
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
-        for concern in ALARM_CONCERNS + BALANCE_EVENT_ALARM_CONCERNS + HOLD_ALARM_CONCERNS
+        for concern in EVERY_ALARM_CONCERN
     ]
 
 

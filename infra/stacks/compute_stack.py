@@ -8,6 +8,7 @@ from constructs import Construct
 
 from infra.config import StageConfig
 from infra.constructs.balance_events import BalanceEventsFunction
+from infra.constructs.event_schemas import EventSchemas
 from infra.constructs.hold_function import HoldFunction, PipelineAccess
 from infra.constructs.operator_access import OperatorAccess
 from infra.constructs.reconciler_function import ReconcilerFunction, function_environment
@@ -28,6 +29,7 @@ class ComputeStack(Stack):
         environment = function_environment(config, data.tables, data.dead_letter_queue.queue, data.ops_topic.topic)
         self.holds = HoldFunction(self, "Holds", config=config, tables=data.tables, environment=environment)
         self.pipeline_access = PipelineAccess(self, "PipelineAccess", config=config, tables=data.tables, hold_function=self.holds.function)
+        self.event_schemas = EventSchemas(self, "EventSchemas", config=config)
         self.balance_events = BalanceEventsFunction(self, "BalanceEvents", config=config, tables=data.tables, data=data.balance_events)
         self.operator_access = OperatorAccess(
             self,

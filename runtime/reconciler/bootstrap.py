@@ -156,7 +156,7 @@ def build_reservations(store: Any, config: RuntimeConfig) -> ReservationService:
 
 @lru_cache(maxsize=1)
 def hold_service() -> ReservationService:
-    """The hold function's use case, kept by its container (handlers/holds.py)."""
+    """The hold function's use case, kept by its container (handlers/hold_api.py)."""
     config = load_config()
     return build_reservations(settlement_store(config), config)
 

@@ -32,7 +32,7 @@ HANDLER = "reconciler.handlers.entry.handler"
 # The balance-events stream function's handler.
 BALANCE_EVENTS_HANDLER = "reconciler.handlers.balance_stream.handler"
 # The hold function's handler (docs/pipeline.md).
-HOLDS_HANDLER = "reconciler.handlers.holds.handler"
+HOLDS_HANDLER = "reconciler.handlers.hold_api.handler"
 
 # The events the function settles (EventBridge source and detail-types); the rule's pattern is built from them.
 SETTLED_EVENT_SOURCE = EVENT_SOURCE
@@ -190,6 +190,10 @@ BALANCE_EVENT_ALARM_CONCERNS: tuple[str, ...] = (
     "balance-events-delivery-failures",
     "balance-events-failed-batches-age",
 )
+
+
+# Every alarm of a stage: the ops topic's and its key's policies admit exactly these, and each has a runbook line.
+EVERY_ALARM_CONCERN: tuple[str, ...] = ALARM_CONCERNS + BALANCE_EVENT_ALARM_CONCERNS + HOLD_ALARM_CONCERNS
 
 
 class ConfigError(ValueError):

@@ -8,8 +8,7 @@ import pytest
 from infra_helpers import as_list, only_resource, resource_id, resource_named
 
 from reconciler.contract import (
-    ALARM_CONCERNS,
-    BALANCE_EVENT_ALARM_CONCERNS,
+    EVERY_ALARM_CONCERN,
     HELD_AT_ATTRIBUTE,
     HOLD_USER_ATTRIBUTE,
     JOBS_UNSETTLED_INDEX,
@@ -154,9 +153,7 @@ def _joined(value) -> str:
 
 
 def _stage_alarm_arns(config) -> set[str]:
-    return {
-        f"arn:aws:cloudwatch:{config.region}:{config.account}:alarm:{config.names.alarm(c)}" for c in ALARM_CONCERNS + BALANCE_EVENT_ALARM_CONCERNS
-    }
+    return {f"arn:aws:cloudwatch:{config.region}:{config.account}:alarm:{config.names.alarm(c)}" for c in EVERY_ALARM_CONCERN}
 
 
 def _assert_scoped_to_this_stages_alarms(statement: dict, config) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from infra_helpers import only_resource, refers_to, resource_named
 
-from reconciler.contract import ALARM_CONCERNS, BALANCE_EVENT_ALARM_CONCERNS
+from reconciler.contract import ALARM_CONCERNS, BALANCE_EVENT_ALARM_CONCERNS, EVERY_ALARM_CONCERN, HOLD_ALARM_CONCERNS
 
 # concern -> (namespace, metric, statistic, period seconds, operator, threshold); metric-math alarms separately.
 ALARMS = {
@@ -45,7 +45,8 @@ def alarm(synthesized, concern: str) -> dict:
 def test_exactly_the_runbook_alarms_exist(synthesized):
     stage = synthesized.config.stage
     names = {a["Properties"]["AlarmName"] for a in synthesized.monitoring.find_resources("AWS::CloudWatch::Alarm").values()}
-    assert names == {f"cc-reconciler-{concern}-{stage}" for concern in set(ALARMS) | MATH_ALARMS | set(BALANCE_EVENT_ALARM_CONCERNS)}
+    expected = set(ALARMS) | MATH_ALARMS | set(BALANCE_EVENT_ALARM_CONCERNS + HOLD_ALARM_CONCERNS)
+    assert names == {f"cc-reconciler-{concern}-{stage}" for concern in expected}
     assert set(ALARMS) | MATH_ALARMS == set(ALARM_CONCERNS)
 
 
@@ -118,7 +119,7 @@ def test_alarm_notifies_ops_on_alarm_and_on_recovery(synthesized, concern):
     assert properties["ActionsEnabled"] is synthesized.config.alarm_actions_enabled
 
 
-@pytest.mark.parametrize("concern", ALARM_CONCERNS + BALANCE_EVENT_ALARM_CONCERNS)
+@pytest.mark.parametrize("concern", EVERY_ALARM_CONCERN)
 def test_missing_data_treatment(synthesized, concern):
     # No alarm pages on silence: stuck-jobs has no data before the first scan after the first deploy and during a
     # pause; the other metrics are published only when their event occurs (reasons in infra/constructs/alarms.py).
@@ -168,7 +169,7 @@ def test_every_alarm_is_on_the_dashboard_and_so_are_the_lost_message_metrics(syn
     dashboard = only_resource(synthesized.monitoring, "AWS::CloudWatch::Dashboard")
     body = json.dumps(dashboard["Properties"]["DashboardBody"])
     alarms = synthesized.monitoring.find_resources("AWS::CloudWatch::Alarm")
-    assert len(alarms) == len(ALARM_CONCERNS) + len(BALANCE_EVENT_ALARM_CONCERNS)
+    assert len(alarms) == len(EVERY_ALARM_CONCERN)
     missing = [a["Properties"]["AlarmName"] for logical_id, a in alarms.items() if json.dumps({"Fn::GetAtt": [logical_id, "Arn"]}) not in body]
     assert not missing, f"alarms missing from the dashboard's alarm widget: {missing}"
     for metric in ("DestinationDeliveryFailures", "AsyncEventsDropped", "AsyncEventAge", "IteratorAge"):
@@ -192,6 +193,6 @@ def runbook_alarm_rows() -> dict[str, str]:
 
 def test_every_alarm_has_a_runbook_line_with_a_command():
     rows = runbook_alarm_rows()
-    assert sorted(rows) == sorted(ALARM_CONCERNS + BALANCE_EVENT_ALARM_CONCERNS)
+    assert sorted(rows) == sorted(EVERY_ALARM_CONCERN)
     for concern, command in rows.items():
         assert re.search(r"`(r|aws) [a-z]", command) or command.startswith("as "), f"{concern}: no command to run in {command!r}"

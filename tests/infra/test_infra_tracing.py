@@ -55,7 +55,7 @@ def test_roles_may_send_to_x_ray_only_where_the_stage_traces(synthesized):
                     assert as_list(statement["Resource"]) == ["*"], f"{logical_id}: {statement}"
                     with_xray.add(logical_id.split("Role")[0])
     # Both function roles where the stage traces; no policy at all where it does not (prod).
-    assert with_xray == ({"BalanceEvents", "Reconciler"} if synthesized.config.tracing else set())
+    assert with_xray == ({"BalanceEvents", "Holds", "Reconciler"} if synthesized.config.tracing else set())
 
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])

@@ -1,6 +1,6 @@
 """Holds for the video pipeline: `reserve()` places one, `release()` gives one back (docs/pipeline.md).
 
-Each is one transaction of the balance and the job's settlement record; the hold function (handlers/holds.py)
+Each is one transaction of the balance and the job's settlement record; the hold function (handlers/hold_api.py)
 turns their results and refusals into answers any language can read.
 """
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from reconciler.config import RuntimeConfig
@@ -38,12 +39,19 @@ def aws_cli(*args: str, endpoint: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, timeout=120, env={**os.environ, **LOCAL_ENV, "AWS_PAGER": ""})
 
 
+SCHEMAS = Path(__file__).resolve().parents[3] / "docs" / "schemas"
+ANSWERS = jsonschema.Draft202012Validator(json.loads((SCHEMAS / "hold.answer.json").read_text()))
+
+
 def hold(stack, tmp_path, **request) -> dict:
+    """One call as the pipeline makes it; every answer is one docs/schemas/hold.answer.json describes."""
     out = tmp_path / "answer.json"
     done = aws_cli("lambda", "invoke", "--function-name", FUNCTION, "--payload", json.dumps(request), str(out), endpoint=stack.endpoint)
     assert done.returncode == 0, done.stderr
     assert "FunctionError" not in done.stdout, out.read_text()
-    return json.loads(out.read_text())
+    answer = json.loads(out.read_text())
+    ANSWERS.validate(answer)
+    return answer
 
 
 def balance(stack, user: str) -> tuple[int, int]:

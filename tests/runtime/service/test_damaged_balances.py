@@ -68,3 +68,28 @@ def test_a_job_claiming_a_hold_nobody_paid_for_is_dead_lettered_and_the_audit_na
     assert (aws.balance("ann"), aws.held("ann")) == (50, 0)
     [found] = Auditor(aws.store(), legacy_before=aws.config.legacy_reservations_before).audit_all()
     assert found.user_id == "ann" and found.holds.jobs == ("job-1",) and found.held_difference == -10
+
+
+def test_a_hold_whose_job_lacks_the_unsettled_marker_is_still_counted_and_the_audit_stays_clean(aws):
+    """The pipeline created its job without the unsettled marker: invisible to the timer scan, but the hold is the
+    reconciler's record, in its own open-holds index, so the audit sees it and suggests releasing nothing."""
+    aws.seed_balance("ann", 50)
+    aws.put_job(jobId="job-1", userId="ann", status="rendering", createdAt="2026-12-07T09:00:00.000Z")
+    ReservationService(aws.store()).reserve("job-1", "ann", "test", 10)
+    auditor = Auditor(aws.store(), legacy_before=aws.config.legacy_reservations_before)
+    assert auditor.audit_all() == [] and auditor.audit_user("ann") is None
+    assert aws.processor().process(rendered("job-1", "ann", seconds=3, event_id="evt-1")).kind == "settled"
+    assert (aws.balance("ann"), aws.held("ann")) == (47, 0) and auditor.audit_all() == []
+
+
+def test_a_hand_written_hold_after_the_cut_off_moves_nothing_and_the_audit_names_it(aws):
+    aws.seed_balance("ann", 50)
+    by_hand = {"reservedCredits": 10, "reservedAs": "hold", "unsettled": "PENDING"}
+    aws.put_job(jobId="job-1", userId="ann", status="rendering", createdAt="2026-12-08T09:00:00.000Z", **by_hand)
+    auditor = Auditor(aws.store(), legacy_before=aws.config.legacy_reservations_before)
+    [found] = auditor.audit_all()
+    # The books balance (nothing was held), and the audit names the job whose item claims a hold
+    assert (found.user_id, found.kinds, found.difference, found.held_difference) == ("ann", ("reservations",), 0, 0)
+    assert found.holds.ignored == ("job-1",) and "another writer" in found.summary() and found.unfixable("ledger")
+    assert aws.processor().process(rendered("job-1", "ann", seconds=3, event_id="evt-1")).settlement.hold_released == 0
+    assert (aws.balance("ann"), aws.held("ann")) == (47, 0) and auditor.audit_all() == []

@@ -23,6 +23,7 @@ from benchmarks.baseline_powertools import PowertoolsIdempotentV1
 from benchmarks.baseline_v1 import V1Baseline
 from benchmarks.common import RequestCounter, batch_put, item_size, median, percentile, rendered
 from benchmarks.requests import OURS, V1, WHO, ensure_idempotency_table
+from benchmarks.units import UnitMeter, page_read_units
 from reconciler import bootstrap
 from reconciler.bootstrap import build_processor
 from reconciler.config import RuntimeConfig
@@ -415,12 +416,13 @@ def timer_scan(stack: Any, settled_jobs: int = 20_000, unsettled_jobs: int = 100
     found = list(store.unsettled_jobs(created_before=before))
     query_seconds = time.perf_counter() - started
     pages.close()
+    read = pages.summary()
     query = {
         "requests": counter.total,
-        "items": sum(p[0] for p in pages.pages),
-        "bytes": sum(p[1] for p in pages.pages),
+        "items": read["items_read"],
+        "bytes": read["bytes_read"],
         "found": len(found),
-        "rcu": sum(math.ceil(b / 4096) * 0.5 for _, b in pages.pages),
+        "rcu": read["rru_dynamodb"],
         "seconds": query_seconds,
     }
     # A full Scan reads every item: computed from the items loaded (moto sorts the whole table for every Scan page,
@@ -445,25 +447,38 @@ def timer_scan(stack: Any, settled_jobs: int = 20_000, unsettled_jobs: int = 100
 
 
 class PageMeter:
-    """Items and bytes of every Scan/Query page a client receives, and what DynamoDB would charge and page for them.
-
-    moto pages differently from DynamoDB (which stops a page at 1 MB read); the units (0.5 RRU per 4 KB of a page,
-    eventually consistent) and the page count on DynamoDB are computed from the bytes read."""
+    """Every Scan/Query page a client receives, with what DynamoDB would read and charge for it (`UnitMeter`'s
+    rules: the items the page read before its filter and projection, at the request's consistency, rounded up to
+    4 KB per page), and the page count on DynamoDB (which stops a page at 1 MB read; moto pages differently)."""
 
     def __init__(self, dynamodb: Any) -> None:
         self.dynamodb = dynamodb
-        self.pages: list[tuple[int, int]] = []
+        self.meter = UnitMeter(dynamodb)
+        self.pages: list[dict[str, Any]] = []  # per page: returned, read (items), bytes (read), rru
         self.tables: set[str] = set()
+        self._pending: list[dict] = []
         for operation in ("Scan", "Query"):
             dynamodb.meta.events.register(f"after-call.dynamodb.{operation}", self._on_page)
             dynamodb.meta.events.register(f"before-parameter-build.dynamodb.{operation}", self._on_request)
 
     def _on_request(self, params: Any = None, **_: Any) -> None:
-        self.tables.add((params or {}).get("TableName", "?"))
+        if not self.meter.busy:
+            self._pending.append(dict(params or {}))
+            self.tables.add((params or {}).get("TableName", "?"))
 
-    def _on_page(self, parsed: Any = None, **_: Any) -> None:
-        items = (parsed or {}).get("Items", [])
-        self.pages.append((len(items), sum(item_size(i) for i in items)))
+    def _on_page(self, model: Any = None, parsed: Any = None, **_: Any) -> None:
+        if self.meter.busy or not self._pending:
+            return
+        params, parsed = self._pending.pop(), parsed or {}
+        read = self.meter.items_read(model.name, params, parsed)
+        self.pages.append(
+            {
+                "returned": len(parsed.get("Items", [])),
+                "read": len(read),
+                "bytes": sum(item_size(item) for item in read),
+                "rru": page_read_units(read, params),
+            }
+        )
 
     def close(self) -> None:
         for operation in ("Scan", "Query"):
@@ -471,13 +486,14 @@ class PageMeter:
             self.dynamodb.meta.events.unregister(f"before-parameter-build.dynamodb.{operation}", self._on_request)
 
     def summary(self) -> dict:
-        total = sum(b for _, b in self.pages)
+        total = sum(page["bytes"] for page in self.pages)
         return {
-            "items_read": sum(n for n, _ in self.pages),
+            "items_returned": sum(page["returned"] for page in self.pages),
+            "items_read": sum(page["read"] for page in self.pages),
             "bytes_read": total,
             "pages_moto": len(self.pages),
             "pages_dynamodb": max(1, math.ceil(total / (1024 * 1024))),
-            "rru_dynamodb": math.ceil(total / 4096) * 0.5,
+            "rru_dynamodb": sum(page["rru"] for page in self.pages),
             "tables": sorted(self.tables),
         }
 

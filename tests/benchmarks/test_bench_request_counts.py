@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.requests import _Index, _index_writes, count_requests
+from benchmarks.requests import count_requests
+from benchmarks.units import _Index, _index_writes
 
 
 @pytest.fixture

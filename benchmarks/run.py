@@ -273,11 +273,12 @@ def render(r: dict) -> str:
     w(
         "Counted at the botocore level (`before-call` handlers on the clients' event systems) against the moto server over HTTP. "
         "Capacity units are what real on-demand DynamoDB would charge for the same calls, computed by `benchmarks/requests.py`'s "
-        "`UnitMeter` from each call, the tables' own key schemas and global secondary indexes (DescribeTable) and the item before and "
-        "after the call, by DynamoDB's published rules (benchmarks/units.py, checked by tests/benchmarks/test_unit_meter.py): reads "
-        "0.5 (eventually consistent) or 1 (consistent) per 4 KB of the whole items read, a Query or Scan page by every item it "
-        "read before its filter and projection, transactional 2; writes 1 per 1 KB of the larger of the item before and after, also when a condition fails, transactional 2; per global "
-        "secondary index 1 to put an item in or take it out, 2 when its index key changes, 1 when only a projected attribute changes. "
+        "`UnitMeter` (benchmarks/units.py) from each call, the tables' own key schemas and global secondary indexes (DescribeTable) "
+        "and the item before and after the call, by DynamoDB's published rules (tests/benchmarks/test_unit_meter.py checks them on "
+        "known requests): reads 0.5 (eventually consistent) or 1 (consistent) per 4 KB of the whole items read, a Query or Scan page "
+        "by every item it read before its filter and projection, transactional 2; writes 1 per 1 KB of the larger of the item before "
+        "and after, also when a condition fails, transactional 2; per global secondary index 1 to put an item in or take it out, 2 "
+        "when its index key changes, 1 when only a projected attribute changes. "
         f"Largest item in the tables after the run: {r['max_item_bytes']} bytes."
     )
     w("")

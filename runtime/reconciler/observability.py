@@ -14,12 +14,14 @@ measures the import time and memory both ways. Where tracing is on, `tracer` is 
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 from aws_lambda_powertools.shared import constants as powertools_env
@@ -100,10 +102,53 @@ def _tracer() -> Tracer | Untraced:
     return Tracer(service=SERVICE_NAME) if tracing_enabled() else Untraced()
 
 
+class CompactFormatter(LambdaPowertoolsFormatter):
+    """Powertools' JSON lines without what every line of a function's log group would repeat: the service and the
+    function's name, memory and ARN (the log group says them), the code location, a timestamp (CloudWatch stamps
+    every line it ingests) and, where tracing is off, an X-Ray trace id that leads to no trace. What identifies a
+    line stays: the level, the message, the request id and the event id (lambda_context) and its own fields."""
+
+    @staticmethod
+    def _build_default_keys() -> dict[str, str]:
+        return {"level": "%(levelname)s"}
+
+    def _get_latest_trace_id(self) -> str | None:
+        return super()._get_latest_trace_id() if tracing_enabled() else None
+
+
 # ASCII JSON: an id or reason holding a lone surrogate (refused, but logged with its reason) cannot be
 # written to a UTF-8 stream, and the log line would be lost; escaped, every line reaches CloudWatch.
-logger = Logger(service=SERVICE_NAME, json_serializer=partial(json_text.dumps, separators=(",", ":"), default=str, ensure_ascii=True))
+_serializer = partial(json_text.dumps, separators=(",", ":"), default=str, ensure_ascii=True)
+logger = Logger(service=SERVICE_NAME, logger_formatter=CompactFormatter(json_serializer=_serializer, log_record_order=["level", "message"]))
+logger.remove_keys(["service", "sampling_rate"])
 metrics = _metrics()
 tracer = _tracer()
+_cold_start = True
+
+
+def lambda_context(correlation_id: Callable[[Any], Any] | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """In place of Powertools' inject_lambda_context, which writes the function's name, memory and ARN on every
+    line: each invocation starts from no keys and adds its request id (the key to Lambda's START, END and REPORT
+    lines), `cold_start` on a container's first invocation only, and `correlation_id(event)` if given."""
+
+    def decorate(handler: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(handler)
+        def wrapper(event: Any, context: Any) -> Any:
+            global _cold_start
+            formatter = logger.registered_formatter
+            formatter.clear_state()  # the formatter's own: Logger.clear_state would put `service` back
+            formatter.thread_safe_clear_keys()
+            keys: dict[str, Any] = {"function_request_id": getattr(context, "aws_request_id", None)}
+            if _cold_start:
+                keys["cold_start"], _cold_start = True, False
+            if correlation_id is not None:
+                keys["correlation_id"] = correlation_id(event)
+            logger.append_keys(**keys)
+            return handler(event, context)
+
+        return wrapper
+
+    return decorate
+
 
 COUNT = MetricUnit.Count

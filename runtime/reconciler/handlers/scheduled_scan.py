@@ -7,11 +7,11 @@ from typing import Any
 from reconciler import bootstrap
 from reconciler.contract import Metric
 from reconciler.handlers.video_events import guarded_alert, record
-from reconciler.observability import COUNT, logger, metrics, tracer
+from reconciler.observability import COUNT, lambda_context, logger, metrics, tracer
 from reconciler.service.event_settlement import deadline_from_remaining_ms
 
 
-@logger.inject_lambda_context(clear_state=True)
+@lambda_context()
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -85,7 +85,7 @@ class StubDynamoDB:
 
     def _item(self, key: dict) -> dict:
         if "jobId" not in key:
-            return dict(self.BALANCE) if "userId" in key else {}
+            return dict(self.BALANCE) if set(key) == {"userId"} else {}  # no BalanceEvents marker (userId + eventKey)
         job_id = key["jobId"]["S"]
         user = {"S": USER}
         if job_id.startswith(("reserved", "failed_reserved")):
@@ -124,6 +124,9 @@ class StubDynamoDB:
 
     def put_item(self, **_):
         return {}
+
+    def query(self, **_):
+        return {"Items": []}
 
 
 class StubSQS:
@@ -224,8 +227,54 @@ def telemetry(out: str, per_kind: int) -> None:
                 entry.handler(realistic_event(kind, index), LocalContext("cc-agent-reconciler-prod"))
             results[kind].append({**_lines(logs.getvalue(), "log"), **_lines(emf.getvalue(), "emf"), "alerts": sns.published - published})
             results[kind][-1]["series"] = _series(emf.getvalue())
+    tick = {"source": "aws.events", "detail-type": "Scheduled Event", "id": str(uuid.UUID(int=7)), "detail": {}}
+    with contextlib.redirect_stdout(io.StringIO()) as emf:
+        entry.handler(tick, LocalContext("cc-agent-reconciler-prod"))
+    report = {"events": results, "scan_tick_series": _series(emf.getvalue()), "balance": balance_telemetry(logs, per_kind)}
     with open(out, "w") as handle:
-        json.dump(results, handle)
+        json.dump(report, handle)
+
+
+class StubEvents:
+    def put_events(self, **_):
+        return {"FailedEntryCount": 0, "Entries": [{"EventId": "11111111-2222-3333-4444-555555555555"}]}
+
+
+def credits_record(index: int, before: int, after: int) -> dict:
+    """A Credits stream record of one balance change, as Lambda hands it to the balance-events function."""
+    image = {"userId": {"S": USER}, "updatedAt": {"S": "2026-12-07T10:00:00.000Z"}}
+    data = {
+        "Keys": {"userId": {"S": USER}},
+        "OldImage": {**image, "remaining": {"N": str(before)}},
+        "NewImage": {**image, "remaining": {"N": str(after)}},
+        "SequenceNumber": str(10**20 + index),
+    }
+    return {"eventID": str(index), "eventName": "MODIFY", "eventSource": "aws:dynamodb", "dynamodb": data}
+
+
+def balance_telemetry(logs: io.StringIO, repetitions: int) -> dict:
+    """The balance-events function on one record a batch: a change that crosses nothing, and one that crosses the
+    low threshold (its calls stubbed): CPU per invocation, log and EMF bytes, metric series."""
+    os.environ.update({"BALANCE_EVENTS_TABLE_NAME": "BalanceEvents-dev", "BALANCE_EVENT_SOURCE": "credits.reconciler", "LOW_BALANCE_THRESHOLD": "10"})
+    from reconciler import bootstrap
+    from reconciler.balance_config import load_balance_config
+    from reconciler.handlers import balance_stream
+    from reconciler.local.invoker import LocalContext
+
+    service = bootstrap.build_balance_event_service(load_balance_config(), dynamodb=StubDynamoDB(), events=StubEvents())
+    bootstrap.balance_event_service = lambda: service  # type: ignore[assignment]
+    found: dict[str, dict] = {}
+    for name, (before, after) in (("no_crossing", (500, 480)), ("crossing", (12, 8))):
+        cpu: list[int] = []
+        for index in range(repetitions + 1):
+            logs.seek(0), logs.truncate()
+            with contextlib.redirect_stdout(io.StringIO()) as emf:
+                c0 = time.process_time_ns()
+                balance_stream.handler({"Records": [credits_record(index, before, after)]}, LocalContext("cc-reconciler-balance-events-prod"))
+                cpu.append(time.process_time_ns() - c0)
+            found[name] = {**_lines(logs.getvalue(), "log"), **_lines(emf.getvalue(), "emf"), "series": _series(emf.getvalue())}
+        found[name]["cpu_ms"] = sorted(cpu[1:])[len(cpu[1:]) // 2] / 1e6  # median, after the first (cold) one
+    return found
 
 
 def _lines(text: str, prefix: str) -> dict:

@@ -167,6 +167,32 @@ def modules_on_event_path() -> dict:
     return _child(["modules", "reconciler.handlers.entry"], {**os.environ, **STUB_ENV})
 
 
+def telemetry(per_kind: int = 20) -> dict:
+    """What the function writes to CloudWatch per event kind (its log lines and EMF records, medians of warm
+    invocations; the first invocation's extra bytes: cold_start and, for conflicts and invalid events, the alert's
+    own line), the alerts it publishes, and every metric series it and the balance-events function emit."""
+    env = {**os.environ, **STUB_ENV}
+    env.pop("AWS_ENDPOINT_URL", None)
+    raw = _child(["telemetry", str(per_kind)], env)
+    kinds = {}
+    for kind, runs in raw["events"].items():
+        warm = runs[1:]
+        kinds[kind] = {
+            "log_bytes": median(r["log_bytes"] for r in warm),
+            "log_lines": median(r["log_lines"] for r in warm),
+            "emf_bytes": median(r["emf_bytes"] for r in warm),
+            "emf_lines": median(r["emf_lines"] for r in warm),
+            "alerts_first": runs[0]["alerts"],
+            "alerts_later": sum(r["alerts"] for r in warm),
+            "alert_log_bytes": runs[0]["log_bytes"] - median(r["log_bytes"] for r in warm) if runs[0]["alerts"] else 0,
+            "series": runs[0]["series"],
+        }
+    found = {tuple(s) for runs in raw["events"].values() for r in runs for s in r["series"]}
+    found |= {tuple(s) for s in raw["scan_tick_series"]}
+    found |= {tuple(s) for case in raw["balance"].values() for s in case["series"]}
+    return {"per_kind": kinds, "balance": raw["balance"], "series": sorted(list(s) for s in found), "repetitions": per_kind}
+
+
 def cold_invocations(stack: Any, repetitions: int = 5) -> dict:
     """Peak RSS and times of a fresh process doing one real invocation against the local stack, tracing off (as
     the bench's environment has it) and on (as in a stage that traces)."""

@@ -55,6 +55,7 @@ class ScenarioCount:
     # Bytes the event leaves stored (items and index entries, with AWS's 100 bytes per item), tables with a TTL aside.
     stored_bytes: int = 0
     stored_by_table: dict[str, int] = field(default_factory=dict)  # the items alone, per table
+    stream_records: dict[str, list[dict]] = field(default_factory=dict)  # per table with a stream: the records written
 
     @property
     def dynamodb_total(self) -> int:
@@ -115,6 +116,7 @@ class _Recorder(RequestCounter):
         self.stored = defaultdict(int)
         self.partitions = defaultdict(float)
         self._pending = []
+        self.meter.stream_records.clear()
 
 
 # --- the scenarios -----------------------------------------------------------------------------
@@ -155,6 +157,7 @@ def count_requests(dynamodb: Any, sqs: Any, config: RuntimeConfig, prefix: str =
             user=user,
             stored_bytes=sum(ddb_counter.stored.values()),
             stored_by_table={name: size for name, size in ddb_counter.stored.items() if "/" not in name},
+            stream_records={table: list(found) for table, found in ddb_counter.meter.stream_records.items()},
         )
 
     for who in WHO:

@@ -19,19 +19,13 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from benchmarks import measure
-from benchmarks.capacity import (
-    ASSUMED_REQUEST_MS,
-    PRICE_DATE,
-    V1_CLAIMED_EPS,
-    V1_CLAIMED_MB,
-    V1_CLAIMED_MS,
-    cost_model,
-    function_settings,
-    render_capacity,
-)
+from benchmarks.capacity import function_settings, render_capacity
 from benchmarks.common import machine
+from benchmarks.cost import ASSUMED_REQUEST_MS, V1_CLAIMED_EPS, V1_CLAIMED_MB, V1_CLAIMED_MS, cost_model
+from benchmarks.prices import PRICE_DATE
 from benchmarks.requests import OURS, POWERTOOLS, RESERVATION, SCENARIOS, V1, WHO, WHO_LABELS, count_requests
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -78,6 +72,8 @@ def main(argv: list[str]) -> int:
         results["function"] = function_settings("prod")
     log("item 2: handler CPU time (stubbed DynamoDB, fresh child processes)")
     results["cpu"] = measure.handler_cpu(per_kind=300 if quick else 2000, repetitions=3)
+    log("logs, metrics and alerts per event (stubbed AWS, a fresh child process)")
+    results["telemetry"] = measure.telemetry(per_kind=5 if quick else 20)
     log("item 3: import times and event-path modules")
     results["imports"] = measure.import_times(repetitions=5 if quick else 9)
     results["heaviest"] = measure.heaviest_imports()
@@ -101,11 +97,13 @@ def main(argv: list[str]) -> int:
                     "user_partition_wru": c.user_partition_wru(),
                     "stored_bytes": c.stored_bytes,
                     "stored_by_table": c.stored_by_table,
+                    "stream_records": c.stream_records,
                 }
                 for who, c in by_who.items()
             }
             for scenario, by_who in counts.items()
         }
+        results["function"]["credits_table"] = config.credits_table  # the bench's stream records are keyed by it
         results["max_item_bytes"] = _max_item_bytes(stack)
         log("item 3: cold invocations (peak RSS), tracing off and on")
         results["cold"] = measure.cold_invocations(stack, repetitions=3 if quick else 5)
@@ -542,27 +540,32 @@ def render(r: dict) -> str:
     w("")
     fn = r["function"]
     w(
-        f"Prices: {PRICE_DATE}: DynamoDB on-demand $0.625 per million WRU and $0.125 per million RRU; Lambda $0.0000133334 per GB-second "
-        f"on arm64 and $0.20 per million requests; SQS $0.40 per million requests. Lambda at {fn['memory_mb']} MB {fn['architecture']} "
-        f"(the prod template). Duration: the handler's measured median CPU for the path (section 2; ours, as a proxy for all three) + "
-        f"{ASSUMED_REQUEST_MS:g} ms per DynamoDB or SQS request (an assumed in-region round trip, not measured here), rounded up to 1 ms; "
-        f"`v1 as claimed` uses v1's {V1_CLAIMED_MS:.0f} ms. A baseline that raises is invoked {1 + fn['async_retries']} times (Lambda's "
-        "asynchronous retries, prod template) and then parked in the DLQ by Lambda (1 SQS message). Units from section 1."
+        f'Every line item, priced in benchmarks/prices.py (sources and date in docs/capacity.md, "Prices"; {PRICE_DATE}). Lambda at '
+        f"{fn['memory_mb']} MB {fn['architecture']} (the prod template). Duration: the handler's measured median CPU for the path "
+        f"(section 2; ours, as a proxy for all three) + {ASSUMED_REQUEST_MS:g} ms per DynamoDB or SQS request (an assumed in-region "
+        f"round trip, not measured here), rounded up to 1 ms; `v1 as claimed` uses v1's {V1_CLAIMED_MS:.0f} ms. A baseline that "
+        f"raises is invoked {1 + fn['async_retries']} times (Lambda's asynchronous retries, prod template) and then parked in the DLQ "
+        "by Lambda (1 SQS message). Units from section 1; logs and alerts from section 8; the balance-events function from the "
+        "Credits stream records of section 1 and the prod mapping's filters. docs/capacity.md explains each column and adds storage, "
+        "point-in-time recovery and the fixed monthly metrics."
     )
     w("")
-    w("| per million | invocations | requests | RRU | WRU | duration | GB-s | DynamoDB $ | Lambda $ | SQS $ | total $ |")
-    w("|---|---|---|---|---|---|---|---|---|---|---|")
+    w(
+        "| per million | invocations | requests | RRU | WRU | duration | GB-s | Lambda $ | DynamoDB $ | SQS $ | Logs $ | SNS $ (at most) "
+        "| balance-events $ | total $ |"
+    )
+    w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for scenario, label in SCENARIOS:
         keys = [(f"{scenario}/{who}", WHO_LABELS[who]) for who in WHO]
         if f"{scenario}/v1-claimed" in c:
             keys.append((f"{scenario}/v1-claimed", f"v1 as claimed ({V1_CLAIMED_MS:.0f} ms)"))
         for index, (key, who_label) in enumerate(keys):
-            row = c[key]
+            row, items = c[key], c[key]["items"]
             name = f"{label}: {who_label}" if index == 0 else f"... {who_label}"
             w(
                 f"| {name} | {row['invocations'] / 1e6:g} M | {row['requests'] / 1e6:g} M | {row['rru'] / 1e6:g} M | {row['wru'] / 1e6:g} M | "
-                f"{row['duration_ms']:.0f} ms | {row['gb_s']:,.0f} | {row['dynamodb_usd']:.2f} | {row['lambda_usd']:.2f} | {row['sqs_usd']:.2f} | "
-                f"**{row['total_usd']:.2f}** |"
+                f"{row['duration_ms']:.0f} ms | {row['gb_s']:,.0f} | {items['lambda']:.2f} | {items['dynamodb']:.2f} | {items['sqs']:.2f} | "
+                f"{items['logs']:.2f} | {items.get('sns', 0):.2f} | {items.get('balance_events', 0):.2f} | **{row['total_usd']:.2f}** |"
             )
     w("")
     w("Ours against each baseline, total per million (ratio < 1: ours is cheaper):")
@@ -577,7 +580,39 @@ def render(r: dict) -> str:
             f"{_ratio(ours, claimed['total_usd']) if claimed else '-'} |"
         )
     w("")
+    render_telemetry(r, w)
     return "\n".join(out)
+
+
+def render_telemetry(r: dict, w: Any) -> None:
+    tel = r["telemetry"]
+    w("## 8. Logs, metrics and alerts per event")
+    w("")
+    w(
+        f"Through the real `reconciler.handlers.entry.handler` with DynamoDB, SQS and SNS stubbed (benchmarks/_child.py `telemetry`), "
+        f"{tel['repetitions']} events of each kind with ids as long as real ones (UUID event and job ids) and a trace header per "
+        "invocation, as Lambda sets it: the function's own JSON lines and its EMF records, in bytes as CloudWatch ingests them "
+        "(UTF-8, with the newline), medians of the warm invocations. The first invocation of a container adds `cold_start`; the first "
+        "conflict or invalid event of a 5-minute window also publishes an alert and logs it (the alert column and its bytes)."
+    )
+    w("")
+    w("| event | own lines | own bytes | EMF records | EMF bytes | alerts (first, later) | alert's own line, bytes | metric series |")
+    w("|---|---|---|---|---|---|---|---|")
+    for scenario, label in SCENARIOS:
+        k = tel["per_kind"][scenario]
+        w(
+            f"| {label} | {k['log_lines']:g} | {k['log_bytes']:,.0f} | {k['emf_lines']:g} | {k['emf_bytes']:,.0f} | {k['alerts_first']}, "
+            f"{k['alerts_later']} | {k['alert_log_bytes']:,.0f} | {len(k['series'])} |"
+        )
+    b = tel["balance"]
+    w("")
+    w(
+        f"The balance-events function, one record a batch: a change that crosses nothing {b['no_crossing']['cpu_ms']:.2f} ms CPU, "
+        f"{b['no_crossing']['log_bytes']} bytes of own lines; one that crosses the low threshold {b['crossing']['cpu_ms']:.2f} ms CPU "
+        f"(its five AWS calls stubbed), {b['crossing']['log_bytes']} + {b['crossing']['emf_bytes']} bytes. Metric series over all "
+        f"of it (every event kind, a timer-scan tick, the balance-events function): {len(tel['series'])}."
+    )
+    w("")
 
 
 if __name__ == "__main__":

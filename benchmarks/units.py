@@ -36,6 +36,7 @@ class _Shape:
     table: _Index
     indexes: tuple[_Index, ...]
     expires: bool = False  # a TTL attribute is set: what it stores goes away by itself
+    streams: bool = False  # a DynamoDB stream records every change of an item
 
 
 def read_steps(size: int) -> int:
@@ -82,6 +83,8 @@ class UnitMeter:
         self.client = client
         self.busy = False
         self._shapes: dict[str, _Shape] = {}
+        # Per table with a stream: the records DynamoDB Streams would carry for the writes metered (NEW_AND_OLD_IMAGES).
+        self.stream_records: defaultdict[str, list[dict]] = defaultdict(list)
 
     def shape(self, table: str) -> _Shape:
         if table not in self._shapes:
@@ -100,7 +103,8 @@ class UnitMeter:
                 for index in description.get("GlobalSecondaryIndexes", [])
             )
             ttl = self._quiet(self.client.describe_time_to_live, TableName=table).get("TimeToLiveDescription", {})
-            self._shapes[table] = _Shape(_Index(None, keys(description["KeySchema"])), indexes, ttl.get("TimeToLiveStatus") == "ENABLED")
+            streams = bool(description.get("StreamSpecification", {}).get("StreamEnabled"))
+            self._shapes[table] = _Shape(_Index(None, keys(description["KeySchema"])), indexes, ttl.get("TimeToLiveStatus") == "ENABLED", streams)
         return self._shapes[table]
 
     def _quiet(self, call: Any, **request: Any) -> Any:
@@ -201,6 +205,8 @@ class UnitMeter:
             partitions[_partition(table, None, shape.table.keys, new or old or put or key)] += table_wru
             if kind == "ConditionCheck":
                 continue
+            if shape.streams and old != new:  # an unchanged item writes no stream record
+                self.stream_records[table].append(stream_record(key, old, new))
             if not shape.expires:
                 for name, size in _stored(table, shape, new).items():
                     stored[name] += size
@@ -212,6 +218,12 @@ class UnitMeter:
                     wru += index_wru
                     partitions[_partition(table, index.name, index.keys, new if new and _in_index(index, new) else old or {})] += index_wru
         return rru, wru, partitions, dict(stored)
+
+
+def stream_record(key: dict, old: dict | None, new: dict | None) -> dict:
+    """The record DynamoDB Streams writes for a change, as Lambda hands it over (images in DynamoDB JSON)."""
+    data: dict[str, Any] = {"Keys": key, **({"NewImage": new} if new else {}), **({"OldImage": old} if old else {})}
+    return {"eventName": "INSERT" if old is None else "REMOVE" if new is None else "MODIFY", "dynamodb": data}
 
 
 def _keep_referenced_placeholders(request: dict) -> None:

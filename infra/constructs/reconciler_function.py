@@ -18,23 +18,11 @@ from constructs import Construct
 
 from infra.config import POWERTOOLS_LAYER_PARAMETER, StageConfig
 from infra.constructs.tables import ReconcilerTables
+from infra.runtime_asset import staged_runtime
 from reconciler import contract
 from reconciler.contract import HANDLER, METRICS_NAMESPACE, OPENAI_SECRET_NAME, SERVICE_NAME, SETTLED_DETAIL_TYPES, SETTLED_EVENT_SOURCE
 
 RUNTIME_DIR = Path(__file__).resolve().parents[2] / "runtime"
-# Operator tooling and local emulation ship with the repository, not with the function.
-RUNTIME_EXCLUDES = [
-    "reconciler/cli",
-    "reconciler/cli/**",
-    "reconciler/local",
-    "reconciler/local/**",
-    "reconciler/ops",
-    "reconciler/ops/**",
-    "**/__pycache__",
-    "**/*.pyc",
-    "*.egg-info",
-    "*.egg-info/**",
-]
 
 
 def powertools_environment(config: StageConfig) -> dict[str, str]:
@@ -88,7 +76,8 @@ def python_function(
         runtime=lambda_.Runtime.PYTHON_3_12,
         architecture=lambda_.Architecture.ARM_64,
         handler=handler,
-        code=lambda_.Code.from_asset(str(RUNTIME_DIR), exclude=RUNTIME_EXCLUDES),
+        # Without the operator tooling, with bytecode for Lambda's Python 3.12 where a 3.12 is here (infra/runtime_asset.py).
+        code=lambda_.Code.from_asset(str(staged_runtime(RUNTIME_DIR))),
         layers=[powertools],
         # ACTIVE adds xray:PutTraceSegments/PutTelemetryRecords on "*" (X-Ray has no resource-level permissions).
         # DISABLED writes no TracingConfig (Lambda's default, PassThrough) and no X-Ray grant.

@@ -24,7 +24,7 @@ from typing import ClassVar, cast
 
 # Names a Lambda entry point must not pull in on the event path (they serve other paths or tools).
 NOT_ON_EVENT_PATH = (
-    "aws_xray_sdk",  # only where tracing is on (runtime/reconciler/observability.py); STUB_ENV has it off
+    "aws_xray_sdk",  # never: tracing is Lambda's own (docs/tracing.md)
     "aws_lambda_powertools.utilities.data_classes",  # its package imports every event class Powertools has
     "aws_lambda_powertools.utilities.parameters",
     "reconciler.handlers.scheduled_scan",

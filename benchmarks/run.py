@@ -309,7 +309,7 @@ def render(r: dict) -> str:
     w("## 2. Handler CPU time per event")
     w("")
     w(
-        "Through the real `reconciler.handlers.entry.handler` (Powertools Logger and Metrics; tracing off, so no X-Ray SDK) with a fake "
+        "Through the real `reconciler.handlers.entry.handler` (Powertools Logger and Metrics; tracing off) with a fake "
         "Lambda context, DynamoDB and SQS answered by an in-memory stub (canned responses, no moto, no network), logs and EMF metrics "
         f"written to /dev/null. {cpu['events']:,} events a run (interleaved kinds, after a warm-up), {cpu['repetitions']} runs in fresh "
         "processes; median of the runs' medians and p99s. `core` = `EventProcessor.process` alone (parse, validate, decide, build the "
@@ -376,7 +376,7 @@ def render(r: dict) -> str:
         w("")
     present = r["event_path_modules"]
     w(
-        "Modules that must not load on the event path (the X-Ray SDK with tracing off, Powertools' data classes and parameters, the "
+        "Modules that must not load on the event path (the X-Ray SDK, Powertools' data classes and parameters, the "
         "timer scan, the notifier, CLI/ops, local stack, moto): "
         + ("none loaded by `reconciler.handlers.entry` (asserted in tests/benchmarks)." if not present else f"**loaded: {', '.join(present)}**")
     )

@@ -87,7 +87,19 @@ def _build(source: Path, files: list[Path], target: Path, python: str | None) ->
         # are Lambda's (/var/task/...), not this build's, and with a fixed hash seed set and frozenset constants are
         # marshalled in one order.
         env = {**os.environ, "PYTHONHASHSEED": "0"}
-        command = [python, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash", "-s", str(scratch), "-p", LAMBDA_TASK_ROOT, str(scratch)]
+        command = [
+            python,
+            "-m",
+            "compileall",
+            "-q",
+            "--invalidation-mode",
+            "unchecked-hash",
+            "-s",
+            str(scratch),
+            "-p",
+            LAMBDA_TASK_ROOT,
+            str(scratch),
+        ]
         subprocess.run(command, env=env, check=True)
     try:
         scratch.rename(target)

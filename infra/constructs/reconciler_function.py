@@ -32,8 +32,8 @@ def powertools_environment(config: StageConfig) -> dict[str, str]:
         "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
         "POWERTOOLS_LOG_LEVEL": "INFO",
         "POWERTOOLS_LOGGER_LOG_EVENT": "false",  # events carry user ids; keep them out of the logs
-        # Written either way, so the template says it. "true": runtime/reconciler/observability.py then never
-        # imports the X-Ray SDK (the cold-start cost; docs/benchmarks.md, section 3).
+        # Written either way, so the template says it. "false": the runtime writes the trace id on its log lines
+        # (tracing itself is Lambda's: no SDK in the function, docs/tracing.md).
         "POWERTOOLS_TRACE_DISABLED": "false" if config.tracing else "true",
         # Also the dimensionless series the v1 runbook reads (docs/metrics.md).
         contract.ENV_METRICS_DIMENSIONLESS: "true" if config.dimensionless_metrics else "false",

@@ -1,4 +1,4 @@
-"""The one place that creates the logger, metrics and tracer every handler shares.
+"""The one place that creates the logger and metrics every handler shares.
 
 Every metric carries the dimensions `service` and `stage` (the stage from the STAGE environment variable the
 infrastructure sets), so stages sharing an account and region never mix their series; alarms and the dashboard
@@ -6,10 +6,10 @@ read that series. Each EMF record also declares the empty dimension set, so the 
 `aws cloudwatch get-metric-statistics --namespace Reconciler --metric-name Adjustments` keeps working: one
 record, one value, two series (see docs/metrics.md, including the trade-off in an account shared by stages).
 
-Tracing: where it is off (POWERTOOLS_TRACE_DISABLED, or outside Lambda: Powertools' own rule), `tracer` is a
-stand-in whose decorators return the function itself, so the X-Ray SDK is never imported. Powertools' Tracer
-imports it even when disabled, and that import builds two botocore X-Ray clients: docs/benchmarks.md, section 3,
-measures the import time and memory both ways. Where tracing is on, `tracer` is Powertools'.
+Tracing is Lambda's own (active tracing where the stage traces: the invocation's segment, with its initialization
+and overhead), without any SDK in the function: the X-Ray SDK is in maintenance and loses AWS support on
+2027-02-25, and it cost the tracing stages' cold start about 100 ms (docs/tracing.md). `tracing_enabled()` still
+says where a stage traces: there, each log line carries the trace id, so a trace leads to its logs.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
@@ -67,39 +67,14 @@ def _metrics() -> Metrics:
 
 
 def tracing_enabled(environ: Mapping[str, str] = os.environ) -> bool:
-    """Powertools' rule (Tracer._is_tracer_disabled in 3.37), read the same way: tracing is on in Lambda unless
+    """Whether this function's stage traces (POWERTOOLS_TRACE_DISABLED, which the infrastructure writes from
+    StageConfig.tracing), by Powertools' rule (Tracer._is_tracer_disabled in 3.37): tracing is on in Lambda unless
     POWERTOOLS_TRACE_DISABLED is true, and off outside Lambda and under SAM local or Chalice. A test holds the
     two equal."""
     if strtobool(environ.get(powertools_env.TRACER_DISABLED_ENV, "false")):
         return False
     in_lambda = bool(environ.get(powertools_env.LAMBDA_TASK_ROOT_ENV))
     return in_lambda and not (environ.get(powertools_env.SAM_LOCAL_ENV) or environ.get(powertools_env.CHALICE_LOCAL_ENV))
-
-
-class Untraced:
-    """The part of Powertools' Tracer our handlers use, for where tracing is off: nothing to record, no SDK."""
-
-    disabled = True
-
-    def capture_lambda_handler(
-        self, lambda_handler: Callable[..., Any] | None = None, capture_response: bool | None = None, capture_error: bool | None = None
-    ) -> Any:
-        return lambda_handler if lambda_handler is not None else (lambda handler: handler)
-
-    def capture_method(
-        self, method: Callable[..., Any] | None = None, capture_response: bool | None = None, capture_error: bool | None = None
-    ) -> Any:
-        return method if method is not None else (lambda function: function)
-
-    def put_annotation(self, key: str, value: Any) -> None:
-        pass
-
-    def put_metadata(self, key: str, value: Any, namespace: str | None = None) -> None:
-        pass
-
-
-def _tracer() -> Tracer | Untraced:
-    return Tracer(service=SERVICE_NAME) if tracing_enabled() else Untraced()
 
 
 class CompactFormatter(LambdaPowertoolsFormatter):
@@ -122,7 +97,6 @@ _serializer = partial(json_text.dumps, separators=(",", ":"), default=str, ensur
 logger = Logger(service=SERVICE_NAME, logger_formatter=CompactFormatter(json_serializer=_serializer, log_record_order=["level", "message"]))
 logger.remove_keys(["service", "sampling_rate"])
 metrics = _metrics()
-tracer = _tracer()
 _cold_start = True
 
 

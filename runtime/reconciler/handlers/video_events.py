@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from reconciler import bootstrap
 from reconciler.contract import Metric
-from reconciler.observability import COUNT, lambda_context, logger, metrics, tracer
+from reconciler.observability import COUNT, lambda_context, logger, metrics
 from reconciler.service.event_settlement import CONFLICT, DUPLICATE, REJECTED, SETTLED, Outcome, deadline_from_remaining_ms
 
 if TYPE_CHECKING:
@@ -16,7 +16,6 @@ if TYPE_CHECKING:
 
 @lambda_context(correlation_id=lambda event: event.get("id") if isinstance(event, dict) else None)  # EventBridge's event id
 @metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     # A plain dict read, not Powertools' EventBridgeEvent: its package imports every event class it has (~14 ms CPU).
     if isinstance(event, dict):

@@ -8,6 +8,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAGE ?= dev
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+# Bytecode is written on first import (nothing is compiled at install: see bootstrap), even where the environment
+# says otherwise: without it every test process and benchmark child would compile boto3, moto and the CDK again.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: help bootstrap lock demo test gate unit integration infra-tests bench sim synth lint diff deploy destroy clean
 SEEDS ?= 10000

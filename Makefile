@@ -1,18 +1,24 @@
 # Two commands for a newcomer: `make demo` and `make test`. Both bootstrap everything they need.
 SHELL := /bin/bash
-PYTHON ?= python3
+# Lambda's Python (3.12) where this machine has one (on PATH or under pyenv), else python3 (3.11 or later): the
+# runtime and the tests run on both. A .venv made by another Python stays until `make clean`.
+PYTHON ?= $(shell for p in python3.12 $(HOME)/.pyenv/versions/3.12*/bin/python3.12; do \
+	$$p -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' >/dev/null 2>&1 && { command -v $$p; exit 0; }; done; echo python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAGE ?= dev
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
-export PYTHONDONTWRITEBYTECODE := 1
+# Bytecode is written on first import (nothing is compiled at install: see bootstrap), even where the environment
+# says otherwise: without it every test process and benchmark child would compile boto3, moto and the CDK again.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: help bootstrap lock demo test gate unit integration infra-tests bench sim synth lint diff deploy destroy clean
 SEEDS ?= 10000
 
 help:
 	@echo "make demo                 run the reconciler end to end on an embedded local AWS stack"
-	@echo "make test                 the lint and type gate, then every test (unit, integration, infrastructure, cdk-nag, cfn-lint)"
+	@echo "make test                 the lint and type gate, then every test (unit, integration, infrastructure, cdk-nag, cfn-lint), with coverage"
+	@echo "make bootstrap [BOOTSTRAP_WITH_PIP=1]   .venv (uv, or pip) and node_modules from the lock files"
 	@echo "make gate                 the lint and type gate alone: ruff check, ruff format --check, mypy, lint-imports"
 	@echo "make unit|integration|infra-tests   one tier of the tests, for quick local runs"
 	@echo "make bench [SCALE=100 [SCALE_ONLY=scan,audit]]  benchmarks; rewrites docs/benchmarks.md and docs/capacity.md (SCALE adds that size)"
@@ -23,11 +29,29 @@ help:
 
 # Every package comes from the hash-locked requirements-dev.txt. Our own package, editable, can carry no hash:
 # it is built with the locked setuptools and fetches nothing (no dependencies, no build backend, no index).
+# uv installs it all in seconds; pip, as before, where uv cannot (no pip beside $(PYTHON) to fetch uv with, or a
+# failure). uv itself comes hash-checked from its own lines of the same lock. uv reads no pip configuration, so
+# pip's configured indexes and find-links are handed to it (none on a plain machine); hashes are checked whatever
+# index a file comes from, so uv may take each package from any of them (a mirror may hold one Python's wheels).
+# No bytecode is compiled at install (most of aws-cdk-lib's 180 MB would never be imported): Python writes it on
+# first import, into the venv's and the repository's __pycache__ (ignored by git and by the Lambda asset).
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
+UV_HOME = build/uv/$(shell sed -n 's/^uv==\([^ ]*\).*/\1/p' requirements-dev.txt)
+UV = $(UV_HOME)/bin/uv
+PIP_SOURCES = $(foreach u,$(shell $(PYTHON) -m pip config get global.extra-index-url 2>/dev/null),--extra-index-url $(u)) \
+	$(foreach d,$(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null),--find-links $(d))
+UV_BOOTSTRAP = mkdir -p $(UV_HOME) && awk '/^uv==/{p=1} p{print} p&&!/\\$$/{exit}' requirements-dev.txt > $(UV_HOME)/requirements.txt \
+	&& { test -x $(UV) || $(PYTHON) -m pip install --quiet --disable-pip-version-check --require-hashes --target $(UV_HOME) \
+	  -r $(UV_HOME)/requirements.txt; } \
+	&& { test -x $(BIN)/python || $(UV) venv --quiet --seed --python $(PYTHON) $(VENV); } \
+	&& $(UV) pip install --quiet --python $(BIN)/python --require-hashes --index-strategy unsafe-best-match $(PIP_SOURCES) \
+	  -r requirements-dev.txt \
+	&& $(UV) pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation --no-index -e .
+PIP_BOOTSTRAP = { test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); } && $(PIP) --require-hashes -r requirements-dev.txt \
+	&& $(PIP) --no-deps --no-build-isolation --no-index -e .
 $(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) --require-hashes -r requirements-dev.txt
-	$(PIP) --no-deps --no-build-isolation --no-index -e .
+	@if [ -z "$(BOOTSTRAP_WITH_PIP)" ] && $(UV_BOOTSTRAP); then echo "bootstrap: installed with uv"; \
+	else echo "bootstrap: installing with pip"; $(PIP_BOOTSTRAP); fi
 	touch $@
 
 # Regenerate both lock files from pyproject.toml for Python 3.11+ on any platform, keeping each locked version
@@ -49,8 +73,11 @@ demo: bootstrap
 
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 
+# With a coverage report of the runtime (pyproject.toml, [tool.coverage]); on 3.12, coverage's sys.monitoring core
+# (a fraction of the tracer's overhead).
 test: bootstrap gate
-	$(PYTEST) -n 2 --dist worksteal
+	COVERAGE_CORE=$$($(BIN)/python -c 'import sys; print("sysmon" if sys.version_info >= (3, 12) else "")') \
+	  $(PYTEST) -n 2 --dist worksteal --cov --cov-report=term
 
 # The lint and type gate (ruff.toml, mypy.ini, .importlinter); .pre-commit-config.yaml runs the same commands.
 # Every step runs, so one run lists every finding; the gate fails if any step did.
@@ -97,4 +124,4 @@ destroy: bootstrap
 	npx cdk destroy --context stage=$(STAGE) --all
 
 clean:
-	rm -rf $(VENV) node_modules cdk.out .pytest_cache
+	rm -rf $(VENV) node_modules cdk.out .pytest_cache build

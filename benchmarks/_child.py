@@ -2,6 +2,7 @@
 
     python -m benchmarks._child cpu  OUT.json EVENTS_PER_KIND
     python -m benchmarks._child cold OUT.json      (environment points at a local stack; one invocation)
+    python -m benchmarks._child telemetry OUT.json EVENTS_PER_KIND   (log and EMF bytes per event kind, stubbed AWS)
     python -m benchmarks._child modules OUT.json MODULE
 
 Results go to OUT.json; the child's stdout (the handler's logs and EMF metrics) is the parent's choice,
@@ -10,16 +11,20 @@ Results go to OUT.json; the child's stdout (the handler's logs and EMF metrics) 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import os
 import resource
 import sys
 import time
-from typing import ClassVar
+import uuid
+from typing import ClassVar, cast
 
 # Names a Lambda entry point must not pull in on the event path (they serve other paths or tools).
 NOT_ON_EVENT_PATH = (
-    "aws_xray_sdk",  # only where tracing is on (runtime/reconciler/observability.py); STUB_ENV has it off
+    "aws_xray_sdk",  # never: tracing is Lambda's own (docs/tracing.md)
     "aws_lambda_powertools.utilities.data_classes",  # its package imports every event class Powertools has
     "aws_lambda_powertools.utilities.parameters",
     "reconciler.handlers.scheduled_scan",
@@ -60,6 +65,7 @@ def peak_rss_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
+USER = "user-7f3a9c21"  # as long as a real user id
 KINDS = ("reserved", "no_job", "failed_reserved", "duplicate", "conflict", "invalid")
 # What each kind must come out as: a stub that no longer matches the store's calls shows here, not as a wrong timing.
 EXPECTED = {
@@ -77,13 +83,13 @@ class StubDynamoDB:
     keyed by jobId is the job's settlement record (Settlements) or the job (Jobs), its id's prefix picking its state;
     one keyed by userId is the balance."""
 
-    BALANCE: ClassVar[dict] = {"userId": {"S": "user-1"}, "remaining": {"N": "1000"}}
+    BALANCE: ClassVar[dict] = {"userId": {"S": USER}, "remaining": {"N": "1000"}}
 
     def _item(self, key: dict, table: str = "") -> dict:
         if "jobId" not in key:
-            return dict(self.BALANCE) if "userId" in key else {}
+            return dict(self.BALANCE) if set(key) == {"userId"} else {}  # no BalanceEvents marker (userId + eventKey)
         job_id = key["jobId"]["S"]
-        user = {"S": "user-1"}
+        user = {"S": USER}
         if table.startswith("Settlements"):
             return self._record(job_id, user)
         if job_id.startswith(("reserved", "failed_reserved")):
@@ -132,6 +138,9 @@ class StubDynamoDB:
     def put_item(self, **_):
         return {}
 
+    def query(self, **_):
+        return {"Items": []}
+
 
 class StubSQS:
     def send_message(self, **_):
@@ -143,8 +152,8 @@ def event_for(kind: str, index: int) -> dict:
 
     job = f"{kind}-{index}"
     if kind in ("conflict", "failed_reserved"):
-        return failed(f"ev-{kind}-{index}", job, "user-1")
-    event = rendered(f"ev-{kind}-{index}", job, "user-1", seconds=12.5)
+        return failed(f"ev-{kind}-{index}", job, USER)
+    event = rendered(f"ev-{kind}-{index}", job, USER, seconds=12.5)
     if kind == "invalid":
         del event["detail"]["userId"]
     return event
@@ -184,6 +193,119 @@ def cpu(out: str, per_kind: int) -> None:
         json.dump({"handler": results, "core": core, "outcomes": outcomes}, handle)
 
 
+class StubSNS:
+    def __init__(self) -> None:
+        self.published = 0
+
+    def publish(self, **_):
+        self.published += 1
+        return {"MessageId": "00000000-0000-0000-0000-000000000000"}
+
+
+def realistic_event(kind: str, index: int) -> dict:
+    """The stub's event of `kind` with ids as long as real ones: a UUID event id (EventBridge), a job id of a
+    prefix and a UUID (the stub reads the job's state from the prefix)."""
+    event = event_for(kind, index)
+    event["id"] = str(uuid.UUID(int=index + 1))
+    event["detail"]["jobId"] = f"{kind}-{uuid.UUID(int=index + 2)}"
+    return event
+
+
+def telemetry(out: str, per_kind: int) -> None:
+    """What the handler writes per event kind, as Lambda would ingest it: its log lines and EMF records (bytes and
+    lines, apart), the metric series those records define, and the alerts it publishes. Lambda sets a new
+    _X_AMZN_TRACE_ID for every invocation, traced or not, so each invocation gets one here."""
+    os.environ.update(STUB_ENV)
+    os.environ["OPS_TOPIC_ARN"] = "arn:aws:sns:us-east-1:123456789012:ops-alerts-dev"
+    from reconciler import bootstrap
+    from reconciler.bootstrap import build_processor
+    from reconciler.config import load_config
+    from reconciler.handlers import entry
+    from reconciler.local.invoker import LocalContext
+    from reconciler.observability import logger
+
+    sns = StubSNS()
+    bootstrap.alert_sns_client = lambda: sns  # the notifier's SNS client, stubbed
+    processor = build_processor(load_config(), dynamodb=StubDynamoDB(), sqs=StubSQS())
+    bootstrap.event_processor = lambda: processor  # type: ignore[assignment]
+    logs = io.StringIO()
+    cast(logging.StreamHandler, logger.registered_handler).setStream(logs)  # Powertools logs through a StreamHandler
+    results: dict[str, list[dict]] = {kind: [] for kind in KINDS}
+    for index in range(per_kind):
+        for kind in KINDS:
+            os.environ["_X_AMZN_TRACE_ID"] = f"Root=1-{index:08x}-{uuid.UUID(int=index).hex[:24]};Parent={index:016x};Sampled=0"
+            logs.seek(0), logs.truncate()
+            emf, published = io.StringIO(), sns.published
+            with contextlib.redirect_stdout(emf):
+                entry.handler(realistic_event(kind, index), LocalContext("cc-agent-reconciler-prod"))
+            results[kind].append({**_lines(logs.getvalue(), "log"), **_lines(emf.getvalue(), "emf"), "alerts": sns.published - published})
+            results[kind][-1]["series"] = _series(emf.getvalue())
+    tick = {"source": "aws.events", "detail-type": "Scheduled Event", "id": str(uuid.UUID(int=7)), "detail": {}}
+    with contextlib.redirect_stdout(io.StringIO()) as emf:
+        entry.handler(tick, LocalContext("cc-agent-reconciler-prod"))
+    report = {"events": results, "scan_tick_series": _series(emf.getvalue()), "balance": balance_telemetry(logs, per_kind)}
+    with open(out, "w") as handle:
+        json.dump(report, handle)
+
+
+class StubEvents:
+    def put_events(self, **_):
+        return {"FailedEntryCount": 0, "Entries": [{"EventId": "11111111-2222-3333-4444-555555555555"}]}
+
+
+def credits_record(index: int, before: int, after: int) -> dict:
+    """A Credits stream record of one balance change, as Lambda hands it to the balance-events function."""
+    image = {"userId": {"S": USER}, "updatedAt": {"S": "2026-12-07T10:00:00.000Z"}}
+    data = {
+        "Keys": {"userId": {"S": USER}},
+        "OldImage": {**image, "remaining": {"N": str(before)}},
+        "NewImage": {**image, "remaining": {"N": str(after)}},
+        "SequenceNumber": str(10**20 + index),
+    }
+    return {"eventID": str(index), "eventName": "MODIFY", "eventSource": "aws:dynamodb", "dynamodb": data}
+
+
+def balance_telemetry(logs: io.StringIO, repetitions: int) -> dict:
+    """The balance-events function on one record a batch: a change that crosses nothing, and one that crosses the
+    low threshold (its calls stubbed): CPU per invocation, log and EMF bytes, metric series."""
+    os.environ.update({"BALANCE_EVENTS_TABLE_NAME": "BalanceEvents-dev", "BALANCE_EVENT_SOURCE": "credits.reconciler", "LOW_BALANCE_THRESHOLD": "10"})
+    from reconciler import bootstrap
+    from reconciler.balance_config import load_balance_config
+    from reconciler.handlers import balance_stream
+    from reconciler.local.invoker import LocalContext
+
+    service = bootstrap.build_balance_event_service(load_balance_config(), dynamodb=StubDynamoDB(), events=StubEvents())
+    bootstrap.balance_event_service = lambda: service  # type: ignore[assignment]
+    found: dict[str, dict] = {}
+    for name, (before, after) in (("no_crossing", (500, 480)), ("crossing", (12, 8))):
+        cpu: list[int] = []
+        for index in range(repetitions + 1):
+            logs.seek(0), logs.truncate()
+            with contextlib.redirect_stdout(io.StringIO()) as emf:
+                c0 = time.process_time_ns()
+                balance_stream.handler({"Records": [credits_record(index, before, after)]}, LocalContext("cc-reconciler-balance-events-prod"))
+                cpu.append(time.process_time_ns() - c0)
+            found[name] = {**_lines(logs.getvalue(), "log"), **_lines(emf.getvalue(), "emf"), "series": _series(emf.getvalue())}
+        found[name]["cpu_ms"] = sorted(cpu[1:])[len(cpu[1:]) // 2] / 1e6  # median, after the first (cold) one
+    return found
+
+
+def _lines(text: str, prefix: str) -> dict:
+    lines = [line for line in text.splitlines() if line.strip()]
+    return {f"{prefix}_bytes": sum(len(line.encode()) + 1 for line in lines), f"{prefix}_lines": len(lines)}
+
+
+def _series(emf_text: str) -> list[list]:
+    """(metric, dimension names) of every EMF record: each pair is a custom metric series CloudWatch bills."""
+    series: set[tuple[str, str]] = set()
+    for line in emf_text.splitlines():
+        if line.strip():
+            for definition in json.loads(line)["_aws"]["CloudWatchMetrics"]:
+                for metric in definition["Metrics"]:
+                    series.update((metric["Name"], ",".join(dimensions)) for dimensions in definition["Dimensions"])
+    return sorted([name, dimensions] for name, dimensions in series)
+
+
 def cold(out: str) -> None:
     """One cold invocation against the environment's endpoint (the local stack): imports, clients, one event."""
     t0 = time.perf_counter_ns()
@@ -221,6 +343,8 @@ if __name__ == "__main__":
         cpu(target, int(sys.argv[3]))
     elif command == "cold":
         cold(target)
+    elif command == "telemetry":
+        telemetry(target, int(sys.argv[3]))
     elif command == "modules":
         modules(target, sys.argv[3])
     else:

@@ -5,126 +5,79 @@ the document."""
 
 from __future__ import annotations
 
-import math
+import json
 from typing import Any
 
-from benchmarks.requests import OURS, POWERTOOLS, SCENARIOS, V1, WHO, WHO_LABELS
+from benchmarks.cost import ASSUMED_REQUEST_MS, ASSUMED_SCAN_PAGE_MS, RENDER_PATHS, events_per_second
+from benchmarks.cost_report import render_line_items, render_metrics, render_month, render_prices, render_savings
+from benchmarks.prices import price
+from benchmarks.requests import OURS, POWERTOOLS, SCENARIOS, WHO, WHO_LABELS
 
-# AWS list prices, us-east-1, as published in 2025 (DynamoDB after the November 2024 price cut). Free tiers ignored.
-PRICES = {
-    "wru": 0.625 / 1e6,  # DynamoDB on-demand write request unit
-    "rru": 0.125 / 1e6,  # DynamoDB on-demand read request unit
-    "storage_gb_month": 0.25,  # DynamoDB Standard table class
-    "lambda_gb_s_x86": 0.0000166667,
-    "lambda_gb_s_arm": 0.0000133334,
-    "lambda_request": 0.20 / 1e6,
-    "sqs_request": 0.40 / 1e6,  # standard queue
-}
-PRICE_DATE = "AWS list prices for us-east-1 as published in 2025 (free tiers ignored)"
-ASSUMED_REQUEST_MS = 10.0  # assumed in-region round trip of one DynamoDB or SQS request (not measured here)
-ASSUMED_SCAN_PAGE_MS = 100.0  # assumed time for one 1 MB Scan page on DynamoDB, one thread (not measured here)
-V1_CLAIMED_MS, V1_CLAIMED_MB, V1_CLAIMED_EPS = 300.0, 85.0, 33.0
 # DynamoDB's documented per-partition throughput (Developer Guide, "Best practices for designing and using partition
 # keys effectively": a partition serves at most 3,000 RCU and 1,000 WCU per second). One item never spans partitions.
 PARTITION_WRU_PER_S, PARTITION_RRU_PER_S = 1000, 3000
 VOLUMES = (1_000_000, 10_000_000, 100_000_000)
 SECONDS_PER_MONTH = 30 * 86400
-RENDER_PATHS = ("reserved", "no_job", "failed_reserved")
 
 
 def function_settings(stage: str = "prod") -> dict[str, Any]:
-    """The reconciler function's memory, timeout, concurrency, architecture, tracing and async retry settings, read
-    from the stage's synthesized template (the same synthesis `cdk deploy` uses)."""
+    """What the cost model reads from the stage's synthesized template (the same synthesis `cdk deploy` uses): the
+    reconciler function's memory, timeout, concurrency, architecture, tracing and async retries; the balance-events
+    function's memory and its mapping's filters and batching window; the ops topic's subscriptions; PITR."""
     from reconciler.contract import ResourceNames
     from reconciler.local.stack import templates_for
 
-    name = ResourceNames(stage).function
-    for template in templates_for(stage).values():
-        resources = template.get("Resources", {})
-        for logical_id, resource in resources.items():
-            props = resource.get("Properties", {})
-            if resource["Type"] != "AWS::Lambda::Function" or props.get("FunctionName") != name:
-                continue
-            invoke: dict[str, Any] = next(
-                (
-                    r["Properties"]
-                    for r in resources.values()
-                    if r["Type"] == "AWS::Lambda::EventInvokeConfig" and r["Properties"].get("FunctionName") == {"Ref": logical_id}
-                ),
-                {},
-            )
-            env = props.get("Environment", {}).get("Variables", {})
-            return {
-                "stage": stage,
-                "function": name,
-                "memory_mb": props["MemorySize"],
-                "timeout_s": props["Timeout"],
-                "reserved_concurrency": props.get("ReservedConcurrentExecutions"),
-                "architecture": (props.get("Architectures") or ["x86_64"])[0],
-                "tracing": (props.get("TracingConfig") or {}).get("Mode", "PassThrough"),
-                "powertools_trace_disabled": env.get("POWERTOOLS_TRACE_DISABLED", "(unset)"),
-                "async_retries": invoke.get("MaximumRetryAttempts", 2),  # Lambda's default is 2
-                "max_event_age_s": invoke.get("MaximumEventAgeInSeconds", 21600),  # default 6 hours
-            }
-    raise LookupError(f"no function {name} in the {stage} templates")
-
-
-# --- cost per event ------------------------------------------------------------------------------
-
-
-def cost_model(results: dict) -> dict[str, dict]:
-    """Per million events of each path, for ours and both baselines (and v1 as claimed for the render paths)."""
-    cpu = results["cpu"]["per_kind"]
-    settings = results["function"]
-    rows: dict[str, dict] = {}
-    for scenario, _ in SCENARIOS:
-        for who in WHO:
-            counts = results["requests"][scenario][who]
-            rows[f"{scenario}/{who}"] = per_million(counts, cpu[scenario]["cpu_median_ms"], settings)
-        if scenario in RENDER_PATHS:
-            counts = results["requests"][scenario][V1]
-            rows[f"{scenario}/v1-claimed"] = per_million(counts, None, settings, duration_ms=V1_CLAIMED_MS)
-    return rows
-
-
-def per_million(counts: dict, cpu_ms: float | None, settings: dict, duration_ms: float | None = None) -> dict:
-    """One million events of a path: a path that raises (the baselines on an invalid event) is invoked again by
-    Lambda's asynchronous retries, each attempt making the same calls, then parked by Lambda in the DLQ."""
-    raised = counts["outcome"].startswith("raised")
-    invocations = 1 + settings["async_retries"] if raised else 1
-    sqs_per_event = sum(counts["sqs"].values()) * invocations + (1 if raised else 0)  # + the on-failure destination's message
-    requests = counts["total"] + sum(counts["sqs"].values())
-    # Duration of one invocation: the handler's measured CPU for this path (ours, as a proxy for all three: a few
-    # tenths of a millisecond against the round trips) + one assumed round trip per request, rounded up to 1 ms.
-    if duration_ms is None:
-        duration_ms = math.ceil((cpu_ms or 0.0) + requests * ASSUMED_REQUEST_MS)
-    gb = settings["memory_mb"] / 1024
-    gb_s = invocations * gb * duration_ms / 1000 * 1e6
-    rru, wru = (u * invocations for u in counts["units"])
-    dynamodb = (rru * PRICES["rru"] + wru * PRICES["wru"]) * 1e6
-    price_gb_s = PRICES["lambda_gb_s_arm"] if settings["architecture"] == "arm64" else PRICES["lambda_gb_s_x86"]
-    lambda_usd = gb_s * price_gb_s + invocations * PRICES["lambda_request"] * 1e6
-    sqs = sqs_per_event * PRICES["sqs_request"] * 1e6
+    names = ResourceNames(stage)
+    resources = {lid: r for template in templates_for(stage).values() for lid, r in template.get("Resources", {}).items()}
+    logical_id, props = _function(resources, names.function)
+    invoke: dict[str, Any] = next(
+        (
+            r["Properties"]
+            for r in resources.values()
+            if r["Type"] == "AWS::Lambda::EventInvokeConfig" and r["Properties"].get("FunctionName") == {"Ref": logical_id}
+        ),
+        {},
+    )
+    env = props.get("Environment", {}).get("Variables", {})
+    tables = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::DynamoDB::Table"]
     return {
-        "invocations": invocations * 1e6,
-        "requests": counts["total"] * invocations * 1e6,
-        "rru": rru * 1e6,
-        "wru": wru * 1e6,
-        "sqs_requests": sqs_per_event * 1e6,
-        "duration_ms": duration_ms,
-        "gb_s": gb_s,
-        "dynamodb_usd": dynamodb,
-        "lambda_usd": lambda_usd,
-        "sqs_usd": sqs,
-        "total_usd": dynamodb + lambda_usd + sqs,
-        "stored_bytes": counts.get("stored_bytes", 0),
+        "stage": stage,
+        "function": names.function,
+        "memory_mb": props["MemorySize"],
+        "timeout_s": props["Timeout"],
+        "reserved_concurrency": props.get("ReservedConcurrentExecutions"),
+        "architecture": (props.get("Architectures") or ["x86_64"])[0],
+        "tracing": (props.get("TracingConfig") or {}).get("Mode", "PassThrough"),
+        "powertools_trace_disabled": env.get("POWERTOOLS_TRACE_DISABLED", "(unset)"),
+        "dimensionless_metrics": env.get("METRICS_DIMENSIONLESS", "true"),
+        "async_retries": invoke.get("MaximumRetryAttempts", 2),  # Lambda's default is 2
+        "max_event_age_s": invoke.get("MaximumEventAgeInSeconds", 21600),  # default 6 hours
+        "balance_events": _balance_events(resources, names.balance_events_function),
+        "alert_protocols": sorted(r["Properties"]["Protocol"] for r in resources.values() if r["Type"] == "AWS::SNS::Subscription"),
+        "point_in_time_recovery": all(t.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled") for t in tables),
     }
 
 
-def events_per_second(row: dict, concurrency: int) -> float:
-    """Sustained events per second `concurrency` warm instances can take on a path (one event at a time each)."""
-    invocations_per_event = row["invocations"] / 1e6
-    return concurrency * 1000 / (row["duration_ms"] * invocations_per_event)
+def _function(resources: dict[str, dict], name: str) -> tuple[str, dict]:
+    for logical_id, resource in resources.items():
+        if resource["Type"] == "AWS::Lambda::Function" and resource["Properties"].get("FunctionName") == name:
+            return logical_id, resource["Properties"]
+    raise LookupError(f"no function {name} in the templates")
+
+
+def _balance_events(resources: dict[str, dict], name: str) -> dict[str, Any]:
+    _, props = _function(resources, name)
+    mapping = next(r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::EventSourceMapping")
+    env = props.get("Environment", {}).get("Variables", {})
+    return {
+        "function": name,
+        "memory_mb": props["MemorySize"],
+        "architecture": (props.get("Architectures") or ["x86_64"])[0],
+        "filters": [json.loads(f["Pattern"]) for f in (mapping.get("FilterCriteria") or {}).get("Filters", [])],
+        "batching_window_s": mapping.get("MaximumBatchingWindowInSeconds", 0),
+        "low_threshold": int(env.get("LOW_BALANCE_THRESHOLD", 10)),
+        "overdraft_alert_level": int(env.get("OVERDRAFT_ALERT_LEVEL", 0)),
+    }
 
 
 # --- docs/capacity.md ----------------------------------------------------------------------------
@@ -169,8 +122,10 @@ def render_capacity(r: dict) -> str:
         f"X-Ray tracing {s['tracing']} (POWERTOOLS_TRACE_DISABLED {s['powertools_trace_disabled']})."
     )
     w(
-        f"* **Configured** prices: {PRICE_DATE}: DynamoDB on-demand $0.625 per million WRU, $0.125 per million RRU, storage $0.25 "
-        "per GB-month; Lambda $0.0000133334 per GB-second (arm64) and $0.20 per million requests; SQS $0.40 per million requests."
+        f"* **Configured** (prod template): `{s['balance_events']['function']}`, {s['balance_events']['memory_mb']} MB, "
+        f"{s['balance_events']['architecture']}, on the Credits stream with {len(s['balance_events']['filters'])} filters and a "
+        f"{s['balance_events']['batching_window_s']} s batching window; ops topic subscriptions: {', '.join(s['alert_protocols']) or 'none'}; "
+        f"point-in-time recovery {'on' if s['point_in_time_recovery'] else 'off'} for every table."
     )
     w(
         "* **Configured** DynamoDB limits: a partition serves at most 1,000 write and 3,000 read units per second (DynamoDB Developer "
@@ -257,37 +212,22 @@ def render_capacity(r: dict) -> str:
     )
     w("")
 
-    w("## Cost per month")
-    w("")
-    w(
-        "DynamoDB (request units) + Lambda (GB-seconds and requests) + SQS, per path, if every event of the month took that path "
-        "(section 7 of docs/benchmarks.md per million, times the volume). A real month is a mix: mostly renders, some failures, "
-        "few duplicates."
-    )
-    w("")
-    w("| event | who | " + " | ".join(f"{v // 1_000_000} M events" for v in VOLUMES) + " |")
-    w("|---|---|" + "---|" * len(VOLUMES))
-    for scenario, label in SCENARIOS:
-        for who in WHO:
-            row = cost[f"{scenario}/{who}"]
-            cells = [
-                f"{_usd(row['total_usd'] * v / 1e6)} ({_usd(row['dynamodb_usd'] * v / 1e6)} + {_usd(row['lambda_usd'] * v / 1e6)}"
-                + (f" + {_usd(row['sqs_usd'] * v / 1e6)}" if row["sqs_usd"] else "")
-                + ")"
-                for v in VOLUMES
-            ]
-            w(f"| {label if who == OURS else ''} | {WHO_LABELS[who]} | " + " | ".join(cells) + " |")
-    w("")
-    w("Cells: total (DynamoDB + Lambda [+ SQS]).")
-    w("")
+    render_line_items(r, w)
+    render_savings(r, w)
+    render_metrics(r, w)
+    render_month(r, w)
     stored = req["reserved"][OURS]["stored_bytes"]
     w(
         f"Storage: a settled render with a reservation leaves {stored:,} bytes stored on our side (items and index entries, DynamoDB's "
         "100-byte item overhead included; measured). Each month of events adds "
         + ", ".join(f"{stored * v / 1e9:,.1f} GB at {v // 1_000_000} M" for v in VOLUMES)
-        + ", each GB billed $0.25 every month from then on (the ledger is kept)."
+        + f", each GB billed {_usd(price('dynamodb_storage_gb_month'))} (+ {_usd(price('dynamodb_pitr_gb_month'))} for point-in-time "
+        "recovery) every month from then on (the ledger is kept)."
     )
     w("")
+    w("## Prices")
+    w("")
+    render_prices(w)
 
     w("## What to change, and when")
     w("")
@@ -321,18 +261,21 @@ def _cli_advice(r: dict, w: Any) -> None:
     w(
         f"* **Audit** (`reconciler audit`, and any command that lists the ledger across users) reads every balance and every ledger "
         f"entry with Scan from one machine ({', '.join(tables)}): measured {per_entry:,.0f} bytes read per ledger entry at "
-        f"{largest['entries']:,} entries ({largest['pages_dynamodb']:,} pages of 1 MB on DynamoDB, {largest['rru_dynamodb']:,.0f} RRU), "
+        f"{largest['entries']:,} entries ({largest['pages_dynamodb']:,} pages of 1 MB on DynamoDB, {largest['rru_dynamodb']:,.0f} RRU: its scans "
+        "are strongly consistent, 1 RRU per 4 KB read), "
         f"linear in the ledger (docs/benchmarks.md section 6). A settled render with a reservation adds {per_event:,} bytes to "
         "those tables (measured)."
     )
+    # The audit's own reads, as measured: RRU per byte read follows the consistency it uses (strong: 1 per 4 KB).
+    rru_per_byte = largest["rru_dynamodb"] / max(1, largest["bytes_read"])
     for volume in VOLUMES:
         gb_year = per_event * volume * 12 / 1e9
         pages = gb_year * 1e9 / (1024 * 1024)
         minutes = pages * ASSUMED_SCAN_PAGE_MS / 1000 / 60
-        rru = gb_year * 1e9 / 4096 * 0.5
+        rru = gb_year * 1e9 * rru_per_byte
         w(
             f"  * {volume // 1_000_000} M events a month: after a year, about {gb_year:,.1f} GB to scan = {pages:,.0f} pages: "
-            f"**{minutes:,.0f} min** single-threaded (assumed page time), {_usd(rru * PRICES['rru'])} of read units per full audit."
+            f"**{minutes:,.0f} min** single-threaded (assumed page time), {_usd(rru * price('dynamodb_rru'))} of read units per full audit."
         )
     minutes_per_monthly_event = per_event * 12 / (1024 * 1024) * ASSUMED_SCAN_PAGE_MS / 1000 / 60  # a year of one event a month
     threshold = 15 / minutes_per_monthly_event if minutes_per_monthly_event else float("inf")
@@ -361,4 +304,4 @@ def _cli_advice(r: dict, w: Any) -> None:
     )
 
 
-__all__ = ["POWERTOOLS", "cost_model", "events_per_second", "function_settings", "render_capacity"]
+__all__ = ["POWERTOOLS", "events_per_second", "function_settings", "render_capacity"]

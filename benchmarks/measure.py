@@ -6,6 +6,7 @@ import json
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -23,6 +24,7 @@ from benchmarks.baseline_powertools import PowertoolsIdempotentV1
 from benchmarks.baseline_v1 import V1Baseline
 from benchmarks.common import RequestCounter, batch_put, item_size, median, percentile, rendered
 from benchmarks.requests import OURS, V1, WHO, ensure_idempotency_table
+from benchmarks.units import UnitMeter, page_read_units
 from reconciler import bootstrap
 from reconciler.bootstrap import build_processor
 from reconciler.config import RuntimeConfig
@@ -103,27 +105,50 @@ TRACING_ON_ENV = {
     "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000",
     "_X_AMZN_TRACE_ID": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
 }
-TRACED = "reconciler.handlers.entry (tracing on)"
-CACHED = "reconciler.handlers.entry (our bytecode cached)"
+ENTRY = ENTRY_MODULES[0]
+SHIPPED = "reconciler.handlers.entry (asset as shipped)"
+SOURCE_ONLY = "reconciler.handlers.entry (asset without bytecode)"
+TRACED = "reconciler.handlers.entry (as shipped, tracing on)"
 
 
 def import_times(repetitions: int = 7) -> dict:
-    """Wall and CPU time of `import X` in fresh interpreters, interleaved with `import boto3` (the reference).
+    """Wall and CPU time of `import X` in fresh interpreters, interleaved with `import boto3` (the reference), each as a
+    ratio to the `import boto3` of its own repetition; the median ratio and its range over the repetitions.
 
-    Both are reported: wall time is what the issue's target names, CPU time (user + system of the process) is what
-    a machine shared with other jobs does not disturb."""
-    env = {**os.environ, **STUB_ENV}
-    # Our modules' bytecode, cached where Python looks for it: what shipping compiled files in the asset would give
-    # (on Lambda, as here by default, they are compiled at every cold start: /var/task is read-only).
-    bytecode = tempfile.TemporaryDirectory()
-    cached_env = {**{k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}, "PYTHONPYCACHEPREFIX": bytecode.name}
-    subprocess.run([PYTHON, "-c", f"import {ENTRY_MODULES[0]}"], env=cached_env, cwd=REPO_ROOT, check=True)
+    The function's modules are imported from its asset as synthesized (infra/runtime_asset.py), with the bytecode for
+    Lambda's Python it ships, and from the same asset without it (what Lambda ran before: every module compiled at
+    each cold start). The bytecode is 3.12's: run under another Python, the rows say so and compile from source."""
+    from infra.constructs.reconciler_function import RUNTIME_DIR
+    from infra.runtime_asset import LAMBDA_PYTHON, staged_runtime
+
+    # The installed packages' bytecode first (Python writes it on first import, as the Lambda runtime ships boto3's),
+    # then no writing at all: the asset without bytecode must stay without it.
+    writing = {k: v for k, v in {**os.environ, **STUB_ENV}.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run([PYTHON, "-c", f"import boto3, {ENTRY}"], env=writing, cwd=REPO_ROOT, check=True)
+    env = {**os.environ, **STUB_ENV, "PYTHONDONTWRITEBYTECODE": "1"}
+    shipped = staged_runtime(RUNTIME_DIR)
+    bare = tempfile.TemporaryDirectory()
+    shutil.copytree(shipped, bare.name, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+    on = {"PYTHONPATH": str(shipped)}
     modules = [
         ("boto3", "boto3", env),
-        *((m, m, env) for m in ENTRY_MODULES),
-        (TRACED, ENTRY_MODULES[0], {**env, **TRACING_ON_ENV}),
-        (CACHED, ENTRY_MODULES[0], cached_env),
+        (SHIPPED, ENTRY, {**env, **on}),
+        (SOURCE_ONLY, ENTRY, {**env, "PYTHONPATH": bare.name}),
+        *((f"{m} (asset as shipped)", m, {**env, **on}) for m in ENTRY_MODULES[1:]),
+        (TRACED, ENTRY, {**env, **on, **TRACING_ON_ENV, "LAMBDA_TASK_ROOT": str(shipped)}),
     ]
+    wall, cpu = _interleaved_imports(modules, repetitions)
+    bare.cleanup()
+    rows = {label: {**_ratios(wall, label, ""), **_ratios(cpu, label, "cpu_")} for label in wall}
+    return {
+        "rows": rows,
+        "repetitions": repetitions,
+        "compiled_for_this_python": sys.version_info[:2] == LAMBDA_PYTHON,
+        "python": sys.version.split()[0],
+    }
+
+
+def _interleaved_imports(modules: list[tuple[str, str, dict]], repetitions: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     wall: dict[str, list[float]] = defaultdict(list)
     cpu: dict[str, list[float]] = defaultdict(list)
     code = (
@@ -136,18 +161,17 @@ def import_times(repetitions: int = 7) -> dict:
             wall_ns, cpu_ns = out.stdout.split()
             wall[label].append(int(wall_ns) / 1e6)
             cpu[label].append(int(cpu_ns) / 1e6)
-    bytecode.cleanup()
-    boto3_wall, boto3_cpu = median(wall["boto3"]), median(cpu["boto3"])
-    rows = {
-        label: {
-            "median_ms": median(wall[label]),
-            "ratio_to_boto3": median(wall[label]) / boto3_wall,
-            "cpu_median_ms": median(cpu[label]),
-            "cpu_ratio_to_boto3": median(cpu[label]) / boto3_cpu,
-        }
-        for label in wall
+    return wall, cpu
+
+
+def _ratios(times: dict[str, list[float]], label: str, prefix: str) -> dict[str, Any]:
+    """Median time; the median, lowest and highest of the per-repetition ratios to boto3 (same repetition)."""
+    ratios = sorted(mine / reference for mine, reference in zip(times[label], times["boto3"], strict=True))
+    return {
+        f"{prefix}median_ms": median(times[label]),
+        f"{prefix}ratio_to_boto3": median(ratios),
+        f"{prefix}ratio_range": [ratios[0], ratios[-1]],
     }
-    return {"rows": rows, "repetitions": repetitions}
 
 
 def heaviest_imports(module: str = "reconciler.handlers.entry", top: int = 10) -> list[tuple[str, float]]:
@@ -164,6 +188,32 @@ def heaviest_imports(module: str = "reconciler.handlers.entry", top: int = 10) -
 
 def modules_on_event_path() -> dict:
     return _child(["modules", "reconciler.handlers.entry"], {**os.environ, **STUB_ENV})
+
+
+def telemetry(per_kind: int = 20) -> dict:
+    """What the function writes to CloudWatch per event kind (its log lines and EMF records, medians of warm
+    invocations; the first invocation's extra bytes: cold_start and, for conflicts and invalid events, the alert's
+    own line), the alerts it publishes, and every metric series it and the balance-events function emit."""
+    env = {**os.environ, **STUB_ENV}
+    env.pop("AWS_ENDPOINT_URL", None)
+    raw = _child(["telemetry", str(per_kind)], env)
+    kinds = {}
+    for kind, runs in raw["events"].items():
+        warm = runs[1:]
+        kinds[kind] = {
+            "log_bytes": median(r["log_bytes"] for r in warm),
+            "log_lines": median(r["log_lines"] for r in warm),
+            "emf_bytes": median(r["emf_bytes"] for r in warm),
+            "emf_lines": median(r["emf_lines"] for r in warm),
+            "alerts_first": runs[0]["alerts"],
+            "alerts_later": sum(r["alerts"] for r in warm),
+            "alert_log_bytes": runs[0]["log_bytes"] - median(r["log_bytes"] for r in warm) if runs[0]["alerts"] else 0,
+            "series": runs[0]["series"],
+        }
+    found = {tuple(s) for runs in raw["events"].values() for r in runs for s in r["series"]}
+    found |= {tuple(s) for s in raw["scan_tick_series"]}
+    found |= {tuple(s) for case in raw["balance"].values() for s in case["series"]}
+    return {"per_kind": kinds, "balance": raw["balance"], "series": sorted(list(s) for s in found), "repetitions": per_kind}
 
 
 def cold_invocations(stack: Any, repetitions: int = 5) -> dict:
@@ -415,12 +465,13 @@ def timer_scan(stack: Any, settled_jobs: int = 20_000, unsettled_jobs: int = 100
     found = list(store.unsettled_jobs(created_before=before))
     query_seconds = time.perf_counter() - started
     pages.close()
+    read = pages.summary()
     query = {
         "requests": counter.total,
-        "items": sum(p[0] for p in pages.pages),
-        "bytes": sum(p[1] for p in pages.pages),
+        "items": read["items_read"],
+        "bytes": read["bytes_read"],
         "found": len(found),
-        "rcu": sum(math.ceil(b / 4096) * 0.5 for _, b in pages.pages),
+        "rcu": read["rru_dynamodb"],
         "seconds": query_seconds,
     }
     # A full Scan reads every item: computed from the items loaded (moto sorts the whole table for every Scan page,
@@ -445,25 +496,38 @@ def timer_scan(stack: Any, settled_jobs: int = 20_000, unsettled_jobs: int = 100
 
 
 class PageMeter:
-    """Items and bytes of every Scan/Query page a client receives, and what DynamoDB would charge and page for them.
-
-    moto pages differently from DynamoDB (which stops a page at 1 MB read); the units (0.5 RRU per 4 KB of a page,
-    eventually consistent) and the page count on DynamoDB are computed from the bytes read."""
+    """Every Scan/Query page a client receives, with what DynamoDB would read and charge for it (`UnitMeter`'s
+    rules: the items the page read before its filter and projection, at the request's consistency, rounded up to
+    4 KB per page), and the page count on DynamoDB (which stops a page at 1 MB read; moto pages differently)."""
 
     def __init__(self, dynamodb: Any) -> None:
         self.dynamodb = dynamodb
-        self.pages: list[tuple[int, int]] = []
+        self.meter = UnitMeter(dynamodb)
+        self.pages: list[dict[str, Any]] = []  # per page: returned, read (items), bytes (read), rru
         self.tables: set[str] = set()
+        self._pending: list[dict] = []
         for operation in ("Scan", "Query"):
             dynamodb.meta.events.register(f"after-call.dynamodb.{operation}", self._on_page)
             dynamodb.meta.events.register(f"before-parameter-build.dynamodb.{operation}", self._on_request)
 
     def _on_request(self, params: Any = None, **_: Any) -> None:
-        self.tables.add((params or {}).get("TableName", "?"))
+        if not self.meter.busy:
+            self._pending.append(dict(params or {}))
+            self.tables.add((params or {}).get("TableName", "?"))
 
-    def _on_page(self, parsed: Any = None, **_: Any) -> None:
-        items = (parsed or {}).get("Items", [])
-        self.pages.append((len(items), sum(item_size(i) for i in items)))
+    def _on_page(self, model: Any = None, parsed: Any = None, **_: Any) -> None:
+        if self.meter.busy or not self._pending:
+            return
+        params, parsed = self._pending.pop(), parsed or {}
+        read = self.meter.items_read(model.name, params, parsed)
+        self.pages.append(
+            {
+                "returned": len(parsed.get("Items", [])),
+                "read": len(read),
+                "bytes": sum(item_size(item) for item in read),
+                "rru": page_read_units(read, params),
+            }
+        )
 
     def close(self) -> None:
         for operation in ("Scan", "Query"):
@@ -471,13 +535,14 @@ class PageMeter:
             self.dynamodb.meta.events.unregister(f"before-parameter-build.dynamodb.{operation}", self._on_request)
 
     def summary(self) -> dict:
-        total = sum(b for _, b in self.pages)
+        total = sum(page["bytes"] for page in self.pages)
         return {
-            "items_read": sum(n for n, _ in self.pages),
+            "items_returned": sum(page["returned"] for page in self.pages),
+            "items_read": sum(page["read"] for page in self.pages),
             "bytes_read": total,
             "pages_moto": len(self.pages),
             "pages_dynamodb": max(1, math.ceil(total / (1024 * 1024))),
-            "rru_dynamodb": math.ceil(total / 4096) * 0.5,
+            "rru_dynamodb": sum(page["rru"] for page in self.pages),
             "tables": sorted(self.tables),
         }
 

@@ -11,14 +11,14 @@ call, so they follow any change of design without a rule here to update.
 from __future__ import annotations
 
 import contextlib
-import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
 from benchmarks.baseline_powertools import REPLAYED, PowertoolsIdempotentV1, create_idempotency_table
 from benchmarks.baseline_v1 import V1Baseline
-from benchmarks.common import RequestCounter, failed, item_size, rendered
+from benchmarks.common import RequestCounter, failed, rendered
+from benchmarks.units import UnitMeter
 from reconciler import bootstrap
 from reconciler.bootstrap import build_processor
 from reconciler.config import RuntimeConfig
@@ -56,6 +56,7 @@ class ScenarioCount:
     # Bytes the event leaves stored (items and index entries, with AWS's 100 bytes per item), tables with a TTL aside.
     stored_bytes: int = 0
     stored_by_table: dict[str, int] = field(default_factory=dict)  # the items alone, per table
+    stream_records: dict[str, list[dict]] = field(default_factory=dict)  # per table with a stream: the records written
 
     @property
     def dynamodb_total(self) -> int:
@@ -68,183 +69,6 @@ class ScenarioCount:
     def user_partition_wru(self) -> float:
         """WRU of one event on the busiest partition keyed by its user (the balance item, a per-user ledger)."""
         return max((wru for name, wru in self.partitions.items() if name.endswith(f"={self.user}")), default=0.0)
-
-
-# --- capacity units on real DynamoDB (on-demand) --------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Index:
-    name: str | None  # None: the table itself
-    keys: tuple[str, ...]  # partition key first
-    projection: str = "ALL"  # ALL | KEYS_ONLY | INCLUDE
-    included: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class _Shape:
-    table: _Index
-    indexes: tuple[_Index, ...]
-    expires: bool = False  # a TTL attribute is set: what it stores goes away by itself
-
-
-class UnitMeter:
-    """Read and write request units of DynamoDB calls, by AWS's rules (DynamoDB Developer Guide, "DynamoDB read and
-    write operations" and "Global secondary indexes: provisioned throughput considerations"):
-
-    reads    GetItem 0.5 (eventually consistent) or 1 per 4 KB, a transactional read 2 per 4 KB, at least one
-             4 KB step per item asked for; Query/Scan per page, by the bytes read.
-    writes   1 per 1 KB of the larger of the item before and after (also when a condition fails), 2 in a
-             transaction (ConditionCheck included); plus, per global secondary index, 1 to put an item into it,
-             1 to delete it, 2 when an index key changes, 1 when only a projected attribute changes.
-    The images before and after a write are read through the same client, uncounted (`busy`).
-    """
-
-    def __init__(self, client: Any) -> None:
-        self.client = client
-        self.busy = False
-        self._shapes: dict[str, _Shape] = {}
-
-    def shape(self, table: str) -> _Shape:
-        if table not in self._shapes:
-            description = self._quiet(self.client.describe_table, TableName=table)["Table"]
-
-            def keys(schema: list[dict]) -> tuple[str, ...]:
-                return tuple(k["AttributeName"] for k in sorted(schema, key=lambda k: k["KeyType"] != "HASH"))
-
-            indexes = tuple(
-                _Index(
-                    index["IndexName"],
-                    keys(index["KeySchema"]),
-                    index["Projection"].get("ProjectionType", "ALL"),
-                    tuple(index["Projection"].get("NonKeyAttributes", ())),
-                )
-                for index in description.get("GlobalSecondaryIndexes", [])
-            )
-            ttl = self._quiet(self.client.describe_time_to_live, TableName=table).get("TimeToLiveDescription", {})
-            self._shapes[table] = _Shape(_Index(None, keys(description["KeySchema"])), indexes, ttl.get("TimeToLiveStatus") == "ENABLED")
-        return self._shapes[table]
-
-    def _quiet(self, call: Any, **request: Any) -> Any:
-        self.busy = True
-        try:
-            return call(**request)
-        finally:
-            self.busy = False
-
-    def image(self, table: str, key: dict) -> dict | None:
-        return self._quiet(self.client.get_item, TableName=table, Key=key, ConsistentRead=True).get("Item")
-
-    def key_of(self, table: str, item: dict) -> dict:
-        return {name: item[name] for name in self.shape(table).table.keys}
-
-    # -- what a call writes, before it runs
-
-    def writes_of(self, operation: str, params: dict) -> list[tuple[str, str, dict, dict | None]]:
-        """(kind, table, key, item put) of every item the call may write."""
-        if operation == "PutItem":
-            return [("Put", params["TableName"], self.key_of(params["TableName"], params["Item"]), params["Item"])]
-        if operation in ("UpdateItem", "DeleteItem"):
-            return [(operation[:-4], params["TableName"], params["Key"], None)]
-        if operation == "TransactWriteItems":
-            out = []
-            for part in params.get("TransactItems", []):
-                ((kind, body),) = part.items()
-                key = self.key_of(body["TableName"], body["Item"]) if kind == "Put" else body["Key"]
-                out.append((kind, body["TableName"], key, body.get("Item")))
-            return out
-        if operation == "BatchWriteItem":
-            out = []
-            for table, requests in params.get("RequestItems", {}).items():
-                for request in requests:
-                    if "PutRequest" in request:
-                        item = request["PutRequest"]["Item"]
-                        out.append(("Put", table, self.key_of(table, item), item))
-                    else:
-                        out.append(("Delete", table, request["DeleteRequest"]["Key"], None))
-            return out
-        return []
-
-    # -- the units, after it ran
-
-    def units(
-        self, operation: str, params: dict, parsed: dict, before: list[tuple[str, str, dict, dict | None, dict | None]]
-    ) -> tuple[float, float, dict[str, float], dict[str, int]]:
-        """(RRU, WRU, WRU per partition, bytes stored per table: "Table" for items, "Table/index" for index entries)."""
-        rru = wru = 0.0
-        stored: defaultdict[str, int] = defaultdict(int)
-        partitions: defaultdict[str, float] = defaultdict(float)
-        if operation == "GetItem":
-            rru += _read_units(parsed.get("Item"), 1.0 if params.get("ConsistentRead") else 0.5)
-        elif operation == "TransactGetItems":
-            rru += sum(_read_units(response.get("Item"), 2.0) for response in parsed.get("Responses", [{}] * len(params["TransactItems"])))
-        elif operation in ("Query", "Scan"):
-            size = sum(item_size(item) for item in parsed.get("Items", []))
-            rru += max(1, math.ceil(size / 4096)) * (1.0 if params.get("ConsistentRead") else 0.5)
-        for kind, table, key, put, old in before:
-            new = self.image(table, key)
-            factor = 2.0 if operation == "TransactWriteItems" else 1.0
-            size = max(item_size(old or {}), item_size(new or {}), item_size(put or {}))
-            table_wru = factor * max(1, math.ceil(size / 1024))
-            wru += table_wru
-            shape = self.shape(table)
-            partitions[_partition(table, None, shape.table.keys, new or old or put or key)] += table_wru
-            if kind == "ConditionCheck":
-                continue
-            if not shape.expires:
-                for name, size in _stored(table, shape, new).items():
-                    stored[name] += size
-                for name, size in _stored(table, shape, old).items():
-                    stored[name] -= size
-            for index in shape.indexes:
-                index_wru = _index_writes(index, shape.table, old, new)
-                if index_wru:
-                    wru += index_wru
-                    partitions[_partition(table, index.name, index.keys, new if new and _in_index(index, new) else old or {})] += index_wru
-        return rru, wru, partitions, dict(stored)
-
-
-def _stored(table: str, shape: _Shape, item: dict | None) -> dict[str, int]:
-    """Billable storage of an item and its index entries: raw size + 100 bytes each (DynamoDB's item overhead)."""
-    if item is None:
-        return {}
-    sizes = {table: item_size(item) + 100}
-    for index in shape.indexes:
-        if _in_index(index, item):
-            keep = set(shape.table.keys) | set(index.keys) | set(index.included)
-            projected = item if index.projection == "ALL" else {name: value for name, value in item.items() if name in keep}
-            sizes[f"{table}/{index.name}"] = item_size(projected) + 100
-    return sizes
-
-
-def _read_units(item: dict | None, per_4kb: float) -> float:
-    return per_4kb * max(1, math.ceil(item_size(item or {}) / 4096))
-
-
-def _partition(table: str, index: str | None, keys: tuple[str, ...], item: dict) -> str:
-    value = item.get(keys[0], {})
-    return f"{table}{'/' + index if index else ''} {keys[0]}={next(iter(value.values()), '?') if value else '?'}"
-
-
-def _in_index(index: _Index, item: dict | None) -> bool:
-    return item is not None and all(name in item for name in index.keys)
-
-
-def _index_writes(index: _Index, table: _Index, old: dict | None, new: dict | None) -> int:
-    was, now = _in_index(index, old), _in_index(index, new)
-    if not was and not now:
-        return 0
-    if was != now:
-        return 1  # put into the index, or deleted from it
-    if old is None or new is None:  # unreachable: both in the index (for mypy)
-        return 0
-    if any(old[name] != new[name] for name in index.keys):
-        return 2  # an index key changed: delete and put
-    if index.projection == "ALL":
-        projected = set(old) | set(new)
-    else:
-        projected = set(table.keys) | set(index.keys) | set(index.included if index.projection == "INCLUDE" else ())
-    return 1 if any(old.get(name) != new.get(name) for name in projected) else 0
 
 
 class _Recorder(RequestCounter):
@@ -293,6 +117,7 @@ class _Recorder(RequestCounter):
         self.stored = defaultdict(int)
         self.partitions = defaultdict(float)
         self._pending = []
+        self.meter.stream_records.clear()
 
 
 # --- the scenarios -----------------------------------------------------------------------------
@@ -339,6 +164,7 @@ def count_requests(dynamodb: Any, sqs: Any, config: RuntimeConfig, prefix: str =
             user=user,
             stored_bytes=sum(ddb_counter.stored.values()),
             stored_by_table={name: size for name, size in ddb_counter.stored.items() if "/" not in name},
+            stream_records={table: list(found) for table, found in ddb_counter.meter.stream_records.items()},
         )
 
     for who in WHO:

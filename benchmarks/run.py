@@ -19,19 +19,13 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from benchmarks import measure
-from benchmarks.capacity import (
-    ASSUMED_REQUEST_MS,
-    PRICE_DATE,
-    V1_CLAIMED_EPS,
-    V1_CLAIMED_MB,
-    V1_CLAIMED_MS,
-    cost_model,
-    function_settings,
-    render_capacity,
-)
+from benchmarks.capacity import function_settings, render_capacity
 from benchmarks.common import machine
+from benchmarks.cost import ASSUMED_REQUEST_MS, V1_CLAIMED_EPS, V1_CLAIMED_MB, V1_CLAIMED_MS, cost_model
+from benchmarks.prices import PRICE_DATE
 from benchmarks.requests import OURS, POWERTOOLS, RESERVATION, SCENARIOS, V1, WHO, WHO_LABELS, count_requests
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -78,6 +72,8 @@ def main(argv: list[str]) -> int:
         results["function"] = function_settings("prod")
     log("item 2: handler CPU time (stubbed DynamoDB, fresh child processes)")
     results["cpu"] = measure.handler_cpu(per_kind=300 if quick else 2000, repetitions=3)
+    log("logs, metrics and alerts per event (stubbed AWS, a fresh child process)")
+    results["telemetry"] = measure.telemetry(per_kind=5 if quick else 20)
     log("item 3: import times and event-path modules")
     results["imports"] = measure.import_times(repetitions=5 if quick else 9)
     results["heaviest"] = measure.heaviest_imports()
@@ -101,11 +97,13 @@ def main(argv: list[str]) -> int:
                     "user_partition_wru": c.user_partition_wru(),
                     "stored_bytes": c.stored_bytes,
                     "stored_by_table": c.stored_by_table,
+                    "stream_records": c.stream_records,
                 }
                 for who, c in by_who.items()
             }
             for scenario, by_who in counts.items()
         }
+        results["function"]["credits_table"] = config.credits_table  # the bench's stream records are keyed by it
         results["max_item_bytes"] = _max_item_bytes(stack)
         log("item 3: cold invocations (peak RSS), tracing off and on")
         results["cold"] = measure.cold_invocations(stack, repetitions=3 if quick else 5)
@@ -177,6 +175,15 @@ def _ops(counts: dict) -> str:
     return " + ".join(f"{n} {op}" for op, n in counts.items()) or "none"
 
 
+def _ratio_cell(row: dict) -> str:
+    low, high = row["ratio_range"]
+    cpu_low, cpu_high = row["cpu_ratio_range"]
+    return (
+        f"{row['median_ms']:.0f} ms = {row['ratio_to_boto3']:.2f}x wall ({low:.2f}-{high:.2f}), "
+        f"{row['cpu_ratio_to_boto3']:.2f}x CPU ({cpu_low:.2f}-{cpu_high:.2f})"
+    )
+
+
 def _ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}" if b else "-"
 
@@ -245,20 +252,16 @@ def render(r: dict) -> str:
     w("| Throughput, 10 threads, one user (events/s, moto server) | " + " | ".join(f"{hot[who]['events_per_s']:.1f}" for who in WHO) + " |")
     w("| Books balance after the one-user runs | " + " | ".join(f"{hot[who]['books_balance_runs']}/{reps} runs" for who in WHO) + " |")
     w("")
-    entry, traced = imp["reconciler.handlers.entry"], imp.get("reconciler.handlers.entry (tracing on)")
+    entry, traced = imp[measure.SHIPPED], imp.get(measure.TRACED)
     w("| ours | measured | target or reference |")
     w("|---|---|---|")
     w(f"| Handler CPU per event, median (stubbed DynamoDB) | {cpu['all_median_ms']:.2f} ms | v1 claims ~{V1_CLAIMED_MS:.0f} ms (incl. DB) |")
     w(
-        f"| Import of `reconciler.handlers.entry`, tracing off, vs `import boto3` | {entry['median_ms']:.0f} ms = "
-        f"{entry['ratio_to_boto3']:.2f}x wall, "
-        f"{entry['cpu_ratio_to_boto3']:.2f}x CPU | at most 1.5x |"
+        f"| Import of `reconciler.handlers.entry` from the asset as shipped, tracing off, vs `import boto3` (median of "
+        f"{r['imports']['repetitions']} interleaved repetitions, range) | {_ratio_cell(entry)} | at most 1.5x |"
     )
     if traced:
-        w(
-            f"| The same with tracing on (a stage that traces) | {traced['median_ms']:.0f} ms = {traced['ratio_to_boto3']:.2f}x wall, "
-            f"{traced['cpu_ratio_to_boto3']:.2f}x CPU | only tracing stages pay |"
-        )
+        w(f"| The same with tracing on (a stage that traces) | {_ratio_cell(traced)} | only tracing stages pay |")
     w(f"| Peak RSS of one cold invocation, tracing off | {cold['maxrss_mb']:.0f} MB | at most 60 MB; v1 claims ~{V1_CLAIMED_MB:.0f} MB |")
     if "tracing_on" in cold:
         w(f"| The same with tracing on | {cold['tracing_on']['maxrss_mb']:.0f} MB | |")
@@ -273,10 +276,12 @@ def render(r: dict) -> str:
     w(
         "Counted at the botocore level (`before-call` handlers on the clients' event systems) against the moto server over HTTP. "
         "Capacity units are what real on-demand DynamoDB would charge for the same calls, computed by `benchmarks/requests.py`'s "
-        "`UnitMeter` from each call, the tables' own key schemas and global secondary indexes (DescribeTable) and the item before and "
-        "after the call, by DynamoDB's published rules: reads 0.5 (eventually consistent) or 1 (consistent) per 4 KB, transactional "
-        "2; writes 1 per 1 KB of the larger of the item before and after, also when a condition fails, transactional 2; per global "
-        "secondary index 1 to put an item in or take it out, 2 when its index key changes, 1 when only a projected attribute changes. "
+        "`UnitMeter` (benchmarks/units.py) from each call, the tables' own key schemas and global secondary indexes (DescribeTable) "
+        "and the item before and after the call, by DynamoDB's published rules (tests/benchmarks/test_unit_meter.py checks them on "
+        "known requests): reads 0.5 (eventually consistent) or 1 (consistent) per 4 KB of the whole items read, a Query or Scan page "
+        "by every item it read before its filter and projection, transactional 2; writes 1 per 1 KB of the larger of the item before "
+        "and after, also when a condition fails, transactional 2; per global secondary index 1 to put an item in or take it out, 2 "
+        "when its index key changes, 1 when only a projected attribute changes. "
         f"Largest item in the tables after the run: {r['max_item_bytes']} bytes."
     )
     w("")
@@ -304,7 +309,7 @@ def render(r: dict) -> str:
     w("## 2. Handler CPU time per event")
     w("")
     w(
-        "Through the real `reconciler.handlers.entry.handler` (Powertools Logger and Metrics; tracing off, so no X-Ray SDK) with a fake "
+        "Through the real `reconciler.handlers.entry.handler` (Powertools Logger and Metrics; tracing off) with a fake "
         "Lambda context, DynamoDB and SQS answered by an in-memory stub (canned responses, no moto, no network), logs and EMF metrics "
         f"written to /dev/null. {cpu['events']:,} events a run (interleaved kinds, after a warm-up), {cpu['repetitions']} runs in fresh "
         "processes; median of the runs' medians and p99s. `core` = `EventProcessor.process` alone (parse, validate, decide, build the "
@@ -329,19 +334,25 @@ def render(r: dict) -> str:
 
     w("## 3. Cold start and memory")
     w("")
+    compiled = r["imports"].get("compiled_for_this_python", False)
     w(
-        f"Import time in fresh interpreters ({r['imports']['repetitions']} each, interleaved), wall and CPU (user + system, which other "
-        "jobs on the machine disturb less), as ratios to `import boto3` in the same run. Tracing off is the bench's environment "
-        "(POWERTOOLS_TRACE_DISABLED=true, as in tests); tracing on is a stage that traces (in Lambda, not disabled): only there is "
-        "the X-Ray SDK imported (runtime/reconciler/observability.py)."
+        f"Import time in fresh interpreters ({r['imports']['repetitions']} repetitions, each importing every row once, interleaved), "
+        "wall and CPU (user + system, which other jobs on the machine disturb less). Each repetition's time is divided by the "
+        "`import boto3` of the same repetition; the table gives the median of those ratios and their range (lowest-highest), so "
+        "a reader can see how far one run may land from another. The function's modules come from its asset as synthesized "
+        "(infra/runtime_asset.py: the runtime without the operator tooling, with unchecked-hash bytecode for Python 3.12, Lambda's) "
+        "and from the same asset without bytecode (what Lambda ran before: /var/task is read-only, so every cold start compiled "
+        f"them again). Python here: {r['imports'].get('python', '?')}"
+        + ("." if compiled else ": not 3.12, so the asset's bytecode is ignored and both rows compile from source.")
+        + " Tracing off is the bench's environment (POWERTOOLS_TRACE_DISABLED=true); tracing on is a stage that traces."
     )
     w("")
-    w("| module | wall median | ratio | CPU median | ratio |")
+    w("| module | wall median | ratio (range) | CPU median | ratio (range) |")
     w("|---|---|---|---|---|")
     for module, row in imp.items():
         w(
-            f"| `{module}` | {row['median_ms']:.0f} ms | {row['ratio_to_boto3']:.2f} | {row.get('cpu_median_ms', 0):.0f} ms | "
-            f"{row.get('cpu_ratio_to_boto3', 0):.2f} |"
+            f"| `{module}` | {row['median_ms']:.0f} ms | {row['ratio_to_boto3']:.2f} ({row['ratio_range'][0]:.2f}-{row['ratio_range'][1]:.2f}) | "
+            f"{row['cpu_median_ms']:.0f} ms | {row['cpu_ratio_to_boto3']:.2f} ({row['cpu_ratio_range'][0]:.2f}-{row['cpu_ratio_range'][1]:.2f}) |"
         )
     w("")
     w(
@@ -354,22 +365,18 @@ def render(r: dict) -> str:
     for name, ms in r["heaviest"]:
         w(f"| `{name}` | {ms:.1f} ms |")
     w("")
-    cached = imp.get("reconciler.handlers.entry (our bytecode cached)")
-    w(
-        "`reconciler`'s own modules are compiled from source at every cold start, here as on Lambda: the function's asset ships no "
-        "bytecode (infra excludes `*.pyc`) and /var/task is read-only, so Python cannot keep what it compiles. "
-        + (
-            f"With their bytecode cached (the row above), the import takes {cached['cpu_median_ms']:.0f} ms CPU instead of "
-            f"{entry['cpu_median_ms']:.0f} ms. "
-            if cached
-            else ""
+    bare = imp.get(measure.SOURCE_ONLY)
+    if bare:
+        w(
+            f"Shipping the bytecode: the import takes {entry['cpu_median_ms']:.0f} ms CPU from the asset as shipped against "
+            f"{bare['cpu_median_ms']:.0f} ms from the same asset without it ({bare['cpu_median_ms'] - entry['cpu_median_ms']:.0f} ms "
+            "less per cold start). What `boto3` brings (`multiprocessing`, `html`, `dateutil`, `s3transfer`) is part of "
+            "`import boto3` itself."
         )
-        + "What `boto3` brings (`multiprocessing`, `html`, `dateutil`, `s3transfer`) is part of `import boto3` itself."
-    )
-    w("")
+        w("")
     present = r["event_path_modules"]
     w(
-        "Modules that must not load on the event path (the X-Ray SDK with tracing off, Powertools' data classes and parameters, the "
+        "Modules that must not load on the event path (the X-Ray SDK, Powertools' data classes and parameters, the "
         "timer scan, the notifier, CLI/ops, local stack, moto): "
         + ("none loaded by `reconciler.handlers.entry` (asserted in tests/benchmarks)." if not present else f"**loaded: {', '.join(present)}**")
     )
@@ -473,8 +480,9 @@ def render(r: dict) -> str:
     else:
         w(
             "Audit (`Auditor.audit_all`, no progress output) over N ledger entries for N/20 users (10 planted discrepancies), fresh "
-            "stack each: each user's top-up in Ledger, the job charges in UserLedger, as the books are kept. Bytes, DynamoDB pages "
-            "and RRU computed from what the Scan pages returned."
+            "stack each: each user's top-up in Ledger, the job charges in UserLedger, as the books are kept. Items, bytes, DynamoDB "
+            "pages and RRU are what the Scan pages read (before any filter), charged at the consistency the audit uses: strongly "
+            "consistent, 1 RRU per 4 KB."
         )
         w("")
         w("| size | ledger entries | requests (moto) | items read | bytes read | pages on DynamoDB | RRU | s (moto) | found |")
@@ -539,27 +547,32 @@ def render(r: dict) -> str:
     w("")
     fn = r["function"]
     w(
-        f"Prices: {PRICE_DATE}: DynamoDB on-demand $0.625 per million WRU and $0.125 per million RRU; Lambda $0.0000133334 per GB-second "
-        f"on arm64 and $0.20 per million requests; SQS $0.40 per million requests. Lambda at {fn['memory_mb']} MB {fn['architecture']} "
-        f"(the prod template). Duration: the handler's measured median CPU for the path (section 2; ours, as a proxy for all three) + "
-        f"{ASSUMED_REQUEST_MS:g} ms per DynamoDB or SQS request (an assumed in-region round trip, not measured here), rounded up to 1 ms; "
-        f"`v1 as claimed` uses v1's {V1_CLAIMED_MS:.0f} ms. A baseline that raises is invoked {1 + fn['async_retries']} times (Lambda's "
-        "asynchronous retries, prod template) and then parked in the DLQ by Lambda (1 SQS message). Units from section 1."
+        f'Every line item, priced in benchmarks/prices.py (sources and date in docs/capacity.md, "Prices"; {PRICE_DATE}). Lambda at '
+        f"{fn['memory_mb']} MB {fn['architecture']} (the prod template). Duration: the handler's measured median CPU for the path "
+        f"(section 2; ours, as a proxy for all three) + {ASSUMED_REQUEST_MS:g} ms per DynamoDB or SQS request (an assumed in-region "
+        f"round trip, not measured here), rounded up to 1 ms; `v1 as claimed` uses v1's {V1_CLAIMED_MS:.0f} ms. A baseline that "
+        f"raises is invoked {1 + fn['async_retries']} times (Lambda's asynchronous retries, prod template) and then parked in the DLQ "
+        "by Lambda (1 SQS message). Units from section 1; logs and alerts from section 8; the balance-events function from the "
+        "Credits stream records of section 1 and the prod mapping's filters. docs/capacity.md explains each column and adds storage, "
+        "point-in-time recovery and the fixed monthly metrics."
     )
     w("")
-    w("| per million | invocations | requests | RRU | WRU | duration | GB-s | DynamoDB $ | Lambda $ | SQS $ | total $ |")
-    w("|---|---|---|---|---|---|---|---|---|---|---|")
+    w(
+        "| per million | invocations | requests | RRU | WRU | duration | GB-s | Lambda $ | DynamoDB $ | SQS $ | Logs $ | SNS $ (at most) "
+        "| balance-events $ | total $ |"
+    )
+    w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for scenario, label in SCENARIOS:
         keys = [(f"{scenario}/{who}", WHO_LABELS[who]) for who in WHO]
         if f"{scenario}/v1-claimed" in c:
             keys.append((f"{scenario}/v1-claimed", f"v1 as claimed ({V1_CLAIMED_MS:.0f} ms)"))
         for index, (key, who_label) in enumerate(keys):
-            row = c[key]
+            row, items = c[key], c[key]["items"]
             name = f"{label}: {who_label}" if index == 0 else f"... {who_label}"
             w(
                 f"| {name} | {row['invocations'] / 1e6:g} M | {row['requests'] / 1e6:g} M | {row['rru'] / 1e6:g} M | {row['wru'] / 1e6:g} M | "
-                f"{row['duration_ms']:.0f} ms | {row['gb_s']:,.0f} | {row['dynamodb_usd']:.2f} | {row['lambda_usd']:.2f} | {row['sqs_usd']:.2f} | "
-                f"**{row['total_usd']:.2f}** |"
+                f"{row['duration_ms']:.0f} ms | {row['gb_s']:,.0f} | {items['lambda']:.2f} | {items['dynamodb']:.2f} | {items['sqs']:.2f} | "
+                f"{items['logs']:.2f} | {items.get('sns', 0):.2f} | {items.get('balance_events', 0):.2f} | **{row['total_usd']:.2f}** |"
             )
     w("")
     w("Ours against each baseline, total per million (ratio < 1: ours is cheaper):")
@@ -574,7 +587,39 @@ def render(r: dict) -> str:
             f"{_ratio(ours, claimed['total_usd']) if claimed else '-'} |"
         )
     w("")
+    render_telemetry(r, w)
     return "\n".join(out)
+
+
+def render_telemetry(r: dict, w: Any) -> None:
+    tel = r["telemetry"]
+    w("## 8. Logs, metrics and alerts per event")
+    w("")
+    w(
+        f"Through the real `reconciler.handlers.entry.handler` with DynamoDB, SQS and SNS stubbed (benchmarks/_child.py `telemetry`), "
+        f"{tel['repetitions']} events of each kind with ids as long as real ones (UUID event and job ids) and a trace header per "
+        "invocation, as Lambda sets it: the function's own JSON lines and its EMF records, in bytes as CloudWatch ingests them "
+        "(UTF-8, with the newline), medians of the warm invocations. The first invocation of a container adds `cold_start`; the first "
+        "conflict or invalid event of a 5-minute window also publishes an alert and logs it (the alert column and its bytes)."
+    )
+    w("")
+    w("| event | own lines | own bytes | EMF records | EMF bytes | alerts (first, later) | alert's own line, bytes | metric series |")
+    w("|---|---|---|---|---|---|---|---|")
+    for scenario, label in SCENARIOS:
+        k = tel["per_kind"][scenario]
+        w(
+            f"| {label} | {k['log_lines']:g} | {k['log_bytes']:,.0f} | {k['emf_lines']:g} | {k['emf_bytes']:,.0f} | {k['alerts_first']}, "
+            f"{k['alerts_later']} | {k['alert_log_bytes']:,.0f} | {len(k['series'])} |"
+        )
+    b = tel["balance"]
+    w("")
+    w(
+        f"The balance-events function, one record a batch: a change that crosses nothing {b['no_crossing']['cpu_ms']:.2f} ms CPU, "
+        f"{b['no_crossing']['log_bytes']} bytes of own lines; one that crosses the low threshold {b['crossing']['cpu_ms']:.2f} ms CPU "
+        f"(its five AWS calls stubbed), {b['crossing']['log_bytes']} + {b['crossing']['emf_bytes']} bytes. Metric series over all "
+        f"of it (every event kind, a timer-scan tick, the balance-events function): {len(tel['series'])}."
+    )
+    w("")
 
 
 if __name__ == "__main__":

@@ -98,8 +98,8 @@ class StageConfig:
     # Also emit every metric without dimensions (the v1 runbook's series). At most one stage per account and
     # region may do so, or their counts mix (a test checks; docs/metrics.md).
     dimensionless_metrics: bool
-    # X-Ray active tracing of every function. Off, the role gets no X-Ray grant and the runtime never imports
-    # the X-Ray SDK (POWERTOOLS_TRACE_DISABLED). Turning it on is this one line plus a deploy.
+    # X-Ray active tracing of every function (Lambda's own; no SDK in the function: docs/tracing.md). Off, the role
+    # gets no X-Ray grant (POWERTOOLS_TRACE_DISABLED). Turning it on is this one line plus a deploy.
     tracing: bool
     balance_events: BalanceEventSettings = BalanceEventSettings()
 
@@ -204,8 +204,8 @@ _STAGES: dict[str, StageConfig] = {
             AlertSubscription("https", "https://paging.example.com/hooks/reconciler-prod"),
         ),
         dimensionless_metrics=True,
-        # Off: metrics and logs with request ids carry prod. Its import target (<= 1.5x `import boto3`) is out of
-        # reach with the X-Ray SDK loaded: 1.68x, against 1.22x without it (docs/benchmarks.md, section 3).
+        # Off: metrics and logs with request ids carry prod. Tracing no longer costs the cold start (Lambda's own,
+        # no SDK: docs/tracing.md); it stays off for the price of the traces.
         tracing=False,
     ),
 }

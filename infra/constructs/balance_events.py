@@ -28,6 +28,8 @@ from infra.constructs.reconciler_function import python_function
 from infra.constructs.tables import ReconcilerTables
 from reconciler import contract
 from reconciler.contract import BALANCE_EVENT_ALARM_CONCERNS, METRICS_NAMESPACE, SERVICE_NAME, Metric
+from reconciler.domain.crossings import Thresholds
+from reconciler.domain.stream_filter import balance_event_filters
 
 # The stream keeps records 24 h. A record still failing after this many retries or this age goes, as a
 # description of the batch (shard and sequence range), to the failure queue: a person then looks (docs/events.md).
@@ -35,6 +37,9 @@ MAX_RETRY_ATTEMPTS = 50
 MAX_RECORD_AGE = Duration.hours(6)
 BATCH_SIZE = 100
 FUNCTION_TIMEOUT = Duration.seconds(60)
+# Lambda gathers a shard's records this long before invoking (unless a batch fills first): one invocation for the
+# changes of a burst instead of one each. Events wait at most this much longer; order and retries are unchanged.
+BATCHING_WINDOW = Duration.seconds(5)
 
 
 class BalanceEventsData(Construct):
@@ -97,7 +102,8 @@ class BalanceEventsFunction(Construct):
                 contract.ENV_OVERDRAFT_ALERT_LEVEL: str(settings.overdraft_alert_level),
             },
         )
-        self._read_stream(tables, data)
+        filters = balance_event_filters(Thresholds(settings.low_threshold, settings.overdraft_alert_level)) or []
+        self._read_stream(tables, data, filters)
         self._grant(config, tables, data)
         Validations.of(self.function).acknowledge(
             Acknowledgment(
@@ -107,11 +113,13 @@ class BalanceEventsFunction(Construct):
             )
         )
 
-    def _read_stream(self, tables: ReconcilerTables, data: BalanceEventsData) -> None:
+    def _read_stream(self, tables: ReconcilerTables, data: BalanceEventsData, filters: list[dict]) -> None:
         """The mapping on the Credits stream, and the stream read Lambda's poller does with the role."""
         # One shard per item range, one batch per shard at a time (parallelization 1): a user's records are handled
         # in stream order. A failed record is retried from itself (partial batch responses); a failing batch is
         # bisected so one bad record cannot hold its neighbours beyond its own retries.
+        # Only records that can carry a crossing reach the function (docs/events.md, "Which records reach the
+        # function"); the same filters decide locally (reconciler.local.stream_poller).
         # An EventSourceMapping rather than DynamoEventSource: that one adds dynamodb:ListStreams on "*" to the
         # role's default policy, where its acknowledgement would cover the whole role.
         assert tables.credits.table_stream_arn is not None, "the Credits table has a stream"
@@ -120,6 +128,8 @@ class BalanceEventsFunction(Construct):
             event_source_arn=tables.credits.table_stream_arn,
             starting_position=lambda_.StartingPosition.TRIM_HORIZON,
             batch_size=BATCH_SIZE,
+            max_batching_window=BATCHING_WINDOW,
+            filters=[lambda_.FilterCriteria.filter(pattern) for pattern in filters],
             parallelization_factor=1,
             bisect_batch_on_error=True,
             retry_attempts=MAX_RETRY_ATTEMPTS,

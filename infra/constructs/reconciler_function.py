@@ -19,6 +19,7 @@ from constructs import Construct
 from infra.config import POWERTOOLS_LAYER_PARAMETER, StageConfig
 from infra.constructs.acknowledged_statement import acknowledged_statement
 from infra.constructs.tables import ReconcilerTables
+from infra.runtime_asset import staged_runtime
 from reconciler import contract
 from reconciler.contract import (
     HANDLER,
@@ -31,19 +32,6 @@ from reconciler.contract import (
 )
 
 RUNTIME_DIR = Path(__file__).resolve().parents[2] / "runtime"
-# Operator tooling and local emulation ship with the repository, not with the function.
-RUNTIME_EXCLUDES = [
-    "reconciler/cli",
-    "reconciler/cli/**",
-    "reconciler/local",
-    "reconciler/local/**",
-    "reconciler/ops",
-    "reconciler/ops/**",
-    "**/__pycache__",
-    "**/*.pyc",
-    "*.egg-info",
-    "*.egg-info/**",
-]
 
 
 def powertools_environment(config: StageConfig) -> dict[str, str]:
@@ -53,8 +41,8 @@ def powertools_environment(config: StageConfig) -> dict[str, str]:
         "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
         "POWERTOOLS_LOG_LEVEL": "INFO",
         "POWERTOOLS_LOGGER_LOG_EVENT": "false",  # events carry user ids; keep them out of the logs
-        # Written either way, so the template says it. "true": runtime/reconciler/observability.py then never
-        # imports the X-Ray SDK (the cold-start cost; docs/benchmarks.md, section 3).
+        # Written either way, so the template says it. "false": the runtime writes the trace id on its log lines
+        # (tracing itself is Lambda's: no SDK in the function, docs/tracing.md).
         "POWERTOOLS_TRACE_DISABLED": "false" if config.tracing else "true",
         # Also the dimensionless series the v1 runbook reads (docs/metrics.md).
         contract.ENV_METRICS_DIMENSIONLESS: "true" if config.dimensionless_metrics else "false",
@@ -97,7 +85,8 @@ def python_function(
         runtime=lambda_.Runtime.PYTHON_3_12,
         architecture=lambda_.Architecture.ARM_64,
         handler=handler,
-        code=lambda_.Code.from_asset(str(RUNTIME_DIR), exclude=RUNTIME_EXCLUDES),
+        # Without the operator tooling, with bytecode for Lambda's Python 3.12 where a 3.12 is here (infra/runtime_asset.py).
+        code=lambda_.Code.from_asset(str(staged_runtime(RUNTIME_DIR))),
         layers=[powertools],
         # DISABLED writes no TracingConfig (Lambda's default, PassThrough) and no X-Ray grant; where the stage traces,
         # _trace turns it on with the grant in a policy of its own (ACTIVE would add it to the role's default policy).

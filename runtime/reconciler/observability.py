@@ -1,4 +1,4 @@
-"""The one place that creates the logger, metrics and tracer every handler shares.
+"""The one place that creates the logger and metrics every handler shares.
 
 Every metric carries the dimensions `service` and `stage` (the stage from the STAGE environment variable the
 infrastructure sets), so stages sharing an account and region never mix their series; alarms and the dashboard
@@ -6,20 +6,22 @@ read that series. Each EMF record also declares the empty dimension set, so the 
 `aws cloudwatch get-metric-statistics --namespace Reconciler --metric-name Adjustments` keeps working: one
 record, one value, two series (see docs/metrics.md, including the trade-off in an account shared by stages).
 
-Tracing: where it is off (POWERTOOLS_TRACE_DISABLED, or outside Lambda: Powertools' own rule), `tracer` is a
-stand-in whose decorators return the function itself, so the X-Ray SDK is never imported. Powertools' Tracer
-imports it even when disabled, and that import builds two botocore X-Ray clients: docs/benchmarks.md, section 3,
-measures the import time and memory both ways. Where tracing is on, `tracer` is Powertools'.
+Tracing is Lambda's own (active tracing where the stage traces: the invocation's segment, with its initialization
+and overhead), without any SDK in the function: the X-Ray SDK is in maintenance and loses AWS support on
+2027-02-25, and it cost the tracing stages' cold start about 100 ms (docs/tracing.md). `tracing_enabled()` still
+says where a stage traces: there, each log line carries the trace id, so a trace leads to its logs.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 from aws_lambda_powertools.shared import constants as powertools_env
@@ -65,7 +67,8 @@ def _metrics() -> Metrics:
 
 
 def tracing_enabled(environ: Mapping[str, str] = os.environ) -> bool:
-    """Powertools' rule (Tracer._is_tracer_disabled in 3.37), read the same way: tracing is on in Lambda unless
+    """Whether this function's stage traces (POWERTOOLS_TRACE_DISABLED, which the infrastructure writes from
+    StageConfig.tracing), by Powertools' rule (Tracer._is_tracer_disabled in 3.37): tracing is on in Lambda unless
     POWERTOOLS_TRACE_DISABLED is true, and off outside Lambda and under SAM local or Chalice. A test holds the
     two equal."""
     if strtobool(environ.get(powertools_env.TRACER_DISABLED_ENV, "false")):
@@ -74,36 +77,52 @@ def tracing_enabled(environ: Mapping[str, str] = os.environ) -> bool:
     return in_lambda and not (environ.get(powertools_env.SAM_LOCAL_ENV) or environ.get(powertools_env.CHALICE_LOCAL_ENV))
 
 
-class Untraced:
-    """The part of Powertools' Tracer our handlers use, for where tracing is off: nothing to record, no SDK."""
+class CompactFormatter(LambdaPowertoolsFormatter):
+    """Powertools' JSON lines without what every line of a function's log group would repeat: the service and the
+    function's name, memory and ARN (the log group says them), the code location, a timestamp (CloudWatch stamps
+    every line it ingests) and, where tracing is off, an X-Ray trace id that leads to no trace. What identifies a
+    line stays: the level, the message, the request id and the event id (lambda_context) and its own fields."""
 
-    disabled = True
+    @staticmethod
+    def _build_default_keys() -> dict[str, str]:
+        return {"level": "%(levelname)s"}
 
-    def capture_lambda_handler(
-        self, lambda_handler: Callable[..., Any] | None = None, capture_response: bool | None = None, capture_error: bool | None = None
-    ) -> Any:
-        return lambda_handler if lambda_handler is not None else (lambda handler: handler)
-
-    def capture_method(
-        self, method: Callable[..., Any] | None = None, capture_response: bool | None = None, capture_error: bool | None = None
-    ) -> Any:
-        return method if method is not None else (lambda function: function)
-
-    def put_annotation(self, key: str, value: Any) -> None:
-        pass
-
-    def put_metadata(self, key: str, value: Any, namespace: str | None = None) -> None:
-        pass
-
-
-def _tracer() -> Tracer | Untraced:
-    return Tracer(service=SERVICE_NAME) if tracing_enabled() else Untraced()
+    def _get_latest_trace_id(self) -> str | None:
+        return super()._get_latest_trace_id() if tracing_enabled() else None
 
 
 # ASCII JSON: an id or reason holding a lone surrogate (refused, but logged with its reason) cannot be
 # written to a UTF-8 stream, and the log line would be lost; escaped, every line reaches CloudWatch.
-logger = Logger(service=SERVICE_NAME, json_serializer=partial(json_text.dumps, separators=(",", ":"), default=str, ensure_ascii=True))
+_serializer = partial(json_text.dumps, separators=(",", ":"), default=str, ensure_ascii=True)
+logger = Logger(service=SERVICE_NAME, logger_formatter=CompactFormatter(json_serializer=_serializer, log_record_order=["level", "message"]))
+logger.remove_keys(["service", "sampling_rate"])
 metrics = _metrics()
-tracer = _tracer()
+_cold_start = True
+
+
+def lambda_context(correlation_id: Callable[[Any], Any] | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """In place of Powertools' inject_lambda_context, which writes the function's name, memory and ARN on every
+    line: each invocation starts from no keys and adds its request id (the key to Lambda's START, END and REPORT
+    lines), `cold_start` on a container's first invocation only, and `correlation_id(event)` if given."""
+
+    def decorate(handler: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(handler)
+        def wrapper(event: Any, context: Any) -> Any:
+            global _cold_start
+            formatter = logger.registered_formatter
+            formatter.clear_state()  # the formatter's own: Logger.clear_state would put `service` back
+            formatter.thread_safe_clear_keys()
+            keys: dict[str, Any] = {"function_request_id": getattr(context, "aws_request_id", None)}
+            if _cold_start:
+                keys["cold_start"], _cold_start = True, False
+            if correlation_id is not None:
+                keys["correlation_id"] = correlation_id(event)
+            logger.append_keys(**keys)
+            return handler(event, context)
+
+        return wrapper
+
+    return decorate
+
 
 COUNT = MetricUnit.Count

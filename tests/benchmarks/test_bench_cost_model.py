@@ -1,10 +1,25 @@
-"""The cost model computes from what a run measured: request counts, units and the function's settings."""
+"""The cost model computes from what a run measured: request counts, units, log bytes, stream records and the
+function's settings, each line item at its price (benchmarks/prices.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from benchmarks.capacity import ASSUMED_REQUEST_MS, PRICES, events_per_second, per_million
+from benchmarks.cost import (
+    ASSUMED_REQUEST_MS,
+    LOG_BYTES_BEFORE,
+    alert_usd,
+    balance_function_usd,
+    events_per_second,
+    line_items,
+    metric_series_usd,
+    per_million,
+    platform_log_bytes,
+)
+from benchmarks.prices import PRICES, price
+from benchmarks.units import stream_record
+from reconciler.domain.crossings import Thresholds
+from reconciler.domain.stream_filter import balance_event_filters
 
 SETTINGS = {"memory_mb": 512, "architecture": "arm64", "async_retries": 2}
 
@@ -15,9 +30,8 @@ def test_a_settling_path_costs_its_units_its_round_trips_and_one_invocation():
     assert row["invocations"] == 1e6
     assert row["duration_ms"] == 21  # 0.4 ms CPU + 2 x 10 ms, rounded up
     assert row["dynamodb_usd"] == pytest.approx(4 * 0.125 + 7 * 0.625)
-    assert row["lambda_usd"] == pytest.approx(0.5 * 0.021 * 1e6 * PRICES["lambda_gb_s_arm"] + 0.20)
+    assert row["lambda_usd"] == pytest.approx(0.5 * 0.021 * 1e6 * price("lambda_gb_s_arm") + 0.20)
     assert row["sqs_usd"] == 0
-    assert row["total_usd"] == pytest.approx(row["dynamodb_usd"] + row["lambda_usd"])
 
 
 def test_a_path_that_raises_is_retried_by_lambda_then_parked_in_the_dlq():
@@ -29,13 +43,107 @@ def test_a_path_that_raises_is_retried_by_lambda_then_parked_in_the_dlq():
     assert row["sqs_usd"] == pytest.approx(0.40)
 
 
-def test_our_invalid_path_sends_its_own_dead_letter_once():
-    counts = {"total": 0, "sqs": {"SendMessage": 1}, "units": [0.0, 0.0], "outcome": "rejected"}
-    row = per_million(counts, cpu_ms=0.3, settings=SETTINGS)
-    assert (row["invocations"], row["sqs_requests"], row["duration_ms"]) == (1e6, 1e6, 11)
-
-
 def test_events_per_second_follow_duration_and_invocations():
     assert events_per_second({"duration_ms": 20, "invocations": 1e6}, concurrency=10) == 500
     assert events_per_second({"duration_ms": 20, "invocations": 2e6}, concurrency=10) == 250
     assert ASSUMED_REQUEST_MS > 0
+
+
+def test_lambdas_own_lines_are_start_end_and_report():
+    # "START RequestId: <36> Version: $LATEST\n": 17 + 36 + 17 + 1; "END RequestId: <36>\n": 15 + 36 + 1; "REPORT RequestId:
+    # <36>" 54, "\tDuration: 21.00 ms" 19, "\tBilled Duration: 21 ms" 23, "\tMemory Size: 512 MB" 20, "\tMax Memory Used: 50 MB" 23,
+    # "\t\n" 2.
+    assert platform_log_bytes(512, 21) == 71 + 52 + (54 + 19 + 23 + 20 + 23 + 2)
+    assert platform_log_bytes(512, 21) == platform_log_bytes(512, 21.4)  # only the duration's digits move it
+
+
+def test_alerts_are_published_and_delivered_to_each_subscription():
+    assert alert_usd(1, ["email", "https"]) == pytest.approx(0.50 + 20.00 + 0.60)
+    assert alert_usd(0, ["email"]) == 0
+    assert alert_usd(1, ["sqs"]) == pytest.approx(0.50)
+
+
+def test_every_price_has_a_source():
+    assert all(entry.source.startswith("https://aws.amazon.com/") and entry.usd >= 0 for entry in PRICES.values())
+
+
+def credits(before: int | None, after: int) -> dict:
+    image = lambda balance: {"userId": {"S": "u"}, "remaining": {"N": str(balance)}}  # noqa: E731
+    return stream_record({"userId": {"S": "u"}}, None if before is None else image(before), image(after))
+
+
+BALANCE = {"no_crossing": {"cpu_ms": 0.06, "log_bytes": 0, "emf_bytes": 0}, "crossing": {"cpu_ms": 0.2, "log_bytes": 250, "emf_bytes": 260}}
+FILTERS = balance_event_filters(Thresholds(10, 0))
+BALANCE_SETTINGS = {
+    "memory_mb": 256,
+    "architecture": "arm64",
+    "filters": FILTERS,
+    "batching_window_s": 5,
+    "low_threshold": 10,
+    "overdraft_alert_level": 0,
+}
+
+
+def results_with(records: list[dict], outcome: str = "settled") -> dict:
+    counts = {"total": 2, "sqs": {}, "units": [0.5, 7.0], "outcome": outcome, "stored_bytes": 1000, "stream_records": {"Credits": records}}
+    kind = {"log_bytes": 360, "emf_bytes": 428, "alerts_first": 0, "alert_log_bytes": 0}
+    settings = {
+        **SETTINGS,
+        "balance_events": BALANCE_SETTINGS,
+        "credits_table": "Credits",
+        "alert_protocols": ["email", "https"],
+        "point_in_time_recovery": True,
+    }
+    return {
+        "function": settings,
+        "requests": {"reserved": {"ours": counts, "v1": counts}},
+        "cpu": {"per_kind": {"reserved": {"cpu_median_ms": 0.4}}},
+        "telemetry": {"per_kind": {"reserved": kind}, "balance": BALANCE, "series": [["A", ""], ["A", "service,stage"], ["B", ""]]},
+    }
+
+
+def test_a_healthy_users_settlement_no_longer_invokes_the_balance_function():
+    row = line_items("reserved", "ours", results_with([credits(1000, 975)]))
+    assert (row["stream_records"], row["balance_invocations"]) == (1, 0)
+    assert row["items"]["balance_events"] == 0
+    # Before the filter: one invocation of 1 ms at 256 MB and Lambda's own lines, per record.
+    expected = 0.20 + 0.25 * 0.001 * 1e6 * price("lambda_gb_s_arm") + platform_log_bytes(256, 1) * 1e6 / 1e9 * 0.50
+    assert row["before"]["balance_events"] == pytest.approx(expected)
+
+
+def test_a_crossing_is_delivered_and_its_event_put():
+    row = line_items("reserved", "ours", results_with([credits(12, 8)]))
+    assert row["balance_invocations"] == 1
+    assert row["items"]["balance_events"] == pytest.approx(balance_function_usd(1, 1, BALANCE, BALANCE_SETTINGS))
+    assert row["items"]["balance_events"] > price("eventbridge_event") * 1e6  # the PutEvents of the crossing and more
+
+
+def test_every_line_item_adds_up_and_storage_is_billed_per_month_kept():
+    row = line_items("reserved", "ours", results_with([]))
+    assert set(row["items"]) == {"lambda", "dynamodb", "sqs", "sns", "logs", "balance_events"}
+    assert row["total_usd"] == pytest.approx(sum(row["items"].values()))
+    own = 360 + 428 + platform_log_bytes(512, 21)
+    assert row["items"]["logs"] == pytest.approx(own * 1e6 / 1e9 * 0.50)
+    assert row["before"]["logs"] == pytest.approx((own - 360 + LOG_BYTES_BEFORE["reserved"]) * 1e6 / 1e9 * 0.50)
+    assert row["storage_usd_month"] == pytest.approx(1000 * 1e6 / 1e9 * (0.25 + 0.20))
+    # The baselines as written log nothing of their own and have no balance events.
+    baseline = line_items("reserved", "v1", results_with([credits(12, 8)]))
+    assert baseline["items"]["logs"] == pytest.approx(platform_log_bytes(512, 21) * 1e6 / 1e9 * 0.50)
+    assert baseline["items"]["balance_events"] == 0 and baseline["items"]["sns"] == 0
+
+
+def test_custom_metrics_are_a_fixed_monthly_cost_per_series():
+    metrics = metric_series_usd(results_with([]))
+    assert (metrics["series"], metrics["names"], metrics["dimension_sets"]) == (3, 2, ["", "service,stage"])
+    assert metrics["usd_month"] == pytest.approx(3 * 0.30)
+
+
+def test_a_month_caps_the_alerts_at_what_grouping_lets_through():
+    from benchmarks.cost_report import alert_ceiling, month_usd
+
+    r = {"function": {"reserved_concurrency": 10}}
+    ceiling = alert_ceiling(r)
+    assert ceiling == 10 * 10 * 8640  # 10 containers x 10 messages x 8,640 five-minute windows in 30 days
+    row = {"items": {"sns": 21.1, "lambda": 1.0}, "total_usd": 22.1, "alerts": 1.0, "storage_usd_month": 0.0}
+    assert month_usd(row, 1_000_000, ceiling) == pytest.approx(1.0 + 21.1 * ceiling / 1e6)
+    assert month_usd(row, 100_000, ceiling) == pytest.approx(22.1 / 10)  # under the ceiling: every alert

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.requests import _Index, _index_writes, count_requests
+from benchmarks.requests import count_requests
+from benchmarks.units import _Index, _index_writes
+from reconciler.domain.crossings import Thresholds
+from reconciler.domain.stream_filter import balance_event_filters, matches
 
 
 @pytest.fixture
@@ -143,3 +146,24 @@ def test_index_write_rules():
     assert _index_writes(sparse, table, marked, {**marked, "status": {"S": "rendered"}}) == 1  # projected attribute
     assert _index_writes(sparse, table, marked, marked) == 0  # a failed condition writes no index
     assert _index_writes(keys_only, table, job, {**job, "status": {"S": "rendered"}}) == 0  # not projected
+
+
+def test_the_credits_stream_records_of_each_path_and_what_the_filter_delivers(counts):
+    results, config = counts
+    records = {scenario: results[scenario]["ours"].stream_records.get(config.credits_table, []) for scenario in results}
+    # A settlement or a hold changes the balance item once; a duplicate, a conflict and a rejection do not touch it.
+    assert {scenario: len(found) for scenario, found in records.items()} == {
+        "reserved": 1,
+        "no_job": 1,
+        "failed_reserved": 1,
+        "duplicate": 0,
+        "conflict": 0,
+        "invalid": 0,
+        "reservation": 1,
+    }
+    [settled] = records["no_job"]
+    assert settled["eventName"] == "MODIFY" and int(settled["dynamodb"]["NewImage"]["remaining"]["N"]) < 1000
+    # Only the Credits table streams; the bench's users stay far above the low threshold, so nothing is delivered.
+    assert all(set(results[s]["ours"].stream_records) <= {config.credits_table} for s in results)
+    filters = balance_event_filters(Thresholds(10, 0))
+    assert not any(matches(filters, record) for found in records.values() for record in found)

@@ -8,6 +8,9 @@ from infra_helpers import as_list, only_resource, resource_named
 
 from reconciler import balance_config, contract
 from reconciler.contract import BALANCE_EVENT_ALARM_CONCERNS
+from reconciler.domain.crossings import Thresholds
+from reconciler.domain.stream_filter import MAX_FILTERS, MAX_PATTERN_CHARS, balance_event_filters
+from reconciler.local.stream_poller import mapping_filters
 
 
 def test_credits_table_streams_new_and_old_images_and_the_history_table_exists(synthesized):
@@ -56,6 +59,19 @@ def test_function_and_its_stream_mapping(synthesized):
     assert mapping["ParallelizationFactor"] == 1
     assert mapping["MaximumRetryAttempts"] == 50 and mapping["MaximumRecordAgeInSeconds"] == 6 * 3600
     assert "StreamArn" in str(mapping["EventSourceArn"]) and "OnFailure" in mapping["DestinationConfig"]
+
+
+def test_only_records_that_can_cross_a_threshold_reach_the_function_in_batches(synthesized):
+    config = synthesized.config
+    mapping = only_resource(synthesized.compute, "AWS::Lambda::EventSourceMapping")["Properties"]
+    patterns = [json.loads(f["Pattern"]) for f in mapping["FilterCriteria"]["Filters"]]
+    # The stage's own thresholds (tests/runtime/domain/test_stream_filter.py proves these keep every crossing).
+    settings = config.balance_events
+    assert patterns == balance_event_filters(Thresholds(settings.low_threshold, settings.overdraft_alert_level))
+    assert len(patterns) <= MAX_FILTERS and all(len(f["Pattern"]) <= MAX_PATTERN_CHARS for f in mapping["FilterCriteria"]["Filters"])
+    assert mapping["MaximumBatchingWindowInSeconds"] == 5
+    # What the local stack's poller applies is what the template says.
+    assert mapping_filters({"compute": synthesized.compute.to_json()}) == patterns
 
 
 def test_role_publishes_only_its_own_source_to_the_default_bus(synthesized):

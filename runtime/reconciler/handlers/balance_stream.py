@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 
 from reconciler import bootstrap
 from reconciler.contract import SMOKE_TEST_USER_ID, Metric
-from reconciler.observability import COUNT, logger, metrics, tracer
+from reconciler.observability import COUNT, lambda_context, logger, metrics
 from reconciler.repository.balance_event_store import decode_stream_record
 from reconciler.service.balance_event_publishing import DAMAGED, PUBLISHED, REMOVED, BalanceEventService, RecordOutcome
 
@@ -81,9 +81,8 @@ def _sequence(record: DynamoDBRecord) -> Any:
     return (record.raw_event.get("dynamodb") or {}).get("SequenceNumber")
 
 
-@logger.inject_lambda_context(clear_state=True)
+@lambda_context()
 @metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
     # Every failed record is reported (never an exception for the whole batch), so Lambda checkpoints at the
     # first failed sequence number and retries from there.

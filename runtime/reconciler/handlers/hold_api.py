@@ -23,15 +23,14 @@ from reconciler import bootstrap
 from reconciler.contract import Metric
 from reconciler.domain.errors import InsufficientCredits, InvalidEvent, ReservationRefused
 from reconciler.domain.holds import HoldRequest
-from reconciler.observability import COUNT, logger, metrics, tracer
+from reconciler.observability import COUNT, lambda_context, logger, metrics
 
 HOLD, RELEASE = "hold", "release"
 HELD, ALREADY_HELD, INSUFFICIENT, REFUSED, RELEASED, NOT_HELD = "held", "already-held", "insufficient", "refused", "released", "not-held"
 
 
-@logger.inject_lambda_context(clear_state=True)
+@lambda_context()
 @metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
 def handler(event: Any, context: Any) -> dict[str, Any]:
     answer = answer_for(event)
     if answer["status"] == HELD:

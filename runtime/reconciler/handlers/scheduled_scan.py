@@ -7,13 +7,12 @@ from typing import Any
 from reconciler import bootstrap
 from reconciler.contract import Metric
 from reconciler.handlers.video_events import guarded_alert, record
-from reconciler.observability import COUNT, logger, metrics, tracer
+from reconciler.observability import COUNT, lambda_context, logger, metrics
 from reconciler.service.event_settlement import deadline_from_remaining_ms
 
 
-@logger.inject_lambda_context(clear_state=True)
+@lambda_context()
 @metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     report = bootstrap.timer_scan().run(deadline_from_remaining_ms(context.get_remaining_time_in_millis()), getattr(context, "aws_request_id", None))
     summary = report.summary()

@@ -5,20 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from aws_lambda_powertools.logging import correlation_paths
-
 from reconciler import bootstrap
 from reconciler.contract import Metric
-from reconciler.observability import COUNT, logger, metrics, tracer
+from reconciler.observability import COUNT, lambda_context, logger, metrics
 from reconciler.service.event_settlement import CONFLICT, DUPLICATE, REJECTED, SETTLED, Outcome, deadline_from_remaining_ms
 
 if TYPE_CHECKING:
     from reconciler.domain.settlement import Settlement
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE, clear_state=True)
+@lambda_context(correlation_id=lambda event: event.get("id") if isinstance(event, dict) else None)  # EventBridge's event id
 @metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     # A plain dict read, not Powertools' EventBridgeEvent: its package imports every event class it has (~14 ms CPU).
     if isinstance(event, dict):
@@ -33,9 +30,25 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return outcome.summary()
 
 
+def log_fields(outcome: Outcome) -> dict[str, Any]:
+    """The outcome's line, compact: the event and job ids are already on it (correlation_id, job_id), a settlement's
+    ledger ids are its postings' names (`job_ledger_id(job_id, posting)` gives them back), and flags only when set.
+    The whole summary goes to DEBUG."""
+    summary = outcome.summary()
+    kept = ("outcome", "userId", "settledAs", "balanceDelta", "balanceAfter", "settledByEvent", "field", "reason", "deadLetterId")
+    fields: dict[str, Any] = {key: summary[key] for key in kept if key in summary}
+    if "ledgerIds" in summary:
+        fields["postings"] = [ledger_id.rsplit(":", 1)[-1] for ledger_id in summary["ledgerIds"]]
+    fields.update({key: True for key in ("overdraft", "recovered") if summary.get(key)})
+    if outcome.attempts > 1:
+        fields["attempts"] = outcome.attempts
+    return fields
+
+
 def record(outcome: Outcome) -> None:
     """Metrics (namespace Reconciler) and one structured log line per outcome."""
-    summary = outcome.summary()
+    summary = log_fields(outcome)
+    logger.debug("outcome detail", extra=outcome.summary())
     if outcome.kind == SETTLED:
         settlement = cast("Settlement", outcome.settlement)  # a settled outcome carries its settlement
         metrics.add_metric(Metric.SETTLEMENTS, COUNT, 1)

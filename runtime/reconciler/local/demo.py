@@ -84,7 +84,7 @@ def show_balance_events(stack, store) -> None:
 
     from reconciler.handlers import balance_stream
     from reconciler.local.stack import templates_for
-    from reconciler.local.stream_poller import StreamPoller, balance_function_environment, capture_published_events, read_captured
+    from reconciler.local.stream_poller import StreamPoller, balance_function_environment, capture_published_events, mapping_filters, read_captured
     from reconciler.ops.adjustments import Adjuster
 
     console.rule("Balance events (the Credits stream -> cc-reconciler-balance-events -> EventBridge)")
@@ -93,7 +93,8 @@ def show_balance_events(stack, store) -> None:
     os.environ.update(balance_function_environment(templates_for(stack.stage), stack.resources.tables))
     queue = capture_published_events(stack.client("events"), stack.client("sqs"), os.environ["BALANCE_EVENT_SOURCE"])
     stream_arn = stack.client("dynamodb").describe_table(TableName=stack.resources.tables["Credits"])["Table"]["LatestStreamArn"]
-    poller = StreamPoller(stack.client("dynamodbstreams"), stream_arn, balance_stream.handler)
+    filters = mapping_filters(templates_for(stack.stage))
+    poller = StreamPoller(stack.client("dynamodbstreams"), stream_arn, balance_stream.handler, filters=filters)
     log_path = REPO_ROOT / ".local-stack" / "demo-balance-events.log"
     with log_path.open("w") as log_file, contextlib.redirect_stdout(log_file):
         handler = cast(logging.StreamHandler, logger.registered_handler)  # Powertools logs through a StreamHandler
@@ -111,7 +112,8 @@ def show_balance_events(stack, store) -> None:
         "threshold",
         "ledger entries",
         "crossingId",
-        title=f"What the function published ({records} stream records read; logs: {log_path.relative_to(REPO_ROOT)})",
+        title=f"What the function published ({records} stream records delivered, {poller.filtered} kept out by the mapping's filters; "
+        f"logs: {log_path.relative_to(REPO_ROOT)})",
     )
     for event in events:
         d = event["detail"]

@@ -1,5 +1,6 @@
 """Stands in for Lambda's DynamoDB Streams event source mapping: reads the Credits table's stream (moto emulates
-DynamoDB Streams), hands batches to the real balance-events handler, honours its partial batch responses
+DynamoDB Streams), applies the mapping's filters (as Lambda does: reconciler.domain.stream_filter), hands batches
+to the real balance-events handler, honours its partial batch responses
 (retrying from the first failed record) and, after the template's retry limit, describes the given-up batch in the
 failure queue as Lambda does. Also lets the local stack show the events the function published: a rule on the
 balance-events source routes them to a queue this module reads back."""
@@ -13,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from reconciler.contract import ENV_BALANCE_EVENTS_TABLE, ENV_LEDGER_TABLE, ENV_USER_LEDGER_TABLE
+from reconciler.domain.stream_filter import matches
 from reconciler.local.invoker import LocalContext
 from reconciler.local.resources import resources_of
 
@@ -47,6 +49,14 @@ def mapping_settings(templates: Mapping[str, dict]) -> dict[str, int]:
             "batch_size": int(props.get("BatchSize", DEFAULT_BATCH_SIZE)),
             "max_retry_attempts": int(props.get("MaximumRetryAttempts", DEFAULT_RETRY_ATTEMPTS)),
         }
+    raise RuntimeError("the templates have no event source mapping")
+
+
+def mapping_filters(templates: Mapping[str, dict]) -> list[dict[str, Any]]:
+    """The event source mapping's filter patterns as the template sets them (none: every record is delivered);
+    `reconciler.domain.stream_filter.matches` applies them as Lambda does."""
+    for _, props in resources_of(templates, "AWS::Lambda::EventSourceMapping"):
+        return [json.loads(f["Pattern"]) for f in (props.get("FilterCriteria") or {}).get("Filters", [])]
     raise RuntimeError("the templates have no event source mapping")
 
 
@@ -98,6 +108,8 @@ class StreamPoller:
     batch_size: int = DEFAULT_BATCH_SIZE
     max_retry_attempts: int = DEFAULT_RETRY_ATTEMPTS
     function_name: str = "cc-reconciler-balance-events-local"
+    filters: list[dict[str, Any]] = field(default_factory=list)  # the mapping's FilterCriteria (mapping_filters)
+    filtered: int = 0  # records the filters kept from the function
     _iterators: dict[str, str | None] = field(default_factory=dict)
     _pending: dict[str, list[dict]] = field(default_factory=dict)
     _attempts: dict[str, int] = field(default_factory=dict)
@@ -119,7 +131,10 @@ class StreamPoller:
             iterator = self._iterators[shard_id]
             if iterator:
                 response = drop_key_only_inserts(self.streams.get_records(ShardIterator=iterator, Limit=1000))
-                pending.extend(lambda_record(record, self.stream_arn) for record in response.get("Records", []))
+                records = [lambda_record(record, self.stream_arn) for record in response.get("Records", [])]
+                kept = [record for record in records if matches(self.filters, record)]
+                self.filtered += len(records) - len(kept)
+                pending.extend(kept)
                 self._iterators[shard_id] = response.get("NextShardIterator")
             delivered += self._deliver(shard_id, pending)
         return delivered

@@ -222,3 +222,10 @@ def test_adjust_has_guard_rails(env, cli, one_line_error):
     assert env.store.get_balance("u1")["remaining"] == 200000
     ok = cli("adjust", "u1", "-200001", "--reason", "r", "--reference", "G-5", "--yes-large", "--yes")
     assert ok.exit_code == 0 and env.store.get_balance("u1")["remaining"] == -1
+
+
+def test_python_dash_m_reconciler_is_the_cli(tmp_path):
+    # From outside the repository, as `python -m reconciler` with the installed package.
+    run = subprocess.run([sys.executable, "-m", "reconciler", "--version"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("reconciler ")

@@ -25,6 +25,7 @@ from reconciler.local.stream_poller import (
     capture_published_events,
     drop_key_only_inserts,
     lambda_record,
+    mapping_filters,
     read_captured,
 )
 from simulator.sim import emitted_metrics
@@ -129,6 +130,26 @@ def test_low_exhausted_overdrawn_and_restored_each_once_in_balance_order(balance
     assert [entry["reference"] for entry in restored["ledgerEntries"]] == ["u1-top-up"]
     assert restored["ledgerEntriesExact"] is True
     assert [h["detailType"] for h in balances.history("u1")] == ["credits.restored", "credits.overdrawn", "credits.exhausted", "credits.low"]
+
+
+def test_the_mappings_filters_keep_every_crossing_and_only_changes_that_can_cross(balances, dev_templates):
+    # The template's FilterCriteria, applied as Lambda applies them (reconciler.domain.stream_filter).
+    balances.poller.filters = mapping_filters(dev_templates)
+    balances.adjust("u9", 30, "open")  # created at 30: no side below 10, filtered out
+    balances.adjust("u9", -15, "a")  # 30 -> 15: filtered out
+    balances.adjust("u9", -7, "b")  # 15 -> 8: low
+    balances.adjust("u9", -3, "c")  # 8 -> 5: delivered (a side below 10), nothing to publish
+    balances.adjust("u9", -10, "d")  # 5 -> -5: exhausted, overdrawn
+    balances.adjust("u9", 40, "top-up")  # -5 -> 35: restored
+    balances.adjust("u9", 5, "more")  # 35 -> 40: filtered out
+    delivered = balances.drain()
+    assert kinds(balances.published()) == [
+        ("credits.low", 15, 8),
+        ("credits.exhausted", 5, -5),
+        ("credits.overdrawn", 5, -5),
+        ("credits.restored", -5, 35),
+    ]
+    assert (delivered, balances.poller.filtered) == (4, 3)
 
 
 def test_one_change_across_every_threshold_emits_each_crossing_in_order(balances):

@@ -1,0 +1,189 @@
+"""docs/capacity.md's cost sections: the prices with their sources, every line item per path and per million events,
+what the cuts of issue #27 saved, the fixed monthly metrics, and the month at 1 M to 100 M events."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from benchmarks.cost import ASSUMED_MAX_MEMORY_MB, ASSUMED_REQUEST_MS, metric_series_usd, platform_log_bytes
+from benchmarks.prices import PRICE_DATE, PRICES
+from benchmarks.requests import OURS, SCENARIOS, WHO, WHO_LABELS
+
+Writer = Callable[[str], None]
+ITEMS = (
+    ("lambda", "reconciler Lambda"),
+    ("dynamodb", "DynamoDB"),
+    ("sqs", "SQS"),
+    ("sns", "SNS (at most)"),
+    ("logs", "CloudWatch Logs"),
+    ("balance_events", "balance-events Lambda + EventBridge"),
+)
+VOLUMES = (1_000_000, 10_000_000, 100_000_000)
+
+
+def usd(value: float) -> str:
+    return f"${value:,.2f}" if value < 1000 else f"${value:,.0f}"
+
+
+def render_prices(w: Writer) -> None:
+    w(f"Every price, in one place (benchmarks/prices.py): {PRICE_DATE}.")
+    w("")
+    w("| price | per | source |")
+    w("|---|---|---|")
+    for key, entry in PRICES.items():
+        per = entry.usd * 1e6 if entry.usd < 0.01 and entry.usd else entry.usd
+        scale = " per million" if entry.usd < 0.01 and entry.usd else ""
+        w(f"| `{key}` | ${per:g}{scale} per {entry.unit} | {entry.source} |")
+    w("")
+
+
+def platform_bytes(r: dict) -> int:
+    """Lambda's own lines of one invocation of our slowest settling path (they vary by a byte or two with its duration)."""
+    return platform_log_bytes(r["function"]["memory_mb"], r["cost"][f"reserved/{OURS}"]["duration_ms"])
+
+
+def render_line_items(r: dict, w: Writer) -> None:
+    s, cost = r["function"], r["cost"]
+    balance = s["balance_events"]
+    w("## Cost per million events, every line item")
+    w("")
+    w(
+        "If every event of a million took that path; USD. **Measured**: requests and units (section 1 of docs/benchmarks.md), "
+        "handler CPU, the function's log and EMF bytes per event and the alerts it sends (docs/benchmarks.md section 8), the "
+        "Credits stream records each event writes and which of them the balance-events mapping's filters deliver "
+        f"(`reconciler.domain.stream_filter` on the prod template's {len(balance['filters'])} filters), bytes stored. **Configured**: "
+        f"the prod template ({s['memory_mb']} MB {s['architecture']} reconciler, {balance['memory_mb']} MB balance-events function, "
+        f"batching window {balance['batching_window_s']} s, alert subscriptions: {', '.join(s['alert_protocols']) or 'none'}, "
+        f"point-in-time recovery {'on' if s['point_in_time_recovery'] else 'off'}). **Assumed**: {ASSUMED_REQUEST_MS:g} ms per "
+        f"request round trip, a REPORT line's memory field of {ASSUMED_MAX_MEMORY_MB} MB."
+    )
+    w("")
+    w("| event | who | " + " | ".join(label for _, label in ITEMS) + " | **total** | storage + PITR, per month kept |")
+    w("|---|---|" + "---|" * (len(ITEMS) + 2))
+    for scenario, label in SCENARIOS:
+        for who in WHO:
+            row = cost[f"{scenario}/{who}"]
+            cells = [f"{row['items'][key]:.3f}" for key, _ in ITEMS]
+            w(
+                f"| {label if who == OURS else ''} | {WHO_LABELS[who]} | "
+                + " | ".join(cells)
+                + f" | **{row['total_usd']:.2f}** | {row['storage_usd_month']:.3f} |"
+            )
+    w("")
+    w(
+        "Lambda: requests and GB-seconds (a baseline that raises is invoked 3 times, Lambda's retries). SNS: an alert is published "
+        "for a conflict or an invalid event, at most one per event (the first of its group in a 5-minute window per container; the "
+        "rest are counted into it: docs/triage.md), delivered to every subscription; whatever the volume, at most "
+        "concurrency x 10 messages per 5 minutes. CloudWatch Logs: the function's own lines and EMF records plus Lambda's START, "
+        "END and REPORT lines (their documented format, about "
+        f"{platform_bytes(r)} bytes an invocation). Balance-events: invoked for the Credits records its filters deliver; the "
+        "bench's users hold 1,000 credits, so their settlements deliver none (a user below the low threshold, or with an override "
+        "on the item, is delivered: see the next section). The baselines as written log nothing of their own, emit no metrics and "
+        "send no alerts; they pay Lambda's lines only (a v1 with our logs and metrics would pay ours). Not billed here: the "
+        "pipeline's PutEvents of the video event (its account), rule delivery and asynchronous invocation, stream reads by Lambda "
+        "(free), X-Ray (off in prod)."
+    )
+    w("")
+
+
+def render_savings(r: dict, w: Writer) -> None:
+    cost, tel = r["cost"], r["telemetry"]
+    w("## What the cuts save, per million events")
+    w("")
+    w(
+        "**Log bytes** (the function's own line per outcome, issue #27): before, Powertools' default keys on every line (service, "
+        "function name, memory and ARN, code location, timestamp, an X-Ray trace id), measured on the runtime before the change "
+        "with the same child (`benchmarks/cost.py`, LOG_BYTES_BEFORE); after, this run."
+    )
+    w("")
+    w("| event | own line before, bytes | after | + EMF record | + Lambda's lines | logs $ before | after | saved $ |")
+    w("|---|---|---|---|---|---|---|---|")
+    for scenario, label in SCENARIOS:
+        row, own = cost[f"{scenario}/{OURS}"], tel["per_kind"][scenario]
+        before, after = row["before"]["logs"], row["items"]["logs"]
+        w(
+            f"| {label} | {row['log_bytes_before_own']:,} | {own['log_bytes']:,.0f} | {own['emf_bytes']:,.0f} | {platform_bytes(r)} | "
+            f"{before:.3f} | {after:.3f} | {before - after:.3f} |"
+        )
+    w("")
+    w(
+        "**Balance-events invocations**: before, the mapping had no filter and no batching window, so every Credits stream record "
+        "was an invocation of its own (at low traffic; a busy shard batched them anyway); after, only the records the filters keep "
+        '(docs/events.md, "Which records reach the function").'
+    )
+    w("")
+    w("| event | Credits records per event | invocations per million before | after | balance-events $ before | after | saved $ |")
+    w("|---|---|---|---|---|---|---|")
+    for scenario, label in SCENARIOS:
+        row = cost[f"{scenario}/{OURS}"]
+        before, after = row["before"]["balance_events"], row["items"]["balance_events"]
+        w(
+            f"| {label} | {row['stream_records']} | {row['stream_records'] * 1e6:,.0f} | {row['balance_invocations'] * 1e6:,.0f} | "
+            f"{before:.3f} | {after:.3f} | {before - after:.3f} |"
+        )
+    w("")
+    w(
+        "A change of a user below the low threshold (or carrying an override) still reaches the function: at an **assumed** 5% of "
+        "settlements by such users, the balance-events function costs 5% of the `before` column above."
+    )
+    w("")
+
+
+def render_metrics(r: dict, w: Writer) -> None:
+    metrics = metric_series_usd(r)
+    s = r["function"]
+    w("## Fixed monthly: custom metrics")
+    w("")
+    w(
+        f"Every EMF record defines its metrics once per dimension set, and CloudWatch bills each name and dimension set as a metric "
+        f"for the month it is sent in, whatever the number of values. Measured over every event kind, a timer-scan tick and the "
+        f"balance-events function: **{metrics['series']} series** ({metrics['names']} names x {len(metrics['dimension_sets'])} "
+        f"dimension sets: {', '.join(repr(d) if d else '(none)' for d in metrics['dimension_sets'])}) = "
+        f"**{usd(metrics['usd_month'])} a month** per stage that sends them. The dimensionless set is the v1 runbook's copy "
+        f"(METRICS_DIMENSIONLESS {s['dimensionless_metrics']} in prod, docs/metrics.md): it doubles the series, "
+        f"{usd(metrics['usd_month'] / 2)} a month of the figure."
+    )
+    w("")
+
+
+def alert_ceiling(r: dict) -> float:
+    """Alert messages a month can carry whatever the volume: each container sends at most DEFAULT_MAX_PER_WINDOW a
+    window (reconciler.notify.grouping), and at most the reserved concurrency of containers run at once."""
+    from reconciler.notify.grouping import DEFAULT_MAX_PER_WINDOW, DEFAULT_WINDOW_SECONDS
+
+    return r["function"]["reserved_concurrency"] * DEFAULT_MAX_PER_WINDOW * 30 * 86400 / DEFAULT_WINDOW_SECONDS
+
+
+def month_usd(row: dict, volume: int, ceiling: float) -> float:
+    """A month of `volume` events of one path: every line item, the alerts capped at the ceiling, one month of storage."""
+    sns = row["items"].get("sns", 0.0) * volume / 1e6
+    capped = sns * min(1.0, ceiling / (row.get("alerts", 0.0) * volume)) if sns else 0.0
+    return (row["total_usd"] + row.get("storage_usd_month", 0.0)) * volume / 1e6 - sns + capped
+
+
+def render_month(r: dict, w: Writer) -> None:
+    cost, ceiling = r["cost"], alert_ceiling(r)
+    metrics = metric_series_usd(r)["usd_month"]
+    w("## Cost per month")
+    w("")
+    w(
+        "Every line item above, per path, if every event of the month took that path, plus the fixed metrics (ours) and one month "
+        "of storage and PITR for the month's events (they are billed again every month they are kept). Alerts are capped at what "
+        f"the grouping lets through whatever the volume: {ceiling:,.0f} messages a month (reserved concurrency x 10 a 5-minute "
+        "window). A real month is a mix: mostly renders, some failures, few duplicates."
+    )
+    w("")
+    w("| event | who | " + " | ".join(f"{v // 1_000_000} M events" for v in VOLUMES) + " |")
+    w("|---|---|" + "---|" * len(VOLUMES))
+    for scenario, label in SCENARIOS:
+        for who in WHO:
+            row = cost[f"{scenario}/{who}"]
+            fixed = metrics if who == OURS else 0.0
+            cells = [usd(month_usd(row, v, ceiling) + fixed) for v in VOLUMES]
+            w(f"| {label if who == OURS else ''} | {WHO_LABELS[who]} | " + " | ".join(cells) + " |")
+    w("")
+    w(
+        "A negative storage figure (a held job's failure) is an event that shrinks what its hold stored. Not counted for the "
+        "baselines: the traceback Lambda logs when one raises (an invalid event), a few hundred bytes an attempt."
+    )
+    w("")

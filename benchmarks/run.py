@@ -25,6 +25,7 @@ from benchmarks import measure
 from benchmarks.capacity import function_settings, render_capacity
 from benchmarks.common import machine
 from benchmarks.cost import ASSUMED_REQUEST_MS, V1_CLAIMED_EPS, V1_CLAIMED_MB, V1_CLAIMED_MS, cost_model
+from benchmarks.holds import hold_latency
 from benchmarks.prices import PRICE_DATE
 from benchmarks.requests import OURS, POWERTOOLS, RESERVATION, SCENARIOS, V1, WHO, WHO_LABELS, count_requests
 
@@ -114,6 +115,9 @@ def main(argv: list[str]) -> int:
             yield stack
 
     results["throughput"] = measure.throughput(contextlib.contextmanager(fresh_stack), events_per_run=60 if quick else 200, repetitions=3)
+    log("item 9: the hold API's latency per call (Invoke over HTTP to the local stack)")
+    with _quiet():
+        results["holds"] = hold_latency(calls=50 if quick else 300, repetitions=3)
     for name, runner in (("scan", _scan_point), ("audit", _audit_point), ("replay", _replay_point)):
         points = []
         for scale in results["scales"][name]:
@@ -588,7 +592,28 @@ def render(r: dict) -> str:
         )
     w("")
     render_telemetry(r, w)
+    render_holds(r, w)
     return "\n".join(out)
+
+
+def render_holds(r: dict, w: Any) -> None:
+    h = r.get("holds")
+    if not h:
+        return
+    w("")
+    w("## 9. The hold API's latency per call")
+    w("")
+    w(
+        f"`python -m benchmarks.holds`: {h['calls']} jobs held, held again and released through Lambda's Invoke over HTTP to the local "
+        f"stack, on {h['repetitions']} fresh stacks; the median of their p50 and p99 (the range in brackets). It measures moto's DynamoDB "
+        "behind a werkzeug server and our handler in-process, not AWS (docs/pipeline.md)."
+    )
+    w("")
+    w("| call | p50 ms | p99 ms |")
+    w("|---|---|---|")
+    for kind, s in h["summary"].items():
+        p50 = f"{s['p50_ms']:.1f} ({s['p50_range'][0]:.1f}-{s['p50_range'][1]:.1f})"
+        w(f"| {kind} | {p50} | {s['p99_ms']:.1f} ({s['p99_range'][0]:.1f}-{s['p99_range'][1]:.1f}) |")
 
 
 def render_telemetry(r: dict, w: Any) -> None:

@@ -24,12 +24,12 @@ import re
 import threading
 import time
 import traceback
-import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import unquote
 
 from reconciler.contract import BALANCE_EVENTS_HANDLER, HANDLER, HOLDS_HANDLER
+from reconciler.local.invoker import LocalContext
 
 OWN_HANDLERS = (HANDLER, HOLDS_HANDLER, BALANCE_EVENTS_HANDLER)
 INVOKE_PATH = re.compile(r"/2015-03-31/functions/(?P<name>[^/]+)/invocations/?")
@@ -37,21 +37,6 @@ ACCOUNT, REGION = "123456789012", "us-east-1"
 # How long an asynchronous invocation of a paused function waits for its concurrency to come back (Lambda keeps
 # it up to the function's maximum event age; locally, long enough for a rehearsal's pause and resume).
 ASYNC_WAIT_SECONDS = 600.0
-
-
-class Context:
-    def __init__(self, function_name: str, timeout_s: int) -> None:
-        self.function_name = function_name
-        self.function_version = "$LATEST"
-        self.memory_limit_in_mb = 512
-        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function_name}"
-        self.aws_request_id = str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{function_name}"
-        self.log_stream_name = "local"
-        self._deadline = time.monotonic() + timeout_s
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(int((self._deadline - time.monotonic()) * 1000), 0)
 
 
 class InProcessFunctions:
@@ -92,7 +77,7 @@ class InProcessFunctions:
         with self._one_at_a_time:
             self._enter(function)
             event = json.loads(payload) if payload else {}
-            context = Context(function.function_name, int(function.timeout or 30))
+            context = LocalContext(function.function_name, int(function.timeout or 30) * 1000)
             try:
                 result = _handler(function.handler)(event, context)
             except Exception as error:  # noqa: BLE001 - Lambda reports any error of the handler this way

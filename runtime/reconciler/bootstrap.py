@@ -150,7 +150,7 @@ def build_timer_scan(store: Any, config: RuntimeConfig) -> TimerScan:
 def build_reservations(store: Any, config: RuntimeConfig) -> Any:
     from reconciler.service.reservations import ReservationService
 
-    return ReservationService(store, PriceBook.with_overrides(config.price_overrides))
+    return ReservationService(store, PriceBook.with_overrides(config.price_overrides), legacy_before=config.legacy_reservations_before)
 
 
 def build_balance_event_service(config: BalanceEventsConfig, dynamodb: Any = None, events: Any = None) -> BalanceEventService:

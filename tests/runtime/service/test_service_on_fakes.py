@@ -599,6 +599,35 @@ def test_a_hold_released_by_the_pipeline_gives_the_credits_back_and_a_late_rende
     assert_books_balance(store, 94)
 
 
+BEFORE_THE_CUT_OFF = "2026-12-01T09:00:00.000Z"  # the dev stage's cut-off is 2026-12-07
+
+
+@pytest.mark.parametrize("reserved_as", [None, "hold"], ids=["v2-posted", "held-on-the-jobs-item"])
+def test_a_hold_of_a_job_reserved_before_settlement_records_is_in_place_never_taken_twice(store, reserved_as):
+    """A job reserved on its Jobs item before the cut-off (v2's posted reservation, or a hold of the code before
+    records) that the pipeline holds again (a retried call across the deploy): its render settles that reservation;
+    a second hold on the record would take the credits twice and the first would never be given back."""
+    seed(store, 100)
+    attributes = {"reservedCredits": 10, **({"reservedAs": reserved_as} if reserved_as else {})}
+    store.put_job(jobId="j", userId="u", status="rendering", createdAt=BEFORE_THE_CUT_OFF, unsettled="PENDING", **attributes)
+    service = ReservationService(store, PriceBook(), backoff=no_wait, legacy_before=store.legacy_reservations_before)
+    assert service.reserve("j", "u", "test", 10) is None  # in place already
+    with pytest.raises(ReservationRefused, match="10"):
+        service.reserve("j", "u", "test", 12)
+    with pytest.raises(ReservationRefused, match="another user"):
+        service.reserve("j", "someone else", "test", 10)
+    assert store.record_item("j") is None and (store.balance_of("u"), store.held_of("u")) == (100, 0)
+
+
+def test_a_hold_of_a_job_settled_before_settlement_records_is_refused(store):
+    seed(store, 100)
+    store.put_job(jobId="j", userId="u", status="rendered", createdAt=BEFORE_THE_CUT_OFF, settledAs="rendered", settledByEvent="e")
+    service = ReservationService(store, PriceBook(), backoff=no_wait, legacy_before=store.legacy_reservations_before)
+    with pytest.raises(ReservationRefused, match="settled"):
+        service.reserve("j", "u", "test", 10)
+    assert store.record_item("j") is None and (store.balance_of("u"), store.held_of("u")) == (100, 0)
+
+
 def test_a_hold_sized_by_seconds_is_priced_now(store):
     seed(store, 100)
     made = ReservationService(store, PriceBook(), backoff=no_wait).reserve("j", "u", "standard-v2", seconds=Decimal("2.5"))

@@ -599,6 +599,34 @@ def test_a_hold_released_by_the_pipeline_gives_the_credits_back_and_a_late_rende
     assert_books_balance(store, 94)
 
 
+class SettledBetweenTheReads:
+    """The store, with another event's settlement committing just before the next Jobs item read: between a retry's
+    read of the settlement record and its read of the Jobs item."""
+
+    def __init__(self, store: InMemorySettlementStore, settle: Callable[[], Any]) -> None:
+        self.store, self.settle = store, settle
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def load_job(self, job_id: str, *, consistent: bool = True) -> Any:
+        settle, self.settle = self.settle, lambda: None
+        settle()
+        return self.store.load_job(job_id, consistent=consistent)
+
+
+def test_a_conflict_whose_job_settles_between_the_record_read_and_the_job_read_is_recorded_on_the_record(store, dead_letters):
+    """Found by the simulator (seed 243): a retry read no record, then the Jobs item with the mirror of a settlement
+    committed in between, and took the job for one settled before records: the conflict went onto the Jobs item (the
+    pipeline's, which a whole save may drop), and the record kept none, so a redelivery was a second conflict."""
+    seed(store, 100)
+    other = lambda: processor(store, dead_letters).process(failed("j", "u", event_id="e-failed"))  # noqa: E731 - one step
+    racing = FaultyStore(SettledBetweenTheReads(store, other), StaleState("the first attempt's write is refused"))
+    assert processor(racing, dead_letters).process(rendered("j", "u", event_id="e-rendered")).kind == CONFLICT
+    assert store.record_item("j")["conflictEventIds"] == {"e-rendered"} and "conflictEventIds" not in store.job_item("j")
+    assert processor(store, dead_letters).process(rendered("j", "u", event_id="e-rendered")).kind == DUPLICATE
+
+
 BEFORE_THE_CUT_OFF = "2026-12-01T09:00:00.000Z"  # the dev stage's cut-off is 2026-12-07
 
 

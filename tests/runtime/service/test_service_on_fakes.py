@@ -630,6 +630,24 @@ def test_a_conflict_whose_job_settles_between_the_record_read_and_the_job_read_i
 BEFORE_THE_CUT_OFF = "2026-12-01T09:00:00.000Z"  # the dev stage's cut-off is 2026-12-07
 
 
+@pytest.mark.parametrize(("reserved_as", "credited", "postings"), [(None, 10, ["release", "charge"]), ("hold", 0, ["charge"])], ids=["v2", "held"])
+def test_a_lost_answer_of_a_settlement_of_a_reservation_from_before_records_is_reported_as_made(store, dead_letters, reserved_as, credited, postings):
+    """Found by the simulator (seed 149): a Lambda retry that finds its own settlement rebuilds it from the record, which
+    did not say whether the reservation was v2's posted one: its release posting was left out of the report, and
+    CreditsRefunded undercounted."""
+    seed(store, 100)
+    if reserved_as:  # a hold of the code before records: held on the balance
+        store.balances["u"].update(remaining=90, held=10)
+    attributes = {"reservedCredits": 10, **({"reservedAs": reserved_as} if reserved_as else {})}
+    store.put_job(jobId="j", userId="u", status="rendered", createdAt=BEFORE_THE_CUT_OFF, unsettled="PENDING", **attributes)
+    # The first attempt's write is refused (it did not read the item's reservation); the second commits, its answer lost
+    lost = FaultyStore(store, None, LOSE_ANSWER)
+    service = SettlementService(lost, PriceBook(), backoff=lambda deadline: no_wait(deadline), legacy_before=store.legacy_reservations_before)
+    outcome = EventProcessor(service, dead_letters).process(rendered("j", "u", seconds=6))
+    assert (outcome.kind, outcome.settlement.recovered, outcome.settlement.credited) == (SETTLED, True, credited)
+    assert [entry.ledger_id.rsplit(":", 1)[1] for entry in outcome.settlement.entries] == postings
+
+
 @pytest.mark.parametrize("reserved_as", [None, "hold"], ids=["v2-posted", "held-on-the-jobs-item"])
 def test_a_hold_of_a_job_reserved_before_settlement_records_is_in_place_never_taken_twice(store, reserved_as):
     """A job reserved on its Jobs item before the cut-off (v2's posted reservation, or a hold of the code before

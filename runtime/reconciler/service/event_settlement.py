@@ -130,9 +130,9 @@ class SettlementService:
         if record is not None and record.is_settled:
             return record, UNREAD
         job = self.store.load_job(job_id)
-        if record is None and job is not None and job.is_settled:
-            # Settled between the two reads (its record and the item's mirror are one transaction), or before records
-            # existed: the record says which, so a conflict is recorded where the settlement is.
+        if job is not None and job.is_settled:
+            # Settled between the two reads (the record and the item's mirror are one transaction), or before records
+            # existed: the record read again says which, so a conflict is recorded where the settlement is.
             record = self.store.load_record(job_id)
         return record, UNREAD if record is not None and record.is_settled else job
 

@@ -615,11 +615,15 @@ class SettledBetweenTheReads:
         return self.store.load_job(job_id, consistent=consistent)
 
 
-def test_a_conflict_whose_job_settles_between_the_record_read_and_the_job_read_is_recorded_on_the_record(store, dead_letters):
-    """Found by the simulator (seed 243): a retry read no record, then the Jobs item with the mirror of a settlement
-    committed in between, and took the job for one settled before records: the conflict went onto the Jobs item (the
-    pipeline's, which a whole save may drop), and the record kept none, so a redelivery was a second conflict."""
+@pytest.mark.parametrize("held", [False, True], ids=["no-record-read", "open-hold-read"])
+def test_a_conflict_whose_job_settles_between_the_record_read_and_the_job_read_is_recorded_on_the_record(store, dead_letters, held):
+    """Found by the simulator (seeds 243, 170): a retry read no record (or an open hold), then the Jobs item with the
+    mirror of a settlement committed in between, and took the job for one settled before records: the conflict went
+    onto the Jobs item (the pipeline's, which a whole save may drop), and the record kept none, so a redelivery was a
+    second conflict."""
     seed(store, 100)
+    if held:
+        reservations(store).reserve("j", "u", "test", 10)
     other = lambda: processor(store, dead_letters).process(failed("j", "u", event_id="e-failed"))  # noqa: E731 - one step
     racing = FaultyStore(SettledBetweenTheReads(store, other), StaleState("the first attempt's write is refused"))
     assert processor(racing, dead_letters).process(rendered("j", "u", event_id="e-rendered")).kind == CONFLICT

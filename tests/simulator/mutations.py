@@ -200,7 +200,11 @@ def balances_without_a_type_guard(monkeypatch: pytest.MonkeyPatch) -> None:
     # boolean, which names no attribute, on every retry.
     from reconciler.repository import dynamodb
 
-    monkeypatch.setattr(dynamodb, "_is_number_or_absent", lambda attribute: f"(attribute_type({attribute}, :number) OR attribute_exists(userId))")
+    monkeypatch.setattr(
+        dynamodb,
+        "_is_number_or_absent",
+        lambda attribute: f"(attribute_not_exists({attribute}) OR attribute_type({attribute}, :number) OR attribute_exists({attribute}))",
+    )
 
 
 def releases_without_the_held_guard(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -98,9 +98,7 @@ class BalanceEventRun:
                     return
                 size = self.rng.choice(self.plan_of.batch_sizes)
                 batch = pending[: min(size, bisect) if bisect else size]
-                if self.deploy_rng is not None and (attempts or bisect) and self.deploy_rng.random() < 0.5:
-                    self.thresholds = deploy_thresholds(self.deploy_rng, self.thresholds)  # a deploy before the retry
-                    self.covered["config:threshold-deploys-between-attempts"] += 1
+                self._maybe_deploy(retry=bool(attempts or bisect))
                 self.invocation_faults = []
                 failed_at, whole = None, False
                 self.h.fidelity.set_fault_plan(self.fault_plan)
@@ -124,8 +122,7 @@ class BalanceEventRun:
                 finally:
                     self.h.fidelity.set_fault_plan(None)
                 self.covered["balance:invocations"] += 1
-                for record in batch[: len(batch) if failed_at is None or whole else failed_at + 1]:
-                    self.tried.setdefault(record["dynamodb"]["SequenceNumber"], []).append(self.thresholds)
+                self._tried(batch[: len(batch) if failed_at is None or whole else failed_at + 1])
                 if failed_at is None and not whole:
                     del pending[: len(batch)]
                     attempts, bisect = 0, 0
@@ -150,6 +147,17 @@ class BalanceEventRun:
                     self.covered["balance:retries"] += 1
         finally:
             sys.stdout = stdout
+
+    def _maybe_deploy(self, retry: bool) -> None:
+        """In the runs that deploy thresholds, before some retries of a batch: another setting of the stage's defaults."""
+        if self.deploy_rng is not None and retry and self.deploy_rng.random() < 0.5:
+            self.thresholds = deploy_thresholds(self.deploy_rng, self.thresholds)
+            self.covered["config:threshold-deploys-between-attempts"] += 1
+
+    def _tried(self, records: list[dict]) -> None:
+        """The records an invocation handled (up to the first it failed) ran with the thresholds deployed then."""
+        for record in records:
+            self.tried.setdefault(record["dynamodb"]["SequenceNumber"], []).append(self.thresholds)
 
     def fault_plan(self, service: str, operation: str, params: dict) -> Any:
         """Faults in AWS's shapes on the stream function's calls; the ones in the documented duplicate window

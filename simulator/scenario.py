@@ -180,6 +180,14 @@ def generate(seed: int) -> Scenario:
     stream = _balance_event_tasks(random.Random(f"{seed}-balance-events"), setup, tasks)
     _legacy_tasks(random.Random(f"{seed}-legacy"), setup, tasks)
     _open_hold_tasks(random.Random(f"{seed}-holds"), setup, tasks)
+    threshold_deploys = _issue_classes(seed, setup, tasks)
+    discrepancies = _discrepancy_tasks(random.Random(f"{seed}-discrepancies"), setup)
+    return Scenario(seed, setup, tasks, workers, fault_rate, stream, discrepancies, threshold_deploys)
+
+
+def _issue_classes(seed: int, setup: list[Task], tasks: list[Task]) -> bool:
+    """Issues #20 and #21's classes, each from its module's generator and a stream of its own; returns whether the run's
+    balance-event thresholds are deployed between a record's attempts."""
     from simulator.config_changes import config_tasks  # these modules import this one
     from simulator.edges import edge_tasks
     from simulator.operators import operator_tasks
@@ -188,9 +196,7 @@ def generate(seed: int) -> Scenario:
     pipeline_tasks(random.Random(f"{seed}-pipeline"), setup, tasks)
     operator_tasks(random.Random(f"{seed}-operators"), setup, tasks)
     edge_tasks(random.Random(f"{seed}-edges"), setup, tasks)
-    threshold_deploys = config_tasks(random.Random(f"{seed}-config"), setup, tasks)
-    discrepancies = _discrepancy_tasks(random.Random(f"{seed}-discrepancies"), setup)
-    return Scenario(seed, setup, tasks, workers, fault_rate, stream, discrepancies, threshold_deploys)
+    return config_tasks(random.Random(f"{seed}-config"), setup, tasks)
 
 
 def _edge_event(rng: random.Random, user: str, event_id: str) -> Task:

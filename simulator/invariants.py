@@ -36,8 +36,14 @@ AT_EVERY_COMMIT = (
     "after every commit, in commit order, the user's remaining and held are the oracle's (holds move remaining -> held and post "
     "nothing; a held render posts one charge, a held failure nothing; a v2 reservation settles with release + charge or a refund)",
     "every settlement's overdraft flag is exact: the oracle's balance after it, in commit order, is below 0 and it debited",
-    "every job is settled at most once, with the reservation, charge, release and refund the oracle says",
-    "no ledger or balance write outside a transaction",
+    "every job is settled at most once (its settlement record says so), with the reservation, charge, release and refund the oracle "
+    "says, and its Jobs item mirrors the record as the settlement commits",
+    "a hold records the unit price of its model then; a render is charged at it when held for that model, else at the prices "
+    "deployed when the settlement was decided (a deploy may come between a hold and its render, or between a settlement's attempts)",
+    "a release gives back exactly the open hold; a hold of a job the oracle knows as held, settled or released is never made",
+    "right after an operator's fix (audit --fix, trusting the balance or the ledger) commits, its user's books are exactly clean: "
+    "of two fixes of one discrepancy one applies, and none decides on a lagging index",
+    "no ledger or balance write outside a transaction (but an operator's restore, one conditioned UpdateItem)",
     "a change of the balance that keeps it on its side of a guard's threshold never cancels the guarded write (no lock, no serialising)",
 )
 

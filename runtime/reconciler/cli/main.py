@@ -14,6 +14,7 @@ from reconciler.cli import (  # noqa: F401  (registration)
     dlq_commands,
     job_commands,
     local_commands,
+    migrate_commands,
     stage_commands,
     telemetry_commands,
 )

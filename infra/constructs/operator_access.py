@@ -74,8 +74,8 @@ class OperatorAccess(Construct):
             # ledger USER, audit USER, job show: one user's history, never a scan: a Query of the user's UserLedger
             # postings (job show: those at the job's settledAt) and of Ledger's by-user index.
             Grant("ReadLedgerByUser", ("dynamodb:Query",), (user_ledger, ledger_by_user)),
-            # audit and ledger --all: scans of balances and both ledgers.
-            Grant("AuditScan", ("dynamodb:Scan",), (credits, ledger, user_ledger)),
+            # audit and ledger --all: scans of balances and both ledgers; migrate: of the Jobs v1 left (docs/migration.md).
+            Grant("AuditScan", ("dynamodb:Scan",), (credits, ledger, user_ledger, jobs)),
             # scan --dry-run: the timer scan's sparse-index query; audit: holds made on Jobs items before records.
             Grant("ReadUnsettledJobs", ("dynamodb:Query",), (jobs_unsettled,)),
             # audit: the open holds of one user (a Query) or of all (a Scan) in the settlement records' sparse index.

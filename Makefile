@@ -12,7 +12,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 # says otherwise: without it every test process and benchmark child would compile boto3, moto and the CDK again.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: help bootstrap lock demo test gate unit integration infra-tests bench sim synth lint diff deploy destroy clean
+.PHONY: help bootstrap lock demo test gate unit integration infra-tests bench sim synth lint diff deploy destroy clean adoption-templates
 SEEDS ?= 10000
 
 help:
@@ -24,7 +24,8 @@ help:
 	@echo "make bench [SCALE=100 [SCALE_ONLY=scan,audit]]  benchmarks; rewrites docs/benchmarks.md and docs/capacity.md (SCALE adds that size)"
 	@echo "make sim [SEEDS=N|SEED=S] the money-path simulator: 10,000 seeded runs, or replay one seed"
 	@echo "make synth STAGE=prod     synthesize CloudFormation for a stage (no credentials needed)"
-	@echo "make diff|deploy|destroy STAGE=NAME   the same against an AWS account"
+	@echo "make diff|deploy|destroy STAGE=NAME   the same against an AWS account (deploy: FIRST_DEPLOY=1 for a stage's first create)"
+	@echo "make adoption-templates STAGE=prod   the data stack's templates for taking over v1's resources (docs/migration.md)"
 	@echo "make lock [UPGRADE=1]     regenerate the hash-locked requirements*.txt from pyproject.toml"
 
 # Every package comes from the hash-locked requirements-dev.txt. Our own package, editable, can carry no hash:
@@ -117,8 +118,15 @@ lint: bootstrap
 diff: bootstrap
 	npx cdk diff --context stage=$(STAGE) --all
 
+# The pre-deploy check first (infra/predeploy.py); FIRST_DEPLOY=1 for a stage's first create: no protection until
+# it has succeeded once, so a failed create can be retried (docs/migration.md). Then deploy again without it.
 deploy: bootstrap
-	npx cdk deploy --context stage=$(STAGE) --all --require-approval broadening
+	$(BIN)/python -m infra.predeploy $(STAGE) $(if $(FIRST_DEPLOY),--first-deploy)
+	npx cdk deploy --context stage=$(STAGE) $(if $(FIRST_DEPLOY),--context first_deploy=true) --all --require-approval broadening
+
+# The data stack's templates for adopting v1's resources, one a step (infra/adoption.py, docs/migration.md).
+adoption-templates: bootstrap
+	$(BIN)/python -m infra.adoption $(STAGE) --out cdk.out/adoption/$(STAGE)
 
 destroy: bootstrap
 	npx cdk destroy --context stage=$(STAGE) --all

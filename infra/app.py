@@ -9,7 +9,7 @@ from pathlib import Path
 
 import aws_cdk as cdk
 
-from infra.config import DEFAULT_STAGE, StageConfig, config_for
+from infra.config import DEFAULT_STAGE, StageConfig, config_for, for_first_deploy
 from infra.stacks.ci_stack import CiStack
 from infra.stacks.compute_stack import ComputeStack
 from infra.stacks.data_stack import DataStack
@@ -34,6 +34,8 @@ def _stage_app(stage: str | None, outdir: str | None) -> tuple[cdk.App, StageCon
     """An app, the stage it builds (`stage`, else the `stage` context, else dev) and what each of its stacks takes."""
     app = cdk.App(outdir=outdir, context=_context())
     config = config_for(stage or app.node.try_get_context("stage") or DEFAULT_STAGE)
+    if str(app.node.try_get_context("first_deploy")).lower() == "true":  # `make deploy FIRST_DEPLOY=1`
+        config = for_first_deploy(config)
     common = dict(
         tags={"project": SERVICE_NAME, "stage": config.stage},
         # Environment-specific stacks: credentials for another account make `cdk deploy` fail, not go there.

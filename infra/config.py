@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Literal
@@ -102,8 +102,15 @@ class StageConfig:
     # gets no X-Ray grant (POWERTOOLS_TRACE_DISABLED). Turning it on is this one line plus a deploy.
     tracing: bool
     balance_events: BalanceEventSettings = BalanceEventSettings()
+    # Where v1.0 lives (docs/migration.md): "adopt" imports its tables, DLQ and topic into the data stack (infra/adoption.py)
+    # before v2's first deploy; "create" creates everything (a fresh account).
+    takeover: Literal["adopt", "create"] = "create"
 
     def __post_init__(self) -> None:
+        if self.takeover not in ("adopt", "create"):
+            raise ValueError(f"{self.stage}: takeover must be 'adopt' or 'create', got {self.takeover!r}")
+        if self.takeover == "adopt" and self.removal_policy == RemovalPolicy.DESTROY:
+            raise ValueError(f"{self.stage}: adopted resources hold v1's live data; a removal policy of DESTROY would delete them with the stack")
         if not re.fullmatch(r"\d{12}", self.account):
             raise ValueError(f"{self.stage}: account must be 12 digits, got {self.account!r}")
         if not re.fullmatch(r"[a-z]{2}(-gov)?-[a-z]+-\d", self.region):
@@ -180,6 +187,7 @@ _STAGES: dict[str, StageConfig] = {
         alert_subscriptions=(AlertSubscription("email", "reconciler-staging-alerts@example.com"),),
         dimensionless_metrics=True,
         tracing=True,  # latency is investigated here: prod's code and settings, plus traces
+        takeover="adopt",  # v1.0 runs here (`sam deploy --config-env staging`)
     ),
     "prod": StageConfig(
         stage="prod",
@@ -207,6 +215,7 @@ _STAGES: dict[str, StageConfig] = {
         # Off: metrics and logs with request ids carry prod. Tracing no longer costs the cold start (Lambda's own,
         # no SDK: docs/tracing.md); it stays off for the price of the traces.
         tracing=False,
+        takeover="adopt",  # v1.0 runs here (`sam deploy --config-env prod`)
     ),
 }
 
@@ -215,3 +224,10 @@ assert tuple(_STAGES) == STAGES, "every stage of the contract has a configuratio
 
 def config_for(stage: str) -> StageConfig:
     return _STAGES[checked_stage(stage)]
+
+
+def for_first_deploy(config: StageConfig) -> StageConfig:
+    """A stage's first create (`make deploy FIRST_DEPLOY=1`, docs/migration.md): no stack termination protection and
+    no table deletion protection, so that a failed create rolls back and can simply be retried; the next deploy turns
+    both on (the pre-deploy check refuses a first deploy without it, and it on an existing stack)."""
+    return replace(config, termination_protection=False, deletion_protection=False)

@@ -15,6 +15,7 @@ from reconciler.cli import (  # noqa: F401  (registration)
     job_commands,
     local_commands,
     migrate_commands,
+    shadow_commands,
     stage_commands,
     telemetry_commands,
 )

@@ -12,7 +12,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 # says otherwise: without it every test process and benchmark child would compile boto3, moto and the CDK again.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: help bootstrap lock demo test gate unit integration infra-tests bench sim synth lint diff deploy destroy clean adoption-templates
+.PHONY: help bootstrap lock demo test gate unit integration infra-tests bench sim synth lint diff deploy destroy clean adoption-templates rehearse-cutover
 SEEDS ?= 10000
 
 help:
@@ -26,6 +26,7 @@ help:
 	@echo "make synth STAGE=prod     synthesize CloudFormation for a stage (no credentials needed)"
 	@echo "make diff|deploy|destroy STAGE=NAME   the same against an AWS account (deploy: FIRST_DEPLOY=1 for a stage's first create)"
 	@echo "make adoption-templates STAGE=prod   the data stack's templates for taking over v1's resources (docs/migration.md)"
+	@echo "make rehearse-cutover     the takeover from v1 rehearsed on the local stack, with its counts"
 	@echo "make lock [UPGRADE=1]     regenerate the hash-locked requirements*.txt from pyproject.toml"
 
 # Every package comes from the hash-locked requirements-dev.txt. Our own package, editable, can carry no hash:
@@ -123,6 +124,10 @@ diff: bootstrap
 deploy: bootstrap
 	$(BIN)/python -m infra.predeploy $(STAGE) $(if $(FIRST_DEPLOY),--first-deploy)
 	npx cdk deploy --context stage=$(STAGE) $(if $(FIRST_DEPLOY),--context first_deploy=true) --all --require-approval broadening
+
+# The takeover rehearsed on the local stack against a v1 stand-in (scripts/rehearse_cutover.py, docs/migration.md).
+rehearse-cutover: bootstrap
+	$(BIN)/python scripts/rehearse_cutover.py
 
 # The data stack's templates for adopting v1's resources, one a step (infra/adoption.py, docs/migration.md).
 adoption-templates: bootstrap

@@ -50,12 +50,25 @@ def migrate(
         confirm_write(state.stage, f"mark v1's jobs settled at {cutover} and book the chosen opening corrections", yes, False)
     target = state.target
     store = _store(state)
-    migration = Migration(store, Auditor(store, store, legacy_before=store.legacy_reservations_before), actor or target.actor, reason or "")
-    with state.out.progress("reading v1's jobs, balances and ledger"):
+    auditor = Auditor(store, store, legacy_before=store.legacy_reservations_before)
+    with state.out.progress("reading v1's jobs, balances, ledger and dead letters"):
+        migration = Migration(store, auditor, actor or target.actor, reason or "", dead_letter_jobs=_dead_letter_jobs(target))
         report = migration.run(cutover, apply, default, overrides, job or [])
     _show(state, report)
     if report.opening and not {f.discrepancy.user_id for f in report.corrections if f.resolved} >= {c.discrepancy.user_id for c in report.opening}:
         raise typer.Exit(1)
+
+
+DEAD_LETTERS_READ = 10_000  # the DLQ's messages read to name the jobs waiting there (each once; all left in the queue)
+
+
+def _dead_letter_jobs(target) -> frozenset[str]:
+    from reconciler.ops.dead_letter_replay import peek
+    from reconciler.ops.target import SqsQueue
+
+    letters = peek(SqsQueue(target.client("sqs"), target.dlq_url), DEAD_LETTERS_READ)
+    details = (letter.event.get("detail") for letter in letters if letter.event)
+    return frozenset(detail["jobId"] for detail in details if isinstance(detail, dict) and isinstance(detail.get("jobId"), str))
 
 
 def _show(state, report: MigrationReport) -> None:

@@ -24,7 +24,7 @@ user) are the audit's own idempotent fixes.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -67,10 +67,11 @@ class JobFinding:
     verdict: str
     detail: str = ""
     no_timestamp: bool = False
+    in_dead_letters: bool = False  # an event of the job waits in the DLQ: v1 may have failed on it
 
     def as_dict(self) -> dict[str, Any]:
         shown = {"jobId": self.job_id, "userId": self.user_id, "status": self.status, "verdict": self.verdict}
-        return {**shown, "detail": self.detail, "noTimestamp": self.no_timestamp}
+        return {**shown, "detail": self.detail, "noTimestamp": self.no_timestamp, "inDeadLetters": self.in_dead_letters}
 
 
 @dataclass(frozen=True)
@@ -199,6 +200,9 @@ class Migration:
     actor: str
     reason: str
     clock: Callable[[], str] = iso_timestamp
+    # Jobs whose events wait in the DLQ (v1's failures, or failed redeliveries of events it settled): marked like the
+    # others (a mark never charges; a replay of a job v1 did settle would), and named so that a person looks first.
+    dead_letter_jobs: frozenset[str] = frozenset()
 
     def mark_jobs(self, cutover: str, apply: bool, only: Iterable[str] = ()) -> list[JobFinding]:
         moment = parse_moment(cutover)
@@ -211,6 +215,9 @@ class Migration:
             job_id = item.get("jobId")
             record = self.store.load_record(job_id) if isinstance(job_id, str) and job_id else None
             finding = classify(item, record, moment)
+            if finding.job_id in self.dead_letter_jobs and finding.verdict == WOULD_MARK:
+                detail = f"{finding.detail}; an event of it waits in the DLQ: see `job show` and `dlq show` before replaying it"
+                finding = replace(finding, detail=detail, in_dead_letters=True)
             if finding.verdict == WOULD_MARK and apply:
                 finding = self._mark(item, finding, cutover)
             findings.append(finding)
@@ -230,7 +237,7 @@ class Migration:
         )
         mark.record()  # refuses (DamagedJob) anything v2 could not read back
         if self.store.put_cutover_mark(mark.job_id, mark.user_id, mark.settled_as, mark.event_id, mark.cutover, mark.provenance()):
-            return JobFinding(finding.job_id, finding.user_id, finding.status, MARKED, finding.detail, finding.no_timestamp)
+            return replace(finding, verdict=MARKED)
         # A record appeared since it was read: an earlier run's mark, or v2's settlement. Say which.
         return classify(item, self.store.load_record(finding.job_id), parse_moment(cutover))
 

@@ -8,6 +8,8 @@ as `manual-adj-1700000000` for its emergency adjustments, and Jobs items as v1 l
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.runtime.cli.v1_items import AFTER, BEFORE, CUTOVER, events_file, rendered, v1_balance, v1_books, v1_job, v1_ledger
@@ -67,6 +69,16 @@ def test_migrate_apply_is_idempotent_and_resumable(env, cli):
     assert record.settled_by_event == f"v1-cutover:{CUTOVER}"
     # And the v1 balance and ledger are untouched
     assert env.store.get_balance("u1")["remaining"] == 80
+
+
+def test_a_job_whose_event_waits_in_v1s_dlq_is_named(env, cli):
+    v1_books(env)
+    v1_job(env, "job-dead", "u1", "rendered", processed_at=None)
+    env.dead_letter(json.dumps({"id": "ev-dead", "source": "video.generation", **rendered("job-dead")}))
+    jobs = {j["jobId"]: j for j in cli("--json", "migrate", "--cutover", CUTOVER).json()["jobs"]}
+    assert jobs["job-dead"]["inDeadLetters"] is True and "waits in the DLQ" in jobs["job-dead"]["detail"]
+    assert jobs["job-v1"]["inDeadLetters"] is False
+    assert len(env.dlq_messages()) == 1  # read, and left where it was
 
 
 def test_a_failure_replayed_for_a_job_v1_rendered_is_a_conflict_that_moves_nothing(env, cli, tmp_path):

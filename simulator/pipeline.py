@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from simulator.faults import SimulatedTimeout
-from simulator.oracle import CUT_OFF, OracleJob, generated_event
+from simulator.oracle import OracleJob, generated_event
 from simulator.scenario import MODELS, Task, terminal_event
 from simulator.world import hours_ago
 
@@ -145,9 +145,7 @@ class Pipeline:
         maybe the balance moved remaining -> held in the same TransactWriteItems, with no condition."""
         self.hand_written.add(job_id)
         self.books.jobs.setdefault(job_id, OracleJob(user))
-        # After the cut-off whatever the wall clock says (before 2026-12-07T01:00Z an hour ago was before it): the audit
-        # names such a hold as an ignored reservation (unsettled_hand_written_holds).
-        at = max(hours_ago(1), CUT_OFF)
+        at = hours_ago(1)
         job: dict[str, Any] = {"jobId": job_id, "userId": user, "model": model, "status": "submitted", "createdAt": at, "updatedAt": at}
         job.update(unsettled="PENDING")
         job.update({"reservedCredits": credits, **({"reservedAs": "hold"} if reserved_as else {})})
@@ -217,12 +215,6 @@ def every_settled_jobs_item_mirrors_its_record(run: Run, tables: Tables) -> Iter
             yield f"the pipeline saved {job_id!r} whole after its settlement (unsettled marker back, finished), and no scan wrote the mirror back"
         else:
             run.result.covered[f"pipeline:mirrors-left-as-the-pipeline-wrote-them:{kind}"] += 1
-
-
-def unsettled_hand_written_holds(run: Run, user: str) -> set[str]:
-    """The user's hand-written holds (Jobs items created after the cut-off) whose jobs have not settled: the audit names
-    each as an ignored reservation, a discrepancy of the `reservations` kind."""
-    return {job_id for job_id in run.pipeline.hand_written if run.books.jobs[job_id].user == user and not run.books.jobs[job_id].settled}
 
 
 def hand_written_holds_move_no_money(run: Run, tables: Tables) -> Iterator[str]:

@@ -27,7 +27,7 @@ from simulator.liveness import LIVENESS_CHECKS
 from simulator.operators import OPERATOR_CHECKS
 from simulator.oracle import CUT_OFF
 from simulator.pipeline import PIPELINE_CHECKS
-from simulator.tables import Tables, modelled_users, operators_auditor, read_tables
+from simulator.tables import Tables, expected_kinds, modelled_users, operators_auditor, read_tables
 
 if TYPE_CHECKING:
     from simulator.run import Run
@@ -184,7 +184,7 @@ def the_operators_audit_finds_the_books_clean(run: Run, tables: Tables) -> Itera
     for user in sorted(set(found) | set(off)):
         discrepancy, (ledger, held) = found.get(user), off.get(user, (0, 0))
         report = (discrepancy.difference, discrepancy.held_difference, tuple(discrepancy.kinds)) if discrepancy else (0, 0, ())
-        kinds = tuple(kind for kind, amiss in (("ledger", ledger), ("holds", held)) if amiss)
+        kinds = expected_kinds(run, ledger, held, discrepancy)
         if report != (ledger, held, kinds):
             shown = discrepancy.as_dict() if discrepancy else "nothing"
             yield f"the operator's audit (all users) reports {shown} for {user!r}; expected {ledger}, {held}"

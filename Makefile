@@ -69,7 +69,7 @@ node_modules/.installed: package.json package-lock.json
 bootstrap: $(BIN)/.installed node_modules/.installed
 
 demo: bootstrap
-	$(BIN)/python -m reconciler.local.demo
+	$(BIN)/python scripts/demo.py
 
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 

@@ -65,7 +65,7 @@ def main(argv: list[str]) -> int:
         write_documents(json.loads(RAW.read_text()))
         return 0
     started = time.perf_counter()
-    from reconciler.local.stack import local_stack
+    from emulator.stack import local_stack
 
     results: dict = {"machine": machine(), "quick": quick, "scales": scales(quick, extra, only)}
     log("the prod function's settings, from its synthesized template")
@@ -426,7 +426,7 @@ def render(r: dict) -> str:
             "**Caveat:** errors or unbalanced books on our side under concurrency point at the emulator first: moto's "
             "`transact_write_items` deep-copies the tables it touches and restores them when a transaction is cancelled, so on moto's own "
             "multi-threaded server a cancelled transaction can undo another thread's commit. The local stack therefore runs moto one request "
-            "at a time (`reconciler/local/moto_serve.py`); if this note appears, that serialisation did not hold for this run."
+            "at a time (`emulator/fidelity.py`, SerializedApp); if this note appears, that serialisation did not hold for this run."
         )
         w("")
     w(

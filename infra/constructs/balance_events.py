@@ -119,7 +119,7 @@ class BalanceEventsFunction(Construct):
         # in stream order. A failed record is retried from itself (partial batch responses); a failing batch is
         # bisected so one bad record cannot hold its neighbours beyond its own retries.
         # Only records that can carry a crossing reach the function (docs/events.md, "Which records reach the
-        # function"); the same filters decide locally (reconciler.local.stream_poller).
+        # function"); the same filters decide locally (emulator/stream_poller.py).
         # An EventSourceMapping rather than DynamoEventSource: that one adds dynamodb:ListStreams on "*" to the
         # role's default policy, where its acknowledgement would cover the whole role.
         assert tables.credits.table_stream_arn is not None, "the Credits table has a stream"

@@ -7,9 +7,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from emulator.resources import provision
+from emulator.stack import templates_for
 from reconciler.config import RuntimeConfig
-from reconciler.local.resources import provision
-from reconciler.local.stack import templates_for
 
 
 @pytest.fixture

@@ -43,7 +43,7 @@ def test_the_list_covers_the_heavy_optional_modules():
         "reconciler.notify",
         "reconciler.cli",
         "reconciler.ops",
-        "reconciler.local",
+        "emulator",
         "moto",
     }
 

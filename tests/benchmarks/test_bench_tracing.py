@@ -26,7 +26,7 @@ from benchmarks._child import StubDynamoDB, StubSQS, event_for
 from reconciler import bootstrap, observability
 from reconciler.config import load_config
 from reconciler.handlers import entry
-from reconciler.local.invoker import LocalContext
+from emulator.invoker import LocalContext
 
 processor = bootstrap.build_processor(load_config(), dynamodb=StubDynamoDB(), sqs=StubSQS())
 bootstrap.event_processor = lambda: processor

@@ -6,11 +6,11 @@ import json
 
 from infra_helpers import as_list, only_resource, resource_named
 
+from emulator.stream_poller import mapping_filters
 from reconciler import balance_config, contract
 from reconciler.contract import BALANCE_EVENT_ALARM_CONCERNS
 from reconciler.domain.crossings import Thresholds
 from reconciler.domain.stream_filter import MAX_FILTERS, MAX_PATTERN_CHARS, balance_event_filters
-from reconciler.local.stream_poller import mapping_filters
 
 
 def test_credits_table_streams_new_and_old_images_and_the_history_table_exists(synthesized):

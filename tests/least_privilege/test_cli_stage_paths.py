@@ -14,9 +14,9 @@ import pytest
 from moto import mock_aws
 from typer.testing import CliRunner
 
+from emulator.resources import provision
+from emulator.stack import templates_for
 from reconciler.cli.main import app
-from reconciler.local.resources import provision
-from reconciler.local.stack import templates_for
 
 
 @pytest.fixture(scope="module")

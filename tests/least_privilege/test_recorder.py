@@ -59,7 +59,7 @@ def _frames(*modules: tuple[str, str]):
     [
         (
             [
-                ("reconciler.local.invoker", "LocalInvoker.drain"),
+                ("emulator.invoker", "LocalInvoker.drain"),
                 ("reconciler.handlers.entry", "handler"),
                 ("reconciler.repository.dynamodb", "DynamoDBStore.load"),
             ],
@@ -98,7 +98,7 @@ def _frames(*modules: tuple[str, str]):
             PIPELINE,
         ),
         ([("tests.x", "test"), ("reconciler.repository.dynamodb", "DynamoDBStore.ledger_for_user")], SETUP),
-        ([("reconciler.cli.local_stack", "local_up"), ("reconciler.local.resources", "provision")], SETUP),
+        ([("emulator.cli", "up"), ("emulator.resources", "provision")], SETUP),
     ],
 )
 def test_calls_are_attributed_by_the_innermost_principal_boundary(stack, principal):

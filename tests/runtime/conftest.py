@@ -12,12 +12,12 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from emulator.resources import LocalResources, provision
+from emulator.server import moto_server, reset
+from emulator.stack import templates_for
 from reconciler.config import RuntimeConfig
 from reconciler.domain.ledger import adjustment_entry, balance_delta, iso_timestamp
 from reconciler.domain.pricing import PriceBook
-from reconciler.local.resources import LocalResources, provision
-from reconciler.local.server import moto_server, reset
-from reconciler.local.stack import templates_for
 from reconciler.repository.dynamodb_operations import OperationsStore
 from reconciler.repository.sqs_dead_letters import SqsDeadLetters
 from reconciler.service.event_settlement import EventProcessor, SettlementService

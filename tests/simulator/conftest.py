@@ -1,6 +1,6 @@
 import pytest
 
-from reconciler.local.stack import templates_for
+from emulator.stack import templates_for
 
 
 @pytest.fixture(scope="session")

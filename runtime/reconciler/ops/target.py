@@ -1,7 +1,7 @@
 """Where the operations run: a deployed stage (standard credential chain) or a local endpoint.
 
-This module does not import reconciler.local: the stack that `reconciler local up` runs is known here
-only through its state file (one per stage), a small JSON contract that local/stack.py writes.
+This module does not import the emulator: the stack that `python -m emulator up` runs is known here
+only through its state file (one per stage), a small JSON contract that emulator/stack.py writes.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from reconciler.contract import ResourceNames
 from reconciler.ops.operator_error import OpsError
 from reconciler.repository.dynamodb_operations import OperationsStore
 
-# Where `--local` finds the stacks `reconciler local up` saved: a directory, one `{stage}.json` each
+# Where `--local` finds the stacks `python -m emulator up` saved: a directory, one `{stage}.json` each
 # (tests point it at a temporary directory).
 STATE_DIR_ENV = "RECONCILER_LOCAL_STATE_DIR"
 
@@ -58,7 +58,7 @@ def local_state_path(stage: str) -> Path:
 
 @dataclass(frozen=True)
 class LocalEndpoint:
-    """What the CLI needs of a running local stack (the state file `reconciler local up` writes)."""
+    """What the CLI needs of a running local stack (the state file `python -m emulator up` writes)."""
 
     stage: str
     endpoint: str
@@ -74,7 +74,7 @@ class LocalEndpoint:
         if not path.exists():
             running = sorted(p.stem for p in local_state_dir().glob("*.json"))
             hint = f" (running: {', '.join(running)}; pass --stage)" if running else ""
-            raise OpsError(f"no local {stage} stack is running: start one with `reconciler --stage {stage} local up`{hint}")
+            raise OpsError(f"no local {stage} stack is running: start one with `python -m emulator --stage {stage} up` in a checkout{hint}")
         data = json.loads(path.read_text())
         return cls(
             stage=data["stage"],

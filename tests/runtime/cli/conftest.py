@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
+from emulator.cli import app as emulator_app
+from emulator.server import LOCAL_ENV, moto_server, reset
+from emulator.stack import LocalStack, provision_stack
 from reconciler.cli.main import app
 from reconciler.config import RuntimeConfig
-from reconciler.local.server import LOCAL_ENV, moto_server, reset
-from reconciler.local.stack import LocalStack, provision_stack
 from reconciler.ops.target import STATE_DIR_ENV
 from reconciler.repository.dynamodb import to_item
 from reconciler.repository.dynamodb_operations import OperationsStore
@@ -100,22 +103,47 @@ def cli_command():
     return typer.main.get_command(app)
 
 
+@pytest.fixture(scope="session")
+def emulator_command():
+    """The click command of the emulator's command line (`python -m emulator`), built once."""
+    import typer.main
+
+    return typer.main.get_command(emulator_app)
+
+
 @pytest.fixture
-def cli(cli_command, monkeypatch):
-    """Runs `reconciler --local --no-progress ARGS` in-process."""
+def in_process(cli_command, emulator_command, monkeypatch):
+    """Runs one of the two apps in-process with the click command built once for the session (typer builds it again
+    on every CliRunner.invoke otherwise)."""
     import typer.testing
 
-    monkeypatch.setattr(typer.testing, "_get_command", lambda typer_app: cli_command)
+    commands = {id(app): cli_command, id(emulator_app): emulator_command}
+    monkeypatch.setattr(typer.testing, "_get_command", lambda typer_app: commands[id(typer_app)])
     runner = CliRunner()
 
-    def run(*args: str, local: bool = True) -> Run:
-        prefix = ["--local", "--no-progress"] if local else ["--no-progress"]
-        result = runner.invoke(app, [*prefix, *args])
-        if result.exception is not None and not isinstance(result.exception, SystemExit):
-            raise result.exception  # a bug, not an operator error: show its traceback
-        return Run(result.exit_code, result.stdout, result.stderr)
+    def runner_of(typer_app, prefix: list[str]):
+        def run(*args: str) -> Run:
+            result = runner.invoke(typer_app, [*(prefix if args else []), *args])
+            if result.exception is not None and not isinstance(result.exception, SystemExit):
+                raise result.exception  # a bug, not an operator error: show its traceback
+            return Run(result.exit_code, result.stdout, result.stderr)
 
-    return run
+        return run
+
+    return runner_of
+
+
+@pytest.fixture
+def cli(in_process):
+    """Runs `reconciler --local --no-progress ARGS` in-process (`local=False`: without --local)."""
+    with_local, without = in_process(app, ["--local", "--no-progress"]), in_process(app, ["--no-progress"])
+    return lambda *args, local=True: (with_local if local else without)(*args)
+
+
+@pytest.fixture
+def emulate(in_process):
+    """Runs `python -m emulator --no-progress ARGS` in-process (send, seed, deliver: the stack `env` saved)."""
+    return in_process(emulator_app, ["--no-progress"])
 
 
 def assert_one_line_error(run: Run, *fragments: str) -> None:
@@ -133,20 +161,18 @@ def one_line_error():
 
 
 @pytest.fixture
-def console(tmp_path):
-    """Runs the INSTALLED `reconciler` console script in a subprocess, from a directory outside the repository,
-    so packaging and import faults (a module only importable from the checkout) are caught."""
+def console():
+    """Runs the INSTALLED `reconciler` console script in a subprocess, from `/`, where neither infra nor the
+    emulator can be imported, so packaging and import faults (a module only importable from the checkout) are caught."""
     import subprocess
     import sys
 
     script = os.path.join(os.path.dirname(sys.executable), "reconciler")
-    outside = tmp_path / "elsewhere"
-    outside.mkdir(exist_ok=True)
 
     def run(*args: str, stdin: str | None = None, timeout: float = 90) -> Run:
         done = subprocess.run(
             [script, *(["--no-progress"] if args else []), *args],
-            cwd=outside,
+            cwd="/",
             capture_output=True,
             text=True,
             input=stdin,
@@ -158,23 +184,42 @@ def console(tmp_path):
     return run
 
 
+CHECKOUT = Path(__file__).resolve().parents[3]
+
+
+def emulator_process(*args: str) -> list[str]:
+    """`python -m emulator ARGS`, run from the checkout (the emulator is not installed: it lives there)."""
+    return [sys.executable, "-m", "emulator", *args]
+
+
+@pytest.fixture
+def emulator_console():
+    """Runs `python -m emulator ARGS` in a subprocess from the checkout, as a developer does."""
+    import subprocess
+
+    def run(*args: str, env: dict | None = None, timeout: float = 90) -> Run:
+        done = subprocess.run(emulator_process("--no-progress", *args), cwd=CHECKOUT, capture_output=True, text=True, timeout=timeout, env=env)
+        return Run(done.returncode, done.stdout, done.stderr)
+
+    return run
+
+
 @dataclass
 class RunningStack:
     endpoint: str
     state_dir: object
-    log: object  # the stderr of `local up`: its progress and one line per delivered event
+    log: object  # the stderr of `up`: its progress and one line per delivered event
     stage: str
 
 
 @pytest.fixture(scope="session")
 def running_stack(tmp_path_factory):
-    """`reconciler --stage prod local up` as an operator starts it (the installed console script, a subprocess),
-    with this session's synthesized templates (--templates) so it does not synthesize again."""
+    """`python -m emulator --stage prod up` as a developer starts it (a subprocess, from the checkout), with this
+    session's synthesized templates (--templates) so it does not synthesize again."""
     import subprocess
-    import sys
     import time
 
-    from reconciler.local.stack import templates_for
+    from emulator.stack import templates_for
 
     base = tmp_path_factory.mktemp("local-up")
     templates = base / "cdk.out"
@@ -187,8 +232,8 @@ def running_stack(tmp_path_factory):
         environment.pop(name, None)
     with log.open("w") as log_file:
         process = subprocess.Popen(
-            [os.path.join(os.path.dirname(sys.executable), "reconciler"), "--stage", "prod", "local", "up", "--templates", str(templates)],
-            cwd=base,
+            emulator_process("--stage", "prod", "up", "--templates", str(templates)),
+            cwd=CHECKOUT,
             stdout=subprocess.PIPE,
             stderr=log_file,
             env=environment,
@@ -203,10 +248,10 @@ def running_stack(tmp_path_factory):
         endpoint = json.loads((state_dir / "prod.json").read_text())["endpoint"]
         yield RunningStack(endpoint, state_dir, log, "prod")
     finally:
-        # As an operator stops a background stack: `local down` (SIGTERM to the pid in the state file)
+        # As a developer stops a background stack: `down` (SIGTERM to the pid in the state file)
         stopped = subprocess.run(
-            [os.path.join(os.path.dirname(sys.executable), "reconciler"), "--stage", "prod", "local", "down"],
-            cwd=base,
+            emulator_process("--stage", "prod", "down"),
+            cwd=CHECKOUT,
             env=environment,
             capture_output=True,
             text=True,
@@ -216,4 +261,4 @@ def running_stack(tmp_path_factory):
             process.terminate()
         process.wait(timeout=30)
     assert stopped.returncode == 0, stopped.stderr
-    assert not (state_dir / "prod.json").exists(), "local up left its state file behind"
+    assert not (state_dir / "prod.json").exists(), "up left its state file behind"

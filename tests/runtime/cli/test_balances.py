@@ -1,11 +1,11 @@
-"""balance, ledger, adjust, local seed: reads through the index, writes in one transaction, idempotent."""
+"""balance, ledger, adjust, and the emulator's seed: reads through the index, writes in one transaction, idempotent."""
 
 from __future__ import annotations
 
 
-def test_adjust_writes_balance_and_ledger_and_records_the_actor(env, cli):
+def test_adjust_writes_balance_and_ledger_and_records_the_actor(env, cli, emulate):
     # Given a user with 10 credits
-    assert cli("local", "seed", "u1", "10").exit_code == 0
+    assert emulate("seed", "u1", "10").exit_code == 0
     # When an operator adds 5 credits for a ticket
     run = cli("--json", "adjust", "u1", "5", "--reason", "goodwill", "--reference", "TICKET-1")
     # Then the balance and its ledger entry moved together, and the entry says who did it
@@ -45,8 +45,8 @@ def test_adjust_dry_run_writes_nothing(env, cli):
 
 def test_prod_writes_refuse_without_yes_when_there_is_no_terminal(env, endpoint, cli, one_line_error):
     # Given the prod tables on the same local endpoint
-    from reconciler.local.server import reset
-    from reconciler.local.stack import provision_stack
+    from emulator.server import reset
+    from emulator.stack import provision_stack
 
     reset(endpoint)
     provision_stack(endpoint, "prod")
@@ -93,7 +93,7 @@ def test_bad_arguments_give_one_line_errors(env, cli, one_line_error):
 
 
 def test_missing_resources_and_credentials_give_one_line_errors(env, endpoint, cli, monkeypatch, one_line_error):
-    from reconciler.local.server import reset
+    from emulator.server import reset
 
     reset(endpoint)  # the tables are gone
     one_line_error(cli("balance", "u1"), "missing resource")
@@ -107,9 +107,9 @@ def test_missing_resources_and_credentials_give_one_line_errors(env, endpoint, c
     one_line_error(cli("balance", "u1", local=False), "no AWS credentials")
 
 
-def test_local_seed_sets_an_opening_balance_the_ledger_explains(env, cli):
-    cli("local", "seed", "u2", "50")
-    again = cli("local", "seed", "u2", "50")
+def test_local_seed_sets_an_opening_balance_the_ledger_explains(env, cli, emulate):
+    emulate("seed", "u2", "50")
+    again = emulate("seed", "u2", "50")
     assert "already has 50" in again.stdout
     entries = list(env.store.ledger_for_user("u2"))
     assert env.store.get_balance("u2")["remaining"] == sum(e.signed_amount for e in entries) == 50

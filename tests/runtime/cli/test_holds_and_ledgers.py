@@ -23,10 +23,10 @@ def reserve(env, job_id: str, user: str, credits: int) -> None:
     build_reservations(env.store, RuntimeConfig.for_stage("dev")).reserve(job_id, user, "test", credits)
 
 
-def send(cli, tmp_path, *events: dict) -> list[dict]:
+def send(emulate, tmp_path, *events: dict) -> list[dict]:
     path = tmp_path / "events.jsonl"
     path.write_text("".join(json.dumps({"source": "video.generation", **event}) + "\n" for event in events))
-    return cli("--json", "local", "send", str(path)).json()
+    return emulate("--json", "send", str(path)).json()
 
 
 def rendered(job_id: str, user: str = "u1") -> dict:
@@ -49,9 +49,9 @@ def audit(cli, *args: str):
 # --- balance -------------------------------------------------------------------------------------
 
 
-def test_balance_shows_remaining_held_and_posted_while_a_reservation_is_open(env, cli, tmp_path):
+def test_balance_shows_remaining_held_and_posted_while_a_reservation_is_open(env, cli, tmp_path, emulate):
     # Given a user with 10 credits and a hold of 4 for a job in flight
-    cli("local", "seed", "u1", "10")
+    emulate("seed", "u1", "10")
     reserve(env, "job-1", "u1", 4)
     # When an operator looks at the balance
     shown = cli("--json", "balance", "u1").json()
@@ -62,7 +62,7 @@ def test_balance_shows_remaining_held_and_posted_while_a_reservation_is_open(env
     # And the hold posted nothing: the ledger still sums to the posted balance
     assert [e["amount"] for e in cli("--json", "ledger", "u1").json()] == [10]
     # When the job renders for 1 credit: the hold goes, one debit is posted
-    (outcome,) = send(cli, tmp_path, rendered("job-1"))
+    (outcome,) = send(emulate, tmp_path, rendered("job-1"))
     assert outcome["outcome"] == "settled"
     shown = cli("--json", "balance", "u1").json()
     assert (shown["remaining"], shown["held"], shown["posted"]) == (9, 0, 9)
@@ -107,12 +107,12 @@ def test_ledger_of_a_user_merges_both_tables_oldest_first_within_since_and_until
 # --- job show ---------------------------------------------------------------------------------------
 
 
-def test_job_show_lists_a_held_jobs_posting_from_user_ledger(env, cli, tmp_path):
-    cli("local", "seed", "u1", "10")
+def test_job_show_lists_a_held_jobs_posting_from_user_ledger(env, cli, tmp_path, emulate):
+    emulate("seed", "u1", "10")
     reserve(env, "job-1", "u1", 4)
     held = cli("job", "show", "job-1", "--dlq-max", "0").stdout
     assert "held 4 credits at 1 a second of test (held on the balance)" in held and "not settled" in held
-    send(cli, tmp_path, rendered("job-1"))
+    send(emulate, tmp_path, rendered("job-1"))
     shown = cli("--json", "job", "show", "job-1", "--dlq-max", "0").json()
     assert shown["record"]["heldCredits"] == 4 and shown["record"]["settledAs"] == "rendered" == shown["job"]["settledAs"]
     assert [(e["ledgerId"], e["amount"]) for e in shown["ledger"]] == [(job_ledger_id("job-1", "charge"), -1)]
@@ -123,13 +123,13 @@ def test_job_show_lists_a_held_jobs_posting_from_user_ledger(env, cli, tmp_path)
 # --- audit: posted = ledger sum, held = open holds ------------------------------------------------
 
 
-def test_audit_sums_both_tables_and_counts_open_holds(env, cli, tmp_path):
+def test_audit_sums_both_tables_and_counts_open_holds(env, cli, tmp_path, emulate):
     # Given users with adjustments (Ledger), postings (UserLedger) and an open hold
-    cli("local", "seed", "u1", "10")
-    cli("local", "seed", "u2", "5")
+    emulate("seed", "u1", "10")
+    emulate("seed", "u2", "5")
     reserve(env, "job-1", "u1", 4)
     reserve(env, "job-2", "u2", 2)
-    send(cli, tmp_path, rendered("job-2", user="u2"), rendered("job-3", user="u2"))
+    send(emulate, tmp_path, rendered("job-2", user="u2"), rendered("job-3", user="u2"))
     # When every balance and one user are audited
     whole, one = audit(cli), audit(cli, "u1")
     # Then the books balance: u1 posted 10 with 4 held, u2's postings are in UserLedger
@@ -137,9 +137,9 @@ def test_audit_sums_both_tables_and_counts_open_holds(env, cli, tmp_path):
     assert one.exit_code == 0 and one.json()["discrepancies"] == []
 
 
-def test_audit_finds_a_planted_held_that_no_open_reservation_explains(env, cli):
+def test_audit_finds_a_planted_held_that_no_open_reservation_explains(env, cli, emulate):
     # Given a hold of 4 for job-1, and `held` then planted at 7 (remaining 3: the posted balance still 10)
-    cli("local", "seed", "u1", "10")
+    emulate("seed", "u1", "10")
     reserve(env, "job-1", "u1", 4)
     plant_balance(env, "u1", remaining=3, held=7)
     # When the balances are audited
@@ -167,9 +167,9 @@ def test_audit_finds_a_planted_held_that_no_open_reservation_explains(env, cli):
     assert len(list(env.store.ledger_for_user("u1"))) == 1 and audit(cli).exit_code == 0
 
 
-def test_audit_fix_trusting_the_ledger_restores_remaining_to_the_ledger_sum_less_the_open_holds(env, cli, tmp_path):
+def test_audit_fix_trusting_the_ledger_restores_remaining_to_the_ledger_sum_less_the_open_holds(env, cli, tmp_path, emulate):
     # Given a hold of 4, then remaining corrupted from 6 to 50 (held intact)
-    cli("local", "seed", "u1", "10")
+    emulate("seed", "u1", "10")
     reserve(env, "job-1", "u1", 4)
     plant_balance(env, "u1", remaining=50, held=4)
     (found,) = audit(cli).json()["discrepancies"]
@@ -182,13 +182,13 @@ def test_audit_fix_trusting_the_ledger_restores_remaining_to_the_ledger_sum_less
     balance = env.store.get_balance("u1")
     assert (balance["remaining"], balance["held"]) == (6, 4)
     # And the job's render still settles against its hold and the books still balance
-    send(cli, tmp_path, rendered("job-1"))
+    send(emulate, tmp_path, rendered("job-1"))
     balance = env.store.get_balance("u1")
     assert (balance["remaining"], balance["held"]) == (9, 0) and audit(cli).exit_code == 0
 
 
-def test_audit_fix_trusting_the_balance_explains_the_posted_balance_with_held_unchanged(env, cli):
-    cli("local", "seed", "u1", "10")
+def test_audit_fix_trusting_the_balance_explains_the_posted_balance_with_held_unchanged(env, cli, emulate):
+    emulate("seed", "u1", "10")
     reserve(env, "job-1", "u1", 4)
     plant_balance(env, "u1", remaining=8, held=4)  # posted 12, the ledger says 10
     fixed = audit(cli, "--fix", "--trust", "balance", "--reason", "INC-5", "--min-age", "0")
@@ -217,10 +217,10 @@ def test_a_correction_is_refused_when_held_moved_since_the_audit_read_it(env):
 # --- data written before holds ---------------------------------------------------------------------
 
 
-def test_a_reservation_posted_before_holds_is_audited_and_settled_as_it_was_made(env, cli):
+def test_a_reservation_posted_before_holds_is_audited_and_settled_as_it_was_made(env, cli, emulate):
     # Given v2 data: 10 credits, a reservation of 3 posted as a Ledger debit (remaining 7, no held), its job
     # rendered (1 credit) without reservedAs, and the event lost
-    cli("local", "seed", "u1", "10")
+    emulate("seed", "u1", "10")
     env.put("Ledger-dev", ledger_item(entry(job_ledger_id("job-v2", "reserve"), DEBIT, 3, OLD)))
     env.put("Credits-dev", {"userId": "u1", "remaining": 7, "updatedAt": OLD})
     job = {"jobId": "job-v2", "userId": "u1", "status": "rendered", "model": "test", "seconds": 1, "reservedCredits": 3}

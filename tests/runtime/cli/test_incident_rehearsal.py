@@ -1,4 +1,4 @@
-"""The scripted incident rehearsal of docs/operations.md, against `reconciler local up` (a real subprocess that
+"""The scripted incident rehearsal of docs/operations.md, against `python -m emulator up` (a real subprocess that
 delivers events from any client, as Lambda's async invocation does), and the v1 runbook's own `aws` commands
 run verbatim (with --endpoint-url) against the same stack (the aws CLI is a pinned dev dependency)."""
 
@@ -14,7 +14,7 @@ import time
 import boto3
 import pytest
 
-from reconciler.local.server import LOCAL_ENV
+from emulator.server import LOCAL_ENV
 from reconciler.ops.target import STATE_DIR_ENV
 
 
@@ -42,7 +42,13 @@ def prod(running_stack, cli, monkeypatch):
     return lambda *args: cli("--stage", "prod", *args)
 
 
-def test_incident_rehearsal_and_the_v1_runbook_commands_against_local_up(running_stack, prod, console, tmp_path):
+@pytest.fixture
+def prod_stack(prod, emulate):
+    """`python -m emulator --stage prod ...` against the running stack (seed)."""
+    return lambda *args: emulate("--stage", "prod", *args)
+
+
+def test_incident_rehearsal_and_the_v1_runbook_commands_against_local_up(running_stack, prod, prod_stack, emulator_console, tmp_path):
     session = boto3.session.Session(
         **{k.lower(): v for k, v in LOCAL_ENV.items() if k.startswith("AWS_") and "REGION" not in k}, region_name="us-east-1"
     )
@@ -51,11 +57,11 @@ def test_incident_rehearsal_and_the_v1_runbook_commands_against_local_up(running
     def balance(user: str):
         return prod("--json", "balance", user).json()["remaining"]
 
-    # A second `local up` of the same stage refuses, rather than overwrite the running one's state
-    second = console("--stage", "prod", "local", "up", timeout=60)
+    # A second `up` of the same stage refuses, rather than overwrite the running one's state
+    second = emulator_console("--stage", "prod", "up", timeout=60)
     assert second.exit_code == 1 and "already running" in second.stderr
 
-    assert prod("local", "seed", "u1", "20").exit_code == 0
+    assert prod_stack("seed", "u1", "20").exit_code == 0
     # 1. The pipeline (any client) publishes a render on a model the price list does not know: dead-lettered
     events.put_events(Entries=[rendered("job-r1", "u1", 2, "hd-v9")])
     wait_until(lambda: prod("--json", "dlq", "list").json()["messages"], what="the event reaches the DLQ")
@@ -106,8 +112,8 @@ def test_incident_rehearsal_and_the_v1_runbook_commands_against_local_up(running
     venv_aws = os.path.join(os.path.dirname(sys.executable), "aws")
     aws = venv_aws if os.path.exists(venv_aws) else shutil.which("aws")
     assert aws, "the aws CLI is missing: pip install -r requirements-dev.txt"
-    assert prod("local", "seed", "test-user", "10").exit_code == 0
-    assert prod("local", "seed", "user123", "10").exit_code == 0
+    assert prod_stack("seed", "test-user", "10").exit_code == 0
+    assert prod_stack("seed", "user123", "10").exit_code == 0
     dlq_url = json.loads((running_stack.state_dir / "prod.json").read_text())["dlqUrl"]
     today = time.strftime("%Y-%m-%d", time.gmtime())
     script = f"""

@@ -36,8 +36,8 @@ def test_help_and_version_work_from_outside_the_repository(console):
 
 def test_the_prod_confirmation_is_asked_on_the_terminal_never_on_stdout(env, endpoint, tmp_path):
     # Given the prod tables and a user
-    from reconciler.local.server import reset
-    from reconciler.local.stack import provision_stack
+    from emulator.server import reset
+    from emulator.stack import provision_stack
 
     reset(endpoint)
     provision_stack(endpoint, "prod")
@@ -130,7 +130,7 @@ def test_the_credentials_error_fits_what_was_given(env, cli, monkeypatch, one_li
 
 
 def test_scan_and_replay_dry_runs_run_in_process_behind_a_bare_endpoint_url(env, cli):
-    # Given only --endpoint-url (no `local up` state, no function there)
+    # Given only --endpoint-url (no state saved by `up`, no function there)
     run = cli("--endpoint-url", env.stack.endpoint, "--json", "scan", "--dry-run", local=False)
     assert run.exit_code == 0, run.stderr
     assert "Function not found" not in run.stderr and "default prices" in run.stderr
@@ -140,15 +140,15 @@ def test_scan_and_replay_dry_runs_run_in_process_behind_a_bare_endpoint_url(env,
     assert replay.json()["summary"]["would-replay"] == 1
 
 
-def test_each_stage_has_its_own_local_state(env, endpoint, tmp_path, cli, one_line_error):
+def test_each_stage_has_its_own_local_state(env, endpoint, tmp_path, cli, one_line_error, emulate):
     # Given a dev stack's state; a prod stack's state saved next to it
-    from reconciler.local.stack import provision_stack
+    from emulator.stack import provision_stack
 
     state_dir = tmp_path / "state"
     provision_stack(endpoint, "prod").save(state_dir / "prod.json")
     # Then both are there, and --local with each --stage reaches its own tables
     assert sorted(p.name for p in state_dir.glob("*.json")) == ["dev.json", "prod.json"]
-    cli("local", "seed", "u1", "3")
+    emulate("seed", "u1", "3")
     assert cli("--json", "balance", "u1").json()["remaining"] == 3
     assert cli("--stage", "prod", "--json", "balance", "u1").json()["remaining"] is None
     # And stopping one (its state file removed) leaves the other reachable
@@ -157,11 +157,11 @@ def test_each_stage_has_its_own_local_state(env, endpoint, tmp_path, cli, one_li
     one_line_error(cli("--stage", "staging", "balance", "u1"), "no local staging stack", "running: dev")
 
 
-def test_local_send_reports_events_eventbridge_refused_and_exits_1(env, cli, tmp_path):
+def test_local_send_reports_events_eventbridge_refused_and_exits_1(env, cli, tmp_path, emulate):
     path = tmp_path / "events.jsonl"
     good = {"source": "video.generation", "detail-type": "video.failed", "detail": {"jobId": "j1", "userId": "u1"}}
     path.write_text(json.dumps(good) + "\n" + json.dumps({"Source": "video.generation", "DetailType": "video.failed", "Detail": "{not json"}) + "\n")
-    run = cli("--json", "local", "send", str(path))
+    run = emulate("--json", "send", str(path))
     assert run.exit_code == 1
     outcomes = {o["line"]: o for o in run.json()}
     assert outcomes[1]["outcome"] == "settled"
@@ -169,8 +169,8 @@ def test_local_send_reports_events_eventbridge_refused_and_exits_1(env, cli, tmp
     assert "refused 1 of 2" in run.stderr
 
 
-def test_a_bare_group_prints_its_help_without_an_empty_error(console, cli):
-    for run in (console(), cli("dlq", local=False), cli("alarms"), cli("local")):
+def test_a_bare_group_prints_its_help_without_an_empty_error(console, cli, emulate):
+    for run in (console(), cli("dlq", local=False), cli("alarms"), emulate()):
         assert run.exit_code == 2
         assert "Usage" in run.stdout + run.stderr
         assert "error:" not in run.stderr
@@ -194,8 +194,8 @@ def test_full_ids_in_every_format_and_prefixes_where_ids_are_typed(env, cli):
     assert cli("--json", "dlq", "show", message_id[:8]).json()["jobId"] == "j-prefix"
 
 
-def test_global_options_after_the_command_and_relative_times(env, cli):
-    cli("local", "seed", "u1", "4")
+def test_global_options_after_the_command_and_relative_times(env, cli, emulate):
+    emulate("seed", "u1", "4")
     run = cli("balance", "u1", "--json", local=False)
     assert run.exit_code == 1  # no --local yet: the default stage's real AWS is not configured here
     after = cli("balance", "u1", "--local", "--json", local=False)

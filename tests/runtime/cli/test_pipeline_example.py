@@ -1,4 +1,4 @@
-"""docs/pipeline.md's runnable example, run verbatim (bash and the aws CLI, not Python) against `reconciler local up`:
+"""docs/pipeline.md's runnable example, run verbatim (bash and the aws CLI, not Python) against `python -m emulator up`:
 create the job, hold through the hold function, record the render, publish it, see it settled once."""
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from reconciler.local.server import LOCAL_ENV
+from emulator.server import LOCAL_ENV
 from reconciler.ops.target import STATE_DIR_ENV
+from tests.runtime.cli.conftest import CHECKOUT, emulator_process
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "pipeline.md"
 
@@ -29,11 +30,12 @@ def test_the_pipeline_example_holds_publishes_and_is_settled_once(running_stack,
     aws_dir = str(venv_aws.parent) if venv_aws.exists() else os.path.dirname(shutil.which("aws") or "")
     user = "pipeline-example-user"
     seeded = subprocess.run(
-        [str(Path(sys.executable).with_name("reconciler")), "--stage", running_stack.stage, "--local", "local", "seed", user, "100"],
+        emulator_process("--stage", running_stack.stage, "seed", user, "100"),
+        cwd=CHECKOUT,
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, STATE_DIR_ENV: str(running_stack.state_dir), "PYTHONPATH": ""},
+        env={**os.environ, STATE_DIR_ENV: str(running_stack.state_dir)},
     )
     assert seeded.returncode == 0, seeded.stderr
     environment = {**os.environ, **LOCAL_ENV, "AWS_PAGER": "", "EP": running_stack.endpoint, "STAGE": running_stack.stage, "USER_ID": user}

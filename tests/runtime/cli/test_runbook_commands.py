@@ -19,11 +19,11 @@ def rendered(job_id: str, user: str = "u1", model: str = "test", event_id: str |
     }
 
 
-def test_job_show_gathers_the_job_its_ledger_entries_and_its_dead_letters(env, cli, tmp_path):
-    cli("local", "seed", "u1", "10")
+def test_job_show_gathers_the_job_its_ledger_entries_and_its_dead_letters(env, cli, tmp_path, emulate):
+    emulate("seed", "u1", "10")
     path = tmp_path / "e.jsonl"
     path.write_text(json.dumps(rendered("job-1")) + "\n")
-    cli("local", "send", str(path))
+    emulate("send", str(path))
     env.dead_letter(json.dumps(rendered("job-1", model="nope")), errorType="InvalidEvent", field="model", reason="unknown model")
     shown = cli("--json", "job", "show", "job-1").json()
     assert shown["job"]["settledAs"] == "rendered" and shown["job"]["chargedCredits"] == 1
@@ -46,16 +46,16 @@ def test_dlq_delete_one_message_by_prefix_and_purge(env, cli, one_line_error):
 
 
 def test_dlq_purge_in_prod_needs_the_stage_name_typed_on_a_terminal(env, endpoint, cli, one_line_error):
-    from reconciler.local.server import reset
-    from reconciler.local.stack import provision_stack
+    from emulator.server import reset
+    from emulator.stack import provision_stack
 
     reset(endpoint)
     provision_stack(endpoint, "prod")
     one_line_error(cli("--stage", "prod", "--endpoint-url", endpoint, "dlq", "purge", "--yes", local=False), "type the stage name")
 
 
-def test_replay_one_message_and_a_corrected_payload(env, cli, tmp_path):
-    cli("local", "seed", "u1", "10")
+def test_replay_one_message_and_a_corrected_payload(env, cli, tmp_path, emulate):
+    emulate("seed", "u1", "10")
     good = env.dead_letter(json.dumps(rendered("job-a")))
     other = env.dead_letter(json.dumps(rendered("job-b")))
     bad = env.dead_letter(json.dumps(rendered("job-c", model="nope")), errorType="InvalidEvent", field="model", reason="unknown model")
@@ -85,13 +85,13 @@ def test_alarms_disable_and_enable_one_alarm_by_concern_or_name(env, cli, one_li
     one_line_error(cli("alarms", "disable", "nope"), "no alarm cc-reconciler-nope-dev")
 
 
-def test_ledger_of_a_window_across_users_states_its_cost(env, cli, one_line_error, tmp_path):
+def test_ledger_of_a_window_across_users_states_its_cost(env, cli, one_line_error, tmp_path, emulate):
     # Given two opening balances (Ledger) and one render's charge (a UserLedger posting)
-    cli("local", "seed", "u1", "10")
-    cli("local", "seed", "u2", "5")
+    emulate("seed", "u1", "10")
+    emulate("seed", "u2", "5")
     path = tmp_path / "e.jsonl"
     path.write_text(json.dumps(rendered("job-1", user="u2")) + "\n")
-    cli("local", "send", str(path))
+    emulate("send", str(path))
     # When every user's entries of the last hour are listed
     run = cli("--json", "ledger", "--all", "--since", "1h")
     # Then both tables are scanned, merged oldest first, and the cost of reading them all is stated

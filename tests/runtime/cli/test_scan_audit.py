@@ -28,9 +28,9 @@ def lost_job(env, job_id: str, status: str, reserved: int | None = None) -> None
     )
 
 
-def test_scan_charges_a_render_whose_event_was_lost(env, cli):
+def test_scan_charges_a_render_whose_event_was_lost(env, cli, emulate):
     # Given a rendered job whose event was lost
-    cli("local", "seed", "u1", "10")
+    emulate("seed", "u1", "10")
     lost_job(env, "job-lost", "rendered")
     # When the scan runs
     assert cli("--json", "scan").json()["settled"] == ["job-lost"]
@@ -39,9 +39,9 @@ def test_scan_charges_a_render_whose_event_was_lost(env, cli):
     assert env.store.get_balance("u1")["remaining"] == 9
 
 
-def test_scan_settles_a_lost_event_exactly_once_even_when_the_event_arrives_late(env, cli, tmp_path):
+def test_scan_settles_a_lost_event_exactly_once_even_when_the_event_arrives_late(env, cli, tmp_path, emulate):
     # Given a failed job that held a 3-credit reservation, whose video.failed event was lost
-    cli("local", "seed", "u1", "7")
+    emulate("seed", "u1", "7")
     lost_job(env, "job-lost", "failed", reserved=3)
     # When the scan runs
     run = cli("--json", "scan")
@@ -52,7 +52,7 @@ def test_scan_settles_a_lost_event_exactly_once_even_when_the_event_arrives_late
     # And a second scan and the late event itself change nothing
     assert cli("--json", "scan").json()["settled"] == []
     late = events_file(tmp_path, {"detail-type": "video.failed", "detail": {"jobId": "job-lost", "userId": "u1"}})
-    assert [o["outcome"] for o in cli("--json", "local", "send", str(late)).json()] == ["duplicate"]
+    assert [o["outcome"] for o in emulate("--json", "send", str(late)).json()] == ["duplicate"]
     assert env.store.get_balance("u1")["remaining"] == 10
     refunds = [e for e in env.store.ledger_for_user("u1") if e.reference == "job-lost" and e.signed_amount == 3]
     assert len(refunds) == 1
@@ -72,10 +72,10 @@ def test_scan_dry_run_reports_without_settling(env, cli):
     assert env.store.get_job("job-lost").settled_as is None
 
 
-def test_audit_reports_both_corrections_and_books_nothing_without_a_choice(env, cli, one_line_error):
+def test_audit_reports_both_corrections_and_books_nothing_without_a_choice(env, cli, one_line_error, emulate):
     # Given two users whose balances match their ledgers, then one balance overwritten behind the tool's back
-    cli("local", "seed", "u1", "10")
-    cli("local", "seed", "u2", "5")
+    emulate("seed", "u1", "10")
+    emulate("seed", "u2", "5")
     env.put("Credits-dev", {"userId": "u1", "remaining": 25})
     # When the whole table is audited
     report = cli("--json", "audit")
@@ -98,9 +98,9 @@ def test_audit_reports_both_corrections_and_books_nothing_without_a_choice(env, 
     one_line_error(cli("audit", "--trust", "ledger"), "--fix")
 
 
-def test_audit_fix_trusting_the_ledger_restores_a_corrupted_balance_and_books_nothing(env, cli):
+def test_audit_fix_trusting_the_ledger_restores_a_corrupted_balance_and_books_nothing(env, cli, emulate):
     # Given a balance corrupted to +500 over its ledger (the trap: booking it as an "Audit correction")
-    cli("local", "seed", "u1", "10")
+    emulate("seed", "u1", "10")
     env.put("Credits-dev", {"userId": "u1", "remaining": 510})
     # When it is fixed trusting the ledger (a dry run first writes nothing)
     dry = cli("--json", "audit", "u1", "--fix", "--trust", "ledger", "--reason", "INC-9", "--min-age", "0", "--dry-run")
@@ -115,8 +115,8 @@ def test_audit_fix_trusting_the_ledger_restores_a_corrupted_balance_and_books_no
     assert cli("audit").exit_code == 0
 
 
-def test_audit_fix_trusting_the_balance_books_an_entry_that_explains_it(env, cli):
-    cli("local", "seed", "u1", "10")
+def test_audit_fix_trusting_the_balance_books_an_entry_that_explains_it(env, cli, emulate):
+    emulate("seed", "u1", "10")
     env.put("Credits-dev", {"userId": "u1", "remaining": 25})
     fixed = cli("--json", "audit", "--fix", "--trust", "balance", "--reason", "INC-9", "--min-age", "0")
     assert fixed.exit_code == 0 and fixed.json()["fixes"][0]["status"] == "fixed"
@@ -133,9 +133,9 @@ def test_audit_uses_opening_balance_wording_for_a_user_without_ledger(env, cli):
     assert (entry.signed_amount, entry.description) == (40, "Opening balance: v1 migration")
 
 
-def test_audit_fix_exits_1_and_says_why_when_it_skips_a_balance_that_just_changed(env, cli):
+def test_audit_fix_exits_1_and_says_why_when_it_skips_a_balance_that_just_changed(env, cli, emulate):
     # Given a discrepancy on a balance that changed "just now"
-    cli("local", "seed", "u1", "10")
+    emulate("seed", "u1", "10")
     env.put("Credits-dev", {"userId": "u1", "remaining": 12, "updatedAt": "2999-01-01T00:00:00.000Z"})
     # When it is fixed with the default --min-age
     run = cli("--json", "audit", "--fix", "--trust", "ledger", "--reason", "r")

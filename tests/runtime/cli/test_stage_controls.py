@@ -1,4 +1,4 @@
-"""alarms, pause/resume, backup, events replay, local send: against moto, with the resources infra would deploy."""
+"""alarms, pause/resume, backup, events replay, and the emulator's send: against moto, with the resources infra would deploy."""
 
 from __future__ import annotations
 
@@ -82,15 +82,15 @@ def test_events_replay_starts_a_replay_of_the_archive_filtered_to_the_rule(env, 
     one_line_error(cli("events", "replay", "--from", "2026-01-03", "--to", "2026-01-02"), "--from must be before --to")
 
 
-def test_local_send_publishes_each_line_and_prints_each_outcome(env, cli, tmp_path):
+def test_local_send_publishes_each_line_and_prints_each_outcome(env, cli, tmp_path, emulate):
     lines = [
         {"source": "video.generation", "detail-type": "video.rendered", "detail": {"jobId": "j1", "userId": "u1", "seconds": 1, "model": "test"}},
         {"Source": "video.generation", "DetailType": "video.failed", "Detail": {"jobId": "j2", "userId": "u1"}},
     ]
     path = tmp_path / "events.jsonl"
     path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
-    outcomes = cli("--json", "local", "send", str(path)).json()
+    outcomes = emulate("--json", "send", str(path)).json()
     assert sorted((o["jobId"], o["outcome"]) for o in outcomes) == [("j1", "settled"), ("j2", "settled")]
-    # `local` commands imply --local: the same file again, without it, is two duplicates
-    again = cli("--json", "local", "send", str(path), local=False).json()
+    # The same file again is two duplicates
+    again = emulate("--json", "send", str(path)).json()
     assert sorted((o["jobId"], o["outcome"]) for o in again) == [("j1", "duplicate"), ("j2", "duplicate")]

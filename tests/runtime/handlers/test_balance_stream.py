@@ -15,24 +15,16 @@ import jsonschema
 import pytest
 from botocore.exceptions import ClientError
 
+from emulator.fidelity import IN_PROCESS_STREAMS, drop_key_only_inserts
+from emulator.stream_poller import StreamPoller, balance_function_environment, capture_published_events, lambda_record, mapping_filters, read_captured
 from reconciler import bootstrap
 from reconciler.balance_config import load_balance_config
 from reconciler.domain.ledger import adjustment_entry, iso_timestamp, job_ledger_id
 from reconciler.handlers import balance_stream
-from reconciler.local.stream_poller import (
-    StreamPoller,
-    balance_function_environment,
-    capture_published_events,
-    drop_key_only_inserts,
-    lambda_record,
-    mapping_filters,
-    read_captured,
-)
 from simulator.sim import emitted_metrics
 from tests.runtime.conftest import LambdaContext, rendered
 
 SCHEMAS = Path(__file__).resolve().parents[3] / "docs" / "schemas"
-IN_PROCESS_STREAMS = "https://streams.dynamodb.us-east-1.amazonaws.com"  # botocore would pick an account endpoint moto lacks
 
 
 def validate(event: dict) -> None:

@@ -1,5 +1,5 @@
 """The hold API as the pipeline calls it: `aws lambda invoke` (a non-Python client) against the local stack, whose
-moto server answers Invoke of the reconciler's functions in-process (reconciler.local.functions)."""
+moto server answers Invoke of the reconciler's functions in-process (emulator/functions.py)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from emulator.server import LOCAL_ENV, moto_server, reset
+from emulator.stack import provision_stack
 from reconciler.config import RuntimeConfig
 from reconciler.domain.ledger import adjustment_entry, iso_timestamp
-from reconciler.local.server import LOCAL_ENV, moto_server, reset
-from reconciler.local.stack import provision_stack
 from reconciler.repository.dynamodb import DynamoDBStore
 
 FUNCTION = "cc-reconciler-reserve-dev"

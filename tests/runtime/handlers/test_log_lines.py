@@ -9,11 +9,11 @@ import json
 import pytest
 
 from benchmarks._child import STUB_ENV, StubDynamoDB, StubSQS, event_for
+from emulator.invoker import LocalContext
 from reconciler import bootstrap, observability
 from reconciler.config import load_config
 from reconciler.domain.ledger import job_ledger_id
 from reconciler.handlers import entry
-from reconciler.local.invoker import LocalContext
 
 STATIC = {"service", "location", "timestamp", "function_name", "function_memory_size", "function_arn", "sampling_rate", "xray_trace_id"}
 

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
+from emulator import fidelity
 from reconciler.domain.errors import InvalidEvent
 from reconciler.domain.ledger import adjustment_entry, iso_timestamp
 from reconciler.handlers.entry import handler
 from reconciler.service.reservations import ReservationService
 from reconciler.service.timer_scan import TimerScan
-from simulator import fidelity
 from simulator.sim import emitted_metrics
 from tests.runtime.conftest import LambdaContext, envelope, failed, rendered
 from tests.runtime.service.test_faults import FaultyClient

@@ -17,10 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
+from emulator.resources import provision
 from reconciler.domain.errors import InsufficientCredits
 from reconciler.domain.ledger import adjustment_entry, iso_timestamp
 from reconciler.domain.pricing import PriceBook
-from reconciler.local.resources import provision
 from reconciler.repository.sqs_dead_letters import SqsDeadLetters
 from reconciler.service.event_settlement import EventProcessor, SettlementService
 from reconciler.service.reservations import ReservationService

@@ -134,7 +134,7 @@ def provision(templates: Mapping[str, dict], stage: str, session: Any, operable:
 
 def _reconciler_functions(templates: Mapping[str, dict]) -> Iterable[tuple[str, dict]]:
     """The settlement function (cc-agent-reconciler-{stage}); the balance-events function runs from the local
-    stream poller (reconciler.local.stream_poller)."""
+    stream poller (emulator/stream_poller.py)."""
     return (
         (lid, props)
         for lid, props in resources_of(templates, "AWS::Lambda::Function")
@@ -181,7 +181,7 @@ def _provision_operable(templates: Mapping[str, dict], local: LocalResources, se
 
 
 def _create_function(lambda_client: Any, iam: Any, props: dict, local: LocalResources) -> None:
-    """A function as configuration (code runs in-process: reconciler.local.functions answers its Invoke)."""
+    """A function as configuration (code runs in-process: emulator/functions.py answers its Invoke)."""
     name = _literal(props["FunctionName"], "FunctionName")
     role = iam.create_role(RoleName=f"{name}-local", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))
     lambda_client.create_function(

@@ -1,31 +1,65 @@
-"""local up | send | seed: the local stack (moto server on 127.0.0.1), the only CLI module that imports reconciler.local."""
+"""`python -m emulator up | down | send | seed`: the local stack's command line, from a checkout.
+
+Its global options are the `reconciler` CLI's (before or after the command): `--stage`, `--endpoint-url`,
+`--output`, `--json`, `--query`, `--no-progress`; its errors are one line, as the CLI's are. `send` and `seed` act
+on the stack `up` saved for --stage, as `reconciler --local` does (the state file, reconciler/ops/target.py).
+"""
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from reconciler.cli.app import CONTEXT_SETTINGS, State, app, state_of
+from emulator.delivery import deliver_forever, handler_output_to
+from emulator.server import moto_server
+from emulator.stack import LocalStack, provision_stack, templates_for
+from reconciler.cli.app import State, main_options, root_app, state_of
+from reconciler.cli.output import FORMATS
+from reconciler.contract import STAGES
 from reconciler.domain.ledger import iso_timestamp
 from reconciler.ops.adjustments import Adjuster
 from reconciler.ops.operator_error import OpsError
 from reconciler.ops.target import LocalEndpoint, local_state_path
 
-local_app = typer.Typer(no_args_is_help=True, context_settings=CONTEXT_SETTINGS, help="The local stack (moto server on 127.0.0.1).")
-app.add_typer(local_app, name="local")
+app = root_app("The local stack: AWS on 127.0.0.1 (moto) with the reconciler's resources from its templates.")
 
-DELIVERY_POLL_SECONDS = 0.25
+
+@app.callback()
+def options(
+    ctx: typer.Context,
+    stage: Annotated[str, typer.Option(help=f"Stage: {' | '.join(STAGES)}.", envvar="RECONCILER_STAGE")] = "dev",
+    endpoint_url: Annotated[str | None, typer.Option("--endpoint-url", help="The stack's endpoint, if not the one `up` saved.")] = None,
+    output: Annotated[str, typer.Option("--output", help=f"{' | '.join(FORMATS)}, as in the reconciler CLI.")] = "table",
+    json_output: Annotated[bool, typer.Option("--json", help="Same as --output json.")] = False,
+    query: Annotated[str | None, typer.Option("--query", help="JMESPath over the JSON result, as in the aws CLI.")] = None,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress display (stderr).")] = False,
+) -> None:
+    # The reconciler CLI's own option handling: the same checks, output and one-line errors.
+    main_options(
+        ctx,
+        stage=stage,
+        endpoint_url=endpoint_url,
+        local=False,
+        profile=None,
+        region=None,
+        output=output,
+        json_output=json_output,
+        query=query,
+        no_progress=no_progress,
+        version=False,
+    )
+
+
+def main() -> None:
+    app(prog_name="python -m emulator")
 
 
 def _alive(pid: int | None) -> bool:
@@ -40,88 +74,6 @@ def _alive(pid: int | None) -> bool:
     return True
 
 
-@contextmanager
-def handler_output_to(stream: Any) -> Iterator[None]:
-    """The handler's logs and metrics go to `stream` (in Lambda they go to stdout, to CloudWatch)."""
-    from reconciler.contract import SERVICE_NAME as SERVICE
-
-    handlers = [h for h in logging.getLogger(SERVICE).handlers if isinstance(h, logging.StreamHandler)]
-    previous = [h.stream for h in handlers]
-    for handler in handlers:
-        handler.stream = stream  # was bound to stdout as it was when Powertools was imported
-    try:
-        with redirect_stdout(stream):
-            yield
-    finally:
-        for handler, stream in zip(handlers, previous, strict=True):
-            handler.stream = stream
-
-
-def _function_paused(lambda_client: Any, function_name: str) -> bool:
-    """As Lambda does with reserved concurrency 0: hold the events (they wait in the queue)."""
-    from botocore.exceptions import ClientError
-
-    try:
-        concurrency = lambda_client.get_function_concurrency(FunctionName=function_name).get("ReservedConcurrentExecutions")
-    except ClientError:
-        return False
-    return concurrency == 0
-
-
-def handler_output_to_stderr():
-    return handler_output_to(sys.stderr)
-
-
-def deliver_forever(stack: Any, stop: threading.Event, say) -> None:
-    """Lambda's async invocation, locally: every event the rule routes is handed to the handler within a second,
-    whoever put it on the bus (reconciler, the aws CLI, the pipeline's SDK); held while the function is paused.
-    The handler's output goes where Lambda sends it: the log group, and its EMF metrics into CloudWatch."""
-    import io
-
-    from reconciler.local.telemetry_sink import CloudWatchSink, lambda_metrics
-
-    invoker = stack.invoker()
-    lambda_client = stack.client("lambda")
-    cloudwatch = stack.client("cloudwatch")  # once: every client of a new Session re-reads botocore's data
-    sink = CloudWatchSink(stack.client("logs"), cloudwatch, stack.resources.log_group)
-    paused = False
-
-    def running() -> bool:
-        nonlocal paused
-        now_paused = _function_paused(lambda_client, stack.resources.function_name)
-        if now_paused != paused:
-            paused = now_paused
-            say("function paused (reserved concurrency 0): events are held" if paused else "function resumed: delivering held events")
-        return not paused
-
-    while not stop.is_set():
-        if running():
-            captured = io.StringIO()
-            with handler_output_to(captured):
-                while not stop.is_set():
-                    delivered, held = invoker.deliver_batch(running)
-                    if held or not delivered:
-                        break
-            sink.ship(captured.getvalue())
-            batch, invoker.results = invoker.results, []
-            if batch:
-                errors = sum(1 for record in batch if "error" in record)
-                cloudwatch.put_metric_data(Namespace="AWS/Lambda", MetricData=lambda_metrics(stack.resources.function_name, len(batch), errors))
-            for record in batch:
-                say(_describe(record))
-        stop.wait(DELIVERY_POLL_SECONDS)
-
-
-def _describe(record: dict) -> str:
-    event = record.get("event") or {}
-    detail = event.get("detail")
-    detail = detail if isinstance(detail, dict) else {}
-    result = record.get("result") or {}
-    outcome = result.get("outcome") or f"error ({record.get('error')})"
-    extra = result.get("reason") or (f"balance {result['balanceDelta']:+d}" if "balanceDelta" in result else "")
-    return f"event {event.get('id')}: {event.get('detail-type')} {detail.get('jobId')} -> {outcome} {extra}".rstrip()
-
-
 def load_templates(directory: Path, stage: str) -> dict[str, dict]:
     """The stage's templates from a `cdk synth` output directory (`{stack}.template.json`)."""
     found = {path.name[: -len(".template.json")]: json.loads(path.read_text()) for path in sorted(directory.glob(f"*-{stage}.template.json"))}
@@ -130,8 +82,8 @@ def load_templates(directory: Path, stage: str) -> dict[str, dict]:
     return found
 
 
-@local_app.command("up")
-def local_up(
+@app.command("up")
+def up(
     ctx: typer.Context,
     templates: Annotated[
         Path | None,
@@ -140,13 +92,11 @@ def local_up(
         ),
     ] = None,
 ) -> None:
-    """Start a local stack for --stage, save its state for --local, deliver events as Lambda would, until Ctrl-C.
+    """Start a local stack for --stage, save its state for `reconciler --local`, run its functions as Lambda would
+    (the events the rule routes, the Credits stream's records), until Ctrl-C or `down`.
 
     Creates from the synthesized templates the tables, queues, topic and rule, and what the operator's commands
-    act on: the function (configuration; the handler runs in this process), its log group, the alarms, the archive."""
-    from reconciler.local.server import moto_server
-    from reconciler.local.stack import provision_stack, templates_for
-
+    act on: the functions (configuration; the handlers run in-process), their log groups, the alarms, the archive."""
     state = state_of(ctx)
     state_file = local_state_path(state.stage)
     if state_file.exists():
@@ -182,7 +132,7 @@ def local_up(
             sys.stdout.flush()
             say(f"ready in {time.monotonic() - started:.1f} s; delivering events that reach {', '.join(stack.resources.rules)}")
             stack.activate()
-            deliver_forever(stack, stop, say)
+            deliver_forever(stack, loaded, stop, say)
         except KeyboardInterrupt:
             pass
         finally:
@@ -194,9 +144,9 @@ def local_up(
                 state_file.unlink(missing_ok=True)
 
 
-@local_app.command("down")
-def local_down(ctx: typer.Context, wait: Annotated[float, typer.Option(help="Seconds to wait for it to stop.", min=0)] = 15) -> None:
-    """Stop the local stack of --stage that `local up` runs in another terminal or in the background."""
+@app.command("down")
+def down(ctx: typer.Context, wait: Annotated[float, typer.Option(help="Seconds to wait for it to stop.", min=0)] = 15) -> None:
+    """Stop the local stack of --stage that `up` runs in another terminal or in the background."""
     state = state_of(ctx)
     running = LocalEndpoint.load(state.stage)
     if running.pid is None or not _alive(running.pid):
@@ -213,11 +163,9 @@ def local_down(ctx: typer.Context, wait: Annotated[float, typer.Option(help="Sec
     state.out.line(f"stopped the local {state.stage} stack at {running.endpoint}")
 
 
-def _local_stack(state: State):
-    from reconciler.local.stack import LocalStack
-
+def _local_stack(state: State) -> LocalStack:
     if not state.use_local and state.endpoint_url is None:
-        state.use_local = True  # a `local` command means the local stack: --local is implied
+        state.use_local = True  # the emulator's commands mean the local stack: --local is implied
     try:
         stack = LocalStack.load(local_state_path(state.stage))
     except FileNotFoundError:
@@ -228,8 +176,8 @@ def _local_stack(state: State):
     return stack
 
 
-@local_app.command("send")
-def local_send(ctx: typer.Context, events_file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)]) -> None:
+@app.command("send")
+def send(ctx: typer.Context, events_file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)]) -> None:
     """Publish each line of a JSONL file to the local bus, deliver them, print each outcome (exit 1 if any was refused)."""
     state = state_of(ctx)
     stack = _local_stack(state)
@@ -243,7 +191,7 @@ def local_send(ctx: typer.Context, events_file: Annotated[Path, typer.Argument(e
     stack.activate()
     published = stack.publish_entries(events)
     invoker = stack.invoker()
-    with state.out.progress("delivering"), handler_output_to_stderr():
+    with state.out.progress("delivering"), handler_output_to(sys.stderr):
         invoker.drain()
     by_id = {(r.get("event") or {}).get("id"): r for r in invoker.results}
     outcomes = []
@@ -261,7 +209,7 @@ def local_send(ctx: typer.Context, events_file: Annotated[Path, typer.Argument(e
             continue
         record = by_id.get(entry.get("EventId"))
         if record is None:
-            outcome = {"outcome": "delivered-elsewhere", "reason": "handled by the running `local up` (see its output)"}
+            outcome = {"outcome": "delivered-elsewhere", "reason": "handled by the running `up` (see its output)"}
         else:
             outcome = record.get("result") or {"outcome": "error", "reason": record.get("error")}
         outcomes.append({"line": line_number, "eventId": entry.get("EventId"), **outcome, "jobId": outcome.get("jobId") or _job_of(event)})
@@ -280,6 +228,20 @@ def local_send(ctx: typer.Context, events_file: Annotated[Path, typer.Argument(e
         raise typer.Exit(1)
 
 
+@app.command("deliver")
+def deliver(ctx: typer.Context) -> None:
+    """Deliver the events waiting for the function, once, and print each outcome (what `up` does continuously)."""
+    state = state_of(ctx)
+    stack = _local_stack(state)
+    stack.activate()
+    invoker = stack.invoker()
+    with state.out.progress("delivering"), handler_output_to(sys.stderr):
+        delivered = invoker.drain()
+    outcomes = [record.get("result") or {"outcome": "error", "reason": record.get("error")} for record in invoker.results]
+    state.out.data(outcomes)
+    state.out.line(f"delivered {delivered} events")
+
+
 def _job_of(event: dict) -> Any:
     detail = event.get("detail", event.get("Detail"))
     if isinstance(detail, str):
@@ -290,8 +252,8 @@ def _job_of(event: dict) -> Any:
     return detail.get("jobId") if isinstance(detail, dict) else None
 
 
-@local_app.command("seed")
-def local_seed(ctx: typer.Context, user: str, credits: Annotated[int, typer.Argument(min=0)]) -> None:
+@app.command("seed")
+def seed(ctx: typer.Context, user: str, credits: Annotated[int, typer.Argument(min=0)]) -> None:
     """Set a user's balance on the local stack, as an adjustment so the ledger explains it."""
     state = state_of(ctx)
     if not state.use_local and state.endpoint_url is None:

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from emulator.fidelity import drop_key_only_inserts
+from emulator.invoker import LocalContext
+from emulator.resources import resources_of
 from reconciler.contract import ENV_BALANCE_EVENTS_TABLE, ENV_LEDGER_TABLE, ENV_USER_LEDGER_TABLE
 from reconciler.domain.stream_filter import matches
-from reconciler.local.invoker import LocalContext
-from reconciler.local.resources import resources_of
 
 CAPTURE_RULE = "cc-reconciler-local-balance-events"
 CAPTURE_QUEUE = "cc-reconciler-local-balance-events"
@@ -75,27 +76,6 @@ def lambda_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
         "dynamodb": data,
         "eventSourceARN": stream_arn,
     }
-
-
-def drop_key_only_inserts(response: dict) -> dict:
-    """moto records an UpdateItem that creates an item as two INSERT records, the first holding only the key;
-    DynamoDB Streams records one INSERT (docs/emulator-fidelity.md). The key-only one is dropped when the next
-    record of the same key in the answer is an INSERT as well (AWS never has two INSERTs of one key without a
-    REMOVE between them)."""
-    records = response.get("Records") or []
-    kept = []
-    for index, record in enumerate(records):
-        data = record.get("dynamodb", {})
-        following = next((r for r in records[index + 1 :] if r.get("dynamodb", {}).get("Keys") == data.get("Keys")), None)
-        if (
-            record.get("eventName") == "INSERT"
-            and data.get("NewImage") == data.get("Keys")
-            and following is not None
-            and following.get("eventName") == "INSERT"
-        ):
-            continue
-        kept.append(record)
-    return {**response, "Records": kept}
 
 
 @dataclass

@@ -15,10 +15,10 @@ from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from reconciler.local.moto_fixes import stream_reattachments
-from simulator import fidelity
+from emulator import fidelity
+from emulator.fidelity import stream_reattachments
 
-STREAMS = "https://streams.dynamodb.us-east-1.amazonaws.com"  # the in-process endpoint (sim.IN_PROCESS_STREAMS)
+STREAMS = fidelity.IN_PROCESS_STREAMS
 
 
 @pytest.fixture

@@ -44,7 +44,8 @@ boto3 call of the runtime, the CLI and the tests passes, above botocore's own re
    and a difference is corrected and recorded in `item_corrections` (none seen so far).
 6. keeps a table's DynamoDB stream whole across a cancelled transaction, as DynamoDB does: moto's rollback swaps
    in a table copy with a stream shard of its own, so a stream reader went silent. The fix is in moto's backend
-   class, shared with the local stack's moto server (reconciler.local.moto_fixes), installed from here.
+   class (`keep_streams_whole_across_cancelled_transactions`, below), installed here for in-process moto and by
+   the local stack's moto server (emulator/server.py) for itself.
 7. answers an eventually consistent GetItem as AWS may: with an earlier committed version of the item, or none
    where the item was created since (DynamoDB developer guide, "Read consistency": an eventually consistent read
    "might not reflect the results of a recently completed write"; GetItem.ConsistentRead, botocore dynamodb model:
@@ -63,6 +64,16 @@ boto3 call of the runtime, the CLI and the tests passes, above botocore's own re
    catches up by itself; `catch_up_indexes` applies all. The stamps come from the caller's clock (the simulator's
    logical steps) or count DynamoDB calls, so a seeded plan lags the same way each run. Local indexes, the table
    and every write are unaffected. In-process only.
+9. serialises the requests of the local stack's moto server (`SerializedApp`, below), as 2. does in-process: moto's
+   server answers on parallel threads without a lock, so two concurrent transactions could both pass their
+   conditions and both apply (and a cancelled one could undo another's commit). Clients still race between their
+   reads and writes exactly as against AWS; moto is GIL-bound, so nothing is lost in throughput.
+10. reads a DynamoDB stream as AWS writes it (`drop_key_only_inserts`, below): moto records an UpdateItem or a
+   transaction that creates an item as two INSERT records, the first holding only the key; DynamoDB Streams records
+   one (DynamoDB developer guide, "Change data capture for DynamoDB Streams"; observed with moto 5.2.5). Every
+   reader of moto's stream (the local stack's poller, the simulator's drain) goes through it. And in-process
+   moto answers DynamoDB Streams only at `IN_PROCESS_STREAMS` (botocore would pick an account-based host, which
+   in-process moto answers 404 "Not yet implemented").
 
 Each difference is listed with its source in docs/emulator-fidelity.md.
 """
@@ -83,8 +94,6 @@ from typing import Any
 
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError, ConnectTimeoutError, ReadTimeoutError
-
-from reconciler.local.moto_fixes import keep_streams_whole_across_cancelled_transactions
 
 # SQS's default and largest MaximumMessageSize (botocore sqs model, CreateQueue.Attributes): what a queue holds to
 # when its attribute cannot be read without a request of its own (the moto server).
@@ -1340,3 +1349,76 @@ def _apply(view: _IndexView, count: int) -> None:
         else:
             items[hash_value][range_value] = item
     del view.pending[:count]
+
+
+# --- fixes in moto's own classes and around its server (module docstring, 6., 9., 10.) -------------------------
+
+stream_reattachments = [0]  # cancelled transactions after which a table's stream shard was put back
+# Where in-process moto answers DynamoDB Streams (module docstring, 10.).
+IN_PROCESS_STREAMS = "https://streams.dynamodb.us-east-1.amazonaws.com"
+
+
+def keep_streams_whole_across_cancelled_transactions() -> None:
+    """A table's stream goes on after a cancelled transaction, as in DynamoDB, which writes no stream record for a
+    cancelled transaction (DynamoDB developer guide, "Change data capture for DynamoDB Streams"). moto rolls a
+    cancelled transaction back by putting a deep copy of each table in its place, stream shard included, while
+    every shard iterator (and each NextShardIterator it hands out) holds the old shard: from then on a stream reader
+    receives nothing, silently (the local stack's balance-events poller went silent after the first refused hold).
+    The old shard is put back, holding the copy's records (those of the cancelled transaction's items that moto had
+    applied are dropped). Observed with moto 5.2.5. Once per process: in-process moto and the local stack's server."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    if getattr(DynamoDBBackend.transact_write_items, "keeps_streams_whole", False):
+        return
+    original = DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self: DynamoDBBackend, transact_items: list[dict]) -> None:
+        names = {op.get("TableName") for item in transact_items for op in item.values()}
+        shards = {name: self.tables[name].stream_shard for name in names if name in self.tables and self.tables[name].stream_shard is not None}
+        try:
+            original(self, transact_items)
+        except Exception:
+            for name, shard in shards.items():
+                table = self.tables.get(name)
+                if table is not None and table.stream_shard is not shard:
+                    shard.items = table.stream_shard.items  # the records as before the transaction
+                    shard.table = table
+                    table.stream_shard = shard
+                    stream_reattachments[0] += 1
+            raise
+
+    transact_write_items.keeps_streams_whole = True  # type: ignore[attr-defined]
+    DynamoDBBackend.transact_write_items = transact_write_items
+
+
+class SerializedApp:
+    """moto's server app, one request at a time (module docstring, 9.)."""
+
+    def __init__(self, app: Callable[[dict, Callable], Any]) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict, start_response: Callable) -> list[bytes]:
+        with self._lock:
+            # Materialise the body inside the lock: the response is computed lazily by some backends.
+            return list(self._app(environ, start_response))
+
+
+def drop_key_only_inserts(response: dict) -> dict:
+    """A GetRecords answer as DynamoDB Streams gives it (module docstring, 10.): the key-only INSERT is dropped when
+    the next record of the same key in the answer is an INSERT as well (AWS never has two INSERTs of one key
+    without a REMOVE between them)."""
+    records = response.get("Records") or []
+    kept = []
+    for index, record in enumerate(records):
+        data = record.get("dynamodb", {})
+        following = next((r for r in records[index + 1 :] if r.get("dynamodb", {}).get("Keys") == data.get("Keys")), None)
+        if (
+            record.get("eventName") == "INSERT"
+            and data.get("NewImage") == data.get("Keys")
+            and following is not None
+            and following.get("eventName") == "INSERT"
+        ):
+            continue
+        kept.append(record)
+    return {**response, "Records": kept}

@@ -2,8 +2,8 @@
 
 import json
 
-from reconciler.local.resources import LocalResources, _alarm_request
-from reconciler.local.telemetry_sink import CloudWatchSink, emf_metric_data, lambda_metrics
+from emulator.resources import LocalResources, _alarm_request
+from emulator.telemetry_sink import CloudWatchSink, emf_metric_data, lambda_metrics
 
 
 def emf(**values) -> str:

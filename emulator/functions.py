@@ -24,11 +24,11 @@ import re
 import threading
 import time
 import traceback
-import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import unquote
 
+from emulator.invoker import LocalContext
 from reconciler.contract import BALANCE_EVENTS_HANDLER, HANDLER, HOLDS_HANDLER
 
 OWN_HANDLERS = (HANDLER, HOLDS_HANDLER, BALANCE_EVENTS_HANDLER)
@@ -39,15 +39,12 @@ ACCOUNT, REGION = "123456789012", "us-east-1"
 ASYNC_WAIT_SECONDS = 600.0
 
 
-class Context:
+class TimedContext(LocalContext):
+    """The invocation's context, its remaining time running down from the function's timeout as in Lambda."""
+
     def __init__(self, function_name: str, timeout_s: int) -> None:
-        self.function_name = function_name
-        self.function_version = "$LATEST"
-        self.memory_limit_in_mb = 512
+        super().__init__(function_name, timeout_s * 1000)
         self.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function_name}"
-        self.aws_request_id = str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{function_name}"
-        self.log_stream_name = "local"
         self._deadline = time.monotonic() + timeout_s
 
     def get_remaining_time_in_millis(self) -> int:
@@ -92,7 +89,7 @@ class InProcessFunctions:
         with self._one_at_a_time:
             self._enter(function)
             event = json.loads(payload) if payload else {}
-            context = Context(function.function_name, int(function.timeout or 30))
+            context = TimedContext(function.function_name, int(function.timeout or 30))
             try:
                 result = _handler(function.handler)(event, context)
             except Exception as error:  # noqa: BLE001 - Lambda reports any error of the handler this way

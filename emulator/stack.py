@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -14,19 +13,18 @@ from typing import Any
 
 import boto3
 
-from reconciler.local.invoker import LocalInvoker
-from reconciler.local.resources import LocalResources, provision
-from reconciler.local.server import LOCAL_ENV, LOCAL_REGION, moto_server
+from emulator.invoker import LocalInvoker
+from emulator.resources import LocalResources, provision
+from emulator.server import CHECKOUT, LOCAL_ENV, LOCAL_REGION, moto_server
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+# Where the demo and `up` keep what the handlers print (git ignores it).
+LOCAL_FILES = CHECKOUT / ".local-stack"
 
 
 @lru_cache(maxsize=4)
 def templates_for(stage: str) -> dict[str, dict]:
     """The stage's synthesized CloudFormation templates (CDK synthesis in-process, no credentials)."""
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-    if str(REPO_ROOT) not in sys.path:
-        sys.path.insert(0, str(REPO_ROOT))
     from infra.app import synthesize_templates
 
     return synthesize_templates(stage)
@@ -84,7 +82,7 @@ class LocalStack:
         return entries
 
     def save(self, path: Path, pid: int | None = None) -> None:
-        """The state file `--local` reads (reconciler.ops.target.LocalEndpoint): one per stage."""
+        """The state file `reconciler --local` reads (reconciler.ops.target.LocalEndpoint): one per stage."""
         path.parent.mkdir(parents=True, exist_ok=True)
         state = {
             "stage": self.stage,
@@ -103,7 +101,7 @@ class LocalStack:
     @classmethod
     def load(cls, path: Path) -> LocalStack:
         if not path.exists():
-            raise FileNotFoundError(f"no local stack is running (no {path}): start one with `reconciler local up`")
+            raise FileNotFoundError(f"no local stack is running (no {path}): start one with `python -m emulator up`")
         data = json.loads(path.read_text())
         return cls(endpoint=data["endpoint"], resources=LocalResources(**data["resources"]))
 

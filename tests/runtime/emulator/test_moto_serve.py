@@ -1,5 +1,5 @@
 """The local stack's moto server keeps a table's stream going after a cancelled transaction, as DynamoDB does
-(reconciler/local/moto_serve.py, 2.): the balance-events poller must not go silent after a refused hold."""
+(emulator/fidelity.py, 6.): the balance-events poller must not go silent after a refused hold."""
 
 from __future__ import annotations
 

@@ -86,14 +86,15 @@ gate: bootstrap
 	@failed=""; for step in $(GATE_STEPS); do echo "gate: $$step"; $(BIN)/$$step || failed="$$failed [$$step]"; done; \
 	  if [ -n "$$failed" ]; then echo "gate failed:$$failed"; exit 1; fi
 
-# Tiers for quick local runs (tests/tiers.py assigns each test to one; `make test` runs them all, and only a full
-# run checks the IAM policies against the suite's AWS calls). unit takes seconds, so it skips xdist's start-up.
+# Tiers for quick local runs: a test's folder is its tier (tests/unit, tests/integration, tests/infra; see
+# tests/unit/test_tiers.py). `make test` runs them all, and only a full run checks the IAM policies against the suite's
+# AWS calls. unit takes seconds, so it skips xdist's start-up.
 unit: bootstrap
-	$(PYTEST) -m unit
+	$(PYTEST) tests/unit
 integration: bootstrap
-	$(PYTEST) -n 2 -m integration
+	$(PYTEST) -n 2 tests/integration
 infra-tests: bootstrap
-	$(PYTEST) -n 2 -m infra
+	$(PYTEST) -n 2 tests/infra
 
 # Seeds split over both cores; SEED=S replays one run with its tasks printed.
 sim: bootstrap

@@ -4,7 +4,7 @@ Resource names per stage (the v1 runbook's names are a contract with the people 
 metric namespace and metric names, the service and secret names, the environment the infrastructure sets
 for the function, the tables' index and attribute contract, and the event contract.
 
-`infra` imports this module; no module of the runtime imports `infra` (tests/test_architecture.py). It
+`infra` imports this module; no module of the runtime imports `infra` (tests/unit/test_architecture.py). It
 imports nothing but the domain's event names, so the CDK app, the Lambda and the installed CLI all load it
 cheaply.
 """

@@ -65,7 +65,7 @@ def test_only_records_that_can_cross_a_threshold_reach_the_function_in_batches(s
     config = synthesized.config
     mapping = only_resource(synthesized.compute, "AWS::Lambda::EventSourceMapping")["Properties"]
     patterns = [json.loads(f["Pattern"]) for f in mapping["FilterCriteria"]["Filters"]]
-    # The stage's own thresholds (tests/runtime/domain/test_stream_filter.py proves these keep every crossing).
+    # The stage's own thresholds (tests/unit/domain/test_stream_filter.py proves these keep every crossing).
     settings = config.balance_events
     assert patterns == balance_event_filters(Thresholds(settings.low_threshold, settings.overdraft_alert_level))
     assert len(patterns) <= MAX_FILTERS and all(len(f["Pattern"]) <= MAX_PATTERN_CHARS for f in mapping["FilterCriteria"]["Filters"])

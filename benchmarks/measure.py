@@ -357,7 +357,8 @@ def _check_books(store: OperationsStore, dynamodb: Any, config: RuntimeConfig, u
     lost = 0
     ledger_entries = 0
     for user in users:
-        balance = (store.get_balance(user) or {})["remaining"]
+        stored = store.get_balance(user)
+        balance = (stored.remaining if stored else None) or 0
         entries = list(store.ledger_for_user(user))
         ledger_entries += len(entries)
         ledger_sum = sum(e.signed_amount for e in entries)
@@ -552,13 +553,12 @@ class PageMeter:
 
 def dlq_replay(stack: Any, messages: int = 1000) -> dict:
     try:
+        from reconciler.ops.aws import SqsQueue
         from reconciler.ops.dead_letter_replay import replay
-        from reconciler.ops.invokers import InProcessInvoker
-        from reconciler.ops.target import SqsQueue
+        from reconciler.ops.target import InProcessInvoker, RecordingDeadLetters
     except ImportError as error:
         return {
-            "missing": "reconciler.ops.dead_letter_replay.replay / reconciler.ops.invokers.InProcessInvoker / reconciler.ops.target.SqsQueue: "
-            f"{error}"
+            "missing": f"reconciler.ops.dead_letter_replay.replay / reconciler.ops.target.InProcessInvoker / reconciler.ops.aws.SqsQueue: {error}"
         }
     config = RuntimeConfig.from_env()
     dynamodb, sqs = stack.client("dynamodb"), stack.client("sqs")
@@ -580,7 +580,8 @@ def dlq_replay(stack: Any, messages: int = 1000) -> dict:
     load_seconds = time.perf_counter() - load_started
     ddb_counter, sqs_counter = RequestCounter(dynamodb), RequestCounter(sqs)
     started = time.perf_counter()
-    report = replay(SqsQueue(sqs, url), InProcessInvoker.build(dynamodb, config), max_messages=messages)
+    invoke = InProcessInvoker(build_processor(config, dynamodb=dynamodb, dead_letters=RecordingDeadLetters()))
+    report = replay(SqsQueue(sqs, url), invoke, max_messages=messages)
     elapsed = time.perf_counter() - started
     left = int(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]["ApproximateNumberOfMessages"])
     return {

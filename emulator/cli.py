@@ -25,7 +25,6 @@ from reconciler.cli.app import State, main_options, root_app, state_of
 from reconciler.cli.output import FORMATS
 from reconciler.contract import STAGES
 from reconciler.domain.ledger import iso_timestamp
-from reconciler.ops.adjustments import Adjuster
 from reconciler.ops.operator_error import OpsError
 from reconciler.ops.target import LocalEndpoint, local_state_path
 
@@ -259,12 +258,13 @@ def seed(ctx: typer.Context, user: str, credits: Annotated[int, typer.Argument(m
     if not state.use_local and state.endpoint_url is None:
         state.use_local = True
     target = state.target
-    current = (target.store.get_balance(user) or {}).get("remaining") or 0
+    balance = target.books().balance(user)
+    current = (balance.remaining if balance else None) or 0
     if current == credits:
         state.out.data({"userId": user, "remaining": credits, "changed": False})
         state.out.line(f"{user} already has {credits} credits")
         return
     now = iso_timestamp()
-    result = Adjuster(target.store).adjust(user, credits - current, "local seed", f"seed:{user}:{now}", target.actor)
+    result = target.adjuster().adjust(user, credits - current, "local seed", f"seed:{user}:{now}", target.actor)
     state.out.data({"userId": user, "remaining": result.balance_after, "changed": True})
     state.out.line(f"{user}: {current} -> {result.balance_after} credits ({result.entry.ledger_id})")

@@ -92,7 +92,7 @@ def fund_command(stage: str) -> str:
 
 def run(store, events, stage: str, timeout: float, drain=None, log=progress) -> dict:
     """Puts one synthetic render and checks its settlement; `store` reads (OperationsStore), `events` puts."""
-    before = (store.get_balance(USER) or {}).get("remaining")
+    before = remaining(store)
     if before is None or before < EXPECTED_CHARGE:
         raise SmokeFailure(f"{USER} has {before or 0} credits in {stage}; fund its float once: {fund_command(stage)}")
     if before < LOW_FLOAT:
@@ -105,7 +105,7 @@ def run(store, events, stage: str, timeout: float, drain=None, log=progress) -> 
     event_id = response["Entries"][0]["EventId"]
     log(f"published a {SMOKE_TEST_EVENT_SOURCE} video.rendered for {job_id}; waiting up to {timeout:.0f} s")
     charge = wait_for_charge(store, job_id, event_id, timeout, drain)
-    after = (store.get_balance(USER) or {}).get("remaining") or 0
+    after = remaining(store) or 0
     problems = []
     if charge.signed_amount != -EXPECTED_CHARGE:
         problems.append(f"charge is {charge.signed_amount}, expected {-EXPECTED_CHARGE}")
@@ -139,13 +139,16 @@ def wait_for_charge(store, job_id: str, event_id: str, timeout: float, drain=Non
         time.sleep(1 if drain is None else 0.2)
 
 
+def remaining(store) -> int | None:
+    """The smoke user's credits (None: it has no balance)."""
+    balance = store.get_balance(USER)
+    return balance.remaining if balance else None
+
+
 def fund_local_float(target: Target) -> None:
     """Locally only (a throw-away stack, no IAM): the float an operator gives a deployed stage once."""
-    from reconciler.ops.adjustments import Adjuster
-
-    store = target.store
-    if ((store.get_balance(USER) or {}).get("remaining") or 0) < EXPECTED_CHARGE:
-        Adjuster(store).adjust(USER, LOCAL_FLOAT, "smoke test float", f"smoke-float-{uuid.uuid4()}", "local:smoke-test")
+    if (remaining(target.store) or 0) < EXPECTED_CHARGE:
+        target.adjuster().adjust(USER, LOCAL_FLOAT, "smoke test float", f"smoke-float-{uuid.uuid4()}", "local:smoke-test")
         progress(f"funded the local float of {USER} with {LOCAL_FLOAT} credits")
 
 

@@ -151,6 +151,22 @@ LAST_LEDGER_ENTRY_ATTRIBUTE = "lastLedgerEntry"
 RESERVED_AS_ATTRIBUTE = "reservedAs"
 HOLD = "hold"
 
+
+# A dead letter as the function sends it (repository/sqs_dead_letters.py) and operators read it
+# (ops/dead_letter_replay.py): the message attributes that say why the event was refused, and how a body that SQS
+# would have refused was sent (a JSON string literal holding the original text exactly) or cut.
+class DeadLetterAttribute:
+    ERROR_TYPE = "errorType"
+    FIELD = "field"
+    REASON = "reason"
+    STAGE = "stage"
+    EVENT_ID = "eventId"
+    BODY_ENCODING = "bodyEncoding"
+    BODY_TRUNCATED = "bodyTruncated"
+
+
+JSON_STRING_ENCODING = "json-string"
+
 # The alarms of a stage, cc-reconciler-{concern}-{stage} (infra/constructs/alarms.py, in this order). The ops
 # topic's and its key's policies admit CloudWatch for exactly these alarm ARNs; the CLI lists and silences them.
 ALARM_PREFIX = "cc-reconciler-"

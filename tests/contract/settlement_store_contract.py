@@ -33,6 +33,7 @@ from reconciler.domain.ledger import (
 from reconciler.domain.pricing import PriceBook
 from reconciler.domain.records import SettledFacts, SettlementRecord
 from reconciler.domain.settlement import UNREAD, Balance, Conflict, JobRecord, JobView, Known, Settlement, UnreadableJob, decide
+from reconciler.domain.stored import StoredBalance
 from reconciler.service.ports import BalanceChanged, StaleState
 
 EARLIER = "2026-11-28T09:00:00.000Z"
@@ -621,7 +622,7 @@ def test_the_adjusters_reads_see_the_balance_item_and_single_ledger_entries(tabl
     assert tables.operations.get_balance("u") is None and tables.operations.get_ledger_entry(adjustment_ledger_id("gift-1")) is None
     gift = adjustment_entry("u", 5, "gift", "gift-1", "test", NOW)
     tables.store.commit_adjustment(gift)
-    expected = {"userId": "u", "remaining": 5, "held": 0, "updatedAt": NOW, "version": 1, "lastLedgerEntry": gift.ledger_id}
+    expected = StoredBalance("u", remaining=5, held=0, version=1, updated_at=NOW, last_ledger_entry=gift.ledger_id)
     assert tables.operations.get_balance("u") == expected
     assert tables.operations.get_ledger_entry(gift.ledger_id) == gift
 
@@ -632,7 +633,7 @@ def test_every_balance_write_moves_the_version(tables):
     tables.store.commit_reservation(reserve(tables, credits=5))
     tables.store.commit_settlement(decided(tables, rendered(seconds=3)))
     adjust(tables, 1, "gift-2")
-    assert tables.operations.get_balance("u")["version"] == 4
+    assert tables.operations.get_balance("u").version == 4
 
 
 # --- a release never takes more than is held ---------------------------------------------------------------

@@ -8,10 +8,11 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from reconciler.contract import JSON_STRING_ENCODING, DeadLetterAttribute
 from reconciler.domain.ledger import LedgerEntry
 from reconciler.ops.dead_letter_replay import parse_message
 from reconciler.repository.dynamodb import DynamoDBStore, from_item, ledger_item, to_item
-from reconciler.repository.sqs_dead_letters import BODY_ENCODING_ATTRIBUTE, JSON_STRING_ENCODING, SqsDeadLetters
+from reconciler.repository.sqs_dead_letters import SqsDeadLetters
 from tests.fakes import InMemoryDeadLetters, InMemorySettlementStore
 
 if TYPE_CHECKING:
@@ -134,5 +135,5 @@ class SqsQueue:
         attributes = {name: value["StringValue"] for name, value in message.get("MessageAttributes", {}).items()}
         original = letter.event
         if original is None:  # not a JSON object: the text as sent, unwrapped if it was sent as a JSON string literal
-            original = json.loads(letter.body) if attributes.get(BODY_ENCODING_ATTRIBUTE) == JSON_STRING_ENCODING else letter.body
+            original = json.loads(letter.body) if attributes.get(DeadLetterAttribute.BODY_ENCODING) == JSON_STRING_ENCODING else letter.body
         return ReadBack(letter.message_id, original, attributes["errorType"], attributes["field"], attributes["reason"], attributes.get("eventId"))

@@ -84,7 +84,7 @@ def _frames(*modules: tuple[str, str]):
         (
             [
                 ("reconciler.cli.dlq", "dlq_replay"),
-                ("reconciler.ops.invokers", "InProcessInvoker.__call__"),
+                ("reconciler.ops.target", "InProcessInvoker.__call__"),
                 ("reconciler.service.event_settlement", "EventProcessor.process"),
             ],
             FUNCTION,

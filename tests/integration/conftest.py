@@ -74,7 +74,7 @@ class Aws:
 
     def balance(self, user_id: str) -> int | None:
         found = self.store().get_balance(user_id)
-        return found["remaining"] if found else None
+        return found.remaining if found else None
 
     def ledger(self, user_id: str) -> list:
         return list(self.store().ledger_for_user(user_id))

@@ -19,7 +19,7 @@ LAMBDA_SERVICE = "lambda-service"  # the async-invoke emulation's on-failure del
 
 _STRONG: tuple[tuple[str, str, str], ...] = (
     # (module prefix, qualname prefix, principal); the first match of a frame wins, so specific rows first.
-    ("reconciler.ops.invokers", "InProcessInvoker", FUNCTION),  # stands in for `lambda invoke` on --local
+    ("reconciler.ops.target", "InProcessInvoker", FUNCTION),  # stands in for `lambda invoke` on --local
     ("reconciler.handlers.balance_stream", "", BALANCE_FUNCTION),
     ("reconciler.service.balance_event_publishing", "", BALANCE_FUNCTION),
     ("reconciler.handlers", "", FUNCTION),

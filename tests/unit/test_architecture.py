@@ -73,3 +73,25 @@ def test_only_the_composition_root_builds_aws_clients():
                 if any(name == "boto3" or name.startswith("boto3.session") for name in names):
                     makers.append(f"{path.relative_to(ROOT)}:{node.lineno}: imports boto3")
     assert makers == []
+
+
+def test_cli_commands_build_no_client_and_no_use_case():
+    """A command parses, asks the operators' composition root (ops/target.py) for one use case, calls it and renders:
+    it calls no `.client(...)` and constructs nothing it imports from the use cases or the adapters."""
+    built = []
+    for path in (PACKAGE / "cli").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        imported = {
+            alias.asname or alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(("reconciler.ops", "reconciler.repository", "reconciler.service"))
+            for alias in node.names
+        }
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            if isinstance(node.func, ast.Attribute) and node.func.attr == "client":
+                built.append(f"{path.relative_to(ROOT)}:{node.lineno}: .client(...)")
+            if isinstance(node.func, ast.Name) and node.func.id in imported and node.func.id[:1].isupper() and node.func.id != "OpsError":
+                built.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.func.id}(...)")
+    assert built == []

@@ -19,7 +19,7 @@ from emulator.stack import LocalStack, provision_stack
 from reconciler.cli.main import app
 from reconciler.config import RuntimeConfig
 from reconciler.ops.target import STATE_DIR_ENV
-from reconciler.repository.dynamodb import to_item
+from reconciler.repository.dynamodb import from_item, to_item
 from reconciler.repository.dynamodb_operations import OperationsStore
 
 
@@ -39,6 +39,11 @@ class Env:
 
     def put(self, table: str, item: dict) -> None:
         self.client("dynamodb").put_item(TableName=table, Item=to_item(item))
+
+    def credits_item(self, user_id: str) -> dict:
+        """The user's Credits item as stored, every attribute (what a repair records on it, say)."""
+        item = self.client("dynamodb").get_item(TableName=self.store.credits_table, Key=to_item({"userId": user_id}), ConsistentRead=True)["Item"]
+        return from_item(item)
 
     def dlq_messages(self) -> list[dict]:
         sqs = self.client("sqs")

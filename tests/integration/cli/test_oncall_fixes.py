@@ -219,9 +219,9 @@ def test_adjust_has_guard_rails(env, cli, one_line_error):
     # Driving a balance below zero is warned about and needs confirmation (--yes without a terminal)
     refused = cli("adjust", "u1", "-200001", "--reason", "r", "--reference", "G-5", "--yes-large")
     assert refused.exit_code == 1 and "below zero" in refused.stderr and "--yes" in refused.stderr
-    assert env.store.get_balance("u1")["remaining"] == 200000
+    assert env.store.get_balance("u1").remaining == 200000
     ok = cli("adjust", "u1", "-200001", "--reason", "r", "--reference", "G-5", "--yes-large", "--yes")
-    assert ok.exit_code == 0 and env.store.get_balance("u1")["remaining"] == -1
+    assert ok.exit_code == 0 and env.store.get_balance("u1").remaining == -1
 
 
 def test_python_dash_m_reconciler_is_the_cli(tmp_path):

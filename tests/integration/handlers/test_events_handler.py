@@ -26,12 +26,12 @@ def test_a_render_with_reservation_settles_atomically_with_its_ledger(live, caps
     # Given alice has 100 credits and a hold of 20 for job a1 (remaining 80, held 20, nothing posted)
     live.seed_balance("alice", 100)
     ReservationService(live.store()).reserve("a1", "alice", "test", 20)
-    assert (live.balance("alice"), live.store().get_balance("alice")["held"], live.ledger_sum("alice")) == (80, 20, 100)
+    assert (live.balance("alice"), live.store().get_balance("alice").held, live.ledger_sum("alice")) == (80, 20, 100)
     # When the render of 7 seconds on `test` arrives
     result = invoke(rendered("a1", "alice", seconds=7))
     # Then the hold is released and the cost posted, one entry: the ledger explains the posted balance
     assert result["outcome"] == "settled" and result["balanceDelta"] == 13 and len(result["ledgerIds"]) == 1
-    assert live.balance("alice") == 93 == live.ledger_sum("alice") and live.store().get_balance("alice")["held"] == 0
+    assert live.balance("alice") == 93 == live.ledger_sum("alice") and live.store().get_balance("alice").held == 0
     job = live.job("a1")
     assert (job.settled_as, job.settled_by_event, job.status) == ("rendered", "evt-r-a1", "rendered")
     metrics = emitted_metrics(capsys.readouterr().out)

@@ -91,7 +91,7 @@ class LaggingIndex:
         return getattr(self.store, name)
 
     def ledger_for_user(self, user_id: str, since: str | None = None, until: str | None = None):
-        newest = self.store.get_balance(user_id).get("lastLedgerEntry")
+        newest = self.store.get_balance(user_id).last_ledger_entry
         return [entry for entry in self.store.ledger_for_user(user_id, since, until) if entry.ledger_id != newest]
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.domain.ledger import adjustment_entry, balance_delta
+from reconciler.domain import ledger as ledger_module
+from reconciler.domain.ledger import adjustment_entry, adjustment_ledger_id, balance_delta, legacy_adjustment_ledger_id
 from reconciler.ops.adjustments import ALREADY_APPLIED, APPLIED, Adjuster
 from reconciler.ops.operator_error import OpsError
 from reconciler.service.retrying import Backoff
@@ -57,3 +58,50 @@ def test_a_racing_run_with_another_amount_under_the_same_reference_is_refused():
 def test_without_a_race_the_adjustment_is_applied():
     store = InMemorySettlementStore()
     assert adjuster(store).adjust("u", 5, "goodwill", "ticket-7", "ops-1").status == APPLIED
+
+
+class CountingStore:
+    """The store, counting what an adjustment reads (by item) and writes."""
+
+    def __init__(self, store: InMemorySettlementStore) -> None:
+        self.store = store
+        self.reads: list[tuple[str, str]] = []
+        self.writes = 0
+
+    def get_balance(self, user_id: str):
+        self.reads.append(("balance", user_id))
+        return self.store.get_balance(user_id)
+
+    def get_ledger_entry(self, ledger_id: str):
+        self.reads.append(("ledger", ledger_id))
+        return self.store.get_ledger_entry(ledger_id)
+
+    def commit_adjustment(self, entry) -> None:
+        self.writes += 1
+        self.store.commit_adjustment(entry)
+
+
+def test_an_adjustment_validates_once_and_reads_each_item_it_needs_once(monkeypatch):
+    # Given a user with a balance, and the domain's id check counted
+    store = InMemorySettlementStore()
+    store.commit_adjustment(adjustment_entry("u", 10, "opening", "opening-u", "test", MOMENT))
+    checked: list[str] = []
+    real_identifier = ledger_module.identifier
+
+    def counted_identifier(name: str, value: str) -> str:
+        checked.append(name)
+        return real_identifier(name, value)
+
+    monkeypatch.setattr(ledger_module, "identifier", counted_identifier)
+    counting = CountingStore(store)
+    # When an operator previews and applies an adjustment, as the CLI does
+    subject = adjuster(counting)
+    preview = subject.preview("u", 5, "goodwill", "ticket-7", "ops-1")
+    reads_of_preview = list(counting.reads)
+    result = subject.apply(preview)
+    # Then its ids were validated once, each item it needs (its ledger id, the legacy id, the balance) read once,
+    # nothing read again to apply it, and one write made
+    assert sorted(checked) == ["reference", "userId"]
+    assert reads_of_preview == [("ledger", adjustment_ledger_id("ticket-7")), ("ledger", legacy_adjustment_ledger_id("ticket-7")), ("balance", "u")]
+    assert counting.reads == reads_of_preview and counting.writes == 1
+    assert result.status == APPLIED and result.balance_before == 10 and store.balance_of("u") == 15

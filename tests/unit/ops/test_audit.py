@@ -1,3 +1,4 @@
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -5,6 +6,7 @@ import pytest
 from reconciler.domain.ledger import CREDIT, DEBIT, LedgerEntry
 from reconciler.domain.records import SettlementRecord
 from reconciler.domain.settlement import HOLD, JobRecord, UnreadableJob
+from reconciler.domain.stored import StoredBalance
 from reconciler.ops.audit import (
     FIXED,
     HOLDS_KIND,
@@ -133,7 +135,7 @@ class Books:
     """What the Auditor reads and writes, in memory: one user's balance, ledger and unsettled jobs."""
 
     def __init__(self, remaining: int | None, held: int, entries: list[LedgerEntry], jobs: list) -> None:
-        self.balance = None if remaining is None else {"userId": "a", "remaining": remaining, "held": held, "updatedAt": "2026-01-01T00:00:00.000Z"}
+        self.balance = None if remaining is None else StoredBalance("a", remaining, held, updated_at="2026-01-01T00:00:00.000Z")
         self.entries, self.jobs = entries, jobs  # jobs: settlement records with holds, or unreadable ones
         self.restored: list[tuple] = []
         self.corrections: list[tuple] = []
@@ -152,7 +154,7 @@ class Books:
 
     def restore(self, user_id, seen, held_seen, remaining, held, timestamp, actor, reason, version_seen=0):
         self.restored.append((user_id, seen, held_seen, remaining, held))
-        self.balance = {**(self.balance or {}), "remaining": remaining, "held": held}
+        self.balance = replace(self.balance or StoredBalance("a", None), remaining=remaining, held=held)
 
     def commit_correction(self, entry, balance_seen, held_seen, version_seen=0):
         self.corrections.append((entry.signed_amount, balance_seen, held_seen))
@@ -202,7 +204,7 @@ def test_a_holds_discrepancy_beside_an_unreadable_job_is_not_guessed_at():
 @pytest.mark.parametrize("trust", [TRUST_LEDGER, TRUST_BALANCE])
 def test_a_recently_changed_balance_is_left_alone(trust):
     books = Books(50, 4, [entry("a", CREDIT, 10)], [hold("j1", "a", 4)])
-    books.balance["updatedAt"] = "2026-05-31T23:59:30.000Z"  # 30 s before NOW: the indexes may lag
+    books.balance = replace(books.balance, updated_at="2026-05-31T23:59:30.000Z")  # 30 s before NOW: the indexes may lag
     assert fix(books, trust).status == "recently-changed" and books.restored == [] and books.corrections == []
 
 

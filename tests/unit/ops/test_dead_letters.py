@@ -3,7 +3,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from reconciler.ops.dead_letter_replay import EVENTBRIDGE, INVALID_EVENT, ON_FAILURE, UNKNOWN, InvokeResult, parse_message, replay
+from reconciler.ops.dead_letter_replay import EVENTBRIDGE, INVALID_EVENT, ON_FAILURE, UNKNOWN, parse_message, replay
+from reconciler.ops.operator_ports import InvokeResult
 
 EVENT = {"id": "e1", "source": "video.generation", "detail-type": "video.failed", "detail": {"jobId": "j1", "userId": "u"}}
 

@@ -68,7 +68,6 @@ JobView = Union["JobRecord", None, Literal[_Unread.UNREAD]]
 
 
 class SettlementState(str, Enum):  # noqa: UP042 - StrEnum would change str() of a state, which logs and messages show
-    UNKNOWN = "unknown"
     OPEN = "open"
     RESERVED = "reserved"
     SETTLED_RENDERED = "settled-rendered"

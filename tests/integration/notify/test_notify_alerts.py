@@ -70,15 +70,6 @@ def test_scan_report_makes_one_alert_per_kind_not_one_per_job():
     assert "unknown model 'mystery-model'" in unsettleable.text
 
 
-def test_audit_discrepancy_for_the_cli():
-    alert = alerts.audit_discrepancy(STAGE, [{"userId": "user-9", "balance": 120, "ledgerBalance": 100}])
-    assert alert.severity == alerts.CRITICAL and alert.credits_involved == 20
-    texts = [c.text for c in alert.commands]
-    assert "reconciler --stage prod audit user-9" in texts
-    assert "reconciler --stage prod audit user-9 --fix --reason 'audit discrepancy confirmed'" in texts
-    assert alerts.audit_discrepancy(STAGE, []) is None
-
-
 def test_subject_fits_sns_and_attributes_allow_filtering():
     # Given an event whose ids are long and carry control and non-ASCII characters
     outcome, raw = invalid_outcome(1)

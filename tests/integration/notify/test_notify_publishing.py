@@ -92,13 +92,6 @@ def test_scan_alerts_are_published(aws):
     assert kinds == ["stuck-jobs", "unsettleable-jobs"]
 
 
-def test_audit_alert_for_the_cli(aws):
-    notifier = make_notifier(aws)
-    notifier.notify_audit([{"userId": "user-9", "balance": 120, "ledgerBalance": 100}])
-    [message] = aws.published()
-    assert message.attributes["severity"] == "critical" and message.document["creditsInvolved"] == 20
-
-
 def test_the_note_is_attached_when_the_model_answers(aws, fake_model, metric_counts):
     # Given the key in Secrets Manager as JSON and a model that answers
     aws.put_secret(json.dumps({"api_key": API_KEY}))

@@ -271,7 +271,7 @@ def balance_telemetry(logs: io.StringIO, repetitions: int) -> dict:
     os.environ.update({"BALANCE_EVENTS_TABLE_NAME": "BalanceEvents-dev", "BALANCE_EVENT_SOURCE": "credits.reconciler", "LOW_BALANCE_THRESHOLD": "10"})
     from emulator.invoker import LocalContext
     from reconciler import bootstrap
-    from reconciler.balance_config import load_balance_config
+    from reconciler.config import load_balance_config
     from reconciler.handlers import balance_stream
 
     service = bootstrap.build_balance_event_service(load_balance_config(), dynamodb=StubDynamoDB(), events=StubEvents())

@@ -50,8 +50,8 @@ class BalanceEventsData(Construct):
             self,
             "Table",
             table_name=names.balance_events_table,
-            partition_key=dynamodb.Attribute(name="userId", type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name="eventKey", type=dynamodb.AttributeType.STRING),
+            partition_key=dynamodb.Attribute(name=contract.USER_ID_ATTRIBUTE, type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name=contract.BALANCE_EVENT_KEY, type=dynamodb.AttributeType.STRING),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(

@@ -7,7 +7,8 @@ import json
 from infra_helpers import as_list, only_resource, resource_named
 
 from emulator.stream_poller import mapping_filters
-from reconciler import balance_config, contract
+from reconciler import config as runtime_config
+from reconciler import contract
 from reconciler.contract import BALANCE_EVENT_ALARM_CONCERNS
 from reconciler.domain.crossings import Thresholds
 from reconciler.domain.stream_filter import MAX_FILTERS, MAX_PATTERN_CHARS, balance_event_filters
@@ -48,7 +49,7 @@ def test_function_and_its_stream_mapping(synthesized):
     assert env[contract.ENV_OVERDRAFT_ALERT_LEVEL] == "0"
     # The environment is what the runtime validates at start.
     resolved = {**env, "LEDGER_TABLE_NAME": "Ledger-x", "USER_LEDGER_TABLE_NAME": "UserLedger-x", "BALANCE_EVENTS_TABLE_NAME": "BalanceEvents-x"}
-    loaded = balance_config.BalanceEventsConfig.from_env(resolved)
+    loaded = runtime_config.BalanceEventsConfig.from_env(resolved)
     assert loaded.thresholds.low == config.balance_events.low_threshold
     # Both ledgers: the entries behind a crossing are job postings (UserLedger) or operators' entries (Ledger)
     assert (loaded.ledger_table, loaded.user_ledger_table) == ("Ledger-x", "UserLedger-x")

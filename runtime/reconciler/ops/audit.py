@@ -204,13 +204,13 @@ def open_holds(
     found: dict[str, dict[str, list]] = {}
 
     def of(user: str) -> dict[str, list]:
-        return found.setdefault(user, {"held": [], "unreadable": [], "ignored": []})
+        return found.setdefault(user, {"holding": [], "unreadable": [], "ignored": []})
 
     for record in records:
         if isinstance(record, UnreadableJob):
             of(record.user_id)["unreadable"].append((record.job_id, 0))
         elif record.open_hold:
-            of(record.user_id)["held"].append((record.job_id, record.open_hold))
+            of(record.user_id)["holding"].append((record.job_id, record.open_hold))
     for job in jobs:
         if isinstance(job, UnreadableJob):
             of(job.user_id)["unreadable"].append((job.job_id, 0))
@@ -219,13 +219,15 @@ def open_holds(
             if legacy is None:
                 of(job.user_id)["ignored"].append((job.job_id, 0))
             elif legacy[0] == LEGACY_HOLD:
-                of(job.user_id)["held"].append((job.job_id, legacy[1]))
+                of(job.user_id)["holding"].append((job.job_id, legacy[1]))
 
     def jobs_of(pairs: list) -> tuple[str, ...]:
         return tuple(sorted(job for job, _ in pairs))
 
     return {
-        user: OpenHolds(sum(credits for _, credits in kinds["held"]), jobs_of(kinds["held"]), jobs_of(kinds["unreadable"]), jobs_of(kinds["ignored"]))
+        user: OpenHolds(
+            sum(credits for _, credits in kinds["holding"]), jobs_of(kinds["holding"]), jobs_of(kinds["unreadable"]), jobs_of(kinds["ignored"])
+        )
         for user, kinds in found.items()
     }
 

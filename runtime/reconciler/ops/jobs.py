@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from reconciler.domain.attributes import HOLD
 from reconciler.domain.ledger import JOB_POSTINGS, LedgerEntry, job_ledger_id
 from reconciler.domain.records import SettlementRecord
-from reconciler.domain.settlement import HOLD, JobRecord
+from reconciler.domain.settlement import JobRecord
 from reconciler.domain.stored import StoredJob
 from reconciler.ops.dead_letter_replay import DeadLetter, peek
 from reconciler.ops.operator_ports import BookStore, DeadLetterQueue

@@ -14,7 +14,7 @@ import pytest
 from emulator.stack import templates_for
 from emulator.stream_poller import StreamPoller, balance_function_environment, capture_published_events, read_captured
 from reconciler import bootstrap
-from reconciler.balance_config import load_balance_config
+from reconciler.config import load_balance_config
 from reconciler.handlers import balance_stream
 from reconciler.ops.adjustments import Adjuster
 from reconciler.repository.balance_event_store import BalanceEventLog

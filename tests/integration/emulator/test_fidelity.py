@@ -1,5 +1,5 @@
 """The fidelity layer on what the holds design relies on: a cancelled transaction's reasons carry `Item` as AWS
-documents, and a cancelled transaction leaves the table's stream whole (simulator/fidelity.py, 5. and 6.)."""
+documents, and a cancelled transaction leaves the table's stream whole (emulator/fidelity.py, 5. and 6.)."""
 
 from __future__ import annotations
 

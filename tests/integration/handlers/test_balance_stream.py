@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 from emulator.fidelity import IN_PROCESS_STREAMS, drop_key_only_inserts
 from emulator.stream_poller import StreamPoller, balance_function_environment, capture_published_events, lambda_record, mapping_filters, read_captured
 from reconciler import bootstrap
-from reconciler.balance_config import load_balance_config
+from reconciler.config import load_balance_config
 from reconciler.domain.ledger import adjustment_entry, iso_timestamp, job_ledger_id
 from reconciler.handlers import balance_stream
 from simulator.sim import emitted_metrics

@@ -7,7 +7,7 @@ import json
 from notify_samples import conflict_outcome, failed_conflict_outcome, invalid_outcome, scan_report
 
 from reconciler.bootstrap import build_notifier
-from reconciler.config import RuntimeConfig
+from reconciler.config import NotifierSettings, RuntimeConfig
 from reconciler.domain.pricing import PriceBook
 from reconciler.notify import alerts
 
@@ -109,7 +109,9 @@ def test_the_notifier_module_loads_no_triage_or_parameters_code(tmp_path):
 
 def test_build_notifier_reads_the_stage_switch():
     off = build_notifier(RuntimeConfig.for_stage("dev", ops_topic_arn="arn"))
-    on = build_notifier(RuntimeConfig.for_stage("prod", ops_topic_arn="arn", triage_enabled=True), env={"OPENAI_BASE_URL": "http://127.0.0.1:9"})
+    on = build_notifier(
+        RuntimeConfig.for_stage("prod", ops_topic_arn="arn", triage_enabled=True, notifier=NotifierSettings(openai_base_url="http://127.0.0.1:9"))
+    )
     assert off._get_triage() is None
     triage = on._get_triage()
     assert triage.base_url == "http://127.0.0.1:9" and triage.model == "gpt-4o-mini" and triage.timeout == 3.0

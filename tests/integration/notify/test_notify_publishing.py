@@ -9,7 +9,7 @@ import pytest
 from notify_samples import API_KEY, STAGE, conflict_outcome, invalid_outcome, scan_report
 
 from reconciler.bootstrap import alert_sns_client, build_notifier, secrets_provider
-from reconciler.config import RuntimeConfig
+from reconciler.config import NotifierSettings, RuntimeConfig
 from reconciler.notify.grouping import GroupingWindow
 from reconciler.notify.notifier import Notifier
 from reconciler.notify.triage import Triage
@@ -191,8 +191,8 @@ def test_sns_failure_is_swallowed_logged_and_counted(aws, metric_counts, ops_log
 def test_build_notifier_end_to_end_with_the_stage_switch(aws, fake_model, monkeypatch):
     # Given the production wiring: RuntimeConfig with triage on, base URL from the environment
     aws.put_secret(API_KEY)
-    config = RuntimeConfig.for_stage("prod", ops_topic_arn=aws.topic_arn, triage_enabled=True)
-    notifier = build_notifier(config, env={"OPENAI_BASE_URL": fake_model.url})
+    tuning = NotifierSettings.from_env({"OPENAI_BASE_URL": fake_model.url})
+    notifier = build_notifier(RuntimeConfig.for_stage("prod", ops_topic_arn=aws.topic_arn, triage_enabled=True, notifier=tuning))
     notifier.notify_outcome(conflict_outcome())
     [message] = aws.published()
     assert message.document["triageNote"] == fake_model.answer

@@ -20,7 +20,7 @@ def stage(request):
 
 
 def recorded(stage):
-    """A client of the stage whose requests (operation and parameters) are recorded (simulator/fidelity.py reads
+    """A client of the stage whose requests (operation and parameters) are recorded (emulator/fidelity.py reads
     a table's keys from in-process moto itself, so every request recorded is the code's)."""
     calls = []
 

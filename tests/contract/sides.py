@@ -16,7 +16,7 @@ from reconciler.repository.sqs_dead_letters import SqsDeadLetters
 from tests.fakes import InMemoryDeadLetters, InMemorySettlementStore
 
 if TYPE_CHECKING:
-    from tests.integration.conftest import Aws
+    from tests.aws import Aws
 
 
 class FakeTables:

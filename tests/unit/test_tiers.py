@@ -41,3 +41,25 @@ def test_every_collected_test_lives_in_one_tier_folder(request):
     assert items
     outside = sorted({item.nodeid.split("::")[0] for item in items if not item.nodeid.startswith(tuple(f"{f}/" for f in TIERS.values()))})
     assert outside == [], f"test files outside tests/unit, tests/integration and tests/infra: {outside[:5]}"
+
+
+def test_one_harness_for_aws():
+    """tests/aws.py is the one test harness for AWS: no other test module defines a stage class of its own, and no
+    fixture composes a store or a use case by hand (the harness takes them from the composition root)."""
+    import ast
+
+    composed = {"DynamoDBStore", "OperationsStore", "SettlementService", "EventProcessor", "ReservationService", "TimerScan"}
+    found = []
+    for path in sorted((CHECKOUT / "tests").rglob("*.py")):
+        if path == CHECKOUT / "tests" / "aws.py":
+            continue
+        tree = ast.parse(path.read_text())
+        found += [
+            f"{path.relative_to(CHECKOUT)}: class {node.name}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ClassDef) and node.name in ("Aws", "Env")
+        ]
+        if path.name == "conftest.py":
+            calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in composed]
+            found += [f"{path.relative_to(CHECKOUT)}:{node.lineno}: {node.func.id}(...)" for node in calls]  # type: ignore[attr-defined]
+    assert found == []

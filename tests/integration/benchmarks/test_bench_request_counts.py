@@ -16,8 +16,7 @@ from reconciler.domain.stream_filter import balance_event_filters, matches
 
 @pytest.fixture
 def counts(aws):
-    dynamodb, sqs, config = aws
-    return count_requests(dynamodb, sqs, config), config
+    return count_requests(aws.client("dynamodb"), aws.client("sqs"), aws.config), aws.config
 
 
 def test_settlement_with_reservation_is_one_read_and_one_transactional_write(counts):

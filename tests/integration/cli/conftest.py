@@ -15,12 +15,10 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 from emulator.cli import app as emulator_app
 from emulator.server import LOCAL_ENV, moto_server, reset
-from emulator.stack import LocalStack, provision_stack
+from emulator.stack import provision_stack
 from reconciler.cli.main import app
-from reconciler.config import RuntimeConfig
 from reconciler.ops.target import STATE_DIR_ENV
-from reconciler.repository.dynamodb import from_item, to_item
-from reconciler.repository.dynamodb_operations import OperationsStore
+from tests.aws import Aws
 
 
 @pytest.fixture(scope="session")
@@ -29,55 +27,8 @@ def endpoint():
         yield url
 
 
-@dataclass
-class Env:
-    stack: LocalStack
-    store: OperationsStore
-
-    def client(self, service: str):
-        return self.stack.client(service)
-
-    def put(self, table: str, item: dict) -> None:
-        self.client("dynamodb").put_item(TableName=table, Item=to_item(item))
-
-    def credits_item(self, user_id: str) -> dict:
-        """The user's Credits item as stored, every attribute (what a repair records on it, say)."""
-        item = self.client("dynamodb").get_item(TableName=self.store.credits_table, Key=to_item({"userId": user_id}), ConsistentRead=True)["Item"]
-        return from_item(item)
-
-    def dlq_messages(self) -> list[dict]:
-        sqs = self.client("sqs")
-        found, handles = {}, []
-        for _ in range(5):
-            batch = sqs.receive_message(
-                QueueUrl=self.stack.resources.dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=30, MessageAttributeNames=["All"]
-            ).get("Messages", [])
-            handles += [m["ReceiptHandle"] for m in batch]
-            found.update({m["MessageId"]: m for m in batch})
-        for handle in handles:
-            sqs.change_message_visibility(QueueUrl=self.stack.resources.dlq_url, ReceiptHandle=handle, VisibilityTimeout=0)
-        return list(found.values())
-
-    def dead_letter(self, body: str, **attributes: str) -> str:
-        return self.client("sqs").send_message(
-            QueueUrl=self.stack.resources.dlq_url,
-            MessageBody=body,
-            MessageAttributes={k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()},
-        )["MessageId"]
-
-    def create_function(self, concurrency: int = 10, max_event_age: int = 21600) -> str:
-        """A function in moto (a dummy zip: create works without Docker, only invoke would need it)."""
-        iam, lam = self.client("iam"), self.client("lambda")
-        role = iam.create_role(RoleName="reconciler-test", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-        name = self.stack.resources.function_name
-        lam.create_function(FunctionName=name, Runtime="python3.12", Role=role, Handler="x.handler", Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18})
-        lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=concurrency)
-        lam.put_function_event_invoke_config(FunctionName=name, MaximumEventAgeInSeconds=max_event_age, MaximumRetryAttempts=2)
-        return name
-
-
 @pytest.fixture
-def env(endpoint, tmp_path, monkeypatch) -> Env:
+def env(endpoint, tmp_path, monkeypatch) -> Aws:
     """Given a fresh local dev stack, saved where `--local` looks for it, and local-only credentials."""
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
         monkeypatch.delenv(name, raising=False)
@@ -87,7 +38,7 @@ def env(endpoint, tmp_path, monkeypatch) -> Env:
     stack = provision_stack(endpoint, "dev")
     stack.save(tmp_path / "state" / "dev.json")
     monkeypatch.setenv(STATE_DIR_ENV, str(tmp_path / "state"))
-    return Env(stack, OperationsStore(stack.client("dynamodb"), RuntimeConfig.for_stage("dev")))
+    return Aws(stack.resources, stack.session(), stack.endpoint)
 
 
 @dataclass

@@ -11,8 +11,8 @@ def test_adjust_writes_balance_and_ledger_and_records_the_actor(env, cli, emulat
     # Then the balance and its ledger entry moved together, and the entry says who did it
     assert run.exit_code == 0, run.stderr
     assert run.json()["status"] == "applied"
-    assert env.store.get_balance("u1").remaining == 15
-    entry = env.store.get_ledger_entry(run.json()["ledgerId"])
+    assert env.store().get_balance("u1").remaining == 15
+    entry = env.store().get_ledger_entry(run.json()["ledgerId"])
     assert (entry.signed_amount, entry.actor.startswith("local:")) == (5, True)
     assert entry.description == "Manual adjustment: goodwill"
 
@@ -25,22 +25,22 @@ def test_adjust_twice_with_the_same_reference_changes_nothing_the_second_time(en
     # Then it says so and the balance moved once
     assert run.exit_code == 0
     assert "already applied" in run.stdout
-    assert env.store.get_balance("u1").remaining == -3
-    assert len(list(env.store.ledger_for_user("u1"))) == 1
+    assert env.store().get_balance("u1").remaining == -3
+    assert len(list(env.store().ledger_for_user("u1"))) == 1
 
 
 def test_adjust_refuses_a_reused_reference_with_another_amount(env, cli, one_line_error):
     cli("adjust", "u1", "4", "--reason", "r", "--reference", "INC-8", "--create-user")
     run = cli("adjust", "u1", "9", "--reason", "r", "--reference", "INC-8")
     one_line_error(run, "already used")
-    assert env.store.get_balance("u1").remaining == 4
+    assert env.store().get_balance("u1").remaining == 4
 
 
 def test_adjust_dry_run_writes_nothing(env, cli):
     run = cli("--json", "adjust", "u1", "5", "--reason", "r", "--reference", "DRY-1", "--dry-run", "--create-user")
     assert run.exit_code == 0 and run.json()["status"] == "would-apply"
-    assert env.store.get_balance("u1") is None
-    assert env.store.get_ledger_entry(run.json()["ledgerId"]) is None
+    assert env.store().get_balance("u1") is None
+    assert env.store().get_ledger_entry(run.json()["ledgerId"]) is None
 
 
 def test_prod_writes_refuse_without_yes_when_there_is_no_terminal(env, endpoint, cli, one_line_error):
@@ -111,5 +111,5 @@ def test_local_seed_sets_an_opening_balance_the_ledger_explains(env, cli, emulat
     emulate("seed", "u2", "50")
     again = emulate("seed", "u2", "50")
     assert "already has 50" in again.stdout
-    entries = list(env.store.ledger_for_user("u2"))
-    assert env.store.get_balance("u2").remaining == sum(e.signed_amount for e in entries) == 50
+    entries = list(env.store().ledger_for_user("u2"))
+    assert env.store().get_balance("u2").remaining == sum(e.signed_amount for e in entries) == 50

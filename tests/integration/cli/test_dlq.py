@@ -57,11 +57,11 @@ def test_replay_settles_the_good_ones_and_keeps_the_poison_message(env, cli):
     assert failed[0]["messageId"] == poison and "unknown model" in failed[0]["detail"]
     remaining = env.dlq_messages()  # visible again right away
     assert sorted(m["MessageId"] for m in remaining if m["Body"] != "not json at all") == [poison]
-    assert env.store.get_balance("u1").remaining == -2  # 1 s of `test`: 1 credit each
+    assert env.store().get_balance("u1").remaining == -2  # 1 s of `test`: 1 credit each
     # And replaying again changes nothing (the poison fails again, nothing is charged twice)
     again = cli("--json", "dlq", "replay")
     assert again.json()["summary"]["failed"] == 1 and again.json()["summary"]["replayed"] == 0
-    assert env.store.get_balance("u1").remaining == -2
+    assert env.store().get_balance("u1").remaining == -2
 
 
 def test_replaying_an_already_settled_event_is_a_harmless_duplicate(env, cli):
@@ -69,7 +69,7 @@ def test_replaying_an_already_settled_event_is_a_harmless_duplicate(env, cli):
     env.dead_letter(json.dumps(rendered("job-1")))  # the same event twice
     run = cli("--json", "dlq", "replay")
     assert [i["detail"] for i in run.json()["items"]] == ["settled", "duplicate"]
-    assert env.store.get_balance("u1").remaining == -1
+    assert env.store().get_balance("u1").remaining == -1
     assert env.dlq_messages() == []
 
 
@@ -77,7 +77,7 @@ def test_replay_dry_run_invokes_and_deletes_nothing(env, cli):
     env.dead_letter(json.dumps(rendered("job-1")))
     run = cli("--json", "dlq", "replay", "--dry-run")
     assert run.json()["summary"]["would-replay"] == 1
-    assert len(env.dlq_messages()) == 1 and env.store.get_balance("u1") is None
+    assert len(env.dlq_messages()) == 1 and env.store().get_balance("u1") is None
 
 
 def test_replay_max_bounds_the_run(env, cli):

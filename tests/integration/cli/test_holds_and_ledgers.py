@@ -9,8 +9,6 @@ import json
 
 import pytest
 
-from reconciler.bootstrap import build_reservations
-from reconciler.config import RuntimeConfig
 from reconciler.contract import UNSETTLED_ATTRIBUTE, UNSETTLED_VALUE
 from reconciler.domain.ledger import CREDIT, DEBIT, LedgerEntry, job_ledger_id
 from reconciler.repository.dynamodb import ledger_item, user_ledger_item
@@ -20,7 +18,7 @@ OLD = "2020-01-01T00:00:00.000Z"
 
 def reserve(env, job_id: str, user: str, credits: int) -> None:
     """The video pipeline's library call: a hold of `credits` for the job."""
-    build_reservations(env.store, RuntimeConfig.for_stage("dev")).reserve(job_id, user, "test", credits)
+    env.holds().reserve(job_id, user, "test", credits)
 
 
 def send(emulate, tmp_path, *events: dict) -> list[dict]:
@@ -155,8 +153,8 @@ def test_audit_finds_a_planted_held_that_no_open_reservation_explains(env, cli, 
     # And trusting the balance cannot fix it (no ledger entry explains a hold): nothing written, exit 1
     refused = audit(cli, "u1", "--fix", "--trust", "balance", "--reason", "INC-3", "--min-age", "0")
     assert refused.exit_code == 1 and refused.json()["fixes"][0]["status"] == "not-fixable"
-    assert (env.store.get_balance("u1").remaining, env.store.get_balance("u1").held) == (3, 7)
-    assert len(list(env.store.ledger_for_user("u1"))) == 1
+    assert (env.store().get_balance("u1").remaining, env.store().get_balance("u1").held) == (3, 7)
+    assert len(list(env.store().ledger_for_user("u1"))) == 1
     # When it is fixed trusting the ledger (and the open reservations)
     fixed = audit(cli, "u1", "--fix", "--trust", "ledger", "--reason", "INC-3", "--min-age", "0")
     # Then held is the open holds again and remaining the ledger sum less them; no entry is booked
@@ -164,7 +162,7 @@ def test_audit_finds_a_planted_held_that_no_open_reservation_explains(env, cli, 
     item = env.credits_item("u1")
     assert (item["remaining"], item["held"]) == (6, 4)
     assert item["lastAuditFix"]["previous"] == {"remaining": 3, "held": 7}
-    assert len(list(env.store.ledger_for_user("u1"))) == 1 and audit(cli).exit_code == 0
+    assert len(list(env.store().ledger_for_user("u1"))) == 1 and audit(cli).exit_code == 0
 
 
 def test_audit_fix_trusting_the_ledger_restores_remaining_to_the_ledger_sum_less_the_open_holds(env, cli, tmp_path, emulate):
@@ -179,11 +177,11 @@ def test_audit_fix_trusting_the_ledger_restores_remaining_to_the_ledger_sum_less
     # Then remaining = ledger sum - held, so the posted balance is the ledger's, and the hold is kept
     assert fixed.exit_code == 0, fixed.stderr
     assert "remaining 50 -> 6 (trusting the ledger)" in fixed.json()["fixes"][0]["detail"]
-    balance = env.store.get_balance("u1")
+    balance = env.store().get_balance("u1")
     assert (balance.remaining, balance.held) == (6, 4)
     # And the job's render still settles against its hold and the books still balance
     send(emulate, tmp_path, rendered("job-1"))
-    balance = env.store.get_balance("u1")
+    balance = env.store().get_balance("u1")
     assert (balance.remaining, balance.held) == (9, 0) and audit(cli).exit_code == 0
 
 
@@ -193,10 +191,10 @@ def test_audit_fix_trusting_the_balance_explains_the_posted_balance_with_held_un
     plant_balance(env, "u1", remaining=8, held=4)  # posted 12, the ledger says 10
     fixed = audit(cli, "--fix", "--trust", "balance", "--reason", "INC-5", "--min-age", "0")
     assert fixed.exit_code == 0, fixed.stderr
-    correction = list(env.store.ledger_for_user("u1"))[-1]
+    correction = list(env.store().ledger_for_user("u1"))[-1]
     assert (correction.signed_amount, correction.description) == (2, "Audit correction: INC-5")
-    assert env.store.get_ledger_entry(correction.ledger_id) is not None  # an operator's entry: in Ledger
-    balance = env.store.get_balance("u1")
+    assert env.store().get_ledger_entry(correction.ledger_id) is not None  # an operator's entry: in Ledger
+    balance = env.store().get_balance("u1")
     assert (balance.remaining, balance.held) == (8, 4) and audit(cli).exit_code == 0
 
 
@@ -209,9 +207,9 @@ def test_a_correction_is_refused_when_held_moved_since_the_audit_read_it(env):
     seen = Discrepancy("u1", remaining=6, ledger_sum=0, entry_count=0, held=4)  # what an earlier read saw
     fix = correction_entry(seen, "INC-6", "me", "2026-01-01T00:00:00.000Z")
     with pytest.raises(StaleState):
-        env.store.commit_correction(fix, seen.remaining, seen.held)
-    assert env.store.get_ledger_entry(fix.ledger_id) is None
-    assert env.store.get_balance("u1").held == 0
+        env.store().commit_correction(fix, seen.remaining, seen.held)
+    assert env.store().get_ledger_entry(fix.ledger_id) is None
+    assert env.store().get_balance("u1").held == 0
 
 
 # --- data written before holds ---------------------------------------------------------------------
@@ -230,7 +228,7 @@ def test_a_reservation_posted_before_holds_is_audited_and_settled_as_it_was_made
     # When the scan settles it
     assert cli("--json", "scan").json()["settled"] == ["job-v2"]
     # Then as v2 would have: the reservation is released and the render charged (postings in UserLedger)
-    assert env.store.get_balance("u1").remaining == 9 and env.store.get_balance("u1").held == 0
+    assert env.store().get_balance("u1").remaining == 9 and env.store().get_balance("u1").held == 0
     shown = cli("--json", "job", "show", "job-v2", "--dlq-max", "0").json()
     postings = [(e["ledgerId"].rsplit(":", 1)[-1], e["amount"]) for e in shown["ledger"]]
     assert postings == [("reserve", -3), ("charge", -1), ("release", 3)]  # the reserve is old; release and charge share a moment

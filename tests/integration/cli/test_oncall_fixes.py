@@ -111,7 +111,7 @@ def test_environment_problems_are_one_line_errors_not_tracebacks(env, console, t
 def test_a_41_digit_amount_is_refused_in_one_line_dry_run_or_not(env, cli, one_line_error):
     for extra in (["--dry-run"], []):
         one_line_error(cli("adjust", "u1", "1" * 41, "--reason", "r", "--reference", "R-1", "--create-user", *extra), "amount")
-    assert env.store.get_balance("u1") is None
+    assert env.store().get_balance("u1") is None
 
 
 def test_the_credentials_error_fits_what_was_given(env, cli, monkeypatch, one_line_error, endpoint):
@@ -209,7 +209,7 @@ def test_global_options_after_the_command_and_relative_times(env, cli, emulate):
 def test_adjust_has_guard_rails(env, cli, one_line_error):
     # An unknown user is refused unless --create-user
     one_line_error(cli("adjust", "ghost", "5", "--reason", "r", "--reference", "G-1"), "--create-user")
-    assert env.store.get_balance("ghost") is None
+    assert env.store().get_balance("ghost") is None
     # An id with a newline is refused like an event's
     one_line_error(cli("adjust", "u1\nx", "5", "--reason", "r", "--reference", "G-2", "--create-user"), "userId")
     one_line_error(cli("adjust", "u1", "5", "--reason", "r", "--reference", "G\n3", "--create-user"), "reference")
@@ -219,9 +219,9 @@ def test_adjust_has_guard_rails(env, cli, one_line_error):
     # Driving a balance below zero is warned about and needs confirmation (--yes without a terminal)
     refused = cli("adjust", "u1", "-200001", "--reason", "r", "--reference", "G-5", "--yes-large")
     assert refused.exit_code == 1 and "below zero" in refused.stderr and "--yes" in refused.stderr
-    assert env.store.get_balance("u1").remaining == 200000
+    assert env.store().get_balance("u1").remaining == 200000
     ok = cli("adjust", "u1", "-200001", "--reason", "r", "--reference", "G-5", "--yes-large", "--yes")
-    assert ok.exit_code == 0 and env.store.get_balance("u1").remaining == -1
+    assert ok.exit_code == 0 and env.store().get_balance("u1").remaining == -1
 
 
 def test_python_dash_m_reconciler_is_the_cli(tmp_path):

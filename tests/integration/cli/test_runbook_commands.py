@@ -69,9 +69,9 @@ def test_replay_one_message_and_a_corrected_payload(env, cli, tmp_path, emulate)
     corrected = cli("--json", "dlq", "replay", bad[:10], "--payload", str(fixed))
     assert corrected.exit_code == 0, corrected.stderr
     assert corrected.json()["items"][0]["corrected"] is True
-    assert env.store.get_job("job-c").settled_by_event == "corrected:evt-job-c"
+    assert env.store().get_job("job-c").settled_by_event == "corrected:evt-job-c"
     assert [m["MessageId"] for m in env.dlq_messages()] == [other]
-    assert env.store.get_balance("u1").remaining == 8
+    assert env.store().get_balance("u1").remaining == 8
 
 
 def test_alarms_disable_and_enable_one_alarm_by_concern_or_name(env, cli, one_line_error):

@@ -35,8 +35,8 @@ def test_scan_charges_a_render_whose_event_was_lost(env, cli, emulate):
     # When the scan runs
     assert cli("--json", "scan").json()["settled"] == ["job-lost"]
     # Then the render is charged
-    assert env.store.get_job("job-lost").settled_as == "rendered"
-    assert env.store.get_balance("u1").remaining == 9
+    assert env.store().get_job("job-lost").settled_as == "rendered"
+    assert env.store().get_balance("u1").remaining == 9
 
 
 def test_scan_settles_a_lost_event_exactly_once_even_when_the_event_arrives_late(env, cli, tmp_path, emulate):
@@ -48,13 +48,13 @@ def test_scan_settles_a_lost_event_exactly_once_even_when_the_event_arrives_late
     # Then it settles that job: the reservation is refunded
     assert run.exit_code == 0, run.stderr
     assert run.json()["settled"] == ["job-lost"]
-    assert env.store.get_balance("u1").remaining == 10
+    assert env.store().get_balance("u1").remaining == 10
     # And a second scan and the late event itself change nothing
     assert cli("--json", "scan").json()["settled"] == []
     late = events_file(tmp_path, {"detail-type": "video.failed", "detail": {"jobId": "job-lost", "userId": "u1"}})
     assert [o["outcome"] for o in emulate("--json", "send", str(late)).json()] == ["duplicate"]
-    assert env.store.get_balance("u1").remaining == 10
-    refunds = [e for e in env.store.ledger_for_user("u1") if e.reference == "job-lost" and e.signed_amount == 3]
+    assert env.store().get_balance("u1").remaining == 10
+    refunds = [e for e in env.store().ledger_for_user("u1") if e.reference == "job-lost" and e.signed_amount == 3]
     assert len(refunds) == 1
 
 
@@ -68,8 +68,8 @@ def test_scan_dry_run_reports_without_settling(env, cli):
     lost_job(env, "job-lost", "failed", reserved=3)
     run = cli("--json", "scan", "--dry-run")
     assert run.json()["settled"] == ["job-lost"] and run.json()["dryRun"] is True
-    assert env.store.get_balance("u1") is None
-    assert env.store.get_job("job-lost").settled_as is None
+    assert env.store().get_balance("u1") is None
+    assert env.store().get_job("job-lost").settled_as is None
 
 
 def test_audit_reports_both_corrections_and_books_nothing_without_a_choice(env, cli, one_line_error, emulate):
@@ -94,7 +94,7 @@ def test_audit_reports_both_corrections_and_books_nothing_without_a_choice(env, 
     # And --fix without --trust (no terminal to ask on) is a usage error that writes nothing
     refused = cli("audit", "--fix", "--reason", "INC-9", "--min-age", "0")
     assert refused.exit_code == 2 and "--trust" in refused.stderr
-    assert env.store.get_balance("u1").remaining == 25 and len(list(env.store.ledger_for_user("u1"))) == 1
+    assert env.store().get_balance("u1").remaining == 25 and len(list(env.store().ledger_for_user("u1"))) == 1
     one_line_error(cli("audit", "--trust", "ledger"), "--fix")
 
 
@@ -104,14 +104,14 @@ def test_audit_fix_trusting_the_ledger_restores_a_corrupted_balance_and_books_no
     env.put("Credits-dev", {"userId": "u1", "remaining": 510})
     # When it is fixed trusting the ledger (a dry run first writes nothing)
     dry = cli("--json", "audit", "u1", "--fix", "--trust", "ledger", "--reason", "INC-9", "--min-age", "0", "--dry-run")
-    assert dry.json()["fixes"][0]["status"] == "would-fix" and env.store.get_balance("u1").remaining == 510
+    assert dry.json()["fixes"][0]["status"] == "would-fix" and env.store().get_balance("u1").remaining == 510
     fixed = cli("--json", "audit", "u1", "--fix", "--trust", "ledger", "--reason", "INC-9", "--min-age", "0")
     # Then the balance is the ledger sum again, no entry was booked, and the audit is clean (exit 0)
     assert fixed.exit_code == 0, fixed.stderr
     assert fixed.json()["fixes"][0]["status"] == "fixed"
     item = env.credits_item("u1")
     assert item["remaining"] == 10 and item["lastAuditFix"]["reason"] == "INC-9"
-    assert len(list(env.store.ledger_for_user("u1"))) == 1
+    assert len(list(env.store().ledger_for_user("u1"))) == 1
     assert cli("audit").exit_code == 0
 
 
@@ -120,16 +120,16 @@ def test_audit_fix_trusting_the_balance_books_an_entry_that_explains_it(env, cli
     env.put("Credits-dev", {"userId": "u1", "remaining": 25})
     fixed = cli("--json", "audit", "--fix", "--trust", "balance", "--reason", "INC-9", "--min-age", "0")
     assert fixed.exit_code == 0 and fixed.json()["fixes"][0]["status"] == "fixed"
-    entry = list(env.store.ledger_for_user("u1"))[-1]
+    entry = list(env.store().ledger_for_user("u1"))[-1]
     assert (entry.signed_amount, entry.description) == (15, "Audit correction: INC-9")
-    assert env.store.get_balance("u1").remaining == 25
+    assert env.store().get_balance("u1").remaining == 25
     assert cli("audit").exit_code == 0 and cli("audit", "u1").exit_code == 0
 
 
 def test_audit_uses_opening_balance_wording_for_a_user_without_ledger(env, cli):
     env.put("Credits-dev", {"userId": "legacy", "remaining": 40})
     cli("audit", "legacy", "--fix", "--trust", "balance", "--reason", "v1 migration", "--min-age", "0")
-    (entry,) = env.store.ledger_for_user("legacy")
+    (entry,) = env.store().ledger_for_user("legacy")
     assert (entry.signed_amount, entry.description) == (40, "Opening balance: v1 migration")
 
 
@@ -143,7 +143,7 @@ def test_audit_fix_exits_1_and_says_why_when_it_skips_a_balance_that_just_change
     assert run.exit_code == 1
     (skipped,) = run.json()["fixes"]
     assert skipped["status"] == "recently-changed" and "--min-age 0" in skipped["detail"]
-    assert run.json()["remaining"] == 1 and env.store.get_balance("u1").remaining == 12
+    assert run.json()["remaining"] == 1 and env.store().get_balance("u1").remaining == 12
 
 
 def test_audit_fix_needs_a_reason(env, cli, one_line_error):
@@ -194,5 +194,5 @@ def test_audit_fix_asks_per_user_on_a_terminal(env, tmp_path):
     assert process.returncode == 1
     assert [(f["userId"], f["status"], f["trust"]) for f in result["fixes"]] == [("a", "fixed", "balance")]
     assert result["remaining"] == 1
-    (entry,) = env.store.ledger_for_user("a")
+    (entry,) = env.store().ledger_for_user("a")
     assert entry.signed_amount == 5

@@ -40,7 +40,7 @@ def test_smoke_test_passes_against_the_local_stack(env):
     result = json.loads(done.stdout.split("smoke test passed: ", 1)[1])
     # The local float was funded, then charged one credit by the function, from its event
     assert (result["charged"], result["balanceAfter"]) == (1, result["balanceBefore"] - 1)
-    job = env.store.get_job(result["jobId"])
+    job = env.store().get_job(result["jobId"])
     assert job.settled_by_event == result["eventId"] and job.user_id == SMOKE_USER and job.settled_as == "rendered"
 
 
@@ -73,7 +73,7 @@ def test_the_smoke_test_leaves_the_products_consumers_nothing_to_see(env, balanc
     # that the smoke charge crosses the low threshold (10): only the balance-events guard keeps it unpublished
     product_queue = product_rule(env)
     balance_queue = capture_published_events(env.client("events"), env.client("sqs"), "credits.reconciler")
-    Adjuster(env.store).adjust(SMOKE_USER, 10, "smoke test float", "smoke-float-test", "test")
+    Adjuster(env.store()).adjust(SMOKE_USER, 10, "smoke test float", "smoke-float-test", "test")
     # When the smoke test runs against the local stack
     done = smoke_test(env)
     assert done.returncode == 0, done.stderr
@@ -87,8 +87,8 @@ def test_the_smoke_test_leaves_the_products_consumers_nothing_to_see(env, balanc
             }
         ]
     )
-    Adjuster(env.store).adjust("u-ctl", 10, "opening", "ctl-open", "test")
-    Adjuster(env.store).adjust("u-ctl", -1, "charge", "ctl-charge", "test")
+    Adjuster(env.store()).adjust("u-ctl", 10, "opening", "ctl-open", "test")
+    Adjuster(env.store()).adjust("u-ctl", -1, "charge", "ctl-charge", "test")
     balance_events_function.drain()
     # Then the product's rule saw only the real render
     received = read_captured(env.client("sqs"), product_queue)
@@ -112,7 +112,7 @@ def test_a_smoke_test_without_a_float_refuses_before_publishing(env, monkeypatch
 
     # When it runs, Then it refuses with the command that funds the float, and puts nothing
     with pytest.raises(script.SmokeFailure, match="fund its float once: reconciler --stage prod adjust smoke-test-user"):
-        script.run(env.store, Events(), "prod", timeout=1)
+        script.run(env.store(), Events(), "prod", timeout=1)
     assert published == []
 
 
@@ -166,7 +166,7 @@ def test_the_smoke_role_allows_every_call_the_smoke_test_makes_and_grants_nothin
     for name, value in env.stack.environment().items():  # the function runs in-process, as the local invoker does
         monkeypatch.setenv(name, value)
     bootstrap.reset_container()
-    Adjuster(env.store).adjust(SMOKE_USER, 50, "smoke test float", "smoke-float-test", "test")
+    Adjuster(env.store()).adjust(SMOKE_USER, 50, "smoke test float", "smoke-float-test", "test")
     # When the smoke test runs with them against the local stack
     store = OperationsStore(recording("dynamodb"), RuntimeConfig.for_stage("dev"))
     _load_script().run(store, recording("events"), "dev", timeout=30, drain=env.stack.invoker().drain, log=lambda message: None)

@@ -6,7 +6,6 @@ import pytest
 from botocore.exceptions import ClientError
 
 from reconciler.handlers.entry import handler
-from reconciler.service.reservations import ReservationService
 from simulator.sim import emitted_metrics
 from tests.events import LambdaContext, envelope, failed, rendered
 from tests.unit.domain.test_events import BAD_INPUTS
@@ -25,7 +24,7 @@ def invoke(event):
 def test_a_render_with_reservation_settles_atomically_with_its_ledger(live, capsys):
     # Given alice has 100 credits and a hold of 20 for job a1 (remaining 80, held 20, nothing posted)
     live.seed_balance("alice", 100)
-    ReservationService(live.store()).reserve("a1", "alice", "test", 20)
+    live.holds().reserve("a1", "alice", "test", 20)
     assert (live.balance("alice"), live.store().get_balance("alice").held, live.ledger_sum("alice")) == (80, 20, 100)
     # When the render of 7 seconds on `test` arrives
     result = invoke(rendered("a1", "alice", seconds=7))
@@ -43,7 +42,7 @@ def test_the_settled_job_leaves_the_unsettled_index_and_its_hold_the_open_holds(
     # Given the pipeline's job with its unsettled marker, and a hold placed for it
     live.seed_balance("u", 10)
     live.put_job(jobId="j", userId="u", status="rendering", createdAt="2026-12-07T09:00:00.000Z", unsettled="PENDING")
-    ReservationService(live.store()).reserve("j", "u", "test", 5)
+    live.holds().reserve("j", "u", "test", 5)
     assert [job.job_id for job in live.store().unsettled_jobs("9999")] == ["j"]
     assert [record.job_id for record in live.store().open_holds("u")] == ["j"]
     invoke(failed("j", "u"))
@@ -64,7 +63,7 @@ def test_a_duplicate_delivery_is_a_counted_no_op(live, capsys):
 
 def test_a_conflicting_terminal_event_is_recorded_counted_and_moves_nothing(live, capsys):
     live.seed_balance("carol", 10)
-    ReservationService(live.store()).reserve("c1", "carol", "test", 4)
+    live.holds().reserve("c1", "carol", "test", 4)
     invoke(failed("c1", "carol"))
     balance = live.balance("carol")
     capsys.readouterr()
@@ -126,7 +125,7 @@ def test_bad_input_writes_nothing_and_lands_in_the_dlq_with_its_reason(live, cap
 
 def test_an_event_for_another_users_job_is_rejected_without_a_write(live):
     live.seed_balance("owner", 10)
-    ReservationService(live.store()).reserve("j", "owner", "test", 5)
+    live.holds().reserve("j", "owner", "test", 5)
     counts = live.item_counts()
     result = invoke(rendered("j", "intruder"))
     assert result["outcome"] == "rejected" and result["field"] == "userId"

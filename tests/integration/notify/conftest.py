@@ -1,4 +1,5 @@
-"""Fixtures for the ops-alert tests: moto (SNS -> SQS, Secrets Manager) in process, a fake model on 127.0.0.1."""
+"""Fixtures for the ops-alert tests: the dev stage in moto (its ops topic read through a subscribed queue, Secrets
+Manager), a fake model on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -12,59 +13,16 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from notify_samples import SECRET_NAME, STAGE
 
 from reconciler.observability import metrics
-
-
-@dataclass
-class Published:
-    subject: str
-    attributes: dict[str, str]
-    document: dict[str, Any]
-
-
-@dataclass
-class Aws:
-    topic_arn: str
-    queue_url: str
-    sqs: Any
-    sns: Any
-    secrets: Any
-
-    def published(self) -> list[Published]:
-        """Everything the topic delivered to the subscribed queue so far (drains the queue)."""
-        found = []
-        while True:
-            response = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
-            messages = response.get("Messages", [])
-            if not messages:
-                return found
-            for message in messages:
-                envelope = json.loads(message["Body"])
-                found.append(
-                    Published(
-                        subject=envelope.get("Subject", ""),
-                        attributes={k: v["Value"] for k, v in envelope.get("MessageAttributes", {}).items()},
-                        document=json.loads(envelope["Message"]),
-                    )
-                )
-                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
-
-    def put_secret(self, value: str) -> None:
-        self.secrets.create_secret(Name=SECRET_NAME, SecretString=value)
+from tests.aws import Aws
 
 
 @pytest.fixture
-def aws():
+def aws(dev_templates):
+    """The dev stage in in-process moto, with a queue reading what its ops topic delivers."""
     with mock_aws():
-        sns = boto3.client("sns", region_name="us-east-1")
-        sqs = boto3.client("sqs", region_name="us-east-1")
-        topic_arn = sns.create_topic(Name=f"ops-alerts-{STAGE}")["TopicArn"]
-        queue_url = sqs.create_queue(QueueName="ops-alerts-reader")["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
-        yield Aws(topic_arn, queue_url, sqs, sns, boto3.client("secretsmanager", region_name="us-east-1"))
+        yield Aws.provisioned(dev_templates).read_ops_topic()
 
 
 @dataclass

@@ -11,22 +11,20 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 
-import boto3
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from emulator.resources import provision
 from reconciler.domain.errors import InsufficientCredits
 from reconciler.domain.ledger import adjustment_entry, iso_timestamp
 from reconciler.domain.pricing import PriceBook
 from reconciler.repository.sqs_dead_letters import SqsDeadLetters
 from reconciler.service.event_settlement import EventProcessor, SettlementService
 from reconciler.service.reservations import ReservationService
+from tests.aws import Aws
 from tests.events import failed, rendered
 from tests.fakes import InMemoryDeadLetters, InMemorySettlementStore
-from tests.integration.conftest import Aws
 
 USERS = ("ann", "ben", "cid")
 JOBS = 3
@@ -73,12 +71,11 @@ class RacingStore:
 @pytest.fixture(scope="module")
 def stage(dev_templates):
     with mock_aws():
-        session = boto3.session.Session()
-        yield Aws(resources=provision(dev_templates, "dev", session), session=session)
+        yield Aws.provisioned(dev_templates)
 
 
 class FakeStage:
-    """The part of tests/integration/conftest.py's Aws stage that the property uses, over the in-memory fakes."""
+    """The part of tests/aws.py's Aws stage that the property uses, over the in-memory fakes."""
 
     def __init__(self) -> None:
         self.fake = InMemorySettlementStore()

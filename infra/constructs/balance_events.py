@@ -197,10 +197,33 @@ class BalanceEventsAlarms(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         notify = cloudwatch_actions.SnsAction(ops_topic)
-        five_minutes = Duration.minutes(5)
         healthy_without_data = cloudwatch.TreatMissingData.NOT_BREACHING
         gte = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
-        specs = [
+        specs = self._specs(config, function, failure_queue)
+        assert tuple(spec[0] for spec in specs) == BALANCE_EVENT_ALARM_CONCERNS
+        self.all: list[cloudwatch.Alarm] = []
+        for concern, metric, threshold, description in specs:
+            alarm = cloudwatch.Alarm(
+                self,
+                concern,
+                alarm_name=config.names.alarm(concern),
+                alarm_description=description,
+                metric=metric,
+                threshold=threshold,
+                comparison_operator=gte,
+                evaluation_periods=1,
+                treat_missing_data=healthy_without_data,
+                actions_enabled=config.alarm_actions_enabled,
+            )
+            alarm.add_alarm_action(notify)
+            alarm.add_ok_action(notify)
+            self.all.append(alarm)
+
+    @staticmethod
+    def _specs(config: StageConfig, function: lambda_.IFunction, failure_queue: sqs.IQueue) -> list[tuple[str, cloudwatch.IMetric, float, str]]:
+        """The alarms, a table: concern, metric, threshold (greater or equal alarms), description."""
+        five_minutes = Duration.minutes(5)
+        return [
             (
                 "balance-events-errors",
                 function.metric_errors(statistic="Sum", period=five_minutes),
@@ -249,21 +272,3 @@ class BalanceEventsAlarms(Construct):
                 "A given-up stream batch has waited 10 days in the balance-events failure queue; SQS deletes it at 14 days.",
             ),
         ]
-        assert tuple(spec[0] for spec in specs) == BALANCE_EVENT_ALARM_CONCERNS
-        self.all: list[cloudwatch.Alarm] = []
-        for concern, metric, threshold, description in specs:
-            alarm = cloudwatch.Alarm(
-                self,
-                concern,
-                alarm_name=config.names.alarm(concern),
-                alarm_description=description,
-                metric=metric,
-                threshold=threshold,
-                comparison_operator=gte,
-                evaluation_periods=1,
-                treat_missing_data=healthy_without_data,
-                actions_enabled=config.alarm_actions_enabled,
-            )
-            alarm.add_alarm_action(notify)
-            alarm.add_ok_action(notify)
-            self.all.append(alarm)

@@ -220,6 +220,14 @@ class ReconcilerFunction(Construct):
             on_failure=destinations.SqsDestination(dead_letter_queue),
         )
 
+        self._rules(config, dead_letter_queue)
+        self._archive(config)
+        self._grant_least_privilege(config, tables, dead_letter_queue, ops_topic)
+        self._acknowledge()
+
+    def _rules(self, config: StageConfig, dead_letter_queue: sqs.IQueue) -> None:
+        """The render events' rule (to the function, its undeliverable events to the DLQ) and the timer scan's schedule."""
+        names = config.names
         self.events_rule = events.Rule(
             self,
             "EventsRule",
@@ -246,6 +254,10 @@ class ReconcilerFunction(Construct):
             # A scan that could not be delivered before the next tick is superseded by it.
             targets=[targets.LambdaFunction(self.function, max_event_age=config.timer_scan_rate)],
         )
+
+    def _archive(self, config: StageConfig) -> None:
+        """The render events, archived for replay after an incident."""
+        names = config.names
         self.archive = events.Archive(
             self,
             "Archive",
@@ -261,7 +273,8 @@ class ReconcilerFunction(Construct):
         assert isinstance(archive_resource, events.CfnArchive)
         archive_resource.add_property_deletion_override("KmsKeyIdentifier")
 
-        self._grant_least_privilege(config, tables, dead_letter_queue, ops_topic)
+    def _acknowledge(self) -> None:
+        """The cdk-nag findings this construct answers, each with its reason."""
         Validations.of(self.function).acknowledge(
             Acknowledgment(
                 id="Serverless::Serverless-LambdaDLQ",

@@ -21,7 +21,7 @@ from reconciler.repository.balance_event_store import BalanceEventLog
 
 REPO = Path(__file__).resolve().parents[3]
 SMOKE_USER = "smoke-test-user"
-# What a consumer of the pipeline's render events subscribes to: the event contract (README, "Events").
+# What a consumer of the pipeline's render events subscribes to: the event contract (docs/contract.md, "Events").
 PRODUCT_RULE = {"source": ["video.generation"], "detail-type": ["video.rendered", "video.failed"]}
 
 

@@ -24,7 +24,6 @@ from reconciler.bootstrap import build_processor
 from reconciler.config import RuntimeConfig
 from reconciler.domain.ledger import iso_timestamp
 from reconciler.repository.dynamodb import to_item
-from reconciler.service.reservations import ReservationService
 
 OURS, V1, POWERTOOLS = "ours", "v1", "powertools"
 WHO = (OURS, V1, POWERTOOLS)
@@ -144,7 +143,7 @@ def count_requests(dynamodb: Any, sqs: Any, config: RuntimeConfig, prefix: str =
     processor = build_processor(config, dynamodb=dynamodb, sqs=sqs)
     baseline = V1Baseline(dynamodb, config.jobs_table, config.credits_table, config.ledger_table)
     idempotent = PowertoolsIdempotentV1(dynamodb, config.jobs_table, config.credits_table, config.ledger_table, ensure_idempotency_table(dynamodb))
-    reservations = ReservationService(bootstrap.settlement_store(config, dynamodb))
+    reservations = bootstrap.build_reservations(bootstrap.settlement_store(config, dynamodb), config)  # as the hold function builds it
     _warm_up(dynamodb)
     ddb_counter = _Recorder(dynamodb)
     sqs_counter = RequestCounter(sqs)

@@ -39,18 +39,6 @@ ACCOUNT, REGION = "123456789012", "us-east-1"
 ASYNC_WAIT_SECONDS = 600.0
 
 
-class TimedContext(LocalContext):
-    """The invocation's context, its remaining time running down from the function's timeout as in Lambda."""
-
-    def __init__(self, function_name: str, timeout_s: int) -> None:
-        super().__init__(function_name, timeout_s * 1000)
-        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function_name}"
-        self._deadline = time.monotonic() + timeout_s
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(int((self._deadline - time.monotonic()) * 1000), 0)
-
-
 class InProcessFunctions:
     """WSGI middleware in front of moto's app: answers Invoke for the reconciler's functions."""
 
@@ -89,7 +77,7 @@ class InProcessFunctions:
         with self._one_at_a_time:
             self._enter(function)
             event = json.loads(payload) if payload else {}
-            context = TimedContext(function.function_name, int(function.timeout or 30))
+            context = LocalContext(function.function_name, int(function.timeout or 30) * 1000)
             try:
                 result = _handler(function.handler)(event, context)
             except Exception as error:  # noqa: BLE001 - Lambda reports any error of the handler this way

@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from simulator.config_changes import deploy_thresholds
 from simulator.faults import (
     LEDGER_QUERY_FAULTS,
     MARKER_READ_FAULTS,
@@ -63,6 +64,11 @@ class BalanceEventRun:
         self.records: list[dict] = []
         self.given_up: set[str] = set()  # sequence numbers of given-up records
         self.max_retries = self.h.mapping["max_retry_attempts"] if self.plan_of.max_retry_attempts is None else self.plan_of.max_retry_attempts
+        # Thresholds deployed between a record's attempts (simulator.config_changes): those each record ran with.
+        self.deploy_rng = random.Random(f"{run.s.seed}-threshold-deploys") if run.s.threshold_deploys else None
+        self.thresholds = deploy_thresholds(None, self.h.thresholds())  # the stage's, whatever an earlier run deployed
+        self.tried: dict[str, list[tuple[int, int]]] = {}  # sequence number -> the thresholds of each attempt
+        self.alternatives: dict[str, list[dict]] = {}  # crossingId -> what it is under the thresholds of any attempt
 
     def deliver_and_check(self) -> None:
         self.records = self.h.read_stream()
@@ -92,6 +98,7 @@ class BalanceEventRun:
                     return
                 size = self.rng.choice(self.plan_of.batch_sizes)
                 batch = pending[: min(size, bisect) if bisect else size]
+                self._maybe_deploy(retry=bool(attempts or bisect))
                 self.invocation_faults = []
                 failed_at, whole = None, False
                 self.h.fidelity.set_fault_plan(self.fault_plan)
@@ -115,6 +122,7 @@ class BalanceEventRun:
                 finally:
                     self.h.fidelity.set_fault_plan(None)
                 self.covered["balance:invocations"] += 1
+                self._tried(batch[: len(batch) if failed_at is None or whole else failed_at + 1])
                 if failed_at is None and not whole:
                     del pending[: len(batch)]
                     attempts, bisect = 0, 0
@@ -139,6 +147,17 @@ class BalanceEventRun:
                     self.covered["balance:retries"] += 1
         finally:
             sys.stdout = stdout
+
+    def _maybe_deploy(self, retry: bool) -> None:
+        """In the runs that deploy thresholds, before some retries of a batch: another setting of the stage's defaults."""
+        if self.deploy_rng is not None and retry and self.deploy_rng.random() < 0.5:
+            self.thresholds = deploy_thresholds(self.deploy_rng, self.thresholds)
+            self.covered["config:threshold-deploys-between-attempts"] += 1
+
+    def _tried(self, records: list[dict]) -> None:
+        """The records an invocation handled (up to the first it failed) ran with the thresholds deployed then."""
+        for record in records:
+            self.tried.setdefault(record["dynamodb"]["SequenceNumber"], []).append(self.thresholds)
 
     def fault_plan(self, service: str, operation: str, params: dict) -> Any:
         """Faults in AWS's shapes on the stream function's calls; the ones in the documented duplicate window
@@ -168,12 +187,27 @@ class BalanceEventRun:
             self.covered["balance:failed-entries-injected"] += 1
         return stream_fault(label, operation, self.fault_rng)
 
+    def ground_truth(self) -> dict[str, dict]:
+        """Each record's crossings under the thresholds of its last attempt; what each crossing is under the thresholds of
+        any of its attempts (an earlier attempt may have published it before a deploy) in `alternatives`."""
+        stage = self.h.thresholds()
+        truths = {thresholds: ground_truth(self.records, thresholds) for thresholds in {stage, *(t for ts in self.tried.values() for t in ts)}}
+        final: dict[str, dict] = {}
+        for thresholds, crossings in truths.items():
+            for cid, crossing in crossings.items():
+                tried = self.tried.get(crossing["sequence"], [stage])
+                if thresholds in tried:
+                    self.alternatives.setdefault(cid, []).append(crossing)
+                if tried[-1] == thresholds:
+                    final[cid] = crossing
+        return final
+
     def bus(self) -> list[dict]:
         """The balance events EventBridge accepted, in the order it accepted them."""
         return [event for event in self.h.bus if event["source"] == BALANCE_SOURCE]
 
     def check(self) -> None:
-        truth = ground_truth(self.records, self.h.thresholds())
+        truth = self.ground_truth()
         self.covered["balance:crossings"] += len(truth)
         self.covered["balance:events-on-the-bus"] += len(self.bus())
         for invariant in STREAM_CHECKS:
@@ -216,24 +250,29 @@ def every_crossing_is_on_the_bus(delivery: BalanceEventRun, truth: dict[str, dic
 
 
 def every_event_on_the_bus_is_a_crossing_with_its_values(delivery: BalanceEventRun, truth: dict[str, dict]) -> Iterator[str]:
-    """no event on the bus without a ground-truth crossing; each with its crossingId and values, on the configured bus"""
+    """no event on the bus without a ground-truth crossing; each with its crossingId and values (under the thresholds of one of its
+    record's attempts: a deploy may come between them), on the configured bus"""
     for event in delivery.bus():
         detail = event["detail"]
-        expected = truth.get(detail.get("crossingId"))
-        if expected is None:
+        candidates = delivery.alternatives.get(detail.get("crossingId"), [])
+        if not candidates:
             yield f"event on the bus without a ground-truth expected: {event['detail-type']} {json.dumps(detail, default=str)[:300]}"
             continue
-        wrong = {
-            name: (detail.get(name), value)
-            for name, value in expected.items()
-            if name not in ("position",) and (event["detail-type"] if name == "detail-type" else detail.get(name)) != value
-        }
-        if wrong or event["bus"] != delivery.h.event_bus():
-            yield f"event {detail.get('crossingId')} differs from its ground truth (got, expected): {wrong} on bus {event['bus']!r}"
+        wrongs = [
+            {
+                name: (detail.get(name), value)
+                for name, value in expected.items()
+                if name not in ("position",) and (event["detail-type"] if name == "detail-type" else detail.get(name)) != value
+            }
+            for expected in candidates
+        ]
+        if all(wrongs) or event["bus"] != delivery.h.event_bus():
+            yield f"event {detail.get('crossingId')} differs from its ground truth (got, expected): {wrongs[0]} on bus {event['bus']!r}"
 
 
 def each_users_events_are_in_balance_order(delivery: BalanceEventRun, truth: dict[str, dict]) -> Iterator[str]:
-    """per user, the events on the bus are in balance order (stream sequence, then the crossing's place in the change)"""
+    """per user, the events on the bus are in balance order (stream sequence, then the crossing's place in the change; a
+    crossing that only a threshold deployed between a record's attempts implies comes after those published before it)"""
     last: dict[str, tuple[int, int, str]] = {}
     for event in delivery.bus():
         expected = truth.get(event["detail"].get("crossingId"))
@@ -241,7 +280,8 @@ def each_users_events_are_in_balance_order(delivery: BalanceEventRun, truth: dic
             continue
         place = (int(expected["sequence"]), expected["position"], expected["detail-type"])
         latest = last.get(expected["userId"], (0, 0, ""))
-        if place[:2] < latest[:2]:
+        redeployed = len(set(delivery.tried.get(expected["sequence"], []))) > 1
+        if place[:2] < latest[:2] and not (redeployed and place[0] == latest[0]):
             yield (
                 f"events of {expected['userId']!r} out of balance order: {place[2]} of record {place[0]} "
                 f"published after {latest[2]} of record {latest[0]}"
@@ -261,7 +301,9 @@ def no_crossing_is_published_twice_outside_the_window(delivery: BalanceEventRun,
 
 
 def one_marker_per_published_crossing(delivery: BalanceEventRun, truth: dict[str, dict]) -> Iterator[str]:
-    """the BalanceEvents table holds exactly one marker per published crossing, and no marker without its event on the bus"""
+    """the BalanceEvents table holds exactly one marker per published crossing (none where its record was given up, or where a
+    deploy of thresholds took it out of the record's last attempt before its marker was written), and no marker without its event
+    on the bus"""
     from reconciler.repository.dynamodb import from_item
 
     published = Counter(event["detail"].get("crossingId") for event in delivery.bus())
@@ -269,7 +311,11 @@ def one_marker_per_published_crossing(delivery: BalanceEventRun, truth: dict[str
     markers = Counter(item.get("crossingId") for item in map(from_item, items))
     for cid in published:
         found = truth.get(cid)
-        if markers[cid] != 1 and not (markers[cid] == 0 and found is not None and found["sequence"] in delivery.given_up):
+        given_up = found is not None and found["sequence"] in delivery.given_up
+        # A crossing an attempt published before its marker failed, which the record's last attempt (after a deploy of
+        # other thresholds) no longer computes, keeps no marker: nothing retries it.
+        dropped = found is None and cid in delivery.alternatives
+        if markers[cid] != 1 and not (markers[cid] == 0 and (given_up or dropped)):
             yield f"crossing {cid} is on the bus but has {markers[cid]} marker(s) in BalanceEvents"
     for marked, count in markers.items():
         if marked not in published:

@@ -27,8 +27,9 @@ class Injected:
     held: int = 0
 
 
-def inject(run: Run, task: Task) -> Injected:
-    """Writes the damage straight into the tables (no transaction, no product code)."""
+def inject(run: Run, task: Task, before_the_run: bool = False) -> Injected:
+    """Writes the damage straight into the tables (no transaction, no product code). Before the run (operators fix it
+    during the run) an added entry has an id of its own, and a deleted entry is an operator's, not a job's posting."""
     kind, user, amount = task.args
     dynamodb, tables = run.h.dynamodb, run.h.resources.tables
     key = {"userId": {"S": user}}
@@ -41,7 +42,7 @@ def inject(run: Run, task: Task) -> Injected:
         return Injected(user, f"{amount} moved from remaining to held", held=amount)
     if kind == "extra-entry":
         entry = {
-            "ledgerId": {"S": f"sim-extra:{user}"},
+            "ledgerId": {"S": f"sim-extra{'-before' if before_the_run else ''}:{user}"},
             "userId": {"S": user},
             "timestamp": {"S": "2026-01-01T00:00:00.000Z"},
             "type": {"S": "credit" if amount > 0 else "debit"},
@@ -51,15 +52,16 @@ def inject(run: Run, task: Task) -> Injected:
         }
         dynamodb.put_item(TableName=tables["Ledger"], Item=entry)
         return Injected(user, f"an entry of {amount:+d} added to Ledger", ledger=-amount)
-    return _delete_an_entry(run, user, amount)
+    return _delete_an_entry(run, user, amount, before_the_run)
 
 
-def _delete_an_entry(run: Run, user: str, where: float) -> Injected:
+def _delete_an_entry(run: Run, user: str, where: float, only_operators_entries: bool) -> Injected:
     from reconciler.repository.dynamodb import from_item
 
     tables = run.h.resources.tables
     entries = [(name, item) for name in ("Ledger", "UserLedger") for item in run.h.dynamodb.scan(TableName=tables[name])["Items"]]
     mine = sorted(((name, item) for name, item in entries if item["userId"]["S"] == user), key=lambda pair: (pair[0], pair[1]["ledgerId"]["S"]))
+    mine = [(name, item) for name, item in mine if not (only_operators_entries and item["ledgerId"]["S"].startswith("job:"))]
     table, item = mine[min(int(where * len(mine)), len(mine) - 1)]
     key = {name: item[name] for name in run.h.key_names[tables[table]]}
     run.h.dynamodb.delete_item(TableName=tables[table], Key=key)
@@ -75,11 +77,18 @@ def _n(**values: int) -> dict:
 def the_audit_reports_exactly_the_injected_discrepancies(run: Run, injected: list[Injected]) -> Iterator[str]:
     """the operator's audit (all users; and one damaged user's own) reports exactly the users whose books the run damaged, each
     with the kind (ledger, holds) and the difference the damage implies, and nothing else"""
-    from reconciler.ops.audit import Auditor
+    from simulator.tables import expected_kinds, operators_auditor
 
-    auditor = Auditor(run.h.store, run.h.store)  # as the CLI's `audit` builds it
-    expected = {damage.user: damage for damage in injected if damage.ledger or damage.held}
-    found = {discrepancy.user_id: discrepancy for discrepancy in auditor.audit_all()}
+    auditor = operators_auditor(run)
+    # What the world wrote by hand before (damage no fix repaired, held with no hold behind it, holds claimed with no
+    # balance behind them) is found too; users whose balance the world stored damaged are not audited.
+    off = run.books.off_the_books()
+    expected = {user: Injected(user, f"off by {ledger}, {held} before", ledger, held) for user, (ledger, held) in off.items()}
+    for hit in injected:
+        before = expected.get(hit.user, Injected(hit.user, ""))
+        expected[hit.user] = Injected(hit.user, f"{before.what}; {hit.what}".strip("; "), before.ledger + hit.ledger, before.held + hit.held)
+    expected = {user: both for user, both in expected.items() if both.ledger or both.held}
+    found = {discrepancy.user_id: discrepancy for discrepancy in auditor.audit_all() if discrepancy.user_id not in run.books.damaged_balances}
     for user in sorted(set(expected) | set(found)):
         damage, discrepancy = expected.get(user), found.get(user)
         if discrepancy is None:
@@ -87,9 +96,11 @@ def the_audit_reports_exactly_the_injected_discrepancies(run: Run, injected: lis
             continue
         report = (discrepancy.difference, discrepancy.held_difference, tuple(discrepancy.kinds))
         if damage is None:
+            if report[2] and report == (0, 0, expected_kinds(run, 0, 0, discrepancy)):
+                continue  # whole books; it names the world's hand-written holds as ignored, as it must
             yield f"the audit reports {user!r}, whose books are whole: {discrepancy.as_dict()}"
             continue
-        kinds = tuple(kind for kind, off in (("ledger", damage.ledger), ("holds", damage.held)) if off)
+        kinds = expected_kinds(run, damage.ledger, damage.held, discrepancy)
         if report != (damage.ledger, damage.held, kinds):
             yield f"the audit reports {user!r} as {discrepancy.as_dict()}; the damage ({damage.what}) implies {damage.ledger}, {damage.held}, {kinds}"
     if expected:

@@ -1,4 +1,4 @@
-"""Fault plans: what the simulator injects at the botocore boundary, in AWS's own shapes (simulator.fidelity),
+"""Fault plans: what the simulator injects at the botocore boundary, in AWS's own shapes (emulator.fidelity),
 into the money path's calls and the balance-events function's.
 
 The plans only say what to inject; the run decides when (its seeded generators), and counts what it injected.

@@ -1,4 +1,4 @@
-"""The cluster: one in-process AWS (moto, made faithful by `simulator.fidelity`) for the process, with the
+"""The cluster: one in-process AWS (moto, made faithful by `emulator.fidelity`) for the process, with the
 stage's tables, queues and functions' environment as the templates define them, emptied between runs.
 """
 

@@ -10,12 +10,12 @@ import traceback
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from simulator.oracle import HOLD, LEGACY
+from simulator.oracle import LEGACY, OracleJob
 from simulator.records import Attempt
 
 if TYPE_CHECKING:
-    from simulator.invariants import Tables
     from simulator.run import Run
+    from simulator.tables import Tables
 
 
 def _error(attempt: Attempt) -> str:
@@ -84,18 +84,21 @@ def every_hold_the_oracles_balance_covers_succeeds(run: Run, tables: Tables) -> 
 
 
 def every_hold_is_settled_or_released_by_the_end(run: Run, tables: Tables) -> Iterator[str]:
-    """every hold, and every v2 reservation, is settled or released by the end of the run (after the closing phase delivered a
-    render or a failure of every job still holding credits): no job holds credits, no balance holds anything"""
+    """every hold, and every reservation made before settlement records, is settled or released by the end of the run (after the
+    closing phase delivered a render or a failure of every job still holding credits): no record holds a hold open, no Jobs item
+    from before the cut-off holds a reservation unsettled, and no balance holds anything but what the world moved there by hand"""
     for job_id, job in run.books.jobs.items():
-        if job.kind in (HOLD, LEGACY) and not job.settled:
+        if job.holding or (job.kind == LEGACY and not job.settled):
             yield f"job {job_id!r} of {job.user!r} still holds {job.reserved} credits ({job.kind}) at the end of the run"
-    damaged = {job_id for job_id, job in run.books.jobs.items() if job.damaged}
-    for job_id, stored in tables.jobs.items():
-        if stored.get("reservedCredits") and not stored.get("settledAs") and job_id not in damaged:
-            yield f"job {job_id!r} is stored unsettled with reservedCredits={stored.get('reservedCredits')} at the end of the run"
+    for job_id, record in tables.records.items():
+        if "holdUser" in record:
+            yield f"the record of job {job_id!r} still holds {record.get('heldCredits')} credits open at the end of the run"
+    for job_id in tables.jobs:
+        if tables.legacy_reservation(job_id) and not run.books.jobs.get(job_id, OracleJob("")).damaged:
+            yield f"job {job_id!r} from before the cut-off is stored unsettled with reservedCredits={tables.jobs[job_id].get('reservedCredits')}"
     for user, item in tables.credit_items.items():
-        if int(item.get("held", 0)):
-            yield f"{user!r} still holds {item.get('held')} at the end of the run"
+        if user not in run.books.damaged_balances and int(item.get("held", 0)) != run.books.by_hand[user]:
+            yield f"{user!r} still holds {item.get('held')} at the end of the run (moved to held by hand: {run.books.by_hand[user]})"
 
 
 # The bound, from the code (runtime/reconciler/service/event_settlement.py, _decide_and_commit; retrying.py): an attempt of a
@@ -106,15 +109,16 @@ def every_hold_is_settled_or_released_by_the_end(run: Run, tables: Tables) -> It
 
 
 def re_decisions_and_retries_per_event_stay_within_their_bound(run: Run, tables: Tables) -> Iterator[str]:
-    """per Lambda attempt of an event, with I the writes by anyone else while it ran and F the faults, stale reads and races
-    injected into it: at most 1 + I + F balance re-decisions (one on the balance a failed guard returns, again only if the balance
-    changed since) and at most 2 (1 + I + F) transactions (two per settlement attempt, a new attempt only after a write by someone
-    else, a stale read or a fault); a reserve() call re-decides at most once and writes at most 1 + I + F times"""
+    """per Lambda attempt of an event, with I the writes by anyone else while it ran, F the faults, stale reads and races injected
+    into it, and U 1 if its first transaction was refused on a Jobs item it did not read (0 otherwise): at most 1 + I + F + U balance
+    re-decisions (one on the balance a failed guard returns, again only if the balance changed since) and at most 2 (1 + I + F + U)
+    transactions (two per settlement attempt, a new attempt only after a write by someone else, a stale read, a fault or that
+    refusal); a reserve() call re-decides at most once and writes at most 1 + I + F times"""
     for invocation in run.invocations:
         if invocation.task.kind != "event":
             continue
         for number, attempt in enumerate(invocation.attempts, 1):
-            allowed = 1 + attempt.interference + attempt.injected
+            allowed = 1 + attempt.interference + attempt.injected + min(1, attempt.unread_refusals)
             if attempt.balance_cancellations > allowed or attempt.transactions > 2 * allowed:
                 yield (
                     f"attempt {number} of {invocation.task.describe()[:160]} made {attempt.balance_cancellations} balance re-decisions and "

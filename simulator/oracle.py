@@ -15,7 +15,11 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-HOLD, LEGACY = "hold", "legacy"  # how a job's reservation was made: a hold (no posting), or posted by v2
+# How a job's reservation was made: a recorded hold (no posting), posted by v2, or a hold on the Jobs item made before
+# settlement records; the last two only on Jobs items created before the cut-off (CUT_OFF).
+HOLD, LEGACY, LEGACY_HOLD = "hold", "legacy", "legacy-hold"
+# runtime/reconciler/contract.py, StageLimits.legacy_reservations_before (docs/pipeline.md), restated.
+CUT_OFF = "2026-12-07T00:00:00.000Z"
 SETTLED, DUPLICATE, CONFLICT, REJECTED = "settled", "duplicate", "conflict", "rejected"
 
 # Credits per second of rendered video: runtime/reconciler/domain/prices.json restated, with the dev stage's
@@ -30,9 +34,21 @@ PRICES = {
 }
 
 
-def render_cost(model: str, seconds: Fraction) -> int:
+# Deploys of new prices during a run (simulator.config_changes): each a new table, in the order deployed.
+PRICE_DEPLOYS = (
+    {**PRICES, "test": Fraction(3, 2), "hd-v2": Fraction(3)},
+    {**PRICES, "standard-v1": Fraction(9, 4), "test": Fraction(1, 2)},
+)
+
+
+def prices_at(epoch: int) -> dict[str, Fraction]:
+    """The price table after `epoch` deploys."""
+    return PRICES if epoch == 0 else PRICE_DEPLOYS[epoch - 1]
+
+
+def render_cost(model: str, seconds: Fraction, epoch: int = 0) -> int:
     """prices.json's rule: a render costs ceil(seconds * price) whole credits (a started credit is spent)."""
-    return math.ceil(seconds * PRICES[model])
+    return math.ceil(seconds * prices_at(epoch)[model])
 
 
 @dataclass(frozen=True)
@@ -64,14 +80,26 @@ def generated_event(envelope: dict) -> GeneratedEvent:
 
 @dataclass
 class OracleJob:
-    user: str
+    user: str  # its owner: the user of its settlement record, else of its Jobs item
     reserved: int = 0
-    kind: str = ""  # HOLD, LEGACY, or "" (no reservation)
+    kind: str = ""  # HOLD, LEGACY, LEGACY_HOLD, or "" (no reservation that counts)
     settled: str | None = None
     before_the_run: bool = False  # settled by the v2 code in the seeded world
-    damaged: bool = False  # the world stored it damaged: every event of it is refused
+    # The world stored it damaged: "always" (every event of it is refused: the write's condition on the item fails,
+    # so the item is read), "maybe" (refused only when a retry reads the item; a first attempt does not read it).
+    damaged: str = ""
     settled_by: tuple[str, str] | None = None  # (event id, Lambda request id) of its settlement
     conflicts: set[tuple[str, str]] = field(default_factory=set)  # (event id, request id) of each conflict recorded
+    recorded: bool = False  # it has a settlement record (a hold made, or a settlement in the run)
+    released: bool = False  # its recorded hold was given back by release()
+    hold_model: str | None = None  # the model and unit price a recorded hold was made at, and the price deploys then
+    unit_price: Fraction | None = None
+    held_epoch: int = 0
+
+    @property
+    def holding(self) -> int:
+        """What it holds on its user's `held` now."""
+        return self.reserved if self.kind in (HOLD, LEGACY_HOLD) and not self.settled and not self.released else 0
 
 
 @dataclass
@@ -79,11 +107,14 @@ class Books:
     """An independent model of the money path (no runtime code): each user's `remaining` and `held`, each job's
     reservation and settlement, and every posting each must leave, applied one commit at a time.
 
-    A reservation moves credits remaining -> held and posts nothing. Rendering a held job releases the hold and
-    posts one charge; failing it releases the hold and posts nothing. A v2 reservation (posted as a `reserve`
-    debit) is undone by postings: a release and a charge, or a refund. A job without a reservation posts its
-    charge, or nothing when it fails. Opening balances and adjustments are Ledger entries, so each user's
-    initial balance is 0 and remaining + held = the sum of both ledgers, always."""
+    A hold moves remaining -> held and posts nothing; it is recorded with the unit price of its model then, and a
+    render of that model is charged at it. Rendering a held job releases the hold and posts one charge; failing it
+    releases the hold and posts nothing; release() gives it back. A v2 reservation (posted as a `reserve` debit,
+    on a Jobs item created before the cut-off) is undone by postings: a release and a charge, or a refund; a hold
+    written on a Jobs item before the cut-off is released like a recorded one. Reservation attributes on a later
+    Jobs item count for nothing. A job without a reservation posts its charge, or nothing when it fails. Opening
+    balances and adjustments are Ledger entries, so each user's initial balance is 0 and remaining + held = the
+    sum of both ledgers, except what the world moved by hand (`by_hand`: remaining -> held with no hold)."""
 
     remaining: Counter = field(default_factory=Counter)
     held: Counter = field(default_factory=Counter)
@@ -91,6 +122,11 @@ class Books:
     jobs: dict[str, OracleJob] = field(default_factory=dict)
     # Job postings: ledgerId -> (table, user, type, amount); the run's go to UserLedger, v2's are in Ledger.
     postings: dict[str, tuple[str, str, str, int]] = field(default_factory=dict)
+    by_hand: Counter = field(default_factory=Counter)  # held moved by hand, no hold behind it (the audit's to find)
+    claimed: Counter = field(default_factory=Counter)  # held that Jobs items from before the cut-off claim, never paid
+    off_ledger: Counter = field(default_factory=Counter)  # posted balance less the ledgers' sum: books damaged, not yet fixed
+    damaged_balances: set[str] = field(default_factory=set)  # users whose Credits item holds figures that are not numbers
+    epoch: int = 0  # the price deploys so far (PRICE_DEPLOYS)
 
     def adjust(self, user: str, amount: int) -> None:
         self.users.add(user)
@@ -102,61 +138,96 @@ class Books:
     def post(self, job_id: str, user: str, posting: str, kind: str, amount: int, table: str) -> None:
         self.postings[job_ledger_id(job_id, posting)] = (table, user, kind, amount)
 
-    def v2_reservation(self, job_id: str, user: str, credits: int) -> None:
-        self.adjust(user, -credits)
-        self.jobs[job_id] = OracleJob(user, credits, LEGACY)
-        self.post(job_id, user, "reserve", "debit", credits, "Ledger")
+    def v2_reservation(self, job_id: str, user: str, credits: int, kind: str = LEGACY) -> None:
+        """A reservation made on a Jobs item before the cut-off: v2's (posted) or a hold of the code before records."""
+        if kind == LEGACY:
+            self.adjust(user, -credits)
+            self.post(job_id, user, "reserve", "debit", credits, "Ledger")
+        else:
+            self.adjust(user, -credits)
+            self.held[user] += credits
+        self.jobs[job_id] = OracleJob(user, credits, kind)
 
-    def hold(self, job_id: str, user: str, credits: int) -> list[str]:
+    def hold(self, job_id: str, user: str, credits: int, model: str, epoch: int) -> list[str]:
         problems = []
         if not self.covers(user, credits):
             have = self.remaining[user] if user in self.users else "no balance"
             problems.append(f"a hold of {credits} for job {job_id!r} was made while {user!r} had {have} to spend")
         job = self.jobs.get(job_id)
-        if job is not None and (job.reserved or job.settled):
-            problems.append(f"job {job_id!r} was reserved again (it held {job.reserved}, settled {job.settled})")
+        if job is not None and (job.reserved or job.settled or job.recorded):
+            problems.append(f"job {job_id!r} was reserved again (it held {job.reserved} ({job.kind}), settled {job.settled})")
         self.adjust(user, -credits)
         self.held[user] += credits
-        self.jobs[job_id] = OracleJob(user, credits, HOLD)
+        self.jobs[job_id] = OracleJob(user, credits, HOLD, recorded=True, hold_model=model, unit_price=prices_at(epoch)[model], held_epoch=epoch)
         return problems
+
+    def release(self, job_id: str) -> list[str]:
+        job = self.jobs.get(job_id)
+        if job is None or job.kind != HOLD or not job.holding:
+            return [f"a hold of job {job_id!r} was released, but the oracle knows no open hold of it"]
+        job.released = True
+        self.held[job.user] -= job.reserved
+        self.adjust(job.user, job.reserved)
+        return []
+
+    def unit_price(self, job_id: str, model: str, epoch: int) -> Fraction:
+        """The price a render of `model` is charged at: its hold's, when held for that model; else the price book's."""
+        job = self.jobs.get(job_id)
+        if job is not None and job.unit_price is not None and job.hold_model == model:
+            return job.unit_price
+        return prices_at(epoch)[model]
+
+    def cost(self, event: GeneratedEvent, epoch: int) -> int:
+        if event.kind != "rendered":
+            return 0
+        return math.ceil((event.seconds or Fraction(0)) * self.unit_price(event.job_id, event.model or "", epoch))
 
     def settle(self, job_id: str, user: str, outcome: str, cost: int, by: tuple[str, str], table: str = "UserLedger") -> tuple[int, bool]:
         """Applies a settlement by (event id, request id); returns (its change to remaining, whether it settles
         into an overdraft)."""
         job = self.jobs.setdefault(job_id, OracleJob(user))
-        job.settled_by = by
-        reserved, kind = job.reserved, job.kind
+        job.settled_by, job.recorded = by, job.recorded or table == "UserLedger"
+        reserved, kind, holding = job.reserved, job.kind, job.holding
+        given_back = reserved if kind == LEGACY else holding
         if outcome == "rendered":
-            if kind == LEGACY and reserved:
+            if kind == LEGACY:
                 self.post(job_id, user, "release", "credit", reserved, table)
             self.post(job_id, user, "charge", "debit", cost, table)
-            change = (reserved if kind else 0) - cost
+            change = given_back - cost
         else:
-            if kind == LEGACY and reserved:
+            if kind == LEGACY:
                 self.post(job_id, user, "refund", "credit", reserved, table)
-            change = reserved if kind else 0
-        if kind == HOLD:
-            self.held[user] -= reserved
-        if outcome == "rendered" or kind:  # a settlement that moves anything writes (or creates) the Credits item
+            change = given_back
+        self.held[user] -= holding
+        if outcome == "rendered" or given_back:  # a settlement that moves anything writes (or creates) the Credits item
             self.adjust(user, change)
         job.settled = outcome
         return change, change < 0 and self.remaining[user] < 0
+
+    def given_back(self, job_id: str) -> int:
+        """What a settlement of the job now gives back to `remaining` (its hold, or its v2 reservation)."""
+        job = self.jobs.get(job_id)
+        if job is None or job.settled:
+            return 0
+        return job.reserved if job.kind == LEGACY else job.holding
 
     def record_conflict(self, job_id: str, event_id: str, request_id: str) -> None:
         self.jobs[job_id].conflicts.add((event_id, request_id))
 
     def expected_outcome(self, event: GeneratedEvent, request_id: str) -> str:
         """How a delivery of `event` in Lambda request `request_id` must end, from what the books know of its job
-        now (in commit order, so after this delivery's own writes). docs/ledger.md and the settlement design,
-        restated: an event of another user's job, or of a damaged job, is refused; a settled job never moves
-        again, so the same terminal event is a duplicate and the other one a conflict (recorded; its redelivery
-        is a duplicate); but a settlement or a conflict this very event wrote in this very request is this
-        delivery's own (its answer was lost or its invocation timed out), reported as such."""
+        now (in commit order, so after this delivery's own writes). The settlement design, restated: an event of
+        another user's job, or of a damaged job, is refused; a settled job never moves again, so the same terminal
+        event is a duplicate and the other one a conflict (recorded; its redelivery is a duplicate); but a
+        settlement or a conflict this very event wrote in this very request is this delivery's own (its answer
+        was lost or its invocation timed out), reported as such. A job damaged only where a retry reads it is
+        settled by a first attempt, or refused once a retry reads it."""
         job = self.jobs.get(event.job_id)
-        if job is not None and (job.user != event.user or job.damaged):
+        if job is not None and (job.user != event.user or job.damaged in ("always", "balance")):
             return REJECTED
         if job is None or job.settled is None:
-            return "unsettled"  # no outcome but a rejection can leave the job unsettled
+            # No outcome but a rejection can leave the job unsettled: one of a damaged item that a retry read.
+            return REJECTED if job is not None and job.damaged else "unsettled"
         if job.settled_by == (event.event_id, request_id):
             return SETTLED
         if (event.event_id, request_id) in job.conflicts:
@@ -166,24 +237,34 @@ class Books:
         return CONFLICT
 
     def refuses_reservation(self, job_id: str, user: str, credits: int) -> str | None:
-        """Why the reservation design refuses a hold for this job now (None: it may hold, or is already in
-        place): another user's job, a settled one, or one reserved with other credits."""
+        """Why the holds design refuses a hold for this job now (None: it may hold, or is already in place):
+        another user's job, a settled one, one whose hold was released, or one reserved with other credits."""
         job = self.jobs.get(job_id)
-        if job is None:
-            return None
+        if job is None or not (job.recorded or job.kind in (LEGACY, LEGACY_HOLD)):
+            return None  # a Jobs item the pipeline wrote says nothing of holds
         if job.user != user:
             return f"the job is {job.user!r}'s"
         if job.settled:
             return f"the job is settled ({job.settled})"
+        if job.released:
+            return "its hold was released"
         if job.reserved and job.reserved != credits:
             return f"the job holds {job.reserved}"
         return None
 
+    def off_the_books(self) -> dict[str, tuple[int, int]]:
+        """user -> what the audit must find off: (posted less the ledgers' sum, held less the open holds as the audit counts
+        them: held by hand, less held claimed), for the users off at all; users with damaged balances are not audited."""
+        off = {
+            user: (self.off_ledger[user], self.by_hand[user] - self.claimed[user])
+            for user in set(self.off_ledger) | set(self.by_hand) | set(self.claimed)
+        }
+        return {user: figures for user, figures in off.items() if any(figures) and user not in self.damaged_balances}
+
     def open_holds(self) -> Counter:
         held: Counter = Counter()
         for job in self.jobs.values():
-            if job.kind == HOLD and not job.settled:
-                held[job.user] += job.reserved
+            held[job.user] += job.holding
         return held
 
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 class Races:
     def __init__(self, run: Run) -> None:
+        self.run = run
         self.h, self.result, self.books, self.local = run.h, run.result, run.books, run.local
         self.commits = run.commits
         self.rng = random.Random(f"{run.s.seed}-races")  # its own stream: the faults stay as they were
@@ -43,7 +44,7 @@ class Races:
             if op.get("TableName") == credits and op.get("ConditionExpression")
         ]
         task = getattr(self.local, "task", None)
-        if not guarded or task is None:
+        if not guarded or task is None or guarded[0]["Key"]["userId"]["S"] in self.books.damaged_balances:
             return None
         change = self._expected_change(task)
         return None if change is None else (guarded[0], change)
@@ -51,14 +52,14 @@ class Races:
     def _expected_change(self, task: Task) -> int | None:
         if task.kind == "reserve":
             return -int(task.args[3])
-        if task.kind != "event" or task.expect != "valid":
+        envelope = getattr(self.local, "event", None)
+        if task.kind not in ("event", "replay") or not isinstance(envelope, dict) or task.expect == "invalid":
             return None
-        event = generated_event(task.args[0])
+        event = generated_event(envelope)
         job = self.books.jobs.get(event.job_id)
         if job is not None and job.settled:
             return None
-        given_back = job.reserved if job is not None and job.kind else 0
-        return given_back - event.cost
+        return self.books.given_back(event.job_id) - self.books.cost(event, self.run.call_epoch())
 
     def _race(self, race: tuple[dict, int], same_side: bool) -> None:
         from reconciler.ops.adjustments import Adjuster
@@ -67,7 +68,7 @@ class Races:
         fidelity, rng = self.h.fidelity, self.rng
         item = fidelity.read_item(self.h.dynamodb, self.h.resources.tables["Credits"], operation["Key"])
         user = operation["Key"]["userId"]["S"]
-        balance = int(item["remaining"]["N"]) if item and "remaining" in item else 0
+        balance = int(item["remaining"]["N"]) if item and "N" in item.get("remaining", {}) else 0
         covered = balance + change >= 0
         # Same side: a few credits more when covered, fewer when short. Across: to one credit short of covered,
         # or from short to exactly covered.

@@ -22,6 +22,7 @@ class Attempt:
     races: int = 0  # concurrent balance changes injected before its writes
     transactions: int = 0  # TransactWriteItems AWS answered, committed or cancelled
     balance_cancellations: int = 0  # of them, cancelled on the balance's condition alone
+    unread_refusals: int = 0  # of them, cancelled on the condition of a Jobs item the attempt did not read
     covered_refusals: list[str] = field(default_factory=list)  # hold conditions that failed while the oracle's balance covered
     error: BaseException | None = None  # what left the handler (or the call)
 

@@ -18,15 +18,23 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from reconciler import json_text
+from reconciler.repository.sqs_dead_letters import escape_for_sqs
+from simulator import edges
 from simulator.commits import CommitOracle
+from simulator.config_changes import deploy_prices
+from simulator.direct_calls import DirectCalls
+from simulator.edges import EDGE_SETUP
 from simulator.faults import MAX_MONEY_PATH_FAULTS, SimulatedTimeout, money_path_fault
 from simulator.harness import STAGE, Harness
-from simulator.oracle import HOLD, LEGACY, REJECTED, Books, generated_event
+from simulator.operators import OPERATOR_KINDS, Operators
+from simulator.oracle import LEGACY, REJECTED, Books, generated_event
+from simulator.pipeline import PIPELINE_KINDS, Pipeline
 from simulator.races import Races
 from simulator.records import Attempt, Invocation, ReserveCall
 from simulator.scenario import Scenario, Task, terminal_event
 from simulator.scheduler import Scheduler
-from simulator.world import World, hours_ago
+from simulator.world import World
 
 
 @dataclass
@@ -51,7 +59,6 @@ class Run:
         self.faults_left = MAX_MONEY_PATH_FAULTS
         self.sns_faults = 0
         self.alert_attempts: list[str] = []
-        self.pipeline_writes: dict[str, tuple[str, bool]] = {}
         self.request_numbers = iter(range(1, 10**6))
         self.killed_scans: set[str] = set()
         self.failed_requests: set[str] = set()  # invocations whose every attempt failed: Lambda's on-failure destination
@@ -67,10 +74,16 @@ class Run:
         self.commits = CommitOracle(self)
         self.races = Races(self)
         self.world = World(harness, self.books, self.result.covered)
+        self.pipeline = Pipeline(self)
+        self.operators = Operators(self)
+        self.closing_scan = False
+        self.ticks = 0  # the closing phase ended with a timer-scan tick (after whole saves of jobs)
         # Eventually consistent reads of a job answer an earlier version (fidelity.py, 7.) at this run's rate; its
         # own stream too. A third of the runs read only current versions, as moto would.
         self.stale_rng = random.Random(f"{scenario.seed}-stale")
         self.stale_rate = self.stale_rng.choice((0.0, 0.3, 0.7))
+        self.direct = DirectCalls(self)
+        self.prices = self.direct.stage_prices()
 
     # --- faults, at the botocore boundary ---------------------------------------------------------------
     def stale_read_plan(self, table: str, available: int) -> int:
@@ -89,10 +102,15 @@ class Run:
             return None  # set-up, checks, and the concurrent writer of a race: not a worker, no switch, no fault
         self.local.race = None
         if service == "dynamodb":
+            # The prices the worker decided on since its last call: a deploy can come only at a hand-over.
+            self.local.epoch = self.books.epoch
+            self.ticks += 1  # the run's logical clock: lagging indexes count their lag in it
             self.scheduler.switch_point()
             if operation == "TransactWriteItems" and not self.closing:
                 self.races.before_a_transaction(params)
         rng = self.fault_rngs.get(service)
+        if getattr(self.local, "no_faults", False):
+            return None  # an operator's process: no Lambda around it
         if self.closing or rng is None or self.faults_left <= 0 or rng.random() >= self.s.fault_rate:
             return None
         self.faults_left -= 1
@@ -109,6 +127,10 @@ class Run:
             attempt.faults.append(label)
             attempt.fault_errors.extend([made.error] if made.error is not None else [])
         return made
+
+    def call_epoch(self) -> int:
+        """The price deploys in force when the running worker made its decision (before its last hand-over)."""
+        return getattr(self.local, "epoch", self.books.epoch)
 
     # --- tasks ------------------------------------------------------------------------------------------
     def context(self, request_id: str) -> Any:
@@ -134,9 +156,11 @@ class Run:
         invocation = Invocation(task, f"req-{self.s.seed}-{next(self.request_numbers)}")
         self.invocations.append(invocation)
         self.local.request_id = invocation.request_id
+        self.local.event = "timer-scan" if task.kind == "scan" else event  # what a settlement in this invocation settles
+        self.local.invocation_epoch = self.books.epoch
         self.local.stale_read = False  # not carried over from an invocation whose every attempt failed
         for _attempt in range(3):
-            attempt = self._attempt_begins()
+            attempt = self.attempt_begins()
             invocation.attempts.append(attempt)
             try:
                 summary = handler(event, self.context(invocation.request_id))
@@ -154,10 +178,28 @@ class Run:
                 self._answered(invocation, summary)
                 return
             finally:
-                self._attempt_ends(attempt)
+                self.attempt_ends(attempt)
         invocation.end = "on-failure-destination"
         self.failed_requests.add(invocation.request_id)
         self.result.covered["lambda-on-failure-destination"] += 1
+        self._on_failure_record(invocation, event)
+
+    def _on_failure_record(self, invocation: Invocation, event: Any) -> None:
+        """Lambda's record of an invocation whose every attempt failed, in its on-failure destination (the DLQ): Lambda's
+        own send, not the worker's call (no hand-over, no fault)."""
+        error = invocation.attempts[-1].error
+        record = {
+            "version": "1.0",
+            "requestContext": {"requestId": invocation.request_id, "condition": "RetriesExhausted", "approximateInvokeCount": 3},
+            "requestPayload": event,
+            "responsePayload": {"errorType": type(error).__name__, "errorMessage": str(error)[:200]},
+        }
+        worker, self.scheduler.local.index = self.scheduler.local.index, None
+        try:
+            body = escape_for_sqs(json_text.dumps(record, default=str, ensure_ascii=False))
+            self.h.sqs.send_message(QueueUrl=self.h.resources.dlq_url, MessageBody=body)
+        finally:
+            self.scheduler.local.index = worker
 
     def _answered(self, invocation: Invocation, summary: dict) -> None:
         """The handler's answer, and the oracle's outcome for the event at that moment (in commit order)."""
@@ -172,11 +214,14 @@ class Run:
             self.result.covered[f"stale:outcome:{summary.get('outcome', 'scan')}:attempts-{min(summary.get('attempts', 1), 3)}"] += 1
         self.local.stale_read = False
 
-    def _attempt_begins(self) -> Attempt:
+    def settlement_service(self) -> Any:
+        return self.direct.settlement_service()
+
+    def attempt_begins(self) -> Attempt:
         self.local.attempt = Attempt(writes_before=self.commits.writes)
         return self.local.attempt
 
-    def _attempt_ends(self, attempt: Attempt) -> None:
+    def attempt_ends(self, attempt: Attempt) -> None:
         attempt.writes_after = self.commits.writes
         self.local.attempt = None
 
@@ -201,70 +246,23 @@ class Run:
         elif task.kind == "scan":
             self.invoke(task, {"source": "aws.events", "detail-type": "Scheduled Event", "id": "tick", "detail": {}})
         elif task.kind == "reserve":
-            self._reserve(task)
+            self.direct.reserve(task)
         elif task.kind == "adjust":
-            self._adjust(task)
-        elif task.kind == "pipeline":
-            self._pipeline_write(task)
+            self.direct.adjust(task)
+        elif task.kind == "release":
+            self.direct.release(task)
+        elif task.kind in PIPELINE_KINDS:
+            self.pipeline.execute(task)
+        elif task.kind in OPERATOR_KINDS:
+            self.operators.execute(task)
+        elif task.kind == "deploy-prices":
+            deploy_prices(self)
+        elif task.kind == "sequence":
+            for step in task.args:
+                self.execute(step)
 
-    def _reserve(self, task: Task) -> None:
-        """The pipeline's reserve() call: its answer, and the oracle's reason to refuse it when it returned."""
-        from reconciler.domain.errors import InsufficientCredits, InvalidEvent, ReservationRefused
-        from reconciler.service.reservations import ReservationService
-
-        attempt = self._attempt_begins()
-        self.calls.append((task, attempt))
-        answers = {InvalidEvent: "invalid", InsufficientCredits: "insufficient", ReservationRefused: "refused"}
-        try:
-            ReservationService(self.h.store, backoff=self._backoff).reserve(*task.args)
-            result = "held"  # or already in place
-            if task.expect == "invalid":
-                self.result.failures.append(f"reserve() accepted what settlement refuses: {task.describe()[:200]}")
-        except (InvalidEvent, InsufficientCredits, ReservationRefused) as answer:
-            result = next(name for kind, name in answers.items() if isinstance(answer, kind))
-        except (Exception, SimulatedTimeout) as error:  # noqa: BLE001 - judged by the invariants: only an injected fault may cause it
-            # The pipeline is told, or its process died mid-call: the write landed or not, the books must balance.
-            result, attempt.error = ("timeout" if isinstance(error, SimulatedTimeout) else "gave-up"), error
-        finally:
-            self._attempt_ends(attempt)
-        job_id, user, _, credits = task.args
-        refusal = "invalid" if task.expect == "invalid" else self.books.refuses_reservation(job_id, user, credits)
-        self.reserve_calls.append(ReserveCall(task, attempt, result, refusal))
-
-    def _adjust(self, task: Task) -> None:
-        from reconciler.domain.errors import InvalidEvent
-        from reconciler.ops.adjustments import Adjuster
-        from reconciler.ops.operator_error import OpsError
-
-        user, amount, reference = task.args
-        if not amount:
-            return
-        attempt = self._attempt_begins()
-        self.calls.append((task, attempt))
-        try:
-            Adjuster(self.h.store, backoff=self._backoff).adjust(user, amount, "simulated", reference, "sim")
-        except (OpsError, InvalidEvent):
-            pass  # refused, with its reason, to the operator
-        except (Exception, SimulatedTimeout) as error:  # noqa: BLE001 - judged by the invariants: only an injected fault may cause it
-            attempt.error = error
-        finally:
-            self._attempt_ends(attempt)
-
-    def _pipeline_write(self, task: Task) -> None:
-        job_id, status = task.args
-        try:
-            old = self.h.dynamodb.update_item(
-                TableName=self.h.resources.tables["Jobs"],
-                Key={"jobId": {"S": job_id}},
-                ReturnValues="ALL_OLD",
-                UpdateExpression="SET #s = :s, updatedAt = :now",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={":s": {"S": status}, ":now": {"S": hours_ago(0)}},
-            ).get("Attributes", {})
-            self.pipeline_writes[job_id] = (status, "settledAs" in old)
-        except (Exception, SimulatedTimeout):  # noqa: BLE001 - an injected fault: the pipeline's write may or may not have happened
-            self.pipeline_writes.pop(job_id, None)
-            self.pipeline_writes[job_id + "?"] = (status, True)
+    def backoff(self, *_: Any) -> Any:
+        return self._backoff()
 
     def _backoff(self, *_: Any) -> Any:
         from reconciler.service.retrying import Backoff
@@ -278,13 +276,21 @@ class Run:
         from simulator.invariants import read_tables, the_operators_audit_finds_the_books_clean
 
         for task in self.s.setup:
-            self.world.arrange(task)
+            if task.kind in PIPELINE_KINDS:
+                self.pipeline.execute(task)
+            elif task.kind == "damage-books":
+                self.operators.damage(task)
+            elif task.kind in EDGE_SETUP:
+                edges.arrange(self, task)
+            else:
+                self.world.arrange(task)
         queues: list[list[Task]] = [[] for _ in range(self.s.workers)]
         for task in self.s.tasks:
             queues[self.rng.randrange(self.s.workers)].append(task)
         with self._observed():
             finished = self.scheduler.run([partial(self.execute_queue, queue) for queue in queues])
             # The audit with the holds still open (after the closing phase none is)
+            self.h.fidelity.catch_up_indexes()  # the books are judged, not the lag (the fixes and the scan met it)
             self.result.failures.extend(the_operators_audit_finds_the_books_clean(self, read_tables(self)))
             self.closing, self.closing_tasks = True, self._closing_tasks()
             self.result.covered["closing:events"] += len(self.closing_tasks)
@@ -311,7 +317,8 @@ class Run:
         self.h.fidelity.violations.clear()
         self.h.fidelity.item_corrections.clear()
         self.h.fidelity.set_fault_plan(self.plan)
-        self.h.fidelity.set_stale_reads(self.stale_read_plan, frozenset({self.h.resources.tables["Jobs"]}))
+        self.h.fidelity.set_index_lag(*self._index_lag())
+        self.h.fidelity.set_stale_reads(self.stale_read_plan, frozenset({self.h.resources.tables["Settlements"]}))
         stop_observing = (self.h.fidelity.observe_results(self.commits.on_result), self.h.fidelity.observe_errors(self.commits.on_error))
         try:
             yield
@@ -320,8 +327,25 @@ class Run:
                 stop()
             self.h.fidelity.set_fault_plan(None)
             self.h.fidelity.set_stale_reads(None)
+            self.h.fidelity.set_index_lag(None)
             sys.stdout = stdout
             Notifier.notify_outcome = original_notify  # type: ignore[method-assign]
+
+    def _index_lag(self) -> tuple[Any, Any, Any]:
+        """Global secondary indexes that lag their table in half of the runs (the seed's choice), in logical steps (the
+        workers' DynamoDB calls): Ledger's by-user index, which the audit and its fix read (a fix must see that the
+        index lacks the balance's last entry); in some runs also the unsettled-jobs and open-holds indexes (the timer
+        scan's, the audit's), but not where operators fix the books: their fix waits --min-age for those, in time this
+        simulator does not model."""
+        rng = random.Random(f"{self.s.seed}-index-lag")
+        mode, steps = rng.choice([None, None, "ledger", "all"]), rng.choice([3, 10, 30])
+        if mode is None:
+            return None, None, None
+        fixes = any(task.kind == "audit-fix" for task in self.s.tasks)
+        lagging = {"Ledger"} if mode == "ledger" or fixes else {"Ledger", "Jobs", "Settlements"}
+        self.result.covered[f"index-lag:{'+'.join(sorted(lagging))}:{steps}-steps"] += 1
+        tables = frozenset(self.h.resources.tables[name] for name in lagging)
+        return self.h.fidelity.index_lag_missing_writes_younger_than(steps), tables, lambda: self.ticks
 
     def _closing_tasks(self) -> list[Task]:
         """A render or a failure of every job the books say still holds credits: as the pipeline's status says
@@ -329,18 +353,21 @@ class Run:
         rng = random.Random(f"{self.s.seed}-closing")
         tasks: list[Task] = []
         for job_id, job in self.books.jobs.items():
-            if job.kind not in (HOLD, LEGACY) or job.settled:
+            if not job.holding and (job.kind != LEGACY or job.settled):
                 continue
             stored = self.h.fidelity.read_item(self.h.dynamodb, self.h.resources.tables["Jobs"], {"jobId": {"S": job_id}}) or {}
             status = stored.get("status", {}).get("S")
             outcome = status if status in ("rendered", "failed") else rng.choice(["rendered", "failed"])
             tasks.append(Task("event", (terminal_event(outcome, job_id, job.user, f"e-close-{len(tasks)}", rng),), "valid"))
+        if any(task.kind == "sequence" for task in self.s.tasks):  # a tick to write back the mirrors whole saves lost
+            tasks.append(Task("scan"))
+            self.closing_scan = True
         return tasks
 
     @property
     def delivered(self) -> list[Task]:
-        """Every task of the run, the closing phase's included."""
-        return self.s.tasks + self.closing_tasks
+        """Every task of the run, the closing phase's included, and the steps of every sequence."""
+        return [step for task in self.s.tasks + self.closing_tasks for step in (task.args if task.kind == "sequence" else (task,))]
 
 
 def run_scenario(harness: Harness, scenario: Scenario) -> RunResult:

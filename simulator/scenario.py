@@ -18,11 +18,15 @@ MODELS = ("test", "standard-v1", "hd-v2")
 
 @dataclass(frozen=True)
 class Task:
-    kind: str  # event | reserve | adjust | scan | pipeline | damage | seed-job | override | legacy-reserve | legacy-settled | discrepancy
+    # event | reserve | release | adjust | scan | sequence (of tasks, one worker) | discrepancy, the world's set-up (damage,
+    # seed-job, override, legacy-*, unfunded-hold), the pipeline's writes (simulator.pipeline.PIPELINE_KINDS), ...
+    kind: str
     args: tuple = ()
     expect: str = ""  # for events: "valid" or "invalid"
 
     def describe(self) -> str:
+        if self.kind == "sequence":
+            return "sequence(" + "; ".join(step.describe()[:160] for step in self.args) + ")"
         return f"{self.kind}{json.dumps(_printable(self.args), default=str, ensure_ascii=True)}{' expect=' + self.expect if self.expect else ''}"
 
 
@@ -58,9 +62,10 @@ class Scenario:
     fault_rate: float
     stream: StreamDelivery = field(default_factory=StreamDelivery)
     discrepancies: list[Task] = field(default_factory=list)  # damages to the books after the run (simulator.discrepancies)
+    threshold_deploys: bool = False  # thresholds deployed between a stream record's attempts (simulator.config_changes)
 
 
-def _envelope(detail_type: str, detail: Any, event_id: Any) -> dict:
+def envelope(detail_type: str, detail: Any, event_id: Any) -> dict:
     return {
         "version": "0",
         "id": event_id,
@@ -135,7 +140,7 @@ def generate(seed: int) -> Scenario:
             tasks.append(Task("event", (terminal_event(other, job_id, user, f"e-{index}-other", rng),), "valid"))
     if rng.random() < 0.5:  # a render of a job never seen
         tasks.append(
-            Task("event", (_envelope("video.rendered", {"jobId": "ghost", "userId": users[0], "seconds": 3, "model": "test"}, "e-ghost"),), "valid")
+            Task("event", (envelope("video.rendered", {"jobId": "ghost", "userId": users[0], "seconds": 3, "model": "test"}, "e-ghost"),), "valid")
         )
     if rng.random() < 0.4:  # the ledger-id collision case: a job named "adjustment" and a reference "charge"
         tasks.append(Task("adjust", (users[0], 7, "charge")))
@@ -147,7 +152,7 @@ def generate(seed: int) -> Scenario:
         tasks.append(Task("reserve", (job_id, users[0], model, 5), "invalid"))
     if rng.random() < 0.3:
         bad_id = rng.choice([None, "", "bad\x07id", "x" * 300])
-        tasks.append(Task("event", (_envelope("video.failed", {"jobId": "j0", "userId": users[0]}, bad_id),), "invalid"))
+        tasks.append(Task("event", (envelope("video.failed", {"jobId": "j0", "userId": users[0]}, bad_id),), "invalid"))
     if rng.random() < 0.4:  # a job whose stored item is damaged, and an event for it
         damage = rng.choice(
             [
@@ -159,8 +164,9 @@ def generate(seed: int) -> Scenario:
                 {"conflictEventIds": {"S": "e"}},
             ]
         )
-        setup.append(Task("damage", ("broken", users[0], json.dumps(damage))))
-        tasks.append(Task("event", (_envelope("video.failed", {"jobId": "broken", "userId": users[0]}, "e-broken"),), "invalid"))
+        setup.append(Task("damage", ("broken", users[0], json.dumps(damage), rng.random() < 0.5)))  # from before the cut-off?
+        # The event is valid; the job it names is damaged (simulator.world says when settlement must refuse it).
+        tasks.append(Task("event", (envelope("video.failed", {"jobId": "broken", "userId": users[0]}, "e-broken"),), "valid"))
     for number in range(rng.randint(0, 2)):  # finished jobs whose events were lost, for the timer scan
         setup.append(
             Task("seed-job", (f"lost-{number}", rng.choice(users), rng.choice(["rendered", "failed"]), rng.choice([0, 4]), rng.choice([3, "bad"])))
@@ -174,8 +180,23 @@ def generate(seed: int) -> Scenario:
     stream = _balance_event_tasks(random.Random(f"{seed}-balance-events"), setup, tasks)
     _legacy_tasks(random.Random(f"{seed}-legacy"), setup, tasks)
     _open_hold_tasks(random.Random(f"{seed}-holds"), setup, tasks)
+    threshold_deploys = _issue_classes(seed, setup, tasks)
     discrepancies = _discrepancy_tasks(random.Random(f"{seed}-discrepancies"), setup)
-    return Scenario(seed, setup, tasks, workers=workers, fault_rate=fault_rate, stream=stream, discrepancies=discrepancies)
+    return Scenario(seed, setup, tasks, workers, fault_rate, stream, discrepancies, threshold_deploys)
+
+
+def _issue_classes(seed: int, setup: list[Task], tasks: list[Task]) -> bool:
+    """Issues #20 and #21's classes, each from its module's generator and a stream of its own; returns whether the run's
+    balance-event thresholds are deployed between a record's attempts."""
+    from simulator.config_changes import config_tasks  # these modules import this one
+    from simulator.edges import edge_tasks
+    from simulator.operators import operator_tasks
+    from simulator.pipeline import pipeline_tasks
+
+    pipeline_tasks(random.Random(f"{seed}-pipeline"), setup, tasks)
+    operator_tasks(random.Random(f"{seed}-operators"), setup, tasks)
+    edge_tasks(random.Random(f"{seed}-edges"), setup, tasks)
+    return config_tasks(random.Random(f"{seed}-config"), setup, tasks)
 
 
 def _edge_event(rng: random.Random, user: str, event_id: str) -> Task:
@@ -191,7 +212,13 @@ def _edge_event(rng: random.Random, user: str, event_id: str) -> Task:
         and abs(Decimal(seconds)).adjusted() < 4000
     ):
         detail = json.dumps(detail, default=str).replace(f'"{seconds}"', str(seconds))  # the detail as JSON text
-    return Task("event", (_envelope("video.rendered", detail, event_id),), "valid" if ok_seconds and ok_id else "invalid")
+    elif isinstance(seconds, int) and seconds.bit_length() > 13_000:
+        # Only as JSON text can it arrive: Lambda's runtime parses an event with Python's json, which refuses an
+        # integer of more than 4,300 digits, so the function never sees one in a parsed event.
+        detail = (
+            '{"jobId": ' + json.dumps(job_id) + ', "userId": ' + json.dumps(user) + ', "seconds": ' + str(Decimal(seconds)) + ', "model": "test"}'
+        )
+    return Task("event", (envelope("video.rendered", detail, event_id),), "valid" if ok_seconds and ok_id else "invalid")
 
 
 DISCREPANCY_KINDS = ("balance", "held", "delete-entry", "extra-entry")
@@ -257,7 +284,7 @@ def _legacy_tasks(rng: random.Random, setup: list[Task], tasks: list[Task]) -> N
             detail: dict = {"jobId": job_id, "userId": user}
             if late == "rendered":
                 detail.update(seconds=seconds, model=model)
-            tasks.insert(rng.randint(0, len(tasks)), Task("event", (_envelope(f"video.{late}", detail, event_id),), "valid"))
+            tasks.insert(rng.randint(0, len(tasks)), Task("event", (envelope(f"video.{late}", detail, event_id),), "valid"))
             continue
         status = rng.choice(["submitted", "rendering", "rendering", "rendered", "failed"])
         length = rng.choice([1, 7, 30, 2.5])
@@ -322,10 +349,10 @@ def _balance_event_tasks(rng: random.Random, setup: list[Task], tasks: list[Task
 
 def terminal_event(kind: str, job_id: str, user: str, event_id: str, rng: random.Random) -> dict:
     if kind == "rendered":
-        return _envelope(
+        return envelope(
             "video.rendered", {"jobId": job_id, "userId": user, "seconds": rng.choice([1, 7, 30, 2.5]), "model": rng.choice(MODELS)}, event_id
         )
-    return _envelope("video.failed", {"jobId": job_id, "userId": user, "reason": rng.choice([None, "gpu", "bad\x07reason"])}, event_id)
+    return envelope("video.failed", {"jobId": job_id, "userId": user, "reason": rng.choice([None, "gpu", "bad\x07reason"])}, event_id)
 
 
 def describe(scenario: Scenario) -> str:

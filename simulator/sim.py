@@ -2,26 +2,31 @@
 
 A run drives the real code (the Lambda handler as deployed, the timer scan through the same handler,
 `reserve()`, the CLI's `Adjuster`) with several workers against in-process moto, made faithful by
-`simulator.fidelity`. Workers are threads, but only one runs at a time: they hand over at every DynamoDB
+`emulator.fidelity`. Workers are threads, but only one runs at a time: they hand over at every DynamoDB
 call, to a worker the seed's random generator picks, so every interleaving is reproducible. Faults are
 injected at the botocore boundary in AWS's shapes (fidelity.py), Lambda's retries of a failed or timed-out
 invocation are modelled (same request id, up to 2 retries, then the on-failure destination), and after the
-run the invariants below are checked. An independent oracle of the books (`Books`: holds, postings, v2
-reservations) follows every commit in commit order and is compared with the tables after each one. The seeded
-world includes data the v2 code wrote (reservations posted to the Ledger, settled jobs), written into the tables
-as that code wrote them; an operator's adjustment may commit to a balance just before a guarded write,
-across its threshold or not; and an eventually consistent read of a job may answer an earlier version of it, or
-none where it was created since (fidelity.py, 7.). Then the Credits table's DynamoDB stream is drained through the real
-balance-events handler, as Lambda's event source mapping would deliver it (batches, partial batch responses,
-retries from the first failed record, give-ups after the retry limit), with faults injected into that
-function's EventBridge and DynamoDB calls, and the events it put on the bus are checked against an independent
-oracle of docs/events.md. A failing run is shrunk to the shortest task list that still fails.
+run the invariants below are checked. An independent oracle of the books (`Books`: holds and their settlement
+records, postings, reservations made before records) follows every commit in commit order and is compared with the
+tables after each one. The seeded world includes data the code before settlement records wrote (v2's reservations
+posted to the Ledger, settled jobs, holds on Jobs items), created before the stage's cut-off; an operator's
+adjustment may commit to a balance just before a guarded write, across its threshold or not; an eventually
+consistent read of a settlement record may answer an earlier version of it, or none where it was created since
+(fidelity.py, 7.), and global indexes may lag their table (8.). The pipeline writes its Jobs table as it likes
+(pipeline.py), operators repair books and replay dead letters meanwhile (operators.py), inputs come at every
+edge (edges.py), and prices and thresholds are deployed mid-run (config_changes.py). Then the Credits table's
+DynamoDB stream is drained through the real balance-events handler, as Lambda's event source mapping would
+deliver it (batches, partial batch responses, retries from the first failed record, give-ups after the retry
+limit), with faults injected into that function's EventBridge and DynamoDB calls, and the events it put on the bus
+are checked against an independent oracle of docs/events.md. A failing run is shrunk to the shortest task list that still fails.
 
 The parts: scenario (the workload), harness (the cluster: moto and the stage's resources), scheduler, faults,
 races (concurrent balance changes), world (the seeded tables), oracle (the books and the balance events'
-ground truth), commits (the oracle fed in commit order), run, records (what a run records of each attempt),
-invariants and liveness (one function per invariant), balance_events, discrepancies (damages to the books the
-audit must find), shrink, and this command line.
+ground truth), commits (the oracle fed in commit order), run and direct_calls (reserve(), release(), the
+Adjuster), records (what a run records of each attempt), tables, invariants, event_invariants and liveness (one
+function per invariant), pipeline, operators, edges and config_changes (a class of input each: its generator and
+its invariants), balance_events, discrepancies (damages to the books the audit must find), shrink, and this
+command line.
 
     python -m simulator.sim --seeds 10000        # make sim
     python -m simulator.sim --seed 1234 -v       # replay one run, printing its tasks
@@ -52,6 +57,8 @@ __all__ = ["digest", "emitted_metrics", "main", "simulate"]  # emitted_metrics: 
 HOLDS_SUMMARY = (
     ("holds made", "holds:made"),
     ("held renders", "holds:settled-hold-rendered"),
+    ("holds of the code before records rendered", "holds:settled-legacy-hold-rendered"),
+    ("holds of the code before records failed", "holds:settled-legacy-hold-failed"),
     ("held failures (released, nothing posted)", "holds:settled-hold-failed"),
     ("refused by the hold condition", "holds:refused-by-the-hold-condition"),
     ("holds open at the end (credits)", "holds:open-at-the-end"),
@@ -70,6 +77,41 @@ HOLDS_SUMMARY = (
     ("jobs still holding credits closed at the end", "closing:events"),
     ("damages to the books the audit had to find", "audit:discrepancies-injected"),
 )
+
+
+# Issues #20 and #21's classes: what the runs generated of each (counters whose names start with these).
+CLASS_SUMMARY = (
+    ("jobs created by the pipeline", ("task:create-job",)),
+    ("whole-item saves after settlement", ("pipeline:whole-saves-after-settlement",)),
+    ("of them repairable by the scan", ("pipeline:whole-saves-the-scan-can-repair",)),
+    ("mirrors written back by the scan", ("pipeline:mirrors-repaired-by-the-scan",)),
+    ("hand-written holds after the cut-off", ("pipeline:hand-written-holds:",)),
+    ("unfunded holds before the cut-off", ("pipeline:unfunded-holds-before-the-cut-off",)),
+    ("holds of the code before records", ("legacy:holds-on-jobs-items-seeded",)),
+    ("edge ids settled / refused", ("edges:ids:settled", "edges:ids:refused")),
+    ("edge numbers settled / refused", ("edges:numbers:settled", "edges:numbers:refused")),
+    ("full-size invalid events dead-lettered whole", ("edges:full-size-dead-letters-whole",)),
+    ("damaged balances", ("edges:damaged-balances:",)),
+    ("events of damaged balances refused / settled", ("edges:balances:refused", "edges:balances:settled")),
+    ("corrected replays of the longest ids", ("operators:corrected-replays:",)),
+    ("price deploys", ("config:price-deploys",)),
+    ("held renders charged at a price deployed over", ("config:held-price-charged-after-a-deploy",)),
+    ("settlements across a price deploy", ("config:prices-deployed-during-a-settlement",)),
+    ("threshold deploys between a record's attempts", ("config:threshold-deploys-between-attempts",)),
+    ("books damaged before the run", ("operators:books-damaged:",)),
+    ("fixes (any trust) applied", ("operators:fixes-applied:",)),
+    ("fixes refused: index behind", ("operators:fixes:balance:index-behind", "operators:fixes:ledger:index-behind")),
+    ("holds released", ("holds:released",)),
+    ("DLQ messages replayed", ("operators:replayed:",)),
+    ("runs with lagging indexes", ("index-lag:",)),
+)
+
+
+def class_counts(covered: Counter) -> list[tuple[str, list[int]]]:
+    return [
+        (label, [sum(count for name, count in covered.items() if name.startswith(prefix)) for prefix in prefixes])
+        for label, prefixes in CLASS_SUMMARY
+    ]
 
 
 def invariants() -> list[str]:
@@ -144,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     print("covered: " + ", ".join(f"{name}={count}" for name, count in sorted(covered.items())), file=sys.stderr)
     print("balance events: " + ", ".join(f"{name}={covered[key]}" for name, key in BALANCE_EVENT_SUMMARY), file=sys.stderr)
     print("holds and v2 data: " + ", ".join(f"{name}={covered[key]}" for name, key in HOLDS_SUMMARY), file=sys.stderr)
+    print("issues #20 and #21: " + ", ".join(f"{label}={' / '.join(map(str, counts))}" for label, counts in class_counts(covered)), file=sys.stderr)
     print("invariants checked after every run:\n  - " + "\n  - ".join(invariants()), file=sys.stderr)
     return 1 if failed else 0
 

@@ -14,7 +14,7 @@ from fractions import Fraction
 from typing import Any
 
 from simulator.harness import Harness
-from simulator.oracle import Books, OracleJob, job_ledger_id, render_cost
+from simulator.oracle import CUT_OFF, LEGACY_HOLD, Books, OracleJob, job_ledger_id, render_cost
 from simulator.scenario import Task
 
 
@@ -25,6 +25,15 @@ def hours_ago(hours: float) -> str:
     from reconciler.domain.ledger import iso_timestamp
 
     return iso_timestamp(datetime.now(UTC) - timedelta(hours=hours))
+
+
+def before_the_cut_off(hours: float) -> str:
+    """A moment `hours` before the cut-off (oracle.CUT_OFF): when the code before settlement records wrote its data."""
+    from datetime import datetime, timedelta
+
+    from reconciler.domain.ledger import iso_timestamp
+
+    return iso_timestamp(datetime.fromisoformat(CUT_OFF.replace("Z", "+00:00")) - timedelta(hours=hours))
 
 
 class World:
@@ -40,6 +49,8 @@ class World:
             "seed-job": self._lost_job,
             "legacy-reserve": self._legacy_reservation,
             "legacy-settled": self._legacy_settled_job,
+            "legacy-hold": self._v3_hold,
+            "unfunded-hold": self._unfunded_hold,
         }
         arrange[task.kind](*task.args)
 
@@ -63,18 +74,23 @@ class World:
             ExpressionAttributeValues={":v": json.loads(value)},
         )
 
-    def _damaged_job(self, job_id: str, user: str, damage: str) -> None:
+    def _damaged_job(self, job_id: str, user: str, damage: str, before_cut_off: bool = False) -> None:
+        """A Jobs item settlement cannot read. A first attempt does not read it (its write's condition does): it is
+        refused always where that condition fails on the damage (an owner that is not the user's, a reservation on
+        an item from before the cut-off), else only when a retry reads the item."""
+        damaged = json.loads(damage)
+        always = "userId" in damaged or ("reservedCredits" in damaged and before_cut_off)
         item = {
             "jobId": {"S": job_id},
             "userId": {"S": user},
             "status": {"S": "failed"},
-            "createdAt": {"S": hours_ago(3)},
+            "createdAt": {"S": before_the_cut_off(3) if before_cut_off else hours_ago(3)},
             "updatedAt": {"S": hours_ago(3)},
             "unsettled": {"S": "PENDING"},
-            **json.loads(damage),
+            **damaged,
         }
         self.h.dynamodb.put_item(TableName=self.jobs, Item=item)
-        self.books.jobs[job_id] = OracleJob(user, damaged=True)
+        self.books.jobs[job_id] = OracleJob(user, damaged="always" if always else "maybe")
 
     def _lost_job(self, job_id: str, user: str, status: str, reserved: int, seconds: int | str) -> None:
         """A job the pipeline finished whose event was lost: the timer scan's, with a v2 reservation or none."""
@@ -83,7 +99,8 @@ class World:
             "userId": {"S": user},
             "status": {"S": status},
             "model": {"S": "test"},
-            "createdAt": {"S": hours_ago(3)},
+            # One with a reservation was made by v2, before the cut-off.
+            "createdAt": {"S": before_the_cut_off(3) if reserved else hours_ago(3)},
             "updatedAt": {"S": hours_ago(2)},
             "unsettled": {"S": "PENDING"},
             "seconds": {"N": str(seconds)} if isinstance(seconds, int) else {"S": seconds},
@@ -104,7 +121,7 @@ class World:
             Item={
                 "ledgerId": {"S": job_ledger_id(job_id, "reserve")},
                 "userId": {"S": user},
-                "timestamp": {"S": hours_ago(3)},
+                "timestamp": {"S": before_the_cut_off(3)},
                 "type": {"S": "debit"},
                 "amount": {"N": str(reserved)},
                 "description": {"S": "reserve"},
@@ -119,7 +136,7 @@ class World:
         )
 
     def _legacy_reservation(self, job_id: str, user: str, model: str, credits: int, status: str, seconds: float) -> None:
-        if self._v2_reservation(job_id, user, model, credits, hours_ago(3.5)) and status != "submitted":
+        if self._v2_reservation(job_id, user, model, credits, before_the_cut_off(3.5)) and status != "submitted":
             # The pipeline's progress (its own write, as before the redesign): status, and the render's length.
             values = {":s": {"S": status}, ":now": {"S": hours_ago(3)}, ":sec": {"N": str(seconds)}}
             self.h.dynamodb.update_item(
@@ -131,8 +148,8 @@ class World:
             )
 
     def _legacy_settled_job(self, job_id: str, user: str, model: str, credits: int, outcome: str, seconds: int, event_id: str) -> None:
-        if self._v2_reservation(job_id, user, model, credits, hours_ago(3.9)):
-            self._v2_settlement(job_id, user, model, credits, outcome, seconds, event_id, hours_ago(3.8))
+        if self._v2_reservation(job_id, user, model, credits, before_the_cut_off(3.9)):
+            self._v2_settlement(job_id, user, model, credits, outcome, seconds, event_id, before_the_cut_off(3.8))
 
     def _v2_reservation(self, job_id: str, user: str, model: str, credits: int, at: str) -> bool:
         """A reservation as the v2 code wrote it (git show 66bde68:runtime/reconciler/repository/dynamodb.py,
@@ -180,6 +197,43 @@ class World:
         self.books.v2_reservation(job_id, user, credits)
         self.covered["legacy:open-reservations-seeded"] += 1
         return True
+
+    def _v3_hold(self, job_id: str, user: str, model: str, credits: int, status: str) -> None:
+        """A hold as the code before settlement records wrote it, on a job created before the cut-off: remaining ->
+        held under `remaining >= credits`, and the Jobs item with reservedCredits, reservedAs "hold" and its unsettled
+        marker, in one transaction."""
+        from reconciler.repository.dynamodb import to_item
+
+        at = before_the_cut_off(2.5)
+        job: dict[str, Any] = {"jobId": job_id, "userId": user, "model": model, "status": status, "createdAt": at, "updatedAt": hours_ago(2)}
+        job.update(reservedCredits=credits, reservedAs="hold", unsettled="PENDING")
+        hold: dict[str, Any] = {
+            "TableName": self.h.resources.tables["Credits"],
+            "Key": to_item({"userId": user}),
+            "UpdateExpression": "SET remaining = remaining - :c, held = if_not_exists(held, :zero) + :c, updatedAt = :now",
+            "ConditionExpression": "remaining >= :c",
+            "ExpressionAttributeValues": to_item({":c": credits, ":zero": 0, ":now": at}),
+        }
+        put: dict[str, Any] = {"TableName": self.jobs, "Item": to_item(job), "ConditionExpression": "attribute_not_exists(jobId)"}
+        try:
+            items: list[Any] = [{"Update": hold}, {"Put": put}]
+            self.h.dynamodb.transact_write_items(TransactItems=items)
+        except self.h.dynamodb.exceptions.TransactionCanceledException:
+            return
+        self.books.v2_reservation(job_id, user, credits, LEGACY_HOLD)
+        self.covered["legacy:holds-on-jobs-items-seeded"] += 1
+
+    def _unfunded_hold(self, job_id: str, user: str, model: str, credits: int, status: str) -> None:
+        """A Jobs item from before the cut-off that claims a hold its balance never had (a restored backup, a hold
+        written by hand): settlement must refuse to release what nobody paid (a DamagedJob in the DLQ)."""
+        from reconciler.repository.dynamodb import to_item
+
+        job: dict[str, Any] = {"jobId": job_id, "userId": user, "model": model, "status": status, "createdAt": before_the_cut_off(2)}
+        job.update(updatedAt=hours_ago(2), reservedCredits=credits, reservedAs="hold", unsettled="PENDING", seconds=3)
+        self.h.dynamodb.put_item(TableName=self.jobs, Item=to_item(job))
+        self.books.jobs[job_id] = OracleJob(user, damaged="always")
+        self.books.claimed[user] += credits
+        self.covered["pipeline:unfunded-holds-before-the-cut-off"] += 1
 
     def _v2_settlement(self, job_id: str, user: str, model: str, credits: int, outcome: str, seconds: int, event_id: str, at: str) -> None:
         """The v2 code's settlement of such a job (release + charge, or a refund, all in Ledger), as it wrote it."""

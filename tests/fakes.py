@@ -388,6 +388,7 @@ def _settled(settlement: Settlement) -> dict[str, Any]:
         "releasedCredits": settlement.released,
         "refundedCredits": settlement.refunded,
         "chargedUnitPrice": settlement.unit_price,
+        "reservation": settlement.reservation,
     }
 
 
@@ -438,6 +439,7 @@ def _settlement_record(item: dict[str, Any]) -> SettlementRecord:
         settled_into_overdraft=item.get("settledIntoOverdraft", False),
         conflict_event_ids=frozenset(item.get("conflictEventIds", ())),
         conflict_request_ids=frozenset(item.get("conflictRequestIds", ())),
+        reservation=item.get("reservation"),
     )
 
 

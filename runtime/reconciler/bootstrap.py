@@ -146,7 +146,7 @@ def build_timer_scan(store: Any, config: RuntimeConfig) -> TimerScan:
 def build_reservations(store: Any, config: RuntimeConfig) -> ReservationService:
     from reconciler.service.reservations import ReservationService
 
-    return ReservationService(store, PriceBook.with_overrides(config.price_overrides))
+    return ReservationService(store, PriceBook.with_overrides(config.price_overrides), legacy_before=config.legacy_reservations_before)
 
 
 @lru_cache(maxsize=1)

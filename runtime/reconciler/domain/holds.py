@@ -21,7 +21,7 @@ from reconciler.domain.errors import InsufficientCredits, InvalidEvent, Reservat
 from reconciler.domain.events import render_seconds
 from reconciler.domain.pricing import PriceBook, cost_at
 from reconciler.domain.records import SettlementRecord
-from reconciler.domain.settlement import UNREAD, Balance
+from reconciler.domain.settlement import UNREAD, Balance, JobRecord
 from reconciler.domain.validation import identifier, whole_credits
 
 
@@ -92,6 +92,24 @@ def plan_hold(request: HoldRequest, record: SettlementRecord | None, timestamp: 
     if balance is not UNREAD and (balance is None or balance < request.credits):
         raise InsufficientCredits(request.user_id, request.credits, balance)
     return Reservation(request.job_id, request.user_id, request.model, request.credits, record, timestamp, request.unit_price)
+
+
+def plan_legacy_hold(request: HoldRequest, job: JobRecord | None, legacy_before: str) -> bool:
+    """For a job with no settlement record: True when its Jobs item already holds this very reservation, made before
+    settlement records existed (its render settles it: a second hold would take the credits twice); ReservationRefused
+    when the item was settled then, or reserved for another user or amount. False: nothing on the item counts."""
+    if job is None:
+        return False
+    legacy = job.legacy_reservation(legacy_before)
+    if job.is_settled and job.created_at is not None and job.created_at < legacy_before:
+        raise ReservationRefused(f"job {request.job_id} is already settled ({job.settled_as})")
+    if legacy is None:
+        return False
+    if job.user_id != request.user_id:
+        raise ReservationRefused(f"job {request.job_id} belongs to another user")
+    if legacy[1] != request.credits:
+        raise ReservationRefused(f"job {request.job_id} already holds {legacy[1]} credits, reserved before holds were recorded")
+    return True
 
 
 def plan_release(job_id: str, user_id: str, record: SettlementRecord | None, timestamp: str) -> HoldRelease | None:

@@ -24,6 +24,9 @@ from reconciler.domain.errors import DamagedJob
 from reconciler.domain.validation import MAX_CREDITS, whole_number_problem
 
 RENDERED, FAILED = "rendered", "failed"
+# A settlement's reservation made before records existed and posted to the ledger (v2's): its release or refund was a
+# posting. Recorded, so that a settlement rebuilt from its record (our own lost answer) reports its postings.
+LEGACY_POSTED = "legacy-posted"
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class SettlementRecord:
     settled_into_overdraft: bool = False
     conflict_event_ids: frozenset[str] = field(default_factory=frozenset)
     conflict_request_ids: frozenset[str] = field(default_factory=frozenset)
+    reservation: str | None = None  # how the settled reservation was made (domain/settlement.py), when it had one
 
     def __post_init__(self) -> None:
         """A record only the reconciler writes can still be damaged (a hand edit, a restore): refused by name."""
@@ -104,6 +108,7 @@ class SettlementRecord:
             settled_into_overdraft=self.settled_into_overdraft,
             reserved_credits=self.held_credits or None,
             model=self.hold_model,
+            held=self.reservation != LEGACY_POSTED,
         )
 
 
@@ -120,7 +125,7 @@ def _record_problem(record: SettlementRecord) -> str | None:
             return f"{name} must be a whole number from 0 to {MAX_CREDITS}"
     if record.unit_price is not None and (not isinstance(record.unit_price, Decimal) or not record.unit_price.is_finite() or record.unit_price <= 0):
         return "unitPrice must be a positive number"
-    for name in ("held_at", "hold_model", "hold_released_at", "settled_at", "settled_by_event", "settled_by_request"):
+    for name in ("held_at", "hold_model", "hold_released_at", "settled_at", "settled_by_event", "settled_by_request", "reservation"):
         value = getattr(record, name)
         if value is not None and not isinstance(value, str):
             return f"{name} must be a string"

@@ -41,7 +41,7 @@ from reconciler.domain.events import RENDERED as RENDERED_EVENT
 from reconciler.domain.events import VideoEvent, VideoFailed, VideoRendered, parse_detail
 from reconciler.domain.ledger import CREDIT, DEBIT, LedgerEntry, balance_delta, job_ledger_id
 from reconciler.domain.pricing import PriceBook, cost_at
-from reconciler.domain.records import SettledFacts, SettlementRecord
+from reconciler.domain.records import LEGACY_POSTED, SettledFacts, SettlementRecord
 from reconciler.domain.validation import MAX_CREDITS, derived_identifier
 
 SUBMITTED, RENDERING, RENDERED, FAILED = "submitted", "rendering", "rendered", "failed"
@@ -51,7 +51,7 @@ TERMINAL_STATUSES = (RENDERED, FAILED)
 
 # How a job's reservation is settled: a hold recorded by the reconciler, or one of the two kinds made before
 # records existed (on the Jobs item, for jobs created before the cut-off): a hold, or posted to the ledger (v2).
-RECORDED_HOLD, LEGACY_HOLD, LEGACY_POSTED = "recorded-hold", "legacy-hold", "legacy-posted"
+RECORDED_HOLD, LEGACY_HOLD = "recorded-hold", "legacy-hold"
 
 
 class _Unread(Enum):

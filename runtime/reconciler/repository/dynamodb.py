@@ -127,6 +127,7 @@ def record_from_item(values: dict[str, Any]) -> SettlementRecord:
         settled_into_overdraft=values.get("settledIntoOverdraft", False),
         conflict_event_ids=_string_set(values.get("conflictEventIds")),
         conflict_request_ids=_string_set(values.get("conflictRequestIds")),
+        reservation=values.get("reservation"),
     )
 
 
@@ -558,6 +559,7 @@ def _settled_attributes(settlement: Settlement) -> dict[str, Any]:
         "settledIntoOverdraft": settlement.is_overdraft,
         "settledByRequest": settlement.request_id,
         "chargedUnitPrice": settlement.unit_price,
+        "reservation": settlement.reservation,  # on the record only: how its release or refund was made
     }
 
 

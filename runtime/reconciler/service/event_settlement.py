@@ -127,7 +127,14 @@ class SettlementService:
             except DamagedJob:
                 pass
         record = self.store.load_record(job_id)
-        return record, UNREAD if record is not None and record.is_settled else self.store.load_job(job_id)
+        if record is not None and record.is_settled:
+            return record, UNREAD
+        job = self.store.load_job(job_id)
+        if job is not None and job.is_settled:
+            # Settled between the two reads (the record and the item's mirror are one transaction), or before records
+            # existed: the record read again says which, so a conflict is recorded where the settlement is.
+            record = self.store.load_record(job_id)
+        return record, UNREAD if record is not None and record.is_settled else job
 
     def settle_lost_event(
         self, job_id: str, user_id: str, settle_before: str, deadline: float | None = None, request_id: str | None = None

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.domain.errors import InsufficientCredits
-from reconciler.domain.holds import HoldRelease, HoldRequest, Reservation, plan_hold, plan_release
+from reconciler.domain.holds import HoldRelease, HoldRequest, Reservation, plan_hold, plan_legacy_hold, plan_release
 from reconciler.domain.ledger import iso_timestamp
 from reconciler.domain.pricing import PriceBook
 from reconciler.domain.records import SettlementRecord
@@ -37,6 +37,9 @@ class ReservationService:
     prices: PriceBook = field(default_factory=PriceBook)
     clock: Callable[[], str] = iso_timestamp
     backoff: Callable[[], Backoff] = field(default=Backoff)
+    # Jobs created before this moment may carry a reservation (or a settlement) made on their Jobs item, before
+    # settlement records existed (domain/settlement.py): "" where no such job exists.
+    legacy_before: str = ""
 
     def reserve(self, job_id: Any, user_id: Any, model: Any, credits: Any = None, *, seconds: Any = None) -> Reservation | None:
         """Holds `credits` (or the price now of `seconds` of `model`) of the balance for a job, or raises
@@ -49,6 +52,11 @@ class ReservationService:
             # Strongly consistent: a hold found already in place writes nothing, so an earlier version of the
             # record could answer "in place" for a job settled since.
             record = self.store.load_record(request.job_id)
+            # A job without a record may hold a reservation made on its Jobs item before records existed: its render
+            # settles that one. Eventually consistent (0.5 RRU): such items were written before the cut-off.
+            legacy_job = self.store.load_job(request.job_id, consistent=False) if record is None and self.legacy_before else None
+            if plan_legacy_hold(request, legacy_job, self.legacy_before):
+                return HoldResult(None, None)
             # The balance is not read: the hold's condition (remaining >= credits) decides, and returns it if not.
             plan = plan_hold(request, record, self.clock())
             if plan is not None:

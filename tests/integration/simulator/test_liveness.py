@@ -56,7 +56,7 @@ def test_the_oracle_classifies_each_delivery_from_what_it_knows_of_the_job():
     assert books.expected_outcome(failure, "r-4") == "conflict" and books.expected_outcome(failure, "r-5") == DUPLICATE
     assert books.expected_outcome(GeneratedEvent("e-3", "failed", "j", "someone else"), "r-6") == "rejected"
     # and a hold: refused for another user, a settled job, other credits; allowed in place
-    books.hold("k", "u", 4)
+    books.hold("k", "u", 4, "test", 0)
     assert books.refuses_reservation("k", "u", 4) is None and books.refuses_reservation("k", "u", 5) and books.refuses_reservation("k", "v", 4)
     assert books.refuses_reservation("j", "u", 1) and books.refuses_reservation("new", "u", 1) is None
 

@@ -121,7 +121,7 @@ def test_a_reintroduced_bug_is_caught(templates, monkeypatch):
     # Given the old bug of counting a settlement confirmed by re-reading as a duplicate
     from reconciler.domain import settlement
 
-    monkeypatch.setattr(settlement, "recovered_settlement", lambda event, job: settlement.Duplicate(event, job))
+    monkeypatch.setattr(settlement, "recovered_settlement", lambda event, facts: settlement.Duplicate(event, facts))
     # When the simulator runs seeds until one fails (at most 40, five at a time)
     failed = first_failing_runs(templates)
     # Then the metrics no longer equal the ground truth, and the run says so
@@ -166,18 +166,18 @@ def _a_lock_on_the_balance(monkeypatch):
 
 
 def _a_job_read_as_absent_is_written_blind(monkeypatch):
-    # The settlement of a job its read did not find overwrites whatever is there: a decision on an eventually
-    # consistent read that missed a just-made hold (or a racing reservation) then erases the hold.
+    # The settlement of a job whose record its read did not find overwrites whatever is there: a decision on an
+    # eventually consistent read that missed a just-made hold (or a racing reservation) then erases the hold.
     from reconciler.repository.dynamodb import DynamoDBStore
 
-    original = DynamoDBStore._job_settlement
+    original = DynamoDBStore._record_settlement
 
     def blind(self, settlement):
         write = original(self, settlement)
         write.get("Put", {}).pop("ConditionExpression", None)
         return write
 
-    monkeypatch.setattr(DynamoDBStore, "_job_settlement", blind)
+    monkeypatch.setattr(DynamoDBStore, "_record_settlement", blind)
 
 
 @pytest.mark.parametrize(

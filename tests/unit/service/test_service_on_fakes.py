@@ -599,6 +599,85 @@ def test_a_hold_released_by_the_pipeline_gives_the_credits_back_and_a_late_rende
     assert_books_balance(store, 94)
 
 
+class SettledBetweenTheReads:
+    """The store, with another event's settlement committing just before the next Jobs item read: between a retry's
+    read of the settlement record and its read of the Jobs item."""
+
+    def __init__(self, store: InMemorySettlementStore, settle: Callable[[], Any]) -> None:
+        self.store, self.settle = store, settle
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def load_job(self, job_id: str, *, consistent: bool = True) -> Any:
+        settle, self.settle = self.settle, lambda: None
+        settle()
+        return self.store.load_job(job_id, consistent=consistent)
+
+
+@pytest.mark.parametrize("held", [False, True], ids=["no-record-read", "open-hold-read"])
+def test_a_conflict_whose_job_settles_between_the_record_read_and_the_job_read_is_recorded_on_the_record(store, dead_letters, held):
+    """Found by the simulator (seeds 243, 170): a retry read no record (or an open hold), then the Jobs item with the
+    mirror of a settlement committed in between, and took the job for one settled before records: the conflict went
+    onto the Jobs item (the pipeline's, which a whole save may drop), and the record kept none, so a redelivery was a
+    second conflict."""
+    seed(store, 100)
+    if held:
+        reservations(store).reserve("j", "u", "test", 10)
+    other = lambda: processor(store, dead_letters).process(failed("j", "u", event_id="e-failed"))  # noqa: E731 - one step
+    racing = FaultyStore(SettledBetweenTheReads(store, other), StaleState("the first attempt's write is refused"))
+    assert processor(racing, dead_letters).process(rendered("j", "u", event_id="e-rendered")).kind == CONFLICT
+    assert store.record_item("j")["conflictEventIds"] == {"e-rendered"} and "conflictEventIds" not in store.job_item("j")
+    assert processor(store, dead_letters).process(rendered("j", "u", event_id="e-rendered")).kind == DUPLICATE
+
+
+BEFORE_THE_CUT_OFF = "2026-12-01T09:00:00.000Z"  # the dev stage's cut-off is 2026-12-07
+
+
+@pytest.mark.parametrize(("reserved_as", "credited", "postings"), [(None, 10, ["release", "charge"]), ("hold", 0, ["charge"])], ids=["v2", "held"])
+def test_a_lost_answer_of_a_settlement_of_a_reservation_from_before_records_is_reported_as_made(store, dead_letters, reserved_as, credited, postings):
+    """Found by the simulator (seed 149): a Lambda retry that finds its own settlement rebuilds it from the record, which
+    did not say whether the reservation was v2's posted one: its release posting was left out of the report, and
+    CreditsRefunded undercounted."""
+    seed(store, 100)
+    if reserved_as:  # a hold of the code before records: held on the balance
+        store.balances["u"].update(remaining=90, held=10)
+    attributes = {"reservedCredits": 10, **({"reservedAs": reserved_as} if reserved_as else {})}
+    store.put_job(jobId="j", userId="u", status="rendered", createdAt=BEFORE_THE_CUT_OFF, unsettled="PENDING", **attributes)
+    # The first attempt's write is refused (it did not read the item's reservation); the second commits, its answer lost
+    lost = FaultyStore(store, None, LOSE_ANSWER)
+    service = SettlementService(lost, PriceBook(), backoff=lambda deadline: no_wait(deadline), legacy_before=store.legacy_reservations_before)
+    outcome = EventProcessor(service, dead_letters).process(rendered("j", "u", seconds=6))
+    assert (outcome.kind, outcome.settlement.recovered, outcome.settlement.credited) == (SETTLED, True, credited)
+    assert [entry.ledger_id.rsplit(":", 1)[1] for entry in outcome.settlement.entries] == postings
+
+
+@pytest.mark.parametrize("reserved_as", [None, "hold"], ids=["v2-posted", "held-on-the-jobs-item"])
+def test_a_hold_of_a_job_reserved_before_settlement_records_is_in_place_never_taken_twice(store, reserved_as):
+    """A job reserved on its Jobs item before the cut-off (v2's posted reservation, or a hold of the code before
+    records) that the pipeline holds again (a retried call across the deploy): its render settles that reservation;
+    a second hold on the record would take the credits twice and the first would never be given back."""
+    seed(store, 100)
+    attributes = {"reservedCredits": 10, **({"reservedAs": reserved_as} if reserved_as else {})}
+    store.put_job(jobId="j", userId="u", status="rendering", createdAt=BEFORE_THE_CUT_OFF, unsettled="PENDING", **attributes)
+    service = ReservationService(store, PriceBook(), backoff=no_wait, legacy_before=store.legacy_reservations_before)
+    assert service.reserve("j", "u", "test", 10) is None  # in place already
+    with pytest.raises(ReservationRefused, match="10"):
+        service.reserve("j", "u", "test", 12)
+    with pytest.raises(ReservationRefused, match="another user"):
+        service.reserve("j", "someone else", "test", 10)
+    assert store.record_item("j") is None and (store.balance_of("u"), store.held_of("u")) == (100, 0)
+
+
+def test_a_hold_of_a_job_settled_before_settlement_records_is_refused(store):
+    seed(store, 100)
+    store.put_job(jobId="j", userId="u", status="rendered", createdAt=BEFORE_THE_CUT_OFF, settledAs="rendered", settledByEvent="e")
+    service = ReservationService(store, PriceBook(), backoff=no_wait, legacy_before=store.legacy_reservations_before)
+    with pytest.raises(ReservationRefused, match="settled"):
+        service.reserve("j", "u", "test", 10)
+    assert store.record_item("j") is None and (store.balance_of("u"), store.held_of("u")) == (100, 0)
+
+
 def test_a_hold_sized_by_seconds_is_priced_now(store):
     seed(store, 100)
     made = ReservationService(store, PriceBook(), backoff=no_wait).reserve("j", "u", "standard-v2", seconds=Decimal("2.5"))

@@ -816,6 +816,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
     elapsed = time.monotonic() - clock
     command = "python -m simulator.mutants" + (f" --seeds {args.seeds}" if args.seeds != DEFAULT_SEEDS else "")
+    command += f" --timeout {args.timeout:.0f}" if args.timeout != parser.get_default("timeout") else ""
     text = table(results, seeds=args.seeds, command=command, started=started, elapsed=elapsed, jobs=jobs)
     print(text)
     if not args.only:

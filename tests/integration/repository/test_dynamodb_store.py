@@ -9,7 +9,7 @@ from reconciler.domain.events import VideoRendered
 from reconciler.domain.ledger import adjustment_entry
 from reconciler.domain.pricing import PriceBook
 from reconciler.domain.settlement import UNREAD, Known, decide
-from reconciler.service.ports import BalanceChanged
+from reconciler.service.ports import BalanceChanged, StaleState
 
 NOW = "2026-11-28T12:00:00.000Z"
 
@@ -82,6 +82,19 @@ def test_a_settlement_commits_in_one_transaction_whose_balance_guard_asks_for_th
     # The Jobs item is the pipeline's: an update of the settlement's mirror, never a whole-item put
     assert job["Update"]["TableName"] == stage.config.jobs_table
     assert stage.balance("u") == 9 and stage.job("j").settled_by_event == "e"
+
+
+def test_a_first_attempt_cannot_settle_a_job_settled_before_settlement_records(stage):
+    # Given a job settled by the code before settlement records (settledAs on its Jobs item, no record), and a render
+    # decided on the record alone, as a first attempt decides it (the Jobs item unread)
+    stage.seed_balance("u", 12)
+    stage.put_job(jobId="j", userId="u", status="rendered", settledAs="rendered", settledByEvent="e-v2", chargedCredits=3, createdAt=NOW)
+    settlement = settle_render(stage.store(), 3)
+    # Then the Jobs item's condition refuses the write (the retry reads the item and finds a duplicate), and nothing moves
+    # (make mutants found the condition's `attribute_not_exists(settledAs)` untested)
+    with pytest.raises(StaleState):
+        stage.store().commit_settlement(settlement)
+    assert stage.balance("u") == 12 and stage.store().load_record("j") is None
 
 
 def test_a_balance_that_moved_without_crossing_the_overdraft_threshold_does_not_refuse_the_settlement(stage):

@@ -72,6 +72,16 @@ def test_jobs_within_the_grace_period_wait_for_their_event(aws, scan):
     assert aws.job("fresh").settled_as is None
 
 
+def test_a_job_changed_within_the_grace_period_is_not_even_tried(aws, scan, monkeypatch):
+    # The scan's own check of the grace period, not only the rebuilt event's: a job whose event may still be in
+    # flight costs no settlement attempt (no reads, no transaction) on any tick (make mutants found it untested)
+    pipeline_job(aws, "just-changed", "rendered", ago(hours=2), seconds=3, updatedAt=ago(minutes=1))
+    tried = []
+    monkeypatch.setattr(scan.settlement, "settle_lost_event", lambda job_id, *args, **kwargs: tried.append(job_id))
+    report = scan.run()
+    assert tried == [] and [job.job_id for job in report.waiting] == ["just-changed"]
+
+
 def test_a_job_stuck_before_rendering_is_reported_and_never_refunded(aws, scan):
     aws.seed_balance("u", 20)
     pipeline_job(aws, "stuck", "rendering", ago(hours=7), reservedCredits=5)

@@ -8,6 +8,7 @@ import pytest
 from reconciler.domain.errors import DamagedJob, InsufficientCredits, InvalidEvent, ReservationRefused
 from reconciler.domain.events import VideoFailed, VideoRendered
 from reconciler.domain.holds import HoldRequest, plan_hold, plan_release
+from reconciler.domain.ledger import adjustment_entry
 from reconciler.domain.pricing import PriceBook
 from reconciler.domain.records import SettlementRecord
 from reconciler.domain.settlement import (
@@ -24,6 +25,7 @@ from reconciler.domain.settlement import (
     decide,
     recovered_settlement,
 )
+from reconciler.domain.validation import MAX_CREDITS
 
 NOW = "2026-11-28T12:00:00.000Z"
 CUT_OFF = "2026-11-01T00:00:00.000Z"
@@ -197,6 +199,19 @@ def test_settlement_state_machine():
 
 def request(credits=10, seconds=None, model="test"):
     return HoldRequest.sized("j1", "u1", model, PRICES, credits=credits, seconds=seconds)
+
+
+@pytest.mark.parametrize("credits", [0, -1, Decimal("0.5"), MAX_CREDITS + 1, True], ids=repr)
+def test_a_hold_of_no_credits_a_fraction_or_too_many_is_refused_by_name(credits):
+    # 1 to MAX_CREDITS whole credits (make mutants found a hold of 0 credits accepted without a test noticing)
+    with pytest.raises(InvalidEvent, match="credits"):
+        request(credits=credits)
+
+
+@pytest.mark.parametrize("amount", [0, MAX_CREDITS + 1, -MAX_CREDITS - 1], ids=repr)
+def test_an_adjustment_of_no_credits_or_too_many_is_refused_by_name(amount):
+    with pytest.raises(InvalidEvent, match="amount"):
+        adjustment_entry("u1", amount, "a reason", "ref-1", "ops", NOW)
 
 
 def test_a_hold_needs_cover_and_moves_nothing_without_it():

@@ -1,5 +1,5 @@
 """Issues #20 and #21's classes in the simulator: the default seeds generate every one, and each fix of issue #20 and
-#21's record design, undone (tests/simulator/mutations.py), is caught by the simulator at a seed of its first runs.
+#21's record design, undone (tests/integration/simulator/mutations.py), is caught by the simulator at a seed of its first runs.
 
 `make sim` runs seeds 0, 1, 2, ... in order: CAUGHT says the first seed whose run fails with each bug (found by
 running them in that order), and each test runs that seed with the bug, so a change that stops the simulator from
@@ -17,7 +17,7 @@ import pytest
 from simulator import sim
 from simulator.edges import NUMBER_EDGES
 from simulator.scenario import generate
-from tests.simulator import mutations
+from tests.integration.simulator import mutations
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ CAUGHT = [
 
 @pytest.mark.parametrize(("bug", "seed", "caught_by"), CAUGHT, ids=[bug.__name__ for bug, _, _ in CAUGHT])
 def test_a_fix_of_issue_20_or_21_undone_is_caught_at_its_seed(templates, monkeypatch, bug, seed, caught_by):
-    # Given the fix undone (tests/simulator/mutations.py says what each is)
+    # Given the fix undone (tests/integration/simulator/mutations.py says what each is)
     bug(monkeypatch)
     # When the simulator runs the first seed that catches it
     failed, _ = sim.simulate([seed], shrink_failures=False, templates=templates)

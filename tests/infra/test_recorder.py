@@ -34,6 +34,8 @@ def test_queries_name_their_index_and_other_services_their_resource():
     # UserLedger (the job postings) is a table of the stage like the others, not a name of its own per stage
     assert needs("dynamodb", "Query", {"TableName": "UserLedger-prod"}) == [Need("dynamodb:Query", "table/UserLedger-{stage}")]
     assert stageless("UserLedger-dev") == stageless("UserLedger-prod") == "UserLedger-{stage}"
+    # So is Settlements (the settlement records): a call on Settlements-dev is checked against every stage's policies
+    assert stageless("Settlements-dev") == stageless("Settlements-prod") == "Settlements-{stage}"
     assert needs("sqs", "SendMessage", {"QueueUrl": "http://127.0.0.1:5000/123456789012/cc-reconciler-dlq-dev"}) == [
         Need("sqs:SendMessage", "queue/cc-reconciler-dlq-{stage}")
     ]

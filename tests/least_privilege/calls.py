@@ -79,7 +79,7 @@ def attribute(frame: Any) -> tuple[str, str]:
 
 # Resource names of the contract, with the stage replaced by {stage}.
 _STAGE_NAMES = [
-    re.compile(r"^(?P<base>Jobs|Credits|Ledger|UserLedger|BalanceEvents)-(?P<stage>[a-z0-9]+)$"),
+    re.compile(r"^(?P<base>Jobs|Credits|Ledger|UserLedger|Settlements|BalanceEvents)-(?P<stage>[a-z0-9]+)$"),
     re.compile(r"^(?P<base>cc-reconciler-dlq)-(?P<stage>[a-z0-9]+)$"),
     re.compile(r"^(?P<base>ops-alerts)-(?P<stage>[a-z0-9]+)$"),
     re.compile(r"^(?P<base>cc-agent-reconciler)-(?P<stage>[a-z0-9]+)$"),

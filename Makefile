@@ -12,7 +12,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 # says otherwise: without it every test process and benchmark child would compile boto3, moto and the CDK again.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: help bootstrap lock demo test gate unit integration infra-tests bench sim synth lint diff deploy destroy clean adoption-templates rehearse-cutover
+.PHONY: help bootstrap lock demo test gate unit integration infra-tests bench sim mutants synth lint diff deploy destroy clean adoption-templates rehearse-cutover
 SEEDS ?= 10000
 
 help:
@@ -23,6 +23,7 @@ help:
 	@echo "make unit|integration|infra-tests   one tier of the tests, for quick local runs"
 	@echo "make bench [SCALE=100 [SCALE_ONLY=scan,audit]]  benchmarks; rewrites docs/benchmarks.md and docs/capacity.md (SCALE adds that size)"
 	@echo "make sim [SEEDS=N|SEED=S] the money-path simulator: 10,000 seeded runs, or replay one seed"
+	@echo "make mutants [SEEDS=N]    realistic bugs, each in a copy of the source, against the simulator's seeds; rewrites docs/mutants.md"
 	@echo "make synth STAGE=prod     synthesize CloudFormation for a stage (no credentials needed)"
 	@echo "make diff|deploy|destroy STAGE=NAME   the same against an AWS account (deploy: FIRST_DEPLOY=1 for a stage's first create)"
 	@echo "make adoption-templates STAGE=prod   the data stack's templates for taking over v1's resources (docs/migration.md)"
@@ -71,7 +72,7 @@ node_modules/.installed: package.json package-lock.json
 bootstrap: $(BIN)/.installed node_modules/.installed
 
 demo: bootstrap
-	$(BIN)/python -m reconciler.local.demo
+	$(BIN)/python scripts/demo.py
 
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 
@@ -88,14 +89,15 @@ gate: bootstrap
 	@failed=""; for step in $(GATE_STEPS); do echo "gate: $$step"; $(BIN)/$$step || failed="$$failed [$$step]"; done; \
 	  if [ -n "$$failed" ]; then echo "gate failed:$$failed"; exit 1; fi
 
-# Tiers for quick local runs (tests/tiers.py assigns each test to one; `make test` runs them all, and only a full
-# run checks the IAM policies against the suite's AWS calls). unit takes seconds, so it skips xdist's start-up.
+# Tiers for quick local runs: a test's folder is its tier (tests/unit, tests/integration, tests/infra; see
+# tests/unit/test_tiers.py). `make test` runs them all, and only a full run checks the IAM policies against the suite's
+# AWS calls. unit takes seconds, so it skips xdist's start-up.
 unit: bootstrap
-	$(PYTEST) -m unit
+	$(PYTEST) tests/unit
 integration: bootstrap
-	$(PYTEST) -n 2 -m integration
+	$(PYTEST) -n 2 tests/integration
 infra-tests: bootstrap
-	$(PYTEST) -n 2 -m infra
+	$(PYTEST) -n 2 tests/infra
 
 # Seeds split over both cores; SEED=S replays one run with its tasks printed.
 sim: bootstrap
@@ -104,6 +106,11 @@ sim: bootstrap
 	  $(BIN)/python -m simulator.sim --first 0 --seeds $$half & first=$$!; \
 	  $(BIN)/python -m simulator.sim --first $$half --seeds $$(( $(SEEDS) - half )); second=$$?; \
 	  wait $$first; first=$$?; [ $$first -eq 0 ] && [ $$second -eq 0 ]; fi
+
+# Realistic one-line bugs, each applied to a copy of the source and run against the simulator's seeds (SEEDS per
+# mutant, stopped at the first failing one), two at a time; the tests of its module for a mutant the simulator missed.
+mutants: bootstrap
+	$(BIN)/python -m simulator.mutants --seeds $(SEEDS)
 
 # The timer scan, the audit and the DLQ replay run at 0.1x and 1x today's sizes; SCALE=N adds N x (to those SCALE_ONLY names).
 bench: bootstrap

@@ -6,4 +6,4 @@ and at the end of a full run fails the run if the synthesized function role or o
 that never happens or miss one that does. See docs/infrastructure.md, "Least privilege, proven".
 """
 
-pytest_plugins = ["tests.least_privilege.recorder", "tests.tiers"]  # tiers: make unit | integration | infra-tests
+pytest_plugins = ["tests.least_privilege.recorder"]

@@ -32,7 +32,7 @@ NOT_ON_EVENT_PATH = (
     "reconciler.notify",
     "reconciler.cli",
     "reconciler.ops",
-    "reconciler.local",
+    "emulator",
     "moto",
 )
 
@@ -161,11 +161,11 @@ def event_for(kind: str, index: int) -> dict:
 
 def cpu(out: str, per_kind: int) -> None:
     os.environ.update(STUB_ENV)
+    from emulator.invoker import LocalContext
     from reconciler import bootstrap
     from reconciler.bootstrap import build_processor
     from reconciler.config import load_config
     from reconciler.handlers import entry
-    from reconciler.local.invoker import LocalContext
 
     processor = build_processor(load_config(), dynamodb=StubDynamoDB(), sqs=StubSQS())
     bootstrap.event_processor = lambda: processor  # type: ignore[assignment]  # the handler's container, with the stub instead of the network
@@ -217,11 +217,11 @@ def telemetry(out: str, per_kind: int) -> None:
     _X_AMZN_TRACE_ID for every invocation, traced or not, so each invocation gets one here."""
     os.environ.update(STUB_ENV)
     os.environ["OPS_TOPIC_ARN"] = "arn:aws:sns:us-east-1:123456789012:ops-alerts-dev"
+    from emulator.invoker import LocalContext
     from reconciler import bootstrap
     from reconciler.bootstrap import build_processor
     from reconciler.config import load_config
     from reconciler.handlers import entry
-    from reconciler.local.invoker import LocalContext
     from reconciler.observability import logger
 
     sns = StubSNS()
@@ -269,10 +269,10 @@ def balance_telemetry(logs: io.StringIO, repetitions: int) -> dict:
     """The balance-events function on one record a batch: a change that crosses nothing, and one that crosses the
     low threshold (its calls stubbed): CPU per invocation, log and EMF bytes, metric series."""
     os.environ.update({"BALANCE_EVENTS_TABLE_NAME": "BalanceEvents-dev", "BALANCE_EVENT_SOURCE": "credits.reconciler", "LOW_BALANCE_THRESHOLD": "10"})
+    from emulator.invoker import LocalContext
     from reconciler import bootstrap
-    from reconciler.balance_config import load_balance_config
+    from reconciler.config import load_balance_config
     from reconciler.handlers import balance_stream
-    from reconciler.local.invoker import LocalContext
 
     service = bootstrap.build_balance_event_service(load_balance_config(), dynamodb=StubDynamoDB(), events=StubEvents())
     bootstrap.balance_event_service = lambda: service  # type: ignore[assignment]
@@ -309,8 +309,8 @@ def _series(emf_text: str) -> list[list]:
 def cold(out: str) -> None:
     """One cold invocation against the environment's endpoint (the local stack): imports, clients, one event."""
     t0 = time.perf_counter_ns()
+    from emulator.invoker import LocalContext  # after the measured import: not on the Lambda path
     from reconciler.handlers.entry import handler
-    from reconciler.local.invoker import LocalContext  # after the measured import: not on the Lambda path
 
     t1 = time.perf_counter_ns()
     event = json.loads(os.environ["BENCH_COLD_EVENT"])

@@ -24,8 +24,8 @@ def function_settings(stage: str = "prod") -> dict[str, Any]:
     """What the cost model reads from the stage's synthesized template (the same synthesis `cdk deploy` uses): the
     reconciler function's memory, timeout, concurrency, architecture, tracing and async retries; the balance-events
     function's memory and its mapping's filters and batching window; the ops topic's subscriptions; PITR."""
+    from emulator.stack import templates_for
     from reconciler.contract import ResourceNames
-    from reconciler.local.stack import templates_for
 
     names = ResourceNames(stage)
     resources = {lid: r for template in templates_for(stage).values() for lid, r in template.get("Resources", {}).items()}

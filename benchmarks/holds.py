@@ -1,5 +1,5 @@
 """The hold API's latency per call, as the pipeline sees it: Lambda's Invoke over real HTTP to the local stack, whose
-moto server runs the hold function's handler in-process (reconciler.local.functions).
+moto server runs the hold function's handler in-process (emulator/functions.py).
 
 What it measures is the local stack: moto's DynamoDB (one strong read and one transaction per hold) behind a werkzeug
 server, and our handler. It is not a claim about AWS, where Invoke adds Lambda's own overhead and DynamoDB answers
@@ -16,10 +16,10 @@ import sys
 import time
 from typing import Any
 
+from emulator.server import moto_server
+from emulator.stack import provision_stack
 from reconciler.config import RuntimeConfig
 from reconciler.domain.ledger import adjustment_entry, iso_timestamp
-from reconciler.local.server import moto_server
-from reconciler.local.stack import provision_stack
 from reconciler.repository.dynamodb import DynamoDBStore
 
 KINDS = ("hold", "already-held", "release")

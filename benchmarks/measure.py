@@ -357,7 +357,8 @@ def _check_books(store: OperationsStore, dynamodb: Any, config: RuntimeConfig, u
     lost = 0
     ledger_entries = 0
     for user in users:
-        balance = (store.get_balance(user) or {})["remaining"]
+        stored = store.get_balance(user)
+        balance = (stored.remaining if stored else None) or 0
         entries = list(store.ledger_for_user(user))
         ledger_entries += len(entries)
         ledger_sum = sum(e.signed_amount for e in entries)
@@ -387,25 +388,9 @@ def timer_scan(stack: Any, settled_jobs: int = 20_000, unsettled_jobs: int = 100
     users = [f"scan-user-{i}" for i in range(10)]
     batch_put(dynamodb, config.credits_table, (to_item({"userId": u, "remaining": 100_000}) for u in users))
 
-    def unsettled(phase: str, count: int):
-        for i in range(count):
-            item = {
-                "jobId": f"unsettled-{phase}-{i:05d}",
-                "userId": users[i % len(users)],
-                "status": "rendered" if i % 2 == 0 else "failed",
-                "model": "standard-v1",
-                "seconds": 10,
-                "createdAt": old,
-                "updatedAt": old,
-                "unsettled": "PENDING",
-            }
-            if i % 4 == 0:
-                item["reservedCredits"] = 20
-            yield to_item(item)
-
     # Settlement side, on a table that holds only the unsettled jobs (moto copies tables per transaction).
     settle_count = min(unsettled_jobs, SETTLE_SIDE_MAX)
-    batch_put(dynamodb, config.jobs_table, unsettled("a", settle_count))
+    batch_put(dynamodb, config.jobs_table, _unsettled_items("a", settle_count, users, old))
     settlement = SettlementService(store, PriceBook.with_overrides(config.price_overrides))
     scan = TimerScan(store, settlement, grace=timedelta(minutes=config.scan_grace_minutes), stuck_after=timedelta(hours=config.stuck_job_hours))
     counter = RequestCounter(dynamodb)
@@ -420,26 +405,6 @@ def timer_scan(stack: Any, settled_jobs: int = 20_000, unsettled_jobs: int = 100
     }
 
     # Query side, on the big table: settled jobs (no marker) + unsettled ones.
-    def settled():
-        for i in range(settled_jobs):
-            yield to_item(
-                {
-                    "jobId": f"settled-{i:06d}",
-                    "userId": users[i % len(users)],
-                    "status": "rendered",
-                    "model": "standard-v1",
-                    "seconds": 10,
-                    "createdAt": old,
-                    "updatedAt": old,
-                    "settledAs": "rendered",
-                    "settledAt": old,
-                    "settledByEvent": f"event-{i:06d}",
-                    "chargedCredits": 20,
-                    "releasedCredits": 0,
-                    "refundedCredits": 0,
-                }
-            )
-
     loaded: list[int] = []  # the size of every item put into the big table
 
     def sized(items):
@@ -448,8 +413,8 @@ def timer_scan(stack: Any, settled_jobs: int = 20_000, unsettled_jobs: int = 100
             yield item
 
     started = time.perf_counter()
-    load_requests = batch_put(dynamodb, config.jobs_table, sized(settled())) + batch_put(
-        dynamodb, config.jobs_table, sized(unsettled("b", unsettled_jobs))
+    load_requests = batch_put(dynamodb, config.jobs_table, sized(_settled_items(settled_jobs, users, old))) + batch_put(
+        dynamodb, config.jobs_table, sized(_unsettled_items("b", unsettled_jobs, users, old))
     )
     load_seconds = time.perf_counter() - started
     # The jobs the settling half settled are in the table too, as they are now.
@@ -474,16 +439,7 @@ def timer_scan(stack: Any, settled_jobs: int = 20_000, unsettled_jobs: int = 100
         "rcu": read["rru_dynamodb"],
         "seconds": query_seconds,
     }
-    # A full Scan reads every item: computed from the items loaded (moto sorts the whole table for every Scan page,
-    # which at 10x takes longer than everything else here). DynamoDB stops a page at 1 MB and charges each page's
-    # bytes rounded up to 4 KB, eventually consistent.
-    total_bytes = sum(loaded)
-    full_scan = {
-        "requests_dynamodb": max(1, math.ceil(total_bytes / (1024 * 1024))),
-        "items": len(loaded),
-        "bytes": total_bytes,
-        "rcu": math.ceil(total_bytes / 4096) * 0.5,
-    }
+    full_scan = _full_scan(loaded)
     return {
         "settled_jobs": settled_jobs,
         "unsettled_jobs": unsettled_jobs,
@@ -492,6 +448,59 @@ def timer_scan(stack: Any, settled_jobs: int = 20_000, unsettled_jobs: int = 100
         "load_seconds": load_seconds,
         "query": query,
         "full_scan": full_scan,
+    }
+
+
+def _unsettled_items(phase: str, count: int, users: list[str], old: str):
+    """Unsettled jobs of the timer scan's benchmark: half rendered, half failed, a quarter with a reservation."""
+    for i in range(count):
+        item = {
+            "jobId": f"unsettled-{phase}-{i:05d}",
+            "userId": users[i % len(users)],
+            "status": "rendered" if i % 2 == 0 else "failed",
+            "model": "standard-v1",
+            "seconds": 10,
+            "createdAt": old,
+            "updatedAt": old,
+            "unsettled": "PENDING",
+        }
+        if i % 4 == 0:
+            item["reservedCredits"] = 20
+        yield to_item(item)
+
+
+def _settled_items(count: int, users: list[str], old: str):
+    """Settled jobs (no unsettled marker): what the scan's index never holds."""
+    for i in range(count):
+        yield to_item(
+            {
+                "jobId": f"settled-{i:06d}",
+                "userId": users[i % len(users)],
+                "status": "rendered",
+                "model": "standard-v1",
+                "seconds": 10,
+                "createdAt": old,
+                "updatedAt": old,
+                "settledAs": "rendered",
+                "settledAt": old,
+                "settledByEvent": f"event-{i:06d}",
+                "chargedCredits": 20,
+                "releasedCredits": 0,
+                "refundedCredits": 0,
+            }
+        )
+
+
+def _full_scan(loaded: list[int]) -> dict:
+    # A full Scan reads every item: computed from the items loaded (moto sorts the whole table for every Scan page,
+    # which at 10x takes longer than everything else here). DynamoDB stops a page at 1 MB and charges each page's
+    # bytes rounded up to 4 KB, eventually consistent.
+    total_bytes = sum(loaded)
+    return {
+        "requests_dynamodb": max(1, math.ceil(total_bytes / (1024 * 1024))),
+        "items": len(loaded),
+        "bytes": total_bytes,
+        "rcu": math.ceil(total_bytes / 4096) * 0.5,
     }
 
 
@@ -552,13 +561,12 @@ class PageMeter:
 
 def dlq_replay(stack: Any, messages: int = 1000) -> dict:
     try:
+        from reconciler.ops.aws import SqsQueue
         from reconciler.ops.dead_letter_replay import replay
-        from reconciler.ops.invokers import InProcessInvoker
-        from reconciler.ops.target import SqsQueue
+        from reconciler.ops.target import InProcessInvoker, RecordingDeadLetters
     except ImportError as error:
         return {
-            "missing": "reconciler.ops.dead_letter_replay.replay / reconciler.ops.invokers.InProcessInvoker / reconciler.ops.target.SqsQueue: "
-            f"{error}"
+            "missing": f"reconciler.ops.dead_letter_replay.replay / reconciler.ops.target.InProcessInvoker / reconciler.ops.aws.SqsQueue: {error}"
         }
     config = RuntimeConfig.from_env()
     dynamodb, sqs = stack.client("dynamodb"), stack.client("sqs")
@@ -580,7 +588,8 @@ def dlq_replay(stack: Any, messages: int = 1000) -> dict:
     load_seconds = time.perf_counter() - load_started
     ddb_counter, sqs_counter = RequestCounter(dynamodb), RequestCounter(sqs)
     started = time.perf_counter()
-    report = replay(SqsQueue(sqs, url), InProcessInvoker.build(dynamodb, config), max_messages=messages)
+    invoke = InProcessInvoker(build_processor(config, dynamodb=dynamodb, dead_letters=RecordingDeadLetters()))
+    report = replay(SqsQueue(sqs, url), invoke, max_messages=messages)
     elapsed = time.perf_counter() - started
     left = int(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]["ApproximateNumberOfMessages"])
     return {

@@ -194,7 +194,7 @@ def count_requests(dynamodb: Any, sqs: Any, config: RuntimeConfig, prefix: str =
 
 def _warm_up(dynamodb: Any) -> None:
     """One uncounted write attempt on every table first: in-process, the tests' fidelity layer
-    (simulator/fidelity.py) describes a table on its first put, and that look-up is not the event's request.
+    (emulator/fidelity.py) describes a table on its first put, and that look-up is not the event's request.
     The put's condition fails on a key that does not exist, so nothing is written."""
     for table in dynamodb.list_tables().get("TableNames", []):
         description = dynamodb.describe_table(TableName=table)["Table"]

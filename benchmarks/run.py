@@ -65,7 +65,7 @@ def main(argv: list[str]) -> int:
         write_documents(json.loads(RAW.read_text()))
         return 0
     started = time.perf_counter()
-    from reconciler.local.stack import local_stack
+    from emulator.stack import local_stack
 
     results: dict = {"machine": machine(), "quick": quick, "scales": scales(quick, extra, only)}
     log("the prod function's settings, from its synthesized template")
@@ -228,7 +228,7 @@ def render(r: dict) -> str:
     w(
         "Rerun with `make bench` (rewrites this file, docs/capacity.md and docs/benchmarks.json; `make bench SCALE=100` adds the 100x "
         "sizes). Figures are medians over the repetitions stated; timings never fail the run. The request counts are exact and are "
-        "asserted by `tests/benchmarks/` in `make test`."
+        "asserted by `tests/integration/benchmarks/` in `make test`."
     )
     w(
         "Two baselines, both **written for these benchmarks** (v1's own code is not in this repository): the **v1-style baseline** "
@@ -281,7 +281,7 @@ def render(r: dict) -> str:
         "Counted at the botocore level (`before-call` handlers on the clients' event systems) against the moto server over HTTP. "
         "Capacity units are what real on-demand DynamoDB would charge for the same calls, computed by `benchmarks/requests.py`'s "
         "`UnitMeter` (benchmarks/units.py) from each call, the tables' own key schemas and global secondary indexes (DescribeTable) "
-        "and the item before and after the call, by DynamoDB's published rules (tests/benchmarks/test_unit_meter.py checks them on "
+        "and the item before and after the call, by DynamoDB's published rules (tests/integration/benchmarks/test_unit_meter.py checks them on "
         "known requests): reads 0.5 (eventually consistent) or 1 (consistent) per 4 KB of the whole items read, a Query or Scan page "
         "by every item it read before its filter and projection, transactional 2; writes 1 per 1 KB of the larger of the item before "
         "and after, also when a condition fails, transactional 2; per global secondary index 1 to put an item in or take it out, 2 "
@@ -426,7 +426,7 @@ def render(r: dict) -> str:
             "**Caveat:** errors or unbalanced books on our side under concurrency point at the emulator first: moto's "
             "`transact_write_items` deep-copies the tables it touches and restores them when a transaction is cancelled, so on moto's own "
             "multi-threaded server a cancelled transaction can undo another thread's commit. The local stack therefore runs moto one request "
-            "at a time (`reconciler/local/moto_serve.py`); if this note appears, that serialisation did not hold for this run."
+            "at a time (`emulator/fidelity.py`, SerializedApp); if this note appears, that serialisation did not hold for this run."
         )
         w("")
     w(

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.common import item_size
+from reconciler.repository.dynamodb import pages
 
 READ_STEP, WRITE_STEP = 4096, 1024
 # What a Query or Scan reads is the page before these apply; the meter reads the page again without them.
@@ -133,15 +134,12 @@ class UnitMeter:
         last = parsed.get("LastEvaluatedKey")
         read: list[dict] = []
         call = getattr(self.client, "query" if operation == "Query" else "scan")
-        while True:
-            page = self._quiet(call, **request)
+        for page in pages(lambda **page_request: self._quiet(call, **page_request), request):
             for item in page.get("Items", []):
                 read.append(item)
                 if last is not None and all(item.get(name) == value for name, value in last.items()):
                     return read
-            if "LastEvaluatedKey" not in page:
-                return read
-            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return read
 
     def read_units(self, operation: str, params: dict, parsed: dict) -> float:
         if operation == "GetItem":

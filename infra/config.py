@@ -15,7 +15,16 @@ from typing import Literal
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_logs as logs
 
-from reconciler.contract import BALANCE_EVENT_SOURCE, STAGE_LIMITS, STAGES, ResourceNames, checked_stage
+from reconciler.contract import (
+    BALANCE_EVENT_SOURCE,
+    DEFAULT_LOW_BALANCE_THRESHOLD,
+    DEFAULT_OVERDRAFT_ALERT_LEVEL,
+    STAGES,
+    ResourceNames,
+    StageLimits,
+    checked_stage,
+    usable_event_source,
+)
 
 # AWS's published Powertools layer of this version is attached to the function;
 # keep it equal to the aws-lambda-powertools pin in requirements.txt (a test checks).
@@ -60,11 +69,11 @@ class BalanceEventSettings:
     Credits item may override (`lowBalanceThreshold`, `overdraftAlertLevel`)."""
 
     source: str = BALANCE_EVENT_SOURCE
-    low_threshold: int = 10  # credits.low below this many credits (a whole number >= 1)
-    overdraft_alert_level: int = 0  # credits.overdrawn below this balance (<= 0; 0: any negative balance)
+    low_threshold: int = DEFAULT_LOW_BALANCE_THRESHOLD  # credits.low below this many credits (a whole number >= 1)
+    overdraft_alert_level: int = DEFAULT_OVERDRAFT_ALERT_LEVEL  # credits.overdrawn below this balance (<= 0; 0: any negative balance)
 
     def __post_init__(self) -> None:
-        if not re.fullmatch(r"[A-Za-z0-9._-]{1,256}", self.source) or self.source.lower().startswith("aws."):
+        if not usable_event_source(self.source):
             raise ValueError(f"balance event source {self.source!r} is not a usable EventBridge source")
         if self.low_threshold < 1 or self.overdraft_alert_level > 0:
             raise ValueError("balance events: the low threshold must be >= 1 and the overdraft alert level <= 0")
@@ -88,8 +97,6 @@ class StageConfig:
     event_archive_retention_days: int
     async_invoke_max_retries: int
     async_invoke_max_event_age: Duration
-    scan_grace_minutes: int
-    stuck_job_hours: int
     triage_enabled: bool
     # Stack termination protection: a `cdk destroy` or a console delete of the stack fails.
     termination_protection: bool
@@ -126,9 +133,10 @@ class StageConfig:
         return ResourceNames(self.stage)
 
     @property
-    def reserved_concurrency(self) -> int:
-        # One source: the CLI's `resume` restores the same value (reconciler.contract.STAGE_LIMITS).
-        return STAGE_LIMITS[self.stage].reserved_concurrency
+    def limits(self) -> StageLimits:
+        """What the runtime and the operators share of a stage's settings (reserved concurrency, which `resume`
+        restores; the timer scan's timings; the adjustment guard): reconciler.contract.STAGE_LIMITS, the one place."""
+        return self.names.limits
 
 
 # PLACEHOLDERS until the accounts exist: replace with the real account ids before the first deploy
@@ -154,8 +162,6 @@ _STAGES: dict[str, StageConfig] = {
         event_archive_retention_days=7,
         async_invoke_max_retries=2,
         async_invoke_max_event_age=Duration.hours(6),
-        scan_grace_minutes=15,
-        stuck_job_hours=6,
         triage_enabled=False,  # no OpenAI calls from dev
         termination_protection=False,
         alert_subscriptions=(),  # dev alarm actions are disabled; the function's own alerts have no reader
@@ -180,8 +186,6 @@ _STAGES: dict[str, StageConfig] = {
         event_archive_retention_days=14,
         async_invoke_max_retries=2,
         async_invoke_max_event_age=Duration.hours(6),
-        scan_grace_minutes=15,
-        stuck_job_hours=6,
         triage_enabled=True,
         termination_protection=False,
         alert_subscriptions=(AlertSubscription("email", "reconciler-staging-alerts@example.com"),),
@@ -203,8 +207,6 @@ _STAGES: dict[str, StageConfig] = {
         event_archive_retention_days=90,
         async_invoke_max_retries=2,
         async_invoke_max_event_age=Duration.hours(6),
-        scan_grace_minutes=15,
-        stuck_job_hours=6,
         triage_enabled=True,
         termination_protection=True,
         alert_subscriptions=(

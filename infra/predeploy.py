@@ -71,12 +71,12 @@ def problems(config: StageConfig, *, sts: Any, lambda_client: Any, ssm: Any, clo
     names = config.names
     unreserved = lambda_client.get_account_settings()["AccountLimit"]["UnreservedConcurrentExecutions"]
     # A function that exists already holds its reservation out of `unreserved`; only the increase must fit.
-    needed = max(config.reserved_concurrency - _reserved_now(lambda_client, names.function), 0)
+    needed = max(config.limits.reserved_concurrency - _reserved_now(lambda_client, names.function), 0)
     if unreserved - needed < UNRESERVED_MINIMUM:
         found.append(
             f"the account has {unreserved} unreserved concurrent executions; reserving {needed} more for {names.function} would leave "
             f"{unreserved - needed}, below Lambda's minimum of {UNRESERVED_MINIMUM}: ask for a concurrency quota of at least "
-            f"{UNRESERVED_MINIMUM + config.reserved_concurrency} (Service Quotas, Lambda, Concurrent executions) before deploying"
+            f"{UNRESERVED_MINIMUM + config.limits.reserved_concurrency} (Service Quotas, Lambda, Concurrent executions) before deploying"
         )
     try:
         ssm.get_parameter(Name=POWERTOOLS_LAYER_PARAMETER)

@@ -25,9 +25,9 @@ from pathlib import Path
 LAMBDA_PYTHON = (3, 12)
 LAMBDA_TASK_ROOT = "/var/task"  # where Lambda unpacks the asset
 CACHE = Path(__file__).resolve().parents[1] / "build" / "lambda-asset"
-# Operator tooling and local emulation ship with the repository, not with the function; nor does any bytecode of ours
+# The operators' CLI and its use cases are installed for operators, not shipped with the function; nor is any bytecode of ours
 # compiled by another interpreter, or packaging metadata.
-EXCLUDED_DIRECTORIES = {"reconciler/cli", "reconciler/local", "reconciler/ops"}
+EXCLUDED_DIRECTORIES = {"reconciler/cli", "reconciler/ops"}
 EXCLUDED_FILES = {"reconciler/__main__.py"}  # `python -m reconciler` is the CLI
 
 

@@ -38,9 +38,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "runtime")]
 
 from benchmarks.baseline_v1 import V1Baseline  # noqa: E402
+from emulator.server import LOCAL_ENV, moto_server  # noqa: E402
+from emulator.stack import provision_stack  # noqa: E402
 from reconciler.domain.ledger import iso_timestamp  # noqa: E402
-from reconciler.local.server import LOCAL_ENV, moto_server  # noqa: E402
-from reconciler.local.stack import provision_stack  # noqa: E402
 from reconciler.ops.target import STATE_DIR_ENV  # noqa: E402
 
 STAGE = "dev"
@@ -67,6 +67,15 @@ class Rehearsal:
         done = subprocess.run(command, cwd=self.work, env=self.env, capture_output=True, text=True, timeout=600)
         if done.returncode not in expect:
             raise SystemExit(f"`{' '.join(args)}` exited {done.returncode}: {done.stderr.strip()}")
+        return json.loads(done.stdout) if done.stdout.strip() else None
+
+    def emulator(self, *args: str) -> Any:
+        """`python -m emulator ARGS` against this rehearsal's stack (sending events as the bus would)."""
+        command = [sys.executable, "-m", "emulator", "--stage", STAGE, "--no-progress", "--json", *args]
+        self.typed.append("python -m emulator " + " ".join(args))
+        done = subprocess.run(command, cwd=REPO, env=self.env, capture_output=True, text=True, timeout=600)
+        if done.returncode != 0:
+            raise SystemExit(f"`python -m emulator {' '.join(args)}` exited {done.returncode}: {done.stderr.strip()}")
         return json.loads(done.stdout) if done.stdout.strip() else None
 
     # --- v1's world -----------------------------------------------------------------------------
@@ -182,9 +191,9 @@ def rehearse(work: Path, users: int, jobs: int, seed: int) -> dict[str, Any]:
         applied = r.reconciler("migrate", "--cutover", cutover, "--apply", "--actor", "rehearsal", "--reason", reason, "--trust", "ledger")
         again = r.reconciler("migrate", "--cutover", cutover, "--apply", "--actor", "rehearsal", "--reason", reason, "--trust", "ledger")
         # v2 enabled: the kept events, then more while events keep arriving
-        outcomes = r.reconciler("local", "send", str(r.write("kept.jsonl", kept)))
+        outcomes = r.emulator("send", str(r.write("kept.jsonl", kept)))
         later = r.finish_jobs("v2", names, jobs // 4)
-        outcomes += r.reconciler("local", "send", str(r.write("later.jsonl", later)))
+        outcomes += r.emulator("send", str(r.write("later.jsonl", later)))
         audit = r.reconciler("audit", "--min-age", "0", expect=(0, 1))
         counted = r.count(cutover)
         lost_updates = [d for d in shadow_report["differences"] if d["scope"] == "user" and "lost updates" in d["named"]]

@@ -14,35 +14,40 @@ the job to be settled by its event with a 1-credit charge posting, and for the b
 It writes nothing but its event (in CI it runs under a role that may put only those and read only the smoke user's
 items). Each run leaves, as docs/operations.md ("Smoke test") says: the job's Jobs item, its charge posting in
 UserLedger, and one credit less in the smoke user's float. A deployed stage's float is funded once by an operator;
-a run refuses to start without a credit to charge, and warns when fewer than 100 remain. `--env local` starts its
-own local stack (or uses the running one from `reconciler local up`, with --endpoint-url; `--stage` names its stage,
-dev by default), funds the float there itself, and drives the local invoker while waiting. Progress goes to stderr,
-the result line to stdout; any failure is one line and a non-zero exit.
+a run refuses to start without a credit to charge, and warns when fewer than 100 remain. `--env local` uses the
+local stack of `--stage` (dev by default) that `python -m emulator up` runs (its endpoint overridden by
+--endpoint-url), or starts one itself in the background and stops it at the end; it funds the float there itself,
+and asks the stack to deliver while waiting (`python -m emulator deliver`), since a stack saved without `up`
+running delivers nothing by itself. Progress goes to stderr, the result line to stdout; any failure is one line and
+a non-zero exit.
 
-Runs from any Python 3.11+: without boto3 and the reconciler's dependencies it re-runs itself with the
-checkout's .venv/bin/python when there is one, and otherwise says how to get them.
+Runs from any Python 3.11+: without boto3 and the reconciler's package it re-runs itself with the checkout's
+.venv/bin/python when there is one, and otherwise says how to get them.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
 import uuid
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "runtime"))
 
 
 def _ensure_dependencies() -> None:
     try:
         import boto3  # noqa: F401
         import rich  # noqa: F401
+
+        import reconciler  # noqa: F401
     except ImportError as error:
         venv_python = REPO / ".venv" / "bin" / "python"
         in_venv = Path(sys.prefix).resolve() == (REPO / ".venv").resolve()
@@ -87,7 +92,7 @@ def fund_command(stage: str) -> str:
 
 def run(store, events, stage: str, timeout: float, drain=None, log=progress) -> dict:
     """Puts one synthetic render and checks its settlement; `store` reads (OperationsStore), `events` puts."""
-    before = (store.get_balance(USER) or {}).get("remaining")
+    before = remaining(store)
     if before is None or before < EXPECTED_CHARGE:
         raise SmokeFailure(f"{USER} has {before or 0} credits in {stage}; fund its float once: {fund_command(stage)}")
     if before < LOW_FLOAT:
@@ -100,7 +105,7 @@ def run(store, events, stage: str, timeout: float, drain=None, log=progress) -> 
     event_id = response["Entries"][0]["EventId"]
     log(f"published a {SMOKE_TEST_EVENT_SOURCE} video.rendered for {job_id}; waiting up to {timeout:.0f} s")
     charge = wait_for_charge(store, job_id, event_id, timeout, drain)
-    after = (store.get_balance(USER) or {}).get("remaining") or 0
+    after = remaining(store) or 0
     problems = []
     if charge.signed_amount != -EXPECTED_CHARGE:
         problems.append(f"charge is {charge.signed_amount}, expected {-EXPECTED_CHARGE}")
@@ -134,14 +139,49 @@ def wait_for_charge(store, job_id: str, event_id: str, timeout: float, drain=Non
         time.sleep(1 if drain is None else 0.2)
 
 
+def remaining(store) -> int | None:
+    """The smoke user's credits (None: it has no balance)."""
+    balance = store.get_balance(USER)
+    return balance.remaining if balance else None
+
+
 def fund_local_float(target: Target) -> None:
     """Locally only (a throw-away stack, no IAM): the float an operator gives a deployed stage once."""
-    from reconciler.ops.adjustments import Adjuster
-
-    store = target.store
-    if ((store.get_balance(USER) or {}).get("remaining") or 0) < EXPECTED_CHARGE:
-        Adjuster(store).adjust(USER, LOCAL_FLOAT, "smoke test float", f"smoke-float-{uuid.uuid4()}", "local:smoke-test")
+    if (remaining(target.store) or 0) < EXPECTED_CHARGE:
+        target.adjuster().adjust(USER, LOCAL_FLOAT, "smoke test float", f"smoke-float-{uuid.uuid4()}", "local:smoke-test")
         progress(f"funded the local float of {USER} with {LOCAL_FLOAT} credits")
+
+
+def emulator(*args: str, **options) -> subprocess.CompletedProcess:
+    """`python -m emulator ARGS` of this checkout (the local stack's command line)."""
+    return subprocess.run([sys.executable, "-m", "emulator", *args], cwd=REPO, capture_output=True, text=True, timeout=300, **options)
+
+
+@contextmanager
+def local_stack(stage: str, endpoint_url: str | None) -> Iterator[tuple[Target, str]]:
+    """The running local stack of `stage` and its endpoint; or, when none runs and no endpoint is given, one that
+    `python -m emulator up` starts in the background, with a state file of its own, stopped on exit."""
+    if endpoint_url or local_state_path(stage).exists():
+        target = Target.resolve(stage, endpoint_url, use_local=True)
+        progress(f"using the running local {stage} stack at {target.endpoint_url}")
+        yield target, target.endpoint_url or ""
+        return
+    progress(f"starting a local {stage} stack: python -m emulator up (synthesis and moto: about 20 s) ...")
+    with tempfile.TemporaryDirectory(prefix="smoke-test-") as state_dir:
+        os.environ["RECONCILER_LOCAL_STATE_DIR"] = state_dir
+        command = [sys.executable, "-m", "emulator", "--stage", stage, "up"]
+        up = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 180
+            while not local_state_path(stage).exists():
+                if up.poll() is not None or time.monotonic() > deadline:
+                    raise SmokeFailure("`python -m emulator up` did not start a local stack")
+                time.sleep(0.2)
+            target = Target.resolve(stage, use_local=True)
+            yield target, target.endpoint_url or ""
+        finally:
+            emulator("--stage", stage, "down")
+            up.wait(timeout=30)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,23 +195,12 @@ def main(argv: list[str] | None = None) -> int:
         with ExitStack() as resources:
             drain = None
             if args.env == "local":
-                from reconciler.local.stack import LocalStack, local_stack
-
-                if args.endpoint_url:
-                    progress(f"using the running local {args.stage} stack at {args.endpoint_url}")
-                    stack = LocalStack.load(local_state_path(args.stage))
-                    stack.endpoint = args.endpoint_url
-                    stack.activate()
-                else:
-                    progress("starting a local dev stack (synthesis and moto: about 20 s) ...")
-                    stack = resources.enter_context(local_stack("dev"))
-                target = Target.resolve(stack.stage, stack.endpoint)
-                invoker = stack.invoker()
+                target, endpoint = resources.enter_context(local_stack(args.stage, args.endpoint_url))
                 fund_local_float(target)
 
-                def drain() -> int:
-                    with contextlib.redirect_stdout(sys.stderr):  # the handler's logs are not the result
-                        return invoker.drain()
+                def drain() -> None:
+                    # The handler's logs go to its stderr, not to the result.
+                    emulator("--stage", target.stage, "--endpoint-url", endpoint, "--no-progress", "deliver", stdout=None)
             else:
                 progress(f"checking the deployed {args.env} stage")
                 target = Target.resolve(args.env)

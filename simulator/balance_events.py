@@ -84,8 +84,8 @@ class BalanceEventRun:
         from the first reported record (Lambda checkpoints there); an invocation that fails as a whole (a
         timeout) is retried halved (bisectBatchOnFunctionError); after the retry limit the failing records are
         given up (their description goes to the on-failure destination) and the stream goes on."""
+        from emulator.invoker import LocalContext
         from reconciler.handlers.balance_stream import handler
-        from reconciler.local.invoker import LocalContext
         from reconciler.observability import metrics
 
         pending, attempts, bisect, invocations = list(self.records), 0, 0, 0

@@ -1,4 +1,4 @@
-"""Fault plans: what the simulator injects at the botocore boundary, in AWS's own shapes (simulator.fidelity),
+"""Fault plans: what the simulator injects at the botocore boundary, in AWS's own shapes (emulator.fidelity),
 into the money path's calls and the balance-events function's.
 
 The plans only say what to inject; the run decides when (its seeded generators), and counts what it injected.
@@ -29,7 +29,7 @@ class SimulatedTimeout(BaseException):
 def money_path_fault(service: str, operation: str, params: dict, rng: random.Random) -> tuple[str, Callable[[], Any]] | None:
     """A fault for one call, drawn by its service's generator: (its label, how to make it); None for a service
     the plan leaves alone."""
-    from simulator import fidelity
+    from emulator import fidelity
 
     items = len(params.get("TransactItems", [])) or 1
     if service == "dynamodb":
@@ -50,7 +50,7 @@ def money_path_fault(service: str, operation: str, params: dict, rng: random.Ran
 
 
 def _dynamodb_faults(operation: str, items: int, rng: random.Random) -> list[tuple[str, Callable[[], Any]]]:
-    from simulator import fidelity
+    from emulator import fidelity
 
     choices: list[tuple[str, Callable[[], Any]]] = [
         ("throttle-single", lambda: fidelity.Fault(fidelity.single_request_throttle(operation, rng.choice(THROTTLE_CODES)))),
@@ -100,7 +100,7 @@ LEDGER_QUERY_FAULTS: tuple[tuple[str, bool], ...] = (("ledger-query-throttled", 
 
 def stream_fault(label: str, operation: str, rng: random.Random) -> Any:
     """The fault a label of the tables above names, in AWS's shape."""
-    from simulator import fidelity
+    from emulator import fidelity
 
     if label.startswith("failed-entry-"):
         code = "ThrottlingException" if label == "failed-entry-throttling" else "InternalFailure"

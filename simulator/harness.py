@@ -1,4 +1,4 @@
-"""The cluster: one in-process AWS (moto, made faithful by `simulator.fidelity`) for the process, with the
+"""The cluster: one in-process AWS (moto, made faithful by `emulator.fidelity`) for the process, with the
 stage's tables, queues and functions' environment as the templates define them, emptied between runs.
 """
 
@@ -11,10 +11,10 @@ import os
 import warnings
 from typing import Any
 
+from emulator.fidelity import IN_PROCESS_STREAMS
 from reconciler.contract import METRICS_NAMESPACE
 
 STAGE = "dev"
-IN_PROCESS_STREAMS = "https://streams.dynamodb.us-east-1.amazonaws.com"  # botocore would pick an account endpoint moto lacks
 BALANCE_FUNCTION = f"cc-reconciler-balance-events-{STAGE}"
 ALERT_CLOCK = 1_800_000_000.0  # seconds since the epoch: the alert grouping's time in every run
 
@@ -34,10 +34,10 @@ class Harness:
         import boto3
         from moto import mock_aws
 
-        from reconciler.local.resources import provision
-        from reconciler.local.stack import templates_for
-        from reconciler.local.stream_poller import balance_function_environment, mapping_settings
-        from simulator import fidelity
+        from emulator import fidelity
+        from emulator.resources import provision
+        from emulator.stack import templates_for
+        from emulator.stream_poller import balance_function_environment, mapping_settings
 
         fidelity.install()
         self.fidelity = fidelity
@@ -155,7 +155,8 @@ class Harness:
     def read_stream(self) -> list[dict]:
         """The Credits stream records written since the last reset, as Lambda hands them to the function
         (moto's key-only INSERT of an UpdateItem that creates an item dropped, docs/emulator-fidelity.md)."""
-        from reconciler.local.stream_poller import drop_key_only_inserts, lambda_record
+        from emulator.fidelity import drop_key_only_inserts
+        from emulator.stream_poller import lambda_record
 
         records: list[dict] = []
         while self.stream_iterator:

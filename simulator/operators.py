@@ -131,8 +131,8 @@ class Operators:
     # --- DLQ replays -----------------------------------------------------------------------------------------
     def _replay(self, max_messages: int) -> None:
         """`reconciler dlq replay --max N` with the in-process invoker."""
+        from reconciler.ops.aws import SqsQueue
         from reconciler.ops.dead_letter_replay import replay
-        from reconciler.ops.target import SqsQueue
 
         report = replay(SqsQueue(self.run.h.sqs, self.run.h.resources.dlq_url), self._invoker(), max_messages)
         for status, count in report.summary().items():
@@ -140,8 +140,8 @@ class Operators:
 
     def _replay_corrected(self, event_id: str, detail: dict) -> None:
         """`reconciler dlq replay MESSAGE --payload corrected.json`: the dead letter of `event_id`, with its detail fixed."""
+        from reconciler.ops.aws import SqsQueue
         from reconciler.ops.dead_letter_replay import corrected_event, find, peek, replay_one
-        from reconciler.ops.target import SqsQueue
 
         queue = SqsQueue(self.run.h.sqs, self.run.h.resources.dlq_url)
         letter = next((letter for letter in peek(queue, 100) if letter.event_id == event_id), None)
@@ -157,7 +157,7 @@ class Operators:
     def _invoker(self) -> Any:
         """The CLI's InProcessInvoker around the container's use case, with deterministic request ids and the oracle's
         classification of each answer."""
-        from reconciler.ops.invokers import InProcessInvoker, RecordingDeadLetters
+        from reconciler.ops.target import InProcessInvoker, RecordingDeadLetters
         from reconciler.service.event_settlement import EventProcessor
 
         settlement = self.run.settlement_service()

@@ -2,7 +2,7 @@
 
 A run drives the real code (the Lambda handler as deployed, the timer scan through the same handler,
 `reserve()`, the CLI's `Adjuster`) with several workers against in-process moto, made faithful by
-`simulator.fidelity`. Workers are threads, but only one runs at a time: they hand over at every DynamoDB
+`emulator.fidelity`. Workers are threads, but only one runs at a time: they hand over at every DynamoDB
 call, to a worker the seed's random generator picks, so every interleaving is reproducible. Faults are
 injected at the botocore boundary in AWS's shapes (fidelity.py), Lambda's retries of a failed or timed-out
 invocation are modelled (same request id, up to 2 retries, then the on-failure destination), and after the

@@ -6,10 +6,10 @@ from functools import lru_cache
 import botocore.session
 import pytest
 
-from simulator import fidelity
+from emulator import fidelity
 
 # moto made faithful where AWS differs (SQS characters and sizes, SNS subjects, DynamoDB key sizes,
-# serialisable in-process transactions): one place, every test (simulator/fidelity.py).
+# serialisable in-process transactions): one place, every test (emulator/fidelity.py).
 fidelity.install()
 
 # One botocore data loader per data path for the whole process. botocore parses its JSON models (endpoints, each

@@ -44,6 +44,7 @@ from reconciler.domain.holds import HoldRelease, Reservation
 from reconciler.domain.ledger import LedgerEntry, legacy_adjustment_ledger_id
 from reconciler.domain.records import SettledFacts, SettlementRecord
 from reconciler.domain.settlement import UNREAD, Conflict, JobRecord, Settlement, UnreadableJob
+from reconciler.domain.stored import StoredBalance
 from reconciler.domain.validation import whole_number_problem
 from reconciler.service.ports import BalanceChanged, StaleState
 
@@ -188,9 +189,18 @@ class InMemorySettlementStore:
 
     # --- what the CLI's Adjuster reads (OperationsStore's names) -------------------------------
 
-    def get_balance(self, user_id: str) -> dict[str, Any] | None:
+    def get_balance(self, user_id: str) -> StoredBalance | None:
         item = self.balances.get(user_id)
-        return None if item is None else {"userId": user_id, HELD_ATTRIBUTE: 0, VERSION_ATTRIBUTE: 0, **item}
+        if item is None:
+            return None
+        return StoredBalance(
+            user_id=user_id,
+            remaining=item.get("remaining"),
+            held=item.get(HELD_ATTRIBUTE, 0),
+            version=item.get(VERSION_ATTRIBUTE, 0),
+            updated_at=item.get("updatedAt"),
+            last_ledger_entry=item.get(LAST_LEDGER_ENTRY_ATTRIBUTE),
+        )
 
     def get_ledger_entry(self, ledger_id: str) -> LedgerEntry | None:
         return self.entries.get(ledger_id)

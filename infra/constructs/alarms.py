@@ -157,7 +157,7 @@ class ReconcilerAlarms(Construct):
             # there is none before the first scan after the first deploy, and none during a pause (`reconciler
             # pause` holds the scan's ticks with the events). A scan that raises pages through `errors`.
             missing_data=NO_DATA_IS_HEALTHY,
-            description=f"Jobs unsettled for more than {config.stuck_job_hours} hours: their events never arrived.",
+            description=f"Jobs unsettled for more than {config.limits.stuck_job_hours} hours: their events never arrived.",
         )
         self.invalid_events = self._alarm(
             "invalid-events",

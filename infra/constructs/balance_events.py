@@ -50,8 +50,8 @@ class BalanceEventsData(Construct):
             self,
             "Table",
             table_name=names.balance_events_table,
-            partition_key=dynamodb.Attribute(name="userId", type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name="eventKey", type=dynamodb.AttributeType.STRING),
+            partition_key=dynamodb.Attribute(name=contract.USER_ID_ATTRIBUTE, type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name=contract.BALANCE_EVENT_KEY, type=dynamodb.AttributeType.STRING),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
@@ -119,7 +119,7 @@ class BalanceEventsFunction(Construct):
         # in stream order. A failed record is retried from itself (partial batch responses); a failing batch is
         # bisected so one bad record cannot hold its neighbours beyond its own retries.
         # Only records that can carry a crossing reach the function (docs/events.md, "Which records reach the
-        # function"); the same filters decide locally (reconciler.local.stream_poller).
+        # function"); the same filters decide locally (emulator/stream_poller.py).
         # An EventSourceMapping rather than DynamoEventSource: that one adds dynamodb:ListStreams on "*" to the
         # role's default policy, where its acknowledgement would cover the whole role.
         assert tables.credits.table_stream_arn is not None, "the Credits table has a stream"
@@ -197,10 +197,33 @@ class BalanceEventsAlarms(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         notify = cloudwatch_actions.SnsAction(ops_topic)
-        five_minutes = Duration.minutes(5)
         healthy_without_data = cloudwatch.TreatMissingData.NOT_BREACHING
         gte = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
-        specs = [
+        specs = self._specs(config, function, failure_queue)
+        assert tuple(spec[0] for spec in specs) == BALANCE_EVENT_ALARM_CONCERNS
+        self.all: list[cloudwatch.Alarm] = []
+        for concern, metric, threshold, description in specs:
+            alarm = cloudwatch.Alarm(
+                self,
+                concern,
+                alarm_name=config.names.alarm(concern),
+                alarm_description=description,
+                metric=metric,
+                threshold=threshold,
+                comparison_operator=gte,
+                evaluation_periods=1,
+                treat_missing_data=healthy_without_data,
+                actions_enabled=config.alarm_actions_enabled,
+            )
+            alarm.add_alarm_action(notify)
+            alarm.add_ok_action(notify)
+            self.all.append(alarm)
+
+    @staticmethod
+    def _specs(config: StageConfig, function: lambda_.IFunction, failure_queue: sqs.IQueue) -> list[tuple[str, cloudwatch.IMetric, float, str]]:
+        """The alarms, a table: concern, metric, threshold (greater or equal alarms), description."""
+        five_minutes = Duration.minutes(5)
+        return [
             (
                 "balance-events-errors",
                 function.metric_errors(statistic="Sum", period=five_minutes),
@@ -249,21 +272,3 @@ class BalanceEventsAlarms(Construct):
                 "A given-up stream batch has waited 10 days in the balance-events failure queue; SQS deletes it at 14 days.",
             ),
         ]
-        assert tuple(spec[0] for spec in specs) == BALANCE_EVENT_ALARM_CONCERNS
-        self.all: list[cloudwatch.Alarm] = []
-        for concern, metric, threshold, description in specs:
-            alarm = cloudwatch.Alarm(
-                self,
-                concern,
-                alarm_name=config.names.alarm(concern),
-                alarm_description=description,
-                metric=metric,
-                threshold=threshold,
-                comparison_operator=gte,
-                evaluation_periods=1,
-                treat_missing_data=healthy_without_data,
-                actions_enabled=config.alarm_actions_enabled,
-            )
-            alarm.add_alarm_action(notify)
-            alarm.add_ok_action(notify)
-            self.all.append(alarm)

@@ -27,9 +27,6 @@ from reconciler import contract
 # A hold is one strong read and one transaction: well under a second; the caller's SDK retries a timeout.
 HOLD_TIMEOUT = Duration.seconds(10)
 HOLD_MEMORY_MB = 256
-# The attributes of a Jobs item that belong to the pipeline (docs/pipeline.md): all it may write. The
-# settlement's mirror, reservations and conflicts are the reconciler's.
-PIPELINE_JOB_ATTRIBUTES = ("jobId", "userId", "model", "status", "createdAt", "updatedAt", "seconds", "failureReason", contract.UNSETTLED_ATTRIBUTE)
 
 
 class HoldFunction(Construct):
@@ -84,7 +81,7 @@ class PipelineAccess(Construct):
                     actions=["dynamodb:UpdateItem"],
                     resources=[tables.jobs.table_arn],
                     conditions={
-                        "ForAllValues:StringEquals": {"dynamodb:Attributes": list(PIPELINE_JOB_ATTRIBUTES)},
+                        "ForAllValues:StringEquals": {"dynamodb:Attributes": list(contract.PIPELINE_JOB_ATTRIBUTES)},
                         # No ALL_OLD/ALL_NEW: the reconciler's attributes would come back through the condition.
                         "StringEqualsIfExists": {"dynamodb:ReturnValues": ["NONE", "UPDATED_OLD", "UPDATED_NEW"]},
                     },

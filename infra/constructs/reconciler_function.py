@@ -146,13 +146,13 @@ def function_environment(config: StageConfig, tables: ReconcilerTables, dead_let
         contract.ENV_LEDGER_TABLE: tables.ledger.table_name,
         contract.ENV_USER_LEDGER_TABLE: tables.user_ledger.table_name,
         contract.ENV_SETTLEMENTS_TABLE: tables.settlements.table_name,
-        contract.ENV_LEGACY_RESERVATIONS_BEFORE: config.names.limits.legacy_reservations_before,
+        contract.ENV_LEGACY_RESERVATIONS_BEFORE: config.limits.legacy_reservations_before,
         contract.ENV_DLQ_URL: dead_letter_queue.queue_url,
         contract.ENV_OPS_TOPIC_ARN: ops_topic.topic_arn,
         contract.ENV_OPENAI_SECRET_NAME: OPENAI_SECRET_NAME,
         contract.ENV_PRICE_OVERRIDES: json.dumps(dict(config.price_overrides), sort_keys=True),
-        contract.ENV_SCAN_GRACE_MINUTES: str(config.scan_grace_minutes),
-        contract.ENV_STUCK_JOB_HOURS: str(config.stuck_job_hours),
+        contract.ENV_SCAN_GRACE_MINUTES: str(config.limits.scan_grace_minutes),
+        contract.ENV_STUCK_JOB_HOURS: str(config.limits.stuck_job_hours),
         contract.ENV_TRIAGE_ENABLED: "true" if config.triage_enabled else "false",
     }
 
@@ -214,12 +214,20 @@ class ReconcilerFunction(Construct):
             environment=function_environment(config, tables, dead_letter_queue, ops_topic),
             memory_size=512,
             timeout=Duration.seconds(30),
-            reserved_concurrent_executions=config.reserved_concurrency,
+            reserved_concurrent_executions=config.limits.reserved_concurrency,
             retry_attempts=config.async_invoke_max_retries,
             max_event_age=config.async_invoke_max_event_age,
             on_failure=destinations.SqsDestination(dead_letter_queue),
         )
 
+        self._rules(config, dead_letter_queue)
+        self._archive(config)
+        self._grant_least_privilege(config, tables, dead_letter_queue, ops_topic)
+        self._acknowledge()
+
+    def _rules(self, config: StageConfig, dead_letter_queue: sqs.IQueue) -> None:
+        """The render events' rule (to the function, its undeliverable events to the DLQ) and the timer scan's schedule."""
+        names = config.names
         self.events_rule = events.Rule(
             self,
             "EventsRule",
@@ -246,6 +254,10 @@ class ReconcilerFunction(Construct):
             # A scan that could not be delivered before the next tick is superseded by it.
             targets=[targets.LambdaFunction(self.function, max_event_age=config.timer_scan_rate)],
         )
+
+    def _archive(self, config: StageConfig) -> None:
+        """The render events, archived for replay after an incident."""
+        names = config.names
         self.archive = events.Archive(
             self,
             "Archive",
@@ -261,7 +273,8 @@ class ReconcilerFunction(Construct):
         assert isinstance(archive_resource, events.CfnArchive)
         archive_resource.add_property_deletion_override("KmsKeyIdentifier")
 
-        self._grant_least_privilege(config, tables, dead_letter_queue, ops_topic)
+    def _acknowledge(self) -> None:
+        """The cdk-nag findings this construct answers, each with its reason."""
         Validations.of(self.function).acknowledge(
             Acknowledgment(
                 id="Serverless::Serverless-LambdaDLQ",

@@ -8,12 +8,17 @@ from constructs import Construct
 
 from infra.config import StageConfig
 from reconciler.contract import (
+    CREATED_AT_ATTRIBUTE,
     HELD_AT_ATTRIBUTE,
     HOLD_USER_ATTRIBUTE,
+    JOB_ID_ATTRIBUTE,
     JOBS_UNSETTLED_INDEX,
     LEDGER_BY_USER_INDEX,
+    LEDGER_ID_ATTRIBUTE,
     OPEN_HOLDS_INDEX,
+    TIMESTAMP_ATTRIBUTE,
     UNSETTLED_ATTRIBUTE,
+    USER_ID_ATTRIBUTE,
     USER_LEDGER_SORT_KEY,
 )
 
@@ -26,39 +31,39 @@ class ReconcilerTables(Construct):
         self._config = config
         names = config.names
 
-        self.jobs = self._table("Jobs", names.jobs_table, partition_key="jobId")
+        self.jobs = self._table("Jobs", names.jobs_table, partition_key=JOB_ID_ATTRIBUTE)
         # Sparse: only unsettled jobs carry the attribute, so the timer scan reads
         # the unsettled jobs rather than the whole table.
         self.jobs.add_global_secondary_index(
             index_name=JOBS_UNSETTLED_INDEX,
             partition_key=dynamodb.Attribute(name=UNSETTLED_ATTRIBUTE, type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name="createdAt", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name=CREATED_AT_ATTRIBUTE, type=dynamodb.AttributeType.STRING),
             projection_type=dynamodb.ProjectionType.ALL,
         )
 
         # The stream feeds the balance-events function (infra/constructs/balance_events.py); enabling it is an
         # in-place update of the table (no replacement), and settlement writes nothing more for it.
-        self.credits = self._table("Credits", names.credits_table, partition_key="userId", stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES)
+        self.credits = self._table("Credits", names.credits_table, partition_key=USER_ID_ATTRIBUTE, stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES)
         # Decided before the first deploy (docs/infrastructure.md, "Cross-stack references"): strong, whatever the app's
         # default becomes. The stream mapping in compute imports the stream ARN, so a data deploy that would replace
         # the stream fails loudly instead of leaving the mapping on a disabled stream (a weak reference is re-read only
         # when compute's template changes, and the CLI skips an unchanged stack).
         CrossStackReferences.of(self.credits).produce(ReferenceStrength.STRONG)
 
-        self.ledger = self._table("Ledger", names.ledger_table, partition_key="ledgerId")
+        self.ledger = self._table("Ledger", names.ledger_table, partition_key=LEDGER_ID_ATTRIBUTE)
         self.ledger.add_global_secondary_index(
             index_name=LEDGER_BY_USER_INDEX,
-            partition_key=dynamodb.Attribute(name="userId", type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name="timestamp", type=dynamodb.AttributeType.STRING),
+            partition_key=dynamodb.Attribute(name=USER_ID_ATTRIBUTE, type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name=TIMESTAMP_ATTRIBUTE, type=dynamodb.AttributeType.STRING),
             projection_type=dynamodb.ProjectionType.ALL,
         )
         # The job postings, keyed by user and time: a user's history is a Query of the table, and a posting writes
         # no index (docs/ledger.md). Ledger keeps the operators' entries (adjustments, audit corrections) and every
         # entry written before UserLedger existed; readers merge the two.
-        self.user_ledger = self._table("UserLedger", names.user_ledger_table, partition_key="userId", sort_key=USER_LEDGER_SORT_KEY)
+        self.user_ledger = self._table("UserLedger", names.user_ledger_table, partition_key=USER_ID_ATTRIBUTE, sort_key=USER_LEDGER_SORT_KEY)
         # The reconciler's own record of each job's money, its hold and its settlement (domain/records.py): the proof
         # of settlement lives where only the reconciler writes, whatever the pipeline writes to its Jobs item.
-        self.settlements = self._table("Settlements", names.settlements_table, partition_key="jobId")
+        self.settlements = self._table("Settlements", names.settlements_table, partition_key=JOB_ID_ATTRIBUTE)
         # Sparse: only a record with an open hold carries holdUser, so a user's open holds are one Query (the audit)
         # and all of them one Scan of the index, whatever the number of jobs ever settled.
         self.settlements.add_global_secondary_index(

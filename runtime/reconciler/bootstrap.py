@@ -12,7 +12,6 @@ so the event path's cold start does not pay for them.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Mapping
 from datetime import timedelta
@@ -30,11 +29,11 @@ from reconciler.service.event_settlement import EventProcessor, SettlementServic
 from reconciler.service.ports import DeadLetters
 
 if TYPE_CHECKING:
-    from reconciler.balance_config import BalanceEventsConfig
+    from reconciler.config import BalanceEventsConfig
     from reconciler.notify.notifier import Notifier
     from reconciler.repository.dynamodb_operations import OperationsStore
     from reconciler.service.balance_event_publishing import BalanceEventService
-    from reconciler.service.ports import SettlementStore
+    from reconciler.service.ports import SettlementStore, StreamChange
     from reconciler.service.reservations import ReservationService
     from reconciler.service.timer_scan import TimerScan
 
@@ -49,13 +48,6 @@ CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "stan
 # Tighter for alerts and the triage secret: they are worth less than the invocation's time.
 ALERT_CLIENT_CONFIG = Config(connect_timeout=1, read_timeout=3, retries={"mode": "standard", "max_attempts": 2})
 SECRET_CLIENT_CONFIG = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 2})
-
-# Optional tuning of the notifier; the infrastructure sets none of them today, the defaults apply.
-ENV_OPENAI_BASE_URL = "OPENAI_BASE_URL"
-ENV_TRIAGE_MODEL = "TRIAGE_MODEL"
-ENV_TRIAGE_TIMEOUT = "TRIAGE_TIMEOUT_SECONDS"
-ENV_ALERT_WINDOW = "ALERT_WINDOW_SECONDS"
-ENV_ALERT_MAX_PER_WINDOW = "ALERT_MAX_PER_WINDOW"
 
 
 # --- clients ---------------------------------------------------------------------------------------
@@ -127,12 +119,15 @@ def operations_store(config: RuntimeConfig, dynamodb: Any = None) -> OperationsS
     return OperationsStore(dynamodb or aws_client("dynamodb"), config)
 
 
-def settlement_service(store: Any, config: RuntimeConfig) -> SettlementService:
-    return SettlementService(store, PriceBook.with_overrides(config.price_overrides), legacy_before=config.legacy_reservations_before)
+def settlement_service(store: Any, config: RuntimeConfig, **options: Any) -> SettlementService:
+    """Settlement with the stage's prices; `options` (backoff) for tests that must not sleep."""
+    return SettlementService(store, PriceBook.with_overrides(config.price_overrides), legacy_before=config.legacy_reservations_before, **options)
 
 
-def build_processor(config: RuntimeConfig, dynamodb: Any = None, sqs: Any = None, dead_letters: DeadLetters | None = None) -> EventProcessor:
-    settlement = settlement_service(settlement_store(config, dynamodb), config)
+def build_processor(
+    config: RuntimeConfig, dynamodb: Any = None, sqs: Any = None, dead_letters: DeadLetters | None = None, **options: Any
+) -> EventProcessor:
+    settlement = settlement_service(settlement_store(config, dynamodb), config, **options)
     return EventProcessor(settlement, dead_letters or SqsDeadLetters(sqs or aws_client("sqs"), config.dlq_url, config.stage))
 
 
@@ -161,6 +156,13 @@ def hold_service() -> ReservationService:
     return build_reservations(settlement_store(config), config)
 
 
+def stream_change(raw_record: dict[str, Any]) -> StreamChange:
+    """One Credits stream record as the balance-events service reads it (the stream adapter decodes it)."""
+    from reconciler.repository.balance_event_store import decode_stream_record
+
+    return decode_stream_record(raw_record)
+
+
 def build_balance_event_service(config: BalanceEventsConfig, dynamodb: Any = None, events: Any = None) -> BalanceEventService:
     """The balance-events stream function's use case, with its EventBridge, BalanceEvents and ledger adapters."""
     from reconciler.repository.balance_event_store import BalanceEventLog, EventBridgePublisher, LedgerLookup
@@ -175,12 +177,12 @@ def build_balance_event_service(config: BalanceEventsConfig, dynamodb: Any = Non
     )
 
 
-def build_notifier(config: RuntimeConfig, env: Mapping[str, str] | None = None, **overrides: Any) -> Notifier:
-    """The notifier a handler (or the CLI) uses; triage only when the stage enables it."""
+def build_notifier(config: RuntimeConfig, **overrides: Any) -> Notifier:
+    """The notifier a handler uses, tuned by its configuration (config.notifier); triage only when the stage enables it."""
     from reconciler.notify.grouping import DEFAULT_MAX_PER_WINDOW, DEFAULT_WINDOW_SECONDS, GroupingWindow
     from reconciler.notify.notifier import Notifier
 
-    env = os.environ if env is None else env
+    tuning = config.notifier
     triage_factory = None
     if config.triage_enabled:
 
@@ -189,31 +191,23 @@ def build_notifier(config: RuntimeConfig, env: Mapping[str, str] | None = None, 
 
             return Triage(
                 secret_name=config.openai_secret_name,
-                base_url=env.get(ENV_OPENAI_BASE_URL) or DEFAULT_BASE_URL,
-                model=env.get(ENV_TRIAGE_MODEL) or DEFAULT_MODEL,
-                timeout=_float_env(env, ENV_TRIAGE_TIMEOUT, DEFAULT_TIMEOUT_SECONDS),
+                base_url=tuning.openai_base_url or DEFAULT_BASE_URL,
+                model=tuning.triage_model or DEFAULT_MODEL,
+                timeout=tuning.triage_timeout_seconds or DEFAULT_TIMEOUT_SECONDS,
                 provider_factory=secrets_provider,
             )
 
     options: dict[str, Any] = dict(
         sns_factory=alert_sns_client,
         grouping=GroupingWindow(
-            window_seconds=_float_env(env, ENV_ALERT_WINDOW, DEFAULT_WINDOW_SECONDS),
-            max_per_window=int(_float_env(env, ENV_ALERT_MAX_PER_WINDOW, DEFAULT_MAX_PER_WINDOW)),
+            window_seconds=tuning.alert_window_seconds or DEFAULT_WINDOW_SECONDS,
+            max_per_window=tuning.alert_max_per_window or DEFAULT_MAX_PER_WINDOW,
         ),
         triage_factory=triage_factory,
         prices=PriceBook.with_overrides(config.price_overrides),
     )
     options.update(overrides)
     return Notifier(config.stage, config.ops_topic_arn, **options)
-
-
-def _float_env(env: Mapping[str, str], name: str, default: float) -> float:
-    try:
-        value = float(env.get(name, "") or default)
-    except ValueError:
-        return default
-    return value if value > 0 else default
 
 
 # --- what a Lambda container keeps ------------------------------------------------------------------
@@ -231,7 +225,7 @@ def timer_scan() -> TimerScan:
 
 @lru_cache(maxsize=1)
 def balance_event_service() -> BalanceEventService:
-    from reconciler.balance_config import load_balance_config
+    from reconciler.config import load_balance_config
 
     return build_balance_event_service(load_balance_config())
 
@@ -250,7 +244,7 @@ def flush_due() -> None:
 
 def reset_container() -> None:
     """Forgets everything a container keeps, configuration included (a new Lambda container)."""
-    from reconciler.balance_config import load_balance_config
+    from reconciler.config import load_balance_config
 
     for cached in (
         load_config,

@@ -1,4 +1,7 @@
-"""Runtime configuration, read from the environment that the infrastructure sets, validated once."""
+"""The functions' configuration, read from the environment the infrastructure sets, validated once: one typed
+model per function. RuntimeConfig is the reconciler function's (and the hold function's, which gets the same
+environment: infra/constructs/reconciler_function.py sets it); BalanceEventsConfig the balance-events stream
+function's (infra/constructs/balance_events.py). The variables' names are the contract's."""
 
 from __future__ import annotations
 
@@ -12,24 +15,63 @@ from functools import lru_cache
 from typing import Any
 
 from reconciler.contract import (
+    BALANCE_EVENT_SOURCE,
+    DEFAULT_EVENT_BUS,
+    DEFAULT_LOW_BALANCE_THRESHOLD,
+    DEFAULT_OVERDRAFT_ALERT_LEVEL,
+    ENV_ALERT_MAX_PER_WINDOW,
+    ENV_ALERT_WINDOW,
+    ENV_BALANCE_EVENTS_TABLE,
     ENV_CREDITS_TABLE,
     ENV_DLQ_URL,
+    ENV_EVENT_BUS,
+    ENV_EVENT_SOURCE,
     ENV_JOBS_TABLE,
     ENV_LEDGER_TABLE,
     ENV_LEGACY_RESERVATIONS_BEFORE,
+    ENV_LOW_THRESHOLD,
+    ENV_OPENAI_BASE_URL,
     ENV_OPENAI_SECRET_NAME,
     ENV_OPS_TOPIC_ARN,
+    ENV_OVERDRAFT_ALERT_LEVEL,
     ENV_PRICE_OVERRIDES,
     ENV_SCAN_GRACE_MINUTES,
     ENV_SETTLEMENTS_TABLE,
     ENV_STAGE,
     ENV_STUCK_JOB_HOURS,
     ENV_TRIAGE_ENABLED,
+    ENV_TRIAGE_MODEL,
+    ENV_TRIAGE_TIMEOUT,
     ENV_USER_LEDGER_TABLE,
     OPENAI_SECRET_NAME,
     ConfigError,
     ResourceNames,
+    StageLimits,
+    usable_event_source,
 )
+from reconciler.domain.crossings import ThresholdError, Thresholds
+
+
+@dataclass(frozen=True)
+class NotifierSettings:
+    """The notifier's optional tuning (docs/triage.md); None where unset or unusable: the notifier's default applies."""
+
+    openai_base_url: str | None = None
+    triage_model: str | None = None
+    triage_timeout_seconds: float | None = None
+    alert_window_seconds: float | None = None
+    alert_max_per_window: int | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> NotifierSettings:
+        max_per_window = _lenient_positive(env, ENV_ALERT_MAX_PER_WINDOW)
+        return cls(
+            openai_base_url=env.get(ENV_OPENAI_BASE_URL) or None,
+            triage_model=env.get(ENV_TRIAGE_MODEL) or None,
+            triage_timeout_seconds=_lenient_positive(env, ENV_TRIAGE_TIMEOUT),
+            alert_window_seconds=_lenient_positive(env, ENV_ALERT_WINDOW),
+            alert_max_per_window=None if max_per_window is None else int(max_per_window),
+        )
 
 
 @dataclass(frozen=True)
@@ -44,12 +86,13 @@ class RuntimeConfig:
     ops_topic_arn: str = ""
     openai_secret_name: str = OPENAI_SECRET_NAME
     price_overrides: Mapping[str, Decimal] = field(default_factory=dict)
-    scan_grace_minutes: int = 15
-    stuck_job_hours: int = 6
+    scan_grace_minutes: int = StageLimits.scan_grace_minutes
+    stuck_job_hours: int = StageLimits.stuck_job_hours
     triage_enabled: bool = False
     # Jobs created before this moment may carry a reservation made on their item (domain/settlement.py); "" means
     # none does (a stage that never ran the code that made them).
     legacy_reservations_before: str = ""
+    notifier: NotifierSettings = NotifierSettings()
 
     @classmethod
     def for_stage(cls, stage: str, **overrides: Any) -> RuntimeConfig:
@@ -64,6 +107,8 @@ class RuntimeConfig:
             settlements_table=names.settlements_table,
             dlq_url="",
             legacy_reservations_before=names.limits.legacy_reservations_before,
+            scan_grace_minutes=names.limits.scan_grace_minutes,
+            stuck_job_hours=names.limits.stuck_job_hours,
         )
         values.update(overrides)
         return cls(**values)
@@ -86,10 +131,60 @@ class RuntimeConfig:
             ops_topic_arn=env.get(ENV_OPS_TOPIC_ARN, ""),
             openai_secret_name=env.get(ENV_OPENAI_SECRET_NAME, OPENAI_SECRET_NAME),
             price_overrides=_parse_price_overrides(env.get(ENV_PRICE_OVERRIDES, "")),
-            scan_grace_minutes=_positive_int(env, ENV_SCAN_GRACE_MINUTES, 15),
-            stuck_job_hours=_positive_int(env, ENV_STUCK_JOB_HOURS, 6),
+            scan_grace_minutes=_whole(env, ENV_SCAN_GRACE_MINUTES, StageLimits.scan_grace_minutes, positive=True),
+            stuck_job_hours=_whole(env, ENV_STUCK_JOB_HOURS, StageLimits.stuck_job_hours, positive=True),
             triage_enabled=env.get(ENV_TRIAGE_ENABLED, "false").lower() == "true",
             legacy_reservations_before=_moment(env, ENV_LEGACY_RESERVATIONS_BEFORE),
+            notifier=NotifierSettings.from_env(env),
+        )
+
+
+@dataclass(frozen=True)
+class BalanceEventsConfig:
+    stage: str
+    ledger_table: str
+    user_ledger_table: str
+    balance_events_table: str
+    thresholds: Thresholds
+    event_source: str = BALANCE_EVENT_SOURCE
+    event_bus: str = DEFAULT_EVENT_BUS
+
+    @classmethod
+    def for_stage(cls, stage: str, **overrides: Any) -> BalanceEventsConfig:
+        """The contract names of a stage (the CLI and the local stack)."""
+        names = ResourceNames(stage)  # unknown stage -> UnknownStageError, a ConfigError
+        values: dict[str, Any] = dict(
+            stage=stage,
+            ledger_table=names.ledger_table,
+            user_ledger_table=names.user_ledger_table,
+            balance_events_table=names.balance_events_table,
+            thresholds=Thresholds(DEFAULT_LOW_BALANCE_THRESHOLD, DEFAULT_OVERDRAFT_ALERT_LEVEL),
+        )
+        values.update(overrides)
+        return cls(**values)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> BalanceEventsConfig:
+        env = os.environ if env is None else env
+        required = (ENV_STAGE, ENV_LEDGER_TABLE, ENV_USER_LEDGER_TABLE, ENV_BALANCE_EVENTS_TABLE, ENV_EVENT_SOURCE, ENV_LOW_THRESHOLD)
+        missing = [name for name in required if not env.get(name)]
+        if missing:
+            raise ConfigError(f"missing environment variables: {', '.join(missing)}")
+        source = env[ENV_EVENT_SOURCE]
+        if not usable_event_source(source):
+            raise ConfigError(f"{ENV_EVENT_SOURCE} is not a usable event source: {source!r}")
+        try:
+            thresholds = Thresholds(_whole(env, ENV_LOW_THRESHOLD, None), _whole(env, ENV_OVERDRAFT_ALERT_LEVEL, DEFAULT_OVERDRAFT_ALERT_LEVEL))
+        except ThresholdError as error:
+            raise ConfigError(str(error)) from None
+        return cls(
+            stage=env[ENV_STAGE],
+            ledger_table=env[ENV_LEDGER_TABLE],
+            user_ledger_table=env[ENV_USER_LEDGER_TABLE],
+            balance_events_table=env[ENV_BALANCE_EVENTS_TABLE],
+            thresholds=thresholds,
+            event_source=source,
+            event_bus=env.get(ENV_EVENT_BUS) or DEFAULT_EVENT_BUS,
         )
 
 
@@ -101,15 +196,25 @@ def _moment(env: Mapping[str, str], name: str) -> str:
     return raw
 
 
-def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+def _lenient_positive(env: Mapping[str, str], name: str) -> float | None:
+    """A positive number, or None where unset, not a number or not positive (an alert's tuning never stops the function)."""
+    try:
+        value = float(env.get(name, "") or 0)
+    except ValueError:
+        return None
+    return value if value > 0 else None
+
+
+def _whole(env: Mapping[str, str], name: str, default: int | None, *, positive: bool = False) -> int:
+    """A whole number, the default where unset (a required one has none), else ConfigError."""
     raw = env.get(name)
-    if raw in (None, ""):
+    if raw in (None, "") and default is not None:
         return default
     try:
-        value = int(raw)
+        value = int(str(raw).strip())
     except ValueError:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
-    if value <= 0:
+    if positive and value <= 0:
         raise ConfigError(f"{name} must be positive, got {value}")
     return value
 
@@ -140,3 +245,9 @@ def _parse_price_overrides(raw: str) -> dict[str, Decimal]:
 def load_config() -> RuntimeConfig:
     """The Lambda's configuration, validated on first use and then cached for the container."""
     return RuntimeConfig.from_env()
+
+
+@lru_cache(maxsize=1)
+def load_balance_config() -> BalanceEventsConfig:
+    """The stream function's configuration, validated on first use and cached for the container."""
+    return BalanceEventsConfig.from_env()

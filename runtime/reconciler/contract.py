@@ -4,15 +4,39 @@ Resource names per stage (the v1 runbook's names are a contract with the people 
 metric namespace and metric names, the service and secret names, the environment the infrastructure sets
 for the function, the tables' index and attribute contract, and the event contract.
 
-`infra` imports this module; no module of the runtime imports `infra` (tests/test_architecture.py). It
-imports nothing but the domain's event names, so the CDK app, the Lambda and the installed CLI all load it
-cheaply.
+`infra` imports this module; no module of the runtime imports `infra` (tests/unit/test_architecture.py). It
+imports nothing but the domain's event names and the tables' attribute names (domain/attributes.py), so the CDK
+app, the Lambda and the installed CLI all load it cheaply.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
+from reconciler.domain.attributes import (  # noqa: F401 - the tables' attribute names, re-exported: see that module
+    BALANCE_EVENT_KEY,
+    CREATED_AT_ATTRIBUTE,
+    HELD_AT_ATTRIBUTE,
+    HELD_ATTRIBUTE,
+    HOLD,
+    HOLD_USER_ATTRIBUTE,
+    JOB_ID_ATTRIBUTE,
+    LAST_LEDGER_ENTRY_ATTRIBUTE,
+    LEDGER_ID_ATTRIBUTE,
+    LOW_OVERRIDE_ATTRIBUTE,
+    OVERDRAFT_OVERRIDE_ATTRIBUTE,
+    PIPELINE_JOB_ATTRIBUTES,
+    REMAINING_ATTRIBUTE,
+    RESERVED_AS_ATTRIBUTE,
+    TIMESTAMP_ATTRIBUTE,
+    UNSETTLED_ATTRIBUTE,
+    UNSETTLED_VALUE,
+    UPDATED_AT_ATTRIBUTE,
+    USER_ID_ATTRIBUTE,
+    USER_LEDGER_SORT_KEY,
+    VERSION_ATTRIBUTE,
+)
 from reconciler.domain.events import EVENT_SOURCE, FAILED, RENDERED, SMOKE_TEST_SOURCE, SMOKE_TEST_USER
 
 STAGES: tuple[str, ...] = ("dev", "staging", "prod")
@@ -82,7 +106,7 @@ class Metric:
 
 
 # Balance events (docs/events.md): their EventBridge source and bus, and the stream function's environment
-# (infra/constructs/balance_events.py sets exactly these, balance_config.py reads them).
+# (infra/constructs/balance_events.py sets exactly these, config.py BalanceEventsConfig reads them).
 BALANCE_EVENT_SOURCE = "credits.reconciler"
 DEFAULT_EVENT_BUS = "default"
 BALANCE_EVENT_DETAIL_TYPES: tuple[str, ...] = ("credits.low", "credits.exhausted", "credits.overdrawn", "credits.restored")
@@ -91,6 +115,15 @@ ENV_EVENT_SOURCE = "BALANCE_EVENT_SOURCE"
 ENV_EVENT_BUS = "BALANCE_EVENT_BUS"
 ENV_LOW_THRESHOLD = "LOW_BALANCE_THRESHOLD"
 ENV_OVERDRAFT_ALERT_LEVEL = "OVERDRAFT_ALERT_LEVEL"
+# The thresholds every stage deploys (infra/config.py BalanceEventSettings) unless a user's Credits item overrides them.
+DEFAULT_LOW_BALANCE_THRESHOLD = 10
+DEFAULT_OVERDRAFT_ALERT_LEVEL = 0
+
+
+def usable_event_source(source: str) -> bool:
+    """EventBridge's Source: 1 to 256 characters of these, and never "aws." (reserved for AWS services)."""
+    return bool(re.fullmatch(r"[A-Za-z0-9._-]{1,256}", source)) and not source.lower().startswith("aws.")
+
 
 # The function's environment: infra/constructs/reconciler_function.py sets exactly these, config.py reads them.
 ENV_STAGE = "STAGE"
@@ -111,24 +144,23 @@ ENV_STUCK_JOB_HOURS = "STUCK_JOB_HOURS"
 ENV_TRIAGE_ENABLED = "TRIAGE_ENABLED"
 # "false" drops the dimensionless (v1 runbook) copy of every metric for a stage (docs/metrics.md).
 ENV_METRICS_DIMENSIONLESS = "METRICS_DIMENSIONLESS"
+# Optional tuning of the notifier (docs/triage.md); the infrastructure sets none of them today, the defaults apply.
+ENV_OPENAI_BASE_URL = "OPENAI_BASE_URL"
+ENV_TRIAGE_MODEL = "TRIAGE_MODEL"
+ENV_TRIAGE_TIMEOUT = "TRIAGE_TIMEOUT_SECONDS"
+ENV_ALERT_WINDOW = "ALERT_WINDOW_SECONDS"
+ENV_ALERT_MAX_PER_WINDOW = "ALERT_MAX_PER_WINDOW"
 
-# The tables' contract: index names (infra/constructs/tables.py creates them) and the attribute that puts a
-# job in the sparse unsettled index (the pipeline writes it, settlement removes it).
+# The tables' contract: index names (infra/constructs/tables.py creates them); the attribute and key names are
+# domain/attributes.py's, re-exported above.
 LEDGER_BY_USER_INDEX = "userId-timestamp-index"
 JOBS_UNSETTLED_INDEX = "unsettled-createdAt-index"
-UNSETTLED_ATTRIBUTE = "unsettled"
-UNSETTLED_VALUE = "PENDING"
-# UserLedger-{stage}: the job postings, keyed by user with a time-ordered sort key (docs/ledger.md), so one
-# user's history is a Query of the table itself and a posting writes no index.
-USER_LEDGER_SORT_KEY = "entryKey"
 
 
 # Settlements-{stage}: the reconciler's record of each job's money (domain/records.py), keyed by jobId; only the
 # reconciler writes it. A record holding an open hold carries holdUser (its user), which puts it in the sparse
 # open-holds index (partition holdUser, sort heldAt): a user's open holds are one Query, all of them one Scan.
 OPEN_HOLDS_INDEX = "open-holds-index"
-HOLD_USER_ATTRIBUTE = "holdUser"
-HELD_AT_ATTRIBUTE = "heldAt"
 
 
 def user_ledger_key(timestamp: str, ledger_id: str) -> str:
@@ -137,19 +169,20 @@ def user_ledger_key(timestamp: str, ledger_id: str) -> str:
     return f"{timestamp}#{ledger_id}"
 
 
-# Credits items: `remaining` is what the user can spend; `held` the credits held for open reservations.
-# Posted balance (what the ledger sums to) = remaining + held.
-HELD_ATTRIBUTE = "held"
-# Every balance write of the reconciler adds 1 to the item's version, and one that books a Ledger entry (an
-# adjustment, a correction) names it in lastLedgerEntry: an operator's repair is conditioned on the version it read
-# (so of two concurrent repairs one applies and the other audits again), and an audit whose read of Ledger's
-# by-user index lacks lastLedgerEntry knows the index has not caught up yet.
-VERSION_ATTRIBUTE = "version"
-LAST_LEDGER_ENTRY_ATTRIBUTE = "lastLedgerEntry"
-# A job reserved as a hold carries reservedAs = "hold"; a reservation without it was posted to the ledger
-# (the v2 model) and is settled as it was made.
-RESERVED_AS_ATTRIBUTE = "reservedAs"
-HOLD = "hold"
+# A dead letter as the function sends it (repository/sqs_dead_letters.py) and operators read it
+# (ops/dead_letter_replay.py): the message attributes that say why the event was refused, and how a body that SQS
+# would have refused was sent (a JSON string literal holding the original text exactly) or cut.
+class DeadLetterAttribute:
+    ERROR_TYPE = "errorType"
+    FIELD = "field"
+    REASON = "reason"
+    STAGE = "stage"
+    EVENT_ID = "eventId"
+    BODY_ENCODING = "bodyEncoding"
+    BODY_TRUNCATED = "bodyTruncated"
+
+
+JSON_STRING_ENCODING = "json-string"
 
 # The alarms of a stage, cc-reconciler-{concern}-{stage} (infra/constructs/alarms.py, in this order). The ops
 # topic's and its key's policies admit CloudWatch for exactly these alarm ARNs; the CLI lists and silences them.
@@ -216,6 +249,10 @@ class StageLimits:
     reserved_concurrency: int
     # `adjust` above this many credits (either sign) needs --yes-large or a typed confirmation.
     large_adjustment: int
+    # The timer scan settles a job whose events are this late (minutes), and reports one unsettled this long (hours):
+    # infra sets them in the function's environment, config.py reads them (these are also its defaults).
+    scan_grace_minutes: int = 15
+    stuck_job_hours: int = 6
     # Jobs created before this moment may carry a reservation made on their Jobs item by the v2 code that came
     # before settlement records (every stage that ran that code ran it before this release); later reservation
     # attributes on a Jobs item were written by another writer and count for nothing. None of v1's jobs has one.

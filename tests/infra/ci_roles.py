@@ -1,6 +1,6 @@
 """The CI roles as synthesized (infra/constructs/ci_access.py) and as docs/infrastructure.md lists them, read into
 plain values the tests compare: trust, allowed and denied statements with their ARNs resolved. Imported by the
-infra tests and by tests/runtime/cli/test_smoke_test.py (as tests.infra.ci_roles), so it imports no test helper."""
+infra tests and by tests/integration/cli/test_smoke_test.py (as tests.infra.ci_roles), so it imports no test helper."""
 
 from __future__ import annotations
 

@@ -6,11 +6,12 @@ import json
 
 from infra_helpers import as_list, only_resource, resource_named
 
-from reconciler import balance_config, contract
+from emulator.stream_poller import mapping_filters
+from reconciler import config as runtime_config
+from reconciler import contract
 from reconciler.contract import BALANCE_EVENT_ALARM_CONCERNS
 from reconciler.domain.crossings import Thresholds
 from reconciler.domain.stream_filter import MAX_FILTERS, MAX_PATTERN_CHARS, balance_event_filters
-from reconciler.local.stream_poller import mapping_filters
 
 
 def test_credits_table_streams_new_and_old_images_and_the_history_table_exists(synthesized):
@@ -48,7 +49,7 @@ def test_function_and_its_stream_mapping(synthesized):
     assert env[contract.ENV_OVERDRAFT_ALERT_LEVEL] == "0"
     # The environment is what the runtime validates at start.
     resolved = {**env, "LEDGER_TABLE_NAME": "Ledger-x", "USER_LEDGER_TABLE_NAME": "UserLedger-x", "BALANCE_EVENTS_TABLE_NAME": "BalanceEvents-x"}
-    loaded = balance_config.BalanceEventsConfig.from_env(resolved)
+    loaded = runtime_config.BalanceEventsConfig.from_env(resolved)
     assert loaded.thresholds.low == config.balance_events.low_threshold
     # Both ledgers: the entries behind a crossing are job postings (UserLedger) or operators' entries (Ledger)
     assert (loaded.ledger_table, loaded.user_ledger_table) == ("Ledger-x", "UserLedger-x")
@@ -65,7 +66,7 @@ def test_only_records_that_can_cross_a_threshold_reach_the_function_in_batches(s
     config = synthesized.config
     mapping = only_resource(synthesized.compute, "AWS::Lambda::EventSourceMapping")["Properties"]
     patterns = [json.loads(f["Pattern"]) for f in mapping["FilterCriteria"]["Filters"]]
-    # The stage's own thresholds (tests/runtime/domain/test_stream_filter.py proves these keep every crossing).
+    # The stage's own thresholds (tests/unit/domain/test_stream_filter.py proves these keep every crossing).
     settings = config.balance_events
     assert patterns == balance_event_filters(Thresholds(settings.low_threshold, settings.overdraft_alert_level))
     assert len(patterns) <= MAX_FILTERS and all(len(f["Pattern"]) <= MAX_PATTERN_CHARS for f in mapping["FilterCriteria"]["Filters"])

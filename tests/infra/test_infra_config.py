@@ -35,7 +35,9 @@ def test_powertools_layer_version_matches_the_requirements_pin():
 def test_stage_config_is_immutable():
     config = config_for("dev")
     with pytest.raises(FrozenInstanceError):
-        config.reserved_concurrency = 100  # type: ignore[misc]
+        config.tracing = not config.tracing  # type: ignore[misc]
+    with pytest.raises(FrozenInstanceError):
+        config.limits.reserved_concurrency = 100  # type: ignore[misc]
     with pytest.raises(TypeError):
         config.price_overrides["new-model"] = "1"  # type: ignore[index]
 
@@ -44,7 +46,7 @@ def test_stage_config_is_immutable():
 def test_invariants_hold_in_every_stage(stage):
     config = config_for(stage)
     assert config.point_in_time_recovery, f"{stage}: PITR must be on everywhere"
-    assert config.reserved_concurrency == 10, f"{stage}: reserved concurrency {config.reserved_concurrency}"
+    assert config.limits.reserved_concurrency == 10, f"{stage}: reserved concurrency {config.limits.reserved_concurrency}"
     assert config.async_invoke_max_retries == 2
     assert all(Decimal(price) > 0 for price in config.price_overrides.values())
     # The stuck-jobs alarm period (1 h) must span several timer scans.

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from infra.constructs.hold_function import PIPELINE_JOB_ATTRIBUTES
 from reconciler import contract
+from reconciler.contract import PIPELINE_JOB_ATTRIBUTES
 from tests.infra.infra_helpers import as_list, refers_to, resource_named
 
 

@@ -30,7 +30,7 @@ def test_the_asset_holds_the_handlers_and_not_the_cli_ops_or_local_stack(tmp_pat
     unwanted = sorted(
         f
         for f in files
-        if f.startswith(("reconciler/cli/", "reconciler/local/", "reconciler/ops/"))
+        if f.startswith(("reconciler/cli/", "reconciler/ops/"))
         or f == "reconciler/__main__.py"
         or (f.endswith(".pyc") and not f.endswith(".cpython-312.pyc"))
         or ".egg-info" in f

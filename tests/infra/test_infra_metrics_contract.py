@@ -35,7 +35,7 @@ class Context:
 @pytest.fixture(scope="module")
 def printed(synthesize, tmp_path_factory) -> str:
     """What the handler prints for one invalid event, on the dev stage's resources (moto, from the template)."""
-    from reconciler.local.resources import provision
+    from emulator.resources import provision
 
     built = synthesize("dev")  # the session's synthesis: the local stack provisions from these templates
     names = built.config.names

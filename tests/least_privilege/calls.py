@@ -19,12 +19,12 @@ LAMBDA_SERVICE = "lambda-service"  # the async-invoke emulation's on-failure del
 
 _STRONG: tuple[tuple[str, str, str], ...] = (
     # (module prefix, qualname prefix, principal); the first match of a frame wins, so specific rows first.
-    ("reconciler.ops.invokers", "InProcessInvoker", FUNCTION),  # stands in for `lambda invoke` on --local
+    ("reconciler.ops.target", "InProcessInvoker", FUNCTION),  # stands in for `lambda invoke` on --local
     ("reconciler.handlers.balance_stream", "", BALANCE_FUNCTION),
     ("reconciler.service.balance_event_publishing", "", BALANCE_FUNCTION),
     ("reconciler.handlers", "", FUNCTION),
-    ("reconciler.local.invoker", "", LAMBDA_SERVICE),
-    ("reconciler.local", "", SETUP),
+    ("emulator.invoker", "", LAMBDA_SERVICE),
+    ("emulator", "", SETUP),
     ("reconciler.cli", "", OPERATOR),
     ("reconciler.ops", "", OPERATOR),
     ("reconciler.service.reservations", "", PIPELINE),
@@ -48,10 +48,10 @@ def _name(frame: Any) -> tuple[str, str]:
 def attribute(frame: Any) -> tuple[str, str]:
     """(principal, code path). The code path is `entry > call`: the frame that decided the principal (else the
     outermost reconciler frame) and the innermost public reconciler function on the way to the call."""
-    chain = []  # reconciler frames, innermost first
+    chain = []  # reconciler (and emulator, benchmarks) frames, innermost first
     while frame is not None:
         module, qualname = _name(frame)
-        if module.startswith("reconciler.") or module.startswith("benchmarks"):
+        if module.startswith(("reconciler.", "emulator.", "benchmarks")):
             chain.append((module, qualname))
         frame = frame.f_back
     if not chain:

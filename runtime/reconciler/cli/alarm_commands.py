@@ -10,8 +10,6 @@ import typer
 from reconciler.cli.app import CONTEXT_SETTINGS, DryRun, Yes, app, state_of
 from reconciler.cli.output import confirm_write
 from reconciler.cli.times import optional_moment, parse_moment
-from reconciler.ops import control
-from reconciler.ops.operator_error import OpsError
 
 alarms_app = typer.Typer(no_args_is_help=True, context_settings=CONTEXT_SETTINGS, help="The reconciler's alarms (cc-reconciler-*-{stage}).")
 app.add_typer(alarms_app, name="alarms")
@@ -25,11 +23,8 @@ Names = Annotated[
 def alarms_status(ctx: typer.Context) -> None:
     """State and whether actions are enabled, per alarm."""
     state = state_of(ctx)
-    alarms = control.stage_alarms(state.target.client("cloudwatch"), state.target.names)
-    rows = [
-        {"name": a["AlarmName"], "state": a.get("StateValue"), "actionsEnabled": a.get("ActionsEnabled"), "reason": a.get("StateReason")}
-        for a in alarms
-    ]
+    alarms = state.target.controls().stage_alarms()
+    rows = [{"name": a.name, "state": a.state, "actionsEnabled": a.actions_enabled, "reason": a.reason} for a in alarms]
     state.out.data(rows)
     state.out.table(
         f"Alarms ({state.stage})",
@@ -40,15 +35,12 @@ def alarms_status(ctx: typer.Context) -> None:
 
 def _set_alarms(ctx: typer.Context, wanted: list[str] | None, enabled: bool, dry_run: bool, yes: bool) -> None:
     state = state_of(ctx)
-    cloudwatch = state.target.client("cloudwatch")
-    available = [a["AlarmName"] for a in control.stage_alarms(cloudwatch, state.target.names)]
-    if not available:
-        raise OpsError(f"no cc-reconciler-*-{state.stage} alarms found")
-    names = control.select_alarms(available, list(wanted or []), state.target.names)
+    controls = state.target.controls()
+    names = controls.select_alarms(list(wanted or []))
     verb = "enable" if enabled else "disable"
     confirm_write(state.stage, f"{verb} actions of {len(names)} alarms", yes, dry_run)
     if not dry_run:
-        control.set_alarm_actions(cloudwatch, names, enabled)
+        controls.set_alarm_actions(names, enabled)
     state.out.data({"alarms": names, "actionsEnabled": enabled, "dryRun": dry_run})
     state.out.line(("dry run: would " + verb if dry_run else verb + "d") + " actions of: " + ", ".join(names))
     if not enabled and not dry_run:
@@ -77,11 +69,9 @@ def alarms_history(
 ) -> None:
     """State changes and updates of the stage's alarms, newest first (describe-alarm-history)."""
     state = state_of(ctx)
-    cloudwatch = state.target.client("cloudwatch")
-    wanted = [n if n.startswith(control.ALARM_PREFIX) else state.target.names.alarm(n) for n in (names or [])]
     start = parse_moment(since, "--since")
     end = optional_moment(until, "--until") or datetime.now(UTC)
-    items = control.alarm_history(cloudwatch, state.target.names, wanted, start, end, limit)
+    items = state.target.controls().alarm_history(list(names or []), start, end, limit)
     state.out.data(items)
     state.out.table(
         f"Alarm history ({state.stage})", ["time", "alarm", "type", "summary"], [[i["timestamp"], i["alarm"], i["type"], i["summary"]] for i in items]

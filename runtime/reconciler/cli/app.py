@@ -94,15 +94,20 @@ def _version(value: bool) -> None:
         raise typer.Exit(0)
 
 
-app = typer.Typer(
-    cls=RootGroup,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-    context_settings=CONTEXT_SETTINGS,
-    help="Operate the credit reconciler: balances, adjustments, jobs, DLQ, audits, alarms, emergency stop. "
-    "Global options may come before or after the command.",
-)
+def root_app(help_text: str) -> typer.Typer:
+    """A command line with this CLI's root: one-line errors, help on a bare command, global options anywhere
+    (also the local stack's, `python -m emulator`)."""
+    return typer.Typer(
+        cls=RootGroup,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+        context_settings=CONTEXT_SETTINGS,
+        help=f"{help_text} Global options may come before or after the command.",
+    )
+
+
+app = root_app("Operate the credit reconciler: balances, adjustments, jobs, DLQ, audits, alarms, emergency stop.")
 
 
 @dataclass
@@ -140,7 +145,7 @@ def main_options(
     ctx: typer.Context,
     stage: Annotated[str, typer.Option(help=f"Stage: {' | '.join(STAGES)}.", envvar="RECONCILER_STAGE")] = "dev",
     endpoint_url: Annotated[str | None, typer.Option("--endpoint-url", help="AWS endpoint (a local stack).")] = None,
-    local: Annotated[bool, typer.Option("--local", help="Use the stack started by `reconciler local up` for --stage.")] = False,
+    local: Annotated[bool, typer.Option("--local", help="Use the stack started by `python -m emulator up` (a checkout) for --stage.")] = False,
     profile: Annotated[str | None, typer.Option(help="AWS profile (default: the standard credential chain).")] = None,
     region: Annotated[str | None, typer.Option(help="AWS region (default: your profile's, or AWS_DEFAULT_REGION).")] = None,
     output: Annotated[str, typer.Option("--output", help="table (people), json (one document), text (tab-separated records).")] = "table",

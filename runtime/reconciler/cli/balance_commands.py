@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, cast
+from typing import Annotated, cast
 
 import typer
 
 from reconciler.cli.app import DryRun, Yes, app, state_of
 from reconciler.cli.output import confirm, confirm_write
 from reconciler.cli.times import optional_moment
-from reconciler.domain.ledger import iso_timestamp
-from reconciler.ops.adjustments import ALREADY_APPLIED, APPLIED, Adjuster, parse_amount
-from reconciler.ops.ledger_scan import scan_ledger_window
+from reconciler.domain.ledger import LedgerEntry, iso_timestamp
+from reconciler.ops.adjustments import ALREADY_APPLIED, APPLIED, parse_amount
 
 
-def entry_dict(entry: Any) -> dict:
+def entry_dict(entry: LedgerEntry) -> dict:
     return {
         "ledgerId": entry.ledger_id,
         "userId": entry.user_id,
@@ -33,13 +32,12 @@ def balance(ctx: typer.Context, user: str) -> None:
     """A user's balance (Credits table): remaining (what they can spend), held (for open reservations) and
     posted (remaining + held: what their ledger sums to)."""
     state = state_of(ctx)
-    item = state.target.store.get_balance(user)
-    remaining: int | None = item["remaining"] if item else None
-    held: int | None = item["held"] if item else None
-    posted = None if item is None else (remaining or 0) + (held or 0)
-    result = {"userId": user, "remaining": remaining, "held": held, "posted": posted, "updatedAt": (item or {}).get("updatedAt")}
+    stored = state.target.books().balance(user)
+    remaining, held = (stored.remaining, stored.held) if stored else (None, None)
+    posted = stored.posted if stored else None
+    result = {"userId": user, "remaining": remaining, "held": held, "posted": posted, "updatedAt": stored.updated_at if stored else None}
     state.out.data(result)
-    if item is None:
+    if stored is None:
         state.out.line(f"{user} has no balance")
     else:
         state.out.table(
@@ -63,22 +61,21 @@ def ledger(
     start, end = optional_moment(since, "--since"), optional_moment(until, "--until")
     if all_users == (user is not None):
         raise typer.BadParameter("give a USER, or --all with --since (not both)", param_hint="USER / --all")
+    books = state.target.books()
     if all_users:
         if start is None:
             raise typer.BadParameter("--all reads the whole ledger tables: give --since (and --until) to bound what it returns", param_hint="--since")
-        names = state.target.names
-        tables = (names.user_ledger_table, names.ledger_table)
-        with state.out.progress(f"scanning {' and '.join(tables)}") as advance:
-            window = scan_ledger_window(state.target.client("dynamodb"), tables, iso_timestamp(start), iso_timestamp(end) if end else None, advance)
+        tables = " and ".join(books.ledger_tables)
+        with state.out.progress(f"scanning {tables}") as advance:
+            window = books.window(iso_timestamp(start), iso_timestamp(end) if end else None, advance)
         entries = window.entries
         state.out.note(
-            f"read all {window.scanned} items of {' and '.join(tables)} (Scans, {window.capacity_units:g} read capacity units) "
-            f"to find {len(entries)} in the window"
+            f"read all {window.scanned} items of {tables} (Scans, {window.capacity_units:g} read capacity units) to find {len(entries)} in the window"
         )
         title = f"Ledger of all users ({state.stage})"
     else:
         since, until = (iso_timestamp(start) if start else None), (iso_timestamp(end) if end else None)
-        entries = list(state.target.store.ledger_for_user(cast(str, user), since, until))  # a USER, without --all (checked above)
+        entries = books.ledger(cast(str, user), since, until)  # a USER, without --all (checked above)
         title = f"Ledger of {user} ({state.stage})"
     state.out.data([entry_dict(entry) for entry in entries])
     state.out.table(
@@ -108,7 +105,7 @@ def adjust(
     state = state_of(ctx)
     target = state.target
     credits = parse_amount(amount)
-    adjuster = Adjuster(target.store)
+    adjuster = target.adjuster()
     preview = adjuster.preview(user, credits, reason, reference, target.actor)
     if preview.status == ALREADY_APPLIED:
         state.out.data(preview.as_dict())
@@ -130,7 +127,7 @@ def adjust(
         if not yes and not dry_run:
             confirm(f"leave {user} at {after} credits?", f"refusing to leave {user} at {after} credits without --yes")
     confirm_write(state.stage, f"adjust {user} by {credits:+d} credits", yes, dry_run)
-    result = adjuster.adjust(user, credits, reason, reference, target.actor, dry_run=dry_run)
+    result = adjuster.apply(preview, dry_run=dry_run)
     state.out.data(result.as_dict())
     before = result.balance_before or 0
     if result.status == ALREADY_APPLIED:

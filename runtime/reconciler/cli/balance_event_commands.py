@@ -12,7 +12,6 @@ from typing import Annotated
 import typer
 
 from reconciler.cli.app import app, state_of
-from reconciler.repository.balance_event_store import BalanceEventLog
 
 
 @app.command("balance-events")
@@ -23,7 +22,7 @@ def balance_events(
 ) -> None:
     """A user's most recent balance events, newest first (what the balance-events function published)."""
     state = state_of(ctx)
-    items = BalanceEventLog(state.target.client("dynamodb"), state.target.names.balance_events_table).recent(user, limit)
+    items = state.target.balance_events().recent(user, limit)
     rows = [
         {
             "detailType": item.get("detailType"),

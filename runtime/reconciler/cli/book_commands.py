@@ -8,25 +8,20 @@ from typing import Annotated
 
 import typer
 
-from reconciler.cli.app import DryRun, Yes, app, state_of
+from reconciler.cli.app import DryRun, State, Yes, app, state_of
 from reconciler.cli.output import confirm_write
-from reconciler.ops.audit import TRUST_BALANCE, TRUST_LEDGER, TRUSTS, Auditor, Discrepancy
-from reconciler.ops.scanning import DryRunStore
+from reconciler.ops.audit import TRUST_BALANCE, TRUST_LEDGER, TRUSTS, Auditor, Discrepancy, FixResult
 
 
 @app.command()
 def scan(ctx: typer.Context, dry_run: DryRun = False, yes: Yes = False) -> None:
     """Run the timer scan now (the code the function runs on its schedule)."""
-    from reconciler.bootstrap import build_timer_scan
-
     state = state_of(ctx)
-    target = state.target
     confirm_write(state.stage, "run the timer scan", yes, dry_run)
-    store = DryRunStore(target.store) if dry_run else target.store
-    config = target.runtime_config()
+    timer_scan = state.target.timer_scan(dry_run)
     state.say_notes()
     with state.out.progress("scanning unsettled jobs"):
-        report = build_timer_scan(store, config).run()
+        report = timer_scan.run()
     summary = report.summary()
     state.out.data({**summary, "dryRun": dry_run})
     verb = "would settle" if dry_run else "settled"
@@ -65,17 +60,8 @@ def audit(
 
     Exit status: 0 no discrepancy left, 1 discrepancies left (found, skipped or not fixed), 2 usage error."""
     state = state_of(ctx)
-    if trust is not None and trust not in TRUSTS:
-        raise typer.BadParameter(f"--trust must be ledger or balance, got {trust!r}", param_hint="--trust")
-    if trust is not None and not fix:
-        raise typer.BadParameter("--trust only applies with --fix", param_hint="--trust")
-    if fix and not (reason or "").strip():
-        raise typer.BadParameter("--fix needs --reason", param_hint="--reason")
-    interactive = sys.stdin.isatty() and sys.stderr.isatty()
-    if fix and trust is None and not interactive and not dry_run:
-        raise typer.BadParameter("--fix needs --trust ledger or --trust balance (no terminal to ask on, per user)", param_hint="--trust")
-    target = state.target
-    auditor = Auditor(target.store, target.store, legacy_before=target.store.legacy_reservations_before)
+    _check_audit_options(fix, trust, reason, dry_run)
+    auditor = state.target.auditor()
     with state.out.progress("reading balances, ledgers and open reservations") as advance:
         found = [d for d in [auditor.audit_user(user)] if d] if user else auditor.audit_all(advance)
     for d in found:
@@ -86,47 +72,10 @@ def audit(
         )
         for name, words in d.corrections().items():
             state.out.line(f"  --trust {name}: {words}")
-    fixes = []
-    if fix and found:
-        confirm_write(state.stage, f"correct {len(found)} balances", yes, dry_run)
-        for d in found:
-            if trust is None and dry_run:
-                continue  # both corrections are listed above
-            chosen = trust or _ask_trust(d)
-            if chosen is None:
-                state.out.note(f"{d.user_id}: skipped (no choice made)")
-                continue
-            result = auditor.fix(d.user_id, reason or "", target.actor, dry_run, timedelta(seconds=min_age), chosen)
-            if result is not None:
-                fixes.append(result)
+    fixes = _fix(state, auditor, found, trust, reason or "", timedelta(seconds=min_age), dry_run, yes) if fix and found else []
     resolved = {f.discrepancy.user_id for f in fixes if f.resolved}
     left = [d for d in found if d.user_id not in resolved]
-    state.out.data(
-        {
-            "discrepancies": [
-                {
-                    **d.as_dict(),
-                    "updatedAt": d.updated_at,
-                    "corrections": d.corrections(),
-                    "recentEntries": [
-                        {"ledgerId": e.ledger_id, "timestamp": e.timestamp, "amount": e.signed_amount, "description": e.description} for e in d.recent
-                    ],
-                }
-                for d in found
-            ],
-            "fixes": [
-                {
-                    "userId": f.discrepancy.user_id,
-                    "status": f.status,
-                    "trust": f.trust,
-                    "ledgerId": f.entry and f.entry.ledger_id,
-                    "detail": f.explain(min_age),
-                }
-                for f in fixes
-            ],
-            "remaining": len(left),
-        }
-    )
+    state.out.data({"discrepancies": [_discrepancy_data(d) for d in found], "fixes": [_fix_data(f, min_age) for f in fixes], "remaining": len(left)})
     for result in fixes:
         state.out.line(f"{result.discrepancy.user_id}: {result.explain(min_age)}")
     if not found:
@@ -138,3 +87,49 @@ def audit(
         else:
             state.out.line(f"{len(left)} discrepancies left")
         raise typer.Exit(1)  # a discrepancy is a finding: scripts and CI see it
+
+
+def _check_audit_options(fix: bool, trust: str | None, reason: str | None, dry_run: bool) -> None:
+    if trust is not None and trust not in TRUSTS:
+        raise typer.BadParameter(f"--trust must be ledger or balance, got {trust!r}", param_hint="--trust")
+    if trust is not None and not fix:
+        raise typer.BadParameter("--trust only applies with --fix", param_hint="--trust")
+    if fix and not (reason or "").strip():
+        raise typer.BadParameter("--fix needs --reason", param_hint="--reason")
+    interactive = sys.stdin.isatty() and sys.stderr.isatty()
+    if fix and trust is None and not interactive and not dry_run:
+        raise typer.BadParameter("--fix needs --trust ledger or --trust balance (no terminal to ask on, per user)", param_hint="--trust")
+
+
+def _fix(
+    state: State, auditor: Auditor, found: list[Discrepancy], trust: str | None, reason: str, min_age: timedelta, dry_run: bool, yes: bool
+) -> list[FixResult]:
+    """Each discrepancy corrected as --trust says, or as the operator answers per user."""
+    confirm_write(state.stage, f"correct {len(found)} balances", yes, dry_run)
+    fixes = []
+    for d in found:
+        if trust is None and dry_run:
+            continue  # both corrections are listed above
+        chosen = trust or _ask_trust(d)
+        if chosen is None:
+            state.out.note(f"{d.user_id}: skipped (no choice made)")
+            continue
+        result = auditor.fix(d.user_id, reason, state.target.actor, dry_run, min_age, chosen)
+        if result is not None:
+            fixes.append(result)
+    return fixes
+
+
+def _discrepancy_data(d: Discrepancy) -> dict:
+    recent = [{"ledgerId": e.ledger_id, "timestamp": e.timestamp, "amount": e.signed_amount, "description": e.description} for e in d.recent]
+    return {**d.as_dict(), "updatedAt": d.updated_at, "corrections": d.corrections(), "recentEntries": recent}
+
+
+def _fix_data(f: FixResult, min_age: int) -> dict:
+    return {
+        "userId": f.discrepancy.user_id,
+        "status": f.status,
+        "trust": f.trust,
+        "ledgerId": f.entry and f.entry.ledger_id,
+        "detail": f.explain(min_age),
+    }

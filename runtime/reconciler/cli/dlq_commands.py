@@ -10,9 +10,7 @@ import typer
 
 from reconciler.cli.app import CONTEXT_SETTINGS, DryRun, State, Yes, app, state_of
 from reconciler.cli.output import confirm_typed, confirm_write
-from reconciler.ops.dead_letter_replay import Found, corrected_event, find, peek, replay, replay_one
-from reconciler.ops.operator_error import OpsError
-from reconciler.ops.target import INVOKE_CONFIG, SqsQueue, Target
+from reconciler.ops.dead_letter_replay import Found
 
 dlq_app = typer.Typer(no_args_is_help=True, context_settings=CONTEXT_SETTINGS, help="The dead-letter queue cc-reconciler-dlq-{stage}.")
 app.add_typer(dlq_app, name="dlq")
@@ -20,40 +18,19 @@ app.add_typer(dlq_app, name="dlq")
 Max = Annotated[int, typer.Option("--max", min=1, help="Look at most at this many messages.")]
 
 
-def queue_of(target: Target) -> SqsQueue:
-    return SqsQueue(target.client("sqs"), target.dlq_url)
-
-
-def invoker_for(state: State):
-    """The deployed function (RequestResponse), or its code in this process behind --local / --endpoint-url."""
-    target = state.target
-    if target.is_local:
-        from reconciler.ops.invokers import InProcessInvoker
-
-        invoke = InProcessInvoker.build(target.client("dynamodb"), target.runtime_config())
-        state.say_notes()
-        return invoke
-    from reconciler.ops.invokers import LambdaInvoker
-
-    return LambdaInvoker(target.client("lambda", INVOKE_CONFIG), target.names.function)
-
-
 def _find(state: State, message_id: str, max_messages: int) -> Found:
     with state.out.progress("searching the DLQ"):
-        try:
-            return find(queue_of(state.target), message_id, max_messages)
-        except LookupError as error:
-            raise OpsError(str(error)) from None
+        return state.target.replayer().find(message_id, max_messages)
 
 
 @dlq_app.command("list")
 def dlq_list(ctx: typer.Context, max_messages: Max = 100) -> None:
     """The messages in the DLQ, with why each is there (they stay in the queue), and the queue's depth."""
     state = state_of(ctx)
-    queue = queue_of(state.target)
+    replayer = state.target.replayer()
     with state.out.progress("reading the DLQ"):
-        letters = peek(queue, max_messages)
-    depth = queue.depth()
+        letters = replayer.peek(max_messages)
+    depth = replayer.depth()
     state.out.data(
         {
             "queue": state.target.names.dead_letter_queue,
@@ -117,8 +94,8 @@ def dlq_delete(
 def dlq_purge(ctx: typer.Context, dry_run: DryRun = False, yes: Yes = False) -> None:
     """Delete every message in the DLQ (SQS allows one purge a minute). Prod asks you to type the stage name."""
     state = state_of(ctx)
-    queue = queue_of(state.target)
-    count = queue.approximate_count()
+    replayer = state.target.replayer()
+    count = replayer.depth()["ApproximateNumberOfMessages"]
     name = state.target.names.dead_letter_queue
     if not dry_run:
         if state.stage == "prod":
@@ -129,7 +106,7 @@ def dlq_purge(ctx: typer.Context, dry_run: DryRun = False, yes: Yes = False) -> 
             )
         else:
             confirm_write(state.stage, f"purge {name}", yes, dry_run)
-        queue.purge()
+        replayer.purge()
     state.out.data({"queue": name, "approximateNumberOfMessages": count, "purged": not dry_run})
     state.out.line(f"{'dry run: would purge' if dry_run else 'purged'} {name} (about {count} messages)")
 
@@ -150,7 +127,6 @@ def dlq_replay(
     state = state_of(ctx)
     if payload is not None and message_id is None:
         raise typer.BadParameter("--payload replaces one message's event: give its MESSAGE_ID", param_hint="--payload")
-    target = state.target
     corrected = None
     if payload is not None:
         try:
@@ -163,22 +139,16 @@ def dlq_replay(
         else f"replay up to {max_messages} DLQ messages"
     )
     confirm_write(state.stage, what, yes, dry_run)
-    invoke = invoker_for(state)
+    replayer = state.target.replayer()
     if message_id is not None:
         found = _find(state, message_id, 1000)
-        event = None
-        if corrected is not None:
-            try:
-                event = corrected_event(found.letter, corrected)
-            except ValueError as error:
-                found.release()
-                raise OpsError(f"{payload}: {error}") from None
-        items = [replay_one(found, invoke, event, dry_run)]
+        item, event = replayer.replay_one(found, corrected, dry_run, corrected_from=str(payload))
+        items = [item]
         if event is not None:
             state.out.note(f"replaying a corrected event {event['id']} in place of message {found.letter.message_id}")
     else:
         with state.out.progress("replaying") as advance:
-            items = replay(queue_of(target), invoke, max_messages, dry_run=dry_run, on_item=lambda item: advance()).items
+            items = replayer.replay(max_messages, dry_run=dry_run, on_item=lambda item: advance()).items
     summary = {status: sum(1 for i in items if i.status == status) for status in ("replayed", "failed", "skipped", "would-replay")}
     state.out.data({"summary": summary, "items": [{**item.as_dict(), **({"corrected": True} if corrected is not None else {})} for item in items]})
     state.out.table(

@@ -79,11 +79,11 @@ def _message(error: BaseException, where: Where) -> str | None:
         if where.endpoint_url:
             return (
                 f"no AWS credentials for {where.endpoint_url}: a local endpoint still needs some (any values), e.g. "
-                "AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local, or use --local for the stack of `reconciler local up`"
+                "AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local, or use --local for the stack of `python -m emulator up`"
             )
         return (
             "no AWS credentials found: pass --profile NAME or set AWS_PROFILE (`aws sso login` first for SSO), "
-            "or use --local for the stack of `reconciler local up`"
+            "or use --local for the stack of `python -m emulator up`"
         )
     if isinstance(error, boto.NoRegionError):
         return "no AWS region configured: pass --region, set AWS_DEFAULT_REGION (boto3 ignores AWS_REGION), or set region in your profile"
@@ -93,7 +93,8 @@ def _message(error: BaseException, where: Where) -> str | None:
         url = getattr(error, "kwargs", {}).get("endpoint_url") or where.endpoint_url or "AWS"
         if where.endpoint_url or where.local:
             return (
-                f"cannot reach {url}: is the local stack running? start it with `reconciler --stage {where.stage} local up` (or check --endpoint-url)"
+                f"cannot reach {url}: is the local stack running? start it with `python -m emulator --stage {where.stage} up` "
+                "(or check --endpoint-url)"
             )
         return f"cannot reach {url}: check your network, proxy (HTTPS_PROXY) and --region"
     if isinstance(error, (boto.ReadTimeoutError, boto.ConnectionClosedError)):

@@ -9,10 +9,6 @@ import typer
 
 from reconciler.cli.app import CONTEXT_SETTINGS, app, state_of
 from reconciler.cli.balance_commands import entry_dict
-from reconciler.cli.dlq_commands import queue_of
-from reconciler.contract import HOLD, HOLD_USER_ATTRIBUTE, RESERVED_AS_ATTRIBUTE
-from reconciler.ops.dead_letter_replay import peek
-from reconciler.ops.jobs import job_entries, job_item
 from reconciler.ops.operator_error import OpsError
 
 job_app = typer.Typer(no_args_is_help=True, context_settings=CONTEXT_SETTINGS, help="One job of the Jobs table.")
@@ -39,19 +35,14 @@ def job_show(
 ) -> None:
     """The job's item (status, reservation, settlement, conflicts), its ledger entries (both tables) and its messages in the DLQ."""
     state = state_of(ctx)
-    target = state.target
-    item = job_item(target.client("dynamodb"), target.names.jobs_table, job_id)
-    record = job_item(target.client("dynamodb"), target.names.settlements_table, job_id)
-    settled_by = record if record and record.get("settledAs") else item
-    user_id, settled_at = ((settled_by or {}).get("userId"), (settled_by or {}).get("settledAt"))
-    entries = job_entries(target.store, job_id, user_id if isinstance(user_id, str) else None, settled_at if isinstance(settled_at, str) else None)
-    letters = []
-    if dlq_max:
-        with state.out.progress("looking for the job in the DLQ"):
-            letters = [letter for letter in peek(queue_of(target), dlq_max) if letter.job_id == job_id]
-    if item is None and record is None and not entries and not letters:
-        raise OpsError(f"no job {job_id} in {target.names.jobs_table}, its settlement record, its ledger entries or the first {dlq_max} DLQ messages")
+    with state.out.progress("reading the job, its ledger entries and the DLQ"):
+        report = state.target.job_view().show(job_id, dlq_max)
+    if not report.found:
+        names = state.target.names
+        raise OpsError(f"no job {job_id} in {names.jobs_table}, its settlement record, its ledger entries or the first {dlq_max} DLQ messages")
+    item, record = report.stored.item, report.stored.record_item
     job, kept = (_plain(item) if item else None), (_plain(record) if record else None)
+    entries, letters = report.entries, report.letters
     state.out.data({"job": job, "record": kept, "ledger": [entry_dict(e) for e in entries], "deadLetters": [letter.as_dict() for letter in letters]})
     for title, shown in (
         (f"Job {job_id} ({state.stage}), as the pipeline's Jobs item holds it", job),
@@ -67,31 +58,5 @@ def job_show(
         [[e.timestamp, e.ledger_id, e.type, f"{e.signed_amount:+d}", e.description] for e in entries],
     )
     state.out.table("Dead letters", ["messageId", "kind", "eventId", "reason"], [[m.message_id, m.kind, m.event_id, m.reason] for m in letters])
-    for line in _story(kept or {}, job or {}):
+    for line in report.story():
         state.out.line(line)
-
-
-def _story(record: dict, job: dict) -> list[str]:
-    """What happened to the job's money, in words: its hold (the record's, or one made on the Jobs item before
-    records) and its settlement."""
-    lines = []
-    settled_by = record if record.get("settledAs") else job
-    settled = settled_by.get("settledAs")
-    if record.get("heldCredits"):
-        if record.get(HOLD_USER_ATTRIBUTE):
-            state = "held on the balance"
-        elif record.get("holdReleasedAt"):
-            state = f"released by the pipeline at {record['holdReleasedAt']}"
-        else:
-            state = "released by its settlement"
-        lines.append(f"held {record['heldCredits']} credits at {record.get('unitPrice')} a second of {record.get('holdModel')} ({state})")
-    elif job.get("reservedCredits") is not None:
-        kind = "a hold" if job.get(RESERVED_AS_ATTRIBUTE) == HOLD else "a posted reservation (a Ledger debit)"
-        claim = f"the Jobs item claims a reservation of {job['reservedCredits']} credits as {kind}"
-        lines.append(f"{claim}: it counts only on a job created before settlement records")
-    if settled:
-        moved = f"charged {settled_by.get('chargedCredits', 0)}" if settled == "rendered" else f"gave back {settled_by.get('refundedCredits', 0)}"
-        lines.append(f"settled as {settled} by {settled_by.get('settledByEvent')} at {settled_by.get('settledAt')}: {moved} credits")
-    else:
-        lines.append("not settled")
-    return lines

@@ -1,7 +1,8 @@
 """`reconciler`: the operations CLI (see docs/operations.md). Commands parse, call reconciler.ops, print.
 
 One module per command group (`*_commands.py`); importing them registers their commands on the root `app`
-(cli/app.py: global options, output, one-line errors). Only local_commands.py imports reconciler.local.
+(cli/app.py: global options, output, one-line errors). The local stack has a command line of its own in the
+checkout, `python -m emulator`: nothing here imports it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from reconciler.cli import (  # noqa: F401  (registration)
     book_commands,
     dlq_commands,
     job_commands,
-    local_commands,
     migrate_commands,
     shadow_commands,
     stage_commands,

@@ -8,15 +8,7 @@ import typer
 
 from reconciler.cli.app import Yes, app, state_of
 from reconciler.cli.output import confirm_write
-from reconciler.ops.audit import Auditor
-from reconciler.ops.migration import Migration, MigrationReport, parse_moment, trust_choices
-
-
-def _store(state):  # the migration's reads and its one write, on the target's DynamoDB client
-    from reconciler.config import RuntimeConfig
-    from reconciler.repository.migration_store import MigrationStore
-
-    return MigrationStore(state.target.client("dynamodb"), RuntimeConfig.for_stage(state.stage))
+from reconciler.ops.migration import MigrationReport, parse_moment, trust_choices
 
 
 @app.command()
@@ -48,27 +40,11 @@ def migrate(
         raise typer.BadParameter(str(error), param_hint="--trust-user" if trust_user and "--trust-user" in str(error) else "--trust") from None
     if apply:
         confirm_write(state.stage, f"mark v1's jobs settled at {cutover} and book the chosen opening corrections", yes, False)
-    target = state.target
-    store = _store(state)
-    auditor = Auditor(store, store, legacy_before=store.legacy_reservations_before)
     with state.out.progress("reading v1's jobs, balances, ledger and dead letters"):
-        migration = Migration(store, auditor, actor or target.actor, reason or "", dead_letter_jobs=_dead_letter_jobs(target))
-        report = migration.run(cutover, apply, default, overrides, job or [])
+        report = state.target.migration(actor, reason or "").run(cutover, apply, default, overrides, job or [])
     _show(state, report)
     if report.opening and not {f.discrepancy.user_id for f in report.corrections if f.resolved} >= {c.discrepancy.user_id for c in report.opening}:
         raise typer.Exit(1)
-
-
-DEAD_LETTERS_READ = 10_000  # the DLQ's messages read to name the jobs waiting there (each once; all left in the queue)
-
-
-def _dead_letter_jobs(target) -> frozenset[str]:
-    from reconciler.ops.dead_letter_replay import peek
-    from reconciler.ops.target import SqsQueue
-
-    letters = peek(SqsQueue(target.client("sqs"), target.dlq_url), DEAD_LETTERS_READ)
-    details = (letter.event.get("detail") for letter in letters if letter.event)
-    return frozenset(detail["jobId"] for detail in details if isinstance(detail, dict) and isinstance(detail.get("jobId"), str))
 
 
 def _show(state, report: MigrationReport) -> None:

@@ -20,10 +20,7 @@ Directory = Annotated[Path, typer.Option("--dir", help="Where the shadow keeps i
 
 
 def _shadow(state, directory: Path) -> Shadow:
-    from reconciler.bootstrap import settlement_service
-
-    config = state.target.runtime_config()
-    return Shadow(state.target.store, lambda store: settlement_service(store, config), directory)
+    return state.target.shadow(directory)
 
 
 @shadow_app.command("start")

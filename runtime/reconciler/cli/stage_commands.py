@@ -10,7 +10,7 @@ import typer
 from reconciler.cli.app import CONTEXT_SETTINGS, DryRun, Yes, app, state_of
 from reconciler.cli.output import confirm_write
 from reconciler.cli.times import parse_moment
-from reconciler.ops import control
+from reconciler.ops.control import describe_hold
 
 events_app = typer.Typer(no_args_is_help=True, context_settings=CONTEXT_SETTINGS, help="EventBridge archive cc-reconciler-archive-{stage}.")
 app.add_typer(events_app, name="events")
@@ -20,12 +20,12 @@ app.add_typer(events_app, name="events")
 def pause(ctx: typer.Context, dry_run: DryRun = False, yes: Yes = False) -> None:
     """Emergency stop that loses no event: reserved concurrency 0, Lambda's async queue holds the events."""
     state = state_of(ctx)
-    client, function = state.target.client("lambda"), state.target.names.function
-    current = control.function_state(client, function)
-    hold = control.describe_hold(current.max_event_age_seconds)
+    controls, function = state.target.controls(), state.target.names.function
+    current = controls.function_state()
+    hold = describe_hold(current.max_event_age_seconds)
     confirm_write(state.stage, f"pause {function}", yes, dry_run)
     if not dry_run:
-        control.set_concurrency(client, function, 0)
+        controls.set_concurrency(0)
     state.out.data(
         {
             "function": function,
@@ -50,12 +50,12 @@ def resume(
 ) -> None:
     """Restore the configured reserved concurrency; held events are then delivered."""
     state = state_of(ctx)
-    client, function = state.target.client("lambda"), state.target.names.function
-    current = control.function_state(client, function)
-    wanted = concurrency or control.configured_concurrency(state.stage)
+    controls, function = state.target.controls(), state.target.names.function
+    current = controls.function_state()
+    wanted = concurrency or controls.configured_concurrency()
     confirm_write(state.stage, f"resume {function} with concurrency {wanted}", yes, dry_run)
     if not dry_run:
-        control.set_concurrency(client, function, wanted)
+        controls.set_concurrency(wanted)
     state.out.data({"function": function, "reservedConcurrency": wanted, "previous": current.reserved_concurrency, "dryRun": dry_run})
     state.out.line(f"{'dry run: would resume' if dry_run else 'resumed'} {function}: reserved concurrency {current.reserved_concurrency} -> {wanted}")
 
@@ -70,11 +70,11 @@ def events_replay(
 ) -> None:
     """Replay archived render events onto the bus, to the reconciler's rule only (settlement is exactly once)."""
     state = state_of(ctx)
-    events = state.target.client("events")
-    plan = control.plan_replay(events, state.target.names, parse_moment(start, "--from"), parse_moment(end, "--to"), datetime.now(UTC))
+    controls = state.target.controls()
+    plan = controls.plan_replay(parse_moment(start, "--from"), parse_moment(end, "--to"), datetime.now(UTC))
     confirm_write(state.stage, f"replay archived events {plan.start.isoformat()} to {plan.end.isoformat()}", yes, dry_run)
     if not dry_run:
-        events.start_replay(**plan.request())
+        controls.start_replay(plan)
     state.out.data(
         {
             "replayName": plan.name,
@@ -96,13 +96,8 @@ def events_replay(
 def backup(ctx: typer.Context, dry_run: DryRun = False, yes: Yes = False) -> None:
     """On-demand backups of every table of the stage: Jobs, Credits, Ledger and UserLedger."""
     state = state_of(ctx)
-    now = datetime.now(UTC)
-    tables = state.target.names.tables
-    confirm_write(state.stage, f"back up {', '.join(tables)}", yes, dry_run)
-    if dry_run:
-        created = [{"table": t, "backupName": control.backup_name(t, now), "backupArn": None} for t in tables]
-    else:
-        created = control.create_backups(state.target.client("dynamodb"), tables, now)
+    confirm_write(state.stage, f"back up {', '.join(state.target.names.tables)}", yes, dry_run)
+    created = state.target.controls().backup(datetime.now(UTC), dry_run)
     state.out.data(created)
     state.out.table(
         "Backups" + (" (dry run)" if dry_run else ""), ["table", "backup", "arn"], [[b["table"], b["backupName"], b["backupArn"]] for b in created]

@@ -11,7 +11,6 @@ import typer
 from reconciler.cli.app import CONTEXT_SETTINGS, app, state_of
 from reconciler.cli.output import text_value
 from reconciler.cli.times import optional_moment, parse_moment
-from reconciler.ops.telemetry import log_events, metric_series, runbook_metrics
 
 logs_app = typer.Typer(no_args_is_help=True, context_settings=CONTEXT_SETTINGS, help="The function's logs (/aws/lambda/cc-agent-reconciler-{stage}).")
 app.add_typer(logs_app, name="logs")
@@ -31,8 +30,8 @@ def logs_tail(
 ) -> None:
     """Print the function's log events (one a line: time, message), like `aws logs tail`."""
     state = state_of(ctx)
-    logs = state.target.client("logs")
-    group = state.target.names.log_group
+    telemetry = state.target.telemetry()
+    group = telemetry.log_group
     start = parse_moment(since, "--since")
     seen: set[str] = set()
     events: list[dict] = []
@@ -46,12 +45,12 @@ def logs_tail(
             if state.out.format != "json":
                 typer.echo(f"{_when(event['timestamp'])}\t{text_value(event['message']) if state.out.format == 'text' else event['message']}")
 
-    emit(list(log_events(logs, group, start, None, errors)))
+    emit(list(telemetry.log_events(start, None, errors)))
     try:
         while follow:
             time.sleep(poll)
             newest = max((e["timestamp"] for e in events), default=int(start.timestamp() * 1000))
-            emit(list(log_events(logs, group, datetime.fromtimestamp(newest / 1000, UTC), None, errors)))
+            emit(list(telemetry.log_events(datetime.fromtimestamp(newest / 1000, UTC), None, errors)))
     except KeyboardInterrupt:
         pass
     if state.out.format == "json" or state.out.query is not None:
@@ -69,13 +68,11 @@ def metrics(
 ) -> None:
     """The runbook's numbers: Adjustments (the rate alarm's metric), the function's Errors, Invocations, Throttles, InvalidEvents."""
     state = state_of(ctx)
-    cloudwatch = state.target.client("cloudwatch")
     start = parse_moment(since, "--since")
     # A minute past now: the current period's data points are included (CloudWatch takes an end in the future).
     end = optional_moment(until, "--until") or datetime.now(UTC) + timedelta(minutes=1)
     result, rows = [], []
-    for query in runbook_metrics(state.target.names):
-        points = metric_series(cloudwatch, query, start, end, timedelta(minutes=period))
+    for query, points in state.target.telemetry().runbook_series(start, end, timedelta(minutes=period)):
         total = sum(point["value"] or 0 for point in points)
         result.append({"metric": query.label, "namespace": query.namespace, "name": query.name, "total": total, "datapoints": points})
         peak = max(points, key=lambda p: p["value"] or 0) if points else None

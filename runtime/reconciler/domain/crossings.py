@@ -24,15 +24,14 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from reconciler.domain.attributes import LOW_OVERRIDE_ATTRIBUTE, OVERDRAFT_OVERRIDE_ATTRIBUTE
+
 LOW = "credits.low"
 EXHAUSTED = "credits.exhausted"
 OVERDRAWN = "credits.overdrawn"
 RESTORED = "credits.restored"
 DETAIL_TYPES = (LOW, EXHAUSTED, OVERDRAWN, RESTORED)
 
-# Attributes of the Credits item a user's thresholds may be overridden with.
-LOW_OVERRIDE_ATTRIBUTE = "lowBalanceThreshold"
-OVERDRAFT_OVERRIDE_ATTRIBUTE = "overdraftAlertLevel"
 
 # Guards against absurd configuration or overrides; DynamoDB numbers go much further, balances never do.
 MAX_MAGNITUDE = 10**15

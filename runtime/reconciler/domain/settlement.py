@@ -34,6 +34,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any, Literal, Union
 
+from reconciler.domain.attributes import HOLD
 from reconciler.domain.errors import DamagedJob, InvalidEvent
 from reconciler.domain.events import FAILED as FAILED_EVENT
 from reconciler.domain.events import RENDERED as RENDERED_EVENT
@@ -46,7 +47,6 @@ from reconciler.domain.validation import MAX_CREDITS, derived_identifier
 SUBMITTED, RENDERING, RENDERED, FAILED = "submitted", "rendering", "rendered", "failed"
 TERMINAL_STATUSES = (RENDERED, FAILED)
 # How a job's reservation was made: HOLD (held on the balance, nothing posted), or None: posted (v2).
-HOLD = "hold"
 
 
 # How a job's reservation is settled: a hold recorded by the reconciler, or one of the two kinds made before
@@ -68,7 +68,6 @@ JobView = Union["JobRecord", None, Literal[_Unread.UNREAD]]
 
 
 class SettlementState(str, Enum):  # noqa: UP042 - StrEnum would change str() of a state, which logs and messages show
-    UNKNOWN = "unknown"
     OPEN = "open"
     RESERVED = "reserved"
     SETTLED_RENDERED = "settled-rendered"

@@ -24,7 +24,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from reconciler.domain.crossings import LOW_OVERRIDE_ATTRIBUTE, OVERDRAFT_OVERRIDE_ATTRIBUTE, Thresholds
+from reconciler.domain.attributes import LOW_OVERRIDE_ATTRIBUTE, OVERDRAFT_OVERRIDE_ATTRIBUTE, REMAINING_ATTRIBUTE, USER_ID_ATTRIBUTE
+from reconciler.domain.crossings import Thresholds
 
 MAX_FILTERS = 5
 MAX_PATTERN_CHARS = 4096
@@ -145,10 +146,10 @@ def balance_event_filters(defaults: Thresholds) -> list[dict[str, Any]] | None:
     present = [{"exists": True}]
     overrides = [{name: {kind: present}} for name in (LOW_OVERRIDE_ATTRIBUTE, OVERDRAFT_OVERRIDE_ATTRIBUTE) for kind in ("N", "S")]
     filters: list[dict[str, Any]] = [
-        {"dynamodb": {"NewImage": {"remaining": number}}},  # ends below the low threshold (an INSERT too)
-        {"dynamodb": {"OldImage": {"remaining": number}}},  # starts below it: may restore
-        {"dynamodb": {"NewImage": {"remaining": no_number}}},
-        {"dynamodb": {"OldImage": {"userId": {"S": present}, "remaining": no_number}}},
+        {"dynamodb": {"NewImage": {REMAINING_ATTRIBUTE: number}}},  # ends below the low threshold (an INSERT too)
+        {"dynamodb": {"OldImage": {REMAINING_ATTRIBUTE: number}}},  # starts below it: may restore
+        {"dynamodb": {"NewImage": {REMAINING_ATTRIBUTE: no_number}}},
+        {"dynamodb": {"OldImage": {USER_ID_ATTRIBUTE: {"S": present}, REMAINING_ATTRIBUTE: no_number}}},
         {"dynamodb": {"NewImage": {"$or": overrides}}},  # the item's own thresholds judge the change
     ]
     try:

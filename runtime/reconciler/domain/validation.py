@@ -21,7 +21,7 @@ MAX_ID_LENGTH = 256
 # ledger id that wraps the id (`job:{n}:{jobId}:release`, `adjustment:{n}:{reference}`: at most 16 bytes today).
 # An id may take 768 bytes, so every key built from one keeps 231 bytes to spare for what wraps it: any id of
 # 256 characters of one to three bytes fits, of four-byte characters (emoji, rare CJK) 192.
-# tests/runtime/domain/test_identifiers.py builds every key and derived id from ids at this limit.
+# tests/unit/domain/test_identifiers.py builds every key and derived id from ids at this limit.
 MAX_ID_BYTES = 768
 SORT_KEY_MAX_BYTES = 1024
 PARTITION_KEY_MAX_BYTES = 2048

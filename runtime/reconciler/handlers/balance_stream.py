@@ -16,7 +16,6 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from reconciler import bootstrap
 from reconciler.contract import SMOKE_TEST_USER_ID, Metric
 from reconciler.observability import COUNT, lambda_context, logger, metrics
-from reconciler.repository.balance_event_store import decode_stream_record
 from reconciler.service.balance_event_publishing import DAMAGED, PUBLISHED, REMOVED, BalanceEventService, RecordOutcome
 
 SMOKE_TEST = "smoke-test"  # a record of the smoke test's user, skipped
@@ -37,7 +36,7 @@ class InOrder:
         if self.failed:
             raise SkippedAfterFailure("an earlier record of this batch failed")
         try:
-            change = decode_stream_record(record.raw_event)
+            change = bootstrap.stream_change(record.raw_event)
             # The smoke test's balance moves on every deploy: never a product event (docs/events.md).
             if change.key_user == SMOKE_TEST_USER_ID:
                 return {"kind": SMOKE_TEST, "published": 0}

@@ -6,7 +6,7 @@ from typing import Any
 
 from reconciler import bootstrap
 from reconciler.contract import Metric
-from reconciler.handlers.video_events import guarded_alert, record
+from reconciler.handlers.outcomes import guarded_alert, record
 from reconciler.observability import COUNT, lambda_context, logger, metrics
 from reconciler.service.event_settlement import deadline_from_remaining_ms
 

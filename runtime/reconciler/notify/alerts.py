@@ -22,7 +22,6 @@ INVALID_EVENT = "invalid-event"
 CONFLICT = "conflict"
 STUCK_JOBS = "stuck-jobs"
 UNSETTLEABLE_JOBS = "unsettleable-jobs"
-AUDIT_DISCREPANCY = "audit-discrepancy"
 
 WARNING, ERROR, CRITICAL = "warning", "error", "critical"
 SEVERITY_RANK = {WARNING: 0, ERROR: 1, CRITICAL: 2}
@@ -342,49 +341,6 @@ def _job_facts(job: Any) -> dict[str, Any]:
         "createdAt": job.created_at,
         "updatedAt": job.updated_at,
     }
-
-
-def audit_discrepancy(stage: str, findings: Iterable[Mapping[str, Any]]) -> Alert | None:
-    """For the CLI's `audit`: each finding is {"userId", "balance", "ledgerBalance"} (a "difference" is derived).
-
-    Returns None when there is nothing to report.
-    """
-    rows: list[dict[str, Any]] = []
-    for finding in findings:
-        user = clip(finding["userId"])
-        balance, expected = finding.get("balance"), finding.get("ledgerBalance")
-        difference = finding.get("difference")
-        if difference is None and balance is not None and expected is not None:
-            difference = int(balance) - int(expected)
-        rows.append({"userId": user, "balance": balance, "ledgerBalance": expected, "difference": difference})
-    if not rows:
-        return None
-    users = tuple(dict.fromkeys(row["userId"] for row in rows))
-    total = sum(abs(int(row["difference"])) for row in rows if row["difference"] is not None)
-    commands: list[Command] = []
-    for user in users[:3]:
-        commands += [cli.audit(stage, user), cli.ledger(stage, user), cli.audit_fix(stage, user, "audit discrepancy confirmed")]
-    commands.append(cli.backup(stage))
-    return Alert(
-        kind=AUDIT_DISCREPANCY,
-        stage=stage,
-        severity=CRITICAL,
-        group_key=AUDIT_DISCREPANCY,
-        title=f"Audit: {len(rows)} balance(s) disagree with the ledger",
-        what_happened="The audit found balances that differ from the sum of their ledger entries: "
-        + "; ".join(
-            f"{row['userId']}: balance {row['balance']}, ledger {row['ledgerBalance']} (difference {row['difference']})" for row in rows[:LIST_LIMIT]
-        )
-        + (f"; and {len(rows) - LIST_LIMIT} more" if len(rows) > LIST_LIMIT else "")
-        + ".",
-        reconciler_did="Reported only; `audit --fix` corrects a balance to its ledger, with a reason, and only when a person runs it.",
-        users=users,
-        credits_involved=total,
-        money_note="sum of absolute differences between balances and ledgers",
-        facts={"findings": rows[:LIST_LIMIT], "total": len(rows)},
-        commands=tuple(commands),
-        count=len(rows),
-    )
 
 
 def group_summary(first: Alert, suppressed: int, since: str, until: str) -> Alert:

@@ -2,7 +2,7 @@
 
 Templates only build argument lists; nothing here runs a command. Values that come from events (user
 ids, job ids, reasons) are shell-quoted, so a suggestion can be pasted into a shell as it is.
-tests/runtime/notify/test_notify_commands.py parses every template against the real typer app.
+tests/integration/notify/test_notify_commands.py parses every template against the real typer app.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from reconciler.contract import Metric
@@ -53,10 +53,6 @@ class Notifier:
     def notify_scan(self, report: Any, deadline: float | None = None) -> list[str]:
         """Alerts for a timer scan's stuck and unsettleable jobs; also sends summaries that are due."""
         return self._guarded(lambda: build.from_scan_report(report, self.stage), deadline)
-
-    def notify_audit(self, findings: Iterable[Mapping[str, Any]], deadline: float | None = None) -> list[str]:
-        """For the CLI's `audit`: findings are {"userId", "balance", "ledgerBalance"[, "difference"]}."""
-        return self._guarded(lambda: build.audit_discrepancy(self.stage, list(findings)), deadline)
 
     def notify(self, alert: Alert, deadline: float | None = None) -> list[str]:
         return self._guarded(lambda: alert, deadline)

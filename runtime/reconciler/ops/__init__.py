@@ -1,5 +1,3 @@
-"""Operations use cases behind the `reconciler` CLI and the smoke test.
-
-Pure logic (audit math, dead-letter parsing, replay bookkeeping) lives in modules that import no boto3;
-`aws.py` and `invokers.py` hold the AWS calls.
-"""
+"""The operators' use cases behind the `reconciler` CLI and the smoke test, their ports (operator_ports.py), their
+AWS adapters (aws.py; the books' store is repository/dynamodb_operations.py) and their composition root
+(target.py), which builds each use case for a stage or a local stack. Not in the Lambda asset."""

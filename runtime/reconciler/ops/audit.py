@@ -23,14 +23,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Protocol, cast
+from typing import cast
 
-from reconciler.contract import LAST_LEDGER_ENTRY_ATTRIBUTE, VERSION_ATTRIBUTE
 from reconciler.domain.errors import LedgerEntryTaken
 from reconciler.domain.ledger import CREDIT, DEBIT, LedgerEntry, correction_ledger_id, iso_timestamp
 from reconciler.domain.records import SettlementRecord
 from reconciler.domain.settlement import LEGACY_HOLD, JobRecord, UnreadableJob
 from reconciler.ops.operator_error import OpsError
+from reconciler.ops.operator_ports import AuditStore, BalanceRestorer
 from reconciler.service.ports import StaleState
 from reconciler.service.retrying import Backoff, with_retries
 
@@ -204,13 +204,13 @@ def open_holds(
     found: dict[str, dict[str, list]] = {}
 
     def of(user: str) -> dict[str, list]:
-        return found.setdefault(user, {"held": [], "unreadable": [], "ignored": []})
+        return found.setdefault(user, {"holding": [], "unreadable": [], "ignored": []})
 
     for record in records:
         if isinstance(record, UnreadableJob):
             of(record.user_id)["unreadable"].append((record.job_id, 0))
         elif record.open_hold:
-            of(record.user_id)["held"].append((record.job_id, record.open_hold))
+            of(record.user_id)["holding"].append((record.job_id, record.open_hold))
     for job in jobs:
         if isinstance(job, UnreadableJob):
             of(job.user_id)["unreadable"].append((job.job_id, 0))
@@ -219,13 +219,15 @@ def open_holds(
             if legacy is None:
                 of(job.user_id)["ignored"].append((job.job_id, 0))
             elif legacy[0] == LEGACY_HOLD:
-                of(job.user_id)["held"].append((job.job_id, legacy[1]))
+                of(job.user_id)["holding"].append((job.job_id, legacy[1]))
 
     def jobs_of(pairs: list) -> tuple[str, ...]:
         return tuple(sorted(job for job, _ in pairs))
 
     return {
-        user: OpenHolds(sum(credits for _, credits in kinds["held"]), jobs_of(kinds["held"]), jobs_of(kinds["unreadable"]), jobs_of(kinds["ignored"]))
+        user: OpenHolds(
+            sum(credits for _, credits in kinds["holding"]), jobs_of(kinds["holding"]), jobs_of(kinds["unreadable"]), jobs_of(kinds["ignored"])
+        )
         for user, kinds in found.items()
     }
 
@@ -328,26 +330,12 @@ class FixResult:
         return f"{verb}: booked {entry.ledger_id} {entry.signed_amount:+d} ({entry.description}) (trusting the balance)"
 
 
-class BalanceRestorer(Protocol):
-    def restore(
-        self,
-        user_id: str,
-        seen: int | None,
-        held_seen: int,
-        remaining: int,
-        held: int,
-        timestamp: str,
-        actor: str,
-        reason: str,
-        version_seen: int = 0,
-    ) -> None: ...
-
-
 @dataclass
 class Auditor:
-    """Audits through a store (OperationsStore or any object with the same reads and commit_correction)."""
+    """Audits the books through the store's reads, and books a correction (trusting the balance) or restores the
+    balance (trusting the ledger)."""
 
-    store: Any  # OperationsStore (or a fake): balances, ledger reads, open reservations, commit_correction
+    store: AuditStore
     restorer: BalanceRestorer | None = None  # needed to trust the ledger
     clock: Callable[[], str] = iso_timestamp
     backoff: Callable[[], Backoff] = Backoff
@@ -358,26 +346,28 @@ class Auditor:
         balance = self.store.get_balance(user_id)
         entries = list(self.store.ledger_for_user(user_id))
         found = find_discrepancies(
-            {user_id: balance["remaining"] if balance else None},
+            {user_id: balance.remaining if balance else None},
             ledger_sums(entries),
             recent_entries(entries),
-            {user_id: (balance or {}).get("updatedAt")},
-            {user_id: (balance or {}).get("held", 0)},
+            {user_id: balance.updated_at if balance else None},
+            {user_id: balance.held if balance else 0},
             open_holds(self.store.open_holds(user_id), self.store.open_reservations(user_id), self.legacy_before),
             duplicated_ledger_ids(entries),
         )
         if not found:
             return None
-        last_entry = (balance or {}).get(LAST_LEDGER_ENTRY_ATTRIBUTE)
+        last_entry = balance.last_ledger_entry if balance else None
         behind = last_entry if last_entry and last_entry not in {entry.ledger_id for entry in entries} else None
-        return replace(found[0], version=(balance or {}).get(VERSION_ATTRIBUTE, 0), index_behind=behind)
+        return replace(found[0], version=balance.version if balance else 0, index_behind=behind)
 
     def audit_all(self, progress: Callable[[int], None] = lambda n: None) -> list[Discrepancy]:
-        balances, updated, held = {}, {}, {}
-        for item in self.store.scan_balances():
-            balances[item["userId"]] = item["remaining"]
-            updated[item["userId"]] = item.get("updatedAt")
-            held[item["userId"]] = item.get("held", 0)
+        balances: dict[str, int | None] = {}
+        updated: dict[str, str | None] = {}
+        held: dict[str, int] = {}
+        for balance in self.store.scan_balances():
+            balances[balance.user_id] = balance.remaining
+            updated[balance.user_id] = balance.updated_at
+            held[balance.user_id] = balance.held
             progress(1)
         entries = []
         for entry in self.store.scan_ledger():

@@ -1,19 +1,14 @@
-"""Stage-level controls: alarms, pause/resume, backups, archive replay. Thin boto3 calls; the naming
-and the wording they need are plain functions so they can be tested without AWS."""
+"""Stage-level controls for an incident: alarms, pause and resume, backups, archive replay. The use case over the
+ports (ops/operator_ports.py); the naming and wording they need are plain functions, testable without AWS."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
-
-from botocore.exceptions import ClientError
 
 from reconciler.contract import ALARM_PREFIX, ResourceNames
 from reconciler.ops.operator_error import OpsError
-
-# Lambda's default when no event invoke config exists.
-DEFAULT_MAX_EVENT_AGE_SECONDS = 6 * 3600
+from reconciler.ops.operator_ports import Alarm, Alarms, Archive, Backups, Functions, FunctionState
 
 
 def compact_timestamp(moment: datetime) -> str:
@@ -33,100 +28,6 @@ def describe_hold(max_event_age_seconds: int) -> str:
     hours, rest = divmod(max_event_age_seconds, 3600)
     span = f"{hours} hours" if not rest else f"{max_event_age_seconds // 60} minutes"
     return f"events are held for up to {span}, then go to the DLQ"
-
-
-# --- alarms ----------------------------------------------------------------------------------
-
-
-def stage_alarms(cloudwatch: Any, names: ResourceNames) -> list[dict]:
-    alarms: list[dict] = []
-    for page in cloudwatch.get_paginator("describe_alarms").paginate(AlarmNamePrefix=ALARM_PREFIX, AlarmTypes=["MetricAlarm", "CompositeAlarm"]):
-        for kind in ("MetricAlarms", "CompositeAlarms"):
-            alarms.extend(alarm for alarm in page.get(kind, []) if names.is_alarm(alarm["AlarmName"]))
-    return sorted(alarms, key=lambda alarm: alarm["AlarmName"])
-
-
-def select_alarms(available: list[str], wanted: list[str], names: ResourceNames) -> list[str]:
-    """The alarms named (full names or concerns such as `errors`), or all of the stage's when none are."""
-    if not wanted:
-        return list(available)
-    chosen = []
-    for name in wanted:
-        full = name if name.startswith(ALARM_PREFIX) else names.alarm(name)
-        if full not in available:
-            raise OpsError(f"no alarm {full}; this stage's alarms: {', '.join(available) or 'none'}")
-        chosen.append(full)
-    return chosen
-
-
-def alarm_history(cloudwatch: Any, names: ResourceNames, alarm_names: list[str], since: datetime, until: datetime, limit: int) -> list[dict]:
-    """State changes and action/configuration updates of the stage's alarms, newest first."""
-    items = []
-    request: dict = {"StartDate": since, "EndDate": until, "ScanBy": "TimestampDescending"}
-    for page in cloudwatch.get_paginator("describe_alarm_history").paginate(**request):
-        for item in page.get("AlarmHistoryItems", []):
-            name = item.get("AlarmName", "")
-            if names.is_alarm(name) and (not alarm_names or name in alarm_names):
-                items.append(
-                    {"timestamp": item.get("Timestamp"), "alarm": name, "type": item.get("HistoryItemType"), "summary": item.get("HistorySummary")}
-                )
-        if len(items) >= limit:
-            break
-    return items[:limit]
-
-
-def set_alarm_actions(cloudwatch: Any, alarm_names: list[str], enabled: bool) -> None:
-    for start in range(0, len(alarm_names), 100):  # the API's limit per call
-        batch = alarm_names[start : start + 100]
-        if enabled:
-            cloudwatch.enable_alarm_actions(AlarmNames=batch)
-        else:
-            cloudwatch.disable_alarm_actions(AlarmNames=batch)
-
-
-# --- pause / resume --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FunctionState:
-    function_name: str
-    reserved_concurrency: int | None
-    max_event_age_seconds: int
-
-
-def function_state(lambda_client: Any, function_name: str) -> FunctionState:
-    concurrency = lambda_client.get_function_concurrency(FunctionName=function_name).get("ReservedConcurrentExecutions")
-    try:
-        config = lambda_client.get_function_event_invoke_config(FunctionName=function_name)
-        age = int(config.get("MaximumEventAgeInSeconds") or DEFAULT_MAX_EVENT_AGE_SECONDS)
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
-            raise
-        age = DEFAULT_MAX_EVENT_AGE_SECONDS
-    return FunctionState(function_name, None if concurrency is None else int(concurrency), age)
-
-
-def set_concurrency(lambda_client: Any, function_name: str, concurrency: int) -> None:
-    lambda_client.put_function_concurrency(FunctionName=function_name, ReservedConcurrentExecutions=concurrency)
-
-
-def configured_concurrency(stage: str) -> int:
-    """The stage's reserved concurrency as infra deploys it (reconciler.contract.STAGE_LIMITS, which infra deploys)."""
-    return ResourceNames(stage).limits.reserved_concurrency
-
-
-# --- backups ---------------------------------------------------------------------------------
-
-
-def create_backups(dynamodb: Any, tables: tuple[str, ...], moment: datetime) -> list[dict]:
-    created = []
-    for table in tables:
-        details = dynamodb.create_backup(TableName=table, BackupName=backup_name(table, moment))["BackupDetails"]
-        created.append({"table": table, "backupName": details["BackupName"], "backupArn": details["BackupArn"]})
-    return created
-
-
-# --- archive replay --------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -150,11 +51,83 @@ class ReplayPlan:
         )
 
 
-def plan_replay(events: Any, names: ResourceNames, start: datetime, end: datetime, now: datetime) -> ReplayPlan:
-    if start >= end:
-        raise OpsError("--from must be before --to")
-    if end > now:
-        raise OpsError("--to is in the future; an archive replay covers past events only")
-    archive = events.describe_archive(ArchiveName=names.event_archive)
-    rule = events.describe_rule(Name=names.events_rule)
-    return ReplayPlan(replay_name(names.stage, now), archive["ArchiveArn"], archive["EventSourceArn"], rule["Arn"], start, end)
+@dataclass
+class StageControls:
+    names: ResourceNames
+    alarms: Alarms
+    functions: Functions
+    backups: Backups
+    archive: Archive
+
+    # --- alarms ------------------------------------------------------------------------------------------
+
+    def stage_alarms(self) -> list[Alarm]:
+        """The stage's alarms (cc-reconciler-*-{stage}), by name."""
+        return sorted((a for a in self.alarms.with_prefix(ALARM_PREFIX) if self.names.is_alarm(a.name)), key=lambda a: a.name)
+
+    def select_alarms(self, wanted: list[str]) -> list[str]:
+        """The alarms named (full names or concerns such as `errors`), or all of the stage's when none are."""
+        available = [alarm.name for alarm in self.stage_alarms()]
+        if not available:
+            raise OpsError(f"no cc-reconciler-*-{self.names.stage} alarms found")
+        if not wanted:
+            return available
+        chosen = []
+        for name in wanted:
+            full = self.full_alarm_name(name)
+            if full not in available:
+                raise OpsError(f"no alarm {full}; this stage's alarms: {', '.join(available) or 'none'}")
+            chosen.append(full)
+        return chosen
+
+    def full_alarm_name(self, name: str) -> str:
+        return name if name.startswith(ALARM_PREFIX) else self.names.alarm(name)
+
+    def set_alarm_actions(self, alarm_names: list[str], enabled: bool) -> None:
+        self.alarms.set_actions(alarm_names, enabled)
+
+    def alarm_history(self, wanted: list[str], since: datetime, until: datetime, limit: int) -> list[dict]:
+        """State changes and action/configuration updates of the stage's alarms (or the named ones), newest first."""
+        full_names = [self.full_alarm_name(name) for name in wanted]
+        items = []
+        for change in self.alarms.history(since, until):
+            if self.names.is_alarm(change.alarm) and (not full_names or change.alarm in full_names):
+                items.append({"timestamp": change.timestamp, "alarm": change.alarm, "type": change.type, "summary": change.summary})
+                if len(items) >= limit:
+                    break
+        return items
+
+    # --- pause / resume ------------------------------------------------------------------------------------
+
+    def function_state(self) -> FunctionState:
+        return self.functions.state(self.names.function)
+
+    def set_concurrency(self, concurrency: int) -> None:
+        self.functions.set_concurrency(self.names.function, concurrency)
+
+    def configured_concurrency(self) -> int:
+        """The stage's reserved concurrency as infra deploys it (reconciler.contract.STAGE_LIMITS)."""
+        return self.names.limits.reserved_concurrency
+
+    # --- backups ---------------------------------------------------------------------------------------------
+
+    def backup(self, moment: datetime, dry_run: bool) -> list[dict]:
+        """On-demand backups of every table of the stage (or, dry, their names)."""
+        created = []
+        for table in self.names.tables:
+            name, arn = (backup_name(table, moment), None) if dry_run else self.backups.create(table, backup_name(table, moment))
+            created.append({"table": table, "backupName": name, "backupArn": arn})
+        return created
+
+    # --- archive replay ----------------------------------------------------------------------------------
+
+    def plan_replay(self, start: datetime, end: datetime, now: datetime) -> ReplayPlan:
+        if start >= end:
+            raise OpsError("--from must be before --to")
+        if end > now:
+            raise OpsError("--to is in the future; an archive replay covers past events only")
+        archive_arn, bus_arn, rule_arn = self.archive.arns(self.names.event_archive, self.names.events_rule)
+        return ReplayPlan(replay_name(self.names.stage, now), archive_arn, bus_arn, rule_arn, start, end)
+
+    def start_replay(self, plan: ReplayPlan) -> None:
+        self.archive.start_replay(plan.request())

@@ -1,4 +1,4 @@
-"""Reading and replaying the dead-letter queue; no boto3 here (the queue and the invoker are injected).
+"""Reading and replaying the dead-letter queue (the Replayer); no boto3 here (the queue and the invoker are ports).
 
 The DLQ receives three shapes, all handled:
   * EventBridge's own dead letters: the raw event as the body (delivery to the function failed);
@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
+from reconciler.contract import JSON_STRING_ENCODING, DeadLetterAttribute
 from reconciler.domain.validation import derived_identifier
-from reconciler.repository.sqs_dead_letters import BODY_ENCODING_ATTRIBUTE, JSON_STRING_ENCODING
+from reconciler.ops.operator_error import OpsError
+from reconciler.ops.operator_ports import DeadLetterQueue, Invoke
 
 EVENTBRIDGE, ON_FAILURE, INVALID_EVENT, UNKNOWN = "eventbridge", "lambda-on-failure", "invalid-event", "unknown"
 REPLAYED, FAILED, SKIPPED, WOULD_REPLAY = "replayed", "failed", "skipped", "would-replay"
@@ -61,13 +63,13 @@ def parse_message(message: dict) -> DeadLetter:
     common = dict(message_id=message["MessageId"], receipt_handle=message["ReceiptHandle"], body=body, receive_count=receive_count)
     try:
         payload: Any = json.loads(body)
-        if attributes.get(BODY_ENCODING_ATTRIBUTE) == JSON_STRING_ENCODING and isinstance(payload, str):
+        if attributes.get(DeadLetterAttribute.BODY_ENCODING) == JSON_STRING_ENCODING and isinstance(payload, str):
             # Text SQS would have refused, sent as a JSON string literal: the original is inside it.
             payload = json.loads(payload)
     except json.JSONDecodeError:
         payload = None
-    if "errorType" in attributes:
-        reason = f"{attributes.get('field', '?')}: {attributes.get('reason', '')}"
+    if DeadLetterAttribute.ERROR_TYPE in attributes:
+        reason = f"{attributes.get(DeadLetterAttribute.FIELD, '?')}: {attributes.get(DeadLetterAttribute.REASON, '')}"
         event = payload if isinstance(payload, dict) else None
         return DeadLetter(kind=INVALID_EVENT, event=event, reason=reason if event else f"{reason} (body is not a JSON object)", **common)
     if isinstance(payload, dict) and isinstance(payload.get("requestPayload"), dict):
@@ -80,19 +82,6 @@ def parse_message(message: dict) -> DeadLetter:
         reason = ": ".join(v for v in (attributes.get("ERROR_CODE"), attributes.get("ERROR_MESSAGE")) if v) or "delivery failed"
         return DeadLetter(kind=EVENTBRIDGE, event=payload, reason=reason, **common)
     return DeadLetter(kind=UNKNOWN, event=None, reason="the body is not an event this tool can replay", **common)
-
-
-@dataclass(frozen=True)
-class InvokeResult:
-    ok: bool
-    detail: str  # the outcome ("settled", "duplicate", ...) or why it failed
-    replaced_by: str | None = None  # id of the new DLQ copy the function wrote, if it wrote one
-
-
-class Queue(Protocol):
-    def receive(self, max_messages: int, visibility_seconds: int) -> list[dict]: ...
-    def delete(self, receipt_handle: str) -> None: ...
-    def release(self, receipt_handle: str) -> None: ...
 
 
 # Long enough to replay a batch of 10 through a 30 s function before SQS hands the messages out again.
@@ -120,7 +109,7 @@ class ReplayReport:
         return {status: self.count(status) for status in (REPLAYED, FAILED, SKIPPED, WOULD_REPLAY)}
 
 
-def peek(queue: Queue, limit: int) -> list[DeadLetter]:
+def peek(queue: DeadLetterQueue, limit: int) -> list[DeadLetter]:
     """Up to `limit` messages, each once; all are made visible again before returning."""
     letters: dict[str, DeadLetter] = {}
     receipts: list[str] = []
@@ -140,8 +129,8 @@ def peek(queue: Queue, limit: int) -> list[DeadLetter]:
 
 
 def replay(
-    queue: Queue,
-    invoke: Callable[[dict], InvokeResult],
+    queue: DeadLetterQueue,
+    invoke: Invoke,
     max_messages: int,
     dry_run: bool = False,
     on_item: Callable[[ReplayItem], None] = lambda item: None,
@@ -175,7 +164,7 @@ def replay(
     return report
 
 
-def _replay_one(letter: DeadLetter, queue: Queue, invoke, dry_run: bool, tried: set[str], to_release: list[str]) -> ReplayItem:
+def _replay_one(letter: DeadLetter, queue: DeadLetterQueue, invoke: Invoke, dry_run: bool, tried: set[str], to_release: list[str]) -> ReplayItem:
     if letter.event is None:
         to_release.append(letter.receipt_handle)
         return ReplayItem(letter, SKIPPED, letter.reason)
@@ -204,7 +193,7 @@ class Found:
     """One message, held invisible (its receipt handle valid) until the caller deletes or releases it."""
 
     letter: DeadLetter
-    queue: Queue
+    queue: DeadLetterQueue
 
     def delete(self) -> None:
         self.queue.delete(self.letter.receipt_handle)
@@ -213,7 +202,7 @@ class Found:
         self.queue.release(self.letter.receipt_handle)
 
 
-def find(queue: Queue, id_prefix: str, limit: int, hold_seconds: int = VISIBILITY_SECONDS) -> Found:
+def find(queue: DeadLetterQueue, id_prefix: str, limit: int, hold_seconds: int = VISIBILITY_SECONDS) -> Found:
     """The message whose id is `id_prefix` or starts with it (unique among the first `limit`); the others are
     made visible again at once. Raises LookupError saying what was found otherwise."""
     prefix = id_prefix.strip()
@@ -271,7 +260,7 @@ def corrected_event(original: DeadLetter, payload: Any) -> dict:
     return event
 
 
-def replay_one(found: Found, invoke: Callable[[dict], InvokeResult], event: dict | None = None, dry_run: bool = False) -> ReplayItem:
+def replay_one(found: Found, invoke: Invoke, event: dict | None = None, dry_run: bool = False) -> ReplayItem:
     """Sends one message's event (or a corrected one) through the reconciler; deletes the message only if it
     succeeded (or the function dead-lettered it again, which leaves its new copy in its place)."""
     letter = found.letter
@@ -295,3 +284,43 @@ def replay_one(found: Found, invoke: Callable[[dict], InvokeResult], event: dict
         return ReplayItem(letter, FAILED, f"{result.detail} (re-dead-lettered as {result.replaced_by})")
     found.release()
     return ReplayItem(letter, FAILED, result.detail)
+
+
+@dataclass
+class Replayer:
+    """The dead-letter queue as operators work it: list, show, delete, purge, and replay through the reconciler
+    (the deployed function, or its code in this process: `invoker` builds whichever the target has)."""
+
+    queue: DeadLetterQueue
+    invoker: Callable[[], Invoke]
+
+    def peek(self, limit: int) -> list[DeadLetter]:
+        return peek(self.queue, limit)
+
+    def depth(self) -> dict[str, int]:
+        return self.queue.depth()
+
+    def find(self, message_id: str, limit: int) -> Found:
+        """The message (id or unique prefix), held invisible until deleted or released; OpsError if none or many."""
+        try:
+            return find(self.queue, message_id, limit)
+        except LookupError as error:
+            raise OpsError(str(error)) from None
+
+    def purge(self) -> None:
+        self.queue.purge()
+
+    def replay(self, max_messages: int, dry_run: bool = False, on_item: Callable[[ReplayItem], None] = lambda item: None) -> ReplayReport:
+        return replay(self.queue, self.invoker(), max_messages, dry_run=dry_run, on_item=on_item)
+
+    def replay_one(self, found: Found, corrected: Any = None, dry_run: bool = False, corrected_from: str = "") -> tuple[ReplayItem, dict | None]:
+        """One message's event, or the corrected payload (read from `corrected_from`) in its place: its event is
+        returned, to say so."""
+        event = None
+        if corrected is not None:
+            try:
+                event = corrected_event(found.letter, corrected)
+            except ValueError as error:
+                found.release()
+                raise OpsError(f"{corrected_from}: {error}") from None
+        return replay_one(found, self.invoker(), event, dry_run), event

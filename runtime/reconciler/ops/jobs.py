@@ -1,17 +1,17 @@
-"""One job as an operator needs it: the item, its settlement, its ledger entries and any DLQ messages."""
+"""One job as an operator needs it (`job show`): its Jobs item and settlement record as stored, its ledger entries,
+its messages in the DLQ, and what happened to its money, in words."""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
 
+from reconciler.domain.attributes import HOLD
 from reconciler.domain.ledger import JOB_POSTINGS, LedgerEntry, job_ledger_id
-from reconciler.repository.dynamodb import from_item, to_item
-
-
-def job_item(dynamodb: Any, jobs_table: str, job_id: str) -> dict | None:
-    """The Jobs item as stored, every attribute (consistent read)."""
-    item = dynamodb.get_item(TableName=jobs_table, Key=to_item({"jobId": job_id}), ConsistentRead=True).get("Item")
-    return from_item(item) if item else None
+from reconciler.domain.records import SettlementRecord
+from reconciler.domain.settlement import JobRecord
+from reconciler.domain.stored import StoredJob
+from reconciler.ops.dead_letter_replay import DeadLetter, peek
+from reconciler.ops.operator_ports import BookStore, DeadLetterQueue
 
 
 def candidate_ledger_ids(job_id: str) -> list[str]:
@@ -23,16 +23,74 @@ def candidate_ledger_ids(job_id: str) -> list[str]:
     return ids
 
 
-def job_entries(store: Any, job_id: str, user_id: str | None = None, settled_at: str | None = None) -> list[LedgerEntry]:
-    """The job's ledger entries in both tables, never a scan:
+@dataclass
+class JobReport:
+    job_id: str
+    stored: StoredJob  # its Jobs item (the pipeline's, and the settlement's mirror) and its settlement record
+    entries: list[LedgerEntry] = field(default_factory=list)
+    letters: list[DeadLetter] = field(default_factory=list)
 
-    * Ledger (entries written before UserLedger: a v2 reservation's posted "reserve" debit, and the postings of
-      jobs settled then): by their deterministic ids, one GetItem each;
-    * UserLedger (postings of jobs settled since): a settlement writes all of a job's postings at its settledAt,
-      so one Query of the user's postings at that moment, kept to this job's ids. A job not settled has none.
-    """
-    ids = candidate_ledger_ids(job_id)
-    found = [entry for entry in (store.get_ledger_entry(ledger_id) for ledger_id in ids) if entry is not None]
-    if user_id and settled_at:
-        found += [entry for entry in store.postings_at(user_id, settled_at) if entry.ledger_id in ids]
-    return sorted(found, key=lambda entry: (entry.timestamp, entry.ledger_id))
+    @property
+    def found(self) -> bool:
+        return self.stored.item is not None or self.stored.record_item is not None or bool(self.entries) or bool(self.letters)
+
+    def story(self) -> list[str]:
+        """What happened to the job's money, in words (and which of its items cannot be read)."""
+        return [f"unreadable {damage}" for damage in self.stored.damage] + money_story(self.stored.record, self.stored.job)
+
+
+@dataclass
+class JobView:
+    store: BookStore
+    queue: DeadLetterQueue
+
+    def show(self, job_id: str, dlq_max: int) -> JobReport:
+        stored = self.store.stored_job(job_id)
+        settled_by = settled_by_of(stored.record, stored.job)
+        entries = self.entries(job_id, settled_by.user_id if settled_by else None, settled_by.settled_at if settled_by else None)
+        letters = [letter for letter in peek(self.queue, dlq_max) if letter.job_id == job_id] if dlq_max else []
+        return JobReport(job_id, stored, entries, letters)
+
+    def entries(self, job_id: str, user_id: str | None = None, settled_at: str | None = None) -> list[LedgerEntry]:
+        """The job's ledger entries in both tables, never a scan:
+
+        * Ledger (entries written before UserLedger: a v2 reservation's posted "reserve" debit, and the postings of
+          jobs settled then): by their deterministic ids, one GetItem each;
+        * UserLedger (postings of jobs settled since): a settlement writes all of a job's postings at its settledAt,
+          so one Query of the user's postings at that moment, kept to this job's ids. A job not settled has none.
+        """
+        ids = candidate_ledger_ids(job_id)
+        found = [entry for entry in (self.store.get_ledger_entry(ledger_id) for ledger_id in ids) if entry is not None]
+        if user_id and settled_at:
+            found += [entry for entry in self.store.postings_at(user_id, settled_at) if entry.ledger_id in ids]
+        return sorted(found, key=lambda entry: (entry.timestamp, entry.ledger_id))
+
+
+def settled_by_of(record: SettlementRecord | None, job: JobRecord | None) -> SettlementRecord | JobRecord | None:
+    """Where the job's settlement is recorded: its record, or the Jobs item of a job settled before records."""
+    return record if record is not None and record.settled_as else job
+
+
+def money_story(record: SettlementRecord | None, job: JobRecord | None) -> list[str]:
+    """Its hold (the record's, or one made on the Jobs item before records) and its settlement."""
+    lines = []
+    if record is not None and record.held_credits:
+        if record.hold_open:
+            state = "held on the balance"
+        elif record.hold_released_at:
+            state = f"released by the pipeline at {record.hold_released_at}"
+        else:
+            state = "released by its settlement"
+        lines.append(f"held {record.held_credits} credits at {record.unit_price} a second of {record.hold_model} ({state})")
+    elif job is not None and job.reserved_credits is not None:
+        kind = "a hold" if job.reserved_as == HOLD else "a posted reservation (a Ledger debit)"
+        claim = f"the Jobs item claims a reservation of {job.reserved_credits} credits as {kind}"
+        lines.append(f"{claim}: it counts only on a job created before settlement records")
+    settled_by = settled_by_of(record, job)
+    if settled_by is not None and settled_by.settled_as:
+        settled = settled_by.settled_as
+        moved = f"charged {settled_by.charged_credits}" if settled == "rendered" else f"gave back {settled_by.refunded_credits}"
+        lines.append(f"settled as {settled} by {settled_by.settled_by_event} at {settled_by.settled_at}: {moved} credits")
+    else:
+        lines.append("not settled")
+    return lines

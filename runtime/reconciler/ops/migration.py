@@ -264,3 +264,14 @@ class Migration:
         opening = self.opening_audit()
         corrections = self.book_opening(opening, default, overrides, apply) if (default or overrides) else []
         return MigrationReport(cutover, not apply, tuple(jobs), tuple(opening), tuple(corrections))
+
+
+DEAD_LETTERS_READ = 10_000  # the DLQ's messages read to name the jobs waiting there (each once; all left in the queue)
+
+
+def jobs_waiting_in(queue: Any) -> frozenset[str]:
+    """The jobs whose events wait in the dead-letter queue (v1 may have failed on them): read, never taken out."""
+    from reconciler.ops.dead_letter_replay import peek
+
+    details = (letter.event.get("detail") for letter in peek(queue, DEAD_LETTERS_READ) if letter.event)
+    return frozenset(detail["jobId"] for detail in details if isinstance(detail, dict) and isinstance(detail.get("jobId"), str))

@@ -28,6 +28,7 @@ from reconciler.domain.events import parse_envelope
 from reconciler.domain.ledger import balance_delta
 from reconciler.domain.records import SettlementRecord
 from reconciler.domain.settlement import Conflict, Settlement
+from reconciler.domain.stored import StoredBalance
 from reconciler.ops.operator_error import OpsError
 
 START_FILE, DECISIONS_FILE = "start.json", "decisions.jsonl"
@@ -101,12 +102,12 @@ class Shadow:
     service_for: Any  # Callable[[ShadowStore], SettlementService]
     directory: Path
 
-    def start(self, balances: Iterable[Mapping[str, Any]], ledger: Iterable[Any], taken_at: str) -> dict[str, Any]:
+    def start(self, balances: Iterable[StoredBalance], ledger: Iterable[Any], taken_at: str) -> dict[str, Any]:
         self.directory.mkdir(parents=True, exist_ok=True)
         sums: dict[str, int] = {}
         for entry in ledger:
             sums[entry.user_id] = sums.get(entry.user_id, 0) + entry.signed_amount
-        baseline = {"takenAt": taken_at, "balances": {b["userId"]: b["remaining"] + b.get("held", 0) for b in balances}, "ledger": sums}
+        baseline = {"takenAt": taken_at, "balances": {b.user_id: b.posted for b in balances}, "ledger": sums}
         (self.directory / START_FILE).write_text(json.dumps(baseline, indent=1, sort_keys=True) + "\n")
         return baseline
 
@@ -186,7 +187,7 @@ def _by(items: Iterable[tuple[str, int]]) -> dict[str, int]:
 
 
 def compare(
-    decisions: Sequence[Mapping[str, Any]], baseline: Mapping[str, Any], balances: Iterable[Mapping[str, Any]], v1_ledger: Iterable[Any]
+    decisions: Sequence[Mapping[str, Any]], baseline: Mapping[str, Any], balances: Iterable[StoredBalance], v1_ledger: Iterable[Any]
 ) -> ShadowReport:
     """v2's shadow decisions against v1's books: per job (v1's ledger entries referencing it), and per user (how v1's
     balance moved against how v1's ledger moved since the baseline, and against v2's decisions)."""
@@ -200,7 +201,7 @@ def compare(
         if v2 != v1:
             kinds = sorted({d["outcome"] for d in decisions if d.get("jobId") == job})
             differences.append(Difference("job", job, v2, v1, _job_difference(v2, v1, kinds)))
-    now = {b["userId"]: b["remaining"] + b.get("held", 0) for b in balances}
+    now = {b.user_id: b.posted for b in balances}
     ledger_now = _by((e.user_id, e.signed_amount) for e in entries)
     start_balances, start_ledger = baseline.get("balances", {}), baseline.get("ledger", {})
     v2_by_user = _by((d["userId"], d["balanceDelta"]) for d in decisions if d.get("userId"))

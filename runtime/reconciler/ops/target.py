@@ -1,7 +1,10 @@
-"""Where the operations run: a deployed stage (standard credential chain) or a local endpoint.
+"""The operators' composition root: where the operations run (a deployed stage, through the standard credential
+chain, or a local endpoint) and every operator use case built for it from its adapters.
 
-This module does not import reconciler.local: the stack that `reconciler local up` runs is known here
-only through its state file (one per stage), a small JSON contract that local/stack.py writes.
+The CLI asks a Target for a use case (adjuster, auditor, books, job view, replayer, stage controls, telemetry, the
+timer scan, the hold service, the balance-event history) and calls it; it builds no client itself. This module does
+not import the emulator: the stack that `python -m emulator up` runs is known here only through its state file (one
+per stage), a small JSON contract that emulator/stack.py writes.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.config import Config
 from botocore.exceptions import ClientError
@@ -20,10 +23,37 @@ from botocore.exceptions import ClientError
 from reconciler import bootstrap
 from reconciler.config import RuntimeConfig
 from reconciler.contract import ResourceNames
+from reconciler.ops.adjustments import Adjuster
+from reconciler.ops.audit import Auditor
+from reconciler.ops.aws import (
+    CloudWatchAlarms,
+    CloudWatchTelemetry,
+    DynamoDBBackups,
+    EventBridgeArchive,
+    LambdaFunctions,
+    LambdaInvoker,
+    SqsQueue,
+    rejection,
+)
+from reconciler.ops.books import Books
+from reconciler.ops.control import StageControls
+from reconciler.ops.dead_letter_replay import Replayer
+from reconciler.ops.jobs import JobView
 from reconciler.ops.operator_error import OpsError
+from reconciler.ops.operator_ports import Invoke, InvokeResult
+from reconciler.ops.scanning import DryRunStore
+from reconciler.ops.telemetry import Telemetry
+from reconciler.repository.balance_event_store import BalanceEventLog
 from reconciler.repository.dynamodb_operations import OperationsStore
+from reconciler.service.event_settlement import REJECTED, EventProcessor
 
-# Where `--local` finds the stacks `reconciler local up` saved: a directory, one `{stage}.json` each
+if TYPE_CHECKING:
+    from reconciler.ops.migration import Migration
+    from reconciler.ops.shadow import Shadow
+    from reconciler.service.reservations import ReservationService
+    from reconciler.service.timer_scan import TimerScan
+
+# Where `--local` finds the stacks `python -m emulator up` saved: a directory, one `{stage}.json` each
 # (tests point it at a temporary directory).
 STATE_DIR_ENV = "RECONCILER_LOCAL_STATE_DIR"
 
@@ -58,7 +88,7 @@ def local_state_path(stage: str) -> Path:
 
 @dataclass(frozen=True)
 class LocalEndpoint:
-    """What the CLI needs of a running local stack (the state file `reconciler local up` writes)."""
+    """What the CLI needs of a running local stack (the state file `python -m emulator up` writes)."""
 
     stage: str
     endpoint: str
@@ -74,7 +104,7 @@ class LocalEndpoint:
         if not path.exists():
             running = sorted(p.stem for p in local_state_dir().glob("*.json"))
             hint = f" (running: {', '.join(running)}; pass --stage)" if running else ""
-            raise OpsError(f"no local {stage} stack is running: start one with `reconciler --stage {stage} local up`{hint}")
+            raise OpsError(f"no local {stage} stack is running: start one with `python -m emulator --stage {stage} up` in a checkout{hint}")
         data = json.loads(path.read_text())
         return cls(
             stage=data["stage"],
@@ -122,10 +152,12 @@ class Target:
         return bootstrap.aws_session(profile=self.profile, region=self.region)
 
     def client(self, service: str, config: Config = bootstrap.CLIENT_CONFIG) -> Any:
+        """A client of this target (for tools beside the CLI, such as the smoke test; the CLI asks for use cases)."""
         return bootstrap.aws_client(service, session=self.session, endpoint_url=self.endpoint_url, config=config)
 
     @cached_property
     def store(self) -> OperationsStore:
+        """The books' reads and repairs (the adapter behind the adjuster, the auditor, the books and the job view)."""
         return bootstrap.operations_store(RuntimeConfig.for_stage(self.stage), self.client("dynamodb"))
 
     @cached_property
@@ -160,37 +192,99 @@ class Target:
         env = response.get("Environment", {}).get("Variables", {})
         return RuntimeConfig.from_env(env)
 
+    # --- the use cases ----------------------------------------------------------------------------------------
 
-class SqsQueue:
-    """The DLQ as dead_letters.Queue wants it."""
+    def adjuster(self) -> Adjuster:
+        return Adjuster(self.store)
 
-    def __init__(self, client: Any, url: str) -> None:
-        self._client = client
-        self.url = url
+    def auditor(self) -> Auditor:
+        return Auditor(self.store, self.store, legacy_before=self.store.legacy_reservations_before)
 
-    def receive(self, max_messages: int, visibility_seconds: int) -> list[dict]:
-        return self._client.receive_message(
-            QueueUrl=self.url,
-            MaxNumberOfMessages=max_messages,
-            VisibilityTimeout=visibility_seconds,
-            WaitTimeSeconds=0,
-            MessageAttributeNames=["All"],
-            AttributeNames=["All"],
-        ).get("Messages", [])
+    def books(self) -> Books:
+        return Books(self.store, (self.names.user_ledger_table, self.names.ledger_table))
 
-    def delete(self, receipt_handle: str) -> None:
-        self._client.delete_message(QueueUrl=self.url, ReceiptHandle=receipt_handle)
+    def job_view(self) -> JobView:
+        return JobView(self.store, self._dead_letter_queue())
 
-    def release(self, receipt_handle: str) -> None:
-        self._client.change_message_visibility(QueueUrl=self.url, ReceiptHandle=receipt_handle, VisibilityTimeout=0)
+    def replayer(self) -> Replayer:
+        return Replayer(self._dead_letter_queue(), self._invoker)
 
-    def depth(self) -> dict[str, int]:
-        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"]
-        attributes = self._client.get_queue_attributes(QueueUrl=self.url, AttributeNames=names)["Attributes"]
-        return {name: int(attributes.get(name, 0)) for name in names}
+    def controls(self) -> StageControls:
+        return StageControls(
+            self.names,
+            CloudWatchAlarms(self.client("cloudwatch")),
+            LambdaFunctions(self.client("lambda")),
+            DynamoDBBackups(self.client("dynamodb")),
+            EventBridgeArchive(self.client("events")),
+        )
 
-    def approximate_count(self) -> int:
-        return self.depth()["ApproximateNumberOfMessages"]
+    def telemetry(self) -> Telemetry:
+        return Telemetry(self.names, CloudWatchTelemetry(self.client("logs"), self.client("cloudwatch")))
 
-    def purge(self) -> None:
-        self._client.purge_queue(QueueUrl=self.url)
+    def timer_scan(self, dry_run: bool = False) -> TimerScan:
+        """The timer scan with the function's prices and timings (runtime_config); a dry run writes nothing."""
+        return bootstrap.build_timer_scan(DryRunStore(self.store) if dry_run else self.store, self.runtime_config())
+
+    def holds(self) -> ReservationService:
+        """The hold service, as the hold function builds it (the pipeline's holds, for rehearsals and tests)."""
+        return bootstrap.build_reservations(self.store, self.runtime_config())
+
+    def balance_events(self) -> BalanceEventLog:
+        """The balance-events function's published markers, each user's history of balance events."""
+        return BalanceEventLog(self.client("dynamodb"), self.names.balance_events_table)
+
+    def migration(self, actor: str | None, reason: str) -> Migration:
+        """`reconciler migrate`: v1's jobs and books read as v1 left them, the marks written through the migration's store;
+        the jobs whose events wait in the DLQ are named (read once, every message left in the queue)."""
+        from reconciler.ops.migration import Migration, jobs_waiting_in
+        from reconciler.repository.migration_store import MigrationStore
+
+        store = MigrationStore(self.client("dynamodb"), RuntimeConfig.for_stage(self.stage))
+        auditor = Auditor(store, store, legacy_before=store.legacy_reservations_before)
+        return Migration(store, auditor, actor or self.actor, reason, dead_letter_jobs=jobs_waiting_in(self._dead_letter_queue()))
+
+    def shadow(self, directory: Path) -> Shadow:
+        """`reconciler shadow`: v2's settlement as deployed (runtime_config), deciding against the live tables and writing nothing."""
+        from reconciler.ops.shadow import Shadow
+
+        config = self.runtime_config()
+        return Shadow(self.store, lambda store: bootstrap.settlement_service(store, config), directory)
+
+    def _dead_letter_queue(self) -> SqsQueue:
+        return SqsQueue(self.client("sqs"), self.dlq_url)
+
+    def _invoker(self) -> Invoke:
+        """The deployed function (RequestResponse), or its code in this process behind --local / --endpoint-url."""
+        if self.is_local:
+            return InProcessInvoker(
+                bootstrap.build_processor(self.runtime_config(), dynamodb=self.client("dynamodb"), dead_letters=RecordingDeadLetters())
+            )
+        return LambdaInvoker(self.client("lambda", INVOKE_CONFIG), self.names.function)
+
+
+@dataclass
+class RecordingDeadLetters:
+    """A dead-letter sink that keeps what it is given: a replay must not add copies to the queue it drains."""
+
+    sent: list[dict] = field(default_factory=list)
+
+    def send(self, original: Any, *, error_type: str, field: str, reason: str, event_id: str | None = None) -> str:
+        self.sent.append({"errorType": error_type, "field": field, "reason": reason, "eventId": event_id})
+        return f"not-sent-{len(self.sent)}"
+
+
+@dataclass
+class InProcessInvoker:
+    """The handler's own use case (EventProcessor), built as the container builds it, but with a recording
+    dead-letter sink: a rejected event stays as the one copy already in the queue."""
+
+    processor: EventProcessor
+
+    def __call__(self, event: dict) -> InvokeResult:
+        try:
+            outcome = self.processor.process(event)
+        except Exception as error:  # noqa: BLE001 - what the function would report as a FunctionError
+            return InvokeResult(False, f"function error: {type(error).__name__}: {error}")
+        if outcome.kind == REJECTED:
+            return InvokeResult(False, rejection(outcome.summary()))
+        return InvokeResult(True, outcome.kind)

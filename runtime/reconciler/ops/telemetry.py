@@ -5,37 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from reconciler.contract import METRICS_NAMESPACE, SERVICE_DIMENSION, STAGE_DIMENSION, Metric, ResourceNames
+from reconciler.ops.operator_ports import LogsAndMetrics, MetricQuery
 
 # Powertools writes JSON with "level":"ERROR"; Lambda itself reports timeouts and crashes in plain text.
 ERROR_PATTERN = '?ERROR ?"Task timed out" ?Traceback'
-
-
-def log_events(logs: Any, group: str, since: datetime, until: datetime | None, errors_only: bool) -> Iterator[dict]:
-    request: dict[str, Any] = {"logGroupName": group, "startTime": int(since.timestamp() * 1000), "interleaved": True}
-    if until is not None:
-        request["endTime"] = int(until.timestamp() * 1000)
-    if errors_only:
-        request["filterPattern"] = ERROR_PATTERN
-    for page in logs.get_paginator("filter_log_events").paginate(**request):
-        for event in page.get("events", []):
-            yield {
-                "timestamp": event["timestamp"],
-                "stream": event.get("logStreamName"),
-                "message": event.get("message", "").rstrip("\n"),
-                "eventId": event.get("eventId"),
-            }
-
-
-@dataclass(frozen=True)
-class MetricQuery:
-    label: str
-    namespace: str
-    name: str
-    dimensions: tuple[dict, ...]
-    statistic: str = "Sum"
 
 
 def runbook_metrics(names: ResourceNames) -> list[MetricQuery]:
@@ -52,15 +27,19 @@ def runbook_metrics(names: ResourceNames) -> list[MetricQuery]:
     ]
 
 
-def metric_series(cloudwatch: Any, query: MetricQuery, since: datetime, until: datetime, period: timedelta) -> list[dict]:
-    response = cloudwatch.get_metric_statistics(
-        Namespace=query.namespace,
-        MetricName=query.name,
-        Dimensions=list(query.dimensions),
-        StartTime=since,
-        EndTime=until,
-        Period=max(60, int(period.total_seconds()) // 60 * 60),
-        Statistics=[query.statistic],
-    )
-    points = sorted(response.get("Datapoints", []), key=lambda point: point["Timestamp"])
-    return [{"timestamp": point["Timestamp"], "value": point.get(query.statistic)} for point in points]
+@dataclass
+class Telemetry:
+    names: ResourceNames
+    source: LogsAndMetrics
+
+    @property
+    def log_group(self) -> str:
+        return self.names.log_group
+
+    def log_events(self, since: datetime, until: datetime | None = None, errors_only: bool = False) -> Iterator[dict]:
+        """The function's log events from `since` (only errors: ERROR level, timeouts, tracebacks)."""
+        return self.source.log_events(self.log_group, since, until, ERROR_PATTERN if errors_only else None)
+
+    def runbook_series(self, since: datetime, until: datetime, period: timedelta) -> list[tuple[MetricQuery, list[dict]]]:
+        """Each of the runbook's metrics with its data points in the window."""
+        return [(query, self.source.metric_series(query, since, until, period)) for query in runbook_metrics(self.names)]

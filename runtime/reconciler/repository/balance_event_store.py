@@ -11,10 +11,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from reconciler.contract import BALANCE_EVENT_KEY as EVENT_KEY
 from reconciler.contract import LEDGER_BY_USER_INDEX, USER_LEDGER_SORT_KEY
-from reconciler.repository.dynamodb import from_item, to_item
-from reconciler.service.ports import BALANCE_EVENT_KEY as EVENT_KEY
-from reconciler.service.ports import BALANCE_EVENT_USER_KEY as USER_KEY
+from reconciler.contract import USER_ID_ATTRIBUTE as USER_KEY
+from reconciler.repository.dynamodb import from_item, pages, to_item
 from reconciler.service.ports import StreamChange
 
 
@@ -126,10 +126,6 @@ class LedgerLookup:
         )
 
     def _query(self, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        while True:
-            response = self.client.query(**request)
-            for item in response.get("Items", []):
+        for page in pages(self.client.query, request):
+            for item in page.get("Items", []):
                 yield from_item(item)
-            if "LastEvaluatedKey" not in response:
-                return
-            request = {**request, "ExclusiveStartKey": response["LastEvaluatedKey"]}

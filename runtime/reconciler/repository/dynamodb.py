@@ -5,7 +5,7 @@ Only what the function does; the CLI's reads and repairs are in dynamodb_operati
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -55,6 +55,17 @@ _NO_ANSWER_ERRORS = (ReadTimeoutError, ConnectionClosedError, EndpointConnection
 
 # What each item of a transaction is, so a cancellation can say which condition failed.
 BALANCE, LEDGER, JOB, RECORD = "balance", "ledger", "job", "record"
+
+
+def pages(fetch: Callable[..., dict[str, Any]], request: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every page of a Query or Scan: `fetch(**request)` again from each page's LastEvaluatedKey (the one paginator
+    of the DynamoDB adapters)."""
+    while True:
+        page = fetch(**request)
+        yield page
+        if "LastEvaluatedKey" not in page:
+            return
+        request = {**request, "ExclusiveStartKey": page["LastEvaluatedKey"]}
 
 
 def to_item(values: dict[str, Any]) -> dict[str, Any]:  # AttributeValues by name
@@ -532,12 +543,8 @@ class DynamoDBStore:
             raise
 
     def _paginate(self, operation: str, request: dict) -> Iterator[dict]:
-        while True:
-            page = self._call(operation, **request)
+        for page in pages(lambda **page_request: self._call(operation, **page_request), request):
             yield from page.get("Items", [])
-            if "LastEvaluatedKey" not in page:
-                return
-            request = {**request, "ExclusiveStartKey": page["LastEvaluatedKey"]}
 
 
 def _settled_attributes(settlement: Settlement) -> dict[str, Any]:

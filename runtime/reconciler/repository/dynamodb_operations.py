@@ -9,7 +9,8 @@ balance set back to its books), each under a condition that the balance is still
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -26,9 +27,11 @@ from reconciler.contract import (
     USER_LEDGER_SORT_KEY,
     VERSION_ATTRIBUTE,
 )
+from reconciler.domain.errors import DamagedJob
 from reconciler.domain.ledger import LedgerEntry
 from reconciler.domain.records import SettlementRecord
 from reconciler.domain.settlement import JobRecord, UnreadableJob
+from reconciler.domain.stored import LedgerWindow, StoredBalance, StoredJob
 from reconciler.repository.dynamodb import (
     BALANCE,
     LEDGER,
@@ -36,8 +39,10 @@ from reconciler.repository.dynamodb import (
     from_item,
     job_from_item,
     ledger_from_item,
+    pages,
     readable_job,
     readable_record,
+    record_from_item,
     to_item,
     whole,
 )
@@ -53,12 +58,18 @@ def oldest_first(entries: list[LedgerEntry]) -> list[LedgerEntry]:
     return sorted(entries, key=lambda entry: (entry.timestamp, entry.ledger_id))
 
 
-def _balance_values(item: dict[str, Any]) -> dict[str, Any]:
+def stored_balance(item: dict[str, Any]) -> StoredBalance:
+    """A Credits item (DynamoDB JSON) as the operators read it; held and version absent are 0."""
     values = from_item(item)
-    values["remaining"] = whole(values.get("remaining"))
-    values[HELD_ATTRIBUTE] = whole(values.get(HELD_ATTRIBUTE)) or 0
-    values[VERSION_ATTRIBUTE] = whole(values.get(VERSION_ATTRIBUTE)) or 0
-    return values
+    last_entry, updated_at = values.get(LAST_LEDGER_ENTRY_ATTRIBUTE), values.get("updatedAt")
+    return StoredBalance(
+        user_id=values["userId"],
+        remaining=whole(values.get("remaining")),
+        held=whole(values.get(HELD_ATTRIBUTE)) or 0,
+        version=whole(values.get(VERSION_ATTRIBUTE)) or 0,
+        updated_at=updated_at if isinstance(updated_at, str) else None,
+        last_ledger_entry=last_entry if isinstance(last_entry, str) else None,
+    )
 
 
 class OperationsStore(DynamoDBStore):
@@ -70,11 +81,29 @@ class OperationsStore(DynamoDBStore):
         item = self._call("get_item", TableName=self.jobs_table, Key=to_item({"jobId": job_id}), ConsistentRead=True).get("Item")
         return job_from_item(from_item(item)) if item else None
 
-    def get_balance(self, user_id: str) -> dict[str, Any] | None:
-        """The Credits item as stored, `remaining` and `held` as ints (held 0 when absent: a balance that never
-        held a reservation), or None for a user with no balance. The posted balance is remaining + held."""
+    def get_balance(self, user_id: str) -> StoredBalance | None:
+        """The user's Credits item (consistent read), or None for a user with no balance."""
         item = self._call("get_item", TableName=self.credits_table, Key=to_item({"userId": user_id}), ConsistentRead=True).get("Item")
-        return _balance_values(item) if item else None
+        return stored_balance(item) if item else None
+
+    def stored_job(self, job_id: str) -> StoredJob:
+        """The job's Jobs item and settlement record as stored (consistent reads, one each), and as read: what `job
+        show` shows. A damaged item is still shown, and named."""
+        key = to_item({"jobId": job_id})
+        item, record_item = (
+            self._call("get_item", TableName=table, Key=key, ConsistentRead=True).get("Item") for table in (self.jobs_table, self.settlements_table)
+        )
+        stored = StoredJob(from_item(item) if item else None, from_item(record_item) if record_item else None)
+        job, record, damage = None, None, []
+        try:
+            job = job_from_item(stored.item) if stored.item else None
+        except DamagedJob as damaged:
+            damage.append(f"Jobs item: {damaged}")
+        try:
+            record = record_from_item(stored.record_item) if stored.record_item else None
+        except DamagedJob as damaged:
+            damage.append(f"settlement record: {damaged}")
+        return replace(stored, job=job, record=record, damage=tuple(damage))
 
     def get_ledger_entry(self, ledger_id: str) -> LedgerEntry | None:
         """An entry of Ledger by its id (operators' entries and history; the Adjuster's idempotency check)."""
@@ -190,16 +219,38 @@ class OperationsStore(DynamoDBStore):
 
     # --- whole tables (audit) ------------------------------------------------------------------------
 
-    def scan_balances(self) -> Iterator[dict[str, Any]]:
-        """Every Credits item (remaining and held as ints): for whole-table audits only, never on the event path."""
+    def scan_balances(self) -> Iterator[StoredBalance]:
+        """Every Credits item: for whole-table audits only, never on the event path."""
         for item in self._paginate("scan", {"TableName": self.credits_table, "ConsistentRead": True}):
-            yield _balance_values(item)
+            yield stored_balance(item)
 
     def scan_ledger(self) -> Iterator[LedgerEntry]:
         """Every entry of both ledgers, UserLedger then Ledger: for whole-table audits only."""
         for table in (self.user_ledger_table, self.ledger_table):
             for item in self._paginate("scan", {"TableName": table, "ConsistentRead": True}):
                 yield ledger_from_item(from_item(item))
+
+    def ledger_window(self, since: str, until: str | None, progress: Callable[[int], None] = lambda n: None) -> LedgerWindow:
+        """Every user's entries of both tables in a time window, oldest first (timestamp, then ledger id): a full
+        Scan of each (neither has an index by time alone, as v1's runbook scanned), with what it read and cost."""
+        window = LedgerWindow()
+        condition = "#ts >= :since" + (" AND #ts <= :until" if until else "")
+        values = {":since": since, **({":until": until} if until else {})}
+        for table in (self.user_ledger_table, self.ledger_table):
+            request: dict[str, Any] = dict(
+                TableName=table,
+                FilterExpression=condition,
+                ExpressionAttributeNames={"#ts": "timestamp"},
+                ExpressionAttributeValues=to_item(values),
+                ReturnConsumedCapacity="TOTAL",
+            )
+            for page in pages(self._client.scan, request):
+                window.scanned += page.get("ScannedCount", 0)
+                window.capacity_units += float((page.get("ConsumedCapacity") or {}).get("CapacityUnits") or 0)
+                window.entries.extend(ledger_from_item(from_item(item)) for item in page.get("Items", []))
+                progress(page.get("ScannedCount", 0))
+        window.entries.sort(key=lambda entry: (entry.timestamp, entry.ledger_id))
+        return window
 
     # --- audit repairs -----------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from reconciler import json_text
+from reconciler.contract import JSON_STRING_ENCODING, DeadLetterAttribute
 
 
 def _json_default(value: Any) -> Any:
@@ -25,10 +26,6 @@ def _json_default(value: Any) -> Any:
 # and only the few characters SQS refuses are escaped, so every event EventBridge accepts fits whole.
 MAX_MESSAGE_BYTES = 1024 * 1024
 MAX_ATTRIBUTE_VALUE_CHARS = 1024
-# Attribute set on a message whose body had to be escaped: the body is a JSON string literal holding
-# the original text exactly (json.loads gives it back).
-BODY_ENCODING_ATTRIBUTE = "bodyEncoding"
-JSON_STRING_ENCODING = "json-string"
 
 
 def sqs_allowed(char: str) -> bool:
@@ -60,7 +57,7 @@ def encode_body(original: Any) -> tuple[str, dict[str, str]]:
         return escape_for_sqs(json_text.dumps(original, default=_json_default, separators=(",", ":"), ensure_ascii=False)), {}
     if original and is_sqs_text(original):
         return original, {}
-    return escape_for_sqs(json.dumps(original, ensure_ascii=False)), {BODY_ENCODING_ATTRIBUTE: JSON_STRING_ENCODING}
+    return escape_for_sqs(json.dumps(original, ensure_ascii=False)), {DeadLetterAttribute.BODY_ENCODING: JSON_STRING_ENCODING}
 
 
 def attribute_value(value: str) -> str:
@@ -78,11 +75,11 @@ class SqsDeadLetters:
     def send(self, original: Any, *, error_type: str, field: str, reason: str, event_id: str | None = None) -> str:
         body, encoding = encode_body(original)
         attributes: Mapping[str, str] = {
-            "errorType": error_type,
-            "field": field,
-            "reason": reason,
-            "stage": self._stage,
-            **({"eventId": event_id} if event_id else {}),
+            DeadLetterAttribute.ERROR_TYPE: error_type,
+            DeadLetterAttribute.FIELD: field,
+            DeadLetterAttribute.REASON: reason,
+            DeadLetterAttribute.STAGE: self._stage,
+            **({DeadLetterAttribute.EVENT_ID: event_id} if event_id else {}),
             **encoding,
         }
         message_attributes = {name: {"DataType": "String", "StringValue": attribute_value(value)} for name, value in attributes.items()}
@@ -98,5 +95,5 @@ def _within_budget(body: str, attributes: dict[str, dict[str, str]]) -> str:
     encoded = body.encode("utf-8")
     if len(encoded) <= budget:
         return body
-    attributes["bodyTruncated"] = {"DataType": "String", "StringValue": f"first {budget} of {len(encoded)} bytes kept"}
+    attributes[DeadLetterAttribute.BODY_TRUNCATED] = {"DataType": "String", "StringValue": f"first {budget} of {len(encoded)} bytes kept"}
     return encoded[:budget].decode("utf-8", errors="ignore")

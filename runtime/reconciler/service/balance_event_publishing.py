@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from reconciler.contract import HELD_ATTRIBUTE
+from reconciler.contract import BALANCE_EVENT_KEY, HELD_ATTRIBUTE, REMAINING_ATTRIBUTE, UPDATED_AT_ATTRIBUTE, USER_ID_ATTRIBUTE
 from reconciler.domain.crossings import Crossing, Thresholds, crossing_id, crossings, user_thresholds, whole_number
-from reconciler.service.ports import BALANCE_EVENT_KEY, BALANCE_EVENT_USER_KEY, EventLog, Ledger, Publisher, StreamChange, balance_event_key
+from reconciler.service.ports import EventLog, Ledger, Publisher, StreamChange, balance_event_key
 
 SCHEMA_VERSION = 1
 # Outcome kinds of one record.
@@ -39,9 +39,9 @@ def _balance(image: dict[str, Any] | None) -> Any:
     `if_not_exists(remaining, 0)`); a present value that is not a whole number is damage (_DAMAGED)."""
     if image is None:
         return None
-    if "remaining" not in image:
+    if REMAINING_ATTRIBUTE not in image:
         return 0
-    value = whole_number(image["remaining"])
+    value = whole_number(image[REMAINING_ATTRIBUTE])
     return _DAMAGED if value is None else value
 
 
@@ -62,7 +62,7 @@ class BalanceEventService:
         if change.undecodable is not None:
             return RecordOutcome(DAMAGED, change.key_user, sequence, problems=[f"undecodable image: {change.undecodable}"])
         new, old = change.new_image, change.old_image
-        user = change.key_user or (new or {}).get("userId")
+        user = change.key_user or (new or {}).get(USER_ID_ATTRIBUTE)
         problems = []
         if name not in ("INSERT", "MODIFY") or not isinstance(sequence, str) or not sequence.isdigit():
             problems.append(f"not a stream change record (eventName {name!r}, sequence {sequence!r})")
@@ -75,14 +75,14 @@ class BalanceEventService:
         before, after = _balance(old), _balance(new)
         if before is _DAMAGED or after is _DAMAGED:
             which = "OldImage" if before is _DAMAGED else "NewImage"
-            value = (old if before is _DAMAGED else new)["remaining"]  # type: ignore[index]
+            value = (old if before is _DAMAGED else new)[REMAINING_ATTRIBUTE]  # type: ignore[index]
             return RecordOutcome(DAMAGED, user, sequence, problems=[f"{which} remaining {str(value)[:40]!r} is not a whole number"])
         thresholds, problems = user_thresholds(self.defaults, new)
         found = crossings(before, after, thresholds)
         if not found:
             return RecordOutcome(NO_CROSSING, user, sequence, problems=problems)
         outcome = RecordOutcome(PUBLISHED, user, sequence, problems=problems)
-        changed_at = new.get("updatedAt") if isinstance(new.get("updatedAt"), str) else None
+        changed_at = new.get(UPDATED_AT_ATTRIBUTE) if isinstance(new.get(UPDATED_AT_ATTRIBUTE), str) else None
         # The ledger explains the posted balance (remaining + held): a held render's charge, not its released hold.
         posted_delta = after + _held(new) - (before or 0) - _held(old)
         entries = self._entries(user, changed_at, posted_delta)
@@ -95,7 +95,7 @@ class BalanceEventService:
             event_id = self.publisher.publish(crossing.detail_type, detail)  # raises: the record is retried
             self.log.record(
                 {
-                    BALANCE_EVENT_USER_KEY: user,
+                    USER_ID_ATTRIBUTE: user,
                     BALANCE_EVENT_KEY: key,
                     "crossingId": detail["crossingId"],
                     "detailType": crossing.detail_type,

@@ -119,7 +119,7 @@ class SettlementService:
         A damaged record is decided on the current item only: an earlier version may be the damage since repaired.
         A retry reads the record strongly, and the Jobs item too unless the record shows the job settled (our own
         lost answer, or another writer's settlement: the Jobs item cannot change that decision).
-        The simulator serves earlier versions (simulator/fidelity.py, 7.) and checks every guarantee under them.
+        The simulator serves earlier versions (emulator/fidelity.py, 7.) and checks every guarantee under them.
         """
         if first_attempt:
             try:

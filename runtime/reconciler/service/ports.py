@@ -33,12 +33,10 @@ class DeadLetters(Protocol):
 
 # --- the balance-events function's ports (docs/events.md) -----------------------------------------
 
-# BalanceEvents-{stage}: partition key userId, sort key eventKey (the stream sequence number, zero-padded to 40
-# digits so that text order is stream order, then what the crossing is: its detail-type). Keyed by what a crossing
-# is, never by its place in the list computed for the change: a retry that computes another list (a threshold
-# changed by a deploy in between) must not take one crossing's marker for another's.
-BALANCE_EVENT_USER_KEY = "userId"
-BALANCE_EVENT_KEY = "eventKey"
+# BalanceEvents-{stage}: partition key userId, sort key eventKey (the contract's names): the stream sequence number,
+# zero-padded to 40 digits so that text order is stream order, then what the crossing is (its detail-type). Keyed by
+# what a crossing is, never by its place in the list computed for the change: a retry that computes another list (a
+# threshold changed by a deploy in between) must not take one crossing's marker for another's.
 SEQUENCE_DIGITS = 40
 
 

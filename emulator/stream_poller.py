@@ -1,0 +1,203 @@
+"""Stands in for Lambda's DynamoDB Streams event source mapping: reads the Credits table's stream (moto emulates
+DynamoDB Streams), applies the mapping's filters (as Lambda does: reconciler.domain.stream_filter), hands batches
+to the real balance-events handler, honours its partial batch responses
+(retrying from the first failed record) and, after the template's retry limit, describes the given-up batch in the
+failure queue as Lambda does. Also lets the local stack show the events the function published: a rule on the
+balance-events source routes them to a queue this module reads back."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from emulator.fidelity import drop_key_only_inserts
+from emulator.invoker import LocalContext
+from emulator.resources import resources_of
+from reconciler.contract import ENV_BALANCE_EVENTS_TABLE, ENV_LEDGER_TABLE, ENV_USER_LEDGER_TABLE
+from reconciler.domain.stream_filter import matches
+
+CAPTURE_RULE = "cc-reconciler-local-balance-events"
+CAPTURE_QUEUE = "cc-reconciler-local-balance-events"
+# What the local stack uses when a template says nothing (the deployed mapping's own values are read from it).
+DEFAULT_BATCH_SIZE = 100
+DEFAULT_RETRY_ATTEMPTS = 50
+
+
+def balance_function_environment(templates: Mapping[str, dict], tables: Mapping[str, str]) -> dict[str, str]:
+    """The balance-events function's environment as the template sets it, with table references resolved locally."""
+    for _, props in resources_of(templates, "AWS::Lambda::Function"):
+        if str(props.get("FunctionName", "")).startswith("cc-reconciler-balance-events-"):
+            variables = props.get("Environment", {}).get("Variables", {})
+            env = {key: value for key, value in variables.items() if isinstance(value, str)}
+            env.update(
+                {
+                    ENV_LEDGER_TABLE: tables["Ledger"],
+                    ENV_USER_LEDGER_TABLE: tables["UserLedger"],
+                    ENV_BALANCE_EVENTS_TABLE: tables["BalanceEvents"],
+                    "POWERTOOLS_TRACE_DISABLED": "true",
+                }
+            )
+            return env
+    raise RuntimeError("the templates have no balance-events function")
+
+
+def mapping_settings(templates: Mapping[str, dict]) -> dict[str, int]:
+    for _, props in resources_of(templates, "AWS::Lambda::EventSourceMapping"):
+        return {
+            "batch_size": int(props.get("BatchSize", DEFAULT_BATCH_SIZE)),
+            "max_retry_attempts": int(props.get("MaximumRetryAttempts", DEFAULT_RETRY_ATTEMPTS)),
+        }
+    raise RuntimeError("the templates have no event source mapping")
+
+
+def mapping_filters(templates: Mapping[str, dict]) -> list[dict[str, Any]]:
+    """The event source mapping's filter patterns as the template sets them (none: every record is delivered);
+    `reconciler.domain.stream_filter.matches` applies them as Lambda does."""
+    for _, props in resources_of(templates, "AWS::Lambda::EventSourceMapping"):
+        return [json.loads(f["Pattern"]) for f in (props.get("FilterCriteria") or {}).get("Filters", [])]
+    raise RuntimeError("the templates have no event source mapping")
+
+
+def lambda_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
+    """A GetRecords record in the shape Lambda hands to the function."""
+    data = dict(record["dynamodb"])
+    created = data.get("ApproximateCreationDateTime")
+    if isinstance(created, datetime):
+        data["ApproximateCreationDateTime"] = int(created.timestamp())
+    return {
+        "eventID": record["eventID"],
+        "eventName": record["eventName"],
+        "eventVersion": record.get("eventVersion", "1.1"),
+        "eventSource": "aws:dynamodb",
+        "awsRegion": record.get("awsRegion", "us-east-1"),
+        "dynamodb": data,
+        "eventSourceARN": stream_arn,
+    }
+
+
+@dataclass
+class StreamPoller:
+    streams: Any  # a dynamodbstreams client
+    stream_arn: str
+    handler: Callable[[Any, Any], Any]
+    sqs: Any = None
+    failure_queue_url: str | None = None
+    batch_size: int = DEFAULT_BATCH_SIZE
+    max_retry_attempts: int = DEFAULT_RETRY_ATTEMPTS
+    function_name: str = "cc-reconciler-balance-events-local"
+    filters: list[dict[str, Any]] = field(default_factory=list)  # the mapping's FilterCriteria (mapping_filters)
+    filtered: int = 0  # records the filters kept from the function
+    _iterators: dict[str, str | None] = field(default_factory=dict)
+    _pending: dict[str, list[dict]] = field(default_factory=dict)
+    _attempts: dict[str, int] = field(default_factory=dict)
+    invocations: int = 0
+    given_up: list[dict] = field(default_factory=list)
+
+    def poll(self) -> int:
+        """Reads every shard once and delivers what it read (retrying failed records up to the limit); returns
+        how many records were delivered successfully."""
+        delivered = 0
+        shards = self.streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]["Shards"]
+        for shard in shards:
+            shard_id = shard["ShardId"]
+            if shard_id not in self._iterators:
+                self._iterators[shard_id] = self.streams.get_shard_iterator(
+                    StreamArn=self.stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+                )["ShardIterator"]
+            pending = self._pending.setdefault(shard_id, [])
+            iterator = self._iterators[shard_id]
+            if iterator:
+                response = drop_key_only_inserts(self.streams.get_records(ShardIterator=iterator, Limit=1000))
+                records = [lambda_record(record, self.stream_arn) for record in response.get("Records", [])]
+                kept = [record for record in records if matches(self.filters, record)]
+                self.filtered += len(records) - len(kept)
+                pending.extend(kept)
+                self._iterators[shard_id] = response.get("NextShardIterator")
+            delivered += self._deliver(shard_id, pending)
+        return delivered
+
+    def drain(self, idle_polls: int = 2) -> int:
+        """Polls until nothing is pending and `idle_polls` polls found nothing new (a record that keeps failing
+        is retried until the retry limit gives it up)."""
+        delivered, idle = 0, 0
+        while idle < idle_polls:
+            count = self.poll()
+            idle = 0 if count or any(self._pending.values()) else idle + 1
+            delivered += count
+        return delivered
+
+    def _deliver(self, shard_id: str, pending: list[dict]) -> int:
+        """Delivers the shard's pending records batch by batch; a failed attempt ends this poll (the next poll
+        retries from the failed record), as Lambda retries a shard's batch before moving on."""
+        delivered = 0
+        while pending:
+            batch = pending[: self.batch_size]
+            self.invocations += 1
+            try:
+                response = self.handler({"Records": batch}, LocalContext(self.function_name, 60_000)) or {}
+                failures = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
+            except Exception:  # noqa: BLE001 - a function error retries the whole batch, as Lambda does
+                failures = {batch[0]["dynamodb"]["SequenceNumber"]}
+            if not failures:
+                del pending[: len(batch)]
+                delivered += len(batch)
+                self._attempts[shard_id] = 0
+                continue
+            # Lambda checkpoints at the lowest failed sequence number and retries from there.
+            first = min([i for i, record in enumerate(batch) if record["dynamodb"]["SequenceNumber"] in failures] or [0])
+            del pending[:first]
+            delivered += first
+            self._attempts[shard_id] = 1 if first else self._attempts.get(shard_id, 0) + 1
+            if self._attempts[shard_id] > self.max_retry_attempts:
+                given_up = pending[: self.batch_size]
+                del pending[: len(given_up)]
+                self._give_up(shard_id, given_up, self._attempts[shard_id])
+                self._attempts[shard_id] = 0
+                continue
+            return delivered
+        return delivered
+
+    def _give_up(self, shard_id: str, records: list[dict], attempts: int) -> None:
+        """Lambda's on-failure record for a stream batch: where it was, not what it held."""
+        description = {
+            "requestContext": {
+                "condition": "RetryAttemptsExhausted",
+                "approximateInvokeCount": attempts,
+                "functionArn": f"arn:aws:lambda:us-east-1:000000000000:function:{self.function_name}",
+            },
+            "DDBStreamBatchInfo": {
+                "shardId": shard_id,
+                "streamArn": self.stream_arn,
+                "batchSize": len(records),
+                "startSequenceNumber": records[0]["dynamodb"]["SequenceNumber"],
+                "endSequenceNumber": records[-1]["dynamodb"]["SequenceNumber"],
+            },
+        }
+        self.given_up.append(description)
+        if self.sqs is not None and self.failure_queue_url:
+            self.sqs.send_message(QueueUrl=self.failure_queue_url, MessageBody=json.dumps(description))
+
+
+def capture_published_events(events: Any, sqs: Any, source: str) -> str:
+    """A rule on the balance-events source to a queue, so the local stack can show what was published.
+    Returns the queue URL."""
+    queue_url = sqs.create_queue(QueueName=CAPTURE_QUEUE)["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name=CAPTURE_RULE, EventPattern=json.dumps({"source": [source]}), State="ENABLED")
+    events.put_targets(Rule=CAPTURE_RULE, Targets=[{"Id": "local-capture", "Arn": queue_arn}])
+    return queue_url
+
+
+def read_captured(sqs: Any, queue_url: str) -> list[dict]:
+    """Every event the capture queue holds (EventBridge envelopes), removed from it."""
+    found: list[dict] = []
+    while True:
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+        if not messages:
+            return found
+        for message in messages:
+            found.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])

@@ -1,0 +1,64 @@
+"""The attribute and key names of the reconciler's table items, each defined once.
+
+The domain reads items by these names (a Credits stream image, a user's threshold overrides), the adapters write
+and read them, the infrastructure keys its tables and filters its stream by them, and the operators' tools name
+them; all but the domain take them from `reconciler.contract`, which re-exports every one (the domain imports no
+module outside it). Outside the adapters (repository/) no module spells one as a literal
+(tests/unit/test_contract_names.py).
+"""
+
+from __future__ import annotations
+
+# Keys shared by several tables: Jobs and Settlements are keyed by jobId, Credits and UserLedger by userId (so is
+# Ledger's by-user index, sorted by timestamp), Ledger by ledgerId.
+USER_ID_ATTRIBUTE = "userId"
+JOB_ID_ATTRIBUTE = "jobId"
+LEDGER_ID_ATTRIBUTE = "ledgerId"
+TIMESTAMP_ATTRIBUTE = "timestamp"
+# UserLedger-{stage}: the job postings, keyed by user with a time-ordered sort key (docs/ledger.md), so one
+# user's history is a Query of the table itself and a posting writes no index.
+USER_LEDGER_SORT_KEY = "entryKey"
+# BalanceEvents-{stage}: partition key userId, sort key eventKey (service/ports.py balance_event_key says what it holds).
+BALANCE_EVENT_KEY = "eventKey"
+
+# Credits items: `remaining` is what the user can spend; `held` the credits held for open reservations.
+# Posted balance (what the ledger sums to) = remaining + held. updatedAt is the moment of the last balance write.
+REMAINING_ATTRIBUTE = "remaining"
+HELD_ATTRIBUTE = "held"
+UPDATED_AT_ATTRIBUTE = "updatedAt"
+# Every balance write of the reconciler adds 1 to the item's version, and one that books a Ledger entry (an
+# adjustment, a correction) names it in lastLedgerEntry: an operator's repair is conditioned on the version it read
+# (so of two concurrent repairs one applies and the other audits again), and an audit whose read of Ledger's
+# by-user index lacks lastLedgerEntry knows the index has not caught up yet.
+VERSION_ATTRIBUTE = "version"
+LAST_LEDGER_ENTRY_ATTRIBUTE = "lastLedgerEntry"
+# Attributes of the Credits item a user's balance-event thresholds may be overridden with (docs/events.md).
+LOW_OVERRIDE_ATTRIBUTE = "lowBalanceThreshold"
+OVERDRAFT_OVERRIDE_ATTRIBUTE = "overdraftAlertLevel"
+
+# Jobs items: the attribute that puts a job in the sparse unsettled index (the pipeline writes it, settlement removes
+# it), and how a reservation made on the item before settlement records was made: reservedAs = "hold" (held on the
+# balance, nothing posted); without it, posted to the ledger (the v2 model) and settled as it was made.
+UNSETTLED_ATTRIBUTE = "unsettled"
+UNSETTLED_VALUE = "PENDING"
+CREATED_AT_ATTRIBUTE = "createdAt"  # the unsettled index's sort key
+# The attributes of a Jobs item that belong to the pipeline (docs/pipeline.md): all it may write (its role's
+# dynamodb:Attributes). The settlement's mirror, reservations and conflicts are the reconciler's.
+PIPELINE_JOB_ATTRIBUTES: tuple[str, ...] = (
+    JOB_ID_ATTRIBUTE,
+    USER_ID_ATTRIBUTE,
+    "model",
+    "status",
+    CREATED_AT_ATTRIBUTE,
+    UPDATED_AT_ATTRIBUTE,
+    "seconds",
+    "failureReason",
+    UNSETTLED_ATTRIBUTE,
+)
+RESERVED_AS_ATTRIBUTE = "reservedAs"
+HOLD = "hold"
+
+# Settlements items holding an open hold carry holdUser (its user), which puts them in the sparse open-holds index
+# (partition holdUser, sort heldAt).
+HOLD_USER_ATTRIBUTE = "holdUser"
+HELD_AT_ATTRIBUTE = "heldAt"

@@ -1,0 +1,90 @@
+"""The CLI's calls that only happen against a deployed stage (no --local, no --endpoint-url), made here against
+in-process moto so the call recorder sees them too: the queue URL look-up, the deployed function's configuration,
+the caller identity and the synchronous invoke of `dlq replay`. Without them the operator policies' grants for
+these calls could not be checked against behaviour (tests/least_privilege/recorder.py)."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import boto3
+import pytest
+from moto import mock_aws
+from typer.testing import CliRunner
+
+from emulator.resources import provision
+from emulator.stack import templates_for
+from reconciler.cli.main import app
+
+
+@pytest.fixture(scope="module")
+def dev_templates() -> dict[str, dict]:
+    return templates_for("dev")
+
+
+def _zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("handler.py", "def handler(event, context):\n    return {}\n")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def deployed_dev(dev_templates, monkeypatch):
+    """The dev stage's resources and a function (in moto) whose invoke answers as the reconciler does."""
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        session = boto3.session.Session()
+        resources = provision(dev_templates, "dev", session)
+        role = session.client("iam").create_role(RoleName="reconciler", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        session.client("lambda").create_function(
+            FunctionName="cc-agent-reconciler-dev",
+            Runtime="python3.12",
+            Role=role,
+            Handler="handler.handler",
+            Code={"ZipFile": _zip()},
+            Environment={"Variables": resources.runtime_environment()},
+        )
+        # moto runs an invoke in Docker, which this machine lacks: answer as the function does for a duplicate.
+        monkeypatch.setattr(
+            "moto.awslambda.models.LambdaFunction.invoke",
+            lambda self, body, request_headers, response_headers: json.dumps({"outcome": "duplicate"}),
+        )
+        yield session, resources
+
+
+def run(*args: str):
+    result = CliRunner().invoke(app, ["--stage", "dev", "--no-progress", *args])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+def test_dlq_replay_against_a_deployed_stage_invokes_the_function_and_deletes_the_message(deployed_dev):
+    session, resources = deployed_dev
+    event = {
+        "version": "0",
+        "id": "evt-1",
+        "detail-type": "video.rendered",
+        "source": "video.generation",
+        "account": "123456789012",
+        "time": "2026-11-28T12:00:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {"jobId": "job-1", "userId": "user-1", "seconds": 5, "model": "test"},
+    }
+    sqs = session.client("sqs")
+    sqs.send_message(QueueUrl=resources.dlq_url, MessageBody=json.dumps(event))
+
+    result = run("dlq", "replay", "--yes")
+
+    assert result.exit_code == 0, result.output
+    remaining = sqs.get_queue_attributes(QueueUrl=resources.dlq_url, AttributeNames=["ApproximateNumberOfMessages"])
+    assert remaining["Attributes"]["ApproximateNumberOfMessages"] == "0", "a replayed message is deleted"
+
+
+def test_scan_dry_run_against_a_deployed_stage_reads_the_functions_configuration(deployed_dev):
+    result = run("scan", "--dry-run")
+    assert result.exit_code == 0, result.output

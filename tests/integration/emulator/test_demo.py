@@ -1,0 +1,34 @@
+"""`make demo` is the README's first command: it must run end to end and exit 0."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.server
+
+CHECKOUT = Path(__file__).resolve().parents[3]
+
+
+def test_the_demo_settles_its_event_stream_and_the_books_balance(tmp_path):
+    # Given the demo's users, holds and event stream; When it runs as `make demo` runs it (a script over the public
+    # commands: `python -m emulator up`, the `reconciler` CLI, the hold function and EventBridge)
+    environment = {**os.environ, "COLUMNS": "200"}  # rich wraps at the terminal's width
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "RECONCILER_STAGE"):
+        environment.pop(name, None)
+    done = subprocess.run([sys.executable, "scripts/demo.py"], cwd=CHECKOUT, capture_output=True, text=True, timeout=600, env=environment)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    text = " ".join(done.stdout.split())
+    # Then a reservation shows as a hold: remaining moves to held, the posted balance stays
+    assert "job-a1: held 20 credits of alice on standard-v1: remaining 80, held 20, posted 100" in text
+    # And carol's hold is refused, moving nothing
+    assert "job-c1: insufficient, nothing moved (40 asked, balance 5)" in text
+    # And once every job is settled nothing is held, and each posted balance is its ledger's sum (both tables)
+    assert "alice: remaining 82, held 0, posted 82 (ledger sum 82)" in text
+    assert "carol: remaining -7, held 0, posted -7 (ledger sum -7)" in text
+    assert "Every posted balance (remaining + held) equals its opening balance plus its ledger entries, and every held its open reservations." in text
+    assert "9 events, 3 dead-lettered with their reason" in text
+    # And the top-up of carol, overdrawn, restored her: the balance-events function published it
+    assert "credits.restored" in text

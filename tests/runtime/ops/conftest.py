@@ -1,1 +1,0 @@
-"""tests/runtime/ops: pure operations logic, no AWS and no server."""

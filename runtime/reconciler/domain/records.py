@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from reconciler.domain.errors import DamagedJob
 from reconciler.domain.validation import MAX_CREDITS, whole_number_problem
@@ -51,6 +52,27 @@ class SettledFacts:
     held: bool = True  # its reservation was a hold (released, nothing posted), not a posted v2 reservation
     # Where the facts come from: a settlement record, or a Jobs item settled before records existed.
     source: str = "record"
+
+    @classmethod
+    def of(cls, holder: Any, **particular: Any) -> SettledFacts:
+        """The facts a settlement left on `holder` (a record or a Jobs item: both name them alike), with what is
+        particular to its kind (`particular`)."""
+        return cls(**{name: getattr(holder, name) for name in _SETTLED_ON_BOTH}, **particular)
+
+
+# The settlement facts a settlement record and a Jobs item hold under the same names.
+_SETTLED_ON_BOTH = (
+    "settled_as",
+    "settled_by_event",
+    "settled_by_request",
+    "conflict_event_ids",
+    "conflict_request_ids",
+    "settled_at",
+    "charged_credits",
+    "released_credits",
+    "refunded_credits",
+    "settled_into_overdraft",
+)
 
 
 @dataclass(frozen=True)
@@ -95,17 +117,8 @@ class SettlementRecord:
         return self.held_credits if self.hold_open and not self.is_settled else 0
 
     def facts(self) -> SettledFacts:
-        return SettledFacts(
-            settled_as=self.settled_as,
-            settled_by_event=self.settled_by_event,
-            settled_by_request=self.settled_by_request,
-            conflict_event_ids=self.conflict_event_ids,
-            conflict_request_ids=self.conflict_request_ids,
-            settled_at=self.settled_at,
-            charged_credits=self.charged_credits,
-            released_credits=self.released_credits,
-            refunded_credits=self.refunded_credits,
-            settled_into_overdraft=self.settled_into_overdraft,
+        return SettledFacts.of(
+            self,
             reserved_credits=self.held_credits or None,
             model=self.hold_model,
             held=self.reservation != LEGACY_POSTED,

@@ -139,17 +139,8 @@ class JobRecord:
 
     def facts(self) -> SettledFacts:
         """How this item says the job settled (a job settled before records existed)."""
-        return SettledFacts(
-            settled_as=self.settled_as,
-            settled_by_event=self.settled_by_event,
-            settled_by_request=self.settled_by_request,
-            conflict_event_ids=self.conflict_event_ids,
-            conflict_request_ids=self.conflict_request_ids,
-            settled_at=self.settled_at,
-            charged_credits=self.charged_credits,
-            released_credits=self.released_credits,
-            refunded_credits=self.refunded_credits,
-            settled_into_overdraft=self.settled_into_overdraft,
+        return SettledFacts.of(
+            self,
             reserved_credits=self.reserved_credits,
             status=self.status,
             model=self.model,

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
-from emulator.delivery import deliver_forever, handler_output_to
+from emulator.delivery import deliver_forever, function_paused, handler_output_to
 from emulator.server import moto_server
 from emulator.stack import LocalStack, provision_stack, templates_for
 from reconciler.cli.app import State, main_options, root_app, state_of
@@ -189,9 +189,10 @@ def send(ctx: typer.Context, events_file: Annotated[Path, typer.Argument(exists=
                 raise OpsError(f"{events_file}:{number}: not JSON ({error.msg})") from None
     stack.activate()
     published = stack.publish_entries(events)
-    invoker = stack.invoker()
+    invoker, running = stack.invoker(), _function_running(stack)
     with state.out.progress("delivering"), handler_output_to(sys.stderr):
-        invoker.drain()
+        invoker.drain(running)
+    paused = not running()
     by_id = {(r.get("event") or {}).get("id"): r for r in invoker.results}
     outcomes = []
     for line_number, (event, entry) in enumerate(zip(events, published, strict=False), 1):
@@ -207,7 +208,9 @@ def send(ctx: typer.Context, events_file: Annotated[Path, typer.Argument(exists=
             )
             continue
         record = by_id.get(entry.get("EventId"))
-        if record is None:
+        if record is None and paused:
+            outcome = {"outcome": "held", "reason": held_reason(state)}
+        elif record is None:
             outcome = {"outcome": "delivered-elsewhere", "reason": "handled by the running `up` (see its output)"}
         else:
             outcome = record.get("result") or {"outcome": "error", "reason": record.get("error")}
@@ -233,12 +236,26 @@ def deliver(ctx: typer.Context) -> None:
     state = state_of(ctx)
     stack = _local_stack(state)
     stack.activate()
-    invoker = stack.invoker()
+    invoker, running = stack.invoker(), _function_running(stack)
     with state.out.progress("delivering"), handler_output_to(sys.stderr):
-        delivered = invoker.drain()
+        delivered = invoker.drain(running)
     outcomes = [record.get("result") or {"outcome": "error", "reason": record.get("error")} for record in invoker.results]
     state.out.data(outcomes)
     state.out.line(f"delivered {delivered} events")
+    if not running():
+        state.out.note(f"note: {held_reason(state)}")
+
+
+# Lambda's asynchronous invocation of a function with reserved concurrency 0: the events stay in its async queue
+# and are retried until the maximum event age (Lambda developer guide, "Asynchronous invocation": throttling errors
+# (429) return the event to the queue; "Configuring reserved concurrency": 0 stops all invocations).
+def held_reason(state: State) -> str:
+    return f"the function is paused (reserved concurrency 0): held in Lambda's async queue until `{state.hint('resume')}`"
+
+
+def _function_running(stack: LocalStack) -> Any:
+    lambda_client = stack.client("lambda")
+    return lambda: not function_paused(lambda_client, stack.resources.function_name)
 
 
 def _job_of(event: dict) -> Any:

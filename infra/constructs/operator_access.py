@@ -86,7 +86,7 @@ class OperatorAccess(Construct):
                 ("sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"),
                 (dead_letter_queue.queue_arn,),
             ),
-            # scan, dlq replay: the function's configuration (prices, scan timings) as deployed;
+            # scan, dlq replay: the function's configuration (prices, scan timings) as deployed, and whether it is paused;
             # pause/resume: its state before changing it.
             Grant(
                 "ReadFunction",

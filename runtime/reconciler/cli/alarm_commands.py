@@ -9,7 +9,7 @@ import typer
 
 from reconciler.cli.app import CONTEXT_SETTINGS, DryRun, Yes, app, state_of
 from reconciler.cli.output import confirm_write
-from reconciler.cli.times import optional_moment, parse_moment
+from reconciler.cli.times import window
 
 alarms_app = typer.Typer(no_args_is_help=True, context_settings=CONTEXT_SETTINGS, help="The reconciler's alarms (cc-reconciler-*-{stage}).")
 app.add_typer(alarms_app, name="alarms")
@@ -44,7 +44,7 @@ def _set_alarms(ctx: typer.Context, wanted: list[str] | None, enabled: bool, dry
     state.out.data({"alarms": names, "actionsEnabled": enabled, "dryRun": dry_run})
     state.out.line(("dry run: would " + verb if dry_run else verb + "d") + " actions of: " + ", ".join(names))
     if not enabled and not dry_run:
-        state.out.line(f"re-enable them after the maintenance: reconciler --stage {state.stage} alarms enable {' '.join(names)}")
+        state.out.line(f"re-enable them after the maintenance: {state.hint('alarms enable ' + ' '.join(names))}")
 
 
 @alarms_app.command("disable")
@@ -69,8 +69,8 @@ def alarms_history(
 ) -> None:
     """State changes and updates of the stage's alarms, newest first (describe-alarm-history)."""
     state = state_of(ctx)
-    start = parse_moment(since, "--since")
-    end = optional_moment(until, "--until") or datetime.now(UTC)
+    start, until_moment = window(since, until)
+    end = until_moment or datetime.now(UTC)
     items = state.target.controls().alarm_history(list(names or []), start, end, limit)
     state.out.data(items)
     state.out.table(

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from reconciler.ops.operator_error import OpsError
+from reconciler.ops.operator_error import Refused
 
 FORMATS = ("table", "json", "text")
 _UNSET = object()
@@ -154,21 +154,31 @@ def _interactive() -> bool:
     return sys.stdin.isatty() and sys.stderr.isatty()
 
 
+def _ask(question: str) -> str:
+    """The question on stderr, the answer from stdin: nothing reaches stdout, not even the space a readline prompt
+    echoes, so `--output text > file` holds only the result. End of input is a refusal."""
+    sys.stderr.write(question + " ")
+    sys.stderr.flush()
+    answer = sys.stdin.readline()
+    if not answer:
+        raise Refused("no answer (end of input); nothing was changed")
+    return answer.strip()
+
+
 def confirm(question: str, refusal: str) -> None:
     """Asks on the terminal (stderr), never on stdout; without a terminal, refuses with `refusal`."""
     if not _interactive():
-        raise OpsError(refusal)
-    if not typer.confirm(question, default=False, err=True):
-        raise OpsError("not confirmed; nothing was changed")
+        raise Refused(refusal)
+    if _ask(f"{question} [y/N]:").lower() not in ("y", "yes"):
+        raise Refused("not confirmed; nothing was changed")
 
 
 def confirm_typed(question: str, expected: str, refusal: str) -> None:
     """The operator must type `expected` (e.g. the stage name before a purge in prod)."""
     if not _interactive():
-        raise OpsError(refusal)
-    answer = typer.prompt(f"{question} Type {expected!r} to go on", default="", show_default=False, err=True)
-    if answer.strip() != expected:
-        raise OpsError("not confirmed; nothing was changed")
+        raise Refused(refusal)
+    if _ask(f"{question} Type {expected!r} to go on:") != expected:
+        raise Refused("not confirmed; nothing was changed")
 
 
 def confirm_write(stage: str, action: str, yes: bool, dry_run: bool) -> None:

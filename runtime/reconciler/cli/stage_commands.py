@@ -37,7 +37,7 @@ def pause(ctx: typer.Context, dry_run: DryRun = False, yes: Yes = False) -> None
     )
     state.out.line(
         f"{'dry run: would pause' if dry_run else 'paused'} {function} (reserved concurrency "
-        f"{current.reserved_concurrency} -> 0): {hold}. Resume with `reconciler --stage {state.stage} resume`."
+        f"{current.reserved_concurrency} -> 0): {hold}. Resume with `{state.hint('resume')}`."
     )
 
 
@@ -89,7 +89,7 @@ def events_replay(
         f"{'dry run: would start' if dry_run else 'started'} replay {plan.name} of {state.target.names.event_archive} "
         f"to {state.target.names.events_rule}"
     )
-    state.out.line(f"watch it: aws events describe-replay --replay-name {plan.name}")
+    state.out.line(f"watch it: {state.aws_hint(f'events describe-replay --replay-name {plan.name}')}")
 
 
 @app.command()

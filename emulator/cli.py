@@ -1,4 +1,4 @@
-"""`python -m emulator up | down | send | seed`: the local stack's command line, from a checkout.
+"""`python -m emulator up | down | env | send | deliver | seed`: the local stack's command line, from a checkout.
 
 Its global options are the `reconciler` CLI's (before or after the command): `--stage`, `--endpoint-url`,
 `--output`, `--json`, `--query`, `--no-progress`; its errors are one line, as the CLI's are. `send` and `seed` act
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -173,6 +174,28 @@ def _local_stack(state: State) -> LocalStack:
     if state.endpoint_url:
         stack.endpoint = state.endpoint_url
     return stack
+
+
+@app.command("env")
+def env(ctx: typer.Context) -> None:
+    """What a script needs to reach the running stack of --stage: `eval "$(python -m emulator --stage prod env)"` sets EP
+    (the endpoint, for `aws --endpoint-url $EP`), RECONCILER_STAGE and the stack's credentials and region, and unsets
+    AWS_PROFILE and AWS_SESSION_TOKEN so no real credentials mix in."""
+    state = state_of(ctx)
+    running = LocalEndpoint.load(state.stage)
+    values = {
+        "EP": running.endpoint,
+        "RECONCILER_STAGE": running.stage,
+        "AWS_ACCESS_KEY_ID": running.credentials["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": running.credentials["aws_secret_access_key"],
+        "AWS_DEFAULT_REGION": running.region,
+        "AWS_REGION": running.region,
+    }
+    state.out.data(values)
+    if state.out.format == "table" and state.out.query is None:
+        typer.echo("unset AWS_PROFILE AWS_SESSION_TOKEN")
+        for name, value in values.items():
+            typer.echo(f"export {name}={shlex.quote(value)}")
 
 
 @app.command("send")

@@ -23,6 +23,7 @@ from typing import Any
 
 from benchmarks import measure
 from benchmarks.capacity import function_settings, render_capacity
+from benchmarks.cli_startup import cli_startup, render_cli_startup
 from benchmarks.common import machine
 from benchmarks.cost import ASSUMED_REQUEST_MS, V1_CLAIMED_EPS, V1_CLAIMED_MB, V1_CLAIMED_MS, cost_model
 from benchmarks.holds import hold_latency
@@ -127,6 +128,8 @@ def main(argv: list[str]) -> int:
         results[f"{name}_points"] = points
         # The sections' own text describes the 1x point (or the only one).
         results[name] = next((p for p in points if p["scale"] == 1), points[-1])
+    log("item 10: the CLI's start-up beside the aws CLI's")
+    results["cli_startup"] = cli_startup(repetitions=3 if quick else 9)
     results["elapsed_s"] = time.perf_counter() - started
     write_documents(results)
     RAW.write_text(json.dumps(results, indent=1, default=str))
@@ -593,6 +596,7 @@ def render(r: dict) -> str:
     w("")
     render_telemetry(r, w)
     render_holds(r, w)
+    render_cli_startup(r, w)
     return "\n".join(out)
 
 

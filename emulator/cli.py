@@ -29,7 +29,7 @@ from reconciler.domain.ledger import iso_timestamp
 from reconciler.ops.operator_error import OpsError
 from reconciler.ops.target import LocalEndpoint, local_state_path
 
-app = root_app("The local stack: AWS on 127.0.0.1 (moto) with the reconciler's resources from its templates.")
+app = root_app("The local stack: AWS on 127.0.0.1 (moto) with the reconciler's resources from its templates.", completion=False)
 
 
 @app.callback()

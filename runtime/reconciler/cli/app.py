@@ -10,7 +10,7 @@ import shlex
 import sys
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import jmespath
 import typer
@@ -22,7 +22,9 @@ from reconciler.cli.output import FORMATS, Output
 from reconciler.contract import STAGES
 from reconciler.domain.validation import identifier
 from reconciler.ops.operator_error import REFUSED
-from reconciler.ops.target import Target
+
+if TYPE_CHECKING:
+    from reconciler.ops.target import Target
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 
@@ -100,14 +102,14 @@ def _version(value: bool) -> None:
         raise typer.Exit(0)
 
 
-def root_app(help_text: str) -> typer.Typer:
+def root_app(help_text: str, completion: bool = True) -> typer.Typer:
     """A command line with this CLI's root: one-line errors, help on a bare command, global options anywhere
     (also the local stack's, `python -m emulator`)."""
     return typer.Typer(
         cls=RootGroup,
         no_args_is_help=True,
         pretty_exceptions_enable=False,
-        add_completion=False,
+        add_completion=completion,  # `reconciler --install-completion` (bash, zsh, fish, PowerShell), as gh has
         context_settings=CONTEXT_SETTINGS,
         help=f"{help_text} Global options may come before or after the command.",
     )
@@ -129,6 +131,8 @@ class State:
     @property
     def target(self) -> Target:
         if self._target is None:
+            from reconciler.ops.target import Target  # here, not at import: `--help` loads no boto3
+
             self._target = Target.resolve(self.stage, self.endpoint_url, self.use_local, self.profile, self.region)
         return self._target
 

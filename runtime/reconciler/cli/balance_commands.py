@@ -37,7 +37,15 @@ def balance(ctx: typer.Context, user: UserId) -> None:
     stored = state.target.books().balance(user)
     remaining, held = (stored.remaining, stored.held) if stored else (None, None)
     posted = stored.posted if stored else None
-    result = {"userId": user, "remaining": remaining, "held": held, "posted": posted, "updatedAt": stored.updated_at if stored else None}
+    fix = stored.last_audit_fix if stored else None
+    result = {
+        "userId": user,
+        "remaining": remaining,
+        "held": held,
+        "posted": posted,
+        "updatedAt": stored.updated_at if stored else None,
+        "lastAuditFix": fix,
+    }
     state.out.data(result)
     if stored is None:
         state.out.line(f"{user} has no balance")
@@ -46,6 +54,12 @@ def balance(ctx: typer.Context, user: UserId) -> None:
             f"Balance ({state.stage})",
             ["user", "remaining", "held", "posted", "updated"],
             [[user, remaining, held, posted, result["updatedAt"]]],
+        )
+    if fix:
+        previous = fix.get("previous") or {}
+        state.out.line(
+            f"last set by `audit --fix` at {fix.get('at')} by {fix.get('actor')}: {fix.get('reason')} "
+            f"(it replaced remaining {previous.get('remaining')}, held {previous.get('held')})"
         )
 
 

@@ -120,19 +120,29 @@ class Output:
                 typer.echo(record)
 
     def _render_query(self, result: Any) -> None:
+        """What --query selected, in the format asked for (as the aws CLI does): a table stays a table."""
         if self.format == "text":
             for record in text_records(result):
                 typer.echo(record)
-        elif self.format == "json" or not isinstance(result, list) or not result or not all(isinstance(r, dict) for r in result):
+        elif self.format == "json":
             typer.echo(json.dumps(result, indent=2, sort_keys=True, default=str))
-        else:
+        elif isinstance(result, list) and result and all(isinstance(r, dict) for r in result):
             columns = list(dict.fromkeys(key for row in result for key in row))
-            table = Table()
-            for column in columns:
-                table.add_column(column, overflow="fold")
-            for row in result:
-                table.add_row(*(text_value(row.get(column)) for column in columns))
-            self.console.print(table)
+            self._print_table(columns, [[row.get(column) for column in columns] for row in result])
+        elif isinstance(result, dict):
+            self._print_table(["key", "value"], [[key, value] for key, value in result.items()])
+        elif isinstance(result, list):
+            self._print_table(["value"], [[value] for value in result])
+        elif result is not None:
+            typer.echo(text_value(result))
+
+    def _print_table(self, columns: list[str], rows: list[list[Any]]) -> None:
+        table = Table()
+        for column in columns:
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*(text_value(value) for value in row))
+        self.console.print(table)
 
     @contextmanager
     def progress(self, description: str, total: int | None = None) -> Iterator[Any]:

@@ -16,6 +16,15 @@ events_app = typer.Typer(no_args_is_help=True, context_settings=CONTEXT_SETTINGS
 app.add_typer(events_app, name="events")
 
 
+# What a replay of the archive does to events the function already handled, said before it starts (the function
+# decides each replayed event as it decided the original: settlement is exactly once, a refusal is a refusal again).
+REPLAY_EXPECTATIONS = (
+    "every archived render event in the window reaches the function again: jobs already settled come back as duplicates "
+    "(nothing moves twice); events refused before as invalid are refused again, each dead-lettered again (another DLQ "
+    "message) with its alert; events still in the DLQ are better replayed with `dlq replay`"
+)
+
+
 @app.command()
 def pause(ctx: typer.Context, dry_run: DryRun = False, yes: Yes = False) -> None:
     """Emergency stop that loses no event: reserved concurrency 0, Lambda's async queue holds the events."""
@@ -72,6 +81,7 @@ def events_replay(
     state = state_of(ctx)
     controls = state.target.controls()
     plan = controls.plan_replay(parse_moment(start, "--from"), parse_moment(end, "--to"), datetime.now(UTC))
+    state.out.note(f"note: {REPLAY_EXPECTATIONS}")
     confirm_write(state.stage, f"replay archived events {plan.start.isoformat()} to {plan.end.isoformat()}", yes, dry_run)
     if not dry_run:
         controls.start_replay(plan)
@@ -82,6 +92,7 @@ def events_replay(
             "ruleArn": plan.rule_arn,
             "from": plan.start.isoformat(),
             "to": plan.end.isoformat(),
+            "expect": REPLAY_EXPECTATIONS,
             "dryRun": dry_run,
         }
     )
@@ -94,7 +105,7 @@ def events_replay(
 
 @app.command()
 def backup(ctx: typer.Context, dry_run: DryRun = False, yes: Yes = False) -> None:
-    """On-demand backups of every table of the stage: Jobs, Credits, Ledger and UserLedger."""
+    """On-demand backups of every table of the stage: Jobs, Credits, Ledger, UserLedger, Settlements and BalanceEvents."""
     state = state_of(ctx)
     confirm_write(state.stage, f"back up {', '.join(state.target.names.tables)}", yes, dry_run)
     created = state.target.controls().backup(datetime.now(UTC), dry_run)

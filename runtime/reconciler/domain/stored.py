@@ -24,6 +24,7 @@ class StoredBalance:
     version: int = 0
     updated_at: str | None = None
     last_ledger_entry: str | None = None
+    last_audit_fix: dict[str, Any] | None = None  # the last `audit --fix` that set it: at, actor, reason, previous figures
 
     @property
     def posted(self) -> int:

@@ -19,6 +19,7 @@ from reconciler.contract import (
     HELD_ATTRIBUTE,
     HOLD_USER_ATTRIBUTE,
     JOBS_UNSETTLED_INDEX,
+    LAST_AUDIT_FIX_ATTRIBUTE,
     LAST_LEDGER_ENTRY_ATTRIBUTE,
     LEDGER_BY_USER_INDEX,
     OPEN_HOLDS_INDEX,
@@ -69,7 +70,16 @@ def stored_balance(item: dict[str, Any]) -> StoredBalance:
         version=whole(values.get(VERSION_ATTRIBUTE)) or 0,
         updated_at=updated_at if isinstance(updated_at, str) else None,
         last_ledger_entry=last_entry if isinstance(last_entry, str) else None,
+        last_audit_fix=_audit_fix(values.get(LAST_AUDIT_FIX_ATTRIBUTE)),
     )
+
+
+def _audit_fix(value: Any) -> dict | None:
+    """`lastAuditFix` as written by restore_balance, its numbers whole (the JSON and table output print them)."""
+    if not isinstance(value, dict):
+        return None
+    previous = value.get("previous")
+    return {**value, "previous": {k: whole(v) for k, v in previous.items()} if isinstance(previous, dict) else previous}
 
 
 class OperationsStore(DynamoDBStore):
@@ -305,7 +315,9 @@ class OperationsStore(DynamoDBStore):
             self._client.update_item(
                 TableName=self.credits_table,
                 Key=to_item({"userId": user_id}),
-                UpdateExpression=f"SET remaining = :value, #held = :held, updatedAt = :now, lastAuditFix = :fix ADD {VERSION_ATTRIBUTE} :one",
+                UpdateExpression=(
+                    f"SET remaining = :value, #held = :held, updatedAt = :now, {LAST_AUDIT_FIX_ATTRIBUTE} = :fix ADD {VERSION_ATTRIBUTE} :one"
+                ),
                 ConditionExpression=condition,
                 ExpressionAttributeNames={"#held": HELD_ATTRIBUTE},
                 ExpressionAttributeValues=to_item(values),

@@ -215,7 +215,7 @@ def test_adjust_has_guard_rails(env, cli, one_line_error):
     one_line_error(cli("adjust", "ghost", "5", "--reason", "r", "--reference", "G-1"), "--create-user")
     assert env.store().get_balance("ghost") is None
     # An id with a newline is refused like an event's
-    one_line_error(cli("adjust", "u1\nx", "5", "--reason", "r", "--reference", "G-2", "--create-user"), "userId")
+    one_line_error(cli("adjust", "u1\nx", "5", "--reason", "r", "--reference", "G-2", "--create-user"), "'user'", "not an id")
     one_line_error(cli("adjust", "u1", "5", "--reason", "r", "--reference", "G\n3", "--create-user"), "reference")
     # Above the stage's cap (dev: 100,000) it needs --yes-large
     one_line_error(cli("adjust", "u1", "200000", "--reason", "r", "--reference", "G-4", "--create-user"), "--yes-large")

@@ -268,3 +268,80 @@ def test_profile_and_region_ignored_with_local_are_warned_about(env, cli, emulat
     run = cli("--profile", "prod-admin", "--region", "eu-west-1", "--json", "balance", "u1")
     assert run.exit_code == 0 and run.json()["remaining"] == 4
     assert "--profile and --region ignored with --local" in run.stderr
+
+
+# --- 5. semantics stated and consistent, and the conventions of the aws and gh CLIs ----------------------------
+
+
+def test_job_show_says_a_failed_held_job_released_its_hold_not_refunded(env, cli, emulate, tmp_path):
+    emulate("seed", "u1", "10")
+    env.holds().reserve("job-f", "u1", "test", 4)
+    path = tmp_path / "e.jsonl"
+    path.write_text(json.dumps(failed("job-f")) + "\n")
+    assert emulate("send", str(path)).exit_code == 0
+    shown = cli("job", "show", "job-f", "--dlq-max", "0").stdout
+    assert "released its hold of 4 credits back to remaining" in shown and "gave back" not in shown
+    assert env.balance("u1") == 10
+
+
+def test_balance_shows_the_last_audit_fix(env, cli, emulate):
+    emulate("seed", "u1", "10")
+    env.put("Credits-dev", {"userId": "u1", "remaining": 510, "held": 0, "updatedAt": "2020-01-01T00:00:00.000Z"})
+    fixed = cli("audit", "u1", "--fix", "--trust", "ledger", "--reason", "INC-7 stray update", "--min-age", "0")
+    assert fixed.exit_code == 0, fixed.stderr
+    shown = cli("--json", "balance", "u1").json()
+    assert shown["remaining"] == 10 and shown["lastAuditFix"]["reason"] == "INC-7 stray update"
+    assert shown["lastAuditFix"]["previous"]["remaining"] == 510
+    assert "last set by `audit --fix`" in cli("balance", "u1").stdout and "INC-7" in cli("balance", "u1").stdout
+
+
+def test_alarms_by_name_alarms_list_and_one_spelling_of_disabled(env, cli):
+    from tests.integration.cli.test_stage_controls import put_alarm
+
+    for name in ("cc-reconciler-errors-dev", "cc-reconciler-dlq-depth-dev"):
+        put_alarm(env, name)
+    assert [a["concern"] for a in cli("--json", "alarms", "list").json()] == ["dlq-depth", "errors"]
+    assert cli("--output", "text", "alarms", "list").stdout.splitlines()[0] == "cc-reconciler-dlq-depth-dev\tdlq-depth"
+    cli("alarms", "disable", "errors")
+    named = cli("--json", "alarms", "status", "errors").json()
+    assert [(a["name"], a["actionsEnabled"]) for a in named] == [("cc-reconciler-errors-dev", False)]
+    table = cli("alarms", "status").stdout
+    assert "disabled" in table and "DISABLED" not in table
+    assert cli("alarms", "status", "no-such").exit_code == 3
+
+
+def test_query_with_table_output_prints_a_table_or_the_value_not_json(env, cli, emulate):
+    emulate("seed", "u1", "4")
+    assert cli("--query", "remaining", "balance", "u1").stdout.strip() == "4"
+    as_table = cli("--query", "{user: userId, left: remaining}", "balance", "u1").stdout
+    assert "{" not in as_table and "left" in as_table and "4" in as_table
+
+
+def test_events_replay_says_what_it_will_do_with_events_already_handled(env, cli):
+    events = env.client("events")
+    events.create_archive(ArchiveName="cc-reconciler-archive-dev", EventSourceArn=events.describe_event_bus(Name="default")["Arn"])
+    run = cli("--json", "events", "replay", "--from", "2026-01-01", "--to", "2026-01-02", "--dry-run")
+    assert "come back as duplicates" in run.stderr and "refused again" in run.stderr
+    assert "dead-lettered again" in run.json()["expect"]
+
+
+def test_completion_and_the_version(console):
+    shown = console("--show-completion", "bash")
+    assert shown.exit_code == 0 and "_RECONCILER_COMPLETE" in shown.stdout
+    import os
+    import subprocess
+    import sys
+
+    script = os.path.join(os.path.dirname(sys.executable), "reconciler")
+    environment = {**os.environ, "_RECONCILER_COMPLETE": "complete_bash", "COMP_WORDS": "reconciler dlq re", "COMP_CWORD": "2"}
+    completed = subprocess.run([script], capture_output=True, text=True, env=environment, cwd="/", timeout=60)
+    assert completed.stdout.split() == ["replay"]
+    from importlib import metadata
+
+    assert console("--version").stdout.strip() == f"reconciler {metadata.version('credit-reconciler')}" != "reconciler 2.0.0"
+
+
+def test_help_imports_no_boto3():
+    from benchmarks.cli_startup import help_loads
+
+    assert help_loads()["boto3"] is False

@@ -265,6 +265,9 @@ def test_a_paused_function_holds_every_path_in_and_each_step_is_undone_by_its_pr
     # 3. Undo the pause by pasting its hint: every held event is delivered, each once
     assert paste(resume).exit_code == 0
     wait_until(lambda: balance() == 1, timeout=30, what="the held events (bus, send, async invoke) are delivered after resume")
+    # v1's synchronous `aws lambda invoke` works once resumed: the same event again is a duplicate, nothing moves
+    again = run_aws("lambda", "invoke", "--function-name", function, "--payload", f"file://{payload}", str(tmp_path / "out3.json"))
+    assert again.returncode == 0 and json.loads((tmp_path / "out3.json").read_text())["outcome"] == "duplicate", again.stderr
     replayed = r("--json", "dlq", "replay", "--yes")
     assert replayed.exit_code == 0 and replayed.json()["summary"]["replayed"] == 1, replayed.stderr
     assert balance() == 0

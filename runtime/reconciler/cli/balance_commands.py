@@ -44,7 +44,7 @@ def balance(ctx: typer.Context, user: UserId) -> None:
         "held": held,
         "posted": posted,
         "updatedAt": stored.updated_at if stored else None,
-        "lastAuditFix": fix,
+        "lastAuditFix": fix.as_dict() if fix else None,
     }
     state.out.data(result)
     if stored is None:
@@ -56,10 +56,9 @@ def balance(ctx: typer.Context, user: UserId) -> None:
             [[user, remaining, held, posted, result["updatedAt"]]],
         )
     if fix:
-        previous = fix.get("previous") or {}
         state.out.line(
-            f"last set by `audit --fix` at {fix.get('at')} by {fix.get('actor')}: {fix.get('reason')} "
-            f"(it replaced remaining {previous.get('remaining')}, held {previous.get('held')})"
+            f"last set by `audit --fix` at {fix.at} by {fix.actor}: {fix.reason} "
+            f"(it replaced remaining {fix.previous_remaining}, held {fix.previous_held})"
         )
 
 

@@ -32,7 +32,7 @@ from reconciler.domain.errors import DamagedJob
 from reconciler.domain.ledger import LedgerEntry
 from reconciler.domain.records import SettlementRecord
 from reconciler.domain.settlement import JobRecord, UnreadableJob
-from reconciler.domain.stored import LedgerWindow, StoredBalance, StoredJob
+from reconciler.domain.stored import AuditFix, LedgerWindow, StoredBalance, StoredJob
 from reconciler.repository.dynamodb import (
     BALANCE,
     LEDGER,
@@ -74,12 +74,14 @@ def stored_balance(item: dict[str, Any]) -> StoredBalance:
     )
 
 
-def _audit_fix(value: Any) -> dict | None:
-    """`lastAuditFix` as written by restore_balance, its numbers whole (the JSON and table output print them)."""
+def _audit_fix(value: Any) -> AuditFix | None:
+    """`lastAuditFix` as restore_balance writes it (below)."""
     if not isinstance(value, dict):
         return None
-    previous = value.get("previous")
-    return {**value, "previous": {k: whole(v) for k, v in previous.items()} if isinstance(previous, dict) else previous}
+    found = value.get("previous")
+    previous: dict = found if isinstance(found, dict) else {}
+    text = lambda key: value.get(key) if isinstance(value.get(key), str) else None  # noqa: E731
+    return AuditFix(text("at"), text("actor"), text("reason"), whole(previous.get("remaining")), whole(previous.get(HELD_ATTRIBUTE)))
 
 
 class OperationsStore(DynamoDBStore):

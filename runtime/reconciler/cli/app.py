@@ -172,17 +172,17 @@ def state_of(ctx: typer.Context) -> State:
     return ctx.find_root().obj
 
 
-def check_endpoint_url(url: str) -> None:
+def check_endpoint_url(url: str, source: str = "--endpoint-url") -> None:
     """An endpoint as botocore takes it: http(s)://host[:port]; anything else is a usage error, not a traceback."""
     from urllib.parse import urlsplit
 
     try:
-        parts = urlsplit(url.strip())
-        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port is None or parts.port > 0)
+        parts = urlsplit(url)
+        valid = url == url.strip() and parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port is None or parts.port > 0)
     except ValueError:  # a port that is not a number
         valid = False
     if not valid:
-        raise typer.BadParameter(f"{url!r} is not an endpoint URL: give scheme and host, such as http://127.0.0.1:4566", param_hint="--endpoint-url")
+        raise typer.BadParameter(f"{url!r} is not an endpoint URL: give scheme and host, such as http://127.0.0.1:4566", param_hint=source)
 
 
 def an_id(value: str | None) -> str | None:
@@ -226,6 +226,8 @@ def main_options(
         raise typer.BadParameter("give either --local or --endpoint-url, not both", param_hint="--local")
     if endpoint_url is not None:
         check_endpoint_url(endpoint_url)
+    elif os.environ.get("AWS_ENDPOINT_URL") is not None and not local:  # botocore reads it where no --endpoint-url is given
+        check_endpoint_url(os.environ["AWS_ENDPOINT_URL"], "AWS_ENDPOINT_URL")
     compiled = None
     if query is not None:
         try:

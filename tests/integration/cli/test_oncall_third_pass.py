@@ -345,3 +345,10 @@ def test_help_imports_no_boto3():
     from benchmarks.cli_startup import help_loads
 
     assert help_loads()["boto3"] is False
+
+
+def test_a_malformed_aws_endpoint_url_variable_is_a_usage_error(console, monkeypatch):
+    for value in ("localhost:4566", " http://127.0.0.1:4566"):
+        monkeypatch.setenv("AWS_ENDPOINT_URL", value)
+        run = console("balance", "u1")
+        assert run.exit_code == 2 and "AWS_ENDPOINT_URL" in run.stderr and "Traceback" not in run.stderr, run.stderr

@@ -281,7 +281,15 @@ class ReconcilerAlarms(Construct):
 
     def _lost_or_stuck_message_alarms(self, function: lambda_.IFunction, alert_dead_letter_queue: sqs.IQueue) -> None:
         """Every way a message can still be lost or stuck after the function received it (Lambda's metrics are
-        published only when their event occurs, so no data is healthy)."""
+        published only when their event occurs, so no data is healthy).
+
+        Metric names, dimensions and statistics as AWS documents them: AWS Lambda Developer Guide, "Types of metrics
+        for Lambda functions" (monitoring-metrics-types: DestinationDeliveryFailures, Sum, for asynchronous invocation
+        and stream event source mappings; "Asynchronous invocation metrics": AsyncEventsDropped, Sum, AsyncEventAge in
+        milliseconds, Maximum; all by FunctionName) and the AWS Compute Blog, "Introducing new asynchronous
+        invocation metrics for AWS Lambda" (2023-02); Amazon SQS Developer Guide, "Available CloudWatch metrics for
+        Amazon SQS" (ApproximateNumberOfMessagesVisible, ApproximateAgeOfOldestMessage in seconds, by QueueName).
+        """
         five_minutes = Duration.minutes(5)
         # The on-failure record of an event that failed every attempt could not be put in the DLQ: the event is
         # now only in the archive.
@@ -321,6 +329,17 @@ class ReconcilerAlarms(Construct):
             missing_data=NO_DATA_IS_HEALTHY,
             description="The ops topic could not deliver alerts to a subscriber (endpoint down or refusing): read them in "
             f"{self._config.names.alerts_dead_letter_queue} and check the subscriptions.",
+        )
+        # A dead-lettered alert is deleted after 14 days like any SQS message (OLDEST_MESSAGE_ALARM); the depth alarm
+        # has paged once and stays in ALARM, so the age is what still escalates a queue nobody read.
+        self._alarm(
+            "alert-dead-letters-age",
+            alert_dead_letter_queue.metric_approximate_age_of_oldest_message(statistic="Maximum", period=Duration.hours(1)),
+            threshold=OLDEST_MESSAGE_ALARM.to_seconds(),
+            comparison=GTE,
+            missing_data=NO_DATA_IS_HEALTHY,
+            description=f"An undelivered ops alert has waited 10 days in {self._config.names.alerts_dead_letter_queue}; "
+            "SQS deletes it at 14 days. Read it and fix the subscription.",
         )
 
     @property

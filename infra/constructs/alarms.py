@@ -114,8 +114,8 @@ class ReconcilerAlarms(Construct):
             description="The oldest dead-lettered event is 10 days old; SQS deletes it at 14 days. Replay or "
             "archive it now (reconciler dlq list / dlq replay).",
         )
-        # A pause (`reconciler pause`) sets reserved concurrency to 0: every delivery is then throttled and
-        # held on purpose, so raw Throttles would page during every pause. Throttles are counted only in
+        # A pause (`reconciler pause`) sets reserved concurrency to 0: nothing runs on purpose (Lambda sends each
+        # event to the DLQ unrun), and whatever Lambda counts as throttled then must not page. Throttles are counted only in
         # periods where the function also ran (Invocations > 0): a paused function runs nothing, so its
         # throttles are masked to 0, while throttling at the concurrency limit (some invocations run, others
         # wait) still shows. The period in which a pause starts can have both; two consecutive 5-minute periods
@@ -154,8 +154,9 @@ class ReconcilerAlarms(Construct):
             threshold=1,
             comparison=GTE,
             # Every timer scan emits StuckJobs, 0 included, but an hour without it is not an outage to page on:
-            # there is none before the first scan after the first deploy, and none during a pause (`reconciler
-            # pause` holds the scan's ticks with the events). A scan that raises pages through `errors`.
+            # there is none before the first scan after the first deploy, and none during a pause (at reserved
+            # concurrency 0 the scan's ticks go to the DLQ unrun with the events). A scan that raises pages through
+            # `errors`.
             missing_data=NO_DATA_IS_HEALTHY,
             description=f"Jobs unsettled for more than {config.limits.stuck_job_hours} hours: their events never arrived.",
         )
@@ -299,16 +300,17 @@ class ReconcilerAlarms(Construct):
             "Lambda could not deliver failed events' records to the dead-letter queue: those events are lost "
             "unless replayed from the archive (reconciler events replay --from --to).",
         )
-        # Each dropped event left the async queue without a successful run (retries exhausted, or the maximum event
-        # age reached, e.g. a pause held too long); it went to the DLQ unless dlq-delivery-failures fired too.
+        # Each dropped event left the async queue without a successful run (retries exhausted, the maximum event age
+        # reached, or reserved concurrency 0: Lambda neither queues nor retries a paused function's events); it went to
+        # the DLQ unless dlq-delivery-failures fired too. During a `reconciler pause` this fires on purpose.
         self._on_any(
             "async-events-dropped",
             function.metric("AsyncEventsDropped", statistic="Sum", period=five_minutes),
-            "Lambda dropped render events from its async queue after their retries or maximum age: find "
-            "them in the dead-letter queue (reconciler dlq list) and replay them.",
+            "Lambda dropped render events from its async queue (retries, maximum age, or the function paused at "
+            "reserved concurrency 0): find them in the dead-letter queue (reconciler dlq list) and replay them.",
         )
-        # Published when an event is finally run: a paused function runs nothing, so this fires after a resume
-        # from a pause longer than the threshold (expected), and otherwise on a growing backlog.
+        # Published when an event is finally run, so it grows with a backlog of throttled or retried events. A pause
+        # queues nothing (reserved concurrency 0 sends events to the DLQ at once), so it never fires this one.
         assert ASYNC_EVENT_AGE_ALARM.to_seconds() < self._config.async_invoke_max_event_age.to_seconds()
         self._alarm(
             "async-event-age",
@@ -317,7 +319,7 @@ class ReconcilerAlarms(Construct):
             comparison=GTE,
             missing_data=NO_DATA_IS_HEALTHY,
             description="Render events waited an hour or more in Lambda's async queue (throttling or retries); at the "
-            "maximum event age they go to the dead-letter queue. Expected once after resuming a long pause.",
+            "maximum event age they go to the dead-letter queue.",
         )
         # An ops alert SNS could not deliver to a subscriber after its retries. This alarm reaches the people through
         # the same topic: another subscriber (prod has two) must still be working.

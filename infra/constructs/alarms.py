@@ -33,9 +33,10 @@ DLQ_RETENTION = Duration.days(14)  # infra/constructs/dead_letter_queue.py
 # hour per hour, so finer periods add nothing.
 OLDEST_MESSAGE_ALARM = Duration.days(10)
 assert OLDEST_MESSAGE_ALARM.to_seconds() < DLQ_RETENTION.to_seconds()
-# Lambda's async queue retries a failed event after 1 and 2 minutes and a throttled one for up to the stage's maximum
-# event age (6 h), then sends it to the DLQ. An event that waited an hour outside a pause is a backlog that has 5
-# hours left before it reaches the DLQ.
+# Lambda's async queue retries a failed event after 1 and 2 minutes and one throttled at the reserved concurrency for
+# up to the stage's maximum event age (6 h), then sends it to the DLQ (at reserved concurrency 0, a pause, it retries
+# nothing: the DLQ at once). An event that waited an hour is a backlog that has 5 hours left before it reaches the DLQ.
+# Sources: AWS Lambda Developer Guide, "How Lambda handles errors and retries with asynchronous invocation".
 ASYNC_EVENT_AGE_ALARM = Duration.hours(1)
 
 
@@ -235,7 +236,8 @@ class ReconcilerAlarms(Construct):
         )
         # EventBridge gave up on invoking the function (after 8 retries / 2 hours): Lambda refused the Invoke call
         # itself (missing function or permission, service error). Throttling does not count here: Lambda accepts a
-        # throttled event into its async queue and retries it there (async-event-age, async-events-dropped). Each
+        # throttled event into its async queue and retries it there, or at reserved concurrency 0 sends it to the DLQ
+        # (async-event-age, async-events-dropped). Each
         # one is an event that reached the DLQ at best, so any one pages.
         self.events_failed = self._alarm(
             "events-failed",

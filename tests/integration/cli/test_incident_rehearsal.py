@@ -74,13 +74,16 @@ def test_incident_rehearsal_and_the_v1_runbook_commands_against_local_up(running
     assert replayed.exit_code == 0, replayed.stderr
     assert balance("u1") == 18 and prod("--json", "dlq", "list").json()["messages"] == []
     assert prod("--json", "job", "show", "job-r1").json()["job"]["settledByEvent"].startswith("corrected:")
-    # 3. Pause: events are held, none lost; resume: they are delivered
+    # 3. Pause: Lambda sends the events to the DLQ unrun (no retry at reserved concurrency 0), none lost;
+    #    resume, then replay them from the DLQ
     assert prod("pause", "--yes").exit_code == 0
     events.put_events(Entries=[rendered("job-r2", "u1", 1, "test")])
-    time.sleep(1.5)
-    assert balance("u1") == 18
+    wait_until(lambda: prod("--json", "dlq", "list").json()["messages"], what="the paused function's event reaches the DLQ")
+    (unrun,) = prod("--json", "dlq", "list").json()["messages"]
+    assert unrun["jobId"] == "job-r2" and "reserved concurrency 0" in unrun["reason"] and balance("u1") == 18
     assert prod("resume", "--yes").exit_code == 0
-    wait_until(lambda: balance("u1") == 17, what="the held event is delivered after resume")
+    assert prod("dlq", "replay", "--yes").exit_code == 0
+    assert balance("u1") == 17 and prod("--json", "dlq", "list").json()["messages"] == []
     # 3b. Events feared missing: replay the archive to the rule; what was settled is a duplicate, nothing moves twice
     replay = prod("--json", "events", "replay", "--from", "10m", "--to", "now", "--yes")
     assert replay.exit_code == 0, replay.stderr

@@ -232,7 +232,7 @@ def send(ctx: typer.Context, events_file: Annotated[Path, typer.Argument(exists=
             continue
         record = by_id.get(entry.get("EventId"))
         if record is None and paused:
-            outcome = {"outcome": "held", "reason": held_reason(state)}
+            outcome = {"outcome": "dead-lettered", "reason": unrun_reason(state)}
         elif record is None:
             outcome = {"outcome": "delivered-elsewhere", "reason": "handled by the running `up` (see its output)"}
         else:
@@ -266,14 +266,14 @@ def deliver(ctx: typer.Context) -> None:
     state.out.data(outcomes)
     state.out.line(f"delivered {delivered} events")
     if not running():
-        state.out.note(f"note: {held_reason(state)}")
+        state.out.note(f"note: {unrun_reason(state)}")
 
 
-# Lambda's asynchronous invocation of a function with reserved concurrency 0: the events stay in its async queue
-# and are retried until the maximum event age (Lambda developer guide, "Asynchronous invocation": throttling errors
-# (429) return the event to the queue; "Configuring reserved concurrency": 0 stops all invocations).
-def held_reason(state: State) -> str:
-    return f"the function is paused (reserved concurrency 0): held in Lambda's async queue until `{state.hint('resume')}`"
+# Lambda's asynchronous invocation of a function with reserved concurrency 0: no retry, the event goes to the
+# on-failure destination unrun (AWS Compute Blog, "Introducing new asynchronous invocation metrics for AWS Lambda":
+# "Zero reserved concurrency: No retry"; emulator/invoker.py models it).
+def unrun_reason(state: State) -> str:
+    return f"the function is paused (reserved concurrency 0): Lambda sent the event to the DLQ unrun; `{state.hint('resume')}`, then `{state.hint('dlq replay')}`"
 
 
 def _function_running(stack: LocalStack) -> Any:

@@ -212,6 +212,7 @@ ALARM_CONCERNS: tuple[str, ...] = (
     "async-events-dropped",
     "async-event-age",
     "alert-dead-letters",
+    "alert-dead-letters-age",
 )
 # The hold function's alarms (infra/constructs/hold_function.py, in this order); the ops topic admits them too.
 HOLD_ALARM_CONCERNS: tuple[str, ...] = ("holds-errors", "holds-throttles")

@@ -10,7 +10,7 @@ import typer
 from reconciler.cli.app import CONTEXT_SETTINGS, DryRun, Yes, app, state_of
 from reconciler.cli.output import confirm_write
 from reconciler.cli.times import parse_moment
-from reconciler.ops.control import describe_hold
+from reconciler.ops.control import describe_pause
 
 events_app = typer.Typer(no_args_is_help=True, context_settings=CONTEXT_SETTINGS, help="EventBridge archive cc-reconciler-archive-{stage}.")
 app.add_typer(events_app, name="events")
@@ -27,11 +27,11 @@ REPLAY_EXPECTATIONS = (
 
 @app.command()
 def pause(ctx: typer.Context, dry_run: DryRun = False, yes: Yes = False) -> None:
-    """Emergency stop that loses no event: reserved concurrency 0, Lambda's async queue holds the events."""
+    """Emergency stop that loses no event: reserved concurrency 0; Lambda sends the events to the DLQ, unrun, to replay."""
     state = state_of(ctx)
     controls, function = state.target.controls(), state.target.names.function
     current = controls.function_state()
-    hold = describe_hold(current.max_event_age_seconds)
+    hold = describe_pause(state.stage)
     confirm_write(state.stage, f"pause {function}", yes, dry_run)
     if not dry_run:
         controls.set_concurrency(0)
@@ -57,7 +57,7 @@ def resume(
     dry_run: DryRun = False,
     yes: Yes = False,
 ) -> None:
-    """Restore the configured reserved concurrency; held events are then delivered."""
+    """Restore the configured reserved concurrency; then replay what the pause dead-lettered (dlq replay)."""
     state = state_of(ctx)
     controls, function = state.target.controls(), state.target.names.function
     current = controls.function_state()
@@ -67,6 +67,8 @@ def resume(
         controls.set_concurrency(wanted)
     state.out.data({"function": function, "reservedConcurrency": wanted, "previous": current.reserved_concurrency, "dryRun": dry_run})
     state.out.line(f"{'dry run: would resume' if dry_run else 'resumed'} {function}: reserved concurrency {current.reserved_concurrency} -> {wanted}")
+    if current.reserved_concurrency == 0:
+        state.out.line(f"events sent while it was paused are in the DLQ: `reconciler --stage {state.stage} dlq list`, then `dlq replay`")
 
 
 @events_app.command("replay")

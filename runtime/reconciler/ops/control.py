@@ -24,10 +24,15 @@ def replay_name(stage: str, moment: datetime) -> str:
     return f"cc-reconciler-{stage}-{compact_timestamp(moment)}"
 
 
-def describe_hold(max_event_age_seconds: int) -> str:
-    hours, rest = divmod(max_event_age_seconds, 3600)
-    span = f"{hours} hours" if not rest else f"{max_event_age_seconds // 60} minutes"
-    return f"events are held for up to {span}, then go to the DLQ"
+def describe_pause(stage: str) -> str:
+    """What happens to events while the function's reserved concurrency is 0. Since 2021-08-30 Lambda neither queues
+    nor retries an asynchronous event of such a function: it goes to the on-failure destination (the DLQ) at once,
+    unrun (AWS Compute Blog, "Introducing new asynchronous invocation metrics for AWS Lambda": "Zero reserved
+    concurrency: No retry"). The maximum event age plays no part."""
+    return (
+        "events sent while paused go to the DLQ at once, unrun (Lambda does not retry at reserved concurrency 0); "
+        f"after resuming, replay them: `reconciler --stage {stage} dlq replay`"
+    )
 
 
 @dataclass(frozen=True)

@@ -74,13 +74,16 @@ def test_incident_rehearsal_and_the_v1_runbook_commands_against_local_up(running
     assert replayed.exit_code == 0, replayed.stderr
     assert balance("u1") == 18 and prod("--json", "dlq", "list").json()["messages"] == []
     assert prod("--json", "job", "show", "job-r1").json()["job"]["settledByEvent"].startswith("corrected:")
-    # 3. Pause: events are held, none lost; resume: they are delivered
+    # 3. Pause: Lambda sends the events to the DLQ unrun (no retry at reserved concurrency 0), none lost;
+    #    resume, then replay them from the DLQ
     assert prod("pause", "--yes").exit_code == 0
     events.put_events(Entries=[rendered("job-r2", "u1", 1, "test")])
-    time.sleep(1.5)
-    assert balance("u1") == 18
+    wait_until(lambda: prod("--json", "dlq", "list").json()["messages"], what="the paused function's event reaches the DLQ")
+    (unrun,) = prod("--json", "dlq", "list").json()["messages"]
+    assert unrun["jobId"] == "job-r2" and "reserved concurrency 0" in unrun["reason"] and balance("u1") == 18
     assert prod("resume", "--yes").exit_code == 0
-    wait_until(lambda: balance("u1") == 17, what="the held event is delivered after resume")
+    assert prod("dlq", "replay", "--yes").exit_code == 0
+    assert balance("u1") == 17 and prod("--json", "dlq", "list").json()["messages"] == []
     # 3b. Events feared missing: replay the archive to the rule; what was settled is a duplicate, nothing moves twice
     replay = prod("--json", "events", "replay", "--from", "10m", "--to", "now", "--yes")
     assert replay.exit_code == 0, replay.stderr
@@ -172,11 +175,11 @@ def _hint(output: str, command: str) -> list[str]:
     raise AssertionError(f"no hint with {command!r} in {output!r}")
 
 
-def test_a_paused_function_holds_every_path_in_and_each_step_is_undone_by_its_printed_hint(
+def test_a_paused_function_dead_letters_every_path_in_unrun_and_each_step_is_undone_by_its_printed_hint(
     running_stack, console, emulator_console, monkeypatch, tmp_path
 ):
     """Done-when of issue #26, from `/` with the installed CLI against `python -m emulator up`: pause, send by every
-    path, nothing settled until resume; the balance events a product rule receives; each step undone by pasting the
+    path, each sent to the DLQ unrun (Lambda at reserved concurrency 0), nothing settled until resume and a replay; the balance events a product rule receives; each step undone by pasting the
     hint the CLI printed."""
     monkeypatch.setenv(STATE_DIR_ENV, str(running_stack.state_dir))
     for name, value in LOCAL_ENV.items():
@@ -222,7 +225,7 @@ def test_a_paused_function_holds_every_path_in_and_each_step_is_undone_by_its_pr
     # 2. Events by every path into the function
     # the bus (the pipeline, or v1's `aws events put-events`)
     assert run_aws("events", "put-events", "--entries", json.dumps([rendered("job-p1", "p1", 1, "test")])).returncode == 0
-    # the emulator's send: held, and it says so
+    # the emulator's send: sent to the DLQ unrun, and it says so
     lines = tmp_path / "p2.jsonl"
     lines.write_text(
         json.dumps(
@@ -235,8 +238,8 @@ def test_a_paused_function_holds_every_path_in_and_each_step_is_undone_by_its_pr
         + "\n"
     )
     sent = emulator_console("--stage", "prod", "--json", "send", str(lines))
-    assert sent.exit_code == 0 and sent.json()[0]["outcome"] == "held", sent.stdout + sent.stderr
-    # v1's `aws lambda invoke`: asynchronous is accepted and held; synchronous is throttled, as Lambda does
+    assert sent.exit_code == 0 and sent.json()[0]["outcome"] == "dead-lettered", sent.stdout + sent.stderr
+    # v1's `aws lambda invoke`: asynchronous is accepted and sent to the DLQ unrun; synchronous is throttled, as Lambda does
     event = {
         "id": "e-p3",
         "source": "video.generation",
@@ -260,16 +263,22 @@ def test_a_paused_function_holds_every_path_in_and_each_step_is_undone_by_its_pr
     # None is settled while paused
     time.sleep(2)
     assert balance() == 4
-    assert [m["jobId"] for m in r("--json", "dlq", "list").json()["messages"]] == ["job-p4"]
+    wait_until(
+        lambda: sorted(m["jobId"] for m in r("--json", "dlq", "list").json()["messages"]) == ["job-p1", "job-p2", "job-p3", "job-p4"],
+        timeout=30,
+        what="the paused function's events (bus, send, async invoke) in the DLQ beside the one that waited there",
+    )
 
-    # 3. Undo the pause by pasting its hint: every held event is delivered, each once
+    # 3. Undo the pause by pasting its hint: nothing comes back by itself; the replay settles every event once
     assert paste(resume).exit_code == 0
-    wait_until(lambda: balance() == 1, timeout=30, what="the held events (bus, send, async invoke) are delivered after resume")
+    time.sleep(2)
+    assert balance() == 4
+    replayed = r("--json", "dlq", "replay", "--yes")
+    assert replayed.exit_code == 0 and replayed.json()["summary"]["replayed"] == 4, replayed.stderr
+    assert balance() == 0
     # v1's synchronous `aws lambda invoke` works once resumed: the same event again is a duplicate, nothing moves
     again = run_aws("lambda", "invoke", "--function-name", function, "--payload", f"file://{payload}", str(tmp_path / "out3.json"))
     assert again.returncode == 0 and json.loads((tmp_path / "out3.json").read_text())["outcome"] == "duplicate", again.stderr
-    replayed = r("--json", "dlq", "replay", "--yes")
-    assert replayed.exit_code == 0 and replayed.json()["summary"]["replayed"] == 1, replayed.stderr
     assert balance() == 0
 
     # 4. The balance events a product rule receives: p1 exhausted

@@ -1,4 +1,4 @@
-"""The on-call toolkit's third pass (issue #26): a local stack that holds what a paused function holds, hints that
+"""The on-call toolkit's third pass (issue #26): a local stack that does with a paused function's events what Lambda does, hints that
 carry their target, no traceback on any input, output and exit codes scripts can trust. Each test drives the CLI
 as an operator runs it (in-process `cli`, or the installed console script from `/`)."""
 
@@ -22,28 +22,26 @@ def rendered(job: str, user: str = "u1") -> dict:
 # --- 1. the local rehearsal tells the truth -------------------------------------------------------------------
 
 
-def test_events_sent_while_paused_are_held_until_resume(env, cli, emulate, tmp_path):
+def test_events_sent_while_paused_go_to_the_dlq_unrun_and_are_settled_by_a_replay_after_resume(env, cli, emulate, tmp_path):
     # Given the function, paused, and a user with credits
     env.create_function(concurrency=10)
     emulate("seed", "u1", "10")
     assert cli("pause").exit_code == 0
     # When an event is sent to the local bus
     path = tmp_path / "events.jsonl"
-    path.write_text(json.dumps(rendered("job-held")) + "\n")
+    path.write_text(json.dumps(rendered("job-paused")) + "\n")
     sent = emulate("--json", "send", str(path))
-    # Then it is held, as Lambda's async queue holds it, and nothing is settled
+    # Then Lambda sends it to the DLQ unrun (reserved concurrency 0: no retry), says so with both hints, settles nothing
     assert sent.exit_code == 0, sent.stderr
     (outcome,) = sent.json()
-    assert outcome["outcome"] == "held" and "reconciler --stage dev --local resume" in outcome["reason"]
-    assert env.balance("u1") == 10 and env.job("job-held") is None
-    # And `deliver` still holds it while paused
-    emulate("deliver")
-    assert env.balance("u1") == 10
-    # When the function resumes, the held event is delivered and settled
+    assert outcome["outcome"] == "dead-lettered", outcome
+    assert "reconciler --stage dev --local resume" in outcome["reason"] and "reconciler --stage dev --local dlq replay" in outcome["reason"]
+    assert env.balance("u1") == 10 and env.job("job-paused") is None and len(env.dlq_messages()) == 1
+    # When the function resumes, nothing comes back by itself; the replay settles it, once
     assert cli("resume").exit_code == 0
-    delivered = emulate("--json", "deliver")
-    assert [o["outcome"] for o in delivered.json()] == ["settled"]
-    assert env.balance("u1") == 8
+    assert emulate("--json", "deliver").json() == [] and env.balance("u1") == 10
+    assert cli("dlq", "replay", "--yes").exit_code == 0
+    assert env.balance("u1") == 8 and env.dlq_messages() == []
 
 
 def test_dlq_replay_while_paused_is_refused_as_a_throttled_invoke_and_keeps_every_message(env, cli, one_line_error):

@@ -273,7 +273,8 @@ def deliver(ctx: typer.Context) -> None:
 # on-failure destination unrun (AWS Compute Blog, "Introducing new asynchronous invocation metrics for AWS Lambda":
 # "Zero reserved concurrency: No retry"; emulator/invoker.py models it).
 def unrun_reason(state: State) -> str:
-    return f"the function is paused (reserved concurrency 0): Lambda sent the event to the DLQ unrun; `{state.hint('resume')}`, then `{state.hint('dlq replay')}`"
+    paused = "the function is paused (reserved concurrency 0): Lambda sent the event to the DLQ unrun"
+    return f"{paused}; `{state.hint('resume')}`, then `{state.hint('dlq replay')}`"
 
 
 def _function_running(stack: LocalStack) -> Any:

@@ -31,7 +31,7 @@ def pause(ctx: typer.Context, dry_run: DryRun = False, yes: Yes = False) -> None
     state = state_of(ctx)
     controls, function = state.target.controls(), state.target.names.function
     current = controls.function_state()
-    hold = describe_pause(state.stage)
+    hold = describe_pause(state.hint("dlq replay"))
     confirm_write(state.stage, f"pause {function}", yes, dry_run)
     if not dry_run:
         controls.set_concurrency(0)
@@ -46,8 +46,9 @@ def pause(ctx: typer.Context, dry_run: DryRun = False, yes: Yes = False) -> None
     )
     state.out.line(
         f"{'dry run: would pause' if dry_run else 'paused'} {function} (reserved concurrency "
-        f"{current.reserved_concurrency} -> 0): {hold}. Resume with `{state.hint('resume')}`."
+        f"{current.reserved_concurrency} -> 0). Resume with `{state.hint('resume')}`."
     )
+    state.out.line(hold)
 
 
 @app.command()
@@ -68,7 +69,7 @@ def resume(
     state.out.data({"function": function, "reservedConcurrency": wanted, "previous": current.reserved_concurrency, "dryRun": dry_run})
     state.out.line(f"{'dry run: would resume' if dry_run else 'resumed'} {function}: reserved concurrency {current.reserved_concurrency} -> {wanted}")
     if current.reserved_concurrency == 0:
-        state.out.line(f"events sent while it was paused are in the DLQ: `reconciler --stage {state.stage} dlq list`, then `dlq replay`")
+        state.out.line(f"events sent while it was paused are in the DLQ: `{state.hint('dlq list')}`, then `{state.hint('dlq replay')}`")
 
 
 @events_app.command("replay")

@@ -24,14 +24,14 @@ def replay_name(stage: str, moment: datetime) -> str:
     return f"cc-reconciler-{stage}-{compact_timestamp(moment)}"
 
 
-def describe_pause(stage: str) -> str:
+def describe_pause(replay_command: str) -> str:
     """What happens to events while the function's reserved concurrency is 0. Since 2021-08-30 Lambda neither queues
     nor retries an asynchronous event of such a function: it goes to the on-failure destination (the DLQ) at once,
     unrun (AWS Compute Blog, "Introducing new asynchronous invocation metrics for AWS Lambda": "Zero reserved
     concurrency: No retry"). The maximum event age plays no part."""
     return (
         "events sent while paused go to the DLQ at once, unrun (Lambda does not retry at reserved concurrency 0); "
-        f"after resuming, replay them: `reconciler --stage {stage} dlq replay`"
+        f"after the function is back, replay them: `{replay_command}`"
     )
 
 

@@ -179,8 +179,8 @@ def test_a_paused_function_dead_letters_every_path_in_unrun_and_each_step_is_und
     running_stack, console, emulator_console, monkeypatch, tmp_path
 ):
     """Done-when of issue #26, from `/` with the installed CLI against `python -m emulator up`: pause, send by every
-    path, each sent to the DLQ unrun (Lambda at reserved concurrency 0), nothing settled until resume and a replay; the balance events a product rule receives; each step undone by pasting the
-    hint the CLI printed."""
+    path, each sent to the DLQ unrun (Lambda at reserved concurrency 0), nothing settled until resume and a replay;
+    the balance events a product rule receives; each step undone by pasting the hint the CLI printed."""
     monkeypatch.setenv(STATE_DIR_ENV, str(running_stack.state_dir))
     for name, value in LOCAL_ENV.items():
         monkeypatch.setenv(name, value)

@@ -1,5 +1,5 @@
 """What Lambda does with the stack's functions while `python -m emulator up` runs: the settlement function's
-asynchronous invocation (every event the rule routes, within a second, held while the function is paused) and
+asynchronous invocation (every event the rule routes, within a second, sent to the DLQ unrun while the function is paused) and
 the balance-events function's event source mapping on the Credits stream. Each handler's output goes where Lambda
 sends it: its log group, and its EMF metrics into CloudWatch."""
 

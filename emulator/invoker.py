@@ -111,17 +111,12 @@ class LocalInvoker:
             self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
         return invoked, unrun
 
-    def drain(self, idle_polls: int = 2) -> int:
-        """Delivers everything the rule routed to the queue; returns how many events it invoked."""
+    def drain(self, may_invoke: Callable[[], bool] = lambda: True, idle_polls: int = 2) -> int:
+        """Delivers everything the rule routed to the queue; while `may_invoke()` says no (a pause) each event goes to
+        the DLQ unrun, as Lambda sends it at reserved concurrency 0. Returns how many events it invoked."""
         delivered, idle = 0, 0
         while idle < idle_polls:
-            messages = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
-            if not messages:
-                idle += 1
-                continue
-            idle = 0
-            for message in messages:
-                self.invoke(json.loads(message["Body"]))
-                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
-                delivered += 1
+            invoked, unrun = self.deliver_batch(may_invoke)
+            delivered += invoked
+            idle = idle + 1 if not invoked + unrun else 0
         return delivered

@@ -92,9 +92,12 @@ class ReconcilerAlarms(Construct):
             metric(Metric.ADJUSTMENTS, "Sum", Duration.hours(1)),
             threshold=100,
             comparison=GT,
-            # Powertools emits Adjustments only when a settlement adjusts credits.
+            # Powertools emits Adjustments only when a settlement posts (one per posting); operators' entries are not counted.
             missing_data=NO_DATA_IS_HEALTHY,
-            description="More than 100 credit adjustments in an hour: a pricing or event-source fault is likely.",
+            description=(
+                "More than 100 settlement postings (the function's credit adjustments) in an hour: a pricing or event-source fault "
+                "is likely. Operators' adjust and audit --fix entries are not counted."
+            ),
         )
         self.dlq_depth = self._alarm(
             "dlq-depth",

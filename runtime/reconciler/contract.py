@@ -22,6 +22,7 @@ from reconciler.domain.attributes import (  # noqa: F401 - the tables' attribute
     HOLD,
     HOLD_USER_ATTRIBUTE,
     JOB_ID_ATTRIBUTE,
+    LAST_AUDIT_FIX_ATTRIBUTE,
     LAST_LEDGER_ENTRY_ATTRIBUTE,
     LEDGER_ID_ATTRIBUTE,
     LOW_OVERRIDE_ATTRIBUTE,
@@ -323,8 +324,9 @@ class ResourceNames:
         return f"Settlements-{self.stage}"
 
     @property
-    def tables(self) -> tuple[str, str, str, str, str]:
-        return self.jobs_table, self.credits_table, self.ledger_table, self.user_ledger_table, self.settlements_table
+    def tables(self) -> tuple[str, ...]:
+        """Every table of the stage (what `backup` covers): the books and the balance events' markers."""
+        return self.jobs_table, self.credits_table, self.ledger_table, self.user_ledger_table, self.settlements_table, self.balance_events_table
 
     @property
     def dead_letter_queue(self) -> str:

@@ -32,6 +32,8 @@ UPDATED_AT_ATTRIBUTE = "updatedAt"
 # by-user index lacks lastLedgerEntry knows the index has not caught up yet.
 VERSION_ATTRIBUTE = "version"
 LAST_LEDGER_ENTRY_ATTRIBUTE = "lastLedgerEntry"
+# An `audit --fix` that sets a balance records on the item who, when, why and the figures it replaced.
+LAST_AUDIT_FIX_ATTRIBUTE = "lastAuditFix"
 # Attributes of the Credits item a user's balance-event thresholds may be overridden with (docs/events.md).
 LOW_OVERRIDE_ATTRIBUTE = "lowBalanceThreshold"
 OVERDRAFT_OVERRIDE_ATTRIBUTE = "overdraftAlertLevel"

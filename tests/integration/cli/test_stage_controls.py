@@ -63,7 +63,7 @@ def test_backup_creates_one_backup_per_table(env, cli):
     assert cli("--json", "backup", "--dry-run").json()[0]["backupArn"] is None
     assert env.client("dynamodb").list_backups()["BackupSummaries"] == []
     created = cli("--json", "backup").json()
-    assert [b["table"] for b in created] == ["Jobs-dev", "Credits-dev", "Ledger-dev", "UserLedger-dev", "Settlements-dev"]
+    assert [b["table"] for b in created] == ["Jobs-dev", "Credits-dev", "Ledger-dev", "UserLedger-dev", "Settlements-dev", "BalanceEvents-dev"]
     assert all(b["backupArn"].startswith("arn:aws:dynamodb:") for b in created)
     assert created[1]["backupName"].startswith("Credits-dev-2") and created[1]["backupName"].endswith("Z")
 

@@ -13,5 +13,5 @@ def test_backup_and_replay_names_are_valid_and_sortable():
 
 def test_a_pause_says_its_events_go_to_the_dlq_for_replay():
     # At reserved concurrency 0 Lambda neither queues nor retries: the events are in the DLQ, and the way back is replay
-    said = describe_pause("prod")
-    assert "go to the DLQ at once, unrun" in said and "`reconciler --stage prod dlq replay`" in said and "held" not in said
+    said = describe_pause("reconciler --stage prod --local dlq replay")
+    assert "go to the DLQ at once, unrun" in said and "`reconciler --stage prod --local dlq replay`" in said and "held" not in said

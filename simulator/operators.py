@@ -188,18 +188,22 @@ class Operators:
         from reconciler.service.event_settlement import EventProcessor
 
         settlement = self.run.settlement_service()
-        return InProcessInvoker(_Classified(self, EventProcessor(settlement, RecordingDeadLetters())))  # type: ignore[arg-type]  # its process()
+        # The operator's own process prices with what it read when it started: a deploy since does not reach it.
+        processor = EventProcessor(settlement, RecordingDeadLetters())
+        return InProcessInvoker(_Classified(self, processor, epoch=self.books.epoch))  # type: ignore[arg-type]  # its process()
 
     def _deployed_function(self) -> Any:
         """The CLI's LambdaInvoker (RequestResponse) of the deployed function, whose invoke runs the function's use case
         in this process with its real dead-letter queue: a rejection is dead-lettered again, and named in its answer."""
+        from reconciler import bootstrap
         from reconciler.ops.aws import LambdaInvoker
         from reconciler.repository.sqs_dead_letters import SqsDeadLetters
         from reconciler.service.event_settlement import EventProcessor
         from simulator.harness import STAGE
 
-        h = self.run.h
-        processor = EventProcessor(self.run.settlement_service(), SqsDeadLetters(h.sqs, h.resources.dlq_url, STAGE))
+        # The function's container (its prices are the deploys'), with its real dead-letter queue.
+        h, container = self.run.h, bootstrap.event_processor()
+        processor = EventProcessor(container.settlement, SqsDeadLetters(h.sqs, h.resources.dlq_url, STAGE))
         return LambdaInvoker(_SimulatedLambda(_Classified(self, processor)), f"cc-agent-reconciler-{STAGE}")
 
     def classify(self, event: dict, outcome: str, request_id: str) -> None:
@@ -212,14 +216,18 @@ class Operators:
 class _Classified:
     """The use case the in-process invoker calls, with the operator's request id and the oracle told of each answer."""
 
-    def __init__(self, operators: Operators, processor: Any) -> None:
+    def __init__(self, operators: Operators, processor: Any, epoch: int | None = None) -> None:
         self.operators, self.processor = operators, processor
+        self.epoch = epoch  # the price deploys its prices are from, when deploys do not reach it (the operator's process)
 
     def process(self, event: Any, deadline: float | None = None, request_id: str | None = None) -> Any:
         run = self.operators.run
         request_id = f"replay-{run.s.seed}-{next(self.operators.requests)}"
-        run.local.event, run.local.request_id = event, request_id
-        outcome = self.processor.process(event, deadline, request_id)
+        run.local.event, run.local.request_id, run.local.fixed_epoch = event, request_id, self.epoch
+        try:
+            outcome = self.processor.process(event, deadline, request_id)
+        finally:
+            run.local.fixed_epoch = None
         self.operators.classify(event, outcome.kind, request_id)
         return outcome
 

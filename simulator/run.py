@@ -134,8 +134,10 @@ class Run:
         return made
 
     def call_epoch(self) -> int:
-        """The price deploys in force when the running worker made its decision (before its last hand-over)."""
-        return getattr(self.local, "epoch", self.books.epoch)
+        """The price deploys in force when the running worker made its decision (before its last hand-over); for an
+        operator's replay in its own process, those of when it started (simulator.operators)."""
+        fixed = getattr(self.local, "fixed_epoch", None)
+        return fixed if fixed is not None else getattr(self.local, "epoch", self.books.epoch)
 
     # --- tasks ------------------------------------------------------------------------------------------
     def context(self, request_id: str) -> Any:

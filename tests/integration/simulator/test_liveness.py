@@ -73,7 +73,7 @@ def test_some_runs_damage_the_books_for_the_audit_to_find():
     [
         (mutations.a_held_render_never_commits, "went to the on-failure destination, but no fault was injected", 3, 1),
         (mutations.a_damaged_job_is_read_again, "(no fault injected)", 10, 5),
-        (mutations.the_hold_guard_is_off_by_one, "the hold condition refused a covered hold", 10, 5),
+        (mutations.the_hold_guard_is_off_by_one, "the hold condition refused a covered hold", 20, 5),
         (mutations.a_held_failure_is_taken_for_a_duplicate, "still holds", 5, 5),
         (mutations.the_returned_balance_is_ignored, "beyond its bound", 5, 1),
         (mutations.a_price_rounded_half_even, "the price of", 5, 5),

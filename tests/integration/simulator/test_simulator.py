@@ -262,3 +262,32 @@ def test_a_reintroduced_balance_events_bug_is_caught(templates, monkeypatch, bug
     # Then the balance-event invariants say so
     assert failed, "the simulator did not notice the bug"
     assert any(text in failure for run in failed for failure in run.failures for text in caught_by)
+
+
+def test_a_hand_written_hold_that_never_landed_is_not_expected_in_the_audit(templates):
+    # Seed 702's pipeline wrote a hold whose TransactWriteItems a fault stopped before it arrived; the checker
+    # counted it as hand-written anyway and expected the audit to name a reservation that was never stored.
+    failed, covered = sim.simulate([702], shrink_failures=False, templates=templates)
+    assert not failed, [run.failures[:3] for run in failed]
+    assert any(name.startswith("pipeline:write-failed:") for name in covered) and covered["audits:off-the-books-reported"]
+
+
+def test_runs_do_not_accumulate_motos_copies_of_the_tables(templates):
+    # moto tracks every model object it makes, and each TransactWriteItems deep-copies its tables: a long run grew
+    # by about 4 MB per seed until the harness dropped moto's tracking between runs.
+    from moto.core.model_instances import model_data
+
+    def tracked() -> int:
+        return sum(len(model.instances_tracked) for models in model_data.values() for model in models.values())  # type: ignore[attr-defined]
+
+    harness = Harness(templates)
+    try:
+        credits = harness.resources.tables["Credits"]
+        check = {"ConditionCheck": {"TableName": credits, "Key": {"userId": {"S": "nobody"}}, "ConditionExpression": "attribute_exists(userId)"}}
+        with pytest.raises(harness.dynamodb.exceptions.TransactionCanceledException):
+            harness.dynamodb.transact_write_items(TransactItems=[check])
+        assert tracked() > 0
+        harness.reset()
+        assert tracked() == 0
+    finally:
+        harness.close()

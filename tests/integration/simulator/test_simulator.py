@@ -291,3 +291,12 @@ def test_runs_do_not_accumulate_motos_copies_of_the_tables(templates):
         assert tracked() == 0
     finally:
         harness.close()
+
+
+def test_a_crossing_only_redeployed_thresholds_imply_may_follow_later_records_events(templates):
+    # Seed 6034 (10,000-seed run): record ...016's credits.restored, which only thresholds deployed between its
+    # attempts imply, was published after record ...017's credits.exhausted from an earlier attempt (docs/events.md,
+    # the ordering exception). The checker allowed such a late crossing within its own record only.
+    failed, covered = sim.simulate([6034], shrink_failures=False, templates=templates)
+    assert not failed, [run.failures[:3] for run in failed]
+    assert covered["config:threshold-deploys-between-attempts"] and covered["balance:function-errors"]

@@ -149,15 +149,20 @@ class OperatorAccess(Construct):
         )
         self.read_only = self._policy("ReadOnly", names.operator_read_only_policy, read_only, "read-only", config)
         self.break_glass = self._policy("BreakGlass", names.operator_break_glass_policy, break_glass, "break-glass", config)
-        for policy in (self.read_only, self.break_glass):
-            Validations.of(policy).acknowledge(
-                Acknowledgment(
-                    id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
-                    reason="ReadAlarmsAndMetrics: cloudwatch:DescribeAlarms, DescribeAlarmHistory and GetMetricStatistics, "
-                    "used without resource-level permissions (the CLI filters alarms to this stage's); break-glass's "
-                    "CountAdjustments: cloudwatch:PutMetricData, which has none either, held to the Reconciler namespace by its condition.",
-                ),
+        unscoped = (
+            "cloudwatch:DescribeAlarms, DescribeAlarmHistory and GetMetricStatistics, used without resource-level permissions "
+            "(the CLI filters alarms to this stage's)"
+        )
+        Validations.of(self.read_only).acknowledge(
+            Acknowledgment(id="AwsSolutions::AwsSolutions-IAM5[Resource::*]", reason=f"ReadAlarmsAndMetrics: {unscoped}.")
+        )
+        Validations.of(self.break_glass).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
+                reason=f"ReadAlarmsAndMetrics, CountAdjustments: {unscoped}; cloudwatch:PutMetricData, which has none either, "
+                "held to the Reconciler namespace by its condition.",
             )
+        )
         # Each acknowledgement names the one statement it excuses (tests/infra/test_infra_compliance.py).
         Validations.of(self.break_glass).acknowledge(
             Acknowledgment(

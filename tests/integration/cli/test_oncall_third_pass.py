@@ -11,8 +11,6 @@ import time
 
 import pytest
 
-from emulator.server import LOCAL_ENV
-
 
 def failed(job: str, user: str) -> dict:
     return {"source": "video.generation", "detail-type": "video.failed", "detail": {"jobId": job, "userId": user}}
@@ -164,7 +162,7 @@ def test_every_printed_follow_up_command_carries_the_flags_that_chose_the_target
     enable = _hinted(run("alarms", "disable", "errors").stdout, "alarms enable")
     assert enable == ["reconciler", *target, "alarms", "enable", "cc-reconciler-errors-dev"]
     assert paste(enable).exit_code == 0
-    assert all(a["actionsEnabled"] for a in json.loads(run("--json", "alarms", "status").stdout))
+    assert [a["actionsEnabled"] for a in json.loads(run("--json", "alarms", "status", "errors").stdout)] == [True]
     # events replay -> aws events describe-replay at the same endpoint (a dry run prints it too)
     watch = _hinted(run("events", "replay", "--from", "2026-01-01", "--to", "2026-01-02", "--dry-run").stdout, "describe-replay")
     assert watch[:3] == ["aws", "events", "describe-replay"] and watch[watch.index("--endpoint-url") + 1] == module_stack.endpoint
@@ -393,7 +391,7 @@ def test_the_adjustments_metric_counts_operators_changes_in_the_series_the_rate_
     assert _adjustments(installed) == before + 1
     # An audit correction counts once
     aws.put("Credits-dev", {"userId": "u-metric", "remaining": 70, "held": 0, "updatedAt": "2020-01-01T00:00:00.000Z"})
-    assert installed("--local", "audit", "u-metric", "--fix", "--trust", "balance", "--reason", "INC-8", "--min-age", "0").exit_code == 0
+    assert installed("--local", "audit", "u-metric", "--fix", "--trust", "ledger", "--reason", "INC-8", "--min-age", "0").exit_code == 0
     assert _adjustments(installed) == before + 2
     # In both series the function writes: the stage's (the alarm's) and the v1 runbook's dimensionless one
     cloudwatch = aws.client("cloudwatch")
@@ -405,13 +403,14 @@ def test_the_adjustments_metric_counts_operators_changes_in_the_series_the_rate_
 # --- events replay skips what the function already handled ----------------------------------------------------
 
 
-def test_events_replay_skips_what_was_already_handled_and_says_so(installed, empty_dlq, emulator_console):
+def test_events_replay_skips_what_was_already_handled_and_says_so(installed, empty_dlq, emulate):
     aws = empty_dlq
     aws.read_ops_topic()
     aws.seed_balance("u-replay", 10)
     # Given a render settled and a render on an unknown model refused (dead-lettered, with its alert) when they arrived
     aws.client("events").put_events(Entries=[as_entry(rendered("job-rp-ok", "u-replay")), as_entry(rendered("job-rp-bad", "u-replay", "hd-v9"))])
-    first = emulator_console("--json", "deliver", env=_environment())
+    # (`python -m emulator deliver`, in-process: what `up` does continuously)
+    first = emulate("--json", "deliver")
     assert sorted(o["outcome"] for o in first.json()) == ["rejected", "settled"], first.stderr
     assert aws.balance("u-replay") == 8 and len(aws.dlq_messages()) == 1
     assert "hd-v9" in json.dumps([p.document for p in aws.published()])  # its alert
@@ -422,7 +421,7 @@ def test_events_replay_skips_what_was_already_handled_and_says_so(installed, emp
     run = installed("--local", "--json", "events", "replay", "--from", "10m", "--to", "now")
     assert run.exit_code == 0, run.stderr
     assert "skips" in json.loads(run.stdout)["expect"] and "not dead-lettered or alerted again" in run.stderr
-    replayed = emulator_console("--json", "deliver", env=_environment()).json()
+    replayed = emulate("--json", "deliver").json()
     # Then both are skipped, and each is reported as such: nothing moved, no DLQ message, no second alert
     assert sorted(o["outcome"] for o in replayed) == ["already-refused", "duplicate"]
     assert all(o["replay"].startswith("cc-reconciler-dev-") for o in replayed)
@@ -430,12 +429,6 @@ def test_events_replay_skips_what_was_already_handled_and_says_so(installed, emp
     # After events-dropped (the function never received them), --refused dead-letter dead-letters the refused again
     run = installed("--local", "--json", "events", "replay", "--from", "10m", "--to", "now", "--refused", "dead-letter")
     assert json.loads(run.stdout)["replayName"].endswith("-dead-letter-refused")
-    again = emulator_console("--json", "deliver", env=_environment()).json()
+    again = emulate("--json", "deliver").json()
     assert sorted(o["outcome"] for o in again) == ["duplicate", "rejected"]
     assert len(aws.dlq_messages()) == 1 and aws.balance("u-replay") == 8
-
-
-def _environment() -> dict[str, str]:
-    import os
-
-    return {**os.environ, **LOCAL_ENV}

@@ -49,6 +49,10 @@ def test_the_prod_confirmation_is_asked_on_the_terminal_never_on_stdout(env, end
     assert returncode == 0
     assert stdout.startswith(b"{"), stdout[:20]  # not even the space a readline prompt echoes
     assert json.loads(stdout)["status"] == "applied"
+    # The issue's own case: `--query ... --output text > file` gets the value and nothing else
+    args = ["--stage", "prod", "--endpoint-url", endpoint, "--output", "text", "--query", "balanceAfter", "adjust", "u1", "2", "--reason", "r"]
+    seen, stdout, returncode = on_a_terminal([*args, "--reference", "P-3"], tmp_path, b"[y/N]", [b"y\n"])
+    assert (returncode, stdout) == (0, b"7\n") and b"prod: adjust u1 by +2 credits?" in seen
 
 
 @pytest.mark.parametrize(

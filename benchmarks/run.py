@@ -86,7 +86,7 @@ def main(argv: list[str]) -> int:
         from reconciler.config import RuntimeConfig
 
         config = RuntimeConfig.from_env()
-        counts = count_requests(stack.client("dynamodb"), stack.client("sqs"), config, prefix="bench")
+        counts = count_requests(stack.client("dynamodb"), stack.client("sqs"), config, prefix="bench", events=stack.client("events"))
         results["requests"] = {
             scenario: {
                 who: {
@@ -100,6 +100,7 @@ def main(argv: list[str]) -> int:
                     "stored_bytes": c.stored_bytes,
                     "stored_by_table": c.stored_by_table,
                     "stream_records": c.stream_records,
+                    "balance_runs": c.balance_runs,
                 }
                 for who, c in by_who.items()
             }
@@ -566,16 +567,17 @@ def render(r: dict) -> str:
         f"(section 2; ours, as a proxy for all three) + {ASSUMED_REQUEST_MS:g} ms per DynamoDB or SQS request (an assumed in-region "
         f"round trip, not measured here), rounded up to 1 ms; `v1 as claimed` uses v1's {V1_CLAIMED_MS:.0f} ms. A baseline that "
         f"raises is invoked {1 + fn['async_retries']} times (Lambda's asynchronous retries, prod template) and then parked in the DLQ "
-        "by Lambda (1 SQS message). Units from section 1; logs and alerts from section 8; the balance-events function from the "
-        "Credits stream records of section 1 and the prod mapping's filters. docs/capacity.md explains each column and adds storage, "
+        "by Lambda (1 SQS message). Units from section 1; logs and alerts from section 8; the archive from each event's bytes; the "
+        "balance-events function run on the Credits stream records of section 1, for those the prod mapping's filters deliver. "
+        "docs/capacity.md explains each column and adds storage, "
         "point-in-time recovery and the fixed monthly metrics."
     )
     w("")
     w(
         "| per million | invocations | requests | RRU | WRU | duration | GB-s | Lambda $ | DynamoDB $ | SQS $ | Logs $ | SNS $ (at most) "
-        "| balance-events $ | total $ |"
+        "| archive $ | balance-events $ | total $ |"
     )
-    w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for scenario, label in SCENARIOS:
         keys = [(f"{scenario}/{who}", WHO_LABELS[who]) for who in WHO]
         if f"{scenario}/v1-claimed" in c:
@@ -586,7 +588,8 @@ def render(r: dict) -> str:
             w(
                 f"| {name} | {row['invocations'] / 1e6:g} M | {row['requests'] / 1e6:g} M | {row['rru'] / 1e6:g} M | {row['wru'] / 1e6:g} M | "
                 f"{row['duration_ms']:.0f} ms | {row['gb_s']:,.0f} | {items['lambda']:.2f} | {items['dynamodb']:.2f} | {items['sqs']:.2f} | "
-                f"{items['logs']:.2f} | {items.get('sns', 0):.2f} | {items.get('balance_events', 0):.2f} | **{row['total_usd']:.2f}** |"
+                f"{items['logs']:.2f} | {items.get('sns', 0):.2f} | {items.get('archive', 0):.2f} | {items.get('balance_events', 0):.2f} | "
+                f"**{row['total_usd']:.2f}** |"
             )
     w("")
     w("Ours against each baseline, total per million (ratio < 1: ours is cheaper):")

@@ -137,7 +137,9 @@ def import_times(repetitions: int = 7) -> dict:
         *((f"{m} (asset as shipped)", m, {**env, **on}) for m in ENTRY_MODULES[1:]),
         (TRACED, ENTRY, {**env, **on, **TRACING_ON_ENV, "LAMBDA_TASK_ROOT": str(shipped)}),
     ]
+    load_before = os.getloadavg()[0]
     wall, cpu = _interleaved_imports(modules, repetitions)
+    load_after = os.getloadavg()[0]
     bare.cleanup()
     rows = {label: {**_ratios(wall, label, ""), **_ratios(cpu, label, "cpu_")} for label in wall}
     return {
@@ -145,6 +147,8 @@ def import_times(repetitions: int = 7) -> dict:
         "repetitions": repetitions,
         "compiled_for_this_python": sys.version_info[:2] == LAMBDA_PYTHON,
         "python": sys.version.split()[0],
+        # The machine's 1-minute load average before and after: how much other work competed with the imports.
+        "load_average": [load_before, load_after],
     }
 
 

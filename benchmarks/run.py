@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -199,6 +200,12 @@ def _ratio_cell(row: dict) -> str:
     )
 
 
+def _load_sentence(load: list[float] | None) -> str:
+    if not load:
+        return ""
+    return f" The machine's 1-minute load average: {load[0]:.2f} before the imports, {load[1]:.2f} after ({os.cpu_count()} cores)."
+
+
 def _ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}" if b else "-"
 
@@ -360,6 +367,7 @@ def render(r: dict) -> str:
         f"them again). Python here: {r['imports'].get('python', '?')}"
         + ("." if compiled else ": not 3.12, so the asset's bytecode is ignored and both rows compile from source.")
         + " Tracing off is the bench's environment (POWERTOOLS_TRACE_DISABLED=true); tracing on is a stage that traces."
+        + _load_sentence(r["imports"].get("load_average"))
     )
     w("")
     w("| module | wall median | ratio (range) | CPU median | ratio (range) |")

@@ -47,6 +47,9 @@ ASSUMED_MAX_MEMORY_MB = 50
 # telemetry OUT 20` run on commit 1fe38e0's runtime (Powertools' default keys on every line), median of warm
 # invocations of each kind, ids as long as real ones. The EMF records did not change.
 LOG_BYTES_BEFORE = {"reserved": 930, "no_job": 863, "failed_reserved": 885, "duplicate": 808, "conflict": 827, "invalid": 733}
+# The hold function's line before it named the job once (the answer's jobId repeated the request's job_id; no user):
+# the child's hold request on commit eb28513's runtime.
+HOLD_LOG_BYTES_BEFORE = 293
 
 
 def platform_log_bytes(memory_mb: int, duration_ms: float) -> int:
@@ -219,6 +222,43 @@ def line_items(scenario: str, who: str, results: dict) -> dict[str, Any]:
     }
 
 
+def hold_line_items(results: dict) -> dict[str, Any]:
+    """A hold, per million: the pipeline's synchronous call to the hold function before a held render (ours only;
+    a baseline's reservation is the pipeline's own write on the Jobs item). The function's measured CPU, log line and
+    EMF record (stubbed store), the units of its calls (measured on the stage), the balance-events function on the
+    Credits record it writes."""
+    from benchmarks.requests import OURS, RESERVATION
+
+    settings, counts, hold = results["function"], results["requests"][RESERVATION[0]][OURS], results["telemetry"]["hold"]
+    function = settings["hold_function"]
+    duration_ms = math.ceil(hold["cpu_ms"] + counts["total"] * ASSUMED_REQUEST_MS)
+    rru, wru = counts["units"]
+    balance = balance_function(counts, settings["credits_table"], settings["balance_events"], results["telemetry"]["balance"])
+    platform = platform_log_bytes(function["memory_mb"], duration_ms)
+    items = {
+        "lambda": lambda_usd(1, function["memory_mb"], function["architecture"], duration_ms),
+        "dynamodb": (rru * price("dynamodb_rru") + wru * price("dynamodb_wru")) * 1e6,
+        "sqs": 0.0,
+        "sns": 0.0,
+        "logs": logs_usd(platform + hold["log_bytes"] + hold["emf_bytes"]),
+        "archive": 0.0,
+        "balance_events": balance["usd"],
+    }
+    storage = counts.get("stored_bytes", 0) / 1e9 * 1e6
+    pitr = price("dynamodb_pitr_gb_month") if settings["point_in_time_recovery"] else 0.0
+    return {
+        "items": items,
+        "total_usd": sum(items.values()),
+        "duration_ms": duration_ms,
+        "before": {"logs": logs_usd(platform + HOLD_LOG_BYTES_BEFORE + hold["emf_bytes"]), "balance_events": balance["usd_unfiltered"]},
+        "log_bytes_before_own": HOLD_LOG_BYTES_BEFORE,
+        "stream_records": balance["records"],
+        "balance_invocations": balance["delivered"],
+        "balance_entries": balance["entries"],
+        "storage_usd_month": storage * (price("dynamodb_storage_gb_month") + pitr),
+    }
+
+
 def replay_line_items(who: str, results: dict) -> dict[str, Any]:
     """One dead-lettered render replayed by `reconciler dlq replay`, per million messages: the replayer's SQS
     requests per message (receive in tens, delete each: measured, docs/benchmarks.md section 6) and the function
@@ -276,7 +316,7 @@ def metric_series_usd(results: dict) -> dict[str, Any]:
 
 def cost_model(results: dict) -> dict[str, dict]:
     """Per million events of each path, for ours and both baselines (and v1 as claimed for the render paths)."""
-    from benchmarks.requests import LOW_BALANCE, OURS, SCENARIOS, V1, WHO
+    from benchmarks.requests import LOW_BALANCE, OURS, RESERVATION, SCENARIOS, V1, WHO
 
     settings = results["function"]
     rows: dict[str, dict] = {}
@@ -293,6 +333,8 @@ def cost_model(results: dict) -> dict[str, dict]:
             }
             claimed["total_usd"] = sum(claimed["items"].values())
             rows[f"{scenario}/v1-claimed"] = claimed
+    if "hold" in results["telemetry"] and "hold_function" in settings:
+        rows[f"{RESERVATION[0]}/{OURS}"] = hold_line_items(results)
     if LOW_BALANCE[0] in results["requests"]:
         rows[f"{LOW_BALANCE[0]}/{OURS}"] = line_items(LOW_BALANCE[0], OURS, results)
     if "messages" in (results.get("replay") or {}):

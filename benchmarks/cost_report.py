@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from benchmarks.cost import ASSUMED_MAX_MEMORY_MB, ASSUMED_REQUEST_MS, fixed_monthly, metric_series_usd, platform_log_bytes
 from benchmarks.prices import PRICE_DATE, PRICES
-from benchmarks.requests import LOW_BALANCE, OURS, SCENARIOS, WHO, WHO_LABELS
+from benchmarks.requests import LOW_BALANCE, OURS, RESERVATION, SCENARIOS, WHO, WHO_LABELS
 
 Writer = Callable[[str], None]
 ITEMS = (
@@ -64,7 +64,7 @@ def render_line_items(r: dict, w: Writer) -> None:
     w("")
     w("| event | who | " + " | ".join(label for _, label in ITEMS) + " | **total** | storage + PITR, per month kept |")
     w("|---|---|" + "---|" * (len(ITEMS) + 2))
-    for scenario, label in (*SCENARIOS, LOW_BALANCE, REPLAY):
+    for scenario, label in (*SCENARIOS, LOW_BALANCE, REPLAY, RESERVATION):
         for who in WHO:
             row = cost.get(f"{scenario}/{who}")
             if row is None:
@@ -89,7 +89,10 @@ def render_line_items(r: dict, w: Writer) -> None:
         "invocation a record (a quiet shard; a batching window or a busy shard shares invocations). The bench's users hold 1,000 "
         "credits, so their settlements deliver none; the low-balance render's change is delivered and published. A replay: the "
         "replayer's SQS requests per message (measured) and the function invoked again on a render of a job never seen; an "
-        "operator's machine runs the replayer. The baselines as written log nothing of their own, emit no metrics, archive nothing "
+        "operator's machine runs the replayer. A hold: the pipeline's synchronous call to the hold function (its CPU, log line "
+        "and EMF record measured on a stubbed store, its units on the stage), so a render with a hold costs the hold's row plus "
+        "its settlement's; a baseline's reservation is the pipeline's own write on the Jobs item, not priced here. "
+        "The baselines as written log nothing of their own, emit no metrics, archive nothing "
         "and send no alerts; they pay Lambda's lines only (a v1 with our logs and metrics would pay ours). Not billed here: the "
         "pipeline's PutEvents of the video event (its account), rule delivery and asynchronous invocation, stream reads by Lambda "
         '(free: "GetRecords API calls invoked by AWS Lambda as part of DynamoDB triggers are free", DynamoDB pricing), X-Ray (off '
@@ -110,7 +113,9 @@ def render_savings(r: dict, w: Writer) -> None:
     w(
         "**Log bytes** (the function's own line per outcome, issue #27): before, Powertools' default keys on every line (service, "
         "function name, memory and ARN, code location, timestamp, an X-Ray trace id), measured on the runtime before the change "
-        "with the same child (`benchmarks/cost.py`, LOG_BYTES_BEFORE); after, this run."
+        "with the same child (`benchmarks/cost.py`, LOG_BYTES_BEFORE); after, this run. The hold function's line repeated the job "
+        "id (its answer's jobId beside the request's job_id) and named no user; it now names the job once and the user "
+        "(HOLD_LOG_BYTES_BEFORE, measured at eb28513)."
     )
     w("")
     w("| event | own line before, bytes | after | + EMF record | + Lambda's lines | logs $ before | after | saved $ |")
@@ -121,6 +126,14 @@ def render_savings(r: dict, w: Writer) -> None:
         w(
             f"| {label} | {row['log_bytes_before_own']:,} | {own['log_bytes']:,.0f} | {own['emf_bytes']:,.0f} | {platform_bytes(r)} | "
             f"{before:.3f} | {after:.3f} | {before - after:.3f} |"
+        )
+    hold = cost.get(f"{RESERVATION[0]}/{OURS}")
+    if hold is not None:
+        before, after = hold["before"]["logs"], hold["items"]["logs"]
+        w(
+            f"| {RESERVATION[1]} | {hold['log_bytes_before_own']:,} | {tel['hold']['log_bytes']:,.0f} | {tel['hold']['emf_bytes']:,.0f} | "
+            f"{platform_log_bytes(r['function']['hold_function']['memory_mb'], hold['duration_ms'])} | {before:.3f} | {after:.3f} | "
+            f"{before - after:.3f} |"
         )
     w("")
     w(
@@ -135,7 +148,7 @@ def render_savings(r: dict, w: Writer) -> None:
         "balance-events $ before | after | saved $ |"
     )
     w("|---|---|---|---|---|---|---|---|")
-    for scenario, label in (*SCENARIOS, LOW_BALANCE):
+    for scenario, label in (*SCENARIOS, LOW_BALANCE, RESERVATION):
         row = cost.get(f"{scenario}/{OURS}")
         if row is None:
             continue

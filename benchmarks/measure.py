@@ -197,7 +197,8 @@ def modules_on_event_path() -> dict:
 def telemetry(per_kind: int = 20) -> dict:
     """What the function writes to CloudWatch per event kind (its log lines and EMF records, medians of warm
     invocations; the first invocation's extra bytes: cold_start and, for conflicts and invalid events, the alert's
-    own line), the alerts it publishes, and every metric series it and the balance-events function emit."""
+    own line), the alerts it publishes, and every metric series it, the hold function and the balance-events function
+    emit."""
     env = {**os.environ, **STUB_ENV}
     env.pop("AWS_ENDPOINT_URL", None)
     raw = _child(["telemetry", str(per_kind)], env)
@@ -217,7 +218,8 @@ def telemetry(per_kind: int = 20) -> dict:
     found = {tuple(s) for runs in raw["events"].values() for r in runs for s in r["series"]}
     found |= {tuple(s) for s in raw["scan_tick_series"]}
     found |= {tuple(s) for case in raw["balance"].values() for s in case["series"]}
-    return {"per_kind": kinds, "balance": raw["balance"], "series": sorted(list(s) for s in found), "repetitions": per_kind}
+    found |= {tuple(s) for s in raw["hold"]["series"]}
+    return {"per_kind": kinds, "balance": raw["balance"], "hold": raw["hold"], "series": sorted(list(s) for s in found), "repetitions": per_kind}
 
 
 def cold_invocations(stack: Any, repetitions: int = 5) -> dict:

@@ -14,6 +14,7 @@ from benchmarks.cost import (
     events_per_second,
     fixed_monthly,
     function_run_usd,
+    hold_line_items,
     line_items,
     metric_series_usd,
     per_million,
@@ -116,15 +117,21 @@ def results_with(records: list[dict], runs: list[dict] | None = None, outcome: s
         "credits_table": "Credits",
         "alert_protocols": ["email", "https"],
         "point_in_time_recovery": True,
+        "hold_function": {"memory_mb": 256, "architecture": "arm64"},
         "fixed": {"alarms": 12, "composite_alarms": 0, "dashboards": 1, "kms_keys": 1, "secrets": 1, "archive_retention_days": 30, "schedules": []},
     }
     return {
         "function": settings,
-        "requests": {"reserved": {"ours": counts, "v1": counts}, "no_job": {"ours": counts, "v1": counts, "powertools": counts}},
+        "requests": {
+            "reserved": {"ours": counts, "v1": counts},
+            "no_job": {"ours": counts, "v1": counts, "powertools": counts},
+            "reservation": {"ours": {**counts, "total": 3, "units": [1.5, 5.0]}},
+        },
         "cpu": {"per_kind": {"reserved": {"cpu_median_ms": 0.4}, "no_job": {"cpu_median_ms": 0.4}, "duplicate": {"cpu_median_ms": 0.2}}},
         "telemetry": {
             "per_kind": {"reserved": kind, "no_job": kind},
             "balance": BALANCE,
+            "hold": {"cpu_ms": 0.5, "log_bytes": 266, "emf_bytes": 240},
             "series": [["A", ""], ["A", "service,stage"], ["B", ""]],
         },
         "replay": {"messages": 1000, "sqs_total": 1101},
@@ -229,3 +236,15 @@ def test_a_month_caps_the_alerts_at_what_grouping_lets_through():
     row = {"items": {"sns": 21.1, "lambda": 1.0}, "total_usd": 22.1, "alerts": 1.0, "storage_usd_month": 0.0}
     assert month_usd(row, 1_000_000, ceiling) == pytest.approx(1.0 + 21.1 * ceiling / 1e6)
     assert month_usd(row, 100_000, ceiling) == pytest.approx(22.1 / 10)  # under the ceiling: every alert
+
+
+def test_a_hold_is_the_hold_functions_invocation_its_units_logs_and_the_balance_function():
+    results = results_with([credits(1000, 970)])
+    row = hold_line_items(results)
+    assert row["duration_ms"] == 31  # 0.5 ms CPU + 3 requests x 10 ms, rounded up
+    assert row["items"]["lambda"] == pytest.approx(0.20 + 0.25 * 0.031 * 1e6 * price("lambda_gb_s_arm"))
+    assert row["items"]["dynamodb"] == pytest.approx(1.5 * 0.125 + 5.0 * 0.625)
+    assert row["items"]["logs"] == pytest.approx((platform_log_bytes(256, 31) + 266 + 240) * 1e6 / 1e9 * 0.50)
+    assert row["before"]["logs"] - row["items"]["logs"] == pytest.approx((293 - 266) * 1e6 / 1e9 * 0.50)
+    assert (row["stream_records"], row["balance_invocations"], row["items"]["balance_events"]) == (1, 0, 0)
+    assert row["total_usd"] == pytest.approx(sum(row["items"].values()))

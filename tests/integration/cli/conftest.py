@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 from emulator.cli import app as emulator_app
-from emulator.server import LOCAL_ENV, moto_server, reset
+from emulator.server import LOCAL_ENV, reset
 from emulator.stack import LocalStack, provision_stack
 from reconciler.cli.main import app
 from reconciler.ops.target import STATE_DIR_ENV
@@ -23,20 +23,20 @@ from tests.aws import Aws
 
 
 @pytest.fixture(scope="session")
-def endpoint():
-    with moto_server() as url:
-        yield url
+def endpoint(moto_endpoint):
+    """The integration tier's one moto server of the session (tests/integration/conftest.py)."""
+    return moto_endpoint
 
 
 @pytest.fixture
-def env(endpoint, tmp_path, monkeypatch) -> Aws:
+def env(endpoint, dev_templates, tmp_path, monkeypatch) -> Aws:
     """Given a fresh local dev stack, saved where `--local` looks for it, and local-only credentials."""
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
         monkeypatch.delenv(name, raising=False)
     for name, value in LOCAL_ENV.items():
         monkeypatch.setenv(name, value)
     reset(endpoint)
-    stack = provision_stack(endpoint, "dev")
+    stack = provision_stack(endpoint, "dev", templates=dev_templates)
     stack.save(tmp_path / "state" / "dev.json")
     monkeypatch.setenv(STATE_DIR_ENV, str(tmp_path / "state"))
     return Aws(stack.resources, stack.session(), stack.endpoint)
@@ -245,18 +245,16 @@ class RunningStack:
 
 
 @pytest.fixture(scope="session")
-def running_stack(tmp_path_factory):
+def running_stack(tmp_path_factory, stage_templates):
     """`python -m emulator --stage prod up` as a developer starts it (a subprocess, from the checkout), with this
     session's synthesized templates (--templates) so it does not synthesize again."""
     import subprocess
     import time
 
-    from emulator.stack import templates_for
-
     base = tmp_path_factory.mktemp("local-up")
     templates = base / "cdk.out"
     templates.mkdir()
-    for name, template in templates_for("prod").items():
+    for name, template in stage_templates("prod").items():
         (templates / f"{name}.template.json").write_text(json.dumps(template))
     state_dir, log = base / "state", base / "local-up.log"
     environment = {**os.environ, STATE_DIR_ENV: str(state_dir), "PYTHONPATH": ""}

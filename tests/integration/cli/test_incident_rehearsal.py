@@ -48,6 +48,7 @@ def prod_stack(prod, emulate):
     return lambda *args: emulate("--stage", "prod", *args)
 
 
+@pytest.mark.long
 def test_incident_rehearsal_and_the_v1_runbook_commands_against_local_up(running_stack, prod, prod_stack, emulator_console, tmp_path):
     session = boto3.session.Session(
         **{k.lower(): v for k, v in LOCAL_ENV.items() if k.startswith("AWS_") and "REGION" not in k}, region_name="us-east-1"
@@ -177,6 +178,7 @@ def _hint(output: str, command: str) -> list[str]:
     raise AssertionError(f"no hint with {command!r} in {output!r}")
 
 
+@pytest.mark.long
 def test_a_paused_function_dead_letters_every_path_in_unrun_and_each_step_is_undone_by_its_printed_hint(
     running_stack, console, emulator_console, monkeypatch, tmp_path
 ):

@@ -17,6 +17,7 @@ from unittest import mock
 from benchmarks.common import RequestCounter
 from emulator.delivery import handler_output_to
 from emulator.invoker import LocalContext
+from emulator.stream_poller import lambda_record
 from reconciler import bootstrap
 from reconciler.config import BalanceEventsConfig
 from reconciler.contract import ResourceNames
@@ -55,22 +56,13 @@ class EntryCounter(RequestCounter):
 
 
 def lambda_records(records: list[dict], stream_arn: str, first_sequence: int = 0) -> list[dict]:
-    """Stream records (benchmarks.units.stream_record) in the shape Lambda hands them to the function."""
+    """Stream records (benchmarks.units.stream_record) numbered as a shard would, in the shape Lambda hands them to
+    the function (the local stack's poller's `lambda_record`)."""
     shaped = []
     for offset, record in enumerate(records):
         sequence = str(10**20 + first_sequence + offset)
         data = {**record["dynamodb"], "SequenceNumber": sequence, "StreamViewType": "NEW_AND_OLD_IMAGES"}
-        shaped.append(
-            {
-                "eventID": sequence,
-                "eventName": record["eventName"],
-                "eventVersion": "1.1",
-                "eventSource": "aws:dynamodb",
-                "awsRegion": "us-east-1",
-                "dynamodb": data,
-                "eventSourceARN": stream_arn,
-            }
-        )
+        shaped.append(lambda_record({"eventID": sequence, "eventName": record["eventName"], "dynamodb": data}, stream_arn))
     return shaped
 
 

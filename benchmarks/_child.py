@@ -4,6 +4,7 @@
     python -m benchmarks._child cold OUT.json      (environment points at a local stack; one invocation)
     python -m benchmarks._child telemetry OUT.json EVENTS_PER_KIND   (log and EMF bytes per event kind, stubbed AWS)
     python -m benchmarks._child modules OUT.json MODULE
+    python -m benchmarks._child memory OUT.json FUNCTION EVENTS_PER_KIND   (peak RSS of one function over its priced events)
 
 Results go to OUT.json; the child's stdout (the handler's logs and EMF metrics) is the parent's choice,
 /dev/null when timing.
@@ -53,6 +54,9 @@ STUB_ENV = {
     "AWS_ACCESS_KEY_ID": "stub",
     "AWS_SECRET_ACCESS_KEY": "stub",
 }
+
+# The balance-events function's own settings, beside STUB_ENV's.
+BALANCE_ENV = {"BALANCE_EVENTS_TABLE_NAME": "BalanceEvents-dev", "BALANCE_EVENT_SOURCE": "credits.reconciler", "LOW_BALANCE_THRESHOLD": "10"}
 
 
 def peak_rss_kb() -> int:
@@ -273,7 +277,7 @@ def credits_record(index: int, before: int, after: int) -> dict:
 def balance_telemetry(logs: io.StringIO, repetitions: int) -> dict:
     """The balance-events function on one record a batch: a change that crosses nothing, and one that crosses the
     low threshold (its calls stubbed): CPU per invocation, log and EMF bytes, metric series."""
-    os.environ.update({"BALANCE_EVENTS_TABLE_NAME": "BalanceEvents-dev", "BALANCE_EVENT_SOURCE": "credits.reconciler", "LOW_BALANCE_THRESHOLD": "10"})
+    os.environ.update(BALANCE_ENV)
     from emulator.invoker import LocalContext
     from reconciler import bootstrap
     from reconciler.config import load_balance_config
@@ -358,6 +362,77 @@ def cold(out: str) -> None:
         )
 
 
+MEMORY_FUNCTIONS = ("reconciler", "hold", "balance_events")
+
+
+def memory(out: str, function: str, per_kind: int) -> None:
+    """One function's peak RSS over the events the cost model prices for it, in a process of its own, as a warm
+    container serves them: what Lambda's REPORT line gives as "Max Memory Used". The function's boto3 clients are built
+    as bootstrap builds them in Lambda (and kept, as the container keeps them); their calls are answered by the stubs.
+    The parent puts the synthesized asset first on PYTHONPATH, so the packaged handler is what runs."""
+    os.environ.update({**STUB_ENV, "OPS_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:ops-alerts-prod"})
+    os.environ.update(BALANCE_ENV)
+    import reconciler
+    from reconciler import bootstrap
+
+    services = {"reconciler": ("dynamodb", "sqs", "sns"), "hold": ("dynamodb",), "balance_events": ("dynamodb", "events")}[function]
+    clients = [bootstrap.aws_client(service) for service in services]
+    invoke, cases = _memory_driver(function)
+    outcomes: dict[str, str] = {}
+    for index in range(per_kind):  # logs and EMF records go to the parent's choice of stdout (/dev/null)
+        for case in cases:
+            outcomes[case] = str(invoke(case, index))
+    with open(out, "w") as handle:
+        json.dump(
+            {
+                "function": function,
+                "peak_rss_kb": peak_rss_kb(),
+                "invocations": per_kind * len(cases),
+                "cases": outcomes,
+                "clients": len(clients),
+                "reconciler_from": os.path.dirname(reconciler.__file__),
+            },
+            handle,
+        )
+
+
+def _memory_driver(function: str):
+    """(invoke(case, index) -> outcome, the cases) of one function, its store and publishers stubbed."""
+    from emulator.invoker import LocalContext
+    from reconciler import bootstrap
+    from reconciler.config import load_balance_config, load_config
+
+    if function == "reconciler":
+        from reconciler.handlers import entry
+
+        processor, sns = bootstrap.build_processor(load_config(), dynamodb=StubDynamoDB(), sqs=StubSQS()), StubSNS()
+        bootstrap.event_processor = lambda: processor  # type: ignore[assignment]
+        bootstrap.alert_sns_client = lambda: sns
+        context = LocalContext("cc-agent-reconciler-prod")
+        return (lambda kind, index: entry.handler(realistic_event(kind, index), context).get("outcome")), KINDS
+    if function == "hold":
+        from reconciler.handlers import hold_api
+
+        config = load_config()
+        reservations = bootstrap.build_reservations(bootstrap.settlement_store(config, StubDynamoDB()), config)
+        bootstrap.hold_service = lambda: reservations  # type: ignore[assignment]
+        context = LocalContext("cc-reconciler-reserve-prod")
+        request = {"operation": "hold", "userId": USER, "model": "standard-v1", "estimatedSeconds": 15}
+        return (lambda _, index: hold_api.handler({**request, "jobId": f"hold-{uuid.UUID(int=index + 1)}"}, context).get("status")), ("hold",)
+    from reconciler.handlers import balance_stream
+
+    service = bootstrap.build_balance_event_service(load_balance_config(), dynamodb=StubDynamoDB(), events=StubEvents())
+    bootstrap.balance_event_service = lambda: service  # type: ignore[assignment]
+    context = LocalContext("cc-reconciler-balance-events-prod")
+    changes = {"no_crossing": (500, 480), "crossing": (12, 8)}
+
+    def invoke(case: str, index: int) -> object:
+        answer = balance_stream.handler({"Records": [credits_record(index, *changes[case])]}, context)
+        return len((answer or {}).get("batchItemFailures", []))
+
+    return invoke, tuple(changes)
+
+
 def modules(out: str, module: str) -> None:
     import importlib
 
@@ -377,5 +452,7 @@ if __name__ == "__main__":
         telemetry(target, int(sys.argv[3]))
     elif command == "modules":
         modules(target, sys.argv[3])
+    elif command == "memory":
+        memory(target, sys.argv[3], int(sys.argv[4]))
     else:
         raise SystemExit(f"unknown command {command}")

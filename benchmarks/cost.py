@@ -40,8 +40,6 @@ RENDER_PATHS = ("reserved", "no_job", "failed_reserved")
 # Paths priced with the handler CPU and telemetry of another measured kind running the same code path.
 MEASURED_AS = {"low_balance": "no_job"}
 REPLAYED_PATH = "no_job"  # a replayed render: the event a DLQ holds after RetriesExhausted, settled on replay
-# A REPORT line's "Max Memory Used" (measured peak RSS of a cold invocation, rounded up; docs/benchmarks.md section 3).
-ASSUMED_MAX_MEMORY_MB = 50
 
 # The function's own bytes per event before issue #27's compact lines, for the saving: `python -m benchmarks._child
 # telemetry OUT 20` run on commit 1fe38e0's runtime (Powertools' default keys on every line), median of warm
@@ -52,16 +50,26 @@ LOG_BYTES_BEFORE = {"reserved": 930, "no_job": 863, "failed_reserved": 885, "dup
 HOLD_LOG_BYTES_BEFORE = 293
 
 
-def platform_log_bytes(memory_mb: int, duration_ms: float) -> int:
+def max_memory_mb(results: dict, function: str) -> int:
+    """A function's REPORT line "Max Memory Used": its packaged handler's peak RSS over the events priced here,
+    measured by the run (benchmarks.measure.max_memory). Only the log line carries it: Lambda bills the configured
+    memory (the GB-seconds below), not the memory used."""
+    memory = results.get("memory")
+    if not memory:
+        raise ValueError("the run has no peak memory of the functions measured: rerun make bench")
+    return int(memory[function]["max_memory_mb"])
+
+
+def platform_log_bytes(memory_mb: int, duration_ms: float, max_memory_mb: int) -> int:
     """Lambda's own lines of one invocation, in the format Lambda's developer guide documents for the text log
     format (START, END, REPORT; a cold start adds "Init Duration" to REPORT, a traced one an XRAY line: not
-    counted), with a 36-character request id."""
+    counted), with a 36-character request id; `memory_mb` configured, `max_memory_mb` the measured peak."""
     request = "8f5079ee-1c2b-4697-b07a-ac58fc914c95"
     lines = (
         f"START RequestId: {request} Version: $LATEST\n",
         f"END RequestId: {request}\n",
         f"REPORT RequestId: {request}\tDuration: {duration_ms:.2f} ms\tBilled Duration: {math.ceil(duration_ms)} ms\t"
-        f"Memory Size: {memory_mb} MB\tMax Memory Used: {ASSUMED_MAX_MEMORY_MB} MB\t\n",
+        f"Memory Size: {memory_mb} MB\tMax Memory Used: {max_memory_mb} MB\t\n",
     )
     return sum(len(line.encode()) for line in lines)
 
@@ -125,7 +133,7 @@ def alert_usd(alerts_per_event: float, protocols: list[str]) -> float:
     return alerts_per_event * (price("sns_publish") + delivery) * 1e6
 
 
-def function_run_usd(run: dict, cpu_ms: float, settings: dict) -> tuple[float, float]:
+def function_run_usd(run: dict, cpu_ms: float, settings: dict, max_mb: int) -> tuple[float, float]:
     """(USD, log bytes) of a million invocations of the balance-events function like `run`, measured by
     benchmarks/balance_function.py: its requests and units, the events it put, its own log and EMF bytes; its
     duration is its CPU (measured, stubbed AWS) + one assumed round trip per request it made."""
@@ -134,11 +142,11 @@ def function_run_usd(run: dict, cpu_ms: float, settings: dict) -> tuple[float, f
     compute = lambda_usd(1, settings["memory_mb"], settings["architecture"], duration_ms)
     rru, wru = run["units"]
     dynamodb = (rru * price("dynamodb_rru") + wru * price("dynamodb_wru")) * 1e6
-    log_bytes = platform_log_bytes(settings["memory_mb"], duration_ms) + run["log_bytes"] + run["emf_bytes"]
+    log_bytes = platform_log_bytes(settings["memory_mb"], duration_ms, max_mb) + run["log_bytes"] + run["emf_bytes"]
     return compute + dynamodb + logs_usd(log_bytes) + run["entries"] * price("eventbridge_event") * 1e6, log_bytes
 
 
-def balance_function(counts: dict, table: str, settings: dict, cpu: dict) -> dict[str, float]:
+def balance_function(counts: dict, table: str, settings: dict, cpu: dict, max_mb: int) -> dict[str, float]:
     """The balance-events function for one event's Credits stream records: the records, those the mapping's filters
     deliver (one invocation each: the worst case, a quiet shard; a batching window or a busy shard shares them), the
     events it put, and its USD per million events after the filters and before them (every record delivered)."""
@@ -148,13 +156,20 @@ def balance_function(counts: dict, table: str, settings: dict, cpu: dict) -> dic
         raise ValueError("the run has Credits stream records but no balance-events function measured: rerun make bench")
     found = {"records": len(records), "delivered": 0, "entries": 0, "usd": 0.0, "usd_unfiltered": 0.0}
     for record, run in zip(records, runs or [], strict=True):
-        usd, _ = function_run_usd(run, cpu["crossing" if run["entries"] else "no_crossing"]["cpu_ms"], settings)
+        usd, _ = function_run_usd(run, cpu["crossing" if run["entries"] else "no_crossing"]["cpu_ms"], settings, max_mb)
         found["usd_unfiltered"] += usd
         if matches(settings["filters"], record):
             found["delivered"] += 1
             found["entries"] += run["entries"]
             found["usd"] += usd
     return found
+
+
+def balance_row(counts: dict, results: dict) -> dict[str, float]:
+    """balance_function for one path's counts, with the run's settings, CPU and measured peak memory."""
+    settings = results["function"]
+    telemetry, max_mb = results["telemetry"]["balance"], max_memory_mb(results, "balance_events")
+    return balance_function(counts, settings["credits_table"], settings["balance_events"], telemetry, max_mb)
 
 
 def archive_usd(event_bytes: int, retention_days: int | None) -> float:
@@ -185,13 +200,14 @@ def line_items(scenario: str, who: str, results: dict) -> dict[str, Any]:
     row = per_million(counts, results["cpu"]["per_kind"][kind]["cpu_median_ms"], settings)
     invocations = row["invocations"] / 1e6
     own = results["telemetry"]["per_kind"][kind] if who == "ours" else None
-    log_bytes = invocations * platform_log_bytes(settings["memory_mb"], row["duration_ms"])
+    # A baseline's REPORT line is given ours: the same work on the same runtime (not measured apart).
+    log_bytes = invocations * platform_log_bytes(settings["memory_mb"], row["duration_ms"], max_memory_mb(results, "reconciler"))
     alerts = 0.0
     if own is not None:
         alerts = own["alerts_first"]  # at most one alert message per event (the first of its group in a window)
         log_bytes += own["log_bytes"] + own["emf_bytes"] + alerts * own["alert_log_bytes"]
     no_balance = {"records": 0, "delivered": 0, "entries": 0, "usd": 0.0, "usd_unfiltered": 0.0}
-    balance = balance_function(counts, settings["credits_table"], settings["balance_events"], results["telemetry"]["balance"]) if own else no_balance
+    balance = balance_row(counts, results) if own else no_balance
     archived = archive_usd(event_bytes(kind), settings.get("fixed", {}).get("archive_retention_days")) if own else 0.0
     items = {
         "lambda": row["lambda_usd"],
@@ -233,8 +249,8 @@ def hold_line_items(results: dict) -> dict[str, Any]:
     function = settings["hold_function"]
     duration_ms = math.ceil(hold["cpu_ms"] + counts["total"] * ASSUMED_REQUEST_MS)
     rru, wru = counts["units"]
-    balance = balance_function(counts, settings["credits_table"], settings["balance_events"], results["telemetry"]["balance"])
-    platform = platform_log_bytes(function["memory_mb"], duration_ms)
+    balance = balance_row(counts, results)
+    platform = platform_log_bytes(function["memory_mb"], duration_ms, max_memory_mb(results, "hold"))
     items = {
         "lambda": lambda_usd(1, function["memory_mb"], function["architecture"], duration_ms),
         "dynamodb": (rru * price("dynamodb_rru") + wru * price("dynamodb_wru")) * 1e6,
@@ -291,7 +307,7 @@ def fixed_monthly(results: dict) -> dict[str, Any]:
     lines["timer scan"] = (
         lambda_usd(ticks / 1e6, settings["memory_mb"], settings["architecture"], tick_ms)
         + ticks * 0.5 * price("dynamodb_rru")
-        + logs_usd(ticks / 1e6 * platform_log_bytes(settings["memory_mb"], tick_ms))
+        + logs_usd(ticks / 1e6 * platform_log_bytes(settings["memory_mb"], tick_ms, max_memory_mb(results, "reconciler")))
     )
     return {"lines": lines, "ticks": ticks, "usd_month": sum(lines.values())}
 
@@ -329,7 +345,7 @@ def cost_model(results: dict) -> dict[str, dict]:
                 "lambda": claimed["lambda_usd"],
                 "dynamodb": claimed["dynamodb_usd"],
                 "sqs": claimed["sqs_usd"],
-                "logs": logs_usd(platform_log_bytes(settings["memory_mb"], V1_CLAIMED_MS)),
+                "logs": logs_usd(platform_log_bytes(settings["memory_mb"], V1_CLAIMED_MS, round(V1_CLAIMED_MB))),
             }
             claimed["total_usd"] = sum(claimed["items"].values())
             rows[f"{scenario}/v1-claimed"] = claimed

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from benchmarks.cost import ASSUMED_MAX_MEMORY_MB, ASSUMED_REQUEST_MS, fixed_monthly, metric_series_usd, platform_log_bytes
+from benchmarks.cost import ASSUMED_REQUEST_MS, fixed_monthly, max_memory_mb, metric_series_usd, platform_log_bytes
 from benchmarks.prices import PRICE_DATE, PRICES
 from benchmarks.requests import LOW_BALANCE, OURS, RESERVATION, SCENARIOS, WHO, WHO_LABELS
 
@@ -43,7 +43,7 @@ def render_prices(w: Writer) -> None:
 
 def platform_bytes(r: dict) -> int:
     """Lambda's own lines of one invocation of our slowest settling path (they vary by a byte or two with its duration)."""
-    return platform_log_bytes(r["function"]["memory_mb"], r["cost"][f"reserved/{OURS}"]["duration_ms"])
+    return platform_log_bytes(r["function"]["memory_mb"], r["cost"][f"reserved/{OURS}"]["duration_ms"], max_memory_mb(r, "reconciler"))
 
 
 def render_line_items(r: dict, w: Writer) -> None:
@@ -55,11 +55,14 @@ def render_line_items(r: dict, w: Writer) -> None:
         "If every event of a million took that path; USD. **Measured**: requests and units (section 1 of docs/benchmarks.md), "
         "handler CPU, the function's log and EMF bytes per event and the alerts it sends (docs/benchmarks.md section 8), the "
         "Credits stream records each event writes and which of them the balance-events mapping's filters deliver "
-        f"(`reconciler.domain.stream_filter` on the prod template's {len(balance['filters'])} filters), bytes stored. **Configured**: "
+        f"(`reconciler.domain.stream_filter` on the prod template's {len(balance['filters'])} filters), bytes stored, and each "
+        "function's \"Max Memory Used\" on its REPORT line: the packaged handler's peak RSS over these events in a process of "
+        f"its own ({_peaks(r)}; a floor: Lambda counts its runtime client too). Lambda bills the configured memory, not the "
+        "memory used: the GB-seconds are at the configured size, and the peak only sizes the REPORT line. **Configured**: "
         f"the prod template ({s['memory_mb']} MB {s['architecture']} reconciler, {balance['memory_mb']} MB balance-events function, "
         f"batching window {balance['batching_window_s']} s, alert subscriptions: {', '.join(s['alert_protocols']) or 'none'}, "
         f"point-in-time recovery {'on' if s['point_in_time_recovery'] else 'off'}). **Assumed**: {ASSUMED_REQUEST_MS:g} ms per "
-        f"request round trip, a REPORT line's memory field of {ASSUMED_MAX_MEMORY_MB} MB."
+        f"request round trip."
     )
     w("")
     w("| event | who | " + " | ".join(label for _, label in ITEMS) + " | **total** | storage + PITR, per month kept |")
@@ -101,6 +104,11 @@ def render_line_items(r: dict, w: Writer) -> None:
     w("")
 
 
+def _peaks(r: dict) -> str:
+    names = {"reconciler": "reconciler", "hold": "hold", "balance_events": "balance-events"}
+    return ", ".join(f"{label} {max_memory_mb(r, function)} MB" for function, label in names.items())
+
+
 def _retention(r: dict) -> str:
     days = r["function"].get("fixed", {}).get("archive_retention_days")
     return "retention, kept for ever: one year counted" if days == 0 else f"{days}-day retention"
@@ -132,7 +140,8 @@ def render_savings(r: dict, w: Writer) -> None:
         before, after = hold["before"]["logs"], hold["items"]["logs"]
         w(
             f"| {RESERVATION[1]} | {hold['log_bytes_before_own']:,} | {tel['hold']['log_bytes']:,.0f} | {tel['hold']['emf_bytes']:,.0f} | "
-            f"{platform_log_bytes(r['function']['hold_function']['memory_mb'], hold['duration_ms'])} | {before:.3f} | {after:.3f} | "
+            f"{platform_log_bytes(r['function']['hold_function']['memory_mb'], hold['duration_ms'], max_memory_mb(r, 'hold'))} | "
+            f"{before:.3f} | {after:.3f} | "
             f"{before - after:.3f} |"
         )
     w("")

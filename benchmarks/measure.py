@@ -222,6 +222,24 @@ def telemetry(per_kind: int = 20) -> dict:
     return {"per_kind": kinds, "balance": raw["balance"], "hold": raw["hold"], "series": sorted(list(s) for s in found), "repetitions": per_kind}
 
 
+def max_memory(per_kind: int = 20) -> dict:
+    """Each function's "Max Memory Used" as its REPORT line gives it: the peak RSS of the packaged handler (the asset as
+    synthesized, infra/runtime_asset.py) over the events the cost model prices for it, in a fresh process of its own
+    (_child.memory), in MB rounded up. Lambda counts the whole sandbox (its runtime client too), so this is a floor;
+    it bills the configured memory, not this (docs/capacity.md)."""
+    from benchmarks._child import MEMORY_FUNCTIONS
+    from infra.constructs.reconciler_function import RUNTIME_DIR
+    from infra.runtime_asset import staged_runtime
+
+    env = {**os.environ, **STUB_ENV, "PYTHONPATH": str(staged_runtime(RUNTIME_DIR)), "PYTHONDONTWRITEBYTECODE": "1"}
+    env.pop("AWS_ENDPOINT_URL", None)
+    found = {}
+    for function in MEMORY_FUNCTIONS:
+        raw = _child(["memory", function, str(per_kind)], env)
+        found[function] = {**raw, "max_memory_mb": math.ceil(raw["peak_rss_kb"] / 1024)}
+    return found
+
+
 def cold_invocations(stack: Any, repetitions: int = 5) -> dict:
     """Peak RSS and times of a fresh process doing one real invocation against the local stack, tracing off (as
     the bench's environment has it) and on (as in a stage that traces)."""

@@ -77,6 +77,8 @@ def main(argv: list[str]) -> int:
     results["cpu"] = measure.handler_cpu(per_kind=300 if quick else 2000, repetitions=3)
     log("logs, metrics and alerts per event (stubbed AWS, a fresh child process)")
     results["telemetry"] = measure.telemetry(per_kind=5 if quick else 20)
+    log("peak memory of each packaged function over its priced events (stubbed AWS, a fresh child process each)")
+    results["memory"] = measure.max_memory(per_kind=5 if quick else 20)
     log("item 3: import times and event-path modules")
     results["imports"] = measure.import_times(repetitions=5 if quick else 9)
     results["heaviest"] = measure.heaviest_imports()

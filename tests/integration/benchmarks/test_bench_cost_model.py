@@ -16,6 +16,7 @@ from benchmarks.cost import (
     function_run_usd,
     hold_line_items,
     line_items,
+    max_memory_mb,
     metric_series_usd,
     per_million,
     platform_log_bytes,
@@ -27,6 +28,7 @@ from reconciler.domain.crossings import Thresholds
 from reconciler.domain.stream_filter import balance_event_filters
 
 SETTINGS = {"memory_mb": 512, "architecture": "arm64", "async_retries": 2}
+PEAK = 57  # a measured "Max Memory Used", MB (benchmarks.measure.max_memory)
 
 
 def test_a_settling_path_costs_its_units_its_round_trips_and_one_invocation():
@@ -56,10 +58,20 @@ def test_events_per_second_follow_duration_and_invocations():
 
 def test_lambdas_own_lines_are_start_end_and_report():
     # "START RequestId: <36> Version: $LATEST\n": 17 + 36 + 17 + 1; "END RequestId: <36>\n": 15 + 36 + 1; "REPORT RequestId:
-    # <36>" 54, "\tDuration: 21.00 ms" 19, "\tBilled Duration: 21 ms" 23, "\tMemory Size: 512 MB" 20, "\tMax Memory Used: 50 MB" 23,
+    # <36>" 54, "\tDuration: 21.00 ms" 19, "\tBilled Duration: 21 ms" 23, "\tMemory Size: 512 MB" 20, "\tMax Memory Used: 57 MB" 23,
     # "\t\n" 2.
-    assert platform_log_bytes(512, 21) == 71 + 52 + (54 + 19 + 23 + 20 + 23 + 2)
-    assert platform_log_bytes(512, 21) == platform_log_bytes(512, 21.4)  # only the duration's digits move it
+    assert platform_log_bytes(512, 21, PEAK) == 71 + 52 + (54 + 19 + 23 + 20 + 23 + 2)
+    assert platform_log_bytes(512, 21, PEAK) == platform_log_bytes(512, 21.4, PEAK)  # only the duration's digits move it
+    assert platform_log_bytes(512, 21, 128) == platform_log_bytes(512, 21, PEAK) + 1  # and the measured peak's
+
+
+def test_the_report_lines_peak_is_the_runs_measurement_per_function():
+    # Each function's REPORT line carries its own measured peak (digits differ here so a mix-up shows in the bytes).
+    results = results_with([])
+    assert (max_memory_mb(results, "reconciler"), max_memory_mb(results, "hold"), max_memory_mb(results, "balance_events")) == (PEAK, 155, 9)
+    del results["memory"]
+    with pytest.raises(ValueError, match="rerun make bench"):
+        max_memory_mb(results, "reconciler")
 
 
 def test_alerts_are_published_and_delivered_to_each_subscription():
@@ -135,13 +147,14 @@ def results_with(records: list[dict], runs: list[dict] | None = None, outcome: s
             "series": [["A", ""], ["A", "service,stage"], ["B", ""]],
         },
         "replay": {"messages": 1000, "sqs_total": 1101},
+        "memory": {"reconciler": {"max_memory_mb": PEAK}, "hold": {"max_memory_mb": 155}, "balance_events": {"max_memory_mb": 9}},
     }
 
 
 def test_one_balance_function_run_is_priced_from_what_it_did():
-    usd, log_bytes = function_run_usd(CROSSING_RUN, 0.2, BALANCE_SETTINGS)
+    usd, log_bytes = function_run_usd(CROSSING_RUN, 0.2, BALANCE_SETTINGS, PEAK)
     duration = 51  # 0.2 ms CPU + 5 requests (4 DynamoDB, 1 EventBridge) x 10 ms, rounded up
-    assert log_bytes == platform_log_bytes(256, duration) + 250 + 260
+    assert log_bytes == platform_log_bytes(256, duration, PEAK) + 250 + 260
     expected = (
         0.20  # the invocation
         + 0.25 * 0.051 * 1e6 * price("lambda_gb_s_arm")
@@ -158,14 +171,14 @@ def test_a_healthy_users_settlement_does_not_invoke_the_balance_function_through
     assert (row["stream_records"], row["balance_invocations"]) == (1, 0)
     assert row["items"]["balance_events"] == 0
     # Without the filters: one invocation of 1 ms (no request made) at 256 MB and Lambda's own lines, per record.
-    expected = 0.20 + 0.25 * 0.001 * 1e6 * price("lambda_gb_s_arm") + platform_log_bytes(256, 1) * 1e6 / 1e9 * 0.50
+    expected = 0.20 + 0.25 * 0.001 * 1e6 * price("lambda_gb_s_arm") + platform_log_bytes(256, 1, 9) * 1e6 / 1e9 * 0.50
     assert row["before"]["balance_events"] == pytest.approx(expected)
 
 
 def test_a_crossing_is_delivered_and_priced_as_measured():
     row = line_items("reserved", "ours", results_with([credits(12, 8)], [CROSSING_RUN]))
     assert (row["balance_invocations"], row["balance_entries"]) == (1, 1)
-    assert row["items"]["balance_events"] == pytest.approx(function_run_usd(CROSSING_RUN, 0.2, BALANCE_SETTINGS)[0])
+    assert row["items"]["balance_events"] == pytest.approx(function_run_usd(CROSSING_RUN, 0.2, BALANCE_SETTINGS, 9)[0])
 
 
 def test_records_without_measured_runs_are_an_error_not_a_free_function():
@@ -179,14 +192,14 @@ def test_every_line_item_adds_up_and_storage_is_billed_per_month_kept():
     row = line_items("reserved", "ours", results_with([]))
     assert set(row["items"]) == {"lambda", "dynamodb", "sqs", "sns", "logs", "archive", "balance_events"}
     assert row["total_usd"] == pytest.approx(sum(row["items"].values()))
-    own = 360 + 428 + platform_log_bytes(512, 21)
+    own = 360 + 428 + platform_log_bytes(512, 21, PEAK)
     assert row["items"]["logs"] == pytest.approx(own * 1e6 / 1e9 * 0.50)
     assert row["before"]["logs"] == pytest.approx((own - 360 + LOG_BYTES_BEFORE["reserved"]) * 1e6 / 1e9 * 0.50)
     assert row["storage_usd_month"] == pytest.approx(1000 * 1e6 / 1e9 * (0.25 + 0.20))
     assert row["items"]["archive"] == pytest.approx(archive_usd(event_bytes("reserved"), 30))
     # The baselines as written log nothing of their own, archive nothing and have no balance events.
     baseline = line_items("reserved", "v1", results_with([credits(12, 8)], [CROSSING_RUN]))
-    assert baseline["items"]["logs"] == pytest.approx(platform_log_bytes(512, 21) * 1e6 / 1e9 * 0.50)
+    assert baseline["items"]["logs"] == pytest.approx(platform_log_bytes(512, 21, PEAK) * 1e6 / 1e9 * 0.50)
     assert baseline["items"]["balance_events"] == 0 and baseline["items"]["sns"] == 0 and baseline["items"]["archive"] == 0
 
 
@@ -216,7 +229,7 @@ def test_fixed_monthly_lines_follow_the_template():
     assert fixed["lines"]["alarms"] == pytest.approx(12 * 0.10)
     assert (fixed["lines"]["dashboards"], fixed["lines"]["KMS keys"], fixed["lines"]["secrets"]) == (3.00, 1.00, 0.40)
     assert fixed["lines"]["custom metrics"] == pytest.approx(3 * 0.30)
-    tick = 0.20 / 1e6 + 0.5 * 0.011 * price("lambda_gb_s_arm") + 0.5 * 0.125 / 1e6 + platform_log_bytes(512, 11) / 1e9 * 0.50
+    tick = 0.20 / 1e6 + 0.5 * 0.011 * price("lambda_gb_s_arm") + 0.5 * 0.125 / 1e6 + platform_log_bytes(512, 11, PEAK) / 1e9 * 0.50
     assert fixed["lines"]["timer scan"] == pytest.approx(8640 * tick)
     assert fixed["usd_month"] == pytest.approx(sum(fixed["lines"].values()))
 
@@ -244,7 +257,7 @@ def test_a_hold_is_the_hold_functions_invocation_its_units_logs_and_the_balance_
     assert row["duration_ms"] == 31  # 0.5 ms CPU + 3 requests x 10 ms, rounded up
     assert row["items"]["lambda"] == pytest.approx(0.20 + 0.25 * 0.031 * 1e6 * price("lambda_gb_s_arm"))
     assert row["items"]["dynamodb"] == pytest.approx(1.5 * 0.125 + 5.0 * 0.625)
-    assert row["items"]["logs"] == pytest.approx((platform_log_bytes(256, 31) + 266 + 240) * 1e6 / 1e9 * 0.50)
+    assert row["items"]["logs"] == pytest.approx((platform_log_bytes(256, 31, 155) + 266 + 240) * 1e6 / 1e9 * 0.50)
     assert row["before"]["logs"] - row["items"]["logs"] == pytest.approx((293 - 266) * 1e6 / 1e9 * 0.50)
     assert (row["stream_records"], row["balance_invocations"], row["items"]["balance_events"]) == (1, 0, 0)
     assert row["total_usd"] == pytest.approx(sum(row["items"].values()))

@@ -35,26 +35,23 @@ def balance(ctx: typer.Context, user: UserId) -> None:
     posted (remaining + held: what their ledger sums to)."""
     state = state_of(ctx)
     stored = state.target.books().balance(user)
-    remaining, held = (stored.remaining, stored.held) if stored else (None, None)
-    posted = stored.posted if stored else None
-    fix = stored.last_audit_fix if stored else None
+    if stored is None:  # as adjust names an unknown user: exit 3 and one line, in every output format
+        raise NotFound(f"user {user!r} has no balance in {state.target.names.credits_table}: check the id and the stage")
+    fix = stored.last_audit_fix
     result = {
         "userId": user,
-        "remaining": remaining,
-        "held": held,
-        "posted": posted,
-        "updatedAt": stored.updated_at if stored else None,
+        "remaining": stored.remaining,
+        "held": stored.held,
+        "posted": stored.posted,
+        "updatedAt": stored.updated_at,
         "lastAuditFix": fix.as_dict() if fix else None,
     }
     state.out.data(result)
-    if stored is None:
-        state.out.line(f"{user} has no balance")
-    else:
-        state.out.table(
-            f"Balance ({state.stage})",
-            ["user", "remaining", "held", "posted", "updated"],
-            [[user, remaining, held, posted, result["updatedAt"]]],
-        )
+    state.out.table(
+        f"Balance ({state.stage})",
+        ["user", "remaining", "held", "posted", "updated"],
+        [[user, stored.remaining, stored.held, stored.posted, stored.updated_at]],
+    )
     if fix:
         state.out.line(
             f"last set by `audit --fix` at {fix.at} by {fix.actor}: {fix.reason} "

@@ -84,6 +84,17 @@ def test_balance_and_ledger_show_what_happened(env, cli):
     assert "net +5" in cli("ledger", "u1").stdout
 
 
+def test_balance_of_an_unknown_user_is_not_found_in_every_output_format(env, cli, one_line_error):
+    from reconciler.cli.output import FORMATS
+
+    cli("adjust", "u1", "7", "--reason", "first", "--reference", "A-1", "--create-user")
+    for output in FORMATS:
+        run = cli("--output", output, "balance", "no-such-user")
+        one_line_error(run, "user 'no-such-user' has no balance in Credits-dev")
+        assert run.exit_code == 3 and run.stdout == "", output  # not found (docs/operations.md, "Exit status"), no null record
+    assert cli("--json", "balance", "u1").json()["remaining"] == 7  # a known user still shows
+
+
 def test_bad_arguments_give_one_line_errors(env, cli, one_line_error):
     one_line_error(cli("adjust", "u1", "five", "--reason", "r", "--reference", "x"), "amount")
     one_line_error(cli("adjust", "u1", "0", "--reason", "r", "--reference", "x"), "amount")

@@ -254,6 +254,7 @@ def test_exit_codes_are_one_table_for_every_command(installed, aws):
     ]
     not_found = [
         local("adjust", "ghost", "5", "--reason", "r", "--reference", "X-3"),
+        local("balance", "ghost"),
         local("job", "show", "no-such-job"),
         local("dlq", "show", "no-such-message"),
         local("alarms", "enable", "no-such-alarm"),

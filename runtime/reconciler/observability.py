@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
@@ -123,6 +124,25 @@ def lambda_context(correlation_id: Callable[[Any], Any] | None = None) -> Callab
         return wrapper
 
     return decorate
+
+
+# Powertools' flush_metrics warns (warnings.warn, UserWarning) whenever an invocation recorded no metric; its
+# documented ways out are raise_on_empty_metrics (an error instead) or a warnings filter on this message.
+EMPTY_METRICS_WARNING = "No application metrics to publish"
+
+
+def log_metrics_if_any(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """`metrics.log_metrics` for a handler whose invocations may rightly record no metric (a balance-events batch
+    that crosses nothing): what was recorded is published as before, and an empty flush writes no warning."""
+    published = metrics.log_metrics(handler)
+
+    @functools.wraps(handler)
+    def wrapper(event: Any, context: Any) -> Any:
+        with warnings.catch_warnings():  # restores the filters after the call: only this flush is quieted
+            warnings.filterwarnings("ignore", message=EMPTY_METRICS_WARNING, category=UserWarning)
+            return published(event, context)
+
+    return wrapper
 
 
 COUNT = MetricUnit.Count

@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 
 from reconciler import bootstrap
 from reconciler.contract import SMOKE_TEST_USER_ID, Metric
-from reconciler.observability import COUNT, lambda_context, logger, metrics
+from reconciler.observability import COUNT, lambda_context, log_metrics_if_any, logger, metrics
 from reconciler.service.balance_event_publishing import DAMAGED, PUBLISHED, REMOVED, BalanceEventService, RecordOutcome
 
 SMOKE_TEST = "smoke-test"  # a record of the smoke test's user, skipped
@@ -81,7 +81,7 @@ def _sequence(record: DynamoDBRecord) -> Any:
 
 
 @lambda_context()
-@metrics.log_metrics
+@log_metrics_if_any  # most batches cross nothing and record no metric: no warning for those
 def handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
     # Every failed record is reported (never an exception for the whole batch), so Lambda checkpoints at the
     # first failed sequence number and retries from there.

@@ -207,6 +207,28 @@ def test_no_event_for_changes_on_the_same_side_of_every_threshold(balances, caps
     assert emitted_metrics(capsys.readouterr().out).get("BalanceEventsPublished") == 1
 
 
+def test_a_batch_that_crosses_nothing_warns_of_no_empty_metrics_and_a_crossing_still_publishes(balances, capsys):
+    import warnings
+
+    from reconciler.observability import EMPTY_METRICS_WARNING
+
+    balances.adjust("u4", 100, "open")
+    balances.drain()
+    capsys.readouterr()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # every warning recorded, even one already shown in this process
+        balances.adjust("u4", -1, "quiet")  # 100 -> 99: crosses nothing
+        assert balances.drain() == 1
+        quiet = capsys.readouterr().out
+        balances.adjust("u4", -90, "low")  # 99 -> 9: low
+        balances.drain()
+        crossing = capsys.readouterr().out
+        warnings.warn(EMPTY_METRICS_WARNING, UserWarning, stacklevel=1)  # the filter is the handler's own, not this test's
+    assert [str(w.message) for w in caught] == [EMPTY_METRICS_WARNING]
+    assert emitted_metrics(quiet) == {} and "BalanceEventsPublished" not in quiet
+    assert emitted_metrics(crossing).get("BalanceEventsPublished") == 1
+
+
 def test_per_user_overrides_and_a_bad_override_falls_back_and_is_reported(balances, capsys, caplog):
     balances.put_item(userId="vip", remaining=500, lowBalanceThreshold=200, overdraftAlertLevel=-50)
     balances.put_item(userId="odd", remaining=500, lowBalanceThreshold="lots")

@@ -55,6 +55,9 @@ def function_settings(stage: str = "prod") -> dict[str, Any]:
         "balance_events": _balance_events(resources, names.balance_events_function),
         "hold_function": _memory_and_architecture(resources, names.hold_function),
         "alert_protocols": sorted(r["Properties"]["Protocol"] for r in resources.values() if r["Type"] == "AWS::SNS::Subscription"),
+        # Encrypted with a KMS key (a customer-managed one: SSE-SQS queues call no KMS): what the alerts pay KMS for.
+        "kms_topics": _kms_encrypted(resources, "AWS::SNS::Topic"),
+        "kms_queues": _kms_encrypted(resources, "AWS::SQS::Queue"),
         "point_in_time_recovery": all(t.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled") for t in tables),
         "fixed": _fixed_resources(resources),
     }
@@ -79,6 +82,10 @@ def _fixed_resources(resources: dict[str, dict]) -> dict[str, Any]:
         "archive_retention_days": archives[0].get("RetentionDays", 0) if archives else None,  # 0: kept for ever
         "schedules": schedules,
     }
+
+
+def _kms_encrypted(resources: dict[str, dict], kind: str) -> int:
+    return sum(1 for r in resources.values() if r["Type"] == kind and r.get("Properties", {}).get("KmsMasterKeyId"))
 
 
 def _function(resources: dict[str, dict], name: str) -> tuple[str, dict]:

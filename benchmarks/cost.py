@@ -21,8 +21,8 @@ Line items of one event (per million: times 1e6):
 A replay (`reconciler dlq replay`) is priced as a path of its own: the replayer's SQS requests and the function
 invoked again. Not caused by the reconciler and not counted: the pipeline's own PutEvents of the video event (its
 bill), rule delivery to Lambda and asynchronous invocation (no charge), stream reads by Lambda ("GetRecords API
-calls invoked by AWS Lambda as part of DynamoDB triggers are free", DynamoDB pricing), X-Ray in prod (off), the KMS
-requests of alerts published to the encrypted ops topic (at most one alert per event; $0.03 per 10,000 requests).
+calls invoked by AWS Lambda as part of DynamoDB triggers are free", DynamoDB pricing), X-Ray in prod (off).
+KMS                 the requests SNS makes to the ops topic's key for the alerts (at most 2 an alert: see kms_usd)
 """
 
 from __future__ import annotations
@@ -133,6 +133,29 @@ def alert_usd(alerts_per_event: float, protocols: list[str]) -> float:
     return alerts_per_event * (price("sns_publish") + delivery) * 1e6
 
 
+# SNS on a topic encrypted with a KMS key: "R = B / D * (2 * P)" KMS requests per topic, B the billing period, D the
+# data key reuse period ("Amazon SNS reuses a data key for up to 5 minutes"), P the publishing principals (Amazon SNS
+# Developer Guide, "Key management", Estimating AWS KMS costs: https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html).
+# So a publish costs at most 2 requests (GenerateDataKey and Decrypt, a data key of its own when no other publish of the
+# same principal came in the 5 minutes before), and a principal at most 2 per 5 minutes, whatever the volume.
+SNS_KMS_REQUESTS_PER_DATA_KEY = 2
+SNS_DATA_KEY_REUSE_S = 300
+
+
+def kms_usd(alerts_per_event: float, kms_topics: int) -> float:
+    """KMS for one million events sending this many alerts each to an encrypted topic: at most a data key an alert
+    (a quiet topic); the month's requests are capped by the data key reuse (kms_requests_ceiling)."""
+    if not kms_topics:
+        return 0.0
+    return alerts_per_event * SNS_KMS_REQUESTS_PER_DATA_KEY * price("kms_request") * 1e6
+
+
+def kms_requests_ceiling(principals: int = 1, seconds: float = 30 * 86400) -> float:
+    """KMS requests a month one topic can cause whatever the volume: B / D * (2 * P). The alerts' one publishing
+    principal is the reconciler function's role (every container shares it)."""
+    return seconds / SNS_DATA_KEY_REUSE_S * SNS_KMS_REQUESTS_PER_DATA_KEY * principals
+
+
 def function_run_usd(run: dict, cpu_ms: float, settings: dict, max_mb: int) -> tuple[float, float]:
     """(USD, log bytes) of a million invocations of the balance-events function like `run`, measured by
     benchmarks/balance_function.py: its requests and units, the events it put, its own log and EMF bytes; its
@@ -214,6 +237,7 @@ def line_items(scenario: str, who: str, results: dict) -> dict[str, Any]:
         "dynamodb": row["dynamodb_usd"],
         "sqs": row["sqs_usd"],
         "sns": alert_usd(alerts, settings["alert_protocols"]),
+        "kms": kms_usd(alerts, settings["kms_topics"]),
         "logs": logs_usd(log_bytes),
         "archive": archived,
         "balance_events": balance["usd"],
@@ -256,6 +280,7 @@ def hold_line_items(results: dict) -> dict[str, Any]:
         "dynamodb": (rru * price("dynamodb_rru") + wru * price("dynamodb_wru")) * 1e6,
         "sqs": 0.0,
         "sns": 0.0,
+        "kms": 0.0,
         "logs": logs_usd(platform + hold["log_bytes"] + hold["emf_bytes"]),
         "archive": 0.0,
         "balance_events": balance["usd"],

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from benchmarks.cost import ASSUMED_REQUEST_MS, fixed_monthly, max_memory_mb, metric_series_usd, platform_log_bytes
-from benchmarks.prices import PRICE_DATE, PRICES
+from benchmarks.cost import ASSUMED_REQUEST_MS, fixed_monthly, kms_requests_ceiling, max_memory_mb, metric_series_usd, platform_log_bytes
+from benchmarks.prices import PRICE_DATE, PRICES, price
 from benchmarks.requests import LOW_BALANCE, OURS, RESERVATION, SCENARIOS, WHO, WHO_LABELS
 
 Writer = Callable[[str], None]
@@ -15,6 +15,7 @@ ITEMS = (
     ("dynamodb", "DynamoDB"),
     ("sqs", "SQS"),
     ("sns", "SNS (at most)"),
+    ("kms", "KMS (at most)"),
     ("logs", "CloudWatch Logs"),
     ("archive", "EventBridge archive"),
     ("balance_events", "balance-events function (Lambda, DynamoDB, logs, EventBridge)"),
@@ -99,7 +100,11 @@ def render_line_items(r: dict, w: Writer) -> None:
         "and send no alerts; they pay Lambda's lines only (a v1 with our logs and metrics would pay ours). Not billed here: the "
         "pipeline's PutEvents of the video event (its account), rule delivery and asynchronous invocation, stream reads by Lambda "
         '(free: "GetRecords API calls invoked by AWS Lambda as part of DynamoDB triggers are free", DynamoDB pricing), X-Ray (off '
-        "in prod), the KMS requests of alerts on the encrypted ops topic ($0.03 per 10,000, at most one alert an event)."
+        "in prod). KMS: the ops topic's key, at most 2 requests (a data key) an alert; SNS reuses a data key for up to 5 minutes "
+        "per publishing principal, so a month of alerts costs at most "
+        f"{kms_requests_ceiling():,.0f} requests ({usd(kms_requests_ceiling() * price('kms_request'))}) whatever the volume "
+        f'(Amazon SNS Developer Guide, "Key management"); KMS-encrypted topics {r["function"]["kms_topics"]}, queues '
+        f"{r['function']['kms_queues']} (the queues use SQS-managed encryption, which calls no KMS key)."
     )
     w("")
 
@@ -208,10 +213,13 @@ def alert_ceiling(r: dict) -> float:
 
 
 def month_usd(row: dict, volume: int, ceiling: float) -> float:
-    """A month of `volume` events of one path: every line item, the alerts capped at the ceiling, one month of storage."""
+    """A month of `volume` events of one path: every line item, the alerts capped at the ceiling and their KMS requests
+    at the data key reuse's, one month of storage."""
     sns = row["items"].get("sns", 0.0) * volume / 1e6
     capped = sns * min(1.0, ceiling / (row.get("alerts", 0.0) * volume)) if sns else 0.0
-    return (row["total_usd"] + row.get("storage_usd_month", 0.0)) * volume / 1e6 - sns + capped
+    kms = row["items"].get("kms", 0.0) * volume / 1e6
+    kms_capped = min(kms, kms_requests_ceiling() * price("kms_request"))
+    return (row["total_usd"] + row.get("storage_usd_month", 0.0)) * volume / 1e6 - sns + capped - kms + kms_capped
 
 
 def render_month(r: dict, w: Writer) -> None:
@@ -223,7 +231,8 @@ def render_month(r: dict, w: Writer) -> None:
         "Every line item above, per path, if every event of the month took that path, plus the fixed monthly lines (ours) and one month "
         "of storage and PITR for the month's events (they are billed again every month they are kept). Alerts are capped at what "
         f"the grouping lets through whatever the volume: {ceiling:,.0f} messages a month (reserved concurrency x 10 a 5-minute "
-        "window). A real month is a mix: mostly renders, some failures, few duplicates."
+        f"window), and their KMS requests at {kms_requests_ceiling():,.0f} (a data key per 5 minutes). A real month is a mix: "
+        "mostly renders, some failures, few duplicates."
     )
     w("")
     w("| event | who | " + " | ".join(f"{v // 1_000_000} M events" for v in VOLUMES) + " |")

@@ -49,6 +49,8 @@ PRICES: dict[str, Price] = {
     "cloudwatch_composite_alarm_month": Price(0.50, "composite alarm-month", "https://aws.amazon.com/cloudwatch/pricing/"),
     "cloudwatch_dashboard_month": Price(3.00, "dashboard-month (past the free 3 an account)", "https://aws.amazon.com/cloudwatch/pricing/"),
     "kms_key_month": Price(1.00, "customer-managed KMS key-month", "https://aws.amazon.com/kms/pricing/"),
+    # $0.03 per 10,000 requests (GenerateDataKey, Decrypt, ...) to a symmetric key.
+    "kms_request": Price(0.03 / 1e4, "KMS request (symmetric key)", "https://aws.amazon.com/kms/pricing/"),
     "secret_month": Price(0.40, "Secrets Manager secret-month", "https://aws.amazon.com/secrets-manager/pricing/"),
     "xray_trace": Price(5.00 / 1e6, "trace recorded (only where a stage traces)", "https://aws.amazon.com/xray/pricing/"),
 }

@@ -15,6 +15,8 @@ from benchmarks.cost import (
     fixed_monthly,
     function_run_usd,
     hold_line_items,
+    kms_requests_ceiling,
+    kms_usd,
     line_items,
     max_memory_mb,
     metric_series_usd,
@@ -80,6 +82,28 @@ def test_alerts_are_published_and_delivered_to_each_subscription():
     assert alert_usd(1, ["sqs"]) == pytest.approx(0.50)
 
 
+def test_an_alert_on_the_encrypted_topic_costs_at_most_a_data_key_and_a_month_at_most_the_reuse_period_allows():
+    # SNS: R = B / D * (2 * P) per topic, D = 300 s (docs.aws.amazon.com/sns/latest/dg/sns-key-management.html)
+    assert kms_usd(1, kms_topics=1) == pytest.approx(2 * 0.03 / 10_000 * 1e6)  # $6.00 per million alerts, each a data key
+    assert kms_usd(0.5, kms_topics=1) == pytest.approx(3.00)
+    assert kms_usd(1, kms_topics=0) == 0  # an unencrypted (or SSE-SQS) destination calls no KMS key
+    assert kms_requests_ceiling() == 30 * 86400 / 300 * 2  # 17,280 a month for the one publishing role
+    assert kms_requests_ceiling(principals=3, seconds=2_419_200) == 48_384  # the guide's 28-day month, 3 principals
+
+
+def test_a_paths_kms_line_follows_its_alerts_and_a_month_caps_it():
+    from benchmarks.cost_report import month_usd
+
+    results = results_with([])
+    results["telemetry"]["per_kind"]["reserved"] = {**results["telemetry"]["per_kind"]["reserved"], "alerts_first": 1}
+    row = line_items("reserved", "ours", results)
+    assert row["items"]["kms"] == pytest.approx(6.00)
+    assert line_items("reserved", "v1", results)["items"]["kms"] == 0  # the baselines send no alerts
+    quiet = {"items": {"kms": 6.00}, "total_usd": 6.00, "alerts": 0.0}
+    assert month_usd(quiet, 1000, ceiling=1e9) == pytest.approx(0.006)  # under the reuse cap: a data key an alert
+    assert month_usd(quiet, 100_000_000, ceiling=1e9) == pytest.approx(17_280 * 0.03 / 10_000)  # at most 2 per 5 minutes
+
+
 def test_every_price_has_a_source():
     assert all(entry.source.startswith("https://aws.amazon.com/") and entry.usd >= 0 for entry in PRICES.values())
 
@@ -128,6 +152,8 @@ def results_with(records: list[dict], runs: list[dict] | None = None, outcome: s
         "balance_events": BALANCE_SETTINGS,
         "credits_table": "Credits",
         "alert_protocols": ["email", "https"],
+        "kms_topics": 1,
+        "kms_queues": 0,
         "point_in_time_recovery": True,
         "hold_function": {"memory_mb": 256, "architecture": "arm64"},
         "fixed": {"alarms": 12, "composite_alarms": 0, "dashboards": 1, "kms_keys": 1, "secrets": 1, "archive_retention_days": 30, "schedules": []},
@@ -190,7 +216,7 @@ def test_records_without_measured_runs_are_an_error_not_a_free_function():
 
 def test_every_line_item_adds_up_and_storage_is_billed_per_month_kept():
     row = line_items("reserved", "ours", results_with([]))
-    assert set(row["items"]) == {"lambda", "dynamodb", "sqs", "sns", "logs", "archive", "balance_events"}
+    assert set(row["items"]) == {"lambda", "dynamodb", "sqs", "sns", "kms", "logs", "archive", "balance_events"}
     assert row["total_usd"] == pytest.approx(sum(row["items"].values()))
     own = 360 + 428 + platform_log_bytes(512, 21, PEAK)
     assert row["items"]["logs"] == pytest.approx(own * 1e6 / 1e9 * 0.50)
@@ -261,3 +287,12 @@ def test_a_hold_is_the_hold_functions_invocation_its_units_logs_and_the_balance_
     assert row["before"]["logs"] - row["items"]["logs"] == pytest.approx((293 - 266) * 1e6 / 1e9 * 0.50)
     assert (row["stream_records"], row["balance_invocations"], row["items"]["balance_events"]) == (1, 0, 0)
     assert row["total_usd"] == pytest.approx(sum(row["items"].values()))
+
+
+def test_the_prod_template_has_one_kms_encrypted_topic_and_no_kms_encrypted_queue(stage_templates):
+    from benchmarks.capacity import _kms_encrypted
+
+    resources = {lid: r for template in stage_templates("prod").values() for lid, r in template.get("Resources", {}).items()}
+    # The ops topic (alerts) on its customer-managed key; every queue SQS-managed (no KMS request, nothing to price)
+    assert (_kms_encrypted(resources, "AWS::SNS::Topic"), _kms_encrypted(resources, "AWS::SQS::Queue")) == (1, 0)
+    assert any(r["Type"] == "AWS::SQS::Queue" for r in resources.values())

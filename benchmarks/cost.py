@@ -33,7 +33,15 @@ from typing import Any
 from benchmarks.prices import price
 from reconciler.domain.stream_filter import matches
 
-ASSUMED_REQUEST_MS = 10.0  # assumed in-region round trip of one DynamoDB, SQS, SNS or EventBridge request (not measured here)
+# An invocation lasts its handler's measured CPU plus, for every request it makes, one round trip (moto cannot show
+# AWS's latency). DynamoDB answers in "single-digit millisecond" time ("Single-digit millisecond performance at any
+# scale": DynamoDB Developer Guide, "What is Amazon DynamoDB?", Characteristics,
+# https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Introduction.html): taken at its top, 9 ms, plus
+# 1 ms for the hop from the function to the service in the region (assumed). SQS, SNS and EventBridge publish no
+# latency figure; they are taken at DynamoDB's.
+SINGLE_DIGIT_MS, IN_REGION_HOP_MS = 9.0, 1.0
+REQUEST_ROUND_TRIP_MS = SINGLE_DIGIT_MS + IN_REGION_HOP_MS
+ROUND_TRIP_MS = {"dynamodb": REQUEST_ROUND_TRIP_MS, "sqs": REQUEST_ROUND_TRIP_MS, "sns": REQUEST_ROUND_TRIP_MS, "events": REQUEST_ROUND_TRIP_MS}
 ASSUMED_SCAN_PAGE_MS = 100.0  # assumed time for one 1 MB Scan page on DynamoDB, one thread (not measured here)
 V1_CLAIMED_MS, V1_CLAIMED_MB, V1_CLAIMED_EPS = 300.0, 85.0, 33.0
 RENDER_PATHS = ("reserved", "no_job", "failed_reserved")
@@ -86,18 +94,24 @@ def lambda_usd(invocations: float, memory_mb: int, architecture: str, duration_m
     return (gb_s * per_gb_s + invocations * price("lambda_request")) * 1e6
 
 
-def per_million(counts: dict, cpu_ms: float | None, settings: dict, duration_ms: float | None = None) -> dict:
+def invocation_ms(cpu_ms: float, calls: dict[str, float]) -> int:
+    """One invocation's duration: its CPU + one round trip (ROUND_TRIP_MS) per request it makes to each service
+    (`calls`: requests by service, as the bench counted them), rounded up to Lambda's 1 ms."""
+    return math.ceil(cpu_ms + sum(count * ROUND_TRIP_MS[service] for service, count in calls.items()))
+
+
+def per_million(counts: dict, cpu_ms: float | None, settings: dict, duration_ms: float | None = None, alerts: float = 0.0) -> dict:
     """The reconciler function, DynamoDB and SQS for one million events of a path: a path that raises (the
     baselines on an invalid event) is invoked again by Lambda's asynchronous retries, each attempt making the same
-    calls, then parked by Lambda in the DLQ."""
+    calls, then parked by Lambda in the DLQ. `alerts`: SNS publishes an invocation makes (ours' alert)."""
     raised = counts["outcome"].startswith("raised")
     invocations = 1 + settings["async_retries"] if raised else 1
     sqs_per_event = sum(counts["sqs"].values()) * invocations + (1 if raised else 0)  # + the on-failure destination's message
-    requests = counts["total"] + sum(counts["sqs"].values())
-    # Duration of one invocation: the handler's measured CPU for this path (ours, as a proxy for all three: a few
-    # tenths of a millisecond against the round trips) + one assumed round trip per request, rounded up to 1 ms.
+    calls = {"dynamodb": counts["total"], "sqs": sum(counts["sqs"].values()), "sns": alerts}
+    # The handler's measured CPU for this path (ours, as a proxy for all three: a few tenths of a millisecond
+    # against the round trips) + a round trip per request.
     if duration_ms is None:
-        duration_ms = math.ceil((cpu_ms or 0.0) + requests * ASSUMED_REQUEST_MS)
+        duration_ms = invocation_ms(cpu_ms or 0.0, calls)
     rru, wru = (u * invocations for u in counts["units"])
     dynamodb = (rru * price("dynamodb_rru") + wru * price("dynamodb_wru")) * 1e6
     lambda_cost = lambda_usd(invocations, settings["memory_mb"], settings["architecture"], duration_ms)
@@ -109,6 +123,7 @@ def per_million(counts: dict, cpu_ms: float | None, settings: dict, duration_ms:
         "wru": wru * 1e6,
         "sqs_requests": sqs_per_event * 1e6,
         "duration_ms": duration_ms,
+        "calls": calls,
         "gb_s": invocations * settings["memory_mb"] / 1024 * duration_ms / 1000 * 1e6,
         "dynamodb_usd": dynamodb,
         "lambda_usd": lambda_cost,
@@ -159,9 +174,8 @@ def kms_requests_ceiling(principals: int = 1, seconds: float = 30 * 86400) -> fl
 def function_run_usd(run: dict, cpu_ms: float, settings: dict, max_mb: int) -> tuple[float, float]:
     """(USD, log bytes) of a million invocations of the balance-events function like `run`, measured by
     benchmarks/balance_function.py: its requests and units, the events it put, its own log and EMF bytes; its
-    duration is its CPU (measured, stubbed AWS) + one assumed round trip per request it made."""
-    requests = sum(run["dynamodb"].values()) + sum(run["events"].values())
-    duration_ms = math.ceil(cpu_ms + requests * ASSUMED_REQUEST_MS)
+    duration is its CPU (measured, stubbed AWS) + a round trip per request it made."""
+    duration_ms = invocation_ms(cpu_ms, {"dynamodb": sum(run["dynamodb"].values()), "events": sum(run["events"].values())})
     compute = lambda_usd(1, settings["memory_mb"], settings["architecture"], duration_ms)
     rru, wru = run["units"]
     dynamodb = (rru * price("dynamodb_rru") + wru * price("dynamodb_wru")) * 1e6
@@ -220,14 +234,13 @@ def line_items(scenario: str, who: str, results: dict) -> dict[str, Any]:
     events: they pay Lambda's own log lines only (a v1 with our logs and metrics would pay ours)."""
     settings, counts = results["function"], results["requests"][scenario][who]
     kind = MEASURED_AS.get(scenario, scenario)  # the handler's CPU and telemetry of the same code path
-    row = per_million(counts, results["cpu"]["per_kind"][kind]["cpu_median_ms"], settings)
-    invocations = row["invocations"] / 1e6
     own = results["telemetry"]["per_kind"][kind] if who == "ours" else None
+    alerts = own["alerts_first"] if own is not None else 0.0  # at most one alert message per event (the first of its group in a window)
+    row = per_million(counts, results["cpu"]["per_kind"][kind]["cpu_median_ms"], settings, alerts=alerts)
+    invocations = row["invocations"] / 1e6
     # A baseline's REPORT line is given ours: the same work on the same runtime (not measured apart).
     log_bytes = invocations * platform_log_bytes(settings["memory_mb"], row["duration_ms"], max_memory_mb(results, "reconciler"))
-    alerts = 0.0
     if own is not None:
-        alerts = own["alerts_first"]  # at most one alert message per event (the first of its group in a window)
         log_bytes += own["log_bytes"] + own["emf_bytes"] + alerts * own["alert_log_bytes"]
     no_balance = {"records": 0, "delivered": 0, "entries": 0, "usd": 0.0, "usd_unfiltered": 0.0}
     balance = balance_row(counts, results) if own else no_balance
@@ -271,7 +284,7 @@ def hold_line_items(results: dict) -> dict[str, Any]:
 
     settings, counts, hold = results["function"], results["requests"][RESERVATION[0]][OURS], results["telemetry"]["hold"]
     function = settings["hold_function"]
-    duration_ms = math.ceil(hold["cpu_ms"] + counts["total"] * ASSUMED_REQUEST_MS)
+    duration_ms = invocation_ms(hold["cpu_ms"], {"dynamodb": counts["total"]})
     rru, wru = counts["units"]
     balance = balance_row(counts, results)
     platform = platform_log_bytes(function["memory_mb"], duration_ms, max_memory_mb(results, "hold"))
@@ -328,7 +341,7 @@ def fixed_monthly(results: dict) -> dict[str, Any]:
         "secrets": fixed.get("secrets", 0) * price("secret_month"),
     }
     ticks = sum(30 * 24 * 60 / minutes for minutes in map(_schedule_minutes, fixed.get("schedules", [])))
-    tick_ms = math.ceil(results["cpu"]["per_kind"]["duplicate"]["cpu_median_ms"] + ASSUMED_REQUEST_MS)  # one Query
+    tick_ms = invocation_ms(results["cpu"]["per_kind"]["duplicate"]["cpu_median_ms"], {"dynamodb": 1})  # one Query
     lines["timer scan"] = (
         lambda_usd(ticks / 1e6, settings["memory_mb"], settings["architecture"], tick_ms)
         + ticks * 0.5 * price("dynamodb_rru")

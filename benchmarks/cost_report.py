@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from benchmarks.cost import ASSUMED_REQUEST_MS, fixed_monthly, kms_requests_ceiling, max_memory_mb, metric_series_usd, platform_log_bytes
+from benchmarks.cost import REQUEST_ROUND_TRIP_MS, fixed_monthly, kms_requests_ceiling, max_memory_mb, metric_series_usd, platform_log_bytes
 from benchmarks.prices import PRICE_DATE, PRICES, price
 from benchmarks.requests import LOW_BALANCE, OURS, RESERVATION, SCENARIOS, WHO, WHO_LABELS
 
@@ -62,8 +62,9 @@ def render_line_items(r: dict, w: Writer) -> None:
         "memory used: the GB-seconds are at the configured size, and the peak only sizes the REPORT line. **Configured**: "
         f"the prod template ({s['memory_mb']} MB {s['architecture']} reconciler, {balance['memory_mb']} MB balance-events function, "
         f"batching window {balance['batching_window_s']} s, alert subscriptions: {', '.join(s['alert_protocols']) or 'none'}, "
-        f"point-in-time recovery {'on' if s['point_in_time_recovery'] else 'off'}). **Assumed**: {ASSUMED_REQUEST_MS:g} ms per "
-        f"request round trip."
+        f"point-in-time recovery {'on' if s['point_in_time_recovery'] else 'off'}). **Assumed**: {REQUEST_ROUND_TRIP_MS:g} ms per "
+        "request round trip (DynamoDB's documented single-digit milliseconds at their top + 1 ms in the region), for every "
+        "DynamoDB, SQS, SNS and EventBridge request a path makes."
     )
     w("")
     w("| event | who | " + " | ".join(label for _, label in ITEMS) + " | **total** | storage + PITR, per month kept |")

@@ -26,7 +26,7 @@ from benchmarks import measure
 from benchmarks.capacity import function_settings, render_capacity
 from benchmarks.cli_startup import cli_startup, render_cli_startup
 from benchmarks.common import machine
-from benchmarks.cost import ASSUMED_REQUEST_MS, V1_CLAIMED_EPS, V1_CLAIMED_MB, V1_CLAIMED_MS, cost_model
+from benchmarks.cost import REQUEST_ROUND_TRIP_MS, V1_CLAIMED_EPS, V1_CLAIMED_MB, V1_CLAIMED_MS, cost_model
 from benchmarks.holds import hold_latency
 from benchmarks.prices import PRICE_DATE
 from benchmarks.requests import OURS, POWERTOOLS, RESERVATION, SCENARIOS, V1, WHO, WHO_LABELS, count_requests
@@ -574,8 +574,9 @@ def render(r: dict) -> str:
     w(
         f'Every line item, priced in benchmarks/prices.py (sources and date in docs/capacity.md, "Prices"; {PRICE_DATE}). Lambda at '
         f"{fn['memory_mb']} MB {fn['architecture']} (the prod template). Duration: the handler's measured median CPU for the path "
-        f"(section 2; ours, as a proxy for all three) + {ASSUMED_REQUEST_MS:g} ms per DynamoDB or SQS request (an assumed in-region "
-        f"round trip, not measured here), rounded up to 1 ms; `v1 as claimed` uses v1's {V1_CLAIMED_MS:.0f} ms. A baseline that "
+        f"(section 2; ours, as a proxy for all three) + {REQUEST_ROUND_TRIP_MS:g} ms per DynamoDB, SQS, SNS or EventBridge request it "
+        f"makes (an in-region round trip from DynamoDB's documented single-digit milliseconds, not measured here: docs/capacity.md), "
+        f"rounded up to 1 ms; `v1 as claimed` uses v1's {V1_CLAIMED_MS:.0f} ms. A baseline that "
         f"raises is invoked {1 + fn['async_retries']} times (Lambda's asynchronous retries, prod template) and then parked in the DLQ "
         "by Lambda (1 SQS message). Units from section 1; logs and alerts from section 8; the archive from each event's bytes; the "
         "balance-events function run on the Credits stream records of section 1, for those the prod mapping's filters deliver. "

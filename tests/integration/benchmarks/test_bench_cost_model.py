@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.cost import (
-    ASSUMED_REQUEST_MS,
     LOG_BYTES_BEFORE,
+    REQUEST_ROUND_TRIP_MS,
+    ROUND_TRIP_MS,
     alert_usd,
     archive_usd,
     event_bytes,
@@ -15,6 +16,7 @@ from benchmarks.cost import (
     fixed_monthly,
     function_run_usd,
     hold_line_items,
+    invocation_ms,
     kms_requests_ceiling,
     kms_usd,
     line_items,
@@ -52,10 +54,31 @@ def test_a_path_that_raises_is_retried_by_lambda_then_parked_in_the_dlq():
     assert row["sqs_usd"] == pytest.approx(0.40)
 
 
+def test_a_duration_is_the_cpu_and_a_round_trip_per_request_to_each_service():
+    # The round trip: DynamoDB's documented single-digit milliseconds at their top (9) + 1 ms in the region.
+    assert REQUEST_ROUND_TRIP_MS == 9 + 1 and set(ROUND_TRIP_MS) == {"dynamodb", "sqs", "sns", "events"}
+    assert invocation_ms(0.4, {"dynamodb": 3, "sqs": 1, "sns": 1}) == 51  # 0.4 + 5 requests x 10 ms, rounded up
+    assert invocation_ms(0.4, {}) == 1
+    # A path's calls are counted by service: its DynamoDB and SQS requests (section 1) and its alert's SNS publish
+    counts = {"total": 2, "sqs": {"SendMessage": 1}, "units": [0.0, 0.0], "outcome": "rejected"}
+    row = per_million(counts, cpu_ms=0.3, settings=SETTINGS, alerts=1)
+    assert row["calls"] == {"dynamodb": 2, "sqs": 1, "sns": 1}
+    assert row["duration_ms"] == 41  # 0.3 + 4 x 10
+    assert per_million(counts, cpu_ms=0.3, settings=SETTINGS)["duration_ms"] == 31  # no alert: one request fewer
+
+
+def test_an_alerting_path_of_ours_lasts_its_publish_longer():
+    results = results_with([])
+    results["telemetry"]["per_kind"]["reserved"] = {**results["telemetry"]["per_kind"]["reserved"], "alerts_first": 1}
+    ours, baseline = line_items("reserved", "ours", results), line_items("reserved", "v1", results)
+    assert ours["calls"] == {"dynamodb": 2, "sqs": 0, "sns": 1} and baseline["calls"] == {"dynamodb": 2, "sqs": 0, "sns": 0}
+    assert (ours["duration_ms"], baseline["duration_ms"]) == (31, 21)
+
+
 def test_events_per_second_follow_duration_and_invocations():
     assert events_per_second({"duration_ms": 20, "invocations": 1e6}, concurrency=10) == 500
     assert events_per_second({"duration_ms": 20, "invocations": 2e6}, concurrency=10) == 250
-    assert ASSUMED_REQUEST_MS > 0
+    assert REQUEST_ROUND_TRIP_MS > 0
 
 
 def test_lambdas_own_lines_are_start_end_and_report():

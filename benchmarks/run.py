@@ -1,8 +1,11 @@
 """`make bench`: runs every benchmark of issues #5 and #12 and rewrites docs/benchmarks.md, docs/benchmarks.json and
 docs/capacity.md. Never fails on timing.
 
-python -m benchmarks.run [--quick] [--scale N [--scale-only scan,audit]]   (--render: rewrite both documents from
-docs/benchmarks.json)
+python -m benchmarks.run [--quick] [--scale N [--scale-only scan,audit]] [--resume]   (--render: rewrite both documents
+from docs/benchmarks.json)
+
+Each section's results are written to build/bench/partial.json as it completes (benchmarks/progress.py): after a crash,
+--resume runs only the sections that file lacks.
 
 The timer scan, the audit and the DLQ replay run at 0.1x and 1x today's sizes (a factor of 10 between two measured
 points); --scale N adds N x to all three, or to those --scale-only names (`make bench SCALE=10 SCALE_ONLY=scan,audit`).
@@ -19,16 +22,18 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import measure
+from benchmarks import measure, progress
 from benchmarks.capacity import function_settings, render_capacity
 from benchmarks.cli_startup import cli_startup, render_cli_startup
 from benchmarks.common import machine
 from benchmarks.cost import REQUEST_ROUND_TRIP_MS, V1_CLAIMED_EPS, V1_CLAIMED_MB, V1_CLAIMED_MS, cost_model
 from benchmarks.holds import hold_latency
 from benchmarks.prices import PRICE_DATE
+from benchmarks.progress import Sections
 from benchmarks.requests import OURS, POWERTOOLS, RESERVATION, SCENARIOS, V1, WHO, WHO_LABELS, count_requests
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -66,86 +71,131 @@ def main(argv: list[str]) -> int:
     if "--render" in argv:  # rewrite the documents from the last run's docs/benchmarks.json
         write_documents(json.loads(RAW.read_text()))
         return 0
-    started = time.perf_counter()
-    from emulator.stack import local_stack
-
-    results: dict = {"machine": machine(), "quick": quick, "scales": scales(quick, extra, only)}
-    log("the prod function's settings, from its synthesized template")
-    with _quiet():
-        results["function"] = function_settings("prod")
-    log("item 2: handler CPU time (stubbed DynamoDB, fresh child processes)")
-    results["cpu"] = measure.handler_cpu(per_kind=300 if quick else 2000, repetitions=3)
-    log("logs, metrics and alerts per event (stubbed AWS, a fresh child process)")
-    results["telemetry"] = measure.telemetry(per_kind=5 if quick else 20)
-    log("peak memory of each packaged function over its priced events (stubbed AWS, a fresh child process each)")
-    results["memory"] = measure.max_memory(per_kind=5 if quick else 20)
-    log("item 3: import times and event-path modules")
-    results["imports"] = measure.import_times(repetitions=5 if quick else 9)
-    results["heaviest"] = measure.heaviest_imports()
-    results["event_path_modules"] = measure.modules_on_event_path()["present"]
-
-    with _quiet(), local_stack("dev") as stack:
-        log("item 1: request counts and capacity units (moto server, real HTTP)")
-        from reconciler.config import RuntimeConfig
-
-        config = RuntimeConfig.from_env()
-        counts = count_requests(stack.client("dynamodb"), stack.client("sqs"), config, prefix="bench", events=stack.client("events"))
-        results["requests"] = {
-            scenario: {
-                who: {
-                    "dynamodb": c.dynamodb,
-                    "sqs": c.sqs,
-                    "total": c.dynamodb_total,
-                    "outcome": c.outcome,
-                    "units": list(c.units),
-                    "partitions": c.partitions,
-                    "user_partition_wru": c.user_partition_wru(),
-                    "stored_bytes": c.stored_bytes,
-                    "stored_by_table": c.stored_by_table,
-                    "stream_records": c.stream_records,
-                    "balance_runs": c.balance_runs,
-                }
-                for who, c in by_who.items()
-            }
-            for scenario, by_who in counts.items()
-        }
-        results["function"]["credits_table"] = config.credits_table  # the bench's stream records are keyed by it
-        results["max_item_bytes"] = _max_item_bytes(stack)
-        log("item 3: cold invocations (peak RSS), tracing off and on")
-        results["cold"] = measure.cold_invocations(stack, repetitions=3 if quick else 5)
-    log("item 4: throughput, 10 threads, every run on a fresh stack")
-
-    def fresh_stack():
-        with _quiet(), local_stack("dev") as stack:
-            yield stack
-
-    results["throughput"] = measure.throughput(contextlib.contextmanager(fresh_stack), events_per_run=60 if quick else 200, repetitions=3)
-    log("item 9: the hold API's latency per call (Invoke over HTTP to the local stack)")
-    with _quiet():
-        results["holds"] = hold_latency(calls=50 if quick else 300, repetitions=3)
-    _scaled_points(results)
-    log("item 10: the CLI's start-up beside the aws CLI's")
-    results["cli_startup"] = cli_startup(repetitions=3 if quick else 9)
-    results["elapsed_s"] = time.perf_counter() - started
+    fresh = {"machine": machine(), "quick": quick, "scales": scales(quick, extra, only)}
+    run = Sections.resumed_or_new(fresh, "--resume" in argv, path=progress.PARTIAL, log=log)
+    quick = run.results["quick"]
+    run_stubbed_sections(run, quick)
+    run_stack_sections(run, quick)
+    for name in ("scan", "audit", "replay"):
+        run.run(name, f"item 5/6: {name} at each scale", _scaled_points(name, run.results["scales"][name]))
+    run.run("cli_startup", "item 10: the CLI's start-up beside the aws CLI's", lambda: {"cli_startup": cli_startup(repetitions=3 if quick else 9)})
+    results = run.finish()
     write_documents(results)
     RAW.write_text(json.dumps(results, indent=1, default=str))
     log(f"wrote docs/benchmarks.md, docs/capacity.md and docs/benchmarks.json in {results['elapsed_s']:.0f} s")
     return 0
 
 
-def _scaled_points(results: dict) -> None:
-    """Items 5 and 6: the scan, the audit and the replay at each scale, every point on a fresh stack."""
+def run_stubbed_sections(run: Sections, quick: bool) -> None:
+    """What needs no local stack: the template's settings, the handler's CPU, telemetry, memory and imports."""
+
+    def settings() -> dict:
+        with _quiet():
+            return {"function": function_settings("prod")}
+
+    run.run("function", "the prod function's settings, from its synthesized template", settings)
+    run.run(
+        "cpu",
+        "item 2: handler CPU time (stubbed DynamoDB, fresh child processes)",
+        lambda: {"cpu": measure.handler_cpu(per_kind=300 if quick else 2000, repetitions=3)},
+    )
+    run.run(
+        "telemetry",
+        "logs, metrics and alerts per event (stubbed AWS, a fresh child process)",
+        lambda: {"telemetry": measure.telemetry(per_kind=5 if quick else 20)},
+    )
+    run.run(
+        "memory",
+        "peak memory of each packaged function over its priced events (stubbed AWS, a fresh child process each)",
+        lambda: {"memory": measure.max_memory(per_kind=5 if quick else 20)},
+    )
+    run.run(
+        "imports",
+        "item 3: import times and event-path modules",
+        lambda: {
+            "imports": measure.import_times(repetitions=5 if quick else 9),
+            "heaviest": measure.heaviest_imports(),
+            "event_path_modules": measure.modules_on_event_path()["present"],
+        },
+    )
+
+
+def run_stack_sections(run: Sections, quick: bool) -> None:
+    """What runs against local stacks: request counts and cold invocations, throughput, the hold API's latency."""
     from emulator.stack import local_stack
 
-    for name, runner in (("scan", _scan_point), ("audit", _audit_point), ("replay", _replay_point)):
+    def fresh_stack():
+        with _quiet(), local_stack("dev") as stack:
+            yield stack
+
+    def holds() -> dict:
+        with _quiet():
+            return {"holds": hold_latency(calls=50 if quick else 300, repetitions=3)}
+
+    run.run(
+        "requests",
+        "item 1: request counts and capacity units, then cold invocations (moto server, real HTTP)",
+        lambda: _on_one_stack(run.results, quick),
+    )
+    run.run(
+        "throughput",
+        "item 4: throughput, 10 threads, every run on a fresh stack",
+        lambda: {"throughput": measure.throughput(contextlib.contextmanager(fresh_stack), events_per_run=60 if quick else 200, repetitions=3)},
+    )
+    run.run("holds", "item 9: the hold API's latency per call (Invoke over HTTP to the local stack)", holds)
+
+
+def _on_one_stack(results: dict, quick: bool) -> dict:
+    """Item 1's request counts and units, the largest item, and item 3's cold invocations, on one local stack."""
+    from emulator.stack import local_stack
+    from reconciler.config import RuntimeConfig
+
+    with _quiet(), local_stack("dev") as stack:
+        config = RuntimeConfig.from_env()
+        counts = count_requests(stack.client("dynamodb"), stack.client("sqs"), config, prefix="bench", events=stack.client("events"))
+        requests = {scenario: {who: _counted(c) for who, c in by_who.items()} for scenario, by_who in counts.items()}
+        found = {
+            "requests": requests,
+            "function": {**results["function"], "credits_table": config.credits_table},  # the bench's stream records are keyed by it
+            "max_item_bytes": _max_item_bytes(stack),
+        }
+        log("item 3: cold invocations (peak RSS), tracing off and on")
+        found["cold"] = measure.cold_invocations(stack, repetitions=3 if quick else 5)
+    return found
+
+
+def _counted(c: Any) -> dict:
+    return {
+        "dynamodb": c.dynamodb,
+        "sqs": c.sqs,
+        "total": c.dynamodb_total,
+        "outcome": c.outcome,
+        "units": list(c.units),
+        "partitions": c.partitions,
+        "user_partition_wru": c.user_partition_wru(),
+        "stored_bytes": c.stored_bytes,
+        "stored_by_table": c.stored_by_table,
+        "stream_records": c.stream_records,
+        "balance_runs": c.balance_runs,
+    }
+
+
+def _scaled_points(name: str, scale_list: list[float]) -> Callable[[], dict]:
+    """Item 5 or 6 as a section: the scan, the audit or the replay at each scale, every point on a fresh stack."""
+    from emulator.stack import local_stack
+
+    runner = {"scan": _scan_point, "audit": _audit_point, "replay": _replay_point}[name]
+
+    def measure_points() -> dict:
         points = []
-        for scale in results["scales"][name]:
+        for scale in scale_list:
             with _quiet(), local_stack("dev") as stack:
                 log(f"item 5/6: {name} at {scale:g}x")
                 points.append({"scale": scale, **runner(stack, scale)})
-        results[f"{name}_points"] = points
         # The sections' own text describes the 1x point (or the only one).
-        results[name] = next((p for p in points if p["scale"] == 1), points[-1])
+        return {f"{name}_points": points, name: next((p for p in points if p["scale"] == 1), points[-1])}
+
+    return measure_points
 
 
 def _scan_point(stack, scale: float) -> dict:

@@ -255,9 +255,11 @@ class Target:
     def shadow(self, directory: Path) -> Shadow:
         """`reconciler shadow`: v2's settlement as deployed (runtime_config), deciding against the live tables and writing nothing."""
         from reconciler.ops.shadow import Shadow
+        from reconciler.repository.shadow_log import DynamoDBShadowLog
 
         config = self.runtime_config()
-        return Shadow(self.store, lambda store: bootstrap.settlement_service(store, config), directory)
+        deployed = DynamoDBShadowLog(self.client("dynamodb"), self.names.shadow_table)
+        return Shadow(self.store, lambda store: bootstrap.settlement_service(store, config), directory, deployed)
 
     def _dead_letter_queue(self) -> SqsQueue:
         return SqsQueue(self.client("sqs"), self.dlq_url)

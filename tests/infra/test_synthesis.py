@@ -78,7 +78,7 @@ def test_the_synthesis_uses_the_repositorys_runtime_even_under_a_test_patch(monk
 
     seen = []
 
-    def build_app(stage, outdir):  # records what the function's asset would be built from
+    def build_app(stage, outdir, mode=None):  # records what the function's asset would be built from
         seen.append(reconciler_function.RUNTIME_DIR)
         raise RuntimeError("stop before synthesizing")
 

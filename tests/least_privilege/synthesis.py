@@ -63,17 +63,22 @@ def synthesize(stage: str) -> dict[str, Stack]:
     # points RUNTIME_DIR at an edited copy and may be the first to ask for dev).
     patched, reconciler_function.RUNTIME_DIR = reconciler_function.RUNTIME_DIR, REPO / "runtime"
     try:
-        with tempfile.TemporaryDirectory(prefix="cc-reconciler-synth-") as outdir:
-            assembly = build_app(stage, outdir).synth()
-            return {
-                stack.display_name: Stack(
-                    template=stack.template,
-                    termination_protection=bool(stack.termination_protection),
-                    account=stack.environment.account,
-                    region=stack.environment.region,
+        stacks = {}
+        for mode in ("full", "shadow"):  # the stage's stacks, and its deployed shadow's (`--context mode=shadow`)
+            with tempfile.TemporaryDirectory(prefix="cc-reconciler-synth-") as outdir:
+                assembly = build_app(stage, outdir, mode).synth()
+                stacks.update(
+                    {
+                        stack.display_name: Stack(
+                            template=stack.template,
+                            termination_protection=bool(stack.termination_protection),
+                            account=stack.environment.account,
+                            region=stack.environment.region,
+                        )
+                        for stack in assembly.stacks
+                    }
                 )
-                for stack in assembly.stacks
-            }
+        return stacks
     finally:
         reconciler_function.RUNTIME_DIR = patched
 

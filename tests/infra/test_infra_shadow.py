@@ -1,0 +1,136 @@
+"""The deployed shadow (`--context mode=shadow`, docs/migration.md step 1) beside a live v1: its own names, v1's
+event pattern, v1's tables imported by name and never writable, and cdk-nag clean."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from aws_cdk import Validations
+from cdk_nag import AwsSolutionsChecks, ServerlessChecks
+from infra_helpers import as_list, identity_policy_statements, only_resource
+
+from infra.app import build_app
+from infra.config import config_for, for_mode
+from reconciler.contract import SETTLED_DETAIL_TYPES, SETTLED_EVENT_SOURCE, SHADOW_HANDLER, STAGES
+
+# Reads: anything else on one of v1's tables is a write (or could become one, as a wildcard).
+READ_ACTIONS = {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:DescribeTable"}
+NAME_PROPERTIES = ("TableName", "QueueName", "FunctionName", "TopicName", "AlarmName", "Name", "LogGroupName", "RoleName", "ArchiveName")
+
+
+def v1_names(stage: str) -> set[str]:
+    """What v1 owns in a stage (its runbook), and the names v2 keeps for it."""
+    names = config_for(stage).names
+    return {
+        names.jobs_table,
+        names.credits_table,
+        names.ledger_table,
+        names.function,
+        names.dead_letter_queue,
+        names.ops_topic,
+        names.alarm("errors"),
+        names.alarm("adjustments"),
+        names.log_group,
+        names.events_rule,
+        names.event_archive,
+    }
+
+
+def v1_tables(stage: str) -> tuple[str, ...]:
+    names = config_for(stage).names
+    return names.jobs_table, names.credits_table, names.ledger_table
+
+
+def touches(resource: Any, table: str) -> bool:
+    """Whether a statement's resource (possibly an intrinsic) can match the table: by name, or by a wildcard."""
+    text = json.dumps(resource)
+    return f"table/{table}" in text or resource == "*" or "table/*" in text
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_shadow_deploys_under_names_of_its_own(synthesize_shadow, stage):
+    template = synthesize_shadow(stage).to_json()
+    names = config_for(stage).names
+    found = {
+        props[key]
+        for resource in template["Resources"].values()
+        for key, props in [(k, resource.get("Properties", {})) for k in NAME_PROPERTIES]
+        if isinstance(props.get(key), str)
+    }
+    assert found == {
+        names.shadow_table,
+        names.shadow_dead_letter_queue,
+        names.shadow_function,
+        names.shadow_rule,
+        f"/aws/lambda/{names.shadow_function}",
+    }
+    assert not found & v1_names(stage)
+    types = {resource["Type"] for resource in template["Resources"].values()}
+    assert not types & {"AWS::SNS::Topic", "AWS::CloudWatch::Alarm", "AWS::Events::Archive"}, "v1 owns its topic and alarms"
+    assert [t for t in types if t.startswith("AWS::DynamoDB::")] == ["AWS::DynamoDB::Table"]  # its decisions table only
+    assert for_mode(config_for(stage), "shadow").termination_protection is False
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_shadow_stack_is_deployed_without_termination_protection_to_the_stages_account(synthesize, stage):
+    # Temporary: destroyed after the cutover (docs/migration.md), whatever the stage's own stacks have
+    config = config_for(stage)
+    assert synthesize(stage).shadow_deployment == (False, config.account, config.region)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_a_second_rule_sends_v1s_events_to_the_shadow_function(synthesize_shadow, stage):
+    template = synthesize_shadow(stage)
+    rule = only_resource(template, "AWS::Events::Rule")["Properties"]
+    assert rule["EventPattern"] == {"source": [SETTLED_EVENT_SOURCE], "detail-type": list(SETTLED_DETAIL_TYPES)}
+    assert "EventBusName" not in rule  # the default bus, as v1's
+    (target,) = rule["Targets"]
+    assert "ShadowFunction" in json.dumps(target["Arn"]) and "ShadowDeadLetterQueue" in json.dumps(target["DeadLetterConfig"])
+    function = only_resource(template, "AWS::Lambda::Function")["Properties"]
+    assert function["Handler"] == SHADOW_HANDLER
+    variables = function["Environment"]["Variables"]
+    names = config_for(stage).names
+    decisions_table = next(iter(template.find_resources("AWS::DynamoDB::Table")))
+    assert (variables["JOBS_TABLE_NAME"], variables["SHADOW_DECISIONS_TABLE_NAME"]) == (names.jobs_table, {"Ref": decisions_table})
+    assert "ReservedConcurrentExecutions" not in function  # v1 keeps the account's reserved concurrency
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_shadow_role_may_write_nothing_to_v1s_tables(synthesize_shadow, stage):
+    statements = identity_policy_statements(synthesize_shadow(stage))
+    assert statements, "the shadow's role has a policy"
+    on_v1 = {}
+    for statement in statements:
+        assert statement["Effect"] == "Allow"
+        for resource in as_list(statement["Resource"]):
+            for table in v1_tables(stage):
+                if touches(resource, table):
+                    # Any action that can reach DynamoDB (X-Ray's on "*" cannot)
+                    reaching = [a for a in as_list(statement["Action"]) if a.startswith(("dynamodb:", "*"))]
+                    on_v1.setdefault(table, set()).update(reaching)
+    assert all(action in READ_ACTIONS for actions in on_v1.values() for action in actions), on_v1
+    # What the shadow store reads (load_job); nothing at all on Credits and Ledger
+    assert {table: actions for table, actions in on_v1.items() if actions} == {config_for(stage).names.jobs_table: {"dynamodb:GetItem"}}
+
+
+def test_v1s_tables_are_imported_not_created(synthesize_shadow):
+    tables = synthesize_shadow("prod").find_resources("AWS::DynamoDB::Table")
+    assert [t["Properties"]["TableName"] for t in tables.values()] == ["ShadowDecisions-prod"]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_cdk_nag_finds_nothing_unacknowledged_in_the_shadow(stage, tmp_path):
+    app = build_app(stage, outdir=str(tmp_path), mode="shadow")
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app), ServerlessChecks(app))
+    try:
+        app.synth()
+    except Exception as error:  # noqa: BLE001 - jsii surfaces ValidationFailed as a generic error
+        report = tmp_path / "validation-report.json"
+        pytest.fail(f"cdk-nag findings for the {stage} shadow: {error}\n{report.read_text() if report.exists() else ''}")
+
+
+def test_an_unknown_mode_is_refused():
+    with pytest.raises(ValueError, match="unknown mode 'shadw'"):
+        for_mode(config_for("prod"), "shadw")

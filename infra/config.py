@@ -244,11 +244,15 @@ def for_first_deploy(config: StageConfig) -> StageConfig:
     return replace(config, termination_protection=False, deletion_protection=False)
 
 
+class UnknownModeError(ValueError):
+    pass
+
+
 def for_mode(config: StageConfig, mode: str) -> StageConfig:
     """The stage in a deploy mode (`--context mode=shadow`). The shadow's stack is temporary, destroyed after the
     cutover: no termination protection, whatever the stage's."""
     if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
+        raise UnknownModeError(f"unknown mode {mode!r}; valid modes: {', '.join(MODES)}")
     if mode == "shadow":
         return replace(config, mode="shadow", termination_protection=False)
     return replace(config, mode="full")

@@ -4,17 +4,22 @@ event pattern, v1's tables imported by name and never writable, and cdk-nag clea
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aws_cdk import Validations
 from cdk_nag import AwsSolutionsChecks, ServerlessChecks
+from cfnlint.api import ManualArgs, lint
 from infra_helpers import as_list, identity_policy_statements, only_resource
 
 from infra.app import build_app
-from infra.config import config_for, for_mode
+from infra.config import UnknownModeError, config_for, for_mode
 from reconciler.contract import SETTLED_DETAIL_TYPES, SETTLED_EVENT_SOURCE, SHADOW_HANDLER, STAGES
 
+REPO = Path(__file__).resolve().parents[2]
 # Reads: anything else on one of v1's tables is a write (or could become one, as a wildcard).
 READ_ACTIONS = {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:DescribeTable"}
 NAME_PROPERTIES = ("TableName", "QueueName", "FunctionName", "TopicName", "AlarmName", "Name", "LogGroupName", "RoleName", "ArchiveName")
@@ -131,6 +136,26 @@ def test_cdk_nag_finds_nothing_unacknowledged_in_the_shadow(stage, tmp_path):
         pytest.fail(f"cdk-nag findings for the {stage} shadow: {error}\n{report.read_text() if report.exists() else ''}")
 
 
-def test_an_unknown_mode_is_refused():
-    with pytest.raises(ValueError, match="unknown mode 'shadw'"):
+@pytest.mark.parametrize("stage", STAGES)
+def test_cfn_lint_finds_no_problem_in_the_shadow(synthesize_shadow, stage):
+    # W3005 (redundant DependsOn) is how CDK writes dependencies; everything else counts.
+    matches = lint(json.dumps(synthesize_shadow(stage).to_json()), config=ManualArgs(ignore_checks=["W3005"], regions=["us-east-1"]))
+    assert not matches, "\n".join(f"{m.rule.id} {m.message} (line {m.linenumber})" for m in matches)
+
+
+def test_the_documented_command_synthesizes_the_shadow_alone(clean_cdk_env, tmp_path):
+    # `make deploy-shadow STAGE=prod` runs the pinned CLI with these contexts (docs/migration.md step 1b)
+    env = {**clean_cdk_env, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20", "CDK_DISABLE_CLI_TELEMETRY": "true"}
+    command = ["npx", "--no-install", "cdk", "synth", "--context", "stage=prod", "--context", "mode=shadow", "--quiet", "--no-notices"]
+    result = subprocess.run([*command, "--output", str(tmp_path / "out")], cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, f"cdk synth failed:\n{result.stdout}\n{result.stderr}"
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.template.json")) == ["cc-reconciler-shadow-prod.template.json"]
+
+
+def test_an_unknown_mode_is_refused_in_one_line(clean_cdk_env):
+    with pytest.raises(UnknownModeError, match="unknown mode 'shadw'"):
         for_mode(config_for("prod"), "shadw")
+    env = {**clean_cdk_env, "CDK_CONTEXT_JSON": json.dumps({"stage": "prod", "mode": "shadw"}), "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
+    result = subprocess.run([sys.executable, "app.py"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == "error: unknown mode 'shadw'; valid modes: full, shadow"

@@ -147,7 +147,7 @@ def test_the_documented_command_synthesizes_the_shadow_alone(clean_cdk_env, tmp_
     # `make deploy-shadow STAGE=prod` runs the pinned CLI with these contexts (docs/migration.md step 1b)
     env = {**clean_cdk_env, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20", "CDK_DISABLE_CLI_TELEMETRY": "true"}
     command = ["npx", "--no-install", "cdk", "synth", "--context", "stage=prod", "--context", "mode=shadow", "--quiet", "--no-notices"]
-    result = subprocess.run([*command, "--output", str(tmp_path / "out")], cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+    result = subprocess.run([*command, "--output", str(tmp_path / "out")], cwd=REPO, env=env, capture_output=True, text=True, timeout=420)
     assert result.returncode == 0, f"cdk synth failed:\n{result.stdout}\n{result.stderr}"
     assert sorted(p.name for p in (tmp_path / "out").glob("*.template.json")) == ["cc-reconciler-shadow-prod.template.json"]
 
@@ -156,6 +156,6 @@ def test_an_unknown_mode_is_refused_in_one_line(clean_cdk_env):
     with pytest.raises(UnknownModeError, match="unknown mode 'shadw'"):
         for_mode(config_for("prod"), "shadw")
     env = {**clean_cdk_env, "CDK_CONTEXT_JSON": json.dumps({"stage": "prod", "mode": "shadw"}), "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
-    result = subprocess.run([sys.executable, "app.py"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "app.py"], cwd=REPO, env=env, capture_output=True, text=True, timeout=420)
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1] == "error: unknown mode 'shadw'; valid modes: full, shadow"

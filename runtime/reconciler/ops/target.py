@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 
 from reconciler import bootstrap
 from reconciler.config import RuntimeConfig
-from reconciler.contract import ResourceNames
+from reconciler.contract import ConfigError, ResourceNames
 from reconciler.ops.adjustments import Adjuster
 from reconciler.ops.audit import Auditor
 from reconciler.ops.aws import (
@@ -257,9 +257,17 @@ class Target:
         from reconciler.ops.shadow import Shadow
         from reconciler.repository.shadow_log import DynamoDBShadowLog
 
-        config = self.runtime_config()
         deployed = DynamoDBShadowLog(self.client("dynamodb"), self.names.shadow_table)
-        return Shadow(self.store, lambda store: bootstrap.settlement_service(store, config), directory, deployed)
+        return Shadow(self.store, lambda store: bootstrap.settlement_service(store, self._shadow_config()), directory, deployed)
+
+    def _shadow_config(self) -> RuntimeConfig:
+        """v2's settings as deployed; beside a live v1 the stage's function is v1's, whose environment is not v2's:
+        then the stage's contract settings (prices without overrides), said in a note. Read only when deciding."""
+        try:
+            return self.runtime_config()
+        except ConfigError as error:
+            self.notes.append(f"{self.names.function} is not v2's ({error}): deciding with the {self.stage} stage's contract settings")
+            return RuntimeConfig.for_stage(self.stage)
 
     def _dead_letter_queue(self) -> SqsQueue:
         return SqsQueue(self.client("sqs"), self.dlq_url)

@@ -31,6 +31,19 @@ def _zip() -> bytes:
     return buffer.getvalue()
 
 
+def _stage_function(session, role_name: str, environment: dict[str, str]) -> None:
+    """`cc-agent-reconciler-dev` in moto, with `environment`."""
+    role = session.client("iam").create_role(RoleName=role_name, AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    session.client("lambda").create_function(
+        FunctionName="cc-agent-reconciler-dev",
+        Runtime="python3.12",
+        Role=role,
+        Handler="handler.handler",
+        Code={"ZipFile": _zip()},
+        Environment={"Variables": environment},
+    )
+
+
 @pytest.fixture
 def deployed_dev(dev_templates, monkeypatch):
     """The dev stage's resources and a function (in moto) whose invoke answers as the reconciler does."""
@@ -38,15 +51,7 @@ def deployed_dev(dev_templates, monkeypatch):
     with mock_aws():
         session = boto3.session.Session()
         resources = provision(dev_templates, "dev", session)
-        role = session.client("iam").create_role(RoleName="reconciler", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-        session.client("lambda").create_function(
-            FunctionName="cc-agent-reconciler-dev",
-            Runtime="python3.12",
-            Role=role,
-            Handler="handler.handler",
-            Code={"ZipFile": _zip()},
-            Environment={"Variables": resources.runtime_environment()},
-        )
+        _stage_function(session, "reconciler", resources.runtime_environment())
         # moto runs an invoke in Docker, which this machine lacks: answer as the function does for a duplicate.
         monkeypatch.setattr(
             "moto.awslambda.models.LambdaFunction.invoke",
@@ -102,15 +107,7 @@ def v1_stage_with_shadow(dev_templates, monkeypatch):
         session = boto3.session.Session()
         provision(dev_templates, "dev", session)  # the tables under v1's names
         provision_shadow(templates, "dev", session)
-        role = session.client("iam").create_role(RoleName="v1", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-        session.client("lambda").create_function(
-            FunctionName="cc-agent-reconciler-dev",
-            Runtime="python3.12",
-            Role=role,
-            Handler="handler.handler",
-            Code={"ZipFile": _zip()},
-            Environment={"Variables": {"CREDITS_TABLE": "Credits-dev", "OPENAI_SECRET": "meta-agents/openai"}},  # v1's, not v2's
-        )
+        _stage_function(session, "v1", {"CREDITS_TABLE": "Credits-dev", "OPENAI_SECRET": "meta-agents/openai"})  # v1's, not v2's
         yield session
 
 

@@ -157,7 +157,7 @@ def _synthesize_all(config: pytest.Config | None = None) -> dict[str, dict]:
 
     cache = synthesis.cache(config) if config is not None else None
     if cache is not None:
-        return {stage: cache.templates(stage) for stage in STAGES}
+        return {stage: cache.templates(stage, mode=None) for stage in STAGES}  # the shadow's role too
     return {stage: {name: stack.template for name, stack in synthesis.synthesize(stage).items()} for stage in STAGES}
 
 

@@ -39,6 +39,8 @@ class Stack:
     termination_protection: bool
     account: str
     region: str
+    # The app that builds it: "full" (`make deploy`: the stage) or "shadow" (`--context mode=shadow`, beside a live v1).
+    mode: str = "full"
 
 
 def inputs_hash(stage: str) -> str:
@@ -74,6 +76,7 @@ def synthesize(stage: str) -> dict[str, Stack]:
                             termination_protection=bool(stack.termination_protection),
                             account=stack.environment.account,
                             region=stack.environment.region,
+                            mode=mode,
                         )
                         for stack in assembly.stacks
                     }
@@ -96,8 +99,11 @@ class TemplateCache:
             self._read[key] = self._load_or_synthesize(stage, self.directory / f"{key}.json")
         return self._read[key]
 
-    def templates(self, stage: str) -> dict[str, dict]:
-        return {name: stack.template for name, stack in self.stacks(stage).items()}
+    def templates(self, stage: str, mode: str | None = "full") -> dict[str, dict]:
+        """The templates of one app of the stage: its own stacks ("full", what the local stack provisions), its
+        deployed shadow's ("shadow"), or both (None: the IAM check reads every role). Never both by default: a stage
+        provisioned with its shadow's template would get the shadow's table, queue and second rule on v1's pattern."""
+        return {name: stack.template for name, stack in self.stacks(stage).items() if mode is None or stack.mode == mode}
 
     def _load_or_synthesize(self, stage: str, path: Path) -> dict[str, Stack]:
         self.directory.mkdir(parents=True, exist_ok=True)

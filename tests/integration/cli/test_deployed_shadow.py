@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 
 from benchmarks.baseline_v1 import V1Baseline
-from emulator.shadow import LocalShadow, provision_shadow, shadow_templates
+from emulator.shadow import LocalShadow, provision_shadow
 from infra.config import config_for
 from reconciler import bootstrap
+from reconciler.contract import ResourceNames
 from tests.integration.cli.v1_items import rendered, v1_books
 from tests.least_privilege.calls import SHADOW_FUNCTION, Need, needs
 from tests.least_privilege.policies import Observed, Templates, check_shadow_function
@@ -23,8 +24,9 @@ V1_TABLES = ("Jobs-dev", "Credits-dev", "Ledger-dev")
 
 
 @pytest.fixture(scope="module")
-def templates() -> dict[str, dict]:
-    return shadow_templates("dev")
+def templates(stage_templates) -> dict[str, dict]:
+    """The dev stage's deployed shadow (`--context mode=shadow`), from the session's synthesis cache."""
+    return stage_templates("dev", "shadow")
 
 
 def table_bytes(env, *tables: str) -> dict[str, str]:
@@ -86,6 +88,15 @@ def received(env, queue_url: str) -> list[dict]:
             found.append(json.loads(message["Body"]))
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
     return found
+
+
+def test_a_local_stack_of_the_stage_has_none_of_the_shadows_resources(env):
+    # The stage's templates are its own app's: the shadow's table, DLQ and second rule on v1's pattern (which would
+    # deliver every event twice to the stack's invoke queue) come only with provision_shadow.
+    names = ResourceNames("dev")
+    assert names.shadow_table not in env.client("dynamodb").list_tables()["TableNames"]
+    assert not env.client("sqs").list_queues(QueueNamePrefix=names.shadow_dead_letter_queue).get("QueueUrls")
+    assert [rule["Name"] for rule in env.client("events").list_rules()["Rules"] if rule["Name"] == names.shadow_rule] == []
 
 
 def test_the_deployed_shadow_decides_v1s_events_and_the_report_names_the_differences(env, deployed, cli, tmp_path, templates):

@@ -2,26 +2,30 @@
 receiving the same events, writing nothing to v1's tables.
 
 Every resource has a name of its own (ResourceNames.shadow_*), none of v1's: its function, a second rule on the
-default bus with v1's event pattern, its decisions table and its DLQ. v1's tables are imported by name, never
-created, and its role may not write to any of them: the only v1 table it may touch is Jobs, with GetItem (the
-shadow store's `load_job`); its writes go to its own table.
+default bus with v1's event pattern, its decisions table, its DLQ and the alarm on it (to `ops-alerts-{stage}`).
+v1's tables are imported by name, never created, and its role may not write to any of them: the only v1 table it
+may touch is Jobs, with GetItem (the shadow store's `load_job`); its writes go to its own table.
 """
 
 from __future__ import annotations
 
 import json
 
-from aws_cdk import Acknowledgment, Duration, Validations
+from aws_cdk import Acknowledgment, ArnFormat, Duration, Stack, Validations
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from infra.config import StageConfig
+from infra.constructs.alarms import GT, NO_DATA_IS_HEALTHY
 from infra.constructs.dead_letter_queue import DeadLetterQueue
 from infra.constructs.reconciler_function import RENDER_EVENTS, events_rule, python_function
 from reconciler import contract
-from reconciler.contract import SHADOW_ENTRY_KEY, SHADOW_HANDLER, SHADOW_JOB_KEY
+from reconciler.contract import SHADOW_ALARM_CONCERNS, SHADOW_ENTRY_KEY, SHADOW_HANDLER, SHADOW_JOB_KEY
 
 # What the shadow's code calls (tests/integration/emulator/test_deployed_shadow.py checks these against its calls):
 #   ShadowDecisions: GetItem (an event decided already, a job's claim), PutItem (a decision, a claim).
@@ -72,6 +76,7 @@ class DeployedShadow(Construct):
             self.function,
             self.dead_letter_queue,
         )
+        self.dead_letter_alarm = self._dead_letter_alarm(config)
         self._grant()
         Validations.of(self.function).acknowledge(
             Acknowledgment(
@@ -79,6 +84,30 @@ class DeployedShadow(Construct):
                 reason="Its async on-failure destination is the shadow's dead-letter queue (EventInvokeConfig).",
             )
         )
+
+    def _dead_letter_alarm(self, config: StageConfig) -> cloudwatch.Alarm:
+        """Pages on `ops-alerts-{stage}` (v1's topic, then v2's once adopted: imported by name, its policy admits this
+        alarm) when an event waits in the shadow's DLQ: the shadow never decided it, so its report cannot count it."""
+        names = config.names
+        (concern,) = SHADOW_ALARM_CONCERNS
+        topic_arn = Stack.of(self).format_arn(service="sns", resource=names.ops_topic, arn_format=ArnFormat.NO_RESOURCE_NAME)
+        notify = cloudwatch_actions.SnsAction(sns.Topic.from_topic_arn(self, "OpsTopic", topic_arn))
+        alarm = cloudwatch.Alarm(
+            self,
+            "DeadLetterAlarm",
+            alarm_name=names.alarm(concern),
+            alarm_description=f"Events wait in {names.shadow_dead_letter_queue}: the deployed shadow did not decide them, so "
+            "its report (reconciler shadow report --deployed) leaves them out. Read them and fix the cause; v1 is not affected.",
+            metric=self.dead_letter_queue.metric_approximate_number_of_messages_visible(statistic="Maximum", period=Duration.minutes(5)),
+            threshold=0,
+            comparison_operator=GT,
+            evaluation_periods=1,
+            treat_missing_data=NO_DATA_IS_HEALTHY,  # SQS stops publishing only for a queue empty and idle for hours
+            actions_enabled=config.alarm_actions_enabled,
+        )
+        alarm.add_alarm_action(notify)
+        alarm.add_ok_action(notify)
+        return alarm
 
     def _grant(self) -> None:
         self.role.add_to_policy(iam.PolicyStatement(sid="ShadowDecisions", actions=list(SHADOW_TABLE_ACTIONS), resources=[self.decisions.table_arn]))

@@ -246,6 +246,10 @@ BALANCE_EVENT_ALARM_CONCERNS: tuple[str, ...] = (
 
 # Every alarm of a stage: the ops topic's and its key's policies admit exactly these, and each has a runbook line.
 EVERY_ALARM_CONCERN: tuple[str, ...] = ALARM_CONCERNS + BALANCE_EVENT_ALARM_CONCERNS + HOLD_ALARM_CONCERNS
+# The deployed shadow's alarm (infra/constructs/shadow.py, its own stack beside v1: docs/migration.md step 1b), on
+# the same ops topic; the topic's and its key's policies admit it too, so it still pages once v2 adopts the topic.
+SHADOW_ALARM_CONCERNS: tuple[str, ...] = ("shadow-dlq-depth",)
+OPS_TOPIC_ALARM_CONCERNS: tuple[str, ...] = EVERY_ALARM_CONCERN + SHADOW_ALARM_CONCERNS
 
 
 class ConfigError(ValueError):

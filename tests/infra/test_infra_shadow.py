@@ -13,11 +13,11 @@ import pytest
 from aws_cdk import Validations
 from cdk_nag import AwsSolutionsChecks, ServerlessChecks
 from cfnlint.api import ManualArgs, lint
-from infra_helpers import as_list, identity_policy_statements, only_resource
+from infra_helpers import as_list, identity_policy_statements, joined, only_resource, refers_to
 
 from infra.app import build_app
 from infra.config import UnknownModeError, config_for, for_mode
-from reconciler.contract import SETTLED_DETAIL_TYPES, SETTLED_EVENT_SOURCE, SHADOW_HANDLER, STAGES
+from reconciler.contract import SETTLED_DETAIL_TYPES, SETTLED_EVENT_SOURCE, SHADOW_ALARM_CONCERNS, SHADOW_HANDLER, STAGES
 
 REPO = Path(__file__).resolve().parents[2]
 # Reads: anything else on one of v1's tables is a write (or could become one, as a wildcard).
@@ -70,10 +70,11 @@ def test_the_shadow_deploys_under_names_of_its_own(synthesize_shadow, stage):
         names.shadow_function,
         names.shadow_rule,
         f"/aws/lambda/{names.shadow_function}",
+        names.alarm("shadow-dlq-depth"),
     }
     assert not found & v1_names(stage)
     types = {resource["Type"] for resource in template["Resources"].values()}
-    assert not types & {"AWS::SNS::Topic", "AWS::CloudWatch::Alarm", "AWS::Events::Archive"}, "v1 owns its topic and alarms"
+    assert not types & {"AWS::SNS::Topic", "AWS::Events::Archive"}, "v1 owns its topic and archive"
     assert [t for t in types if t.startswith("AWS::DynamoDB::")] == ["AWS::DynamoDB::Table"]  # its decisions table only
     assert for_mode(config_for(stage), "shadow").termination_protection is False
 
@@ -118,6 +119,32 @@ def test_the_shadow_role_may_write_nothing_to_v1s_tables(synthesize_shadow, stag
     assert all(action in READ_ACTIONS for actions in on_v1.values() for action in actions), on_v1
     # What the shadow store reads (load_job); nothing at all on Credits and Ledger
     assert {table: actions for table, actions in on_v1.items() if actions} == {config_for(stage).names.jobs_table: {"dynamodb:GetItem"}}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_an_event_in_the_shadows_dlq_pages_on_the_stages_ops_topic(synthesize, stage):
+    # Given the shadow's one alarm
+    config, synthesized = config_for(stage), synthesize(stage)
+    (concern,) = SHADOW_ALARM_CONCERNS
+    alarm = only_resource(synthesized.shadow, "AWS::CloudWatch::Alarm")["Properties"]
+    # Then it watches the shadow's DLQ and fires on its first message, as the stage's dlq-depth does
+    (queue,) = alarm["Dimensions"]
+    assert queue["Name"] == "QueueName" and refers_to(queue["Value"], "ShadowDeadLetterQueue")
+    watched = (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"], alarm["Period"])
+    assert watched == ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 300)
+    assert (alarm["ComparisonOperator"], alarm["Threshold"], alarm["TreatMissingData"]) == ("GreaterThanThreshold", 0, "notBreaching")
+    # And it pages `ops-alerts-{stage}` (the topic v1 has, imported by name) on ALARM and on OK, as the stage's alarms do
+    assert alarm["AlarmName"] == config.names.alarm(concern)
+    topic = f"arn:aws:sns:{config.region}:{config.account}:{config.names.ops_topic}"
+    assert [joined(action) for action in alarm["AlarmActions"]] == [topic] == [joined(action) for action in alarm["OKActions"]]
+    assert alarm["ActionsEnabled"] is config.alarm_actions_enabled
+    # And once v2 adopts the topic (step 2c: its policy replaces v1's, its key encrypts it) both still admit the alarm
+    alarm_arn = f"arn:aws:cloudwatch:{config.region}:{config.account}:alarm:{config.names.alarm(concern)}"
+    topic_policy = only_resource(synthesized.data, "AWS::SNS::TopicPolicy")["Properties"]["PolicyDocument"]["Statement"]
+    key_policy = only_resource(synthesized.data, "AWS::KMS::Key")["Properties"]["KeyPolicy"]["Statement"]
+    for statements in (topic_policy, key_policy):
+        (cloudwatch,) = [s for s in statements if s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}]
+        assert alarm_arn in {joined(arn) for arn in as_list(cloudwatch["Condition"]["ArnLike"]["aws:SourceArn"])}
 
 
 def test_v1s_tables_are_imported_not_created(synthesize_shadow):

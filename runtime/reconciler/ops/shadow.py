@@ -17,7 +17,7 @@ baseline: updates v1 lost (its read-modify-write under concurrency) or wrote beh
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -182,8 +182,3 @@ def _job_difference(v2: int, v1: int, outcomes: list[str]) -> str:
     if abs(v1) > abs(v2) and abs(v1) % abs(v2) == 0:
         return f"v1's ledger moved {v1:+d}, {abs(v1) // abs(v2)} times v2's {v2:+d}: v1 settled this job more than once"
     return f"v2 would move {v2:+d}, v1's ledger moved {v1:+d} (a different price or amount)"
-
-
-def iter_envelopes(events: Iterable[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
-    for envelope in events:
-        yield {**envelope, "id": event_identity(envelope)}

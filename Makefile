@@ -133,9 +133,10 @@ deploy: bootstrap
 	$(BIN)/python -m infra.predeploy $(STAGE) $(if $(FIRST_DEPLOY),--first-deploy)
 	npx cdk deploy --context stage=$(STAGE) $(if $(FIRST_DEPLOY),--context first_deploy=true) --all --require-approval broadening
 
-# The deployed shadow beside a live v1 (docs/migration.md, step 1b): its own stack only; no pre-deploy check (it would
-# refuse v1's existing tables, which the shadow only reads).
+# The deployed shadow beside a live v1 (docs/migration.md, step 1b): its own stack only, after the pre-deploy check of
+# its mode (account, region, Powertools, v1's tables present, none of its own retained resources left outside its stack).
 deploy-shadow: bootstrap
+	$(BIN)/python -m infra.predeploy $(STAGE) --mode shadow
 	npx cdk deploy --context stage=$(STAGE) --context mode=shadow --require-approval broadening
 
 destroy-shadow: bootstrap

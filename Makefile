@@ -12,7 +12,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 # says otherwise: without it every test process and benchmark child would compile boto3, moto and the CDK again.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: help bootstrap lock demo test gate unit integration infra-tests bench sim mutants synth lint diff deploy destroy clean adoption-templates rehearse-cutover
+.PHONY: help bootstrap lock demo test gate unit integration infra-tests bench sim mutants synth lint diff deploy destroy clean adoption-templates rehearse-cutover deploy-shadow destroy-shadow
 SEEDS ?= 10000
 
 help:
@@ -28,6 +28,7 @@ help:
 	@echo "make diff|deploy|destroy STAGE=NAME   the same against an AWS account (deploy: FIRST_DEPLOY=1 for a stage's first create)"
 	@echo "make adoption-templates STAGE=prod   the data stack's templates for taking over v1's resources (docs/migration.md)"
 	@echo "make rehearse-cutover     the takeover from v1 rehearsed on the local stack, with its counts"
+	@echo "make deploy-shadow|destroy-shadow STAGE=NAME   the deployed shadow beside a live v1 (docs/migration.md, step 1b)"
 	@echo "make lock [UPGRADE=1]     regenerate the hash-locked requirements*.txt from pyproject.toml"
 
 # Every package comes from the hash-locked requirements-dev.txt. Our own package, editable, can carry no hash:
@@ -131,6 +132,15 @@ diff: bootstrap
 deploy: bootstrap
 	$(BIN)/python -m infra.predeploy $(STAGE) $(if $(FIRST_DEPLOY),--first-deploy)
 	npx cdk deploy --context stage=$(STAGE) $(if $(FIRST_DEPLOY),--context first_deploy=true) --all --require-approval broadening
+
+# The deployed shadow beside a live v1 (docs/migration.md, step 1b): its own stack only, after the pre-deploy check of
+# its mode (account, region, Powertools, v1's tables present, none of its own retained resources left outside its stack).
+deploy-shadow: bootstrap
+	$(BIN)/python -m infra.predeploy $(STAGE) --mode shadow
+	npx cdk deploy --context stage=$(STAGE) --context mode=shadow --require-approval broadening
+
+destroy-shadow: bootstrap
+	npx cdk destroy --context stage=$(STAGE) --context mode=shadow
 
 # The takeover rehearsed on the local stack against a v1 stand-in (scripts/rehearse_cutover.py, docs/migration.md).
 rehearse-cutover: bootstrap

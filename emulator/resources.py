@@ -84,6 +84,31 @@ def provision(templates: Mapping[str, dict], stage: str, session: Any, operable:
     commands act on: the function (as configuration; it runs in-process), its log group, alarms, archive."""
     local = LocalResources(stage=stage)
     dynamodb, sqs, sns, events = (session.client(name) for name in ("dynamodb", "sqs", "sns", "events"))
+    local.tables.update(create_tables(templates, dynamodb))
+    local.queues.update(create_queues(templates, sqs))
+    for _, props in resources_of(templates, "AWS::SNS::Topic"):
+        name = _literal(props["TopicName"], "TopicName")
+        local.topics[name] = sns.create_topic(Name=name)["TopicArn"]
+    for _, props in _reconciler_functions(templates):
+        local.function_name = _literal(props["FunctionName"], "FunctionName")
+        variables = props.get("Environment", {}).get("Variables", {})
+        local.function_environment = {key: value for key, value in variables.items() if isinstance(value, str)}
+    local.invoke_queue_url = sqs.create_queue(QueueName=INVOKE_QUEUE)["QueueUrl"]
+    local.rules.update(route_rules(templates, events, sqs, local.invoke_queue_url))
+    for _, props in resources_of(templates, "AWS::Lambda::EventInvokeConfig"):
+        local.max_retry_attempts = int(props.get("MaximumRetryAttempts", local.max_retry_attempts))
+        local.max_event_age_seconds = int(props.get("MaximumEventAgeInSeconds", local.max_event_age_seconds))
+    if operable:
+        _provision_operable(templates, local, session)
+    missing = [role for role in ("Jobs", "Credits", "Ledger", "UserLedger", "Settlements") if role not in local.tables]
+    if missing or f"cc-reconciler-dlq-{stage}" not in local.queues or f"ops-alerts-{stage}" not in local.topics:
+        raise RuntimeError(f"the templates for {stage} lack expected resources (tables missing: {missing})")
+    return local
+
+
+def create_tables(templates: Mapping[str, dict], dynamodb: Any) -> dict[str, str]:
+    """The templates' tables, as their schema says; logical role (the name without its stage) -> name."""
+    created = {}
     for _, props in resources_of(templates, "AWS::DynamoDB::Table", "AWS::DynamoDB::GlobalTable"):
         name = _literal(props["TableName"], "TableName")
         request = {
@@ -99,37 +124,33 @@ def provision(templates: Mapping[str, dict], stage: str, session: Any, operable:
                 {key: index[key] for key in ("IndexName", "KeySchema", "Projection")} for index in props["GlobalSecondaryIndexes"]
             ]
         dynamodb.create_table(**request)
-        local.tables[name.rsplit("-", 1)[0]] = name
+        created[name.rsplit("-", 1)[0]] = name
+    return created
+
+
+def create_queues(templates: Mapping[str, dict], sqs: Any) -> dict[str, str]:
+    """The templates' queues; name -> URL."""
+    created = {}
     for _, props in resources_of(templates, "AWS::SQS::Queue"):
         name = _literal(props["QueueName"], "QueueName")
         attributes = {"MessageRetentionPeriod": str(props.get("MessageRetentionPeriod", 345600))}
-        local.queues[name] = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
-    for _, props in resources_of(templates, "AWS::SNS::Topic"):
-        name = _literal(props["TopicName"], "TopicName")
-        local.topics[name] = sns.create_topic(Name=name)["TopicArn"]
-    for _, props in _reconciler_functions(templates):
-        local.function_name = _literal(props["FunctionName"], "FunctionName")
-        variables = props.get("Environment", {}).get("Variables", {})
-        local.function_environment = {key: value for key, value in variables.items() if isinstance(value, str)}
-    local.invoke_queue_url = sqs.create_queue(QueueName=INVOKE_QUEUE)["QueueUrl"]
-    invoke_queue_arn = sqs.get_queue_attributes(QueueUrl=local.invoke_queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        created[name] = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+    return created
+
+
+def route_rules(templates: Mapping[str, dict], events: Any, sqs: Any, queue_url: str) -> dict[str, dict]:
+    """The templates' event rules, each with its pattern, to the queue a local invoker polls (EventBridge cannot invoke
+    an in-process handler); name -> pattern. A schedule is left out (run locally with `reconciler scan --local`)."""
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    routed = {}
     for _, props in resources_of(templates, "AWS::Events::Rule"):
         if "EventPattern" not in props:
-            continue  # the timer-scan schedule: run locally with `reconciler scan --local`
+            continue
         name = _literal(props["Name"], "Name")
-        pattern = props["EventPattern"]
-        events.put_rule(Name=name, EventPattern=json.dumps(pattern), State="ENABLED")
-        events.put_targets(Rule=name, Targets=[{"Id": "local-invoker", "Arn": invoke_queue_arn}])
-        local.rules[name] = pattern
-    for _, props in resources_of(templates, "AWS::Lambda::EventInvokeConfig"):
-        local.max_retry_attempts = int(props.get("MaximumRetryAttempts", local.max_retry_attempts))
-        local.max_event_age_seconds = int(props.get("MaximumEventAgeInSeconds", local.max_event_age_seconds))
-    if operable:
-        _provision_operable(templates, local, session)
-    missing = [role for role in ("Jobs", "Credits", "Ledger", "UserLedger", "Settlements") if role not in local.tables]
-    if missing or f"cc-reconciler-dlq-{stage}" not in local.queues or f"ops-alerts-{stage}" not in local.topics:
-        raise RuntimeError(f"the templates for {stage} lack expected resources (tables missing: {missing})")
-    return local
+        events.put_rule(Name=name, EventPattern=json.dumps(props["EventPattern"]), State="ENABLED")
+        events.put_targets(Rule=name, Targets=[{"Id": "local-invoker", "Arn": queue_arn}])
+        routed[name] = props["EventPattern"]
+    return routed
 
 
 def _reconciler_functions(templates: Mapping[str, dict]) -> Iterable[tuple[str, dict]]:

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import aws_cdk as cdk
 
-from infra.config import DEFAULT_STAGE, StageConfig, config_for, for_first_deploy
+from infra.config import DEFAULT_STAGE, StageConfig, config_for, for_first_deploy, for_mode
 from infra.stacks.ci_stack import CiStack
 from infra.stacks.compute_stack import ComputeStack
 from infra.stacks.data_stack import DataStack
 from infra.stacks.monitoring_stack import MonitoringStack
+from infra.stacks.shadow_stack import ShadowStack
 from reconciler.contract import SERVICE_NAME
 
 CDK_JSON = Path(__file__).resolve().parents[1] / "cdk.json"
@@ -30,10 +31,12 @@ def _context() -> dict:
     return context
 
 
-def _stage_app(stage: str | None, outdir: str | None) -> tuple[cdk.App, StageConfig, dict]:
-    """An app, the stage it builds (`stage`, else the `stage` context, else dev) and what each of its stacks takes."""
+def _stage_app(stage: str | None, outdir: str | None, mode: str | None = None) -> tuple[cdk.App, StageConfig, dict]:
+    """An app, the stage it builds (`stage`, else the `stage` context, else dev), in its mode (`mode`, else the `mode`
+    context, else full) and what each of its stacks takes."""
     app = cdk.App(outdir=outdir, context=_context())
     config = config_for(stage or app.node.try_get_context("stage") or DEFAULT_STAGE)
+    config = for_mode(config, mode or app.node.try_get_context("mode") or "full")
     if str(app.node.try_get_context("first_deploy")).lower() == "true":  # `make deploy FIRST_DEPLOY=1`
         config = for_first_deploy(config)
     common = dict(
@@ -45,10 +48,14 @@ def _stage_app(stage: str | None, outdir: str | None) -> tuple[cdk.App, StageCon
     return app, config, common
 
 
-def build_app(stage: str | None = None, outdir: str | None = None) -> cdk.App:
-    """The app for `stage`, else the `stage` context (`--context stage=NAME` or CDK_CONTEXT_JSON), else dev."""
-    app, config, common = _stage_app(stage, outdir)
+def build_app(stage: str | None = None, outdir: str | None = None, mode: str | None = None) -> cdk.App:
+    """The app for `stage`, else the `stage` context (`--context stage=NAME` or CDK_CONTEXT_JSON), else dev; with
+    `--context mode=shadow` (or `mode`) only the deployed shadow, to run beside a live v1 (docs/migration.md step 1)."""
+    app, config, common = _stage_app(stage, outdir, mode)
     names = config.names
+    if config.mode == "shadow":
+        ShadowStack(app, names.shadow_stack, config=config, stack_name=names.shadow_stack, **common)
+        return app
 
     data = DataStack(app, names.data_stack, config=config, stack_name=names.data_stack, **common)
     compute = ComputeStack(app, names.compute_stack, config=config, data=data, stack_name=names.compute_stack, **common)
@@ -72,8 +79,8 @@ def build_ci_app(stage: str | None = None, outdir: str | None = None) -> cdk.App
     return app
 
 
-def synthesize_templates(stage: str) -> dict[str, dict]:
+def synthesize_templates(stage: str, mode: str | None = None) -> dict[str, dict]:
     """Stack display name -> CloudFormation template, synthesized into a throw-away folder."""
     with tempfile.TemporaryDirectory(prefix="cc-reconciler-synth-") as outdir:
-        assembly = build_app(stage, outdir).synth()
+        assembly = build_app(stage, outdir, mode).synth()
         return {stack.display_name: stack.template for stack in assembly.stacks}

@@ -79,6 +79,12 @@ class BalanceEventSettings:
             raise ValueError("balance events: the low threshold must be >= 1 and the overdraft alert level <= 0")
 
 
+# What a deploy builds for a stage (`--context mode=NAME`): "full", v2 itself (data, compute and monitoring stacks);
+# "shadow", beside a live v1 before the takeover, only the deployed shadow's stack (docs/migration.md step 1).
+Mode = Literal["full", "shadow"]
+MODES: tuple[Mode, ...] = ("full", "shadow")
+
+
 @dataclass(frozen=True)
 class StageConfig:
     stage: str
@@ -112,8 +118,11 @@ class StageConfig:
     # Where v1.0 lives (docs/migration.md): "adopt" imports its tables, DLQ and topic into the data stack (infra/adoption.py)
     # before v2's first deploy; "create" creates everything (a fresh account).
     takeover: Literal["adopt", "create"] = "create"
+    mode: Mode = "full"
 
     def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"{self.stage}: mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.takeover not in ("adopt", "create"):
             raise ValueError(f"{self.stage}: takeover must be 'adopt' or 'create', got {self.takeover!r}")
         if self.takeover == "adopt" and self.removal_policy == RemovalPolicy.DESTROY:
@@ -233,3 +242,17 @@ def for_first_deploy(config: StageConfig) -> StageConfig:
     no table deletion protection, so that a failed create rolls back and can simply be retried; the next deploy turns
     both on (the pre-deploy check refuses a first deploy without it, and it on an existing stack)."""
     return replace(config, termination_protection=False, deletion_protection=False)
+
+
+class UnknownModeError(ValueError):
+    pass
+
+
+def for_mode(config: StageConfig, mode: str) -> StageConfig:
+    """The stage in a deploy mode (`--context mode=shadow`). The shadow's stack is temporary, destroyed after the
+    cutover: no termination protection, whatever the stage's."""
+    if mode not in MODES:
+        raise UnknownModeError(f"unknown mode {mode!r}; valid modes: {', '.join(MODES)}")
+    if mode == "shadow":
+        return replace(config, mode="shadow", termination_protection=False)
+    return replace(config, mode="full")

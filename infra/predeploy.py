@@ -1,4 +1,5 @@
-"""`python -m infra.predeploy STAGE [--first-deploy]`: what must hold before any deploy of a stage (`make deploy` runs it).
+"""`python -m infra.predeploy STAGE [--first-deploy] [--mode shadow]`: what must hold before any deploy of a stage
+(`make deploy` runs it, and `make deploy-shadow` with `--mode shadow`).
 
 Each finding is a line saying what to do; exit 1 when there is any:
   * the credentials are the stage's account, and the clients its region (the stacks are environment-specific);
@@ -11,18 +12,22 @@ Each finding is a line saying what to do; exit 1 when there is any:
     can then be rolled back and retried), and a deploy onto existing stacks never does (it would turn protection off);
   * where the stage adopts v1's resources and they exist, the data stack exists before anything else is deployed
     (the adoption's import comes first: docs/migration.md).
+The deployed shadow (`--mode shadow`) is checked for the account, the region and the Powertools parameter, for v1's
+tables (it decides against them: they must exist), and for its own retained resources left by an earlier shadow
+outside its stack (its create would fail "already exists"); the rest concerns v2's own stacks and function.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from infra.adoption import adopted
-from infra.config import POWERTOOLS_LAYER_PARAMETER, StageConfig, config_for
+from infra.config import MODES, POWERTOOLS_LAYER_PARAMETER, StageConfig, config_for, for_mode
 from infra.deploy_guard import pause_problem
 
 UNRESERVED_MINIMUM = 100  # Lambda's floor of unreserved concurrency per account and region
@@ -61,17 +66,40 @@ def _table_exists(dynamodb: Any, name: str) -> bool:
     return True
 
 
-def problems(config: StageConfig, *, sts: Any, lambda_client: Any, ssm: Any, cloudformation: Any, dynamodb: Any, first_deploy: bool) -> list[str]:
+SERVICES = ("sts", "lambda", "ssm", "cloudformation", "dynamodb", "sqs", "logs")
+
+
+def problems_with(config: StageConfig, clients: Mapping[str, Any], first_deploy: bool) -> list[str]:
+    """Every problem with deploying `config` (its mode: the stage, or its deployed shadow), one client per service of
+    SERVICES, by service name."""
+    found = _environment_problems(config, clients)
+    if config.mode == "shadow":
+        return found + _shadow_problems(config, clients)
+    return found + _stage_problems(config, clients, first_deploy)
+
+
+def _environment_problems(config: StageConfig, clients: Mapping[str, Any]) -> list[str]:
+    """The account, the region and the Powertools layer: every deploy, the stage's and the shadow's."""
     found = []
-    account = sts.get_caller_identity()["Account"]
+    account = clients["sts"].get_caller_identity()["Account"]
     if account != config.account:
         found.append(f"these credentials are for account {account}; {config.stage} deploys to {config.account} (infra/config.py)")
-    for client in (lambda_client, ssm, cloudformation, dynamodb):
-        if client.meta.region_name != config.region:
-            service = client.meta.service_model.service_name
-            found.append(f"the {service} client is in {client.meta.region_name}; {config.stage} deploys to {config.region}")
+    for service in SERVICES[1:]:
+        if clients[service].meta.region_name != config.region:
+            found.append(f"the {service} client is in {clients[service].meta.region_name}; {config.stage} deploys to {config.region}")
             break
-    names = config.names
+    try:
+        clients["ssm"].get_parameter(Name=POWERTOOLS_LAYER_PARAMETER)
+    except ClientError as error:
+        if _code(error) != "ParameterNotFound":
+            raise
+        found.append(f"{POWERTOOLS_LAYER_PARAMETER} does not exist in {config.region}: pin a Powertools version whose layer AWS publishes there")
+    return found
+
+
+def _stage_problems(config: StageConfig, clients: Mapping[str, Any], first_deploy: bool) -> list[str]:
+    found = []
+    names, lambda_client = config.names, clients["lambda"]
     unreserved = lambda_client.get_account_settings()["AccountLimit"]["UnreservedConcurrentExecutions"]
     # A function that exists already holds its reservation out of `unreserved`; only the increase must fit.
     needed = max(config.limits.reserved_concurrency - _reserved_now(lambda_client, names.function), 0)
@@ -84,13 +112,7 @@ def problems(config: StageConfig, *, sts: Any, lambda_client: Any, ssm: Any, clo
     paused = pause_problem(lambda_client, names.function, config.stage)
     if paused:
         found.append(paused)
-    try:
-        ssm.get_parameter(Name=POWERTOOLS_LAYER_PARAMETER)
-    except ClientError as error:
-        if _code(error) != "ParameterNotFound":
-            raise
-        found.append(f"{POWERTOOLS_LAYER_PARAMETER} does not exist in {config.region}: pin a Powertools version whose layer AWS publishes there")
-    stacks = {name: _stack_exists(cloudformation, name) for name in (names.data_stack, names.compute_stack, names.monitoring_stack)}
+    stacks = {name: _stack_exists(clients["cloudformation"], name) for name in (names.data_stack, names.compute_stack, names.monitoring_stack)}
     protected = config.termination_protection or config.deletion_protection
     new = [name for name, exists in stacks.items() if not exists]
     if new and protected and not first_deploy:
@@ -101,6 +123,7 @@ def problems(config: StageConfig, *, sts: Any, lambda_client: Any, ssm: Any, clo
     if first_deploy and not new:
         found.append("every stack exists: FIRST_DEPLOY=1 would turn protection off; deploy without it")
     if config.takeover == "adopt" and not stacks[names.data_stack]:
+        dynamodb = clients["dynamodb"]
         existing = [name for name, (kind, _) in adopted(config).items() if kind == "AWS::DynamoDB::Table" and _table_exists(dynamodb, name)]
         if existing:
             found.append(
@@ -110,23 +133,51 @@ def problems(config: StageConfig, *, sts: Any, lambda_client: Any, ssm: Any, clo
     return found
 
 
-SERVICES = ("sts", "lambda", "ssm", "cloudformation", "dynamodb")
+def _shadow_problems(config: StageConfig, clients: Mapping[str, Any]) -> list[str]:
+    """The deployed shadow (`--context mode=shadow`, beside a live v1): v1's tables are meant to exist (it decides
+    against them), and nothing of its own may exist outside its stack. It reserves no concurrency and protects nothing."""
+    names, dynamodb = config.names, clients["dynamodb"]
+    found = []
+    missing = [table for table in (names.jobs_table, names.credits_table, names.ledger_table) if not _table_exists(dynamodb, table)]
+    if missing:
+        found.append(
+            f"v1's tables {', '.join(missing)} do not exist in {config.account} {config.region}: the shadow decides against "
+            "v1's live tables; deploy it where v1 runs"
+        )
+    if not _stack_exists(clients["cloudformation"], names.shadow_stack):
+        kept = _kept_shadow_resources(config, clients)
+        if kept:
+            found.append(
+                f"{', '.join(kept)} exist outside {names.shadow_stack} (kept by an earlier shadow's `make destroy-shadow`: retained "
+                "in staging and prod), so its create would fail 'already exists': read what you need, delete them "
+                "(docs/migration.md, step 1b), then deploy"
+            )
+    return found
 
 
-def problems_with(config: StageConfig, clients: dict[str, Any], first_deploy: bool) -> list[str]:
-    """`problems` with one client per service of SERVICES, by service name."""
-    sts, lambda_client, ssm, cloudformation, dynamodb = (clients[service] for service in SERVICES)
-    return problems(
-        config, sts=sts, lambda_client=lambda_client, ssm=ssm, cloudformation=cloudformation, dynamodb=dynamodb, first_deploy=first_deploy
-    )
+def _kept_shadow_resources(config: StageConfig, clients: Mapping[str, Any]) -> list[str]:
+    """The shadow's retained, fixed-name resources that exist: its decisions table, its DLQ, its log group."""
+    names = config.names
+    kept = [names.shadow_table] if _table_exists(clients["dynamodb"], names.shadow_table) else []
+    try:
+        clients["sqs"].get_queue_url(QueueName=names.shadow_dead_letter_queue)
+        kept.append(names.shadow_dead_letter_queue)
+    except ClientError as error:
+        if _code(error) not in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
+            raise
+    log_group = f"/aws/lambda/{names.shadow_function}"
+    groups = clients["logs"].describe_log_groups(logGroupNamePrefix=log_group)["logGroups"]
+    kept += [log_group] if any(group["logGroupName"] == log_group for group in groups) else []
+    return kept
 
 
 def main(argv: list[str], clients: dict[str, Any] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.predeploy", description="Checks before deploying a stage.")
     parser.add_argument("stage")
     parser.add_argument("--first-deploy", action="store_true", help="the deploy creates stacks: protection stays off until it succeeded")
+    parser.add_argument("--mode", choices=MODES, default="full", help="shadow: the deployed shadow beside a live v1 (`make deploy-shadow`)")
     args = parser.parse_args(argv)
-    config = config_for(args.stage)
+    config = for_mode(config_for(args.stage), args.mode)
     if clients is None:
         import boto3
 

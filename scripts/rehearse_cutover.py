@@ -6,7 +6,10 @@ operator types (docs/migration.md), against a v1 stand-in that behaves as v1's r
        the pipeline marks jobs rendered or failed and publishes their events, some twice; the stand-in (benchmarks/
        baseline_v1.py: separate reads and writes, no transaction, no condition) settles them on several threads, so
        concurrent updates of one user's balance are lost.
-    2. Shadow: `reconciler shadow start`, then `shadow decide` on each batch before v1 settles it, `shadow report`.
+    2. Shadow, deployed (docs/migration.md step 1b): its resources from the synthesized shadow template beside v1's
+       (`emulator/shadow.py`), `reconciler shadow start`; each batch is published on the local bus, whose two rules
+       deliver every event to v1's stand-in and to the shadow function (run in-process, as the local stack runs the
+       reconciler), which decides it before v1 settles it; then `shadow report --deployed`.
     3. Cutover at T: v1 stops; events keep arriving and are kept (the archive's stand-in: a file, as an EventBridge
        archive would keep them); `reconciler migrate --cutover T` (dry run, then --apply with the opening corrections);
        v2 is enabled: the kept events and those still arriving go to v2 (`reconciler local send`), some of them
@@ -38,7 +41,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "runtime")]
 
 from benchmarks.baseline_v1 import V1Baseline  # noqa: E402
+from emulator.delivery import handler_output_to  # noqa: E402
 from emulator.server import LOCAL_ENV, moto_server  # noqa: E402
+from emulator.shadow import LocalShadow, provision_shadow, shadow_templates  # noqa: E402
 from emulator.stack import provision_stack  # noqa: E402
 from reconciler.domain.ledger import iso_timestamp  # noqa: E402
 from reconciler.ops.target import STATE_DIR_ENV  # noqa: E402
@@ -124,6 +129,62 @@ class Rehearsal:
         path.write_text("".join(json.dumps(event) + "\n" for event in events))
         return path
 
+    def deploy_shadow(self) -> LocalShadow:
+        """`make deploy-shadow`, locally: the shadow's own resources from its synthesized template, beside v1's."""
+        return provision_shadow(shadow_templates(STAGE), STAGE, self.stack.session(), self.stack.endpoint)
+
+    def publish(self, events: list[dict]) -> None:
+        """The pipeline puts each event on the bus; every rule of v1's pattern receives it (v1's and the shadow's)."""
+        refused = [entry for entry in self.stack.publish_entries(events) if entry.get("ErrorCode")]
+        if refused:
+            raise SystemExit(f"the local bus refused {len(refused)} events: {refused[0]}")
+
+    def shadow_decides(self, shadow: LocalShadow) -> int:
+        """The shadow function on what its rule delivered (in this process, with its template's environment, as a new
+        container); the number of events it decided."""
+        saved = dict(os.environ)
+        os.environ.update({**LOCAL_ENV, **shadow.environment, "AWS_ENDPOINT_URL": self.stack.endpoint})
+        from reconciler.bootstrap import reset_container
+
+        reset_container()
+        try:
+            invoker = shadow.invoker(self.stack.client("sqs"))
+            with (self.work / "shadow-function.log").open("a") as log, handler_output_to(log):  # its CloudWatch Logs
+                invoker.drain()
+        finally:
+            reset_container()
+            os.environ.clear()
+            os.environ.update(saved)
+        failed = [r for r in invoker.results if "error" in r]
+        if failed:
+            raise SystemExit(f"the shadow function failed on {len(failed)} events: {failed[0]['error']}")
+        return len(invoker.results)
+
+    def v1_receives(self) -> list[dict]:
+        """What v1's rule delivered (the local stack's rule, to its invoke queue), taken off the queue for v1's stand-in."""
+        sqs, url, received = self.stack.client("sqs"), self.stack.resources.invoke_queue_url, []
+        while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+            for message in messages:
+                received.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return received
+
+    def v1_runs_beside_the_shadow(self, users: list[str], jobs: int) -> tuple[dict[str, int], dict]:
+        """Step 1b: the shadow deployed, a baseline, three batches decided by the shadow and settled by v1, the report;
+        how many events v1 and the shadow each received."""
+        shadow, directory = self.deploy_shadow(), str(self.work / "shadow")
+        self.typed.append("make deploy-shadow")
+        self.reconciler("shadow", "start", "--dir", directory)
+        counts = {"decided": 0, "v1Received": 0}
+        for batch in range(3):
+            events = self.finish_jobs(f"v1b{batch}", users, jobs // 3)
+            self.publish(events)
+            counts["decided"] += self.shadow_decides(shadow)
+            delivered = self.v1_receives()
+            counts["v1Received"] += len(delivered)
+            self.v1_settles(delivered)
+        return counts, self.reconciler("shadow", "report", "--deployed", "--dir", directory, expect=(0, 1))
+
     def v1_settles(self, events: list[dict], threads: int = 8) -> None:
         v1 = V1Baseline(self.dynamodb, f"Jobs-{STAGE}", f"Credits-{STAGE}", f"Ledger-{STAGE}")
         with ThreadPoolExecutor(threads) as pool:
@@ -170,15 +231,8 @@ def rehearse(work: Path, users: int, jobs: int, seed: int) -> dict[str, Any]:
         r = Rehearsal(endpoint, work, seed)
         names = [f"user-{n:02d}" for n in range(users)]
         r.fund(names)
-        shadow = str(work / "shadow")
-        r.reconciler("shadow", "start", "--dir", shadow)
-        # v1 runs, the shadow decides each batch first (read-only)
-        decided = 0
-        for batch in range(3):
-            events = r.finish_jobs(f"v1b{batch}", names, jobs // 3)
-            decided += len(r.reconciler("shadow", "decide", str(r.write(f"batch-{batch}.jsonl", events)), "--dir", shadow))
-            r.v1_settles(events)
-        shadow_report = r.reconciler("shadow", "report", "--dir", shadow, expect=(0, 1))
+        # v1 runs, the deployed shadow beside it decides each event first (read-only)
+        received, shadow_report = r.v1_runs_beside_the_shadow(names, jobs)
         # Cutover: v1 stops at T; events keep arriving and are kept (the archive)
         time.sleep(0.01)
         cutover = iso_timestamp()
@@ -201,7 +255,7 @@ def rehearse(work: Path, users: int, jobs: int, seed: int) -> dict[str, Any]:
             **counted,
             "cutover": cutover,
             "shadow": {
-                "decided": decided,
+                **received,
                 "differences": len(shadow_report["differences"]),
                 "lostUpdateUsers": len(lost_updates),
                 **shadow_report["totals"],

@@ -14,12 +14,15 @@ class DeadLetterQueue(Construct):
     """Receives EventBridge delivery failures, Lambda async on-failure records and the
     invalid events the function parks itself."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: StageConfig, queue_name: str | None = None, rule_name: str | None = None
+    ) -> None:
+        """The stage's DLQ (`cc-reconciler-dlq-{stage}`, for the events rule), or another (the deployed shadow's) by name."""
         super().__init__(scope, construct_id)
         self.queue = sqs.Queue(
             self,
             "Queue",
-            queue_name=config.names.dead_letter_queue,
+            queue_name=queue_name or config.names.dead_letter_queue,
             retention_period=Duration.days(14),  # the SQS maximum: time for an operator to replay
             # SQS's largest (1 MiB), set explicitly: a queue created before SQS raised its default (v1's, adopted)
             # keeps 256 KiB, and an invalid event of EventBridge's full 256 KB must fit whole with its reasons.
@@ -32,7 +35,7 @@ class DeadLetterQueue(Construct):
         # compute stack, which already depends on this one, so the grant names the rule by its contract
         # name instead of by reference (a reference would make the two stacks depend on each other).
         # The compute stack hands the rule an imported view of this queue so CDK adds no second grant.
-        events_rule_arn = Stack.of(self).format_arn(service="events", resource="rule", resource_name=config.names.events_rule)
+        events_rule_arn = Stack.of(self).format_arn(service="events", resource="rule", resource_name=rule_name or config.names.events_rule)
         self.queue.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="AllowReconcilerEventRuleDeadLetters",

@@ -54,6 +54,7 @@ class OperatorAccess(Construct):
         jobs, credits, ledger = tables.jobs.table_arn, tables.credits.table_arn, tables.ledger.table_arn
         user_ledger, settlements = tables.user_ledger.table_arn, tables.settlements.table_arn
         balance_events = stack.format_arn(service="dynamodb", resource="table", resource_name=names.balance_events_table)
+        shadow_decisions = stack.format_arn(service="dynamodb", resource="table", resource_name=names.shadow_table)
         ledger_by_user = f"{ledger}/index/{contract.LEDGER_BY_USER_INDEX}"
         open_holds = f"{settlements}/index/{contract.OPEN_HOLDS_INDEX}"
         jobs_unsettled = f"{jobs}/index/{contract.JOBS_UNSETTLED_INDEX}"
@@ -78,6 +79,8 @@ class OperatorAccess(Construct):
             Grant("ReadLedgerByUser", ("dynamodb:Query",), (user_ledger, ledger_by_user)),
             # audit and ledger --all: scans of balances and both ledgers; migrate: of the Jobs v1 left (docs/migration.md).
             Grant("AuditScan", ("dynamodb:Scan",), (credits, ledger, user_ledger, jobs)),
+            # shadow report --deployed: the deployed shadow's decisions (its own stack's table, by name: docs/migration.md).
+            Grant("ReadShadowDecisions", ("dynamodb:Scan",), (shadow_decisions,)),
             # scan --dry-run: the timer scan's sparse-index query; audit: holds made on Jobs items before records.
             Grant("ReadUnsettledJobs", ("dynamodb:Query",), (jobs_unsettled,)),
             # audit: the open holds of one user (a Query) or of all (a Scan) in the settlement records' sparse index.

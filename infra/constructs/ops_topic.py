@@ -10,7 +10,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.config import StageConfig
-from reconciler.contract import EVERY_ALARM_CONCERN
+from reconciler.contract import OPS_TOPIC_ALARM_CONCERNS
 
 SUBSCRIPTION_PROTOCOLS = {
     "email": sns.SubscriptionProtocol.EMAIL,
@@ -20,8 +20,8 @@ SUBSCRIPTION_PROTOCOLS = {
 
 
 def alarm_arns(scope: Construct, config: StageConfig) -> list[str]:
-    """The ARNs of the stage's alarms, built from their contract names: the alarms live in the monitoring
-    stack, which depends on this one, so a reference would be a cycle."""
+    """The ARNs of the stage's alarms and its deployed shadow's, built from their contract names: the alarms live in
+    the monitoring stack, which depends on this one (a reference would be a cycle), and the shadow's in its own."""
     stack = Stack.of(scope)
     return [
         stack.format_arn(
@@ -30,7 +30,7 @@ def alarm_arns(scope: Construct, config: StageConfig) -> list[str]:
             resource_name=config.names.alarm(concern),
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
-        for concern in EVERY_ALARM_CONCERN
+        for concern in OPS_TOPIC_ALARM_CONCERNS
     ]
 
 

@@ -191,6 +191,29 @@ FUNCTION_TABLE_ACTIONS = {
 FUNCTION_INDEX_ACTIONS = {"jobs": {contract.JOBS_UNSETTLED_INDEX: ("dynamodb:Query",)}}
 
 
+def events_rule(
+    scope: Construct, rule_name: str, description: str, pattern: events.EventPattern, function: lambda_.IFunction, dead_letter_queue: sqs.IQueue
+) -> events.Rule:
+    """`scope`'s EventsRule: the events of `pattern` to `function` (EventBridge's retries, then the DLQ)."""
+    return events.Rule(
+        scope,
+        "EventsRule",
+        rule_name=rule_name,
+        description=description,
+        event_pattern=pattern,
+        targets=[
+            targets.LambdaFunction(
+                function,
+                retry_attempts=EVENT_DELIVERY_RETRIES,
+                max_event_age=EVENT_DELIVERY_MAX_AGE,
+                # An imported view: the queue's own construct grants EventBridge access (see DeadLetterQueue, by the
+                # rule's name), which keeps the queue's stack free of references to the function's.
+                dead_letter_queue=sqs.Queue.from_queue_arn(scope, "EventsRuleDeadLetterQueue", dead_letter_queue.queue_arn),
+            )
+        ],
+    )
+
+
 class ReconcilerFunction(Construct):
     """`cc-agent-reconciler-{stage}` with its log group, triggers, event archive and IAM role."""
 
@@ -229,22 +252,8 @@ class ReconcilerFunction(Construct):
     def _rules(self, config: StageConfig, dead_letter_queue: sqs.IQueue) -> None:
         """The render events' rule (to the function, its undeliverable events to the DLQ) and the timer scan's schedule."""
         names = config.names
-        self.events_rule = events.Rule(
-            self,
-            "EventsRule",
-            rule_name=names.events_rule,
-            description="Video render outcomes to settle against credits",
-            event_pattern=SETTLED_EVENTS,
-            targets=[
-                targets.LambdaFunction(
-                    self.function,
-                    retry_attempts=EVENT_DELIVERY_RETRIES,
-                    max_event_age=EVENT_DELIVERY_MAX_AGE,
-                    # An imported view: the queue's own construct grants EventBridge access
-                    # (see DeadLetterQueue), which keeps the data stack free of compute references.
-                    dead_letter_queue=sqs.Queue.from_queue_arn(self, "EventsRuleDeadLetterQueue", dead_letter_queue.queue_arn),
-                )
-            ],
+        self.events_rule = events_rule(
+            self, names.events_rule, "Video render outcomes to settle against credits", SETTLED_EVENTS, self.function, dead_letter_queue
         )
         self.timer_scan_rule = events.Rule(
             self,

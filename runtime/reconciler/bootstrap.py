@@ -29,12 +29,13 @@ from reconciler.service.event_settlement import EventProcessor, SettlementServic
 from reconciler.service.ports import DeadLetters
 
 if TYPE_CHECKING:
-    from reconciler.config import BalanceEventsConfig
+    from reconciler.config import BalanceEventsConfig, ShadowConfig
     from reconciler.notify.notifier import Notifier
     from reconciler.repository.dynamodb_operations import OperationsStore
     from reconciler.service.balance_event_publishing import BalanceEventService
     from reconciler.service.ports import SettlementStore, StreamChange
     from reconciler.service.reservations import ReservationService
+    from reconciler.service.shadow_decisions import ShadowDecider
     from reconciler.service.timer_scan import TimerScan
 
     # mypy (make gate) holds the AWS adapters to the ports' Protocols; tests/port_conformance.py does the fakes.
@@ -177,6 +178,18 @@ def build_balance_event_service(config: BalanceEventsConfig, dynamodb: Any = Non
     )
 
 
+def build_shadow_decider(config: ShadowConfig, dynamodb: Any = None) -> ShadowDecider:
+    """The deployed shadow (docs/migration.md step 1): v2's settlement service on the CLI's `shadow decide` store (the
+    live tables' reads, its writes captured), each decision recorded in the shadow's own table."""
+    from reconciler.repository.shadow_log import DynamoDBShadowLog
+    from reconciler.service.shadow_decisions import ShadowDecider
+
+    dynamodb = dynamodb or aws_client("dynamodb")
+    runtime = config.runtime
+    log = DynamoDBShadowLog(dynamodb, config.decisions_table)
+    return ShadowDecider(settlement_store(runtime, dynamodb), lambda store: settlement_service(store, runtime), log)
+
+
 def build_notifier(config: RuntimeConfig, **overrides: Any) -> Notifier:
     """The notifier a handler uses, tuned by its configuration (config.notifier); triage only when the stage enables it."""
     from reconciler.notify.grouping import DEFAULT_MAX_PER_WINDOW, DEFAULT_WINDOW_SECONDS, GroupingWindow
@@ -231,6 +244,13 @@ def balance_event_service() -> BalanceEventService:
 
 
 @lru_cache(maxsize=1)
+def shadow_decider() -> ShadowDecider:
+    from reconciler.config import load_shadow_config
+
+    return build_shadow_decider(load_shadow_config())
+
+
+@lru_cache(maxsize=1)
 def shared_notifier() -> Notifier:
     """The container's notifier (its grouping state lives as long as the container); built on first alert."""
     return build_notifier(load_config())
@@ -244,11 +264,13 @@ def flush_due() -> None:
 
 def reset_container() -> None:
     """Forgets everything a container keeps, configuration included (a new Lambda container)."""
-    from reconciler.config import load_balance_config
+    from reconciler.config import load_balance_config, load_shadow_config
 
     for cached in (
         load_config,
         load_balance_config,
+        load_shadow_config,
+        shadow_decider,
         default_session,
         event_processor,
         timer_scan,

@@ -37,6 +37,7 @@ from reconciler.contract import (
     ENV_PRICE_OVERRIDES,
     ENV_SCAN_GRACE_MINUTES,
     ENV_SETTLEMENTS_TABLE,
+    ENV_SHADOW_TABLE,
     ENV_STAGE,
     ENV_STUCK_JOB_HOURS,
     ENV_TRIAGE_ENABLED,
@@ -188,6 +189,22 @@ class BalanceEventsConfig:
         )
 
 
+@dataclass(frozen=True)
+class ShadowConfig:
+    """The deployed shadow function's (docs/migration.md step 1): v2's settlement settings (prices, the legacy moment)
+    as the reconciler function reads them, and its decisions table, the only one it writes."""
+
+    runtime: RuntimeConfig
+    decisions_table: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ShadowConfig:
+        env = os.environ if env is None else env
+        if not env.get(ENV_SHADOW_TABLE):
+            raise ConfigError(f"missing environment variables: {ENV_SHADOW_TABLE}")
+        return cls(RuntimeConfig.from_env(env), env[ENV_SHADOW_TABLE])
+
+
 def _moment(env: Mapping[str, str], name: str) -> str:
     """An ISO-8601 UTC moment as the ledger writes them (2026-12-07T00:00:00.000Z), or "" when unset."""
     raw = env.get(name, "")
@@ -245,6 +262,12 @@ def _parse_price_overrides(raw: str) -> dict[str, Decimal]:
 def load_config() -> RuntimeConfig:
     """The Lambda's configuration, validated on first use and then cached for the container."""
     return RuntimeConfig.from_env()
+
+
+@lru_cache(maxsize=1)
+def load_shadow_config() -> ShadowConfig:
+    """The shadow function's configuration, validated on first use and cached for the container."""
+    return ShadowConfig.from_env()
 
 
 @lru_cache(maxsize=1)

@@ -59,6 +59,11 @@ HANDLER = "reconciler.handlers.entry.handler"
 BALANCE_EVENTS_HANDLER = "reconciler.handlers.balance_stream.handler"
 # The hold function's handler (docs/pipeline.md).
 HOLDS_HANDLER = "reconciler.handlers.hold_api.handler"
+# The deployed shadow's handler (docs/migration.md, step 1): v2 decides v1's events and writes only its decisions.
+SHADOW_HANDLER = "reconciler.handlers.shadow_events.handler"
+# The shadow's decisions table: one item per event decided, and one claim per job it settled (its exactly-once).
+SHADOW_JOB_KEY = "jobId"
+SHADOW_ENTRY_KEY = "entry"
 
 # The events the function settles (EventBridge source and detail-types); the rule's pattern is built from them.
 SETTLED_EVENT_SOURCE = EVENT_SOURCE
@@ -142,6 +147,7 @@ ENV_SETTLEMENTS_TABLE = "SETTLEMENTS_TABLE_NAME"
 ENV_LEGACY_RESERVATIONS_BEFORE = "LEGACY_RESERVATIONS_BEFORE"
 ENV_DLQ_URL = "DLQ_URL"
 ENV_OPS_TOPIC_ARN = "OPS_TOPIC_ARN"
+ENV_SHADOW_TABLE = "SHADOW_DECISIONS_TABLE_NAME"  # the deployed shadow's only writable table
 ENV_OPENAI_SECRET_NAME = "OPENAI_SECRET_NAME"  # noqa: S105 - an environment variable's name
 ENV_PRICE_OVERRIDES = "PRICE_OVERRIDES"
 ENV_SCAN_GRACE_MINUTES = "SCAN_GRACE_MINUTES"
@@ -240,6 +246,10 @@ BALANCE_EVENT_ALARM_CONCERNS: tuple[str, ...] = (
 
 # Every alarm of a stage: the ops topic's and its key's policies admit exactly these, and each has a runbook line.
 EVERY_ALARM_CONCERN: tuple[str, ...] = ALARM_CONCERNS + BALANCE_EVENT_ALARM_CONCERNS + HOLD_ALARM_CONCERNS
+# The deployed shadow's alarm (infra/constructs/shadow.py, its own stack beside v1: docs/migration.md step 1b), on
+# the same ops topic; the topic's and its key's policies admit it too, so it still pages once v2 adopts the topic.
+SHADOW_ALARM_CONCERNS: tuple[str, ...] = ("shadow-dlq-depth",)
+OPS_TOPIC_ALARM_CONCERNS: tuple[str, ...] = EVERY_ALARM_CONCERN + SHADOW_ALARM_CONCERNS
 
 
 class ConfigError(ValueError):
@@ -403,6 +413,27 @@ class ResourceNames:
     @property
     def balance_events_failure_queue(self) -> str:
         return f"cc-reconciler-balance-events-failures-{self.stage}"
+
+    # The deployed shadow (`--context mode=shadow`, docs/migration.md step 1): beside v1, under names v1 does not use.
+    @property
+    def shadow_stack(self) -> str:
+        return f"cc-reconciler-shadow-{self.stage}"
+
+    @property
+    def shadow_function(self) -> str:
+        return f"cc-reconciler-shadow-{self.stage}"
+
+    @property
+    def shadow_table(self) -> str:
+        return f"ShadowDecisions-{self.stage}"
+
+    @property
+    def shadow_dead_letter_queue(self) -> str:
+        return f"cc-reconciler-shadow-dlq-{self.stage}"
+
+    @property
+    def shadow_rule(self) -> str:
+        return f"cc-reconciler-shadow-events-{self.stage}"
 
     @property
     def operator_read_only_policy(self) -> str:

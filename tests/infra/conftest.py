@@ -41,6 +41,9 @@ class SynthesizedStage:
     monitoring: Template
     # Stack name -> (termination protection, account, region), as the CLI deploys them.
     deployment: dict[str, tuple[bool, str, str]]
+    # The deployed shadow (`--context mode=shadow`, its own app) and how the CLI deploys it.
+    shadow: Template
+    shadow_deployment: tuple[bool, str, str]
 
     def template(self, kind: str) -> Template:
         return getattr(self, kind)
@@ -62,7 +65,13 @@ def synthesize(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
                 data=Template.from_json(stacks[names.data_stack].template),
                 compute=Template.from_json(stacks[names.compute_stack].template),
                 monitoring=Template.from_json(stacks[names.monitoring_stack].template),
-                deployment={name: (stack.termination_protection, stack.account, stack.region) for name, stack in stacks.items()},
+                deployment={name: (stacks[name].termination_protection, stacks[name].account, stacks[name].region) for name in names.app_stacks},
+                shadow=Template.from_json(stacks[names.shadow_stack].template),
+                shadow_deployment=(
+                    stacks[names.shadow_stack].termination_protection,
+                    stacks[names.shadow_stack].account,
+                    stacks[names.shadow_stack].region,
+                ),
             )
         return built[stage]
 
@@ -92,3 +101,9 @@ def clean_cdk_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> dict[str, str]:
     monkeypatch.setenv("npm_config_update_notifier", "false")
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.aws config either
     return dict(os.environ)
+
+
+@pytest.fixture(scope="session")
+def synthesize_shadow(synthesize: Callable[[str], SynthesizedStage]) -> Callable[[str], Template]:
+    """A stage's deployed shadow (`--context mode=shadow`: its one stack), from the session's synthesis cache."""
+    return lambda stage: synthesize(stage).shadow

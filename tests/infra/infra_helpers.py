@@ -53,6 +53,14 @@ def refers_to(value: Any, fragment: str) -> bool:
     return fragment in json.dumps(value)
 
 
+def joined(value: Any) -> str:
+    """A Fn::Join of literals and the partition, as a plain string (aws for the partition)."""
+    if isinstance(value, str):
+        return value
+    separator, parts = value["Fn::Join"]
+    return separator.join("aws" if part == {"Ref": "AWS::Partition"} else part for part in parts)
+
+
 def normalised(template: dict[str, Any]) -> dict[str, Any]:
     """The template with asset hashes masked: runtime edits change them, resource edits do not."""
     return json.loads(ASSET_HASH.sub("<asset-hash>", json.dumps(template)))

@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from infra_helpers import as_list, only_resource, resource_id, resource_named
+from infra_helpers import as_list, joined, only_resource, resource_id, resource_named
 
 from reconciler.contract import (
-    EVERY_ALARM_CONCERN,
     HELD_AT_ATTRIBUTE,
     HOLD_USER_ATTRIBUTE,
     JOBS_UNSETTLED_INDEX,
     LEDGER_BY_USER_INDEX,
     OPEN_HOLDS_INDEX,
+    OPS_TOPIC_ALARM_CONCERNS,
     USER_LEDGER_SORT_KEY,
 )
 
@@ -130,7 +130,7 @@ def test_dead_letter_queue_policy_denies_plain_http_and_admits_only_the_events_r
     source_arn = allow["Condition"]["ArnEquals"]["aws:SourceArn"]
     config = synthesized.config
     expected = f"arn:aws:events:{config.region}:{config.account}:rule/cc-reconciler-events-{stage}"
-    assert _joined(source_arn) == expected, f"unexpected source: {source_arn}"
+    assert joined(source_arn) == expected, f"unexpected source: {source_arn}"
 
 
 def test_ops_topic_is_ssl_only_and_encrypted_with_a_rotating_customer_key(synthesized):
@@ -144,16 +144,8 @@ def test_ops_topic_is_ssl_only_and_encrypted_with_a_rotating_customer_key(synthe
     assert topic.get("DeletionPolicy", "Delete") == expected_policy and key["DeletionPolicy"] == expected_policy
 
 
-def _joined(value) -> str:
-    """A Fn::Join of literals and the partition, as a plain string (aws for the partition)."""
-    if isinstance(value, str):
-        return value
-    separator, parts = value["Fn::Join"]
-    return separator.join("aws" if part == {"Ref": "AWS::Partition"} else part for part in parts)
-
-
 def _stage_alarm_arns(config) -> set[str]:
-    return {f"arn:aws:cloudwatch:{config.region}:{config.account}:alarm:{config.names.alarm(c)}" for c in EVERY_ALARM_CONCERN}
+    return {f"arn:aws:cloudwatch:{config.region}:{config.account}:alarm:{config.names.alarm(c)}" for c in OPS_TOPIC_ALARM_CONCERNS}
 
 
 def _assert_scoped_to_this_stages_alarms(statement: dict, config) -> None:
@@ -161,7 +153,7 @@ def _assert_scoped_to_this_stages_alarms(statement: dict, config) -> None:
     assert set(condition) == {"StringEquals", "ArnLike"}, f"unexpected condition operators: {condition}"
     assert condition["StringEquals"] == {"aws:SourceAccount": config.account}
     assert set(condition["ArnLike"]) == {"aws:SourceArn"}
-    arns = {_joined(v) for v in as_list(condition["ArnLike"]["aws:SourceArn"])}
+    arns = {joined(v) for v in as_list(condition["ArnLike"]["aws:SourceArn"])}
     assert arns == _stage_alarm_arns(config), f"source ARNs {sorted(arns)}"
 
 
@@ -200,9 +192,10 @@ def test_cloudwatch_alarms_can_use_the_topic_key_for_this_stages_alarms_only(syn
     ), others
 
 
-def test_topic_policy_alarm_arns_are_the_alarms_the_monitoring_stack_creates(synthesized):
+def test_topic_policy_alarm_arns_are_the_alarms_the_monitoring_stack_and_the_shadow_create(synthesized):
     config = synthesized.config
-    created = {a["Properties"]["AlarmName"] for a in synthesized.monitoring.find_resources("AWS::CloudWatch::Alarm").values()}
+    stacks = (synthesized.monitoring, synthesized.shadow)
+    created = {alarm["Properties"]["AlarmName"] for stack in stacks for alarm in stack.find_resources("AWS::CloudWatch::Alarm").values()}
     assert {arn.rsplit(":", 1)[1] for arn in _stage_alarm_arns(config)} == created
 
 

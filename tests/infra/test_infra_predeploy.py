@@ -3,15 +3,17 @@ parameter, first deploys and the adoption's order."""
 
 from __future__ import annotations
 
+import subprocess
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 import boto3
 import pytest
 from moto import mock_aws
 
 from infra import predeploy
-from infra.config import POWERTOOLS_LAYER_PARAMETER, config_for
+from infra.config import POWERTOOLS_LAYER_PARAMETER, config_for, for_mode
 
 MOTO_ACCOUNT = "123456789012"
 
@@ -153,3 +155,47 @@ def test_the_command_exits_1_with_a_line_per_problem(aws, capsys):
     assert "predeploy:" in capsys.readouterr().err
     powertools_parameter()
     assert predeploy.main(["dev", "--first-deploy"], clients()) == 1  # the placeholder account is not moto's
+
+
+def table(name: str) -> None:
+    boto3.client("dynamodb", region_name="us-east-1").create_table(
+        TableName=name, KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST",
+    )  # fmt: skip
+
+
+def test_the_shadow_is_checked_against_v1s_tables_and_its_own_kept_resources(aws):
+    # Given prod's deployed shadow, in an account without v1
+    powertools_parameter()
+    shadow = for_mode(stage("prod"), "shadow")
+    names = shadow.names
+    (found,) = check(shadow, clients(unreserved=10))
+    # Then it names v1's missing tables (it decides against them), and none of the stage's own checks (concurrency: it
+    # reserves none; protection, adoption: v2's stacks) apply
+    assert "Jobs-prod, Credits-prod, Ledger-prod do not exist" in found and "deploy it where v1 runs" in found
+    for name in (names.jobs_table, names.credits_table, names.ledger_table):
+        table(name)
+    assert check(shadow, clients(unreserved=10)) == []
+    # When an earlier shadow was destroyed in prod: its table, DLQ and log group were retained
+    table(names.shadow_table)
+    boto3.client("sqs", region_name="us-east-1").create_queue(QueueName=names.shadow_dead_letter_queue)
+    boto3.client("logs", region_name="us-east-1").create_log_group(logGroupName=f"/aws/lambda/{names.shadow_function}")
+    # Then the check names the three before the create fails on them
+    (found,) = check(shadow, clients())
+    assert found.startswith(f"ShadowDecisions-prod, cc-reconciler-shadow-dlq-prod, /aws/lambda/{names.shadow_function} exist outside")
+    # And with the shadow's stack deployed they are its own: an update passes
+    cloudformation = boto3.client("cloudformation", region_name="us-east-1")
+    cloudformation.create_stack(StackName=names.shadow_stack, TemplateBody='{"Resources": {"Q": {"Type": "AWS::SQS::Queue"}}}')
+    assert check(shadow, clients()) == []
+    assert predeploy.main(["prod", "--mode", "shadow"], clients()) == 1  # the placeholder account is not moto's
+
+
+def test_make_deploy_shadow_runs_the_check_of_its_mode_before_the_deploy():
+    # `make -n` prints the recipe without running it; the installs it depends on are taken as done (-o)
+    repo = Path(__file__).resolve().parents[2]
+    done = ["-o", ".venv/bin/.installed", "-o", "node_modules/.installed"]
+    printed = subprocess.run(["make", "-n", *done, "deploy-shadow", "STAGE=prod"], cwd=repo, capture_output=True, text=True, timeout=60, check=True)
+    assert printed.stdout.splitlines() == [
+        ".venv/bin/python -m infra.predeploy prod --mode shadow",
+        "npx cdk deploy --context stage=prod --context mode=shadow --require-approval broadening",
+    ]

@@ -10,11 +10,18 @@ from infra_helpers import STACK_KINDS, normalised
 
 from infra.app import build_app
 from infra.constructs import reconciler_function
+from reconciler.contract import STAGES
 
 
 @pytest.mark.parametrize("kind", STACK_KINDS)
 def test_stack_matches_snapshot(synthesized, kind, snapshot):
     assert normalised(synthesized.template(kind).to_json()) == snapshot
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_shadow_stack_matches_snapshot(synthesize_shadow, stage, snapshot):
+    # The deployed shadow (`--context mode=shadow`): the one stack that mode builds
+    assert normalised(synthesize_shadow(stage).to_json()) == snapshot
 
 
 def test_runtime_edits_do_not_change_the_normalised_template(synthesize, monkeypatch, tmp_path):

@@ -6,7 +6,7 @@ import types
 
 import pytest
 
-from tests.least_privilege.calls import FUNCTION, OPERATOR, PIPELINE, SETUP, Need, attribute, needs, stageless
+from tests.least_privilege.calls import FUNCTION, OPERATOR, PIPELINE, SETUP, SHADOW_FUNCTION, Need, attribute, needs, stageless
 from tests.least_privilege.policies import Grant
 
 
@@ -109,6 +109,24 @@ def _frames(*modules: tuple[str, str]):
                 ("reconciler.repository.dynamodb", "DynamoDBStore.commit_reservation"),
             ],
             PIPELINE,
+        ),
+        (
+            [
+                ("emulator.invoker", "LocalInvoker.drain"),
+                ("reconciler.handlers.shadow_events", "handler"),
+                ("reconciler.service.shadow_decisions", "ShadowDecider.decide"),
+                ("reconciler.repository.shadow_log", "DynamoDBShadowLog.claim"),
+            ],
+            SHADOW_FUNCTION,
+        ),
+        (
+            [
+                ("reconciler.cli.shadow_commands", "shadow_decide"),
+                ("reconciler.ops.shadow", "Shadow.decide"),
+                ("reconciler.service.shadow_decisions", "decide_read_only"),
+                ("reconciler.repository.dynamodb", "DynamoDBStore.load_record"),
+            ],
+            OPERATOR,
         ),
         ([("tests.x", "test"), ("reconciler.repository.dynamodb", "DynamoDBStore.ledger_for_user")], SETUP),
         ([("emulator.cli", "up"), ("emulator.resources", "provision")], SETUP),

@@ -73,12 +73,29 @@ def test_a_stage_is_synthesized_once_for_every_process_until_a_source_changes(re
     assert synthesized == ["prod", "dev", "prod"]
 
 
+def test_a_stages_templates_are_its_own_apps_and_its_shadows_only_when_asked(repo, monkeypatch, tmp_path):
+    # Given a stage whose synthesis holds its own stack and its deployed shadow's (`--context mode=shadow`)
+    def both(stage: str) -> dict[str, synthesis.Stack]:
+        return {
+            f"stack-{stage}": synthesis.Stack({"Resources": {"Own": 1}}, True, "111111111111", "us-east-1"),
+            f"shadow-{stage}": synthesis.Stack({"Resources": {"Shadow": 1}}, False, "111111111111", "us-east-1", mode="shadow"),
+        }
+
+    monkeypatch.setattr(synthesis, "synthesize", both)
+    cache = synthesis.TemplateCache(tmp_path / "cache")
+    # Then the stage's templates (what a local stack is provisioned from) are its own: no shadow table or second rule
+    assert cache.templates("dev") == {"stack-dev": {"Resources": {"Own": 1}}}
+    assert cache.templates("dev", "shadow") == {"shadow-dev": {"Resources": {"Shadow": 1}}}
+    # And the IAM check, which reads every role, gets both; another process reads the modes back from the cache file
+    assert set(synthesis.TemplateCache(tmp_path / "cache").templates("dev", mode=None)) == {"stack-dev", "shadow-dev"}
+
+
 def test_the_synthesis_uses_the_repositorys_runtime_even_under_a_test_patch(monkeypatch, tmp_path):
     from infra.constructs import reconciler_function
 
     seen = []
 
-    def build_app(stage, outdir):  # records what the function's asset would be built from
+    def build_app(stage, outdir, mode=None):  # records what the function's asset would be built from
         seen.append(reconciler_function.RUNTIME_DIR)
         raise RuntimeError("stop before synthesizing")
 

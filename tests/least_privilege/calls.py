@@ -12,6 +12,7 @@ from typing import Any
 # function's, anything else as test set-up.
 FUNCTION = "function"  # the Lambda's code paths, with the function's role
 BALANCE_FUNCTION = "balance-events-function"  # the balance-events stream function, with its own role
+SHADOW_FUNCTION = "shadow-function"  # the deployed shadow (`--context mode=shadow`), with its own role
 OPERATOR = "operator"  # reconciler.cli / reconciler.ops, with an operator policy
 SETUP = "setup"  # tests, fixtures, benchmarks, the local stack's provisioning and emulation
 PIPELINE = "pipeline"  # the reservation library, called by the video pipeline with its own role
@@ -24,6 +25,8 @@ _STRONG: tuple[tuple[str, str, str], ...] = (
     # LambdaInvoker): what runs inside is the function's, with the function's role
     ("simulator.operators", "_SimulatedLambda", FUNCTION),
     ("reconciler.handlers.balance_stream", "", BALANCE_FUNCTION),
+    # the deployed shadow's handler only: the CLI's `shadow decide` runs the same decision code as the operator
+    ("reconciler.handlers.shadow_events", "", SHADOW_FUNCTION),
     ("reconciler.service.balance_event_publishing", "", BALANCE_FUNCTION),
     ("reconciler.handlers", "", FUNCTION),
     ("emulator.invoker", "", LAMBDA_SERVICE),
@@ -82,7 +85,7 @@ def attribute(frame: Any) -> tuple[str, str]:
 
 # Resource names of the contract, with the stage replaced by {stage}.
 _STAGE_NAMES = [
-    re.compile(r"^(?P<base>Jobs|Credits|Ledger|UserLedger|Settlements|BalanceEvents)-(?P<stage>[a-z0-9]+)$"),
+    re.compile(r"^(?P<base>Jobs|Credits|Ledger|UserLedger|Settlements|BalanceEvents|ShadowDecisions)-(?P<stage>[a-z0-9]+)$"),
     re.compile(r"^(?P<base>cc-reconciler-dlq)-(?P<stage>[a-z0-9]+)$"),
     re.compile(r"^(?P<base>ops-alerts)-(?P<stage>[a-z0-9]+)$"),
     re.compile(r"^(?P<base>cc-agent-reconciler)-(?P<stage>[a-z0-9]+)$"),

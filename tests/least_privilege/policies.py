@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.least_privilege.calls import BALANCE_FUNCTION, FUNCTION, OPERATOR, Need, arn
+from tests.least_privilege.calls import BALANCE_FUNCTION, FUNCTION, OPERATOR, SHADOW_FUNCTION, Need, arn
 
 # Grants the function's role needs for AWS itself rather than for a call its code makes: they can never be
 # observed in a test, so each is listed with its reason (and checked to exist, so none goes stale).
@@ -23,11 +23,18 @@ PLATFORM_GRANTS: dict[tuple[str, str], str] = {
 }
 # The balance-events function's role: what Lambda's stream poller does with it (the event source mapping's
 # grants), never a call of the function's code.
+# Every function's: Lambda writes its logs and, where the stage traces, its segments with its role.
+LOGS_AND_TRACES = {
+    grant: PLATFORM_GRANTS[grant]
+    for grant in (
+        ("logs:CreateLogStream", "log-group"),
+        ("logs:PutLogEvents", "log-group"),
+        ("xray:PutTraceSegments", "*"),
+        ("xray:PutTelemetryRecords", "*"),
+    )
+}
 BALANCE_PLATFORM_GRANTS: dict[tuple[str, str], str] = {
-    ("logs:CreateLogStream", "log-group"): PLATFORM_GRANTS[("logs:CreateLogStream", "log-group")],
-    ("logs:PutLogEvents", "log-group"): PLATFORM_GRANTS[("logs:PutLogEvents", "log-group")],
-    ("xray:PutTraceSegments", "*"): PLATFORM_GRANTS[("xray:PutTraceSegments", "*")],
-    ("xray:PutTelemetryRecords", "*"): PLATFORM_GRANTS[("xray:PutTelemetryRecords", "*")],
+    **LOGS_AND_TRACES,
     ("dynamodb:ListStreams", "*"): "the event source mapping: Lambda's poller lists the table's streams",
     ("dynamodb:DescribeStream", "stream"): "the event source mapping: Lambda's poller reads the Credits stream",
     ("dynamodb:GetRecords", "stream"): "the event source mapping: Lambda's poller reads the Credits stream",
@@ -36,6 +43,19 @@ BALANCE_PLATFORM_GRANTS: dict[tuple[str, str], str] = {
     ("sqs:GetQueueAttributes", "queue"): "the mapping's on-failure destination (Lambda's service side)",
     ("sqs:GetQueueUrl", "queue"): "the mapping's on-failure destination (Lambda's service side)",
 }
+# The deployed shadow's role: Lambda's own uses of it, and the one read of v1's tables no test path reaches.
+SHADOW_PLATFORM_GRANTS: dict[tuple[str, str], str] = {
+    **LOGS_AND_TRACES,
+    ("sqs:SendMessage", "queue"): "CDK's grant for the async on-failure destination (Lambda sends the failed event)",
+    ("sqs:GetQueueAttributes", "queue"): PLATFORM_GRANTS[("sqs:GetQueueAttributes", "queue")],
+    ("sqs:GetQueueUrl", "queue"): PLATFORM_GRANTS[("sqs:GetQueueUrl", "queue")],
+}
+SHADOW_UNREACHED_GRANTS: dict[tuple[str, str], str] = {
+    ("dynamodb:GetItem", "table/Jobs-{stage}"): "the shadow store's load_job (v1's Jobs, read-only): the settlement service reads the "
+    "job only on a retry or a damaged record, which the shadow's captured writes and own records never cause",
+}
+
+
 # Operator grants for an aws CLI command the CLI prints for the operator to run, never a call of the CLI itself.
 RUNBOOK_GRANTS: dict[tuple[str, str], str] = {
     ("break-glass", "events:DescribeReplay"): "`aws events describe-replay --replay-name NAME`, printed by `events replay` to watch it",
@@ -234,6 +254,28 @@ def check_balance_function(templates: Templates, observed: Observed) -> list[str
         problems.append(
             f"{templates.stage}: the balance-events role allows {grant.action} on {grant.resource} (statement {grant.sid}), "
             "which no function code path calls"
+        )
+    return problems
+
+
+def check_shadow_function(templates: Templates, observed: Observed) -> list[str]:
+    """The deployed shadow's role (its own stack, `--context mode=shadow`) against its code's calls, both directions."""
+    role_grants = grants(templates, "AWS::IAM::Policy", lambda lid, r: lid.startswith("ShadowRole"))
+    calls = observed.of(SHADOW_FUNCTION)
+    problems = [] if role_grants else [f"{templates.stage}: no shadow function role"]
+    for need, paths in sorted(calls.items()):
+        resource_arn = arn(need.resource, templates.stage, templates.account, templates.region)
+        if not any(g.allows(need.action, resource_arn) for g in role_grants):
+            where = ", ".join(sorted(paths))
+            problems.append(f"{templates.stage}: the shadow function calls {need.action} on {resource_arn} ({where}) but its role does not allow it")
+    unreached = {arn(resource, templates.stage, templates.account, templates.region): action for action, resource in SHADOW_UNREACHED_GRANTS}
+    for grant in role_grants:
+        if _uses(grant, calls, templates) or (grant.action, _kind(grant.resource)) in SHADOW_PLATFORM_GRANTS:
+            continue
+        if unreached.get(grant.resource) == grant.action:
+            continue
+        problems.append(
+            f"{templates.stage}: the shadow role allows {grant.action} on {grant.resource} (statement {grant.sid}), which no function code path calls"
         )
     return problems
 

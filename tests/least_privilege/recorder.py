@@ -157,7 +157,7 @@ def _synthesize_all(config: pytest.Config | None = None) -> dict[str, dict]:
 
     cache = synthesis.cache(config) if config is not None else None
     if cache is not None:
-        return {stage: cache.templates(stage) for stage in STAGES}
+        return {stage: cache.templates(stage, mode=None) for stage in STAGES}  # the shadow's role too
     return {stage: {name: stack.template for name, stack in synthesis.synthesize(stage).items()} for stage in STAGES}
 
 
@@ -197,7 +197,7 @@ def check(rows: list[list], complete: bool = True, templates: dict[str, dict] | 
     templates = templates or _synthesize_all()
     from infra.config import config_for
     from reconciler.contract import STAGES
-    from tests.least_privilege.policies import Observed, Templates, check_function, check_operator
+    from tests.least_privilege.policies import Observed, Templates, check_function, check_operator, check_shadow_function
 
     by_principal: dict[str, dict[Need, set[str]]] = defaultdict(dict)
     findings = [f"a call could not be recorded: {action} ({resource})" for principal, action, resource, _ in rows if principal == "unrecorded"]
@@ -209,6 +209,7 @@ def check(rows: list[list], complete: bool = True, templates: dict[str, dict] | 
         stage_templates = Templates(stage, config.account, config.region, templates[stage])
         findings += check_function(stage_templates, observed, config.triage_enabled)
         findings += check_operator(stage_templates, observed)
+        findings += check_shadow_function(stage_templates, observed)
     if not complete:
         findings = [f for f in findings if "never calls" not in f and "which no function code path calls" not in f]
     return findings

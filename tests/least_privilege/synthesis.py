@@ -39,6 +39,8 @@ class Stack:
     termination_protection: bool
     account: str
     region: str
+    # The app that builds it: "full" (`make deploy`: the stage) or "shadow" (`--context mode=shadow`, beside a live v1).
+    mode: str = "full"
 
 
 def inputs_hash(stage: str) -> str:
@@ -63,17 +65,23 @@ def synthesize(stage: str) -> dict[str, Stack]:
     # points RUNTIME_DIR at an edited copy and may be the first to ask for dev).
     patched, reconciler_function.RUNTIME_DIR = reconciler_function.RUNTIME_DIR, REPO / "runtime"
     try:
-        with tempfile.TemporaryDirectory(prefix="cc-reconciler-synth-") as outdir:
-            assembly = build_app(stage, outdir).synth()
-            return {
-                stack.display_name: Stack(
-                    template=stack.template,
-                    termination_protection=bool(stack.termination_protection),
-                    account=stack.environment.account,
-                    region=stack.environment.region,
+        stacks = {}
+        for mode in ("full", "shadow"):  # the stage's stacks, and its deployed shadow's (`--context mode=shadow`)
+            with tempfile.TemporaryDirectory(prefix="cc-reconciler-synth-") as outdir:
+                assembly = build_app(stage, outdir, mode).synth()
+                stacks.update(
+                    {
+                        stack.display_name: Stack(
+                            template=stack.template,
+                            termination_protection=bool(stack.termination_protection),
+                            account=stack.environment.account,
+                            region=stack.environment.region,
+                            mode=mode,
+                        )
+                        for stack in assembly.stacks
+                    }
                 )
-                for stack in assembly.stacks
-            }
+        return stacks
     finally:
         reconciler_function.RUNTIME_DIR = patched
 
@@ -91,8 +99,11 @@ class TemplateCache:
             self._read[key] = self._load_or_synthesize(stage, self.directory / f"{key}.json")
         return self._read[key]
 
-    def templates(self, stage: str) -> dict[str, dict]:
-        return {name: stack.template for name, stack in self.stacks(stage).items()}
+    def templates(self, stage: str, mode: str | None = "full") -> dict[str, dict]:
+        """The templates of one app of the stage: its own stacks ("full", what the local stack provisions), its
+        deployed shadow's ("shadow"), or both (None: the IAM check reads every role). Never both by default: a stage
+        provisioned with its shadow's template would get the shadow's table, queue and second rule on v1's pattern."""
+        return {name: stack.template for name, stack in self.stacks(stage).items() if mode is None or stack.mode == mode}
 
     def _load_or_synthesize(self, stage: str, path: Path) -> dict[str, Stack]:
         self.directory.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ import typer
 from reconciler.cli.app import CONTEXT_SETTINGS, app, state_of
 from reconciler.domain.ledger import iso_timestamp
 from reconciler.ops.operator_error import NotFound
-from reconciler.ops.shadow import START_FILE, Shadow, compare, read_decisions, read_events
+from reconciler.ops.shadow import START_FILE, Shadow, compare, read_events
 
 shadow_app = typer.Typer(no_args_is_help=True, context_settings=CONTEXT_SETTINGS, help="v2 beside v1: decide without writing, then compare.")
 app.add_typer(shadow_app, name="shadow")
@@ -51,14 +51,21 @@ def shadow_decide(
 
 
 @shadow_app.command("report")
-def shadow_report(ctx: typer.Context, directory: Directory) -> None:
+def shadow_report(
+    ctx: typer.Context,
+    directory: Directory,
+    deployed: Annotated[
+        bool, typer.Option("--deployed", help="The deployed shadow's decisions (its table, `--context mode=shadow`) instead of `shadow decide`'s.")
+    ] = False,
+) -> None:
     """Compare v2's decisions with v1's books: per job and per user, each difference named. Exit 1 when there is any."""
     state = state_of(ctx)
     if not (directory / START_FILE).exists():
         raise NotFound(f"no baseline in {directory}: run `{state.hint(f'shadow start --dir {directory}')}` before v1 settles the events")
     store = state.target.store
-    with state.out.progress("reading balances and the ledger"):
-        report = compare(read_decisions(directory), json.loads((directory / START_FILE).read_text()), store.scan_balances(), store.scan_ledger())
+    with state.out.progress("reading the decisions, balances and the ledger"):
+        decisions = _shadow(state, directory).decisions(deployed=deployed)
+        report = compare(decisions, json.loads((directory / START_FILE).read_text()), store.scan_balances(), store.scan_ledger())
     state.out.data(report.as_dict())
     state.out.table("Differences", ["scope", "subject", "v2", "v1", "named"], [[d.scope, d.subject, d.v2, d.v1, d.named] for d in report.differences])
     state.out.line(

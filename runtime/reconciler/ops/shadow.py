@@ -16,62 +16,17 @@ baseline: updates v1 lost (its read-modify-write under concurrency) or wrote beh
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reconciler.domain.errors import InvalidEvent
-from reconciler.domain.events import parse_envelope
-from reconciler.domain.ledger import balance_delta
-from reconciler.domain.records import SettlementRecord
-from reconciler.domain.settlement import Conflict, Settlement
 from reconciler.domain.stored import StoredBalance
 from reconciler.ops.operator_error import OpsError
+from reconciler.service.shadow_decisions import SETTLED, ShadowStore, decide_read_only, event_identity
 
 START_FILE, DECISIONS_FILE = "start.json", "decisions.jsonl"
-
-
-class ShadowStore:
-    """The live store's reads; its writes captured (nothing reaches the tables). What the shadow settled earlier reads
-    back as a settlement record, so that it decides a later event as v2 would."""
-
-    def __init__(self, live: Any, settled: Mapping[str, dict[str, Any]]) -> None:
-        self._live = live
-        self._settled = dict(settled)
-        self.captured: Settlement | Conflict | None = None
-
-    def load_record(self, job_id: str, *, consistent: bool = True) -> SettlementRecord | None:
-        shadowed = self._settled.get(job_id)
-        if shadowed is not None:
-            return SettlementRecord(job_id, shadowed["userId"], settled_as=shadowed["settledAs"], settled_by_event=shadowed["eventId"])
-        return self._live.load_record(job_id, consistent=consistent)
-
-    def load_job(self, job_id: str, *, consistent: bool = True) -> Any:
-        return self._live.load_job(job_id, consistent=consistent)
-
-    def commit_settlement(self, settlement: Settlement) -> None:
-        self.captured = settlement
-
-    def record_conflict(self, conflict: Conflict) -> None:
-        self.captured = conflict
-
-    def repair_mirror(self, job_id: str, facts: Any) -> None:  # a write: the shadow makes none
-        return None
-
-    def remember(self, decision: Mapping[str, Any]) -> None:
-        if decision.get("outcome") == "settled":
-            self._settled[decision["jobId"]] = dict(decision)
-
-
-def event_identity(envelope: Mapping[str, Any]) -> str:
-    """The event's id, or (an envelope written without one) a digest of its content, stable across runs."""
-    event_id = envelope.get("id")
-    if isinstance(event_id, str) and event_id:
-        return event_id
-    return "shadow-" + hashlib.sha256(json.dumps(envelope, sort_keys=True).encode()).hexdigest()[:24]
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:
@@ -101,6 +56,13 @@ class Shadow:
     live: Any  # the live store: load_record, load_job
     service_for: Any  # Callable[[ShadowStore], SettlementService]
     directory: Path
+    deployed: Any = None  # the deployed shadow's decisions table (repository/shadow_log.py): decisions()
+
+    def decisions(self, *, deployed: bool = False) -> list[dict[str, Any]]:
+        """What the shadow decided: `shadow decide`'s file, or (`deployed`) every decision of the deployed shadow."""
+        if not deployed:
+            return read_decisions(self.directory)
+        return sorted(self.deployed.decisions(), key=lambda d: (str(d.get("jobId")), d["eventId"]))
 
     def start(self, balances: Iterable[StoredBalance], ledger: Iterable[Any], taken_at: str) -> dict[str, Any]:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -114,39 +76,21 @@ class Shadow:
     def decide(self, events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         earlier = read_decisions(self.directory)
         seen = {d["eventId"] for d in earlier}
-        store = ShadowStore(self.live, {d["jobId"]: d for d in earlier if d.get("outcome") == "settled"})
+        settled = {d["jobId"]: d for d in earlier if d.get("outcome") == SETTLED}
+        store = ShadowStore(self.live, settled.get)
         service = self.service_for(store)
         made = []
         with (self.directory / DECISIONS_FILE).open("a") as out:
             for envelope in events:
                 if envelope["id"] in seen:
                     continue  # decided by an earlier run
-                decision = self._decide_one(service, store, envelope)
-                store.remember(decision)
+                decision = decide_read_only(service, store, envelope)
+                if decision["outcome"] == SETTLED:
+                    settled[decision["jobId"]] = decision
                 seen.add(decision["eventId"])
                 out.write(json.dumps(decision, sort_keys=True) + "\n")
                 made.append(decision)
         return made
-
-    @staticmethod
-    def _decide_one(service: Any, store: ShadowStore, envelope: Mapping[str, Any]) -> dict[str, Any]:
-        store.captured = None
-        raw_detail = envelope.get("detail")
-        detail: Mapping[str, Any] = raw_detail if isinstance(raw_detail, dict) else {}
-        base = {"eventId": envelope["id"], "jobId": detail.get("jobId"), "userId": detail.get("userId"), "detailType": envelope.get("detail-type")}
-        try:
-            event = parse_envelope(envelope)
-            outcome = service.settle(event)
-        except InvalidEvent as error:
-            return {**base, "outcome": "rejected", "reason": f"{error.field}: {error.reason}", "balanceDelta": 0}
-        decision = outcome.decision
-        found = {**base, "outcome": outcome.kind, "balanceDelta": 0}
-        if isinstance(decision, Settlement):
-            # The posted movement (the ledger's): what v1's balance and ledger would show (v1 holds nothing)
-            found.update(
-                settledAs=decision.settled_as, balanceDelta=balance_delta(decision.entries), ledgerIds=[e.ledger_id for e in decision.entries]
-            )
-        return found
 
 
 @dataclass(frozen=True)
@@ -238,8 +182,3 @@ def _job_difference(v2: int, v1: int, outcomes: list[str]) -> str:
     if abs(v1) > abs(v2) and abs(v1) % abs(v2) == 0:
         return f"v1's ledger moved {v1:+d}, {abs(v1) // abs(v2)} times v2's {v2:+d}: v1 settled this job more than once"
     return f"v2 would move {v2:+d}, v1's ledger moved {v1:+d} (a different price or amount)"
-
-
-def iter_envelopes(events: Iterable[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
-    for envelope in events:
-        yield {**envelope, "id": event_identity(envelope)}

@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 
 from reconciler import bootstrap
 from reconciler.config import RuntimeConfig
-from reconciler.contract import ResourceNames, writes_dimensionless
+from reconciler.contract import ConfigError, ResourceNames, writes_dimensionless
 from reconciler.ops.adjustments import Adjuster
 from reconciler.ops.audit import Auditor
 from reconciler.ops.aws import (
@@ -276,9 +276,19 @@ class Target:
     def shadow(self, directory: Path) -> Shadow:
         """`reconciler shadow`: v2's settlement as deployed (runtime_config), deciding against the live tables and writing nothing."""
         from reconciler.ops.shadow import Shadow
+        from reconciler.repository.shadow_log import DynamoDBShadowLog
 
-        config = self.runtime_config()
-        return Shadow(self.store, lambda store: bootstrap.settlement_service(store, config), directory)
+        deployed = DynamoDBShadowLog(self.client("dynamodb"), self.names.shadow_table)
+        return Shadow(self.store, lambda store: bootstrap.settlement_service(store, self._shadow_config()), directory, deployed)
+
+    def _shadow_config(self) -> RuntimeConfig:
+        """v2's settings as deployed; beside a live v1 the stage's function is v1's, whose environment is not v2's:
+        then the stage's contract settings (prices without overrides), said in a note. Read only when deciding."""
+        try:
+            return self.runtime_config()
+        except ConfigError as error:
+            self.notes.append(f"{self.names.function} is not v2's ({error}): deciding with the {self.stage} stage's contract settings")
+            return RuntimeConfig.for_stage(self.stage)
 
     def _dead_letter_queue(self) -> SqsQueue:
         return SqsQueue(self.client("sqs"), self.dlq_url)

@@ -20,6 +20,9 @@ def test_the_rehearsal_settles_every_job_once_and_ends_with_clean_books(tmp_path
     assert (summary["eventsLost"], summary["settledTwice"], summary["renderedNotChargedOnce"]) == (0, 0, 0)
     assert summary["settledByV1"] == 24 and summary["settledByV2"] == summary["jobs"] - 24
     assert summary["auditDiscrepanciesAfter"] == 0
+    # The deployed shadow decided every event v1's rule received, each delivery once (redeliveries too)
+    assert summary["shadow"]["decided"] == summary["shadow"]["v1Received"] > 24
+    assert "make deploy-shadow" in summary["commands"] and any("shadow report --deployed" in c for c in summary["commands"])
     # v1's lost updates are named by the shadow report and by the opening audit, and corrected once
     assert summary["shadow"]["v2"] == summary["shadow"]["v1Ledger"] != summary["shadow"]["v1Balances"]
     assert summary["shadow"]["lostUpdateUsers"] == summary["migrate"]["openingDifferences"] == summary["migrate"]["corrections"] >= 1

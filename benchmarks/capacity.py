@@ -10,6 +10,7 @@ from typing import Any
 
 from benchmarks.cost import ASSUMED_REQUEST_MS, ASSUMED_SCAN_PAGE_MS, RENDER_PATHS, events_per_second
 from benchmarks.cost_report import render_line_items, render_metrics, render_month, render_prices, render_savings
+from benchmarks.credits_in_units import render_credits_in
 from benchmarks.prices import price
 from benchmarks.requests import OURS, POWERTOOLS, SCENARIOS, WHO, WHO_LABELS
 
@@ -225,6 +226,7 @@ def render_capacity(r: dict) -> str:
         "recovery) every month from then on (the ledger is kept)."
     )
     w("")
+    render_credits_in(w)
     w("## Prices")
     w("")
     render_prices(w)

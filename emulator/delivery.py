@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, redirect_stdout
 from typing import Any
 
+from emulator.alarms import AlarmEvaluator
 from emulator.stack import LocalStack
 from emulator.stream_poller import StreamPoller, balance_function_environment, mapping_filters, mapping_settings
 from emulator.telemetry_sink import CloudWatchSink, lambda_metrics
@@ -21,6 +22,8 @@ from reconciler.contract import SERVICE_NAME, ResourceNames
 DELIVERY_POLL_SECONDS = 0.25
 # Lambda polls a stream shard about four times a second; once a second is enough here and spares the server.
 STREAM_POLL_SECONDS = 1.0
+# CloudWatch evaluates a metric alarm about once a minute; locally every few seconds (emulator/alarms.py).
+ALARM_EVALUATION_SECONDS = 5.0
 
 
 @contextmanager
@@ -56,7 +59,7 @@ def balance_events_mapping(stack: LocalStack, templates: Mapping[str, dict]) -> 
 
     from reconciler.handlers import balance_stream
 
-    os.environ.update(balance_function_environment(templates, stack.resources.tables))
+    os.environ.update(balance_function_environment(templates, stack.resources.tables, stack.resources.ops_topic_arn))
     names = ResourceNames(stack.stage)
     credits = stack.client("dynamodb").describe_table(TableName=stack.resources.tables["Credits"])["Table"]
     settings = mapping_settings(templates)
@@ -82,7 +85,8 @@ def deliver_forever(stack: LocalStack, templates: Mapping[str, dict], stop: thre
     stream = balance_events_mapping(stack, templates)
     stream_sink = CloudWatchSink(stack.client("logs"), cloudwatch, _log_group_of(stack, ResourceNames(stack.stage).balance_events_function))
     running = _concurrency_watch(stack, say)
-    next_stream_poll = 0.0
+    alarms = AlarmEvaluator(cloudwatch, stack.client("sns"))
+    next_stream_poll = next_evaluation = 0.0
     while not stop.is_set():
         if running():
             _deliver_events(stack, invoker, running, stop, function_sink, cloudwatch, say)
@@ -92,6 +96,10 @@ def deliver_forever(stack: LocalStack, templates: Mapping[str, dict], stop: thre
                 stream.poll()
             stream_sink.ship(captured.getvalue())
             next_stream_poll = time.monotonic() + STREAM_POLL_SECONDS
+        if time.monotonic() >= next_evaluation:
+            for name in alarms.evaluate():
+                say(f"alarm {name}: state changed")
+            next_evaluation = time.monotonic() + ALARM_EVALUATION_SECONDS
         stop.wait(DELIVERY_POLL_SECONDS)
 
 

@@ -28,8 +28,6 @@ from infra.constructs.reconciler_function import python_function
 from infra.constructs.tables import ReconcilerTables
 from reconciler import contract
 from reconciler.contract import BALANCE_EVENT_ALARM_CONCERNS, METRICS_NAMESPACE, SERVICE_NAME, Metric
-from reconciler.domain.crossings import Thresholds
-from reconciler.domain.stream_filter import balance_event_filters
 
 # The stream keeps records 24 h. A record still failing after this many retries or this age goes, as a
 # description of the batch (shard and sequence range), to the failure queue: a person then looks (docs/events.md).
@@ -80,7 +78,9 @@ class BalanceEventsData(Construct):
 
 
 class BalanceEventsFunction(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig, tables: ReconcilerTables, data: BalanceEventsData) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: StageConfig, tables: ReconcilerTables, data: BalanceEventsData, ops_topic: sns.ITopic
+    ) -> None:
         super().__init__(scope, construct_id)
         names = config.names
         settings = config.balance_events
@@ -100,11 +100,14 @@ class BalanceEventsFunction(Construct):
                 contract.ENV_EVENT_BUS: contract.DEFAULT_EVENT_BUS,
                 contract.ENV_LOW_THRESHOLD: str(settings.low_threshold),
                 contract.ENV_OVERDRAFT_ALERT_LEVEL: str(settings.overdraft_alert_level),
+                contract.ENV_OPS_TOPIC_ARN: ops_topic.topic_arn,
             },
         )
-        filters = balance_event_filters(Thresholds(settings.low_threshold, settings.overdraft_alert_level)) or []
-        self._read_stream(tables, data, filters)
+        # Every record reaches the function: each change of a posted balance is checked against the ledger and moves
+        # the liability (docs/events.md, "Every balance change explained"), so the mapping filters nothing.
+        self._read_stream(tables, data, [])
         self._grant(config, tables, data)
+        self._grant_alerts(ops_topic)
         Validations.of(self.function).acknowledge(
             Acknowledgment(
                 id="Serverless::Serverless-LambdaDLQ",
@@ -129,7 +132,7 @@ class BalanceEventsFunction(Construct):
             starting_position=lambda_.StartingPosition.TRIM_HORIZON,
             batch_size=BATCH_SIZE,
             max_batching_window=BATCHING_WINDOW,
-            filters=[lambda_.FilterCriteria.filter(pattern) for pattern in filters],
+            filters=[lambda_.FilterCriteria.filter(pattern) for pattern in filters] or None,
             parallelization_factor=1,
             bisect_batch_on_error=True,
             retry_attempts=MAX_RETRY_ATTEMPTS,
@@ -154,12 +157,30 @@ class BalanceEventsFunction(Construct):
         # Lambda checks that the role can read the stream when it creates the mapping: after all the role's policies.
         mapping.node.add_dependency(self.role)
 
+    def _grant_alerts(self, ops_topic: sns.ITopic) -> None:
+        """An unexplained balance change is alerted on the ops topic (encrypted with its own key)."""
+        self.role.add_to_policy(iam.PolicyStatement(sid="PublishAlerts", actions=["sns:Publish"], resources=[ops_topic.topic_arn]))
+        assert ops_topic.master_key is not None, "the ops topic is encrypted with its own key"
+        acknowledged_statement(
+            self.role,
+            "OpsTopicKey",
+            iam.PolicyStatement(sid="OpsTopicKey", actions=["kms:Decrypt", "kms:GenerateDataKey*"], resources=[ops_topic.master_key.key_arn]),
+            ["Action::kms:GenerateDataKey*"],
+            "SNS publishes to the encrypted ops topic with data keys of its one key; GenerateDataKey* names both variants.",
+        )
+
     def _grant(self, config: StageConfig, tables: ReconcilerTables, data: BalanceEventsData) -> None:
         stack = Stack.of(self)
-        # Published markers and history: read one marker, write one marker (conditional put).
+        # Published markers and history: read one marker, write one marker (conditional put). The liability's items
+        # (service/balance_changes.py): one TransactWriteItems per record that moves it, a user's item put under the
+        # once-per-record condition and the book's shard updated (ADD).
         self.role.add_to_policy(
-            iam.PolicyStatement(sid="BalanceEventsTable", actions=["dynamodb:GetItem", "dynamodb:PutItem"], resources=[data.table.table_arn])
+            iam.PolicyStatement(
+                sid="BalanceEventsTable", actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], resources=[data.table.table_arn]
+            )
         )
+        # An unexplained-change check of a change that names its Ledger entry: one strong GetItem of it.
+        self.role.add_to_policy(iam.PolicyStatement(sid="LedgerTable", actions=["dynamodb:GetItem"], resources=[tables.ledger.table_arn]))
         # The ledger entries behind a crossing (only when there is one): one Query of the user's UserLedger postings
         # at the change's moment, and one of Ledger's by-user index (operators' entries).
         self.role.add_to_policy(iam.PolicyStatement(sid="UserLedgerTable", actions=["dynamodb:Query"], resources=[tables.user_ledger.table_arn]))
@@ -270,5 +291,20 @@ class BalanceEventsAlarms(Construct):
                 failure_queue.metric_approximate_age_of_oldest_message(statistic="Maximum", period=Duration.hours(1)),
                 OLDEST_MESSAGE_ALARM.to_seconds(),
                 "A given-up stream batch has waited 10 days in the balance-events failure queue; SQS deletes it at 14 days.",
+            ),
+            # A balance changed with no ledger entry behind it (docs/operations.md, "Unexplained balance changes"): one
+            # minute, one change, so a direct write to Credits is alarmed within about a minute of its stream record.
+            (
+                "unexplained-balance-changes",
+                cloudwatch.Metric(
+                    namespace=METRICS_NAMESPACE,
+                    metric_name=Metric.UNEXPLAINED_BALANCE_CHANGES,
+                    dimensions_map={"service": SERVICE_NAME, "stage": config.stage},
+                    statistic="Sum",
+                    period=Duration.minutes(1),
+                ),
+                1,
+                "A balance changed and no ledger entry explains it (a direct write to Credits, a hand edit): the alert names "
+                "the user, the change and the commands to book or undo it.",
             ),
         ]

@@ -178,13 +178,15 @@ EVENT_DELIVERY_MAX_AGE = Duration.hours(2)
 #               (settlement and conflict records); Query on the sparse unsettled index (timer scan).
 #   Credits:    UpdateItem only (the balance ADD under its guard; a failed guard returns the balance, so no read).
 #   UserLedger: PutItem only: append-only; no UpdateItem, no reads.
-#   Ledger:     nothing: it holds the operators' entries and the history before UserLedger (CLI only).
+#   Ledger:     PutItem (credits in: a purchase's, grant's or revocation's entry, in its transaction, once per
+#               reference) and GetItem (what an earlier delivery of the same reference booked).
 FUNCTION_TABLE_ACTIONS = {
     # The Jobs item is the pipeline's: the function reads it and writes its mirror of a settlement with UpdateItem,
     # never a whole item.
     "jobs": ("dynamodb:GetItem", "dynamodb:UpdateItem"),
     "credits": ("dynamodb:UpdateItem",),
     "user_ledger": ("dynamodb:PutItem",),
+    "ledger": ("dynamodb:GetItem", "dynamodb:PutItem"),
     "settlements": ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"),
 }
 FUNCTION_INDEX_ACTIONS = {"jobs": {contract.JOBS_UNSETTLED_INDEX: ("dynamodb:Query",)}}
@@ -297,7 +299,13 @@ class ReconcilerFunction(Construct):
         dead_letter_queue: sqs.IQueue,
         ops_topic: sns.ITopic,
     ) -> None:
-        by_name = {"jobs": tables.jobs, "credits": tables.credits, "user_ledger": tables.user_ledger, "settlements": tables.settlements}
+        by_name = {
+            "jobs": tables.jobs,
+            "credits": tables.credits,
+            "user_ledger": tables.user_ledger,
+            "ledger": tables.ledger,
+            "settlements": tables.settlements,
+        }
         for name, actions in FUNCTION_TABLE_ACTIONS.items():
             self.role.add_to_policy(
                 iam.PolicyStatement(

@@ -31,15 +31,26 @@ from reconciler.service.ports import DeadLetters
 if TYPE_CHECKING:
     from reconciler.config import BalanceEventsConfig
     from reconciler.notify.notifier import Notifier
+    from reconciler.repository.balance_event_store import LedgerLookup, LiabilityBookTable
+    from reconciler.repository.credits_in_store import CreditsInStore
     from reconciler.repository.dynamodb_operations import OperationsStore
+    from reconciler.service.balance_changes import BalanceChangeService
     from reconciler.service.balance_event_publishing import BalanceEventService
-    from reconciler.service.ports import SettlementStore, StreamChange
+    from reconciler.service.credits_application import CreditsInService
+    from reconciler.service.ports import CreditsInStore as CreditsInPort
+    from reconciler.service.ports import EntryLookup, LiabilityBook, SettlementStore, StreamChange
     from reconciler.service.reservations import ReservationService
     from reconciler.service.timer_scan import TimerScan
 
     # mypy (make gate) holds the AWS adapters to the ports' Protocols; tests/port_conformance.py does the fakes.
     def _adapters_implement_the_ports(store: DynamoDBStore, letters: SqsDeadLetters) -> tuple[SettlementStore, DeadLetters]:
         return store, letters
+
+    def _credits_in_adapter_implements_its_port(store: CreditsInStore) -> CreditsInPort:
+        return store
+
+    def _stream_adapters_implement_their_ports(book: LiabilityBookTable, ledger: LedgerLookup) -> tuple[LiabilityBook, EntryLookup]:
+        return book, ledger
 
 
 # Short timeouts: a hung call must fail fast enough for our own retries inside the 30 s Lambda timeout.
@@ -131,6 +142,17 @@ def build_processor(
     return EventProcessor(settlement, dead_letters or SqsDeadLetters(sqs or aws_client("sqs"), config.dlq_url, config.stage))
 
 
+def build_credits_in_service(
+    config: RuntimeConfig, dynamodb: Any = None, sqs: Any = None, dead_letters: DeadLetters | None = None, **options: Any
+) -> CreditsInService:
+    """Purchases, grants and revocations (source credits.billing): their own store, the function's DLQ."""
+    from reconciler.repository.credits_in_store import CreditsInStore
+    from reconciler.service.credits_application import CreditsInService
+
+    store = CreditsInStore(dynamodb or aws_client("dynamodb"), config)
+    return CreditsInService(store, dead_letters or SqsDeadLetters(sqs or aws_client("sqs"), config.dlq_url, config.stage), **options)
+
+
 def build_timer_scan(store: Any, config: RuntimeConfig) -> TimerScan:
     """The timer scan with the function's prices, grace and stuck thresholds (the handler and the CLI)."""
     from reconciler.service.timer_scan import TimerScan
@@ -177,6 +199,18 @@ def build_balance_event_service(config: BalanceEventsConfig, dynamodb: Any = Non
     )
 
 
+def build_balance_change_service(config: BalanceEventsConfig, dynamodb: Any = None) -> BalanceChangeService:
+    """The stream function's other use case: the liability's running totals and every balance change explained."""
+    from reconciler.repository.balance_event_store import LedgerLookup, LiabilityBookTable
+    from reconciler.service.balance_changes import BalanceChangeService
+
+    dynamodb = dynamodb or aws_client("dynamodb")
+    return BalanceChangeService(
+        book=LiabilityBookTable(dynamodb, config.balance_events_table),
+        ledger=LedgerLookup(dynamodb, config.ledger_table, config.user_ledger_table),
+    )
+
+
 def build_notifier(config: RuntimeConfig, **overrides: Any) -> Notifier:
     """The notifier a handler uses, tuned by its configuration (config.notifier); triage only when the stage enables it."""
     from reconciler.notify.grouping import DEFAULT_MAX_PER_WINDOW, DEFAULT_WINDOW_SECONDS, GroupingWindow
@@ -219,6 +253,11 @@ def event_processor() -> EventProcessor:
 
 
 @lru_cache(maxsize=1)
+def credits_in_service() -> CreditsInService:
+    return build_credits_in_service(load_config())
+
+
+@lru_cache(maxsize=1)
 def timer_scan() -> TimerScan:
     return build_timer_scan(event_processor().settlement.store, load_config())
 
@@ -228,6 +267,23 @@ def balance_event_service() -> BalanceEventService:
     from reconciler.config import load_balance_config
 
     return build_balance_event_service(load_balance_config())
+
+
+@lru_cache(maxsize=1)
+def balance_change_service() -> BalanceChangeService:
+    from reconciler.config import load_balance_config
+
+    return build_balance_change_service(load_balance_config())
+
+
+@lru_cache(maxsize=1)
+def stream_notifier() -> Notifier | None:
+    """The stream function's notifier (unexplained balance changes), or None where it has no ops topic."""
+    from reconciler.config import load_balance_config
+    from reconciler.notify.notifier import Notifier
+
+    config = load_balance_config()
+    return Notifier(config.stage, config.ops_topic_arn, sns_factory=alert_sns_client) if config.ops_topic_arn else None
 
 
 @lru_cache(maxsize=1)
@@ -251,8 +307,11 @@ def reset_container() -> None:
         load_balance_config,
         default_session,
         event_processor,
+        credits_in_service,
         timer_scan,
         balance_event_service,
+        balance_change_service,
+        stream_notifier,
         shared_notifier,
         hold_service,
     ):

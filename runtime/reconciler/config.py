@@ -148,6 +148,8 @@ class BalanceEventsConfig:
     thresholds: Thresholds
     event_source: str = BALANCE_EVENT_SOURCE
     event_bus: str = DEFAULT_EVENT_BUS
+    # Where an unexplained balance change is alerted (the stage's ops topic); "" sends no alert (the metric still counts).
+    ops_topic_arn: str = ""
 
     @classmethod
     def for_stage(cls, stage: str, **overrides: Any) -> BalanceEventsConfig:
@@ -185,6 +187,7 @@ class BalanceEventsConfig:
             thresholds=thresholds,
             event_source=source,
             event_bus=env.get(ENV_EVENT_BUS) or DEFAULT_EVENT_BUS,
+            ops_topic_arn=env.get(ENV_OPS_TOPIC_ARN, ""),
         )
 
 

@@ -10,8 +10,6 @@ from emulator.stream_poller import mapping_filters
 from reconciler import config as runtime_config
 from reconciler import contract
 from reconciler.contract import BALANCE_EVENT_ALARM_CONCERNS
-from reconciler.domain.crossings import Thresholds
-from reconciler.domain.stream_filter import MAX_FILTERS, MAX_PATTERN_CHARS, balance_event_filters
 
 
 def test_credits_table_streams_new_and_old_images_and_the_history_table_exists(synthesized):
@@ -62,17 +60,15 @@ def test_function_and_its_stream_mapping(synthesized):
     assert "StreamArn" in str(mapping["EventSourceArn"]) and "OnFailure" in mapping["DestinationConfig"]
 
 
-def test_only_records_that_can_cross_a_threshold_reach_the_function_in_batches(synthesized):
-    config = synthesized.config
+def test_every_record_reaches_the_function_in_batches(synthesized):
+    # Every change of a posted balance is checked against the ledger and moves the liability (docs/events.md, "Every
+    # balance change explained"): the mapping filters nothing (domain/stream_filter.py keeps the threshold filters
+    # that would deliver only records near a threshold, proven by tests/unit/domain/test_stream_filter.py).
     mapping = only_resource(synthesized.compute, "AWS::Lambda::EventSourceMapping")["Properties"]
-    patterns = [json.loads(f["Pattern"]) for f in mapping["FilterCriteria"]["Filters"]]
-    # The stage's own thresholds (tests/unit/domain/test_stream_filter.py proves these keep every crossing).
-    settings = config.balance_events
-    assert patterns == balance_event_filters(Thresholds(settings.low_threshold, settings.overdraft_alert_level))
-    assert len(patterns) <= MAX_FILTERS and all(len(f["Pattern"]) <= MAX_PATTERN_CHARS for f in mapping["FilterCriteria"]["Filters"])
+    assert "FilterCriteria" not in mapping
     assert mapping["MaximumBatchingWindowInSeconds"] == 5
     # What the local stack's poller applies is what the template says.
-    assert mapping_filters({"compute": synthesized.compute.to_json()}) == patterns
+    assert mapping_filters({"compute": synthesized.compute.to_json()}) == []
 
 
 def test_role_publishes_only_its_own_source_to_the_default_bus(synthesized):
@@ -85,7 +81,12 @@ def test_role_publishes_only_its_own_source_to_the_default_bus(synthesized):
     assert publish[0]["Condition"] == {"StringEquals": {"events:source": "credits.reconciler"}}
     assert "event-bus/default" in str(publish[0]["Resource"])
     actions = {a for s in statements for a in as_list(s["Action"])}
-    assert not any(a.startswith("dynamodb:") and a.endswith(("UpdateItem", "DeleteItem", "Scan", "TransactWriteItems")) for a in actions)
+    assert not any(a.startswith("dynamodb:") and a.endswith(("DeleteItem", "Scan", "TransactWriteItems")) for a in actions)
+    # UpdateItem on its own table only (the liability's running totals), and one strong read of Ledger by id
+    updates = [s for s in statements if "dynamodb:UpdateItem" in as_list(s["Action"])]
+    assert len(updates) == 1 and "BalanceEventsTable" in json.dumps(updates[0]["Resource"])
+    (ledger,) = [s for s in statements if s.get("Sid") == "LedgerTable"]
+    assert as_list(ledger["Action"]) == ["dynamodb:GetItem"] and "TablesLedger" in json.dumps(ledger["Resource"])
     # The entries behind a crossing: a Query of UserLedger (the job postings) and of Ledger's by-user index, nothing else
     queries = [s for s in statements if as_list(s["Action"]) == ["dynamodb:Query"]]
     resources = sorted(json.dumps(r) for s in queries for r in as_list(s["Resource"]))

@@ -130,12 +130,13 @@ def test_timer_scan_schedule_targets_the_function(synthesized):
     assert refers_to(target["Arn"], "ReconcilerFunction")
 
 
-def test_eventbridge_may_invoke_the_function_from_both_rules_only(synthesized):
+def test_eventbridge_may_invoke_the_function_from_its_three_rules_only(synthesized):
     permissions = list(synthesized.compute.find_resources("AWS::Lambda::Permission").values())
     assert all(p["Properties"]["Principal"] == "events.amazonaws.com" for p in permissions)
     source_rules = sorted(p["Properties"]["SourceArn"]["Fn::GetAtt"][0] for p in permissions)
-    assert len(source_rules) == 2, f"expected the two rules, got {source_rules}"
-    assert source_rules[0].startswith("ReconcilerEventsRule") and source_rules[1].startswith("ReconcilerTimerScanRule")
+    assert len(source_rules) == 3, f"expected the three rules, got {source_rules}"
+    assert source_rules[0].startswith("CreditsInRule") and source_rules[1].startswith("ReconcilerEventsRule")
+    assert source_rules[2].startswith("ReconcilerTimerScanRule")
 
 
 def test_archive_keeps_render_events_for_the_stage_retention(synthesized):
@@ -157,7 +158,9 @@ FUNCTION_TABLE_GRANTS = {
     # The Jobs item is the pipeline's: read, and its settlement mirror updated, never written whole
     "TablesJobs": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
     "TablesCredits": {"dynamodb:UpdateItem"},  # no read: a failed guard returns the balance
-    "TablesUserLedger": {"dynamodb:PutItem"},  # append-only; Ledger is the operators' (nothing here)
+    "TablesUserLedger": {"dynamodb:PutItem"},  # append-only
+    # Credits in: an entry put once per reference (attribute_not_exists), and read by id to tell a redelivery
+    "TablesLedger": {"dynamodb:GetItem", "dynamodb:PutItem"},
     "TablesSettlements": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},  # the first read is the record's
 }
 
@@ -210,7 +213,7 @@ def test_dynamodb_access_is_exactly_the_calls_per_table_and_index(synthesized):
     indexes = {key: actions for key, actions in per_resource.items() if "/index/" in key}
     by_table = {name: actions for key, actions in tables.items() for name in FUNCTION_TABLE_GRANTS if name in key}
     assert by_table == FUNCTION_TABLE_GRANTS, f"per table: {by_table}"
-    assert len(tables) == 4, f"one entry per table, no wildcard: {sorted(tables)}"
+    assert len(tables) == 5, f"one entry per table, no wildcard: {sorted(tables)}"
     # One index, the timer scan's; the Ledger's by-user index is the CLI's and the balance-events function's.
     ((index, actions),) = indexes.items()
     assert actions == {"dynamodb:Query"}
@@ -223,8 +226,9 @@ def test_the_ledger_is_append_only_for_the_function(synthesized):
 
     # The job postings: no UpdateItem/DeleteItem (rewriting the audit trail), no reads
     assert actions_on("TablesUserLedger") == {"dynamodb:PutItem"}
-    # The operators' entries and the history before UserLedger: nothing at all
-    assert actions_on("TablesLedger") == set()
+    # The operators' entries, credits in and the history before UserLedger: put once per id, read by id; never
+    # rewritten or deleted
+    assert actions_on("TablesLedger") == {"dynamodb:PutItem", "dynamodb:GetItem"}
 
 
 def test_sqs_sns_kms_and_logs_are_scoped_to_their_one_resource(synthesized):

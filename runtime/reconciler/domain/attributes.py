@@ -32,6 +32,20 @@ UPDATED_AT_ATTRIBUTE = "updatedAt"
 # by-user index lacks lastLedgerEntry knows the index has not caught up yet.
 VERSION_ATTRIBUTE = "version"
 LAST_LEDGER_ENTRY_ATTRIBUTE = "lastLedgerEntry"
+# `audit --fix --trust ledger` sets a balance back to its books and records on the item who did it, why and when (`at`).
+LAST_AUDIT_FIX_ATTRIBUTE = "lastAuditFix"
+# Credits in (docs/events.md, "Credits in"): a purchase's, grant's or revocation's Ledger entry carries its category,
+# the money behind it (amountPaid, an exact number, with its currency) and the payment a revocation takes back, each
+# only when it has a value (no other entry carries them).
+CATEGORY_ATTRIBUTE = "category"
+AMOUNT_PAID_ATTRIBUTE = "amountPaid"
+CURRENCY_ATTRIBUTE = "currency"
+PAYMENT_REFERENCE_ATTRIBUTE = "paymentReference"
+# The Credits item's running totals of what came in by category (domain/liability.py), added by the credits-in
+# transaction's balance update: purchases less refunds and chargebacks, promotional grants, goodwill grants.
+PAID_CREDITS_ATTRIBUTE = "paidCredits"
+PROMOTIONAL_CREDITS_ATTRIBUTE = "promotionalCredits"
+GOODWILL_CREDITS_ATTRIBUTE = "goodwillCredits"
 # Attributes of the Credits item a user's balance-event thresholds may be overridden with (docs/events.md).
 LOW_OVERRIDE_ATTRIBUTE = "lowBalanceThreshold"
 OVERDRAFT_OVERRIDE_ATTRIBUTE = "overdraftAlertLevel"

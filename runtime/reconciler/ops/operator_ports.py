@@ -67,6 +67,21 @@ class BookStore(Protocol):
     def stored_job(self, job_id: str) -> StoredJob: ...
 
 
+class StatementStore(Protocol):
+    """The reads behind `statement` (one user's ledger and open holds) and `liability`."""
+
+    def ledger_for_user(self, user_id: str, since: str | None = None, until: str | None = None) -> Iterable[LedgerEntry]: ...
+    def open_holds(self, user_id: str | None = None) -> Iterable[SettlementRecord | UnreadableJob]: ...
+    def scan_balances(self) -> Iterable[StoredBalance]: ...
+    def scan_ledger(self) -> Iterable[LedgerEntry]: ...
+
+
+class LiabilityTotals(Protocol):
+    """The book's running totals by category (kept by the balance-events function)."""
+
+    def totals(self) -> dict[str, int]: ...
+
+
 # --- the dead-letter queue and the function behind it ----------------------------------------------------
 
 

@@ -42,8 +42,9 @@ from reconciler.ops.jobs import JobView
 from reconciler.ops.operator_error import OpsError
 from reconciler.ops.operator_ports import Invoke, InvokeResult
 from reconciler.ops.scanning import DryRunStore
+from reconciler.ops.statements import Statements
 from reconciler.ops.telemetry import Telemetry
-from reconciler.repository.balance_event_store import BalanceEventLog
+from reconciler.repository.balance_event_store import BalanceEventLog, LiabilityBookTable
 from reconciler.repository.dynamodb_operations import OperationsStore
 from reconciler.service.event_settlement import REJECTED, EventProcessor
 
@@ -202,6 +203,10 @@ class Target:
 
     def books(self) -> Books:
         return Books(self.store, (self.names.user_ledger_table, self.names.ledger_table))
+
+    def statements(self) -> Statements:
+        """`statement` and `liability`: what finance reads (ops/statements.py)."""
+        return Statements(self.store, LiabilityBookTable(self.client("dynamodb"), self.names.balance_events_table))
 
     def job_view(self) -> JobView:
         return JobView(self.store, self._dead_letter_queue())

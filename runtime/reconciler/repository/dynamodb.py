@@ -14,11 +14,15 @@ from botocore.exceptions import ClientError, ConnectionClosedError, ConnectionEr
 
 from reconciler.config import RuntimeConfig
 from reconciler.contract import (
+    AMOUNT_PAID_ATTRIBUTE,
+    CATEGORY_ATTRIBUTE,
+    CURRENCY_ATTRIBUTE,
     HELD_AT_ATTRIBUTE,
     HELD_ATTRIBUTE,
     HOLD_USER_ATTRIBUTE,
     JOBS_UNSETTLED_INDEX,
     LAST_LEDGER_ENTRY_ATTRIBUTE,
+    PAYMENT_REFERENCE_ATTRIBUTE,
     RESERVED_AS_ATTRIBUTE,
     UNSETTLED_ATTRIBUTE,
     UNSETTLED_VALUE,
@@ -183,6 +187,18 @@ def ledger_item(entry: LedgerEntry) -> dict[str, Any]:
     }
 
 
+def credits_in_ledger_item(entry: LedgerEntry) -> dict[str, Any]:
+    """A credits-in entry (domain/credits_in.py): the common attributes, and its category, money and payment reference
+    where it has them. Only this writer adds them; every other entry is written as ledger_item writes it."""
+    extra = {
+        CATEGORY_ATTRIBUTE: entry.category,
+        AMOUNT_PAID_ATTRIBUTE: entry.amount_paid,
+        CURRENCY_ATTRIBUTE: entry.currency,
+        PAYMENT_REFERENCE_ATTRIBUTE: entry.payment_reference,
+    }
+    return {**ledger_item(entry), **_present(extra)}
+
+
 def user_ledger_item(entry: LedgerEntry) -> dict[str, Any]:
     return {USER_LEDGER_SORT_KEY: user_ledger_key(entry.timestamp, entry.ledger_id), **ledger_item(entry)}
 
@@ -198,6 +214,10 @@ def ledger_from_item(values: dict[str, Any]) -> LedgerEntry:
         timestamp=values.get("timestamp", ""),
         event_id=values.get("eventId"),
         actor=values.get("actor"),
+        category=values.get(CATEGORY_ATTRIBUTE),
+        amount_paid=values.get(AMOUNT_PAID_ATTRIBUTE),
+        currency=values.get(CURRENCY_ATTRIBUTE),
+        payment_reference=values.get(PAYMENT_REFERENCE_ATTRIBUTE),
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -29,6 +30,7 @@ from reconciler.contract import (
 )
 from reconciler.domain.errors import DamagedJob
 from reconciler.domain.ledger import LedgerEntry
+from reconciler.domain.liability import CAME_IN_ATTRIBUTES
 from reconciler.domain.records import SettlementRecord
 from reconciler.domain.settlement import JobRecord, UnreadableJob
 from reconciler.domain.stored import LedgerWindow, StoredBalance, StoredJob
@@ -69,6 +71,7 @@ def stored_balance(item: dict[str, Any]) -> StoredBalance:
         version=whole(values.get(VERSION_ATTRIBUTE)) or 0,
         updated_at=updated_at if isinstance(updated_at, str) else None,
         last_ledger_entry=last_entry if isinstance(last_entry, str) else None,
+        came_in={category: whole(values[name]) or 0 for category, name in CAME_IN_ATTRIBUTES.items() if isinstance(values.get(name), Decimal)},
     )
 
 

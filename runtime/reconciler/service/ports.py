@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from reconciler.domain.credits_in import CreditsApplication
 from reconciler.domain.holds import HoldRelease, Reservation
 from reconciler.domain.ledger import LedgerEntry
 from reconciler.domain.records import SettledFacts, SettlementRecord
@@ -25,6 +26,14 @@ class SettlementStore(Protocol):
     def commit_release(self, release: HoldRelease) -> None: ...
     def commit_adjustment(self, entry: LedgerEntry) -> None: ...
     def unsettled_jobs(self, created_before: str) -> Iterator[JobRecord | UnreadableJob]: ...
+
+
+class CreditsInStore(Protocol):
+    """Credits in (service/credits_application.py): the balance and its Ledger entry in one transaction, refused
+    (LedgerEntryTaken) when the entry's id is taken; and the entry under an id (strongly consistent)."""
+
+    def commit_credits_in(self, application: CreditsApplication) -> None: ...
+    def get_ledger_entry(self, ledger_id: str) -> LedgerEntry | None: ...
 
 
 class DeadLetters(Protocol):
@@ -71,6 +80,22 @@ class Ledger(Protocol):
 
 
 # --- what an adapter raises when a write or read does not go through -----------------------------
+
+
+class LiabilityBook(Protocol):
+    """The book's running totals of outstanding credits by category (service/balance_changes.py), kept from the
+    Credits stream: `apply` adds one record's change once (False: that record was applied already)."""
+
+    def apply(self, user_id: str, sequence_number: str, change: dict[str, int], allocation: dict[str, int]) -> bool: ...
+    def totals(self) -> dict[str, int]: ...
+
+
+class EntryLookup(Protocol):
+    """The ledger entries that may explain a balance change: a job's postings at a moment (UserLedger, consistent)
+    and one Ledger entry by id (strongly consistent)."""
+
+    def postings_at(self, user_id: str, timestamp: str) -> list[LedgerEntry]: ...
+    def entry(self, ledger_id: str) -> LedgerEntry | None: ...
 
 
 class StaleState(Exception):

@@ -64,7 +64,9 @@ class AlarmEvaluator:
         crossed = "crossed" if state == "ALARM" else "no longer crossed"
         reason = f"Threshold {crossed}: {alarm['MetricName']} {alarm['ComparisonOperator']} {alarm['Threshold']}"
         self.cloudwatch.set_alarm_state(AlarmName=alarm["AlarmName"], StateValue=state, StateReason=reason)
-        if not alarm.get("ActionsEnabled", True):
+        # A stage's first evaluation moves every alarm from INSUFFICIENT_DATA to OK: CloudWatch would notify the OK
+        # actions of each; locally that is only noise on the ops topic, so it is not sent.
+        if not alarm.get("ActionsEnabled", True) or (state == "OK" and alarm.get("StateValue") == "INSUFFICIENT_DATA"):
             return
         message = {
             "AlarmName": alarm["AlarmName"],

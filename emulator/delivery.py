@@ -146,11 +146,13 @@ def _log_group_of(stack: LocalStack, function_name: str) -> str:
 
 
 def describe(record: dict) -> str:
-    """One delivered event in a line: `event ID: DETAIL-TYPE JOB -> OUTCOME DETAIL` (the demo reads these)."""
+    """One delivered event in a line: `event ID: DETAIL-TYPE JOB -> OUTCOME DETAIL` (the demo reads these); credits in
+    name their reference where renders name their job."""
     event = record.get("event") or {}
     detail = event.get("detail")
     detail = detail if isinstance(detail, dict) else {}
     result = record.get("result") or {}
     outcome = result.get("outcome") or f"error ({record.get('error')})"
     extra = result.get("reason") or (f"balance {result['balanceDelta']:+d}" if "balanceDelta" in result else "")
-    return f"event {event.get('id')}: {event.get('detail-type')} {detail.get('jobId')} -> {outcome} {extra}".rstrip()
+    subject = detail.get("jobId", detail.get("reference"))
+    return f"event {event.get('id')}: {event.get('detail-type')} {subject} -> {outcome} {extra}".rstrip()

@@ -157,8 +157,11 @@ def function_environment(config: StageConfig, tables: ReconcilerTables, dead_let
     }
 
 
-# The pipeline's events: what the archive keeps for replay.
-RENDER_EVENTS = events.EventPattern(source=[SETTLED_EVENT_SOURCE], detail_type=list(SETTLED_DETAIL_TYPES))
+# The pipeline's events, and billing's credits in (docs/events.md, "Credits in"): what the archive keeps for replay.
+# (The two lists make a cross product: video.generation's credits.* and credits.billing's video.* are never published.)
+ARCHIVED_EVENTS = events.EventPattern(
+    source=[SETTLED_EVENT_SOURCE, contract.CREDITS_IN_EVENT_SOURCE], detail_type=[*SETTLED_DETAIL_TYPES, *contract.CREDITS_IN_EVENT_DETAIL_TYPES]
+)
 # What the function settles: those, and the smoke test's synthetic renders of its own user (docs/operations.md), so
 # the smoke test goes through this rule; its source keeps them from every consumer of the pipeline's events.
 SETTLED_EVENTS = events.EventPattern(source=[SETTLED_EVENT_SOURCE, SMOKE_TEST_EVENT_SOURCE], detail_type=list(SETTLED_DETAIL_TYPES))
@@ -258,15 +261,15 @@ class ReconcilerFunction(Construct):
         )
 
     def _archive(self, config: StageConfig) -> None:
-        """The render events, archived for replay after an incident."""
+        """The render events and credits in, archived for replay after an incident."""
         names = config.names
         self.archive = events.Archive(
             self,
             "Archive",
             archive_name=names.event_archive,
-            description="Render events, kept for replay after an incident",
+            description="Render events and credits in, kept for replay after an incident",
             source_event_bus=events.EventBus.from_event_bus_name(self, "DefaultBus", "default"),
-            event_pattern=RENDER_EVENTS,
+            event_pattern=ARCHIVED_EVENTS,
             retention=Duration.days(config.event_archive_retention_days),
         )
         # aws-cdk issue 37847: Archive synthesizes "KmsKeyIdentifier": "" (an empty key id, which some regions

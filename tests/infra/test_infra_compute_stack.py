@@ -139,10 +139,12 @@ def test_eventbridge_may_invoke_the_function_from_its_three_rules_only(synthesiz
     assert source_rules[2].startswith("ReconcilerTimerScanRule")
 
 
-def test_archive_keeps_render_events_for_the_stage_retention(synthesized):
+def test_archive_keeps_render_events_and_credits_in_for_the_stage_retention(synthesized):
     config = synthesized.config
     archive = resource_named(synthesized.compute, "AWS::Events::Archive", "ArchiveName", f"cc-reconciler-archive-{config.stage}")
-    assert archive["Properties"]["EventPattern"] == RENDER_EVENTS
+    pattern = archive["Properties"]["EventPattern"]
+    assert pattern["source"] == [*RENDER_EVENTS["source"], "credits.billing"]
+    assert pattern["detail-type"] == [*RENDER_EVENTS["detail-type"], "credits.purchased", "credits.granted", "credits.revoked"]
     assert archive["Properties"]["RetentionDays"] == config.event_archive_retention_days
     assert archive["Properties"]["SourceArn"]["Fn::Join"][1][-1].endswith(":event-bus/default")
     # aws-cdk issue 37847: an empty KmsKeyIdentifier is rejected in some regions; absent means an AWS-owned key.

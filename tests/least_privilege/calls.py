@@ -22,6 +22,7 @@ _STRONG: tuple[tuple[str, str, str], ...] = (
     ("reconciler.ops.target", "InProcessInvoker", FUNCTION),  # stands in for `lambda invoke` on --local
     ("reconciler.handlers.balance_stream", "", BALANCE_FUNCTION),
     ("reconciler.service.balance_event_publishing", "", BALANCE_FUNCTION),
+    ("reconciler.service.balance_changes", "", BALANCE_FUNCTION),
     ("reconciler.handlers", "", FUNCTION),
     ("emulator.invoker", "", LAMBDA_SERVICE),
     ("emulator", "", SETUP),

@@ -28,6 +28,9 @@ BALANCE_PLATFORM_GRANTS: dict[tuple[str, str], str] = {
     ("logs:PutLogEvents", "log-group"): PLATFORM_GRANTS[("logs:PutLogEvents", "log-group")],
     ("xray:PutTraceSegments", "*"): PLATFORM_GRANTS[("xray:PutTraceSegments", "*")],
     ("xray:PutTelemetryRecords", "*"): PLATFORM_GRANTS[("xray:PutTelemetryRecords", "*")],
+    # An unexplained balance change is alerted on the ops topic (sns:Publish is a call of the code; SNS's key use is not).
+    ("kms:GenerateDataKey*", "key"): PLATFORM_GRANTS[("kms:GenerateDataKey*", "key")],
+    ("kms:Decrypt", "key"): PLATFORM_GRANTS[("kms:Decrypt", "key")],
     ("dynamodb:ListStreams", "*"): "the event source mapping: Lambda's poller lists the table's streams",
     ("dynamodb:DescribeStream", "stream"): "the event source mapping: Lambda's poller reads the Credits stream",
     ("dynamodb:GetRecords", "stream"): "the event source mapping: Lambda's poller reads the Credits stream",

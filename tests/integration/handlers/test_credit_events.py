@@ -146,3 +146,14 @@ def test_a_grant_and_a_revocation_may_share_a_payments_reference(live):
     invoke(purchase(reference="pay-7"))
     invoke(credits_event("credits.revoked", "evt-r7", userId="ann", credits=100, reference="pay-7", category="refund"))
     assert live.all_ledger_ids() == ["purchase:5:pay-7", "revocation:5:pay-7"] and live.balance("ann") == 400
+
+
+def test_a_renders_postings_and_an_adjustments_entry_carry_none_of_the_credits_in_attributes(live):
+    from tests.events import rendered
+
+    live.seed_balance("ann", 100)
+    assert invoke(rendered("job-r", "ann", seconds=3))["outcome"] == "settled"
+    items = live.client("dynamodb").scan(TableName=live.config.user_ledger_table)["Items"]
+    items += live.client("dynamodb").scan(TableName=live.config.ledger_table)["Items"]
+    assert len(items) == 2  # the render's posting and the opening adjustment
+    assert all(not {"category", "amountPaid", "currency", "paymentReference"} & set(item) for item in items)

@@ -126,7 +126,7 @@ lint: bootstrap
 diff: bootstrap
 	npx cdk diff --context stage=$(STAGE) --all
 
-# The pre-deploy check first (infra/predeploy.py); FIRST_DEPLOY=1 for a stage's first create: no protection until
+# The pre-deploy check first (infra/predeploy.py; it refuses a paused stage); FIRST_DEPLOY=1 for a stage's first create: no protection until
 # it has succeeded once, so a failed create can be retried (docs/migration.md). Then deploy again without it.
 deploy: bootstrap
 	$(BIN)/python -m infra.predeploy $(STAGE) $(if $(FIRST_DEPLOY),--first-deploy)

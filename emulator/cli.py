@@ -1,4 +1,4 @@
-"""`python -m emulator up | down | send | seed`: the local stack's command line, from a checkout.
+"""`python -m emulator up | down | env | send | deliver | seed`: the local stack's command line, from a checkout.
 
 Its global options are the `reconciler` CLI's (before or after the command): `--stage`, `--endpoint-url`,
 `--output`, `--json`, `--query`, `--no-progress`; its errors are one line, as the CLI's are. `send` and `seed` act
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -18,7 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
-from emulator.delivery import deliver_forever, handler_output_to
+from emulator.delivery import deliver_forever, function_paused, handler_output_to
 from emulator.server import moto_server
 from emulator.stack import LocalStack, provision_stack, templates_for
 from reconciler.cli.app import State, main_options, root_app, state_of
@@ -28,7 +29,7 @@ from reconciler.domain.ledger import iso_timestamp
 from reconciler.ops.operator_error import OpsError
 from reconciler.ops.target import LocalEndpoint, local_state_path
 
-app = root_app("The local stack: AWS on 127.0.0.1 (moto) with the reconciler's resources from its templates.")
+app = root_app("The local stack: AWS on 127.0.0.1 (moto) with the reconciler's resources from its templates.", completion=False)
 
 
 @app.callback()
@@ -175,6 +176,28 @@ def _local_stack(state: State) -> LocalStack:
     return stack
 
 
+@app.command("env")
+def env(ctx: typer.Context) -> None:
+    """What a script needs to reach the running stack of --stage: `eval "$(python -m emulator --stage prod env)"` sets EP
+    (the endpoint, for `aws --endpoint-url $EP`), RECONCILER_STAGE and the stack's credentials and region, and unsets
+    AWS_PROFILE and AWS_SESSION_TOKEN so no real credentials mix in."""
+    state = state_of(ctx)
+    running = LocalEndpoint.load(state.stage)
+    values = {
+        "EP": running.endpoint,
+        "RECONCILER_STAGE": running.stage,
+        "AWS_ACCESS_KEY_ID": running.credentials["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": running.credentials["aws_secret_access_key"],
+        "AWS_DEFAULT_REGION": running.region,
+        "AWS_REGION": running.region,
+    }
+    state.out.data(values)
+    if state.out.format == "table" and state.out.query is None:
+        typer.echo("unset AWS_PROFILE AWS_SESSION_TOKEN")
+        for name, value in values.items():
+            typer.echo(f"export {name}={shlex.quote(value)}")
+
+
 @app.command("send")
 def send(ctx: typer.Context, events_file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)]) -> None:
     """Publish each line of a JSONL file to the local bus, deliver them, print each outcome (exit 1 if any was refused)."""
@@ -189,9 +212,10 @@ def send(ctx: typer.Context, events_file: Annotated[Path, typer.Argument(exists=
                 raise OpsError(f"{events_file}:{number}: not JSON ({error.msg})") from None
     stack.activate()
     published = stack.publish_entries(events)
-    invoker = stack.invoker()
+    invoker, running = stack.invoker(), _function_running(stack)
     with state.out.progress("delivering"), handler_output_to(sys.stderr):
-        invoker.drain()
+        invoker.drain(running)
+    paused = not running()
     by_id = {(r.get("event") or {}).get("id"): r for r in invoker.results}
     outcomes = []
     for line_number, (event, entry) in enumerate(zip(events, published, strict=False), 1):
@@ -207,7 +231,9 @@ def send(ctx: typer.Context, events_file: Annotated[Path, typer.Argument(exists=
             )
             continue
         record = by_id.get(entry.get("EventId"))
-        if record is None:
+        if record is None and paused:
+            outcome = {"outcome": "dead-lettered", "reason": unrun_reason(state)}
+        elif record is None:
             outcome = {"outcome": "delivered-elsewhere", "reason": "handled by the running `up` (see its output)"}
         else:
             outcome = record.get("result") or {"outcome": "error", "reason": record.get("error")}
@@ -233,12 +259,27 @@ def deliver(ctx: typer.Context) -> None:
     state = state_of(ctx)
     stack = _local_stack(state)
     stack.activate()
-    invoker = stack.invoker()
+    invoker, running = stack.invoker(), _function_running(stack)
     with state.out.progress("delivering"), handler_output_to(sys.stderr):
-        delivered = invoker.drain()
+        delivered = invoker.drain(running)
     outcomes = [record.get("result") or {"outcome": "error", "reason": record.get("error")} for record in invoker.results]
     state.out.data(outcomes)
     state.out.line(f"delivered {delivered} events")
+    if not running():
+        state.out.note(f"note: {unrun_reason(state)}")
+
+
+# Lambda's asynchronous invocation of a function with reserved concurrency 0: no retry, the event goes to the
+# on-failure destination unrun (AWS Compute Blog, "Introducing new asynchronous invocation metrics for AWS Lambda":
+# "Zero reserved concurrency: No retry"; emulator/invoker.py models it).
+def unrun_reason(state: State) -> str:
+    paused = "the function is paused (reserved concurrency 0): Lambda sent the event to the DLQ unrun"
+    return f"{paused}; `{state.hint('resume')}`, then `{state.hint('dlq replay')}`"
+
+
+def _function_running(stack: LocalStack) -> Any:
+    lambda_client = stack.client("lambda")
+    return lambda: not function_paused(lambda_client, stack.resources.function_name)
 
 
 def _job_of(event: dict) -> Any:

@@ -1,5 +1,5 @@
 """What Lambda does with the stack's functions while `python -m emulator up` runs: the settlement function's
-asynchronous invocation (every event the rule routes, within a second, held while the function is paused) and
+asynchronous invocation (every event the rule routes, within a second, sent to the DLQ unrun while the function is paused) and
 the balance-events function's event source mapping on the Credits stream. Each handler's output goes where Lambda
 sends it: its log group, and its EMF metrics into CloudWatch."""
 
@@ -42,7 +42,8 @@ def handler_output_to(stream: Any) -> Iterator[None]:
 
 
 def function_paused(lambda_client: Any, function_name: str) -> bool:
-    """As Lambda does with reserved concurrency 0: hold the events (they wait in the queue)."""
+    """Reserved concurrency 0 (`reconciler pause`): Lambda sends every asynchronous event to the on-failure destination
+    without running it (emulator/invoker.py)."""
     from botocore.exceptions import ClientError
 
     try:
@@ -88,8 +89,8 @@ def deliver_forever(stack: LocalStack, templates: Mapping[str, dict], stop: thre
     alarms = AlarmEvaluator(cloudwatch, stack.client("sns"))
     next_stream_poll = next_evaluation = 0.0
     while not stop.is_set():
-        if running():
-            _deliver_events(stack, invoker, running, stop, function_sink, cloudwatch, say)
+        running()  # says when a pause begins or ends, events or not
+        _deliver_events(stack, invoker, running, stop, function_sink, cloudwatch, say)
         if time.monotonic() >= next_stream_poll:
             captured = io.StringIO()
             with handler_output_to(captured):
@@ -113,7 +114,11 @@ def _concurrency_watch(stack: LocalStack, say: Callable[[str], None]) -> Callabl
         now_paused = function_paused(lambda_client, stack.resources.function_name)
         if now_paused != paused:
             paused = now_paused
-            say("function paused (reserved concurrency 0): events are held" if paused else "function resumed: delivering held events")
+            say(
+                "function paused (reserved concurrency 0): its events go to the DLQ unrun"
+                if paused
+                else "function resumed: events are delivered; replay what the pause dead-lettered (reconciler dlq replay)"
+            )
         return not paused
 
     return running
@@ -125,11 +130,18 @@ def _deliver_events(
     """Every event queued for the settlement function, with its logs and metrics shipped and one line said per event."""
     captured = io.StringIO()
     with handler_output_to(captured):
+        unrun = 0
         while not stop.is_set():
-            delivered, held = invoker.deliver_batch(running)
-            if held or not delivered:
+            delivered, sent_unrun = invoker.deliver_batch(running)
+            unrun += sent_unrun
+            if not delivered + sent_unrun:
                 break
     sink.ship(captured.getvalue())
+    if unrun:
+        # Lambda counts each as dropped from its async queue (AWS/Lambda AsyncEventsDropped, the async-events-dropped alarm).
+        function = [{"Name": "FunctionName", "Value": stack.resources.function_name}]
+        cloudwatch.put_metric_data(Namespace="AWS/Lambda", MetricData=[{"MetricName": "AsyncEventsDropped", "Dimensions": function, "Value": unrun}])
+        say(f"{unrun} event(s) sent to the DLQ unrun: the function is paused")
     batch, invoker.results = invoker.results, []
     if batch:
         errors = sum(1 for record in batch if "error" in record)

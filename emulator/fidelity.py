@@ -74,6 +74,10 @@ boto3 call of the runtime, the CLI and the tests passes, above botocore's own re
    reader of moto's stream (the local stack's poller, the simulator's drain) goes through it. And in-process
    moto answers DynamoDB Streams only at `IN_PROCESS_STREAMS` (botocore would pick an account-based host, which
    in-process moto answers 404 "Not yet implemented").
+11. evaluates CloudWatch Logs term filter patterns (`?ERROR ?Traceback`, `-term`, quoted terms) in FilterLogEvents as
+   AWS does (CloudWatch Logs user guide, "Filter pattern syntax for metric filters, subscription filters, and filter
+   log events", "Matching terms in unstructured log events"): moto 5.2.5 lets every event through a pattern that
+   starts with `?` or `-` (`evaluate_log_filter_patterns_as_aws_does`, in-process and in the local stack's server).
 
 Each difference is listed with its source in docs/emulator-fidelity.md.
 """
@@ -155,6 +159,7 @@ def install() -> None:
     if _original is not None:
         return
     keep_streams_whole_across_cancelled_transactions()
+    evaluate_log_filter_patterns_as_aws_does()
     _hand_moto_limits_to_this_layer()
     _original = BaseClient._make_api_call  # type: ignore[attr-defined]  # private: not in botocore's stubs
 
@@ -1422,3 +1427,53 @@ def drop_key_only_inserts(response: dict) -> dict:
             continue
         kept.append(record)
     return {**response, "Records": kept}
+
+
+class TermFilterPattern:
+    """A CloudWatch Logs filter pattern over unstructured log events, as FilterLogEvents evaluates it (module
+    docstring, 11.): terms are case-sensitive and all must occur (`ERROR Exception`); `?term` terms match when any
+    of them occurs (`?ERROR ?"Task timed out"`); `-term` excludes; a quoted term may hold spaces and punctuation.
+    moto 5.2.5 treats a pattern that starts with `?`, `-` or a digit as unsupported and lets every event through."""
+
+    _TERM = re.compile(r'([?-]?)(?:"((?:[^"\\]|\\.)*)"|(\S+))')
+
+    def __init__(self, pattern: str) -> None:
+        self.required: list[str] = []
+        self.optional: list[str] = []
+        self.excluded: list[str] = []
+        for prefix, quoted, bare in self._TERM.findall(pattern or ""):
+            term = quoted.replace('\\"', '"') if quoted else bare
+            {"?": self.optional, "-": self.excluded}.get(prefix, self.required).append(term)
+
+    @staticmethod
+    def handles(pattern: str | None) -> bool:
+        """Term patterns only: JSON (`{ ... }`), space-delimited (`[ ... ]`) and regex (`%...%`) patterns stay moto's."""
+        return not (pattern or "").strip().startswith(("{", "[", "%"))
+
+    def matches(self, message: str) -> bool:
+        if any(term in message for term in self.excluded):
+            return False
+        if self.optional and not any(term in message for term in self.optional):
+            return False
+        return all(term in message for term in self.required)
+
+
+def evaluate_log_filter_patterns_as_aws_does() -> None:
+    """moto's FilterLogEvents with term patterns evaluated as CloudWatch Logs does (11.), in-process and in the local
+    stack's moto server (emulator/server.py)."""
+    from moto.logs import models
+
+    original = models.EventMessageFilter
+    if getattr(original, "faithful", False):
+        return
+
+    class FaithfulFilter:
+        faithful = True
+
+        def __init__(self, pattern: str) -> None:
+            self._filter = TermFilterPattern(pattern) if TermFilterPattern.handles(pattern) else original(pattern)
+
+        def matches(self, message: str) -> bool:
+            return self._filter.matches(message)
+
+    models.EventMessageFilter = FaithfulFilter

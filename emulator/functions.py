@@ -10,7 +10,8 @@ Everything else goes to moto. What it keeps of Lambda's behaviour (Lambda API re
 - Event (asynchronous) answers 202 and runs the handler after the answer; DryRun answers 204;
 - a function whose reserved concurrency is 0 (`reconciler pause`) is throttled: 429 TooManyRequestsException
   (Reason ReservedFunctionConcurrentInvocationLimitExceeded) for a synchronous call; an asynchronous one is
-  accepted and waits, as Lambda's async queue keeps it, until the concurrency is back.
+  accepted and sent, unrun, to the function's SQS on-failure destination (Lambda has not retried such events since
+  2021-08-30: emulator/invoker.py).
 One invocation runs at a time: the handler's environment is this process's, and each switch between functions
 starts a new "container" (bootstrap.reset_container).
 """
@@ -22,7 +23,6 @@ import json
 import os
 import re
 import threading
-import time
 import traceback
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -34,9 +34,6 @@ from reconciler.contract import BALANCE_EVENTS_HANDLER, HANDLER, HOLDS_HANDLER
 OWN_HANDLERS = (HANDLER, HOLDS_HANDLER, BALANCE_EVENTS_HANDLER)
 INVOKE_PATH = re.compile(r"/2015-03-31/functions/(?P<name>[^/]+)/invocations/?")
 ACCOUNT, REGION = "123456789012", "us-east-1"
-# How long an asynchronous invocation of a paused function waits for its concurrency to come back (Lambda keeps
-# it up to the function's maximum event age; locally, long enough for a rehearsal's pause and resume).
-ASYNC_WAIT_SECONDS = 600.0
 
 
 class InProcessFunctions:
@@ -59,19 +56,16 @@ class InProcessFunctions:
         if kind == "DryRun":
             return _answer(start_response, "204 No Content", b"")
         if kind == "Event":
-            threading.Thread(target=self._run_when_allowed, args=(function, payload), daemon=True).start()
+            if _paused(function):
+                _send_unrun(function, payload)
+            else:
+                threading.Thread(target=self._invoke, args=(function, payload), daemon=True).start()
             return _answer(start_response, "202 Accepted", b"")
         if _paused(function):
             body = {"Type": "User", "message": "Rate Exceeded.", "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded"}
             return _answer(start_response, "429 Too Many Requests", json.dumps(body).encode(), {"x-amzn-ErrorType": "TooManyRequestsException"})
         status, headers, answer = self._invoke(function, payload)
         return _answer(start_response, status, answer, headers)
-
-    def _run_when_allowed(self, function: Any, payload: bytes) -> None:
-        deadline = time.monotonic() + ASYNC_WAIT_SECONDS
-        while _paused(function) and time.monotonic() < deadline:
-            time.sleep(0.5)
-        self._invoke(function, payload)
 
     def _invoke(self, function: Any, payload: bytes) -> tuple[str, dict[str, str], bytes]:
         with self._one_at_a_time:
@@ -103,6 +97,20 @@ def _function(name_or_arn: str) -> Any:
         return lambda_backends[ACCOUNT][REGION].get_function(name)
     except Exception:  # noqa: BLE001 - not ours to answer: moto says what is wrong
         return None
+
+
+def _send_unrun(function: Any, payload: bytes) -> None:
+    """Lambda with reserved concurrency 0 accepts an asynchronous event and sends it to the on-failure destination
+    without running it (emulator/invoker.py); with no SQS destination configured the event is dropped, as there."""
+    from moto.sqs.models import sqs_backends
+
+    from emulator.invoker import unrun_record
+
+    configs = getattr(function, "event_invoke_config", None) or []
+    destination = configs[0].config.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination", "") if configs else ""
+    if destination.startswith("arn:aws:sqs:"):
+        record = unrun_record(json.loads(payload) if payload else {}, function.function_name)
+        sqs_backends[ACCOUNT][REGION].send_message(destination.rsplit(":", 1)[-1], json.dumps(record, default=str))
 
 
 def _paused(function: Any) -> bool:

@@ -1,7 +1,10 @@
 """Stands in for Lambda's asynchronous invocation: polls the rule's queue and calls the real handler.
 
 Like Lambda's async config (retry attempts from the template, 2 by default), a failing event is tried
-again, and after the last attempt its on-failure record goes to the DLQ in Lambda's envelope format.
+again, and after the last attempt its on-failure record goes to the DLQ in Lambda's envelope format. While the
+function's reserved concurrency is 0 (`reconciler pause`), Lambda neither runs nor retries an event: it sends it to
+the on-failure destination at once (AWS's change of 2021-08-30; AWS Compute Blog, "Introducing new asynchronous
+invocation metrics for AWS Lambda": "Zero reserved concurrency: No retry"), and so does this invoker.
 """
 
 from __future__ import annotations
@@ -47,6 +50,25 @@ def on_failure_record(event: Any, function_name: str, error: BaseException, atte
     }
 
 
+# What `dlq list` shows as the reason of an event a paused function never ran. AWS documents that such an event goes to
+# the on-failure destination, not the record's `condition` for it: this text is the emulator's (docs/emulator-fidelity.md).
+UNRUN_WHILE_PAUSED = "reserved concurrency 0 (paused): Lambda sent the event to the on-failure destination without running it"
+
+
+def unrun_record(event: Any, function_name: str) -> dict:
+    """The on-failure record of an event sent while the function's reserved concurrency is 0: never invoked."""
+    return {
+        "version": "1.0",
+        "requestContext": {
+            "requestId": str(uuid.uuid4()),
+            "functionArn": f"arn:aws:lambda:us-east-1:000000000000:function:{function_name}:$LATEST",
+            "condition": UNRUN_WHILE_PAUSED,
+            "approximateInvokeCount": 0,
+        },
+        "requestPayload": event,
+    }
+
+
 @dataclass
 class LocalInvoker:
     sqs: Any
@@ -72,31 +94,29 @@ class LocalInvoker:
                     return None
         return None
 
-    def deliver_batch(self, may_invoke: Callable[[], bool] = lambda: True) -> tuple[int, bool]:
+    def deliver_batch(self, may_invoke: Callable[[], bool] = lambda: True) -> tuple[int, int]:
         """Up to 10 queued events, each checked just before its invocation as Lambda throttles at invoke time:
-        once `may_invoke()` says no (the function is paused), the rest go back to the queue, held.
-        Returns (how many were invoked, whether delivery was held)."""
+        while `may_invoke()` says no (reserved concurrency 0, a pause), an event goes to the DLQ unrun, as Lambda
+        sends it to the on-failure destination. Returns (how many were invoked, how many were sent unrun)."""
         messages = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
-        for index, message in enumerate(messages):
-            if not may_invoke():
-                for held in messages[index:]:
-                    self.sqs.change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=held["ReceiptHandle"], VisibilityTimeout=0)
-                return index, True
-            self.invoke(json.loads(message["Body"]))
+        invoked = unrun = 0
+        for message in messages:
+            event = json.loads(message["Body"])
+            if may_invoke():
+                self.invoke(event)
+                invoked += 1
+            else:
+                self.sqs.send_message(QueueUrl=self.dlq_url, MessageBody=json.dumps(unrun_record(event, self.function_name), default=str))
+                unrun += 1
             self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
-        return len(messages), False
+        return invoked, unrun
 
-    def drain(self, idle_polls: int = 2) -> int:
-        """Delivers everything the rule routed to the queue; returns how many events it invoked."""
+    def drain(self, may_invoke: Callable[[], bool] = lambda: True, idle_polls: int = 2) -> int:
+        """Delivers everything the rule routed to the queue; while `may_invoke()` says no (a pause) each event goes to
+        the DLQ unrun, as Lambda sends it at reserved concurrency 0. Returns how many events it invoked."""
         delivered, idle = 0, 0
         while idle < idle_polls:
-            messages = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
-            if not messages:
-                idle += 1
-                continue
-            idle = 0
-            for message in messages:
-                self.invoke(json.loads(message["Body"]))
-                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
-                delivered += 1
+            invoked, unrun = self.deliver_batch(may_invoke)
+            delivered += invoked
+            idle = idle + 1 if not invoked + unrun else 0
         return delivered

@@ -184,7 +184,7 @@ def _create_function(lambda_client: Any, iam: Any, props: dict, local: LocalReso
     """A function as configuration (code runs in-process: emulator/functions.py answers its Invoke)."""
     name = _literal(props["FunctionName"], "FunctionName")
     role = iam.create_role(RoleName=f"{name}-local", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))
-    lambda_client.create_function(
+    created = lambda_client.create_function(
         FunctionName=name,
         Runtime=props.get("Runtime", "python3.12"),
         Role=role["Role"]["Arn"],
@@ -198,8 +198,14 @@ def _create_function(lambda_client: Any, iam: Any, props: dict, local: LocalReso
     if "ReservedConcurrentExecutions" in props:
         lambda_client.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=int(props["ReservedConcurrentExecutions"]))
     if name == local.function_name:
+        # The template's on-failure destination too: where a paused function's asynchronous invokes go unrun.
+        _, _, _, region, account, *_ = created["FunctionArn"].split(":")
+        dlq_arn = f"arn:aws:sqs:{region}:{account}:cc-reconciler-dlq-{local.stage}"
         lambda_client.put_function_event_invoke_config(
-            FunctionName=name, MaximumRetryAttempts=local.max_retry_attempts, MaximumEventAgeInSeconds=local.max_event_age_seconds
+            FunctionName=name,
+            MaximumRetryAttempts=local.max_retry_attempts,
+            MaximumEventAgeInSeconds=local.max_event_age_seconds,
+            DestinationConfig={"OnFailure": {"Destination": dlq_arn}},
         )
 
 

@@ -83,7 +83,7 @@ def serve() -> None:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import run_simple
 
-    from emulator.fidelity import SerializedApp, keep_streams_whole_across_cancelled_transactions
+    from emulator.fidelity import SerializedApp, evaluate_log_filter_patterns_as_aws_does, keep_streams_whole_across_cancelled_transactions
     from emulator.functions import InProcessFunctions
 
     parser = argparse.ArgumentParser(description=__doc__)
@@ -91,6 +91,7 @@ def serve() -> None:
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
     keep_streams_whole_across_cancelled_transactions()
+    evaluate_log_filter_patterns_as_aws_does()
     # Invoke outside the lock: the handler's own requests come back to this server while it runs.
     app = InProcessFunctions(SerializedApp(DomainDispatcherApplication(create_backend_app)), endpoint=f"http://{args.host}:{args.port}")
     run_simple(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)

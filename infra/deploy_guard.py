@@ -1,11 +1,12 @@
 """`python -m infra.deploy_guard STAGE`: the deploy job's last check before `cdk deploy`, with the deploy role.
 
 A deploy writes the function's reserved concurrency from the template (StageConfig, 10): during a `reconciler
-pause` (reserved concurrency 0) it would resume the function behind the operator's back and deliver every held
-event. So a paused stage is not deployed: exit 1 with a GitHub error line saying what to do. A function that does
-not exist yet (a stage's first deploy) has nothing to pause. docs/operations.md, "Emergency stop", and
-docs/infrastructure.md, "CI/CD", describe it; the deploy role may read the concurrency and nothing else of the
-function.
+pause` (reserved concurrency 0) it would resume the function behind the operator's back, and new events would
+settle while the operator believes the stage stopped. So a paused stage is not deployed: exit 1 with a GitHub
+error line saying what to do. A function that does not exist yet (a stage's first deploy) has nothing to pause.
+`make deploy` runs the same check (`pause_problem`, from infra/predeploy.py). docs/operations.md, "Emergency
+stop", and docs/infrastructure.md, "CI/CD", describe it; the deploy role may read the concurrency and nothing
+else of the function.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ def pause_problem(lambda_client: Any, function_name: str, stage: str) -> str | N
         raise
     if concurrency == 0:
         return (
-            f"{function_name} is paused (reserved concurrency 0): a deploy would set it back and deliver the held events. "
-            f"Resume it first (`reconciler --stage {stage} resume`) when it may run, then re-run this job."
+            f"{function_name} is paused (reserved concurrency 0): a deploy would set it back and end the pause. "
+            f"Resume it first (`reconciler --stage {stage} resume`) when it may run, then deploy again."
         )
     return None
 

@@ -5,6 +5,8 @@ Each finding is a line saying what to do; exit 1 when there is any:
   * Lambda keeps at least 100 of the account's concurrency unreserved, so the function's reserved concurrency must
     fit above that (a new account may start with a total of 10);
   * AWS's public parameter holding the pinned Powertools layer exists in the region (CloudFormation resolves it);
+  * the stage is not paused (`reconciler pause`: reserved concurrency 0), which the deploy would end by writing the
+    template's concurrency back (infra/deploy_guard.py, the same check in CI's deploy job);
   * a stack's first create runs with `--first-deploy` (no protection until it has succeeded once: a failed create
     can then be rolled back and retried), and a deploy onto existing stacks never does (it would turn protection off);
   * where the stage adopts v1's resources and they exist, the data stack exists before anything else is deployed
@@ -21,6 +23,7 @@ from botocore.exceptions import ClientError
 
 from infra.adoption import adopted
 from infra.config import POWERTOOLS_LAYER_PARAMETER, StageConfig, config_for
+from infra.deploy_guard import pause_problem
 
 UNRESERVED_MINIMUM = 100  # Lambda's floor of unreserved concurrency per account and region
 
@@ -78,6 +81,9 @@ def problems(config: StageConfig, *, sts: Any, lambda_client: Any, ssm: Any, clo
             f"{unreserved - needed}, below Lambda's minimum of {UNRESERVED_MINIMUM}: ask for a concurrency quota of at least "
             f"{UNRESERVED_MINIMUM + config.limits.reserved_concurrency} (Service Quotas, Lambda, Concurrent executions) before deploying"
         )
+    paused = pause_problem(lambda_client, names.function, config.stage)
+    if paused:
+        found.append(paused)
     try:
         ssm.get_parameter(Name=POWERTOOLS_LAYER_PARAMETER)
     except ClientError as error:

@@ -180,6 +180,8 @@ class CommitOracle:
         if of["Jobs"] is not None and record_write is not None:
             job_op = of["Jobs"][1]
             self._settled(task, job_op.get("Key") or {"jobId": job_op["Item"]["jobId"]}, user)
+            if task.kind == "scan":
+                self._after_the_grace_period(job_op)
         elif record_write == "Put" and task.kind == "reserve":
             self._held(task)
         elif record_write == "Update" and task.kind == "release":
@@ -190,6 +192,26 @@ class CommitOracle:
             self.result.failures.append(f"an unexpected transaction during {task.describe()[:200]}: {[op['TableName'] for _, op in entries]}")
         if user is not None and balance_op is not None:
             self._balance_is_the_oracles(task, user, balance_op)
+
+    def _after_the_grace_period(self, job_op: dict) -> None:
+        """A timer-scan settlement is conditioned on the job's update time as the scan read it: that time is at least the
+        grace period older than this commit (the scan took its now earlier, on the run's simulated clock)."""
+        from datetime import timedelta
+
+        from reconciler.config import load_config
+        from reconciler.domain.ledger import iso_timestamp
+        from simulator import clock
+
+        seen = job_op.get("ExpressionAttributeValues", {}).get(":seen_updatedAt", {}).get("S")
+        if seen is None:
+            return
+        grace = load_config().scan_grace_minutes
+        if seen > iso_timestamp(clock.now() - timedelta(minutes=grace)):
+            job_id = job_op["Key"]["jobId"]["S"]
+            self.result.failures.append(
+                f"the timer scan settled job {job_id!r}, whose status changed at {seen}, within the grace period ({grace} min)"
+            )
+        self.result.covered["scan:settled-after-the-grace-period"] += 1
 
     def _adjusted(self, task: Task, params: dict) -> None:
         """An adjustment, or an audit correction (a Ledger entry that explains the balance, which moves by 0)."""

@@ -47,18 +47,34 @@ class DirectCalls:
         from reconciler.ops.operator_error import OpsError
 
         user, amount, reference = task.args
-        if not amount:
+        if not amount and task.expect != "refused":
             return
         attempt = self.run.attempt_begins()
         self.run.calls.append((task, attempt))
         try:
-            Adjuster(self.run.h.store, backoff=self.run.backoff).adjust(user, amount, "simulated", reference, "sim")
+            result = Adjuster(self.run.h.store, backoff=self.run.backoff).adjust(user, amount, "simulated", reference, "sim")
+            self._judge_adjustment(task, result)
         except (OpsError, InvalidEvent):
-            pass  # refused, with its reason, to the operator
+            self.run.result.covered[f"adjustments:refused{':as-expected' if task.expect == 'refused' else ''}"] += 1
         except (Exception, SimulatedTimeout) as error:  # noqa: BLE001 - judged by the invariants: only an injected fault may cause it
             attempt.error = error
         finally:
             self.run.attempt_ends(attempt)
+
+    def _judge_adjustment(self, task: Task, result: Any) -> None:
+        """An adjustment the design refuses (0 credits) is refused; one answered already-applied found its reference
+        applied for the same user and amount (another amount under a used reference is refused)."""
+        from reconciler.ops.adjustments import ALREADY_APPLIED
+
+        user, amount, reference = task.args
+        if task.expect == "refused":
+            self.run.result.failures.append(f"the Adjuster accepted an adjustment it must refuse ({result.status}): {task.describe()[:200]}")
+        elif result.status == ALREADY_APPLIED and (result.entry.user_id, result.entry.signed_amount) != (user, amount):
+            self.run.result.failures.append(
+                f"the Adjuster answered already-applied for reference {reference!r}, used for {result.entry.signed_amount:+d} credits to "
+                f"{result.entry.user_id!r}: {task.describe()[:200]}"
+            )
+        self.run.result.covered[f"adjustments:{result.status}"] += 1
 
     def reservations(self) -> Any:
         """The hold function's service, as bootstrap.build_reservations builds it, at the prices deployed now."""

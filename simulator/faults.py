@@ -14,6 +14,23 @@ MAX_MONEY_PATH_FAULTS = 10  # per run
 MAX_RACES, RACE_RATE = 4, 0.2  # concurrent balance changes injected before guarded writes, per run and per write
 MAX_STREAM_FAULTS = 12  # per run, into the balance-events function's calls
 
+# Faults of a TransactWriteItems that the code retries itself (service/retrying.py: a cancellation for a conflict or
+# throttling is Contention, a lost or 5xx answer an AmbiguousWrite, both read again): none may end a Lambda attempt.
+# Not Lambda's own timeouts, which end the invocation whatever the code does.
+RETRIED_BY_THE_CODE = frozenset(
+    {
+        "throttle-single",
+        "5xx-before",
+        "5xx-after",
+        "read-timeout-after",
+        "connect-timeout",
+        "cancel-throttling",
+        "cancel-provisioned",
+        "cancel-conflict",
+    }
+)
+RETRIED_OPERATIONS = frozenset({"TransactWriteItems"})
+
 THROTTLE_CODES = ["ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"]
 
 

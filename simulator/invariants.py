@@ -44,6 +44,7 @@ AT_EVERY_COMMIT = (
     "right after an operator's fix (audit --fix, trusting the balance or the ledger) commits, its user's books are exactly clean: "
     "of two fixes of one discrepancy one applies, and none decides on a lagging index",
     "no ledger or balance write outside a transaction (but an operator's restore, one conditioned UpdateItem)",
+    "the timer scan settles a job only if its status last changed at least the grace period before (on the run's simulated clock)",
     "a change of the balance that keeps it on its side of a guard's threshold never cancels the guarded write (no lock, no serialising)",
 )
 

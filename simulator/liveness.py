@@ -40,6 +40,29 @@ def nothing_leaves_the_handler_or_a_call_but_an_injected_fault(run: Run, tables:
             yield f"{task.kind} raised {_error(attempt)} (faults injected: {attempt.faults or 'none'}) for {task.describe()[:200]}"
 
 
+def a_fault_the_code_retries_itself_never_ends_an_attempt(run: Run, tables: Tables) -> Iterator[str]:
+    """a fault the code retries itself (a TransactWriteItems cancelled for a conflict or throttling, or whose answer was lost to a
+    timeout or a 5xx: simulator.faults.RETRIED_BY_THE_CODE) never ends a Lambda attempt, a reserve() or an Adjuster call: the code
+    reads again and decides again, whatever class it gives the error"""
+    attempts = [(invocation.task, attempt) for invocation in run.invocations for attempt in invocation.attempts]
+    for task, attempt in [*attempts, *run.calls]:
+        label = attempt.ended_by_a_retried_fault() if attempt.error is not None else None
+        if label is not None:
+            yield f"a fault the code retries itself ({label}) ended an attempt: {_error(attempt)} for {task.describe()[:300]}"
+
+
+def a_retry_reads_the_record_as_it_is(run: Run, tables: Tables) -> Iterator[str]:
+    """a settlement decides on an earlier version of its record at most once per Lambda attempt: only its first read is eventually
+    consistent, and every retry after a refused write reads the record strongly (an earlier version again would be decided on again)"""
+    for invocation in run.invocations:
+        for number, attempt in enumerate(invocation.attempts, 1):
+            if invocation.task.kind == "event" and attempt.stale_reads > 1:
+                yield (
+                    f"attempt {number} of {invocation.task.describe()[:200]} was served {attempt.stale_reads} earlier versions of its record: "
+                    "a retry read it eventually consistently"
+                )
+
+
 def an_event_reaches_the_on_failure_destination_only_if_faults_hit_every_attempt(run: Run, tables: Tables) -> Iterator[str]:
     """every delivered event (and timer-scan tick) ends answered or dead-lettered with its reason, and reaches Lambda's on-failure
     destination only when a fault was injected into every one of its attempts"""
@@ -136,6 +159,8 @@ def re_decisions_and_retries_per_event_stay_within_their_bound(run: Run, tables:
 
 LIVENESS_CHECKS = (
     nothing_leaves_the_handler_or_a_call_but_an_injected_fault,
+    a_fault_the_code_retries_itself_never_ends_an_attempt,
+    a_retry_reads_the_record_as_it_is,
     an_event_reaches_the_on_failure_destination_only_if_faults_hit_every_attempt,
     every_event_ends_as_the_oracle_classifies_it,
     every_hold_the_oracles_balance_covers_succeeds,

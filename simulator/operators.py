@@ -10,6 +10,7 @@ after every fix that applied), every replayed event ends as the oracle classifie
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import random
@@ -60,7 +61,9 @@ class Operators:
         self.run, self.books, self.covered = run, run.books, run.result.covered
         self.fixes: list[tuple[Task, str]] = []  # (task, status or what it raised)
         self.replayed: list[tuple[dict, str, str | None]] = []  # (event, outcome, the oracle's outcome or None: unknown)
+        self.left_in_the_dlq: list[str] = []  # old copies of messages a replay re-dead-lettered, still in the DLQ after it
         self.requests = itertools.count(1)
+        self.invokers = random.Random(f"{run.s.seed}-replay-invokers")
         self.generated = {_key(step.args[0]): step.expect for step in run.delivered if step.kind == "event"}
 
     def damage(self, task: Task) -> None:
@@ -84,11 +87,13 @@ class Operators:
         finally:
             self.run.local.no_faults = False
 
-    def _fix(self, user: str, trust: str) -> None:
+    def _fix(self, user: str, trust: str, raced_by: str | None = None) -> None:
         """`reconciler audit USER --fix --trust TRUST`, as cli/book_commands.py builds the Auditor (no --min-age wait:
-        the run's indexes lag in logical steps, and the fix must protect itself against what it reads)."""
+        the run's indexes lag in logical steps, and the fix must protect itself against what it reads). `raced_by`: the
+        trust of another operator's fix of the same user, run whole just before this one's write (`before_a_write`)."""
         from simulator.tables import operators_auditor
 
+        self.run.local.raced_by = raced_by
         auditor = operators_auditor(self.run)
         auditor.backoff = self.run.backoff
         try:
@@ -96,8 +101,23 @@ class Operators:
             status = "nothing to fix" if result is None else result.status
         except (Exception, SimulatedTimeout) as error:  # noqa: BLE001 - judged below: an operator's fix never raises
             status = f"raised {type(error).__name__}: {error}"
+        finally:
+            self.run.local.raced_by = None  # a fix that never wrote is raced by nobody after it
         self.fixes.append((Task("audit-fix", (user, trust)), status))
-        self.covered[f"operators:fixes:{trust}:{status.split(':')[0]}"] += 1
+        self.covered[f"operators:fixes:{trust}{':raced' if raced_by else ''}:{status.split(':')[0]}"] += 1
+
+    def before_a_write(self, operation: str, params: dict) -> None:
+        """Just before a fix's write of a balance (its correction's transaction, or its restore), the fix that races it:
+        another operator's fix of the same user, run whole (it reads the books as they still are, and writes first)."""
+        raced_by = getattr(self.run.local, "raced_by", None)
+        credits = self.run.h.resources.tables["Credits"]
+        writes = [op for entry in params.get("TransactItems", []) for op in entry.values()] if operation == "TransactWriteItems" else [params]
+        if raced_by is None or operation not in ("TransactWriteItems", "UpdateItem") or not any(op.get("TableName") == credits for op in writes):
+            return
+        self.run.local.raced_by = None  # once, and the racing fix is not raced itself
+        user = self.run.local.task.args[0]  # the raced fix's task (raced_by is set only while it runs)
+        self.covered[f"operators:fixes-raced:{raced_by}"] += 1
+        self._fix(user, raced_by)
 
     def corrected(self, task: Task, params: dict) -> None:
         """A correction committed (trusting the balance): a Ledger entry explains the posted balance, which moves by 0."""
@@ -132,11 +152,18 @@ class Operators:
     def _replay(self, max_messages: int) -> None:
         """`reconciler dlq replay --max N` with the in-process invoker."""
         from reconciler.ops.aws import SqsQueue
-        from reconciler.ops.dead_letter_replay import replay
+        from reconciler.ops.dead_letter_replay import peek, replay
 
-        report = replay(SqsQueue(self.run.h.sqs, self.run.h.resources.dlq_url), self._invoker(), max_messages)
+        queue = SqsQueue(self.run.h.sqs, self.run.h.resources.dlq_url)
+        deployed = self.invokers.random() < 0.5  # the deployed function (it dead-letters a rejection again), or --local
+        report = replay(queue, self._deployed_function() if deployed else self._invoker(), max_messages)
         for status, count in report.summary().items():
             self.covered[f"operators:replays:{status}"] += count
+        replaced = {item.letter.message_id: item.detail for item in report.items if "re-dead-lettered as" in item.detail}
+        if replaced:  # the old copy of each message the function dead-lettered again is gone: only its new copy is left
+            left = {letter.message_id for letter in peek(queue, 1000)} & set(replaced)
+            self.left_in_the_dlq += [f"message {message_id} ({replaced[message_id][:160]})" for message_id in sorted(left)]
+            self.covered["operators:replays-re-dead-lettered"] += len(replaced)
 
     def _replay_corrected(self, event_id: str, detail: dict) -> None:
         """`reconciler dlq replay MESSAGE --payload corrected.json`: the dead letter of `event_id`, with its detail fixed."""
@@ -161,7 +188,23 @@ class Operators:
         from reconciler.service.event_settlement import EventProcessor
 
         settlement = self.run.settlement_service()
-        return InProcessInvoker(_Classified(self, EventProcessor(settlement, RecordingDeadLetters())))  # type: ignore[arg-type]  # its process()
+        # The operator's own process prices with what it read when it started: a deploy since does not reach it.
+        processor = EventProcessor(settlement, RecordingDeadLetters())
+        return InProcessInvoker(_Classified(self, processor, epoch=self.books.epoch))  # type: ignore[arg-type]  # its process()
+
+    def _deployed_function(self) -> Any:
+        """The CLI's LambdaInvoker (RequestResponse) of the deployed function, whose invoke runs the function's use case
+        in this process with its real dead-letter queue: a rejection is dead-lettered again, and named in its answer."""
+        from reconciler import bootstrap
+        from reconciler.ops.aws import LambdaInvoker
+        from reconciler.repository.sqs_dead_letters import SqsDeadLetters
+        from reconciler.service.event_settlement import EventProcessor
+        from simulator.harness import STAGE
+
+        # The function's container (its prices are the deploys'), with its real dead-letter queue.
+        h, container = self.run.h, bootstrap.event_processor()
+        processor = EventProcessor(container.settlement, SqsDeadLetters(h.sqs, h.resources.dlq_url, STAGE))
+        return LambdaInvoker(_SimulatedLambda(_Classified(self, processor)), f"cc-agent-reconciler-{STAGE}")
 
     def classify(self, event: dict, outcome: str, request_id: str) -> None:
         expect = self.generated.get(_key(event))
@@ -173,16 +216,34 @@ class Operators:
 class _Classified:
     """The use case the in-process invoker calls, with the operator's request id and the oracle told of each answer."""
 
-    def __init__(self, operators: Operators, processor: Any) -> None:
+    def __init__(self, operators: Operators, processor: Any, epoch: int | None = None) -> None:
         self.operators, self.processor = operators, processor
+        self.epoch = epoch  # the price deploys its prices are from, when deploys do not reach it (the operator's process)
 
     def process(self, event: Any, deadline: float | None = None, request_id: str | None = None) -> Any:
         run = self.operators.run
         request_id = f"replay-{run.s.seed}-{next(self.operators.requests)}"
-        run.local.event, run.local.request_id = event, request_id
-        outcome = self.processor.process(event, deadline, request_id)
+        run.local.event, run.local.request_id, run.local.fixed_epoch = event, request_id, self.epoch
+        try:
+            outcome = self.processor.process(event, deadline, request_id)
+        finally:
+            run.local.fixed_epoch = None
         self.operators.classify(event, outcome.kind, request_id)
         return outcome
+
+
+class _SimulatedLambda:
+    """Lambda's synchronous invoke, answered by the function's use case in this process (its summary as the payload)."""
+
+    def __init__(self, use_case: _Classified) -> None:
+        self.use_case = use_case
+
+    def invoke(self, FunctionName: str, InvocationType: str, Payload: str) -> dict:  # noqa: N803 - boto3's names
+        from reconciler import json_text
+
+        outcome = self.use_case.process(json.loads(Payload))
+        self.use_case.operators.covered["operators:replays-through-the-deployed-function"] += 1
+        return {"StatusCode": 200, "Payload": io.BytesIO(json_text.dumps(outcome.summary(), default=str).encode())}
 
 
 def _key(event: Any) -> str:
@@ -205,4 +266,11 @@ def operators_commands_end_as_designed(run: Run, tables: Tables) -> Iterator[str
             yield f"a replayed event ended {outcome}; the oracle classifies it {expected}: {json.dumps(event, default=str)[:200]}"
 
 
-OPERATOR_CHECKS = (operators_commands_end_as_designed,)
+def a_replay_the_function_dead_letters_again_leaves_one_copy(run: Run, tables: Tables) -> Iterator[str]:
+    """a DLQ replay that the function dead-letters again (a new copy, with its reason) deletes the message it replayed: the DLQ
+    never holds the old copy beside the new one"""
+    for left in run.operators.left_in_the_dlq:
+        yield f"a replay re-dead-lettered {left}, and left the old copy in the DLQ"
+
+
+OPERATOR_CHECKS = (operators_commands_end_as_designed, a_replay_the_function_dead_letters_again_leaves_one_copy)

@@ -18,6 +18,8 @@ class Attempt:
     own_writes: int = 0
     faults: list[str] = field(default_factory=list)  # labels of the faults injected into its AWS calls
     fault_errors: list[BaseException] = field(default_factory=list)  # the errors those faults raised
+    # Of those, the errors of faults the code retries itself (faults.RETRIED_BY_THE_CODE): none may end the attempt.
+    retried_fault_errors: list[tuple[str, BaseException]] = field(default_factory=list)
     stale_reads: int = 0  # eventually consistent reads answered with an earlier version
     races: int = 0  # concurrent balance changes injected before its writes
     transactions: int = 0  # TransactWriteItems AWS answered, committed or cancelled
@@ -45,6 +47,17 @@ class Attempt:
             seen.add(id(error))
             error = error.__cause__ or error.__context__
         return False
+
+    def ended_by_a_retried_fault(self) -> str | None:
+        """The label of a fault the code retries itself whose error ended the attempt (its chain reaches it), if any."""
+        seen, error = set(), self.error
+        while error is not None and id(error) not in seen:
+            label = next((label for label, injected in self.retried_fault_errors if error is injected), None)
+            if label is not None:
+                return label
+            seen.add(id(error))
+            error = error.__cause__ or error.__context__
+        return None
 
 
 @dataclass

@@ -192,11 +192,14 @@ def _issue_classes(seed: int, setup: list[Task], tasks: list[Task]) -> bool:
     from simulator.edges import edge_tasks
     from simulator.operators import operator_tasks
     from simulator.pipeline import pipeline_tasks
+    from simulator.sequences import sequence_tasks
 
     pipeline_tasks(random.Random(f"{seed}-pipeline"), setup, tasks)
     operator_tasks(random.Random(f"{seed}-operators"), setup, tasks)
     edge_tasks(random.Random(f"{seed}-edges"), setup, tasks)
-    return config_tasks(random.Random(f"{seed}-config"), setup, tasks)
+    deploys = config_tasks(random.Random(f"{seed}-config"), setup, tasks)
+    sequence_tasks(random.Random(f"{seed}-sequences"), setup, tasks)
+    return deploys
 
 
 def _edge_event(rng: random.Random, user: str, event_id: str) -> Task:

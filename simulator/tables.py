@@ -115,8 +115,8 @@ def operators_auditor(run: Run) -> Any:
 def expected_kinds(run: Any, ledger: int, held: int, discrepancy: Any) -> tuple[str, ...]:
     """The kinds an audit reports for a user whose books are off by (ledger, held): those, and `reservations` where it
     names ignored reservations that are all the world's hand-written holds (on Jobs items created after the stage's
-    cut-off, which move no money: README, "Settlement records"; the world creates them an hour before the real now, so
-    which side of the cut-off they fall on depends on the day the simulator runs)."""
+    cut-off, which move no money: README, "Settlement records"; the world creates them an hour before the simulated now,
+    a week after the cut-off: simulator.clock)."""
     kinds = [kind for kind, amiss in (("ledger", ledger), ("holds", held)) if amiss]
     named = set(discrepancy.holds.ignored) if discrepancy is not None else set()
     if named and named <= run.pipeline.hand_written:

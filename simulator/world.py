@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC
 from fractions import Fraction
 from typing import Any
 
@@ -19,12 +18,13 @@ from simulator.scenario import Task
 
 
 def hours_ago(hours: float) -> str:
-    """The runtime's timestamp format, for a time `hours` before now."""
-    from datetime import datetime, timedelta
+    """The runtime's timestamp format, for a time `hours` before the simulated now (simulator.clock)."""
+    from datetime import timedelta
 
     from reconciler.domain.ledger import iso_timestamp
+    from simulator import clock
 
-    return iso_timestamp(datetime.now(UTC) - timedelta(hours=hours))
+    return iso_timestamp(clock.now() - timedelta(hours=hours))
 
 
 def before_the_cut_off(hours: float) -> str:
@@ -148,8 +148,20 @@ class World:
             )
 
     def _legacy_settled_job(self, job_id: str, user: str, model: str, credits: int, outcome: str, seconds: int, event_id: str) -> None:
-        if self._v2_reservation(job_id, user, model, credits, before_the_cut_off(3.9)):
+        if not credits:  # settled with no reservation: its item holds no reservedCredits
+            self._unreserved_job_before_the_cut_off(job_id, user, model)
             self._v2_settlement(job_id, user, model, credits, outcome, seconds, event_id, before_the_cut_off(3.8))
+        elif self._v2_reservation(job_id, user, model, credits, before_the_cut_off(3.9)):
+            self._v2_settlement(job_id, user, model, credits, outcome, seconds, event_id, before_the_cut_off(3.8))
+
+    def _unreserved_job_before_the_cut_off(self, job_id: str, user: str, model: str) -> None:
+        from reconciler.repository.dynamodb import to_item
+
+        at = before_the_cut_off(3.9)
+        job = {"jobId": job_id, "userId": user, "model": model, "status": "submitted", "createdAt": at, "updatedAt": at, "unsettled": "PENDING"}
+        self.h.dynamodb.put_item(TableName=self.jobs, Item=to_item(job), ConditionExpression="attribute_not_exists(jobId)")
+        self.books.jobs[job_id] = OracleJob(user)
+        self.covered["legacy:unreserved-jobs-settled-before-records"] += 1
 
     def _v2_reservation(self, job_id: str, user: str, model: str, credits: int, at: str) -> bool:
         """A reservation as the v2 code wrote it (git show 66bde68:runtime/reconciler/repository/dynamodb.py,
@@ -283,6 +295,8 @@ class World:
             },
         ]
         for posting, kind, amount, description in postings:
+            if not amount:  # nothing was reserved: nothing to release or refund
+                continue
             entry = {
                 "ledgerId": job_ledger_id(job_id, posting),
                 "userId": user,

@@ -37,11 +37,14 @@ os.environ.update(
 @pytest.fixture(autouse=True)
 def _fresh_runtime_caches():
     """The runtime caches its configuration per container; every test starts a new 'container', and
-    whatever a test points the environment at (a local stack's endpoint, a stage) ends with it."""
+    whatever a test points the environment at (a local stack's endpoint, a stage) ends with it. The fidelity
+    layer's list of refusals starts empty too: a test that checks it sees only its own (an earlier test's 64
+    refused SendMessages once failed test_production_faults when the two shared a worker)."""
     from reconciler.bootstrap import reset_container
 
     saved_environment = dict(os.environ)
     reset_container()
+    fidelity.violations.clear()
     yield
     os.environ.clear()
     os.environ.update(saved_environment)

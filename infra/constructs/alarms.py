@@ -33,9 +33,10 @@ DLQ_RETENTION = Duration.days(14)  # infra/constructs/dead_letter_queue.py
 # hour per hour, so finer periods add nothing.
 OLDEST_MESSAGE_ALARM = Duration.days(10)
 assert OLDEST_MESSAGE_ALARM.to_seconds() < DLQ_RETENTION.to_seconds()
-# Lambda's async queue retries a failed event after 1 and 2 minutes and a throttled one for up to the stage's maximum
-# event age (6 h), then sends it to the DLQ. An event that waited an hour outside a pause is a backlog that has 5
-# hours left before it reaches the DLQ.
+# Lambda's async queue retries a failed event after 1 and 2 minutes and one throttled at the reserved concurrency for
+# up to the stage's maximum event age (6 h), then sends it to the DLQ (at reserved concurrency 0, a pause, it retries
+# nothing: the DLQ at once). An event that waited an hour is a backlog that has 5 hours left before it reaches the DLQ.
+# Sources: AWS Lambda Developer Guide, "How Lambda handles errors and retries with asynchronous invocation".
 ASYNC_EVENT_AGE_ALARM = Duration.hours(1)
 
 
@@ -91,9 +92,12 @@ class ReconcilerAlarms(Construct):
             metric(Metric.ADJUSTMENTS, "Sum", Duration.hours(1)),
             threshold=100,
             comparison=GT,
-            # Powertools emits Adjustments only when a settlement adjusts credits.
+            # Powertools emits Adjustments only when a settlement posts (one per posting); operators' entries are not counted.
             missing_data=NO_DATA_IS_HEALTHY,
-            description="More than 100 credit adjustments in an hour: a pricing or event-source fault is likely.",
+            description=(
+                "More than 100 settlement postings (the function's credit adjustments) in an hour: a pricing or event-source fault "
+                "is likely. Operators' adjust and audit --fix entries are not counted."
+            ),
         )
         self.dlq_depth = self._alarm(
             "dlq-depth",
@@ -114,8 +118,8 @@ class ReconcilerAlarms(Construct):
             description="The oldest dead-lettered event is 10 days old; SQS deletes it at 14 days. Replay or "
             "archive it now (reconciler dlq list / dlq replay).",
         )
-        # A pause (`reconciler pause`) sets reserved concurrency to 0: every delivery is then throttled and
-        # held on purpose, so raw Throttles would page during every pause. Throttles are counted only in
+        # A pause (`reconciler pause`) sets reserved concurrency to 0: nothing runs on purpose (Lambda sends each
+        # event to the DLQ unrun), and whatever Lambda counts as throttled then must not page. Throttles are counted only in
         # periods where the function also ran (Invocations > 0): a paused function runs nothing, so its
         # throttles are masked to 0, while throttling at the concurrency limit (some invocations run, others
         # wait) still shows. The period in which a pause starts can have both; two consecutive 5-minute periods
@@ -154,8 +158,9 @@ class ReconcilerAlarms(Construct):
             threshold=1,
             comparison=GTE,
             # Every timer scan emits StuckJobs, 0 included, but an hour without it is not an outage to page on:
-            # there is none before the first scan after the first deploy, and none during a pause (`reconciler
-            # pause` holds the scan's ticks with the events). A scan that raises pages through `errors`.
+            # there is none before the first scan after the first deploy, and none during a pause (at reserved
+            # concurrency 0 the scan's ticks go to the DLQ unrun with the events). A scan that raises pages through
+            # `errors`.
             missing_data=NO_DATA_IS_HEALTHY,
             description=f"Jobs unsettled for more than {config.limits.stuck_job_hours} hours: their events never arrived.",
         )
@@ -234,7 +239,8 @@ class ReconcilerAlarms(Construct):
         )
         # EventBridge gave up on invoking the function (after 8 retries / 2 hours): Lambda refused the Invoke call
         # itself (missing function or permission, service error). Throttling does not count here: Lambda accepts a
-        # throttled event into its async queue and retries it there (async-event-age, async-events-dropped). Each
+        # throttled event into its async queue and retries it there, or at reserved concurrency 0 sends it to the DLQ
+        # (async-event-age, async-events-dropped). Each
         # one is an event that reached the DLQ at best, so any one pages.
         self.events_failed = self._alarm(
             "events-failed",
@@ -281,7 +287,15 @@ class ReconcilerAlarms(Construct):
 
     def _lost_or_stuck_message_alarms(self, function: lambda_.IFunction, alert_dead_letter_queue: sqs.IQueue) -> None:
         """Every way a message can still be lost or stuck after the function received it (Lambda's metrics are
-        published only when their event occurs, so no data is healthy)."""
+        published only when their event occurs, so no data is healthy).
+
+        Metric names, dimensions and statistics as AWS documents them: AWS Lambda Developer Guide, "Types of metrics
+        for Lambda functions" (monitoring-metrics-types: DestinationDeliveryFailures, Sum, for asynchronous invocation
+        and stream event source mappings; "Asynchronous invocation metrics": AsyncEventsDropped, Sum, AsyncEventAge in
+        milliseconds, Maximum; all by FunctionName) and the AWS Compute Blog, "Introducing new asynchronous
+        invocation metrics for AWS Lambda" (2023-02); Amazon SQS Developer Guide, "Available CloudWatch metrics for
+        Amazon SQS" (ApproximateNumberOfMessagesVisible, ApproximateAgeOfOldestMessage in seconds, by QueueName).
+        """
         five_minutes = Duration.minutes(5)
         # The on-failure record of an event that failed every attempt could not be put in the DLQ: the event is
         # now only in the archive.
@@ -291,16 +305,17 @@ class ReconcilerAlarms(Construct):
             "Lambda could not deliver failed events' records to the dead-letter queue: those events are lost "
             "unless replayed from the archive (reconciler events replay --from --to).",
         )
-        # Each dropped event left the async queue without a successful run (retries exhausted, or the maximum event
-        # age reached, e.g. a pause held too long); it went to the DLQ unless dlq-delivery-failures fired too.
+        # Each dropped event left the async queue without a successful run (retries exhausted, the maximum event age
+        # reached, or reserved concurrency 0: Lambda neither queues nor retries a paused function's events); it went to
+        # the DLQ unless dlq-delivery-failures fired too. During a `reconciler pause` this fires on purpose.
         self._on_any(
             "async-events-dropped",
             function.metric("AsyncEventsDropped", statistic="Sum", period=five_minutes),
-            "Lambda dropped render events from its async queue after their retries or maximum age: find "
-            "them in the dead-letter queue (reconciler dlq list) and replay them.",
+            "Lambda dropped render events from its async queue (retries, maximum age, or the function paused at "
+            "reserved concurrency 0): find them in the dead-letter queue (reconciler dlq list) and replay them.",
         )
-        # Published when an event is finally run: a paused function runs nothing, so this fires after a resume
-        # from a pause longer than the threshold (expected), and otherwise on a growing backlog.
+        # Published when an event is finally run, so it grows with a backlog of throttled or retried events. A pause
+        # queues nothing (reserved concurrency 0 sends events to the DLQ at once), so it never fires this one.
         assert ASYNC_EVENT_AGE_ALARM.to_seconds() < self._config.async_invoke_max_event_age.to_seconds()
         self._alarm(
             "async-event-age",
@@ -309,7 +324,7 @@ class ReconcilerAlarms(Construct):
             comparison=GTE,
             missing_data=NO_DATA_IS_HEALTHY,
             description="Render events waited an hour or more in Lambda's async queue (throttling or retries); at the "
-            "maximum event age they go to the dead-letter queue. Expected once after resuming a long pause.",
+            "maximum event age they go to the dead-letter queue.",
         )
         # An ops alert SNS could not deliver to a subscriber after its retries. This alarm reaches the people through
         # the same topic: another subscriber (prod has two) must still be working.
@@ -321,6 +336,17 @@ class ReconcilerAlarms(Construct):
             missing_data=NO_DATA_IS_HEALTHY,
             description="The ops topic could not deliver alerts to a subscriber (endpoint down or refusing): read them in "
             f"{self._config.names.alerts_dead_letter_queue} and check the subscriptions.",
+        )
+        # A dead-lettered alert is deleted after 14 days like any SQS message (OLDEST_MESSAGE_ALARM); the depth alarm
+        # has paged once and stays in ALARM, so the age is what still escalates a queue nobody read.
+        self._alarm(
+            "alert-dead-letters-age",
+            alert_dead_letter_queue.metric_approximate_age_of_oldest_message(statistic="Maximum", period=Duration.hours(1)),
+            threshold=OLDEST_MESSAGE_ALARM.to_seconds(),
+            comparison=GTE,
+            missing_data=NO_DATA_IS_HEALTHY,
+            description=f"An undelivered ops alert has waited 10 days in {self._config.names.alerts_dead_letter_queue}; "
+            "SQS deletes it at 14 days. Read it and fix the subscription.",
         )
 
     @property

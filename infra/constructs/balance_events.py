@@ -242,7 +242,10 @@ class BalanceEventsAlarms(Construct):
 
     @staticmethod
     def _specs(config: StageConfig, function: lambda_.IFunction, failure_queue: sqs.IQueue) -> list[tuple[str, cloudwatch.IMetric, float, str]]:
-        """The alarms, a table: concern, metric, threshold (greater or equal alarms), description."""
+        """The alarms, a table: concern, metric, threshold (greater or equal alarms), description. Metric names and
+        statistics as AWS documents them (AWS Lambda Developer Guide, "Types of metrics for Lambda functions": IteratorAge,
+        Maximum, in milliseconds, for stream event source mappings; DestinationDeliveryFailures, Sum, also for a stream
+        mapping's on-failure destination; Amazon SQS Developer Guide, "Available CloudWatch metrics for Amazon SQS")."""
         five_minutes = Duration.minutes(5)
         return [
             (

@@ -160,7 +160,10 @@ class ReconcilerDashboard(Construct):
                     failure_queue.metric_approximate_number_of_messages_visible(statistic="Maximum", period=FIVE_MINUTES),
                     alert_dead_letter_queue.metric_approximate_number_of_messages_visible(statistic="Maximum", period=FIVE_MINUTES),
                 ],
-                right=[failure_queue.metric_approximate_age_of_oldest_message(statistic="Maximum", period=FIVE_MINUTES)],
+                right=[
+                    failure_queue.metric_approximate_age_of_oldest_message(statistic="Maximum", period=FIVE_MINUTES),
+                    alert_dead_letter_queue.metric_approximate_age_of_oldest_message(statistic="Maximum", period=FIVE_MINUTES),
+                ],
                 width=8,
             ),
         ]

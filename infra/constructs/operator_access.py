@@ -52,6 +52,7 @@ class OperatorAccess(Construct):
         names = config.names
         jobs, credits, ledger = tables.jobs.table_arn, tables.credits.table_arn, tables.ledger.table_arn
         user_ledger, settlements = tables.user_ledger.table_arn, tables.settlements.table_arn
+        balance_events = stack.format_arn(service="dynamodb", resource="table", resource_name=names.balance_events_table)
         ledger_by_user = f"{ledger}/index/{contract.LEDGER_BY_USER_INDEX}"
         open_holds = f"{settlements}/index/{contract.OPEN_HOLDS_INDEX}"
         jobs_unsettled = f"{jobs}/index/{contract.JOBS_UNSETTLED_INDEX}"
@@ -86,7 +87,7 @@ class OperatorAccess(Construct):
                 ("sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"),
                 (dead_letter_queue.queue_arn,),
             ),
-            # scan, dlq replay: the function's configuration (prices, scan timings) as deployed;
+            # scan, dlq replay: the function's configuration (prices, scan timings) as deployed, and whether it is paused;
             # pause/resume: its state before changing it.
             Grant(
                 "ReadFunction",
@@ -107,7 +108,7 @@ class OperatorAccess(Construct):
             Grant(
                 "ReadBalanceEvents",
                 ("dynamodb:Query",),
-                (stack.format_arn(service="dynamodb", resource="table", resource_name=names.balance_events_table),),
+                (balance_events,),
             ),
             # logs tail: the function's own log group.
             Grant("ReadFunctionLogs", ("logs:FilterLogEvents",), (log_group.log_group_arn,)),
@@ -125,8 +126,8 @@ class OperatorAccess(Construct):
             Grant("SettleJobs", ("dynamodb:UpdateItem",), (jobs,)),
             # scan: a settlement's record (created, or a hold's record settled).
             Grant("RecordSettlements", ("dynamodb:PutItem", "dynamodb:UpdateItem"), (settlements,)),
-            # backup: on-demand backups of the five tables.
-            Grant("BackUpTables", ("dynamodb:CreateBackup",), (jobs, credits, ledger, user_ledger, settlements)),
+            # backup: on-demand backups of every table of the stage (ResourceNames.tables), the balance events' markers too.
+            Grant("BackUpTables", ("dynamodb:CreateBackup",), (jobs, credits, ledger, user_ledger, settlements, balance_events)),
             # dlq replay (a message is deleted only once the function settled it), dlq delete, dlq purge.
             Grant("DrainDeadLetters", ("sqs:DeleteMessage", "sqs:PurgeQueue"), (dead_letter_queue.queue_arn,)),
             # dlq replay (the deployed function), pause and resume.

@@ -86,7 +86,9 @@ class OpsTopic(Construct):
         self.dead_letter_queue = self._dead_letter_queue(config)
         # Subscribers come from the stage's configuration only; e-mail and HTTPS ones must be confirmed. An alert
         # SNS cannot deliver after its retries goes to the dead-letter queue instead of being dropped (CDK adds
-        # the queue policy admitting this topic only).
+        # the queue policy admitting this topic only). Source: Amazon SNS Developer Guide, "Amazon SNS dead-letter
+        # queues (DLQs)" (a subscription's RedrivePolicy {"deadLetterTargetArn": ...}, a standard SQS queue in the
+        # topic's account and region); AWS::SNS::Subscription RedrivePolicy in the CloudFormation reference.
         for number, subscription in enumerate(config.alert_subscriptions, 1):
             sns.Subscription(
                 self,

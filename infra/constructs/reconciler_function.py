@@ -166,8 +166,9 @@ ARCHIVED_EVENTS = events.EventPattern(
 # the smoke test goes through this rule; its source keeps them from every consumer of the pipeline's events.
 SETTLED_EVENTS = events.EventPattern(source=[SETTLED_EVENT_SOURCE, SMOKE_TEST_EVENT_SOURCE], detail_type=list(SETTLED_DETAIL_TYPES))
 # EventBridge invokes the function asynchronously: a delivery succeeds once Lambda has queued the event, throttled
-# or not (a full reserved concurrency, a pause), and Lambda's async queue then retries the throttled event for up to
-# the function's maximum event age (StageConfig.async_invoke_max_event_age). EventBridge retries only an Invoke call
+# or not, and Lambda's async queue then retries an event throttled at the reserved concurrency for up to the
+# function's maximum event age (StageConfig.async_invoke_max_event_age); at reserved concurrency 0 (a pause) it
+# retries nothing and sends the event to the DLQ (the on-failure destination) at once. EventBridge retries only an Invoke call
 # Lambda refused (the function missing, its permission gone, a service error) this often and this long, then
 # parks the event in the dead-letter queue.
 EVENT_DELIVERY_RETRIES = 8

@@ -229,6 +229,7 @@ ALARM_CONCERNS: tuple[str, ...] = (
     "async-events-dropped",
     "async-event-age",
     "alert-dead-letters",
+    "alert-dead-letters-age",
 )
 # The hold function's alarms (infra/constructs/hold_function.py, in this order); the ops topic admits them too.
 HOLD_ALARM_CONCERNS: tuple[str, ...] = ("holds-errors", "holds-throttles")
@@ -341,8 +342,9 @@ class ResourceNames:
         return f"Settlements-{self.stage}"
 
     @property
-    def tables(self) -> tuple[str, str, str, str, str]:
-        return self.jobs_table, self.credits_table, self.ledger_table, self.user_ledger_table, self.settlements_table
+    def tables(self) -> tuple[str, ...]:
+        """Every table of the stage (what `backup` covers): the books and the balance events' markers."""
+        return self.jobs_table, self.credits_table, self.ledger_table, self.user_ledger_table, self.settlements_table, self.balance_events_table
 
     @property
     def dead_letter_queue(self) -> str:

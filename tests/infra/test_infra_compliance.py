@@ -81,6 +81,14 @@ def test_no_acknowledgement_covers_a_role_or_a_whole_stack(nag_checked):
         assert not any(isinstance(c, iam.CfnRole) for c in construct.node.find_all()), f"{where}: acknowledged on a role"
 
 
+def test_no_wildcard_or_managed_policy_acknowledgement_is_bare(nag_checked):
+    # IAM4 and IAM5 findings name what they flag (`...-IAM5[Resource::*]`): a bare rule id would excuse any wildcard or
+    # managed policy of its scope, present or added later, and the statement check below would not even read it.
+    assert nag_checked.assembly is not None, f"cdk-nag findings for {nag_checked.stage}:\n{nag_checked.findings}"
+    bare = [f"{c.node.path} {rule}" for c, rule, _ in acknowledgements(nag_checked.app) if re.fullmatch(r".*-IAM[45]", rule)]
+    assert bare == [], f"{nag_checked.stage}: acknowledged without naming the finding: {bare}"
+
+
 def test_every_iam5_acknowledgement_names_exactly_the_statements_it_excuses(nag_checked):
     # Given each IAM5 acknowledgement (its reason starts with the Sids it excuses: "Sid: why"), When its scope's one
     # policy is read as synthesized, Then the statements raising that finding are exactly the ones it names: a

@@ -72,9 +72,9 @@ def test_user_ledger_has_no_index_so_a_posting_writes_one_item(synthesized):
     assert "GlobalSecondaryIndexes" not in user_ledger and "LocalSecondaryIndexes" not in user_ledger
     assert "StreamSpecification" not in user_ledger
     assert {a["AttributeName"]: a["AttributeType"] for a in user_ledger["AttributeDefinitions"]} == {"userId": "S", USER_LEDGER_SORT_KEY: "S"}
-    # And the five tables are the stage's, by their contract names
+    # And the six tables are the stage's, by their contract names (the balance events' markers among them)
     tables = {r["Properties"]["TableName"] for r in synthesized.data.find_resources("AWS::DynamoDB::Table").values()}
-    assert set(names.tables) <= tables and len(names.tables) == 5
+    assert set(names.tables) <= tables and len(names.tables) == 6
 
 
 def test_settlements_is_keyed_by_job_with_the_sparse_open_holds_index(synthesized):

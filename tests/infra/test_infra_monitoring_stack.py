@@ -31,6 +31,7 @@ ALARMS = {
     "async-events-dropped": ("AWS/Lambda", "AsyncEventsDropped", "Sum", 300, "GreaterThanOrEqualToThreshold", 1),
     "async-event-age": ("AWS/Lambda", "AsyncEventAge", "Maximum", 300, "GreaterThanOrEqualToThreshold", 3600 * 1000),
     "alert-dead-letters": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 300, "GreaterThanThreshold", 0),
+    "alert-dead-letters-age": ("AWS/SQS", "ApproximateAgeOfOldestMessage", "Maximum", 3600, "GreaterThanOrEqualToThreshold", 10 * 86400),
 }
 MATH_ALARMS = {"throttles", "dynamodb-throttles"}
 # Alarms that need two consecutive breaching periods (reasons in infra/constructs/alarms.py).
@@ -135,8 +136,9 @@ def test_alarm_dimensions_point_at_this_stage(synthesized):
     for concern in ("dlq-delivery-failures", "async-events-dropped", "async-event-age"):
         dimensions = alarm(synthesized, concern)["Dimensions"]
         assert [d["Name"] for d in dimensions] == ["FunctionName"] and refers_to(dimensions, "ReconcilerFunction"), concern
-    (queue,) = alarm(synthesized, "alert-dead-letters")["Dimensions"]
-    assert queue["Name"] == "QueueName" and refers_to(queue["Value"], "OpsTopicDeadLetterQueue")
+    for concern in ("alert-dead-letters", "alert-dead-letters-age"):
+        (queue,) = alarm(synthesized, concern)["Dimensions"]
+        assert queue["Name"] == "QueueName" and refers_to(queue["Value"], "OpsTopicDeadLetterQueue"), concern
     reconciler_alarms = [concern for concern, spec in ALARMS.items() if spec[0] == "Reconciler"]
     assert len(reconciler_alarms) == 7
     for concern in reconciler_alarms:

@@ -90,15 +90,34 @@ def test_an_account_of_ten_concurrent_executions_cannot_reserve_ten(aws):
     assert check(stage("prod"), clients(unreserved=110), first_deploy=True) == []
 
 
+def deployed_function(made: dict, config, concurrency: int) -> None:
+    role = boto3.client("iam", region_name="us-east-1").create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    made["lambda"].create_function(
+        FunctionName=config.names.function, Runtime="python3.12", Role=role, Handler="x.handler", Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18}
+    )
+    made["lambda"].put_function_concurrency(FunctionName=config.names.function, ReservedConcurrentExecutions=concurrency)
+
+
 def test_a_function_that_holds_its_reservation_needs_no_more(aws):
     powertools_parameter()
     config = stage("prod")
     existing_stacks(config)
     made = clients(unreserved=100)  # its 10 are already out of the unreserved 100
-    role = boto3.client("iam", region_name="us-east-1").create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    made["lambda"].create_function(
-        FunctionName=config.names.function, Runtime="python3.12", Role=role, Handler="x.handler", Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18}
-    )
+    deployed_function(made, config, 10)
+    assert check(config, made) == []
+
+
+def test_a_paused_stage_is_not_deployed_by_make_deploy(aws):
+    # Given a deployed stage that an operator paused (`reconciler pause`: reserved concurrency 0)
+    powertools_parameter()
+    config = stage("prod")
+    existing_stacks(config)
+    made = clients()
+    deployed_function(made, config, 0)
+    # Then the check refuses (the deploy would write the template's concurrency back) and says how to go on
+    (found,) = check(config, made)
+    assert found.startswith(f"{config.names.function} is paused (reserved concurrency 0)") and "reconciler --stage prod resume" in found
+    # And once resumed, it passes
     made["lambda"].put_function_concurrency(FunctionName=config.names.function, ReservedConcurrentExecutions=10)
     assert check(config, made) == []
 

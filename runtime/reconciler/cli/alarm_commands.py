@@ -9,7 +9,7 @@ import typer
 
 from reconciler.cli.app import CONTEXT_SETTINGS, DryRun, Yes, app, state_of
 from reconciler.cli.output import confirm_write
-from reconciler.cli.times import optional_moment, parse_moment
+from reconciler.cli.times import window
 
 alarms_app = typer.Typer(no_args_is_help=True, context_settings=CONTEXT_SETTINGS, help="The reconciler's alarms (cc-reconciler-*-{stage}).")
 app.add_typer(alarms_app, name="alarms")
@@ -20,17 +20,29 @@ Names = Annotated[
 
 
 @alarms_app.command("status")
-def alarms_status(ctx: typer.Context) -> None:
-    """State and whether actions are enabled, per alarm."""
+def alarms_status(ctx: typer.Context, names: Names = None) -> None:
+    """State and whether actions are enabled, per alarm (the named ones, like v1's `describe-alarms --alarm-names`)."""
     state = state_of(ctx)
-    alarms = state.target.controls().stage_alarms()
+    controls = state.target.controls()
+    wanted = set(controls.select_alarms(list(names))) if names else None
+    alarms = [a for a in controls.stage_alarms() if wanted is None or a.name in wanted]
     rows = [{"name": a.name, "state": a.state, "actionsEnabled": a.actions_enabled, "reason": a.reason} for a in alarms]
     state.out.data(rows)
     state.out.table(
         f"Alarms ({state.stage})",
         ["alarm", "state", "actions", "reason"],
-        [[r["name"], r["state"], "enabled" if r["actionsEnabled"] else "DISABLED", r["reason"]] for r in rows],
+        [[r["name"], r["state"], "enabled" if r["actionsEnabled"] else "disabled", r["reason"]] for r in rows],
     )
+
+
+@alarms_app.command("list")
+def alarms_list(ctx: typer.Context) -> None:
+    """The stage's alarm names, one a line, with the concern each is named by (`alarms status errors` ...)."""
+    state = state_of(ctx)
+    names = [a.name for a in state.target.controls().stage_alarms()]
+    rows = [{"name": name, "concern": name.removeprefix("cc-reconciler-").removesuffix(f"-{state.stage}")} for name in names]
+    state.out.data(rows)
+    state.out.table(f"Alarms ({state.stage})", ["alarm", "concern"], [[r["name"], r["concern"]] for r in rows])
 
 
 def _set_alarms(ctx: typer.Context, wanted: list[str] | None, enabled: bool, dry_run: bool, yes: bool) -> None:
@@ -44,7 +56,7 @@ def _set_alarms(ctx: typer.Context, wanted: list[str] | None, enabled: bool, dry
     state.out.data({"alarms": names, "actionsEnabled": enabled, "dryRun": dry_run})
     state.out.line(("dry run: would " + verb if dry_run else verb + "d") + " actions of: " + ", ".join(names))
     if not enabled and not dry_run:
-        state.out.line(f"re-enable them after the maintenance: reconciler --stage {state.stage} alarms enable {' '.join(names)}")
+        state.out.line(f"re-enable them after the maintenance: {state.hint('alarms enable ' + ' '.join(names))}")
 
 
 @alarms_app.command("disable")
@@ -69,8 +81,8 @@ def alarms_history(
 ) -> None:
     """State changes and updates of the stage's alarms, newest first (describe-alarm-history)."""
     state = state_of(ctx)
-    start = parse_moment(since, "--since")
-    end = optional_moment(until, "--until") or datetime.now(UTC)
+    start, until_moment = window(since, until)
+    end = until_moment or datetime.now(UTC)
     items = state.target.controls().alarm_history(list(names or []), start, end, limit)
     state.out.data(items)
     state.out.table(

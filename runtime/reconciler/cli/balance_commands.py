@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Annotated, cast
 
 import typer
 
-from reconciler.cli.app import DryRun, Yes, app, state_of
+from reconciler.cli.app import DryRun, UserId, Yes, an_id, app, state_of
 from reconciler.cli.output import confirm, confirm_write
-from reconciler.cli.times import optional_moment
+from reconciler.cli.times import optional_window
 from reconciler.domain.ledger import LedgerEntry, iso_timestamp
 from reconciler.ops.adjustments import ALREADY_APPLIED, APPLIED, parse_amount
+from reconciler.ops.operator_error import NotFound
 
 
 def entry_dict(entry: LedgerEntry) -> dict:
@@ -28,14 +30,22 @@ def entry_dict(entry: LedgerEntry) -> dict:
 
 
 @app.command()
-def balance(ctx: typer.Context, user: str) -> None:
+def balance(ctx: typer.Context, user: UserId) -> None:
     """A user's balance (Credits table): remaining (what they can spend), held (for open reservations) and
     posted (remaining + held: what their ledger sums to)."""
     state = state_of(ctx)
     stored = state.target.books().balance(user)
     remaining, held = (stored.remaining, stored.held) if stored else (None, None)
     posted = stored.posted if stored else None
-    result = {"userId": user, "remaining": remaining, "held": held, "posted": posted, "updatedAt": stored.updated_at if stored else None}
+    fix = stored.last_audit_fix if stored else None
+    result = {
+        "userId": user,
+        "remaining": remaining,
+        "held": held,
+        "posted": posted,
+        "updatedAt": stored.updated_at if stored else None,
+        "lastAuditFix": fix.as_dict() if fix else None,
+    }
     state.out.data(result)
     if stored is None:
         state.out.line(f"{user} has no balance")
@@ -45,12 +55,17 @@ def balance(ctx: typer.Context, user: str) -> None:
             ["user", "remaining", "held", "posted", "updated"],
             [[user, remaining, held, posted, result["updatedAt"]]],
         )
+    if fix:
+        state.out.line(
+            f"last set by `audit --fix` at {fix.at} by {fix.actor}: {fix.reason} "
+            f"(it replaced remaining {fix.previous_remaining}, held {fix.previous_held})"
+        )
 
 
 @app.command()
 def ledger(
     ctx: typer.Context,
-    user: Annotated[str | None, typer.Argument(help="The user (their postings and entries; never a scan). Omit with --all.")] = None,
+    user: Annotated[str | None, typer.Argument(callback=an_id, help="The user (their postings and entries; never a scan). Omit with --all.")] = None,
     all_users: Annotated[bool, typer.Option("--all", help="Every user's entries in the window: full table scans (cost stated).")] = False,
     since: Annotated[str | None, typer.Option(help="From: ISO 8601 (UTC if no zone), 2h, 3d, yesterday ...")] = None,
     until: Annotated[str | None, typer.Option(help="Up to: same forms as --since.")] = None,
@@ -58,7 +73,7 @@ def ledger(
     """A user's ledger, oldest first: their job postings (UserLedger) and operator entries and history (Ledger),
     merged; or with --all, every user's in a time window (v1's scan, of both tables)."""
     state = state_of(ctx)
-    start, end = optional_moment(since, "--since"), optional_moment(until, "--until")
+    start, end = optional_window(since, until)
     if all_users == (user is not None):
         raise typer.BadParameter("give a USER, or --all with --since (not both)", param_hint="USER / --all")
     books = state.target.books()
@@ -89,7 +104,7 @@ def ledger(
 @app.command(context_settings={"ignore_unknown_options": True})
 def adjust(
     ctx: typer.Context,
-    user: str,
+    user: UserId,
     amount: Annotated[str, typer.Argument(help="Whole credits, signed: 10 adds, -10 takes.")],
     reason: Annotated[str, typer.Option(help="Why (kept in the ledger).")],
     reference: Annotated[str, typer.Option(help="Ticket or incident id; the adjustment's idempotency key.")],
@@ -112,19 +127,19 @@ def adjust(
         state.out.line(f"already applied: {preview.entry.ledger_id} ({preview.entry.signed_amount:+d}) exists; nothing changed")
         return
     if not preview.user_exists and not create_user:
-        raise typer.BadParameter(
-            f"user {user!r} has no balance: check the id (`reconciler balance {user}`), or pass --create-user to open one", param_hint="USER"
+        raise NotFound(
+            f"user {user!r} has no balance: check the id (`{state.hint('balance ' + shlex.quote(user))}`), or pass --create-user to open one"
         )
     cap = state.target.names.limits.large_adjustment
     after = preview.balance_after or 0
-    if abs(credits) > cap and not yes_large and not dry_run:
+    if abs(credits) > cap and not yes_large:  # a dry run checks it too: it says what the real run would do
         confirm(
             f"{credits:+d} credits is above the {state.stage} cap of {cap}: go on?",
             f"{credits:+d} credits is above the {state.stage} cap of {cap}: pass --yes-large to confirm it",
         )
     if credits < 0 and after < 0:
         state.out.note(f"warning: {user} goes below zero: {preview.balance_before or 0} -> {after}")
-        if not yes and not dry_run:
+        if not yes:
             confirm(f"leave {user} at {after} credits?", f"refusing to leave {user} at {after} credits without --yes")
     confirm_write(state.stage, f"adjust {user} by {credits:+d} credits", yes, dry_run)
     result = adjuster.apply(preview, dry_run=dry_run)

@@ -11,13 +11,13 @@ from typing import Annotated
 
 import typer
 
-from reconciler.cli.app import app, state_of
+from reconciler.cli.app import UserId, app, state_of
 
 
 @app.command("balance-events")
 def balance_events(
     ctx: typer.Context,
-    user: str,
+    user: UserId,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many, newest first.")] = 20,
 ) -> None:
     """A user's most recent balance events, newest first (what the balance-events function published)."""

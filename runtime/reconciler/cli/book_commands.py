@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from reconciler.cli.app import DryRun, State, Yes, app, state_of
+from reconciler.cli.app import DryRun, State, Yes, an_id, app, state_of
 from reconciler.cli.output import confirm_write
 from reconciler.ops.audit import TRUST_BALANCE, TRUST_LEDGER, TRUSTS, Auditor, Discrepancy, FixResult
 
@@ -44,7 +44,7 @@ def _ask_trust(discrepancy: Discrepancy) -> str | None:
 @app.command()
 def audit(
     ctx: typer.Context,
-    user: Annotated[str | None, typer.Argument(help="One user; all users (a table scan) when omitted.")] = None,
+    user: Annotated[str | None, typer.Argument(callback=an_id, help="One user; all users (a table scan) when omitted.")] = None,
     fix: Annotated[bool, typer.Option("--fix", help="Correct each discrepancy as --trust says (or as you answer, per user).")] = False,
     trust: Annotated[
         str | None,

@@ -8,9 +8,10 @@ from typing import Annotated
 
 import typer
 
-from reconciler.cli.app import CONTEXT_SETTINGS, DryRun, State, Yes, app, state_of
+from reconciler.cli.app import CONTEXT_SETTINGS, DryRun, MessageId, State, Yes, an_id, app, state_of
 from reconciler.cli.output import confirm_typed, confirm_write
 from reconciler.ops.dead_letter_replay import Found
+from reconciler.ops.operator_error import FAILED, OpsError
 
 dlq_app = typer.Typer(no_args_is_help=True, context_settings=CONTEXT_SETTINGS, help="The dead-letter queue cc-reconciler-dlq-{stage}.")
 app.add_typer(dlq_app, name="dlq")
@@ -50,9 +51,7 @@ def dlq_list(ctx: typer.Context, max_messages: Max = 100) -> None:
 
 
 @dlq_app.command("show")
-def dlq_show(
-    ctx: typer.Context, message_id: Annotated[str, typer.Argument(help="The id or a unique prefix of it.")], max_messages: Max = 1000
-) -> None:
+def dlq_show(ctx: typer.Context, message_id: MessageId, max_messages: Max = 1000) -> None:
     """One message in full: its kind, reason and the event it carries (it stays in the queue)."""
     state = state_of(ctx)
     found = _find(state, message_id, max_messages)
@@ -68,7 +67,7 @@ def dlq_show(
 @dlq_app.command("delete")
 def dlq_delete(
     ctx: typer.Context,
-    message_id: Annotated[str, typer.Argument(help="The id or a unique prefix of it.")],
+    message_id: MessageId,
     max_messages: Max = 1000,
     dry_run: DryRun = False,
     yes: Yes = False,
@@ -114,7 +113,7 @@ def dlq_purge(ctx: typer.Context, dry_run: DryRun = False, yes: Yes = False) -> 
 @dlq_app.command("replay")
 def dlq_replay(
     ctx: typer.Context,
-    message_id: Annotated[str | None, typer.Argument(help="Only this message (id or unique prefix); all when omitted.")] = None,
+    message_id: Annotated[str | None, typer.Argument(callback=an_id, help="Only this message (id or unique prefix); all when omitted.")] = None,
     payload: Annotated[
         Path | None,
         typer.Option("--payload", exists=True, dir_okay=False, readable=True, help="With MESSAGE_ID: replay this corrected event (JSON) instead."),
@@ -140,6 +139,8 @@ def dlq_replay(
     )
     confirm_write(state.stage, what, yes, dry_run)
     replayer = state.target.replayer()
+    if not dry_run:
+        replayer.refuse_while_paused(state.hint("resume"))
     if message_id is not None:
         found = _find(state, message_id, 1000)
         item, event = replayer.replay_one(found, corrected, dry_run, corrected_from=str(payload))
@@ -158,4 +159,16 @@ def dlq_replay(
     )
     state.out.line(", ".join(f"{name} {count}" for name, count in summary.items()))
     if summary["failed"]:
-        raise typer.Exit(1)
+        raise typer.Exit(FAILED)
+    if not items:
+        _nothing_replayed(state, replayer.depth())
+
+
+def _nothing_replayed(state: State, depth: dict[str, int]) -> None:
+    """An empty queue is nothing to do; a queue whose every message is in flight is a replay that did not happen."""
+    in_flight = depth["ApproximateNumberOfMessagesNotVisible"]
+    if in_flight:
+        raise OpsError(
+            f"nothing replayed: all {in_flight} messages of the DLQ are in flight (another replay or reader holds them); "
+            f"retry when they are visible again, `{state.hint('dlq list')}` shows them"
+        )

@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from reconciler.cli.app import CONTEXT_SETTINGS, app, state_of
+from reconciler.cli.app import CONTEXT_SETTINGS, JobId, app, state_of
 from reconciler.cli.balance_commands import entry_dict
-from reconciler.ops.operator_error import OpsError
+from reconciler.ops.operator_error import NotFound
 
 job_app = typer.Typer(no_args_is_help=True, context_settings=CONTEXT_SETTINGS, help="One job of the Jobs table.")
 app.add_typer(job_app, name="job")
@@ -30,7 +30,7 @@ def _plain(value):
 @job_app.command("show")
 def job_show(
     ctx: typer.Context,
-    job_id: str,
+    job_id: JobId,
     dlq_max: Annotated[int, typer.Option("--dlq-max", min=0, help="Look at this many DLQ messages for the job (0: skip the DLQ).")] = 100,
 ) -> None:
     """The job's item (status, reservation, settlement, conflicts), its ledger entries (both tables) and its messages in the DLQ."""
@@ -39,7 +39,7 @@ def job_show(
         report = state.target.job_view().show(job_id, dlq_max)
     if not report.found:
         names = state.target.names
-        raise OpsError(f"no job {job_id} in {names.jobs_table}, its settlement record, its ledger entries or the first {dlq_max} DLQ messages")
+        raise NotFound(f"no job {job_id} in {names.jobs_table}, its settlement record, its ledger entries or the first {dlq_max} DLQ messages")
     item, record = report.stored.item, report.stored.record_item
     job, kept = (_plain(item) if item else None), (_plain(record) if record else None)
     entries, letters = report.entries, report.letters

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from reconciler.ops.operator_error import OpsError
+from reconciler.ops.operator_error import Refused
 
 FORMATS = ("table", "json", "text")
 _UNSET = object()
@@ -120,19 +120,29 @@ class Output:
                 typer.echo(record)
 
     def _render_query(self, result: Any) -> None:
+        """What --query selected, in the format asked for (as the aws CLI does): a table stays a table."""
         if self.format == "text":
             for record in text_records(result):
                 typer.echo(record)
-        elif self.format == "json" or not isinstance(result, list) or not result or not all(isinstance(r, dict) for r in result):
+        elif self.format == "json":
             typer.echo(json.dumps(result, indent=2, sort_keys=True, default=str))
-        else:
+        elif isinstance(result, list) and result and all(isinstance(r, dict) for r in result):
             columns = list(dict.fromkeys(key for row in result for key in row))
-            table = Table()
-            for column in columns:
-                table.add_column(column, overflow="fold")
-            for row in result:
-                table.add_row(*(text_value(row.get(column)) for column in columns))
-            self.console.print(table)
+            self._print_table(columns, [[row.get(column) for column in columns] for row in result])
+        elif isinstance(result, dict):
+            self._print_table(["key", "value"], [[key, value] for key, value in result.items()])
+        elif isinstance(result, list):
+            self._print_table(["value"], [[value] for value in result])
+        elif result is not None:
+            typer.echo(text_value(result))
+
+    def _print_table(self, columns: list[str], rows: list[list[Any]]) -> None:
+        table = Table()
+        for column in columns:
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*(text_value(value) for value in row))
+        self.console.print(table)
 
     @contextmanager
     def progress(self, description: str, total: int | None = None) -> Iterator[Any]:
@@ -154,21 +164,31 @@ def _interactive() -> bool:
     return sys.stdin.isatty() and sys.stderr.isatty()
 
 
+def _ask(question: str) -> str:
+    """The question on stderr, the answer from stdin: nothing reaches stdout, not even the space a readline prompt
+    echoes, so `--output text > file` holds only the result. End of input is a refusal."""
+    sys.stderr.write(question + " ")
+    sys.stderr.flush()
+    answer = sys.stdin.readline()
+    if not answer:
+        raise Refused("no answer (end of input); nothing was changed")
+    return answer.strip()
+
+
 def confirm(question: str, refusal: str) -> None:
     """Asks on the terminal (stderr), never on stdout; without a terminal, refuses with `refusal`."""
     if not _interactive():
-        raise OpsError(refusal)
-    if not typer.confirm(question, default=False, err=True):
-        raise OpsError("not confirmed; nothing was changed")
+        raise Refused(refusal)
+    if _ask(f"{question} [y/N]:").lower() not in ("y", "yes"):
+        raise Refused("not confirmed; nothing was changed")
 
 
 def confirm_typed(question: str, expected: str, refusal: str) -> None:
     """The operator must type `expected` (e.g. the stage name before a purge in prod)."""
     if not _interactive():
-        raise OpsError(refusal)
-    answer = typer.prompt(f"{question} Type {expected!r} to go on", default="", show_default=False, err=True)
-    if answer.strip() != expected:
-        raise OpsError("not confirmed; nothing was changed")
+        raise Refused(refusal)
+    if _ask(f"{question} Type {expected!r} to go on:") != expected:
+        raise Refused("not confirmed; nothing was changed")
 
 
 def confirm_write(stage: str, action: str, yes: bool, dry_run: bool) -> None:

@@ -10,7 +10,7 @@ import typer
 
 from reconciler.cli.app import CONTEXT_SETTINGS, app, state_of
 from reconciler.domain.ledger import iso_timestamp
-from reconciler.ops.operator_error import OpsError
+from reconciler.ops.operator_error import NotFound
 from reconciler.ops.shadow import START_FILE, Shadow, compare, read_decisions, read_events
 
 shadow_app = typer.Typer(no_args_is_help=True, context_settings=CONTEXT_SETTINGS, help="v2 beside v1: decide without writing, then compare.")
@@ -55,7 +55,7 @@ def shadow_report(ctx: typer.Context, directory: Directory) -> None:
     """Compare v2's decisions with v1's books: per job and per user, each difference named. Exit 1 when there is any."""
     state = state_of(ctx)
     if not (directory / START_FILE).exists():
-        raise OpsError(f"no baseline in {directory}: run `reconciler shadow start --dir {directory}` before v1 settles the events")
+        raise NotFound(f"no baseline in {directory}: run `{state.hint(f'shadow start --dir {directory}')}` before v1 settles the events")
     store = state.target.store
     with state.out.progress("reading balances and the ledger"):
         report = compare(read_decisions(directory), json.loads((directory / START_FILE).read_text()), store.scan_balances(), store.scan_ledger())

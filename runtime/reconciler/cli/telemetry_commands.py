@@ -10,7 +10,7 @@ import typer
 
 from reconciler.cli.app import CONTEXT_SETTINGS, app, state_of
 from reconciler.cli.output import text_value
-from reconciler.cli.times import optional_moment, parse_moment
+from reconciler.cli.times import window
 
 logs_app = typer.Typer(no_args_is_help=True, context_settings=CONTEXT_SETTINGS, help="The function's logs (/aws/lambda/cc-agent-reconciler-{stage}).")
 app.add_typer(logs_app, name="logs")
@@ -23,7 +23,8 @@ def _when(millis: int) -> str:
 @logs_app.command("tail")
 def logs_tail(
     ctx: typer.Context,
-    since: Annotated[str, typer.Option(help="From: ISO 8601, 10m, 2h, yesterday ...")] = "10m",
+    since: Annotated[str, typer.Option(help="From: ISO 8601, 10m, 2h, yesterday, epoch milliseconds ...")] = "10m",
+    until: Annotated[str | None, typer.Option(help="Up to (default now; not with --follow).")] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events until Ctrl-C.")] = False,
     errors: Annotated[bool, typer.Option("--errors", help="Only errors (ERROR level, timeouts, tracebacks).")] = False,
     poll: Annotated[float, typer.Option(help="Seconds between polls with --follow.", min=0.2)] = 2.0,
@@ -32,7 +33,9 @@ def logs_tail(
     state = state_of(ctx)
     telemetry = state.target.telemetry()
     group = telemetry.log_group
-    start = parse_moment(since, "--since")
+    start, end = window(since, until)
+    if follow and end is not None:
+        raise typer.BadParameter("--follow prints new events as they come: it takes no --until", param_hint="--until")
     seen: set[str] = set()
     events: list[dict] = []
 
@@ -45,7 +48,7 @@ def logs_tail(
             if state.out.format != "json":
                 typer.echo(f"{_when(event['timestamp'])}\t{text_value(event['message']) if state.out.format == 'text' else event['message']}")
 
-    emit(list(telemetry.log_events(start, None, errors)))
+    emit(list(telemetry.log_events(start, end, errors)))
     try:
         while follow:
             time.sleep(poll)
@@ -68,9 +71,9 @@ def metrics(
 ) -> None:
     """The runbook's numbers: Adjustments (the rate alarm's metric), the function's Errors, Invocations, Throttles, InvalidEvents."""
     state = state_of(ctx)
-    start = parse_moment(since, "--since")
+    start, until_moment = window(since, until)
     # A minute past now: the current period's data points are included (CloudWatch takes an end in the future).
-    end = optional_moment(until, "--until") or datetime.now(UTC) + timedelta(minutes=1)
+    end = until_moment or datetime.now(UTC) + timedelta(minutes=1)
     result, rows = [], []
     for query, points in state.target.telemetry().runbook_series(start, end, timedelta(minutes=period)):
         total = sum(point["value"] or 0 for point in points)

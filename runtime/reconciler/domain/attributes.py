@@ -32,7 +32,7 @@ UPDATED_AT_ATTRIBUTE = "updatedAt"
 # by-user index lacks lastLedgerEntry knows the index has not caught up yet.
 VERSION_ATTRIBUTE = "version"
 LAST_LEDGER_ENTRY_ATTRIBUTE = "lastLedgerEntry"
-# `audit --fix --trust ledger` sets a balance back to its books and records on the item who did it, why and when (`at`).
+# An `audit --fix` that sets a balance records on the item who, when, why and the figures it replaced.
 LAST_AUDIT_FIX_ATTRIBUTE = "lastAuditFix"
 # Credits in (docs/events.md, "Credits in"): a purchase's, grant's or revocation's Ledger entry carries its category,
 # the money behind it (amountPaid, an exact number, with its currency) and the payment a revocation takes back, each

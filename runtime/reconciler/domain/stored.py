@@ -12,6 +12,25 @@ from reconciler.domain.settlement import JobRecord
 
 
 @dataclass(frozen=True)
+class AuditFix:
+    """What the last `audit --fix` that set a balance recorded on it: when, who, why, and the figures it replaced."""
+
+    at: str | None
+    actor: str | None
+    reason: str | None
+    previous_remaining: int | None
+    previous_held: int | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "at": self.at,
+            "actor": self.actor,
+            "reason": self.reason,
+            "previous": {"remaining": self.previous_remaining, "held": self.previous_held},
+        }
+
+
+@dataclass(frozen=True)
 class StoredBalance:
     """A user's Credits item. `remaining` is what the user can spend (None: the item has none), `held` what open
     reservations hold (absent: 0); the posted balance, remaining + held, is what the ledger sums to. Every balance
@@ -26,6 +45,7 @@ class StoredBalance:
     last_ledger_entry: str | None = None
     # What came in by category (paid, promotional, goodwill: domain/liability.py), as the credits-in transactions add it.
     came_in: dict[str, int] = field(default_factory=dict)
+    last_audit_fix: AuditFix | None = None
 
     @property
     def posted(self) -> int:

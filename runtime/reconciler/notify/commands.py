@@ -102,7 +102,8 @@ def alarms_status(stage: str) -> Command:
 
 
 def pause(stage: str) -> Command:
-    return Command("stop processing events (they wait in EventBridge retries and the archive)", (*_base(stage), "pause"))
+    # At reserved concurrency 0 Lambda does not retry: each event goes to the DLQ unrun, for `dlq replay` after resume.
+    return Command("stop processing events (they go to the DLQ unrun: replay them after resume)", (*_base(stage), "pause"))
 
 
 def resume(stage: str) -> Command:

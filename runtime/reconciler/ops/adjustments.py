@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from reconciler.domain.errors import LedgerEntryTaken
 from reconciler.domain.ledger import LedgerEntry, adjustment_entry, iso_timestamp, legacy_adjustment_ledger_id
 from reconciler.domain.validation import whole_credits
-from reconciler.ops.operator_error import OpsError
+from reconciler.ops.operator_error import InvalidInput, Refused
 from reconciler.ops.operator_ports import AdjustmentStore
 from reconciler.service.retrying import Backoff, with_retries
 
@@ -28,7 +28,7 @@ def parse_amount(text: str) -> int:
     raw = text.strip()
     digits = raw[1:] if raw[:1] in "+-" else raw
     if not digits.isdigit() or not digits.isascii():
-        raise OpsError(f"amount must be a whole number of credits such as 10 or -10, got {text!r}")
+        raise InvalidInput(f"amount must be a whole number of credits such as 10 or -10, got {text!r}")
     if len(digits) > MAX_AMOUNT_DIGITS:
         return whole_credits("amount", 10**MAX_AMOUNT_DIGITS, allow_negative=True)  # raises: out of bounds
     return int(raw)
@@ -106,9 +106,9 @@ class Adjuster:
     def _entry(self, user_id: str, amount: int, reason: str, reference: str, actor: str) -> LedgerEntry:
         """The adjustment's ledger entry: the reason checked here, ids and amount by the domain (as events' are)."""
         if not reason.strip():
-            raise OpsError("an adjustment needs a reason (--reason)")
+            raise InvalidInput("an adjustment needs a reason (--reason)")
         if not reason.isprintable():
-            raise OpsError("--reason must be printable text on one line")
+            raise InvalidInput("--reason must be printable text on one line")
         return adjustment_entry(user_id, amount, reason, reference, actor, self.clock())
 
     def _existing(self, entry: LedgerEntry) -> LedgerEntry | None:
@@ -120,7 +120,7 @@ class Adjuster:
     @staticmethod
     def _already(existing: LedgerEntry, planned: LedgerEntry) -> AdjustmentResult:
         if existing.user_id != planned.user_id or existing.signed_amount != planned.signed_amount:
-            raise OpsError(
+            raise Refused(
                 f"reference {planned.reference!r} was already used for {existing.signed_amount:+d} credits to user {existing.user_id}; "
                 "use a new reference"
             )

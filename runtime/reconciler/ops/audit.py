@@ -29,7 +29,7 @@ from reconciler.domain.errors import LedgerEntryTaken
 from reconciler.domain.ledger import CREDIT, DEBIT, LedgerEntry, correction_ledger_id, iso_timestamp
 from reconciler.domain.records import SettlementRecord
 from reconciler.domain.settlement import LEGACY_HOLD, JobRecord, UnreadableJob
-from reconciler.ops.operator_error import OpsError
+from reconciler.ops.operator_error import InvalidInput, OpsError
 from reconciler.ops.operator_ports import AuditStore, BalanceRestorer
 from reconciler.service.ports import StaleState
 from reconciler.service.retrying import Backoff, with_retries
@@ -278,7 +278,7 @@ def find_discrepancies(
 
 def correction_entry(discrepancy: Discrepancy, reason: str, actor: str, timestamp: str) -> LedgerEntry:
     if not reason.strip():
-        raise OpsError("a correction needs a reason (--reason)")
+        raise InvalidInput("a correction needs a reason (--reason)")
     difference = discrepancy.difference
     wording = "Opening balance" if discrepancy.entry_count == 0 else "Audit correction"
     return LedgerEntry(
@@ -387,11 +387,11 @@ class Auditor:
     def fix(self, user_id: str, reason: str, actor: str, dry_run: bool, min_age: timedelta, trust: str = TRUST_BALANCE) -> FixResult | None:
         """Corrects one user from a fresh, per-user read; optimistic on the balance that read saw."""
         if trust not in TRUSTS:
-            raise OpsError(f"trust must be one of {', '.join(TRUSTS)}, got {trust!r}")
+            raise InvalidInput(f"trust must be one of {', '.join(TRUSTS)}, got {trust!r}")
         if trust == TRUST_LEDGER and self.restorer is None:
             raise OpsError("trusting the ledger needs a balance restorer")
         if not reason.strip():
-            raise OpsError("a correction needs a reason (--reason)")
+            raise InvalidInput("a correction needs a reason (--reason)")
 
         def attempt() -> FixResult | None:
             discrepancy, now = self.audit_user(user_id), self.clock()

@@ -62,7 +62,13 @@ class LambdaInvoker:
         self.function_name = function_name
 
     def __call__(self, event: dict) -> InvokeResult:
-        response = self.client.invoke(FunctionName=self.function_name, InvocationType="RequestResponse", Payload=json.dumps(event))
+        try:
+            response = self.client.invoke(FunctionName=self.function_name, InvocationType="RequestResponse", Payload=json.dumps(event))
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "TooManyRequestsException":
+                raise
+            # Throttled (paused, or at its concurrency): this message stays in the DLQ for a later replay.
+            return InvokeResult(False, f"throttled: {error.response.get('Error', {}).get('Message', '')}".rstrip(": "))
         payload = json.loads(response["Payload"].read() or b"null")
         if response.get("FunctionError"):
             message = payload.get("errorMessage") if isinstance(payload, dict) else payload
@@ -110,8 +116,12 @@ class LambdaFunctions:
     def __init__(self, lambda_client: Any) -> None:
         self._lambda = lambda_client
 
-    def state(self, function_name: str) -> FunctionState:
+    def reserved_concurrency(self, function_name: str) -> int | None:
         concurrency = self._lambda.get_function_concurrency(FunctionName=function_name).get("ReservedConcurrentExecutions")
+        return None if concurrency is None else int(concurrency)
+
+    def state(self, function_name: str) -> FunctionState:
+        concurrency = self.reserved_concurrency(function_name)
         try:
             config = self._lambda.get_function_event_invoke_config(FunctionName=function_name)
             age = int(config.get("MaximumEventAgeInSeconds") or DEFAULT_MAX_EVENT_AGE_SECONDS)
@@ -119,7 +129,7 @@ class LambdaFunctions:
             if error.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
                 raise
             age = DEFAULT_MAX_EVENT_AGE_SECONDS
-        return FunctionState(function_name, None if concurrency is None else int(concurrency), age)
+        return FunctionState(function_name, concurrency, age)
 
     def set_concurrency(self, function_name: str, concurrency: int) -> None:
         self._lambda.put_function_concurrency(FunctionName=function_name, ReservedConcurrentExecutions=concurrency)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from reconciler.contract import ALARM_PREFIX, ResourceNames
-from reconciler.ops.operator_error import OpsError
+from reconciler.ops.operator_error import InvalidInput, NotFound
 from reconciler.ops.operator_ports import Alarm, Alarms, Archive, Backups, Functions, FunctionState
 
 
@@ -24,10 +24,15 @@ def replay_name(stage: str, moment: datetime) -> str:
     return f"cc-reconciler-{stage}-{compact_timestamp(moment)}"
 
 
-def describe_hold(max_event_age_seconds: int) -> str:
-    hours, rest = divmod(max_event_age_seconds, 3600)
-    span = f"{hours} hours" if not rest else f"{max_event_age_seconds // 60} minutes"
-    return f"events are held for up to {span}, then go to the DLQ"
+def describe_pause(replay_command: str) -> str:
+    """What happens to events while the function's reserved concurrency is 0. Since 2021-08-30 Lambda neither queues
+    nor retries an asynchronous event of such a function: it goes to the on-failure destination (the DLQ) at once,
+    unrun (AWS Compute Blog, "Introducing new asynchronous invocation metrics for AWS Lambda": "Zero reserved
+    concurrency: No retry"). The maximum event age plays no part."""
+    return (
+        "events sent while paused go to the DLQ at once, unrun (Lambda does not retry at reserved concurrency 0); "
+        f"after the function is back, replay them: `{replay_command}`"
+    )
 
 
 @dataclass(frozen=True)
@@ -69,14 +74,14 @@ class StageControls:
         """The alarms named (full names or concerns such as `errors`), or all of the stage's when none are."""
         available = [alarm.name for alarm in self.stage_alarms()]
         if not available:
-            raise OpsError(f"no cc-reconciler-*-{self.names.stage} alarms found")
+            raise NotFound(f"no cc-reconciler-*-{self.names.stage} alarms found")
         if not wanted:
             return available
         chosen = []
         for name in wanted:
             full = self.full_alarm_name(name)
             if full not in available:
-                raise OpsError(f"no alarm {full}; this stage's alarms: {', '.join(available) or 'none'}")
+                raise NotFound(f"no alarm {full}; this stage's alarms: {', '.join(available) or 'none'}")
             chosen.append(full)
         return chosen
 
@@ -123,9 +128,9 @@ class StageControls:
 
     def plan_replay(self, start: datetime, end: datetime, now: datetime) -> ReplayPlan:
         if start >= end:
-            raise OpsError("--from must be before --to")
+            raise InvalidInput("--from must be before --to")
         if end > now:
-            raise OpsError("--to is in the future; an archive replay covers past events only")
+            raise InvalidInput("--to is in the future; an archive replay covers past events only")
         archive_arn, bus_arn, rule_arn = self.archive.arns(self.names.event_archive, self.names.events_rule)
         return ReplayPlan(replay_name(self.names.stage, now), archive_arn, bus_arn, rule_arn, start, end)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from reconciler.contract import JSON_STRING_ENCODING, DeadLetterAttribute
 from reconciler.domain.validation import derived_identifier
-from reconciler.ops.operator_error import OpsError
+from reconciler.ops.operator_error import InvalidInput, NotFound, Refused
 from reconciler.ops.operator_ports import DeadLetterQueue, Invoke
 
 EVENTBRIDGE, ON_FAILURE, INVALID_EVENT, UNKNOWN = "eventbridge", "lambda-on-failure", "invalid-event", "unknown"
@@ -204,10 +204,10 @@ class Found:
 
 def find(queue: DeadLetterQueue, id_prefix: str, limit: int, hold_seconds: int = VISIBILITY_SECONDS) -> Found:
     """The message whose id is `id_prefix` or starts with it (unique among the first `limit`); the others are
-    made visible again at once. Raises LookupError saying what was found otherwise."""
+    made visible again at once. Raises NotFound or InvalidInput (ambiguous) saying what was found otherwise."""
     prefix = id_prefix.strip()
     if not prefix:
-        raise LookupError("give a message id (or a unique prefix of one): `reconciler dlq list` shows them")
+        raise InvalidInput("give a message id (or a unique prefix of one): `reconciler dlq list` shows them")
     matches: dict[str, dict] = {}
     seen: set[str] = set()
     others: list[str] = []
@@ -234,8 +234,8 @@ def find(queue: DeadLetterQueue, id_prefix: str, limit: int, hold_seconds: int =
         for message in matches.values():
             queue.release(message["ReceiptHandle"])
         if not matches:
-            raise LookupError(f"no message {prefix} among the {len(seen)} visible in the DLQ (a message being replayed is invisible for a while)")
-        raise LookupError(f"{len(matches)} messages start with {prefix!r}: give more of the id ({', '.join(sorted(matches)[:5])})")
+            raise NotFound(f"no message {prefix} among the {len(seen)} visible in the DLQ (a message being replayed is invisible for a while)")
+        raise InvalidInput(f"{len(matches)} messages start with {prefix!r}: give more of the id ({', '.join(sorted(matches)[:5])})")
     chosen = exact or next(iter(matches.values()))
     for message in matches.values():
         if message is not chosen:
@@ -293,6 +293,17 @@ class Replayer:
 
     queue: DeadLetterQueue
     invoker: Callable[[], Invoke]
+    function_paused: Callable[[], bool] = lambda: False
+
+    def refuse_while_paused(self, resume_hint: str) -> None:
+        """A replay invokes the function synchronously, and Lambda throttles a synchronous invoke of a function with
+        reserved concurrency 0 (429 TooManyRequestsException; Lambda developer guide, "Configuring reserved
+        concurrency"): every message would fail and stay. Refused before any message is touched."""
+        if self.function_paused():
+            raise Refused(
+                "the function is paused (reserved concurrency 0): a replay would be throttled and every message stay in the DLQ; "
+                f"run `{resume_hint}` first"
+            )
 
     def peek(self, limit: int) -> list[DeadLetter]:
         return peek(self.queue, limit)
@@ -301,11 +312,8 @@ class Replayer:
         return self.queue.depth()
 
     def find(self, message_id: str, limit: int) -> Found:
-        """The message (id or unique prefix), held invisible until deleted or released; OpsError if none or many."""
-        try:
-            return find(self.queue, message_id, limit)
-        except LookupError as error:
-            raise OpsError(str(error)) from None
+        """The message (id or unique prefix), held invisible until deleted or released; NotFound if none, InvalidInput if many."""
+        return find(self.queue, message_id, limit)
 
     def purge(self) -> None:
         self.queue.purge()
@@ -322,5 +330,5 @@ class Replayer:
                 event = corrected_event(found.letter, corrected)
             except ValueError as error:
                 found.release()
-                raise OpsError(f"{corrected_from}: {error}") from None
+                raise InvalidInput(f"{corrected_from}: {error}") from None
         return replay_one(found, self.invoker(), event, dry_run), event

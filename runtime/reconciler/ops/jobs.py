@@ -89,8 +89,18 @@ def money_story(record: SettlementRecord | None, job: JobRecord | None) -> list[
     settled_by = settled_by_of(record, job)
     if settled_by is not None and settled_by.settled_as:
         settled = settled_by.settled_as
-        moved = f"charged {settled_by.charged_credits}" if settled == "rendered" else f"gave back {settled_by.refunded_credits}"
-        lines.append(f"settled as {settled} by {settled_by.settled_by_event} at {settled_by.settled_at}: {moved} credits")
+        lines.append(f"settled as {settled} by {settled_by.settled_by_event} at {settled_by.settled_at}: {_moved(settled_by, record, job)}")
     else:
         lines.append("not settled")
     return lines
+
+
+def _moved(settled_by: SettlementRecord | JobRecord, record: SettlementRecord | None, job: JobRecord | None) -> str:
+    """What the settlement did with the money: a failure of a held job released its hold (nothing was posted, so
+    nothing was refunded, though the items count it as `refundedCredits`); of a posted reservation, refunded it."""
+    if settled_by.settled_as == "rendered":
+        return f"charged {settled_by.charged_credits} credits"
+    held = (record is not None and bool(record.held_credits)) or (job is not None and job.reserved_as == HOLD)
+    if held:
+        return f"released its hold of {settled_by.refunded_credits} credits back to remaining (nothing posted, nothing refunded)"
+    return f"gave back {settled_by.refunded_credits} credits"

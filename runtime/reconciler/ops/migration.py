@@ -32,7 +32,7 @@ from reconciler.domain.ledger import iso_timestamp
 from reconciler.domain.records import SettlementRecord
 from reconciler.domain.settlement import TERMINAL_STATUSES
 from reconciler.ops.audit import TRUSTS, Auditor, Discrepancy, FixResult
-from reconciler.ops.operator_error import OpsError
+from reconciler.ops.operator_error import InvalidInput
 
 # The settledByEvent of a job settled by v1 before the cutover: `v1-cutover:{cutover}`.
 V1_CUTOVER_PREFIX = "v1-cutover:"
@@ -207,7 +207,7 @@ class Migration:
     def mark_jobs(self, cutover: str, apply: bool, only: Iterable[str] = ()) -> list[JobFinding]:
         moment = parse_moment(cutover)
         if apply and not self.reason.strip():
-            raise OpsError("marking v1's jobs needs a reason (--reason)")
+            raise InvalidInput("marking v1's jobs needs a reason (--reason)")
         wanted = list(only)
         items = (item for item in (self.store.get_job_item(job_id) for job_id in wanted) if item) if wanted else self.store.scan_jobs()
         findings = []

@@ -39,7 +39,7 @@ from reconciler.ops.books import Books
 from reconciler.ops.control import StageControls
 from reconciler.ops.dead_letter_replay import Replayer
 from reconciler.ops.jobs import JobView
-from reconciler.ops.operator_error import OpsError
+from reconciler.ops.operator_error import NotFound
 from reconciler.ops.operator_ports import Invoke, InvokeResult
 from reconciler.ops.scanning import DryRunStore
 from reconciler.ops.statements import Statements
@@ -105,7 +105,7 @@ class LocalEndpoint:
         if not path.exists():
             running = sorted(p.stem for p in local_state_dir().glob("*.json"))
             hint = f" (running: {', '.join(running)}; pass --stage)" if running else ""
-            raise OpsError(f"no local {stage} stack is running: start one with `python -m emulator --stage {stage} up` in a checkout{hint}")
+            raise NotFound(f"no local {stage} stack is running: start one with `python -m emulator --stage {stage} up` in a checkout{hint}")
         data = json.loads(path.read_text())
         return cls(
             stage=data["stage"],
@@ -212,7 +212,16 @@ class Target:
         return JobView(self.store, self._dead_letter_queue())
 
     def replayer(self) -> Replayer:
-        return Replayer(self._dead_letter_queue(), self._invoker)
+        return Replayer(self._dead_letter_queue(), self._invoker, self._function_paused)
+
+    def _function_paused(self) -> bool:
+        """Whether the function's reserved concurrency is 0 (behind a bare endpoint with no function there: no)."""
+        try:
+            return LambdaFunctions(self.client("lambda")).reserved_concurrency(self.names.function) == 0
+        except ClientError as error:
+            if self.is_local and error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                return False
+            raise
 
     def controls(self) -> StageControls:
         return StageControls(

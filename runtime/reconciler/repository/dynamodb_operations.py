@@ -20,6 +20,7 @@ from reconciler.contract import (
     HELD_ATTRIBUTE,
     HOLD_USER_ATTRIBUTE,
     JOBS_UNSETTLED_INDEX,
+    LAST_AUDIT_FIX_ATTRIBUTE,
     LAST_LEDGER_ENTRY_ATTRIBUTE,
     LEDGER_BY_USER_INDEX,
     OPEN_HOLDS_INDEX,
@@ -33,7 +34,7 @@ from reconciler.domain.ledger import LedgerEntry
 from reconciler.domain.liability import CAME_IN_ATTRIBUTES
 from reconciler.domain.records import SettlementRecord
 from reconciler.domain.settlement import JobRecord, UnreadableJob
-from reconciler.domain.stored import LedgerWindow, StoredBalance, StoredJob
+from reconciler.domain.stored import AuditFix, LedgerWindow, StoredBalance, StoredJob
 from reconciler.repository.dynamodb import (
     BALANCE,
     LEDGER,
@@ -72,7 +73,18 @@ def stored_balance(item: dict[str, Any]) -> StoredBalance:
         updated_at=updated_at if isinstance(updated_at, str) else None,
         last_ledger_entry=last_entry if isinstance(last_entry, str) else None,
         came_in={category: whole(values[name]) or 0 for category, name in CAME_IN_ATTRIBUTES.items() if isinstance(values.get(name), Decimal)},
+        last_audit_fix=_audit_fix(values.get(LAST_AUDIT_FIX_ATTRIBUTE)),
     )
+
+
+def _audit_fix(value: Any) -> AuditFix | None:
+    """`lastAuditFix` as restore_balance writes it (below)."""
+    if not isinstance(value, dict):
+        return None
+    found = value.get("previous")
+    previous: dict = found if isinstance(found, dict) else {}
+    text = lambda key: value.get(key) if isinstance(value.get(key), str) else None  # noqa: E731
+    return AuditFix(text("at"), text("actor"), text("reason"), whole(previous.get("remaining")), whole(previous.get(HELD_ATTRIBUTE)))
 
 
 class OperationsStore(DynamoDBStore):
@@ -308,7 +320,9 @@ class OperationsStore(DynamoDBStore):
             self._client.update_item(
                 TableName=self.credits_table,
                 Key=to_item({"userId": user_id}),
-                UpdateExpression=f"SET remaining = :value, #held = :held, updatedAt = :now, lastAuditFix = :fix ADD {VERSION_ATTRIBUTE} :one",
+                UpdateExpression=(
+                    f"SET remaining = :value, #held = :held, updatedAt = :now, {LAST_AUDIT_FIX_ATTRIBUTE} = :fix ADD {VERSION_ATTRIBUTE} :one"
+                ),
                 ConditionExpression=condition,
                 ExpressionAttributeNames={"#held": HELD_ATTRIBUTE},
                 ExpressionAttributeValues=to_item(values),

@@ -39,7 +39,7 @@ def test_list_and_show_explain_each_message_and_leave_it_in_the_queue(env, cli):
     assert len(env.dlq_messages()) == 3
     shown = cli("--json", "dlq", "show", failure_id).json()
     assert shown["event"]["detail"]["jobId"] == "job-of"
-    assert cli("dlq", "show", "no-such-id").exit_code == 1
+    assert cli("dlq", "show", "no-such-id").exit_code == 3  # not found
 
 
 def test_replay_settles_the_good_ones_and_keeps_the_poison_message(env, cli):

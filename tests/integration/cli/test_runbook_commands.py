@@ -30,7 +30,7 @@ def test_job_show_gathers_the_job_its_ledger_entries_and_its_dead_letters(env, c
     assert [e["amount"] for e in shown["ledger"]] == [-1]
     assert [d["reason"] for d in shown["deadLetters"]] == ["model: unknown model"]
     assert "settled as rendered" in cli("job", "show", "job-1").stdout
-    assert cli("job", "show", "no-such-job").exit_code == 1
+    assert cli("job", "show", "no-such-job").exit_code == 3  # not found
 
 
 def test_dlq_delete_one_message_by_prefix_and_purge(env, cli, one_line_error):

@@ -36,7 +36,7 @@ def test_alarms_disable_and_enable_only_this_stages_reconciler_alarms(env, cli):
     assert all(a["actionsEnabled"] for a in cli("--json", "alarms", "status").json())
 
 
-def test_pause_holds_events_and_resume_restores_the_configured_concurrency(env, cli):
+def test_pause_sends_events_to_the_dlq_and_resume_restores_the_configured_concurrency(env, cli):
     # Given the function with its reserved concurrency and a 2-hour maximum event age
     name = env.create_function(concurrency=10, max_event_age=7200)
     lam = env.client("lambda")
@@ -44,11 +44,12 @@ def test_pause_holds_events_and_resume_restores_the_configured_concurrency(env, 
     assert cli("pause", "--dry-run").exit_code == 0
     assert lam.get_function_concurrency(FunctionName=name)["ReservedConcurrentExecutions"] == 10
     run = cli("pause")
-    # Then nothing runs and the operator is told how long events are held
+    # Then nothing runs and the operator is told where the events go (Lambda does not retry at concurrency 0)
     assert lam.get_function_concurrency(FunctionName=name)["ReservedConcurrentExecutions"] == 0
-    assert "events are held for up to 2 hours, then go to the DLQ" in run.stdout
+    assert "events sent while paused go to the DLQ at once, unrun" in run.stdout
     # When it is resumed (from infra's config, or an override)
-    assert cli("resume", "--concurrency", "3").exit_code == 0
+    resumed = cli("resume", "--concurrency", "3")
+    assert resumed.exit_code == 0 and "dlq replay" in resumed.stdout
     assert lam.get_function_concurrency(FunctionName=name)["ReservedConcurrentExecutions"] == 3
     cli("resume")
     assert lam.get_function_concurrency(FunctionName=name)["ReservedConcurrentExecutions"] == 10
@@ -62,7 +63,7 @@ def test_backup_creates_one_backup_per_table(env, cli):
     assert cli("--json", "backup", "--dry-run").json()[0]["backupArn"] is None
     assert env.client("dynamodb").list_backups()["BackupSummaries"] == []
     created = cli("--json", "backup").json()
-    assert [b["table"] for b in created] == ["Jobs-dev", "Credits-dev", "Ledger-dev", "UserLedger-dev", "Settlements-dev"]
+    assert [b["table"] for b in created] == ["Jobs-dev", "Credits-dev", "Ledger-dev", "UserLedger-dev", "Settlements-dev", "BalanceEvents-dev"]
     assert all(b["backupArn"].startswith("arn:aws:dynamodb:") for b in created)
     assert created[1]["backupName"].startswith("Credits-dev-2") and created[1]["backupName"].endswith("Z")
 

@@ -56,7 +56,7 @@ CAUGHT = [
     (mutations.releases_without_the_held_guard, 1, "records released 0, refunded 1000; expected 0, 0"),
     (mutations.repairs_not_conditioned_on_the_version, 67, "trusting the ledger committed and left its books off"),
     (mutations.fixes_without_the_index_behind_check, 17, "trusting the balance committed and left its books off"),
-    (mutations.settlement_proven_on_the_jobs_item_only, 0, "settled with a record holding None"),
+    (mutations.settlement_proven_on_the_jobs_item_only, 3, "settled with a record holding None"),
     (mutations.reservations_on_jobs_items_counted_after_the_cut_off, 3, "job 'hand-1' (unreserved, rendered) records released 2"),
     (mutations.the_hold_price_ignored_at_settlement, 1, "the price of ('hd-v2', Fraction(5, 2)) is 7"),
 ]

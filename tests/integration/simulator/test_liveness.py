@@ -73,7 +73,7 @@ def test_some_runs_damage_the_books_for_the_audit_to_find():
     [
         (mutations.a_held_render_never_commits, "went to the on-failure destination, but no fault was injected", 3, 1),
         (mutations.a_damaged_job_is_read_again, "(no fault injected)", 10, 5),
-        (mutations.the_hold_guard_is_off_by_one, "the hold condition refused a covered hold", 10, 5),
+        (mutations.the_hold_guard_is_off_by_one, "the hold condition refused a covered hold", 20, 5),
         (mutations.a_held_failure_is_taken_for_a_duplicate, "still holds", 5, 5),
         (mutations.the_returned_balance_is_ignored, "beyond its bound", 5, 1),
         (mutations.a_price_rounded_half_even, "the price of", 5, 5),
@@ -90,3 +90,121 @@ def test_a_bug_the_older_invariants_missed_is_caught(templates, monkeypatch, bug
     # Then the new invariant says so
     assert failed, "the simulator did not notice the bug"
     assert any(caught_by in failure for run in failed for failure in run.failures), [run.failures[:3] for run in failed]
+
+
+# --- the checker on synthetic records: each new invariant flags what violates it, and only that --------------------
+
+
+def _attempt_ended_by(fault_label: str, retried: bool, chained: bool = True):
+    from simulator.records import Attempt
+
+    injected = TimeoutError("the answer was lost")
+    attempt = Attempt(writes_before=0, faults=[fault_label], fault_errors=[injected])
+    if retried:
+        attempt.retried_fault_errors.append((f"{fault_label} on TransactWriteItems", injected))
+    try:
+        if not chained:
+            raise RuntimeError("another error, after the fault was retried")
+        try:
+            raise injected
+        except TimeoutError as error:
+            raise RuntimeError("ambiguous write") from error
+    except RuntimeError as raised:
+        attempt.error = raised
+    return attempt
+
+
+def _run_with(attempts, kind: str = "event", calls=()):
+    from types import SimpleNamespace
+
+    from simulator.records import Invocation
+    from simulator.scenario import Task
+
+    invocation = Invocation(Task(kind, ({"id": "e-1"},), "valid"), "req-1", attempts=list(attempts))
+    return SimpleNamespace(invocations=[invocation], calls=list(calls))
+
+
+def test_a_fault_the_code_retries_itself_that_ends_an_attempt_is_flagged():
+    from simulator.liveness import a_fault_the_code_retries_itself_never_ends_an_attempt as invariant
+    from simulator.scenario import Task
+
+    # A lost commit answer the code should have read again, raised out of the handler and out of reserve()
+    found = list(invariant(_run_with([_attempt_ended_by("read-timeout-after", retried=True)]), None))
+    assert len(found) == 1 and "read-timeout-after on TransactWriteItems" in found[0]
+    reserve = (Task("reserve", ("j", "u", "test", 1)), _attempt_ended_by("cancel-conflict", retried=True))
+    assert len(list(invariant(_run_with([], calls=[reserve]), None))) == 1
+    # A Lambda timeout, or an error unrelated to the retried fault, is another invariant's to judge
+    assert list(invariant(_run_with([_attempt_ended_by("lambda-timeout-after", retried=False)]), None)) == []
+    assert list(invariant(_run_with([_attempt_ended_by("cancel-conflict", retried=True, chained=False)]), None)) == []
+
+
+def test_a_retry_that_reads_an_earlier_version_again_is_flagged():
+    from simulator.liveness import a_retry_reads_the_record_as_it_is as invariant
+    from simulator.records import Attempt
+
+    assert list(invariant(_run_with([Attempt(writes_before=0, stale_reads=1)]), None)) == []
+    found = list(invariant(_run_with([Attempt(writes_before=0, stale_reads=1), Attempt(writes_before=0, stale_reads=2)]), None))
+    assert len(found) == 1 and found[0].startswith("attempt 2 of")
+
+
+def test_an_old_copy_left_beside_a_re_dead_lettered_one_is_flagged():
+    from types import SimpleNamespace
+
+    from simulator.operators import a_replay_the_function_dead_letters_again_leaves_one_copy as invariant
+
+    assert list(invariant(SimpleNamespace(operators=SimpleNamespace(left_in_the_dlq=[])), None)) == []
+    left = SimpleNamespace(operators=SimpleNamespace(left_in_the_dlq=["message m-1 (rejected: detail: ...)"]))
+    assert list(invariant(left, None)) == ["a replay re-dead-lettered message m-1 (rejected: detail: ...), and left the old copy in the DLQ"]
+
+
+@pytest.mark.parametrize(
+    ("task", "status", "entry", "flagged"),
+    [
+        (("u", 0, "zero-0", "refused"), "applied", ("u", 0), "accepted an adjustment it must refuse"),
+        (("u", 5, "ref", ""), "already-applied", ("u", 5), None),
+        (("u", 6, "ref", ""), "already-applied", ("u", 5), "used for +5 credits"),
+        (("u", 6, "ref", ""), "applied", ("u", 6), None),
+    ],
+)
+def test_the_adjusters_answer_is_judged(task, status, entry, flagged):
+    from collections import Counter
+    from types import SimpleNamespace
+
+    from simulator.direct_calls import DirectCalls
+    from simulator.scenario import Task
+
+    run = SimpleNamespace(result=SimpleNamespace(failures=[], covered=Counter()))
+    *args, expect = task
+    result = SimpleNamespace(status=status, entry=SimpleNamespace(user_id=entry[0], signed_amount=entry[1]))
+    DirectCalls(run)._judge_adjustment(Task("adjust", tuple(args), expect), result)  # type: ignore[arg-type]
+    assert (flagged is None and run.result.failures == []) or (flagged is not None and flagged in run.result.failures[0])
+
+
+def test_the_workload_generates_what_the_new_invariants_need():
+    tasks = [step for seed in range(40) for task in generate(seed).tasks for step in (task.args if task.kind == "sequence" else (task,))]
+    setup = [task for seed in range(40) for task in generate(seed).setup]
+    assert any(task.kind == "reserve" and task.args[3] == 0 and task.expect == "invalid" for task in tasks)
+    assert any(task.kind == "adjust" and task.args[1] == 0 and task.expect == "refused" for task in tasks)
+    assert any(task.kind == "audit-fix" and len(task.args) == 3 for task in tasks)  # a fix raced by another
+    assert any(task.kind == "legacy-settled" and task.args[3] == 0 for task in setup)  # settled before records, unheld
+    sequences = [task.args for seed in range(40) for task in generate(seed).tasks if task.kind == "sequence"]
+    assert any([step.kind for step in steps][:3] == ["reserve", "release", "event"] for steps in sequences)
+
+
+def test_a_run_reads_the_simulated_clock_so_no_verdict_depends_on_the_date():
+    from datetime import UTC, datetime
+
+    from reconciler.domain.ledger import iso_timestamp
+    from reconciler.service import balance_event_publishing, timer_scan
+    from simulator.clock import START, simulated_time
+    from simulator.oracle import CUT_OFF
+    from simulator.world import hours_ago
+
+    with simulated_time():
+        # Every clock the product reads, and the world's, is the run's: after the cut-off, strictly increasing
+        readings = [iso_timestamp(), timer_scan.datetime.now(UTC).isoformat(), iso_timestamp()]
+        assert readings[0] == "2026-12-14T00:00:00.001Z" and readings[2] == "2026-12-14T00:00:00.003Z"
+        assert balance_event_publishing.datetime.now(UTC) > START and hours_ago(1) > CUT_OFF
+    with simulated_time():
+        assert iso_timestamp() == "2026-12-14T00:00:00.001Z"  # each run starts from the same moment
+    assert timer_scan.datetime is datetime and balance_event_publishing.datetime is datetime  # the machine's clock again

@@ -71,6 +71,25 @@ def test_a_seed_replays_exactly_with_its_balance_events(templates):
     assert all(result.handovers for _, result in results)
 
 
+def test_a_verdict_does_not_depend_on_how_long_the_run_takes(templates, monkeypatch):
+    # Seed 5182 failed once on a loaded machine: its invocations' 30-second budget ran out while other workers ran,
+    # and settlements gave up after one attempt with no fault injected. The simulator models no wall time, so a
+    # clock that jumps a minute at every reading must give a passing run (with a 30-second budget seed 3 fails so).
+    class SlowMachine:
+        now = 0.0
+
+        @classmethod
+        def monotonic(cls) -> float:
+            cls.now += 60.0
+            return cls.now
+
+    monkeypatch.setattr("reconciler.service.event_settlement.time", SlowMachine)
+    monkeypatch.setattr("reconciler.service.retrying.time", SlowMachine)
+    failed, covered = sim.simulate([3], shrink_failures=False, templates=templates)
+    assert not failed, [run.failures[:3] for run in failed]
+    assert SlowMachine.now > 0 and covered["outcome:settled"]  # deadlines were computed on the jumping clock
+
+
 def test_the_oracle_restates_the_documented_rules():
     # docs/events.md's example: 15 -> 8 low, 5 -> 0 exhausted, 0 -> -4 overdrawn, -5 -> 15 restored; a new item
     # into overdraft enters all three; an override judges both sides; a bad override falls back; REMOVE emits nothing.

@@ -1,7 +1,7 @@
 import re
 from datetime import UTC, datetime
 
-from reconciler.ops.control import backup_name, describe_hold, replay_name
+from reconciler.ops.control import backup_name, describe_pause, replay_name
 
 
 def test_backup_and_replay_names_are_valid_and_sortable():
@@ -11,6 +11,7 @@ def test_backup_and_replay_names_are_valid_and_sortable():
     assert len(replay_name("staging", moment)) <= 64
 
 
-def test_the_hold_is_said_in_hours():
-    assert describe_hold(21600) == "events are held for up to 6 hours, then go to the DLQ"
-    assert describe_hold(5400) == "events are held for up to 90 minutes, then go to the DLQ"
+def test_a_pause_says_its_events_go_to_the_dlq_for_replay():
+    # At reserved concurrency 0 Lambda neither queues nor retries: the events are in the DLQ, and the way back is replay
+    said = describe_pause("reconciler --stage prod --local dlq replay")
+    assert "go to the DLQ at once, unrun" in said and "`reconciler --stage prod --local dlq replay`" in said and "held" not in said

@@ -22,6 +22,7 @@ delivery to Lambda and asynchronous invocation (no charge), stream reads by Lamb
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from typing import Any
 
 from benchmarks.prices import price
@@ -126,7 +127,8 @@ def _crossings(record: dict, thresholds: Thresholds) -> list:
     data = record["dynamodb"]
 
     def balance(image: dict | None) -> int | None:
-        return None if image is None else whole_number((image.get("remaining") or {}).get("N", "0")) or 0
+        # A stream image's number is its text ({"N": "25"}); whole_number takes numbers only, as DynamoDB gives them.
+        return None if image is None else whole_number(Decimal((image.get("remaining") or {}).get("N", "0"))) or 0
 
     after = balance(data.get("NewImage"))
     return [] if after is None else crossings(balance(data.get("OldImage")), after, thresholds)

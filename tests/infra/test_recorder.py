@@ -93,6 +93,17 @@ def _frames(*modules: tuple[str, str]):
         ),
         (
             [
+                ("reconciler.ops.dead_letter_replay", "replay"),
+                ("reconciler.ops.aws", "LambdaInvoker.__call__"),
+                ("simulator.operators", "_SimulatedLambda.invoke"),
+                ("simulator.operators", "_Classified.process"),
+                ("reconciler.service.event_settlement", "EventProcessor.process"),
+                ("reconciler.repository.sqs_dead_letters", "SqsDeadLetters.send"),
+            ],
+            FUNCTION,
+        ),
+        (
+            [
                 ("tests.x", "test"),
                 ("reconciler.service.reservations", "ReservationService.reserve"),
                 ("reconciler.repository.dynamodb", "DynamoDBStore.commit_reservation"),

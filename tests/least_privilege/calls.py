@@ -20,6 +20,9 @@ LAMBDA_SERVICE = "lambda-service"  # the async-invoke emulation's on-failure del
 _STRONG: tuple[tuple[str, str, str], ...] = (
     # (module prefix, qualname prefix, principal); the first match of a frame wins, so specific rows first.
     ("reconciler.ops.target", "InProcessInvoker", FUNCTION),  # stands in for `lambda invoke` on --local
+    # the simulator's stand-in for Lambda's synchronous invoke of the deployed function (a DLQ replay through the CLI's
+    # LambdaInvoker): what runs inside is the function's, with the function's role
+    ("simulator.operators", "_SimulatedLambda", FUNCTION),
     ("reconciler.handlers.balance_stream", "", BALANCE_FUNCTION),
     ("reconciler.service.balance_event_publishing", "", BALANCE_FUNCTION),
     ("reconciler.service.balance_changes", "", BALANCE_FUNCTION),
@@ -52,7 +55,7 @@ def attribute(frame: Any) -> tuple[str, str]:
     chain = []  # reconciler (and emulator, benchmarks) frames, innermost first
     while frame is not None:
         module, qualname = _name(frame)
-        if module.startswith(("reconciler.", "emulator.", "benchmarks")):
+        if module.startswith(("reconciler.", "emulator.", "benchmarks")) or _frame_principal(module, qualname) is not None:
             chain.append((module, qualname))
         frame = frame.f_back
     if not chain:

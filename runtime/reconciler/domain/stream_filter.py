@@ -140,7 +140,7 @@ def balance_event_filters(defaults: Thresholds) -> list[dict[str, Any]] | None:
     override on the item, and it has no numeric operators for DynamoDB. So it keeps every record that has a side
     below the stage's low threshold (every crossing of any default threshold has one: they nest, low >= 1 > 0 >=
     the overdraft alert level), every record without a number `remaining` on a side (a missing one counts as 0,
-    a text one as its value; a REMOVE has no NewImage), and every record of an item that carries an override."""
+    a text one is damage it reports; a REMOVE has no NewImage), and every record of an item that carries an override."""
     number = {"N": below(defaults.low)}
     no_number = {"N": [{"exists": False}]}
     present = [{"exists": True}]

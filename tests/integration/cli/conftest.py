@@ -140,6 +140,28 @@ def console():
     return run
 
 
+def on_a_terminal(args: list[str], cwd: Path, prompt: bytes, answers: list[bytes]) -> tuple[bytes, bytes, int]:
+    """Runs the installed `reconciler --no-progress ARGS` with stdin and stderr on a pseudo-terminal and stdout piped,
+    typing each answer after the prompt's next appearance; returns (what the terminal showed, stdout, exit code)."""
+    import pty
+    import subprocess
+
+    master, slave = pty.openpty()
+    script = os.path.join(os.path.dirname(sys.executable), "reconciler")
+    process = subprocess.Popen([script, "--no-progress", *args], stdin=slave, stderr=slave, stdout=subprocess.PIPE, cwd=cwd)
+    os.close(slave)
+    seen = b""
+    for number, answer in enumerate(answers, 1):
+        while seen.count(prompt) < number:
+            chunk = os.read(master, 1024)
+            assert chunk, seen
+            seen += chunk
+        os.write(master, answer)
+    stdout, _ = process.communicate(timeout=60)
+    os.close(master)
+    return seen, stdout, process.returncode
+
+
 CHECKOUT = Path(__file__).resolve().parents[3]
 
 

@@ -7,12 +7,12 @@ Several run the installed console script from outside the repository (the `conso
 from __future__ import annotations
 
 import json
-import os
-import pty
 import subprocess
 import sys
 
 import pytest
+
+from tests.integration.cli.conftest import on_a_terminal
 
 
 def test_resume_works_from_outside_the_repository(env, console):
@@ -42,42 +42,11 @@ def test_the_prod_confirmation_is_asked_on_the_terminal_never_on_stdout(env, end
     reset(endpoint)
     provision_stack(endpoint, "prod")
     # When an operator runs a prod write with --json redirected to a file, on a terminal
-    master, slave = pty.openpty()
-    process = subprocess.Popen(
-        [
-            os.path.join(os.path.dirname(sys.executable), "reconciler"),
-            "--no-progress",
-            "--stage",
-            "prod",
-            "--endpoint-url",
-            endpoint,
-            "--json",
-            "adjust",
-            "u1",
-            "5",
-            "--reason",
-            "r",
-            "--reference",
-            "P-2",
-            "--create-user",
-        ],
-        stdin=slave,
-        stderr=slave,
-        stdout=subprocess.PIPE,
-        cwd=tmp_path,
-    )
-    os.close(slave)
-    seen = b""
-    while b"[y/N]" not in seen:
-        chunk = os.read(master, 1024)
-        assert chunk, seen
-        seen += chunk
-    os.write(master, b"y\n")
-    stdout, _ = process.communicate(timeout=60)
-    os.close(master)
+    args = ["--stage", "prod", "--endpoint-url", endpoint, "--json", "adjust", "u1", "5", "--reason", "r", "--reference", "P-2", "--create-user"]
+    seen, stdout, returncode = on_a_terminal(args, tmp_path, b"[y/N]", [b"y\n"])
     # Then the prompt was on the terminal, and stdout holds only the JSON result
     assert b"prod: adjust u1 by +5 credits?" in seen
-    assert process.returncode == 0
+    assert returncode == 0
     assert stdout.startswith(b"{"), stdout[:20]  # not even the space a readline prompt echoes
     assert json.loads(stdout)["status"] == "applied"
 

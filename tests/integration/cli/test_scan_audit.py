@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from reconciler.contract import UNSETTLED_ATTRIBUTE, UNSETTLED_VALUE
+from tests.integration.cli.conftest import on_a_terminal
 
 OLD = "2020-01-01T00:00:00.000Z"
 
@@ -153,45 +154,13 @@ def test_audit_fix_needs_a_reason(env, cli, one_line_error):
 
 def test_audit_fix_asks_per_user_on_a_terminal(env, tmp_path):
     """Without --trust, on a terminal, each discrepancy gets its own choice; the question is on the terminal."""
-    import os
-    import pty
-    import subprocess
-    import sys
-
     env.put("Credits-dev", {"userId": "a", "remaining": 5})
     env.put("Credits-dev", {"userId": "b", "remaining": 7})
-    master, slave = pty.openpty()
-    process = subprocess.Popen(
-        [
-            os.path.join(os.path.dirname(sys.executable), "reconciler"),
-            "--no-progress",
-            "--local",
-            "--json",
-            "audit",
-            "--fix",
-            "--reason",
-            "INC-1",
-            "--min-age",
-            "0",
-        ],
-        stdin=slave,
-        stderr=slave,
-        stdout=subprocess.PIPE,
-        cwd=tmp_path,
-    )
-    os.close(slave)
-    seen = b""
-    for number, answer in enumerate([b"b\n", b"s\n"], 1):  # a: trust the balance; b: skip
-        while seen.count(b"[s]kip?") < number:
-            chunk = os.read(master, 1024)
-            assert chunk, seen
-            seen += chunk
-        os.write(master, answer)
-    stdout, _ = process.communicate(timeout=60)
-    os.close(master)
+    args = ["--local", "--json", "audit", "--fix", "--reason", "INC-1", "--min-age", "0"]
+    _, stdout, returncode = on_a_terminal(args, tmp_path, b"[s]kip?", [b"b\n", b"s\n"])  # a: trust the balance; b: skip
     result = json.loads(stdout)
     # a: trusted the balance (an opening-balance entry); b: skipped, so a discrepancy is left (exit 1)
-    assert process.returncode == 1
+    assert returncode == 1
     assert [(f["userId"], f["status"], f["trust"]) for f in result["fixes"]] == [("a", "fixed", "balance")]
     assert result["remaining"] == 1
     (entry,) = env.store().ledger_for_user("a")

@@ -319,6 +319,18 @@ def test_damaged_records_are_reported_and_skipped_and_removals_emit_nothing(bala
     assert caplog.text.count("damaged Credits stream record reported and skipped") == 2
 
 
+def test_a_text_balance_is_damage_as_settlement_says_not_a_number_to_publish_on(balances, aws, capsys, caplog):
+    """A `remaining` stored as text, even "5", is unusable to settlement (it dead-letters the user's renders naming
+    `balance`): the stream reports it as damage, never publishes `credits.low` on it nor `restored` from it."""
+    balances.put_item(userId="typed", remaining="5")  # a stray write: 5 (under the low threshold) as a String attribute
+    balances.put_item(userId="typed", remaining=Decimal(100))  # the operator's repair, from "5"
+    balances.drain()
+    assert balances.published() == []
+    assert emitted_metrics(capsys.readouterr().out)["DamagedBalanceRecords"] == 2
+    assert caplog.text.count("damaged Credits stream record reported and skipped") == 2
+    assert balances.history("typed") == []
+
+
 def test_a_record_that_keeps_failing_is_given_up_to_the_failure_queue_after_the_retries(balances):
     sqs = balances.aws.client("sqs")
     queue = next(url for name, url in balances.aws.resources.queues.items() if name.startswith("cc-reconciler-balance-events-failures-"))

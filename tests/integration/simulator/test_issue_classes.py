@@ -92,3 +92,23 @@ def _environment() -> dict[str, str]:
 
     names = ("STAGE", "JOBS_TABLE", "CREDITS_TABLE", "LEDGER_TABLE", "USER_LEDGER_TABLE", "SETTLEMENTS_TABLE", "DLQ_URL")
     return {getattr(contract, f"ENV_{name}"): "x" for name in names}
+
+
+def test_no_valid_edge_event_names_another_users_job():
+    """An edge event the checker expects to settle must name a job no other user's valid event names: else the second
+    user's render is rightly refused as another user's job and the checker blames the product (seed 498 did)."""
+    for seed in range(1000):
+        scenario = generate(seed)
+        steps = [step for task in scenario.tasks for step in (task.args if task.kind == "sequence" else (task,))]
+        owners: dict[str, set] = {}
+        edge_jobs = set()
+        for step in steps:
+            if step.kind != "event" or step.expect != "valid":
+                continue
+            detail = step.args[0]["detail"]
+            detail = json.loads(detail) if isinstance(detail, str) else detail
+            owners.setdefault(detail["jobId"], set()).add(detail["userId"])
+            if len(step.args) > 1 or str(step.args[0]["id"]).startswith("e-edge-"):
+                edge_jobs.add(detail["jobId"])
+        shared = [job[:20] for job in edge_jobs if len(owners[job]) > 1]
+        assert not shared, (seed, shared)

@@ -95,6 +95,12 @@ class Stack:
             subprocess.run([sys.executable, "-m", "emulator", "down"], cwd=CHECKOUT, env=self.env, capture_output=True, timeout=60)
             self.process.wait(timeout=30)
 
+    def emulator(self, *args: str) -> None:
+        """`python -m emulator ARGS` against the running stack (raises if it fails)."""
+        done = subprocess.run([sys.executable, "-m", "emulator", *args], cwd=CHECKOUT, env=self.env, capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(f"`python -m emulator {' '.join(args)}` failed: {done.stderr.strip()}")
+
     def reconciler(self, *args: str, check: bool = True) -> tuple[int, Any]:
         """`reconciler --local --json ARGS`: its exit code and its JSON result."""
         command = [str(Path(sys.executable).with_name("reconciler")), "--local", "--json", "--no-progress", *args]
@@ -277,16 +283,20 @@ def show_unexplained_write(stack: Stack, state: dict, timeout: float = 75) -> bo
 
 def show_statement_and_liability(stack: Stack) -> None:
     month = time.strftime("%Y-%m", time.gmtime())
-    console.rule(f"What finance reads: reconciler --local statement dave --month {month}, reconciler --local liability --check")
+    console.rule(f"What finance reads: reconciler --local statement dave --month {month}; the snapshot, reconciler --local liability --check")
     _, statement = stack.reconciler("statement", "dave", "--month", month)
     table = Table("line", "category", "credits", "entries", title=f"dave, {month}: opening {statement['opening']}, closing {statement['closing']}")
     for line in statement["credits"] + statement["debits"]:
         table.add_row("credits" if line["amount"] > 0 else "debits", line["category"], f"{line['amount']:+d}", " ".join(line["ledgerIds"]))
     console.print(table)
+    stack.emulator("snapshot")  # what the liability's schedule runs (hourly in prod)
     _, book = stack.reconciler("liability", "--check")
     shown = ", ".join(f"{category} {amount}" for category, amount in book["byCategory"].items())
-    verdict = "agrees" if book["agrees"] else "DISAGREES"
-    console.print(f"  liability: {shown}; total {book['total']} = the sum of every balance ({book['balancesTotal']}): {verdict}")
+    verdict = "agrees" if book["checked"]["agrees"] else "DISAGREES"
+    console.print(
+        f"  liability snapshot ({book['ageSeconds']} s old): {shown}; total {book['total']} = the sum of every balance "
+        f"({book['balancesTotal']}); a scan now: {verdict}"
+    )
 
 
 def show_dead_letters(stack: Stack) -> int:

@@ -71,21 +71,53 @@ class BalanceEventRun:
         self.thresholds = deploy_thresholds(None, self.h.thresholds())  # the stage's, whatever an earlier run deployed
         self.tried: dict[str, list[tuple[int, int]]] = {}  # sequence number -> the thresholds of each attempt
         self.alternatives: dict[str, list[dict]] = {}  # crossingId -> what it is under the thresholds of any attempt
-        # Unexplained changes found: (user, updatedAt where the write moved the version by one, sequence, why).
-        self.flagged: set[tuple[str, str | None, str, str]] = set()
+        # The change check's verdict on each record it judged: sequence -> (user, unexplained, why).
+        self.verdicts: dict[str, tuple[str, bool, str]] = {}
+        self.world_writes: list[str] = []  # what inject_world_writes did (for a failure's message)
 
     def deliver_and_check(self) -> None:
         self.records = self.h.read_stream()
+        self.inject_world_writes()
         self.covered["balance:records"] += len(self.records)
         for failure in the_credits_stream_holds_every_change(self):
             self.fail(failure)
-        with self.recording_flagged_changes():
+        with self.recording_verdicts():
             self.deliver()
         self.check()
 
+    def inject_world_writes(self) -> None:
+        """In half of the runs, writes another system could make to Credits, each undone at once so the books stay as
+        they were: a whole-item save of a stale image (one at least two versions old, from the stream) and the save of
+        the current image back, and a direct UpdateItem of `remaining` and its reverse. All four must be flagged."""
+        rng = random.Random(f"{self.run.s.seed}-world-writes")
+        if rng.random() < 0.5:
+            return
+        table = self.h.resources.tables["Credits"]
+        seen: dict[str, list[dict]] = {}
+        for record in self.records:
+            image = record["dynamodb"].get("NewImage")
+            if image is not None and image["userId"]["S"] != SMOKE_TEST_USER_ID:
+                seen.setdefault(image["userId"]["S"], []).append(image)
+        stale = [(user, image) for user, images in sorted(seen.items()) for image in images if _version(images[-1]) - _version(image) >= 2]
+        if stale:
+            user, image = rng.choice(stale)
+            self.h.dynamodb.put_item(TableName=table, Item=image)
+            self.h.dynamodb.put_item(TableName=table, Item=seen[user][-1])
+            self.world_writes.append(f"{user}: a stale image (version {_version(image)}) saved whole, then the current one back")
+            self.covered["balance:world-stale-saves"] += 1
+        numeric = sorted(set(seen) - self.run.books.damaged_balances)  # ADD on a text figure is refused
+        if numeric:
+            user, amount = rng.choice(numeric), rng.choice([1, 7, -3])
+            for change in (amount, -amount):
+                key, values = {"userId": {"S": user}}, {":d": {"N": str(change)}}
+                self.h.dynamodb.update_item(TableName=table, Key=key, UpdateExpression="ADD remaining :d", ExpressionAttributeValues=values)
+            self.world_writes.append(f"{user}: remaining moved {amount:+d} and back by direct UpdateItems")
+            self.covered["balance:world-direct-writes"] += 1
+        self.records += self.h.read_stream()
+
     @contextlib.contextmanager
-    def recording_flagged_changes(self) -> Iterator[None]:
-        """What the real handler's balance-change check flags as unexplained (user, moment, sequence), as it runs."""
+    def recording_verdicts(self) -> Iterator[None]:
+        """What the real handler's change check decides on each record, as it runs (its last attempt's verdict)."""
         from reconciler import bootstrap
 
         service = bootstrap.balance_change_service()
@@ -93,10 +125,8 @@ class BalanceEventRun:
 
         def recording(change: Any) -> Any:
             outcome = handle(change)
-            if outcome.unexplained is not None:
-                found, version = outcome.unexplained, (lambda image: (image or {}).get("version"))
-                made_here = version(change.new_image) is not None and version(change.new_image) == (version(change.old_image) or 0) + 1
-                self.flagged.add((found.user_id, found.changed_at if made_here else None, change.sequence_number, found.reason))
+            found = outcome.unexplained
+            self.verdicts[str(change.sequence_number)] = (outcome.user_id or "", found is not None, found.reason if found else "")
             return outcome
 
         service.handle = recording  # type: ignore[method-assign]
@@ -386,42 +416,71 @@ def each_events_ledger_entries_are_its_cause(delivery: BalanceEventRun, truth: d
             delivery.covered["balance:causes-checked"] += 1
 
 
-def no_change_the_reconciler_made_is_flagged_unexplained(delivery: BalanceEventRun, truth: dict[str, dict]) -> Iterator[str]:
-    """no Credits change the reconciler's own code made (a settlement, a hold, a release, an adjustment, a correction,
-    credits in, an operator's restore) is ever flagged as unexplained by the stream function; the world's direct
-    writes may be"""
-    delivery.covered["balance:unexplained-flagged"] += len(delivery.flagged)
+def made_by_the_reconciler(delivery: BalanceEventRun, record: dict) -> bool:
+    """Whether a record is of a write the reconciler's own code made (the harness saw it: the user and the moment
+    it wrote) that moved the version by one (a world write never does; a stale save moves it back)."""
+    data = record["dynamodb"]
+    new, old = data.get("NewImage"), data.get("OldImage")
+    if new is None:
+        return False
+    moment = (new.get("updatedAt") or {}).get("S")
+    return (new["userId"]["S"], moment) in delivery.h.reconciler_balance_writes and _version(new) == _version(old) + 1
+
+
+def every_change_is_judged_by_who_made_it(delivery: BalanceEventRun, truth: dict[str, dict]) -> Iterator[str]:
+    """the stream's change check flags no Credits change the reconciler's own code made (a settlement, a hold, a
+    release, an adjustment, a correction, credits in, an operator's restore), and flags every change of a balance
+    another writer made (a direct UpdateItem, a stale whole-item save, an insert or a delete; a threshold override
+    that moves no money is no balance change)"""
     delivery.covered["balance:reconciler-balance-writes"] += len(delivery.h.reconciler_balance_writes)
-    # A reconciler write whose entry the world deleted afterwards (damaged books) is unexplained by then, rightly.
-    tasks = delivery.run.s.setup + delivery.run.delivered
-    deleted = {task.args[1] for task in tasks if task.kind in ("damage-books", "discrepancy") and task.args[0] == "delete-entry"}
-    for user, changed_at, sequence, reason in sorted(delivery.flagged, key=str):
-        if changed_at is not None and user not in deleted and (user, changed_at) in delivery.h.reconciler_balance_writes:
-            yield f"the reconciler's own balance write of {user!r} at {changed_at} (record {sequence}) was flagged as unexplained: {reason}"
+    for record in delivery.records:
+        data = record["dynamodb"]
+        verdict = delivery.verdicts.get(str(data["SequenceNumber"]))
+        if verdict is None:
+            continue  # given up, or the smoke test's user: never judged
+        user, flagged, reason = verdict
+        ours = made_by_the_reconciler(delivery, record)
+        new, old = data.get("NewImage"), data.get("OldImage")
+        money = ("remaining", "held", "paidCredits", "promotionalCredits", "goodwillCredits")
+        moved = new is None or _version(new) != _version(old) or any((new or {}).get(name) != (old or {}).get(name) for name in money)
+        delivery.covered[f"balance:changes-{'ours' if ours else 'world'}-{'flagged' if flagged else 'explained'}"] += 1
+        if ours and flagged:
+            yield f"the reconciler's own write of {user!r} (record {data['SequenceNumber']}) was flagged as unexplained: {reason}"
+        if not ours and moved and not flagged:
+            yield f"another writer's change of {user!r} (record {data['SequenceNumber']}, {delivery.world_writes}) was not flagged: {data}"
 
 
-def the_liability_is_every_balances_allocation(delivery: BalanceEventRun, truth: dict[str, dict]) -> Iterator[str]:
-    """the liability's running totals, kept from the stream, equal the sum of every balance's allocation by category
-    (unless a record was given up: its change is then missing, as docs/events.md says)"""
+def _version(image: dict | None) -> int:
+    number = ((image or {}).get("version") or {}).get("N")
+    return int(number) if number is not None else 0
+
+
+def the_liability_snapshot_is_every_balances_allocation(delivery: BalanceEventRun, truth: dict[str, dict]) -> Iterator[str]:
+    """at a quiet point, the liability snapshot (the function's scheduled job, run once) equals the sum of every
+    balance's allocation by category, its categories sum to the sum of every posted balance, and `liability` reads it back"""
+    from reconciler.domain.ledger import iso_timestamp
     from reconciler.domain.liability import LIABILITY_CATEGORIES, allocation
-    from reconciler.repository.balance_event_store import LiabilityBookTable
     from reconciler.repository.dynamodb import from_item
+    from reconciler.repository.liability_store import LiabilitySnapshotTable
+    from reconciler.service.liability_snapshot import LiabilitySnapshotJob
 
-    if delivery.given_up:
-        return
     h = delivery.h
-    totals = LiabilityBookTable(h.dynamodb, h.resources.tables["BalanceEvents"]).totals()
-    summed = dict.fromkeys(LIABILITY_CATEGORIES, 0)
-    for item in h.dynamodb.scan(TableName=h.resources.tables["Credits"])["Items"]:
+    store = LiabilitySnapshotTable(h.dynamodb, h.resources.tables["Credits"], h.resources.tables["BalanceEvents"])
+    snapshot, stored = LiabilitySnapshotJob(store, iso_timestamp).run()
+    summed, posted = dict.fromkeys(LIABILITY_CATEGORIES, 0), 0
+    for item in h.dynamodb.scan(TableName=h.resources.tables["Credits"], ConsistentRead=True)["Items"]:
         image = from_item(item)
-        if image.get("userId") == SMOKE_TEST_USER_ID:
+        if image.get("userId") == SMOKE_TEST_USER_ID or image["userId"] in delivery.run.books.damaged_balances:
             continue
+        posted += int(image.get("remaining", 0)) + int(image.get("held", 0))
         for category, amount in allocation(image).items():
             summed[category] += amount
-    book = {category: totals.get(category, 0) for category in LIABILITY_CATEGORIES}
-    delivery.covered["balance:liability-checked"] += 1
-    if book != summed:
-        yield f"the liability's running totals {book} are not the balances' allocation {summed}"
+    delivery.covered["balance:liability-snapshots"] += 1
+    damaged = bool(delivery.run.books.damaged_balances)
+    if not stored or store.latest() != snapshot:
+        yield f"the liability snapshot {snapshot} was not stored and read back as taken (stored: {stored}, read: {store.latest()})"
+    if not damaged and (snapshot.book.by_category != summed or snapshot.book.total != posted):
+        yield f"the liability snapshot {snapshot.book.by_category} is not the balances' allocation {summed} (posted balances: {posted})"
 
 
 StreamInvariant = Callable[[BalanceEventRun, dict[str, dict]], Iterator[str]]
@@ -432,8 +491,8 @@ STREAM_CHECKS: tuple[StreamInvariant, ...] = (
     no_crossing_is_published_twice_outside_the_window,
     one_marker_per_published_crossing,
     each_events_ledger_entries_are_its_cause,
-    no_change_the_reconciler_made_is_flagged_unexplained,
-    the_liability_is_every_balances_allocation,
+    every_change_is_judged_by_who_made_it,
+    the_liability_snapshot_is_every_balances_allocation,
 )
 DELIVERY_INVARIANT = (
     "the stream function fails a record (or an invocation) only when a fault was injected into that invocation; so every give-up is explained"

@@ -35,9 +35,6 @@ MAX_RETRY_ATTEMPTS = 50
 MAX_RECORD_AGE = Duration.hours(6)
 BATCH_SIZE = 100
 FUNCTION_TIMEOUT = Duration.seconds(60)
-# Lambda gathers a shard's records this long before invoking (unless a batch fills first): one invocation for the
-# changes of a burst instead of one each. Events wait at most this much longer; order and retries are unchanged.
-BATCHING_WINDOW = Duration.seconds(5)
 
 
 class BalanceEventsData(Construct):
@@ -103,9 +100,9 @@ class BalanceEventsFunction(Construct):
                 contract.ENV_OPS_TOPIC_ARN: ops_topic.topic_arn,
             },
         )
-        # Every record reaches the function: each change of a posted balance is checked against the ledger and moves
-        # the liability (docs/events.md, "Every balance change explained"), so the mapping filters nothing.
-        self._read_stream(tables, data, [])
+        # Every record reaches the function: each change of a balance is checked for its explanation (docs/events.md,
+        # "Every balance change explained"), so the mapping filters nothing; its batching window amortises invocations.
+        self._read_stream(config, tables, data, [])
         self._grant(config, tables, data)
         self._grant_alerts(ops_topic)
         Validations.of(self.function).acknowledge(
@@ -116,7 +113,7 @@ class BalanceEventsFunction(Construct):
             )
         )
 
-    def _read_stream(self, tables: ReconcilerTables, data: BalanceEventsData, filters: list[dict]) -> None:
+    def _read_stream(self, config: StageConfig, tables: ReconcilerTables, data: BalanceEventsData, filters: list[dict]) -> None:
         """The mapping on the Credits stream, and the stream read Lambda's poller does with the role."""
         # One shard per item range, one batch per shard at a time (parallelization 1): a user's records are handled
         # in stream order. A failed record is retried from itself (partial batch responses); a failing batch is
@@ -131,7 +128,9 @@ class BalanceEventsFunction(Construct):
             event_source_arn=tables.credits.table_stream_arn,
             starting_position=lambda_.StartingPosition.TRIM_HORIZON,
             batch_size=BATCH_SIZE,
-            max_batching_window=BATCHING_WINDOW,
+            # Lambda gathers a shard's records this long before invoking (unless a batch of BATCH_SIZE fills first): one
+            # invocation for the changes of a burst instead of one each (per stage: BalanceEventSettings).
+            max_batching_window=Duration.seconds(config.balance_events.batching_window_seconds),
             filters=[lambda_.FilterCriteria.filter(pattern) for pattern in filters] or None,
             parallelization_factor=1,
             bisect_batch_on_error=True,
@@ -171,16 +170,11 @@ class BalanceEventsFunction(Construct):
 
     def _grant(self, config: StageConfig, tables: ReconcilerTables, data: BalanceEventsData) -> None:
         stack = Stack.of(self)
-        # Published markers and history: read one marker, write one marker (conditional put). The liability's items
-        # (service/balance_changes.py): one TransactWriteItems per record that moves it, a user's item put under the
-        # once-per-record condition and the book's shard updated (ADD).
+        # Published markers and history: read one marker, write one marker (conditional put). The unexplained-change
+        # check reads and writes nothing (service/balance_changes.py: the record carries its explanation).
         self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="BalanceEventsTable", actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], resources=[data.table.table_arn]
-            )
+            iam.PolicyStatement(sid="BalanceEventsTable", actions=["dynamodb:GetItem", "dynamodb:PutItem"], resources=[data.table.table_arn])
         )
-        # An unexplained-change check of a change that names its Ledger entry: one strong GetItem of it.
-        self.role.add_to_policy(iam.PolicyStatement(sid="LedgerTable", actions=["dynamodb:GetItem"], resources=[tables.ledger.table_arn]))
         # The ledger entries behind a crossing (only when there is one): one Query of the user's UserLedger postings
         # at the change's moment, and one of Ledger's by-user index (operators' entries).
         self.role.add_to_policy(iam.PolicyStatement(sid="UserLedgerTable", actions=["dynamodb:Query"], resources=[tables.user_ledger.table_arn]))

@@ -11,6 +11,7 @@ from infra.constructs.balance_events import BalanceEventsFunction
 from infra.constructs.credits_in import BillingAccess, CreditsInRule
 from infra.constructs.event_schemas import EventSchemas
 from infra.constructs.hold_function import HoldFunction, PipelineAccess
+from infra.constructs.liability_snapshot import LiabilitySnapshot
 from infra.constructs.operator_access import OperatorAccess
 from infra.constructs.reconciler_function import ReconcilerFunction, function_environment
 from infra.stacks.data_stack import DataStack
@@ -26,6 +27,15 @@ class ComputeStack(Stack):
             tables=data.tables,
             dead_letter_queue=data.dead_letter_queue.queue,
             ops_topic=data.ops_topic.topic,
+        )
+        self.liability_snapshot = LiabilitySnapshot(
+            self,
+            "LiabilitySnapshot",
+            config=config,
+            function=self.reconciler.function,
+            role=self.reconciler.role,
+            credits=data.tables.credits,
+            balance_events=data.balance_events.table,
         )
         environment = function_environment(config, data.tables, data.dead_letter_queue.queue, data.ops_topic.topic)
         self.holds = HoldFunction(self, "Holds", config=config, tables=data.tables, environment=environment)

@@ -31,14 +31,14 @@ from reconciler.service.ports import DeadLetters
 if TYPE_CHECKING:
     from reconciler.config import BalanceEventsConfig
     from reconciler.notify.notifier import Notifier
-    from reconciler.repository.balance_event_store import LedgerLookup, LiabilityBookTable
     from reconciler.repository.credits_in_store import CreditsInStore
     from reconciler.repository.dynamodb_operations import OperationsStore
     from reconciler.service.balance_changes import BalanceChangeService
     from reconciler.service.balance_event_publishing import BalanceEventService
     from reconciler.service.credits_application import CreditsInService
+    from reconciler.service.liability_snapshot import LiabilitySnapshotJob
     from reconciler.service.ports import CreditsInStore as CreditsInPort
-    from reconciler.service.ports import EntryLookup, LiabilityBook, SettlementStore, StreamChange
+    from reconciler.service.ports import SettlementStore, StreamChange
     from reconciler.service.reservations import ReservationService
     from reconciler.service.timer_scan import TimerScan
 
@@ -48,9 +48,6 @@ if TYPE_CHECKING:
 
     def _credits_in_adapter_implements_its_port(store: CreditsInStore) -> CreditsInPort:
         return store
-
-    def _stream_adapters_implement_their_ports(book: LiabilityBookTable, ledger: LedgerLookup) -> tuple[LiabilityBook, EntryLookup]:
-        return book, ledger
 
 
 # Short timeouts: a hung call must fail fast enough for our own retries inside the 30 s Lambda timeout.
@@ -199,16 +196,11 @@ def build_balance_event_service(config: BalanceEventsConfig, dynamodb: Any = Non
     )
 
 
-def build_balance_change_service(config: BalanceEventsConfig, dynamodb: Any = None) -> BalanceChangeService:
-    """The stream function's other use case: the liability's running totals and every balance change explained."""
-    from reconciler.repository.balance_event_store import LedgerLookup, LiabilityBookTable
+def build_balance_change_service() -> BalanceChangeService:
+    """The stream function's other use case: every balance change explained, from the record alone (no AWS call)."""
     from reconciler.service.balance_changes import BalanceChangeService
 
-    dynamodb = dynamodb or aws_client("dynamodb")
-    return BalanceChangeService(
-        book=LiabilityBookTable(dynamodb, config.balance_events_table),
-        ledger=LedgerLookup(dynamodb, config.ledger_table, config.user_ledger_table),
-    )
+    return BalanceChangeService()
 
 
 def build_notifier(config: RuntimeConfig, **overrides: Any) -> Notifier:
@@ -262,6 +254,25 @@ def timer_scan() -> TimerScan:
     return build_timer_scan(event_processor().settlement.store, load_config())
 
 
+def build_liability_snapshot_job(config: RuntimeConfig, dynamodb: Any = None) -> LiabilitySnapshotJob:
+    """The scheduled liability snapshot: Credits scanned, the totals put in BalanceEvents (config.balance_events_table)."""
+    from reconciler.config import ConfigError
+    from reconciler.contract import ENV_BALANCE_EVENTS_TABLE
+    from reconciler.domain.ledger import iso_timestamp
+    from reconciler.repository.liability_store import LiabilitySnapshotTable
+    from reconciler.service.liability_snapshot import LiabilitySnapshotJob
+
+    if not config.balance_events_table:
+        raise ConfigError(f"the liability snapshot needs {ENV_BALANCE_EVENTS_TABLE}")
+    store = LiabilitySnapshotTable(dynamodb or aws_client("dynamodb"), config.credits_table, config.balance_events_table)
+    return LiabilitySnapshotJob(store, iso_timestamp)
+
+
+@lru_cache(maxsize=1)
+def liability_snapshot_job() -> LiabilitySnapshotJob:
+    return build_liability_snapshot_job(load_config())
+
+
 @lru_cache(maxsize=1)
 def balance_event_service() -> BalanceEventService:
     from reconciler.config import load_balance_config
@@ -271,9 +282,7 @@ def balance_event_service() -> BalanceEventService:
 
 @lru_cache(maxsize=1)
 def balance_change_service() -> BalanceChangeService:
-    from reconciler.config import load_balance_config
-
-    return build_balance_change_service(load_balance_config())
+    return build_balance_change_service()
 
 
 @lru_cache(maxsize=1)
@@ -311,6 +320,7 @@ def reset_container() -> None:
         timer_scan,
         balance_event_service,
         balance_change_service,
+        liability_snapshot_job,
         stream_notifier,
         shared_notifier,
         hold_service,

@@ -18,6 +18,7 @@ from reconciler.domain.attributes import (  # noqa: F401 - the tables' attribute
     AMOUNT_PAID_ATTRIBUTE,
     BALANCE_EVENT_KEY,
     CATEGORY_ATTRIBUTE,
+    CHANGE_BY_KEY,
     CREATED_AT_ATTRIBUTE,
     CURRENCY_ATTRIBUTE,
     GOODWILL_CREDITS_ATTRIBUTE,
@@ -27,9 +28,11 @@ from reconciler.domain.attributes import (  # noqa: F401 - the tables' attribute
     HOLD_USER_ATTRIBUTE,
     JOB_ID_ATTRIBUTE,
     LAST_AUDIT_FIX_ATTRIBUTE,
+    LAST_CHANGE_ATTRIBUTE,
     LAST_LEDGER_ENTRY_ATTRIBUTE,
     LEDGER_ID_ATTRIBUTE,
     LOW_OVERRIDE_ATTRIBUTE,
+    MONEY_ATTRIBUTES,
     OVERDRAFT_OVERRIDE_ATTRIBUTE,
     PAID_CREDITS_ATTRIBUTE,
     PAYMENT_REFERENCE_ATTRIBUTE,
@@ -78,6 +81,8 @@ CREDITS_IN_EVENT_SOURCE = CREDITS_IN_SOURCE
 CREDITS_IN_EVENT_DETAIL_TYPES: tuple[str, ...] = CREDITS_IN_DETAIL_TYPES
 SMOKE_TEST_DETAIL_TYPE = RENDERED
 SMOKE_TEST_USER_ID = SMOKE_TEST_USER
+# The function's scheduled input that takes the liability snapshot (handlers/entry.py; its rule sends {"job": this}).
+LIABILITY_SNAPSHOT_JOB = "liability-snapshot"
 SMOKE_TEST_JOB_PREFIX = "smoke-test-"
 
 
@@ -384,6 +389,11 @@ class ResourceNames:
     @property
     def timer_scan_rule(self) -> str:
         return f"cc-reconciler-timer-scan-{self.stage}"
+
+    @property
+    def liability_snapshot_rule(self) -> str:
+        """The schedule of the liability snapshot (the function's job LIABILITY_SNAPSHOT_JOB: docs/events.md)."""
+        return f"cc-reconciler-liability-snapshot-{self.stage}"
 
     @property
     def event_archive(self) -> str:

@@ -37,15 +37,24 @@ def statement(
 @app.command(name="liability")
 def liability_command(
     ctx: typer.Context,
-    check: Annotated[bool, typer.Option("--check", help="Also sum every balance's own allocation (a Scan of Credits) and compare.")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Also sum every balance's own allocation now (a Scan of Credits) and compare.")] = False,
 ) -> None:
-    """Outstanding credits of the whole book by category (paid, promotional, goodwill, other, overdrawn): the running
-    totals the balance-events function keeps (one Query of a few items). --check compares them with every balance."""
+    """Outstanding credits of the whole book by category (paid, promotional, goodwill, other, overdrawn): the latest
+    scheduled snapshot (one GetItem) and its age. --check sums every balance now and compares."""
     state = state_of(ctx)
-    with state.out.progress("reading the liability" + (" and scanning Credits" if check else "")):
+    with state.out.progress("reading the liability snapshot" + (" and scanning Credits" if check else "")):
         book = state.target.statements().liability(check)
     state.out.data(book.as_dict())
-    rows = [[category, amount, "" if book.checked is None else book.checked[category]] for category, amount in book.by_category.items()]
-    rows.append(["total", book.total, "" if book.balances_total is None else book.balances_total])
-    verdict = "" if book.agrees is None else (": agrees with every balance" if book.agrees else ": DISAGREES with the balances")
-    state.out.table(f"Liability ({state.stage}){verdict}", ["category", "credits", "balances (--check)"], rows)
+    checked = book.checked
+    rows = [[category, amount, "" if checked is None else checked.by_category[category]] for category, amount in book.by_category.items()]
+    rows.append(["total", book.total, "" if checked is None else checked.total])
+    taken = "no snapshot yet" if book.snapshot is None else f"snapshot of {book.snapshot.taken_at}, {_age(book.age_seconds)} old"
+    verdict = "" if book.agrees is None else ("; the balances now agree" if book.agrees else "; the balances have moved since (or disagree)")
+    state.out.table(f"Liability ({state.stage}): {taken}{verdict}", ["category", "snapshot", "balances now (--check)"], rows)
+
+
+def _age(seconds: int | None) -> str:
+    if seconds is None:
+        return "of unknown age"
+    minutes, hours = seconds // 60, seconds // 3600
+    return f"{hours} h {minutes % 60} min" if hours else (f"{minutes} min" if minutes else f"{seconds} s")

@@ -46,6 +46,13 @@ PAYMENT_REFERENCE_ATTRIBUTE = "paymentReference"
 PAID_CREDITS_ATTRIBUTE = "paidCredits"
 PROMOTIONAL_CREDITS_ATTRIBUTE = "promotionalCredits"
 GOODWILL_CREDITS_ATTRIBUTE = "goodwillCredits"
+# Every balance write of the reconciler also sets lastChange, in the same update: the net change it made to each money
+# attribute it moved (MONEY_ATTRIBUTES; absent: 0) and what made it ("by": the job or Ledger entry id, a digest when
+# long). The Credits stream explains a record by it alone (domain/unexplained.py): version up by one and every money
+# attribute moved by exactly its recorded change.
+LAST_CHANGE_ATTRIBUTE = "lastChange"
+CHANGE_BY_KEY = "by"
+MONEY_ATTRIBUTES = (REMAINING_ATTRIBUTE, HELD_ATTRIBUTE, PAID_CREDITS_ATTRIBUTE, PROMOTIONAL_CREDITS_ATTRIBUTE, GOODWILL_CREDITS_ATTRIBUTE)
 # Attributes of the Credits item a user's balance-event thresholds may be overridden with (docs/events.md).
 LOW_OVERRIDE_ATTRIBUTE = "lowBalanceThreshold"
 OVERDRAFT_OVERRIDE_ATTRIBUTE = "overdraftAlertLevel"

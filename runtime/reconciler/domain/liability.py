@@ -1,5 +1,5 @@
-"""The liability: outstanding credits by category, per user from their Credits item alone, so the book's totals can
-be kept current from the Credits stream (docs/events.md, "The liability").
+"""The liability: outstanding credits by category, per user from their Credits item alone, so the book's totals are
+a sum over the Credits items (a scheduled snapshot: docs/events.md, "The liability").
 
 Pure. A user's posted balance (remaining + held) is allocated to where it came from. What came in by category is on
 the Credits item, added by the credits-in transaction itself (`paidCredits`: purchases less refunds and chargebacks;
@@ -11,7 +11,8 @@ user always sum to their posted balance, so the book's categories sum to the sum
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -23,6 +24,7 @@ from reconciler.domain.attributes import (
     REMAINING_ATTRIBUTE,
 )
 from reconciler.domain.credits_in import CHARGEBACK, GOODWILL, PAID, PROMOTIONAL, REFUND
+from reconciler.domain.events import SMOKE_TEST_USER
 
 OTHER, OVERDRAWN = "other", "overdrawn"
 LIABILITY_CATEGORIES = (PAID, PROMOTIONAL, GOODWILL, OTHER, OVERDRAWN)
@@ -72,7 +74,45 @@ def allocation_of(posted: int, came_in: Mapping[str, int]) -> dict[str, int]:
     return found
 
 
-def allocation_change(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> dict[str, int]:
-    """What one change of a Credits item does to the book's categories (only those it moves)."""
-    before, after = allocation(old), allocation(new)
-    return {category: after[category] - before[category] for category in LIABILITY_CATEGORIES if after[category] != before[category]}
+def damaged(image: Mapping[str, Any]) -> bool:
+    """A figure the allocation counts as 0 because it is not a whole number (the balance events report it)."""
+    names = (REMAINING_ATTRIBUTE, HELD_ATTRIBUTE, *CAME_IN_ATTRIBUTES.values())
+    return any(image.get(name) is not None and _whole(image.get(name)) == 0 and image.get(name) != 0 for name in names)
+
+
+@dataclass
+class BookLiability:
+    """The whole book's outstanding credits by category, the sum of the posted balances, how many users and how many
+    items had a damaged figure (counted as 0)."""
+
+    by_category: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LIABILITY_CATEGORIES, 0))
+    balances_total: int = 0
+    users: int = 0
+    damaged: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_category.values())
+
+
+@dataclass(frozen=True)
+class LiabilitySnapshot:
+    """The book's liability as a scheduled scan found it (service/liability_snapshot.py)."""
+
+    book: BookLiability
+    taken_at: str  # when the scan began: every write committed before it is in the totals
+    finished_at: str
+
+
+def book_of(images: Iterable[Mapping[str, Any]]) -> BookLiability:
+    """Every Credits item's allocation summed (the smoke test's user is no customer: left out)."""
+    book = BookLiability()
+    for image in images:
+        if image.get("userId") == SMOKE_TEST_USER:
+            continue
+        book.users += 1
+        book.damaged += damaged(image)
+        for category, amount in allocation(image).items():
+            book.by_category[category] += amount
+        book.balances_total += _whole(image.get(REMAINING_ATTRIBUTE)) + _whole(image.get(HELD_ATTRIBUTE))
+    return book

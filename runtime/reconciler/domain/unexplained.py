@@ -1,35 +1,38 @@
 """Every balance change explained (docs/events.md, "Every balance change explained"): the rule that tells a Credits
-change no ledger entry explains.
+change the reconciler did not make, from the stream record's two images alone (no read).
 
-Pure. A change of a Credits item (its stream record's two images) is **explained** when it moves no posted balance
-(`remaining + held`: a hold or a release moves credits between the two), when it is an operator's `audit --fix
---trust ledger` (which sets the balance back to its books and records `lastAuditFix` at its `updatedAt`), or when
-every one of these holds:
-- the item's `version` went up by exactly one (every reconciler write adds one, and sets `updatedAt` to the timestamp
-  of the entries it writes with it: two writes in one millisecond keep it);
-- the ledger entries written at that `updatedAt` (the caller reads them: `explaining_entry` says where) sum to the
-  posted change, or the postings of one job among them do (two settlements of a user in the same millisecond).
-Anything else (a direct write by another system, a hand edit in the console, a restore) is **unexplained**: the
-user, the change and what is missing, for an alert that names the command to book it or to undo it.
+Pure. Every write of the reconciler to a Credits item (a settlement, a hold, a release, an adjustment, a correction,
+credits in, an operator's restore) adds 1 to its `version` and sets `lastChange` to the net change it made to each
+money attribute (`remaining`, `held`, the credits-in totals; absent: 0) in the same update (change_record). A record
+is **explained** when the new version is the old one plus one and every money attribute moved by exactly its
+recorded change. A record that moves no money attribute and leaves the version as it was (a threshold override
+set) is no balance change. Anything else is **unexplained**: a direct UpdateItem (the version, or the recorded change,
+does not follow), a whole-item save of a stale image (its version is an old one), an insert the reconciler did not
+make, a delete, a figure that is not a whole number.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from reconciler.domain.attributes import (
+    CHANGE_BY_KEY,
     HELD_ATTRIBUTE,
-    LAST_AUDIT_FIX_ATTRIBUTE,
-    LAST_LEDGER_ENTRY_ATTRIBUTE,
+    LAST_CHANGE_ATTRIBUTE,
+    MONEY_ATTRIBUTES,
     REMAINING_ATTRIBUTE,
     UPDATED_AT_ATTRIBUTE,
     USER_ID_ATTRIBUTE,
     VERSION_ATTRIBUTE,
 )
-from reconciler.domain.ledger import LedgerEntry
+
+# "by" keeps an id up to this many bytes; a longer one (ids go to 768 bytes) as a digest, so the change record
+# stays small and no write's unit count moves with it (docs/capacity.md).
+MAX_REFERENCE_BYTES = 64
 
 
 @dataclass(frozen=True)
@@ -45,69 +48,65 @@ class UnexplainedChange:
         return self.posted_after - self.posted_before
 
 
+def change_reference(identifier: str) -> str:
+    """What a change record names as its maker: the id itself, or a digest of an id longer than MAX_REFERENCE_BYTES."""
+    if len(identifier.encode()) <= MAX_REFERENCE_BYTES:
+        return identifier
+    return "sha256:" + hashlib.sha256(identifier.encode()).hexdigest()[:32]
+
+
+def change_record(changes: Mapping[str, int], by: str) -> dict[str, Any]:
+    """The `lastChange` a reconciler write sets: the money attributes it moved (non-zero only) and its maker."""
+    unknown = set(changes) - set(MONEY_ATTRIBUTES)
+    if unknown:
+        raise ValueError(f"not money attributes of a Credits item: {sorted(unknown)}")
+    return {**{name: amount for name, amount in changes.items() if amount}, CHANGE_BY_KEY: change_reference(by)}
+
+
 def _whole(value: Any) -> int | None:
+    """A stored figure as a whole number (absent: 0); None when it is not one (text, a fraction, a boolean)."""
     if value is None:
         return 0
-    if isinstance(value, bool) or not isinstance(value, (int, Decimal)) or value != int(value):
+    if isinstance(value, bool) or not isinstance(value, (int, Decimal)) or not Decimal(value).is_finite() or value != int(value):
         return None
     return int(value)
 
 
 def posted(image: Mapping[str, Any] | None) -> int | None:
-    """remaining + held of an image (no item: 0); None when a figure is damaged (the balance events report it)."""
+    """remaining + held of an image (no item: 0); None when a figure is damaged."""
     if image is None:
         return 0
     remaining, held = _whole(image.get(REMAINING_ATTRIBUTE)), _whole(image.get(HELD_ATTRIBUTE))
     return None if remaining is None or held is None else remaining + held
 
 
-def moves_posted_balance(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> bool:
-    """Whether a change needs explaining at all (a REMOVE, a damaged figure and a hold or release do not)."""
-    before, after = posted(old), posted(new)
-    return new is not None and before is not None and after is not None and before != after
-
-
-def explaining_entry(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> str | None:
-    """The Ledger entry a change names (an adjustment, a correction, credits in: it changed `lastLedgerEntry`), or
-    None: then only a job's postings at its `updatedAt` (UserLedger) can explain it."""
-    named = new.get(LAST_LEDGER_ENTRY_ATTRIBUTE)
-    if isinstance(named, str) and named != (old or {}).get(LAST_LEDGER_ENTRY_ATTRIBUTE):
-        return named
-    return None
-
-
-def unexplained(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None, entries: Iterable[LedgerEntry]) -> UnexplainedChange | None:
-    """None when the change is explained; else what is wrong with it. Images are plain values (deserialized)."""
-    if new is None or not moves_posted_balance(old, new):
+def unexplained(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> UnexplainedChange | None:
+    """None when the record is explained (or is no balance change); else who, how much and why not."""
+    if old is None and new is None:
         return None
-    before, after = posted(old) or 0, posted(new) or 0
-    user, updated = str(new.get(USER_ID_ATTRIBUTE, "")), new.get(UPDATED_AT_ATTRIBUTE)
-    shown_at = updated if isinstance(updated, str) else None
+    shown = new if new is not None else old
+    user = str((shown or {}).get(USER_ID_ATTRIBUTE, ""))
+    updated = (new or {}).get(UPDATED_AT_ATTRIBUTE)
 
     def refused(reason: str) -> UnexplainedChange:
-        return UnexplainedChange(user, before, after, reason, shown_at)
+        return UnexplainedChange(user, posted(old) or 0, posted(new) or 0, reason, updated if isinstance(updated, str) else None)
 
-    fix = new.get(LAST_AUDIT_FIX_ATTRIBUTE)
-    if isinstance(fix, Mapping) and isinstance(updated, str) and fix.get("at") == updated and fix != (old or {}).get(LAST_AUDIT_FIX_ATTRIBUTE):
-        return None  # `audit --fix --trust ledger`: the balance set back to its books by an operator
-    old_version, new_version = _whole((old or {}).get(VERSION_ATTRIBUTE)), _whole(new.get(VERSION_ATTRIBUTE))
-    if old_version is None or new_version is None or new_version != old_version + 1:
-        return refused(
-            f"its version went from {(old or {}).get(VERSION_ATTRIBUTE)} to {new.get(VERSION_ATTRIBUTE)}, not up by one: not a reconciler write"
-        )
-    if not isinstance(updated, str):
-        return refused("it has no updatedAt: not a reconciler write")
-    at_that_moment = [entry for entry in entries if entry.user_id == user and entry.timestamp == updated]
-    booked = sum(entry.signed_amount for entry in at_that_moment)
-    if booked != after - before and after - before not in _per_writer(at_that_moment):
-        return refused(f"the ledger entries written at {updated} sum to {booked:+d}, the posted balance moved {after - before:+d}")
+    if new is None:
+        return refused("the item was deleted: the reconciler never deletes a balance")
+    before, after = _whole((old or {}).get(VERSION_ATTRIBUTE)), _whole(new.get(VERSION_ATTRIBUTE))
+    moved = [name for name in MONEY_ATTRIBUTES if (old or {}).get(name) != new.get(name)]
+    if not moved and before == after:
+        return None  # no money moved and no reconciler write: a threshold override, or nothing
+    if before is None or after is None or after != before + 1:
+        went = f"{(old or {}).get(VERSION_ATTRIBUTE)} to {new.get(VERSION_ATTRIBUTE)}"
+        return refused(f"its version went from {went}, not up by one: not a reconciler write")
+    recorded = new.get(LAST_CHANGE_ATTRIBUTE)
+    if not isinstance(recorded, Mapping):
+        return refused("it carries no change record: not a reconciler write")
+    for name in MONEY_ATTRIBUTES:
+        was, now, said = _whole((old or {}).get(name)), _whole(new.get(name)), _whole(recorded.get(name))
+        if was is None or now is None or said is None:
+            return refused(f"{name} is not a whole number")
+        if now - was != said:
+            return refused(f"{name} moved {now - was:+d}, and the change record says {said:+d}")
     return None
-
-
-def _per_writer(entries: list[LedgerEntry]) -> set[int]:
-    """The sums of the entries of each writer among them (a job's postings share the id before their last part)."""
-    sums: dict[str, int] = {}
-    for entry in entries:
-        writer = entry.ledger_id.rsplit(":", 1)[0]
-        sums[writer] = sums.get(writer, 0) + entry.signed_amount
-    return set(sums.values())

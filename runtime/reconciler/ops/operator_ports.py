@@ -7,12 +7,13 @@ side is repository/dynamodb_operations.py (in-memory: tests/fakes.py); the rest 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from reconciler.domain.ledger import LedgerEntry
+from reconciler.domain.liability import LiabilitySnapshot
 from reconciler.domain.records import SettlementRecord
 from reconciler.domain.settlement import JobRecord, UnreadableJob
 from reconciler.domain.stored import LedgerWindow, StoredBalance, StoredJob
@@ -76,10 +77,11 @@ class StatementStore(Protocol):
     def scan_ledger(self) -> Iterable[LedgerEntry]: ...
 
 
-class LiabilityTotals(Protocol):
-    """The book's running totals by category (kept by the balance-events function)."""
+class LiabilitySnapshots(Protocol):
+    """The scheduled liability snapshot (the function's job) and, for a check, every Credits item's money figures."""
 
-    def totals(self) -> dict[str, int]: ...
+    def latest(self) -> LiabilitySnapshot | None: ...
+    def balances(self) -> Iterable[Mapping[str, Any]]: ...
 
 
 # --- the dead-letter queue and the function behind it ----------------------------------------------------

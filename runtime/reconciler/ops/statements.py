@@ -6,9 +6,9 @@ posted balance at the month's end, `remaining + held`), and the holds open now t
 ended (holds post nothing: they are shown, not summed). Every line names the ledger ids it sums.
 
 The **liability**: outstanding credits of the whole book by category (paid, promotional, goodwill, other, overdrawn),
-each user's posted balance allocated by domain/liability.py's rule. The balance-events function keeps the book's
-running totals from the Credits stream (service/balance_changes.py), so a question reads a few items; `check` sums
-every balance's own allocation (a Scan of Credits) beside them.
+each user's posted balance allocated by domain/liability.py's rule. A scheduled job of the function sums them into a
+snapshot (service/liability_snapshot.py), so a question reads one item and says how old it is; `check` sums every
+balance's own allocation now (a Scan of Credits) beside it.
 """
 
 from __future__ import annotations
@@ -21,10 +21,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from reconciler.domain.ledger import LedgerEntry
-from reconciler.domain.liability import LIABILITY_CATEGORIES, allocation_of
-from reconciler.domain.stored import StoredBalance
-from reconciler.ops.operator_error import OpsError
-from reconciler.ops.operator_ports import LiabilityTotals, StatementStore
+from reconciler.domain.liability import LIABILITY_CATEGORIES, BookLiability, LiabilitySnapshot, book_of
+from reconciler.ops.operator_error import NotFound, OpsError
+from reconciler.ops.operator_ports import LiabilitySnapshots, StatementStore
 
 USAGE, ADJUSTMENT, CORRECTION, OTHER = "usage", "adjustment", "correction", "other"
 MONTH = re.compile(r"^(\d{4})-(\d{2})$")
@@ -147,7 +146,7 @@ class Statements:
     """`reconciler statement` and `reconciler liability`: what finance reads."""
 
     store: StatementStore
-    book: LiabilityTotals
+    book: LiabilitySnapshots
 
     def statement(self, user_id: str, month: str) -> Statement:
         """Reads one user's ledger up to the month's end (two Queries, never a scan) and their open holds (one Query)."""
@@ -156,14 +155,18 @@ class Statements:
         holds = [record for record in self.store.open_holds(user_id) if hasattr(record, "held_at")]
         return build_statement(user_id, month, entries, holds)
 
-    def liability(self, check: bool = False) -> Liability:
-        """The book's running totals (one Query of a few items, whatever the book's size); with `check`, compared with
-        every balance's own allocation (a Scan of Credits: one read unit per 4 KB)."""
-        totals = self.book.totals()
-        found = Liability({category: totals.get(category, 0) for category in LIABILITY_CATEGORIES})
+    def liability(self, check: bool = False, now: datetime | None = None) -> Liability:
+        """The latest snapshot (one GetItem) and its age; with `check`, every balance's own allocation now (an eventually
+        consistent Scan of Credits: 0.5 RRU per 4 KB) beside it."""
+        snapshot = self.book.latest()
+        found = Liability(snapshot)
+        if snapshot is not None and snapshot.taken_at:
+            taken = datetime.fromisoformat(snapshot.taken_at.replace("Z", "+00:00"))
+            found.age_seconds = max(0, int(((now or datetime.now(UTC)) - taken).total_seconds()))
         if check:
-            scanned = liability_of_balances(self.store.scan_balances())
-            found.checked, found.balances_total, found.users = scanned.checked, scanned.balances_total, scanned.users
+            found.checked = book_of(self.book.balances())
+        if snapshot is None and not check:
+            raise NotFound("no liability snapshot yet: its schedule has not run (see docs/events.md); `liability --check` scans now")
         return found
 
 
@@ -172,13 +175,17 @@ class Statements:
 
 @dataclass
 class Liability:
-    """The book's outstanding credits by category, as the stream function keeps them (a Query of a few items); with
-    `check`, also every Credits item's own allocation summed (a Scan) and the sum of posted balances."""
+    """The book's outstanding credits by category as the latest snapshot has them (None: none yet), its age, and with
+    `check` every Credits item's own allocation now."""
 
-    by_category: dict[str, int]
-    checked: dict[str, int] | None = None
-    balances_total: int | None = None
-    users: int = 0
+    snapshot: LiabilitySnapshot | None
+    age_seconds: int | None = None
+    checked: BookLiability | None = None
+
+    @property
+    def by_category(self) -> dict[str, int]:
+        book = self.snapshot.book if self.snapshot is not None else self.checked
+        return dict(book.by_category) if book is not None else dict.fromkeys(LIABILITY_CATEGORIES, 0)
 
     @property
     def total(self) -> int:
@@ -186,25 +193,25 @@ class Liability:
 
     @property
     def agrees(self) -> bool | None:
-        """None unchecked; else whether the running totals are the balances' own allocation, category by category."""
-        if self.checked is None:
+        """None unchecked; else whether the snapshot is the balances' allocation now, category by category (it is
+        only at a quiet moment: every change since the snapshot moves the balances)."""
+        if self.checked is None or self.snapshot is None:
             return None
-        return self.checked == self.by_category and self.total == self.balances_total
+        return self.checked.by_category == self.snapshot.book.by_category
 
     def as_dict(self) -> dict[str, Any]:
-        found: dict[str, Any] = {"byCategory": dict(self.by_category), "total": self.total}
+        found: dict[str, Any] = {"byCategory": self.by_category, "total": self.total}
+        if self.snapshot is not None:
+            book = self.snapshot.book
+            found.update(takenAt=self.snapshot.taken_at, ageSeconds=self.age_seconds, users=book.users, balancesTotal=book.balances_total)
+            found.update(damaged=book.damaged)
         if self.checked is not None:
-            found.update(checked=dict(self.checked), balancesTotal=self.balances_total, users=self.users, agrees=self.agrees)
+            found["checked"] = {
+                "byCategory": dict(self.checked.by_category),
+                "total": self.checked.total,
+                "balancesTotal": self.checked.balances_total,
+                "users": self.checked.users,
+                "damaged": self.checked.damaged,
+                "agrees": self.agrees,
+            }
         return found
-
-
-def liability_of_balances(balances: Iterable[StoredBalance]) -> Liability:
-    """Every balance's allocation by category, summed: what the running totals must equal."""
-    checked = dict.fromkeys(LIABILITY_CATEGORIES, 0)
-    total = users = 0
-    for balance in balances:
-        users += 1
-        total += balance.posted
-        for category, amount in allocation_of(balance.posted, balance.came_in).items():
-            checked[category] += amount
-    return Liability(dict(checked), checked, total, users)

@@ -44,8 +44,9 @@ from reconciler.ops.operator_ports import Invoke, InvokeResult
 from reconciler.ops.scanning import DryRunStore
 from reconciler.ops.statements import Statements
 from reconciler.ops.telemetry import Telemetry
-from reconciler.repository.balance_event_store import BalanceEventLog, LiabilityBookTable
+from reconciler.repository.balance_event_store import BalanceEventLog
 from reconciler.repository.dynamodb_operations import OperationsStore
+from reconciler.repository.liability_store import LiabilitySnapshotTable
 from reconciler.service.event_settlement import REJECTED, EventProcessor
 
 if TYPE_CHECKING:
@@ -206,7 +207,8 @@ class Target:
 
     def statements(self) -> Statements:
         """`statement` and `liability`: what finance reads (ops/statements.py)."""
-        return Statements(self.store, LiabilityBookTable(self.client("dynamodb"), self.names.balance_events_table))
+        snapshots = LiabilitySnapshotTable(self.client("dynamodb"), self.names.credits_table, self.names.balance_events_table)
+        return Statements(self.store, snapshots)
 
     def job_view(self) -> JobView:
         return JobView(self.store, self._dead_letter_queue())

@@ -5,7 +5,6 @@ UserLedger, the job postings, and Ledger, the operators' entries: docs/ledger.md
 from __future__ import annotations
 
 import json
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -15,9 +14,8 @@ from botocore.exceptions import ClientError
 from reconciler.contract import BALANCE_EVENT_KEY as EVENT_KEY
 from reconciler.contract import LEDGER_BY_USER_INDEX, USER_LEDGER_SORT_KEY
 from reconciler.contract import USER_ID_ATTRIBUTE as USER_KEY
-from reconciler.domain.ledger import LedgerEntry
-from reconciler.repository.dynamodb import from_item, ledger_from_item, pages, to_item
-from reconciler.service.ports import SEQUENCE_DIGITS, StreamChange
+from reconciler.repository.dynamodb import from_item, pages, to_item
+from reconciler.service.ports import StreamChange
 
 
 def decode_stream_record(record: dict[str, Any]) -> StreamChange:
@@ -127,103 +125,7 @@ class LedgerLookup:
             }
         )
 
-    def postings_at(self, user_id: str, timestamp: str) -> list[LedgerEntry]:
-        """The user's job postings written at exactly `timestamp` (UserLedger, consistent: the change is committed)."""
-        request = {
-            "TableName": self.user_ledger_table,
-            "KeyConditionExpression": "userId = :u AND begins_with(#k, :prefix)",
-            "ExpressionAttributeNames": {"#k": USER_LEDGER_SORT_KEY},
-            "ExpressionAttributeValues": to_item({":u": user_id, ":prefix": f"{timestamp}#"}),
-            "ConsistentRead": True,
-        }
-        return [ledger_from_item(item) for item in self._query(request)]
-
-    def entry(self, ledger_id: str) -> LedgerEntry | None:
-        """One Ledger entry by id, strongly consistent (its by-user index may not have it yet)."""
-        item = self.client.get_item(TableName=self.table, Key=to_item({"ledgerId": ledger_id}), ConsistentRead=True).get("Item")
-        return ledger_from_item(from_item(item)) if item else None
-
     def _query(self, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
         for page in pages(self.client.query, request):
             for item in page.get("Items", []):
                 yield from_item(item)
-
-
-# The liability's items in BalanceEvents (service/balance_changes.py): a partition no user can have (an id never holds
-# a control character: domain/validation.py) for the book's running totals, in LIABILITY_SHARDS items so that
-# concurrent shards of the stream do not all write one item; and one item per user, in that user's own partition of
-# the same prefix, holding the sequence number of the last record applied (the once-per-record guard) and the user's
-# allocation then.
-LIABILITY_PARTITION = "\x1eliability"
-LIABILITY_SHARDS = 4
-_TOTAL_KEY = "total#{shard}"
-_USER_KEY = "user"
-_LAST_SEQUENCE = "lastSequence"
-
-
-def _shard(user_id: str) -> int:
-    return zlib.crc32(user_id.encode()) % LIABILITY_SHARDS
-
-
-@dataclass
-class LiabilityBookTable:
-    client: Any
-    table: str
-
-    def apply(self, user_id: str, sequence_number: str, change: dict[str, int], allocation: dict[str, int]) -> bool:
-        """One TransactWriteItems: the user's item (refused if it has applied this record or a later one) and the
-        book's shard (ADD of each category's change). False when the record was applied already."""
-        sequence = sequence_number.zfill(SEQUENCE_DIGITS)
-        names = {f"#c{i}": category for i, category in enumerate(change)}
-        values = {f":c{i}": amount for i, amount in enumerate(change.values())}
-        mine = {
-            USER_KEY: f"{LIABILITY_PARTITION}#{user_id}",
-            EVENT_KEY: _USER_KEY,
-            _LAST_SEQUENCE: sequence,
-            "allocation": allocation,
-        }
-        items = [
-            {
-                "Put": {
-                    "TableName": self.table,
-                    "Item": to_item(mine),
-                    "ConditionExpression": "attribute_not_exists(#seq) OR #seq < :seq",
-                    "ExpressionAttributeNames": {"#seq": _LAST_SEQUENCE},
-                    "ExpressionAttributeValues": to_item({":seq": sequence}),
-                }
-            },
-            {
-                "Update": {
-                    "TableName": self.table,
-                    "Key": to_item({USER_KEY: LIABILITY_PARTITION, EVENT_KEY: _TOTAL_KEY.format(shard=_shard(user_id))}),
-                    "UpdateExpression": "ADD " + ", ".join(f"{name} {value}" for name, value in zip(names, values, strict=True)),
-                    "ExpressionAttributeNames": names,
-                    "ExpressionAttributeValues": to_item(values),
-                }
-            },
-        ]
-        try:
-            self.client.transact_write_items(TransactItems=items)
-        except ClientError as error:
-            reasons = [reason.get("Code") for reason in error.response.get("CancellationReasons", [])]
-            if error.response.get("Error", {}).get("Code") == "TransactionCanceledException" and reasons[:1] == ["ConditionalCheckFailed"]:
-                return False
-            raise
-        return True
-
-    def totals(self) -> dict[str, int]:
-        """The book's running totals by category: one Query of its partition (LIABILITY_SHARDS items)."""
-        found: dict[str, int] = {}
-        request = {
-            "TableName": self.table,
-            "KeyConditionExpression": "#u = :book",
-            "ExpressionAttributeNames": {"#u": USER_KEY},
-            "ExpressionAttributeValues": to_item({":book": LIABILITY_PARTITION}),
-            "ConsistentRead": True,
-        }
-        for page in pages(self.client.query, request):
-            for item in map(from_item, page.get("Items", [])):
-                for name, value in item.items():
-                    if name not in (USER_KEY, EVENT_KEY):
-                        found[name] = found.get(name, 0) + int(value)
-        return found

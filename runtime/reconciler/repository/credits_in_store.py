@@ -26,13 +26,15 @@ class CreditsInStore(DynamoDBStore):
         guard: tuple[str, int | None] = ("none", None)
         if application.event.is_revocation:
             guard = ("short-of", entry.amount) if application.overdraft else ("covers", entry.amount)
-        balance = self._balance_update(entry.user_id, entry.signed_amount, entry.timestamp, guard, ledger_entry=entry.ledger_id)
-        total = came_in(entry.category or "", entry.signed_amount)
-        if total is not None:
-            update = balance["Update"]
-            update["UpdateExpression"] += ", #came :came"
-            update["ExpressionAttributeNames"] = {"#came": total[0]}
-            update["ExpressionAttributeValues"][":came"] = {"N": str(total[1])}
+        balance = self._balance_update(
+            entry.user_id,
+            entry.signed_amount,
+            entry.timestamp,
+            guard,
+            made_by=entry.ledger_id,
+            ledger_entry=entry.ledger_id,
+            came_in=came_in(entry.category or "", entry.signed_amount),
+        )
         put = {
             "Put": {
                 "TableName": self.ledger_table,

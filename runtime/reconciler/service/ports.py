@@ -5,15 +5,18 @@ repository/ provides the DynamoDB and SQS versions, tests/fakes.py the in-memory
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from reconciler.domain.credits_in import CreditsApplication
 from reconciler.domain.holds import HoldRelease, Reservation
 from reconciler.domain.ledger import LedgerEntry
 from reconciler.domain.records import SettledFacts, SettlementRecord
 from reconciler.domain.settlement import Conflict, JobRecord, Settlement, UnreadableJob
+
+if TYPE_CHECKING:
+    from reconciler.domain.liability import LiabilitySnapshot
 
 
 class SettlementStore(Protocol):
@@ -82,20 +85,12 @@ class Ledger(Protocol):
 # --- what an adapter raises when a write or read does not go through -----------------------------
 
 
-class LiabilityBook(Protocol):
-    """The book's running totals of outstanding credits by category (service/balance_changes.py), kept from the
-    Credits stream: `apply` adds one record's change once (False: that record was applied already)."""
+class SnapshotStore(Protocol):
+    """The liability snapshot's reads and write (service/liability_snapshot.py): every Credits item's money figures
+    (a Scan), and the snapshot put unless a later one is stored (False)."""
 
-    def apply(self, user_id: str, sequence_number: str, change: dict[str, int], allocation: dict[str, int]) -> bool: ...
-    def totals(self) -> dict[str, int]: ...
-
-
-class EntryLookup(Protocol):
-    """The ledger entries that may explain a balance change: a job's postings at a moment (UserLedger, consistent)
-    and one Ledger entry by id (strongly consistent)."""
-
-    def postings_at(self, user_id: str, timestamp: str) -> list[LedgerEntry]: ...
-    def entry(self, ledger_id: str) -> LedgerEntry | None: ...
+    def balances(self) -> Iterator[Mapping[str, Any]]: ...
+    def put_snapshot(self, snapshot: LiabilitySnapshot) -> bool: ...
 
 
 class StaleState(Exception):

@@ -76,6 +76,7 @@ def test_function_environment_is_the_runtime_contract(synthesized):
         contract.ENV_SETTLEMENTS_TABLE: "TablesSettlements",
         contract.ENV_DLQ_URL: "DeadLetterQueue",
         contract.ENV_OPS_TOPIC_ARN: "OpsTopic",
+        contract.ENV_BALANCE_EVENTS_TABLE: "BalanceEventsTable",  # the liability snapshot's
     }
     assert set(env) == set(expected_literals) | set(references), f"unexpected variables: {sorted(env)}"
     for name, value in expected_literals.items():
@@ -130,13 +131,13 @@ def test_timer_scan_schedule_targets_the_function(synthesized):
     assert refers_to(target["Arn"], "ReconcilerFunction")
 
 
-def test_eventbridge_may_invoke_the_function_from_its_three_rules_only(synthesized):
+def test_eventbridge_may_invoke_the_function_from_its_four_rules_only(synthesized):
     permissions = list(synthesized.compute.find_resources("AWS::Lambda::Permission").values())
     assert all(p["Properties"]["Principal"] == "events.amazonaws.com" for p in permissions)
     source_rules = sorted(p["Properties"]["SourceArn"]["Fn::GetAtt"][0] for p in permissions)
-    assert len(source_rules) == 3, f"expected the three rules, got {source_rules}"
-    assert source_rules[0].startswith("CreditsInRule") and source_rules[1].startswith("ReconcilerEventsRule")
-    assert source_rules[2].startswith("ReconcilerTimerScanRule")
+    assert len(source_rules) == 4, f"expected the four rules, got {source_rules}"
+    assert source_rules[0].startswith("CreditsInRule") and source_rules[1].startswith("LiabilitySnapshotSchedule")
+    assert source_rules[2].startswith("ReconcilerEventsRule") and source_rules[3].startswith("ReconcilerTimerScanRule")
 
 
 def test_archive_keeps_render_events_and_credits_in_for_the_stage_retention(synthesized):
@@ -159,11 +160,13 @@ ACTIONS_ALLOWED_ON_ANY_RESOURCE = {"xray:PutTraceSegments", "xray:PutTelemetryRe
 FUNCTION_TABLE_GRANTS = {
     # The Jobs item is the pipeline's: read, and its settlement mirror updated, never written whole
     "TablesJobs": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
-    "TablesCredits": {"dynamodb:UpdateItem"},  # no read: a failed guard returns the balance
+    # No read of an item: a failed guard returns the balance. The liability snapshot's Scan sees the money figures only.
+    "TablesCredits": {"dynamodb:UpdateItem", "dynamodb:Scan"},
     "TablesUserLedger": {"dynamodb:PutItem"},  # append-only
     # Credits in: an entry put once per reference (attribute_not_exists), and read by id to tell a redelivery
     "TablesLedger": {"dynamodb:GetItem", "dynamodb:PutItem"},
     "TablesSettlements": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},  # the first read is the record's
+    "BalanceEventsTable": {"dynamodb:PutItem"},  # the liability snapshot's one item
 }
 
 
@@ -215,11 +218,24 @@ def test_dynamodb_access_is_exactly_the_calls_per_table_and_index(synthesized):
     indexes = {key: actions for key, actions in per_resource.items() if "/index/" in key}
     by_table = {name: actions for key, actions in tables.items() for name in FUNCTION_TABLE_GRANTS if name in key}
     assert by_table == FUNCTION_TABLE_GRANTS, f"per table: {by_table}"
-    assert len(tables) == 5, f"one entry per table, no wildcard: {sorted(tables)}"
+    assert len(tables) == 6, f"one entry per table, no wildcard: {sorted(tables)}"
     # One index, the timer scan's; the Ledger's by-user index is the CLI's and the balance-events function's.
     ((index, actions),) = indexes.items()
     assert actions == {"dynamodb:Query"}
     assert "TablesJobs" in index and index.endswith(f'/index/{contract.JOBS_UNSETTLED_INDEX}"]]}}')
+
+
+def test_the_liability_snapshot_scans_only_the_money_figures_of_credits_on_its_own_schedule(synthesized):
+    (scan,) = [s for s in statements_with_action_prefix(synthesized, "dynamodb:") if "dynamodb:Scan" in as_list(s["Action"])]
+    assert refers_to(scan["Resource"], "TablesCredits")
+    attributes = scan["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"]
+    assert set(attributes) == {contract.USER_ID_ATTRIBUTE, *contract.MONEY_ATTRIBUTES}
+    assert scan["Condition"]["StringEqualsIfExists"] == {"dynamodb:Select": "SPECIFIC_ATTRIBUTES"}
+    config = synthesized.config
+    rule = resource_named(synthesized.compute, "AWS::Events::Rule", "Name", config.names.liability_snapshot_rule)["Properties"]
+    assert rule["ScheduleExpression"] == f"rate({config.liability_snapshot_minutes} minutes)"
+    (target,) = rule["Targets"]
+    assert refers_to(target["Arn"], "ReconcilerFunction") and json.loads(target["Input"]) == {"job": contract.LIABILITY_SNAPSHOT_JOB}
 
 
 def test_the_ledger_is_append_only_for_the_function(synthesized):

@@ -54,12 +54,10 @@ def test_credits_in_units_per_event(aws):
     assert measured["invalid"][:2] == ("rejected", {})
 
 
-def test_stream_function_units_per_record_for_the_liability_and_the_explanation(aws):
-    """What the balance-events function adds per Credits stream record (docs/capacity.md, "Credits in"): the
-    explanation's one read and the liability's one transaction, measured by the unit meter on the records the
-    meter itself derives from the writes (NEW_AND_OLD_IMAGES)."""
+def test_stream_function_units_per_record_for_the_explanation(aws):
+    """What the change check adds per Credits stream record (docs/capacity.md, "Credits in"): nothing, measured by the
+    unit meter on the records the meter itself derives from the writes (NEW_AND_OLD_IMAGES); each is explained."""
     from benchmarks.credits_in_units import STREAM_UNITS
-    from reconciler.config import BalanceEventsConfig
     from reconciler.repository.balance_event_store import decode_stream_record
     from tests.events import rendered
 
@@ -67,7 +65,7 @@ def test_stream_function_units_per_record_for_the_liability_and_the_explanation(
     credits_in = bootstrap.build_credits_in_service(config, dynamodb=dynamodb, sqs=aws.client("sqs"))
     settle = bootstrap.build_processor(config, dynamodb, aws.client("sqs"))
     holds = bootstrap.build_reservations(bootstrap.settlement_store(config, dynamodb), config)
-    checks = bootstrap.build_balance_change_service(BalanceEventsConfig.for_stage("dev", **_tables(aws)), dynamodb)
+    checks = bootstrap.build_balance_change_service()
     bootstrap.operations_store(config, dynamodb).commit_adjustment(adjustment_entry("v", 100, "opening", "open-v", "bench", iso_timestamp()))
     _warm_up(dynamodb)
     recorder = _Recorder(dynamodb)
@@ -92,6 +90,25 @@ def test_stream_function_units_per_record_for_the_liability_and_the_explanation(
     assert measured == STREAM_UNITS
 
 
-def _tables(aws) -> dict:
-    tables = aws.resources.tables
-    return {"ledger_table": tables["Ledger"], "user_ledger_table": tables["UserLedger"], "balance_events_table": tables["BalanceEvents"]}
+def test_the_change_record_keeps_every_credits_item_of_the_paths_under_one_write_unit(aws):
+    """The change record rides on the Credits item: after every path the item is under DynamoDB's 1 KB write step (so
+    each write costs what it did), and the record itself is bounded whatever the ids (a long one is kept as a digest)."""
+    from benchmarks.common import item_size
+    from benchmarks.units import WRITE_STEP
+    from reconciler.domain.unexplained import change_record
+    from reconciler.repository.dynamodb import to_item
+    from tests.events import rendered
+
+    dynamodb, config = aws.client("dynamodb"), aws.config
+    credits_in = bootstrap.build_credits_in_service(config, dynamodb=dynamodb, sqs=aws.client("sqs"))
+    settle = bootstrap.build_processor(config, dynamodb, aws.client("sqs"))
+    holds = bootstrap.build_reservations(bootstrap.settlement_store(config, dynamodb), config)
+    user = "user-" + "x" * 59  # a 64-character user id
+    bootstrap.operations_store(config, dynamodb).commit_adjustment(adjustment_entry(user, 100, "opening", "o" * 64, "bench", iso_timestamp()))
+    credits_in.process(billing("credits.granted", "z1", userId=user, credits=50, reference="p" * 64, category="promotional"))
+    holds.reserve("j" * 64, user, "test", 20)
+    settle.process(rendered("j" * 64, user, seconds=7))
+    item = dynamodb.get_item(TableName=config.credits_table, Key=to_item({"userId": user}))["Item"]
+    assert "lastChange" in item and item_size(item) < WRITE_STEP / 2
+    worst = change_record({"remaining": -(10**15), "held": 10**15, "promotionalCredits": 10**15}, "j" * 768)
+    assert item_size({"lastChange": to_item({"v": worst})["v"]}) <= 120

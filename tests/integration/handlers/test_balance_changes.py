@@ -1,6 +1,6 @@
-"""Every balance change explained, and the liability kept, by the real balance-events handler on the Credits stream
-(in-process moto): a direct write is counted, logged and alerted; a change made with a ledger entry never is; the
-book's running totals equal every balance's allocation, whatever the stream redelivers."""
+"""Every balance change explained by the real balance-events handler on the Credits stream (in-process moto): a direct
+write and a stale whole-item save are counted, logged and alerted; a change the reconciler made never is; and the
+function's scheduled liability snapshot equals every balance's allocation at a quiet point."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from reconciler.config import load_balance_config
 from reconciler.domain.ledger import adjustment_entry, iso_timestamp
 from reconciler.domain.liability import LIABILITY_CATEGORIES, allocation
 from reconciler.handlers import balance_stream
-from reconciler.repository.balance_event_store import LiabilityBookTable
 from reconciler.repository.dynamodb import from_item, to_item
 from simulator.sim import emitted_metrics
 from tests.events import LambdaContext, envelope, rendered
@@ -43,14 +42,13 @@ def credits_in(detail_type: str, event_id: str, **detail) -> dict:
     return envelope(detail_type, detail, event_id=event_id, source="credits.billing")
 
 
-def book_and_balances(aws) -> tuple[dict, dict]:
-    totals = LiabilityBookTable(aws.client("dynamodb"), aws.resources.tables["BalanceEvents"]).totals()
+def balances_allocated(aws) -> dict:
     items = [from_item(item) for item in aws.client("dynamodb").scan(TableName=aws.resources.tables["Credits"])["Items"]]
     summed = dict.fromkeys(LIABILITY_CATEGORIES, 0)
     for item in items:
         for category, amount in allocation(item).items():
             summed[category] += amount
-    return {category: totals.get(category, 0) for category in LIABILITY_CATEGORIES}, summed
+    return summed
 
 
 def test_a_direct_write_is_counted_logged_and_alerted_with_the_user_the_change_and_the_commands(stream, capsys):
@@ -91,7 +89,28 @@ def test_changes_made_with_entries_are_never_flagged_holds_included(stream, caps
     assert emitted_metrics(capsys.readouterr().out).get("UnexplainedBalanceChanges", 0) == 0
 
 
-def test_the_book_equals_every_balances_allocation_even_when_the_stream_delivers_records_again(stream):
+def test_a_stale_whole_item_save_and_a_delete_are_flagged_and_the_save_of_the_current_image_back_too(stream, capsys):
+    from reconciler.handlers.entry import handler
+
+    stream.seed_balance("eve", 100)
+    dynamodb, credits = stream.client("dynamodb"), stream.resources.tables["Credits"]
+    stale = dynamodb.get_item(TableName=credits, Key=to_item({"userId": "eve"}))["Item"]
+    handler(rendered("job-e1", "eve", seconds=5), LambdaContext())
+    handler(rendered("job-e2", "eve", seconds=5), LambdaContext())
+    current = dynamodb.get_item(TableName=credits, Key=to_item({"userId": "eve"}))["Item"]
+    stream.poller.drain(idle_polls=1)
+    assert emitted_metrics(capsys.readouterr().out).get("UnexplainedBalanceChanges", 0) == 0
+    dynamodb.put_item(TableName=credits, Item=stale)  # another system saves the image it read two writes ago
+    dynamodb.put_item(TableName=credits, Item=current)  # and the current one back: a jump of two versions
+    dynamodb.delete_item(TableName=credits, Key=to_item({"userId": "eve"}))
+    stream.poller.drain(idle_polls=1)
+    output = capsys.readouterr().out
+    assert emitted_metrics(output)["UnexplainedBalanceChanges"] == 3
+    (alert,) = stream.published()  # one alert per user and grouping window; the metric counts all three
+    assert alert.document["facts"]["change"] == 10
+
+
+def test_the_liability_snapshot_equals_every_balances_allocation_at_a_quiet_point(stream):
     from reconciler.handlers.entry import handler
 
     stream.seed_balance("cy", 40)
@@ -99,22 +118,7 @@ def test_the_book_equals_every_balances_allocation_even_when_the_stream_delivers
     handler(credits_in("credits.granted", "g2", userId="cy", credits=25, reference="promo-1", category="promotional"), LambdaContext())
     handler(rendered("job-c", "cy", seconds=50), LambdaContext())
     handler(credits_in("credits.revoked", "r2", userId="dee", credits=10, reference="re-d", category="refund"), LambdaContext())
-    records = stream.poller.drain(idle_polls=1)
-    book, summed = book_and_balances(stream)
-    assert book == summed and records >= 5
-    assert book["paid"] == 100 and book["overdrawn"] == -10 and sum(book.values()) == 40 + 100 + 25 - 50 - 10
-    # The same records again (a retried batch): applied once
-    service = bootstrap.balance_change_service()
-    change = bootstrap.stream_change(
-        {
-            "eventName": "MODIFY",
-            "dynamodb": {
-                "Keys": {"userId": {"S": "cy"}},
-                "SequenceNumber": "1",
-                "NewImage": to_item({"userId": "cy", "remaining": Decimal(1)}),
-                "OldImage": to_item({"userId": "cy", "remaining": Decimal(0)}),
-            },
-        }
-    )
-    assert service.handle(change).liability_applied is False  # an older sequence number than the user's last: refused
-    assert book_and_balances(stream)[0] == book
+    summary = handler({"job": "liability-snapshot"}, LambdaContext())  # what its schedule sends
+    assert summary["stored"] is True and summary["byCategory"] == balances_allocated(stream)
+    assert summary["byCategory"]["paid"] == 100 and summary["byCategory"]["overdrawn"] == -10
+    assert summary["total"] == 40 + 100 + 25 - 50 - 10 and summary["users"] == 2

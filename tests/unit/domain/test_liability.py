@@ -7,7 +7,7 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.domain.liability import LIABILITY_CATEGORIES, allocation, allocation_change, allocation_of, came_in
+from reconciler.domain.liability import LIABILITY_CATEGORIES, allocation, allocation_of, book_of, came_in
 
 
 def item(remaining: int, held: int = 0, **came: int) -> dict:
@@ -42,11 +42,12 @@ def test_a_missing_item_and_damaged_figures_allocate_nothing():
     assert allocation({"remaining": "ten", "paidCredits": Decimal("1.5")}) == dict.fromkeys(LIABILITY_CATEGORIES, 0)
 
 
-def test_a_change_moves_only_the_categories_it_moves():
-    assert allocation_change(item(200, paid=100), item(190, paid=100)) == {"other": -10}
-    assert allocation_change(None, item(500, paid=500)) == {"paid": 500}
-    assert allocation_change(item(5, paid=100), None) == {"paid": -5}
-    assert allocation_change(item(5), item(0, 5)) == {}  # a hold moves no posted balance
+def test_the_book_sums_every_users_allocation_and_leaves_the_smoke_user_out():
+    smoke = {**item(1000), "userId": "smoke-test-user"}
+    damaged = {**item(7), "userId": "d", "held": "x"}
+    book = book_of([item(200, paid=100), {**item(-30), "userId": "v"}, {**item(5, 5), "userId": "w"}, smoke, damaged])
+    assert book.by_category == {"paid": 100, "promotional": 0, "goodwill": 0, "other": 117, "overdrawn": -30}
+    assert book.total == book.balances_total == 187 and book.users == 4 and book.damaged == 1
 
 
 figures = st.integers(min_value=-(10**6), max_value=10**6)

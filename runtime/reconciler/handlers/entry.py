@@ -21,9 +21,9 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
 
         return scheduled_scan.handler(event, context)
     if isinstance(event, dict) and event.get("job") == LIABILITY_SNAPSHOT_JOB:
-        from reconciler.handlers import liability_snapshot
+        from reconciler.handlers import scheduled_snapshot
 
-        return liability_snapshot.handler(event, context)
+        return scheduled_snapshot.handler(event, context)
     if isinstance(event, dict) and event.get("source") == CREDITS_IN_SOURCE:
         from reconciler.handlers import credit_events
 

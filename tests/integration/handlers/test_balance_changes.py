@@ -5,7 +5,6 @@ function's scheduled liability snapshot equals every balance's allocation at a q
 from __future__ import annotations
 
 import os
-from decimal import Decimal
 
 import pytest
 

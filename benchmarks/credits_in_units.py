@@ -33,12 +33,6 @@ STREAM_ITEMS = {
     "render (no hold)": "the same",
 }
 ITEMS = {
-    "purchase": "the entry it names (lastLedgerEntry), one strong GetItem of Ledger; the liability: the user's item 2 + the book's shard 2",
-    "hold": "nothing: a hold moves no posted balance (remaining to held) and no category",
-    "render (held)": "the job's postings at updatedAt, one consistent Query of UserLedger; the liability as a purchase's",
-    "render (no hold)": "the same",
-}
-ITEMS = {
     "purchase": "Credits 2 + Ledger entry 2 + Ledger's userId-timestamp-index 1; no read",
     "grant": "the same",
     "refund within the balance": "the same, under the `covers` guard",
@@ -54,8 +48,8 @@ def render_credits_in(w: Any) -> None:
     w(
         'Purchases, grants and revocations (docs/events.md, "Credits in"): DynamoDB per event, **measured** by '
         "tests/integration/benchmarks/test_bench_credits_in_units.py (exact; in-process, the fidelity layer's own read of a cancelled "
-        "item aside), priced at on-demand list prices. The render paths above are unchanged by them; "
-        "the balance-events function reads and writes more per record (below)."
+        "item aside), priced at on-demand list prices. The render paths above are unchanged by them, and "
+        "the balance-events function reads and writes nothing more per record (below)."
     )
     w("")
     _table(w, "event", CREDITS_IN_UNITS, ITEMS)

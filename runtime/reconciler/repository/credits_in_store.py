@@ -2,10 +2,10 @@
 
 The entry goes to `Ledger-{stage}`, whose key is the ledger id: `attribute_not_exists(ledgerId)` makes the outside
 reference the idempotency key, as for operators' adjustments, so a purchase delivered three times books once. The
-balance update names the entry (`lastLedgerEntry`: the unexplained-change check reads it, and the audit's index lag)
+balance update names the entry (`lastLedgerEntry`: the audit's index lag) and its change (`lastChange`, as every balance write)
 and, for a revocation, carries the guard its overdraft decision rests on (`covers` or `short-of`: the same threshold
 guards as settlement's). The same update adds the entry to the item's running total of its category (`paidCredits`,
-`promotionalCredits`, `goodwillCredits`: domain/liability.py), from which the liability is kept. The settlement
+`promotionalCredits`, `goodwillCredits`: domain/liability.py), which the liability snapshot sums. The settlement
 path does not pass through here.
 """
 

@@ -104,8 +104,15 @@ def unexplained(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) ->
     if not isinstance(recorded, Mapping):
         return refused("it carries no change record: not a reconciler write")
     for name in MONEY_ATTRIBUTES:
-        was, now, said = _whole((old or {}).get(name)), _whole(new.get(name)), _whole(recorded.get(name))
-        if was is None or now is None or said is None:
+        said = _whole(recorded.get(name))
+        if said is None:
+            return refused(f"the change record's {name} is not a whole number")
+        if (old or {}).get(name) == new.get(name):
+            if said:  # a figure that did not move (whatever it holds: a damaged one our write left alone) moved by 0
+                return refused(f"{name} did not move, and the change record says {said:+d}")
+            continue
+        was, now = _whole((old or {}).get(name)), _whole(new.get(name))
+        if was is None or now is None:
             return refused(f"{name} is not a whole number")
         if now - was != said:
             return refused(f"{name} moved {now - was:+d}, and the change record says {said:+d}")

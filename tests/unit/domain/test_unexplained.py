@@ -53,9 +53,15 @@ def test_a_threshold_override_moves_no_money_and_is_no_balance_change():
     assert unexplained(image(10), image(10, lowBalanceThreshold=Decimal(3))) is None
 
 
-def test_a_figure_that_is_not_a_whole_number_is_unexplained():
+def test_a_figure_that_is_not_a_whole_number_is_unexplained_unless_our_write_left_it_as_it_was():
     found = unexplained(image(10), {**image(10, version=2, change={}), "remaining": "10"})
     assert found is not None and "not a whole number" in found.reason
+    # A held damaged by another writer (4.5): our render moves remaining only, and is explained; a change record that
+    # claims a move of a figure that did not move is not.
+    damaged = {**image(10), "held": Decimal("4.5")}
+    assert unexplained(damaged, {**image(5, version=2, change={"remaining": -5}), "held": Decimal("4.5")}) is None
+    claimed = unexplained(image(10), image(5, version=2, change={"remaining": -5, "held": 3}))
+    assert claimed is not None and "held did not move" in claimed.reason
 
 
 def test_a_change_record_names_only_money_and_keeps_long_ids_short():

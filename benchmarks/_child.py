@@ -243,7 +243,12 @@ def telemetry(out: str, per_kind: int) -> None:
     tick = {"source": "aws.events", "detail-type": "Scheduled Event", "id": str(uuid.UUID(int=7)), "detail": {}}
     with contextlib.redirect_stdout(io.StringIO()) as emf:
         entry.handler(tick, LocalContext("cc-agent-reconciler-prod"))
-    report = {"events": results, "scan_tick_series": _series(emf.getvalue()), "balance": balance_telemetry(logs, per_kind)}
+    report = {
+        "events": results,
+        "scan_tick_series": _series(emf.getvalue()),
+        "balance": balance_telemetry(logs, per_kind),
+        "hold": hold_telemetry(logs, per_kind),
+    }
     with open(out, "w") as handle:
         json.dump(report, handle)
 
@@ -287,6 +292,31 @@ def balance_telemetry(logs: io.StringIO, repetitions: int) -> dict:
                 cpu.append(time.process_time_ns() - c0)
             found[name] = {**_lines(logs.getvalue(), "log"), **_lines(emf.getvalue(), "emf"), "series": _series(emf.getvalue())}
         found[name]["cpu_ms"] = sorted(cpu[1:])[len(cpu[1:]) // 2] / 1e6  # median, after the first (cold) one
+    return found
+
+
+def hold_telemetry(logs: io.StringIO, repetitions: int) -> dict:
+    """The hold function placing a hold (the pipeline's call before a held render), its store stubbed: CPU per
+    invocation (median after the first), its log line and EMF record in bytes, its metric series."""
+    from emulator.invoker import LocalContext
+    from reconciler import bootstrap
+    from reconciler.config import load_config
+    from reconciler.handlers import hold_api
+
+    config = load_config()
+    service = bootstrap.build_reservations(bootstrap.settlement_store(config, StubDynamoDB()), config)
+    bootstrap.hold_service = lambda: service  # type: ignore[assignment]  # the container's use case, on the stub
+    cpu: list[int] = []
+    found: dict = {}
+    for index in range(repetitions + 1):
+        request = {"operation": "hold", "jobId": f"hold-{uuid.UUID(int=index + 1)}", "userId": USER, "model": "standard-v1", "estimatedSeconds": 15}
+        logs.seek(0), logs.truncate()
+        with contextlib.redirect_stdout(io.StringIO()) as emf:
+            c0 = time.process_time_ns()
+            hold_api.handler(request, LocalContext("cc-reconciler-reserve-prod"))
+            cpu.append(time.process_time_ns() - c0)
+        found = {**_lines(logs.getvalue(), "log"), **_lines(emf.getvalue(), "emf"), "series": _series(emf.getvalue())}
+    found["cpu_ms"] = sorted(cpu[1:])[len(cpu[1:]) // 2] / 1e6
     return found
 
 

@@ -54,8 +54,32 @@ def function_settings(stage: str = "prod") -> dict[str, Any]:
         "async_retries": invoke.get("MaximumRetryAttempts", 2),  # Lambda's default is 2
         "max_event_age_s": invoke.get("MaximumEventAgeInSeconds", 21600),  # default 6 hours
         "balance_events": _balance_events(resources, names.balance_events_function),
+        "hold_function": _memory_and_architecture(resources, names.hold_function),
         "alert_protocols": sorted(r["Properties"]["Protocol"] for r in resources.values() if r["Type"] == "AWS::SNS::Subscription"),
         "point_in_time_recovery": all(t.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled") for t in tables),
+        "fixed": _fixed_resources(resources, names.timer_scan_rule),
+    }
+
+
+def _fixed_resources(resources: dict[str, dict], timer_scan_rule: str) -> dict[str, Any]:
+    """What the stage bills by the month whatever its traffic: alarms, dashboards, customer-managed keys, secrets;
+    the event archive's retention and the timer scan's schedule (the cost model's fixed lines)."""
+
+    def count(kind: str) -> int:
+        return sum(1 for r in resources.values() if r["Type"] == kind)
+
+    archives = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Events::Archive"]
+    rules = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Events::Rule"]
+    # The timer scan's ticks only: the liability snapshot's runs are priced in "Credits in" (each a Scan of Credits).
+    schedules = [rule["ScheduleExpression"] for rule in rules if "ScheduleExpression" in rule and rule.get("Name") == timer_scan_rule]
+    return {
+        "alarms": count("AWS::CloudWatch::Alarm"),
+        "composite_alarms": count("AWS::CloudWatch::CompositeAlarm"),
+        "dashboards": count("AWS::CloudWatch::Dashboard"),
+        "kms_keys": count("AWS::KMS::Key"),
+        "secrets": count("AWS::SecretsManager::Secret"),
+        "archive_retention_days": archives[0].get("RetentionDays", 0) if archives else None,  # 0: kept for ever
+        "schedules": schedules,
     }
 
 
@@ -64,6 +88,11 @@ def _function(resources: dict[str, dict], name: str) -> tuple[str, dict]:
         if resource["Type"] == "AWS::Lambda::Function" and resource["Properties"].get("FunctionName") == name:
             return logical_id, resource["Properties"]
     raise LookupError(f"no function {name} in the templates")
+
+
+def _memory_and_architecture(resources: dict[str, dict], name: str) -> dict[str, Any]:
+    _, props = _function(resources, name)
+    return {"function": name, "memory_mb": props["MemorySize"], "architecture": (props.get("Architectures") or ["x86_64"])[0]}
 
 
 def _balance_events(resources: dict[str, dict], name: str) -> dict[str, Any]:

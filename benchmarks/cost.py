@@ -11,28 +11,35 @@ Line items of one event (per million: times 1e6):
                       each subscription of the stage
   CloudWatch Logs     bytes ingested: the function's own lines and EMF records (measured) and Lambda's START, END and
                       REPORT lines of every invocation (their documented format)
-  balance-events      the stream function, invoked for the Credits stream records its mapping's filters keep:
-                      invocations, GB-seconds and its own log lines; its PutEvents per crossing (EventBridge)
+  EventBridge archive the stage's archive of the render events: the event's bytes ingested and kept for its retention
+  balance-events      the stream function run on the Credits stream records the event writes (measured by running
+                      it: benchmarks/balance_function.py), for the records its mapping's filters deliver: invocations,
+                      GB-seconds, its DynamoDB units, its log lines and EMF records, the events it puts (EventBridge)
   storage, PITR       bytes the event leaves stored, billed every month they are kept (a separate column)
-  custom metrics      a fixed monthly cost per metric series (name and dimension set), not per event
-Not caused by the reconciler and not counted: the pipeline's own PutEvents of the video event (its bill), rule
-delivery to Lambda and asynchronous invocation (no charge), stream reads by Lambda (no charge), X-Ray in prod (off).
+  fixed monthly       custom metric series (name and dimension set), alarms, dashboards, KMS keys, secrets, the
+                      timer scan's ticks: not per event
+A replay (`reconciler dlq replay`) is priced as a path of its own: the replayer's SQS requests and the function
+invoked again. Not caused by the reconciler and not counted: the pipeline's own PutEvents of the video event (its
+bill), rule delivery to Lambda and asynchronous invocation (no charge), stream reads by Lambda ("GetRecords API
+calls invoked by AWS Lambda as part of DynamoDB triggers are free", DynamoDB pricing), X-Ray in prod (off), the KMS
+requests of alerts published to the encrypted ops topic (at most one alert per event; $0.03 per 10,000 requests).
 """
 
 from __future__ import annotations
 
 import math
-from decimal import Decimal
 from typing import Any
 
 from benchmarks.prices import price
-from reconciler.domain.crossings import Thresholds, crossings, whole_number
 from reconciler.domain.stream_filter import matches
 
 ASSUMED_REQUEST_MS = 10.0  # assumed in-region round trip of one DynamoDB, SQS, SNS or EventBridge request (not measured here)
 ASSUMED_SCAN_PAGE_MS = 100.0  # assumed time for one 1 MB Scan page on DynamoDB, one thread (not measured here)
 V1_CLAIMED_MS, V1_CLAIMED_MB, V1_CLAIMED_EPS = 300.0, 85.0, 33.0
 RENDER_PATHS = ("reserved", "no_job", "failed_reserved")
+# Paths priced with the handler CPU and telemetry of another measured kind running the same code path.
+MEASURED_AS = {"low_balance": "no_job"}
+REPLAYED_PATH = "no_job"  # a replayed render: the event a DLQ holds after RetriesExhausted, settled on replay
 # A REPORT line's "Max Memory Used" (measured peak RSS of a cold invocation, rounded up; docs/benchmarks.md section 3).
 ASSUMED_MAX_MEMORY_MB = 50
 
@@ -40,6 +47,9 @@ ASSUMED_MAX_MEMORY_MB = 50
 # telemetry OUT 20` run on commit 1fe38e0's runtime (Powertools' default keys on every line), median of warm
 # invocations of each kind, ids as long as real ones. The EMF records did not change.
 LOG_BYTES_BEFORE = {"reserved": 930, "no_job": 863, "failed_reserved": 885, "duplicate": 808, "conflict": 827, "invalid": 733}
+# The hold function's line before it named the job once (the answer's jobId repeated the request's job_id; no user):
+# the child's hold request on commit eb28513's runtime.
+HOLD_LOG_BYTES_BEFORE = 293
 
 
 def platform_log_bytes(memory_mb: int, duration_ms: float) -> int:
@@ -115,66 +125,86 @@ def alert_usd(alerts_per_event: float, protocols: list[str]) -> float:
     return alerts_per_event * (price("sns_publish") + delivery) * 1e6
 
 
-def balance_records(counts: dict, table: str, filters: list[dict], thresholds: Thresholds) -> tuple[int, int, int]:
-    """(Credits stream records the event writes, those the mapping's filters deliver, crossings among them)."""
+def function_run_usd(run: dict, cpu_ms: float, settings: dict) -> tuple[float, float]:
+    """(USD, log bytes) of a million invocations of the balance-events function like `run`, measured by
+    benchmarks/balance_function.py: its requests and units, the events it put, its own log and EMF bytes; its
+    duration is its CPU (measured, stubbed AWS) + one assumed round trip per request it made."""
+    requests = sum(run["dynamodb"].values()) + sum(run["events"].values())
+    duration_ms = math.ceil(cpu_ms + requests * ASSUMED_REQUEST_MS)
+    compute = lambda_usd(1, settings["memory_mb"], settings["architecture"], duration_ms)
+    rru, wru = run["units"]
+    dynamodb = (rru * price("dynamodb_rru") + wru * price("dynamodb_wru")) * 1e6
+    log_bytes = platform_log_bytes(settings["memory_mb"], duration_ms) + run["log_bytes"] + run["emf_bytes"]
+    return compute + dynamodb + logs_usd(log_bytes) + run["entries"] * price("eventbridge_event") * 1e6, log_bytes
+
+
+def balance_function(counts: dict, table: str, settings: dict, cpu: dict) -> dict[str, float]:
+    """The balance-events function for one event's Credits stream records: the records, those the mapping's filters
+    deliver (one invocation each: the worst case, a quiet shard; a batching window or a busy shard shares them), the
+    events it put, and its USD per million events after the filters and before them (every record delivered)."""
     records = counts.get("stream_records", {}).get(table, [])
-    delivered = [record for record in records if matches(filters, record)]
-    return len(records), len(delivered), sum(len(_crossings(record, thresholds)) for record in delivered)
+    runs = counts.get("balance_runs")
+    if records and runs is None:
+        raise ValueError("the run has Credits stream records but no balance-events function measured: rerun make bench")
+    found = {"records": len(records), "delivered": 0, "entries": 0, "usd": 0.0, "usd_unfiltered": 0.0}
+    for record, run in zip(records, runs or [], strict=True):
+        usd, _ = function_run_usd(run, cpu["crossing" if run["entries"] else "no_crossing"]["cpu_ms"], settings)
+        found["usd_unfiltered"] += usd
+        if matches(settings["filters"], record):
+            found["delivered"] += 1
+            found["entries"] += run["entries"]
+            found["usd"] += usd
+    return found
 
 
-def _crossings(record: dict, thresholds: Thresholds) -> list:
-    """The stage-default crossings of one record (the bench's users carry no override)."""
-    data = record["dynamodb"]
-
-    def balance(image: dict | None) -> int | None:
-        # A stream image's number is its text ({"N": "25"}); whole_number takes numbers only, as DynamoDB gives them.
-        return None if image is None else whole_number(Decimal((image.get("remaining") or {}).get("N", "0"))) or 0
-
-    after = balance(data.get("NewImage"))
-    return [] if after is None else crossings(balance(data.get("OldImage")), after, thresholds)
+def archive_usd(event_bytes: int, retention_days: int | None) -> float:
+    """The stage's archive of the render events per million events: ingestion and storage for its retention
+    (0: kept for ever, counted here as one year)."""
+    if retention_days is None:
+        return 0.0
+    gb = event_bytes * 1e6 / 1e9
+    months = (retention_days or 365) / 30
+    return gb * (price("eventbridge_archive_gb") + months * price("eventbridge_archive_gb_month"))
 
 
-def balance_function_usd(invocations: float, crossings_per_event: float, balance: dict, settings: dict) -> float:
-    """The balance-events function per million events: its invocations (no crossing: its measured CPU; a crossing:
-    its CPU and 5 round trips, two ledger Queries, GetItem, PutEvents, PutItem), their logs, and the events put."""
-    plain, crossing = balance["no_crossing"], balance["crossing"]
-    plain_ms = math.ceil(plain["cpu_ms"])
-    crossing_ms = math.ceil(crossing["cpu_ms"] + 5 * ASSUMED_REQUEST_MS)
-    quiet = invocations - crossings_per_event
-    compute = lambda_usd(quiet, settings["memory_mb"], settings["architecture"], plain_ms)
-    compute += lambda_usd(crossings_per_event, settings["memory_mb"], settings["architecture"], crossing_ms)
-    log_bytes = quiet * platform_log_bytes(settings["memory_mb"], plain_ms)
-    log_bytes += crossings_per_event * (platform_log_bytes(settings["memory_mb"], crossing_ms) + crossing["log_bytes"] + crossing["emf_bytes"])
-    return compute + logs_usd(log_bytes) + crossings_per_event * price("eventbridge_event") * 1e6
+def event_bytes(kind: str) -> int:
+    """The size of a video event of `kind` as put on the bus, ids as long as real ones (benchmarks/_child.py)."""
+    import json
+
+    from benchmarks._child import realistic_event
+
+    return len(json.dumps(realistic_event(kind, 0), separators=(",", ":")).encode())
 
 
 def line_items(scenario: str, who: str, results: dict) -> dict[str, Any]:
     """Every line item of one million events of a path, in USD, and what they count. The baselines, as written
-    for the bench, log nothing of their own, emit no metrics, send no alerts and have no balance events: they pay
-    Lambda's own log lines only (a v1 with our logs and metrics would pay ours)."""
+    for the bench, log nothing of their own, emit no metrics, send no alerts, archive nothing and have no balance
+    events: they pay Lambda's own log lines only (a v1 with our logs and metrics would pay ours)."""
     settings, counts = results["function"], results["requests"][scenario][who]
-    row = per_million(counts, results["cpu"]["per_kind"][scenario]["cpu_median_ms"], settings)
+    kind = MEASURED_AS.get(scenario, scenario)  # the handler's CPU and telemetry of the same code path
+    row = per_million(counts, results["cpu"]["per_kind"][kind]["cpu_median_ms"], settings)
     invocations = row["invocations"] / 1e6
-    own = results["telemetry"]["per_kind"][scenario] if who == "ours" else None
+    own = results["telemetry"]["per_kind"][kind] if who == "ours" else None
     log_bytes = invocations * platform_log_bytes(settings["memory_mb"], row["duration_ms"])
     alerts = 0.0
     if own is not None:
         alerts = own["alerts_first"]  # at most one alert message per event (the first of its group in a window)
         log_bytes += own["log_bytes"] + own["emf_bytes"] + alerts * own["alert_log_bytes"]
-    balance = settings["balance_events"]
-    thresholds = Thresholds(balance["low_threshold"], balance["overdraft_alert_level"])
-    records, delivered, crossed = balance_records(counts, settings["credits_table"], balance["filters"], thresholds) if own else (0, 0, 0)
+    no_balance = {"records": 0, "delivered": 0, "entries": 0, "usd": 0.0, "usd_unfiltered": 0.0}
+    balance = balance_function(counts, settings["credits_table"], settings["balance_events"], results["telemetry"]["balance"]) if own else no_balance
+    archived = archive_usd(event_bytes(kind), settings.get("fixed", {}).get("archive_retention_days")) if own else 0.0
     items = {
         "lambda": row["lambda_usd"],
         "dynamodb": row["dynamodb_usd"],
         "sqs": row["sqs_usd"],
         "sns": alert_usd(alerts, settings["alert_protocols"]),
         "logs": logs_usd(log_bytes),
-        "balance_events": balance_function_usd(delivered, crossed, results["telemetry"]["balance"], balance),
+        "archive": archived,
+        "balance_events": balance["usd"],
     }
-    before = {"balance_events": balance_function_usd(records, crossed, results["telemetry"]["balance"], balance)}
+    before = {"balance_events": balance["usd_unfiltered"]}
     if own is not None:
-        before["logs"] = logs_usd(log_bytes - own["log_bytes"] + LOG_BYTES_BEFORE[scenario])
+        before["logs"] = logs_usd(log_bytes - own["log_bytes"] + LOG_BYTES_BEFORE[kind])
     storage = counts.get("stored_bytes", 0) / 1e9 * 1e6
     pitr = settings["point_in_time_recovery"]
     return {
@@ -183,12 +213,93 @@ def line_items(scenario: str, who: str, results: dict) -> dict[str, Any]:
         "total_usd": sum(items.values()),
         "before": before,
         "log_bytes": log_bytes,
-        "log_bytes_before_own": LOG_BYTES_BEFORE[scenario] if own is not None else None,
+        "log_bytes_before_own": LOG_BYTES_BEFORE[kind] if own is not None else None,
         "alerts": alerts,
-        "stream_records": records,
-        "balance_invocations": delivered,
+        "stream_records": balance["records"],
+        "balance_invocations": balance["delivered"],
+        "balance_entries": balance["entries"],
         "storage_usd_month": storage * (price("dynamodb_storage_gb_month") + (price("dynamodb_pitr_gb_month") if pitr else 0.0)),
     }
+
+
+def hold_line_items(results: dict) -> dict[str, Any]:
+    """A hold, per million: the pipeline's synchronous call to the hold function before a held render (ours only;
+    a baseline's reservation is the pipeline's own write on the Jobs item). The function's measured CPU, log line and
+    EMF record (stubbed store), the units of its calls (measured on the stage), the balance-events function on the
+    Credits record it writes."""
+    from benchmarks.requests import OURS, RESERVATION
+
+    settings, counts, hold = results["function"], results["requests"][RESERVATION[0]][OURS], results["telemetry"]["hold"]
+    function = settings["hold_function"]
+    duration_ms = math.ceil(hold["cpu_ms"] + counts["total"] * ASSUMED_REQUEST_MS)
+    rru, wru = counts["units"]
+    balance = balance_function(counts, settings["credits_table"], settings["balance_events"], results["telemetry"]["balance"])
+    platform = platform_log_bytes(function["memory_mb"], duration_ms)
+    items = {
+        "lambda": lambda_usd(1, function["memory_mb"], function["architecture"], duration_ms),
+        "dynamodb": (rru * price("dynamodb_rru") + wru * price("dynamodb_wru")) * 1e6,
+        "sqs": 0.0,
+        "sns": 0.0,
+        "logs": logs_usd(platform + hold["log_bytes"] + hold["emf_bytes"]),
+        "archive": 0.0,
+        "balance_events": balance["usd"],
+    }
+    storage = counts.get("stored_bytes", 0) / 1e9 * 1e6
+    pitr = price("dynamodb_pitr_gb_month") if settings["point_in_time_recovery"] else 0.0
+    return {
+        "items": items,
+        "total_usd": sum(items.values()),
+        "duration_ms": duration_ms,
+        "before": {"logs": logs_usd(platform + HOLD_LOG_BYTES_BEFORE + hold["emf_bytes"]), "balance_events": balance["usd_unfiltered"]},
+        "log_bytes_before_own": HOLD_LOG_BYTES_BEFORE,
+        "stream_records": balance["records"],
+        "balance_invocations": balance["delivered"],
+        "balance_entries": balance["entries"],
+        "storage_usd_month": storage * (price("dynamodb_storage_gb_month") + pitr),
+    }
+
+
+def replay_line_items(who: str, results: dict) -> dict[str, Any]:
+    """One dead-lettered render replayed by `reconciler dlq replay`, per million messages: the replayer's SQS
+    requests per message (receive in tens, delete each: measured, docs/benchmarks.md section 6) and the function
+    invoked once more with the event, on the path of a render of a job never seen (measured above). The replayer
+    runs on an operator's machine (no AWS charge)."""
+    replay = results.get("replay") or {}
+    if "messages" not in replay:
+        raise ValueError(f"the run has no DLQ replay measured: {replay.get('missing')}")
+    row = line_items(REPLAYED_PATH, who, results)
+    replayer_sqs = replay["sqs_total"] / replay["messages"] * price("sqs_request") * 1e6
+    items = {**row["items"], "sqs": row["items"]["sqs"] + replayer_sqs, "archive": 0.0}  # a replay is not put on the bus
+    return {**row, "items": items, "total_usd": sum(items.values()), "replayer_sqs_per_message": replay["sqs_total"] / replay["messages"]}
+
+
+def fixed_monthly(results: dict) -> dict[str, Any]:
+    """What the stage bills each month whatever its traffic: the custom metric series (measured), alarms,
+    dashboards, customer-managed keys and secrets (counted in the prod template), and the timer scan's ticks on its
+    schedule (each an invocation and a Query of the sparse index, at its minimum when nothing is unsettled)."""
+    fixed, settings = results["function"].get("fixed", {}), results["function"]
+    lines = {
+        "custom metrics": metric_series_usd(results)["usd_month"],
+        "alarms": fixed.get("alarms", 0) * price("cloudwatch_alarm_month")
+        + fixed.get("composite_alarms", 0) * price("cloudwatch_composite_alarm_month"),
+        "dashboards": fixed.get("dashboards", 0) * price("cloudwatch_dashboard_month"),
+        "KMS keys": fixed.get("kms_keys", 0) * price("kms_key_month"),
+        "secrets": fixed.get("secrets", 0) * price("secret_month"),
+    }
+    ticks = sum(30 * 24 * 60 / minutes for minutes in map(_schedule_minutes, fixed.get("schedules", [])))
+    tick_ms = math.ceil(results["cpu"]["per_kind"]["duplicate"]["cpu_median_ms"] + ASSUMED_REQUEST_MS)  # one Query
+    lines["timer scan"] = (
+        lambda_usd(ticks / 1e6, settings["memory_mb"], settings["architecture"], tick_ms)
+        + ticks * 0.5 * price("dynamodb_rru")
+        + logs_usd(ticks / 1e6 * platform_log_bytes(settings["memory_mb"], tick_ms))
+    )
+    return {"lines": lines, "ticks": ticks, "usd_month": sum(lines.values())}
+
+
+def _schedule_minutes(expression: str) -> float:
+    """rate(N minute[s]|hour[s]|day[s]) in minutes."""
+    amount, unit = expression.removeprefix("rate(").removesuffix(")").split()
+    return float(amount) * {"minute": 1, "hour": 60, "day": 1440}[unit.rstrip("s")]
 
 
 def metric_series_usd(results: dict) -> dict[str, Any]:
@@ -205,7 +316,7 @@ def metric_series_usd(results: dict) -> dict[str, Any]:
 
 def cost_model(results: dict) -> dict[str, dict]:
     """Per million events of each path, for ours and both baselines (and v1 as claimed for the render paths)."""
-    from benchmarks.requests import SCENARIOS, V1, WHO
+    from benchmarks.requests import LOW_BALANCE, OURS, RESERVATION, SCENARIOS, V1, WHO
 
     settings = results["function"]
     rows: dict[str, dict] = {}
@@ -222,4 +333,11 @@ def cost_model(results: dict) -> dict[str, dict]:
             }
             claimed["total_usd"] = sum(claimed["items"].values())
             rows[f"{scenario}/v1-claimed"] = claimed
+    if "hold" in results["telemetry"] and "hold_function" in settings:
+        rows[f"{RESERVATION[0]}/{OURS}"] = hold_line_items(results)
+    if LOW_BALANCE[0] in results["requests"]:
+        rows[f"{LOW_BALANCE[0]}/{OURS}"] = line_items(LOW_BALANCE[0], OURS, results)
+    if "messages" in (results.get("replay") or {}):
+        for who in WHO:
+            rows[f"replay/{who}"] = replay_line_items(who, results)
     return rows

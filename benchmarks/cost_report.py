@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from benchmarks.cost import ASSUMED_MAX_MEMORY_MB, ASSUMED_REQUEST_MS, metric_series_usd, platform_log_bytes
+from benchmarks.cost import ASSUMED_MAX_MEMORY_MB, ASSUMED_REQUEST_MS, fixed_monthly, metric_series_usd, platform_log_bytes
 from benchmarks.prices import PRICE_DATE, PRICES
-from benchmarks.requests import OURS, SCENARIOS, WHO, WHO_LABELS
+from benchmarks.requests import LOW_BALANCE, OURS, RESERVATION, SCENARIOS, WHO, WHO_LABELS
 
 Writer = Callable[[str], None]
 ITEMS = (
@@ -16,12 +16,16 @@ ITEMS = (
     ("sqs", "SQS"),
     ("sns", "SNS (at most)"),
     ("logs", "CloudWatch Logs"),
-    ("balance_events", "balance-events Lambda + EventBridge"),
+    ("archive", "EventBridge archive"),
+    ("balance_events", "balance-events function (Lambda, DynamoDB, logs, EventBridge)"),
 )
+REPLAY = ("replay", "replay of a dead-lettered render (`reconciler dlq replay`)")
 VOLUMES = (1_000_000, 10_000_000, 100_000_000)
 
 
 def usd(value: float) -> str:
+    if 0 < value < 0.01:
+        return f"${value:.4f}"
     return f"${value:,.2f}" if value < 1000 else f"${value:,.0f}"
 
 
@@ -61,9 +65,11 @@ def render_line_items(r: dict, w: Writer) -> None:
     w("")
     w("| event | who | " + " | ".join(label for _, label in ITEMS) + " | **total** | storage + PITR, per month kept |")
     w("|---|---|" + "---|" * (len(ITEMS) + 2))
-    for scenario, label in SCENARIOS:
+    for scenario, label in (*SCENARIOS, LOW_BALANCE, REPLAY, RESERVATION):
         for who in WHO:
-            row = cost[f"{scenario}/{who}"]
+            row = cost.get(f"{scenario}/{who}")
+            if row is None:
+                continue
             cells = [f"{row['items'][key]:.3f}" for key, _ in ITEMS]
             w(
                 f"| {label if who == OURS else ''} | {WHO_LABELS[who]} | "
@@ -77,14 +83,29 @@ def render_line_items(r: dict, w: Writer) -> None:
         "rest are counted into it: docs/triage.md), delivered to every subscription; whatever the volume, at most "
         "concurrency x 10 messages per 5 minutes. CloudWatch Logs: the function's own lines and EMF records plus Lambda's START, "
         "END and REPORT lines (their documented format, about "
-        f"{platform_bytes(r)} bytes an invocation). Balance-events: counted as one invocation per Credits record it receives, "
-        'the most it can be (a record that crosses no threshold makes no AWS call: docs/capacity.md, "Credits in"); its '
-        "batching window divides that (next section). The baselines as written log nothing of their own, emit no metrics and "
-        "send no alerts; they pay Lambda's lines only (a v1 with our logs and metrics would pay ours). Not billed here: the "
+        f"{platform_bytes(r)} bytes an invocation). EventBridge archive: the stage archives every render event it receives "
+        f"(ingestion per GB and storage for its {_retention(r)}), by the event's size. Balance-events: the real function run on "
+        "each Credits stream record the event wrote (benchmarks/balance_function.py: its calls, units, events put, log and EMF "
+        "bytes measured; its duration its CPU + a round trip a request), for every record (the unexplained-change check needs "
+        "them all), one invocation a record, the most it can be (a quiet shard; its batching window divides that: next "
+        "section). The bench's users hold 1,000 credits, so their settlements cross no threshold and put no event; the "
+        "low-balance render's change is published. A replay: the "
+        "replayer's SQS requests per message (measured) and the function invoked again on a render of a job never seen; an "
+        "operator's machine runs the replayer. A hold: the pipeline's synchronous call to the hold function (its CPU, log line "
+        "and EMF record measured on a stubbed store, its units on the stage), so a render with a hold costs the hold's row plus "
+        "its settlement's; a baseline's reservation is the pipeline's own write on the Jobs item, not priced here. "
+        "The baselines as written log nothing of their own, emit no metrics, archive nothing "
+        "and send no alerts; they pay Lambda's lines only (a v1 with our logs and metrics would pay ours). Not billed here: the "
         "pipeline's PutEvents of the video event (its account), rule delivery and asynchronous invocation, stream reads by Lambda "
-        "(free), X-Ray (off in prod)."
+        '(free: "GetRecords API calls invoked by AWS Lambda as part of DynamoDB triggers are free", DynamoDB pricing), X-Ray (off '
+        "in prod), the KMS requests of alerts on the encrypted ops topic ($0.03 per 10,000, at most one alert an event)."
     )
     w("")
+
+
+def _retention(r: dict) -> str:
+    days = r["function"].get("fixed", {}).get("archive_retention_days")
+    return "retention, kept for ever: one year counted" if days == 0 else f"{days}-day retention"
 
 
 def balance_window(r: dict) -> int:
@@ -98,7 +119,9 @@ def render_savings(r: dict, w: Writer) -> None:
     w(
         "**Log bytes** (the function's own line per outcome, issue #27): before, Powertools' default keys on every line (service, "
         "function name, memory and ARN, code location, timestamp, an X-Ray trace id), measured on the runtime before the change "
-        "with the same child (`benchmarks/cost.py`, LOG_BYTES_BEFORE); after, this run."
+        "with the same child (`benchmarks/cost.py`, LOG_BYTES_BEFORE); after, this run. The hold function's line repeated the job "
+        "id (its answer's jobId beside the request's job_id) and named no user; it now names the job once and the user "
+        "(HOLD_LOG_BYTES_BEFORE, measured at eb28513)."
     )
     w("")
     w("| event | own line before, bytes | after | + EMF record | + Lambda's lines | logs $ before | after | saved $ |")
@@ -110,37 +133,61 @@ def render_savings(r: dict, w: Writer) -> None:
             f"| {label} | {row['log_bytes_before_own']:,} | {own['log_bytes']:,.0f} | {own['emf_bytes']:,.0f} | {platform_bytes(r)} | "
             f"{before:.3f} | {after:.3f} | {before - after:.3f} |"
         )
-    w("")
-    w(
-        "**Balance-events invocations**: every Credits stream record reaches the function (the unexplained-change check needs "
-        'them all: docs/events.md, "Which records reach the function"), so the columns below are one invocation per record, '
-        f"the most it can be. The batching window ({balance_window(r)} s in prod) is what cuts them: Lambda invokes a shard once "
-        "per window with every record gathered (up to 100), so at r records a second on a shard an invocation carries about "
-        f"min(100, {balance_window(r)} r) records: at one a second, the invocations and this line fall {balance_window(r)}-fold; "
-        "a quiet shard (under one record a window) gains nothing, and costs nothing to speak of."
-    )
-    w("")
-    w("| event | Credits records per event | invocations per million before | after | balance-events $ before | after | saved $ |")
-    w("|---|---|---|---|---|---|---|")
-    for scenario, label in SCENARIOS:
-        row = cost[f"{scenario}/{OURS}"]
-        before, after = row["before"]["balance_events"], row["items"]["balance_events"]
+    hold = cost.get(f"{RESERVATION[0]}/{OURS}")
+    if hold is not None:
+        before, after = hold["before"]["logs"], hold["items"]["logs"]
         w(
-            f"| {label} | {row['stream_records']} | {row['stream_records'] * 1e6:,.0f} | {row['balance_invocations'] * 1e6:,.0f} | "
-            f"{before:.3f} | {after:.3f} | {before - after:.3f} |"
+            f"| {RESERVATION[1]} | {hold['log_bytes_before_own']:,} | {tel['hold']['log_bytes']:,.0f} | {tel['hold']['emf_bytes']:,.0f} | "
+            f"{platform_log_bytes(r['function']['hold_function']['memory_mb'], hold['duration_ms'])} | {before:.3f} | {after:.3f} | "
+            f"{before - after:.3f} |"
         )
     w("")
     w(
-        "A record that crosses a threshold costs its crossing's requests besides (docs/events.md); the bench's users hold 1,000 "
-        "credits, so their settlements cross none."
+        "**Balance-events invocations**: before, a mapping without filters: every Credits stream record an invocation of its own "
+        "(at low traffic; a busy shard batched them anyway); after, the records the prod mapping's "
+        f"{len(r['function']['balance_events']['filters'])} filters deliver (none: every Credits record reaches the function, "
+        'the unexplained-change check needs them all: docs/events.md, "Which records reach the function"). Both priced from '
+        "the same measured runs of the function on each record (benchmarks/balance_function.py), one invocation a record, the "
+        f"most it can be. The batching window ({balance_window(r)} s in prod) is what cuts invocations: Lambda invokes a shard "
+        "once per window with every record gathered (up to 100), so at r records a second on a shard an invocation carries "
+        f"about min(100, {balance_window(r)} r) records: at one a second, the invocations fall {balance_window(r)}-fold; a "
+        "quiet shard (under one record a window) gains nothing, and costs nothing to speak of."
     )
+    w("")
+    w(
+        "| event | Credits records per event | invocations per million before | after | events put per million | "
+        "balance-events $ before | after | saved $ |"
+    )
+    w("|---|---|---|---|---|---|---|---|")
+    for scenario, label in (*SCENARIOS, LOW_BALANCE, RESERVATION):
+        row = cost.get(f"{scenario}/{OURS}")
+        if row is None:
+            continue
+        before, after = row["before"]["balance_events"], row["items"]["balance_events"]
+        w(
+            f"| {label} | {row['stream_records']} | {row['stream_records'] * 1e6:,.0f} | {row['balance_invocations'] * 1e6:,.0f} | "
+            f"{row['balance_entries'] * 1e6:,.0f} | {before:.3f} | {after:.3f} | {before - after:.3f} |"
+        )
     w("")
 
 
 def render_metrics(r: dict, w: Writer) -> None:
-    metrics = metric_series_usd(r)
+    metrics, fixed = metric_series_usd(r), fixed_monthly(r)
     s = r["function"]
-    w("## Fixed monthly: custom metrics")
+    w("## Fixed monthly")
+    w("")
+    w(
+        "Billed every month whatever the traffic, per stage: the custom metric series (measured, below), the alarms, dashboards, "
+        "customer-managed keys and secrets of the prod template (counted there), and the timer scan's "
+        f"{fixed['ticks']:,.0f} ticks a month on its schedule (an invocation, one Query of the sparse index at its 0.5 RRU minimum "
+        "when nothing waits, Lambda's lines; a tick's CPU taken as a duplicate's, not measured)."
+    )
+    w("")
+    w("| line | $ a month |")
+    w("|---|---|")
+    for name, value in fixed["lines"].items():
+        w(f"| {name} | {usd(value)} |")
+    w(f"| **total** | **{usd(fixed['usd_month'])}** |")
     w("")
     w(
         f"Every EMF record defines its metrics once per dimension set, and CloudWatch bills each name and dimension set as a metric "
@@ -171,11 +218,11 @@ def month_usd(row: dict, volume: int, ceiling: float) -> float:
 
 def render_month(r: dict, w: Writer) -> None:
     cost, ceiling = r["cost"], alert_ceiling(r)
-    metrics = metric_series_usd(r)["usd_month"]
+    metrics = fixed_monthly(r)["usd_month"]
     w("## Cost per month")
     w("")
     w(
-        "Every line item above, per path, if every event of the month took that path, plus the fixed metrics (ours) and one month "
+        "Every line item above, per path, if every event of the month took that path, plus the fixed monthly lines (ours) and one month "
         "of storage and PITR for the month's events (they are billed again every month they are kept). Alerts are capped at what "
         f"the grouping lets through whatever the volume: {ceiling:,.0f} messages a month (reserved concurrency x 10 a 5-minute "
         "window). A real month is a mix: mostly renders, some failures, few duplicates."

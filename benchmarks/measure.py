@@ -137,7 +137,9 @@ def import_times(repetitions: int = 7) -> dict:
         *((f"{m} (asset as shipped)", m, {**env, **on}) for m in ENTRY_MODULES[1:]),
         (TRACED, ENTRY, {**env, **on, **TRACING_ON_ENV, "LAMBDA_TASK_ROOT": str(shipped)}),
     ]
+    load_before = os.getloadavg()[0]
     wall, cpu = _interleaved_imports(modules, repetitions)
+    load_after = os.getloadavg()[0]
     bare.cleanup()
     rows = {label: {**_ratios(wall, label, ""), **_ratios(cpu, label, "cpu_")} for label in wall}
     return {
@@ -145,6 +147,8 @@ def import_times(repetitions: int = 7) -> dict:
         "repetitions": repetitions,
         "compiled_for_this_python": sys.version_info[:2] == LAMBDA_PYTHON,
         "python": sys.version.split()[0],
+        # The machine's 1-minute load average before and after: how much other work competed with the imports.
+        "load_average": [load_before, load_after],
     }
 
 
@@ -193,7 +197,8 @@ def modules_on_event_path() -> dict:
 def telemetry(per_kind: int = 20) -> dict:
     """What the function writes to CloudWatch per event kind (its log lines and EMF records, medians of warm
     invocations; the first invocation's extra bytes: cold_start and, for conflicts and invalid events, the alert's
-    own line), the alerts it publishes, and every metric series it and the balance-events function emit."""
+    own line), the alerts it publishes, and every metric series it, the hold function and the balance-events function
+    emit."""
     env = {**os.environ, **STUB_ENV}
     env.pop("AWS_ENDPOINT_URL", None)
     raw = _child(["telemetry", str(per_kind)], env)
@@ -213,7 +218,8 @@ def telemetry(per_kind: int = 20) -> dict:
     found = {tuple(s) for runs in raw["events"].values() for r in runs for s in r["series"]}
     found |= {tuple(s) for s in raw["scan_tick_series"]}
     found |= {tuple(s) for case in raw["balance"].values() for s in case["series"]}
-    return {"per_kind": kinds, "balance": raw["balance"], "series": sorted(list(s) for s in found), "repetitions": per_kind}
+    found |= {tuple(s) for s in raw["hold"]["series"]}
+    return {"per_kind": kinds, "balance": raw["balance"], "hold": raw["hold"], "series": sorted(list(s) for s in found), "repetitions": per_kind}
 
 
 def cold_invocations(stack: Any, repetitions: int = 5) -> dict:

@@ -37,11 +37,19 @@ PRICES: dict[str, Price] = {
     "sns_https": Price(0.60 / 1e6, "HTTP/S notification", "https://aws.amazon.com/sns/pricing/"),
     "sns_sqs": Price(0.0, "notification to an SQS queue", "https://aws.amazon.com/sns/pricing/"),
     "eventbridge_event": Price(1.00 / 1e6, "custom event put on a bus (per 64 KB)", "https://aws.amazon.com/eventbridge/pricing/"),
+    # Event replay: what an archive ingests, and what it keeps (the stage's archive of the render events).
+    "eventbridge_archive_gb": Price(0.10, "GB of events archived (processing)", "https://aws.amazon.com/eventbridge/pricing/"),
+    "eventbridge_archive_gb_month": Price(0.023, "GB-month of archive storage", "https://aws.amazon.com/eventbridge/pricing/"),
     # Lambda's logs are "vended logs": $0.50 per GB for the first 10 TB a month, as standard ingestion.
     "logs_ingested_gb": Price(0.50, "GB ingested (CloudWatch Logs, Lambda)", "https://aws.amazon.com/cloudwatch/pricing/"),
     "logs_stored_gb_month": Price(0.03, "GB-month archived (compressed)", "https://aws.amazon.com/cloudwatch/pricing/"),
     # One metric = one name + dimension set; an EMF record creates them. Prorated by the hour of the month it is sent.
     "custom_metric_month": Price(0.30, "custom metric-month (first 10,000)", "https://aws.amazon.com/cloudwatch/pricing/"),
+    "cloudwatch_alarm_month": Price(0.10, "standard-resolution metric alarm-month", "https://aws.amazon.com/cloudwatch/pricing/"),
+    "cloudwatch_composite_alarm_month": Price(0.50, "composite alarm-month", "https://aws.amazon.com/cloudwatch/pricing/"),
+    "cloudwatch_dashboard_month": Price(3.00, "dashboard-month (past the free 3 an account)", "https://aws.amazon.com/cloudwatch/pricing/"),
+    "kms_key_month": Price(1.00, "customer-managed KMS key-month", "https://aws.amazon.com/kms/pricing/"),
+    "secret_month": Price(0.40, "Secrets Manager secret-month", "https://aws.amazon.com/secrets-manager/pricing/"),
     "xray_trace": Price(5.00 / 1e6, "trace recorded (only where a stage traces)", "https://aws.amazon.com/xray/pricing/"),
 }
 

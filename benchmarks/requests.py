@@ -15,6 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from benchmarks.balance_function import BalanceFunction
 from benchmarks.baseline_powertools import REPLAYED, PowertoolsIdempotentV1, create_idempotency_table
 from benchmarks.baseline_v1 import V1Baseline
 from benchmarks.common import RequestCounter, failed, rendered
@@ -40,6 +41,8 @@ SCENARIOS = (
 )
 # Not an event: the pipeline's reservation call (ours only; the baselines have no reservation path).
 RESERVATION = ("reservation", "a reservation itself (the pipeline's call, not an event)")
+# Ours only: a render that takes its user below the low threshold, so the balance-events function publishes.
+LOW_BALANCE = ("low_balance", "a render that takes its user below the low threshold")
 
 
 @dataclass
@@ -56,6 +59,8 @@ class ScenarioCount:
     stored_bytes: int = 0
     stored_by_table: dict[str, int] = field(default_factory=dict)  # the items alone, per table
     stream_records: dict[str, list[dict]] = field(default_factory=dict)  # per table with a stream: the records written
+    # The balance-events function run on each Credits record of `stream_records`, in order (benchmarks.balance_function).
+    balance_runs: list[dict] = field(default_factory=list)
 
     @property
     def dynamodb_total(self) -> int:
@@ -138,8 +143,9 @@ def ensure_idempotency_table(dynamodb: Any, name: str = IDEMPOTENCY_TABLE) -> st
     return name
 
 
-def count_requests(dynamodb: Any, sqs: Any, config: RuntimeConfig, prefix: str = "rq") -> dict[str, dict[str, ScenarioCount]]:
-    """Runs each scenario once per implementation; returns {scenario: {"ours"|"v1"|"powertools": count}}."""
+def count_requests(dynamodb: Any, sqs: Any, config: RuntimeConfig, prefix: str = "rq", events: Any = None) -> dict[str, dict[str, ScenarioCount]]:
+    """Runs each scenario once per implementation; returns {scenario: {"ours"|"v1"|"powertools": count}}. With an
+    EventBridge client, the balance-events function also runs on the Credits records each of ours writes."""
     processor = build_processor(config, dynamodb=dynamodb, sqs=sqs)
     baseline = V1Baseline(dynamodb, config.jobs_table, config.credits_table, config.ledger_table)
     idempotent = PowertoolsIdempotentV1(dynamodb, config.jobs_table, config.credits_table, config.ledger_table, ensure_idempotency_table(dynamodb))
@@ -148,6 +154,7 @@ def count_requests(dynamodb: Any, sqs: Any, config: RuntimeConfig, prefix: str =
     ddb_counter = _Recorder(dynamodb)
     sqs_counter = RequestCounter(sqs)
     results: dict[str, dict[str, ScenarioCount]] = {name: {} for name, _ in (*SCENARIOS, RESERVATION)}
+    balance = BalanceFunction(dynamodb, events, ddb_counter, config.stage) if events is not None else None
 
     def measure(scenario: str, who: str, user: str, action) -> None:
         ddb_counter.reset()
@@ -165,6 +172,9 @@ def count_requests(dynamodb: Any, sqs: Any, config: RuntimeConfig, prefix: str =
             stored_by_table={name: size for name, size in ddb_counter.stored.items() if "/" not in name},
             stream_records={table: list(found) for table, found in ddb_counter.meter.stream_records.items()},
         )
+        if balance is not None and who == OURS:
+            runs = balance.run(results[scenario][who].stream_records.get(config.credits_table, []))
+            results[scenario][who].balance_runs = [run.as_dict() for run in runs]
 
     for who in WHO:
         user = f"{prefix}-{who}-user"
@@ -177,7 +187,7 @@ def count_requests(dynamodb: Any, sqs: Any, config: RuntimeConfig, prefix: str =
             first = (f"{prefix}-{who}-reserved", user, "standard-v1", 30)
             measure("reservation", who, user, lambda first=first: "reserved" if reservations.reserve(*first) else "already reserved")
             reservations.reserve(f"{prefix}-{who}-reserved-2", user, "standard-v1", 30)
-        events = {
+        events_of = {
             "reserved": rendered(f"{prefix}-{who}-e1", f"{prefix}-{who}-reserved", user, seconds=10),
             "no_job": rendered(f"{prefix}-{who}-e2", f"{prefix}-{who}-fresh", user, seconds=10),
             "failed_reserved": failed(f"{prefix}-{who}-e5", f"{prefix}-{who}-reserved-2", user),
@@ -185,10 +195,16 @@ def count_requests(dynamodb: Any, sqs: Any, config: RuntimeConfig, prefix: str =
             "conflict": failed(f"{prefix}-{who}-e3", f"{prefix}-{who}-fresh", user),
             "invalid": rendered(f"{prefix}-{who}-e4", f"{prefix}-{who}-bad", user),
         }
-        del events["invalid"]["detail"]["userId"]
+        del events_of["invalid"]["detail"]["userId"]
         run = {OURS: processor.process, V1: baseline.process, POWERTOOLS: idempotent.process}[who]
         for scenario, _ in SCENARIOS:
-            measure(scenario, who, user, lambda e=events[scenario], run=run: _run(run, e))
+            measure(scenario, who, user, lambda e=events_of[scenario], run=run: _run(run, e))
+    if balance is not None:
+        # A balance that the render's charge takes from just above the low threshold to below it.
+        user = f"{prefix}-low-user"
+        _seed_balance(dynamodb, config, user, balance.config.thresholds.low + 1)
+        results[LOW_BALANCE[0]] = {}
+        measure(LOW_BALANCE[0], OURS, user, lambda: processor.process(rendered(f"{prefix}-low-e1", f"{prefix}-low-job", user, seconds=10)))
     return results
 
 
@@ -214,4 +230,4 @@ def _run(process: Any, event: dict) -> Any:
         return f"raised KeyError({error})"
 
 
-__all__ = ["OURS", "POWERTOOLS", "REPLAYED", "RESERVATION", "SCENARIOS", "V1", "WHO", "WHO_LABELS", "ScenarioCount", "count_requests"]
+__all__ = ["LOW_BALANCE", "OURS", "POWERTOOLS", "REPLAYED", "RESERVATION", "SCENARIOS", "V1", "WHO", "WHO_LABELS", "ScenarioCount", "count_requests"]

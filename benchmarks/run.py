@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -86,7 +87,7 @@ def main(argv: list[str]) -> int:
         from reconciler.config import RuntimeConfig
 
         config = RuntimeConfig.from_env()
-        counts = count_requests(stack.client("dynamodb"), stack.client("sqs"), config, prefix="bench")
+        counts = count_requests(stack.client("dynamodb"), stack.client("sqs"), config, prefix="bench", events=stack.client("events"))
         results["requests"] = {
             scenario: {
                 who: {
@@ -100,6 +101,7 @@ def main(argv: list[str]) -> int:
                     "stored_bytes": c.stored_bytes,
                     "stored_by_table": c.stored_by_table,
                     "stream_records": c.stream_records,
+                    "balance_runs": c.balance_runs,
                 }
                 for who, c in by_who.items()
             }
@@ -196,6 +198,12 @@ def _ratio_cell(row: dict) -> str:
         f"{row['median_ms']:.0f} ms = {row['ratio_to_boto3']:.2f}x wall ({low:.2f}-{high:.2f}), "
         f"{row['cpu_ratio_to_boto3']:.2f}x CPU ({cpu_low:.2f}-{cpu_high:.2f})"
     )
+
+
+def _load_sentence(load: list[float] | None) -> str:
+    if not load:
+        return ""
+    return f" The machine's 1-minute load average: {load[0]:.2f} before the imports, {load[1]:.2f} after ({os.cpu_count()} cores)."
 
 
 def _ratio(a: float, b: float) -> str:
@@ -359,6 +367,7 @@ def render(r: dict) -> str:
         f"them again). Python here: {r['imports'].get('python', '?')}"
         + ("." if compiled else ": not 3.12, so the asset's bytecode is ignored and both rows compile from source.")
         + " Tracing off is the bench's environment (POWERTOOLS_TRACE_DISABLED=true); tracing on is a stage that traces."
+        + _load_sentence(r["imports"].get("load_average"))
     )
     w("")
     w("| module | wall median | ratio (range) | CPU median | ratio (range) |")
@@ -566,16 +575,17 @@ def render(r: dict) -> str:
         f"(section 2; ours, as a proxy for all three) + {ASSUMED_REQUEST_MS:g} ms per DynamoDB or SQS request (an assumed in-region "
         f"round trip, not measured here), rounded up to 1 ms; `v1 as claimed` uses v1's {V1_CLAIMED_MS:.0f} ms. A baseline that "
         f"raises is invoked {1 + fn['async_retries']} times (Lambda's asynchronous retries, prod template) and then parked in the DLQ "
-        "by Lambda (1 SQS message). Units from section 1; logs and alerts from section 8; the balance-events function from the "
-        "Credits stream records of section 1 and the prod mapping's filters. docs/capacity.md explains each column and adds storage, "
+        "by Lambda (1 SQS message). Units from section 1; logs and alerts from section 8; the archive from each event's bytes; the "
+        "balance-events function run on the Credits stream records of section 1, for those the prod mapping's filters deliver. "
+        "docs/capacity.md explains each column and adds storage, "
         "point-in-time recovery and the fixed monthly metrics."
     )
     w("")
     w(
         "| per million | invocations | requests | RRU | WRU | duration | GB-s | Lambda $ | DynamoDB $ | SQS $ | Logs $ | SNS $ (at most) "
-        "| balance-events $ | total $ |"
+        "| archive $ | balance-events $ | total $ |"
     )
-    w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for scenario, label in SCENARIOS:
         keys = [(f"{scenario}/{who}", WHO_LABELS[who]) for who in WHO]
         if f"{scenario}/v1-claimed" in c:
@@ -586,7 +596,8 @@ def render(r: dict) -> str:
             w(
                 f"| {name} | {row['invocations'] / 1e6:g} M | {row['requests'] / 1e6:g} M | {row['rru'] / 1e6:g} M | {row['wru'] / 1e6:g} M | "
                 f"{row['duration_ms']:.0f} ms | {row['gb_s']:,.0f} | {items['lambda']:.2f} | {items['dynamodb']:.2f} | {items['sqs']:.2f} | "
-                f"{items['logs']:.2f} | {items.get('sns', 0):.2f} | {items.get('balance_events', 0):.2f} | **{row['total_usd']:.2f}** |"
+                f"{items['logs']:.2f} | {items.get('sns', 0):.2f} | {items.get('archive', 0):.2f} | {items.get('balance_events', 0):.2f} | "
+                f"**{row['total_usd']:.2f}** |"
             )
     w("")
     w("Ours against each baseline, total per million (ratio < 1: ours is cheaper):")

@@ -1,11 +1,19 @@
 """Capacity units of DynamoDB calls on real on-demand DynamoDB, computed by AWS's published rules from what each
 call did (moto's ConsumedCapacity is a constant, so it cannot be read off the answers).
 
-Sources (DynamoDB Developer Guide, read 2026-12-07 from stored copies): "DynamoDB read and write operations"
-(request units by consistency and size), "Query operations" and "Scan operations" ("A filter expression is applied
-after the items are read: it does not reduce the capacity consumed"; a projection does not either: the whole
-item is read), "Amazon DynamoDB Transactions: how it works" (capacity management: 2 units per item), "Global
-secondary indexes: provisioned throughput considerations" (index writes).
+Sources (DynamoDB Developer Guide and API Reference, read 2026-12-07 from stored copies):
+- "DynamoDB read and write operations" (developerguide/read-write-operations.html): a strongly consistent read is
+  1 RRU per 4 KB, an eventually consistent one 0.5, a transactional one 2; a write 1 WRU per 1 KB, 2 in a
+  transaction; an item that is not there still costs one 4 KB step; BatchGetItem is each item as a GetItem.
+- "Query operations" / "Scan operations" (Query.ReadConsumption, Scan.ReadConsumption) and the API Reference's
+  Scan (APIReference/API_Scan.html): "A single Scan operation first reads up to the maximum number of items set (if
+  using the Limit parameter) or a maximum of 1 MB of data and then applies any filtering"; "A FilterExpression is
+  applied after the items have already been read; the process of filtering does not consume any additional read
+  capacity units": a page is charged on the total size of the items it read, rounded up to 4 KB, whatever the
+  filter keeps; a projection does not reduce it either (the whole item is read).
+- "Amazon DynamoDB Transactions: how it works", capacity management (transaction-apis.html): 2 units per item, a
+  ConditionCheck included.
+- "Global secondary indexes", provisioned throughput considerations (GSI.html): index writes.
 """
 
 from __future__ import annotations

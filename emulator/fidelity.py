@@ -1404,9 +1404,15 @@ class SerializedApp:
         self._lock = threading.Lock()
 
     def __call__(self, environ: dict, start_response: Callable) -> list[bytes]:
+        from moto.core.model_instances import reset_model_data
+
         with self._lock:
             # Materialise the body inside the lock: the response is computed lazily by some backends.
-            return list(self._app(environ, start_response))
+            body = list(self._app(environ, start_response))
+            # moto keeps every model object it makes for its dashboard (unused here), and each TransactWriteItems
+            # deep-copies its tables: a local stack left up would grow by a copy of its tables per transaction.
+            reset_model_data()
+            return body
 
 
 def drop_key_only_inserts(response: dict) -> dict:

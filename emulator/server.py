@@ -37,7 +37,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until_up(endpoint: str, timeout: float = 30.0) -> None:
+# Generous: on a loaded machine (a shared 2-core host, tests at nice 19) moto's imports alone took 117 s.
+START_TIMEOUT_SECONDS = 180.0
+
+
+def wait_until_up(endpoint: str, timeout: float = START_TIMEOUT_SECONDS) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:

@@ -71,6 +71,7 @@ class BalanceEventRun:
         self.thresholds = deploy_thresholds(None, self.h.thresholds())  # the stage's, whatever an earlier run deployed
         self.tried: dict[str, list[tuple[int, int]]] = {}  # sequence number -> the thresholds of each attempt
         self.alternatives: dict[str, list[dict]] = {}  # crossingId -> what it is under the thresholds of any attempt
+        self.truths: dict[tuple[int, int], dict[str, dict]] = {}  # thresholds -> the crossings they imply
         # The change check's verdict on each record it judged: sequence -> (user, unexplained, why).
         self.verdicts: dict[str, tuple[str, bool, str]] = {}
         self.world_writes: list[str] = []  # what inject_world_writes did (for a failure's message)
@@ -249,6 +250,7 @@ class BalanceEventRun:
         any of its attempts (an earlier attempt may have published it before a deploy) in `alternatives`."""
         stage = self.h.thresholds()
         truths = {thresholds: ground_truth(self.records, thresholds) for thresholds in {stage, *(t for ts in self.tried.values() for t in ts)}}
+        self.truths = truths
         final: dict[str, dict] = {}
         for thresholds, crossings in truths.items():
             for cid, crossing in crossings.items():
@@ -329,7 +331,8 @@ def every_event_on_the_bus_is_a_crossing_with_its_values(delivery: BalanceEventR
 
 def each_users_events_are_in_balance_order(delivery: BalanceEventRun, truth: dict[str, dict]) -> Iterator[str]:
     """per user, the events on the bus are in balance order (stream sequence, then the crossing's place in the change; a
-    crossing that only a threshold deployed between a record's attempts implies comes after those published before it)"""
+    crossing that only a threshold deployed between a record's attempts implies comes after those published before it,
+    the record's own and, where a failed invocation retried the whole batch, later records')"""
     last: dict[str, tuple[int, int, str]] = {}
     for event in delivery.bus():
         expected = truth.get(event["detail"].get("crossingId"))
@@ -337,8 +340,10 @@ def each_users_events_are_in_balance_order(delivery: BalanceEventRun, truth: dic
             continue
         place = (int(expected["sequence"]), expected["position"], expected["detail-type"])
         latest = last.get(expected["userId"], (0, 0, ""))
-        redeployed = len(set(delivery.tried.get(expected["sequence"], []))) > 1
-        if place[:2] < latest[:2] and not (redeployed and place[0] == latest[0]):
+        tried = delivery.tried.get(expected["sequence"], [])
+        redeployed = len(set(tried)) > 1
+        new_to_a_retry = redeployed and event["detail"]["crossingId"] not in delivery.truths.get(tried[0], {})
+        if place[:2] < latest[:2] and not (redeployed and place[0] == latest[0]) and not new_to_a_retry:
             yield (
                 f"events of {expected['userId']!r} out of balance order: {place[2]} of record {place[0]} "
                 f"published after {latest[2]} of record {latest[0]}"

@@ -137,6 +137,16 @@ class Harness:
         ]
         self.bus.clear()
         self._fresh_alert_grouping()
+        self._forget_moto_instances()
+
+    @staticmethod
+    def _forget_moto_instances() -> None:
+        """Drops moto's list of every model object it ever made (kept for its server dashboard only): each
+        TransactWriteItems deep-copies its tables for a rollback, so 10,000 runs held tens of GB (4.5 GB per process
+        after 1,000 runs) and each run got slower as the heap grew."""
+        from moto.core.model_instances import reset_model_data
+
+        reset_model_data()
 
     def _fresh_alert_grouping(self) -> None:
         """A new grouping of the container's alerts for each run, on a clock that stands still: which alerts the

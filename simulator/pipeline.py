@@ -142,8 +142,8 @@ class Pipeline:
 
     def _hand_hold(self, job_id: str, user: str, model: str, credits: int, reserved_as: bool, by_hand: bool) -> None:
         """A hold written by hand (docs/pipeline.md says never): the job with reservedCredits, maybe reservedAs, and
-        maybe the balance moved remaining -> held in the same TransactWriteItems, with no condition."""
-        self.hand_written.add(job_id)
+        maybe the balance moved remaining -> held in the same TransactWriteItems, with no condition. It counts as
+        hand-written once AWS applied it (`on_write`): one refused, or lost to a fault before it arrived, left no hold."""
         self.books.jobs.setdefault(job_id, OracleJob(user))
         at = hours_ago(1)
         job: dict[str, Any] = {"jobId": job_id, "userId": user, "model": model, "status": "submitted", "createdAt": at, "updatedAt": at}
@@ -165,6 +165,7 @@ class Pipeline:
         """What AWS answered to one of the pipeline's writes (also when a fault then lost the answer)."""
         if operation == "TransactWriteItems":
             job_id, user, _, credits, reserved_as, by_hand = task.args
+            self.hand_written.add(job_id)
             if by_hand:
                 self.books.adjust(user, -credits)
                 self.books.held[user] += credits

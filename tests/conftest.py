@@ -51,6 +51,21 @@ def _fresh_runtime_caches():
     reset_container()
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The long tests (marked `long`) first in each half of the collection, every other test after them in its order.
+
+    `make test` runs two pytest-xdist workers with --dist worksteal: each is handed one contiguous half of the
+    collection, and a worker that runs out steals from the END of the other's queue. A long test late in a half runs
+    alone at the end while the other worker idles; at the head of both halves, long tests start first on both workers
+    and the run ends on short ones. The order depends on the collection alone, so every process orders alike (the
+    workers must, and test_pytest_collection.py compares a bare `pytest --collect-only` with this session)."""
+    long = [item for item in items if item.get_closest_marker("long")]
+    rest = [item for item in items if not item.get_closest_marker("long")]
+    first, second = long[0::2], long[1::2]
+    split = max(len(items) // 2 - len(first), 0)
+    items[:] = first + rest[:split] + second + rest[split:]
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # Collecting runs no test, so syrupy finds every snapshot unused and would fail a plain `pytest --collect-only`.
     if config.option.collectonly:

@@ -92,11 +92,12 @@ class ReconcilerAlarms(Construct):
             metric(Metric.ADJUSTMENTS, "Sum", Duration.hours(1)),
             threshold=100,
             comparison=GT,
-            # Powertools emits Adjustments only when a settlement posts (one per posting); operators' entries are not counted.
+            # Adjustments counts every change to the books (docs/metrics.md): the function's postings (its EMF) and the
+            # operators' adjust, audit --fix and scan (the CLI's PutMetricData); no data is an hour without one.
             missing_data=NO_DATA_IS_HEALTHY,
             description=(
-                "More than 100 settlement postings (the function's credit adjustments) in an hour: a pricing or event-source fault "
-                "is likely. Operators' adjust and audit --fix entries are not counted."
+                "More than 100 credit adjustments in an hour (settlement postings, operators' adjust, audit --fix and scan): "
+                "a pricing or event-source fault, or a runaway script, is likely."
             ),
         )
         self.dlq_depth = self._alarm(

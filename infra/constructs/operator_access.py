@@ -33,6 +33,7 @@ class Grant:
     sid: str
     actions: tuple[str, ...]
     resources: tuple[str, ...]
+    conditions: dict | None = None
 
 
 class OperatorAccess(Construct):
@@ -138,17 +139,31 @@ class OperatorAccess(Construct):
             # events replay: from the stage's archive; then the `aws events describe-replay` it prints to watch it.
             Grant("ReplayArchive", ("events:StartReplay",), (archive,)),
             Grant("WatchReplay", ("events:DescribeReplay",), (replays,)),
+            # adjust, audit --fix, scan: what they change counts in the function's Adjustments metric (v1's rate alarm).
+            # PutMetricData has no resource-level permissions; its one condition key keeps it to the Reconciler namespace.
+            Grant(
+                "CountAdjustments",
+                ("cloudwatch:PutMetricData",),
+                ("*",),
+                {"StringEquals": {"cloudwatch:namespace": contract.METRICS_NAMESPACE}},
+            ),
         )
         self.read_only = self._policy("ReadOnly", names.operator_read_only_policy, read_only, "read-only", config)
         self.break_glass = self._policy("BreakGlass", names.operator_break_glass_policy, break_glass, "break-glass", config)
-        for policy in (self.read_only, self.break_glass):
-            Validations.of(policy).acknowledge(
-                Acknowledgment(
-                    id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
-                    reason="ReadAlarmsAndMetrics: cloudwatch:DescribeAlarms, DescribeAlarmHistory and GetMetricStatistics, "
-                    "used without resource-level permissions (the CLI filters alarms to this stage's).",
-                ),
+        unscoped = (
+            "cloudwatch:DescribeAlarms, DescribeAlarmHistory and GetMetricStatistics, used without resource-level permissions "
+            "(the CLI filters alarms to this stage's)"
+        )
+        Validations.of(self.read_only).acknowledge(
+            Acknowledgment(id="AwsSolutions::AwsSolutions-IAM5[Resource::*]", reason=f"ReadAlarmsAndMetrics: {unscoped}.")
+        )
+        Validations.of(self.break_glass).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
+                reason=f"ReadAlarmsAndMetrics, CountAdjustments: {unscoped}; cloudwatch:PutMetricData, which has none either, "
+                "held to the Reconciler namespace by its condition.",
             )
+        )
         # Each acknowledgement names the one statement it excuses (tests/infra/test_infra_compliance.py).
         Validations.of(self.break_glass).acknowledge(
             Acknowledgment(
@@ -170,5 +185,8 @@ class OperatorAccess(Construct):
             construct_id,
             managed_policy_name=name,
             description=f"Operators of the credit reconciler ({config.stage}), {variant}: the reconciler CLI's calls only",
-            statements=[iam.PolicyStatement(sid=grant.sid, actions=list(grant.actions), resources=list(grant.resources)) for grant in grants],
+            statements=[
+                iam.PolicyStatement(sid=grant.sid, actions=list(grant.actions), resources=list(grant.resources), conditions=grant.conditions)
+                for grant in grants
+            ],
         )

@@ -12,6 +12,7 @@ app, the Lambda and the installed CLI all load it cheaply.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from reconciler.domain.attributes import (  # noqa: F401 - the tables' attribute names, re-exported: see that module
@@ -97,6 +98,9 @@ class Metric:
     DUPLICATE_EVENTS = "DuplicateEvents"
     CONFLICTING_EVENTS = "ConflictingEvents"
     INVALID_EVENTS = "InvalidEvents"
+    # Events of an archive replay (`reconciler events replay`) the function had already handled: settled (a duplicate),
+    # or refused as invalid when they first arrived (dead-lettered then, with their alert; not again).
+    REPLAYED_EVENTS_SKIPPED = "ReplayedEventsSkipped"
     SETTLEMENT_RETRIES = "SettlementRetries"
     SCANNED_JOBS = "ScannedJobs"
     SCAN_SETTLEMENTS = "ScanSettlements"
@@ -167,6 +171,13 @@ ENV_STUCK_JOB_HOURS = "STUCK_JOB_HOURS"
 ENV_TRIAGE_ENABLED = "TRIAGE_ENABLED"
 # "false" drops the dimensionless (v1 runbook) copy of every metric for a stage (docs/metrics.md).
 ENV_METRICS_DIMENSIONLESS = "METRICS_DIMENSIONLESS"
+
+
+def writes_dimensionless(environment: Mapping[str, str]) -> bool:
+    """Whether a function with this environment writes the dimensionless copy of its metrics (anything but "false")."""
+    return environment.get(ENV_METRICS_DIMENSIONLESS, "true").strip().lower() != "false"
+
+
 # Optional tuning of the notifier (docs/triage.md); the infrastructure sets none of them today, the defaults apply.
 ENV_OPENAI_BASE_URL = "OPENAI_BASE_URL"
 ENV_TRIAGE_MODEL = "TRIAGE_MODEL"

@@ -28,7 +28,7 @@ from aws_lambda_powertools.shared import constants as powertools_env
 from aws_lambda_powertools.shared.functions import strtobool
 
 from reconciler import json_text
-from reconciler.contract import ENV_METRICS_DIMENSIONLESS, ENV_STAGE, METRICS_NAMESPACE, SERVICE_NAME, STAGE_DIMENSION
+from reconciler.contract import ENV_STAGE, METRICS_NAMESPACE, SERVICE_NAME, STAGE_DIMENSION, writes_dimensionless
 
 
 class StageMetricsProvider(AmazonCloudWatchEMFProvider):
@@ -46,7 +46,7 @@ class StageMetricsProvider(AmazonCloudWatchEMFProvider):
             if stage:
                 self.dimension_set[STAGE_DIMENSION] = stage  # a plain write: the value may change between tests
         record = super().serialize_metric_set(metrics=metrics, dimensions=dimensions, metadata=metadata)
-        if os.environ.get(ENV_METRICS_DIMENSIONLESS, "true").strip().lower() != "false":
+        if writes_dimensionless(os.environ):
             for definition in record["_aws"]["CloudWatchMetrics"]:
                 if [] not in definition["Dimensions"]:
                     definition["Dimensions"].append([])

@@ -50,7 +50,7 @@ class SynthesizedStage:
 def synthesize(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], SynthesizedStage]:
     """A stage's app on first request only, so a worker pays only for the stages its tests use; from the session's
     synthesis cache, so the other worker and the controller's IAM check (recorder.py) do not synthesize it again."""
-    cache = synthesis.cache(request.config) or synthesis.TemplateCache(tmp_path_factory.mktemp("cdk-templates"))
+    cache = synthesis.cache_or_own(request.config, tmp_path_factory)
     built: dict[str, SynthesizedStage] = {}
 
     def get(stage: str) -> SynthesizedStage:

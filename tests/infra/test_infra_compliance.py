@@ -163,6 +163,7 @@ def test_synthesize_templates_returns_every_stack_by_display_name():
     assert all("Resources" in template for template in templates.values())
 
 
+@pytest.mark.long
 def test_cdk_cli_synthesizes_prod_without_credentials(clean_cdk_env, tmp_path):
     # Given no AWS credentials, profile or region anywhere in the environment
     env = {**clean_cdk_env, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20", "CDK_DISABLE_CLI_TELEMETRY": "true"}

@@ -3,19 +3,27 @@ server, as the one harness of tests/aws.py."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from moto import mock_aws
 
 from emulator.server import moto_server, reset
-from emulator.stack import templates_for
 from tests.aws import Aws
+from tests.least_privilege import synthesis
 
 
 @pytest.fixture(scope="session")
-def dev_templates() -> dict[str, dict]:
-    return templates_for("dev")
+def stage_templates(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], dict[str, dict]]:
+    """A stage's synthesized templates from the session's synthesis cache (tests/least_privilege/synthesis.py): each stage
+    is synthesized once for every process of the session, the infra tests' included, not once per worker or per test
+    (a synthesis costs seconds of CPU). Tests only read them."""
+    return synthesis.cache_or_own(request.config, tmp_path_factory).templates
+
+
+@pytest.fixture(scope="session")
+def dev_templates(stage_templates) -> dict[str, dict]:
+    return stage_templates("dev")
 
 
 @pytest.fixture

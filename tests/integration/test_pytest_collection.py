@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 # Collection only, in one process, without the AWS-call recorder (its end-of-run check wants a full run). syrupy
 # finds every snapshot unused when no test runs; tests/conftest.py makes that a warning, and the exit code checked
@@ -26,6 +28,7 @@ def collect(command: list[str]) -> subprocess.Popen[str]:
     return subprocess.Popen([*command, *COLLECT], cwd=REPO, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
+@pytest.mark.long
 def test_a_bare_pytest_collects_the_same_tests_as_python_m_pytest(request):
     script = Path(sys.executable).with_name("pytest")
     assert script.exists(), f"no pytest script beside {sys.executable}"

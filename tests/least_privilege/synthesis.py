@@ -134,3 +134,8 @@ def unconfigure(config: pytest.Config) -> None:
 def cache(config: pytest.Config) -> TemplateCache | None:
     """The session's cache, or None when the plugin that makes it (recorder.py) is not loaded."""
     return config.stash.get(_CACHE, None)
+
+
+def cache_or_own(config: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> TemplateCache:
+    """The session's cache, else (the plugin not loaded) one of this process's own."""
+    return cache(config) or TemplateCache(tmp_path_factory.mktemp("cdk-templates"))

@@ -211,7 +211,7 @@ def main_options(
     local: Annotated[bool, typer.Option("--local", help="Use the stack started by `python -m emulator up` (a checkout) for --stage.")] = False,
     profile: Annotated[str | None, typer.Option(help="AWS profile (default: the standard credential chain).")] = None,
     region: Annotated[str | None, typer.Option(help="AWS region (default: your profile's, or AWS_DEFAULT_REGION).")] = None,
-    output: Annotated[str, typer.Option("--output", help="table (people), json (one document), text (tab-separated records).")] = "table",
+    output: Annotated[str, typer.Option("--output", help="table (people), json or yaml (one document), text (tab-separated records).")] = "table",
     json_output: Annotated[bool, typer.Option("--json", help="Same as --output json.")] = False,
     query: Annotated[str | None, typer.Option("--query", help="JMESPath over the JSON result, as in the aws CLI.")] = None,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress display (stderr).")] = False,

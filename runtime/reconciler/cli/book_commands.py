@@ -18,7 +18,7 @@ def scan(ctx: typer.Context, dry_run: DryRun = False, yes: Yes = False) -> None:
     """Run the timer scan now (the code the function runs on its schedule)."""
     state = state_of(ctx)
     confirm_write(state.stage, "run the timer scan", yes, dry_run)
-    timer_scan = state.target.timer_scan(dry_run)
+    timer_scan = state.target.operator_scan(dry_run)
     state.say_notes()
     with state.out.progress("scanning unsettled jobs"):
         report = timer_scan.run()

@@ -139,8 +139,7 @@ def dlq_replay(
     )
     confirm_write(state.stage, what, yes, dry_run)
     replayer = state.target.replayer()
-    if not dry_run:
-        replayer.refuse_while_paused(state.hint("resume"))
+    replayer.refuse_while_paused(state.hint("resume"))  # a dry run applies every check the real run applies
     if message_id is not None:
         found = _find(state, message_id, 1000)
         item, event = replayer.replay_one(found, corrected, dry_run, corrected_from=str(payload))

@@ -1,7 +1,8 @@
-"""What a command prints: `--output table|json|text` and `--query` on stdout; prompts, progress, notes on stderr.
+"""What a command prints: `--output table|json|yaml|text` and `--query` on stdout; prompts, progress, notes on stderr.
 
 * table: for people; every value in full (long ids wrap on a terminal, and a pipe gets one row a line).
 * json: one JSON document, the command's result (`--query` selects from it, like the aws CLI).
+* yaml: the same document as block YAML (as the aws CLI's `--output yaml`).
 * text: tab-separated full values, one record a line, no headers (for grep, cut and awk); the messages
   meant for people go to stderr.
 """
@@ -22,7 +23,8 @@ from rich.table import Table
 
 from reconciler.ops.operator_error import Refused
 
-FORMATS = ("table", "json", "text")
+FORMATS = ("table", "json", "yaml", "text")
+DOCUMENTS = ("json", "yaml")  # one document, the command's result: nothing else on stdout
 _UNSET = object()
 
 
@@ -54,6 +56,41 @@ def text_records(payload: Any) -> list[str]:
     return [] if payload is None else [text_value(payload)]
 
 
+def yaml_text(value: Any) -> str:
+    """JSON-shaped data as block YAML, without a YAML library: keys sorted as in json; every string a JSON string
+    literal (which YAML 1.2 reads as a double-quoted scalar), numbers, true, false and null as JSON writes them."""
+    return "\n".join(_yaml_lines(value, ""))
+
+
+def _yaml_lines(value: Any, pad: str) -> list[str]:
+    if isinstance(value, dict) and value:
+        lines: list[str] = []
+        for key in sorted(value):
+            head = f"{pad}{json.dumps(str(key))}:"
+            lines += [head, *_yaml_lines(value[key], pad + "  ")] if _nested(value[key]) else [f"{head} {_yaml_scalar(value[key])}"]
+        return lines
+    if isinstance(value, list) and value:
+        lines = []
+        for item in value:
+            if _nested(item):
+                first, *rest = _yaml_lines(item, pad + "  ")
+                lines += [f"{pad}- {first.lstrip()}", *rest]
+            else:
+                lines.append(f"{pad}- {_yaml_scalar(item)}")
+        return lines
+    return [f"{pad}{_yaml_scalar(value)}"]
+
+
+def _nested(value: Any) -> bool:
+    return isinstance(value, (dict, list)) and bool(value)
+
+
+def _yaml_scalar(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        return "{}" if isinstance(value, dict) else "[]"
+    return json.dumps(value)
+
+
 @dataclass
 class Output:
     format: str = "table"
@@ -64,7 +101,13 @@ class Output:
 
     @property
     def json_mode(self) -> bool:
-        return self.format == "json"
+        """One document on stdout (json or yaml), nothing else."""
+        return self.format in DOCUMENTS
+
+    def _document(self, payload: Any) -> str:
+        if self.format == "yaml":
+            return yaml_text(json.loads(json.dumps(payload, default=str)))
+        return json.dumps(payload, indent=2, sort_keys=True, default=str)
 
     @property
     def console(self) -> Console:
@@ -82,7 +125,7 @@ class Output:
         if self.query is not None:
             self._render_query(self.query.search(json.loads(json.dumps(payload, default=str))))
         elif self.json_mode:
-            typer.echo(json.dumps(payload, indent=2, sort_keys=True, default=str))
+            typer.echo(self._document(payload))
 
     def table(self, title: str, columns: Iterable[str], rows: Iterable[Iterable[Any]]) -> None:
         if self.query is not None or self.json_mode:
@@ -124,8 +167,8 @@ class Output:
         if self.format == "text":
             for record in text_records(result):
                 typer.echo(record)
-        elif self.format == "json":
-            typer.echo(json.dumps(result, indent=2, sort_keys=True, default=str))
+        elif self.json_mode:
+            typer.echo(self._document(result))
         elif isinstance(result, list) and result and all(isinstance(r, dict) for r in result):
             columns = list(dict.fromkeys(key for row in result for key in row))
             self._print_table(columns, [[row.get(column) for column in columns] for row in result])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -16,12 +17,24 @@ events_app = typer.Typer(no_args_is_help=True, context_settings=CONTEXT_SETTINGS
 app.add_typer(events_app, name="events")
 
 
-# What a replay of the archive does to events the function already handled, said before it starts (the function
-# decides each replayed event as it decided the original: settlement is exactly once, a refusal is a refusal again).
+class Refusals(StrEnum):
+    skip = "skip"
+    dead_letter = "dead-letter"
+
+
+# What a replay of the archive does to events the function already handled, said before it starts: settlement is
+# exactly once, and an event refused as invalid was dead-lettered, with its alert, when it first arrived.
 REPLAY_EXPECTATIONS = (
-    "every archived render event in the window reaches the function again: jobs already settled come back as duplicates "
-    "(nothing moves twice); events refused before as invalid are refused again, each dead-lettered again (another DLQ "
-    "message) with its alert; events still in the DLQ are better replayed with `dlq replay`"
+    "every archived render event in the window reaches the function again; it skips, and logs as "
+    "`replayed event skipped` (metric ReplayedEventsSkipped), what it already handled: jobs already settled (nothing "
+    "moves twice) and events it refused as invalid when they first arrived (not dead-lettered or alerted again: their "
+    "first copy went to the DLQ); jobs it never settled are settled now. Events still in the DLQ are better replayed "
+    "with `dlq replay`"
+)
+REPLAY_DEAD_LETTERING_REFUSED = (
+    "every archived render event in the window reaches the function again; jobs already settled are skipped (nothing "
+    "moves twice), jobs never settled are settled now, and every event refused as invalid is dead-lettered with its "
+    "alert, as if it arrived now (for events the function never received: events-dropped)"
 )
 
 
@@ -77,14 +90,23 @@ def events_replay(
     ctx: typer.Context,
     start: Annotated[str, typer.Option("--from", help="ISO 8601 (UTC if no zone), or 2h, yesterday ...")],
     end: Annotated[str, typer.Option("--to", help="Same forms as --from.")],
+    refused: Annotated[
+        Refusals,
+        typer.Option(
+            help="Events refused as invalid: skip (they were dead-lettered when they first arrived) or dead-letter them again "
+            "(the function never received them: events-dropped)."
+        ),
+    ] = Refusals.skip,
     dry_run: DryRun = False,
     yes: Yes = False,
 ) -> None:
-    """Replay archived render events onto the bus, to the reconciler's rule only (settlement is exactly once)."""
+    """Replay archived render events onto the bus, to the reconciler's rule only; what was already handled is skipped."""
     state = state_of(ctx)
     controls = state.target.controls()
-    plan = controls.plan_replay(parse_moment(start, "--from"), parse_moment(end, "--to"), datetime.now(UTC))
-    state.out.note(f"note: {REPLAY_EXPECTATIONS}")
+    dead_letter = refused == Refusals.dead_letter
+    plan = controls.plan_replay(parse_moment(start, "--from"), parse_moment(end, "--to"), datetime.now(UTC), dead_letter)
+    expect = REPLAY_DEAD_LETTERING_REFUSED if dead_letter else REPLAY_EXPECTATIONS
+    state.out.note(f"note: {expect}")
     confirm_write(state.stage, f"replay archived events {plan.start.isoformat()} to {plan.end.isoformat()}", yes, dry_run)
     if not dry_run:
         controls.start_replay(plan)
@@ -95,7 +117,7 @@ def events_replay(
             "ruleArn": plan.rule_arn,
             "from": plan.start.isoformat(),
             "to": plan.end.isoformat(),
-            "expect": REPLAY_EXPECTATIONS,
+            "expect": expect,
             "dryRun": dry_run,
         }
     )

@@ -21,6 +21,32 @@ RENDERED = "video.rendered"
 FAILED = "video.failed"
 DETAIL_TYPES = (RENDERED, FAILED)
 
+# EventBridge adds this field to every event it replays from an archive (moto's replay does the same).
+REPLAY_NAME_FIELD = "replay-name"
+
+
+# A replay so named dead-letters the events it refuses, as on their first arrival (`events replay --refused
+# dead-letter`: after events-dropped, when the archive holds events the function never received).
+DEAD_LETTER_REFUSED_SUFFIX = "-dead-letter-refused"
+
+
+def archive_replay(raw: Any) -> str | None:
+    """The name of the archive replay this envelope comes from, None for an event as it first arrived."""
+    name = raw.get(REPLAY_NAME_FIELD) if isinstance(raw, Mapping) else None
+    return name if isinstance(name, str) and name else None
+
+
+def skips_refused(replay_name: str | None) -> bool:
+    """Whether a replayed event refused as invalid is skipped (it was refused and dead-lettered when it first arrived)."""
+    return replay_name is not None and not replay_name.endswith(DEAD_LETTER_REFUSED_SUFFIX)
+
+
+def as_first_delivery(event: Mapping[str, Any]) -> dict[str, Any]:
+    """The event without its replay name: a dead letter replayed by an operator is decided afresh, never skipped as
+    already handled (its message is deleted only once the function settled it or dead-lettered it again)."""
+    return {key: value for key, value in event.items() if key != REPLAY_NAME_FIELD}
+
+
 # Longer than any render the pipeline allows (4 h); a bigger number is a unit or encoding bug upstream.
 MAX_RENDER_SECONDS = Decimal(4 * 3600)
 MAX_REASON_LENGTH = 1000

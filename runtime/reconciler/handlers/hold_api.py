@@ -37,7 +37,9 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         metrics.add_metric(Metric.HOLDS_PLACED, COUNT, 1)
     elif answer["status"] in (INSUFFICIENT, REFUSED):
         metrics.add_metric(Metric.HOLDS_REFUSED, COUNT, 1)
-    logger.info("hold answered", extra={"operation": _field(event, "operation"), "job_id": _field(event, "jobId"), **answer})
+    # One line a call: the job once (the answer's jobId is the request's), the user, and the answer.
+    request = {"operation": _field(event, "operation"), "job_id": _field(event, "jobId"), "userId": _field(event, "userId")}
+    logger.info("hold answered", extra={**request, **{key: value for key, value in answer.items() if key != "jobId"}})
     return answer
 
 

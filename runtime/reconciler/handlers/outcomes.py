@@ -19,7 +19,7 @@ def log_fields(outcome: Outcome) -> dict[str, Any]:
     ledger ids are its postings' names (`job_ledger_id(job_id, posting)` gives them back), and flags only when set.
     The whole summary goes to DEBUG."""
     summary = outcome.summary()
-    kept = ("outcome", "userId", "settledAs", "balanceDelta", "balanceAfter", "settledByEvent", "field", "reason", "deadLetterId")
+    kept = ("outcome", "userId", "settledAs", "balanceDelta", "balanceAfter", "settledByEvent", "field", "reason", "deadLetterId", "replay")
     fields: dict[str, Any] = {key: summary[key] for key in kept if key in summary}
     if "ledgerIds" in summary:
         fields["postings"] = [ledger_id.rsplit(":", 1)[-1] for ledger_id in summary["ledgerIds"]]
@@ -44,6 +44,10 @@ def record(outcome: Outcome) -> None:
             logger.warning("settled into overdraft", extra=summary)
         else:
             logger.info("settled", extra=summary)
+    elif outcome.skipped_in_replay:
+        metrics.add_metric(Metric.REPLAYED_EVENTS_SKIPPED, COUNT, 1)
+        handled = "settled" if outcome.kind == DUPLICATE else "refused as invalid and dead-lettered"
+        logger.warning(f"replayed event skipped: {handled} when it first arrived", extra=summary)
     elif outcome.kind == DUPLICATE:
         metrics.add_metric(Metric.DUPLICATE_EVENTS, COUNT, 1)
         logger.info("duplicate event, nothing to do", extra=summary)

@@ -9,13 +9,13 @@ on it, and `apply` commits it without reading again.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from reconciler.domain.errors import LedgerEntryTaken
 from reconciler.domain.ledger import LedgerEntry, adjustment_entry, iso_timestamp, legacy_adjustment_ledger_id
 from reconciler.domain.validation import whole_credits
 from reconciler.ops.operator_error import InvalidInput, Refused
-from reconciler.ops.operator_ports import AdjustmentStore
+from reconciler.ops.operator_ports import AdjustmentCount, AdjustmentStore, NoAdjustmentCount
 from reconciler.service.retrying import Backoff, with_retries
 
 APPLIED, ALREADY_APPLIED, WOULD_APPLY = "applied", "already-applied", "would-apply"
@@ -68,6 +68,7 @@ class Adjuster:
     store: AdjustmentStore
     clock: Callable[[], str] = iso_timestamp
     backoff: Callable[[], Backoff] = Backoff
+    counted: AdjustmentCount = field(default_factory=NoAdjustmentCount)  # the stage's Adjustments metric
 
     def preview(self, user_id: str, amount: int, reason: str, reference: str, actor: str) -> AdjustmentResult:
         """What the adjustment would do, validated once and read once (its ledger id, then the balance); writes
@@ -98,6 +99,8 @@ class Adjuster:
             return AdjustmentResult(APPLIED, entry, preview.balance_before)
 
         result, _ = with_retries(attempt, self.backoff())
+        if result.status == APPLIED:
+            self.counted.count(1)
         return result
 
     def adjust(self, user_id: str, amount: int, reason: str, reference: str, actor: str, dry_run: bool = False) -> AdjustmentResult:

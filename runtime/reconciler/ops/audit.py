@@ -30,7 +30,7 @@ from reconciler.domain.ledger import CREDIT, DEBIT, LedgerEntry, correction_ledg
 from reconciler.domain.records import SettlementRecord
 from reconciler.domain.settlement import LEGACY_HOLD, JobRecord, UnreadableJob
 from reconciler.ops.operator_error import InvalidInput, OpsError
-from reconciler.ops.operator_ports import AuditStore, BalanceRestorer
+from reconciler.ops.operator_ports import AdjustmentCount, AuditStore, BalanceRestorer, NoAdjustmentCount
 from reconciler.service.ports import StaleState
 from reconciler.service.retrying import Backoff, with_retries
 
@@ -341,6 +341,7 @@ class Auditor:
     backoff: Callable[[], Backoff] = Backoff
     # Holds made on Jobs items before settlement records count only for jobs created before this moment.
     legacy_before: str = ""
+    counted: AdjustmentCount = field(default_factory=NoAdjustmentCount)  # the stage's Adjustments metric
 
     def audit_user(self, user_id: str) -> Discrepancy | None:
         balance = self.store.get_balance(user_id)
@@ -409,6 +410,8 @@ class Auditor:
             return self._repair(discrepancy, trust, reason, actor, now, dry_run)
 
         result, _ = with_retries(attempt, self.backoff())
+        if result is not None and result.status == FIXED:
+            self.counted.count(1)  # a correction entry booked, or a balance restored: either changes the books
         return result
 
     def _repair(self, discrepancy: Discrepancy, trust: str, reason: str, actor: str, now: str, dry_run: bool) -> FixResult:

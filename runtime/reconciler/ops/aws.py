@@ -5,12 +5,13 @@ case imports this module. (The books' reads and repairs are repository/dynamodb_
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
+from reconciler.contract import METRICS_NAMESPACE, SERVICE_DIMENSION, STAGE_DIMENSION, Metric
 from reconciler.ops.operator_ports import Alarm, AlarmChange, FunctionState, InvokeResult, MetricQuery
 from reconciler.service.event_settlement import REJECTED
 
@@ -191,3 +192,27 @@ class CloudWatchTelemetry:
         )
         points = sorted(response.get("Datapoints", []), key=lambda point: point["Timestamp"])
         return [{"timestamp": point["Timestamp"], "value": point.get(query.statistic)} for point in points]
+
+
+class CloudWatchAdjustmentCount:
+    """Operators' changes to the books counted in the function's Adjustments metric: the same series its EMF records
+    write (observability.py), the stage's (which the rate alarm reads) and, where the stage's function writes it, the
+    dimensionless one of the v1 runbook. PutMetricData, whose only condition key is the namespace (Reconciler)."""
+
+    def __init__(self, cloudwatch: Any, stage: str, dimensionless: Callable[[], bool], note: Callable[[str], None]) -> None:
+        self._cloudwatch = cloudwatch
+        self._stage = stage
+        self._dimensionless = dimensionless
+        self._note = note
+
+    def count(self, adjustments: int) -> None:
+        if adjustments <= 0:
+            return
+        datum: dict[str, Any] = {"MetricName": Metric.ADJUSTMENTS, "Value": float(adjustments), "Unit": "Count"}
+        try:
+            data = [{**datum, "Dimensions": [SERVICE_DIMENSION, {"Name": STAGE_DIMENSION, "Value": self._stage}]}]
+            if self._dimensionless():
+                data.append(datum)
+            self._cloudwatch.put_metric_data(Namespace=METRICS_NAMESPACE, MetricData=data)
+        except (ClientError, BotoCoreError) as error:
+            self._note(f"the change is committed, but the Adjustments metric was not counted ({error})")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from reconciler.contract import ALARM_PREFIX, ResourceNames
+from reconciler.domain.events import DEAD_LETTER_REFUSED_SUFFIX
 from reconciler.ops.operator_error import InvalidInput, NotFound
 from reconciler.ops.operator_ports import Alarm, Alarms, Archive, Backups, Functions, FunctionState
 
@@ -20,8 +21,9 @@ def backup_name(table: str, moment: datetime) -> str:
     return f"{table}-{compact_timestamp(moment)}"
 
 
-def replay_name(stage: str, moment: datetime) -> str:
-    return f"cc-reconciler-{stage}-{compact_timestamp(moment)}"
+def replay_name(stage: str, moment: datetime, dead_letter_refused: bool = False) -> str:
+    """`cc-reconciler-prod-20261128T101500Z`; the function reads the suffix of one that dead-letters what it refuses."""
+    return f"cc-reconciler-{stage}-{compact_timestamp(moment)}" + (DEAD_LETTER_REFUSED_SUFFIX if dead_letter_refused else "")
 
 
 def describe_pause(replay_command: str) -> str:
@@ -126,13 +128,13 @@ class StageControls:
 
     # --- archive replay ----------------------------------------------------------------------------------
 
-    def plan_replay(self, start: datetime, end: datetime, now: datetime) -> ReplayPlan:
+    def plan_replay(self, start: datetime, end: datetime, now: datetime, dead_letter_refused: bool = False) -> ReplayPlan:
         if start >= end:
             raise InvalidInput("--from must be before --to")
         if end > now:
             raise InvalidInput("--to is in the future; an archive replay covers past events only")
         archive_arn, bus_arn, rule_arn = self.archive.arns(self.names.event_archive, self.names.events_rule)
-        return ReplayPlan(replay_name(self.names.stage, now), archive_arn, bus_arn, rule_arn, start, end)
+        return ReplayPlan(replay_name(self.names.stage, now, dead_letter_refused), archive_arn, bus_arn, rule_arn, start, end)
 
     def start_replay(self, plan: ReplayPlan) -> None:
         self.archive.start_replay(plan.request())

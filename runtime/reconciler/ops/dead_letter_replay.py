@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.contract import JSON_STRING_ENCODING, DeadLetterAttribute
+from reconciler.domain.events import as_first_delivery
 from reconciler.domain.validation import derived_identifier
 from reconciler.ops.operator_error import InvalidInput, NotFound, Refused
 from reconciler.ops.operator_ports import DeadLetterQueue, Invoke
@@ -319,7 +320,12 @@ class Replayer:
         self.queue.purge()
 
     def replay(self, max_messages: int, dry_run: bool = False, on_item: Callable[[ReplayItem], None] = lambda item: None) -> ReplayReport:
-        return replay(self.queue, self.invoker(), max_messages, dry_run=dry_run, on_item=on_item)
+        return replay(self.queue, self._invoke(), max_messages, dry_run=dry_run, on_item=on_item)
+
+    def _invoke(self) -> Invoke:
+        """The function, given each event as a first delivery (never skipped as an archive replay's)."""
+        invoke = self.invoker()
+        return lambda event: invoke(as_first_delivery(event))
 
     def replay_one(self, found: Found, corrected: Any = None, dry_run: bool = False, corrected_from: str = "") -> tuple[ReplayItem, dict | None]:
         """One message's event, or the corrected payload (read from `corrected_from`) in its place: its event is
@@ -331,4 +337,4 @@ class Replayer:
             except ValueError as error:
                 found.release()
                 raise InvalidInput(f"{corrected_from}: {error}") from None
-        return replay_one(found, self.invoker(), event, dry_run), event
+        return replay_one(found, self._invoke(), event, dry_run), event

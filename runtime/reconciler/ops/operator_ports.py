@@ -152,6 +152,22 @@ class Archive(Protocol):
     def start_replay(self, request: dict[str, Any]) -> None: ...
 
 
+# --- the Adjustments metric ---------------------------------------------------------------------------------
+
+
+class AdjustmentCount(Protocol):
+    def count(self, adjustments: int) -> None:
+        """Adds what an operator just changed to the stage's Adjustments metric (v1's rate alarm). Never raises: the
+        change is committed, a failed count is said, not fatal."""
+
+
+class NoAdjustmentCount:
+    """Counts nothing (tests and tools that write no stage's books)."""
+
+    def count(self, adjustments: int) -> None:
+        pass
+
+
 # --- telemetry -------------------------------------------------------------------------------------------
 
 

@@ -1,9 +1,15 @@
-"""A dry run of the timer scan: the deployed function's decisions (service.container.build_timer_scan), nothing written."""
+"""The timer scan run by an operator: its dry run (the deployed function's decisions, bootstrap.build_timer_scan, nothing
+written), and its settlements' postings counted in the Adjustments metric as the function counts its own."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from reconciler.ops.operator_ports import AdjustmentCount
+
+if TYPE_CHECKING:
+    from reconciler.service.timer_scan import ScanReport, TimerScan
 
 
 @dataclass
@@ -21,3 +27,16 @@ class DryRunStore:
 
     def record_conflict(self, conflict: Any) -> None:
         self.writes.append(conflict)
+
+
+@dataclass
+class OperatorScan:
+    """`reconciler scan`: the function's timer scan; each settlement's postings are adjustments, as the handler counts them."""
+
+    scan: TimerScan
+    counted: AdjustmentCount
+
+    def run(self) -> ScanReport:
+        report = self.scan.run()
+        self.counted.count(sum(len(outcome.settlement.entries) for outcome in report.settled if outcome.settlement is not None))
+        return report

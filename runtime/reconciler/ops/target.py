@@ -22,10 +22,11 @@ from botocore.exceptions import ClientError
 
 from reconciler import bootstrap
 from reconciler.config import RuntimeConfig
-from reconciler.contract import ResourceNames
+from reconciler.contract import ResourceNames, writes_dimensionless
 from reconciler.ops.adjustments import Adjuster
 from reconciler.ops.audit import Auditor
 from reconciler.ops.aws import (
+    CloudWatchAdjustmentCount,
     CloudWatchAlarms,
     CloudWatchTelemetry,
     DynamoDBBackups,
@@ -40,8 +41,8 @@ from reconciler.ops.control import StageControls
 from reconciler.ops.dead_letter_replay import Replayer
 from reconciler.ops.jobs import JobView
 from reconciler.ops.operator_error import NotFound
-from reconciler.ops.operator_ports import Invoke, InvokeResult
-from reconciler.ops.scanning import DryRunStore
+from reconciler.ops.operator_ports import Invoke, InvokeResult, NoAdjustmentCount
+from reconciler.ops.scanning import DryRunStore, OperatorScan
 from reconciler.ops.statements import Statements
 from reconciler.ops.telemetry import Telemetry
 from reconciler.repository.balance_event_store import BalanceEventLog
@@ -180,27 +181,43 @@ class Target:
 
         Locally: the local stack's own environment; behind a bare --endpoint-url, the function's
         configuration there if it has one, else the stage's defaults (said in a note)."""
+        environment = self._function_environment
+        if environment is None:
+            self.notes.append(
+                f"no function {self.names.function} at {self.endpoint_url}: using the {self.stage} stage's default prices and scan timings"
+            )
+            return RuntimeConfig.for_stage(self.stage, dlq_url=self.dlq_url)
+        return RuntimeConfig.from_env(environment)
+
+    @cached_property
+    def _function_environment(self) -> dict[str, str] | None:
+        """The function's environment as deployed (None behind a bare --endpoint-url without the function)."""
         if self.local is not None:
-            return RuntimeConfig.from_env(self.local.runtime_environment)
+            return dict(self.local.runtime_environment)
         try:
             response = self.client("lambda").get_function_configuration(FunctionName=self.names.function)
         except ClientError as error:
             if not self.is_local or error.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
                 raise
-            self.notes.append(
-                f"no function {self.names.function} at {self.endpoint_url}: using the {self.stage} stage's default prices and scan timings"
-            )
-            return RuntimeConfig.for_stage(self.stage, dlq_url=self.dlq_url)
-        env = response.get("Environment", {}).get("Variables", {})
-        return RuntimeConfig.from_env(env)
+            return None
+        return response.get("Environment", {}).get("Variables", {})
+
+    def _adjustments_metric(self) -> CloudWatchAdjustmentCount:
+        """The Adjustments metric, in the series the stage's function writes (its dimensionless copy only where it does)."""
+        return CloudWatchAdjustmentCount(
+            self.client("cloudwatch"),
+            self.stage,
+            lambda: writes_dimensionless(self._function_environment or {}),
+            self.notes.append,
+        )
 
     # --- the use cases ----------------------------------------------------------------------------------------
 
     def adjuster(self) -> Adjuster:
-        return Adjuster(self.store)
+        return Adjuster(self.store, counted=self._adjustments_metric())
 
     def auditor(self) -> Auditor:
-        return Auditor(self.store, self.store, legacy_before=self.store.legacy_reservations_before)
+        return Auditor(self.store, self.store, legacy_before=self.store.legacy_reservations_before, counted=self._adjustments_metric())
 
     def books(self) -> Books:
         return Books(self.store, (self.names.user_ledger_table, self.names.ledger_table))
@@ -240,6 +257,10 @@ class Target:
     def timer_scan(self, dry_run: bool = False) -> TimerScan:
         """The timer scan with the function's prices and timings (runtime_config); a dry run writes nothing."""
         return bootstrap.build_timer_scan(DryRunStore(self.store) if dry_run else self.store, self.runtime_config())
+
+    def operator_scan(self, dry_run: bool = False) -> OperatorScan:
+        """`reconciler scan`: the timer scan, its settlements' postings counted in the Adjustments metric."""
+        return OperatorScan(self.timer_scan(dry_run), NoAdjustmentCount() if dry_run else self._adjustments_metric())
 
     def holds(self) -> ReservationService:
         """The hold service, as the hold function builds it (the pipeline's holds, for rehearsals and tests)."""

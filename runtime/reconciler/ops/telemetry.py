@@ -14,7 +14,7 @@ ERROR_PATTERN = '?ERROR ?"Task timed out" ?Traceback'
 
 
 def runbook_metrics(names: ResourceNames) -> list[MetricQuery]:
-    """The v1 runbook's queries: the function's credit adjustments (settlement postings; its rate alarm) and its errors."""
+    """The v1 runbook's queries: the credit adjustments (every change to the books; its rate alarm) and the function's errors."""
     function = ({"Name": "FunctionName", "Value": names.function},)
     # The stage's own series, as the alarms read it (service and stage dimensions; observability.py).
     series = (SERVICE_DIMENSION, {"Name": STAGE_DIMENSION, "Value": names.stage})

@@ -6,11 +6,11 @@ import itertools
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from reconciler.domain.errors import DamagedJob, InvalidEvent
-from reconciler.domain.events import VideoEvent, parse_envelope
+from reconciler.domain.events import VideoEvent, archive_replay, parse_envelope, skips_refused
 from reconciler.domain.ledger import iso_timestamp
 from reconciler.domain.pricing import PriceBook
 from reconciler.domain.records import SettlementRecord
@@ -33,6 +33,8 @@ from reconciler.service.ports import BalanceChanged, DeadLetters, SettlementStor
 from reconciler.service.retrying import Backoff, with_retries
 
 SETTLED, DUPLICATE, CONFLICT, REJECTED, SUPERSEDED = "settled", "duplicate", "conflict", "rejected", "superseded"
+# An archive replay's event refused as invalid: it was when it first arrived (dead-lettered then, with its alert).
+ALREADY_REFUSED = "already-refused"
 MIRROR_REPAIRED = "mirror-repaired"
 _KINDS = {Settlement: SETTLED, Conflict: CONFLICT, Duplicate: DUPLICATE, Superseded: SUPERSEDED, MirrorRepaired: MIRROR_REPAIRED}
 
@@ -47,6 +49,12 @@ class Outcome:
     error: InvalidEvent | None = None
     attempts: int = 1
     dead_letter_id: str | None = None
+    replay: str | None = None  # the archive replay this event came from (EventBridge's replay-name)
+
+    @property
+    def skipped_in_replay(self) -> bool:
+        """An archive replay's event the function had already handled: settled before, or refused before."""
+        return self.replay is not None and self.kind in (DUPLICATE, ALREADY_REFUSED)
 
     @property
     def settlement(self) -> Settlement | None:
@@ -73,6 +81,8 @@ class Outcome:
             summary.update(settledAs=settled.settled_as, settledByEvent=settled.settled_by_event)
         if self.error is not None:
             summary.update(field=self.error.field, reason=self.error.reason, deadLetterId=self.dead_letter_id)
+        if self.replay is not None:
+            summary["replay"] = self.replay
         return summary
 
 
@@ -203,11 +213,15 @@ class EventProcessor:
     dead_letters: DeadLetters
 
     def process(self, raw_event: str | bytes | Mapping[str, Any], deadline: float | None = None, request_id: str | None = None) -> Outcome:
-        event = None
+        event, replay = None, archive_replay(raw_event)
         try:
             event = parse_envelope(raw_event)
-            return self.settlement.settle(event, deadline, request_id)
+            return replace(self.settlement.settle(event, deadline, request_id), replay=replay)
         except InvalidEvent as error:
+            if skips_refused(replay):
+                # The function received the archived event when it first arrived and dead-lettered it then, with
+                # its alert (Lambda did, unrun, if it was paused): another copy would repeat what the DLQ says.
+                return Outcome(ALREADY_REFUSED, event=event, error=error, replay=replay)
             # Nothing was written: validation, the userId check and a damaged job are all found before any
             # write, and a taken ledger id cancels the whole transaction.
             event_id = raw_event.get("id") if isinstance(raw_event, Mapping) else None

@@ -9,12 +9,17 @@ from benchmarks.cost import (
     ASSUMED_REQUEST_MS,
     LOG_BYTES_BEFORE,
     alert_usd,
-    balance_function_usd,
+    archive_usd,
+    event_bytes,
     events_per_second,
+    fixed_monthly,
+    function_run_usd,
+    hold_line_items,
     line_items,
     metric_series_usd,
     per_million,
     platform_log_bytes,
+    replay_line_items,
 )
 from benchmarks.prices import PRICES, price
 from benchmarks.units import stream_record
@@ -72,7 +77,7 @@ def credits(before: int | None, after: int) -> dict:
     return stream_record({"userId": {"S": "u"}}, None if before is None else image(before), image(after))
 
 
-BALANCE = {"no_crossing": {"cpu_ms": 0.06, "log_bytes": 0, "emf_bytes": 0}, "crossing": {"cpu_ms": 0.2, "log_bytes": 250, "emf_bytes": 260}}
+BALANCE = {"no_crossing": {"cpu_ms": 0.06}, "crossing": {"cpu_ms": 0.2}}
 FILTERS = balance_event_filters(Thresholds(10, 0))
 BALANCE_SETTINGS = {
     "memory_mb": 256,
@@ -82,10 +87,29 @@ BALANCE_SETTINGS = {
     "low_threshold": 10,
     "overdraft_alert_level": 0,
 }
+# What benchmarks/balance_function.py measures of one invocation: a change that crosses nothing, and one that crosses.
+QUIET_RUN = {"dynamodb": {}, "units": [0.0, 0.0], "events": {}, "entries": 0, "log_bytes": 0, "emf_bytes": 0, "failed": 0}
+CROSSING_RUN = {
+    "dynamodb": {"Query": 2, "GetItem": 1, "PutItem": 1},
+    "units": [1.5, 2.0],
+    "events": {"PutEvents": 1},
+    "entries": 1,
+    "log_bytes": 250,
+    "emf_bytes": 260,
+    "failed": 0,
+}
 
 
-def results_with(records: list[dict], outcome: str = "settled") -> dict:
-    counts = {"total": 2, "sqs": {}, "units": [0.5, 7.0], "outcome": outcome, "stored_bytes": 1000, "stream_records": {"Credits": records}}
+def results_with(records: list[dict], runs: list[dict] | None = None, outcome: str = "settled") -> dict:
+    counts = {
+        "total": 2,
+        "sqs": {},
+        "units": [0.5, 7.0],
+        "outcome": outcome,
+        "stored_bytes": 1000,
+        "stream_records": {"Credits": records},
+        "balance_runs": runs if runs is not None else [QUIET_RUN] * len(records),
+    }
     kind = {"log_bytes": 360, "emf_bytes": 428, "alerts_first": 0, "alert_log_bytes": 0}
     settings = {
         **SETTINGS,
@@ -93,43 +117,108 @@ def results_with(records: list[dict], outcome: str = "settled") -> dict:
         "credits_table": "Credits",
         "alert_protocols": ["email", "https"],
         "point_in_time_recovery": True,
+        "hold_function": {"memory_mb": 256, "architecture": "arm64"},
+        "fixed": {"alarms": 12, "composite_alarms": 0, "dashboards": 1, "kms_keys": 1, "secrets": 1, "archive_retention_days": 30, "schedules": []},
     }
     return {
         "function": settings,
-        "requests": {"reserved": {"ours": counts, "v1": counts}},
-        "cpu": {"per_kind": {"reserved": {"cpu_median_ms": 0.4}}},
-        "telemetry": {"per_kind": {"reserved": kind}, "balance": BALANCE, "series": [["A", ""], ["A", "service,stage"], ["B", ""]]},
+        "requests": {
+            "reserved": {"ours": counts, "v1": counts},
+            "no_job": {"ours": counts, "v1": counts, "powertools": counts},
+            "reservation": {"ours": {**counts, "total": 3, "units": [1.5, 5.0]}},
+        },
+        "cpu": {"per_kind": {"reserved": {"cpu_median_ms": 0.4}, "no_job": {"cpu_median_ms": 0.4}, "duplicate": {"cpu_median_ms": 0.2}}},
+        "telemetry": {
+            "per_kind": {"reserved": kind, "no_job": kind},
+            "balance": BALANCE,
+            "hold": {"cpu_ms": 0.5, "log_bytes": 266, "emf_bytes": 240},
+            "series": [["A", ""], ["A", "service,stage"], ["B", ""]],
+        },
+        "replay": {"messages": 1000, "sqs_total": 1101},
     }
 
 
-def test_a_healthy_users_settlement_no_longer_invokes_the_balance_function():
+def test_one_balance_function_run_is_priced_from_what_it_did():
+    usd, log_bytes = function_run_usd(CROSSING_RUN, 0.2, BALANCE_SETTINGS)
+    duration = 51  # 0.2 ms CPU + 5 requests (4 DynamoDB, 1 EventBridge) x 10 ms, rounded up
+    assert log_bytes == platform_log_bytes(256, duration) + 250 + 260
+    expected = (
+        0.20  # the invocation
+        + 0.25 * 0.051 * 1e6 * price("lambda_gb_s_arm")
+        + 1.5 * 0.125
+        + 2.0 * 0.625  # its units
+        + log_bytes * 1e6 / 1e9 * 0.50
+        + 1.00  # one event put
+    )
+    assert usd == pytest.approx(expected)
+
+
+def test_a_healthy_users_settlement_does_not_invoke_the_balance_function_through_the_filters():
     row = line_items("reserved", "ours", results_with([credits(1000, 975)]))
     assert (row["stream_records"], row["balance_invocations"]) == (1, 0)
     assert row["items"]["balance_events"] == 0
-    # Before the filter: one invocation of 1 ms at 256 MB and Lambda's own lines, per record.
+    # Without the filters: one invocation of 1 ms (no request made) at 256 MB and Lambda's own lines, per record.
     expected = 0.20 + 0.25 * 0.001 * 1e6 * price("lambda_gb_s_arm") + platform_log_bytes(256, 1) * 1e6 / 1e9 * 0.50
     assert row["before"]["balance_events"] == pytest.approx(expected)
 
 
-def test_a_crossing_is_delivered_and_its_event_put():
-    row = line_items("reserved", "ours", results_with([credits(12, 8)]))
-    assert row["balance_invocations"] == 1
-    assert row["items"]["balance_events"] == pytest.approx(balance_function_usd(1, 1, BALANCE, BALANCE_SETTINGS))
-    assert row["items"]["balance_events"] > price("eventbridge_event") * 1e6  # the PutEvents of the crossing and more
+def test_a_crossing_is_delivered_and_priced_as_measured():
+    row = line_items("reserved", "ours", results_with([credits(12, 8)], [CROSSING_RUN]))
+    assert (row["balance_invocations"], row["balance_entries"]) == (1, 1)
+    assert row["items"]["balance_events"] == pytest.approx(function_run_usd(CROSSING_RUN, 0.2, BALANCE_SETTINGS)[0])
+
+
+def test_records_without_measured_runs_are_an_error_not_a_free_function():
+    results = results_with([credits(12, 8)])
+    del results["requests"]["reserved"]["ours"]["balance_runs"]
+    with pytest.raises(ValueError, match="rerun make bench"):
+        line_items("reserved", "ours", results)
 
 
 def test_every_line_item_adds_up_and_storage_is_billed_per_month_kept():
     row = line_items("reserved", "ours", results_with([]))
-    assert set(row["items"]) == {"lambda", "dynamodb", "sqs", "sns", "logs", "balance_events"}
+    assert set(row["items"]) == {"lambda", "dynamodb", "sqs", "sns", "logs", "archive", "balance_events"}
     assert row["total_usd"] == pytest.approx(sum(row["items"].values()))
     own = 360 + 428 + platform_log_bytes(512, 21)
     assert row["items"]["logs"] == pytest.approx(own * 1e6 / 1e9 * 0.50)
     assert row["before"]["logs"] == pytest.approx((own - 360 + LOG_BYTES_BEFORE["reserved"]) * 1e6 / 1e9 * 0.50)
     assert row["storage_usd_month"] == pytest.approx(1000 * 1e6 / 1e9 * (0.25 + 0.20))
-    # The baselines as written log nothing of their own and have no balance events.
-    baseline = line_items("reserved", "v1", results_with([credits(12, 8)]))
+    assert row["items"]["archive"] == pytest.approx(archive_usd(event_bytes("reserved"), 30))
+    # The baselines as written log nothing of their own, archive nothing and have no balance events.
+    baseline = line_items("reserved", "v1", results_with([credits(12, 8)], [CROSSING_RUN]))
     assert baseline["items"]["logs"] == pytest.approx(platform_log_bytes(512, 21) * 1e6 / 1e9 * 0.50)
-    assert baseline["items"]["balance_events"] == 0 and baseline["items"]["sns"] == 0
+    assert baseline["items"]["balance_events"] == 0 and baseline["items"]["sns"] == 0 and baseline["items"]["archive"] == 0
+
+
+def test_the_archive_bills_the_events_bytes_in_and_kept_for_its_retention():
+    # 1 M events of 500 bytes = 0.5 GB: $0.10/GB in, $0.023/GB-month for 60 days (2 months).
+    assert archive_usd(500, 60) == pytest.approx(0.5 * (0.10 + 2 * 0.023))
+    assert archive_usd(500, 0) == pytest.approx(0.5 * (0.10 + 365 / 30 * 0.023))  # kept for ever: a year counted
+    assert archive_usd(500, None) == 0  # no archive in the template
+    assert 300 < event_bytes("reserved") < 1000
+
+
+def test_a_replay_is_the_replayers_sqs_requests_and_the_function_again():
+    results = results_with([])
+    row, path = replay_line_items("ours", results), line_items("no_job", "ours", results)
+    assert row["replayer_sqs_per_message"] == pytest.approx(1.101)
+    assert row["items"]["sqs"] == pytest.approx(path["items"]["sqs"] + 1.101 * 0.40)
+    assert row["items"]["dynamodb"] == path["items"]["dynamodb"] and row["items"]["lambda"] == path["items"]["lambda"]
+    assert row["items"]["archive"] == 0  # a replay is an Invoke, not an event put on the bus
+    assert row["total_usd"] == pytest.approx(sum(row["items"].values()))
+
+
+def test_fixed_monthly_lines_follow_the_template():
+    results = results_with([])
+    results["function"]["fixed"]["schedules"] = ["rate(5 minutes)"]
+    fixed = fixed_monthly(results)
+    assert fixed["ticks"] == 8640
+    assert fixed["lines"]["alarms"] == pytest.approx(12 * 0.10)
+    assert (fixed["lines"]["dashboards"], fixed["lines"]["KMS keys"], fixed["lines"]["secrets"]) == (3.00, 1.00, 0.40)
+    assert fixed["lines"]["custom metrics"] == pytest.approx(3 * 0.30)
+    tick = 0.20 / 1e6 + 0.5 * 0.011 * price("lambda_gb_s_arm") + 0.5 * 0.125 / 1e6 + platform_log_bytes(512, 11) / 1e9 * 0.50
+    assert fixed["lines"]["timer scan"] == pytest.approx(8640 * tick)
+    assert fixed["usd_month"] == pytest.approx(sum(fixed["lines"].values()))
 
 
 def test_custom_metrics_are_a_fixed_monthly_cost_per_series():
@@ -147,3 +236,15 @@ def test_a_month_caps_the_alerts_at_what_grouping_lets_through():
     row = {"items": {"sns": 21.1, "lambda": 1.0}, "total_usd": 22.1, "alerts": 1.0, "storage_usd_month": 0.0}
     assert month_usd(row, 1_000_000, ceiling) == pytest.approx(1.0 + 21.1 * ceiling / 1e6)
     assert month_usd(row, 100_000, ceiling) == pytest.approx(22.1 / 10)  # under the ceiling: every alert
+
+
+def test_a_hold_is_the_hold_functions_invocation_its_units_logs_and_the_balance_function():
+    results = results_with([credits(1000, 970)])
+    row = hold_line_items(results)
+    assert row["duration_ms"] == 31  # 0.5 ms CPU + 3 requests x 10 ms, rounded up
+    assert row["items"]["lambda"] == pytest.approx(0.20 + 0.25 * 0.031 * 1e6 * price("lambda_gb_s_arm"))
+    assert row["items"]["dynamodb"] == pytest.approx(1.5 * 0.125 + 5.0 * 0.625)
+    assert row["items"]["logs"] == pytest.approx((platform_log_bytes(256, 31) + 266 + 240) * 1e6 / 1e9 * 0.50)
+    assert row["before"]["logs"] - row["items"]["logs"] == pytest.approx((293 - 266) * 1e6 / 1e9 * 0.50)
+    assert (row["stream_records"], row["balance_invocations"], row["items"]["balance_events"]) == (1, 0, 0)
+    assert row["total_usd"] == pytest.approx(sum(row["items"].values()))

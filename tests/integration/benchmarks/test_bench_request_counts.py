@@ -16,7 +16,7 @@ from reconciler.domain.stream_filter import balance_event_filters, matches
 
 @pytest.fixture
 def counts(aws):
-    return count_requests(aws.client("dynamodb"), aws.client("sqs"), aws.config), aws.config
+    return count_requests(aws.client("dynamodb"), aws.client("sqs"), aws.config, events=aws.client("events")), aws.config
 
 
 def test_settlement_with_reservation_is_one_read_and_one_transactional_write(counts):
@@ -161,10 +161,36 @@ def test_the_credits_stream_records_of_each_path_and_what_the_filter_delivers(co
         "conflict": 0,
         "invalid": 0,
         "reservation": 1,
+        "low_balance": 1,
     }
     [settled] = records["no_job"]
     assert settled["eventName"] == "MODIFY" and int(settled["dynamodb"]["NewImage"]["remaining"]["N"]) < 1000
-    # Only the Credits table streams; the bench's users stay far above the low threshold, so nothing is delivered.
+    # Only the Credits table streams; the bench's users stay far above the low threshold, so nothing is delivered,
+    # but the low-balance render's change.
     assert all(set(results[s]["ours"].stream_records) <= {config.credits_table} for s in results)
     filters = balance_event_filters(Thresholds(10, 0))
-    assert not any(matches(filters, record) for found in records.values() for record in found)
+    delivered = {scenario for scenario, found in records.items() for record in found if matches(filters, record)}
+    assert delivered == {"low_balance"}
+
+
+def test_the_balance_function_runs_on_each_credits_record_ours_writes(counts):
+    results, config = counts
+    for scenario in ("reserved", "no_job", "failed_reserved", "duplicate", "conflict", "invalid"):
+        ours = results[scenario]["ours"]
+        assert len(ours.balance_runs) == len(ours.stream_records.get(config.credits_table, [])), scenario
+    settled = results["reserved"]["ours"].balance_runs
+    assert len(settled) == 1  # one balance change: one record, one invocation at low traffic
+    assert settled[0]["failed"] == 0 and settled[0]["entries"] == 0  # 1,000 credits left: no crossing, nothing put
+    assert results["duplicate"]["ours"].balance_runs == []  # a duplicate writes no balance
+    assert results["reserved"]["v1"].balance_runs == []  # the baselines have no balance events
+
+
+def test_a_render_below_the_low_threshold_is_measured_through_the_function(counts):
+    results, _ = counts
+    low = results["low_balance"]["ours"]
+    assert low.outcome == "settled"
+    (run,) = low.balance_runs
+    assert run["failed"] == 0
+    assert run["entries"] >= 1 and run["events"] == {"PutEvents": run["entries"]}  # a PutEvents of one entry per crossing
+    assert sum(run["dynamodb"].values()) >= 1 and run["units"][1] > 0  # what it reads and records is metered
+    assert run["log_bytes"] > 0 and run["emf_bytes"] > 0

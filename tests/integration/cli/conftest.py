@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,28 +15,28 @@ from typer.testing import CliRunner
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 from emulator.cli import app as emulator_app
-from emulator.server import LOCAL_ENV, moto_server, reset
-from emulator.stack import provision_stack
+from emulator.server import LOCAL_ENV, reset
+from emulator.stack import LocalStack, provision_stack
 from reconciler.cli.main import app
 from reconciler.ops.target import STATE_DIR_ENV
 from tests.aws import Aws
 
 
 @pytest.fixture(scope="session")
-def endpoint():
-    with moto_server() as url:
-        yield url
+def endpoint(moto_endpoint):
+    """The integration tier's one moto server of the session (tests/integration/conftest.py)."""
+    return moto_endpoint
 
 
 @pytest.fixture
-def env(endpoint, tmp_path, monkeypatch) -> Aws:
+def env(endpoint, dev_templates, tmp_path, monkeypatch) -> Aws:
     """Given a fresh local dev stack, saved where `--local` looks for it, and local-only credentials."""
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
         monkeypatch.delenv(name, raising=False)
     for name, value in LOCAL_ENV.items():
         monkeypatch.setenv(name, value)
     reset(endpoint)
-    stack = provision_stack(endpoint, "dev")
+    stack = provision_stack(endpoint, "dev", templates=dev_templates)
     stack.save(tmp_path / "state" / "dev.json")
     monkeypatch.setenv(STATE_DIR_ENV, str(tmp_path / "state"))
     return Aws(stack.resources, stack.session(), stack.endpoint)
@@ -140,6 +141,59 @@ def console():
     return run
 
 
+@dataclass
+class ModuleStack:
+    aws: Aws
+    state_dir: Path
+    endpoint: str
+    sentinel: str  # a queue only this module's provisioning made: gone after another module's reset
+
+
+@pytest.fixture(scope="module")
+def module_stack(endpoint, tmp_path_factory):
+    """One local dev stack for a whole module, as `python -m emulator up` leaves it (functions, alarms, archive, log
+    groups; saved where `--local` looks), without its delivery loop, on the session's moto server. Tests of the module
+    share it, each with users, jobs and messages of its own; `installed` provisions it again only if a test of another
+    module reset the server in between (xdist may run one between this module's tests)."""
+    return ModuleStack(_provision_module_stack(endpoint), tmp_path_factory.mktemp("module-stack") / "state", endpoint, "")
+
+
+def _provision_module_stack(endpoint: str) -> Aws:
+    reset(endpoint)
+    stack = provision_stack(endpoint, "dev", operable=True)
+    return Aws(stack.resources, stack.session(), endpoint)
+
+
+def _still_there(module: ModuleStack) -> bool:
+    from botocore.exceptions import ClientError
+
+    if not module.sentinel:
+        return False
+    try:
+        module.aws.client("sqs").get_queue_url(QueueName=module.sentinel)
+    except ClientError:
+        return False
+    return True
+
+
+@pytest.fixture
+def installed(module_stack, console, monkeypatch):
+    """The INSTALLED `reconciler` (`console`: a subprocess from `/`) against the module's stack, with `--local`
+    finding it and the stack's own credentials: as an operator runs it beside `python -m emulator up`."""
+    if not _still_there(module_stack):
+        if module_stack.sentinel:  # another module's test reset the server since
+            module_stack.aws = _provision_module_stack(module_stack.endpoint)
+        module_stack.sentinel = f"module-stack-{uuid.uuid4().hex}"
+        module_stack.aws.client("sqs").create_queue(QueueName=module_stack.sentinel)
+        LocalStack(module_stack.endpoint, module_stack.aws.resources).save(module_stack.state_dir / "dev.json")
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in LOCAL_ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv(STATE_DIR_ENV, str(module_stack.state_dir))
+    return console
+
+
 def on_a_terminal(args: list[str], cwd: Path, prompt: bytes, answers: list[bytes]) -> tuple[bytes, bytes, int]:
     """Runs the installed `reconciler --no-progress ARGS` with stdin and stderr on a pseudo-terminal and stdout piped,
     typing each answer after the prompt's next appearance; returns (what the terminal showed, stdout, exit code)."""
@@ -191,18 +245,16 @@ class RunningStack:
 
 
 @pytest.fixture(scope="session")
-def running_stack(tmp_path_factory):
+def running_stack(tmp_path_factory, stage_templates):
     """`python -m emulator --stage prod up` as a developer starts it (a subprocess, from the checkout), with this
     session's synthesized templates (--templates) so it does not synthesize again."""
     import subprocess
     import time
 
-    from emulator.stack import templates_for
-
     base = tmp_path_factory.mktemp("local-up")
     templates = base / "cdk.out"
     templates.mkdir()
-    for name, template in templates_for("prod").items():
+    for name, template in stage_templates("prod").items():
         (templates / f"{name}.template.json").write_text(json.dumps(template))
     state_dir, log = base / "state", base / "local-up.log"
     environment = {**os.environ, STATE_DIR_ENV: str(state_dir), "PYTHONPATH": ""}

@@ -43,13 +43,13 @@ def test_adjust_dry_run_writes_nothing(env, cli):
     assert env.store().get_ledger_entry(run.json()["ledgerId"]) is None
 
 
-def test_prod_writes_refuse_without_yes_when_there_is_no_terminal(env, endpoint, cli, one_line_error):
+def test_prod_writes_refuse_without_yes_when_there_is_no_terminal(env, endpoint, stage_templates, cli, one_line_error):
     # Given the prod tables on the same local endpoint
     from emulator.server import reset
     from emulator.stack import provision_stack
 
     reset(endpoint)
-    provision_stack(endpoint, "prod")
+    provision_stack(endpoint, "prod", templates=stage_templates("prod"))
     # When a write runs without --yes (CliRunner's stdin is not a TTY)
     run = cli("--stage", "prod", "--endpoint-url", endpoint, "adjust", "u1", "5", "--reason", "r", "--reference", "P-1", "--create-user", local=False)
     # Then it refuses and writes nothing; with --yes it goes through

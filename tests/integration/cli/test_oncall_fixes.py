@@ -34,13 +34,13 @@ def test_help_and_version_work_from_outside_the_repository(console):
     assert version.exit_code == 0 and version.stdout.startswith("reconciler ")
 
 
-def test_the_prod_confirmation_is_asked_on_the_terminal_never_on_stdout(env, endpoint, tmp_path):
+def test_the_prod_confirmation_is_asked_on_the_terminal_never_on_stdout(env, endpoint, stage_templates, tmp_path):
     # Given the prod tables and a user
     from emulator.server import reset
     from emulator.stack import provision_stack
 
     reset(endpoint)
-    provision_stack(endpoint, "prod")
+    provision_stack(endpoint, "prod", templates=stage_templates("prod"))
     # When an operator runs a prod write with --json redirected to a file, on a terminal
     args = ["--stage", "prod", "--endpoint-url", endpoint, "--json", "adjust", "u1", "5", "--reason", "r", "--reference", "P-2", "--create-user"]
     seen, stdout, returncode = on_a_terminal(args, tmp_path, b"[y/N]", [b"y\n"])
@@ -49,6 +49,10 @@ def test_the_prod_confirmation_is_asked_on_the_terminal_never_on_stdout(env, end
     assert returncode == 0
     assert stdout.startswith(b"{"), stdout[:20]  # not even the space a readline prompt echoes
     assert json.loads(stdout)["status"] == "applied"
+    # The issue's own case: `--query ... --output text > file` gets the value and nothing else
+    args = ["--stage", "prod", "--endpoint-url", endpoint, "--output", "text", "--query", "balanceAfter", "adjust", "u1", "2", "--reason", "r"]
+    seen, stdout, returncode = on_a_terminal([*args, "--reference", "P-3"], tmp_path, b"[y/N]", [b"y\n"])
+    assert (returncode, stdout) == (0, b"7\n") and b"prod: adjust u1 by +2 credits?" in seen
 
 
 @pytest.mark.parametrize(
@@ -113,12 +117,12 @@ def test_scan_and_replay_dry_runs_run_in_process_behind_a_bare_endpoint_url(env,
     assert replay.json()["summary"]["would-replay"] == 1
 
 
-def test_each_stage_has_its_own_local_state(env, endpoint, tmp_path, cli, one_line_error, emulate):
+def test_each_stage_has_its_own_local_state(env, endpoint, stage_templates, tmp_path, cli, one_line_error, emulate):
     # Given a dev stack's state; a prod stack's state saved next to it
     from emulator.stack import provision_stack
 
     state_dir = tmp_path / "state"
-    provision_stack(endpoint, "prod").save(state_dir / "prod.json")
+    provision_stack(endpoint, "prod", templates=stage_templates("prod")).save(state_dir / "prod.json")
     # Then both are there, and --local with each --stage reaches its own tables
     assert sorted(p.name for p in state_dir.glob("*.json")) == ["dev.json", "prod.json"]
     emulate("seed", "u1", "3")

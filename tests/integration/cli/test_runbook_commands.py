@@ -45,12 +45,12 @@ def test_dlq_delete_one_message_by_prefix_and_purge(env, cli, one_line_error):
     assert env.dlq_messages() == []
 
 
-def test_dlq_purge_in_prod_needs_the_stage_name_typed_on_a_terminal(env, endpoint, cli, one_line_error):
+def test_dlq_purge_in_prod_needs_the_stage_name_typed_on_a_terminal(env, endpoint, stage_templates, cli, one_line_error):
     from emulator.server import reset
     from emulator.stack import provision_stack
 
     reset(endpoint)
-    provision_stack(endpoint, "prod")
+    provision_stack(endpoint, "prod", templates=stage_templates("prod"))
     one_line_error(cli("--stage", "prod", "--endpoint-url", endpoint, "dlq", "purge", "--yes", local=False), "type the stage name")
 
 

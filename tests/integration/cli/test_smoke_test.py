@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from emulator.stack import templates_for
 from emulator.stream_poller import StreamPoller, balance_function_environment, capture_published_events, read_captured
 from reconciler import bootstrap
 from reconciler.config import load_balance_config
@@ -55,9 +54,9 @@ def product_rule(env) -> str:
 
 
 @pytest.fixture
-def balance_events_function(env, monkeypatch):
+def balance_events_function(env, dev_templates, monkeypatch):
     """The real balance-events handler on the local Credits stream, configured as the template configures it."""
-    for name, value in {**env.stack.environment(), **balance_function_environment(templates_for("dev"), env.stack.resources.tables)}.items():
+    for name, value in {**env.stack.environment(), **balance_function_environment(dev_templates, env.stack.resources.tables)}.items():
         monkeypatch.setenv(name, value)
     caches = (load_balance_config.cache_clear, bootstrap.balance_event_service.cache_clear, bootstrap.reset_container)
     for clear in caches:

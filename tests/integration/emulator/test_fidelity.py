@@ -945,3 +945,22 @@ def test_a_seeded_plan_lags_the_same_way_each_run(lagging):
     first = run("1")
     assert run("2") == first
     assert any(len(answer) < n for n, answer in enumerate(first, start=1))  # it did lag
+
+
+def test_the_local_stacks_server_keeps_no_copy_of_what_it_made():
+    # moto tracks every model object it makes (for a dashboard the local stack does not serve), and each
+    # TransactWriteItems deep-copies its tables: the server drops that list after every request.
+    from moto.core.model_instances import model_data
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+
+    from emulator.fidelity import SerializedApp
+
+    def app(environ, start_response):
+        Item(DynamoType({"S": "k"}), None, {"k": {"S": "k"}})  # what a request makes
+        return [b"{}"]
+
+    def tracked() -> int:
+        return sum(len(model.instances_tracked) for models in model_data.values() for model in models.values())  # type: ignore[attr-defined]
+
+    assert SerializedApp(app)({}, lambda *_: None) == [b"{}"]
+    assert tracked() == 0

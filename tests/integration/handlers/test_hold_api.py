@@ -12,7 +12,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from emulator.server import LOCAL_ENV, moto_server, reset
+from emulator.server import LOCAL_ENV, reset
 from emulator.stack import provision_stack
 from reconciler.config import RuntimeConfig
 from reconciler.domain.ledger import adjustment_entry, iso_timestamp
@@ -21,16 +21,10 @@ from reconciler.repository.dynamodb import DynamoDBStore
 FUNCTION = "cc-reconciler-reserve-dev"
 
 
-@pytest.fixture(scope="module")
-def endpoint():
-    with moto_server() as url:
-        yield url
-
-
 @pytest.fixture
-def stack(endpoint):
-    reset(endpoint)
-    return provision_stack(endpoint, "dev", operable=True)
+def stack(moto_endpoint, dev_templates):
+    reset(moto_endpoint)
+    return provision_stack(moto_endpoint, "dev", operable=True, templates=dev_templates)
 
 
 def aws_cli(*args: str, endpoint: str) -> subprocess.CompletedProcess:

@@ -78,3 +78,28 @@ def test_where_tracing_is_on_each_line_names_its_trace(invoke, monkeypatch):
     monkeypatch.setenv("LAMBDA_TASK_ROOT", "/var/task")
     [line] = invoke(event_for("no_job", 1))
     assert line["xray_trace_id"] == "1-5759e988-bd862e3fe1be46a994272793"
+
+
+def test_a_hold_line_names_the_job_once_the_user_and_the_answer(monkeypatch):
+    from reconciler.handlers import hold_api
+
+    for name, value in STUB_ENV.items():
+        monkeypatch.setenv(name, value)
+    config = load_config()
+    service = bootstrap.build_reservations(bootstrap.settlement_store(config, StubDynamoDB()), config)
+    monkeypatch.setattr(bootstrap, "hold_service", lambda: service)
+    stream = io.StringIO()
+    previous = observability.logger.registered_handler.setStream(stream)
+    try:
+        request = {"operation": "hold", "jobId": "hold-job-1", "userId": "user-7f3a9c21", "model": "standard-v1", "credits": 30}
+        answer = hold_api.handler(request, LocalContext("cc-reconciler-reserve-prod"))
+        bad = {key: value for key, value in request.items() if key != "userId"}
+        short = hold_api.handler({**bad, "jobId": "hold-job-2"}, LocalContext("cc-reconciler-reserve-prod"))
+    finally:
+        observability.logger.registered_handler.setStream(previous)
+    held, refused = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert (answer["status"], answer["jobId"], short["status"]) == ("held", "hold-job-1", "refused")
+    assert (held["job_id"], held["userId"], held["status"], held["credits"]) == ("hold-job-1", "user-7f3a9c21", "held", 30)
+    assert (refused["job_id"], refused["status"], refused["field"], refused["reason"]) == ("hold-job-2", "refused", "userId", "is missing")
+    assert "jobId" not in held and stream.getvalue().count("hold-job-1") == 1  # the job once a line
+    assert not STATIC & set(held)

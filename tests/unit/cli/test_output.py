@@ -85,3 +85,19 @@ def test_relative_and_absolute_times():
     assert parse_moment("yesterday", "--since", now) == datetime(2026, 11, 28, tzinfo=UTC)
     assert parse_moment("2026-11-28T10:00", "--since", now) == datetime(2026, 11, 28, 10, tzinfo=UTC)
     assert parse_moment("2026-11-28T10:00+01:00", "--since", now) == datetime(2026, 11, 28, 9, tzinfo=UTC)
+
+
+def test_yaml_output_is_the_json_document_as_block_yaml_that_a_yaml_parser_reads_back():
+    import yaml
+
+    from reconciler.cli.output import yaml_text
+
+    documents = [
+        {"b": [1, {"c": "x: y", "d": []}, [2, 3]], "a": 1, "e": {}, "f": None, "g": True, "h": "line\nnext é \u0007 #not a comment"},
+        [],
+        "- not a list",
+        [{"x": {"y": [1.5, "null"]}}],
+    ]
+    for document in documents:
+        assert yaml.safe_load(yaml_text(document)) == document
+    assert yaml_text({"b": [1], "a": {"c": 2}}).splitlines() == ['"a":', '  "c": 2', '"b":', "  - 1"]

@@ -29,7 +29,16 @@ from reconciler.domain.ledger import (
 from reconciler.domain.pricing import PriceBook
 from reconciler.ops.adjustments import ALREADY_APPLIED, APPLIED, WOULD_APPLY, Adjuster
 from reconciler.ops.operator_error import OpsError
-from reconciler.service.event_settlement import CONFLICT, DUPLICATE, REJECTED, SETTLED, SUPERSEDED, EventProcessor, SettlementService
+from reconciler.service.event_settlement import (
+    ALREADY_REFUSED,
+    CONFLICT,
+    DUPLICATE,
+    REJECTED,
+    SETTLED,
+    SUPERSEDED,
+    EventProcessor,
+    SettlementService,
+)
 from reconciler.service.ports import AmbiguousWrite, Contention, RetriesExhausted, StaleState
 from reconciler.service.reservations import ReservationService
 from reconciler.service.retrying import Backoff
@@ -354,6 +363,34 @@ def test_text_that_is_not_json_is_dead_lettered_as_it_arrived(store, dead_letter
     assert [(letter.original, letter.field, letter.event_id) for letter in dead_letters.sent] == [('{"id": "evt-1", "detail": ', "event", None)]
 
 
+def replayed(event: dict, name: str = "cc-reconciler-dev-20261128T120000Z") -> dict:
+    """The event as an archive replay delivers it: EventBridge adds the replay's name (and may give a new id)."""
+    return {**event, "id": f"replayed-{event['id']}", "replay-name": name}
+
+
+def test_an_archive_replay_skips_what_was_already_handled_and_a_named_replay_dead_letters_the_refused_again(store, dead_letters):
+    seed(store, 100)
+    events = processor(store, dead_letters)
+    good, bad = rendered("j-ok", "u", seconds=2), rendered("j-bad", "u", model="no-such-model", event_id="evt-bad")
+    assert [events.process(event).kind for event in (good, bad)] == [SETTLED, REJECTED]
+    assert len(dead_letters.sent) == 1
+    # Replayed from the archive: the settled job and the refused event are both skipped, and say so
+    skipped = [events.process(replayed(event)) for event in (good, bad)]
+    assert [(o.kind, o.skipped_in_replay, o.replay) for o in skipped] == [
+        (DUPLICATE, True, "cc-reconciler-dev-20261128T120000Z"),
+        (ALREADY_REFUSED, True, "cc-reconciler-dev-20261128T120000Z"),
+    ]
+    assert skipped[1].summary()["reason"] and len(dead_letters.sent) == 1
+    assert_books_balance(store, 98)
+    # A replay that dead-letters what it refuses (`--refused dead-letter`): as on a first arrival
+    again = events.process(replayed(bad, "cc-reconciler-dev-20261128T120000Z-dead-letter-refused"))
+    assert (again.kind, again.skipped_in_replay) == (REJECTED, False) and len(dead_letters.sent) == 2
+    # A dead letter replayed by an operator is decided afresh, never skipped (dlq replay removes the replay's name)
+    from reconciler.domain.events import as_first_delivery
+
+    assert events.process(as_first_delivery(replayed(bad))).kind == REJECTED and len(dead_letters.sent) == 3
+
+
 # --- reservations -------------------------------------------------------------------------------------
 
 
@@ -519,6 +556,25 @@ def test_an_adjustment_applied_under_its_v2_0_id_is_not_applied_again(store):
     store.put_ledger_entry(hand_written(legacy_adjustment_ledger_id("ticket-1"), CREDIT, 5, "ticket-1"))
     assert adjuster(store).adjust("u", 5, "goodwill", "ticket-1", "ops").status == ALREADY_APPLIED
     assert store.balance_of("u") is None
+
+
+class Counted:
+    """The Adjustments metric as the use cases see it: what they counted."""
+
+    def __init__(self) -> None:
+        self.counts: list[int] = []
+
+    def count(self, adjustments: int) -> None:
+        self.counts.append(adjustments)
+
+
+def test_an_applied_adjustment_counts_once_in_the_adjustments_metric_and_neither_a_repeat_nor_a_dry_run_counts(store):
+    counted = Counted()
+    counting = Adjuster(store, clock=lambda: ago(), backoff=no_wait, counted=counted)
+    counting.adjust("u", 5, "goodwill", "ticket-9", "ops", dry_run=True)
+    counting.adjust("u", 5, "goodwill", "ticket-9", "ops")
+    counting.adjust("u", 5, "goodwill", "ticket-9", "ops")
+    assert counted.counts == [1]
 
 
 def test_a_dry_run_writes_nothing_and_a_retried_adjustment_lands_once(store):

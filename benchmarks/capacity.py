@@ -255,7 +255,7 @@ def render_capacity(r: dict) -> str:
         "recovery) every month from then on (the ledger is kept)."
     )
     w("")
-    render_credits_in(w)
+    render_credits_in(w, r)
     w("## Prices")
     w("")
     render_prices(w)

@@ -42,7 +42,7 @@ ITEMS = {
 }
 
 
-def render_credits_in(w: Any) -> None:
+def render_credits_in(w: Any, r: dict) -> None:
     w("## Credits in")
     w("")
     w(
@@ -63,7 +63,27 @@ def render_credits_in(w: Any) -> None:
     )
     w("")
     _table(w, "record of", STREAM_UNITS, STREAM_ITEMS)
+    _stream_function(w, r)
     _liability_snapshot(w)
+
+
+def _stream_function(w: Any, r: dict) -> None:
+    """What delivering every record costs the balance-events function (Lambda and its logs), from the cost model."""
+    from benchmarks.requests import OURS
+
+    row = r["cost"][f"reserved/{OURS}"]  # one Credits record, no crossing: the common case
+    per_record = row["items"]["balance_events"] / row["stream_records"]
+    window = int(r["function"]["balance_events"]["batching_window_s"])
+    w(
+        f"What it costs instead is invocations: at one invocation a record (a quiet shard, the most it can be) **${per_record:.3f} "
+        "per million Credits records** that cross no threshold (Lambda's request and GB-seconds, its log lines; "
+        '"What the cuts save" above), where the filters the mapping had before credits in delivered none of a well-funded user\'s '
+        f"settlements. That is the most it costs: on a busy shard the {window} s batching window shares one invocation "
+        f"(its request charge, Lambda's START/END/REPORT lines) among the records gathered, about {min(100, window)} at one "
+        "record a second (each record's own CPU and log line remain; not measured batched). A record that crosses a "
+        "threshold costs its crossing's requests and events besides (the low-balance row above)."
+    )
+    w("")
 
 
 # A Credits item as the paths leave it, in DynamoDB's bytes (tests/integration/benchmarks/test_bench_credits_in_units.py

@@ -36,7 +36,9 @@ def the_hold_guard_is_off_by_one(monkeypatch: pytest.MonkeyPatch) -> None:
 
     def off_by_one(self: Any, user: str, delta: int, timestamp: str, guard: tuple, held_delta: int = 0, **rest: Any) -> dict:
         kind, amount = guard
-        return original(self, user, delta, timestamp, (kind, amount + 1) if kind == "covers" and held_delta > 0 else guard, held_delta, **rest)
+        return original(
+            self, user, delta, timestamp, (kind, amount + 1) if kind == "covers" and held_delta > 0 else guard, held_delta=held_delta, **rest
+        )
 
     monkeypatch.setattr(DynamoDBStore, "_balance_update", off_by_one)
 

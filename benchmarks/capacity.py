@@ -10,6 +10,7 @@ from typing import Any
 
 from benchmarks.cost import ASSUMED_SCAN_PAGE_MS, IN_REGION_HOP_MS, RENDER_PATHS, REQUEST_ROUND_TRIP_MS, SINGLE_DIGIT_MS, events_per_second
 from benchmarks.cost_report import render_line_items, render_metrics, render_month, render_prices, render_savings
+from benchmarks.credits_in_units import render_credits_in
 from benchmarks.prices import price
 from benchmarks.requests import OURS, POWERTOOLS, SCENARIOS, WHO, WHO_LABELS
 
@@ -59,11 +60,11 @@ def function_settings(stage: str = "prod") -> dict[str, Any]:
         "kms_topics": _kms_encrypted(resources, "AWS::SNS::Topic"),
         "kms_queues": _kms_encrypted(resources, "AWS::SQS::Queue"),
         "point_in_time_recovery": all(t.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled") for t in tables),
-        "fixed": _fixed_resources(resources),
+        "fixed": _fixed_resources(resources, names.timer_scan_rule),
     }
 
 
-def _fixed_resources(resources: dict[str, dict]) -> dict[str, Any]:
+def _fixed_resources(resources: dict[str, dict], timer_scan_rule: str) -> dict[str, Any]:
     """What the stage bills by the month whatever its traffic: alarms, dashboards, customer-managed keys, secrets;
     the event archive's retention and the timer scan's schedule (the cost model's fixed lines)."""
 
@@ -72,7 +73,8 @@ def _fixed_resources(resources: dict[str, dict]) -> dict[str, Any]:
 
     archives = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Events::Archive"]
     rules = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Events::Rule"]
-    schedules = [rule["ScheduleExpression"] for rule in rules if "ScheduleExpression" in rule]
+    # The timer scan's ticks only: the liability snapshot's runs are priced in "Credits in" (each a Scan of Credits).
+    schedules = [rule["ScheduleExpression"] for rule in rules if "ScheduleExpression" in rule and rule.get("Name") == timer_scan_rule]
     return {
         "alarms": count("AWS::CloudWatch::Alarm"),
         "composite_alarms": count("AWS::CloudWatch::CompositeAlarm"),
@@ -263,6 +265,7 @@ def render_capacity(r: dict) -> str:
         "recovery) every month from then on (the ledger is kept)."
     )
     w("")
+    render_credits_in(w, r)
     w("## Prices")
     w("")
     render_prices(w)

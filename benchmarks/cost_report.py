@@ -55,8 +55,9 @@ def render_line_items(r: dict, w: Writer) -> None:
     w(
         "If every event of a million took that path; USD. **Measured**: requests and units (section 1 of docs/benchmarks.md), "
         "handler CPU, the function's log and EMF bytes per event and the alerts it sends (docs/benchmarks.md section 8), the "
-        "Credits stream records each event writes and which of them the balance-events mapping's filters deliver "
-        f"(`reconciler.domain.stream_filter` on the prod template's {len(balance['filters'])} filters), bytes stored, and each "
+        "Credits stream records each event writes and which of them the balance-events mapping delivers "
+        f"(`reconciler.domain.stream_filter` on the prod template's {len(balance['filters'])} filters: none since every change is "
+        "checked for its explanation, so all), bytes stored, and each "
         "function's \"Max Memory Used\" on its REPORT line: the packaged handler's peak RSS over these events in a process of "
         f"its own ({_peaks(r)}; a floor: Lambda counts its runtime client too). Lambda bills the configured memory, not the "
         "memory used: the GB-seconds are at the configured size, and the peak only sizes the REPORT line. **Configured**: "
@@ -90,9 +91,10 @@ def render_line_items(r: dict, w: Writer) -> None:
         f"{platform_bytes(r)} bytes an invocation). EventBridge archive: the stage archives every render event it receives "
         f"(ingestion per GB and storage for its {_retention(r)}), by the event's size. Balance-events: the real function run on "
         "each Credits stream record the event wrote (benchmarks/balance_function.py: its calls, units, events put, log and EMF "
-        "bytes measured; its duration its CPU + a round trip a request), for the records the mapping's filters deliver, one "
-        "invocation a record (a quiet shard; a batching window or a busy shard shares invocations). The bench's users hold 1,000 "
-        "credits, so their settlements deliver none; the low-balance render's change is delivered and published. A replay: the "
+        "bytes measured; its duration its CPU + a round trip a request), for every record (the unexplained-change check needs "
+        "them all), one invocation a record, the most it can be (a quiet shard; its batching window divides that: next "
+        "section). The bench's users hold 1,000 credits, so their settlements cross no threshold and put no event; the "
+        "low-balance render's change is published. A replay: the "
         "replayer's SQS requests per message (measured) and the function invoked again on a render of a job never seen; an "
         "operator's machine runs the replayer. A hold: the pipeline's synchronous call to the hold function (its CPU, log line "
         "and EMF record measured on a stubbed store, its units on the stage), so a render with a hold costs the hold's row plus "
@@ -118,6 +120,10 @@ def _peaks(r: dict) -> str:
 def _retention(r: dict) -> str:
     days = r["function"].get("fixed", {}).get("archive_retention_days")
     return "retention, kept for ever: one year counted" if days == 0 else f"{days}-day retention"
+
+
+def balance_window(r: dict) -> int:
+    return int(r["function"]["balance_events"]["batching_window_s"])
 
 
 def render_savings(r: dict, w: Writer) -> None:
@@ -154,8 +160,13 @@ def render_savings(r: dict, w: Writer) -> None:
     w(
         "**Balance-events invocations**: before, a mapping without filters: every Credits stream record an invocation of its own "
         "(at low traffic; a busy shard batched them anyway); after, the records the prod mapping's "
-        f"{len(r['function']['balance_events']['filters'])} filters deliver (none: every record). Both priced from the same "
-        "measured runs of the function on each record (benchmarks/balance_function.py)."
+        f"{len(r['function']['balance_events']['filters'])} filters deliver (none: every Credits record reaches the function, "
+        'the unexplained-change check needs them all: docs/events.md, "Which records reach the function"). Both priced from '
+        "the same measured runs of the function on each record (benchmarks/balance_function.py), one invocation a record, the "
+        f"most it can be. The batching window ({balance_window(r)} s in prod) is what cuts invocations: Lambda invokes a shard "
+        "once per window with every record gathered (up to 100), so at r records a second on a shard an invocation carries "
+        f"about min(100, {balance_window(r)} r) records: at one a second, the invocations fall {balance_window(r)}-fold; a "
+        "quiet shard (under one record a window) gains nothing, and costs nothing to speak of."
     )
     w("")
     w(

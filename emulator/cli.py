@@ -292,6 +292,22 @@ def _job_of(event: dict) -> Any:
     return detail.get("jobId") if isinstance(detail, dict) else None
 
 
+@app.command("snapshot")
+def snapshot(ctx: typer.Context) -> None:
+    """Run the liability snapshot once, as its schedule does (the function with {"job": "liability-snapshot"})."""
+    from reconciler.contract import LIABILITY_SNAPSHOT_JOB
+
+    state = state_of(ctx)
+    stack = _local_stack(state)
+    stack.activate()
+    with state.out.progress("taking the liability snapshot"), handler_output_to(sys.stderr):
+        result = stack.invoker().invoke({"job": LIABILITY_SNAPSHOT_JOB})
+    if result is None:
+        raise OpsError("the liability snapshot failed (see the function's output above)")
+    state.out.data(result)
+    state.out.line(f"liability snapshot of {result['takenAt']}: total {result['total']} over {result['users']} users")
+
+
 @app.command("seed")
 def seed(ctx: typer.Context, user: str, credits: Annotated[int, typer.Argument(min=0)]) -> None:
     """Set a user's balance on the local stack, as an adjustment so the ledger explains it."""

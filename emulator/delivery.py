@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, redirect_stdout
 from typing import Any
 
+from emulator.alarms import AlarmEvaluator
 from emulator.stack import LocalStack
 from emulator.stream_poller import StreamPoller, balance_function_environment, mapping_filters, mapping_settings
 from emulator.telemetry_sink import CloudWatchSink, lambda_metrics
@@ -21,6 +22,8 @@ from reconciler.contract import SERVICE_NAME, ResourceNames
 DELIVERY_POLL_SECONDS = 0.25
 # Lambda polls a stream shard about four times a second; once a second is enough here and spares the server.
 STREAM_POLL_SECONDS = 1.0
+# CloudWatch evaluates a metric alarm about once a minute; locally every few seconds (emulator/alarms.py).
+ALARM_EVALUATION_SECONDS = 5.0
 
 
 @contextmanager
@@ -57,7 +60,7 @@ def balance_events_mapping(stack: LocalStack, templates: Mapping[str, dict]) -> 
 
     from reconciler.handlers import balance_stream
 
-    os.environ.update(balance_function_environment(templates, stack.resources.tables))
+    os.environ.update(balance_function_environment(templates, stack.resources.tables, stack.resources.ops_topic_arn))
     names = ResourceNames(stack.stage)
     credits = stack.client("dynamodb").describe_table(TableName=stack.resources.tables["Credits"])["Table"]
     settings = mapping_settings(templates)
@@ -83,7 +86,8 @@ def deliver_forever(stack: LocalStack, templates: Mapping[str, dict], stop: thre
     stream = balance_events_mapping(stack, templates)
     stream_sink = CloudWatchSink(stack.client("logs"), cloudwatch, _log_group_of(stack, ResourceNames(stack.stage).balance_events_function))
     running = _concurrency_watch(stack, say)
-    next_stream_poll = 0.0
+    alarms = AlarmEvaluator(cloudwatch, stack.client("sns"))
+    next_stream_poll = next_evaluation = 0.0
     while not stop.is_set():
         running()  # says when a pause begins or ends, events or not
         _deliver_events(stack, invoker, running, stop, function_sink, cloudwatch, say)
@@ -93,6 +97,10 @@ def deliver_forever(stack: LocalStack, templates: Mapping[str, dict], stop: thre
                 stream.poll()
             stream_sink.ship(captured.getvalue())
             next_stream_poll = time.monotonic() + STREAM_POLL_SECONDS
+        if time.monotonic() >= next_evaluation:
+            for name in alarms.evaluate():
+                say(f"alarm {name}: state changed")
+            next_evaluation = time.monotonic() + ALARM_EVALUATION_SECONDS
         stop.wait(DELIVERY_POLL_SECONDS)
 
 
@@ -150,11 +158,13 @@ def _log_group_of(stack: LocalStack, function_name: str) -> str:
 
 
 def describe(record: dict) -> str:
-    """One delivered event in a line: `event ID: DETAIL-TYPE JOB -> OUTCOME DETAIL` (the demo reads these)."""
+    """One delivered event in a line: `event ID: DETAIL-TYPE JOB -> OUTCOME DETAIL` (the demo reads these); credits in
+    name their reference where renders name their job."""
     event = record.get("event") or {}
     detail = event.get("detail")
     detail = detail if isinstance(detail, dict) else {}
     result = record.get("result") or {}
     outcome = result.get("outcome") or f"error ({record.get('error')})"
     extra = result.get("reason") or (f"balance {result['balanceDelta']:+d}" if "balanceDelta" in result else "")
-    return f"event {event.get('id')}: {event.get('detail-type')} {detail.get('jobId')} -> {outcome} {extra}".rstrip()
+    subject = detail.get("jobId", detail.get("reference"))
+    return f"event {event.get('id')}: {event.get('detail-type')} {subject} -> {outcome} {extra}".rstrip()

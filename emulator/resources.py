@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.contract import (
+    ENV_BALANCE_EVENTS_TABLE,
     ENV_CREDITS_TABLE,
     ENV_DLQ_URL,
     ENV_JOBS_TABLE,
@@ -65,6 +66,7 @@ class LocalResources:
                 ENV_SETTLEMENTS_TABLE: self.tables["Settlements"],
                 ENV_DLQ_URL: self.dlq_url,
                 ENV_OPS_TOPIC_ARN: self.ops_topic_arn,
+                **({ENV_BALANCE_EVENTS_TABLE: self.tables["BalanceEvents"]} if "BalanceEvents" in self.tables else {}),
                 # No X-Ray daemon locally.
                 "POWERTOOLS_TRACE_DISABLED": "true",
             }

@@ -16,7 +16,7 @@ from typing import Any
 from emulator.fidelity import drop_key_only_inserts
 from emulator.invoker import LocalContext
 from emulator.resources import resources_of
-from reconciler.contract import ENV_BALANCE_EVENTS_TABLE, ENV_LEDGER_TABLE, ENV_USER_LEDGER_TABLE
+from reconciler.contract import ENV_BALANCE_EVENTS_TABLE, ENV_LEDGER_TABLE, ENV_OPS_TOPIC_ARN, ENV_USER_LEDGER_TABLE
 from reconciler.domain.stream_filter import matches
 
 CAPTURE_RULE = "cc-reconciler-local-balance-events"
@@ -26,8 +26,9 @@ DEFAULT_BATCH_SIZE = 100
 DEFAULT_RETRY_ATTEMPTS = 50
 
 
-def balance_function_environment(templates: Mapping[str, dict], tables: Mapping[str, str]) -> dict[str, str]:
-    """The balance-events function's environment as the template sets it, with table references resolved locally."""
+def balance_function_environment(templates: Mapping[str, dict], tables: Mapping[str, str], ops_topic_arn: str = "") -> dict[str, str]:
+    """The balance-events function's environment as the template sets it, with table references (and the ops
+    topic's, where given: its unexplained-change alerts) resolved locally."""
     for _, props in resources_of(templates, "AWS::Lambda::Function"):
         if str(props.get("FunctionName", "")).startswith("cc-reconciler-balance-events-"):
             variables = props.get("Environment", {}).get("Variables", {})
@@ -40,6 +41,8 @@ def balance_function_environment(templates: Mapping[str, dict], tables: Mapping[
                     "POWERTOOLS_TRACE_DISABLED": "true",
                 }
             )
+            if ops_topic_arn:
+                env[ENV_OPS_TOPIC_ARN] = ops_topic_arn
             return env
     raise RuntimeError("the templates have no balance-events function")
 

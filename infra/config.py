@@ -63,6 +63,9 @@ class AlertSubscription:
             raise ValueError(f"{self.endpoint!r} is not a valid {self.protocol} endpoint")
 
 
+MAX_BATCHING_WINDOW_SECONDS = 300
+
+
 @dataclass(frozen=True)
 class BalanceEventSettings:
     """Balance events (docs/events.md): their EventBridge source on the default bus, and the thresholds a user's
@@ -71,12 +74,17 @@ class BalanceEventSettings:
     source: str = BALANCE_EVENT_SOURCE
     low_threshold: int = DEFAULT_LOW_BALANCE_THRESHOLD  # credits.low below this many credits (a whole number >= 1)
     overdraft_alert_level: int = DEFAULT_OVERDRAFT_ALERT_LEVEL  # credits.overdrawn below this balance (<= 0; 0: any negative balance)
+    # The stream mapping's batching window (Lambda allows 0 to 300 s): a balance event and an unexplained change's
+    # metric wait up to this long more, and every record of a burst shares an invocation (docs/capacity.md).
+    batching_window_seconds: int = 5
 
     def __post_init__(self) -> None:
         if not usable_event_source(self.source):
             raise ValueError(f"balance event source {self.source!r} is not a usable EventBridge source")
         if self.low_threshold < 1 or self.overdraft_alert_level > 0:
             raise ValueError("balance events: the low threshold must be >= 1 and the overdraft alert level <= 0")
+        if not 0 <= self.batching_window_seconds <= MAX_BATCHING_WINDOW_SECONDS:
+            raise ValueError(f"balance events: the batching window is 0 to {MAX_BATCHING_WINDOW_SECONDS} s (Lambda's bound for streams)")
 
 
 # What a deploy builds for a stage (`--context mode=NAME`): "full", v2 itself (data, compute and monitoring stacks);
@@ -115,6 +123,9 @@ class StageConfig:
     # gets no X-Ray grant (POWERTOOLS_TRACE_DISABLED). Turning it on is this one line plus a deploy.
     tracing: bool
     balance_events: BalanceEventSettings = BalanceEventSettings()
+    # How often the function's scheduled job snapshots the book's liability (service/liability_snapshot.py): one
+    # eventually consistent Scan of Credits per run (docs/capacity.md), nothing per event.
+    liability_snapshot_minutes: int = 60
     # Where v1.0 lives (docs/migration.md): "adopt" imports its tables, DLQ and topic into the data stack (infra/adoption.py)
     # before v2's first deploy; "create" creates everything (a fresh account).
     takeover: Literal["adopt", "create"] = "create"
@@ -176,6 +187,8 @@ _STAGES: dict[str, StageConfig] = {
         alert_subscriptions=(),  # dev alarm actions are disabled; the function's own alerts have no reader
         dimensionless_metrics=True,
         tracing=True,
+        balance_events=BalanceEventSettings(batching_window_seconds=5),
+        liability_snapshot_minutes=360,
     ),
     "staging": StageConfig(
         stage="staging",
@@ -201,6 +214,8 @@ _STAGES: dict[str, StageConfig] = {
         dimensionless_metrics=True,
         tracing=True,  # latency is investigated here: prod's code and settings, plus traces
         takeover="adopt",  # v1.0 runs here (`sam deploy --config-env staging`)
+        balance_events=BalanceEventSettings(batching_window_seconds=30),
+        liability_snapshot_minutes=60,
     ),
     "prod": StageConfig(
         stage="prod",
@@ -227,6 +242,9 @@ _STAGES: dict[str, StageConfig] = {
         # no SDK: docs/tracing.md); it stays off for the price of the traces.
         tracing=False,
         takeover="adopt",  # v1.0 runs here (`sam deploy --config-env prod`)
+        # 30 s: balance events and the unexplained-change alarm stay within two minutes; invocations at most 2/min/shard.
+        balance_events=BalanceEventSettings(batching_window_seconds=30),
+        liability_snapshot_minutes=60,
     ),
 }
 

@@ -10,8 +10,11 @@
    failure, a render after its failure, a job never seen, an overdraft, three malformed events): the stage's rule
    delivers them to the function, and `up` says each outcome;
 5. `reconciler --local balance`, `ledger`, `audit` (every posted balance is its ledger's sum, both tables, and every
-   held its open holds), `adjust` (a top-up), `balance-events` (what the Credits stream's function published) and
-   `dlq list`; then `python -m emulator down`.
+   held its open holds), `adjust` (a top-up), `balance-events` (what the Credits stream's function published);
+6. credits in, as billing publishes them (source credits.billing): a purchase delivered twice and applied once, a
+   grant, a refund; a direct write to a balance caught as unexplained (its alarm, its alert) and undone with
+   `audit --fix --trust ledger`; `statement` and `liability --check`;
+7. `dlq list`; then `python -m emulator down`.
 
 Exits non-zero unless the books balance and exactly the three malformed events were dead-lettered.
 """
@@ -91,6 +94,12 @@ class Stack:
         if self.process is not None and self.process.poll() is None:
             subprocess.run([sys.executable, "-m", "emulator", "down"], cwd=CHECKOUT, env=self.env, capture_output=True, timeout=60)
             self.process.wait(timeout=30)
+
+    def emulator(self, *args: str) -> None:
+        """`python -m emulator ARGS` against the running stack (raises if it fails)."""
+        done = subprocess.run([sys.executable, "-m", "emulator", *args], cwd=CHECKOUT, env=self.env, capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(f"`python -m emulator {' '.join(args)}` failed: {done.stderr.strip()}")
 
     def reconciler(self, *args: str, check: bool = True) -> tuple[int, Any]:
         """`reconciler --local --json ARGS`: its exit code and its JSON result."""
@@ -193,6 +202,103 @@ def show_balance_events(stack: Stack, timeout: float = 60) -> None:
     console.print(table)
 
 
+def billing(detail_type: str, **detail: Any) -> dict:
+    return {"Source": "credits.billing", "DetailType": detail_type, "Detail": json.dumps(detail)}
+
+
+CREDITS_IN = [
+    (
+        "dave buys 500 credits (the payment provider's webhook)",
+        billing("credits.purchased", userId="dave", credits=500, reference="pi_demo_1", amountPaid="19.99", currency="USD"),
+    ),
+    (
+        "the same purchase delivered again",
+        billing("credits.purchased", userId="dave", credits=500, reference="pi_demo_1", amountPaid="19.99", currency="USD"),
+    ),
+    (
+        "marketing grants dave 50 promotional credits",
+        billing("credits.granted", userId="dave", credits=50, reference="promo-welcome-dave", category="promotional"),
+    ),
+    (
+        "billing refunds part of the payment: 120 credits back",
+        billing(
+            "credits.revoked",
+            userId="dave",
+            credits=120,
+            reference="re_demo_1",
+            category="refund",
+            paymentReference="pi_demo_1",
+            amountPaid="4.80",
+            currency="USD",
+        ),
+    ),
+]
+
+
+def show_credits_in(stack: Stack, state: dict) -> bool:
+    """Credits in as events, applied once each; True when dave's balance is 430 (the duplicate applied once)."""
+    console.rule("Credits in: billing publishes credits.purchased, credits.granted, credits.revoked (source credits.billing)")
+    events = aws_client(state, "events")
+    event_ids = []
+    for label, event in CREDITS_IN:  # one at a time: the duplicate must come after the first
+        event_ids.append(events.put_events(Entries=[event])["Entries"][0]["EventId"])
+        stack.delivered(event_ids[-1:])
+        console.print(f"  {event['DetailType']:<18} {label}")
+    delivered = stack.delivered(event_ids)
+    outcomes = Table("event", "reference", "outcome", "detail", title="What the function did")
+    for event_id in event_ids:
+        line = delivered.get(event_id)
+        outcomes.add_row(*(line.group("type", "job", "outcome", "detail") if line else ("?", "?", "not delivered", "")))
+    console.print(outcomes)
+    _, balance = stack.reconciler("balance", "dave")
+    console.print(f"  dave: remaining {balance['remaining']} (500 once, + 50, - 120): the second delivery changed nothing")
+    return balance["remaining"] == 430
+
+
+def show_unexplained_write(stack: Stack, state: dict, timeout: float = 75) -> bool:
+    """A direct write to dave's balance, as v1's billing did: the balance-events function flags it, the alarm fires,
+    the alert names the user; the operator undoes it. True when the alarm fired."""
+    console.rule("A direct write to Credits (no ledger entry): caught as unexplained")
+    credits = f"Credits-{STAGE}"
+    aws_client(state, "dynamodb").update_item(
+        TableName=credits, Key={"userId": {"S": "dave"}}, UpdateExpression="ADD remaining :d", ExpressionAttributeValues={":d": {"N": "1000"}}
+    )
+    console.print("  aws dynamodb update-item --table-name Credits-dev ... ADD remaining 1000 (dave)")
+    alarm, started = f"cc-reconciler-unexplained-balance-changes-{STAGE}", time.monotonic()
+    cloudwatch = aws_client(state, "cloudwatch")
+    while time.monotonic() - started < timeout:
+        (found,) = cloudwatch.describe_alarms(AlarmNames=[alarm])["MetricAlarms"]
+        if found["StateValue"] == "ALARM":
+            break
+        time.sleep(1)
+    fired = found["StateValue"] == "ALARM"
+    console.print(
+        f"  alarm {alarm}: {found['StateValue']} after {time.monotonic() - started:.0f} s; the ops alert names dave, +1000 and the commands"
+    )
+    stack.reconciler("audit", "dave", "--fix", "--trust", "ledger", "--reason", "undo the direct write", "--min-age", "0", "--yes")
+    _, balance = stack.reconciler("balance", "dave")
+    console.print(f"  undone: reconciler --local audit dave --fix --trust ledger --> remaining {balance['remaining']}")
+    return fired and balance["remaining"] == 430
+
+
+def show_statement_and_liability(stack: Stack) -> None:
+    month = time.strftime("%Y-%m", time.gmtime())
+    console.rule(f"What finance reads: reconciler --local statement dave --month {month}; the snapshot, reconciler --local liability --check")
+    _, statement = stack.reconciler("statement", "dave", "--month", month)
+    table = Table("line", "category", "credits", "entries", title=f"dave, {month}: opening {statement['opening']}, closing {statement['closing']}")
+    for line in statement["credits"] + statement["debits"]:
+        table.add_row("credits" if line["amount"] > 0 else "debits", line["category"], f"{line['amount']:+d}", " ".join(line["ledgerIds"]))
+    console.print(table)
+    stack.emulator("snapshot")  # what the liability's schedule runs (hourly in prod)
+    _, book = stack.reconciler("liability", "--check")
+    shown = ", ".join(f"{category} {amount}" for category, amount in book["byCategory"].items())
+    verdict = "agrees" if book["checked"]["agrees"] else "DISAGREES"
+    console.print(
+        f"  liability snapshot ({book['ageSeconds']} s old): {shown}; total {book['total']} = the sum of every balance "
+        f"({book['balancesTotal']}); a scan now: {verdict}"
+    )
+
+
 def show_dead_letters(stack: Stack) -> int:
     console.rule("Dead-letter queue: reconciler --local dlq list")
     _, queue = stack.reconciler("dlq", "list")
@@ -214,6 +320,9 @@ def main() -> int:
             delivered = publish_and_watch(stack, state)
             books_balance = show_books(stack)
             show_balance_events(stack)
+            credits_in_once = show_credits_in(stack, state)
+            caught = show_unexplained_write(stack, state)
+            show_statement_and_liability(stack)
             dead_letters = show_dead_letters(stack)
         finally:
             stack.down()
@@ -227,7 +336,10 @@ def main() -> int:
     else:
         console.print("[red]A balance is not explained by its books (see the audit's findings above).[/red]")
     console.print(f"Done in {time.monotonic() - started:.1f} s. Your own events: python -m emulator up, then python -m emulator send events.jsonl")
-    return 0 if books_balance and dead_letters == MALFORMED and delivered == len(EVENT_STREAM) else 1
+    if not (credits_in_once and caught):
+        console.print("[red]Credits in were not applied once each, or the direct write was not caught (see above).[/red]")
+    ok = books_balance and credits_in_once and caught and dead_letters == MALFORMED and delivered == len(EVENT_STREAM)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

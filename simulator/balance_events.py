@@ -7,6 +7,7 @@ invariants of docs/events.md, one function each, against the oracle's ground tru
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import random
@@ -16,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from reconciler.contract import SMOKE_TEST_USER_ID
 from simulator.config_changes import deploy_thresholds
 from simulator.faults import (
     LEDGER_QUERY_FAULTS,
@@ -70,14 +72,69 @@ class BalanceEventRun:
         self.tried: dict[str, list[tuple[int, int]]] = {}  # sequence number -> the thresholds of each attempt
         self.alternatives: dict[str, list[dict]] = {}  # crossingId -> what it is under the thresholds of any attempt
         self.truths: dict[tuple[int, int], dict[str, dict]] = {}  # thresholds -> the crossings they imply
+        # The change check's verdict on each record it judged: sequence -> (user, unexplained, why).
+        self.verdicts: dict[str, tuple[str, bool, str]] = {}
+        self.world_writes: list[str] = []  # what inject_world_writes did (for a failure's message)
 
     def deliver_and_check(self) -> None:
         self.records = self.h.read_stream()
+        self.inject_world_writes()
         self.covered["balance:records"] += len(self.records)
         for failure in the_credits_stream_holds_every_change(self):
             self.fail(failure)
-        self.deliver()
+        with self.recording_verdicts():
+            self.deliver()
         self.check()
+
+    def inject_world_writes(self) -> None:
+        """In half of the runs, writes another system could make to Credits, each undone at once so the books stay as
+        they were: a whole-item save of a stale image (one at least two versions old, from the stream) and the save of
+        the current image back, and a direct UpdateItem of `remaining` and its reverse. All four must be flagged."""
+        rng = random.Random(f"{self.run.s.seed}-world-writes")
+        if rng.random() < 0.5:
+            return
+        table = self.h.resources.tables["Credits"]
+        seen: dict[str, list[dict]] = {}
+        for record in self.records:
+            image = record["dynamodb"].get("NewImage")
+            if image is not None and image["userId"]["S"] != SMOKE_TEST_USER_ID:
+                seen.setdefault(image["userId"]["S"], []).append(image)
+        stale = [(user, image) for user, images in sorted(seen.items()) for image in images if _version(images[-1]) - _version(image) >= 2]
+        if stale:
+            user, image = rng.choice(stale)
+            self.h.dynamodb.put_item(TableName=table, Item=image)
+            self.h.dynamodb.put_item(TableName=table, Item=seen[user][-1])
+            self.world_writes.append(f"{user}: a stale image (version {_version(image)}) saved whole, then the current one back")
+            self.covered["balance:world-stale-saves"] += 1
+        numeric = sorted(set(seen) - self.run.books.damaged_balances)  # ADD on a text figure is refused
+        if numeric:
+            user, amount = rng.choice(numeric), rng.choice([1, 7, -3])
+            for change in (amount, -amount):
+                key, values = {"userId": {"S": user}}, {":d": {"N": str(change)}}
+                self.h.dynamodb.update_item(TableName=table, Key=key, UpdateExpression="ADD remaining :d", ExpressionAttributeValues=values)
+            self.world_writes.append(f"{user}: remaining moved {amount:+d} and back by direct UpdateItems")
+            self.covered["balance:world-direct-writes"] += 1
+        self.records += self.h.read_stream()
+
+    @contextlib.contextmanager
+    def recording_verdicts(self) -> Iterator[None]:
+        """What the real handler's change check decides on each record, as it runs (its last attempt's verdict)."""
+        from reconciler import bootstrap
+
+        service = bootstrap.balance_change_service()
+        handle = service.handle
+
+        def recording(change: Any) -> Any:
+            outcome = handle(change)
+            found = outcome.unexplained
+            self.verdicts[str(change.sequence_number)] = (outcome.user_id or "", found is not None, found.reason if found else "")
+            return outcome
+
+        service.handle = recording  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            del service.handle
 
     # --- Lambda's event source mapping ------------------------------------------------------------------
     def deliver(self) -> None:
@@ -313,7 +370,8 @@ def one_marker_per_published_crossing(delivery: BalanceEventRun, truth: dict[str
 
     published = Counter(event["detail"].get("crossingId") for event in delivery.bus())
     items = delivery.h.dynamodb.scan(TableName=delivery.h.resources.tables["BalanceEvents"])["Items"]
-    markers = Counter(item.get("crossingId") for item in map(from_item, items))
+    # Published markers only: the liability's items (service/balance_changes.py) share the table and carry no crossingId.
+    markers = Counter(item["crossingId"] for item in map(from_item, items) if "crossingId" in item)
     for cid in published:
         found = truth.get(cid)
         given_up = found is not None and found["sequence"] in delivery.given_up
@@ -363,6 +421,73 @@ def each_events_ledger_entries_are_its_cause(delivery: BalanceEventRun, truth: d
             delivery.covered["balance:causes-checked"] += 1
 
 
+def made_by_the_reconciler(delivery: BalanceEventRun, record: dict) -> bool:
+    """Whether a record is of a write the reconciler's own code made (the harness saw it: the user and the moment
+    it wrote) that moved the version by one (a world write never does; a stale save moves it back)."""
+    data = record["dynamodb"]
+    new, old = data.get("NewImage"), data.get("OldImage")
+    if new is None:
+        return False
+    moment = (new.get("updatedAt") or {}).get("S")
+    return (new["userId"]["S"], moment) in delivery.h.reconciler_balance_writes and _version(new) == _version(old) + 1
+
+
+def every_change_is_judged_by_who_made_it(delivery: BalanceEventRun, truth: dict[str, dict]) -> Iterator[str]:
+    """the stream's change check flags no Credits change the reconciler's own code made (a settlement, a hold, a
+    release, an adjustment, a correction, credits in, an operator's restore), and flags every change of a balance
+    another writer made (a direct UpdateItem, a stale whole-item save, an insert or a delete; a threshold override
+    that moves no money is no balance change)"""
+    delivery.covered["balance:reconciler-balance-writes"] += len(delivery.h.reconciler_balance_writes)
+    for record in delivery.records:
+        data = record["dynamodb"]
+        verdict = delivery.verdicts.get(str(data["SequenceNumber"]))
+        if verdict is None:
+            continue  # given up, or the smoke test's user: never judged
+        user, flagged, reason = verdict
+        ours = made_by_the_reconciler(delivery, record)
+        new, old = data.get("NewImage"), data.get("OldImage")
+        money = ("remaining", "held", "paidCredits", "promotionalCredits", "goodwillCredits")
+        moved = new is None or _version(new) != _version(old) or any((new or {}).get(name) != (old or {}).get(name) for name in money)
+        delivery.covered[f"balance:changes-{'ours' if ours else 'world'}-{'flagged' if flagged else 'explained'}"] += 1
+        if ours and flagged:
+            yield f"the reconciler's own write of {user!r} (record {data['SequenceNumber']}) was flagged as unexplained: {reason}"
+        if not ours and moved and not flagged:
+            yield f"another writer's change of {user!r} (record {data['SequenceNumber']}, {delivery.world_writes}) was not flagged: {data}"
+
+
+def _version(image: dict | None) -> int:
+    number = ((image or {}).get("version") or {}).get("N")
+    return int(number) if number is not None else 0
+
+
+def the_liability_snapshot_is_every_balances_allocation(delivery: BalanceEventRun, truth: dict[str, dict]) -> Iterator[str]:
+    """at a quiet point, the liability snapshot (the function's scheduled job, run once) equals the sum of every
+    balance's allocation by category, its categories sum to the sum of every posted balance, and `liability` reads it back"""
+    from reconciler.domain.ledger import iso_timestamp
+    from reconciler.domain.liability import LIABILITY_CATEGORIES, allocation
+    from reconciler.repository.dynamodb import from_item
+    from reconciler.repository.liability_store import LiabilitySnapshotTable
+    from reconciler.service.liability_snapshot import LiabilitySnapshotJob
+
+    h = delivery.h
+    store = LiabilitySnapshotTable(h.dynamodb, h.resources.tables["Credits"], h.resources.tables["BalanceEvents"])
+    snapshot, stored = LiabilitySnapshotJob(store, iso_timestamp).run()
+    summed, posted = dict.fromkeys(LIABILITY_CATEGORIES, 0), 0
+    for item in h.dynamodb.scan(TableName=h.resources.tables["Credits"], ConsistentRead=True)["Items"]:
+        image = from_item(item)
+        if image.get("userId") == SMOKE_TEST_USER_ID or image["userId"] in delivery.run.books.damaged_balances:
+            continue
+        posted += int(image.get("remaining", 0)) + int(image.get("held", 0))
+        for category, amount in allocation(image).items():
+            summed[category] += amount
+    delivery.covered["balance:liability-snapshots"] += 1
+    damaged = bool(delivery.run.books.damaged_balances)
+    if not stored or store.latest() != snapshot:
+        yield f"the liability snapshot {snapshot} was not stored and read back as taken (stored: {stored}, read: {store.latest()})"
+    if not damaged and (snapshot.book.by_category != summed or snapshot.book.total != posted):
+        yield f"the liability snapshot {snapshot.book.by_category} is not the balances' allocation {summed} (posted balances: {posted})"
+
+
 StreamInvariant = Callable[[BalanceEventRun, dict[str, dict]], Iterator[str]]
 STREAM_CHECKS: tuple[StreamInvariant, ...] = (
     every_crossing_is_on_the_bus,
@@ -371,6 +496,8 @@ STREAM_CHECKS: tuple[StreamInvariant, ...] = (
     no_crossing_is_published_twice_outside_the_window,
     one_marker_per_published_crossing,
     each_events_ledger_entries_are_its_cause,
+    every_change_is_judged_by_who_made_it,
+    the_liability_snapshot_is_every_balances_allocation,
 )
 DELIVERY_INVARIANT = (
     "the stream function fails a record (or an invocation) only when a fault was injected into that invocation; so every give-up is explained"

@@ -28,8 +28,6 @@ from infra.constructs.reconciler_function import python_function
 from infra.constructs.tables import ReconcilerTables
 from reconciler import contract
 from reconciler.contract import BALANCE_EVENT_ALARM_CONCERNS, METRICS_NAMESPACE, SERVICE_NAME, Metric
-from reconciler.domain.crossings import Thresholds
-from reconciler.domain.stream_filter import balance_event_filters
 
 # The stream keeps records 24 h. A record still failing after this many retries or this age goes, as a
 # description of the batch (shard and sequence range), to the failure queue: a person then looks (docs/events.md).
@@ -37,9 +35,6 @@ MAX_RETRY_ATTEMPTS = 50
 MAX_RECORD_AGE = Duration.hours(6)
 BATCH_SIZE = 100
 FUNCTION_TIMEOUT = Duration.seconds(60)
-# Lambda gathers a shard's records this long before invoking (unless a batch fills first): one invocation for the
-# changes of a burst instead of one each. Events wait at most this much longer; order and retries are unchanged.
-BATCHING_WINDOW = Duration.seconds(5)
 
 
 class BalanceEventsData(Construct):
@@ -80,7 +75,9 @@ class BalanceEventsData(Construct):
 
 
 class BalanceEventsFunction(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig, tables: ReconcilerTables, data: BalanceEventsData) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: StageConfig, tables: ReconcilerTables, data: BalanceEventsData, ops_topic: sns.ITopic
+    ) -> None:
         super().__init__(scope, construct_id)
         names = config.names
         settings = config.balance_events
@@ -100,11 +97,14 @@ class BalanceEventsFunction(Construct):
                 contract.ENV_EVENT_BUS: contract.DEFAULT_EVENT_BUS,
                 contract.ENV_LOW_THRESHOLD: str(settings.low_threshold),
                 contract.ENV_OVERDRAFT_ALERT_LEVEL: str(settings.overdraft_alert_level),
+                contract.ENV_OPS_TOPIC_ARN: ops_topic.topic_arn,
             },
         )
-        filters = balance_event_filters(Thresholds(settings.low_threshold, settings.overdraft_alert_level)) or []
-        self._read_stream(tables, data, filters)
+        # Every record reaches the function: each change of a balance is checked for its explanation (docs/events.md,
+        # "Every balance change explained"), so the mapping filters nothing; its batching window amortises invocations.
+        self._read_stream(config, tables, data, [])
         self._grant(config, tables, data)
+        self._grant_alerts(ops_topic)
         Validations.of(self.function).acknowledge(
             Acknowledgment(
                 id="Serverless::Serverless-LambdaDLQ",
@@ -113,7 +113,7 @@ class BalanceEventsFunction(Construct):
             )
         )
 
-    def _read_stream(self, tables: ReconcilerTables, data: BalanceEventsData, filters: list[dict]) -> None:
+    def _read_stream(self, config: StageConfig, tables: ReconcilerTables, data: BalanceEventsData, filters: list[dict]) -> None:
         """The mapping on the Credits stream, and the stream read Lambda's poller does with the role."""
         # One shard per item range, one batch per shard at a time (parallelization 1): a user's records are handled
         # in stream order. A failed record is retried from itself (partial batch responses); a failing batch is
@@ -128,8 +128,10 @@ class BalanceEventsFunction(Construct):
             event_source_arn=tables.credits.table_stream_arn,
             starting_position=lambda_.StartingPosition.TRIM_HORIZON,
             batch_size=BATCH_SIZE,
-            max_batching_window=BATCHING_WINDOW,
-            filters=[lambda_.FilterCriteria.filter(pattern) for pattern in filters],
+            # Lambda gathers a shard's records this long before invoking (unless a batch of BATCH_SIZE fills first): one
+            # invocation for the changes of a burst instead of one each (per stage: BalanceEventSettings).
+            max_batching_window=Duration.seconds(config.balance_events.batching_window_seconds),
+            filters=[lambda_.FilterCriteria.filter(pattern) for pattern in filters] or None,
             parallelization_factor=1,
             bisect_batch_on_error=True,
             retry_attempts=MAX_RETRY_ATTEMPTS,
@@ -154,9 +156,22 @@ class BalanceEventsFunction(Construct):
         # Lambda checks that the role can read the stream when it creates the mapping: after all the role's policies.
         mapping.node.add_dependency(self.role)
 
+    def _grant_alerts(self, ops_topic: sns.ITopic) -> None:
+        """An unexplained balance change is alerted on the ops topic (encrypted with its own key)."""
+        self.role.add_to_policy(iam.PolicyStatement(sid="PublishAlerts", actions=["sns:Publish"], resources=[ops_topic.topic_arn]))
+        assert ops_topic.master_key is not None, "the ops topic is encrypted with its own key"
+        acknowledged_statement(
+            self.role,
+            "OpsTopicKey",
+            iam.PolicyStatement(sid="OpsTopicKey", actions=["kms:Decrypt", "kms:GenerateDataKey*"], resources=[ops_topic.master_key.key_arn]),
+            ["Action::kms:GenerateDataKey*"],
+            "SNS publishes to the encrypted ops topic with data keys of its one key; GenerateDataKey* names both variants.",
+        )
+
     def _grant(self, config: StageConfig, tables: ReconcilerTables, data: BalanceEventsData) -> None:
         stack = Stack.of(self)
-        # Published markers and history: read one marker, write one marker (conditional put).
+        # Published markers and history: read one marker, write one marker (conditional put). The unexplained-change
+        # check reads and writes nothing (service/balance_changes.py: the record carries its explanation).
         self.role.add_to_policy(
             iam.PolicyStatement(sid="BalanceEventsTable", actions=["dynamodb:GetItem", "dynamodb:PutItem"], resources=[data.table.table_arn])
         )
@@ -273,5 +288,20 @@ class BalanceEventsAlarms(Construct):
                 failure_queue.metric_approximate_age_of_oldest_message(statistic="Maximum", period=Duration.hours(1)),
                 OLDEST_MESSAGE_ALARM.to_seconds(),
                 "A given-up stream batch has waited 10 days in the balance-events failure queue; SQS deletes it at 14 days.",
+            ),
+            # A balance changed with no ledger entry behind it (docs/operations.md, "Unexplained balance changes"): one
+            # minute, one change, so a direct write to Credits is alarmed within about a minute of its stream record.
+            (
+                "unexplained-balance-changes",
+                cloudwatch.Metric(
+                    namespace=METRICS_NAMESPACE,
+                    metric_name=Metric.UNEXPLAINED_BALANCE_CHANGES,
+                    dimensions_map={"service": SERVICE_NAME, "stage": config.stage},
+                    statistic="Sum",
+                    period=Duration.minutes(1),
+                ),
+                1,
+                "A balance changed and no ledger entry explains it (a direct write to Credits, a hand edit): the alert names "
+                "the user, the change and the commands to book or undo it.",
             ),
         ]

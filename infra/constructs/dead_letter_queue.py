@@ -35,14 +35,17 @@ class DeadLetterQueue(Construct):
         # compute stack, which already depends on this one, so the grant names the rule by its contract
         # name instead of by reference (a reference would make the two stacks depend on each other).
         # The compute stack hands the rule an imported view of this queue so CDK adds no second grant.
-        events_rule_arn = Stack.of(self).format_arn(service="events", resource="rule", resource_name=rule_name or config.names.events_rule)
+        # The stage's credits-in rule (purchases, grants, revocations) parks its undeliverable events here too; the
+        # deployed shadow's queue takes only its own rule's.
+        rule_names = [rule_name] if rule_name else [config.names.events_rule, config.names.credits_in_rule]
+        rule_arns = [Stack.of(self).format_arn(service="events", resource="rule", resource_name=name) for name in rule_names]
         self.queue.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="AllowReconcilerEventRuleDeadLetters",
                 principals=[iam.ServicePrincipal("events.amazonaws.com")],
                 actions=["sqs:SendMessage"],
                 resources=[self.queue.queue_arn],
-                conditions={"ArnEquals": {"aws:SourceArn": events_rule_arn}},
+                conditions={"ArnEquals": {"aws:SourceArn": rule_arns}},
             )
         )
         reason = (

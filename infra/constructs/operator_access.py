@@ -108,10 +108,11 @@ class OperatorAccess(Construct):
                 ("cloudwatch:DescribeAlarms", "cloudwatch:DescribeAlarmHistory", "cloudwatch:GetMetricStatistics"),
                 ("*",),
             ),
-            # balance-events USER: one user's recent balance events (one Query of BalanceEvents-{stage}).
+            # balance-events USER: one user's recent balance events (one Query of BalanceEvents-{stage}); liability: the
+            # snapshot the function's schedule writes there (one GetItem).
             Grant(
                 "ReadBalanceEvents",
-                ("dynamodb:Query",),
+                ("dynamodb:Query", "dynamodb:GetItem"),
                 (balance_events,),
             ),
             # logs tail: the function's own log group.

@@ -157,8 +157,13 @@ def function_environment(config: StageConfig, tables: ReconcilerTables, dead_let
     }
 
 
-# The pipeline's events: what the archive keeps for replay.
+# The pipeline's events alone: what v1's rule matches, and so the deployed shadow's (docs/migration.md step 1).
 RENDER_EVENTS = events.EventPattern(source=[SETTLED_EVENT_SOURCE], detail_type=list(SETTLED_DETAIL_TYPES))
+# The pipeline's events, and billing's credits in (docs/events.md, "Credits in"): what the archive keeps for replay.
+# (The two lists make a cross product: video.generation's credits.* and credits.billing's video.* are never published.)
+ARCHIVED_EVENTS = events.EventPattern(
+    source=[SETTLED_EVENT_SOURCE, contract.CREDITS_IN_EVENT_SOURCE], detail_type=[*SETTLED_DETAIL_TYPES, *contract.CREDITS_IN_EVENT_DETAIL_TYPES]
+)
 # What the function settles: those, and the smoke test's synthetic renders of its own user (docs/operations.md), so
 # the smoke test goes through this rule; its source keeps them from every consumer of the pipeline's events.
 SETTLED_EVENTS = events.EventPattern(source=[SETTLED_EVENT_SOURCE, SMOKE_TEST_EVENT_SOURCE], detail_type=list(SETTLED_DETAIL_TYPES))
@@ -179,13 +184,15 @@ EVENT_DELIVERY_MAX_AGE = Duration.hours(2)
 #               (settlement and conflict records); Query on the sparse unsettled index (timer scan).
 #   Credits:    UpdateItem only (the balance ADD under its guard; a failed guard returns the balance, so no read).
 #   UserLedger: PutItem only: append-only; no UpdateItem, no reads.
-#   Ledger:     nothing: it holds the operators' entries and the history before UserLedger (CLI only).
+#   Ledger:     PutItem (credits in: a purchase's, grant's or revocation's entry, in its transaction, once per
+#               reference) and GetItem (what an earlier delivery of the same reference booked).
 FUNCTION_TABLE_ACTIONS = {
     # The Jobs item is the pipeline's: the function reads it and writes its mirror of a settlement with UpdateItem,
     # never a whole item.
     "jobs": ("dynamodb:GetItem", "dynamodb:UpdateItem"),
     "credits": ("dynamodb:UpdateItem",),
     "user_ledger": ("dynamodb:PutItem",),
+    "ledger": ("dynamodb:GetItem", "dynamodb:PutItem"),
     "settlements": ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"),
 }
 FUNCTION_INDEX_ACTIONS = {"jobs": {contract.JOBS_UNSETTLED_INDEX: ("dynamodb:Query",)}}
@@ -266,15 +273,15 @@ class ReconcilerFunction(Construct):
         )
 
     def _archive(self, config: StageConfig) -> None:
-        """The render events, archived for replay after an incident."""
+        """The render events and credits in, archived for replay after an incident."""
         names = config.names
         self.archive = events.Archive(
             self,
             "Archive",
             archive_name=names.event_archive,
-            description="Render events, kept for replay after an incident",
+            description="Render events and credits in, kept for replay after an incident",
             source_event_bus=events.EventBus.from_event_bus_name(self, "DefaultBus", "default"),
-            event_pattern=RENDER_EVENTS,
+            event_pattern=ARCHIVED_EVENTS,
             retention=Duration.days(config.event_archive_retention_days),
         )
         # aws-cdk issue 37847: Archive synthesizes "KmsKeyIdentifier": "" (an empty key id, which some regions
@@ -307,7 +314,13 @@ class ReconcilerFunction(Construct):
         dead_letter_queue: sqs.IQueue,
         ops_topic: sns.ITopic,
     ) -> None:
-        by_name = {"jobs": tables.jobs, "credits": tables.credits, "user_ledger": tables.user_ledger, "settlements": tables.settlements}
+        by_name = {
+            "jobs": tables.jobs,
+            "credits": tables.credits,
+            "user_ledger": tables.user_ledger,
+            "ledger": tables.ledger,
+            "settlements": tables.settlements,
+        }
         for name, actions in FUNCTION_TABLE_ACTIONS.items():
             self.role.add_to_policy(
                 iam.PolicyStatement(

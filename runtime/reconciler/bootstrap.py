@@ -31,8 +31,13 @@ from reconciler.service.ports import DeadLetters
 if TYPE_CHECKING:
     from reconciler.config import BalanceEventsConfig, ShadowConfig
     from reconciler.notify.notifier import Notifier
+    from reconciler.repository.credits_in_store import CreditsInStore
     from reconciler.repository.dynamodb_operations import OperationsStore
+    from reconciler.service.balance_changes import BalanceChangeService
     from reconciler.service.balance_event_publishing import BalanceEventService
+    from reconciler.service.credits_application import CreditsInService
+    from reconciler.service.liability_snapshot import LiabilitySnapshotJob
+    from reconciler.service.ports import CreditsInStore as CreditsInPort
     from reconciler.service.ports import SettlementStore, StreamChange
     from reconciler.service.reservations import ReservationService
     from reconciler.service.shadow_decisions import ShadowDecider
@@ -41,6 +46,9 @@ if TYPE_CHECKING:
     # mypy (make gate) holds the AWS adapters to the ports' Protocols; tests/port_conformance.py does the fakes.
     def _adapters_implement_the_ports(store: DynamoDBStore, letters: SqsDeadLetters) -> tuple[SettlementStore, DeadLetters]:
         return store, letters
+
+    def _credits_in_adapter_implements_its_port(store: CreditsInStore) -> CreditsInPort:
+        return store
 
 
 # Short timeouts: a hung call must fail fast enough for our own retries inside the 30 s Lambda timeout.
@@ -132,6 +140,17 @@ def build_processor(
     return EventProcessor(settlement, dead_letters or SqsDeadLetters(sqs or aws_client("sqs"), config.dlq_url, config.stage))
 
 
+def build_credits_in_service(
+    config: RuntimeConfig, dynamodb: Any = None, sqs: Any = None, dead_letters: DeadLetters | None = None, **options: Any
+) -> CreditsInService:
+    """Purchases, grants and revocations (source credits.billing): their own store, the function's DLQ."""
+    from reconciler.repository.credits_in_store import CreditsInStore
+    from reconciler.service.credits_application import CreditsInService
+
+    store = CreditsInStore(dynamodb or aws_client("dynamodb"), config)
+    return CreditsInService(store, dead_letters or SqsDeadLetters(sqs or aws_client("sqs"), config.dlq_url, config.stage), **options)
+
+
 def build_timer_scan(store: Any, config: RuntimeConfig) -> TimerScan:
     """The timer scan with the function's prices, grace and stuck thresholds (the handler and the CLI)."""
     from reconciler.service.timer_scan import TimerScan
@@ -190,6 +209,13 @@ def build_shadow_decider(config: ShadowConfig, dynamodb: Any = None) -> ShadowDe
     return ShadowDecider(settlement_store(runtime, dynamodb), lambda store: settlement_service(store, runtime), log)
 
 
+def build_balance_change_service() -> BalanceChangeService:
+    """The stream function's other use case: every balance change explained, from the record alone (no AWS call)."""
+    from reconciler.service.balance_changes import BalanceChangeService
+
+    return BalanceChangeService()
+
+
 def build_notifier(config: RuntimeConfig, **overrides: Any) -> Notifier:
     """The notifier a handler uses, tuned by its configuration (config.notifier); triage only when the stage enables it."""
     from reconciler.notify.grouping import DEFAULT_MAX_PER_WINDOW, DEFAULT_WINDOW_SECONDS, GroupingWindow
@@ -232,8 +258,32 @@ def event_processor() -> EventProcessor:
 
 
 @lru_cache(maxsize=1)
+def credits_in_service() -> CreditsInService:
+    return build_credits_in_service(load_config())
+
+
+@lru_cache(maxsize=1)
 def timer_scan() -> TimerScan:
     return build_timer_scan(event_processor().settlement.store, load_config())
+
+
+def build_liability_snapshot_job(config: RuntimeConfig, dynamodb: Any = None) -> LiabilitySnapshotJob:
+    """The scheduled liability snapshot: Credits scanned, the totals put in BalanceEvents (config.balance_events_table)."""
+    from reconciler.config import ConfigError
+    from reconciler.contract import ENV_BALANCE_EVENTS_TABLE
+    from reconciler.domain.ledger import iso_timestamp
+    from reconciler.repository.liability_store import LiabilitySnapshotTable
+    from reconciler.service.liability_snapshot import LiabilitySnapshotJob
+
+    if not config.balance_events_table:
+        raise ConfigError(f"the liability snapshot needs {ENV_BALANCE_EVENTS_TABLE}")
+    store = LiabilitySnapshotTable(dynamodb or aws_client("dynamodb"), config.credits_table, config.balance_events_table)
+    return LiabilitySnapshotJob(store, iso_timestamp)
+
+
+@lru_cache(maxsize=1)
+def liability_snapshot_job() -> LiabilitySnapshotJob:
+    return build_liability_snapshot_job(load_config())
 
 
 @lru_cache(maxsize=1)
@@ -248,6 +298,21 @@ def shadow_decider() -> ShadowDecider:
     from reconciler.config import load_shadow_config
 
     return build_shadow_decider(load_shadow_config())
+
+
+@lru_cache(maxsize=1)
+def balance_change_service() -> BalanceChangeService:
+    return build_balance_change_service()
+
+
+@lru_cache(maxsize=1)
+def stream_notifier() -> Notifier | None:
+    """The stream function's notifier (unexplained balance changes), or None where it has no ops topic."""
+    from reconciler.config import load_balance_config
+    from reconciler.notify.notifier import Notifier
+
+    config = load_balance_config()
+    return Notifier(config.stage, config.ops_topic_arn, sns_factory=alert_sns_client) if config.ops_topic_arn else None
 
 
 @lru_cache(maxsize=1)
@@ -266,16 +331,21 @@ def reset_container() -> None:
     """Forgets everything a container keeps, configuration included (a new Lambda container)."""
     from reconciler.config import load_balance_config, load_shadow_config
 
-    for cached in (
+    caches: tuple[Any, ...] = (  # typed: mypy cannot join this many lru_cache wrappers
         load_config,
         load_balance_config,
         load_shadow_config,
         shadow_decider,
         default_session,
         event_processor,
+        credits_in_service,
         timer_scan,
         balance_event_service,
+        balance_change_service,
+        liability_snapshot_job,
+        stream_notifier,
         shared_notifier,
         hold_service,
-    ):
+    )
+    for cached in caches:
         cached.cache_clear()

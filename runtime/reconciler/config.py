@@ -94,6 +94,8 @@ class RuntimeConfig:
     # none does (a stage that never ran the code that made them).
     legacy_reservations_before: str = ""
     notifier: NotifierSettings = NotifierSettings()
+    # Where the scheduled liability snapshot is written (BalanceEvents-{stage}); "" where no job runs (the hold function).
+    balance_events_table: str = ""
 
     @classmethod
     def for_stage(cls, stage: str, **overrides: Any) -> RuntimeConfig:
@@ -106,6 +108,7 @@ class RuntimeConfig:
             ledger_table=names.ledger_table,
             user_ledger_table=names.user_ledger_table,
             settlements_table=names.settlements_table,
+            balance_events_table=names.balance_events_table,
             dlq_url="",
             legacy_reservations_before=names.limits.legacy_reservations_before,
             scan_grace_minutes=names.limits.scan_grace_minutes,
@@ -137,6 +140,7 @@ class RuntimeConfig:
             triage_enabled=env.get(ENV_TRIAGE_ENABLED, "false").lower() == "true",
             legacy_reservations_before=_moment(env, ENV_LEGACY_RESERVATIONS_BEFORE),
             notifier=NotifierSettings.from_env(env),
+            balance_events_table=env.get(ENV_BALANCE_EVENTS_TABLE, ""),
         )
 
 
@@ -149,6 +153,8 @@ class BalanceEventsConfig:
     thresholds: Thresholds
     event_source: str = BALANCE_EVENT_SOURCE
     event_bus: str = DEFAULT_EVENT_BUS
+    # Where an unexplained balance change is alerted (the stage's ops topic); "" sends no alert (the metric still counts).
+    ops_topic_arn: str = ""
 
     @classmethod
     def for_stage(cls, stage: str, **overrides: Any) -> BalanceEventsConfig:
@@ -186,6 +192,7 @@ class BalanceEventsConfig:
             thresholds=thresholds,
             event_source=source,
             event_bus=env.get(ENV_EVENT_BUS) or DEFAULT_EVENT_BUS,
+            ops_topic_arn=env.get(ENV_OPS_TOPIC_ARN, ""),
         )
 
 

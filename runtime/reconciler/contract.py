@@ -16,19 +16,29 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from reconciler.domain.attributes import (  # noqa: F401 - the tables' attribute names, re-exported: see that module
+    AMOUNT_PAID_ATTRIBUTE,
     BALANCE_EVENT_KEY,
+    CATEGORY_ATTRIBUTE,
+    CHANGE_BY_KEY,
     CREATED_AT_ATTRIBUTE,
+    CURRENCY_ATTRIBUTE,
+    GOODWILL_CREDITS_ATTRIBUTE,
     HELD_AT_ATTRIBUTE,
     HELD_ATTRIBUTE,
     HOLD,
     HOLD_USER_ATTRIBUTE,
     JOB_ID_ATTRIBUTE,
     LAST_AUDIT_FIX_ATTRIBUTE,
+    LAST_CHANGE_ATTRIBUTE,
     LAST_LEDGER_ENTRY_ATTRIBUTE,
     LEDGER_ID_ATTRIBUTE,
     LOW_OVERRIDE_ATTRIBUTE,
+    MONEY_ATTRIBUTES,
     OVERDRAFT_OVERRIDE_ATTRIBUTE,
+    PAID_CREDITS_ATTRIBUTE,
+    PAYMENT_REFERENCE_ATTRIBUTE,
     PIPELINE_JOB_ATTRIBUTES,
+    PROMOTIONAL_CREDITS_ATTRIBUTE,
     REMAINING_ATTRIBUTE,
     RESERVED_AS_ATTRIBUTE,
     TIMESTAMP_ATTRIBUTE,
@@ -39,6 +49,7 @@ from reconciler.domain.attributes import (  # noqa: F401 - the tables' attribute
     USER_LEDGER_SORT_KEY,
     VERSION_ATTRIBUTE,
 )
+from reconciler.domain.credits_in import CREDITS_IN_DETAIL_TYPES, CREDITS_IN_SOURCE
 from reconciler.domain.events import EVENT_SOURCE, FAILED, RENDERED, SMOKE_TEST_SOURCE, SMOKE_TEST_USER
 
 STAGES: tuple[str, ...] = ("dev", "staging", "prod")
@@ -71,8 +82,13 @@ SETTLED_DETAIL_TYPES: tuple[str, ...] = (RENDERED, FAILED)
 # The post-deploy smoke test (scripts/smoke-test.py): its own source, which the events rule also admits (the archive
 # does not), its own user, whose balance changes the balance-events function never publishes, and its job ids.
 SMOKE_TEST_EVENT_SOURCE = SMOKE_TEST_SOURCE
+# Credits in (docs/events.md, "Credits in"): published by billing and support, applied by the same function.
+CREDITS_IN_EVENT_SOURCE = CREDITS_IN_SOURCE
+CREDITS_IN_EVENT_DETAIL_TYPES: tuple[str, ...] = CREDITS_IN_DETAIL_TYPES
 SMOKE_TEST_DETAIL_TYPE = RENDERED
 SMOKE_TEST_USER_ID = SMOKE_TEST_USER
+# The function's scheduled input that takes the liability snapshot (handlers/entry.py; its rule sends {"job": this}).
+LIABILITY_SNAPSHOT_JOB = "liability-snapshot"
 SMOKE_TEST_JOB_PREFIX = "smoke-test-"
 
 
@@ -109,6 +125,12 @@ class Metric:
     BALANCE_EVENT_FAILURES = "BalanceEventFailures"
     DAMAGED_BALANCE_RECORDS = "DamagedBalanceRecords"
     BAD_THRESHOLD_OVERRIDES = "BadThresholdOverrides"
+    # Credits in (purchases, grants, revocations): applications, and the credits they added or took back.
+    CREDITS_IN_APPLIED = "CreditsInApplied"
+    CREDITS_ADDED = "CreditsAdded"
+    CREDITS_REVOKED = "CreditsRevoked"
+    # The balance-events function's check of every Credits change: changes of a posted balance no entry explains.
+    UNEXPLAINED_BALANCE_CHANGES = "UnexplainedBalanceChanges"
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -241,6 +263,7 @@ BALANCE_EVENT_ALARM_CONCERNS: tuple[str, ...] = (
     "balance-events-failed-batches",
     "balance-events-delivery-failures",
     "balance-events-failed-batches-age",
+    "unexplained-balance-changes",
 )
 
 
@@ -375,8 +398,23 @@ class ResourceNames:
         return f"cc-reconciler-events-{self.stage}"
 
     @property
+    def credits_in_rule(self) -> str:
+        """Purchases, grants and revocations (source credits.billing) to the function (docs/events.md, "Credits in")."""
+        return f"cc-reconciler-credits-in-{self.stage}"
+
+    @property
+    def billing_policy(self) -> str:
+        """What billing's (and support's) role may do: put the credits-in events, nothing else (docs/infrastructure.md)."""
+        return f"cc-reconciler-billing-{self.stage}"
+
+    @property
     def timer_scan_rule(self) -> str:
         return f"cc-reconciler-timer-scan-{self.stage}"
+
+    @property
+    def liability_snapshot_rule(self) -> str:
+        """The schedule of the liability snapshot (the function's job LIABILITY_SNAPSHOT_JOB: docs/events.md)."""
+        return f"cc-reconciler-liability-snapshot-{self.stage}"
 
     @property
     def event_archive(self) -> str:

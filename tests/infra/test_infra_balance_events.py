@@ -10,8 +10,6 @@ from emulator.stream_poller import mapping_filters
 from reconciler import config as runtime_config
 from reconciler import contract
 from reconciler.contract import BALANCE_EVENT_ALARM_CONCERNS
-from reconciler.domain.crossings import Thresholds
-from reconciler.domain.stream_filter import MAX_FILTERS, MAX_PATTERN_CHARS, balance_event_filters
 
 
 def test_credits_table_streams_new_and_old_images_and_the_history_table_exists(synthesized):
@@ -62,17 +60,15 @@ def test_function_and_its_stream_mapping(synthesized):
     assert "StreamArn" in str(mapping["EventSourceArn"]) and "OnFailure" in mapping["DestinationConfig"]
 
 
-def test_only_records_that_can_cross_a_threshold_reach_the_function_in_batches(synthesized):
-    config = synthesized.config
+def test_every_record_reaches_the_function_in_batches(synthesized):
+    # Every change of a balance is checked for its explanation (docs/events.md, "Every balance change explained"): the
+    # mapping filters nothing (domain/stream_filter.py keeps the threshold filters that would deliver only records
+    # near a threshold, proven by tests/unit/domain/test_stream_filter.py); the stage's batching window amortises it.
     mapping = only_resource(synthesized.compute, "AWS::Lambda::EventSourceMapping")["Properties"]
-    patterns = [json.loads(f["Pattern"]) for f in mapping["FilterCriteria"]["Filters"]]
-    # The stage's own thresholds (tests/unit/domain/test_stream_filter.py proves these keep every crossing).
-    settings = config.balance_events
-    assert patterns == balance_event_filters(Thresholds(settings.low_threshold, settings.overdraft_alert_level))
-    assert len(patterns) <= MAX_FILTERS and all(len(f["Pattern"]) <= MAX_PATTERN_CHARS for f in mapping["FilterCriteria"]["Filters"])
-    assert mapping["MaximumBatchingWindowInSeconds"] == 5
+    assert "FilterCriteria" not in mapping
+    assert mapping["MaximumBatchingWindowInSeconds"] == synthesized.config.balance_events.batching_window_seconds
     # What the local stack's poller applies is what the template says.
-    assert mapping_filters({"compute": synthesized.compute.to_json()}) == patterns
+    assert mapping_filters({"compute": synthesized.compute.to_json()}) == []
 
 
 def test_role_publishes_only_its_own_source_to_the_default_bus(synthesized):
@@ -85,7 +81,10 @@ def test_role_publishes_only_its_own_source_to_the_default_bus(synthesized):
     assert publish[0]["Condition"] == {"StringEquals": {"events:source": "credits.reconciler"}}
     assert "event-bus/default" in str(publish[0]["Resource"])
     actions = {a for s in statements for a in as_list(s["Action"])}
-    assert not any(a.startswith("dynamodb:") and a.endswith(("UpdateItem", "DeleteItem", "Scan", "TransactWriteItems")) for a in actions)
+    assert not any(a.startswith("dynamodb:") and a.endswith(("DeleteItem", "Scan", "TransactWriteItems")) for a in actions)
+    # The change check reads and writes nothing: no UpdateItem anywhere, no read of Ledger by id
+    assert not any("dynamodb:UpdateItem" in as_list(s["Action"]) for s in statements)
+    assert not any(s.get("Sid") == "LedgerTable" for s in statements)
     # The entries behind a crossing: a Query of UserLedger (the job postings) and of Ledger's by-user index, nothing else
     queries = [s for s in statements if as_list(s["Action"]) == ["dynamodb:Query"]]
     resources = sorted(json.dumps(r) for s in queries for r in as_list(s["Resource"]))
@@ -96,7 +95,18 @@ def test_role_publishes_only_its_own_source_to_the_default_bus(synthesized):
     reconciler = [
         s for lid, p in policies.items() if lid.startswith("ReconcilerRole") for s in as_list(p["Properties"]["PolicyDocument"]["Statement"])
     ]
-    assert not any("events:PutEvents" in as_list(s["Action"]) or "BalanceEvents" in str(s["Resource"]) for s in reconciler)
+    assert not any("events:PutEvents" in as_list(s["Action"]) for s in reconciler)
+    # but for the liability snapshot's one PutItem (infra/constructs/liability_snapshot.py)
+    touching = [s for s in reconciler if "BalanceEvents" in str(s["Resource"])]
+    assert [(s["Sid"], as_list(s["Action"])) for s in touching] == [("LiabilitySnapshotPut", ["dynamodb:PutItem"])]
+
+
+def test_the_batching_window_keeps_events_and_the_unexplained_alarm_within_minutes_in_every_stage():
+    from infra.config import config_for
+
+    # A balance event and the unexplained-change metric wait at most the window; the alarm's period is one minute.
+    for stage in contract.STAGES:
+        assert 0 < config_for(stage).balance_events.batching_window_seconds <= 30
 
 
 def test_lost_batch_alarms_watch_the_destination_and_the_failure_queues_oldest_message(synthesized):

@@ -76,6 +76,7 @@ def test_function_environment_is_the_runtime_contract(synthesized):
         contract.ENV_SETTLEMENTS_TABLE: "TablesSettlements",
         contract.ENV_DLQ_URL: "DeadLetterQueue",
         contract.ENV_OPS_TOPIC_ARN: "OpsTopic",
+        contract.ENV_BALANCE_EVENTS_TABLE: "BalanceEventsTable",  # the liability snapshot's
     }
     assert set(env) == set(expected_literals) | set(references), f"unexpected variables: {sorted(env)}"
     for name, value in expected_literals.items():
@@ -130,18 +131,21 @@ def test_timer_scan_schedule_targets_the_function(synthesized):
     assert refers_to(target["Arn"], "ReconcilerFunction")
 
 
-def test_eventbridge_may_invoke_the_function_from_both_rules_only(synthesized):
+def test_eventbridge_may_invoke_the_function_from_its_four_rules_only(synthesized):
     permissions = list(synthesized.compute.find_resources("AWS::Lambda::Permission").values())
     assert all(p["Properties"]["Principal"] == "events.amazonaws.com" for p in permissions)
     source_rules = sorted(p["Properties"]["SourceArn"]["Fn::GetAtt"][0] for p in permissions)
-    assert len(source_rules) == 2, f"expected the two rules, got {source_rules}"
-    assert source_rules[0].startswith("ReconcilerEventsRule") and source_rules[1].startswith("ReconcilerTimerScanRule")
+    assert len(source_rules) == 4, f"expected the four rules, got {source_rules}"
+    assert source_rules[0].startswith("CreditsInRule") and source_rules[1].startswith("LiabilitySnapshotSchedule")
+    assert source_rules[2].startswith("ReconcilerEventsRule") and source_rules[3].startswith("ReconcilerTimerScanRule")
 
 
-def test_archive_keeps_render_events_for_the_stage_retention(synthesized):
+def test_archive_keeps_render_events_and_credits_in_for_the_stage_retention(synthesized):
     config = synthesized.config
     archive = resource_named(synthesized.compute, "AWS::Events::Archive", "ArchiveName", f"cc-reconciler-archive-{config.stage}")
-    assert archive["Properties"]["EventPattern"] == RENDER_EVENTS
+    pattern = archive["Properties"]["EventPattern"]
+    assert pattern["source"] == [*RENDER_EVENTS["source"], "credits.billing"]
+    assert pattern["detail-type"] == [*RENDER_EVENTS["detail-type"], "credits.purchased", "credits.granted", "credits.revoked"]
     assert archive["Properties"]["RetentionDays"] == config.event_archive_retention_days
     assert archive["Properties"]["SourceArn"]["Fn::Join"][1][-1].endswith(":event-bus/default")
     # aws-cdk issue 37847: an empty KmsKeyIdentifier is rejected in some regions; absent means an AWS-owned key.
@@ -156,9 +160,13 @@ ACTIONS_ALLOWED_ON_ANY_RESOURCE = {"xray:PutTraceSegments", "xray:PutTelemetryRe
 FUNCTION_TABLE_GRANTS = {
     # The Jobs item is the pipeline's: read, and its settlement mirror updated, never written whole
     "TablesJobs": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
-    "TablesCredits": {"dynamodb:UpdateItem"},  # no read: a failed guard returns the balance
-    "TablesUserLedger": {"dynamodb:PutItem"},  # append-only; Ledger is the operators' (nothing here)
+    # No read of an item: a failed guard returns the balance. The liability snapshot's Scan sees the money figures only.
+    "TablesCredits": {"dynamodb:UpdateItem", "dynamodb:Scan"},
+    "TablesUserLedger": {"dynamodb:PutItem"},  # append-only
+    # Credits in: an entry put once per reference (attribute_not_exists), and read by id to tell a redelivery
+    "TablesLedger": {"dynamodb:GetItem", "dynamodb:PutItem"},
     "TablesSettlements": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},  # the first read is the record's
+    "BalanceEventsTable": {"dynamodb:PutItem"},  # the liability snapshot's one item
 }
 
 
@@ -189,7 +197,8 @@ def test_role_has_no_managed_policies(synthesized):
 
 def test_only_actions_without_resource_level_permissions_get_a_wildcard(synthesized):
     for statement in role_statements(synthesized):
-        assert statement["Effect"] == "Allow" and "Condition" not in statement
+        # The one condition narrows a grant: the liability snapshot's Scan sees the money figures of Credits only.
+        assert statement["Effect"] == "Allow" and ("Condition" not in statement or statement.get("Sid") == "LiabilitySnapshotScan")
         if "*" in as_list(statement["Resource"]):
             assert set(as_list(statement["Action"])) <= ACTIONS_ALLOWED_ON_ANY_RESOURCE, f"wildcard resource for {statement['Action']}"
         for action in as_list(statement["Action"]):
@@ -210,11 +219,26 @@ def test_dynamodb_access_is_exactly_the_calls_per_table_and_index(synthesized):
     indexes = {key: actions for key, actions in per_resource.items() if "/index/" in key}
     by_table = {name: actions for key, actions in tables.items() for name in FUNCTION_TABLE_GRANTS if name in key}
     assert by_table == FUNCTION_TABLE_GRANTS, f"per table: {by_table}"
-    assert len(tables) == 4, f"one entry per table, no wildcard: {sorted(tables)}"
+    assert len(tables) == 6, f"one entry per table, no wildcard: {sorted(tables)}"
     # One index, the timer scan's; the Ledger's by-user index is the CLI's and the balance-events function's.
     ((index, actions),) = indexes.items()
     assert actions == {"dynamodb:Query"}
     assert "TablesJobs" in index and index.endswith(f'/index/{contract.JOBS_UNSETTLED_INDEX}"]]}}')
+
+
+def test_the_liability_snapshot_scans_only_the_money_figures_of_credits_on_its_own_schedule(synthesized):
+    (scan,) = [s for s in statements_with_action_prefix(synthesized, "dynamodb:") if "dynamodb:Scan" in as_list(s["Action"])]
+    assert refers_to(scan["Resource"], "TablesCredits")
+    attributes = scan["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"]
+    assert set(attributes) == {contract.USER_ID_ATTRIBUTE, *contract.MONEY_ATTRIBUTES}
+    assert scan["Condition"]["StringEqualsIfExists"] == {"dynamodb:Select": "SPECIFIC_ATTRIBUTES"}
+    config = synthesized.config
+    rule = resource_named(synthesized.compute, "AWS::Events::Rule", "Name", config.names.liability_snapshot_rule)["Properties"]
+    minutes = config.liability_snapshot_minutes
+    hours = f"rate({minutes // 60} hour{'s' if minutes > 60 else ''})"  # CDK writes whole hours as hours
+    assert rule["ScheduleExpression"] == (hours if minutes % 60 == 0 else f"rate({minutes} minutes)")
+    (target,) = rule["Targets"]
+    assert refers_to(target["Arn"], "ReconcilerFunction") and json.loads(target["Input"]) == {"job": contract.LIABILITY_SNAPSHOT_JOB}
 
 
 def test_the_ledger_is_append_only_for_the_function(synthesized):
@@ -223,8 +247,9 @@ def test_the_ledger_is_append_only_for_the_function(synthesized):
 
     # The job postings: no UpdateItem/DeleteItem (rewriting the audit trail), no reads
     assert actions_on("TablesUserLedger") == {"dynamodb:PutItem"}
-    # The operators' entries and the history before UserLedger: nothing at all
-    assert actions_on("TablesLedger") == set()
+    # The operators' entries, credits in and the history before UserLedger: put once per id, read by id; never
+    # rewritten or deleted
+    assert actions_on("TablesLedger") == {"dynamodb:PutItem", "dynamodb:GetItem"}
 
 
 def test_sqs_sns_kms_and_logs_are_scoped_to_their_one_resource(synthesized):

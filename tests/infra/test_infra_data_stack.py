@@ -111,7 +111,7 @@ def test_dead_letter_queue_keeps_messages_14_days_encrypted(synthesized):
     assert queue["Properties"]["SqsManagedSseEnabled"] is True
 
 
-def test_dead_letter_queue_policy_denies_plain_http_and_admits_only_the_events_rule(synthesized):
+def test_dead_letter_queue_policy_denies_plain_http_and_admits_only_the_two_event_rules(synthesized):
     stage = synthesized.config.stage
     (dlq,) = [
         lid
@@ -127,10 +127,12 @@ def test_dead_letter_queue_policy_denies_plain_http_and_admits_only_the_events_r
     (allow,) = allows
     assert allow["Principal"] == {"Service": "events.amazonaws.com"}
     assert allow["Action"] == "sqs:SendMessage"
-    source_arn = allow["Condition"]["ArnEquals"]["aws:SourceArn"]
+    source_arns = allow["Condition"]["ArnEquals"]["aws:SourceArn"]
     config = synthesized.config
-    expected = f"arn:aws:events:{config.region}:{config.account}:rule/cc-reconciler-events-{stage}"
-    assert joined(source_arn) == expected, f"unexpected source: {source_arn}"
+    expected = [
+        f"arn:aws:events:{config.region}:{config.account}:rule/{name}-{stage}" for name in ("cc-reconciler-events", "cc-reconciler-credits-in")
+    ]
+    assert [joined(arn) for arn in source_arns] == expected, f"unexpected sources: {source_arns}"
 
 
 def test_ops_topic_is_ssl_only_and_encrypted_with_a_rotating_customer_key(synthesized):

@@ -28,6 +28,7 @@ _STRONG: tuple[tuple[str, str, str], ...] = (
     # the deployed shadow's handler only: the CLI's `shadow decide` runs the same decision code as the operator
     ("reconciler.handlers.shadow_events", "", SHADOW_FUNCTION),
     ("reconciler.service.balance_event_publishing", "", BALANCE_FUNCTION),
+    ("reconciler.service.balance_changes", "", BALANCE_FUNCTION),
     ("reconciler.handlers", "", FUNCTION),
     ("emulator.invoker", "", LAMBDA_SERVICE),
     ("emulator", "", SETUP),

@@ -35,6 +35,9 @@ LOGS_AND_TRACES = {
 }
 BALANCE_PLATFORM_GRANTS: dict[tuple[str, str], str] = {
     **LOGS_AND_TRACES,
+    # An unexplained balance change is alerted on the ops topic (sns:Publish is a call of the code; SNS's key use is not).
+    ("kms:GenerateDataKey*", "key"): PLATFORM_GRANTS[("kms:GenerateDataKey*", "key")],
+    ("kms:Decrypt", "key"): PLATFORM_GRANTS[("kms:Decrypt", "key")],
     ("dynamodb:ListStreams", "*"): "the event source mapping: Lambda's poller lists the table's streams",
     ("dynamodb:DescribeStream", "stream"): "the event source mapping: Lambda's poller reads the Credits stream",
     ("dynamodb:GetRecords", "stream"): "the event source mapping: Lambda's poller reads the Credits stream",

@@ -17,6 +17,7 @@ from reconciler.cli import (  # noqa: F401  (registration)
     migrate_commands,
     shadow_commands,
     stage_commands,
+    statement_commands,
     telemetry_commands,
 )
 from reconciler.cli.app import app

@@ -34,6 +34,25 @@ VERSION_ATTRIBUTE = "version"
 LAST_LEDGER_ENTRY_ATTRIBUTE = "lastLedgerEntry"
 # An `audit --fix` that sets a balance records on the item who, when, why and the figures it replaced.
 LAST_AUDIT_FIX_ATTRIBUTE = "lastAuditFix"
+# Credits in (docs/events.md, "Credits in"): a purchase's, grant's or revocation's Ledger entry carries its category,
+# the money behind it (amountPaid, an exact number, with its currency) and the payment a revocation takes back, each
+# only when it has a value (no other entry carries them).
+CATEGORY_ATTRIBUTE = "category"
+AMOUNT_PAID_ATTRIBUTE = "amountPaid"
+CURRENCY_ATTRIBUTE = "currency"
+PAYMENT_REFERENCE_ATTRIBUTE = "paymentReference"
+# The Credits item's running totals of what came in by category (domain/liability.py), added by the credits-in
+# transaction's balance update: purchases less refunds and chargebacks, promotional grants, goodwill grants.
+PAID_CREDITS_ATTRIBUTE = "paidCredits"
+PROMOTIONAL_CREDITS_ATTRIBUTE = "promotionalCredits"
+GOODWILL_CREDITS_ATTRIBUTE = "goodwillCredits"
+# Every balance write of the reconciler also sets lastChange, in the same update: the net change it made to each money
+# attribute it moved (MONEY_ATTRIBUTES; absent: 0) and what made it ("by": the job or Ledger entry id, a digest when
+# long). The Credits stream explains a record by it alone (domain/unexplained.py): version up by one and every money
+# attribute moved by exactly its recorded change.
+LAST_CHANGE_ATTRIBUTE = "lastChange"
+CHANGE_BY_KEY = "by"
+MONEY_ATTRIBUTES = (REMAINING_ATTRIBUTE, HELD_ATTRIBUTE, PAID_CREDITS_ATTRIBUTE, PROMOTIONAL_CREDITS_ATTRIBUTE, GOODWILL_CREDITS_ATTRIBUTE)
 # Attributes of the Credits item a user's balance-event thresholds may be overridden with (docs/events.md).
 LOW_OVERRIDE_ATTRIBUTE = "lowBalanceThreshold"
 OVERDRAFT_OVERRIDE_ATTRIBUTE = "overdraftAlertLevel"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from reconciler.domain.validation import identifier, whole_credits
 
@@ -28,6 +29,12 @@ class LedgerEntry:
     timestamp: str
     event_id: str | None = None
     actor: str | None = None
+    # Credits in (domain/credits_in.py): the entry's category (paid, promotional, goodwill, refund, chargeback), the
+    # money behind it where there is some (exact), and the payment a revocation takes back. None on every other entry.
+    category: str | None = None
+    amount_paid: Decimal | None = None
+    currency: str | None = None
+    payment_reference: str | None = None
 
     def __post_init__(self) -> None:
         if self.type not in (DEBIT, CREDIT):

@@ -43,6 +43,8 @@ class StoredBalance:
     version: int = 0
     updated_at: str | None = None
     last_ledger_entry: str | None = None
+    # What came in by category (paid, promotional, goodwill: domain/liability.py), as the credits-in transactions add it.
+    came_in: dict[str, int] = field(default_factory=dict)
     last_audit_fix: AuditFix | None = None
 
     @property

@@ -15,7 +15,9 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 
 from reconciler import bootstrap
 from reconciler.contract import SMOKE_TEST_USER_ID, Metric
+from reconciler.handlers.outcomes import guarded_alert
 from reconciler.observability import COUNT, lambda_context, log_metrics_if_any, logger, metrics
+from reconciler.service.balance_changes import UNEXPLAINED, ChangeOutcome
 from reconciler.service.balance_event_publishing import DAMAGED, PUBLISHED, REMOVED, BalanceEventService, RecordOutcome
 
 SMOKE_TEST = "smoke-test"  # a record of the smoke test's user, skipped
@@ -41,6 +43,7 @@ class InOrder:
             if change.key_user == SMOKE_TEST_USER_ID:
                 return {"kind": SMOKE_TEST, "published": 0}
             outcome = self.service.handle(change)
+            checked = bootstrap.balance_change_service().handle(change)
         except Exception as error:
             self.failed = True
             metrics.add_metric(Metric.BALANCE_EVENT_FAILURES, COUNT, 1)
@@ -50,7 +53,8 @@ class InOrder:
             )
             raise
         observe(outcome)
-        return {"kind": outcome.kind, "published": len(outcome.published)}
+        observe_change(checked, outcome.sequence_number)
+        return {"kind": outcome.kind, "published": len(outcome.published), "change": checked.kind}
 
 
 def observe(outcome: RecordOutcome) -> None:
@@ -74,6 +78,27 @@ def observe(outcome: RecordOutcome) -> None:
                 )
         if outcome.already_published:
             metrics.add_metric(Metric.BALANCE_EVENTS_ALREADY_PUBLISHED, COUNT, outcome.already_published)
+
+
+def observe_change(outcome: ChangeOutcome, sequence: str | None) -> None:
+    """An unexplained balance change: its metric (the alarm's), an error line, and an alert naming the user, the
+    change and the commands to book or undo it (docs/operations.md). Never raises."""
+    if outcome.kind != UNEXPLAINED or outcome.unexplained is None:
+        return
+    found = outcome.unexplained
+    metrics.add_metric(Metric.UNEXPLAINED_BALANCE_CHANGES, COUNT, 1)
+    logger.error(
+        "unexplained balance change",
+        extra={"user_id": found.user_id, "sequence": sequence, "change": found.change, "posted_after": found.posted_after, "reason": found.reason},
+    )
+
+    def send() -> object:
+        from reconciler.notify.credits_alerts import unexplained_change
+
+        notifier = bootstrap.stream_notifier()
+        return notifier.notify(unexplained_change(found, notifier.stage, sequence)) if notifier is not None else None
+
+    guarded_alert(send)
 
 
 def _sequence(record: DynamoDBRecord) -> Any:

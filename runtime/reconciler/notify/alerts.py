@@ -157,7 +157,7 @@ def _raw_detail(raw_event: Any) -> dict[str, str]:
         found["detailType"] = clip(raw_event.get("detail-type"))
     detail = raw_event.get("detail")
     if isinstance(detail, Mapping):
-        for key in ("jobId", "userId", "model", "seconds"):
+        for key in ("jobId", "userId", "model", "seconds", "reference"):
             if detail.get(key) is not None:
                 found[key] = clip(detail.get(key))
     return found
@@ -183,10 +183,7 @@ def _invalid_event(outcome: Any, stage: str, raw_event: Any) -> Alert:
         given.update(eventId=event.event_id, jobId=event.job_id, userId=event.user_id)
     user = given.get("userId")
     dlq_id = outcome.dead_letter_id
-    commands = [cli.dlq_show(stage, dlq_id) if dlq_id else cli.dlq_list(stage)]
-    if user:
-        commands += [cli.balance(stage, user), cli.ledger(stage, user)]
-    commands.append(cli.dlq_replay(stage, dry_run=True))
+    commands = dead_letter_commands(stage, dlq_id, user)
     job = given.get("jobId", "unknown job")
     return Alert(
         kind=INVALID_EVENT,
@@ -205,6 +202,15 @@ def _invalid_event(outcome: Any, stage: str, raw_event: Any) -> Alert:
         facts={"field": field_name, "reason": reason, "deadLetterId": dlq_id, **given},
         commands=tuple(commands),
     )
+
+
+def dead_letter_commands(stage: str, dlq_id: str | None, user: str | None) -> list[Command]:
+    """What a person runs about a dead-lettered event: the message, the user's balance and ledger, a dry-run replay."""
+    commands = [cli.dlq_show(stage, dlq_id) if dlq_id else cli.dlq_list(stage)]
+    if user:
+        commands += [cli.balance(stage, user), cli.ledger(stage, user)]
+    commands.append(cli.dlq_replay(stage, dry_run=True))
+    return commands
 
 
 def _conflict(outcome: Any, stage: str, prices: Any) -> Alert:

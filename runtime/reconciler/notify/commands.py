@@ -87,6 +87,16 @@ def audit_fix(stage: str, user_id: str, reason: str) -> Command:
     )
 
 
+def audit_fix_trusting(stage: str, user_id: str, trust: str, reason: str) -> Command:
+    """`audit USER --fix --trust ledger|balance`: undo a balance change (back to the books) or book it (an entry)."""
+    purpose = (
+        f"UNDO it: set the balance of {user_id} back to its ledger"
+        if trust == "ledger"
+        else f"BOOK it: an entry that explains the balance of {user_id}"
+    )
+    return Command(purpose, (*_base(stage), "audit", user_id, "--fix", "--trust", trust, "--reason", reason))
+
+
 def alarms_status(stage: str) -> Command:
     return Command("show the reconciler alarms", (*_base(stage), "alarms", "status"))
 

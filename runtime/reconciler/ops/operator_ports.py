@@ -7,12 +7,13 @@ side is repository/dynamodb_operations.py (in-memory: tests/fakes.py); the rest 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from reconciler.domain.ledger import LedgerEntry
+from reconciler.domain.liability import LiabilitySnapshot
 from reconciler.domain.records import SettlementRecord
 from reconciler.domain.settlement import JobRecord, UnreadableJob
 from reconciler.domain.stored import LedgerWindow, StoredBalance, StoredJob
@@ -65,6 +66,22 @@ class BookStore(Protocol):
     def postings_at(self, user_id: str, timestamp: str) -> list[LedgerEntry]: ...
     def ledger_window(self, since: str, until: str | None, progress: Callable[[int], None]) -> LedgerWindow: ...
     def stored_job(self, job_id: str) -> StoredJob: ...
+
+
+class StatementStore(Protocol):
+    """The reads behind `statement` (one user's ledger and open holds) and `liability`."""
+
+    def ledger_for_user(self, user_id: str, since: str | None = None, until: str | None = None) -> Iterable[LedgerEntry]: ...
+    def open_holds(self, user_id: str | None = None) -> Iterable[SettlementRecord | UnreadableJob]: ...
+    def scan_balances(self) -> Iterable[StoredBalance]: ...
+    def scan_ledger(self) -> Iterable[LedgerEntry]: ...
+
+
+class LiabilitySnapshots(Protocol):
+    """The scheduled liability snapshot (the function's job) and, for a check, every Credits item's money figures."""
+
+    def latest(self) -> LiabilitySnapshot | None: ...
+    def balances(self) -> Iterable[Mapping[str, Any]]: ...
 
 
 # --- the dead-letter queue and the function behind it ----------------------------------------------------

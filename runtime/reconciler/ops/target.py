@@ -43,9 +43,11 @@ from reconciler.ops.jobs import JobView
 from reconciler.ops.operator_error import NotFound
 from reconciler.ops.operator_ports import Invoke, InvokeResult, NoAdjustmentCount
 from reconciler.ops.scanning import DryRunStore, OperatorScan
+from reconciler.ops.statements import Statements
 from reconciler.ops.telemetry import Telemetry
 from reconciler.repository.balance_event_store import BalanceEventLog
 from reconciler.repository.dynamodb_operations import OperationsStore
+from reconciler.repository.liability_store import LiabilitySnapshotTable
 from reconciler.service.event_settlement import REJECTED, EventProcessor
 
 if TYPE_CHECKING:
@@ -219,6 +221,11 @@ class Target:
 
     def books(self) -> Books:
         return Books(self.store, (self.names.user_ledger_table, self.names.ledger_table))
+
+    def statements(self) -> Statements:
+        """`statement` and `liability`: what finance reads (ops/statements.py)."""
+        snapshots = LiabilitySnapshotTable(self.client("dynamodb"), self.names.credits_table, self.names.balance_events_table)
+        return Statements(self.store, snapshots)
 
     def job_view(self) -> JobView:
         return JobView(self.store, self._dead_letter_queue())

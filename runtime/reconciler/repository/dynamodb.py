@@ -14,11 +14,17 @@ from botocore.exceptions import ClientError, ConnectionClosedError, ConnectionEr
 
 from reconciler.config import RuntimeConfig
 from reconciler.contract import (
+    AMOUNT_PAID_ATTRIBUTE,
+    CATEGORY_ATTRIBUTE,
+    CURRENCY_ATTRIBUTE,
     HELD_AT_ATTRIBUTE,
     HELD_ATTRIBUTE,
     HOLD_USER_ATTRIBUTE,
     JOBS_UNSETTLED_INDEX,
+    LAST_CHANGE_ATTRIBUTE,
     LAST_LEDGER_ENTRY_ATTRIBUTE,
+    PAYMENT_REFERENCE_ATTRIBUTE,
+    REMAINING_ATTRIBUTE,
     RESERVED_AS_ATTRIBUTE,
     UNSETTLED_ATTRIBUTE,
     UNSETTLED_VALUE,
@@ -31,6 +37,7 @@ from reconciler.domain.holds import HoldRelease, Reservation
 from reconciler.domain.ledger import LedgerEntry, legacy_adjustment_ledger_id
 from reconciler.domain.records import SettledFacts, SettlementRecord
 from reconciler.domain.settlement import UNREAD, Conflict, JobRecord, Settlement, UnreadableJob
+from reconciler.domain.unexplained import change_record
 from reconciler.domain.validation import whole_number_problem
 from reconciler.service.ports import AmbiguousWrite, BalanceChanged, Contention, StaleState
 
@@ -183,6 +190,18 @@ def ledger_item(entry: LedgerEntry) -> dict[str, Any]:
     }
 
 
+def credits_in_ledger_item(entry: LedgerEntry) -> dict[str, Any]:
+    """A credits-in entry (domain/credits_in.py): the common attributes, and its category, money and payment reference
+    where it has them. Only this writer adds them; every other entry is written as ledger_item writes it."""
+    extra = {
+        CATEGORY_ATTRIBUTE: entry.category,
+        AMOUNT_PAID_ATTRIBUTE: entry.amount_paid,
+        CURRENCY_ATTRIBUTE: entry.currency,
+        PAYMENT_REFERENCE_ATTRIBUTE: entry.payment_reference,
+    }
+    return {**ledger_item(entry), **_present(extra)}
+
+
 def user_ledger_item(entry: LedgerEntry) -> dict[str, Any]:
     return {USER_LEDGER_SORT_KEY: user_ledger_key(entry.timestamp, entry.ledger_id), **ledger_item(entry)}
 
@@ -198,6 +217,10 @@ def ledger_from_item(values: dict[str, Any]) -> LedgerEntry:
         timestamp=values.get("timestamp", ""),
         event_id=values.get("eventId"),
         actor=values.get("actor"),
+        category=values.get(CATEGORY_ATTRIBUTE),
+        amount_paid=values.get(AMOUNT_PAID_ATTRIBUTE),
+        currency=values.get(CURRENCY_ATTRIBUTE),
+        payment_reference=values.get(PAYMENT_REFERENCE_ATTRIBUTE),
     )
 
 
@@ -259,6 +282,7 @@ class DynamoDBStore:
                 settlement.balance_delta,
                 settlement.timestamp,
                 _settlement_guard(settlement),
+                made_by=settlement.event.job_id,
                 held_delta=settlement.held_delta,
             )
             items.append((BALANCE, update))
@@ -271,7 +295,9 @@ class DynamoDBStore:
         """The hold and its record in one transaction: `remaining` moves to `held` if it covers the credits (else
         BalanceChanged with the balance); nothing is posted, and the Jobs item (the pipeline's) is not touched."""
         credits = reservation.credits
-        hold = self._balance_update(reservation.user_id, -credits, reservation.timestamp, ("covers", credits), held_delta=credits)
+        hold = self._balance_update(
+            reservation.user_id, -credits, reservation.timestamp, ("covers", credits), made_by=reservation.job_id, held_delta=credits
+        )
         record = {
             "jobId": reservation.job_id,
             "userId": reservation.user_id,
@@ -288,7 +314,7 @@ class DynamoDBStore:
         """A hold given back (its job will not render): `held` to `remaining` (held >= released, in the same
         transaction) and the record's hold closed, if it is still the open hold the release was decided on."""
         credits = release.credits
-        balance = self._balance_update(release.user_id, credits, release.timestamp, ("none", None), held_delta=-credits)
+        balance = self._balance_update(release.user_id, credits, release.timestamp, ("none", None), made_by=release.job_id, held_delta=-credits)
         close = {
             "Update": {
                 "TableName": self.settlements_table,
@@ -304,7 +330,9 @@ class DynamoDBStore:
     def commit_adjustment(self, entry: LedgerEntry) -> None:
         """An operator's adjustment: balance and its ledger entry in one transaction (once per ledger id, and
         never again if the same reference was applied under v2.0's id, checked in the same transaction)."""
-        balance = self._balance_update(entry.user_id, entry.signed_amount, entry.timestamp, ("none", None), ledger_entry=entry.ledger_id)
+        balance = self._balance_update(
+            entry.user_id, entry.signed_amount, entry.timestamp, ("none", None), made_by=entry.ledger_id, ledger_entry=entry.ledger_id
+        )
         items = [(BALANCE, balance), (LEDGER, self._ledger_put(entry))]
         if entry.reference:
             legacy_check = {
@@ -360,10 +388,21 @@ class DynamoDBStore:
     # --- transaction parts -------------------------------------------------------------------
 
     def _balance_update(
-        self, user_id: str, delta: int, timestamp: str, guard: tuple[str, int | None], held_delta: int = 0, ledger_entry: str | None = None
+        self,
+        user_id: str,
+        delta: int,
+        timestamp: str,
+        guard: tuple[str, int | None],
+        *,
+        made_by: str,
+        held_delta: int = 0,
+        ledger_entry: str | None = None,
+        came_in: tuple[str, int] | None = None,
     ) -> dict:
-        """ADD `delta` to `remaining` (and `held_delta` to `held`; a missing figure counts as 0) and 1 to the
-        version (naming `ledger_entry`, the Ledger entry written with it, if any), under a guard:
+        """ADD `delta` to `remaining` (and `held_delta` to `held`, `came_in` to a credits-in total; a missing figure
+        counts as 0) and 1 to the version, and set the change record (`lastChange`: those changes and `made_by`, the
+        job or entry behind them: domain/unexplained.py), naming `ledger_entry`, the Ledger entry written with it,
+        if any, under a guard:
 
         ("none", _)          always: credits and operator adjustments.
         ("covers", n)        remaining is at least n: a debit that leaves it >= 0, or a reservation.
@@ -404,7 +443,14 @@ class DynamoDBStore:
         if ledger_entry is not None:
             expression += f", {LAST_LEDGER_ENTRY_ATTRIBUTE} = :entry"
             values[":entry"] = ledger_entry
-        expression += f" ADD {VERSION_ATTRIBUTE} :one"
+        changes = {REMAINING_ATTRIBUTE: delta, HELD_ATTRIBUTE: held_delta}
+        expression += f", {LAST_CHANGE_ATTRIBUTE} = :change ADD {VERSION_ATTRIBUTE} :one"
+        names: dict[str, str] = {}
+        if came_in is not None:
+            expression += ", #came :came"
+            names["#came"], values[":came"] = came_in
+            changes[came_in[0]] = came_in[1]
+        values[":change"] = change_record(changes, made_by)
         update = {
             "TableName": self.credits_table,
             "Key": to_item({"userId": user_id}),
@@ -412,6 +458,7 @@ class DynamoDBStore:
             "ConditionExpression": " AND ".join(condition for condition in checked if condition),
             "ExpressionAttributeValues": to_item(values),
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            **({"ExpressionAttributeNames": names} if names else {}),
         }
         return {"Update": update}
 

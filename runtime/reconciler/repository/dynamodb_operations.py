@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -20,9 +21,11 @@ from reconciler.contract import (
     HOLD_USER_ATTRIBUTE,
     JOBS_UNSETTLED_INDEX,
     LAST_AUDIT_FIX_ATTRIBUTE,
+    LAST_CHANGE_ATTRIBUTE,
     LAST_LEDGER_ENTRY_ATTRIBUTE,
     LEDGER_BY_USER_INDEX,
     OPEN_HOLDS_INDEX,
+    REMAINING_ATTRIBUTE,
     UNSETTLED_ATTRIBUTE,
     UNSETTLED_VALUE,
     USER_LEDGER_SORT_KEY,
@@ -30,9 +33,11 @@ from reconciler.contract import (
 )
 from reconciler.domain.errors import DamagedJob
 from reconciler.domain.ledger import LedgerEntry
+from reconciler.domain.liability import CAME_IN_ATTRIBUTES
 from reconciler.domain.records import SettlementRecord
 from reconciler.domain.settlement import JobRecord, UnreadableJob
 from reconciler.domain.stored import AuditFix, LedgerWindow, StoredBalance, StoredJob
+from reconciler.domain.unexplained import change_record
 from reconciler.repository.dynamodb import (
     BALANCE,
     LEDGER,
@@ -52,6 +57,8 @@ from reconciler.service.ports import StaleState
 # UserLedger's sort key is `{timestamp}#{ledgerId}`. '$' is the character after '#', so every key of a timestamp
 # t sorts below t + '$' and above any earlier timestamp's keys: `entryKey < until + '$'` is `timestamp <= until`.
 _AFTER_SEPARATOR = "$"
+# What an `audit --fix --trust ledger` names as the maker of its change (lastChange): no ledger entry is written.
+RESTORED_BY = "audit-fix"
 
 
 def oldest_first(entries: list[LedgerEntry]) -> list[LedgerEntry]:
@@ -70,6 +77,7 @@ def stored_balance(item: dict[str, Any]) -> StoredBalance:
         version=whole(values.get(VERSION_ATTRIBUTE)) or 0,
         updated_at=updated_at if isinstance(updated_at, str) else None,
         last_ledger_entry=last_entry if isinstance(last_entry, str) else None,
+        came_in={category: whole(values[name]) or 0 for category, name in CAME_IN_ATTRIBUTES.items() if isinstance(values.get(name), Decimal)},
         last_audit_fix=_audit_fix(values.get(LAST_AUDIT_FIX_ATTRIBUTE)),
     )
 
@@ -279,10 +287,18 @@ class OperationsStore(DynamoDBStore):
             "TableName": self.credits_table,
             "Key": to_item({"userId": entry.user_id}),
             "UpdateExpression": "SET remaining = if_not_exists(remaining, :zero) + :nothing, updatedAt = :now, "
-            f"{LAST_LEDGER_ENTRY_ATTRIBUTE} = :entry ADD {VERSION_ATTRIBUTE} :one",
+            f"{LAST_LEDGER_ENTRY_ATTRIBUTE} = :entry, {LAST_CHANGE_ATTRIBUTE} = :change ADD {VERSION_ATTRIBUTE} :one",
             "ConditionExpression": condition,
             "ExpressionAttributeValues": to_item(
-                {**values, ":zero": 0, ":nothing": 0, ":now": entry.timestamp, ":entry": entry.ledger_id, ":one": 1}
+                {
+                    **values,
+                    ":zero": 0,
+                    ":nothing": 0,
+                    ":now": entry.timestamp,
+                    ":entry": entry.ledger_id,
+                    ":one": 1,
+                    ":change": change_record({}, entry.ledger_id),
+                }
             ),
         }
         self._transact([(BALANCE, {"Update": update}), (LEDGER, self._ledger_put(entry))])
@@ -311,6 +327,8 @@ class OperationsStore(DynamoDBStore):
                 ":now": timestamp,
                 ":one": 1,
                 ":fix": {"actor": actor, "reason": reason, "previous": previous, "at": timestamp},
+                # The net change, exact: the condition holds remaining and held at what the audit read.
+                ":change": change_record({REMAINING_ATTRIBUTE: remaining - (seen or 0), HELD_ATTRIBUTE: held - held_seen}, RESTORED_BY),
             }
         )
         try:
@@ -318,7 +336,8 @@ class OperationsStore(DynamoDBStore):
                 TableName=self.credits_table,
                 Key=to_item({"userId": user_id}),
                 UpdateExpression=(
-                    f"SET remaining = :value, #held = :held, updatedAt = :now, {LAST_AUDIT_FIX_ATTRIBUTE} = :fix ADD {VERSION_ATTRIBUTE} :one"
+                    f"SET remaining = :value, #held = :held, updatedAt = :now, {LAST_AUDIT_FIX_ATTRIBUTE} = :fix, "
+                    f"{LAST_CHANGE_ATTRIBUTE} = :change ADD {VERSION_ATTRIBUTE} :one"
                 ),
                 ConditionExpression=condition,
                 ExpressionAttributeNames={"#held": HELD_ATTRIBUTE},

@@ -5,14 +5,18 @@ repository/ provides the DynamoDB and SQS versions, tests/fakes.py the in-memory
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from reconciler.domain.credits_in import CreditsApplication
 from reconciler.domain.holds import HoldRelease, Reservation
 from reconciler.domain.ledger import LedgerEntry
 from reconciler.domain.records import SettledFacts, SettlementRecord
 from reconciler.domain.settlement import Conflict, JobRecord, Settlement, UnreadableJob
+
+if TYPE_CHECKING:
+    from reconciler.domain.liability import LiabilitySnapshot
 
 
 class SettlementStore(Protocol):
@@ -25,6 +29,14 @@ class SettlementStore(Protocol):
     def commit_release(self, release: HoldRelease) -> None: ...
     def commit_adjustment(self, entry: LedgerEntry) -> None: ...
     def unsettled_jobs(self, created_before: str) -> Iterator[JobRecord | UnreadableJob]: ...
+
+
+class CreditsInStore(Protocol):
+    """Credits in (service/credits_application.py): the balance and its Ledger entry in one transaction, refused
+    (LedgerEntryTaken) when the entry's id is taken; and the entry under an id (strongly consistent)."""
+
+    def commit_credits_in(self, application: CreditsApplication) -> None: ...
+    def get_ledger_entry(self, ledger_id: str) -> LedgerEntry | None: ...
 
 
 class DeadLetters(Protocol):
@@ -71,6 +83,14 @@ class Ledger(Protocol):
 
 
 # --- what an adapter raises when a write or read does not go through -----------------------------
+
+
+class SnapshotStore(Protocol):
+    """The liability snapshot's reads and write (service/liability_snapshot.py): every Credits item's money figures
+    (a Scan), and the snapshot put unless a later one is stored (False)."""
+
+    def balances(self) -> Iterator[Mapping[str, Any]]: ...
+    def put_snapshot(self, snapshot: LiabilitySnapshot) -> bool: ...
 
 
 class StaleState(Exception):

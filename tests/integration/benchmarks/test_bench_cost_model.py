@@ -283,6 +283,21 @@ def test_fixed_monthly_lines_follow_the_template():
     assert fixed["usd_month"] == pytest.approx(sum(fixed["lines"].values()))
 
 
+def test_only_the_timer_scans_schedule_counts_as_ticks():
+    """The liability snapshot's schedule is priced per run of its Scan (docs/capacity.md, "Credits in"), not as a tick."""
+    from benchmarks.capacity import _fixed_resources
+
+    def rule(name: str, schedule: str) -> dict:
+        return {"Type": "AWS::Events::Rule", "Properties": {"Name": name, "ScheduleExpression": schedule}}
+
+    resources = {
+        "Scan": rule("cc-reconciler-timer-scan-prod", "rate(5 minutes)"),
+        "Snapshot": rule("cc-reconciler-liability-snapshot-prod", "rate(1 hour)"),
+        "Events": {"Type": "AWS::Events::Rule", "Properties": {"Name": "cc-reconciler-events-prod", "EventPattern": {}}},
+    }
+    assert _fixed_resources(resources, "cc-reconciler-timer-scan-prod")["schedules"] == ["rate(5 minutes)"]
+
+
 def test_custom_metrics_are_a_fixed_monthly_cost_per_series():
     metrics = metric_series_usd(results_with([]))
     assert (metrics["series"], metrics["names"], metrics["dimension_sets"]) == (3, 2, ["", "service,stage"])

@@ -32,3 +32,11 @@ def test_the_demo_settles_its_event_stream_and_the_books_balance(tmp_path):
     assert "9 events, 3 dead-lettered with their reason" in text
     # And the top-up of carol, overdrawn, restored her: the balance-events function published it
     assert "credits.restored" in text
+    # And credits in: the purchase delivered twice applied once, a grant, a refund
+    assert "pi_demo_1 │ applied │ balance +500" in text and "pi_demo_1 │ duplicate" in text
+    assert "dave: remaining 430 (500 once, + 50, - 120)" in text
+    # And the direct write caught as unexplained (its alarm), undone; the statement and the liability
+    assert "alarm cc-reconciler-unexplained-balance-changes-dev: ALARM after" in text
+    assert "undone: reconciler --local audit dave --fix --trust ledger --> remaining 430" in text
+    assert "│ credits │ paid │ +500 │ purchase:9:pi_demo_1 │" in text and "│ debits │ refund │ -120 │ revocation:9:re_demo_1 │" in text
+    assert ": agrees" in text

@@ -16,10 +16,12 @@ import pytest
 from botocore.exceptions import ClientError
 
 from emulator.fidelity import IN_PROCESS_STREAMS, drop_key_only_inserts
-from emulator.stream_poller import StreamPoller, balance_function_environment, capture_published_events, lambda_record, mapping_filters, read_captured
+from emulator.stream_poller import StreamPoller, balance_function_environment, capture_published_events, lambda_record, read_captured
 from reconciler import bootstrap
 from reconciler.config import load_balance_config
+from reconciler.domain.crossings import Thresholds
 from reconciler.domain.ledger import adjustment_entry, iso_timestamp, job_ledger_id
+from reconciler.domain.stream_filter import balance_event_filters
 from reconciler.handlers import balance_stream
 from simulator.sim import emitted_metrics
 from tests.events import LambdaContext, rendered
@@ -124,9 +126,10 @@ def test_low_exhausted_overdrawn_and_restored_each_once_in_balance_order(balance
     assert [h["detailType"] for h in balances.history("u1")] == ["credits.restored", "credits.overdrawn", "credits.exhausted", "credits.low"]
 
 
-def test_the_mappings_filters_keep_every_crossing_and_only_changes_that_can_cross(balances, dev_templates):
-    # The template's FilterCriteria, applied as Lambda applies them (reconciler.domain.stream_filter).
-    balances.poller.filters = mapping_filters(dev_templates)
+def test_the_threshold_filters_keep_every_crossing_and_only_changes_that_can_cross(balances):
+    # The threshold filters (reconciler.domain.stream_filter), applied as Lambda applies them; the deployed mapping
+    # filters nothing (every change is checked against the ledger), but these still keep every crossing.
+    balances.poller.filters = balance_event_filters(Thresholds(10, 0)) or []
     balances.adjust("u9", 30, "open")  # created at 30: no side below 10, filtered out
     balances.adjust("u9", -15, "a")  # 30 -> 15: filtered out
     balances.adjust("u9", -7, "b")  # 15 -> 8: low

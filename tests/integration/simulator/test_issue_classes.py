@@ -1,5 +1,6 @@
 """Issues #20 and #21's classes in the simulator: the default seeds generate every one, and each fix of issue #20 and
-#21's record design, undone (tests/integration/simulator/mutations.py), is caught by the simulator at a seed of its first runs.
+#21's record design (and #24's change check), undone (tests/integration/simulator/mutations.py), is caught by the
+simulator at a seed of its first runs.
 
 `make sim` runs seeds 0, 1, 2, ... in order: CAUGHT says the first seed whose run fails with each bug (found by
 running them in that order), and each test runs that seed with the bug, so a change that stops the simulator from
@@ -59,6 +60,9 @@ CAUGHT = [
     (mutations.settlement_proven_on_the_jobs_item_only, 3, "settled with a record holding None"),
     (mutations.reservations_on_jobs_items_counted_after_the_cut_off, 3, "job 'hand-1' (unreserved, rendered) records released 2"),
     (mutations.the_hold_price_ignored_at_settlement, 1, "the price of ('hd-v2', Fraction(5, 2)) is 7"),
+    # Issue #24: every balance change explained, both ways
+    (mutations.writes_that_record_no_change, 0, "was flagged as unexplained: remaining moved +200, and the change record says +0"),
+    (mutations.the_change_check_trusts_an_unchanged_version, 0, "was not flagged"),
 ]
 
 

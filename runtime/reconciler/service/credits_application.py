@@ -1,0 +1,124 @@
+"""Applying credits in (purchases, grants, revocations): validate, decide, one transaction, retry; bad input to the DLQ.
+
+The common path is one write and no read: the transaction writes the balance and the entry under the id derived
+from the outside reference, on condition that the id is free. A redelivery fails that condition; the entry it
+finds (one strong read) is the same application (a duplicate, nothing written) or another one reusing the reference
+(refused, dead-lettered). A revocation is decided as covered first; when the balance's guard fails, the balance
+comes back with the failure and the revocation is applied as an overdraft under the opposite guard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.domain.credits_in import CreditsApplication, CreditsInEvent, decide_credits_in, parse_credits_in, same_application
+from reconciler.domain.errors import InvalidEvent, LedgerEntryTaken
+from reconciler.domain.ledger import iso_timestamp
+from reconciler.service.ports import AmbiguousWrite, BalanceChanged, CreditsInStore, DeadLetters, StaleState
+from reconciler.service.retrying import Backoff, with_retries
+
+APPLIED, DUPLICATE, REJECTED = "applied", "duplicate", "rejected"
+
+
+@dataclass(frozen=True)
+class CreditsOutcome:
+    kind: str
+    event: CreditsInEvent | None = None
+    application: CreditsApplication | None = None
+    error: InvalidEvent | None = None
+    attempts: int = 1
+    dead_letter_id: str | None = None
+    recovered: bool = False  # an earlier attempt of this call committed it; its answer was lost
+
+    @property
+    def overdraft(self) -> bool:
+        return self.kind == APPLIED and self.application is not None and self.application.overdraft
+
+    def summary(self) -> dict[str, Any]:
+        summary: dict[str, Any] = {"outcome": self.kind, "attempts": self.attempts}
+        if self.event is not None:
+            summary.update(
+                eventId=self.event.event_id,
+                detailType=self.event.detail_type,
+                userId=self.event.user_id,
+                reference=self.event.reference,
+                category=self.event.category,
+                ledgerId=self.event.ledger_id,
+            )
+        if self.application is not None and self.kind == APPLIED:
+            summary.update(balanceDelta=self.application.balance_delta, overdraft=self.application.overdraft)
+            if self.application.balance_after is not None:
+                summary["balanceAfter"] = self.application.balance_after
+        if self.recovered:
+            summary["recovered"] = True
+        if self.error is not None:
+            summary.update(field=self.error.field, reason=self.error.reason, deadLetterId=self.dead_letter_id)
+        return summary
+
+
+@dataclass
+class CreditsInService:
+    store: CreditsInStore
+    dead_letters: DeadLetters
+    clock: Callable[[], str] = iso_timestamp
+    backoff: Callable[[float | None], Backoff] = field(default=lambda deadline: Backoff(deadline=deadline))
+
+    def process(self, raw_event: Mapping[str, Any], deadline: float | None = None) -> CreditsOutcome:
+        event = None
+        try:
+            event = parse_credits_in(raw_event)
+            return self.apply(event, deadline)
+        except InvalidEvent as error:
+            # Nothing was written: validation and a reused reference are found before any write commits.
+            event_id = raw_event.get("id") if isinstance(raw_event, Mapping) else None
+            message_id = self.dead_letters.send(
+                raw_event,
+                error_type=type(error).__name__,
+                field=error.field,
+                reason=error.reason,
+                event_id=event_id if isinstance(event_id, str) else None,
+            )
+            return CreditsOutcome(REJECTED, event=event, error=error, dead_letter_id=message_id)
+
+    def apply(self, event: CreditsInEvent, deadline: float | None = None) -> CreditsOutcome:
+        """Exactly once per ledger id: whatever the deliveries, retries and concurrency, one entry, one balance change."""
+        known: list[Any] = [None, False]  # the balance a failed guard returned, and whether there is one
+        ambiguous = [False]
+
+        def attempt() -> CreditsOutcome:
+            for _ in range(2):  # decided as covered; once more on the balance the failed guard returned
+                application = decide_credits_in(event, self.clock(), known[0], balance_known=known[1])
+                try:
+                    self.store.commit_credits_in(application)
+                except BalanceChanged as changed:
+                    known[:] = [changed.balance, True]
+                    continue
+                except (LedgerEntryTaken, StaleState):
+                    return self._already_applied(event, ambiguous[0])
+                except AmbiguousWrite:
+                    ambiguous[0] = True
+                    raise
+                return CreditsOutcome(APPLIED, event=event, application=application)
+            raise StaleState("the balance crossed the revocation's threshold again meanwhile")
+
+        outcome, attempts = with_retries(attempt, self.backoff(deadline))
+        return CreditsOutcome(outcome.kind, event=outcome.event, application=outcome.application, attempts=attempts, recovered=outcome.recovered)
+
+    def _already_applied(self, event: CreditsInEvent, after_lost_answer: bool) -> CreditsOutcome:
+        existing = self.store.get_ledger_entry(event.ledger_id)
+        if existing is None:
+            raise StaleState("the write was refused but no entry holds its ledger id: decide again")
+        if not same_application(existing, event):
+            raise InvalidEvent(
+                "reference",
+                f"reference {event.reference!r} was already used by ledger entry {existing.ledger_id!r} for "
+                f"{existing.signed_amount:+d} credits ({existing.category or 'no category'}) to user {existing.user_id!r}; "
+                "a new application needs a new reference",
+            )
+        if after_lost_answer and existing.event_id == event.event_id:
+            # Our own earlier attempt committed it (its answer was lost): applied, not a duplicate.
+            application = CreditsApplication(event, existing, overdraft=False)
+            return CreditsOutcome(APPLIED, event=event, application=application, recovered=True)
+        return CreditsOutcome(DUPLICATE, event=event)

@@ -116,7 +116,7 @@ def up(
         loaded = load_templates(templates, state.stage)
         say(f"[1/3] using the templates in {templates}")
     else:
-        say(f"[1/3] synthesizing the {state.stage} templates (CDK, in-process) ...")
+        say(f"[1/3] synthesizing the {state.stage} templates (CDK, in-process; read from the cache a test session names, if it has them) ...")
         loaded = templates_for(state.stage)
     say(f"[2/3] starting moto on 127.0.0.1 ({time.monotonic() - started:.1f} s) ...")
     with moto_server() as endpoint:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -21,13 +22,49 @@ from emulator.server import CHECKOUT, LOCAL_ENV, LOCAL_REGION, moto_server
 LOCAL_FILES = CHECKOUT / ".local-stack"
 
 
+# A folder of synthesized stages, keyed by what the synthesis reads: the test session names its cache here
+# (tests/least_privilege/synthesis.py), so that what it starts (the demo, the cutover rehearsal, `python -m emulator
+# up`) reads a stage the session already synthesized from the same sources instead of synthesizing it again.
+TEMPLATE_CACHE_VARIABLE = "CC_RECONCILER_TEMPLATE_CACHE"
+# What build_app reads: the CDK code, the runtime (the contract, and the function's asset), the feature flags.
+SYNTHESIS_INPUTS = ("infra", "runtime", "cdk.json")
+
+
 @lru_cache(maxsize=4)
 def templates_for(stage: str) -> dict[str, dict]:
     """The stage's synthesized CloudFormation templates (CDK synthesis in-process, no credentials)."""
+    cached = _cached_templates(stage)
+    if cached is not None:
+        return cached
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     from infra.app import synthesize_templates
 
     return synthesize_templates(stage)
+
+
+def inputs_hash(stage: str, root: Path) -> str:
+    """A key of everything the synthesis of `stage` reads below `root`: a changed source is another key."""
+    digest = hashlib.sha256(f"{stage}\0{os.environ.get('CDK_CONTEXT_JSON', '')}\0".encode())
+    for top in SYNTHESIS_INPUTS:
+        base = root / top
+        files = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file())
+        for path in files:
+            if "__pycache__" in path.parts or path.suffix == ".pyc":  # not read by the synthesis, nor in the asset
+                continue
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:32]
+
+
+def _cached_templates(stage: str) -> dict[str, dict] | None:
+    """The stage from the folder TEMPLATE_CACHE_VARIABLE names, if it holds one synthesized from these sources."""
+    folder = os.environ.get(TEMPLATE_CACHE_VARIABLE)
+    if not folder:
+        return None
+    try:  # an entry is written whole or not at all (os.replace)
+        stacks = json.loads((Path(folder) / f"{stage}-{inputs_hash(stage, CHECKOUT)}.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return {name: stack["template"] for name, stack in stacks.items()}
 
 
 @dataclass

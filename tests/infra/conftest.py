@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,6 +74,22 @@ def synthesize(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
                     stacks[names.shadow_stack].region,
                 ),
             )
+        return built[stage]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def ci_stack(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Any]:
+    """A stage's synthesized CI stack (infra/app.py build_ci_app), once per stage and process: the CI roles' tests
+    and cfn-lint read the same stack."""
+    from infra.app import build_ci_app
+
+    built: dict[str, Any] = {}
+
+    def get(stage: str) -> Any:
+        if stage not in built:
+            (built[stage],) = build_ci_app(stage, outdir=str(tmp_path_factory.mktemp(f"ci-{stage}"))).synth().stacks
         return built[stage]
 
     return get

@@ -15,13 +15,14 @@ from moto import mock_aws
 from typer.testing import CliRunner
 
 from emulator.resources import provision
-from emulator.stack import templates_for
 from reconciler.cli.main import app
+from tests.least_privilege import synthesis
 
 
 @pytest.fixture(scope="module")
-def dev_templates() -> dict[str, dict]:
-    return templates_for("dev")
+def dev_templates(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    # The session's synthesis of dev (tests/least_privilege/synthesis.py), not one more of this worker's own.
+    return synthesis.cache_or_own(request.config, tmp_path_factory).templates("dev")
 
 
 def _zip() -> bytes:

@@ -15,7 +15,6 @@ from ci_roles import CiRole, ci_roles, documented_roles, subject_environment
 from infra_helpers import as_list
 from workflow_helpers import WORKFLOWS, load, steps, uses
 
-from infra.app import build_ci_app
 from infra.config import CI_REPOSITORY, config_for
 from reconciler.contract import STAGES
 
@@ -24,11 +23,11 @@ DYNAMODB_READS = {"dynamodb:GetItem", "dynamodb:Query"}
 
 
 @pytest.fixture(scope="module")
-def roles_of(tmp_path_factory) -> dict[str, dict[str, CiRole]]:
+def roles_of(ci_stack) -> dict[str, dict[str, CiRole]]:
     """Stage -> role name -> role, from each stage's synthesized CI stack."""
     built = {}
     for stage in STAGES:
-        (stack,) = build_ci_app(stage, outdir=str(tmp_path_factory.mktemp(f"ci-{stage}"))).synth().stacks
+        stack = ci_stack(stage)
         assert stack.stack_name == f"cc-reconciler-ci-{stage}"
         config = config_for(stage)
         built[stage] = ci_roles(stack.template, config.account, config.region)

@@ -13,11 +13,8 @@ from infra.app import build_app
 from infra.runtime_asset import lambda_python
 
 
-def test_the_asset_holds_the_handlers_and_not_the_cli_ops_or_local_stack(tmp_path):
-    # Given the dev app synthesized into a cloud assembly
-    build_app("dev", outdir=str(tmp_path)).synth()
-    # When we find the asset folder that carries the Lambda entry module
-    [asset] = [folder for folder in tmp_path.glob("asset.*") if (folder / "reconciler" / "handlers" / "entry.py").exists()]
+def test_the_asset_holds_the_handlers_and_not_the_cli_ops_or_local_stack(asset):
+    # Given the asset folder that carries the Lambda entry module in the dev app's cloud assembly (the fixture below)
     files = {path.relative_to(asset).as_posix() for path in asset.rglob("*") if path.is_file()}
     # Then the runtime layers and the reviewed prices are there, and nothing that only operators or tests use
     for needed in (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -105,3 +106,31 @@ def test_the_synthesis_uses_the_repositorys_runtime_even_under_a_test_patch(monk
         synthesis.synthesize("dev")
     assert seen == [synthesis.REPO / "runtime"]
     assert reconciler_function.RUNTIME_DIR is tmp_path  # the test's patch is back
+
+
+def test_a_process_the_session_starts_reads_the_sessions_stage_and_never_one_of_other_sources(repo, synthesized, tmp_path, monkeypatch):
+    from emulator import stack
+
+    # Given the session's cache holding prod, synthesized from the sources as they are
+    directory = tmp_path / "cache"
+    synthesis.TemplateCache(directory).stacks("prod")
+    monkeypatch.setenv(stack.TEMPLATE_CACHE_VARIABLE, str(directory))
+    monkeypatch.setattr(stack, "CHECKOUT", repo)  # the sources that process would synthesize from
+    # Then emulator.stack (the demo's, the rehearsal's and `up`'s way to the templates) reads it from there
+    assert stack._cached_templates("prod") == {"stack-prod": {"Resources": {"N": 1}}}
+    # but not a stage the session has not synthesized, nor after a source changed, nor without the session's folder
+    assert stack._cached_templates("dev") is None
+    (repo / "runtime" / "reconciler" / "contract.py").write_text((repo / "runtime" / "reconciler" / "contract.py").read_text() + "\n")
+    assert stack._cached_templates("prod") is None
+    monkeypatch.delenv(stack.TEMPLATE_CACHE_VARIABLE)
+    assert stack._cached_templates("prod") is None
+    assert synthesized == ["prod"]
+
+
+def test_the_session_names_its_cache_to_the_processes_it_starts(request):
+    from emulator import stack
+
+    cache = synthesis.cache(request.config)
+    if cache is None:
+        pytest.skip("the recorder plugin (which makes the session's cache) is not loaded")
+    assert os.environ[stack.TEMPLATE_CACHE_VARIABLE] == str(cache.directory)

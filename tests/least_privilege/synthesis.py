@@ -10,7 +10,6 @@ packages and Node cannot go stale between runs either.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -21,14 +20,15 @@ from typing import Any
 
 import pytest
 
+from emulator import stack as stack_module
+
 try:
     import fcntl
 except ImportError:  # Windows: no lock; two processes may then both synthesize a stage, and either write is whole
     fcntl = None  # type: ignore[assignment]
 
 REPO = Path(__file__).resolve().parents[2]
-# What build_app reads: the CDK code, the runtime (the contract, and the function's asset), the feature flags.
-INPUTS = ("infra", "runtime", "cdk.json")
+INPUTS = stack_module.SYNTHESIS_INPUTS
 WORKER_INPUT = "aws_synthesis_cache"
 
 
@@ -44,15 +44,7 @@ class Stack:
 
 
 def inputs_hash(stage: str) -> str:
-    digest = hashlib.sha256(f"{stage}\0{os.environ.get('CDK_CONTEXT_JSON', '')}\0".encode())
-    for top in INPUTS:
-        root = REPO / top
-        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-        for path in files:
-            if "__pycache__" in path.parts or path.suffix == ".pyc":  # not read by the synthesis, nor in the asset
-                continue
-            digest.update(path.relative_to(REPO).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()[:32]
+    return stack_module.inputs_hash(stage, REPO)
 
 
 def synthesize(stage: str) -> dict[str, Stack]:
@@ -131,6 +123,8 @@ def configure(config: pytest.Config) -> None:
         config.stash[_CACHE] = TemplateCache(Path(tempfile.mkdtemp(prefix="cc-reconciler-templates-")))
     elif WORKER_INPUT in workerinput:
         config.stash[_CACHE] = TemplateCache(Path(workerinput[WORKER_INPUT]))
+    if _CACHE in config.stash:  # and for the processes the tests start (emulator/stack.py, templates_for)
+        os.environ[stack_module.TEMPLATE_CACHE_VARIABLE] = str(config.stash[_CACHE].directory)
 
 
 def configure_node(node: Any) -> None:  # pytest-xdist, on the controller, for each worker it starts
@@ -138,6 +132,7 @@ def configure_node(node: Any) -> None:  # pytest-xdist, on the controller, for e
 
 
 def unconfigure(config: pytest.Config) -> None:
+    os.environ.pop(stack_module.TEMPLATE_CACHE_VARIABLE, None)
     if not hasattr(config, "workerinput") and _CACHE in config.stash:
         shutil.rmtree(config.stash[_CACHE].directory, ignore_errors=True)
 

@@ -10,7 +10,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[3]
 
 
-def test_the_rehearsal_settles_every_job_once_and_ends_with_clean_books(tmp_path):
+def test_the_rehearsal_settles_every_job_once_and_ends_with_clean_books(tmp_path, dev_templates):
+    # dev_templates: the stage in the session's synthesis cache first, which the rehearsal reads (emulator/stack.py)
     summary_path = tmp_path / "summary.json"
     command = [sys.executable, str(REPO / "scripts" / "rehearse_cutover.py"), "--users", "4", "--jobs", "24", "--summary", str(summary_path)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=900)

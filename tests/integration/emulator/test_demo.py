@@ -12,7 +12,9 @@ pytestmark = [pytest.mark.server, pytest.mark.long]
 CHECKOUT = Path(__file__).resolve().parents[3]
 
 
-def test_the_demo_settles_its_event_stream_and_the_books_balance(tmp_path):
+def test_the_demo_settles_its_event_stream_and_the_books_balance(tmp_path, dev_templates):
+    # dev_templates: the stage in the session's synthesis cache before the demo starts, so that its `emulator up` reads
+    # it there (emulator/stack.py, templates_for) instead of synthesizing it again (a long test starts first).
     # Given the demo's users, holds and event stream; When it runs as `make demo` runs it (a script over the public
     # commands: `python -m emulator up`, the `reconciler` CLI, the hold function and EventBridge)
     environment = {**os.environ, "COLUMNS": "200"}  # rich wraps at the terminal's width

@@ -4,7 +4,7 @@ simulator at a seed of its first runs.
 
 `make sim` runs seeds 0, 1, 2, ... in order: CAUGHT says the first seed whose run fails with each bug (found by
 running them in that order), and each test runs that seed with the bug, so a change that stops the simulator from
-catching it fails here. A seed past 99 is caught by `make sim`, not by `make test` (its first 100 seeds).
+catching it fails here. make test runs each such seed unchanged too (test_simulator.SAMPLES).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 from simulator.edges import NUMBER_EDGES
 from simulator.scenario import generate
 from tests.integration.simulator import mutations
-from tests.integration.simulator.test_simulator import failures_at
+from tests.integration.simulator.test_simulator import SAMPLES, failures_at
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +64,11 @@ CAUGHT = [
     (mutations.writes_that_record_no_change, 0, "was flagged as unexplained: remaining moved +200, and the change record says +0"),
     (mutations.the_change_check_trusts_an_unchanged_version, 0, "was not flagged"),
 ]
+
+
+def test_every_seed_a_bug_is_caught_at_passes_unchanged_in_make_test():
+    # A seed that catches a bug proves it only if it passes without the bug: make test's samples run each one.
+    assert {seed for _, seed, _ in CAUGHT} <= {seed for sample in SAMPLES for seed in sample}
 
 
 @pytest.mark.parametrize(("bug", "seed", "caught_by"), CAUGHT, ids=[bug.__name__ for bug, _, _ in CAUGHT])

@@ -64,7 +64,9 @@ def _cached_templates(stage: str) -> dict[str, dict] | None:
         stacks = json.loads((Path(folder) / f"{stage}-{inputs_hash(stage, CHECKOUT)}.json").read_text())
     except (OSError, ValueError):
         return None
-    return {name: stack["template"] for name, stack in stacks.items()}
+    # Only the stage's own app: the session's entry also holds its deployed shadow's stack (`mode` "shadow"), whose
+    # table and second rule on v1's pattern a local stack of the stage must not get.
+    return {name: stack["template"] for name, stack in stacks.items() if stack.get("mode", "full") == "full"}
 
 
 @dataclass

@@ -127,6 +127,25 @@ def test_a_process_the_session_starts_reads_the_sessions_stage_and_never_one_of_
     assert synthesized == ["prod"]
 
 
+def test_a_process_the_session_starts_never_reads_the_stages_shadow(repo, monkeypatch, tmp_path):
+    from emulator import stack
+
+    # Given the session's cache holding dev's own stack and its deployed shadow's (the demo once got both: every
+    # event dead-lettered twice, by the stage's rule and by the shadow's)
+    def both(stage: str) -> dict[str, synthesis.Stack]:
+        return {
+            f"stack-{stage}": synthesis.Stack({"Resources": {"Own": 1}}, True, "111111111111", "us-east-1"),
+            f"shadow-{stage}": synthesis.Stack({"Resources": {"Shadow": 1}}, False, "111111111111", "us-east-1", mode="shadow"),
+        }
+
+    monkeypatch.setattr(synthesis, "synthesize", both)
+    synthesis.TemplateCache(tmp_path / "cache").stacks("dev")
+    monkeypatch.setenv(stack.TEMPLATE_CACHE_VARIABLE, str(tmp_path / "cache"))
+    monkeypatch.setattr(stack, "CHECKOUT", repo)
+    # Then a local stack of dev is provisioned from dev's own stack only
+    assert stack._cached_templates("dev") == {"stack-dev": {"Resources": {"Own": 1}}}
+
+
 def test_the_session_names_its_cache_to_the_processes_it_starts(request):
     from emulator import stack
 

@@ -3,6 +3,7 @@ parameter, first deploys and the adoption's order."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -194,7 +195,10 @@ def test_make_deploy_shadow_runs_the_check_of_its_mode_before_the_deploy():
     # `make -n` prints the recipe without running it; the installs it depends on are taken as done (-o)
     repo = Path(__file__).resolve().parents[2]
     done = ["-o", ".venv/bin/.installed", "-o", "node_modules/.installed"]
-    printed = subprocess.run(["make", "-n", *done, "deploy-shadow", "STAGE=prod"], cwd=repo, capture_output=True, text=True, timeout=60, check=True)
+    # Under `make test` the outer make's MAKEFLAGS and MAKELEVEL would reach this one ("Entering directory" lines).
+    quiet = {name: value for name, value in os.environ.items() if name not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    command = ["make", "--no-print-directory", "-n", *done, "deploy-shadow", "STAGE=prod"]
+    printed = subprocess.run(command, cwd=repo, capture_output=True, text=True, timeout=60, check=True, env=quiet)
     assert printed.stdout.splitlines() == [
         ".venv/bin/python -m infra.predeploy prod --mode shadow",
         "npx cdk deploy --context stage=prod --context mode=shadow --require-approval broadening",

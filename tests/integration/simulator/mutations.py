@@ -293,3 +293,21 @@ def the_hold_price_ignored_at_settlement(monkeypatch: pytest.MonkeyPatch) -> Non
     from reconciler.domain import settlement
 
     monkeypatch.setattr(settlement, "_price", lambda event, record, prices: prices.price_of(event.model))
+
+
+def expiry_releases_without_the_hold_condition(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The timer scan's release of an expired hold loses its condition on the hold (still open, unsettled, of that
+    # expiry): a tick that read the hold before a settlement, the pipeline's release or another tick committed
+    # releases it again (only the balance's held >= released guard is left).
+    from reconciler.repository.dynamodb import DynamoDBStore
+
+    original = DynamoDBStore._transact
+
+    def unconditioned(self: Any, items: list) -> None:
+        for role, item in items:
+            update = item.get("Update") or {}
+            if role == "record" and "#by" in update.get("UpdateExpression", ""):
+                update["ConditionExpression"] = f"attribute_exists(jobId) OR ({update['ConditionExpression']})"
+        original(self, items)
+
+    monkeypatch.setattr(DynamoDBStore, "_transact", unconditioned)

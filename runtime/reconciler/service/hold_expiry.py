@@ -61,9 +61,10 @@ class HoldExpiryService:
     clock: Callable[[], str] = iso_timestamp
     backoff: Callable[[], Backoff] = field(default=Backoff)
 
-    def release_expired(self, deadline: float | None = None) -> ExpiryReport:
+    def release_expired(self, now: str | None = None, deadline: float | None = None) -> ExpiryReport:
+        """Releases the holds expired at `now` (the tick's start; default: the clock's now)."""
         report = ExpiryReport()
-        for seen in until_failure(self.store.expired_holds(self.clock()), lambda error: setattr(report, "interrupted", error)):
+        for seen in until_failure(self.store.expired_holds(now or self.clock()), lambda error: setattr(report, "interrupted", error)):
             if deadline is not None and time.monotonic() >= deadline:
                 break  # the rest waits for the next tick
             if isinstance(seen, UnreadableJob):

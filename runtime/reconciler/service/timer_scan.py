@@ -98,7 +98,7 @@ class TimerScan:
             else:
                 report.waiting.append(job)
         if self.expiry is not None and not report.stopped_early:
-            report.expiry = self.expiry.release_expired(deadline)
+            report.expiry = self.expiry.release_expired(iso_timestamp(now), deadline)
         return report
 
     def _settle(self, job: JobRecord, settle_before: str, report: ScanReport, deadline: float | None, request_id: str | None) -> None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler.contract import SMOKE_TEST_USER_ID
 from simulator.config_changes import deploy_thresholds
+from simulator.expiries import HOLD_EXPIRED_DETAIL_TYPE
 from simulator.faults import (
     LEDGER_QUERY_FAULTS,
     MARKER_READ_FAULTS,
@@ -263,7 +264,7 @@ class BalanceEventRun:
 
     def bus(self) -> list[dict]:
         """The balance events EventBridge accepted, in the order it accepted them."""
-        return [event for event in self.h.bus if event["source"] == BALANCE_SOURCE]
+        return [event for event in self.h.bus if event["source"] == BALANCE_SOURCE and event.get("detail-type") != HOLD_EXPIRED_DETAIL_TYPE]
 
     def check(self) -> None:
         truth = self.ground_truth()

@@ -31,6 +31,11 @@ class SimulatedClock:
             self.moment += STEP
             return self.moment
 
+    def advance(self, delta: timedelta) -> None:
+        """Time passing with nothing read: the expiry phase's wait for every hold's expiry (simulator.expiries)."""
+        with self.lock:
+            self.moment += delta
+
 
 _clock = SimulatedClock()
 
@@ -38,6 +43,10 @@ _clock = SimulatedClock()
 def now() -> datetime:
     """The simulated now (the world's and the pipeline's writes read it too)."""
     return _clock.now()
+
+
+def advance(delta: timedelta) -> None:
+    _clock.advance(delta)
 
 
 class _SimulatedDatetime(datetime):

@@ -111,6 +111,8 @@ class CommitOracle:
         failed = [(op, reason) for op, reason in zip(items, reasons, strict=False) if reason.get("Code") == "ConditionalCheckFailed"]
         on_balance = [reason for op, reason in failed if op["TableName"] == credits]
         race, self.local.race = self.local.race, None
+        if self.local.task.kind == "scan":
+            self.run.expiries.refused(self.local.task, params, reasons)
         attempt = getattr(self.local, "attempt", None)
         if attempt is not None:
             attempt.transactions += 1
@@ -125,7 +127,7 @@ class CommitOracle:
             task: Task = self.local.task
             if task.kind == "reserve":
                 self.result.covered["holds:refused-by-the-hold-condition"] += 1
-                _, user, _, credits = task.args
+                _, user, _, credits = task.args[:4]
                 if attempt is not None and self.books.covers(user, credits) and user not in self.books.damaged_balances:
                     attempt.covered_refusals.append(f"{user!r} had {self.books.remaining[user]} to spend")
             else:
@@ -186,6 +188,8 @@ class CommitOracle:
             self._held(task)
         elif record_write == "Update" and task.kind == "release":
             self._released(task)
+        elif record_write == "Update" and task.kind == "scan":
+            self.run.expiries.released(task, params)
         elif record_write is None and task.kind in ("adjust", "audit-fix"):
             self._adjusted(task, params)
         else:
@@ -233,6 +237,7 @@ class CommitOracle:
             self.result.failures.append(
                 f"the hold of {job_id!r} recorded (credits, holdUser, model, unit price) {found}; the oracle says {credits, owner, model, unit_price}"
             )
+        self.run.expiries.held(job_id, record)
         self.result.covered["holds:made"] += 1
 
     def _released(self, task: Task) -> None:
@@ -301,6 +306,7 @@ class CommitOracle:
         if (record.get("releasedCredits", 0), record.get("refundedCredits", 0)) != (released, refunded):
             stored = f"released {record.get('releasedCredits')}, refunded {record.get('refundedCredits')}"
             fail(f"job {job_id!r} ({known.kind or 'unreserved'}, {outcome}) records {stored}; expected {released}, {refunded}")
+        self.run.expiries.settled(job_id, known, outcome, record.get("settledAt"))
         _, overdraft = self.books.settle(job_id, owner, outcome, cost, by)
         if bool(record.get("settledIntoOverdraft")) != overdraft:
             fail(

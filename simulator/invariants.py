@@ -23,6 +23,7 @@ from simulator.event_invariants import (
     the_metrics_equal_the_ground_truth,
     the_timer_scan_never_settles_a_replaced_status,
 )
+from simulator.expiries import EXPIRY_CHECKS
 from simulator.liveness import LIVENESS_CHECKS
 from simulator.operators import OPERATOR_CHECKS
 from simulator.oracle import CUT_OFF
@@ -225,6 +226,7 @@ CHECKS: tuple[Invariant, ...] = (
     *OPERATOR_CHECKS,
     *EDGE_CHECKS,
     *LIVENESS_CHECKS,
+    *EXPIRY_CHECKS,
 )
 
 

@@ -95,6 +95,8 @@ class OracleJob:
     hold_model: str | None = None  # the model and unit price a recorded hold was made at, and the price deploys then
     unit_price: Fraction | None = None
     held_epoch: int = 0
+    expires_at: str | None = None  # a recorded hold's expiry, as the hold call asked for it (simulator.expiries)
+    expired: bool = False  # its hold was released by the timer scan at its expiry
 
     @property
     def holding(self) -> int:
@@ -161,11 +163,13 @@ class Books:
         self.jobs[job_id] = OracleJob(user, credits, HOLD, recorded=True, hold_model=model, unit_price=prices_at(epoch)[model], held_epoch=epoch)
         return problems
 
-    def release(self, job_id: str) -> list[str]:
+    def release(self, job_id: str, expired: bool = False) -> list[str]:
+        """A recorded hold given back: by the pipeline's release(), or (`expired`) by the timer scan at its expiry."""
         job = self.jobs.get(job_id)
         if job is None or job.kind != HOLD or not job.holding:
-            return [f"a hold of job {job_id!r} was released, but the oracle knows no open hold of it"]
-        job.released = True
+            how = "at its expiry" if expired else ""
+            return [f"a hold of job {job_id!r} was released {how}, but the oracle knows no open hold of it (released twice, or settled)"]
+        job.released, job.expired = True, expired
         self.held[job.user] -= job.reserved
         self.adjust(job.user, job.reserved)
         return []

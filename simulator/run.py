@@ -26,6 +26,7 @@ from simulator.commits import CommitOracle
 from simulator.config_changes import deploy_prices
 from simulator.direct_calls import DirectCalls
 from simulator.edges import EDGE_SETUP
+from simulator.expiries import Expiries
 from simulator.faults import MAX_MONEY_PATH_FAULTS, RETRIED_BY_THE_CODE, RETRIED_OPERATIONS, SimulatedTimeout, money_path_fault
 from simulator.harness import STAGE, Harness
 from simulator.operators import OPERATOR_KINDS, Operators
@@ -87,6 +88,7 @@ class Run:
         self.stale_rate = self.stale_rng.choice((0.0, 0.3, 0.7))
         self.direct = DirectCalls(self)
         self.prices = self.direct.stage_prices()
+        self.expiries = Expiries(self)
 
     # --- faults, at the botocore boundary ---------------------------------------------------------------
     def stale_read_plan(self, table: str, available: int) -> int:
@@ -103,6 +105,10 @@ class Run:
     def plan(self, service: str, operation: str, params: dict) -> Any:
         if getattr(self.scheduler.local, "index", None) is None:
             return None  # set-up, checks, and the concurrent writer of a race: not a worker, no switch, no fault
+        if operation == "Scan" and not self.s.expiries and "holdExpiresAt" in params.get("ExpressionAttributeNames", {}).values():
+            # A tick's look for expired holds in a run without an expiry phase: it finds none, and must not change
+            # the run (no hand-over, no fault), so every seed without one runs as it did before hold expiry.
+            return None
         self.local.race = None
         if service == "dynamodb":
             # The prices the worker decided on since its last call: a deploy can come only at a hand-over.
@@ -302,6 +308,7 @@ class Run:
             queues[self.rng.randrange(self.s.workers)].append(task)
         with self._observed():
             finished = self.scheduler.run([partial(self.execute_queue, queue) for queue in queues])
+            finished = self.expiries.run_phase() and finished
             # The audit with the holds still open (after the closing phase none is)
             self.h.fidelity.catch_up_indexes()  # the books are judged, not the lag (the fixes and the scan met it)
             self.result.failures.extend(the_operators_audit_finds_the_books_clean(self, read_tables(self)))

@@ -25,8 +25,8 @@ class Task:
     expect: str = ""  # for events: "valid" or "invalid"
 
     def describe(self) -> str:
-        if self.kind == "sequence":
-            return "sequence(" + "; ".join(step.describe()[:160] for step in self.args) + ")"
+        if self.kind in ("sequence", "step"):
+            return f"{self.kind}(" + "; ".join(step.describe()[:160] for step in self.args) + ")"
         return f"{self.kind}{json.dumps(_printable(self.args), default=str, ensure_ascii=True)}{' expect=' + self.expect if self.expect else ''}"
 
 
@@ -63,6 +63,9 @@ class Scenario:
     stream: StreamDelivery = field(default_factory=StreamDelivery)
     discrepancies: list[Task] = field(default_factory=list)  # damages to the books after the run (simulator.discrepancies)
     threshold_deploys: bool = False  # thresholds deployed between a stream record's attempts (simulator.config_changes)
+    # The expiry phase's tasks, run after the others on workers of their own (simulator.expiries): holds that expire.
+    expiries: list[Task] = field(default_factory=list)
+    expiry_workers: int = 1
 
 
 def envelope(detail_type: str, detail: Any, event_id: Any) -> dict:
@@ -182,7 +185,10 @@ def generate(seed: int) -> Scenario:
     _open_hold_tasks(random.Random(f"{seed}-holds"), setup, tasks)
     threshold_deploys = _issue_classes(seed, setup, tasks)
     discrepancies = _discrepancy_tasks(random.Random(f"{seed}-discrepancies"), setup)
-    return Scenario(seed, setup, tasks, workers, fault_rate, stream, discrepancies, threshold_deploys)
+    from simulator.expiries import expiry_tasks  # it imports this module
+
+    expiries, expiry_workers = expiry_tasks(random.Random(f"{seed}-expiries"), setup)
+    return Scenario(seed, setup, tasks, workers, fault_rate, stream, discrepancies, threshold_deploys, expiries, expiry_workers)
 
 
 def _issue_classes(seed: int, setup: list[Task], tasks: list[Task]) -> bool:
@@ -363,4 +369,6 @@ def describe(scenario: Scenario) -> str:
     lines += [f"  setup  {task.describe()[:240]}" for task in scenario.setup]
     lines += [f"  task   {task.describe()[:240]}" for task in scenario.tasks]
     lines += [f"  damage {task.describe()[:240]}" for task in scenario.discrepancies]
+    if scenario.expiries:
+        lines += [f"  expiry phase: {scenario.expiry_workers} worker(s)"] + [f"  expiry {task.describe()[:2000]}" for task in scenario.expiries]
     return "\n".join(lines)

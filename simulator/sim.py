@@ -46,6 +46,7 @@ from collections.abc import Callable
 
 from simulator.balance_events import BALANCE_EVENT_SUMMARY, balance_event_invariants
 from simulator.discrepancies import the_audit_reports_exactly_the_injected_discrepancies
+from simulator.expiries import EXPIRY_SUMMARY
 from simulator.harness import Harness
 from simulator.invariants import AT_EVERY_COMMIT, CHECKS, emitted_metrics, statement
 from simulator.run import RunResult, run_scenario
@@ -107,6 +108,10 @@ CLASS_SUMMARY = (
 )
 
 
+def _prefixed(covered: Counter, prefix: str) -> int:
+    return sum(count for name, count in covered.items() if name.startswith(prefix))
+
+
 def class_counts(covered: Counter) -> list[tuple[str, list[int]]]:
     return [
         (label, [sum(count for name, count in covered.items() if name.startswith(prefix)) for prefix in prefixes])
@@ -126,8 +131,8 @@ def digest(scenario: Scenario, result: RunResult) -> str:
     def sha(parts: list[str]) -> str:
         return hashlib.sha256("\n".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
-    header = describe(dataclasses.replace(scenario, setup=[], tasks=[], discrepancies=[]))
-    tasks = [header] + [task.describe() for task in scenario.setup + scenario.tasks + scenario.discrepancies]
+    header = describe(dataclasses.replace(scenario, setup=[], tasks=[], discrepancies=[], expiries=[]))
+    tasks = [header] + [task.describe() for task in scenario.setup + scenario.tasks + scenario.discrepancies + scenario.expiries]
     counters = [f"{name}={count}" for name, count in sorted(result.covered.items())]
     verdict = f"failed {len(result.failures)} {sha(result.failures)}" if result.failures else "ok"
     return (
@@ -215,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     print("covered: " + ", ".join(f"{name}={count}" for name, count in sorted(covered.items())), file=sys.stderr)
     print("balance events: " + ", ".join(f"{name}={covered[key]}" for name, key in BALANCE_EVENT_SUMMARY), file=sys.stderr)
     print("holds and v2 data: " + ", ".join(f"{name}={covered[key]}" for name, key in HOLDS_SUMMARY), file=sys.stderr)
+    print("hold expiry: " + ", ".join(f"{name}={_prefixed(covered, key)}" for name, key in EXPIRY_SUMMARY), file=sys.stderr)
     print("issues #20 and #21: " + ", ".join(f"{label}={' / '.join(map(str, counts))}" for label, counts in class_counts(covered)), file=sys.stderr)
     print("invariants checked after every run:\n  - " + "\n  - ".join(invariants()), file=sys.stderr)
     missing = uncovered(covered, len(seeds)) if len(seeds) >= COVERAGE_SAMPLE else []

@@ -30,6 +30,9 @@ from typing import Any
 from reconciler.contract import (
     HELD_AT_ATTRIBUTE,
     HELD_ATTRIBUTE,
+    HOLD_EXPIRED,
+    HOLD_EXPIRES_AT_ATTRIBUTE,
+    HOLD_RELEASED_BY_ATTRIBUTE,
     HOLD_USER_ATTRIBUTE,
     LAST_LEDGER_ENTRY_ATTRIBUTE,
     RESERVED_AS_ATTRIBUTE,
@@ -127,6 +130,7 @@ class InMemorySettlementStore:
             "holdModel": reservation.model,
             "unitPrice": reservation.unit_price,
             HOLD_USER_ATTRIBUTE: user_id,
+            HOLD_EXPIRES_AT_ATTRIBUTE: reservation.expires_at,
         }
         writes.append(_Write(RECORD, job_id not in self.records, lambda: self.records.__setitem__(job_id, _present(record))))
         self._transact(writes)
@@ -135,9 +139,14 @@ class InMemorySettlementStore:
         balance = self._balance_write(release.user_id, release.credits, release.timestamp, self._usable(release.user_id), -release.credits)
         item = self.records.get(release.job_id, {})
         still_open = item.get(HOLD_USER_ATTRIBUTE) == release.user_id and item.get("heldCredits") == release.credits and "settledAs" not in item
+        if release.expired_at is not None:  # an expiry's release: still of that expiry, and it has passed
+            expiry = item.get(HOLD_EXPIRES_AT_ATTRIBUTE)
+            still_open = still_open and expiry == release.expired_at and expiry <= release.timestamp
 
         def close() -> None:
             closed = {**item, "holdReleasedAt": release.timestamp}
+            if release.expired_at is not None:
+                closed[HOLD_RELEASED_BY_ATTRIBUTE] = HOLD_EXPIRED
             closed.pop(HOLD_USER_ATTRIBUTE, None)
             self.records[release.job_id] = closed
 
@@ -186,6 +195,13 @@ class InMemorySettlementStore:
         ]
         for item in sorted(indexed, key=lambda item: item["createdAt"]):
             yield _readable(item)
+
+    def expired_holds(self, now: str) -> Iterator[SettlementRecord | UnreadableJob]:
+        """The open-holds index filtered on the expiry (hold_expiry.ExpiringHolds)."""
+        for item in list(self.records.values()):
+            expiry = item.get(HOLD_EXPIRES_AT_ATTRIBUTE)
+            if HOLD_USER_ATTRIBUTE in item and isinstance(expiry, str) and expiry <= now:
+                yield _settlement_record(item)
 
     # --- what the CLI's Adjuster reads (OperationsStore's names) -------------------------------
 
@@ -429,6 +445,8 @@ def _settlement_record(item: dict[str, Any]) -> SettlementRecord:
         hold_model=item.get("holdModel"),
         unit_price=item.get("unitPrice"),
         hold_released_at=item.get("holdReleasedAt"),
+        hold_expires_at=item.get(HOLD_EXPIRES_AT_ATTRIBUTE),
+        hold_released_by=item.get(HOLD_RELEASED_BY_ATTRIBUTE),
         settled_as=item.get("settledAs"),
         settled_at=item.get("settledAt"),
         settled_by_event=item.get("settledByEvent"),

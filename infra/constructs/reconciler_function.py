@@ -153,6 +153,8 @@ def function_environment(config: StageConfig, tables: ReconcilerTables, dead_let
         contract.ENV_PRICE_OVERRIDES: json.dumps(dict(config.price_overrides), sort_keys=True),
         contract.ENV_SCAN_GRACE_MINUTES: str(config.limits.scan_grace_minutes),
         contract.ENV_STUCK_JOB_HOURS: str(config.limits.stuck_job_hours),
+        contract.ENV_HOLD_EXPIRY_MINUTES: str(config.limits.hold_expiry_minutes),
+        contract.ENV_HOLD_EXPIRY_MAX_MINUTES: str(config.limits.hold_expiry_max_minutes),
         contract.ENV_TRIAGE_ENABLED: "true" if config.triage_enabled else "false",
     }
 
@@ -182,6 +184,8 @@ EVENT_DELIVERY_MAX_AGE = Duration.hours(2)
 # DeleteItem, which the function never writes).
 #   Jobs:       GetItem (the one read of a settlement), PutItem (settling a job the table never saw), UpdateItem
 #               (settlement and conflict records); Query on the sparse unsettled index (timer scan).
+#   Settlements: GetItem, PutItem, UpdateItem (records); Scan of the sparse open-holds index (the timer scan's
+#               expired holds).
 #   Credits:    UpdateItem only (the balance ADD under its guard; a failed guard returns the balance, so no read).
 #   UserLedger: PutItem only: append-only; no UpdateItem, no reads.
 #   Ledger:     PutItem (credits in: a purchase's, grant's or revocation's entry, in its transaction, once per
@@ -195,7 +199,10 @@ FUNCTION_TABLE_ACTIONS = {
     "ledger": ("dynamodb:GetItem", "dynamodb:PutItem"),
     "settlements": ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"),
 }
-FUNCTION_INDEX_ACTIONS = {"jobs": {contract.JOBS_UNSETTLED_INDEX: ("dynamodb:Query",)}}
+FUNCTION_INDEX_ACTIONS = {
+    "jobs": {contract.JOBS_UNSETTLED_INDEX: ("dynamodb:Query",)},
+    "settlements": {contract.OPEN_HOLDS_INDEX: ("dynamodb:Scan",)},
+}
 
 
 def events_rule(
@@ -343,6 +350,18 @@ class ReconcilerFunction(Construct):
         # side; the function's code only ever sends.)
         dead_letter_queue.grant(self.role, "sqs:SendMessage")
         self.role.add_to_policy(iam.PolicyStatement(sid="PublishAlerts", actions=["sns:Publish"], resources=[ops_topic.topic_arn]))
+        # The timer scan announces each hold it released at its expiry: that one event, on the default bus.
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="PublishExpiredHolds",
+                actions=["events:PutEvents"],
+                resources=[Stack.of(self).format_arn(service="events", resource="event-bus", resource_name=contract.DEFAULT_EVENT_BUS)],
+                conditions={
+                    "StringEquals": {"events:source": contract.BALANCE_EVENT_SOURCE},
+                    "ForAllValues:StringEquals": {"events:detail-type": [contract.HOLD_EXPIRED_DETAIL_TYPE]},
+                },
+            )
+        )
         # SNS encrypts what the function publishes with the topic's key, as the publisher.
         assert ops_topic.master_key is not None, "the ops topic is encrypted with its own key"
         key_use = acknowledged_statement(

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from reconciler.service.credits_application import CreditsInService
     from reconciler.service.liability_snapshot import LiabilitySnapshotJob
     from reconciler.service.ports import CreditsInStore as CreditsInPort
-    from reconciler.service.ports import SettlementStore, StreamChange
+    from reconciler.service.ports import Publisher, SettlementStore, StreamChange
     from reconciler.service.reservations import ReservationService
     from reconciler.service.shadow_decisions import ShadowDecider
     from reconciler.service.timer_scan import TimerScan
@@ -151,8 +151,11 @@ def build_credits_in_service(
     return CreditsInService(store, dead_letters or SqsDeadLetters(sqs or aws_client("sqs"), config.dlq_url, config.stage), **options)
 
 
-def build_timer_scan(store: Any, config: RuntimeConfig) -> TimerScan:
-    """The timer scan with the function's prices, grace and stuck thresholds (the handler and the CLI)."""
+def build_timer_scan(store: Any, config: RuntimeConfig, publisher: Publisher | None = None) -> TimerScan:
+    """The timer scan with the function's prices, grace and stuck thresholds; with a `publisher` (the scheduled
+    function's EventBridge), it also releases expired holds and announces each. The operators' `reconciler scan`
+    passes none: expiry is the function's alone, so no expired hold goes unannounced."""
+    from reconciler.service.hold_expiry import HoldExpiryService
     from reconciler.service.timer_scan import TimerScan
 
     return TimerScan(
@@ -160,13 +163,24 @@ def build_timer_scan(store: Any, config: RuntimeConfig) -> TimerScan:
         settlement_service(store, config),
         grace=timedelta(minutes=config.scan_grace_minutes),
         stuck_after=timedelta(hours=config.stuck_job_hours),
+        expiry=None if publisher is None else HoldExpiryService(store, publisher=publisher),
     )
 
 
 def build_reservations(store: Any, config: RuntimeConfig) -> ReservationService:
+    from reconciler.domain.holds import HoldExpiry
     from reconciler.service.reservations import ReservationService
 
-    return ReservationService(store, PriceBook.with_overrides(config.price_overrides), legacy_before=config.legacy_reservations_before)
+    expiry = HoldExpiry(timedelta(minutes=config.hold_expiry_minutes), timedelta(minutes=config.hold_expiry_max_minutes))
+    return ReservationService(store, PriceBook.with_overrides(config.price_overrides), legacy_before=config.legacy_reservations_before, expiry=expiry)
+
+
+def hold_expiry_publisher(events: Any = None) -> Publisher:
+    """`credits.hold.expired` on the default bus, under the balance events' source (docs/events.md)."""
+    from reconciler.contract import BALANCE_EVENT_SOURCE, DEFAULT_EVENT_BUS
+    from reconciler.repository.balance_event_store import EventBridgePublisher
+
+    return EventBridgePublisher(events or aws_client("events"), BALANCE_EVENT_SOURCE, DEFAULT_EVENT_BUS)
 
 
 @lru_cache(maxsize=1)
@@ -264,7 +278,7 @@ def credits_in_service() -> CreditsInService:
 
 @lru_cache(maxsize=1)
 def timer_scan() -> TimerScan:
-    return build_timer_scan(event_processor().settlement.store, load_config())
+    return build_timer_scan(event_processor().settlement.store, load_config(), hold_expiry_publisher())
 
 
 def build_liability_snapshot_job(config: RuntimeConfig, dynamodb: Any = None) -> LiabilitySnapshotJob:

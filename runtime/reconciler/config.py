@@ -26,6 +26,8 @@ from reconciler.contract import (
     ENV_DLQ_URL,
     ENV_EVENT_BUS,
     ENV_EVENT_SOURCE,
+    ENV_HOLD_EXPIRY_MAX_MINUTES,
+    ENV_HOLD_EXPIRY_MINUTES,
     ENV_JOBS_TABLE,
     ENV_LEDGER_TABLE,
     ENV_LEGACY_RESERVATIONS_BEFORE,
@@ -89,6 +91,8 @@ class RuntimeConfig:
     price_overrides: Mapping[str, Decimal] = field(default_factory=dict)
     scan_grace_minutes: int = StageLimits.scan_grace_minutes
     stuck_job_hours: int = StageLimits.stuck_job_hours
+    hold_expiry_minutes: int = StageLimits.hold_expiry_minutes
+    hold_expiry_max_minutes: int = StageLimits.hold_expiry_max_minutes
     triage_enabled: bool = False
     # Jobs created before this moment may carry a reservation made on their item (domain/settlement.py); "" means
     # none does (a stage that never ran the code that made them).
@@ -113,6 +117,8 @@ class RuntimeConfig:
             legacy_reservations_before=names.limits.legacy_reservations_before,
             scan_grace_minutes=names.limits.scan_grace_minutes,
             stuck_job_hours=names.limits.stuck_job_hours,
+            hold_expiry_minutes=names.limits.hold_expiry_minutes,
+            hold_expiry_max_minutes=names.limits.hold_expiry_max_minutes,
         )
         values.update(overrides)
         return cls(**values)
@@ -137,6 +143,7 @@ class RuntimeConfig:
             price_overrides=_parse_price_overrides(env.get(ENV_PRICE_OVERRIDES, "")),
             scan_grace_minutes=_whole(env, ENV_SCAN_GRACE_MINUTES, StageLimits.scan_grace_minutes, positive=True),
             stuck_job_hours=_whole(env, ENV_STUCK_JOB_HOURS, StageLimits.stuck_job_hours, positive=True),
+            **_hold_expiry(env),
             triage_enabled=env.get(ENV_TRIAGE_ENABLED, "false").lower() == "true",
             legacy_reservations_before=_moment(env, ENV_LEGACY_RESERVATIONS_BEFORE),
             notifier=NotifierSettings.from_env(env),
@@ -210,6 +217,15 @@ class ShadowConfig:
         if not env.get(ENV_SHADOW_TABLE):
             raise ConfigError(f"missing environment variables: {ENV_SHADOW_TABLE}")
         return cls(RuntimeConfig.from_env(env), env[ENV_SHADOW_TABLE])
+
+
+def _hold_expiry(env: Mapping[str, str]) -> dict[str, int]:
+    """A hold's default expiry and the latest one a hold may ask for, in minutes: the default within the maximum."""
+    default = _whole(env, ENV_HOLD_EXPIRY_MINUTES, StageLimits.hold_expiry_minutes, positive=True)
+    maximum = _whole(env, ENV_HOLD_EXPIRY_MAX_MINUTES, StageLimits.hold_expiry_max_minutes, positive=True)
+    if default > maximum:
+        raise ConfigError(f"{ENV_HOLD_EXPIRY_MINUTES} ({default}) must not exceed {ENV_HOLD_EXPIRY_MAX_MINUTES} ({maximum})")
+    return {"hold_expiry_minutes": default, "hold_expiry_max_minutes": maximum}
 
 
 def _moment(env: Mapping[str, str], name: str) -> str:

@@ -26,6 +26,9 @@ from reconciler.domain.attributes import (  # noqa: F401 - the tables' attribute
     HELD_AT_ATTRIBUTE,
     HELD_ATTRIBUTE,
     HOLD,
+    HOLD_EXPIRED,
+    HOLD_EXPIRES_AT_ATTRIBUTE,
+    HOLD_RELEASED_BY_ATTRIBUTE,
     HOLD_USER_ATTRIBUTE,
     JOB_ID_ATTRIBUTE,
     LAST_AUDIT_FIX_ATTRIBUTE,
@@ -119,6 +122,8 @@ class Metric:
     # The hold function's: holds placed, and holds answered insufficient or refused.
     HOLDS_PLACED = "HoldsPlaced"
     HOLDS_REFUSED = "HoldsRefused"
+    # The timer scan's: holds it released at their expiry (their jobs never settled in time).
+    HOLDS_EXPIRED = "HoldsExpired"
     # The balance-events stream function's.
     BALANCE_EVENTS_PUBLISHED = "BalanceEventsPublished"
     BALANCE_EVENTS_ALREADY_PUBLISHED = "BalanceEventsAlreadyPublished"
@@ -142,6 +147,8 @@ class Metric:
 BALANCE_EVENT_SOURCE = "credits.reconciler"
 DEFAULT_EVENT_BUS = "default"
 BALANCE_EVENT_DETAIL_TYPES: tuple[str, ...] = ("credits.low", "credits.exhausted", "credits.overdrawn", "credits.restored")
+# What the timer scan publishes (same source and bus) for each hold it released at its expiry (docs/schemas/).
+HOLD_EXPIRED_DETAIL_TYPE = "credits.hold.expired"
 ENV_BALANCE_EVENTS_TABLE = "BALANCE_EVENTS_TABLE_NAME"
 ENV_EVENT_SOURCE = "BALANCE_EVENT_SOURCE"
 ENV_EVENT_BUS = "BALANCE_EVENT_BUS"
@@ -174,6 +181,9 @@ ENV_OPENAI_SECRET_NAME = "OPENAI_SECRET_NAME"  # noqa: S105 - an environment var
 ENV_PRICE_OVERRIDES = "PRICE_OVERRIDES"
 ENV_SCAN_GRACE_MINUTES = "SCAN_GRACE_MINUTES"
 ENV_STUCK_JOB_HOURS = "STUCK_JOB_HOURS"
+# A hold's expiry when the pipeline gives none, and the latest it may give (minutes from the hold).
+ENV_HOLD_EXPIRY_MINUTES = "HOLD_EXPIRY_MINUTES"
+ENV_HOLD_EXPIRY_MAX_MINUTES = "HOLD_EXPIRY_MAX_MINUTES"
 ENV_TRIAGE_ENABLED = "TRIAGE_ENABLED"
 # "false" drops the dimensionless (v1 runbook) copy of every metric for a stage (docs/metrics.md).
 ENV_METRICS_DIMENSIONLESS = "METRICS_DIMENSIONLESS"
@@ -299,6 +309,10 @@ class StageLimits:
     # infra sets them in the function's environment, config.py reads them (these are also its defaults).
     scan_grace_minutes: int = 15
     stuck_job_hours: int = 6
+    # A hold expires this long after it is made unless the pipeline asks otherwise (the longest render, 4 h, fits
+    # with room to spare), and never later than the maximum; the timer scan then releases it (docs/contract.md).
+    hold_expiry_minutes: int = 360
+    hold_expiry_max_minutes: int = 1440
     # Jobs created before this moment may carry a reservation made on their Jobs item by the v2 code that came
     # before settlement records (every stage that ran that code ran it before this release); later reservation
     # attributes on a Jobs item were written by another writer and count for nothing. None of v1's jobs has one.

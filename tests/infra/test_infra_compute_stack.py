@@ -59,6 +59,8 @@ def test_function_environment_is_the_runtime_contract(synthesized):
         contract.ENV_PRICE_OVERRIDES: json.dumps(dict(config.price_overrides), sort_keys=True),
         contract.ENV_SCAN_GRACE_MINUTES: "15",
         contract.ENV_STUCK_JOB_HOURS: "6",
+        contract.ENV_HOLD_EXPIRY_MINUTES: "360",
+        contract.ENV_HOLD_EXPIRY_MAX_MINUTES: "1440",
         contract.ENV_TRIAGE_ENABLED: "false" if config.stage == "dev" else "true",
         "POWERTOOLS_SERVICE_NAME": "credit-reconciler",
         "POWERTOOLS_METRICS_NAMESPACE": "Reconciler",
@@ -197,8 +199,10 @@ def test_role_has_no_managed_policies(synthesized):
 
 def test_only_actions_without_resource_level_permissions_get_a_wildcard(synthesized):
     for statement in role_statements(synthesized):
-        # The one condition narrows a grant: the liability snapshot's Scan sees the money figures of Credits only.
-        assert statement["Effect"] == "Allow" and ("Condition" not in statement or statement.get("Sid") == "LiabilitySnapshotScan")
+        # Two conditions narrow grants: the liability snapshot's Scan sees the money figures of Credits only, and the
+        # expired holds' PutEvents is held to its source and detail-type.
+        narrowed = ("LiabilitySnapshotScan", "PublishExpiredHolds")
+        assert statement["Effect"] == "Allow" and ("Condition" not in statement or statement.get("Sid") in narrowed)
         if "*" in as_list(statement["Resource"]):
             assert set(as_list(statement["Action"])) <= ACTIONS_ALLOWED_ON_ANY_RESOURCE, f"wildcard resource for {statement['Action']}"
         for action in as_list(statement["Action"]):
@@ -220,15 +224,20 @@ def test_dynamodb_access_is_exactly_the_calls_per_table_and_index(synthesized):
     by_table = {name: actions for key, actions in tables.items() for name in FUNCTION_TABLE_GRANTS if name in key}
     assert by_table == FUNCTION_TABLE_GRANTS, f"per table: {by_table}"
     assert len(tables) == 6, f"one entry per table, no wildcard: {sorted(tables)}"
-    # One index, the timer scan's; the Ledger's by-user index is the CLI's and the balance-events function's.
-    ((index, actions),) = indexes.items()
-    assert actions == {"dynamodb:Query"}
-    assert "TablesJobs" in index and index.endswith(f'/index/{contract.JOBS_UNSETTLED_INDEX}"]]}}')
+    # The timer scan's two indexes: unsettled jobs (Query) and open holds (Scan, for the expired ones); the Ledger's
+    # by-user index is the CLI's and the balance-events function's.
+    assert len(indexes) == 2, sorted(indexes)
+    (jobs_index,) = [index for index in indexes if "TablesJobs" in index]
+    (holds_index,) = [index for index in indexes if "TablesSettlements" in index]
+    assert indexes[jobs_index] == {"dynamodb:Query"} and jobs_index.endswith(f'/index/{contract.JOBS_UNSETTLED_INDEX}"]]}}')
+    assert indexes[holds_index] == {"dynamodb:Scan"} and holds_index.endswith(f'/index/{contract.OPEN_HOLDS_INDEX}"]]}}')
 
 
 def test_the_liability_snapshot_scans_only_the_money_figures_of_credits_on_its_own_schedule(synthesized):
-    (scan,) = [s for s in statements_with_action_prefix(synthesized, "dynamodb:") if "dynamodb:Scan" in as_list(s["Action"])]
-    assert refers_to(scan["Resource"], "TablesCredits")
+    # (the other Scan is the timer scan's, of the open holds' index)
+    scans = [s for s in statements_with_action_prefix(synthesized, "dynamodb:") if "dynamodb:Scan" in as_list(s["Action"])]
+    (scan,) = [s for s in scans if refers_to(s["Resource"], "TablesCredits")]
+    assert len(scans) == 2 and all(refers_to(s["Resource"], "TablesSettlements") for s in scans if s is not scan)
     attributes = scan["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"]
     assert set(attributes) == {contract.USER_ID_ATTRIBUTE, *contract.MONEY_ATTRIBUTES}
     assert scan["Condition"]["StringEqualsIfExists"] == {"dynamodb:Select": "SPECIFIC_ATTRIBUTES"}
@@ -282,7 +291,7 @@ def test_openai_secret_is_readable_only_where_triage_runs(synthesized):
 def test_the_role_has_no_other_service(synthesized):
     services = {a.split(":")[0] for s in role_statements(synthesized) for a in as_list(s["Action"])}
     config = synthesized.config
-    expected = {"dynamodb", "sqs", "sns", "kms", "logs"} | ({"secretsmanager"} if config.triage_enabled else set())
+    expected = {"dynamodb", "sqs", "sns", "kms", "logs", "events"} | ({"secretsmanager"} if config.triage_enabled else set())
     assert services == expected | ({"xray"} if config.tracing else set())
 
 
@@ -380,3 +389,13 @@ def test_compute_stack_holds_no_state(synthesized):
     resources = synthesized.compute.to_json()["Resources"].values()
     stateful = {"AWS::DynamoDB::Table", "AWS::SQS::Queue", "AWS::SNS::Topic", "AWS::CloudWatch::Alarm"}
     assert not stateful & {r["Type"] for r in resources}
+
+
+def test_the_function_publishes_only_expired_holds_on_the_default_bus(synthesized):
+    (statement,) = statements_with_action_prefix(synthesized, "events:")
+    assert statement["Action"] == "events:PutEvents"
+    assert statement["Resource"]["Fn::Join"][1][-1].endswith(":event-bus/default")
+    assert statement["Condition"] == {
+        "StringEquals": {"events:source": contract.BALANCE_EVENT_SOURCE},
+        "ForAllValues:StringEquals": {"events:detail-type": [contract.HOLD_EXPIRED_DETAIL_TYPE]},
+    }

@@ -38,6 +38,9 @@ def test_configuration_comes_from_the_environment_the_infrastructure_sets():
         ({"STUCK_JOB_HOURS": "0"}, "STUCK_JOB_HOURS must be positive"),
         ({"SETTLEMENTS_TABLE_NAME": ""}, "missing environment variables: SETTLEMENTS_TABLE_NAME"),
         ({"LEGACY_RESERVATIONS_BEFORE": "2026-12-07"}, "LEGACY_RESERVATIONS_BEFORE must be an ISO-8601 UTC time"),
+        ({"HOLD_EXPIRY_MINUTES": "0"}, "HOLD_EXPIRY_MINUTES must be positive"),
+        ({"HOLD_EXPIRY_MAX_MINUTES": "a day"}, "HOLD_EXPIRY_MAX_MINUTES must be a whole number"),
+        ({"HOLD_EXPIRY_MINUTES": "120", "HOLD_EXPIRY_MAX_MINUTES": "60"}, r"HOLD_EXPIRY_MINUTES \(120\) must not exceed"),
     ],
 )
 def test_a_bad_environment_fails_once_with_a_clear_message(override, message):
@@ -56,3 +59,9 @@ def test_stage_names_resolve_to_the_runbook_resources():
     )
     with pytest.raises(ConfigError, match="valid stages: dev, staging, prod"):
         RuntimeConfig.for_stage("qa")
+
+
+def test_a_holds_expiry_defaults_to_the_stage_limits_and_reads_its_variables():
+    assert (RuntimeConfig.from_env(BASE).hold_expiry_minutes, RuntimeConfig.from_env(BASE).hold_expiry_max_minutes) == (360, 1440)
+    config = RuntimeConfig.from_env({**BASE, "HOLD_EXPIRY_MINUTES": "30", "HOLD_EXPIRY_MAX_MINUTES": "90"})
+    assert (config.hold_expiry_minutes, config.hold_expiry_max_minutes) == (30, 90)

@@ -83,3 +83,8 @@ HOLD = "hold"
 # (partition holdUser, sort heldAt).
 HOLD_USER_ATTRIBUTE = "holdUser"
 HELD_AT_ATTRIBUTE = "heldAt"
+# A hold's expiry (ISO-8601 UTC, set when it is made) and, when the timer scan released it at that moment, the
+# reason its hold was released (HOLD_EXPIRED); the pipeline's own release leaves no reason.
+HOLD_EXPIRES_AT_ATTRIBUTE = "holdExpiresAt"
+HOLD_RELEASED_BY_ATTRIBUTE = "holdReleasedBy"
+HOLD_EXPIRED = "expiry"

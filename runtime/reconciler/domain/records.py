@@ -85,6 +85,8 @@ class SettlementRecord:
     hold_model: str | None = None
     unit_price: Decimal | None = None
     hold_released_at: str | None = None
+    hold_expires_at: str | None = None
+    hold_released_by: str | None = None  # "expiry" when the timer scan released it at its expiry
     settled_as: str | None = None
     settled_at: str | None = None
     settled_by_event: str | None = None
@@ -138,7 +140,17 @@ def _record_problem(record: SettlementRecord) -> str | None:
             return f"{name} must be a whole number from 0 to {MAX_CREDITS}"
     if record.unit_price is not None and (not isinstance(record.unit_price, Decimal) or not record.unit_price.is_finite() or record.unit_price <= 0):
         return "unitPrice must be a positive number"
-    for name in ("held_at", "hold_model", "hold_released_at", "settled_at", "settled_by_event", "settled_by_request", "reservation"):
+    for name in (
+        "held_at",
+        "hold_model",
+        "hold_released_at",
+        "hold_expires_at",
+        "hold_released_by",
+        "settled_at",
+        "settled_by_event",
+        "settled_by_request",
+        "reservation",
+    ):
         value = getattr(record, name)
         if value is not None and not isinstance(value, str):
             return f"{name} must be a string"

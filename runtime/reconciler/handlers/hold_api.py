@@ -1,10 +1,10 @@
 """Entry point of cc-reconciler-reserve-{stage}: the hold API the pipeline calls synchronously, from any language.
 
 Input (docs/pipeline.md, docs/schemas/hold.request.json):
-    {"operation": "hold", "jobId", "userId", "model", "credits" | "estimatedSeconds"}
+    {"operation": "hold", "jobId", "userId", "model", "credits" | "estimatedSeconds", "expiresAt" (optional)}
     {"operation": "release", "jobId", "userId"}
 Every answer is a plain JSON object with a `status`:
-    held          the credits were moved from remaining to held: {credits, unitPrice, model}
+    held          the credits were moved from remaining to held until expiresAt: {credits, unitPrice, model, expiresAt}
     already-held  exactly this hold was in place (a retry): {credits}
     insufficient  the balance does not cover it; nothing moved: {credits, balance}
     refused       the request conflicts with the job or is invalid: {field, reason}
@@ -69,6 +69,7 @@ def _hold(event: dict[str, Any]) -> dict[str, Any]:
         service.prices,
         credits=event.get("credits"),
         seconds=event.get("estimatedSeconds"),
+        expires_at=event.get("expiresAt"),
     )
     try:
         result = service.hold(request)
@@ -76,7 +77,15 @@ def _hold(event: dict[str, Any]) -> dict[str, Any]:
         return {"status": INSUFFICIENT, "jobId": request.job_id, "credits": short.requested, "balance": short.available}
     if result.placed is None:
         return {"status": ALREADY_HELD, "jobId": request.job_id, "credits": result.credits}
-    return {"status": HELD, "jobId": request.job_id, "credits": result.credits, "unitPrice": _number(request.unit_price), "model": request.model}
+    expires_at = result.placed.expires_at
+    return {
+        "status": HELD,
+        "jobId": request.job_id,
+        "credits": result.credits,
+        "unitPrice": _number(request.unit_price),
+        "model": request.model,
+        "expiresAt": expires_at,
+    }
 
 
 def _release(event: dict[str, Any]) -> dict[str, Any]:

@@ -21,6 +21,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     metrics.add_metric(Metric.STUCK_JOBS, COUNT, len(report.stuck))
     metrics.add_metric(Metric.UNSETTLEABLE_JOBS, COUNT, len(report.unsettleable))
     metrics.add_metric(Metric.SCAN_DEFERRED_JOBS, COUNT, len(report.deferred))
+    if report.expiry is not None:
+        metrics.add_metric(Metric.HOLDS_EXPIRED, COUNT, len(report.expiry.released))
     for outcome in report.settled + report.conflicts:
         record(outcome)
     # Stuck and unsettleable jobs and conflicts go to the ops topic; the tick also sends held-back counts.
@@ -29,7 +31,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         # mypy cannot type a lambda's default argument (here the loop variable, bound per conflict)
         guarded_alert(lambda outcome=outcome: bootstrap.shared_notifier().notify_outcome(outcome, None, alert_deadline))  # type: ignore[misc]
     guarded_alert(lambda: bootstrap.shared_notifier().notify_scan(report, alert_deadline))
-    if report.stuck or report.unsettleable or report.deferred or report.interrupted:
+    expiry = report.expiry
+    expiry_trouble = expiry is not None and bool(expiry.unreadable or expiry.deferred or expiry.unpublished or expiry.interrupted)
+    if report.stuck or report.unsettleable or report.deferred or report.interrupted or expiry_trouble:
         logger.warning("timer scan found jobs that need a person", extra=summary)
     else:
         logger.info("timer scan done", extra=summary)

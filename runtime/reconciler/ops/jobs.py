@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from reconciler.domain.attributes import HOLD
+from reconciler.domain.attributes import HOLD, HOLD_EXPIRED
 from reconciler.domain.ledger import JOB_POSTINGS, LedgerEntry, job_ledger_id
 from reconciler.domain.records import SettlementRecord
 from reconciler.domain.settlement import JobRecord
@@ -75,8 +75,11 @@ def money_story(record: SettlementRecord | None, job: JobRecord | None) -> list[
     """Its hold (the record's, or one made on the Jobs item before records) and its settlement."""
     lines = []
     if record is not None and record.held_credits:
+        expiry = f", expiring at {record.hold_expires_at}" if record.hold_expires_at else ""
         if record.hold_open:
-            state = "held on the balance"
+            state = f"held on the balance{expiry}"
+        elif record.hold_released_at and record.hold_released_by == HOLD_EXPIRED:
+            state = f"released by the timer scan at {record.hold_released_at}: it expired at {record.hold_expires_at}"
         elif record.hold_released_at:
             state = f"released by the pipeline at {record.hold_released_at}"
         else:

@@ -19,10 +19,14 @@ from reconciler.contract import (
     CURRENCY_ATTRIBUTE,
     HELD_AT_ATTRIBUTE,
     HELD_ATTRIBUTE,
+    HOLD_EXPIRED,
+    HOLD_EXPIRES_AT_ATTRIBUTE,
+    HOLD_RELEASED_BY_ATTRIBUTE,
     HOLD_USER_ATTRIBUTE,
     JOBS_UNSETTLED_INDEX,
     LAST_CHANGE_ATTRIBUTE,
     LAST_LEDGER_ENTRY_ATTRIBUTE,
+    OPEN_HOLDS_INDEX,
     PAYMENT_REFERENCE_ATTRIBUTE,
     REMAINING_ATTRIBUTE,
     RESERVED_AS_ATTRIBUTE,
@@ -124,6 +128,8 @@ def record_from_item(values: dict[str, Any]) -> SettlementRecord:
         hold_model=values.get("holdModel"),
         unit_price=values.get("unitPrice"),
         hold_released_at=values.get("holdReleasedAt"),
+        hold_expires_at=values.get(HOLD_EXPIRES_AT_ATTRIBUTE),
+        hold_released_by=values.get(HOLD_RELEASED_BY_ATTRIBUTE),
         settled_as=values.get("settledAs"),
         settled_at=values.get("settledAt"),
         settled_by_event=values.get("settledByEvent"),
@@ -269,6 +275,20 @@ class DynamoDBStore:
         for item in self._paginate("query", query):
             yield readable_job(from_item(item))
 
+    def expired_holds(self, now: str) -> Iterator[SettlementRecord | UnreadableJob]:
+        """Open holds whose expiry is `now` or earlier: a Scan of the sparse open-holds index (only open holds are in
+        it, so its cost follows their number), filtered on the expiry. Eventually consistent: every release is
+        conditioned on the record as it is, so a hold settled or released since is refused, never released twice."""
+        scan = dict(
+            TableName=self.settlements_table,
+            IndexName=OPEN_HOLDS_INDEX,
+            FilterExpression="#expires <= :now",
+            ExpressionAttributeNames={"#expires": HOLD_EXPIRES_AT_ATTRIBUTE},
+            ExpressionAttributeValues=to_item({":now": now}),
+        )
+        for item in self._paginate("scan", scan):
+            yield readable_record(from_item(item))
+
     # --- writes ------------------------------------------------------------------------------
 
     def commit_settlement(self, settlement: Settlement) -> None:
@@ -306,23 +326,33 @@ class DynamoDBStore:
             "holdModel": reservation.model,
             "unitPrice": reservation.unit_price,
             HOLD_USER_ATTRIBUTE: reservation.user_id,
+            HOLD_EXPIRES_AT_ATTRIBUTE: reservation.expires_at,
         }
-        put = {"Put": {"TableName": self.settlements_table, "Item": to_item(record), "ConditionExpression": "attribute_not_exists(jobId)"}}
+        put = {"Put": {"TableName": self.settlements_table, "Item": to_item(_present(record)), "ConditionExpression": "attribute_not_exists(jobId)"}}
         self._transact([(BALANCE, hold), (RECORD, put)])
 
     def commit_release(self, release: HoldRelease) -> None:
-        """A hold given back (its job will not render): `held` to `remaining` (held >= released, in the same
-        transaction) and the record's hold closed, if it is still the open hold the release was decided on."""
+        """A hold given back (its job will not render, or its expiry passed): `held` to `remaining` (held >= released,
+        in the same transaction) and the record's hold closed, if it is still the open, unsettled hold the release was
+        decided on; an expiry's release also only if the hold still has that expiry and it has passed."""
         credits = release.credits
         balance = self._balance_update(release.user_id, credits, release.timestamp, ("none", None), made_by=release.job_id, held_delta=-credits)
+        values: dict[str, Any] = {":now": release.timestamp, ":user": release.user_id, ":held": credits}
+        names = {"#open": HOLD_USER_ATTRIBUTE}
+        update, condition = "SET holdReleasedAt = :now", _OPEN_HOLD
+        if release.expired_at is not None:
+            update += ", #by = :by"
+            condition += " AND #expires = :expires AND #expires <= :now"
+            names.update({"#by": HOLD_RELEASED_BY_ATTRIBUTE, "#expires": HOLD_EXPIRES_AT_ATTRIBUTE})
+            values.update({":by": HOLD_EXPIRED, ":expires": release.expired_at})
         close = {
             "Update": {
                 "TableName": self.settlements_table,
                 "Key": to_item({"jobId": release.job_id}),
-                "UpdateExpression": "SET holdReleasedAt = :now REMOVE #open",
-                "ConditionExpression": "#open = :user AND heldCredits = :held AND attribute_not_exists(settledAs)",
-                "ExpressionAttributeNames": {"#open": HOLD_USER_ATTRIBUTE},
-                "ExpressionAttributeValues": to_item({":now": release.timestamp, ":user": release.user_id, ":held": credits}),
+                "UpdateExpression": f"{update} REMOVE #open",
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": to_item(values),
             }
         }
         self._transact([(BALANCE, balance), (RECORD, close)])
@@ -592,6 +622,10 @@ class DynamoDBStore:
     def _paginate(self, operation: str, request: dict) -> Iterator[dict]:
         for page in pages(lambda **page_request: self._call(operation, **page_request), request):
             yield from page.get("Items", [])
+
+
+# A release's condition on the record: the hold is still open, of its user and amount, and its job not settled.
+_OPEN_HOLD = "#open = :user AND heldCredits = :held AND attribute_not_exists(settledAs)"
 
 
 def _settled_attributes(settlement: Settlement) -> dict[str, Any]:

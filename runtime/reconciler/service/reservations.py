@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
+from reconciler.contract import StageLimits
 from reconciler.domain.errors import InsufficientCredits
-from reconciler.domain.holds import HoldRelease, HoldRequest, Reservation, plan_hold, plan_legacy_hold, plan_release
+from reconciler.domain.holds import HoldExpiry, HoldRelease, HoldRequest, Reservation, plan_hold, plan_legacy_hold, plan_release
 from reconciler.domain.ledger import iso_timestamp
 from reconciler.domain.pricing import PriceBook
 from reconciler.domain.records import SettlementRecord
@@ -40,14 +42,23 @@ class ReservationService:
     # Jobs created before this moment may carry a reservation (or a settlement) made on their Jobs item, before
     # settlement records existed (domain/settlement.py): "" where no such job exists.
     legacy_before: str = ""
+    expiry: HoldExpiry = field(
+        default_factory=lambda: HoldExpiry(timedelta(minutes=StageLimits.hold_expiry_minutes), timedelta(minutes=StageLimits.hold_expiry_max_minutes))
+    )
 
-    def reserve(self, job_id: Any, user_id: Any, model: Any, credits: Any = None, *, seconds: Any = None) -> Reservation | None:
-        """Holds `credits` (or the price now of `seconds` of `model`) of the balance for a job, or raises
-        InsufficientCredits moving nothing. Returns the hold made, or None when this exact hold was already in
-        place (so the pipeline may retry the call safely)."""
-        return self.hold(HoldRequest.sized(job_id, user_id, model, self.prices, credits=credits, seconds=seconds)).placed
+    def reserve(
+        self, job_id: Any, user_id: Any, model: Any, credits: Any = None, *, seconds: Any = None, expires_at: Any = None
+    ) -> Reservation | None:
+        """Holds `credits` (or the price now of `seconds` of `model`) of the balance for a job until `expires_at` (or
+        the stage's default), or raises InsufficientCredits moving nothing. Returns the hold made, or None when this
+        exact hold was already in place (so the pipeline may retry the call safely)."""
+        request = HoldRequest.sized(job_id, user_id, model, self.prices, credits=credits, seconds=seconds, expires_at=expires_at)
+        return self.hold(request).placed
 
     def hold(self, request: HoldRequest) -> HoldResult:
+        """InvalidEvent (field expiresAt) for an expiry not in the future or past the stage's maximum; a retry of a
+        hold already in place keeps the expiry it was made with."""
+
         def attempt() -> HoldResult:
             # Strongly consistent: a hold found already in place writes nothing, so an earlier version of the
             # record could answer "in place" for a job settled since.
@@ -58,7 +69,8 @@ class ReservationService:
             if plan_legacy_hold(request, legacy_job, self.legacy_before):
                 return HoldResult(None, None)
             # The balance is not read: the hold's condition (remaining >= credits) decides, and returns it if not.
-            plan = plan_hold(request, record, self.clock())
+            made_at = self.clock()
+            plan = plan_hold(request, record, made_at, expires_at=self.expiry.expires_at(request.expires_at, made_at))
             if plan is not None:
                 try:
                     self.store.commit_reservation(plan)

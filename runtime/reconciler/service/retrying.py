@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -52,3 +52,17 @@ def with_retries(attempt: Callable[[], T], backoff: Backoff) -> tuple[T, int]:
         except (StaleState, Contention, AmbiguousWrite) as error:
             if not backoff.wait():
                 raise RetriesExhausted(f"gave up after {attempts} attempts: {error}") from error
+
+
+def until_failure(items: Iterator[T], interrupted: Callable[[str], None]) -> Iterator[T]:
+    """`items` until they end or reading them fails (throttling past botocore's retries): the failure is handed to
+    `interrupted`, so a scan still reports what it did before it."""
+    while True:
+        try:
+            item = next(items)
+        except StopIteration:
+            return
+        except Exception as error:  # noqa: BLE001 - never lose the report of what the caller already did
+            interrupted(f"{type(error).__name__}: {error}"[:500])
+            return
+        yield item

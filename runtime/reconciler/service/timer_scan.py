@@ -1,4 +1,5 @@
-"""The timer scan: settles jobs whose terminal status no event settled, reports jobs stuck before it.
+"""The timer scan: settles jobs whose terminal status no event settled, reports jobs stuck before it, and releases
+the holds whose expiry has passed (service/hold_expiry.py).
 
 Cost follows the number of unsettled jobs: it queries the sparse `unsettled-createdAt-index`, which
 holds only jobs still carrying the `unsettled` marker (settlement removes it).
@@ -16,7 +17,9 @@ from reconciler.domain.errors import InvalidEvent
 from reconciler.domain.ledger import iso_timestamp
 from reconciler.domain.settlement import TERMINAL_STATUSES, TIMER_SCAN_EVENT_PREFIX, JobRecord, UnreadableJob
 from reconciler.service.event_settlement import CONFLICT, MIRROR_REPAIRED, SETTLED, SUPERSEDED, Outcome, SettlementService
+from reconciler.service.hold_expiry import ExpiryReport, HoldExpiryService
 from reconciler.service.ports import SettlementStore
+from reconciler.service.retrying import until_failure
 
 SCAN_EVENT_PREFIX = TIMER_SCAN_EVENT_PREFIX
 
@@ -41,9 +44,12 @@ class ScanReport:
     # Reading the index failed part-way (throttling past the retries): what was settled is still reported
     # (and counted), the rest waits for the next tick.
     interrupted: str | None = None
+    # The holds released at their expiry after the jobs (None: this scan does not expire holds).
+    expiry: ExpiryReport | None = None
 
     def summary(self) -> dict[str, Any]:
         return {
+            **(self.expiry.summary() if self.expiry is not None else {}),
             "examined": self.examined,
             "settled": [o.event.job_id for o in self.settled if o.event],
             "alreadySettled": [o.event.job_id for o in self.already_settled if o.event],
@@ -65,21 +71,14 @@ class TimerScan:
     grace: timedelta
     stuck_after: timedelta
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    expiry: HoldExpiryService | None = None
 
     def run(self, deadline: float | None = None, request_id: str | None = None) -> ScanReport:
         now = self.now()
         settle_before = iso_timestamp(now - self.grace)
         stuck_before = iso_timestamp(now - self.stuck_after)
         report = ScanReport()
-        jobs = self.store.unsettled_jobs(created_before=settle_before)
-        while True:
-            try:
-                job = next(jobs)
-            except StopIteration:
-                break
-            except Exception as error:  # noqa: BLE001 - never lose the report of what this tick already settled
-                report.interrupted = f"{type(error).__name__}: {error}"[:500]
-                break
+        for job in until_failure(self.store.unsettled_jobs(created_before=settle_before), lambda error: setattr(report, "interrupted", error)):
             if deadline is not None and time.monotonic() >= deadline:
                 report.stopped_early = True
                 break
@@ -98,6 +97,8 @@ class TimerScan:
                 report.stuck.append(job)
             else:
                 report.waiting.append(job)
+        if self.expiry is not None and not report.stopped_early:
+            report.expiry = self.expiry.release_expired(iso_timestamp(now), deadline)
         return report
 
     def _settle(self, job: JobRecord, settle_before: str, report: ScanReport, deadline: float | None, request_id: str | None) -> None:

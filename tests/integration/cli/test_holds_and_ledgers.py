@@ -109,7 +109,7 @@ def test_job_show_lists_a_held_jobs_posting_from_user_ledger(env, cli, tmp_path,
     emulate("seed", "u1", "10")
     reserve(env, "job-1", "u1", 4)
     held = cli("job", "show", "job-1", "--dlq-max", "0").stdout
-    assert "held 4 credits at 1 a second of test (held on the balance)" in held and "not settled" in held
+    assert "held 4 credits at 1 a second of test (held on the balance, expiring at " in held and "not settled" in held
     send(emulate, tmp_path, rendered("job-1"))
     shown = cli("--json", "job", "show", "job-1", "--dlq-max", "0").json()
     assert shown["record"]["heldCredits"] == 4 and shown["record"]["settledAs"] == "rendered" == shown["job"]["settledAs"]

@@ -1,10 +1,16 @@
 """The real Lambda handler against the dev stage's resources in moto (in-process)."""
 
 import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import jsonschema
 import pytest
 from botocore.exceptions import ClientError
 
+from emulator.stream_poller import capture_published_events, read_captured
+from reconciler.contract import BALANCE_EVENT_SOURCE, HOLD_EXPIRED_DETAIL_TYPE
+from reconciler.domain.ledger import iso_timestamp
 from reconciler.handlers.entry import handler
 from simulator.sim import emitted_metrics
 from tests.events import LambdaContext, envelope, failed, rendered
@@ -101,6 +107,32 @@ def test_settlement_never_refuses_for_lack_of_balance_and_counts_the_overdraft(l
 def test_a_scheduled_tick_runs_the_timer_scan(live):
     scheduled = envelope("Scheduled Event", {}, source="aws.events")
     assert handler(scheduled, LambdaContext())["examined"] == 0
+
+
+def test_a_scheduled_tick_releases_an_expired_hold_counts_it_and_announces_it_on_the_bus(live, capsys):
+    # Given a hold whose expiry passed a second ago (set back on its record), and a rule capturing our events
+    live.seed_balance("gina", 30)
+    live.holds().reserve("late", "gina", "test", 12)
+    expired = iso_timestamp(datetime.now(UTC) - timedelta(seconds=1))
+    live.client("dynamodb").update_item(
+        TableName=live.config.settlements_table,
+        Key={"jobId": {"S": "late"}},
+        UpdateExpression="SET holdExpiresAt = :t",
+        ExpressionAttributeValues={":t": {"S": expired}},
+    )
+    capture = capture_published_events(live.client("events"), live.client("sqs"), BALANCE_EVENT_SOURCE)
+    # When the schedule ticks
+    summary = handler(envelope("Scheduled Event", {}, source="aws.events"), LambdaContext())
+    # Then the hold is back in remaining, counted, and announced once as its schema says
+    assert summary["holdsExpired"] == ["late"] and (live.balance("gina"), live.held("gina")) == (30, 0)
+    assert emitted_metrics(capsys.readouterr().out)["HoldsExpired"] == 1
+    (event,) = read_captured(live.client("sqs"), capture)
+    assert event["detail-type"] == HOLD_EXPIRED_DETAIL_TYPE
+    schema = json.loads((Path(__file__).resolve().parents[3] / "docs" / "schemas" / "credits.hold.expired.json").read_text())
+    jsonschema.validate(event["detail"], schema)
+    assert (event["detail"]["jobId"], event["detail"]["credits"], event["detail"]["expiresAt"]) == ("late", 12, expired)
+    # And the next tick finds nothing to release
+    assert handler(envelope("Scheduled Event", {}, source="aws.events"), LambdaContext())["holdsExpired"] == []
 
 
 @pytest.mark.parametrize(("case", "raw", "field"), BAD_INPUTS, ids=[case for case, _, _ in BAD_INPUTS])

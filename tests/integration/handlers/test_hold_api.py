@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import jsonschema
@@ -61,6 +62,8 @@ def seed(stack, user: str, credits: int) -> None:
 def test_the_hold_api_answers_each_case_to_the_aws_cli(stack, tmp_path):
     seed(stack, "ann", 100)
     held = hold(stack, tmp_path, operation="hold", jobId="job-1", userId="ann", model="standard-v1", credits=10)
+    # held until the stage's default expiry, six hours on
+    assert held.pop("expiresAt") > iso_timestamp(datetime.now(UTC) + timedelta(minutes=359))
     assert held == {"status": "held", "jobId": "job-1", "credits": 10, "unitPrice": 2, "model": "standard-v1"}
     assert balance(stack, "ann") == (90, 10)
     # A retry of the same call: the job id is the idempotency key

@@ -411,6 +411,7 @@ def test_a_reservation_takes_the_credits_once_and_a_retry_of_it_is_a_no_op(store
         "holdModel": "test",
         "unitPrice": Decimal(1),
         "holdUser": "u",
+        "holdExpiresAt": ago(minutes=30 - 360),  # the stage's default: six hours after the hold
     }
     assert store.job_item("j") is None
 

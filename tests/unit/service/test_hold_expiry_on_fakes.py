@@ -1,0 +1,77 @@
+"""Hold expiry's use case on the in-memory store: one release per expired hold, whatever came first, and its own
+lost answer recognised (service/hold_expiry.py)."""
+
+from reconciler.contract import HOLD_EXPIRED_DETAIL_TYPE
+from reconciler.domain.holds import HoldRequest
+from reconciler.domain.pricing import PriceBook
+from reconciler.service.hold_expiry import HoldExpiryService
+from reconciler.service.ports import AmbiguousWrite
+from reconciler.service.reservations import ReservationService
+from reconciler.service.retrying import Backoff
+from tests.fakes import InMemorySettlementStore, RecordingPublisher
+
+
+def a_store_with_a_hold(expires_at: str = "2026-12-07T12:00:30.000Z") -> InMemorySettlementStore:
+    store = InMemorySettlementStore()
+    store.balances["u"] = {"userId": "u", "remaining": 30, "held": 0}
+    holds = ReservationService(store, PriceBook(), clock=lambda: "2026-12-07T12:00:00.000Z", backoff=lambda: Backoff(sleep=lambda _: None))
+    holds.hold(HoldRequest.sized("j", "u", "test", PriceBook(), credits=20, expires_at=expires_at))
+    return store
+
+
+def service(store, publisher=None, now="2026-12-07T12:05:00.000Z") -> HoldExpiryService:
+    return HoldExpiryService(store, publisher, clock=lambda: now, backoff=lambda: Backoff(sleep=lambda _: None))
+
+
+def test_an_expired_hold_is_released_once_and_announced():
+    store, publisher = a_store_with_a_hold(), RecordingPublisher()
+    report = service(store, publisher).release_expired()
+    assert [r.job_id for r in report.released] == ["j"] and store.balances["u"]["remaining"] == 30 and store.balances["u"]["held"] == 0
+    assert publisher.published == [
+        (
+            HOLD_EXPIRED_DETAIL_TYPE,
+            {
+                "jobId": "j",
+                "userId": "u",
+                "credits": 20,
+                "heldAt": "2026-12-07T12:00:00.000Z",
+                "expiresAt": "2026-12-07T12:00:30.000Z",
+                "releasedAt": "2026-12-07T12:05:00.000Z",
+            },
+        )
+    ]
+    assert service(store, publisher).release_expired().released == [] and len(publisher.published) == 1
+
+
+def test_a_tick_before_the_expiry_releases_nothing():
+    store = a_store_with_a_hold()
+    assert service(store, now="2026-12-07T12:00:29.999Z").release_expired().released == []
+    assert store.balances["u"]["held"] == 20
+
+
+def test_a_lost_answer_of_its_own_release_is_that_release_not_nothing():
+    # Given a store whose release commits and then loses its answer (a timeout after the commit)
+    class LosingAnswers(InMemorySettlementStore):
+        def commit_release(self, release):
+            super().commit_release(release)
+            raise AmbiguousWrite("read timeout after the commit")
+
+    held, store = a_store_with_a_hold(), LosingAnswers()
+    store.balances, store.records = held.balances, held.records
+    publisher = RecordingPublisher()
+    # When the tick releases the hold: its retry reads the record strongly and finds its own release
+    report = service(store, publisher).release_expired()
+    # Then it reports (and announces) that release once, and the hold was given back once
+    assert [r.job_id for r in report.released] == ["j"] and len(publisher.published) == 1
+    assert (store.balances["u"]["remaining"], store.balances["u"]["held"]) == (30, 0)
+
+
+def test_a_failed_announcement_leaves_the_release_standing_and_is_reported():
+    class Down:
+        def publish(self, detail_type, detail):
+            raise RuntimeError("EventBridge is down")
+
+    store = a_store_with_a_hold()
+    report = service(store, Down()).release_expired()
+    assert [r.job_id for r in report.released] == ["j"] and report.unpublished == [("j", "RuntimeError: EventBridge is down")]
+    assert store.balances["u"]["held"] == 0

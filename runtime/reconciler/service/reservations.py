@@ -56,10 +56,13 @@ class ReservationService:
         return self.hold(request).placed
 
     def hold(self, request: HoldRequest) -> HoldResult:
-        """InvalidEvent (field expiresAt) for an expiry not in the future or past the stage's maximum; a retry of a
-        hold already in place keeps the expiry it was made with."""
+        """InvalidEvent (field expiresAt) for an expiry that is not a time or is past the stage's maximum (before any
+        read), or, for a new hold, not in the future; a retry of a hold already in place keeps the expiry it was made
+        with, even when the one it asks for has passed since (its first answer was lost: it is answered as in place)."""
 
         def attempt() -> HoldResult:
+            made_at = self.clock()
+            expires_at = self.expiry.expires_at(request.expires_at, made_at)
             # Strongly consistent: a hold found already in place writes nothing, so an earlier version of the
             # record could answer "in place" for a job settled since.
             record = self.store.load_record(request.job_id)
@@ -69,8 +72,7 @@ class ReservationService:
             if plan_legacy_hold(request, legacy_job, self.legacy_before):
                 return HoldResult(None, None)
             # The balance is not read: the hold's condition (remaining >= credits) decides, and returns it if not.
-            made_at = self.clock()
-            plan = plan_hold(request, record, made_at, expires_at=self.expiry.expires_at(request.expires_at, made_at))
+            plan = plan_hold(request, record, made_at, expires_at=expires_at)
             if plan is not None:
                 try:
                     self.store.commit_reservation(plan)

@@ -70,9 +70,19 @@ class HoldExpiry:
         """The expiry of a hold made at `now`: `requested` (an ISO-8601 time with its offset), or the default.
         InvalidEvent (field expiresAt) for text that is not such a time, or a time past the maximum. Whether it has
         passed is plan_hold's to judge, for a new hold only: a retry of a hold in place keeps that hold's expiry."""
-        made = parse_moment(now)
-        if requested is None:
+        made, moment = parse_moment(now), self.parse(requested)
+        if moment is None:
             return iso_timestamp(made + self.default)
+        if moment - made > self.maximum:
+            raise InvalidEvent("expiresAt", f"must be at most {int(self.maximum.total_seconds() // 60)} minutes from now")
+        return iso_timestamp(moment)
+
+    @staticmethod
+    def parse(requested: Any) -> datetime | None:
+        """The expiry asked for as an aware datetime (None: the default); InvalidEvent (field expiresAt) for anything
+        that is not an ISO-8601 time with its offset. Needs no clock: the hold function refuses it before any read."""
+        if requested is None:
+            return None
         if not isinstance(requested, str) or len(requested) > 40:
             raise InvalidEvent("expiresAt", "must be an ISO-8601 time with its offset, like 2026-12-07T18:00:00.000Z")
         try:
@@ -81,9 +91,7 @@ class HoldExpiry:
             raise InvalidEvent("expiresAt", f"is not an ISO-8601 time: {requested[:40]!r}") from None
         if moment.tzinfo is None:
             raise InvalidEvent("expiresAt", "needs its offset (Z for UTC)")
-        if moment - made > self.maximum:
-            raise InvalidEvent("expiresAt", f"must be at most {int(self.maximum.total_seconds() // 60)} minutes from now")
-        return iso_timestamp(moment)
+        return moment
 
 
 def parse_moment(timestamp: str) -> datetime:

@@ -56,13 +56,12 @@ class ReservationService:
         return self.hold(request).placed
 
     def hold(self, request: HoldRequest) -> HoldResult:
-        """InvalidEvent (field expiresAt) for an expiry that is not a time or is past the stage's maximum (before any
-        read), or, for a new hold, not in the future; a retry of a hold already in place keeps the expiry it was made
-        with, even when the one it asks for has passed since (its first answer was lost: it is answered as in place)."""
+        """InvalidEvent (field expiresAt) for an expiry that is not a time (before any read), past the stage's maximum,
+        or, for a new hold, not in the future; a retry of a hold already in place keeps the expiry it was made with,
+        even when the one it asks for has passed since (its first answer was lost: it is answered as in place)."""
+        HoldExpiry.parse(request.expires_at)
 
         def attempt() -> HoldResult:
-            made_at = self.clock()
-            expires_at = self.expiry.expires_at(request.expires_at, made_at)
             # Strongly consistent: a hold found already in place writes nothing, so an earlier version of the
             # record could answer "in place" for a job settled since.
             record = self.store.load_record(request.job_id)
@@ -72,7 +71,8 @@ class ReservationService:
             if plan_legacy_hold(request, legacy_job, self.legacy_before):
                 return HoldResult(None, None)
             # The balance is not read: the hold's condition (remaining >= credits) decides, and returns it if not.
-            plan = plan_hold(request, record, made_at, expires_at=expires_at)
+            made_at = self.clock()
+            plan = plan_hold(request, record, made_at, expires_at=self.expiry.expires_at(request.expires_at, made_at))
             if plan is not None:
                 try:
                     self.store.commit_reservation(plan)

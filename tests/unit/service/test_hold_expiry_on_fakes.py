@@ -109,12 +109,15 @@ def test_a_new_hold_whose_expiry_has_passed_is_refused_and_holds_nothing():
     assert (store.balances["u"]["remaining"], store.balances["u"]["held"]) == (10, 20)
 
 
-def test_an_expiry_past_the_maximum_is_refused_before_any_read():
+def test_an_expiry_that_is_not_a_time_is_refused_before_any_read_one_past_the_maximum_after_one():
     store = a_store_with_a_hold()
     store.record_reads.clear()
+    with pytest.raises(InvalidEvent, match="needs its offset"):
+        holds(store).hold(the_hold("2026-12-07T13:00:00"))
+    assert store.record_reads == []
     with pytest.raises(InvalidEvent, match="at most 1440 minutes"):
         holds(store).hold(the_hold("2026-12-08T12:00:00.001Z"))
-    assert store.record_reads == []
+    assert store.record_reads == [("j", True)]
 
 
 def test_a_retry_after_the_tick_released_the_hold_at_its_expiry_is_refused_as_expired():

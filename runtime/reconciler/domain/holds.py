@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from reconciler.domain.attributes import HOLD_EXPIRED
 from reconciler.domain.errors import InsufficientCredits, InvalidEvent, ReservationRefused
 from reconciler.domain.events import render_seconds
 from reconciler.domain.ledger import iso_timestamp
@@ -67,10 +68,21 @@ class HoldExpiry:
 
     def expires_at(self, requested: Any, now: str) -> str:
         """The expiry of a hold made at `now`: `requested` (an ISO-8601 time with its offset), or the default.
-        InvalidEvent (field expiresAt) for text that is not such a time, a time not after now, or past the maximum."""
-        made = parse_moment(now)
-        if requested is None:
+        InvalidEvent (field expiresAt) for text that is not such a time, or a time past the maximum. Whether it has
+        passed is plan_hold's to judge, for a new hold only: a retry of a hold in place keeps that hold's expiry."""
+        made, moment = parse_moment(now), self.parse(requested)
+        if moment is None:
             return iso_timestamp(made + self.default)
+        if moment - made > self.maximum:
+            raise InvalidEvent("expiresAt", f"must be at most {int(self.maximum.total_seconds() // 60)} minutes from now")
+        return iso_timestamp(moment)
+
+    @staticmethod
+    def parse(requested: Any) -> datetime | None:
+        """The expiry asked for as an aware datetime (None: the default); InvalidEvent (field expiresAt) for anything
+        that is not an ISO-8601 time with its offset. Needs no clock: the hold function refuses it before any read."""
+        if requested is None:
+            return None
         if not isinstance(requested, str) or len(requested) > 40:
             raise InvalidEvent("expiresAt", "must be an ISO-8601 time with its offset, like 2026-12-07T18:00:00.000Z")
         try:
@@ -79,12 +91,7 @@ class HoldExpiry:
             raise InvalidEvent("expiresAt", f"is not an ISO-8601 time: {requested[:40]!r}") from None
         if moment.tzinfo is None:
             raise InvalidEvent("expiresAt", "needs its offset (Z for UTC)")
-        expiry = iso_timestamp(moment)
-        if expiry <= now:
-            raise InvalidEvent("expiresAt", f"must be in the future (now is {now})")
-        if moment - made > self.maximum:
-            raise InvalidEvent("expiresAt", f"must be at most {int(self.maximum.total_seconds() // 60)} minutes from now")
-        return expiry
+        return moment
 
 
 def parse_moment(timestamp: str) -> datetime:
@@ -122,22 +129,26 @@ class HoldRequest:
 def plan_hold(
     request: HoldRequest, record: SettlementRecord | None, timestamp: str, balance: Balance = UNREAD, expires_at: str | None = None
 ) -> Reservation | None:
-    """The hold to make, or None when exactly this hold is already in place (a retry of the same call).
+    """The hold to make, or None when exactly this hold is already in place (a retry of the same call, even one whose
+    requested expiry has passed since: the hold in place keeps its own).
 
-    ReservationRefused for a hold that conflicts with the job's record (another user's job, settled, released, or
-    held for another amount); InsufficientCredits when a known balance does not cover it (unread: the write's
-    condition decides)."""
+    ReservationRefused for a hold that conflicts with the job's record (another user's job, settled, released or
+    expired, or held for another amount); InvalidEvent (field expiresAt) for a new hold whose expiry is not after
+    `timestamp`; InsufficientCredits when a known balance does not cover it (unread: the write's condition decides)."""
     if record is not None:
         if record.user_id != request.user_id:
             raise ReservationRefused(f"job {request.job_id} belongs to another user")
         if record.is_settled:
             raise ReservationRefused(f"job {request.job_id} is already settled ({record.settled_as})")
         if record.held_credits and not record.hold_open:
-            raise ReservationRefused(f"job {request.job_id}'s hold was released; a job is held once")
+            how = f"expired at {record.hold_expires_at}" if record.hold_released_by == HOLD_EXPIRED else "was released"
+            raise ReservationRefused(f"job {request.job_id}'s hold {how}; a job is held once")
         if record.hold_open:
             if record.held_credits == request.credits:
                 return None
             raise ReservationRefused(f"job {request.job_id} already holds {record.held_credits} credits")
+    if expires_at is not None and expires_at <= timestamp:
+        raise InvalidEvent("expiresAt", f"must be in the future (now is {timestamp})")
     if balance is not UNREAD and (balance is None or balance < request.credits):
         raise InsufficientCredits(request.user_id, request.credits, balance)
     return Reservation(request.job_id, request.user_id, request.model, request.credits, record, timestamp, request.unit_price, expires_at)

@@ -56,8 +56,10 @@ class ReservationService:
         return self.hold(request).placed
 
     def hold(self, request: HoldRequest) -> HoldResult:
-        """InvalidEvent (field expiresAt) for an expiry not in the future or past the stage's maximum; a retry of a
-        hold already in place keeps the expiry it was made with."""
+        """InvalidEvent (field expiresAt) for an expiry that is not a time (before any read), past the stage's maximum,
+        or, for a new hold, not in the future; a retry of a hold already in place keeps the expiry it was made with,
+        even when the one it asks for has passed since (its first answer was lost: it is answered as in place)."""
+        HoldExpiry.parse(request.expires_at)
 
         def attempt() -> HoldResult:
             # Strongly consistent: a hold found already in place writes nothing, so an earlier version of the

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -110,6 +111,20 @@ def test_a_hold_for_another_amount_or_user_is_refused_and_a_release_gives_the_ho
     assert hold(stack, tmp_path, operation="release", jobId="job-1", userId="ann") == {"status": "released", "jobId": "job-1", "credits": 10}
     assert hold(stack, tmp_path, operation="release", jobId="job-1", userId="ann") == {"status": "not-held", "jobId": "job-1"}
     assert balance(stack, "ann") == (100, 0) and balance(stack, "bob") == (100, 0)
+
+
+def test_a_retry_after_the_expiry_it_asks_for_answers_already_held_and_a_new_hold_of_it_is_refused(stack, tmp_path):
+    seed(stack, "ann", 100)
+    until = iso_timestamp(datetime.now(UTC) + timedelta(seconds=6))  # room for the first call under load
+    request = {"operation": "hold", "jobId": "job-1", "userId": "ann", "model": "test", "credits": 10, "expiresAt": until}
+    assert hold(stack, tmp_path, **request)["expiresAt"] == until
+    time.sleep(max(0.0, (datetime.fromisoformat(until) - datetime.now(UTC)).total_seconds()) + 0.1)
+    # The same call once its expiry has passed (its answer was lost): the hold in place, as any retry
+    assert hold(stack, tmp_path, **request) == {"status": "already-held", "jobId": "job-1", "credits": 10}
+    # A new hold asking for that expiry is refused by it
+    late = hold(stack, tmp_path, **{**request, "jobId": "job-2"})
+    assert (late["status"], late["field"]) == ("refused", "expiresAt") and "must be in the future" in late["reason"]
+    assert balance(stack, "ann") == (90, 10)
 
 
 def test_a_paused_hold_function_is_throttled_as_lambda_throttles(stack, tmp_path):

@@ -1,12 +1,15 @@
 """Hold expiry on moto: the timer scan releases a hold whose expiry passed, once, never one whose job settled, and
-a render arriving after its hold expired is still charged (docs/contract.md, "Timer scan")."""
+a render arriving after its hold expired is still charged (docs/contract.md, "Timer scan"); a retry of a hold whose
+requested expiry has passed since finds it in place (docs/pipeline.md)."""
 
+import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from reconciler.contract import HOLD_EXPIRED, HOLD_EXPIRED_DETAIL_TYPE
-from reconciler.domain.errors import InvalidEvent
+from reconciler.domain.errors import InvalidEvent, ReservationRefused
 from reconciler.domain.ledger import iso_timestamp
 from reconciler.service.hold_expiry import HoldExpiryService
 from reconciler.service.retrying import Backoff
@@ -102,3 +105,21 @@ def test_an_expiry_in_the_past_or_beyond_the_stages_maximum_is_refused(aws):
     with pytest.raises(InvalidEvent, match="at most 1440 minutes"):
         aws.holds().reserve("far", "u", "test", 5, expires_at=in_minutes(1441))
     assert aws.held("u") == 0
+
+
+def test_a_retry_after_its_requested_expiry_passed_finds_the_hold_in_place_then_refused_once_released(aws, expiry):
+    service, _ = expiry
+    # Given a hold until five minutes from now whose answer the pipeline lost
+    aws.seed_balance("u", 30)
+    until = in_minutes(5)
+    assert aws.holds().reserve("lost", "u", "test", 20, expires_at=until) is not None
+    # When the pipeline retries the very same call ten minutes from now, before a tick released it
+    late = replace(aws.holds(), clock=lambda: in_minutes(10))
+    # Then the hold is in place (already-held), of the expiry it was made with, and nothing moved
+    assert late.reserve("lost", "u", "test", 20, expires_at=until) is None
+    assert (aws.balance("u"), aws.held("u"), aws.record("lost").hold_expires_at) == (10, 20, until)
+    # And once the scan has released it at its expiry, the same retry is refused by its job, naming the expiry
+    service.release_expired()
+    with pytest.raises(ReservationRefused, match=re.escape(f"hold expired at {until}; a job is held once")):
+        late.reserve("lost", "u", "test", 20, expires_at=until)
+    assert (aws.balance("u"), aws.held("u")) == (30, 0)

@@ -1,12 +1,15 @@
-"""The domain's hold expiry: when a hold expires (HoldExpiry) and whether the timer scan may release it (plan_expiry)."""
+"""The domain's hold expiry: when a hold expires (HoldExpiry), whether a passed expiry refuses a hold (plan_hold), and
+whether the timer scan may release it (plan_expiry)."""
 
+import re
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 
-from reconciler.domain.errors import InvalidEvent
-from reconciler.domain.holds import HoldExpiry, plan_expiry
+from reconciler.domain.errors import InvalidEvent, ReservationRefused
+from reconciler.domain.holds import HoldExpiry, HoldRequest, plan_expiry, plan_hold
+from reconciler.domain.pricing import PriceBook
 from reconciler.domain.records import SettlementRecord
 
 NOW = "2026-12-07T12:00:00.000Z"
@@ -63,8 +66,6 @@ def test_a_requested_expiry_is_stored_in_utc_milliseconds(requested, stored):
 @pytest.mark.parametrize(
     ("requested", "reason"),
     [
-        (NOW, "must be in the future"),
-        ("2026-12-07T12:59:59.999+01:00", "must be in the future"),
         ("2026-12-08T12:00:00.001Z", "at most 1440 minutes"),
         ("2026-12-07T13:00:00", "needs its offset"),
         ("soon", "is not an ISO-8601 time"),
@@ -76,3 +77,30 @@ def test_an_expiry_the_pipeline_may_not_ask_for_is_refused_by_name(requested, re
     with pytest.raises(InvalidEvent, match=reason) as refused:
         POLICY.expires_at(requested, NOW)
     assert refused.value.field == "expiresAt"
+
+
+def retry(expires_at: str) -> HoldRequest:
+    """The pipeline's retry of the hold held() records: same job, user, credits and expiry."""
+    return HoldRequest.sized("j", "u", "test", PriceBook(), credits=20, expires_at=expires_at)
+
+
+@pytest.mark.parametrize("passed", ["2026-12-07T11:59:59.999Z", NOW])
+def test_a_retry_whose_expiry_has_passed_since_finds_its_hold_in_place(passed):
+    # The expiry is checked for its form and the maximum whether or not the hold exists, and has passed by now
+    expiry = POLICY.expires_at(passed, NOW)
+    assert plan_hold(retry(passed), held(expires_at=passed), NOW, expires_at=expiry) is None
+
+
+@pytest.mark.parametrize("passed", [NOW, "2026-12-07T12:59:59.999+01:00"])
+def test_a_new_hold_whose_expiry_is_not_after_now_is_refused_by_name(passed):
+    with pytest.raises(InvalidEvent, match=f"must be in the future \\(now is {NOW}\\)") as refused:
+        plan_hold(retry(passed), None, NOW, expires_at=POLICY.expires_at(passed, NOW))
+    assert refused.value.field == "expiresAt"
+
+
+def test_a_retry_after_the_scan_released_its_hold_is_refused_as_expired():
+    released = held(hold_open=False, hold_released_at=NOW, hold_released_by="expiry")
+    with pytest.raises(ReservationRefused, match=re.escape("j's hold expired at 2026-12-07T11:59:59.999Z; a job is held once")):
+        plan_hold(retry("2026-12-07T11:59:59.999Z"), released, NOW, expires_at="2026-12-07T11:59:59.999Z")
+    with pytest.raises(ReservationRefused, match=re.escape("j's hold was released; a job is held once")):
+        plan_hold(retry("2026-12-07T11:59:59.999Z"), held(hold_open=False, hold_released_at=NOW), NOW, expires_at="2026-12-07T11:59:59.999Z")

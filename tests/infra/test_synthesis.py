@@ -74,15 +74,17 @@ def test_a_stage_is_synthesized_once_for_every_process_until_a_source_changes(re
     assert synthesized == ["prod", "dev", "prod"]
 
 
+def _own_and_shadow_stacks(stage: str) -> dict[str, synthesis.Stack]:
+    """Stands in for a synthesis of the stage's own stack and its deployed shadow's (`--context mode=shadow`)."""
+    return {
+        f"stack-{stage}": synthesis.Stack({"Resources": {"Own": 1}}, True, "111111111111", "us-east-1"),
+        f"shadow-{stage}": synthesis.Stack({"Resources": {"Shadow": 1}}, False, "111111111111", "us-east-1", mode="shadow"),
+    }
+
+
 def test_a_stages_templates_are_its_own_apps_and_its_shadows_only_when_asked(repo, monkeypatch, tmp_path):
     # Given a stage whose synthesis holds its own stack and its deployed shadow's (`--context mode=shadow`)
-    def both(stage: str) -> dict[str, synthesis.Stack]:
-        return {
-            f"stack-{stage}": synthesis.Stack({"Resources": {"Own": 1}}, True, "111111111111", "us-east-1"),
-            f"shadow-{stage}": synthesis.Stack({"Resources": {"Shadow": 1}}, False, "111111111111", "us-east-1", mode="shadow"),
-        }
-
-    monkeypatch.setattr(synthesis, "synthesize", both)
+    monkeypatch.setattr(synthesis, "synthesize", _own_and_shadow_stacks)
     cache = synthesis.TemplateCache(tmp_path / "cache")
     # Then the stage's templates (what a local stack is provisioned from) are its own: no shadow table or second rule
     assert cache.templates("dev") == {"stack-dev": {"Resources": {"Own": 1}}}
@@ -132,13 +134,7 @@ def test_a_process_the_session_starts_never_reads_the_stages_shadow(repo, monkey
 
     # Given the session's cache holding dev's own stack and its deployed shadow's (the demo once got both: every
     # event dead-lettered twice, by the stage's rule and by the shadow's)
-    def both(stage: str) -> dict[str, synthesis.Stack]:
-        return {
-            f"stack-{stage}": synthesis.Stack({"Resources": {"Own": 1}}, True, "111111111111", "us-east-1"),
-            f"shadow-{stage}": synthesis.Stack({"Resources": {"Shadow": 1}}, False, "111111111111", "us-east-1", mode="shadow"),
-        }
-
-    monkeypatch.setattr(synthesis, "synthesize", both)
+    monkeypatch.setattr(synthesis, "synthesize", _own_and_shadow_stacks)
     synthesis.TemplateCache(tmp_path / "cache").stacks("dev")
     monkeypatch.setenv(stack.TEMPLATE_CACHE_VARIABLE, str(tmp_path / "cache"))
     monkeypatch.setattr(stack, "CHECKOUT", repo)

@@ -161,7 +161,13 @@ def same_application(existing: LedgerEntry, event: CreditsInEvent) -> bool:
     """Whether an entry already under the event's ledger id is this event's (a redelivery) rather than another
     event reusing its reference for something else (refused: the producer must use a new reference)."""
     expected_type = DEBIT if event.is_revocation else CREDIT
-    return (existing.user_id, existing.type, existing.amount, existing.category) == (event.user_id, expected_type, event.credits, event.category)
+    booked = (existing.user_id, existing.type, existing.amount, existing.category)
+    money = (existing.amount_paid, existing.currency, existing.payment_reference)  # what finance reads off the entry
+    return booked == (event.user_id, expected_type, event.credits, event.category) and money == (
+        event.amount_paid,
+        event.currency,
+        event.payment_reference,
+    )
 
 
 def _credits(value: Any) -> int:

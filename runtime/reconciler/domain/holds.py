@@ -91,7 +91,10 @@ class HoldExpiry:
             raise InvalidEvent("expiresAt", f"is not an ISO-8601 time: {requested[:40]!r}") from None
         if moment.tzinfo is None:
             raise InvalidEvent("expiresAt", "needs its offset (Z for UTC)")
-        return moment
+        try:
+            return moment.astimezone(UTC)  # a time at datetime's edge with an offset (0001-01-01T00:00+01:00) has no UTC
+        except OverflowError:
+            raise InvalidEvent("expiresAt", f"is out of range: {requested!r}") from None
 
 
 def parse_moment(timestamp: str) -> datetime:

@@ -61,6 +61,17 @@ def test_each_kind_has_its_own_id_space_and_the_same_content_is_the_same_applica
     assert not same_application(entry, other)
 
 
+def test_a_reference_reused_for_the_same_credits_at_another_price_is_another_application():
+    # docs/events.md: the same reference with other content is refused, the money paid included (finance reads it)
+    paid = parse_credits_in(envelope(PURCHASED, userId="u", credits=500, reference="pi_1", amountPaid="19.90", currency="USD"))
+    entry = decide_credits_in(paid, NOW).entry
+    assert same_application(
+        entry, parse_credits_in(envelope(PURCHASED, userId="u", credits=500, reference="pi_1", amountPaid="19.9", currency="USD"))
+    )
+    for other in ({"amountPaid": "24.90", "currency": "USD"}, {"amountPaid": "19.90", "currency": "EUR"}):
+        assert not same_application(entry, parse_credits_in(envelope(PURCHASED, userId="u", credits=500, reference="pi_1", **other))), other
+
+
 @pytest.mark.parametrize(
     ("detail_type", "detail", "field"),
     [

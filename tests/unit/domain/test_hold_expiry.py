@@ -71,6 +71,7 @@ def test_a_requested_expiry_is_stored_in_utc_milliseconds(requested, stored):
         ("soon", "is not an ISO-8601 time"),
         (3600, "must be an ISO-8601 time"),
         ("2026-12-07T13:00:00Z" + " " * 40, "must be an ISO-8601 time"),
+        ("0001-01-01T00:00:00+01:00", "is out of range"),
     ],
 )
 def test_an_expiry_the_pipeline_may_not_ask_for_is_refused_by_name(requested, reason):

@@ -456,7 +456,7 @@ class DynamoDBStore:
         # item (ALL_OLD), and the damage is named (DamagedBalance) instead of raising on every retry.
         # The type first: a comparison of text with a number is merely false on AWS, but moto fails it with a
         # "TypeError" reason that AWS never gives.
-        checked = [_is_number_or_absent("remaining"), conditions[kind]]
+        checked = [_is_number_or_absent("remaining"), _is_number_or_absent(VERSION_ATTRIBUTE), conditions[kind]]
         if held_delta:
             checked.append(_is_number_or_absent(HELD_ATTRIBUTE))
         if held_delta < 0:
@@ -480,6 +480,7 @@ class DynamoDBStore:
             expression += ", #came :came"
             names["#came"], values[":came"] = came_in
             changes[came_in[0]] = came_in[1]
+            checked.append(_is_number_or_absent("#came"))  # a category's running total, added to like the others
         values[":change"] = change_record(changes, made_by)
         update = {
             "TableName": self.credits_table,
@@ -717,7 +718,8 @@ def _returned_balance(reasons: list[Any], roles: list[str], request: dict) -> in
             values = from_item(reason.get("Item") or {})
             update = item["Update"]
             user_id = str(from_item(update["Key"]).get("userId"))
-            for attribute in ("remaining", HELD_ATTRIBUTE):
+            added_to = update.get("ExpressionAttributeNames", {}).values()  # a credits-in category's running total
+            for attribute in ("remaining", HELD_ATTRIBUTE, VERSION_ATTRIBUTE, *added_to):
                 problem = whole_number_problem(values.get(attribute))
                 if problem:
                     raise DamagedBalance(user_id, attribute, problem)

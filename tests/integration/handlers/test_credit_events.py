@@ -157,3 +157,21 @@ def test_a_renders_postings_and_an_adjustments_entry_carry_none_of_the_credits_i
     items += live.client("dynamodb").scan(TableName=live.config.ledger_table)["Items"]
     assert len(items) == 2  # the render's posting and the opening adjustment
     assert all(not {"category", "amountPaid", "currency", "paymentReference"} & set(item) for item in items)
+
+
+@pytest.mark.parametrize(("attribute", "stored"), [("paidCredits", "500"), ("version", True)], ids=["total-as-text", "version-as-boolean"])
+def test_a_purchase_for_a_balance_whose_total_or_version_is_damaged_is_dead_lettered_naming_it(live, attribute, stored):
+    # Another writer stored a running total or the change record's version as text or a boolean: DynamoDB would
+    # refuse the update expression itself (no item, no attribute named) on every retry; the guard names it instead.
+    live.client("dynamodb").put_item(
+        TableName=live.config.credits_table, Item={"userId": {"S": "ann"}, "remaining": {"N": "10"}, **_typed(attribute, stored)}
+    )
+    result = invoke(purchase())
+    assert result["outcome"] == "rejected" and result["field"] == "balance"
+    [letter] = live.dead_letters()
+    assert f"unusable: {attribute}" in letter["reason"]
+    assert live.balance("ann") == 10 and live.all_ledger_ids() == []
+
+
+def _typed(attribute: str, stored: object) -> dict:
+    return {attribute: {"BOOL": stored} if isinstance(stored, bool) else {"S": str(stored)}}

@@ -75,8 +75,8 @@ def test_a_settlement_commits_in_one_transaction_whose_balance_guard_asks_for_th
     ((operation, params),) = calls
     assert operation == "TransactWriteItems"
     balance, posting, record, job = params["TransactItems"]
-    type_guard = "(attribute_not_exists(remaining) OR attribute_type(remaining, :number))"
-    assert balance["Update"]["ConditionExpression"] == f"{type_guard} AND remaining >= :amount"
+    type_guards = " AND ".join(f"(attribute_not_exists({name}) OR attribute_type({name}, :number))" for name in ("remaining", "version"))
+    assert balance["Update"]["ConditionExpression"] == f"{type_guards} AND remaining >= :amount"
     assert balance["Update"]["ReturnValuesOnConditionCheckFailure"] == "ALL_OLD"
     assert posting["Put"]["TableName"] == stage.config.user_ledger_table and record["Put"]["TableName"] == stage.config.settlements_table
     # The Jobs item is the pipeline's: an update of the settlement's mirror, never a whole-item put

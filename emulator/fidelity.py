@@ -99,6 +99,8 @@ from typing import Any
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError, ConnectTimeoutError, ReadTimeoutError
 
+from emulator.moto_speed import answer_attribute_values_as_stored
+
 # SQS's default and largest MaximumMessageSize (botocore sqs model, CreateQueue.Attributes): what a queue holds to
 # when its attribute cannot be read without a request of its own (the moto server).
 MAX_SQS_MESSAGE_BYTES = 1024 * 1024
@@ -160,6 +162,7 @@ def install() -> None:
         return
     keep_streams_whole_across_cancelled_transactions()
     evaluate_log_filter_patterns_as_aws_does()
+    answer_attribute_values_as_stored()
     _hand_moto_limits_to_this_layer()
     _original = BaseClient._make_api_call  # type: ignore[attr-defined]  # private: not in botocore's stubs
 

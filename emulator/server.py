@@ -89,6 +89,7 @@ def serve() -> None:
 
     from emulator.fidelity import SerializedApp, evaluate_log_filter_patterns_as_aws_does, keep_streams_whole_across_cancelled_transactions
     from emulator.functions import InProcessFunctions
+    from emulator.moto_speed import answer_attribute_values_as_stored
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
@@ -96,6 +97,7 @@ def serve() -> None:
     args = parser.parse_args()
     keep_streams_whole_across_cancelled_transactions()
     evaluate_log_filter_patterns_as_aws_does()
+    answer_attribute_values_as_stored()
     # Invoke outside the lock: the handler's own requests come back to this server while it runs.
     app = InProcessFunctions(SerializedApp(DomainDispatcherApplication(create_backend_app)), endpoint=f"http://{args.host}:{args.port}")
     run_simple(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)

@@ -16,7 +16,7 @@ from typing import Any
 ATTRIBUTE_VALUE_SHAPE = "AttributeValue"
 _SCALARS: dict[str, type] = {"S": str, "N": str, "BOOL": bool, "NULL": bool}
 _STRING_SETS = frozenset({"SS", "NS"})
-_installed = False
+_moto_walk: Any = None  # moto's own structure walker, kept for the test that compares both paths
 
 
 def wire_form(value: Any) -> Any:
@@ -40,12 +40,12 @@ def wire_form(value: Any) -> Any:
 
 def answer_attribute_values_as_stored() -> None:
     """Installed once per process, for in-process moto (emulator.fidelity.install) and the local stack's server."""
-    global _installed
-    if _installed:
+    global _moto_walk
+    if _moto_walk is not None:
         return
     from moto.core.serialize import JSONSerializer
 
-    walk = JSONSerializer._serialize_type_structure
+    walk = _moto_walk = JSONSerializer._serialize_type_structure
 
     def _serialize_type_structure(self: Any, serialized: Any, value: Any, shape: Any, key: str) -> None:
         if key and shape.name == ATTRIBUTE_VALUE_SHAPE:
@@ -56,4 +56,8 @@ def answer_attribute_values_as_stored() -> None:
         walk(self, serialized, value, shape, key)
 
     JSONSerializer._serialize_type_structure = _serialize_type_structure
-    _installed = True
+
+
+def moto_walk() -> Any:
+    """moto's own walker, once installed (None before)."""
+    return _moto_walk

@@ -345,13 +345,16 @@ def test_backup_covers_every_table_of_the_stage(installed):
 
 
 def test_completion_and_the_version(console):
-    shown = console("--show-completion", "bash")
-    assert shown.exit_code == 0 and "_RECONCILER_COMPLETE" in shown.stdout
     import os
     import subprocess
     import sys
 
     script = os.path.join(os.path.dirname(sys.executable), "reconciler")
+    # Typer finds the shell among the command's parent processes (shellingham), as in a user's terminal: so the
+    # command runs under bash, whatever started the suite (a detached run has no shell above it). The `exit` keeps
+    # bash from replacing itself with the command (it does for a lone command).
+    shown = subprocess.run(["bash", "-c", f'"{script}" --show-completion; exit $?'], capture_output=True, text=True, cwd="/", timeout=60)
+    assert shown.returncode == 0 and "_RECONCILER_COMPLETE" in shown.stdout, shown.stderr
     environment = {**os.environ, "_RECONCILER_COMPLETE": "complete_bash", "COMP_WORDS": "reconciler dlq re", "COMP_CWORD": "2"}
     completed = subprocess.run([script], capture_output=True, text=True, env=environment, cwd="/", timeout=60)
     assert completed.stdout.split() == ["replay"]

@@ -209,6 +209,32 @@ def balance_row(counts: dict, results: dict) -> dict[str, float]:
     return balance_function(counts, settings["credits_table"], settings["balance_events"], telemetry, max_mb)
 
 
+def per_invocation_and_per_record(single: float, batched: float, records: int) -> tuple[float, float]:
+    """A figure measured over `records` invocations of one record (`single`, their total) and over one invocation
+    of all of them (`batched`), split into its part per invocation and its part per record (linear in the records)."""
+    per_invocation = (single - batched) / (records - 1)
+    return per_invocation, (batched - per_invocation) / records
+
+
+def batched_balance_usd(invocations_per_million: float, results: dict) -> dict[str, float]:
+    """USD per million Credits records that cross nothing (explained: no AWS request), delivered in this many
+    invocations (benchmarks/stream_batching.py): Lambda's request, GB-seconds and START/END/REPORT lines per
+    invocation, each billed to the 1 ms; CPU and the function's own bytes split into a part per invocation and a
+    part per record from a batch against single records, the CPU scaled to the run's one-record figure."""
+    batch, settings = results["stream_batching"]["batch"], results["function"]["balance_events"]
+    records = batch["records"]
+    single_cpu_ms = results["telemetry"]["balance"]["no_crossing"]["cpu_ms"]
+    cpu_invocation, cpu_record = per_invocation_and_per_record(records * single_cpu_ms, batch["cpu_ratio"] * records * single_cpu_ms, records)
+    own = [batch[way]["log_bytes"] + batch[way]["emf_bytes"] for way in ("single", "batched")]
+    bytes_invocation, bytes_record = per_invocation_and_per_record(own[0], own[1], records)
+    invocations = invocations_per_million / 1e6  # per record
+    duration_ms = invocation_ms(cpu_invocation + cpu_record / invocations, {})
+    platform = platform_log_bytes(settings["memory_mb"], duration_ms, max_memory_mb(results, "balance_events"))
+    compute = lambda_usd(invocations, settings["memory_mb"], settings["architecture"], duration_ms)
+    logs = logs_usd((platform + bytes_invocation) * invocations + bytes_record)
+    return {"usd": compute + logs, "duration_ms": duration_ms, "cpu_invocation_ms": cpu_invocation, "cpu_record_ms": cpu_record}
+
+
 def archive_usd(event_bytes: int, retention_days: int | None) -> float:
     """The stage's archive of the render events per million events: ingestion and storage for its retention
     (0: kept for ever, counted here as one year)."""

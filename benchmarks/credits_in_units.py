@@ -78,12 +78,28 @@ def _stream_function(w: Any, r: dict) -> None:
         f"What it costs instead is invocations: at one invocation a record (a quiet shard, the most it can be) **${per_record:.3f} "
         "per million Credits records** that cross no threshold (Lambda's request and GB-seconds, its log lines; "
         '"What the cuts save" above), where the filters the mapping had before credits in delivered none of a well-funded user\'s '
-        f"settlements. That is the most it costs: on a busy shard the {window} s batching window shares one invocation "
-        f"(its request charge, Lambda's START/END/REPORT lines) among the records gathered, about {min(100, window)} at one "
-        "record a second (each record's own CPU and log line remain; not measured batched). A record that crosses a "
-        "threshold costs its crossing's requests and events besides (the low-balance row above)."
+        f"settlements. That is the most it costs: {_batched(r, window)} A record that crosses a threshold costs its "
+        "crossing's requests and events besides (the low-balance row above)."
     )
     w("")
+
+
+def _batched(r: dict, window: int) -> str:
+    """What the batching window makes of it, as measured (benchmarks/stream_batching.py), at one record a second on a
+    shard and at the busiest rate measured."""
+    from benchmarks.cost import batched_balance_usd
+
+    rates = (r.get("stream_batching") or {}).get("rates")
+    if not rates:
+        return f"on a busy shard the {window} s batching window shares one invocation among the records gathered (not measured in this run)."
+    one = next(row["after"] for row in rates if row["after"]["rate_per_s"] == 1)
+    busiest = rates[-1]["after"]
+    return (
+        f"measured, the {window} s batching window brings it to ${batched_balance_usd(one['per_million'], r)['usd']:.3f} at one "
+        f"record a second on a shard ({one['per_million']:,.0f} invocations per million records) and "
+        f"${batched_balance_usd(busiest['per_million'], r)['usd']:.3f} at {busiest['rate_per_s']:g} a second "
+        f"({busiest['per_million']:,.0f}: full batches)."
+    )
 
 
 # A Credits item as the paths leave it, in DynamoDB's bytes (tests/integration/benchmarks/test_bench_credits_in_units.py

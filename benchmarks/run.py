@@ -2,7 +2,8 @@
 docs/capacity.md. Never fails on timing.
 
 python -m benchmarks.run [--quick] [--scale N [--scale-only scan,audit]] [--resume]   (--render: rewrite both documents
-from docs/benchmarks.json)
+from docs/benchmarks.json; --section NAME: run that one section of those in SECTIONS_ALONE, merge its results into
+docs/benchmarks.json and rewrite both documents from it, the other sections' figures as they were)
 
 Each section's results are written to build/bench/partial.json as it completes (benchmarks/progress.py): after a crash,
 --resume runs only the sections that file lacks.
@@ -35,6 +36,7 @@ from benchmarks.holds import hold_latency
 from benchmarks.prices import PRICE_DATE
 from benchmarks.progress import Sections
 from benchmarks.requests import OURS, POWERTOOLS, RESERVATION, SCENARIOS, V1, WHO, WHO_LABELS, count_requests
+from benchmarks.stream_batching import render_stream_batching, stream_batching
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 DOC = DOCS / "benchmarks.md"
@@ -45,6 +47,8 @@ CAPACITY = DOCS / "capacity.md"
 SCAN_SETTLED, SCAN_UNSETTLED = 20_000, 100
 AUDIT_USERS, AUDIT_ENTRIES = 1000, 20_000
 REPLAY_MESSAGES = 1000
+# Sections that need no local stack and no other section's results: one can be rerun alone (--section NAME).
+SECTIONS_ALONE: dict[str, Callable[[bool], dict]] = {"stream_batching": stream_batching}
 
 
 def log(message: str) -> None:
@@ -71,6 +75,8 @@ def main(argv: list[str]) -> int:
     if "--render" in argv:  # rewrite the documents from the last run's docs/benchmarks.json
         write_documents(json.loads(RAW.read_text()))
         return 0
+    if "--section" in argv:
+        return run_one_section(argv[argv.index("--section") + 1], quick)
     fresh = {"machine": machine(), "quick": quick, "scales": scales(quick, extra, only)}
     run = Sections.resumed_or_new(fresh, "--resume" in argv, path=progress.PARTIAL, log=log)
     quick = run.results["quick"]
@@ -83,6 +89,19 @@ def main(argv: list[str]) -> int:
     write_documents(results)
     RAW.write_text(json.dumps(results, indent=1, default=str))
     log(f"wrote docs/benchmarks.md, docs/capacity.md and docs/benchmarks.json in {results['elapsed_s']:.0f} s")
+    return 0
+
+
+def run_one_section(name: str, quick: bool) -> int:
+    """One section measured again, its results merged into the last run's and both documents rewritten from them."""
+    if name not in SECTIONS_ALONE:
+        raise SystemExit(f"--section takes one of {sorted(SECTIONS_ALONE)}, got {name!r}")
+    results = json.loads(RAW.read_text())
+    log(f"section {name} alone, into the run of {results['machine']['date']}")
+    results.update(SECTIONS_ALONE[name](quick))
+    write_documents(results)
+    RAW.write_text(json.dumps(results, indent=1, default=str))
+    log("wrote docs/benchmarks.md, docs/capacity.md and docs/benchmarks.json")
     return 0
 
 
@@ -108,6 +127,11 @@ def run_stubbed_sections(run: Sections, quick: bool) -> None:
         "memory",
         "peak memory of each packaged function over its priced events (stubbed AWS, a fresh child process each)",
         lambda: {"memory": measure.max_memory(per_kind=5 if quick else 20)},
+    )
+    run.run(
+        "stream_batching",
+        "issue #27: balance-events invocations per million records by rate and batching window (counts; a batch's CPU ratio)",
+        lambda: stream_batching(quick),
     )
     run.run(
         "imports",
@@ -668,6 +692,7 @@ def render(r: dict) -> str:
     render_telemetry(r, w)
     render_holds(r, w)
     render_cli_startup(r, w)
+    render_stream_batching(r, w)
     return "\n".join(out)
 
 

@@ -54,8 +54,8 @@ def function_paused(lambda_client: Any, function_name: str) -> bool:
 
 
 def balance_events_mapping(stack: LocalStack, templates: Mapping[str, dict]) -> StreamPoller:
-    """The balance-events function's event source mapping as the template configures it (batch size, retries,
-    filters, failure queue), with the function's environment set in this process."""
+    """The balance-events function's event source mapping as the template configures it (batch size, batching window,
+    retries, filters, failure queue), with the function's environment set in this process."""
     import os
 
     from reconciler.handlers import balance_stream
@@ -73,6 +73,7 @@ def balance_events_mapping(stack: LocalStack, templates: Mapping[str, dict]) -> 
         function_name=names.balance_events_function,
         batch_size=settings["batch_size"],
         max_retry_attempts=settings["max_retry_attempts"],
+        batching_window_s=settings["batching_window_s"],  # on real time: a record waits up to the window
         filters=mapping_filters(templates),
     )
 

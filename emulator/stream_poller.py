@@ -1,13 +1,15 @@
 """Stands in for Lambda's DynamoDB Streams event source mapping: reads the Credits table's stream (moto emulates
-DynamoDB Streams), applies the mapping's filters (as Lambda does: reconciler.domain.stream_filter), hands batches
-to the real balance-events handler, honours its partial batch responses
-(retrying from the first failed record) and, after the template's retry limit, describes the given-up batch in the
-failure queue as Lambda does. Also lets the local stack show the events the function published: a rule on the
-balance-events source routes them to a queue this module reads back."""
+DynamoDB Streams), applies the mapping's filters (as Lambda does: reconciler.domain.stream_filter), gathers each
+shard's records into batches as Lambda does (its batch size, batching window and 6 MB payload: `batch_due`), hands
+them to the real balance-events handler, honours its partial batch responses (retrying from the first failed
+record) and, after the template's retry limit, describes the given-up batch in the failure queue as Lambda does.
+Also lets the local stack show the events the function published: a rule on the balance-events source routes them
+to a queue this module reads back."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,6 +26,10 @@ CAPTURE_QUEUE = "cc-reconciler-local-balance-events"
 # What the local stack uses when a template says nothing (the deployed mapping's own values are read from it).
 DEFAULT_BATCH_SIZE = 100
 DEFAULT_RETRY_ATTEMPTS = 50
+DEFAULT_BATCHING_WINDOW_S = 0  # Lambda's default for streams (services-ddb-params: MaximumBatchingWindowInSeconds 0)
+# "The payload size reaches 6 MB. You cannot modify this limit." (Lambda's synchronous invocation payload; AWS Lambda
+# Developer Guide, "How Lambda processes records from stream and queue-based event sources", Batching behavior.)
+MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 
 
 def balance_function_environment(templates: Mapping[str, dict], tables: Mapping[str, str], ops_topic_arn: str = "") -> dict[str, str]:
@@ -52,6 +58,7 @@ def mapping_settings(templates: Mapping[str, dict]) -> dict[str, int]:
         return {
             "batch_size": int(props.get("BatchSize", DEFAULT_BATCH_SIZE)),
             "max_retry_attempts": int(props.get("MaximumRetryAttempts", DEFAULT_RETRY_ATTEMPTS)),
+            "batching_window_s": int(props.get("MaximumBatchingWindowInSeconds", DEFAULT_BATCHING_WINDOW_S)),
         }
     raise RuntimeError("the templates have no event source mapping")
 
@@ -83,6 +90,15 @@ def lambda_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
 
 @dataclass
 class StreamPoller:
+    """Lambda's event source mapping on one stream. Batching, per shard, as Lambda documents it for DynamoDB streams:
+    it invokes the function when the batching window ends, the batch is full or its payload reaches 6 MB, and "the
+    next batching window begins as soon as the previous function invocation completes" (AWS Lambda Developer Guide,
+    "How Lambda processes records from stream and queue-based event sources", Batching behavior; "Using AWS Lambda
+    with Amazon DynamoDB", Polling and batching streams). So a record that comes a window or more after the last
+    invocation goes at the next poll, and a window of 0 sends whatever a poll read at once. Lambda polls a shard
+    about four times a second; the caller chooses the cadence. `clock` (seconds) is injectable: the local stack runs
+    on real time, tests and the bench on a simulated one."""
+
     streams: Any  # a dynamodbstreams client
     stream_arn: str
     handler: Callable[[Any, Any], Any]
@@ -92,72 +108,130 @@ class StreamPoller:
     max_retry_attempts: int = DEFAULT_RETRY_ATTEMPTS
     function_name: str = "cc-reconciler-balance-events-local"
     filters: list[dict[str, Any]] = field(default_factory=list)  # the mapping's FilterCriteria (mapping_filters)
+    batching_window_s: float = DEFAULT_BATCHING_WINDOW_S  # the mapping's MaximumBatchingWindowInSeconds
+    clock: Callable[[], float] = time.monotonic
+    max_payload_bytes: int = MAX_PAYLOAD_BYTES
     filtered: int = 0  # records the filters kept from the function
     _iterators: dict[str, str | None] = field(default_factory=dict)
     _pending: dict[str, list[dict]] = field(default_factory=dict)
     _attempts: dict[str, int] = field(default_factory=dict)
+    _window_start: dict[str, float] = field(default_factory=dict)  # by shard: when its current window began
+    _sizes: dict[str, int] = field(default_factory=dict)  # a pending record's bytes in the payload, by eventID
     invocations: int = 0
     given_up: list[dict] = field(default_factory=list)
 
-    def poll(self) -> int:
-        """Reads every shard once and delivers what it read (retrying failed records up to the limit); returns
-        how many records were delivered successfully."""
+    @property
+    def pending(self) -> int:
+        """Records read from the stream and not yet delivered, on every shard."""
+        return sum(len(records) for records in self._pending.values())
+
+    def poll(self, flush: bool = False) -> int:
+        """Reads every shard once and delivers its batches that are due (`batch_due`; with `flush`, every batch, as
+        if each window had ended), retrying failed records up to the limit; returns how many records were
+        delivered successfully."""
         delivered = 0
         shards = self.streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]["Shards"]
         for shard in shards:
             shard_id = shard["ShardId"]
-            if shard_id not in self._iterators:
-                self._iterators[shard_id] = self.streams.get_shard_iterator(
-                    StreamArn=self.stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
-                )["ShardIterator"]
             pending = self._pending.setdefault(shard_id, [])
-            iterator = self._iterators[shard_id]
-            if iterator:
-                response = drop_key_only_inserts(self.streams.get_records(ShardIterator=iterator, Limit=1000))
-                records = [lambda_record(record, self.stream_arn) for record in response.get("Records", [])]
-                kept = [record for record in records if matches(self.filters, record)]
-                self.filtered += len(records) - len(kept)
-                pending.extend(kept)
-                self._iterators[shard_id] = response.get("NextShardIterator")
-            delivered += self._deliver(shard_id, pending)
+            pending.extend(self._read(shard_id))
+            delivered += self._deliver(shard_id, pending, flush)
         return delivered
 
+    def _read(self, shard_id: str) -> list[dict]:
+        """The shard's new records that pass the filters, in the shape Lambda hands them over (the first read of a
+        shard opens it, and its first window)."""
+        if shard_id not in self._iterators:
+            self._iterators[shard_id] = self.streams.get_shard_iterator(
+                StreamArn=self.stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+            )["ShardIterator"]
+            self._window_start[shard_id] = self.clock()
+        iterator = self._iterators[shard_id]
+        if not iterator:
+            return []
+        response = drop_key_only_inserts(self.streams.get_records(ShardIterator=iterator, Limit=1000))
+        records = [lambda_record(record, self.stream_arn) for record in response.get("Records", [])]
+        kept = [record for record in records if matches(self.filters, record)]
+        self.filtered += len(records) - len(kept)
+        self._iterators[shard_id] = response.get("NextShardIterator")
+        return kept
+
     def drain(self, idle_polls: int = 2) -> int:
-        """Polls until nothing is pending and `idle_polls` polls found nothing new (a record that keeps failing
-        is retried until the retry limit gives it up)."""
+        """Polls until nothing is pending and `idle_polls` polls found nothing new, ending every window at once (where
+        Lambda is once the windows have passed); a record that keeps failing is retried until the retry limit gives
+        it up."""
         delivered, idle = 0, 0
         while idle < idle_polls:
-            count = self.poll()
+            count = self.poll(flush=True)
             idle = 0 if count or any(self._pending.values()) else idle + 1
             delivered += count
         return delivered
 
-    def _deliver(self, shard_id: str, pending: list[dict]) -> int:
-        """Delivers the shard's pending records batch by batch; a failed attempt ends this poll (the next poll
-        retries from the failed record), as Lambda retries a shard's batch before moving on."""
+    def batch_due(self, shard_id: str, pending: list[dict]) -> bool:
+        """Whether Lambda invokes the function with this shard's pending records now: a failed batch is retried at
+        once (it was gathered already); otherwise when the batch is full, the window has ended, or the payload has
+        reached its limit."""
+        if not pending:
+            return False
+        if self._attempts.get(shard_id) or len(pending) >= self.batch_size:
+            return True
+        if self.clock() - self._window_start.get(shard_id, float("-inf")) >= self.batching_window_s:
+            return True
+        return sum(self._size(record) for record in pending) >= self.max_payload_bytes
+
+    def _next_batch(self, pending: list[dict]) -> list[dict]:
+        """The next batch: up to the batch size, fewer where one more record would take the payload past its limit
+        (one record at least)."""
+        batch: list[dict] = []
+        size = 0
+        for record in pending[: self.batch_size]:
+            size += self._size(record)
+            if batch and size > self.max_payload_bytes:
+                break
+            batch.append(record)
+        return batch
+
+    def _size(self, record: dict) -> int:
+        key = record["eventID"]
+        if key not in self._sizes:
+            self._sizes[key] = len(json.dumps(record, default=str).encode())
+        return self._sizes[key]
+
+    def _take(self, pending: list[dict], count: int) -> list[dict]:
+        """Removes the first `count` pending records (delivered or given up)."""
+        taken = pending[:count]
+        del pending[:count]
+        for record in taken:
+            self._sizes.pop(record["eventID"], None)
+        return taken
+
+    def _invoke(self, batch: list[dict]) -> set[str]:
+        """One invocation; the sequence numbers it reported failed."""
+        self.invocations += 1
+        try:
+            response = self.handler({"Records": batch}, LocalContext(self.function_name, 60_000)) or {}
+            return {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
+        except Exception:  # noqa: BLE001 - a function error retries the whole batch, as Lambda does
+            return {batch[0]["dynamodb"]["SequenceNumber"]}
+
+    def _deliver(self, shard_id: str, pending: list[dict], flush: bool = False) -> int:
+        """Delivers the shard's due batches; a failed attempt ends this poll (the next poll retries from the failed
+        record), as Lambda retries a shard's batch before moving on."""
         delivered = 0
-        while pending:
-            batch = pending[: self.batch_size]
-            self.invocations += 1
-            try:
-                response = self.handler({"Records": batch}, LocalContext(self.function_name, 60_000)) or {}
-                failures = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
-            except Exception:  # noqa: BLE001 - a function error retries the whole batch, as Lambda does
-                failures = {batch[0]["dynamodb"]["SequenceNumber"]}
+        while pending and (flush or self.batch_due(shard_id, pending)):
+            batch = self._next_batch(pending)
+            failures = self._invoke(batch)
+            self._window_start[shard_id] = self.clock()  # the next window begins as this invocation completes
             if not failures:
-                del pending[: len(batch)]
-                delivered += len(batch)
+                delivered += len(self._take(pending, len(batch)))
                 self._attempts[shard_id] = 0
                 continue
             # Lambda checkpoints at the lowest failed sequence number and retries from there.
             first = min([i for i, record in enumerate(batch) if record["dynamodb"]["SequenceNumber"] in failures] or [0])
-            del pending[:first]
-            delivered += first
+            delivered += len(self._take(pending, first))
             self._attempts[shard_id] = 1 if first else self._attempts.get(shard_id, 0) + 1
             if self._attempts[shard_id] > self.max_retry_attempts:
-                given_up = pending[: self.batch_size]
-                del pending[: len(given_up)]
-                self._give_up(shard_id, given_up, self._attempts[shard_id])
+                self._give_up(shard_id, self._take(pending, len(batch) - first), self._attempts[shard_id])
                 self._attempts[shard_id] = 0
                 continue
             return delivered

@@ -16,7 +16,14 @@ import pytest
 from botocore.exceptions import ClientError
 
 from emulator.fidelity import IN_PROCESS_STREAMS, drop_key_only_inserts
-from emulator.stream_poller import StreamPoller, balance_function_environment, capture_published_events, lambda_record, read_captured
+from emulator.stream_poller import (
+    StreamPoller,
+    balance_function_environment,
+    capture_published_events,
+    lambda_record,
+    mapping_settings,
+    read_captured,
+)
 from reconciler import bootstrap
 from reconciler.config import load_balance_config
 from reconciler.domain.crossings import Thresholds
@@ -124,6 +131,24 @@ def test_low_exhausted_overdrawn_and_restored_each_once_in_balance_order(balance
     assert [entry["reference"] for entry in restored["ledgerEntries"]] == ["u1-top-up"]
     assert restored["ledgerEntriesExact"] is True
     assert [h["detailType"] for h in balances.history("u1")] == ["credits.restored", "credits.overdrawn", "credits.exhausted", "credits.low"]
+
+
+def test_the_templates_batching_window_holds_the_streams_records_then_delivers_them_in_one_invocation_in_order(balances, dev_templates):
+    from benchmarks.stream_batching import SimulatedClock
+
+    clock = SimulatedClock()
+    balances.poller.batching_window_s = mapping_settings(dev_templates)["batching_window_s"]  # dev: 5 s
+    balances.poller.clock = clock
+    balances.adjust("u7", 30, "open")
+    balances.adjust("u7", -22, "low")  # 30 -> 8: low
+    balances.adjust("u7", -8, "out")  # 8 -> 0: exhausted
+    assert balances.poller.batching_window_s == 5
+    assert balances.poller.poll() == 0 and balances.poller.pending == 3 and balances.poller.invocations == 0
+    clock.now = 4.9
+    assert balances.poller.poll() == 0 and balances.published() == []
+    clock.now = 5
+    assert balances.poller.poll() == 3 and balances.poller.invocations == 1
+    assert kinds(balances.published()) == [("credits.low", 30, 8), ("credits.exhausted", 8, 0)]
 
 
 def test_the_threshold_filters_keep_every_crossing_and_only_changes_that_can_cross(balances):

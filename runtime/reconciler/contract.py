@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 from reconciler.domain.attributes import (  # noqa: F401 - the tables' attribute names, re-exported: see that module
     AMOUNT_PAID_ATTRIBUTE,
+    APPLIED_BY_REQUEST_ATTRIBUTE,
+    BALANCE_BEFORE_ATTRIBUTE,
     BALANCE_EVENT_KEY,
     CATEGORY_ATTRIBUTE,
     CHANGE_BY_KEY,
@@ -37,6 +39,7 @@ from reconciler.domain.attributes import (  # noqa: F401 - the tables' attribute
     LEDGER_ID_ATTRIBUTE,
     LOW_OVERRIDE_ATTRIBUTE,
     MONEY_ATTRIBUTES,
+    OVERDRAFT_ATTRIBUTE,
     OVERDRAFT_OVERRIDE_ATTRIBUTE,
     PAID_CREDITS_ATTRIBUTE,
     PAYMENT_REFERENCE_ATTRIBUTE,

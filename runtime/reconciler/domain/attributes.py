@@ -41,6 +41,12 @@ CATEGORY_ATTRIBUTE = "category"
 AMOUNT_PAID_ATTRIBUTE = "amountPaid"
 CURRENCY_ATTRIBUTE = "currency"
 PAYMENT_REFERENCE_ATTRIBUTE = "paymentReference"
+# And how it was applied, so that Lambda's retry of the invocation that wrote it (same request id) answers as that
+# invocation did (its overdraft alerted and counted) instead of as a duplicate: the request, whether it overdrew, and
+# the balance a failed guard returned (when one did).
+APPLIED_BY_REQUEST_ATTRIBUTE = "appliedByRequest"
+OVERDRAFT_ATTRIBUTE = "overdraft"
+BALANCE_BEFORE_ATTRIBUTE = "balanceBefore"
 # The Credits item's running totals of what came in by category (domain/liability.py), added by the credits-in
 # transaction's balance update: purchases less refunds and chargebacks, promotional grants, goodwill grants.
 PAID_CREDITS_ATTRIBUTE = "paidCredits"

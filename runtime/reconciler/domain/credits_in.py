@@ -82,6 +82,7 @@ class CreditsApplication:
     entry: LedgerEntry
     overdraft: bool = False
     balance_before: int | None = None  # known only when a failed guard returned it
+    request_id: str | None = None  # the Lambda request that applies it (Lambda keeps it when it retries the invocation)
 
     @property
     def balance_delta(self) -> int:
@@ -90,6 +91,25 @@ class CreditsApplication:
     @property
     def balance_after(self) -> int | None:
         return None if self.balance_before is None else self.balance_before + self.balance_delta
+
+
+@dataclass(frozen=True)
+class RecordedApplication:
+    """A credits-in entry as stored, with what its writer recorded of the application (an entry written before
+    they were recorded has no request and no overdraft)."""
+
+    entry: LedgerEntry
+    request_id: str | None = None
+    overdraft: bool = False
+    balance_before: int | None = None
+
+    def written_by(self, event: CreditsInEvent, request_id: str | None) -> bool:
+        """Whether this event's own invocation wrote it (an earlier attempt, or Lambda's retry of the invocation)."""
+        return request_id is not None and self.request_id == request_id and self.entry.event_id == event.event_id
+
+    def as_applied(self, event: CreditsInEvent) -> CreditsApplication:
+        """The application as its writer decided it: the answer the first attempt would have given."""
+        return CreditsApplication(event, self.entry, self.overdraft, self.balance_before, self.request_id)
 
 
 def is_credits_in(envelope: Any) -> bool:
@@ -132,7 +152,9 @@ def parse_credits_in(envelope: Mapping[str, Any]) -> CreditsInEvent:
     )
 
 
-def decide_credits_in(event: CreditsInEvent, timestamp: str, balance: int | None = None, *, balance_known: bool = False) -> CreditsApplication:
+def decide_credits_in(
+    event: CreditsInEvent, timestamp: str, balance: int | None = None, *, balance_known: bool = False, request_id: str | None = None
+) -> CreditsApplication:
     """The entry that applies the event. A purchase or a grant credits; a revocation debits whatever remains (money
     already spent is still owed back): decided first as covered, and as an overdraft when the balance, returned by
     the failed guard (`balance_known`), does not cover it."""
@@ -154,7 +176,7 @@ def decide_credits_in(event: CreditsInEvent, timestamp: str, balance: int | None
         payment_reference=event.payment_reference,
     )
     overdraft = event.is_revocation and balance_known and (balance or 0) < event.credits
-    return CreditsApplication(event, entry, overdraft=overdraft, balance_before=balance if balance_known else None)
+    return CreditsApplication(event, entry, overdraft=overdraft, balance_before=balance if balance_known else None, request_id=request_id)
 
 
 def same_application(existing: LedgerEntry, event: CreditsInEvent) -> bool:

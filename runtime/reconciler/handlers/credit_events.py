@@ -17,7 +17,11 @@ from reconciler.service.event_settlement import deadline_from_remaining_ms
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if isinstance(event, dict):
         logger.append_keys(detail_type=event.get("detail-type"))
-    outcome = bootstrap.credits_in_service().process(event, deadline_from_remaining_ms(context.get_remaining_time_in_millis()))
+    # Lambda keeps the request id when it retries an invocation: the entry records it, so a retry after a fault past
+    # the commit answers as the first attempt would have (an overdraft alerted and counted), not as a duplicate.
+    outcome = bootstrap.credits_in_service().process(
+        event, deadline_from_remaining_ms(context.get_remaining_time_in_millis()), getattr(context, "aws_request_id", None)
+    )
     record(outcome)
     alert(outcome, event)
     return outcome.summary()

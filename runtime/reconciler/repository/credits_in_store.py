@@ -6,13 +6,17 @@ balance update names the entry (`lastLedgerEntry`: the audit's index lag) and it
 and, for a revocation, carries the guard its overdraft decision rests on (`covers` or `short-of`: the same threshold
 guards as settlement's). The same update adds the entry to the item's running total of its category (`paidCredits`,
 `promotionalCredits`, `goodwillCredits`: domain/liability.py), which the liability snapshot sums. The settlement
-path does not pass through here.
+path does not pass through here. The entry also records how it was applied (`appliedByRequest`, `overdraft`,
+`balanceBefore`): a retry of the same Lambda invocation reads them back and answers as that invocation did.
 """
 
 from __future__ import annotations
 
-from reconciler.domain.credits_in import CreditsApplication
-from reconciler.domain.ledger import LedgerEntry
+from decimal import Decimal
+from typing import Any
+
+from reconciler.contract import APPLIED_BY_REQUEST_ATTRIBUTE, BALANCE_BEFORE_ATTRIBUTE, OVERDRAFT_ATTRIBUTE
+from reconciler.domain.credits_in import CreditsApplication, RecordedApplication
 from reconciler.domain.liability import came_in
 from reconciler.repository.dynamodb import BALANCE, LEDGER, DynamoDBStore, credits_in_ledger_item, from_item, ledger_from_item, to_item
 
@@ -38,12 +42,34 @@ class CreditsInStore(DynamoDBStore):
         put = {
             "Put": {
                 "TableName": self.ledger_table,
-                "Item": to_item(credits_in_ledger_item(entry)),
+                "Item": to_item({**credits_in_ledger_item(entry), **how_applied(application)}),
                 "ConditionExpression": "attribute_not_exists(ledgerId)",
             }
         }
         self._transact([(BALANCE, balance), (LEDGER, put)])
 
-    def get_ledger_entry(self, ledger_id: str) -> LedgerEntry | None:
+    def get_application(self, ledger_id: str) -> RecordedApplication | None:
         item = self._call("get_item", TableName=self.ledger_table, Key=to_item({"ledgerId": ledger_id}), ConsistentRead=True).get("Item")
-        return ledger_from_item(from_item(item)) if item else None
+        return recorded_application(from_item(item)) if item else None
+
+
+def how_applied(application: CreditsApplication) -> dict[str, Any]:
+    """The entry's record of its application: the request always; the overdraft and the balance before when there are."""
+    recorded: dict[str, Any] = {APPLIED_BY_REQUEST_ATTRIBUTE: application.request_id}
+    if application.overdraft:
+        recorded[OVERDRAFT_ATTRIBUTE] = True
+    if application.balance_before is not None:
+        recorded[BALANCE_BEFORE_ATTRIBUTE] = application.balance_before
+    return {name: value for name, value in recorded.items() if value is not None}
+
+
+def recorded_application(values: dict[str, Any]) -> RecordedApplication:
+    """An entry written before the application was recorded (or whose record another writer spoiled) reads as no
+    request: a retry then finds a duplicate, as it did before."""
+    request_id, before = values.get(APPLIED_BY_REQUEST_ATTRIBUTE), values.get(BALANCE_BEFORE_ATTRIBUTE)
+    return RecordedApplication(
+        ledger_from_item(values),
+        request_id=request_id if isinstance(request_id, str) else None,
+        overdraft=values.get(OVERDRAFT_ATTRIBUTE) is True,
+        balance_before=int(before) if isinstance(before, Decimal) and before == before.to_integral_value() else None,
+    )

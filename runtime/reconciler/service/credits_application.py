@@ -2,9 +2,10 @@
 
 The common path is one write and no read: the transaction writes the balance and the entry under the id derived
 from the outside reference, on condition that the id is free. A redelivery fails that condition; the entry it
-finds (one strong read) is the same application (a duplicate, nothing written) or another one reusing the reference
-(refused, dead-lettered). A revocation is decided as covered first; when the balance's guard fails, the balance
-comes back with the failure and the revocation is applied as an overdraft under the opposite guard.
+finds (one strong read) is the same application (a duplicate, nothing written; or, when this very invocation wrote
+it, the application itself, answered as first decided) or another one reusing the reference (refused,
+dead-lettered). A revocation is decided as covered first; when the balance's guard fails, the balance comes back
+with the failure and the revocation is applied as an overdraft under the opposite guard.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from typing import Any
 from reconciler.domain.credits_in import CreditsApplication, CreditsInEvent, decide_credits_in, parse_credits_in, same_application
 from reconciler.domain.errors import InvalidEvent, LedgerEntryTaken
 from reconciler.domain.ledger import iso_timestamp
-from reconciler.service.ports import AmbiguousWrite, BalanceChanged, CreditsInStore, DeadLetters, StaleState
-from reconciler.service.retrying import Backoff, with_retries
+from reconciler.service.ports import BalanceChanged, CreditsInStore, DeadLetters, StaleState
+from reconciler.service.retrying import Backoff, new_request_id, with_retries
 
 APPLIED, DUPLICATE, REJECTED = "applied", "duplicate", "rejected"
 
@@ -30,7 +31,7 @@ class CreditsOutcome:
     error: InvalidEvent | None = None
     attempts: int = 1
     dead_letter_id: str | None = None
-    recovered: bool = False  # an earlier attempt of this call committed it; its answer was lost
+    recovered: bool = False  # this invocation committed it before (a lost answer, or Lambda's retry of the invocation)
 
     @property
     def overdraft(self) -> bool:
@@ -65,11 +66,11 @@ class CreditsInService:
     clock: Callable[[], str] = iso_timestamp
     backoff: Callable[[float | None], Backoff] = field(default=lambda deadline: Backoff(deadline=deadline))
 
-    def process(self, raw_event: Mapping[str, Any], deadline: float | None = None) -> CreditsOutcome:
+    def process(self, raw_event: Mapping[str, Any], deadline: float | None = None, request_id: str | None = None) -> CreditsOutcome:
         event = None
         try:
             event = parse_credits_in(raw_event)
-            return self.apply(event, deadline)
+            return self.apply(event, deadline, request_id)
         except InvalidEvent as error:
             # Nothing was written: validation and a reused reference are found before any write commits.
             event_id = raw_event.get("id") if isinstance(raw_event, Mapping) else None
@@ -82,34 +83,37 @@ class CreditsInService:
             )
             return CreditsOutcome(REJECTED, event=event, error=error, dead_letter_id=message_id)
 
-    def apply(self, event: CreditsInEvent, deadline: float | None = None) -> CreditsOutcome:
-        """Exactly once per ledger id: whatever the deliveries, retries and concurrency, one entry, one balance change."""
+    def apply(self, event: CreditsInEvent, deadline: float | None = None, request_id: str | None = None) -> CreditsOutcome:
+        """Exactly once per ledger id: whatever the deliveries, retries and concurrency, one entry, one balance change.
+
+        `request_id` (the Lambda request's id, which Lambda keeps when it retries an invocation) is written on the
+        entry: an attempt that finds the entry written by this event in this request (its own earlier attempt whose
+        answer was lost, or the invocation Lambda retries after a fault past the commit) answers as that attempt
+        did, overdraft included, so its alert and counts are not lost; another delivery is a duplicate."""
+        request_id = request_id or new_request_id()
         known: list[Any] = [None, False]  # the balance a failed guard returned, and whether there is one
-        ambiguous = [False]
 
         def attempt() -> CreditsOutcome:
             for _ in range(2):  # decided as covered; once more on the balance the failed guard returned
-                application = decide_credits_in(event, self.clock(), known[0], balance_known=known[1])
+                application = decide_credits_in(event, self.clock(), known[0], balance_known=known[1], request_id=request_id)
                 try:
                     self.store.commit_credits_in(application)
                 except BalanceChanged as changed:
                     known[:] = [changed.balance, True]
                     continue
                 except (LedgerEntryTaken, StaleState):
-                    return self._already_applied(event, ambiguous[0])
-                except AmbiguousWrite:
-                    ambiguous[0] = True
-                    raise
+                    return self._already_applied(event, request_id)
                 return CreditsOutcome(APPLIED, event=event, application=application)
             raise StaleState("the balance crossed the revocation's threshold again meanwhile")
 
         outcome, attempts = with_retries(attempt, self.backoff(deadline))
         return CreditsOutcome(outcome.kind, event=outcome.event, application=outcome.application, attempts=attempts, recovered=outcome.recovered)
 
-    def _already_applied(self, event: CreditsInEvent, after_lost_answer: bool) -> CreditsOutcome:
-        existing = self.store.get_ledger_entry(event.ledger_id)
-        if existing is None:
+    def _already_applied(self, event: CreditsInEvent, request_id: str) -> CreditsOutcome:
+        recorded = self.store.get_application(event.ledger_id)
+        if recorded is None:
             raise StaleState("the write was refused but no entry holds its ledger id: decide again")
+        existing = recorded.entry
         if not same_application(existing, event):
             raise InvalidEvent(
                 "reference",
@@ -117,8 +121,7 @@ class CreditsInService:
                 f"{existing.signed_amount:+d} credits ({existing.category or 'no category'}) to user {existing.user_id!r}; "
                 "a new application needs a new reference",
             )
-        if after_lost_answer and existing.event_id == event.event_id:
-            # Our own earlier attempt committed it (its answer was lost): applied, not a duplicate.
-            application = CreditsApplication(event, existing, overdraft=False)
-            return CreditsOutcome(APPLIED, event=event, application=application, recovered=True)
+        if recorded.written_by(event, request_id):
+            # This invocation committed it (its answer was lost, or Lambda retries it): applied, not a duplicate.
+            return CreditsOutcome(APPLIED, event=event, application=recorded.as_applied(event), recovered=True)
         return CreditsOutcome(DUPLICATE, event=event)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -30,7 +29,7 @@ from reconciler.domain.settlement import (
     settled_facts,
 )
 from reconciler.service.ports import BalanceChanged, DeadLetters, SettlementStore
-from reconciler.service.retrying import Backoff, with_retries
+from reconciler.service.retrying import Backoff, new_request_id, with_retries
 
 SETTLED, DUPLICATE, CONFLICT, REJECTED, SUPERSEDED = "settled", "duplicate", "conflict", "rejected", "superseded"
 # An archive replay's event refused as invalid: it was when it first arrived (dead-lettered then, with its alert).
@@ -102,7 +101,7 @@ class SettlementService:
         the settlement: a re-read that finds the job settled by this event in this request is this settlement,
         whose answer was lost, and is reported as settled, not as a duplicate.
         """
-        request_id = request_id or _new_request_id()
+        request_id = request_id or new_request_id()
         known: list[Balance] = [UNREAD]
         attempts = itertools.count()
 
@@ -152,7 +151,7 @@ class SettlementService:
         """The timer scan's settlement of a finished job: the event is rebuilt from the job as read in the same
         attempt, and the write is conditioned on that job's status and update time, so a job the pipeline
         changes meanwhile is decided again from what it now says (or left for the next tick)."""
-        request_id = request_id or _new_request_id()
+        request_id = request_id or new_request_id()
         rebuilt: list[VideoEvent] = []
         known: list[Balance] = [UNREAD]
 
@@ -233,11 +232,6 @@ class EventProcessor:
                 event_id=event_id if isinstance(event_id, str) else None,
             )
             return Outcome(REJECTED, event=event, error=error, dead_letter_id=message_id)
-
-
-def _new_request_id() -> str:
-    # Outside Lambda (CLI replay, tests) each call is its own request.
-    return f"local-{uuid.uuid4()}"
 
 
 def deadline_from_remaining_ms(remaining_ms: int, margin_ms: int = 3000) -> float:

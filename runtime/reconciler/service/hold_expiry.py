@@ -3,7 +3,8 @@
 Each expired hold is released in one transaction of its own (the pipeline's release: the balance's `held` back to
 `remaining`, the record's hold closed, nothing posted), conditioned on the hold still open, unsettled and of that
 expiry, so a settlement, the pipeline's release, another tick or a retry that came first leaves nothing to release.
-Once it commits, `credits.hold.expired` is published (docs/schemas/credits.hold.expired.json).
+Once it commits, `credits.hold.expired` is published (docs/schemas/credits.hold.expired.json). No release (first
+attempt or retry) starts after the tick's deadline: a hold not reached stays in the index, expired, for the next tick.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from reconciler.domain.holds import HoldRelease, plan_expiry
 from reconciler.domain.ledger import iso_timestamp
 from reconciler.domain.records import SettlementRecord
 from reconciler.domain.settlement import UnreadableJob
-from reconciler.service.ports import Publisher
+from reconciler.service.ports import Publisher, RetriesExhausted
 from reconciler.service.retrying import Backoff, until_failure, with_retries
 
 
@@ -42,6 +43,8 @@ class ExpiryReport:
     # Released, but `credits.hold.expired` could not be published (the release stands; the event is lost).
     unpublished: list[tuple[str, str]] = field(default_factory=list)
     interrupted: str | None = None
+    # The tick's deadline came before the index was read to its end: the holds not reached wait for the next tick.
+    stopped_early: bool = False
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -51,6 +54,7 @@ class ExpiryReport:
             "expiryDeferred": [{"jobId": job, "reason": reason} for job, reason in self.deferred],
             "expiryUnpublished": [{"jobId": job, "reason": reason} for job, reason in self.unpublished],
             "expiryInterrupted": self.interrupted,
+            "expiryStoppedEarly": self.stopped_early,
         }
 
 
@@ -59,19 +63,20 @@ class HoldExpiryService:
     store: ExpiringHolds
     publisher: Publisher | None = None
     clock: Callable[[], str] = iso_timestamp
-    backoff: Callable[[], Backoff] = field(default=Backoff)
+    backoff: Callable[[float | None], Backoff] = field(default=lambda deadline: Backoff(deadline=deadline))
 
     def release_expired(self, now: str | None = None, deadline: float | None = None) -> ExpiryReport:
-        """Releases the holds expired at `now` (the tick's start; default: the clock's now)."""
+        """Releases the holds expired at `now` (the tick's start; default: the clock's now), none after `deadline`."""
         report = ExpiryReport()
         for seen in until_failure(self.store.expired_holds(now or self.clock()), lambda error: setattr(report, "interrupted", error)):
-            if deadline is not None and time.monotonic() >= deadline:
+            if _passed(deadline):
+                report.stopped_early = True
                 break  # the rest waits for the next tick
             if isinstance(seen, UnreadableJob):
                 report.unreadable.append((seen.job_id, seen.reason))
                 continue
             try:
-                released = self.expire(seen)
+                released = self.expire(seen, deadline)
             except Exception as error:  # noqa: BLE001 - one hold's failure never stops the holds behind it
                 report.deferred.append((seen.job_id, f"{type(error).__name__}: {error}"[:500]))
                 continue
@@ -82,9 +87,11 @@ class HoldExpiryService:
             self._announce(released, report)
         return report
 
-    def expire(self, seen: SettlementRecord) -> HoldRelease | None:
+    def expire(self, seen: SettlementRecord, deadline: float | None = None) -> HoldRelease | None:
         """Releases one expired hold, deciding on `seen` (the index's copy) first and on a strong read after a refusal;
-        None when there is nothing to release (settled, released, or no longer expired as read)."""
+        None when there is nothing to release (settled, released, or no longer expired as read). Retries stop at
+        `deadline`, and no write starts after it (RetriesExhausted: the hold is left for the next tick), so a release
+        never commits when the function has no time left to announce it."""
         first: list[SettlementRecord | None] = [seen]
         tried: list[str] = []
 
@@ -99,10 +106,12 @@ class HoldExpiryService:
             tried.append(now)
             plan = plan_expiry(record, now)
             if plan is not None:
+                if _passed(deadline):
+                    raise RetriesExhausted("the tick's deadline passed before the release could be written")
                 self.store.commit_release(plan)
             return plan
 
-        released, _ = with_retries(attempt, self.backoff())
+        released, _ = with_retries(attempt, self.backoff(deadline))
         return released
 
     def _announce(self, release: HoldRelease, report: ExpiryReport) -> None:
@@ -112,6 +121,10 @@ class HoldExpiryService:
             self.publisher.publish(HOLD_EXPIRED_DETAIL_TYPE, expired_hold_detail(release))
         except Exception as error:  # noqa: BLE001 - the release stands whatever happens to its announcement
             report.unpublished.append((release.job_id, f"{type(error).__name__}: {error}"[:500]))
+
+
+def _passed(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
 
 
 def expired_hold_detail(release: HoldRelease) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from reconciler.domain.credits_in import CreditsApplication
+from reconciler.domain.credits_in import CreditsApplication, RecordedApplication
 from reconciler.domain.holds import HoldRelease, Reservation
 from reconciler.domain.ledger import LedgerEntry
 from reconciler.domain.records import SettledFacts, SettlementRecord
@@ -33,10 +33,11 @@ class SettlementStore(Protocol):
 
 class CreditsInStore(Protocol):
     """Credits in (service/credits_application.py): the balance and its Ledger entry in one transaction, refused
-    (LedgerEntryTaken) when the entry's id is taken; and the entry under an id (strongly consistent)."""
+    (LedgerEntryTaken) when the entry's id is taken; and the entry under an id with how it was applied (strongly
+    consistent)."""
 
     def commit_credits_in(self, application: CreditsApplication) -> None: ...
-    def get_ledger_entry(self, ledger_id: str) -> LedgerEntry | None: ...
+    def get_application(self, ledger_id: str) -> RecordedApplication | None: ...
 
 
 class DeadLetters(Protocol):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -66,3 +67,8 @@ def until_failure(items: Iterator[T], interrupted: Callable[[str], None]) -> Ite
             interrupted(f"{type(error).__name__}: {error}"[:500])
             return
         yield item
+
+
+def new_request_id() -> str:
+    """The request id of a call made outside Lambda (CLI replay, tests): each call is its own request."""
+    return f"local-{uuid.uuid4()}"

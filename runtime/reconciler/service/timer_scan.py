@@ -22,6 +22,9 @@ from reconciler.service.ports import SettlementStore
 from reconciler.service.retrying import until_failure
 
 SCAN_EVENT_PREFIX = TIMER_SCAN_EVENT_PREFIX
+# The share of a tick's time kept for hold expiry (docs/contract.md, "Timer scan"): the jobs stop this much before
+# the tick's deadline, so a backlog of jobs never starves expiry, which then runs to the deadline itself.
+EXPIRY_SHARE = 0.25
 
 
 @dataclass
@@ -39,12 +42,12 @@ class ScanReport:
     deferred: list[tuple[JobRecord, str]] = field(default_factory=list)
     # Settled jobs whose Jobs item had lost its settlement (another writer saved it whole): written back.
     mirrors_repaired: list[str] = field(default_factory=list)
-    # The invocation ran out of time; the jobs not reached are still in the index for the next tick.
+    # The jobs' share of the tick ran out; the jobs not reached are still in the index for the next tick.
     stopped_early: bool = False
     # Reading the index failed part-way (throttling past the retries): what was settled is still reported
     # (and counted), the rest waits for the next tick.
     interrupted: str | None = None
-    # The holds released at their expiry after the jobs (None: this scan does not expire holds).
+    # The holds released at their expiry after the jobs, every tick (None: this scan does not expire holds).
     expiry: ExpiryReport | None = None
 
     def summary(self) -> dict[str, Any]:
@@ -72,12 +75,16 @@ class TimerScan:
     stuck_after: timedelta
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     expiry: HoldExpiryService | None = None
+    expiry_share: float = EXPIRY_SHARE
 
     def run(self, deadline: float | None = None, request_id: str | None = None) -> ScanReport:
+        """The jobs, then the expired holds. With a deadline and expiry, the jobs stop `expiry_share` of the time
+        left before it: expiry always has that share (and whatever the jobs left), never less."""
         now = self.now()
         settle_before = iso_timestamp(now - self.grace)
         stuck_before = iso_timestamp(now - self.stuck_after)
         report = ScanReport()
+        tick_deadline, deadline = deadline, self._jobs_deadline(deadline)
         for job in until_failure(self.store.unsettled_jobs(created_before=settle_before), lambda error: setattr(report, "interrupted", error)):
             if deadline is not None and time.monotonic() >= deadline:
                 report.stopped_early = True
@@ -97,9 +104,14 @@ class TimerScan:
                 report.stuck.append(job)
             else:
                 report.waiting.append(job)
-        if self.expiry is not None and not report.stopped_early:
-            report.expiry = self.expiry.release_expired(iso_timestamp(now), deadline)
+        if self.expiry is not None:
+            report.expiry = self.expiry.release_expired(iso_timestamp(now), tick_deadline)
         return report
+
+    def _jobs_deadline(self, deadline: float | None) -> float | None:
+        if deadline is None or self.expiry is None:
+            return deadline
+        return deadline - self.expiry_share * max(deadline - time.monotonic(), 0.0)
 
     def _settle(self, job: JobRecord, settle_before: str, report: ScanReport, deadline: float | None, request_id: str | None) -> None:
         try:

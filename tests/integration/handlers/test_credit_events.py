@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from reconciler import bootstrap
 from reconciler.domain.ledger import adjustment_entry
 from reconciler.handlers.entry import handler
 from simulator.sim import emitted_metrics
@@ -106,6 +107,28 @@ def test_a_chargeback_beyond_the_balance_is_applied_as_an_overdraft_and_alerted(
     [alert] = ops_alerts(live)
     assert alert["kind"] == "revocation-overdraft" and alert["users"] == ["ann"] and alert["creditsInvolved"] == 500
     assert alert["facts"]["balanceAfter"] == -470 and any("ledger ann" in c["command"] for c in alert["commands"])
+
+
+def test_lambdas_retry_after_a_fault_past_an_overdrawing_revocations_commit_alerts_and_counts_it(live, capsys):
+    # Given a chargeback that overdrew ann and committed, whose invocation then failed before its alert and metrics
+    invoke(purchase())
+    live.store().commit_adjustment(adjustment_entry("ann", -470, "spent", "spent-1", "test", "2026-11-28T12:00:00.000Z"))
+    chargeback = credits_event("credits.revoked", "evt-cb", userId="ann", credits=500, reference="dp_1", category="chargeback")
+    bootstrap.credits_in_service().process(chargeback, None, "request-retried")
+    capsys.readouterr()
+    # When Lambda retries that invocation (the same request id)
+    result = handler(chargeback, LambdaContext("request-retried"))
+    # Then it answers as the first attempt would have: applied into overdraft, counted and alerted, applied once
+    assert (result["outcome"], result["overdraft"], result["recovered"], result["balanceAfter"]) == ("applied", True, True, -470)
+    metrics = emitted_metrics(capsys.readouterr().out)
+    assert (metrics["Overdrafts"], metrics["CreditsInApplied"], metrics["CreditsRevoked"]) == (1, 1, 500)
+    [alert] = ops_alerts(live)
+    assert alert["kind"] == "revocation-overdraft" and alert["facts"]["balanceBefore"] == 30 and alert["facts"]["balanceAfter"] == -470
+    item = ledger_item(live, "revocation:4:dp_1")
+    assert (item["appliedByRequest"], item["overdraft"], item["balanceBefore"]) == ("request-retried", True, "30")
+    # While another delivery (another request) is a duplicate, with no second alert
+    assert invoke(chargeback)["outcome"] == "duplicate" and ops_alerts(live) == [alert]
+    assert live.balance("ann") == -470 == live.ledger_sum("ann")
 
 
 def test_a_revocation_for_a_user_without_a_balance_overdraws_from_zero(live):

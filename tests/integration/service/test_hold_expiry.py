@@ -25,7 +25,7 @@ def in_minutes(minutes: float) -> str:
 def expiry(aws):
     """The timer scan's expiry, ten minutes from now on its clock."""
     publisher = RecordingPublisher()
-    service = HoldExpiryService(aws.store(), publisher, clock=lambda: in_minutes(10), backoff=lambda: Backoff(sleep=lambda _: None))
+    service = HoldExpiryService(aws.store(), publisher, clock=lambda: in_minutes(10), backoff=lambda _: Backoff(sleep=lambda _: None))
     return service, publisher
 
 

@@ -2,6 +2,8 @@
 lost answer recognised (service/hold_expiry.py)."""
 
 import re
+import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -9,10 +11,12 @@ from reconciler.contract import HOLD_EXPIRED_DETAIL_TYPE
 from reconciler.domain.errors import InvalidEvent, ReservationRefused
 from reconciler.domain.holds import HoldRequest
 from reconciler.domain.pricing import PriceBook
+from reconciler.service.event_settlement import SettlementService
 from reconciler.service.hold_expiry import HoldExpiryService
-from reconciler.service.ports import AmbiguousWrite
+from reconciler.service.ports import AmbiguousWrite, Contention
 from reconciler.service.reservations import ReservationService
 from reconciler.service.retrying import Backoff
+from reconciler.service.timer_scan import TimerScan
 from tests.fakes import InMemorySettlementStore, RecordingPublisher
 
 
@@ -32,7 +36,7 @@ def the_hold(expires_at: str = "2026-12-07T12:00:30.000Z", job_id: str = "j") ->
 
 
 def service(store, publisher=None, now="2026-12-07T12:05:00.000Z") -> HoldExpiryService:
-    return HoldExpiryService(store, publisher, clock=lambda: now, backoff=lambda: Backoff(sleep=lambda _: None))
+    return HoldExpiryService(store, publisher, clock=lambda: now, backoff=lambda _: Backoff(sleep=lambda _: None))
 
 
 def test_an_expired_hold_is_released_once_and_announced():
@@ -125,4 +129,63 @@ def test_a_retry_after_the_tick_released_the_hold_at_its_expiry_is_refused_as_ex
     service(store).release_expired()
     with pytest.raises(ReservationRefused, match=re.escape("hold expired at 2026-12-07T12:00:30.000Z; a job is held once")):
         holds(store, now="2026-12-07T12:05:01.000Z").hold(the_hold())
+    assert (store.balances["u"]["remaining"], store.balances["u"]["held"]) == (30, 0)
+
+
+# --- the tick's deadline ----------------------------------------------------------------------------------------------
+
+
+def test_a_release_that_keeps_failing_stops_at_the_ticks_deadline_and_waits_for_the_next_tick():
+    # Given a store whose every release takes 60 ms and then meets contention
+    class Contended(InMemorySettlementStore):
+        commits = 0
+
+        def commit_release(self, release):
+            self.commits += 1
+            time.sleep(0.06)
+            raise Contention("TransactionConflict")
+
+    held, store = a_store_with_a_hold(), Contended()
+    store.balances, store.records = held.balances, held.records
+    # When a tick with 50 ms left expires it (the service's own backoff)
+    expiry = HoldExpiryService(store, RecordingPublisher(), clock=lambda: "2026-12-07T12:05:00.000Z")
+    report = expiry.release_expired(deadline=time.monotonic() + 0.05)
+    # Then no retry starts after the deadline: the hold is deferred, still open, for the next tick
+    assert store.commits == 1 and [job for job, _ in report.deferred] == ["j"] and report.released == []
+    assert store.balances["u"]["held"] == 20
+
+
+def test_a_tick_past_its_deadline_starts_no_release_and_says_it_stopped():
+    store = a_store_with_a_hold()
+    report = service(store).release_expired(deadline=time.monotonic() - 1)
+    assert (report.released, report.stopped_early, report.summary()["expiryStoppedEarly"]) == ([], True, True)
+    assert store.balances["u"]["held"] == 20
+    assert [r.job_id for r in service(store).release_expired().released] == ["j"]  # the next tick releases it
+
+
+def test_a_backlog_of_jobs_that_outlasts_the_tick_leaves_expiry_its_share():
+    # Given an expired hold, and a backlog of running jobs that takes 100 ms each to go through (20 of them: 2 s)
+    class Backlogged(InMemorySettlementStore):
+        def unsettled_jobs(self, created_before):
+            for job in super().unsettled_jobs(created_before):
+                time.sleep(0.1)
+                yield job
+
+    held, store = a_store_with_a_hold(), Backlogged()
+    store.balances, store.records = held.balances, held.records
+    for n in range(20):
+        store.put_job(jobId=f"busy-{n}", userId="u", model="test", status="rendering", createdAt="2026-12-07T11:00:00.000Z", unsettled="PENDING")
+    tick = TimerScan(
+        store,
+        SettlementService(store, PriceBook()),
+        grace=timedelta(minutes=15),
+        stuck_after=timedelta(hours=6),
+        now=lambda: datetime(2026, 12, 7, 12, 5, tzinfo=UTC),
+        expiry=service(store),
+    )
+    # When the tick has 1 s
+    report = tick.run(deadline=time.monotonic() + 1.0)
+    # Then the jobs stop at their share (about 7 of them) and the hold is still released in the quarter kept for it
+    assert report.stopped_early and 0 < report.examined < 10
+    assert report.expiry is not None and [r.job_id for r in report.expiry.released] == ["j"]
     assert (store.balances["u"]["remaining"], store.balances["u"]["held"]) == (30, 0)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler.contract import SMOKE_TEST_USER_ID
 from simulator.config_changes import deploy_thresholds
+from simulator.credits_in import CREDITS_IN_PREFIXES, expected_liability
 from simulator.expiries import HOLD_EXPIRED_DETAIL_TYPE
 from simulator.faults import (
     LEDGER_QUERY_FAULTS,
@@ -450,6 +451,9 @@ def every_change_is_judged_by_who_made_it(delivery: BalanceEventRun, truth: dict
         money = ("remaining", "held", "paidCredits", "promotionalCredits", "goodwillCredits")
         moved = new is None or _version(new) != _version(old) or any((new or {}).get(name) != (old or {}).get(name) for name in money)
         delivery.covered[f"balance:changes-{'ours' if ours else 'world'}-{'flagged' if flagged else 'explained'}"] += 1
+        by = (((new or {}).get("lastChange") or {}).get("M") or {}).get("by", {}).get("S", "")
+        if ours and by.startswith(CREDITS_IN_PREFIXES):
+            delivery.covered[f"credits-in:changes-judged:{'flagged' if flagged else 'explained'}"] += 1
         if ours and flagged:
             yield f"the reconciler's own write of {user!r} (record {data['SequenceNumber']}) was flagged as unexplained: {reason}"
         if not ours and moved and not flagged:
@@ -463,7 +467,8 @@ def _version(image: dict | None) -> int:
 
 def the_liability_snapshot_is_every_balances_allocation(delivery: BalanceEventRun, truth: dict[str, dict]) -> Iterator[str]:
     """at a quiet point, the liability snapshot (the function's scheduled job, run once) equals the sum of every
-    balance's allocation by category, its categories sum to the sum of every posted balance, and `liability` reads it back"""
+    balance's allocation by category, its categories sum to the sum of every posted balance, and `liability` reads it back; and it
+    equals the oracle's own allocation of its books (credits in's paid, promotional and goodwill totals included)"""
     from reconciler.domain.ledger import iso_timestamp
     from reconciler.domain.liability import LIABILITY_CATEGORIES, allocation
     from reconciler.repository.dynamodb import from_item
@@ -487,6 +492,10 @@ def the_liability_snapshot_is_every_balances_allocation(delivery: BalanceEventRu
         yield f"the liability snapshot {snapshot} was not stored and read back as taken (stored: {stored}, read: {store.latest()})"
     if not damaged and (snapshot.book.by_category != summed or snapshot.book.total != posted):
         yield f"the liability snapshot {snapshot.book.by_category} is not the balances' allocation {summed} (posted balances: {posted})"
+    oracles = expected_liability(delivery.run)
+    if not damaged and snapshot.book.by_category != oracles:
+        yield f"the liability snapshot {snapshot.book.by_category} is not the oracle's allocation of its books {oracles}"
+    delivery.covered["credits-in:liability-categories-checked"] += sum(1 for name in ("paid", "promotional", "goodwill") if oracles[name])
 
 
 StreamInvariant = Callable[[BalanceEventRun, dict[str, dict]], Iterator[str]]

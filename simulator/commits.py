@@ -192,6 +192,8 @@ class CommitOracle:
             self.run.expiries.released(task, params)
         elif record_write is None and task.kind in ("adjust", "audit-fix"):
             self._adjusted(task, params)
+        elif record_write is None and task.kind == "credits":
+            self.run.credits_in.committed(task, params)
         else:
             self.result.failures.append(f"an unexpected transaction during {task.describe()[:200]}: {[op['TableName'] for _, op in entries]}")
         if user is not None and balance_op is not None:

@@ -47,7 +47,8 @@ def every_dead_letter_carries_its_reason(run: Run, tables: Tables) -> Iterator[s
 
 
 def the_metrics_equal_the_ground_truth(run: Run, tables: Tables) -> Iterator[str]:
-    """the metrics equal the ground truth (Settlements, CreditsDebited, CreditsRefunded, Overdrafts, ConflictingEvents, InvalidEvents)"""
+    """the metrics equal the ground truth (Settlements, CreditsDebited, CreditsRefunded, Overdrafts, ConflictingEvents, InvalidEvents,
+    and credits in's CreditsInApplied, CreditsAdded, CreditsRevoked)"""
     emitted = emitted_metrics(run.emitted.getvalue())
     # The two documented gaps (README, "Proving it"): metrics of a write committed by an invocation that never
     # completed, because (1) it was a timer-scan tick killed after the commit, whose retry no longer finds the
@@ -88,10 +89,12 @@ def the_metrics_equal_the_ground_truth(run: Run, tables: Tables) -> Iterator[str
         "Settlements": len(settled),
         "CreditsDebited": sum(int(e["amount"]) for e in postings if _posting(e) == "charge"),
         "CreditsRefunded": sum(int(e["amount"]) for e in postings if _posting(e) in ("release", "refund")) + released_holds,
-        "Overdrafts": sum(1 for record in settled if record.get("settledIntoOverdraft")),
+        "Overdrafts": sum(1 for record in settled if record.get("settledIntoOverdraft")) + run.credits_in.reported["Overdrafts"],
         "ConflictingEvents": sum(len(item["conflictEventIds"]) for item in holders if isinstance(item.get("conflictEventIds"), set))
         - unreported_conflicts,
         "InvalidEvents": sum(1 for _, summary in run.outcomes if summary.get("outcome") == "rejected"),
+        # Credits in: what the answers of the attempts that committed them reported (simulator.credits_in)
+        **{name: run.credits_in.reported[name] for name in ("CreditsInApplied", "CreditsAdded", "CreditsRevoked")},
     }
     for name, true_value in truth.items():
         if emitted.get(name, 0) != true_value:

@@ -13,6 +13,7 @@ import random
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
+from simulator.credits_in import CREDITS_IN_CHECKS
 from simulator.edges import EDGE_CHECKS
 from simulator.event_invariants import emitted_metrics as emitted_metrics  # sim.py's, and the runtime tests'
 from simulator.event_invariants import (
@@ -227,6 +228,7 @@ CHECKS: tuple[Invariant, ...] = (
     *EDGE_CHECKS,
     *LIVENESS_CHECKS,
     *EXPIRY_CHECKS,
+    *CREDITS_IN_CHECKS,
 )
 
 

@@ -24,6 +24,7 @@ from simulator import edges
 from simulator.clock import simulated_time
 from simulator.commits import CommitOracle
 from simulator.config_changes import deploy_prices
+from simulator.credits_in import CreditsIn
 from simulator.direct_calls import DirectCalls
 from simulator.edges import EDGE_SETUP
 from simulator.expiries import Expiries
@@ -89,6 +90,7 @@ class Run:
         self.direct = DirectCalls(self)
         self.prices = self.direct.stage_prices()
         self.expiries = Expiries(self)
+        self.credits_in = CreditsIn(self)
 
     # --- faults, at the botocore boundary ---------------------------------------------------------------
     def stale_read_plan(self, table: str, available: int) -> int:
@@ -227,6 +229,8 @@ class Run:
         if task.kind == "event":
             event = generated_event(task.args[0]) if task.expect == "valid" else None
             invocation.expected = REJECTED if event is None else self.books.expected_outcome(event, invocation.request_id)
+        elif task.kind == "credits":
+            self.credits_in.answered(invocation, summary)
         self.outcomes.append((task, summary))
         self.result.covered[f"outcome:{summary.get('outcome', 'scan')}"] += 1
         if getattr(self.local, "stale_read", False):  # decided after a read of an earlier version
@@ -260,7 +264,7 @@ class Run:
             )
 
     def _execute(self, task: Task) -> None:
-        if task.kind == "event":
+        if task.kind in ("event", "credits"):
             self.invoke(task, task.args[0])
         elif task.kind == "scan":
             self.invoke(task, {"source": "aws.events", "detail-type": "Scheduled Event", "id": "tick", "detail": {}})
@@ -309,6 +313,7 @@ class Run:
         with self._observed():
             finished = self.scheduler.run([partial(self.execute_queue, queue) for queue in queues])
             finished = self.expiries.run_phase() and finished
+            finished = self.credits_in.run_phase() and finished
             # The audit with the holds still open (after the closing phase none is)
             self.h.fidelity.catch_up_indexes()  # the books are judged, not the lag (the fixes and the scan met it)
             self.result.failures.extend(the_operators_audit_finds_the_books_clean(self, read_tables(self)))

@@ -66,6 +66,9 @@ class Scenario:
     # The expiry phase's tasks, run after the others on workers of their own (simulator.expiries): holds that expire.
     expiries: list[Task] = field(default_factory=list)
     expiry_workers: int = 1
+    # The credits-in phase's tasks, run after the expiry phase on workers of their own (simulator.credits_in).
+    credits_in: list[Task] = field(default_factory=list)
+    credits_in_workers: int = 1
 
 
 def envelope(detail_type: str, detail: Any, event_id: Any) -> dict:
@@ -185,10 +188,14 @@ def generate(seed: int) -> Scenario:
     _open_hold_tasks(random.Random(f"{seed}-holds"), setup, tasks)
     threshold_deploys = _issue_classes(seed, setup, tasks)
     discrepancies = _discrepancy_tasks(random.Random(f"{seed}-discrepancies"), setup)
+    from simulator.credits_in import credits_in_tasks
     from simulator.expiries import expiry_tasks  # it imports this module
 
     expiries, expiry_workers = expiry_tasks(random.Random(f"{seed}-expiries"), setup)
-    return Scenario(seed, setup, tasks, workers, fault_rate, stream, discrepancies, threshold_deploys, expiries, expiry_workers)
+    credits_in, credits_in_workers = credits_in_tasks(random.Random(f"{seed}-credits-in"), setup)
+    return Scenario(
+        seed, setup, tasks, workers, fault_rate, stream, discrepancies, threshold_deploys, expiries, expiry_workers, credits_in, credits_in_workers
+    )
 
 
 def _issue_classes(seed: int, setup: list[Task], tasks: list[Task]) -> bool:
@@ -371,4 +378,7 @@ def describe(scenario: Scenario) -> str:
     lines += [f"  damage {task.describe()[:240]}" for task in scenario.discrepancies]
     if scenario.expiries:
         lines += [f"  expiry phase: {scenario.expiry_workers} worker(s)"] + [f"  expiry {task.describe()[:2000]}" for task in scenario.expiries]
+    if scenario.credits_in:
+        lines += [f"  credits-in phase: {scenario.credits_in_workers} worker(s)"]
+        lines += [f"  credits {task.describe()[:240]}" for step in scenario.credits_in for task in step.args]
     return "\n".join(lines)

@@ -45,6 +45,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from simulator.balance_events import BALANCE_EVENT_SUMMARY, balance_event_invariants
+from simulator.credits_in import REQUIRED_CREDITS_IN_COUNTERS, credits_in_summary
 from simulator.discrepancies import the_audit_reports_exactly_the_injected_discrepancies
 from simulator.expiries import EXPIRY_SUMMARY
 from simulator.harness import Harness
@@ -131,8 +132,9 @@ def digest(scenario: Scenario, result: RunResult) -> str:
     def sha(parts: list[str]) -> str:
         return hashlib.sha256("\n".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
-    header = describe(dataclasses.replace(scenario, setup=[], tasks=[], discrepancies=[], expiries=[]))
-    tasks = [header] + [task.describe() for task in scenario.setup + scenario.tasks + scenario.discrepancies + scenario.expiries]
+    header = describe(dataclasses.replace(scenario, setup=[], tasks=[], discrepancies=[], expiries=[], credits_in=[]))
+    phases = scenario.setup + scenario.tasks + scenario.discrepancies + scenario.expiries + scenario.credits_in
+    tasks = [header] + [task.describe() for task in phases]
     counters = [f"{name}={count}" for name, count in sorted(result.covered.items())]
     verdict = f"failed {len(result.failures)} {sha(result.failures)}" if result.failures else "ok"
     return (
@@ -155,6 +157,7 @@ REQUIRED_COUNTERS = (
     "holds:re-decisions-on-the-returned-balance", "holds:refused-by-the-hold-condition",
     "race:same-side", "race:crossing", "holds:settled-past-a-concurrent-balance-change",
     "closing:events", "audit:discrepancies-injected", "stale:reads-served",
+    *REQUIRED_CREDITS_IN_COUNTERS,
 )  # fmt: skip
 
 
@@ -221,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     print("balance events: " + ", ".join(f"{name}={covered[key]}" for name, key in BALANCE_EVENT_SUMMARY), file=sys.stderr)
     print("holds and v2 data: " + ", ".join(f"{name}={covered[key]}" for name, key in HOLDS_SUMMARY), file=sys.stderr)
     print("hold expiry: " + ", ".join(f"{name}={_prefixed(covered, key)}" for name, key in EXPIRY_SUMMARY), file=sys.stderr)
+    print("credits in: " + credits_in_summary(covered), file=sys.stderr)
     print("issues #20 and #21: " + ", ".join(f"{label}={' / '.join(map(str, counts))}" for label, counts in class_counts(covered)), file=sys.stderr)
     print("invariants checked after every run:\n  - " + "\n  - ".join(invariants()), file=sys.stderr)
     missing = uncovered(covered, len(seeds)) if len(seeds) >= COVERAGE_SAMPLE else []

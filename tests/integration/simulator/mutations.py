@@ -338,3 +338,20 @@ def expiry_releases_without_the_hold_condition(monkeypatch: pytest.MonkeyPatch) 
         original(self, items)
 
     monkeypatch.setattr(DynamoDBStore, "_transact", unconditioned)
+
+
+def a_reused_reference_taken_for_a_duplicate(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Credits in (issue #24): a redelivery's entry is compared by user alone, so a reference reused for another amount
+    # is answered duplicate instead of refused (the second application is lost without a dead letter).
+    from reconciler.service import credits_application
+
+    monkeypatch.setattr(credits_application, "same_application", lambda existing, event: existing.user_id == event.user_id)
+
+
+def refunds_add_to_the_paid_total(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Credits in: a refund's or a chargeback's credits are added to the user's paid running total instead of taken from
+    # it (the sign dropped), so the liability counts revoked credits as outstanding paid ones.
+    from reconciler.domain.liability import came_in
+    from reconciler.repository import credits_in_store
+
+    monkeypatch.setattr(credits_in_store, "came_in", lambda category, signed: came_in(category, abs(signed)))

@@ -231,7 +231,6 @@ class CreditsIn:
         task, app = invocation.task, invocation.task.args[1]
         expected, booked = self._expected(invocation)
         kind = summary.get("outcome")
-        expected, booked = self._known_gaps(app, summary, expected, booked)
         covered = self.run.result.covered
         covered[f"credits-in:outcome:{kind}:{task.expect}"] += 1
         covered["credits-in:lambda-retries"] += len(invocation.attempts) - 1
@@ -248,20 +247,6 @@ class CreditsIn:
             self.reported["CreditsInApplied"] += 1
             self.reported["CreditsRevoked" if app.signed < 0 else "CreditsAdded"] += app.credits
             self.reported["Overdrafts"] += booked.overdraft
-
-    def _known_gaps(self, app: Application, summary: dict, expected: str, booked: Booked | None) -> tuple[str, Booked | None]:
-        """Two product gaps this phase found (docs/simulator.md, "Credits in"), counted instead of failed so the run checks the
-        rest: an answer whose own write's answer was lost and that recovers an entry of the same event id as its own, though
-        another delivery of that EventBridge event committed it (applied, counted twice in the metrics); and a recovered
-        revocation that overdrew, answered without its overdraft (no Overdrafts metric, no alert)."""
-        recovered, known = summary.get("recovered") and summary.get("outcome") == "applied", self.booked.get(app.ledger_id)
-        if recovered and expected == "duplicate" and known is not None and known.app == app:
-            self.run.result.covered["credits-in:gap:recovered-another-deliverys-write"] += 1
-            return "applied", Booked(app, "", None, overdraft=False)  # a recovered answer never reports an overdraft (below)
-        if recovered and booked is not None and booked.overdraft and not summary.get("overdraft"):
-            self.run.result.covered["credits-in:gap:recovered-overdraft-unreported"] += 1
-            return expected, Booked(app, booked.request_id, booked.attempt, overdraft=False)
-        return expected, booked
 
     def _expected(self, invocation: Invocation) -> tuple[str, Booked | None]:
         task, app = invocation.task, invocation.task.args[1]

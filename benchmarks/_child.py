@@ -263,12 +263,15 @@ class StubEvents:
 
 
 def credits_record(index: int, before: int, after: int) -> dict:
-    """A Credits stream record of one balance change, as Lambda hands it to the balance-events function."""
+    """A Credits stream record of one balance change the reconciler made, as Lambda hands it to the balance-events
+    function: its version up by one and its change recorded (`lastChange`), so the function finds it explained (the
+    common case; an unexplained change logs and alerts besides)."""
     image = {"userId": {"S": USER}, "updatedAt": {"S": "2026-12-07T10:00:00.000Z"}}
+    change = {"remaining": {"N": str(after - before)}, "by": {"S": f"job-{index:08d}"}}
     data = {
         "Keys": {"userId": {"S": USER}},
-        "OldImage": {**image, "remaining": {"N": str(before)}},
-        "NewImage": {**image, "remaining": {"N": str(after)}},
+        "OldImage": {**image, "remaining": {"N": str(before)}, "version": {"N": str(index + 1)}},
+        "NewImage": {**image, "remaining": {"N": str(after)}, "version": {"N": str(index + 2)}, "lastChange": {"M": change}},
         "SequenceNumber": str(10**20 + index),
     }
     return {"eventID": str(index), "eventName": "MODIFY", "eventSource": "aws:dynamodb", "dynamodb": data}

@@ -54,6 +54,16 @@ def render_credits_in(w: Any, r: dict) -> None:
     w("")
     _table(w, "event", CREDITS_IN_UNITS, ITEMS)
     w(
+        "Lambda's retry of an invocation whose application committed (docs/events.md, \"Lambda's retry of the same "
+        'invocation") costs what a delivery again costs (the cancelled transaction, 4 WRU, and the one strong GetItem, '
+        "1 RRU), and is answered as the application from that read: no request more. The entry's record of its "
+        "application (`appliedByRequest`, a request id of 36 characters; `overdraft` and `appliedBalanceBefore` on an "
+        "overdraft) adds at most about 80 bytes to the Ledger item and its index copy, which stay under 1 KB at the "
+        "measured figures above (the test measures the entries with them); only an entry whose description already "
+        "sits within 80 bytes of a 1 KB step costs one WRU more per copy."
+    )
+    w("")
+    w(
         "Every balance change explained costs the balance-events function nothing per Credits stream record: each "
         "reconciler write sets its change record (`lastChange`) in the update it already makes, and the item stays under "
         "1 KB, so no write's units move (the render paths above are unchanged, exactly). The liability costs nothing per "

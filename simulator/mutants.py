@@ -620,7 +620,7 @@ def first_failure(stderr: str) -> str:
         return ""
     lines = stderr.split("FAILED ", 1)[1].splitlines()[1:]
     for line in lines:
-        if line.startswith("  ") and not re.match(r"  (setup|task|damage|expiry|  )", line):
+        if line.startswith("  ") and not re.match(r"  (setup|task|damage|expiry|credits|  )", line):
             return line.strip()
     return ""
 

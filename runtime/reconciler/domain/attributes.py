@@ -46,7 +46,7 @@ PAYMENT_REFERENCE_ATTRIBUTE = "paymentReference"
 # the balance a failed guard returned (when one did).
 APPLIED_BY_REQUEST_ATTRIBUTE = "appliedByRequest"
 OVERDRAFT_ATTRIBUTE = "overdraft"
-BALANCE_BEFORE_ATTRIBUTE = "balanceBefore"
+BALANCE_BEFORE_ATTRIBUTE = "appliedBalanceBefore"
 # The Credits item's running totals of what came in by category (domain/liability.py), added by the credits-in
 # transaction's balance update: purchases less refunds and chargebacks, promotional grants, goodwill grants.
 PAID_CREDITS_ATTRIBUTE = "paidCredits"

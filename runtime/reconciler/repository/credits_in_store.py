@@ -7,7 +7,7 @@ and, for a revocation, carries the guard its overdraft decision rests on (`cover
 guards as settlement's). The same update adds the entry to the item's running total of its category (`paidCredits`,
 `promotionalCredits`, `goodwillCredits`: domain/liability.py), which the liability snapshot sums. The settlement
 path does not pass through here. The entry also records how it was applied (`appliedByRequest`, `overdraft`,
-`balanceBefore`): a retry of the same Lambda invocation reads them back and answers as that invocation did.
+`appliedBalanceBefore`): a retry of the same Lambda invocation reads them back and answers as that invocation did.
 """
 
 from __future__ import annotations

@@ -72,5 +72,5 @@ def test_the_bench_keeps_every_section_before_the_one_that_crashed(tmp_path, mon
     with pytest.raises(Crash):
         run.main(["--quick"])
     saved = json.loads(partial.read_text())
-    assert saved[DONE] == ["function", "cpu", "telemetry", "memory", "imports"]
+    assert saved[DONE] == ["function", "cpu", "telemetry", "memory", "stream_batching", "imports"]
     assert saved["memory"] == {"measured": "max_memory"} and saved["function"] == {"stage": "prod"}

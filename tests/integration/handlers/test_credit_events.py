@@ -125,7 +125,7 @@ def test_lambdas_retry_after_a_fault_past_an_overdrawing_revocations_commit_aler
     [alert] = ops_alerts(live)
     assert alert["kind"] == "revocation-overdraft" and alert["facts"]["balanceBefore"] == 30 and alert["facts"]["balanceAfter"] == -470
     item = ledger_item(live, "revocation:4:dp_1")
-    assert (item["appliedByRequest"], item["overdraft"], item["balanceBefore"]) == ("request-retried", True, "30")
+    assert (item["appliedByRequest"], item["overdraft"], item["appliedBalanceBefore"]) == ("request-retried", True, "30")
     # While another delivery (another request) is a duplicate, with no second alert
     assert invoke(chargeback)["outcome"] == "duplicate" and ops_alerts(live) == [alert]
     assert live.balance("ann") == -470 == live.ledger_sum("ann")

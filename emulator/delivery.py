@@ -96,9 +96,9 @@ def deliver_forever(
     alarms = AlarmEvaluator(cloudwatch, stack.client("sns"))
     next_stream_poll = next_evaluation = 0.0
     while not stop.is_set():
-        running()  # says when a pause begins or ends, events or not
-        _deliver_events(stack, invoker, running, stop, function_sink, cloudwatch, say)
+        _deliver_events(stack, invoker, running, stop, function_sink, cloudwatch, say)  # each event asks running()
         if time.monotonic() >= next_stream_poll:
+            running()  # says when a pause begins or ends, events or not (once a second: idle polls cost CPU)
             captured = io.StringIO()
             with handler_output_to(captured):
                 stream.poll()

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
-from emulator.delivery import deliver_forever, function_paused, handler_output_to
+from emulator.delivery import ALARM_EVALUATION_SECONDS, deliver_forever, function_paused, handler_output_to
 from emulator.server import moto_server
 from emulator.stack import LocalStack, provision_stack, templates_for
 from reconciler.cli.app import State, main_options, root_app, state_of
@@ -91,6 +91,10 @@ def up(
             "--templates", file_okay=False, exists=True, help="Use these synthesized templates (a cdk.out directory) instead of synthesizing."
         ),
     ] = None,
+    alarm_evaluation_seconds: Annotated[
+        float,
+        typer.Option("--alarm-evaluation-seconds", min=0.1, help="How often the alarms are evaluated (CloudWatch: about once a minute)."),
+    ] = ALARM_EVALUATION_SECONDS,
 ) -> None:
     """Start a local stack for --stage, save its state for `reconciler --local`, run its functions as Lambda would
     (the events the rule routes, the Credits stream's records), until Ctrl-C or `down`.
@@ -132,7 +136,7 @@ def up(
             sys.stdout.flush()
             say(f"ready in {time.monotonic() - started:.1f} s; delivering events that reach {', '.join(stack.resources.rules)}")
             stack.activate()
-            deliver_forever(stack, loaded, stop, say)
+            deliver_forever(stack, loaded, stop, say, alarm_evaluation_seconds=alarm_evaluation_seconds)
         except KeyboardInterrupt:
             pass
         finally:

@@ -78,9 +78,16 @@ def balance_events_mapping(stack: LocalStack, templates: Mapping[str, dict]) -> 
     )
 
 
-def deliver_forever(stack: LocalStack, templates: Mapping[str, dict], stop: threading.Event, say: Callable[[str], None]) -> None:
+def deliver_forever(
+    stack: LocalStack,
+    templates: Mapping[str, dict],
+    stop: threading.Event,
+    say: Callable[[str], None],
+    alarm_evaluation_seconds: float = ALARM_EVALUATION_SECONDS,
+) -> None:
     """Lambda, locally, until `stop`: events the rule routes reach the settlement handler, whoever put them on the
-    bus (reconciler, the aws CLI, the pipeline's SDK); Credits stream records reach the balance-events handler."""
+    bus (reconciler, the aws CLI, the pipeline's SDK); Credits stream records reach the balance-events handler; the
+    alarms are evaluated every `alarm_evaluation_seconds` (a test that waits for one sets it shorter)."""
     invoker = stack.invoker()
     cloudwatch = stack.client("cloudwatch")  # once: every client of a new Session re-reads botocore's data
     function_sink = CloudWatchSink(stack.client("logs"), cloudwatch, stack.resources.log_group)
@@ -90,9 +97,9 @@ def deliver_forever(stack: LocalStack, templates: Mapping[str, dict], stop: thre
     alarms = AlarmEvaluator(cloudwatch, stack.client("sns"))
     next_stream_poll = next_evaluation = 0.0
     while not stop.is_set():
-        running()  # says when a pause begins or ends, events or not
-        _deliver_events(stack, invoker, running, stop, function_sink, cloudwatch, say)
+        _deliver_events(stack, invoker, running, stop, function_sink, cloudwatch, say)  # each event asks running()
         if time.monotonic() >= next_stream_poll:
+            running()  # says when a pause begins or ends, events or not (once a second: idle polls cost CPU)
             captured = io.StringIO()
             with handler_output_to(captured):
                 stream.poll()
@@ -101,7 +108,7 @@ def deliver_forever(stack: LocalStack, templates: Mapping[str, dict], stop: thre
         if time.monotonic() >= next_evaluation:
             for name in alarms.evaluate():
                 say(f"alarm {name}: state changed")
-            next_evaluation = time.monotonic() + ALARM_EVALUATION_SECONDS
+            next_evaluation = time.monotonic() + alarm_evaluation_seconds
         stop.wait(DELIVERY_POLL_SECONDS)
 
 

@@ -197,8 +197,16 @@ def test_a_paused_function_dead_letters_every_path_in_unrun_and_each_step_is_und
     aws = [_aws_cli(), "--endpoint-url", ep, "--region", "us-east-1"]
     environment = {**os.environ, "AWS_PAGER": ""}
 
-    def run_aws(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([*aws, *args], capture_output=True, text=True, timeout=120, env=environment, cwd="/")
+    def run_aws(*args: str, attempts: str = "") -> subprocess.CompletedProcess:
+        # attempts="1": no retries (the aws CLI retries a throttled call with backoff, about 10 s, and fails the same)
+        return subprocess.run(
+            [*aws, *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**environment, "AWS_MAX_ATTEMPTS": attempts} if attempts else environment,
+            cwd="/",
+        )
 
     def paste(words: list[str]):
         """A printed hint, run as the operator pastes it: `reconciler ...` is the installed console script (`console`
@@ -258,7 +266,7 @@ def test_a_paused_function_dead_letters_every_path_in_unrun_and_each_step_is_und
         "lambda", "invoke", "--function-name", function, "--invocation-type", "Event", "--payload", f"file://{payload}", str(tmp_path / "out.json")
     )
     assert invoked.returncode == 0, invoked.stderr
-    throttled = run_aws("lambda", "invoke", "--function-name", function, "--payload", f"file://{payload}", str(tmp_path / "out2.json"))
+    throttled = run_aws("lambda", "invoke", "--function-name", function, "--payload", f"file://{payload}", str(tmp_path / "out2.json"), attempts="1")
     assert throttled.returncode != 0 and "TooManyRequestsException" in throttled.stderr
     # the DLQ: a replay is refused while paused (its synchronous invoke would be throttled), the message kept
     dlq_url = json.loads((running_stack.state_dir / "prod.json").read_text())["dlqUrl"]

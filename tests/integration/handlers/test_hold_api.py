@@ -29,10 +29,17 @@ def stack(moto_endpoint, dev_templates):
     return provision_stack(moto_endpoint, "dev", operable=True, templates=dev_templates)
 
 
-def aws_cli(*args: str, endpoint: str) -> subprocess.CompletedProcess:
+def aws_cli(*args: str, endpoint: str, environment: dict | None = None) -> subprocess.CompletedProcess:
     venv_aws = Path(sys.executable).with_name("aws")
     command = [str(venv_aws) if venv_aws.exists() else "aws", *args, "--endpoint-url", endpoint, "--region", "us-east-1"]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120, env={**os.environ, **LOCAL_ENV, "AWS_PAGER": ""})
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=120, env={**os.environ, **LOCAL_ENV, "AWS_PAGER": "", **(environment or {})}
+    )
+
+
+# The aws CLI retries a throttled call with backoff (4 more attempts, about 10 s): a test that expects the throttle
+# asks for one attempt, which fails with the same error.
+ONE_ATTEMPT = {"AWS_MAX_ATTEMPTS": "1"}
 
 
 SCHEMAS = Path(__file__).resolve().parents[3] / "docs" / "schemas"
@@ -130,5 +137,5 @@ def test_a_retry_after_the_expiry_it_asks_for_answers_already_held_and_a_new_hol
 def test_a_paused_hold_function_is_throttled_as_lambda_throttles(stack, tmp_path):
     stack.client("lambda").put_function_concurrency(FunctionName=FUNCTION, ReservedConcurrentExecutions=0)
     out = tmp_path / "answer.json"
-    done = aws_cli("lambda", "invoke", "--function-name", FUNCTION, "--payload", "{}", str(out), endpoint=stack.endpoint)
+    done = aws_cli("lambda", "invoke", "--function-name", FUNCTION, "--payload", "{}", str(out), endpoint=stack.endpoint, environment=ONE_ATTEMPT)
     assert done.returncode != 0 and "TooManyRequestsException" in done.stderr

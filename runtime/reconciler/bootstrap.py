@@ -22,6 +22,7 @@ import boto3
 from botocore.config import Config
 
 from reconciler.config import RuntimeConfig, load_config
+from reconciler.contract import ResourceNames
 from reconciler.domain.pricing import PriceBook
 from reconciler.repository.dynamodb import DynamoDBStore
 from reconciler.repository.sqs_dead_letters import SqsDeadLetters
@@ -148,6 +149,7 @@ def build_credits_in_service(
     from reconciler.service.credits_application import CreditsInService
 
     store = CreditsInStore(dynamodb or aws_client("dynamodb"), config)
+    options.setdefault("max_expiry", timedelta(days=ResourceNames(config.stage).limits.credit_expiry_max_days))
     return CreditsInService(store, dead_letters or SqsDeadLetters(sqs or aws_client("sqs"), config.dlq_url, config.stage), **options)
 
 

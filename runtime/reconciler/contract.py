@@ -21,7 +21,11 @@ from reconciler.domain.attributes import (  # noqa: F401 - the tables' attribute
     CATEGORY_ATTRIBUTE,
     CHANGE_BY_KEY,
     CREATED_AT_ATTRIBUTE,
+    CREDIT_EXPIRES_AT_ATTRIBUTE,
     CURRENCY_ATTRIBUTE,
+    EXPIRING_NOTICE_ATTRIBUTE,
+    EXPIRY_PENDING_ATTRIBUTE,
+    EXPIRY_PENDING_VALUE,
     GOODWILL_CREDITS_ATTRIBUTE,
     HELD_AT_ATTRIBUTE,
     HELD_ATTRIBUTE,
@@ -313,6 +317,10 @@ class StageLimits:
     # with room to spare), and never later than the maximum; the timer scan then releases it (docs/contract.md).
     hold_expiry_minutes: int = 360
     hold_expiry_max_minutes: int = 1440
+    # A purchase or a grant may expire (its `expiresAt`) at most this long after it comes in; `credits.expiring` is
+    # published this long before a credit expires, once (docs/ledger.md, "Credits that expire").
+    credit_expiry_max_days: int = 3 * 366
+    credit_expiring_notice_hours: int = 72
     # Jobs created before this moment may carry a reservation made on their Jobs item by the v2 code that came
     # before settlement records (every stage that ran that code ran it before this release); later reservation
     # attributes on a Jobs item were written by another writer and count for nothing. None of v1's jobs has one.

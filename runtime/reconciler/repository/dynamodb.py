@@ -16,7 +16,10 @@ from reconciler.config import RuntimeConfig
 from reconciler.contract import (
     AMOUNT_PAID_ATTRIBUTE,
     CATEGORY_ATTRIBUTE,
+    CREDIT_EXPIRES_AT_ATTRIBUTE,
     CURRENCY_ATTRIBUTE,
+    EXPIRY_PENDING_ATTRIBUTE,
+    EXPIRY_PENDING_VALUE,
     HELD_AT_ATTRIBUTE,
     HELD_ATTRIBUTE,
     HOLD_EXPIRED,
@@ -204,6 +207,9 @@ def credits_in_ledger_item(entry: LedgerEntry) -> dict[str, Any]:
         AMOUNT_PAID_ATTRIBUTE: entry.amount_paid,
         CURRENCY_ATTRIBUTE: entry.currency,
         PAYMENT_REFERENCE_ATTRIBUTE: entry.payment_reference,
+        CREDIT_EXPIRES_AT_ATTRIBUTE: entry.expires_at,
+        # in the sparse expiring-credits index until its expiry is booked (service/credit_expiry.py)
+        EXPIRY_PENDING_ATTRIBUTE: EXPIRY_PENDING_VALUE if entry.expires_at else None,
     }
     return {**ledger_item(entry), **_present(extra)}
 
@@ -227,6 +233,7 @@ def ledger_from_item(values: dict[str, Any]) -> LedgerEntry:
         amount_paid=values.get(AMOUNT_PAID_ATTRIBUTE),
         currency=values.get(CURRENCY_ATTRIBUTE),
         payment_reference=values.get(PAYMENT_REFERENCE_ATTRIBUTE),
+        expires_at=values.get(CREDIT_EXPIRES_AT_ATTRIBUTE),
     )
 
 

@@ -156,16 +156,22 @@ def build_credits_in_service(
 def build_timer_scan(store: Any, config: RuntimeConfig, publisher: Publisher | None = None) -> TimerScan:
     """The timer scan with the function's prices, grace and stuck thresholds; with a `publisher` (the scheduled
     function's EventBridge), it also releases expired holds and announces each. The operators' `reconciler scan`
-    passes none: expiry is the function's alone, so no expired hold goes unannounced."""
+    passes none: expiry is the function's alone, so no expired hold goes unannounced. The same goes for credits'
+    expiries and notices (a store beside `store`, on its client and tables)."""
+    from reconciler.repository.credit_expiry_store import CreditExpiryStore
+    from reconciler.service.credit_expiry import CreditExpiryService
     from reconciler.service.hold_expiry import HoldExpiryService
     from reconciler.service.timer_scan import TimerScan
 
+    lead = timedelta(hours=ResourceNames(config.stage).limits.credit_expiring_notice_hours)
+    credits = None if publisher is None else CreditExpiryService(CreditExpiryStore(store.client, store.config), publisher, notice_lead=lead)
     return TimerScan(
         store,
         settlement_service(store, config),
         grace=timedelta(minutes=config.scan_grace_minutes),
         stuck_after=timedelta(hours=config.stuck_job_hours),
         expiry=None if publisher is None else HoldExpiryService(store, publisher=publisher),
+        credit_expiry=credits,
     )
 
 

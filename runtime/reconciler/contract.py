@@ -153,6 +153,10 @@ DEFAULT_EVENT_BUS = "default"
 BALANCE_EVENT_DETAIL_TYPES: tuple[str, ...] = ("credits.low", "credits.exhausted", "credits.overdrawn", "credits.restored")
 # What the timer scan publishes (same source and bus) for each hold it released at its expiry (docs/schemas/).
 HOLD_EXPIRED_DETAIL_TYPE = "credits.hold.expired"
+# What the rule left of a purchase or a grant was removed at its expiry; and, the stage's lead time before, that it will
+# expire (docs/ledger.md, "Credits that expire"; docs/schemas/).
+CREDITS_EXPIRED_DETAIL_TYPE = "credits.expired"
+CREDITS_EXPIRING_DETAIL_TYPE = "credits.expiring"
 ENV_BALANCE_EVENTS_TABLE = "BALANCE_EVENTS_TABLE_NAME"
 ENV_EVENT_SOURCE = "BALANCE_EVENT_SOURCE"
 ENV_EVENT_BUS = "BALANCE_EVENT_BUS"
@@ -215,6 +219,10 @@ JOBS_UNSETTLED_INDEX = "unsettled-createdAt-index"
 # reconciler writes it. A record holding an open hold carries holdUser (its user), which puts it in the sparse
 # open-holds index (partition holdUser, sort heldAt): a user's open holds are one Query, all of them one Scan.
 OPEN_HOLDS_INDEX = "open-holds-index"
+# Ledger-{stage}: a purchase or a grant with an expiry carries expiryPending until its expiry is booked, which puts it in
+# the sparse expiring-credits index (partition expiryPending, sort expiresAt): the timer scan's one Query for expiries
+# and notices, whatever the size of the ledger.
+EXPIRING_CREDITS_INDEX = "expiring-credits-index"
 
 
 def user_ledger_key(timestamp: str, ledger_id: str) -> str:

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from reconciler.domain.credits_in import GOODWILL, PAID, PROMOTIONAL
-from reconciler.domain.ledger import CREDIT, LedgerEntry
+from reconciler.domain.ledger import CREDIT, DEBIT, LedgerEntry
 
 EXPIRY, OTHER = "expiry", "other"
 CONSUMED_FIRST = (PROMOTIONAL, GOODWILL, PAID, OTHER)
@@ -150,3 +150,49 @@ def _job_key(entry: LedgerEntry, suffixes: tuple[str, ...]) -> str | None:
         if entry.ledger_id.endswith(suffix):
             return entry.ledger_id[: -len(suffix)]
     return None
+
+
+def expiry_ledger_id(credit_ledger_id: str) -> str:
+    """`expiry:{n}:{the credit's ledger id}`: one expiry per credit, whoever books it and however often."""
+    return f"expiry:{len(credit_ledger_id)}:{credit_ledger_id}"
+
+
+@dataclass(frozen=True)
+class CreditExpiry:
+    """What the rule leaves of a credit at its expiry, decided on the balance version the ledger was read at; booked
+    as one expiry entry (none when nothing is left)."""
+
+    credit: LedgerEntry
+    expired: int
+    version: int
+    timestamp: str
+
+    @property
+    def ledger_id(self) -> str:
+        return expiry_ledger_id(self.credit.ledger_id)
+
+    @property
+    def entry(self) -> LedgerEntry | None:
+        if self.expired <= 0:
+            return None
+        return LedgerEntry(
+            ledger_id=self.ledger_id,
+            user_id=self.credit.user_id,
+            type=DEBIT,
+            amount=self.expired,
+            description=f"Expired, {self.credit.category}: what was left of {self.credit.ledger_id} at {self.credit.expires_at}",
+            reference=self.credit.ledger_id,
+            timestamp=self.timestamp,
+            category=EXPIRY,
+        )
+
+
+def plan_credit_expiry(credit: LedgerEntry, ledger: Iterable[LedgerEntry], version: int, now: str) -> CreditExpiry | None:
+    """The expiry of `credit` decided on the user's whole ledger (read at balance `version`); None when its expiry has
+    not passed at `now`, or is booked already."""
+    if credit.expires_at is None or credit.expires_at > now:
+        return None
+    entries = list(ledger)
+    if any(entry.ledger_id == expiry_ledger_id(credit.ledger_id) for entry in entries):
+        return None
+    return CreditExpiry(credit, consume(entries).unconsumed(credit.ledger_id), version, now)

@@ -16,6 +16,7 @@ from typing import Any
 from reconciler.domain.errors import InvalidEvent
 from reconciler.domain.ledger import iso_timestamp
 from reconciler.domain.settlement import TERMINAL_STATUSES, TIMER_SCAN_EVENT_PREFIX, JobRecord, UnreadableJob
+from reconciler.service.credit_expiry import CreditExpiryReport, CreditExpiryService
 from reconciler.service.event_settlement import CONFLICT, MIRROR_REPAIRED, SETTLED, SUPERSEDED, Outcome, SettlementService
 from reconciler.service.hold_expiry import ExpiryReport, HoldExpiryService
 from reconciler.service.ports import SettlementStore
@@ -46,10 +47,13 @@ class ScanReport:
     interrupted: str | None = None
     # The holds released at their expiry after the jobs (None: this scan does not expire holds).
     expiry: ExpiryReport | None = None
+    # The credits expired (and noticed) after the holds (None: this scan does not expire credits).
+    credit_expiry: CreditExpiryReport | None = None
 
     def summary(self) -> dict[str, Any]:
         return {
             **(self.expiry.summary() if self.expiry is not None else {}),
+            **(self.credit_expiry.summary() if self.credit_expiry is not None else {}),
             "examined": self.examined,
             "settled": [o.event.job_id for o in self.settled if o.event],
             "alreadySettled": [o.event.job_id for o in self.already_settled if o.event],
@@ -72,6 +76,7 @@ class TimerScan:
     stuck_after: timedelta
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     expiry: HoldExpiryService | None = None
+    credit_expiry: CreditExpiryService | None = None
 
     def run(self, deadline: float | None = None, request_id: str | None = None) -> ScanReport:
         now = self.now()
@@ -99,6 +104,8 @@ class TimerScan:
                 report.waiting.append(job)
         if self.expiry is not None and not report.stopped_early:
             report.expiry = self.expiry.release_expired(iso_timestamp(now), deadline)
+        if self.credit_expiry is not None and not report.stopped_early:
+            report.credit_expiry = self.credit_expiry.run(iso_timestamp(now), deadline)
         return report
 
     def _settle(self, job: JobRecord, settle_before: str, report: ScanReport, deadline: float | None, request_id: str | None) -> None:

@@ -23,12 +23,15 @@ from reconciler import contract
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "docs" / "schemas"
 DRAFT_4 = "http://json-schema.org/draft-04/schema#"
 # (EventBridge source, detail-type): the pipeline's two events, the four balance events, billing's three credits in
-# and the timer scan's expired holds.
+# and the timer scan's expired holds, expired credits and expiring credits.
 REGISTERED_EVENTS = (
     tuple((contract.SETTLED_EVENT_SOURCE, kind) for kind in contract.SETTLED_DETAIL_TYPES)
     + tuple((contract.BALANCE_EVENT_SOURCE, kind) for kind in contract.BALANCE_EVENT_DETAIL_TYPES)
     + tuple((contract.CREDITS_IN_EVENT_SOURCE, kind) for kind in contract.CREDITS_IN_EVENT_DETAIL_TYPES)
-    + ((contract.BALANCE_EVENT_SOURCE, contract.HOLD_EXPIRED_DETAIL_TYPE),)
+    + tuple(
+        (contract.BALANCE_EVENT_SOURCE, kind)
+        for kind in (contract.HOLD_EXPIRED_DETAIL_TYPE, contract.CREDITS_EXPIRED_DETAIL_TYPE, contract.CREDITS_EXPIRING_DETAIL_TYPE)
+    )
 )
 
 

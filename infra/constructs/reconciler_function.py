@@ -186,22 +186,28 @@ EVENT_DELIVERY_MAX_AGE = Duration.hours(2)
 #               (settlement and conflict records); Query on the sparse unsettled index (timer scan).
 #   Settlements: GetItem, PutItem, UpdateItem (records); Scan of the sparse open-holds index (the timer scan's
 #               expired holds).
-#   Credits:    UpdateItem only (the balance ADD under its guard; a failed guard returns the balance, so no read).
-#   UserLedger: PutItem only: append-only; no UpdateItem, no reads.
+#   Credits:    UpdateItem (the balance ADD under its guard; a failed guard returns the balance, so no read); GetItem
+#               (a credit's expiry reads the version it decides on).
+#   UserLedger: PutItem: append-only, no UpdateItem; Query (a credit's expiry reads the user's ledger).
 #   Ledger:     PutItem (credits in: a purchase's, grant's or revocation's entry, in its transaction, once per
-#               reference) and GetItem (what an earlier delivery of the same reference booked).
+#               reference; an expiry's entry), GetItem (what an earlier delivery of the same reference booked) and
+#               UpdateItem (a credit leaving the expiring-credits index, its notice marked); Query of that index and
+#               of the by-user index (the timer scan's credit expiries).
 FUNCTION_TABLE_ACTIONS = {
     # The Jobs item is the pipeline's: the function reads it and writes its mirror of a settlement with UpdateItem,
     # never a whole item.
     "jobs": ("dynamodb:GetItem", "dynamodb:UpdateItem"),
-    "credits": ("dynamodb:UpdateItem",),
-    "user_ledger": ("dynamodb:PutItem",),
-    "ledger": ("dynamodb:GetItem", "dynamodb:PutItem"),
+    "credits": ("dynamodb:GetItem", "dynamodb:UpdateItem"),
+    "user_ledger": ("dynamodb:PutItem", "dynamodb:Query"),
+    "ledger": ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"),
     "settlements": ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"),
 }
+# What the timer scan publishes (the balance events' source, the default bus).
+TIMER_SCAN_EVENTS = (contract.HOLD_EXPIRED_DETAIL_TYPE, contract.CREDITS_EXPIRED_DETAIL_TYPE, contract.CREDITS_EXPIRING_DETAIL_TYPE)
 FUNCTION_INDEX_ACTIONS = {
     "jobs": {contract.JOBS_UNSETTLED_INDEX: ("dynamodb:Query",)},
     "settlements": {contract.OPEN_HOLDS_INDEX: ("dynamodb:Scan",)},
+    "ledger": {contract.EXPIRING_CREDITS_INDEX: ("dynamodb:Query",), contract.LEDGER_BY_USER_INDEX: ("dynamodb:Query",)},
 }
 
 
@@ -314,13 +320,8 @@ class ReconcilerFunction(Construct):
             )
         )
 
-    def _grant_least_privilege(
-        self,
-        config: StageConfig,
-        tables: ReconcilerTables,
-        dead_letter_queue: sqs.IQueue,
-        ops_topic: sns.ITopic,
-    ) -> None:
+    def _grant_tables(self, tables: ReconcilerTables) -> None:
+        """FUNCTION_TABLE_ACTIONS on each table, FUNCTION_INDEX_ACTIONS on each index: one statement each."""
         by_name = {
             "jobs": tables.jobs,
             "credits": tables.credits,
@@ -345,12 +346,22 @@ class ReconcilerFunction(Construct):
                         resources=[f"{by_name[name].table_arn}/index/{index}"],
                     )
                 )
+
+    def _grant_least_privilege(
+        self,
+        config: StageConfig,
+        tables: ReconcilerTables,
+        dead_letter_queue: sqs.IQueue,
+        ops_topic: sns.ITopic,
+    ) -> None:
+        self._grant_tables(tables)
         # Invalid events are parked here by the function itself (the on-failure destination adds its own grant).
         # (The on-failure destination's own grant adds GetQueueAttributes and GetQueueUrl for Lambda's service
         # side; the function's code only ever sends.)
         dead_letter_queue.grant(self.role, "sqs:SendMessage")
         self.role.add_to_policy(iam.PolicyStatement(sid="PublishAlerts", actions=["sns:Publish"], resources=[ops_topic.topic_arn]))
-        # The timer scan announces each hold it released at its expiry: that one event, on the default bus.
+        # The timer scan announces each hold it released at its expiry, each credit's expiry and its notice: those events
+        # only, on the default bus.
         self.role.add_to_policy(
             iam.PolicyStatement(
                 sid="PublishExpiredHolds",
@@ -358,7 +369,7 @@ class ReconcilerFunction(Construct):
                 resources=[Stack.of(self).format_arn(service="events", resource="event-bus", resource_name=contract.DEFAULT_EVENT_BUS)],
                 conditions={
                     "StringEquals": {"events:source": contract.BALANCE_EVENT_SOURCE},
-                    "ForAllValues:StringEquals": {"events:detail-type": [contract.HOLD_EXPIRED_DETAIL_TYPE]},
+                    "ForAllValues:StringEquals": {"events:detail-type": list(TIMER_SCAN_EVENTS)},
                 },
             )
         )

@@ -9,6 +9,9 @@ from constructs import Construct
 from infra.config import StageConfig
 from reconciler.contract import (
     CREATED_AT_ATTRIBUTE,
+    CREDIT_EXPIRES_AT_ATTRIBUTE,
+    EXPIRING_CREDITS_INDEX,
+    EXPIRY_PENDING_ATTRIBUTE,
     HELD_AT_ATTRIBUTE,
     HOLD_USER_ATTRIBUTE,
     JOB_ID_ATTRIBUTE,
@@ -55,6 +58,14 @@ class ReconcilerTables(Construct):
             index_name=LEDGER_BY_USER_INDEX,
             partition_key=dynamodb.Attribute(name=USER_ID_ATTRIBUTE, type=dynamodb.AttributeType.STRING),
             sort_key=dynamodb.Attribute(name=TIMESTAMP_ATTRIBUTE, type=dynamodb.AttributeType.STRING),
+            projection_type=dynamodb.ProjectionType.ALL,
+        )
+        # Sparse: only a purchase or a grant whose expiry is not booked yet carries expiryPending, so the timer scan's
+        # expiries and notices are one Query (docs/ledger.md, "Credits that expire"); +1 WRU per credit with an expiry.
+        self.ledger.add_global_secondary_index(
+            index_name=EXPIRING_CREDITS_INDEX,
+            partition_key=dynamodb.Attribute(name=EXPIRY_PENDING_ATTRIBUTE, type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name=CREDIT_EXPIRES_AT_ATTRIBUTE, type=dynamodb.AttributeType.STRING),
             projection_type=dynamodb.ProjectionType.ALL,
         )
         # The job postings, keyed by user and time: a user's history is a Query of the table, and a posting writes

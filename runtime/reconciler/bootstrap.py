@@ -22,6 +22,7 @@ import boto3
 from botocore.config import Config
 
 from reconciler.config import RuntimeConfig, load_config
+from reconciler.contract import ResourceNames
 from reconciler.domain.pricing import PriceBook
 from reconciler.repository.dynamodb import DynamoDBStore
 from reconciler.repository.sqs_dead_letters import SqsDeadLetters
@@ -148,22 +149,29 @@ def build_credits_in_service(
     from reconciler.service.credits_application import CreditsInService
 
     store = CreditsInStore(dynamodb or aws_client("dynamodb"), config)
+    options.setdefault("max_expiry", timedelta(days=ResourceNames(config.stage).limits.credit_expiry_max_days))
     return CreditsInService(store, dead_letters or SqsDeadLetters(sqs or aws_client("sqs"), config.dlq_url, config.stage), **options)
 
 
 def build_timer_scan(store: Any, config: RuntimeConfig, publisher: Publisher | None = None) -> TimerScan:
     """The timer scan with the function's prices, grace and stuck thresholds; with a `publisher` (the scheduled
     function's EventBridge), it also releases expired holds and announces each. The operators' `reconciler scan`
-    passes none: expiry is the function's alone, so no expired hold goes unannounced."""
+    passes none: expiry is the function's alone, so no expired hold goes unannounced. The same goes for credits'
+    expiries and notices (a store beside `store`, on its client and tables)."""
+    from reconciler.repository.credit_expiry_store import CreditExpiryStore
+    from reconciler.service.credit_expiry import CreditExpiryService
     from reconciler.service.hold_expiry import HoldExpiryService
     from reconciler.service.timer_scan import TimerScan
 
+    lead = timedelta(hours=ResourceNames(config.stage).limits.credit_expiring_notice_hours)
+    credits = None if publisher is None else CreditExpiryService(CreditExpiryStore(store.client, store.config), publisher, notice_lead=lead)
     return TimerScan(
         store,
         settlement_service(store, config),
         grace=timedelta(minutes=config.scan_grace_minutes),
         stuck_after=timedelta(hours=config.stuck_job_hours),
         expiry=None if publisher is None else HoldExpiryService(store, publisher=publisher),
+        credit_expiry=credits,
     )
 
 

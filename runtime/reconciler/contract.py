@@ -23,7 +23,11 @@ from reconciler.domain.attributes import (  # noqa: F401 - the tables' attribute
     CATEGORY_ATTRIBUTE,
     CHANGE_BY_KEY,
     CREATED_AT_ATTRIBUTE,
+    CREDIT_EXPIRES_AT_ATTRIBUTE,
     CURRENCY_ATTRIBUTE,
+    EXPIRING_NOTICE_ATTRIBUTE,
+    EXPIRY_PENDING_ATTRIBUTE,
+    EXPIRY_PENDING_VALUE,
     GOODWILL_CREDITS_ATTRIBUTE,
     HELD_AT_ATTRIBUTE,
     HELD_ATTRIBUTE,
@@ -152,6 +156,10 @@ DEFAULT_EVENT_BUS = "default"
 BALANCE_EVENT_DETAIL_TYPES: tuple[str, ...] = ("credits.low", "credits.exhausted", "credits.overdrawn", "credits.restored")
 # What the timer scan publishes (same source and bus) for each hold it released at its expiry (docs/schemas/).
 HOLD_EXPIRED_DETAIL_TYPE = "credits.hold.expired"
+# What the rule left of a purchase or a grant was removed at its expiry; and, the stage's lead time before, that it will
+# expire (docs/ledger.md, "Credits that expire"; docs/schemas/).
+CREDITS_EXPIRED_DETAIL_TYPE = "credits.expired"
+CREDITS_EXPIRING_DETAIL_TYPE = "credits.expiring"
 ENV_BALANCE_EVENTS_TABLE = "BALANCE_EVENTS_TABLE_NAME"
 ENV_EVENT_SOURCE = "BALANCE_EVENT_SOURCE"
 ENV_EVENT_BUS = "BALANCE_EVENT_BUS"
@@ -214,6 +222,10 @@ JOBS_UNSETTLED_INDEX = "unsettled-createdAt-index"
 # reconciler writes it. A record holding an open hold carries holdUser (its user), which puts it in the sparse
 # open-holds index (partition holdUser, sort heldAt): a user's open holds are one Query, all of them one Scan.
 OPEN_HOLDS_INDEX = "open-holds-index"
+# Ledger-{stage}: a purchase or a grant with an expiry carries expiryPending until its expiry is booked, which puts it in
+# the sparse expiring-credits index (partition expiryPending, sort expiresAt): the timer scan's one Query for expiries
+# and notices, whatever the size of the ledger.
+EXPIRING_CREDITS_INDEX = "expiring-credits-index"
 
 
 def user_ledger_key(timestamp: str, ledger_id: str) -> str:
@@ -316,6 +328,10 @@ class StageLimits:
     # with room to spare), and never later than the maximum; the timer scan then releases it (docs/contract.md).
     hold_expiry_minutes: int = 360
     hold_expiry_max_minutes: int = 1440
+    # A purchase or a grant may expire (its `expiresAt`) at most this long after it comes in; `credits.expiring` is
+    # published this long before a credit expires, once (docs/ledger.md, "Credits that expire").
+    credit_expiry_max_days: int = 3 * 366
+    credit_expiring_notice_hours: int = 72
     # Jobs created before this moment may carry a reservation made on their Jobs item by the v2 code that came
     # before settlement records (every stage that ran that code ran it before this release); later reservation
     # attributes on a Jobs item were written by another writer and count for nothing. None of v1's jobs has one.

@@ -91,7 +91,7 @@ def test_role_publishes_only_its_own_source_to_the_default_bus(synthesized):
     assert len(resources) == 2
     assert any("TablesUserLedger" in r and "/index/" not in r for r in resources)
     assert any("TablesLedger" in r and r.endswith(f'/index/{contract.LEDGER_BY_USER_INDEX}"]]}}') for r in resources)
-    # The settlement function's role gains nothing of them: it publishes only the timer scan's expired holds.
+    # The settlement function's role gains nothing of them: it publishes only the timer scan's expired holds and credits.
     reconciler = [
         s for lid, p in policies.items() if lid.startswith("ReconcilerRole") for s in as_list(p["Properties"]["PolicyDocument"]["Statement"])
     ]
@@ -99,7 +99,9 @@ def test_role_publishes_only_its_own_source_to_the_default_bus(synthesized):
     touching = [s for s in reconciler if "BalanceEvents" in str(s["Resource"])]
     assert [(s["Sid"], as_list(s["Action"])) for s in touching] == [("LiabilitySnapshotPut", ["dynamodb:PutItem"])]
     for statement in (s for s in reconciler if "events:PutEvents" in as_list(s["Action"])):
-        assert statement["Condition"]["ForAllValues:StringEquals"] == {"events:detail-type": [contract.HOLD_EXPIRED_DETAIL_TYPE]}
+        assert statement["Condition"]["ForAllValues:StringEquals"] == {
+            "events:detail-type": [contract.HOLD_EXPIRED_DETAIL_TYPE, contract.CREDITS_EXPIRED_DETAIL_TYPE, contract.CREDITS_EXPIRING_DETAIL_TYPE]
+        }
 
 
 def test_the_batching_window_keeps_events_and_the_unexplained_alarm_within_minutes_in_every_stage():

@@ -162,11 +162,13 @@ ACTIONS_ALLOWED_ON_ANY_RESOURCE = {"xray:PutTraceSegments", "xray:PutTelemetryRe
 FUNCTION_TABLE_GRANTS = {
     # The Jobs item is the pipeline's: read, and its settlement mirror updated, never written whole
     "TablesJobs": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
-    # No read of an item: a failed guard returns the balance. The liability snapshot's Scan sees the money figures only.
-    "TablesCredits": {"dynamodb:UpdateItem", "dynamodb:Scan"},
-    "TablesUserLedger": {"dynamodb:PutItem"},  # append-only
-    # Credits in: an entry put once per reference (attribute_not_exists), and read by id to tell a redelivery
-    "TablesLedger": {"dynamodb:GetItem", "dynamodb:PutItem"},
+    # A settlement reads no balance: a failed guard returns it. A credit's expiry reads the version it decides on. The
+    # liability snapshot's Scan sees the money figures only.
+    "TablesCredits": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Scan"},
+    "TablesUserLedger": {"dynamodb:PutItem", "dynamodb:Query"},  # append-only; a user's postings read for a credit's expiry
+    # Credits in: an entry put once per reference (attribute_not_exists), and read by id to tell a redelivery; a credit
+    # with an expiry updated to leave the expiring-credits index (and to mark its notice)
+    "TablesLedger": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
     "TablesSettlements": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},  # the first read is the record's
     "BalanceEventsTable": {"dynamodb:PutItem"},  # the liability snapshot's one item
 }
@@ -224,13 +226,18 @@ def test_dynamodb_access_is_exactly_the_calls_per_table_and_index(synthesized):
     by_table = {name: actions for key, actions in tables.items() for name in FUNCTION_TABLE_GRANTS if name in key}
     assert by_table == FUNCTION_TABLE_GRANTS, f"per table: {by_table}"
     assert len(tables) == 6, f"one entry per table, no wildcard: {sorted(tables)}"
-    # The timer scan's two indexes: unsettled jobs (Query) and open holds (Scan, for the expired ones); the Ledger's
-    # by-user index is the CLI's and the balance-events function's.
-    assert len(indexes) == 2, sorted(indexes)
+    # The timer scan's indexes: unsettled jobs (Query), open holds (Scan, for the expired ones), expiring credits
+    # (Query) and, for a credit's expiry, the user's entries in the Ledger's by-user index (Query).
+    assert len(indexes) == 4, sorted(indexes)
     (jobs_index,) = [index for index in indexes if "TablesJobs" in index]
     (holds_index,) = [index for index in indexes if "TablesSettlements" in index]
+    ledger_indexes = sorted(index for index in indexes if "TablesLedger" in index)
     assert indexes[jobs_index] == {"dynamodb:Query"} and jobs_index.endswith(f'/index/{contract.JOBS_UNSETTLED_INDEX}"]]}}')
     assert indexes[holds_index] == {"dynamodb:Scan"} and holds_index.endswith(f'/index/{contract.OPEN_HOLDS_INDEX}"]]}}')
+    assert [indexes[index] for index in ledger_indexes] == [{"dynamodb:Query"}] * 2
+    assert sorted(index.rsplit("/index/", 1)[1].split('"')[0] for index in ledger_indexes) == sorted(
+        [contract.EXPIRING_CREDITS_INDEX, contract.LEDGER_BY_USER_INDEX]
+    )
 
 
 def test_the_liability_snapshot_scans_only_the_money_figures_of_credits_on_its_own_schedule(synthesized):
@@ -254,11 +261,13 @@ def test_the_ledger_is_append_only_for_the_function(synthesized):
     def actions_on(table: str) -> set[str]:
         return {a for s in statements_with_action_prefix(synthesized, "dynamodb:") if refers_to(s["Resource"], table) for a in as_list(s["Action"])}
 
-    # The job postings: no UpdateItem/DeleteItem (rewriting the audit trail), no reads
-    assert actions_on("TablesUserLedger") == {"dynamodb:PutItem"}
-    # The operators' entries, credits in and the history before UserLedger: put once per id, read by id; never
-    # rewritten or deleted
-    assert actions_on("TablesLedger") == {"dynamodb:PutItem", "dynamodb:GetItem"}
+    # The job postings: no UpdateItem/DeleteItem (rewriting the audit trail); read by user for a credit's expiry
+    assert actions_on("TablesUserLedger") == {"dynamodb:PutItem", "dynamodb:Query"}
+    # The operators' entries, credits in and the history before UserLedger: put once per id, read by id, never
+    # deleted; UpdateItem only for a credit's expiry markers (expiryPending removed, expiringNoticeAt, expiredBy:
+    # repository/credit_expiry_store.py), never its amount
+    # (and Query: its by-user and expiring-credits indexes)
+    assert actions_on("TablesLedger") == {"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"}
 
 
 def test_sqs_sns_kms_and_logs_are_scoped_to_their_one_resource(synthesized):
@@ -397,5 +406,7 @@ def test_the_function_publishes_only_expired_holds_on_the_default_bus(synthesize
     assert statement["Resource"]["Fn::Join"][1][-1].endswith(":event-bus/default")
     assert statement["Condition"] == {
         "StringEquals": {"events:source": contract.BALANCE_EVENT_SOURCE},
-        "ForAllValues:StringEquals": {"events:detail-type": [contract.HOLD_EXPIRED_DETAIL_TYPE]},
+        "ForAllValues:StringEquals": {
+            "events:detail-type": [contract.HOLD_EXPIRED_DETAIL_TYPE, contract.CREDITS_EXPIRED_DETAIL_TYPE, contract.CREDITS_EXPIRING_DETAIL_TYPE]
+        },
     }

@@ -47,4 +47,5 @@ def test_the_function_may_write_and_read_ledger_entries_by_id_only(synthesized):
         if s.get("Sid") == "LedgerTable"
     ]
     (statement,) = statements
-    assert sorted(as_list(statement["Action"])) == ["dynamodb:GetItem", "dynamodb:PutItem"]
+    # UpdateItem: a credit's expiry markers only (repository/credit_expiry_store.py)
+    assert sorted(as_list(statement["Action"])) == ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]

@@ -8,6 +8,7 @@ import pytest
 from infra_helpers import as_list, joined, only_resource, resource_id, resource_named
 
 from reconciler.contract import (
+    EXPIRING_CREDITS_INDEX,
     HELD_AT_ATTRIBUTE,
     HOLD_USER_ATTRIBUTE,
     JOBS_UNSETTLED_INDEX,
@@ -62,7 +63,16 @@ def test_ledger_has_the_by_user_index(synthesized):
                 {"AttributeName": "timestamp", "KeyType": "RANGE"},
             ],
             "Projection": {"ProjectionType": "ALL"},
-        }
+        },
+        {
+            # sparse: a purchase or a grant whose expiry is not booked yet (docs/ledger.md, "Credits that expire")
+            "IndexName": EXPIRING_CREDITS_INDEX,
+            "KeySchema": [
+                {"AttributeName": "expiryPending", "KeyType": "HASH"},
+                {"AttributeName": "expiresAt", "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "ALL"},
+        },
     ]
 
 

@@ -94,7 +94,7 @@ def test_every_event_is_registered_in_the_stages_schema_registry_as_its_json_sch
     (registry,) = synthesized.compute.find_resources("AWS::EventSchemas::Registry").values()
     assert registry["Properties"]["RegistryName"] == f"cc-reconciler-{stage}"
     schemas = {s["Properties"]["SchemaName"]: s["Properties"] for s in synthesized.compute.find_resources("AWS::EventSchemas::Schema").values()}
-    assert set(schemas) == {f"{source}@{kind}" for source, kind in REGISTERED_EVENTS} and len(schemas) == 10
+    assert set(schemas) == {f"{source}@{kind}" for source, kind in REGISTERED_EVENTS} and len(schemas) == 12
     for source, kind in REGISTERED_EVENTS:
         registered = schemas[f"{source}@{kind}"]
         content = json.loads(registered["Content"])

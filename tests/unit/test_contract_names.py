@@ -17,8 +17,10 @@ ALLOWED = (PACKAGE / "domain" / "attributes.py", PACKAGE / "repository")
 EVERY_NAME = {value for key, value in vars(attributes).items() if key.endswith(("_ATTRIBUTE", "_KEY")) and isinstance(value, str)}
 # Names that are only ever attribute names. userId, jobId, timestamp and updatedAt are also fields of events and of the
 # CLI's output, and a credits-in entry's category, amountPaid, currency and paymentReference are its event's fields
-# under the same names: they are checked where a table or index is keyed, below.
+# under the same names (expiresAt too, also a hold request's field): they are checked where a table or index is keyed,
+# below.
 ITEM_ONLY_NAMES = EVERY_NAME - {
+    attributes.CREDIT_EXPIRES_AT_ATTRIBUTE,
     attributes.CATEGORY_ATTRIBUTE,
     attributes.AMOUNT_PAID_ATTRIBUTE,
     attributes.CURRENCY_ATTRIBUTE,

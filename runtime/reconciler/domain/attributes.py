@@ -47,6 +47,13 @@ PAYMENT_REFERENCE_ATTRIBUTE = "paymentReference"
 APPLIED_BY_REQUEST_ATTRIBUTE = "appliedByRequest"
 OVERDRAFT_ATTRIBUTE = "overdraft"
 BALANCE_BEFORE_ATTRIBUTE = "appliedBalanceBefore"
+# A purchase's or grant's expiry (ISO-8601 UTC) on its Ledger entry, and the marker that keeps the entry in the sparse
+# expiring-credits index (partition expiryPending, sort expiresAt) until its expiry is booked; the moment its
+# `credits.expiring` notice went out (set once).
+CREDIT_EXPIRES_AT_ATTRIBUTE = "expiresAt"
+EXPIRY_PENDING_ATTRIBUTE = "expiryPending"
+EXPIRY_PENDING_VALUE = "PENDING"
+EXPIRING_NOTICE_ATTRIBUTE = "expiringNoticeAt"
 # The Credits item's running totals of what came in by category (domain/liability.py), added by the credits-in
 # transaction's balance update: purchases less refunds and chargebacks, promotional grants, goodwill grants.
 PAID_CREDITS_ATTRIBUTE = "paidCredits"

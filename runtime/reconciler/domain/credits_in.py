@@ -10,11 +10,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from reconciler.domain.errors import InvalidEvent
-from reconciler.domain.ledger import CREDIT, DEBIT, LedgerEntry
+from reconciler.domain.holds import HoldExpiry, parse_moment
+from reconciler.domain.ledger import CREDIT, DEBIT, LedgerEntry, iso_timestamp
 from reconciler.domain.validation import identifier, printable_text, storable_decimal, whole_credits
 
 CREDITS_IN_SOURCE = "credits.billing"
@@ -58,6 +60,7 @@ class CreditsInEvent:
     currency: str | None = None
     payment_reference: str | None = None
     reason: str | None = None
+    expires_at: str | None = None  # ISO-8601 UTC; a purchase or a grant only
 
     @property
     def is_revocation(self) -> bool:
@@ -149,7 +152,18 @@ def parse_credits_in(envelope: Mapping[str, Any]) -> CreditsInEvent:
         currency=currency,
         payment_reference=payment_reference,
         reason=_reason(detail.get("reason")),
+        expires_at=_expires_at(detail_type, detail.get("expiresAt")),
     )
+
+
+def check_expiry(event: CreditsInEvent, now: str, maximum: timedelta) -> None:
+    """InvalidEvent (field expiresAt) when the credit's expiry is not after `now` or beyond the stage's maximum."""
+    if event.expires_at is None:
+        return
+    if event.expires_at <= now:
+        raise InvalidEvent("expiresAt", f"must be in the future (now is {now})")
+    if parse_moment(event.expires_at) - parse_moment(now) > maximum:
+        raise InvalidEvent("expiresAt", f"must be at most {maximum.days} days from now")
 
 
 def decide_credits_in(
@@ -174,6 +188,7 @@ def decide_credits_in(
         amount_paid=event.amount_paid,
         currency=event.currency,
         payment_reference=event.payment_reference,
+        expires_at=event.expires_at,
     )
     overdraft = event.is_revocation and balance_known and (balance or 0) < event.credits
     return CreditsApplication(event, entry, overdraft=overdraft, balance_before=balance if balance_known else None, request_id=request_id)
@@ -185,10 +200,10 @@ def same_application(existing: LedgerEntry, event: CreditsInEvent) -> bool:
     expected_type = DEBIT if event.is_revocation else CREDIT
     booked = (existing.user_id, existing.type, existing.amount, existing.category)
     money = (existing.amount_paid, existing.currency, existing.payment_reference)  # what finance reads off the entry
-    return booked == (event.user_id, expected_type, event.credits, event.category) and money == (
-        event.amount_paid,
-        event.currency,
-        event.payment_reference,
+    return (
+        booked == (event.user_id, expected_type, event.credits, event.category)
+        and money == (event.amount_paid, event.currency, event.payment_reference)
+        and existing.expires_at == event.expires_at
     )
 
 
@@ -239,6 +254,13 @@ def _amount(value: Any) -> Decimal:
     if isinstance(exponent, int) and -exponent > MAX_MONEY_DECIMALS:
         raise InvalidEvent("amountPaid", f"has more than {MAX_MONEY_DECIMALS} decimals")
     return storable_decimal("amountPaid", amount) if amount else amount
+
+
+def _expires_at(detail_type: str, value: Any) -> str | None:
+    if value is not None and detail_type == REVOKED:
+        raise InvalidEvent("expiresAt", "a revocation does not expire; only a purchase or a grant may carry expiresAt")
+    moment = HoldExpiry.parse(value)
+    return None if moment is None else iso_timestamp(moment)
 
 
 def _reason(value: Any) -> str | None:

@@ -35,6 +35,9 @@ class LedgerEntry:
     amount_paid: Decimal | None = None
     currency: str | None = None
     payment_reference: str | None = None
+    # A purchase's or grant's expiry (ISO-8601 UTC), when it has one: what the rule leaves of it then is booked as an
+    # expiry (domain/consumption.py, service/credit_expiry.py).
+    expires_at: str | None = None
 
     def __post_init__(self) -> None:
         if self.type not in (DEBIT, CREDIT):

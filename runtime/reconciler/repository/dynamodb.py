@@ -16,7 +16,10 @@ from reconciler.config import RuntimeConfig
 from reconciler.contract import (
     AMOUNT_PAID_ATTRIBUTE,
     CATEGORY_ATTRIBUTE,
+    CREDIT_EXPIRES_AT_ATTRIBUTE,
     CURRENCY_ATTRIBUTE,
+    EXPIRY_PENDING_ATTRIBUTE,
+    EXPIRY_PENDING_VALUE,
     HELD_AT_ATTRIBUTE,
     HELD_ATTRIBUTE,
     HOLD_EXPIRED,
@@ -204,6 +207,9 @@ def credits_in_ledger_item(entry: LedgerEntry) -> dict[str, Any]:
         AMOUNT_PAID_ATTRIBUTE: entry.amount_paid,
         CURRENCY_ATTRIBUTE: entry.currency,
         PAYMENT_REFERENCE_ATTRIBUTE: entry.payment_reference,
+        CREDIT_EXPIRES_AT_ATTRIBUTE: entry.expires_at,
+        # in the sparse expiring-credits index until its expiry is booked (service/credit_expiry.py)
+        EXPIRY_PENDING_ATTRIBUTE: EXPIRY_PENDING_VALUE if entry.expires_at else None,
     }
     return {**ledger_item(entry), **_present(extra)}
 
@@ -227,6 +233,7 @@ def ledger_from_item(values: dict[str, Any]) -> LedgerEntry:
         amount_paid=values.get(AMOUNT_PAID_ATTRIBUTE),
         currency=values.get(CURRENCY_ATTRIBUTE),
         payment_reference=values.get(PAYMENT_REFERENCE_ATTRIBUTE),
+        expires_at=values.get(CREDIT_EXPIRES_AT_ATTRIBUTE),
     )
 
 
@@ -235,12 +242,17 @@ class DynamoDBStore:
 
     def __init__(self, client: Any, config: RuntimeConfig) -> None:
         self._client = client
+        self.config = config  # a store for another concern shares the client and names (bootstrap.build_timer_scan)
         self.jobs_table = config.jobs_table
         self.credits_table = config.credits_table
         self.ledger_table = config.ledger_table
         self.user_ledger_table = config.user_ledger_table
         self.settlements_table = config.settlements_table
         self.legacy_reservations_before = config.legacy_reservations_before
+
+    @property
+    def client(self) -> Any:
+        return self._client
 
     # --- reads -------------------------------------------------------------------------------
 
@@ -438,6 +450,8 @@ class DynamoDBStore:
         ("covers", n)        remaining is at least n: a debit that leaves it >= 0, or a reservation.
         ("short-of", n)      remaining is below n (or missing): a debit that overdraws it.
         ("equals", seen)     remaining is exactly what was read (None: there is none): audit corrections.
+        ("version", v)       the item is at the version its books were read at (0: none yet): a credit's expiry, decided
+                             on the whole ledger, so any other write since makes it decide again.
 
         The threshold guards make the overdraft decision exact without reading the balance first and without
         serialising a user's settlements: a concurrent change fails them only when it moves the balance across
@@ -445,18 +459,13 @@ class DynamoDBStore:
         """
         kind, amount = guard
         values: dict[str, Any] = {":delta": delta, ":now": timestamp, ":zero": 0, ":number": "N", ":one": 1}
-        conditions = {
-            "none": None,
-            "covers": "remaining >= :amount",
-            "short-of": "(attribute_not_exists(remaining) OR remaining < :amount)",
-            "equals": "attribute_not_exists(remaining)" if amount is None else "remaining = :amount",
-        }
+        guard_condition = _guard_condition(kind, amount)
         # Every figure the update adds to must be a number: text or a boolean would make DynamoDB refuse the update
         # expression itself, which says nothing of which item or attribute; as a condition, its failure returns the
         # item (ALL_OLD), and the damage is named (DamagedBalance) instead of raising on every retry.
         # The type first: a comparison of text with a number is merely false on AWS, but moto fails it with a
         # "TypeError" reason that AWS never gives.
-        checked = [_is_number_or_absent("remaining"), _is_number_or_absent(VERSION_ATTRIBUTE), conditions[kind]]
+        checked = [_is_number_or_absent("remaining"), _is_number_or_absent(VERSION_ATTRIBUTE), guard_condition]
         if held_delta:
             checked.append(_is_number_or_absent(HELD_ATTRIBUTE))
         if held_delta < 0:
@@ -464,7 +473,7 @@ class DynamoDBStore:
             # another writer, restored from a backup) must not hand out credits nobody paid (_unfunded_release).
             checked.append(f"{HELD_ATTRIBUTE} >= :released")
             values[":released"] = -held_delta
-        if ":amount" in (conditions[kind] or ""):
+        if ":amount" in (guard_condition or ""):
             values[":amount"] = amount
         expression = "SET remaining = if_not_exists(remaining, :zero) + :delta, updatedAt = :now"
         if held_delta:
@@ -691,6 +700,17 @@ def _settlement_guard(settlement: Settlement) -> tuple[str, int | None]:
         return ("none", None)
     needed = -settlement.balance_delta
     return ("short-of", needed) if settlement.is_overdraft else ("covers", needed)
+
+
+def _guard_condition(kind: str, amount: int | None) -> str | None:
+    """The balance guard's condition (DynamoDBStore._balance_update lists them); `:amount` is the guard's figure."""
+    return {
+        "none": None,
+        "covers": "remaining >= :amount",
+        "short-of": "(attribute_not_exists(remaining) OR remaining < :amount)",
+        "equals": "attribute_not_exists(remaining)" if amount is None else "remaining = :amount",
+        "version": f"attribute_not_exists({VERSION_ATTRIBUTE})" if not amount else f"{VERSION_ATTRIBUTE} = :amount",
+    }[kind]
 
 
 def _is_number_or_absent(attribute: str) -> str:

@@ -12,9 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
-from reconciler.domain.credits_in import CreditsApplication, CreditsInEvent, decide_credits_in, parse_credits_in, same_application
+from reconciler.contract import StageLimits
+from reconciler.domain.credits_in import (
+    CreditsApplication,
+    CreditsInEvent,
+    check_expiry,
+    decide_credits_in,
+    parse_credits_in,
+    same_application,
+)
 from reconciler.domain.errors import InvalidEvent, LedgerEntryTaken
 from reconciler.domain.ledger import iso_timestamp
 from reconciler.service.ports import BalanceChanged, CreditsInStore, DeadLetters, StaleState
@@ -65,11 +74,14 @@ class CreditsInService:
     dead_letters: DeadLetters
     clock: Callable[[], str] = iso_timestamp
     backoff: Callable[[float | None], Backoff] = field(default=lambda deadline: Backoff(deadline=deadline))
+    # The latest a credit may expire, after it comes in (StageLimits.credit_expiry_max_days).
+    max_expiry: timedelta = timedelta(days=StageLimits.credit_expiry_max_days)
 
     def process(self, raw_event: Mapping[str, Any], deadline: float | None = None, request_id: str | None = None) -> CreditsOutcome:
         event = None
         try:
             event = parse_credits_in(raw_event)
+            self._check_expiry(event)
             return self.apply(event, deadline, request_id)
         except InvalidEvent as error:
             # Nothing was written: validation and a reused reference are found before any write commits.
@@ -82,6 +94,16 @@ class CreditsInService:
                 event_id=event_id if isinstance(event_id, str) else None,
             )
             return CreditsOutcome(REJECTED, event=event, error=error, dead_letter_id=message_id)
+
+    def _check_expiry(self, event: CreditsInEvent) -> None:
+        """A new credit's expiry must be ahead, within the maximum; a redelivery of one applied before its expiry passed
+        is still the duplicate it is (one strong read, on this path only)."""
+        try:
+            check_expiry(event, self.clock(), self.max_expiry)
+        except InvalidEvent:
+            recorded = self.store.get_application(event.ledger_id)
+            if recorded is None or not same_application(recorded.entry, event):
+                raise
 
     def apply(self, event: CreditsInEvent, deadline: float | None = None, request_id: str | None = None) -> CreditsOutcome:
         """Exactly once per ledger id: whatever the deliveries, retries and concurrency, one entry, one balance change.

@@ -16,6 +16,7 @@ from typing import Any
 from reconciler.domain.errors import InvalidEvent
 from reconciler.domain.ledger import iso_timestamp
 from reconciler.domain.settlement import TERMINAL_STATUSES, TIMER_SCAN_EVENT_PREFIX, JobRecord, UnreadableJob
+from reconciler.service.credit_expiry import CreditExpiryReport, CreditExpiryService
 from reconciler.service.event_settlement import CONFLICT, MIRROR_REPAIRED, SETTLED, SUPERSEDED, Outcome, SettlementService
 from reconciler.service.hold_expiry import ExpiryReport, HoldExpiryService
 from reconciler.service.ports import SettlementStore
@@ -49,10 +50,13 @@ class ScanReport:
     interrupted: str | None = None
     # The holds released at their expiry after the jobs, every tick (None: this scan does not expire holds).
     expiry: ExpiryReport | None = None
+    # The credits expired (and noticed) after the holds (None: this scan does not expire credits).
+    credit_expiry: CreditExpiryReport | None = None
 
     def summary(self) -> dict[str, Any]:
         return {
             **(self.expiry.summary() if self.expiry is not None else {}),
+            **(self.credit_expiry.summary() if self.credit_expiry is not None else {}),
             "examined": self.examined,
             "settled": [o.event.job_id for o in self.settled if o.event],
             "alreadySettled": [o.event.job_id for o in self.already_settled if o.event],
@@ -76,10 +80,11 @@ class TimerScan:
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     expiry: HoldExpiryService | None = None
     expiry_share: float = EXPIRY_SHARE
+    credit_expiry: CreditExpiryService | None = None
 
     def run(self, deadline: float | None = None, request_id: str | None = None) -> ScanReport:
-        """The jobs, then the expired holds. With a deadline and expiry, the jobs stop `expiry_share` of the time
-        left before it: expiry always has that share (and whatever the jobs left), never less."""
+        """The jobs, then the expired holds, then the expired credits. With a deadline and an expiry to run, the jobs
+        stop `expiry_share` of the time left before it: expiry always has that share (and whatever the jobs left)."""
         now = self.now()
         settle_before = iso_timestamp(now - self.grace)
         stuck_before = iso_timestamp(now - self.stuck_after)
@@ -106,10 +111,12 @@ class TimerScan:
                 report.waiting.append(job)
         if self.expiry is not None:
             report.expiry = self.expiry.release_expired(iso_timestamp(now), tick_deadline)
+        if self.credit_expiry is not None:
+            report.credit_expiry = self.credit_expiry.run(iso_timestamp(now), tick_deadline)
         return report
 
     def _jobs_deadline(self, deadline: float | None) -> float | None:
-        if deadline is None or self.expiry is None:
+        if deadline is None or (self.expiry is None and self.credit_expiry is None):
             return deadline
         return deadline - self.expiry_share * max(deadline - time.monotonic(), 0.0)
 

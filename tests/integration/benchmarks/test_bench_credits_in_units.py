@@ -112,3 +112,31 @@ def test_the_change_record_keeps_every_credits_item_of_the_paths_under_one_write
     assert "lastChange" in item and item_size(item) < WRITE_STEP / 2
     worst = change_record({"remaining": -(10**15), "held": 10**15, "promotionalCredits": 10**15}, "j" * 768)
     assert item_size({"lastChange": to_item({"v": worst})["v"]}) <= 120
+
+
+def test_a_credit_with_an_expiry_and_its_expiry_units(aws):
+    """docs/ledger.md, "Credits that expire": the grant with an expiry pays the sparse index's write (+1 WRU); its
+    expiry reads the books and writes one transaction."""
+    from reconciler.repository.credit_expiry_store import CreditExpiryStore
+    from reconciler.service.credit_expiry import CreditExpiryService
+
+    dynamodb, config = aws.client("dynamodb"), aws.config
+    now = ["2027-01-01T00:00:00.000Z"]
+    service = bootstrap.build_credits_in_service(config, dynamodb=dynamodb, sqs=aws.client("sqs"), clock=lambda: now[0])
+    expiry = CreditExpiryService(CreditExpiryStore(dynamodb, config), clock=lambda: now[0])
+    _warm_up(dynamodb)
+    recorder = _Recorder(dynamodb)
+    grant = billing("credits.granted", "e1", userId="u", credits=50, reference="t-1", category="promotional", expiresAt="2027-01-02T00:00:00Z")
+    assert service.process(grant).kind == "applied"
+    # Credits 2 + the Ledger entry 2 + Ledger's by-user index 1 + the expiring-credits index 1
+    assert (recorder.snapshot(), recorder.rru, recorder.wru) == ({"TransactWriteItems": 1}, 0.0, 6.0)
+    recorder.reset()
+    now[0] = "2027-01-02T00:05:00.000Z"
+    assert [booked.expired for booked in expiry.run().expired] == [50]
+    # The index Query (one item), the expiry id's strong read (1), the balance's version (1), the user's entries (two
+    # Queries); then Credits 2 + the expiry entry 2 + its by-user index write 1 + the credit's update 2 + the credit
+    # leaving the expiring-credits index 1 + its by-user index copy rewritten 1
+    requests = recorder.snapshot()
+    assert requests == {"Query": 3, "GetItem": 2, "TransactWriteItems": 1}, requests
+    # Reads: the two strong GetItems 1 + 1, the indexes 0.5 + 0.5 (eventually consistent), UserLedger 1 (consistent)
+    assert (recorder.rru, recorder.wru) == (4.0, 9.0), (recorder.rru, recorder.wru)

@@ -35,10 +35,11 @@ import aws_cdk as cdk
 
 from infra.config import StageConfig, config_for
 from infra.stacks.data_stack import DataStack
-from reconciler.contract import JOBS_UNSETTLED_INDEX, LEDGER_BY_USER_INDEX
+from reconciler.contract import EXPIRING_CREDITS_INDEX, JOBS_UNSETTLED_INDEX, LEDGER_BY_USER_INDEX
 
 IMPORT, SETTINGS, JOBS_INDEX, LEDGER_INDEX = "import", "settings", "jobs-index", "ledger-index"
-ADOPTION_STEPS = (IMPORT, SETTINGS, JOBS_INDEX, LEDGER_INDEX)
+EXPIRY_INDEX = "expiry-index"  # Ledger's second index (credits that expire): one index per update
+ADOPTION_STEPS = (IMPORT, SETTINGS, JOBS_INDEX, LEDGER_INDEX, EXPIRY_INDEX)
 
 TABLE, QUEUE, TOPIC = "AWS::DynamoDB::Table", "AWS::SQS::Queue", "AWS::SNS::Topic"
 # The properties an imported resource may carry: its identifier and what v1 set when it created it (v1's runbook:
@@ -140,6 +141,8 @@ def step_template(full: dict[str, Any], config: StageConfig, step: str) -> dict[
         _without_index(template["Resources"][ids[names.jobs_table]], JOBS_UNSETTLED_INDEX)
     if LEDGER_INDEX in later:
         _without_index(template["Resources"][ids[names.ledger_table]], LEDGER_BY_USER_INDEX)
+    if EXPIRY_INDEX in later:
+        _without_index(template["Resources"][ids[names.ledger_table]], EXPIRING_CREDITS_INDEX)
     for resource in template["Resources"].values():
         if resource["Type"] == TABLE:
             resource["Properties"]["DeletionProtectionEnabled"] = False  # on only once the adoption is done (`make deploy`)

@@ -22,7 +22,7 @@ from infra.adoption import (
     step_template,
 )
 from infra.config import config_for
-from reconciler.contract import JOBS_UNSETTLED_INDEX, LEDGER_BY_USER_INDEX, STAGES
+from reconciler.contract import EXPIRING_CREDITS_INDEX, JOBS_UNSETTLED_INDEX, LEDGER_BY_USER_INDEX, STAGES
 
 V1_KEYS = {"Jobs": "jobId", "Credits": "userId", "Ledger": "ledgerId"}
 
@@ -107,7 +107,13 @@ def _indexes(template: dict, table: str) -> list[str]:
 def test_the_updates_add_one_index_at_a_time_and_protection_only_at_the_end(steps, stage):
     jobs, ledger = f"Jobs-{stage}", f"Ledger-{stage}"
     added = [(_indexes(steps[stage][step], jobs), _indexes(steps[stage][step], ledger)) for step in ADOPTION_STEPS]
-    assert added == [([], []), ([], []), ([JOBS_UNSETTLED_INDEX], []), ([JOBS_UNSETTLED_INDEX], [LEDGER_BY_USER_INDEX])]
+    assert added == [
+        ([], []),
+        ([], []),
+        ([JOBS_UNSETTLED_INDEX], []),
+        ([JOBS_UNSETTLED_INDEX], [LEDGER_BY_USER_INDEX]),
+        ([JOBS_UNSETTLED_INDEX], [LEDGER_BY_USER_INDEX, EXPIRING_CREDITS_INDEX]),
+    ]
     for before, after in itertools.pairwise(ADOPTION_STEPS):
         count = sum(len(_indexes(steps[stage][after], t)) - len(_indexes(steps[stage][before], t)) for t in (jobs, ledger))
         assert count <= 1, f"{before} -> {after} creates {count} indexes in one update"
@@ -142,6 +148,7 @@ def test_the_command_writes_every_steps_template_and_refuses_a_creating_stage(tm
         "2-settings.template.json",
         "3-jobs-index.template.json",
         "4-ledger-index.template.json",
+        "5-expiry-index.template.json",
     ]
     assert len(json.loads((tmp_path / "1-import.template.json").read_text())["Resources"]) == 5
     assert main(["dev", "--out", str(tmp_path / "dev")]) == 2

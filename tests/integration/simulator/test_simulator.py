@@ -205,7 +205,7 @@ def _a_job_read_as_absent_is_written_blind(monkeypatch):
         (_no_guard_on_a_debit, 0, "settledIntoOverdraft=False but the oracle's balance"),
         (_a_held_failure_posts_a_refund, 1, "is one the oracle does not expect"),
         (_a_reservation_holds_nothing, 0, "the oracle says"),
-        (_a_lock_on_the_balance, 9, "serialise on the balance"),
+        (_a_lock_on_the_balance, 19, "serialise on the balance"),
     ],
 )
 def test_a_reintroduced_holds_bug_is_caught(templates, monkeypatch, bug, seed, caught_by):

@@ -61,7 +61,8 @@ class CreditExpiryService:
     publisher: Publisher | None = None
     notice_lead: timedelta = timedelta(hours=72)
     clock: Callable[[], str] = iso_timestamp
-    backoff: Callable[[], Backoff] = field(default=Backoff)
+    # Bounded by the tick's deadline, so no commit starts when there is no time left to publish its event.
+    backoff: Callable[[float | None], Backoff] = field(default=lambda deadline: Backoff(deadline=deadline))
 
     def run(self, now: str | None = None, deadline: float | None = None) -> CreditExpiryReport:
         """Expires the credits expired at `now` (the tick's start) and notices those expiring within the lead time."""
@@ -74,14 +75,14 @@ class CreditExpiryService:
             credit = seen.entry
             try:
                 if credit.expires_at is not None and credit.expires_at <= now:
-                    self._expire_one(credit, report)
+                    self._expire_one(credit, report, deadline)
                 elif seen.noticed_at is None:
                     self._notice(credit, report)
             except Exception as error:  # noqa: BLE001 - one credit's failure never stops the credits behind it
                 report.deferred.append((credit.ledger_id, f"{type(error).__name__}: {error}"[:500]))
         return report
 
-    def expire(self, credit: LedgerEntry) -> CreditExpiry | None:
+    def expire(self, credit: LedgerEntry, deadline: float | None = None) -> CreditExpiry | None:
         """Books one credit's expiry; None when another scan booked it, or nothing was left (the credit then only
         leaves the index)."""
         tried: list[str] = []
@@ -108,11 +109,11 @@ class CreditExpiryService:
                 raise  # the balance moved since the books were read (or a race): decide again
             return plan if plan.entry is not None else None
 
-        expired, _ = with_retries(attempt, self.backoff())
+        expired, _ = with_retries(attempt, self.backoff(deadline))
         return expired
 
-    def _expire_one(self, credit: LedgerEntry, report: CreditExpiryReport) -> None:
-        expired = self.expire(credit)
+    def _expire_one(self, credit: LedgerEntry, report: CreditExpiryReport, deadline: float | None) -> None:
+        expired = self.expire(credit, deadline)
         if expired is None:
             report.gone += 1
             return

@@ -43,7 +43,7 @@ def month(aws):
     )
     publisher = RecordingPublisher()
     store = CreditExpiryStore(dynamodb, aws.config)
-    expiry = CreditExpiryService(store, publisher, clock=clock, backoff=lambda: Backoff(sleep=lambda _: None))
+    expiry = CreditExpiryService(store, publisher, clock=clock, backoff=lambda deadline: Backoff(deadline=deadline, sleep=lambda _: None))
     return clock, credits_in, processor, expiry, publisher
 
 
@@ -186,3 +186,28 @@ def test_a_grant_whose_expiry_has_passed_is_refused_by_name_and_its_redelivery_a
     clock.now = day(3)
     assert credits_in.process(grant("promo-new", 5, day(2))).kind == "duplicate"
     assert aws.balance("u") == 5
+
+
+def test_an_expiry_retried_on_a_moving_balance_stops_at_the_ticks_deadline_and_waits_for_the_next_tick(aws, month):
+    # Given an expired grant whose balance moves under every write (each attempt refused on its version), and a tick
+    # whose deadline passes during the first attempt
+    import time
+
+    clock, credits_in, _, expiry, _ = month
+    credits_in.process(grant("promo-d", 20, day(2, 0)))
+    clock.now = day(3)
+    attempts = []
+
+    def refused_until_after_the_deadline(plan):
+        attempts.append(plan)
+        time.sleep(0.05)
+        raise StaleState("the balance moved")
+
+    expiry.store.commit_credit_expiry = refused_until_after_the_deadline
+    # When the tick runs
+    report = expiry.run(day(3), deadline=time.monotonic() + 0.02)
+    # Then no attempt starts after the deadline (without the bound: 50 attempts, 2.5 s past it), the credit is
+    # deferred, and it is still in the index for the next tick, with nothing booked
+    assert len(attempts) == 1 and [ledger_id for ledger_id, _ in report.deferred] == [attempts[0].credit.ledger_id]
+    assert [seen.entry.ledger_id for seen in expiry.store.expiring_credits(day(3))] == [attempts[0].credit.ledger_id]
+    assert aws.balance("u") == 20 == aws.ledger_sum("u")

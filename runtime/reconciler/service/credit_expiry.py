@@ -10,7 +10,6 @@ stage's lead time: its notice marked once on the credit's entry, then `credits.e
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -22,7 +21,7 @@ from reconciler.domain.errors import LedgerEntryTaken
 from reconciler.domain.holds import parse_moment
 from reconciler.domain.ledger import LedgerEntry, iso_timestamp
 from reconciler.service.ports import Publisher, StaleState
-from reconciler.service.retrying import Backoff, until_failure, with_retries
+from reconciler.service.retrying import Backoff, deadline_passed, error_summary, until_failure, with_retries
 
 
 class ExpiringCredits(Protocol):
@@ -70,7 +69,7 @@ class CreditExpiryService:
         report = CreditExpiryReport()
         horizon = iso_timestamp(parse_moment(now) + self.notice_lead)
         for seen in until_failure(self.store.expiring_credits(horizon), lambda error: setattr(report, "interrupted", error)):
-            if deadline is not None and time.monotonic() >= deadline:
+            if deadline_passed(deadline):
                 break  # the rest waits for the next tick
             credit = seen.entry
             try:
@@ -79,7 +78,7 @@ class CreditExpiryService:
                 elif seen.noticed_at is None:
                     self._notice(credit, report)
             except Exception as error:  # noqa: BLE001 - one credit's failure never stops the credits behind it
-                report.deferred.append((credit.ledger_id, f"{type(error).__name__}: {error}"[:500]))
+                report.deferred.append((credit.ledger_id, error_summary(error)))
         return report
 
     def expire(self, credit: LedgerEntry, deadline: float | None = None) -> CreditExpiry | None:
@@ -135,7 +134,7 @@ class CreditExpiryService:
         try:
             self.publisher.publish(detail_type, detail)
         except Exception as error:  # noqa: BLE001 - the expiry stands whatever happens to its announcement
-            report.unpublished.append((credit.ledger_id, f"{type(error).__name__}: {error}"[:500]))
+            report.unpublished.append((credit.ledger_id, error_summary(error)))
 
 
 def expired_detail(expiry: CreditExpiry) -> dict[str, Any]:

@@ -9,7 +9,6 @@ attempt or retry) starts after the tick's deadline: a hold not reached stays in 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -20,7 +19,7 @@ from reconciler.domain.ledger import iso_timestamp
 from reconciler.domain.records import SettlementRecord
 from reconciler.domain.settlement import UnreadableJob
 from reconciler.service.ports import Publisher, RetriesExhausted
-from reconciler.service.retrying import Backoff, until_failure, with_retries
+from reconciler.service.retrying import Backoff, deadline_passed, error_summary, until_failure, with_retries
 
 
 class ExpiringHolds(Protocol):
@@ -69,7 +68,7 @@ class HoldExpiryService:
         """Releases the holds expired at `now` (the tick's start; default: the clock's now), none after `deadline`."""
         report = ExpiryReport()
         for seen in until_failure(self.store.expired_holds(now or self.clock()), lambda error: setattr(report, "interrupted", error)):
-            if _passed(deadline):
+            if deadline_passed(deadline):
                 report.stopped_early = True
                 break  # the rest waits for the next tick
             if isinstance(seen, UnreadableJob):
@@ -78,7 +77,7 @@ class HoldExpiryService:
             try:
                 released = self.expire(seen, deadline)
             except Exception as error:  # noqa: BLE001 - one hold's failure never stops the holds behind it
-                report.deferred.append((seen.job_id, f"{type(error).__name__}: {error}"[:500]))
+                report.deferred.append((seen.job_id, error_summary(error)))
                 continue
             if released is None:
                 report.gone += 1
@@ -106,7 +105,7 @@ class HoldExpiryService:
             tried.append(now)
             plan = plan_expiry(record, now)
             if plan is not None:
-                if _passed(deadline):
+                if deadline_passed(deadline):
                     raise RetriesExhausted("the tick's deadline passed before the release could be written")
                 self.store.commit_release(plan)
             return plan
@@ -120,11 +119,7 @@ class HoldExpiryService:
         try:
             self.publisher.publish(HOLD_EXPIRED_DETAIL_TYPE, expired_hold_detail(release))
         except Exception as error:  # noqa: BLE001 - the release stands whatever happens to its announcement
-            report.unpublished.append((release.job_id, f"{type(error).__name__}: {error}"[:500]))
-
-
-def _passed(deadline: float | None) -> bool:
-    return deadline is not None and time.monotonic() >= deadline
+            report.unpublished.append((release.job_id, error_summary(error)))
 
 
 def expired_hold_detail(release: HoldRelease) -> dict[str, Any]:

@@ -64,7 +64,7 @@ def until_failure(items: Iterator[T], interrupted: Callable[[str], None]) -> Ite
         except StopIteration:
             return
         except Exception as error:  # noqa: BLE001 - never lose the report of what the caller already did
-            interrupted(f"{type(error).__name__}: {error}"[:500])
+            interrupted(error_summary(error))
             return
         yield item
 
@@ -72,3 +72,13 @@ def until_failure(items: Iterator[T], interrupted: Callable[[str], None]) -> Ite
 def new_request_id() -> str:
     """The request id of a call made outside Lambda (CLI replay, tests): each call is its own request."""
     return f"local-{uuid.uuid4()}"
+
+
+def error_summary(error: BaseException) -> str:
+    """An error as a report line carries it: its type and message, at most 500 characters."""
+    return f"{type(error).__name__}: {error}"[:500]
+
+
+def deadline_passed(deadline: float | None) -> bool:
+    """Whether a deadline (a time.monotonic() value; None: none) has passed."""
+    return deadline is not None and time.monotonic() >= deadline

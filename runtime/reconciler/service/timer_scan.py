@@ -20,7 +20,7 @@ from reconciler.service.credit_expiry import CreditExpiryReport, CreditExpirySer
 from reconciler.service.event_settlement import CONFLICT, MIRROR_REPAIRED, SETTLED, SUPERSEDED, Outcome, SettlementService
 from reconciler.service.hold_expiry import ExpiryReport, HoldExpiryService
 from reconciler.service.ports import SettlementStore
-from reconciler.service.retrying import until_failure
+from reconciler.service.retrying import deadline_passed, error_summary, until_failure
 
 SCAN_EVENT_PREFIX = TIMER_SCAN_EVENT_PREFIX
 # The share of a tick's time kept for hold expiry (docs/contract.md, "Timer scan"): the jobs stop this much before
@@ -91,7 +91,7 @@ class TimerScan:
         report = ScanReport()
         tick_deadline, deadline = deadline, self._jobs_deadline(deadline)
         for job in until_failure(self.store.unsettled_jobs(created_before=settle_before), lambda error: setattr(report, "interrupted", error)):
-            if deadline is not None and time.monotonic() >= deadline:
+            if deadline_passed(deadline):
                 report.stopped_early = True
                 break
             report.examined += 1
@@ -127,7 +127,7 @@ class TimerScan:
             report.unsettleable.append((job, str(error)))
             return
         except Exception as error:  # noqa: BLE001 - one job's failure never stops the jobs behind it
-            report.deferred.append((job, f"{type(error).__name__}: {error}"[:500]))
+            report.deferred.append((job, error_summary(error)))
             return
         if outcome.kind == SETTLED:
             report.settled.append(outcome)
